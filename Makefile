@@ -1,0 +1,49 @@
+# Every target bootstraps what it needs: a fresh clone runs `make build` and `make test` as is.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+ITRACK := $(BIN)/itrack
+STAMP := $(VENV)/.installed
+SCALE ?= full
+
+.DEFAULT_GOAL := help
+.PHONY: help install build test test-all lint format docs bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ required)"; exit 2; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package with its dev tools
+
+build: $(STAMP) ## Nightly pipeline on the sample: ingest, backup, dbt build, feedback, publish, report
+	$(ITRACK) build
+
+test: $(STAMP) ## Run the whole test suite (fast tier)
+	$(BIN)/pytest -m "not slow"
+
+test-all: $(STAMP) ## Run every test, the slow fault-injection ones included
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+docs: $(STAMP) ## Build the dbt docs site (offline) and say where it is
+	$(ITRACK) docs
+
+bench: $(STAMP) ## Benchmark ingest / build / feedback against the DuckDB floor (SCALE=small for a quick run)
+	$(BIN)/python bench/run.py --scale $(SCALE)
+
+clean: ## Remove the virtualenv, built databases and dbt artefacts
+	rm -rf $(VENV) dbt_project/target dbt_project/logs data/*.duckdb data/*.duckdb.wal data/.build

@@ -1,0 +1,1 @@
+"""interview-tracking feedback: metrics back to feeders.json, placement history, reports."""

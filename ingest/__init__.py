@@ -1,0 +1,1 @@
+"""interview-tracking ingest: the record contract, readers, validation and the raw store."""

@@ -1,0 +1,294 @@
+"""The record contract: the one definition of every rule a record must satisfy.
+
+Ingest (bulk SQL checks are generated from these models, pydantic explains the failures),
+the service layer and the tests all import from here. Change a rule here and every path follows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from functools import cache
+from typing import Annotated, Any, Literal, TypeVar
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+
+class InterviewStatus(StrEnum):
+    IN_PROGRESS = "in_progress"
+    ON_HOLD = "on_hold"
+    OFFER_EXTENDED = "offer_extended"
+    OFFER_ACCEPTED = "offer_accepted"
+    OFFER_DECLINED = "offer_declined"
+    REJECTED_BY_COMPANY = "rejected_by_company"
+    CANDIDATE_WITHDREW = "candidate_withdrew"
+
+
+class StageOutcome(StrEnum):
+    PENDING = "pending"
+    PASSED = "passed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+S = InterviewStatus
+
+# Direct moves of the status state machine; every status not listed as a key is terminal.
+TRANSITIONS: dict[InterviewStatus, frozenset[InterviewStatus]] = {
+    S.IN_PROGRESS: frozenset(
+        {S.ON_HOLD, S.OFFER_EXTENDED, S.REJECTED_BY_COMPANY, S.CANDIDATE_WITHDREW}
+    ),
+    S.ON_HOLD: frozenset({S.IN_PROGRESS, S.REJECTED_BY_COMPANY, S.CANDIDATE_WITHDREW}),
+    S.OFFER_EXTENDED: frozenset(
+        {S.OFFER_ACCEPTED, S.OFFER_DECLINED, S.CANDIDATE_WITHDREW, S.REJECTED_BY_COMPANY}
+    ),
+}
+TERMINAL_STATUSES: frozenset[InterviewStatus] = frozenset(set(S) - set(TRANSITIONS))
+# Reaching one of these marks the process's feeder for the feedback step.
+FEEDBACK_TRIGGER_STATUSES: frozenset[InterviewStatus] = frozenset(
+    {S.OFFER_ACCEPTED, S.REJECTED_BY_COMPANY, S.CANDIDATE_WITHDREW}
+)
+# A process has an offer on the table (or had one) in these statuses.
+OFFER_STATUSES: frozenset[InterviewStatus] = frozenset(
+    {S.OFFER_EXTENDED, S.OFFER_ACCEPTED, S.OFFER_DECLINED}
+)
+
+
+@cache
+def reachable(status: InterviewStatus) -> frozenset[InterviewStatus]:
+    """Statuses reachable from `status` in one or more moves (nightly snapshots may skip one)."""
+    seen: set[InterviewStatus] = set()
+    todo = list(TRANSITIONS.get(status, ()))
+    while todo:
+        nxt = todo.pop()
+        if nxt not in seen:
+            seen.add(nxt)
+            todo.extend(TRANSITIONS.get(nxt, ()))
+    return frozenset(seen)
+
+
+def is_valid_snapshot(stored: InterviewStatus | str, new: InterviewStatus | str) -> bool:
+    """A new snapshot is valid when its status is the stored one or reachable from it."""
+    stored, new = InterviewStatus(stored), InterviewStatus(new)
+    return new == stored or new in reachable(stored)
+
+
+def is_valid_move(current: InterviewStatus | str, new: InterviewStatus | str) -> bool:
+    """A single explicit change (service API): only the direct moves of the state machine."""
+    return InterviewStatus(new) in TRANSITIONS.get(InterviewStatus(current), frozenset())
+
+
+# ISO 4217 active currency codes.
+ISO_4217 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+    BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP
+    GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
+    KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR
+    MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
+    SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
+    TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()
+)
+
+MAX_TEXT = 2_000_000  # characters; 1 MB notes are legitimate, 2M+ is a broken export
+
+NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+ShortStr = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+Rating = Annotated[int, Field(strict=True, ge=1, le=5)]
+Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_control_chars(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("contains control characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+# Names and ids: no control characters, not blank. Free text (notes) may hold any printable text.
+Name = Annotated[ShortStr, AfterValidator(_not_blank), AfterValidator(_no_control_chars)]
+CandidateId = Annotated[
+    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+]
+RATING_FIELDS: tuple[str, ...] = (
+    "overall_rating",
+    "technical_rating",
+    "culture_fit_rating",
+    "communication_rating",
+)
+
+
+class Record(BaseModel):
+    """Base of every record: unknown fields are refused (a frozen contract), never ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=False)
+
+
+_R = TypeVar("_R", bound=Record)
+
+
+class OfferDetails(Record):
+    base_salary: Amount
+    currency: Annotated[str, StringConstraints(min_length=3, max_length=3)]
+    bonus: Amount | None = None
+    equity: Amount | None = None
+    sign_on_bonus: Amount | None = None
+    offer_date: dt.date | None = None
+    start_date: dt.date | None = None
+    expiry_date: dt.date | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _iso_currency(cls, value: str) -> str:
+        if value not in ISO_4217:
+            raise ValueError(f"'{value}' is not an ISO 4217 currency code")
+        return value
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> OfferDetails:
+        if self.offer_date and self.start_date and self.start_date < self.offer_date:
+            raise ValueError("start_date is before offer_date")
+        if self.offer_date and self.expiry_date and self.expiry_date < self.offer_date:
+            raise ValueError("expiry_date is before offer_date")
+        return self
+
+
+class Candidate(Record):
+    id: CandidateId
+    full_name: Name
+    feeder_source: Name | None = None
+    current_company: Name | None = None
+    linkedin_url: ShortStr | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _default_updated_at(self) -> Candidate:
+        return _check_updated_at(self)
+
+
+class InterviewProcess(Record):
+    id: UUID
+    candidate_id: CandidateId
+    company_name: Name
+    role_title: Name
+    status: InterviewStatus = InterviewStatus.IN_PROGRESS
+    feeder_source: Name | None = None
+    recruiter_name: Name | None = None
+    final_outcome: NonEmptyStr | None = None
+    offer_details: OfferDetails | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _default_updated_at(self) -> InterviewProcess:
+        return _check_updated_at(self)
+
+
+class InterviewStage(Record):
+    id: UUID
+    interview_process_id: UUID
+    stage_name: Name
+    stage_order: Annotated[int, Field(strict=True, ge=1, le=1000)]
+    scheduled_date: dt.datetime | None = None
+    completed_date: dt.datetime | None = None
+    outcome: StageOutcome = StageOutcome.PENDING
+    overall_rating: Rating | None = None
+    technical_rating: Rating | None = None
+    culture_fit_rating: Rating | None = None
+    communication_rating: Rating | None = None
+    feedback_notes: NonEmptyStr | None = None
+    interviewer_names: list[Name] = Field(default_factory=list)
+    next_steps: NonEmptyStr | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime | None = None
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> InterviewStage:
+        if self.scheduled_date and self.completed_date and self.completed_date < self.scheduled_date:
+            raise ValueError("completed_date is before scheduled_date")
+        return _check_updated_at(self)
+
+
+def _check_updated_at(record: _R) -> _R:
+    """`updated_at` defaults to `created_at` and never precedes it."""
+    if record.updated_at is None:
+        record.updated_at = record.created_at
+    elif record.updated_at < record.created_at:
+        raise ValueError("updated_at is before created_at")
+    return record
+
+
+def stage_date_error(stage: InterviewStage, process_created_at: dt.datetime) -> str | None:
+    """Cross-record date rule: no stage date before its process was created."""
+    created = naive_utc(process_created_at)
+    for field in ("scheduled_date", "completed_date"):
+        value = getattr(stage, field)
+        if value is not None and naive_utc(value) < created:
+            return f"{field} {value.isoformat()} is before the process was created ({created})"
+    return None
+
+
+class PlacementRecord(BaseModel):
+    """One placement in a candidate's history (written by the feedback step)."""
+
+    company: str
+    role: str
+    placement_date: dt.datetime
+    offer_details: OfferDetails | None = None
+
+
+RecordKind = Literal["candidates", "processes", "stages"]
+MODELS: dict[str, type[Record]] = {
+    "candidates": Candidate,
+    "processes": InterviewProcess,
+    "stages": InterviewStage,
+}
+TABLES: dict[str, str] = {
+    "candidates": "candidates",
+    "processes": "interview_processes",
+    "stages": "interview_stages",
+}
+LOAD_ORDER: tuple[str, ...] = ("candidates", "processes", "stages")
+
+
+def naive_utc(value: dt.datetime) -> dt.datetime:
+    """Store timestamps as naive UTC: aware inputs are converted, naive ones taken as UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+def to_row(record: Record) -> dict[str, Any]:
+    """A validated record as the column values of its table (JSON-ready, naive UTC)."""
+    row = record.model_dump(mode="python")
+    for key, value in row.items():
+        if isinstance(value, dt.datetime):
+            row[key] = naive_utc(value)
+        elif isinstance(value, UUID):
+            row[key] = str(value)
+        elif isinstance(value, StrEnum):
+            row[key] = value.value
+    if isinstance(record, InterviewProcess):
+        row["offer_details"] = (
+            record.offer_details.model_dump_json(exclude_none=True)
+            if record.offer_details
+            else None
+        )
+    return row
