@@ -10,12 +10,13 @@ import datetime as dt
 import re
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from uuid import UUID
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -105,7 +106,11 @@ MAX_TEXT = 2_000_000  # characters; 1 MB notes are legitimate, 2M+ is a broken e
 NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
 ShortStr = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Rating = Annotated[int, Field(strict=True, ge=1, le=5)]
-Amount = Annotated[float, Field(strict=True, ge=0, allow_inf_nan=False)]
+# Amounts keep their JSON spelling (150000 stays an integer) so offer details round-trip exactly.
+Amount = Annotated[
+    Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True, allow_inf_nan=False)],
+    Field(ge=0),
+]
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
@@ -121,6 +126,34 @@ def _not_blank(value: str) -> str:
     return value
 
 
+# ISO 8601 timestamps only: a date, or a date and time with optional seconds, fraction and zone.
+# Numbers and numeric strings (which pydantic would read as Unix time) are refused.
+ISO_DATETIME_PATTERN = (
+    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+)
+_ISO_DATETIME = re.compile(ISO_DATETIME_PATTERN)
+
+
+def _iso_datetime(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    if not isinstance(value, str) or not _ISO_DATETIME.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date or timestamp, e.g. 2025-03-01T10:00:00Z")
+    return value
+
+
+def naive_utc(value: dt.datetime) -> dt.datetime:
+    """Store timestamps as naive UTC: aware inputs are converted, naive ones taken as UTC."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value
+
+
+# Every timestamp is held as naive UTC once validated, so comparisons never mix zones.
+Timestamp = Annotated[dt.datetime, BeforeValidator(_iso_datetime), AfterValidator(naive_utc)]
+
 # Names and ids: no control characters, not blank. Free text (notes) may hold any printable text.
 Name = Annotated[ShortStr, AfterValidator(_not_blank), AfterValidator(_no_control_chars)]
 CandidateId = Annotated[
@@ -135,9 +168,15 @@ RATING_FIELDS: tuple[str, ...] = (
 
 
 class Record(BaseModel):
-    """Base of every record: unknown fields are refused (a frozen contract), never ignored."""
+    """Base of every record: unknown fields are refused (a frozen contract), never ignored.
+
+    `sql_checks` mirror the model validators for the bulk path (ingest/validate.py): each is a
+    SQL boolean over the typed fields (`{field}`), a null result passing. The property test in
+    tests/test_contract_sql.py proves the two agree.
+    """
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=False)
+    sql_checks: ClassVar[tuple[str, ...]] = ()
 
 
 _R = TypeVar("_R", bound=Record)
@@ -175,8 +214,10 @@ class Candidate(Record):
     feeder_source: Name | None = None
     current_company: Name | None = None
     linkedin_url: ShortStr | None = None
-    created_at: dt.datetime
-    updated_at: dt.datetime | None = None
+    created_at: Timestamp
+    updated_at: Timestamp | None = None
+
+    sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
 
     @model_validator(mode="after")
     def _default_updated_at(self) -> Candidate:
@@ -193,8 +234,10 @@ class InterviewProcess(Record):
     recruiter_name: Name | None = None
     final_outcome: NonEmptyStr | None = None
     offer_details: OfferDetails | None = None
-    created_at: dt.datetime
-    updated_at: dt.datetime | None = None
+    created_at: Timestamp
+    updated_at: Timestamp | None = None
+
+    sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
 
     @model_validator(mode="after")
     def _default_updated_at(self) -> InterviewProcess:
@@ -206,8 +249,8 @@ class InterviewStage(Record):
     interview_process_id: UUID
     stage_name: Name
     stage_order: Annotated[int, Field(strict=True, ge=1, le=1000)]
-    scheduled_date: dt.datetime | None = None
-    completed_date: dt.datetime | None = None
+    scheduled_date: Timestamp | None = None
+    completed_date: Timestamp | None = None
     outcome: StageOutcome = StageOutcome.PENDING
     overall_rating: Rating | None = None
     technical_rating: Rating | None = None
@@ -216,12 +259,18 @@ class InterviewStage(Record):
     feedback_notes: NonEmptyStr | None = None
     interviewer_names: list[Name] = Field(default_factory=list)
     next_steps: NonEmptyStr | None = None
-    created_at: dt.datetime
-    updated_at: dt.datetime | None = None
+    created_at: Timestamp
+    updated_at: Timestamp | None = None
+
+    sql_checks: ClassVar[tuple[str, ...]] = (
+        "{completed_date} >= {scheduled_date}",
+        "{updated_at} >= {created_at}",
+    )
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> InterviewStage:
-        if self.scheduled_date and self.completed_date and self.completed_date < self.scheduled_date:
+        scheduled, completed = self.scheduled_date, self.completed_date
+        if scheduled and completed and completed < scheduled:
             raise ValueError("completed_date is before scheduled_date")
         return _check_updated_at(self)
 
@@ -240,7 +289,7 @@ def stage_date_error(stage: InterviewStage, process_created_at: dt.datetime) -> 
     created = naive_utc(process_created_at)
     for field in ("scheduled_date", "completed_date"):
         value = getattr(stage, field)
-        if value is not None and naive_utc(value) < created:
+        if value is not None and value < created:
             return f"{field} {value.isoformat()} is before the process was created ({created})"
     return None
 
@@ -250,7 +299,7 @@ class PlacementRecord(BaseModel):
 
     company: str
     role: str
-    placement_date: dt.datetime
+    placement_date: Timestamp
     offer_details: OfferDetails | None = None
 
 
@@ -268,20 +317,11 @@ TABLES: dict[str, str] = {
 LOAD_ORDER: tuple[str, ...] = ("candidates", "processes", "stages")
 
 
-def naive_utc(value: dt.datetime) -> dt.datetime:
-    """Store timestamps as naive UTC: aware inputs are converted, naive ones taken as UTC."""
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
-
-
 def to_row(record: Record) -> dict[str, Any]:
     """A validated record as the column values of its table (JSON-ready, naive UTC)."""
     row = record.model_dump(mode="python")
     for key, value in row.items():
-        if isinstance(value, dt.datetime):
-            row[key] = naive_utc(value)
-        elif isinstance(value, UUID):
+        if isinstance(value, UUID):
             row[key] = str(value)
         elif isinstance(value, StrEnum):
             row[key] = value.value

@@ -1,0 +1,185 @@
+"""`itrack`: the command line. Errors are one line for people; exit codes are an interface:
+0 done, 1 refused (a rule said no, or --strict saw rejects), 2 cannot run (input, busy, I/O)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ingest.errors import UserError
+from ingest.store import StoreBusyError, StoreError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    help="interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
+]
+WaitOption = Annotated[
+    float, typer.Option("--wait", help="Seconds to wait for a busy store before giving up.")
+]
+
+
+def fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Map the project's errors to one line and an exit code; never a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            fail(str(exc), exc.exit_code)
+        except (StoreBusyError, StoreError) as exc:
+            fail(str(exc), 2)
+        except KeyboardInterrupt:
+            fail("interrupted; nothing of this run was written", 130)
+        except Exception as exc:  # a bug: still one line, the traceback on request
+            if os.environ.get("ITRACK_DEBUG"):
+                raise
+            fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                 " (set ITRACK_DEBUG=1 for the traceback)", 3)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@handle_errors
+def ingest(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or folders (JSONL, JSON, CSV, Parquet).")
+    ],
+    kind: Annotated[
+        str | None,
+        typer.Option("--kind", help="candidates, processes or stages (default: file name)."),
+    ] = None,
+    db: DbOption = None,
+    strict: Annotated[bool, typer.Option(help="Exit 1 if any record was rejected.")] = False,
+    force: Annotated[bool, typer.Option(help="Load files whose sha256 was loaded.")] = False,
+    wait: WaitOption = 0.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Validate records and load them into the raw store in one transaction."""
+    from ingest.load import ingest_paths
+
+    if kind is not None and kind not in ("candidates", "processes", "stages"):
+        raise UserError(f"--kind must be candidates, processes or stages, not '{kind}'")
+    with console.status("ingesting...") as status:
+        summary = ingest_paths(paths, db=db, kind=kind, wait_seconds=wait, force=force,
+                               progress=lambda msg: status.update(msg))
+    if as_json:
+        print(json.dumps(summary_dict(summary), indent=2))
+    else:
+        print_summary(summary)
+    if strict and summary.rejected:
+        fail(f"{summary.rejected} record(s) rejected (--strict); see `itrack rejects`", 1)
+
+
+def summary_dict(summary: Any) -> dict[str, Any]:
+    return {
+        "run_id": summary.run_id,
+        "files": [vars(f) for f in summary.files],
+        "accepted": summary.accepted,
+        "rejected": summary.rejected,
+        "rejects_by_code": summary.rejects_by_code,
+        "retried": summary.retried,
+    }
+
+
+def print_summary(summary: Any) -> None:
+    table = Table(title=f"ingest run {summary.run_id}")
+    for name in ("file", "kind", "read", "inserted", "updated", "unchanged", "stale", "rejected"):
+        table.add_column(name, justify="left" if name in ("file", "kind") else "right")
+    for f in summary.files:
+        if f.skipped:
+            table.add_row(f.path, f.kind, "skipped: already loaded", "", "", "", "", "")
+            continue
+        table.add_row(f.path, f.kind, *(str(getattr(f, n)) for n in (
+            "rows_read", "inserted", "updated", "unchanged", "stale", "rejected")))
+    console.print(table)
+    if summary.rejects_by_code:
+        codes = Table(title="rejected records by error code")
+        codes.add_column("error_code")
+        codes.add_column("records", justify="right")
+        for code, n in summary.rejects_by_code.items():
+            codes.add_row(code, str(n))
+        console.print(codes)
+        console.print("details: [bold]itrack rejects --run " + summary.run_id + "[/]")
+    if summary.retried:
+        console.print(f"retried {summary.retried} quarantined orphan(s) from earlier runs")
+
+
+@app.command()
+@handle_errors
+def rejects(
+    run: Annotated[str | None, typer.Option("--run", help="Only this run's rejects.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
+    db: DbOption = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON lines.")] = False,
+) -> None:
+    """List quarantined records with their reason (unresolved ones by default)."""
+    from ingest.store import open_store
+
+    where, params = [], []
+    if run:
+        where.append("run_id = ?")
+        params.append(run)
+    if not all_ and not run:
+        where.append("resolved_run_id is null")
+    sql = ("select run_id, file_path, line_number, kind, record_id, error_code, field, "
+           "error_message, retryable, resolved_run_id from quarantine"
+           + (" where " + " and ".join(where) if where else "")
+           + " order by quarantined_at, file_path, line_number limit ?")
+    with open_store(None if db is None else db) as con:
+        cursor = con.execute(sql, [*params, limit])
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+    if as_json:
+        for row in rows:
+            print(json.dumps(dict(zip(names, row, strict=True)), default=str))
+        return
+    table = Table(title=f"quarantine ({len(rows)} shown)")
+    for name in ("file_path", "line_number", "kind", "record_id", "error_code", "error_message"):
+        table.add_column(name, overflow="fold")
+    for row in rows:
+        record = dict(zip(names, row, strict=True))
+        table.add_row(*(str(record[n] if record[n] is not None else "") for n in (
+            "file_path", "line_number", "kind", "record_id", "error_code", "error_message")))
+    console.print(table)
+
+
+def _register_subapps() -> None:
+    from feedback.cli import app as feedback_app
+    from ingest.interview_cli import app as interview_app
+
+    app.add_typer(interview_app, name="interview")
+    app.add_typer(feedback_app, name="feedback")
+
+
+_register_subapps()
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,463 @@
+"""One ingest run: land files, validate in bulk, check references and transitions, upsert.
+
+Everything a run writes (rows, status history, quarantine, audit) happens in one DuckDB
+transaction on the raw store: a crash or kill at any point leaves the store as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ingest import readers
+from ingest.contract import (
+    LOAD_ORDER,
+    MODELS,
+    TABLES,
+    InterviewStatus,
+    reachable,
+)
+from ingest.readers import InputFile
+from ingest.store import open_store
+from ingest.validate import Rejection, compile_model, explain
+
+# Orphans may be fixed by a later run that brings the parent: they are retried automatically.
+RETRYABLE_CODES = ("orphan_stage", "orphan_process")
+REJECT_COLUMNS = ("file_path", "line_no", "kind", "record_id", "raw", "error_code", "field",
+                  "error_message", "retryable")
+
+
+@dataclass
+class FileCounts:
+    path: str
+    kind: str
+    fmt: str
+    sha256: str
+    skipped: bool = False
+    rows_read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    rejected: int = 0
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    files: list[FileCounts] = field(default_factory=list)
+    rejects_by_code: dict[str, int] = field(default_factory=dict)
+    retried: int = 0
+
+    def total(self, name: str) -> int:
+        return sum(getattr(f, name) for f in self.files)
+
+    @property
+    def accepted(self) -> int:
+        return self.total("inserted") + self.total("updated") + self.total("unchanged")
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects_by_code.values())
+
+
+Progress = Callable[[str], None]
+
+
+def new_run_id(prefix: str = "run") -> str:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{prefix}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def prepare_files(paths: list[Path], kind: str | None) -> list[InputFile]:
+    """Resolve, classify and fingerprint inputs before the store is touched (errors exit 2)."""
+    files = []
+    for path in readers.expand_paths(paths):
+        fmt = readers.detect_format(path)
+        files.append(InputFile(path, readers.detect_kind(path, kind), fmt, readers.sha256_of(path)))
+    files.sort(key=lambda f: LOAD_ORDER.index(f.kind))
+    return files
+
+
+def ingest_paths(
+    paths: list[Path],
+    db: Path | str | None = None,
+    kind: str | None = None,
+    wait_seconds: float = 0.0,
+    progress: Progress | None = None,
+    force: bool = False,
+) -> RunSummary:
+    """Load the given files as one run into the raw store beside warehouse `db`."""
+    files = prepare_files(paths, kind)
+    note = progress or (lambda _msg: None)
+    with open_store(db, wait_seconds) as con:
+        con.execute("set TimeZone = 'UTC'")
+        con.begin()
+        try:
+            summary = _run(con, files, note, force)
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+    return summary
+
+
+def _run(con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Progress,
+         force: bool) -> RunSummary:
+    run = RunSummary(new_run_id())
+    started = utcnow()
+    _create_work_tables(con)
+    loaded = _loaded_hashes(con)
+    for source in files:
+        counts = FileCounts(str(source.path), source.kind, source.fmt, source.sha256)
+        run.files.append(counts)
+        if not force and (source.kind, source.sha256) in loaded:
+            counts.skipped = True
+            note(f"skip {source.path} (already loaded)")
+            continue
+        note(f"read {source.path}")
+        _land_file(con, source)
+        counts.rows_read = con.execute(
+            "select count(*) from landing where file_path = ?", [str(source.path)]
+        ).fetchone()[0] + len(source.problems)
+    _split_inline_stages(con)
+    run.retried = _queue_retries(con)
+    for kind in LOAD_ORDER:
+        note(f"validate {kind}")
+        _validate_kind(con, kind)
+        note(f"load {kind}")
+        _check_and_merge(con, kind, run.run_id)
+    _finish(con, run, started)
+    return run
+
+
+# ---------------------------------------------------------------- landing
+
+
+def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""
+        create or replace temp table landing (
+            kind varchar, file_path varchar, line_no bigint, raw varchar);
+        create or replace temp table rejects (
+            file_path varchar, line_no bigint, kind varchar, record_id varchar, raw varchar,
+            error_code varchar, field varchar, error_message varchar, retryable boolean);
+        create or replace temp table outcomes (
+            file_path varchar, kind varchar, outcome varchar, n bigint);
+        create or replace temp table file_landing (line_no bigint, raw varchar);
+    """)
+
+
+def _loaded_hashes(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    rows = con.execute("""
+        select distinct f.kind, f.sha256 from ingest_files f
+        join ingest_runs r using (run_id)
+        where r.status = 'completed' and not f.skipped""").fetchall()
+    return {(k, s) for k, s in rows}
+
+
+def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
+    con.execute("delete from file_landing")
+    readers.land(con, source, "file_landing")
+    con.execute(
+        "insert into landing select ?, ?, line_no, raw from file_landing",
+        [source.kind, str(source.path)],
+    )
+    problems = [
+        Rejection(p.code, None, p.message) for p in source.problems
+    ]
+    _add_rejects(con, [
+        (str(source.path), p.line_no, source.kind, None, p.raw, r.code, None, r.message, False)
+        for p, r in zip(source.problems, problems, strict=True)
+    ])
+    if not problems and not con.execute(
+        "select count(*) from file_landing"
+    ).fetchone()[0]:
+        _add_rejects(con, [(str(source.path), None, source.kind, None, None, "empty_file", None,
+                            "the file holds no records", False)])
+
+
+def _split_inline_stages(con: duckdb.DuckDBPyConnection) -> None:
+    """A process record may carry its stages inline as `stages`: they become stage records."""
+    con.execute("""
+        insert into landing
+        select 'stages', file_path, line_no,
+               json_merge_patch(json_object('interview_process_id', raw->>'id'), s)::varchar
+        from (select file_path, line_no, raw,
+                     unnest(from_json(raw->'stages', '["JSON"]')) as s
+              from landing
+              where kind = 'processes' and json_valid(raw) and json_type(raw) = 'OBJECT'
+                and json_type(raw, '$.stages') = 'ARRAY')
+        where json_type(s) = 'OBJECT';
+        update landing set raw = json_merge_patch(raw, '{"stages": null}')::varchar
+        where kind = 'processes' and json_valid(raw) and json_type(raw) = 'OBJECT'
+          and json_type(raw, '$.stages') = 'ARRAY';
+    """)
+
+
+def _queue_retries(con: duckdb.DuckDBPyConnection) -> int:
+    """Unresolved orphans from earlier runs are validated again in this one (unless their file
+    is being read again anyway)."""
+    return con.execute("""
+        insert into landing
+        select kind, file_path, line_number, raw_payload from quarantine q
+        where retryable and resolved_run_id is null and not exists (
+            select 1 from landing l where l.kind = q.kind and l.file_path = q.file_path
+              and l.line_no = q.line_number)""").fetchone()[0]
+
+
+def _settle_retries(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """A quarantined orphan seen again with the same problem keeps its row (no pile-up);
+    one that loaded, or now fails for another reason, is resolved by this run."""
+    same = """q.kind = r.kind and q.file_path is not distinct from r.file_path
+              and q.line_number is not distinct from r.line_no"""
+    con.execute(f"""
+        update quarantine q set resolved_run_id = $run
+        where retryable and resolved_run_id is null
+          and exists (select 1 from landing r where {same})
+          and not exists (select 1 from rejects r where {same} and r.error_code = q.error_code)
+        """, {"run": run_id})
+    con.execute(f"""
+        delete from rejects r where exists (
+            select 1 from quarantine q where q.retryable and q.resolved_run_id is null
+              and {same} and r.error_code = q.error_code)""")
+
+
+def _add_rejects(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    columns = list(zip(*rows, strict=True))
+    batch = pa.table({name: list(col) for name, col in zip(REJECT_COLUMNS, columns, strict=True)})
+    con.register("_rejects_batch", batch)
+    con.execute(f"insert into rejects by name select {', '.join(REJECT_COLUMNS)} "
+                "from _rejects_batch")
+    con.unregister("_rejects_batch")
+
+
+# ---------------------------------------------------------------- per-record validation
+
+
+def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+    """Fill `staged_<kind>` with every record valid on its own; explain the others."""
+    model, table = MODELS[kind], TABLES[kind]
+    compiled = compile_model(model)
+    con.execute(f"""
+        create or replace temp table staged_{kind} as
+        select null::varchar as file_path, null::bigint as line_no, null::varchar as raw,
+               * exclude (_run_id, _loaded_at)
+        from {table} limit 0""")
+    con.execute(f"""
+        create or replace temp table checked as
+        select file_path, line_no, raw, {compiled.fast_check()} as ok, *
+        from (select file_path, line_no, raw, j, {compiled.extract_columns()}
+              from (select file_path, line_no, raw,
+                           case when json_valid(raw) then raw::json end as j
+                    from landing where kind = ?))""", [kind])
+    con.execute(f"""
+        insert into staged_{kind}
+        select file_path, line_no, raw, {compiled.typed_columns()}
+        from checked where ok""")
+    slow = con.execute("select file_path, line_no, raw from checked where not ok").fetchall()
+    valid, rejected = [], []
+    for file_path, line_no, raw in slow:
+        row, why = explain(model, raw)
+        if row is not None:
+            valid.append({"file_path": file_path, "line_no": line_no, "raw": raw, **row})
+        else:
+            rejected.append((file_path, line_no, kind, why.record_id, raw, why.code, why.field,
+                             why.message, False))
+    if valid:
+        con.register("_valid_batch", pa.Table.from_pylist(valid))
+        con.execute(f"insert into staged_{kind} by name select * from _valid_batch")
+        con.unregister("_valid_batch")
+    _add_rejects(con, rejected)
+    con.execute("drop table checked")
+
+
+# ---------------------------------------------------------------- cross-record checks and merge
+
+
+def _reject_where(con: duckdb.DuckDBPyConnection, kind: str, code: str, condition: str,
+                  message_sql: str, field_name: str | None = None) -> None:
+    """Move staged rows matching `condition` to the rejects, with a per-row message."""
+    retryable = code in RETRYABLE_CODES
+    con.execute(f"""
+        insert into rejects
+        select file_path, line_no, '{kind}', id::varchar, raw, '{code}',
+               {f"'{field_name}'" if field_name else 'null'}, {message_sql}, {retryable}
+        from staged_{kind} s where {condition};
+        delete from staged_{kind} s where {condition};""")
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "select column_name from information_schema.columns where table_name = ? "
+        "and table_schema = 'main' order by ordinal_position", [table]).fetchall()
+    return [r[0] for r in rows if not r[0].startswith("_")]
+
+
+def _dedupe_in_run(con: duckdb.DuckDBPyConnection, kind: str, cols: list[str]) -> None:
+    """Same id twice in one run: the newest `updated_at` wins (older copies are stale);
+    copies with the same `updated_at` but different contents are ambiguous and rejected."""
+    content = f"hash({', '.join(cols)})"
+    con.execute(f"""
+        create or replace temp table ranked as
+        select *, {content} as _h,
+               rank() over (partition by id order by updated_at desc) as _rank,
+               row_number() over (partition by id order by updated_at desc, {content}, line_no)
+                   as _pos
+        from staged_{kind};
+        create or replace temp table conflicts as
+        select id, string_agg(distinct file_path || ':' || line_no, ', ') as places
+        from ranked where _rank = 1 group by id having count(distinct _h) > 1;""")
+    con.execute(f"""
+        insert into rejects
+        select r.file_path, r.line_no, '{kind}', r.id::varchar, r.raw, 'duplicate_id', 'id',
+               'id ' || r.id || ' appears more than once in this run with different contents '
+               || 'and the same updated_at (' || c.places || ')', false
+        from ranked r join conflicts c using (id) where r._rank = 1;
+        insert into outcomes
+        select file_path, '{kind}', case when _rank > 1 then 'stale' else 'unchanged' end,
+               count(*)
+        from ranked where _pos > 1 and id not in (select id from conflicts)
+        group by all;
+        create or replace table staged_{kind} as
+        select * exclude (_h, _rank, _pos) from ranked
+        where _pos = 1 and id not in (select id from conflicts);
+        drop table ranked; drop table conflicts;""")
+
+
+def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+    if kind == "processes":
+        _reject_where(
+            con, kind, "orphan_process",
+            "candidate_id not in (select id from staged_candidates union all "
+            "select id from candidates)",
+            "'candidate ' || candidate_id || ' is not known yet; retried on the next run'",
+            "candidate_id")
+        allowed = ", ".join(f"'{a.value}>{b.value}'" for a in InterviewStatus
+                            for b in sorted(reachable(a) | {a}))
+        _reject_where(
+            con, kind, "invalid_transition",
+            f"""exists (select 1 from interview_processes p where p.id = s.id
+                 and p.updated_at <= s.updated_at
+                 and p.status || '>' || s.status not in ({allowed}))""",
+            """'status cannot go from ' || (select p.status from interview_processes p
+                where p.id = s.id) || ' to ' || s.status""",
+            "status")
+    elif kind == "stages":
+        _reject_where(
+            con, kind, "orphan_stage",
+            "interview_process_id not in (select id from staged_processes union all "
+            "select id from interview_processes)",
+            "'interview process ' || interview_process_id || ' is not known yet; "
+            "retried on the next run'",
+            "interview_process_id")
+        _reject_where(
+            con, kind, "date_before_process",
+            """exists (select 1 from (select id, created_at from staged_processes union all
+                   select id, created_at from interview_processes
+                   where id not in (select id from staged_processes)) p
+                 where p.id = s.interview_process_id
+                   and least(s.scheduled_date, s.completed_date) < p.created_at)""",
+            "'stage date is before its process was created'",
+            "scheduled_date")
+        _reject_where(
+            con, kind, "duplicate_stage_order",
+            """exists (select 1 from (
+                   select id, interview_process_id, stage_order, null::bigint as line_no
+                   from interview_stages where id not in (select id from staged_stages)
+                   union all select id, interview_process_id, stage_order, line_no
+                   from staged_stages) o
+                 where o.interview_process_id = s.interview_process_id
+                   and o.stage_order = s.stage_order and o.id <> s.id
+                   and (o.line_no is null or o.line_no < s.line_no))""",
+            "'stage_order ' || stage_order || ' is already taken by another stage of process '"
+            " || interview_process_id",
+            "stage_order")
+
+
+def _check_and_merge(con: duckdb.DuckDBPyConnection, kind: str, run_id: str) -> None:
+    table = TABLES[kind]
+    cols = _columns(con, table)
+    _dedupe_in_run(con, kind, cols)
+    _check_references(con, kind)
+    same = " and ".join(f"s.{c} is not distinct from t.{c}" for c in cols)
+    con.execute(f"""
+        create or replace temp table classified as
+        select s.*, case
+                 when t.id is null then 'inserted'
+                 when t.updated_at > s.updated_at then 'stale'
+                 when {same} then 'unchanged'
+                 else 'updated' end as _outcome,
+               t.status_before
+        from staged_{kind} s
+        left join (select *, {'status' if kind == 'processes' else 'null'} as status_before
+                   from {table}) t using (id)""")
+    con.execute("""
+        insert into outcomes select file_path, ?, _outcome, count(*)
+        from classified group by all""", [kind])
+    if kind == "processes":
+        _record_status_history(con, run_id)
+    col_list = ", ".join(cols)
+    con.execute(f"""
+        insert or replace into {table} ({col_list}, _run_id, _loaded_at)
+        select {col_list}, ?, ? from classified where _outcome in ('inserted', 'updated')""",
+        [run_id, utcnow()])
+    con.execute("drop table classified")
+
+
+def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """New processes start in in_progress at creation; every observed change is a row."""
+    con.execute("""
+        insert into interview_status_history
+        select id, null, 'in_progress', created_at, $run, 'ingest', $now
+        from classified where _outcome = 'inserted'
+        union all
+        select id, 'in_progress', status, updated_at, $run, 'ingest', $now
+        from classified where _outcome = 'inserted' and status <> 'in_progress'
+        union all
+        select id, status_before, status, updated_at, $run, 'ingest', $now
+        from classified where _outcome = 'updated' and status <> status_before""",
+        {"run": run_id, "now": utcnow()})
+
+
+# ---------------------------------------------------------------- audit
+
+
+def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetime) -> None:
+    _settle_retries(con, run.run_id)
+    # Counted per file across kinds: inline stages count on their process file.
+    counts = {(f, o): n for f, o, n in con.execute(
+        "select file_path, outcome, sum(n) from outcomes group by all").fetchall()}
+    rejected = dict(con.execute(
+        "select file_path, count(*) from rejects group by all").fetchall())
+    for f in run.files:
+        for outcome in ("inserted", "updated", "unchanged", "stale"):
+            setattr(f, outcome, counts.get((f.path, outcome), 0))
+        f.rejected = rejected.get(f.path, 0)
+    run.rejects_by_code = dict(con.execute(
+        "select error_code, count(*) from rejects group by 1 order by 2 desc").fetchall())
+    now = utcnow()
+    con.execute("""
+        insert into quarantine
+        select $run, file_path, line_no, kind, record_id, raw, error_code, field, error_message,
+               retryable, null, $now from rejects""", {"run": run.run_id, "now": now})
+    for f in run.files:
+        con.execute(
+            "insert into ingest_files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run.run_id, f.path, f.kind, f.fmt, f.sha256, f.skipped, f.rows_read, f.inserted,
+             f.updated, f.unchanged, f.stale, f.rejected])
+    con.execute(
+        "insert into ingest_runs values (?, 'ingest', 'completed', ?, ?, ?, ?, ?, ?, ?)",
+        [run.run_id, started, now, run.total("rows_read"), run.accepted, run.rejected,
+         run.total("stale"), run.total("unchanged")])

@@ -1,0 +1,269 @@
+"""Readers: every input format lands as one row per record, `(line_no, raw JSON text)`.
+
+Landing everything as JSON text keeps one validation path for all formats: the bulk SQL checks
+and pydantic both read the same object. Line numbers are physical lines for JSONL, rows for CSV
+(header = line 1) and Parquet, array positions (1-based) for JSON arrays.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ingest.contract import MODELS, Record
+from ingest.errors import UserError
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
+           ".parquet": "parquet", ".pq": "parquet"}
+KINDS = ("candidates", "processes", "stages")
+_INTEGER = re.compile(r"-?[0-9]+")
+LANDING_SCHEMA = pa.schema([("line_no", pa.int64()), ("raw", pa.string())])
+
+
+@dataclass
+class FileProblem:
+    """A record-level problem found while reading (before validation)."""
+
+    line_no: int | None
+    code: str
+    message: str
+    raw: str | None = None
+
+
+@dataclass
+class InputFile:
+    path: Path
+    kind: str
+    fmt: str
+    sha256: str
+    problems: list[FileProblem] = field(default_factory=list)
+
+
+def detect_format(path: Path) -> str:
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"{path}: unknown format '{path.suffix or '(none)'}'; "
+            "expected .jsonl, .json, .csv or .parquet"
+        )
+    return fmt
+
+
+def detect_kind(path: Path, kind: str | None) -> str:
+    if kind:
+        return kind
+    name = path.name.lower()
+    matches = [k for k in KINDS if k in name]
+    if len(matches) != 1:
+        raise UserError(
+            f"{path}: cannot tell the record kind from the file name; "
+            "name it *candidates*, *processes* or *stages*, or pass --kind"
+        )
+    return matches[0]
+
+
+def expand_paths(paths: list[Path]) -> list[Path]:
+    """Files as given; folders expand to their data files (sorted, so runs are reproducible)."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise UserError(f"{path}: no such file or directory")
+    return files
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    return digest.hexdigest()
+
+
+def land(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    """Fill `table (line_no, raw)` with the file's records; record-level problems are collected."""
+    reader = {"jsonl": _land_jsonl, "json": _land_json_array, "csv": _land_csv,
+              "parquet": _land_parquet}[source.fmt]
+    reader(con, source, table)
+
+
+def _land_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    # DuckDB splits lines at near its own load speed; the delimiter is NUL and quoting off, so
+    # each physical line is one value. Invalid UTF-8 anywhere makes DuckDB refuse the file: then
+    # the Python reader below finds the bad lines one by one.
+    try:
+        con.execute(
+            f"""insert into {table}
+            select row_number() over () as line_no, line as raw
+            from read_csv(?, columns={{'line': 'VARCHAR'}}, header=false, delim='\\0',
+                          quote='', escape='', auto_detect=false, strict_mode=false)""",
+            [str(source.path)],
+        )
+        con.execute(f"delete from {table} where raw is null or trim(raw) = ''")
+    except duckdb.InvalidInputException:
+        con.execute(f"delete from {table}")
+        _land_jsonl_python(con, source, table)
+
+
+def _land_jsonl_python(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    lines, raws = [], []
+    with source.path.open("rb") as handle:
+        for line_no, data in enumerate(handle, start=1):
+            if line_no == 1 and data.startswith(b"\xef\xbb\xbf"):
+                data = data[3:]
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                source.problems.append(FileProblem(
+                    line_no, "invalid_utf8",
+                    f"line is not valid UTF-8 (byte {exc.start})",
+                    data.decode("utf-8", errors="replace").rstrip("\r\n"),
+                ))
+                continue
+            if text.strip():
+                lines.append(line_no)
+                raws.append(text.rstrip("\r\n"))
+    _insert(con, table, lines, raws)
+
+
+def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    try:
+        text = source.path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        source.problems.append(FileProblem(
+            None, "invalid_utf8", f"file is not valid UTF-8 (byte {exc.start})"))
+        return
+    if not text.strip():
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        source.problems.append(FileProblem(
+            exc.lineno, "malformed_json",
+            f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+            "no record of this file was loaded", text[:2000]))
+        return
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        source.problems.append(FileProblem(
+            None, "not_an_object", "a JSON file must hold an array of objects"))
+        return
+    raws = [json.dumps(item, ensure_ascii=False) for item in data]
+    _insert(con, table, list(range(1, len(raws) + 1)), raws)
+
+
+def _land_csv(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    model = MODELS[source.kind]
+    lines, raws = [], []
+    try:
+        with source.path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            header = next(reader, None)
+            if header is None:
+                return
+            header = [name.strip() for name in header]
+            start = reader.line_num
+            for row in reader:
+                line_no, start = start + 1, reader.line_num
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    source.problems.append(FileProblem(
+                        line_no, "csv_columns",
+                        f"row has {len(row)} columns, the header has {len(header)}",
+                        json.dumps(row, ensure_ascii=False)))
+                    continue
+                record = coerce_text_row(model, dict(zip(header, row, strict=True)))
+                lines.append(line_no)
+                raws.append(json.dumps(record, ensure_ascii=False))
+    except UnicodeDecodeError as exc:
+        source.problems.append(FileProblem(
+            None, "invalid_utf8",
+            f"file is not valid UTF-8 (byte {exc.start}); no record of this file was loaded"))
+        return
+    except csv.Error as exc:
+        raise UserError(f"{source.path}: unreadable CSV ({exc})") from None
+    _insert(con, table, lines, raws)
+
+
+def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    try:
+        con.execute(
+            f"""insert into {table}
+            select row_number() over () as line_no, to_json(t)::varchar as raw
+            from read_parquet(?) as t""",
+            [str(source.path)],
+        )
+    except duckdb.Error as exc:
+        raise UserError(f"{source.path}: unreadable Parquet ({str(exc).splitlines()[0]})") from None
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, lines: list[int], raws: list[str]) -> None:
+    if lines:
+        batch = pa.table([pa.array(lines, pa.int64()), pa.array(raws, pa.string())],
+                         schema=LANDING_SCHEMA)
+        con.register("_landing_batch", batch)
+        con.execute(f"insert into {table} select * from _landing_batch")
+        con.unregister("_landing_batch")
+
+
+def field_base(model: type[Record], name: str) -> type | None:
+    """The non-None type of a field, looking through Annotated and Optional."""
+    annotation = model.model_fields[name].annotation
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+        else:
+            return annotation
+
+
+def coerce_text_row(model: type[Record], row: dict[str, str]) -> dict[str, object]:
+    """Type the text cells of a CSV row by the contract: integers, lists and objects parsed,
+    empty cells absent. Anything that does not parse stays text and fails validation."""
+    record: dict[str, object] = {}
+    for key, text in row.items():
+        if text == "":
+            continue
+        base = field_base(model, key) if key in model.model_fields else None
+        origin = typing.get_origin(base)
+        if base is int and _INTEGER.fullmatch(text.strip()):
+            record[key] = int(text)
+        elif origin is list:
+            record[key] = _parse_list(text)
+        elif isinstance(base, type) and issubclass(base, Record) and text.lstrip().startswith("{"):
+            record[key] = _json_or_text(text)
+        else:
+            record[key] = text
+    return record
+
+
+def _parse_list(text: str) -> object:
+    if text.lstrip().startswith("["):
+        return _json_or_text(text)
+    return [part.strip() for part in text.split(";") if part.strip()]
+
+
+def _json_or_text(text: str) -> object:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
