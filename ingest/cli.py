@@ -49,6 +49,8 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise
         except UserError as exc:
             fail(str(exc), exc.exit_code)
         except (StoreBusyError, StoreError) as exc:
@@ -170,11 +172,77 @@ def rejects(
     console.print(table)
 
 
+@app.command()
+@handle_errors
+def build(
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="Files or folders to ingest (default data/sample/).")
+    ] = None,
+    db: DbOption = None,
+    wait: WaitOption = 0.0,
+    backup: Annotated[bool, typer.Option(help="Back up the raw store first.")] = True,
+    html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
+) -> None:
+    """The nightly pipeline: backup, ingest, dbt build, feedback, publish, report."""
+    from ingest.pipeline import run_build
+
+    result = run_build(paths, db=db, wait_seconds=wait, take_backup=backup, write_html=html,
+                       note=lambda msg: console.print(msg, highlight=False))
+    if result.ingest:
+        print_summary(result.ingest)
+
+
+@app.command("backup")
+@handle_errors
+def backup_command(
+    to: Annotated[Path | None, typer.Option("--to", help="Folder (default data/backups/).")] = None,
+    keep: Annotated[int, typer.Option(help="Snapshots to keep.")] = 7,
+    db: DbOption = None,
+    wait: WaitOption = 0.0,
+) -> None:
+    """Snapshot the raw store (Parquet + manifest of row counts and checksums)."""
+    from ingest.backup import backup
+
+    console.print(f"backup written: {backup(db, to, keep, wait)}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def restore(
+    snapshot: Annotated[Path, typer.Argument(help="A backup folder (or a folder of backups).")],
+    db: DbOption = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing raw store.")] = False,
+) -> None:
+    """Restore a backup as the raw store, verifying its manifest; then run `itrack build`."""
+    from ingest.backup import MANIFEST, latest, restore
+
+    if not (snapshot / MANIFEST).exists():
+        snapshot = latest(snapshot)
+    console.print(f"restored {snapshot} -> {restore(snapshot, db, overwrite)}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def docs(db: DbOption = None) -> None:
+    """Build the dbt docs site (lineage of every model), offline."""
+    from ingest.dbt_runner import docs_generate
+    from ingest.store import raw_store_path, warehouse_path
+
+    target = docs_generate(warehouse_path(db), raw_store_path(db))
+    console.print(f"dbt docs: open {target / 'index.html'}", highlight=False)
+
+
 def _register_subapps() -> None:
     from feedback.cli import app as feedback_app
     from ingest.interview_cli import app as interview_app
 
     app.add_typer(interview_app, name="interview")
+    try:
+        from ingest.generate import generate_command
+
+        app.command("generate")(handle_errors(generate_command))
+    except ImportError:  # pragma: no cover - lands with the generator
+        pass
     app.add_typer(feedback_app, name="feedback")
 
 

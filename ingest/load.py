@@ -236,11 +236,8 @@ def _add_rejects(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
     if not rows:
         return
     columns = list(zip(*rows, strict=True))
-    batch = pa.table({name: list(col) for name, col in zip(REJECT_COLUMNS, columns, strict=True)})
-    con.register("_rejects_batch", batch)
-    con.execute(f"insert into rejects by name select {', '.join(REJECT_COLUMNS)} "
-                "from _rejects_batch")
-    con.unregister("_rejects_batch")
+    readers.insert_arrow(con, "rejects", pa.table(
+        {name: list(col) for name, col in zip(REJECT_COLUMNS, columns, strict=True)}))
 
 
 # ---------------------------------------------------------------- per-record validation
@@ -276,9 +273,7 @@ def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
             rejected.append((file_path, line_no, kind, why.record_id, raw, why.code, why.field,
                              why.message, False))
     if valid:
-        con.register("_valid_batch", pa.Table.from_pylist(valid))
-        con.execute(f"insert into staged_{kind} by name select * from _valid_batch")
-        con.unregister("_valid_batch")
+        readers.insert_arrow(con, f"staged_{kind}", pa.Table.from_pylist(valid))
     _add_rejects(con, rejected)
     con.execute("drop table checked")
 
@@ -330,7 +325,7 @@ def _dedupe_in_run(con: duckdb.DuckDBPyConnection, kind: str, cols: list[str]) -
                count(*)
         from ranked where _pos > 1 and id not in (select id from conflicts)
         group by all;
-        create or replace table staged_{kind} as
+        create or replace temp table staged_{kind} as
         select * exclude (_h, _rank, _pos) from ranked
         where _pos = 1 and id not in (select id from conflicts);
         drop table ranked; drop table conflicts;""")

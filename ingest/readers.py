@@ -7,6 +7,7 @@ and pydantic both read the same object. Line numbers are physical lines for JSON
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import json
@@ -104,20 +105,32 @@ def land(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
 
 def _land_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
     # DuckDB splits lines at near its own load speed; the delimiter is NUL and quoting off, so
-    # each physical line is one value. Invalid UTF-8 anywhere makes DuckDB refuse the file: then
-    # the Python reader below finds the bad lines one by one.
-    try:
-        con.execute(
-            f"""insert into {table}
+    # each physical line is one value. It refuses a file with invalid UTF-8 (and a failed
+    # statement would abort the run's transaction), so such files take the Python reader.
+    if not _is_utf8(source.path):
+        _land_jsonl_python(con, source, table)
+        return
+    con.execute(
+        f"""insert into {table}
+        select line_no, raw from (
             select row_number() over () as line_no, line as raw
             from read_csv(?, columns={{'line': 'VARCHAR'}}, header=false, delim='\\0',
-                          quote='', escape='', auto_detect=false, strict_mode=false)""",
-            [str(source.path)],
-        )
-        con.execute(f"delete from {table} where raw is null or trim(raw) = ''")
-    except duckdb.InvalidInputException:
-        con.execute(f"delete from {table}")
-        _land_jsonl_python(con, source, table)
+                          quote='', escape='', auto_detect=false, strict_mode=false))
+        where raw is not null and trim(raw) <> ''""",
+        [str(source.path)],
+    )
+
+
+def _is_utf8(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 22):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _land_jsonl_python(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
@@ -216,11 +229,14 @@ def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str)
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, lines: list[int], raws: list[str]) -> None:
     if lines:
-        batch = pa.table([pa.array(lines, pa.int64()), pa.array(raws, pa.string())],
-                         schema=LANDING_SCHEMA)
-        con.register("_landing_batch", batch)
-        con.execute(f"insert into {table} select * from _landing_batch")
-        con.unregister("_landing_batch")
+        insert_arrow(con, table, pa.table(
+            [pa.array(lines, pa.int64()), pa.array(raws, pa.string())], schema=LANDING_SCHEMA))
+
+
+def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, batch: pa.Table) -> None:
+    """Insert an Arrow table by column name (DuckDB scans the local variable by its name)."""
+    arrow_batch = batch  # noqa: F841 - read by DuckDB's replacement scan
+    con.execute(f"insert into {table} by name select * from arrow_batch")
 
 
 def field_base(model: type[Record], name: str) -> type | None:
