@@ -93,9 +93,9 @@ def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str]:
                 return None, ""
             parts.append(sql)
         elif isinstance(item, at.Ge):
-            parts.append(f"{{s}}::double >= {item.ge}")
+            parts.append(f"try_cast({{s}} as double) >= {item.ge}")
         elif isinstance(item, at.Le):
-            parts.append(f"{{s}}::double <= {item.le}")
+            parts.append(f"try_cast({{s}} as double) <= {item.le}")
         elif isinstance(item, at.MinLen):
             parts.append(f"length({{s}}) >= {item.min_length}")
         elif isinstance(item, at.MaxLen):

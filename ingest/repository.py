@@ -1,0 +1,282 @@
+"""Repository: interview processes and stages in the raw store, one record at a time.
+
+Works on a DuckDB connection to the raw store (`ingest.store.open_store`). Records go in and
+come out as the contract models, so whatever is written was validated by the one contract and
+whatever is read compares equal to what was written (offer details as JSON text, interviewer
+names as VARCHAR[]). Every write runs in a transaction; every status write also appends to
+`interview_status_history` in that same transaction, which is what the feedback step's watermark
+reads. Business rules (which moves are allowed, what an outcome implies) live in the service.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import duckdb
+
+from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, to_row
+from ingest.errors import Refused
+
+PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
+STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
+HISTORY_SOURCE = "service"
+
+
+class NotFoundError(Refused):
+    """A process, stage or candidate id that is not in the store (exit 1)."""
+
+
+def utc_now() -> dt.datetime:
+    """Now as naive UTC, the way every timestamp is stored."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_run_id() -> str:
+    """Run id stamped on rows the API writes (ingest stamps its own run ids)."""
+    return f"api-{uuid.uuid4()}"
+
+
+def parse_id(value: UUID | str, what: str) -> UUID:
+    """An id given by a person: a malformed one cannot exist, so it is 'not found'."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value).strip())
+    except ValueError:
+        raise NotFoundError(f"{what} '{value}' not found (not a valid id)") from None
+
+
+class InterviewRepository:
+    """CRUD for `interview_processes` and `interview_stages` on one raw-store connection.
+
+    `run_id` is stamped on every row written (`_run_id`) and on status-history rows.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:
+        self.con = con
+        self.run_id = run_id or new_run_id()
+        self._depth = 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One transaction; nested uses join the outer one so a service call commits once."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self.con.begin()
+        self._depth = 1
+        try:
+            yield
+            self.con.commit()
+        except BaseException:
+            self.con.rollback()
+            raise
+        finally:
+            self._depth = 0
+
+    # -- candidates (read only: candidates arrive through ingest) ------------------------------
+
+    def candidate_feeder(self, candidate_id: str) -> str | None:
+        """The candidate's feeder source; NotFoundError when the candidate is unknown."""
+        row = self.con.execute(
+            "select feeder_source from candidates where id = ?", [candidate_id]
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"candidate '{candidate_id}' not found")
+        return row[0]
+
+    # -- processes ----------------------------------------------------------------------------
+
+    def create_interview_process(self, process: InterviewProcess) -> InterviewProcess:
+        """Insert a process and its first status-history row (from NULL at `created_at`)."""
+        with self.transaction():
+            row = to_row(process)
+            self._insert("interview_processes", PROCESS_COLUMNS, row)
+            self._append_history(process.id, None, process.status, process.created_at)
+        return self.get_interview_by_id(process.id)
+
+    def get_interview_by_id(self, interview_id: UUID | str) -> InterviewProcess:
+        found = self._select_processes("where id = ?", [parse_id(interview_id, "process")])
+        if not found:
+            raise NotFoundError(f"interview process '{interview_id}' not found")
+        return found[0]
+
+    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
+        return self.find_interviews(candidate_id=candidate_id)
+
+    def get_interviews_by_company(
+        self, company_name: str, status: InterviewStatus | str | None = None
+    ) -> list[InterviewProcess]:
+        return self.find_interviews(company_name=company_name, status=status)
+
+    def find_interviews(
+        self,
+        company_name: str | None = None,
+        status: InterviewStatus | str | None = None,
+        candidate_id: str | None = None,
+    ) -> list[InterviewProcess]:
+        """Processes matching every filter given, oldest first."""
+        clauses, params = [], []
+        for column, value in (
+            ("company_name", company_name),
+            ("status", InterviewStatus(status).value if status else None),
+            ("candidate_id", candidate_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = f"where {' and '.join(clauses)}" if clauses else ""
+        return self._select_processes(where, params)
+
+    def update_interview(self, process: InterviewProcess) -> InterviewProcess:
+        """Replace a stored process; a status change is appended to the history at updated_at."""
+        with self.transaction():
+            current = self.get_interview_by_id(process.id)
+            row = to_row(process)
+            self._update("interview_processes", PROCESS_COLUMNS, row)
+            if current.status != process.status:
+                self._append_history(process.id, current.status, process.status, process.updated_at)
+        return self.get_interview_by_id(process.id)
+
+    def update_interview_status(
+        self,
+        interview_id: UUID | str,
+        status: InterviewStatus | str,
+        changed_at: dt.datetime,
+        final_outcome: str | None = None,
+    ) -> InterviewProcess:
+        """Set the status (and final outcome if given) as of `changed_at`, with history.
+
+        The record is re-validated through the contract; whether the move is allowed is the
+        service's decision.
+        """
+        with self.transaction():
+            current = self.get_interview_by_id(interview_id)
+            changes: dict[str, Any] = {"status": status, "updated_at": changed_at}
+            if final_outcome is not None:
+                changes["final_outcome"] = final_outcome
+            updated = InterviewProcess.model_validate({**current.model_dump(), **changes})
+            return self.update_interview(updated)
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def create_interview_stage(self, stage: InterviewStage) -> InterviewStage:
+        with self.transaction():
+            self.get_interview_by_id(stage.interview_process_id)
+            self._insert("interview_stages", STAGE_COLUMNS, to_row(stage))
+        return self.get_stage_by_id(stage.id)
+
+    def get_stage_by_id(self, stage_id: UUID | str) -> InterviewStage:
+        found = self._select_stages("where id = ?", [parse_id(stage_id, "stage")])
+        if not found:
+            raise NotFoundError(f"interview stage '{stage_id}' not found")
+        return found[0]
+
+    def get_stages_by_interview(self, interview_id: UUID | str) -> list[InterviewStage]:
+        """The stages of a process in stage order; NotFoundError if the process is unknown."""
+        process_id = self.get_interview_by_id(interview_id).id
+        return self._select_stages("where interview_process_id = ?", [process_id])
+
+    def update_stage(self, stage: InterviewStage) -> InterviewStage:
+        with self.transaction():
+            self.get_stage_by_id(stage.id)
+            self._update("interview_stages", STAGE_COLUMNS, to_row(stage))
+        return self.get_stage_by_id(stage.id)
+
+    def max_stage_order(self, interview_id: UUID) -> int:
+        """Highest stage_order of a process, 0 when it has no stages."""
+        row = self.con.execute(
+            "select coalesce(max(stage_order), 0) from interview_stages "
+            "where interview_process_id = ?",
+            [interview_id],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- reporting ----------------------------------------------------------------------------
+
+    def feeder_counts(self, feeder_source: str, terminal: Sequence[str]) -> tuple[int, int, int]:
+        """(started, offer_accepted, terminal) process counts for a feeder.
+
+        Feeder = the process's feeder, else its candidate's: the dbt mart's definition.
+        """
+        row = self.con.execute(
+            """
+            with processes as (
+                select p.status, coalesce(p.feeder_source, c.feeder_source) as feeder
+                from interview_processes as p
+                left join candidates as c on c.id = p.candidate_id
+            )
+            select
+                count(*),
+                count(*) filter (where status = 'offer_accepted'),
+                count(*) filter (where list_contains(?::varchar[], status))
+            from processes
+            where feeder = ?
+            """,
+            [list(terminal), feeder_source],
+        ).fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _insert(self, table: str, columns: Sequence[str], row: dict[str, Any]) -> None:
+        names = [*columns, "_run_id", "_loaded_at"]
+        values = [row[c] for c in columns] + [self.run_id, utc_now()]
+        marks = ", ".join("?" for _ in names)
+        self.con.execute(f"insert into {table} ({', '.join(names)}) values ({marks})", values)
+
+    def _update(self, table: str, columns: Sequence[str], row: dict[str, Any]) -> None:
+        names = [c for c in columns if c != "id"] + ["_run_id", "_loaded_at"]
+        values = [row[c] for c in columns if c != "id"] + [self.run_id, utc_now(), row["id"]]
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        self.con.execute(f"update {table} set {assignments} where id = ?", values)
+
+    def _append_history(
+        self,
+        interview_id: UUID,
+        from_status: InterviewStatus | None,
+        to_status: InterviewStatus,
+        changed_at: dt.datetime,
+    ) -> None:
+        self.con.execute(
+            "insert into interview_status_history (interview_process_id, from_status, "
+            "to_status, changed_at, run_id, source, recorded_at) values (?, ?, ?, ?, ?, ?, ?)",
+            [
+                str(interview_id),
+                from_status.value if from_status else None,
+                to_status.value,
+                changed_at,
+                self.run_id,
+                HISTORY_SOURCE,
+                utc_now(),
+            ],
+        )
+
+    def _select_processes(self, where: str, params: list[Any]) -> list[InterviewProcess]:
+        rows = self._select("interview_processes", PROCESS_COLUMNS, where, params, "created_at")
+        for row in rows:
+            if row["offer_details"] is not None:
+                row["offer_details"] = json.loads(row["offer_details"])
+        return [InterviewProcess.model_validate(row) for row in rows]
+
+    def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
+        rows = self._select("interview_stages", STAGE_COLUMNS, where, params, "stage_order")
+        return [InterviewStage.model_validate(row) for row in rows]
+
+    def _select(
+        self, table: str, columns: Sequence[str], where: str, params: list[Any], order: str
+    ) -> list[dict[str, Any]]:
+        sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
+        cursor = self.con.execute(sql, params)
+        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]

@@ -1,0 +1,472 @@
+"""Service: the interview lifecycle one request at a time, with the business rules.
+
+Same raw store and same contract as the nightly ingest: records are built as the contract's
+models (so the rules are the contract's), status moves use `is_valid_move`, and every write of a
+call is one transaction stamped with an `api-<uuid4>` run id. Automatic rules (documented in
+docs/service.md):
+
+- the process's `updated_at` moves strictly forward on every change to it or its stages;
+- a new stage must take the next `stage_order` (max + 1);
+- a failed stage closes an `in_progress` process as `rejected_by_company`;
+- recording offer details moves the process to `offer_extended`;
+- nothing changes on a closed (terminal) process;
+- reaching a feedback-trigger status calls the registered feedback callbacks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+import duckdb
+from pydantic import BaseModel, ValidationError
+
+from ingest.contract import (
+    FEEDBACK_TRIGGER_STATUSES,
+    OFFER_STATUSES,
+    RATING_FIELDS,
+    TERMINAL_STATUSES,
+    TRANSITIONS,
+    InterviewProcess,
+    InterviewStage,
+    InterviewStatus,
+    OfferDetails,
+    StageOutcome,
+    is_valid_move,
+    stage_date_error,
+)
+from ingest.errors import Refused
+from ingest.repository import InterviewRepository, NotFoundError, utc_now
+from ingest.store import open_store
+
+S = InterviewStatus
+ONE_TICK = dt.timedelta(microseconds=1)
+# Outcomes that mean the stage took place: they get a completed_date.
+HELD_OUTCOMES = frozenset({StageOutcome.PASSED, StageOutcome.FAILED, StageOutcome.NO_SHOW})
+_M = TypeVar("_M", bound=BaseModel)
+_E = TypeVar("_E", bound=StrEnum)
+
+
+@dataclass(frozen=True)
+class FeedbackTrigger:
+    """A process reached a status in FEEDBACK_TRIGGER_STATUSES (passed to the callbacks)."""
+
+    interview_id: UUID
+    candidate_id: str
+    feeder_source: str | None  # the process's feeder, else its candidate's
+    from_status: InterviewStatus
+    to_status: InterviewStatus
+    changed_at: dt.datetime
+    run_id: str
+
+
+@dataclass(frozen=True)
+class InterviewDetail:
+    """A process with its stages in stage order."""
+
+    process: InterviewProcess
+    stages: list[InterviewStage]
+
+    def as_json(self) -> dict[str, Any]:
+        record = self.process.model_dump(mode="json")
+        record["stages"] = [stage.model_dump(mode="json") for stage in self.stages]
+        return record
+
+
+@dataclass(frozen=True)
+class ConversionRates:
+    """A feeder's conversion, as `mart_feeder_conversion` defines it (live, before the build)."""
+
+    feeder_source: str
+    candidates_sourced: int  # processes started with this feeder
+    placements: int  # of those, processes with status offer_accepted
+    conversion_rate: float | None  # placements / candidates_sourced; None when nothing started
+    decided_processes: int  # processes in a terminal status
+    decided_conversion_rate: float | None  # placements / decided_processes
+
+
+FeedbackCallback = Callable[[FeedbackTrigger], None]
+
+
+@dataclass
+class _Call:
+    """State of one write call: its repository, its clock reading and the triggers it fired."""
+
+    repo: InterviewRepository
+    now: dt.datetime
+    triggers: list[FeedbackTrigger] = field(default_factory=list)
+
+
+class InterviewService:
+    """The interview lifecycle on the raw store beside the warehouse `db`.
+
+    Each public method opens the store for the duration of the call under the writer lock, so a
+    second process gets `StoreBusyError` ("database is busy (held by PID n)") after
+    `wait_seconds` instead of interleaving writes. Tests may pass `connection` (no lock taken).
+    """
+
+    def __init__(
+        self,
+        db: Path | str | None = None,
+        wait_seconds: float = 0.0,
+        connection: duckdb.DuckDBPyConnection | None = None,
+    ) -> None:
+        self.db = db
+        self.wait_seconds = wait_seconds
+        self._connection = connection
+        self._callbacks: list[FeedbackCallback] = []
+
+    def on_feedback_trigger(self, callback: FeedbackCallback) -> FeedbackCallback:
+        """Register a callback run when a process reaches offer_accepted, rejected_by_company
+        or candidate_withdrew. Callbacks run after the change is committed and the store is
+        released (so they may open it); the status-history row was written in the same
+        transaction as the change. Usable as a decorator."""
+        self._callbacks.append(callback)
+        return callback
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create_interview_process(
+        self,
+        candidate_id: str,
+        company_name: str,
+        role_title: str,
+        feeder_source: str | None = None,
+        recruiter_name: str | None = None,
+    ) -> InterviewProcess:
+        """Start a process (`in_progress`) for a candidate already in the store."""
+        with self._write("create") as call:
+            try:
+                call.repo.candidate_feeder(candidate_id)
+            except NotFoundError:
+                raise NotFoundError(
+                    f"candidate '{candidate_id}' not found: load the candidate first "
+                    "(itrack ingest); a process without its candidate is an orphan"
+                ) from None
+            process = _build(
+                InterviewProcess,
+                "process",
+                id=uuid4(),
+                candidate_id=candidate_id,
+                company_name=company_name,
+                role_title=role_title,
+                feeder_source=feeder_source,
+                recruiter_name=recruiter_name,
+                created_at=call.now,
+            )
+            return call.repo.create_interview_process(process)
+
+    def add_interview_stage(
+        self,
+        interview_id: UUID | str,
+        stage_name: str,
+        stage_order: int,
+        scheduled_date: dt.datetime | str | None = None,
+    ) -> InterviewStage:
+        """Add the next stage (stage_order = current max + 1) to an open process."""
+        with self._write("add-stage") as call:
+            process = call.repo.get_interview_by_id(interview_id)
+            _require_open(process, "no stage can be added")
+            stage = _build(
+                InterviewStage,
+                "stage",
+                id=uuid4(),
+                interview_process_id=process.id,
+                stage_name=stage_name,
+                stage_order=stage_order,
+                scheduled_date=scheduled_date,
+                created_at=call.now,
+            )
+            expected = call.repo.max_stage_order(process.id) + 1
+            if stage.stage_order != expected:
+                raise Refused(
+                    f"stage_order {stage.stage_order} refused: the next stage of process "
+                    f"{process.id} must have stage_order {expected}"
+                )
+            _check_stage_dates(stage, process)
+            created = call.repo.create_interview_stage(stage)
+            self._touch(call, process)
+            return created
+
+    def update_stage_outcome(
+        self,
+        stage_id: UUID | str,
+        outcome: StageOutcome | str,
+        ratings: Mapping[str, Any] | None = None,
+        feedback: str | None = None,
+        interviewer_names: Sequence[str] | None = None,
+        completed_date: dt.datetime | str | None = None,
+    ) -> InterviewStage:
+        """Record a stage's outcome, ratings, notes and interviewers.
+
+        passed / failed / no_show set `completed_date` (given, else already stored, else now);
+        pending and cancelled clear it unless given. A failed stage closes an in_progress
+        process as rejected_by_company with final_outcome "Failed <stage name>".
+        """
+        outcome = _parse_enum(StageOutcome, outcome, "outcome")
+        rating_values = _rating_fields(ratings)
+        with self._write("outcome") as call:
+            stage = call.repo.get_stage_by_id(stage_id)
+            process = call.repo.get_interview_by_id(stage.interview_process_id)
+            _require_open(process, "outcomes cannot be recorded")
+            if completed_date is None and outcome in HELD_OUTCOMES:
+                completed_date = stage.completed_date or call.now
+            changes: dict[str, Any] = {
+                "outcome": outcome,
+                "completed_date": completed_date,
+                "updated_at": _next_time(call.now, stage.updated_at),
+                **rating_values,
+            }
+            if feedback is not None:
+                changes["feedback_notes"] = feedback
+            if interviewer_names is not None:
+                changes["interviewer_names"] = list(interviewer_names)
+            updated = _build(InterviewStage, "stage", **{**stage.model_dump(), **changes})
+            _check_stage_dates(updated, process)
+            saved = call.repo.update_stage(updated)
+            if outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
+                reason = f"Failed {stage.stage_name}"
+                self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=reason)
+            else:
+                self._touch(call, process)
+            return saved
+
+    def complete_interview_process(
+        self,
+        interview_id: UUID | str,
+        final_status: InterviewStatus | str,
+        offer_details: OfferDetails | Mapping[str, Any] | str | None = None,
+        final_outcome: str | None = None,
+    ) -> InterviewProcess:
+        """Move a process to `final_status` (one move of the state machine).
+
+        Offer details (model, dict or JSON text) are stored and, if the process is not yet
+        `offer_extended`, first move it there (a history row of its own), so
+        `complete(id, 'offer_accepted', offer)` from in_progress records both moves. With
+        status offer_extended on an offer_extended process, the details are revised.
+        """
+        target = _parse_enum(InterviewStatus, final_status, "status")
+        offer = _offer(offer_details)
+        if offer is not None and target not in OFFER_STATUSES:
+            allowed = ", ".join(sorted(OFFER_STATUSES))
+            raise Refused(f"offer details go with status {allowed}; not with {target}")
+        with self._write("complete") as call:
+            process = call.repo.get_interview_by_id(interview_id)
+            if offer is not None:
+                process = process.model_copy(update={"offer_details": offer})
+                if process.status is not S.OFFER_EXTENDED:
+                    process = self._move(call, process, S.OFFER_EXTENDED)
+                if target is S.OFFER_EXTENDED:
+                    return self._touch(call, process)
+            return self._move(call, process, target, final_outcome=final_outcome)
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get_interview(self, interview_id: UUID | str) -> InterviewDetail:
+        """A process with its stages."""
+        with self._read() as repo:
+            process = repo.get_interview_by_id(interview_id)
+            return InterviewDetail(process, repo.get_stages_by_interview(process.id))
+
+    def get_candidate_interview_history(self, candidate_id: str) -> list[InterviewDetail]:
+        """Every process of a candidate (oldest first) with its stages."""
+        with self._read() as repo:
+            repo.candidate_feeder(candidate_id)  # NotFoundError for an unknown candidate
+            return [
+                InterviewDetail(p, repo.get_stages_by_interview(p.id))
+                for p in repo.get_interviews_by_candidate(candidate_id)
+            ]
+
+    def get_company_interviews(
+        self, company_name: str, status: InterviewStatus | str | None = None
+    ) -> list[InterviewProcess]:
+        return self.list_interviews(company_name=company_name, status=status)
+
+    def list_interviews(
+        self,
+        company_name: str | None = None,
+        status: InterviewStatus | str | None = None,
+        candidate_id: str | None = None,
+    ) -> list[InterviewProcess]:
+        """Processes matching every filter given (all processes without filters)."""
+        status = _parse_enum(InterviewStatus, status, "status") if status else None
+        with self._read() as repo:
+            return repo.find_interviews(company_name, status, candidate_id)
+
+    def calculate_conversion_rates(self, feeder_source: str) -> ConversionRates:
+        """The live, pre-build view of `mart_feeder_conversion` for one feeder.
+
+        Computed from the raw store with the mart's definition: feeder = the process's feeder,
+        else its candidate's; candidates_sourced = processes started with that feeder;
+        placements = those with status offer_accepted; conversion_rate = placements /
+        candidates_sourced. The published warehouse catches up at the next `itrack build`.
+        """
+        terminal = sorted(s.value for s in TERMINAL_STATUSES)
+        with self._read() as repo:
+            started, placed, decided = repo.feeder_counts(feeder_source, terminal)
+        return ConversionRates(
+            feeder_source=feeder_source,
+            candidates_sourced=started,
+            placements=placed,
+            conversion_rate=placed / started if started else None,
+            decided_processes=decided,
+            decided_conversion_rate=placed / decided if decided else None,
+        )
+
+    # -- internals ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _store(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._connection is not None:
+            yield self._connection
+            return
+        with open_store(self.db, self.wait_seconds) as con:
+            yield con
+
+    @contextmanager
+    def _read(self) -> Iterator[InterviewRepository]:
+        with self._store() as con:
+            yield InterviewRepository(con)
+
+    @contextmanager
+    def _write(self, command: str) -> Iterator[_Call]:
+        """One transaction per call, audited in ingest_runs; callbacks after the store closes."""
+        with self._store() as con:
+            call = _Call(InterviewRepository(con), utc_now())
+            with call.repo.transaction():
+                yield call
+                con.execute(
+                    "insert into ingest_runs (run_id, command, status, started_at, finished_at,"
+                    " rows_read, accepted) values (?, ?, 'completed', ?, ?, 1, 1)",
+                    [call.repo.run_id, f"interview {command}", call.now, utc_now()],
+                )
+        for trigger in call.triggers:
+            for callback in self._callbacks:
+                callback(trigger)
+
+    def _touch(self, call: _Call, process: InterviewProcess) -> InterviewProcess:
+        """Save the process with its updated_at moved strictly forward."""
+        when = _next_time(call.now, process.updated_at)
+        touched = _build(
+            InterviewProcess, "process", **{**process.model_dump(), "updated_at": when}
+        )
+        return call.repo.update_interview(touched)
+
+    def _move(
+        self,
+        call: _Call,
+        process: InterviewProcess,
+        to: InterviewStatus,
+        final_outcome: str | None = None,
+    ) -> InterviewProcess:
+        """One move of the state machine, written with its history row; may fire a trigger."""
+        if not is_valid_move(process.status, to):
+            allowed = ", ".join(sorted(TRANSITIONS.get(process.status, ())))
+            allowed = allowed or f"none, {process.status} is final"
+            raise Refused(
+                f"process {process.id} cannot move from {process.status} to {to}; "
+                f"allowed next: {allowed}"
+            )
+        changes: dict[str, Any] = {
+            "status": to,
+            "updated_at": _next_time(call.now, process.updated_at),
+        }
+        if final_outcome is not None:
+            changes["final_outcome"] = final_outcome
+        moved = _build(InterviewProcess, "process", **{**process.model_dump(), **changes})
+        saved = call.repo.update_interview(moved)
+        if to in FEEDBACK_TRIGGER_STATUSES:
+            call.triggers.append(
+                FeedbackTrigger(
+                    interview_id=saved.id,
+                    candidate_id=saved.candidate_id,
+                    feeder_source=saved.feeder_source or _candidate_feeder(call, saved),
+                    from_status=process.status,
+                    to_status=to,
+                    changed_at=saved.updated_at or call.now,
+                    run_id=call.repo.run_id,
+                )
+            )
+        return saved
+
+
+def _next_time(now: dt.datetime, previous: dt.datetime | None) -> dt.datetime:
+    """Strictly after `previous` even if the clock is behind it (ingested future timestamps)."""
+    return now if previous is None else max(now, previous + ONE_TICK)
+
+
+def _candidate_feeder(call: _Call, process: InterviewProcess) -> str | None:
+    try:
+        return call.repo.candidate_feeder(process.candidate_id)
+    except NotFoundError:
+        return None
+
+
+def _require_open(process: InterviewProcess, consequence: str) -> None:
+    if process.status in TERMINAL_STATUSES:
+        raise Refused(f"process {process.id} is closed ({process.status}): {consequence}")
+
+
+def _check_stage_dates(stage: InterviewStage, process: InterviewProcess) -> None:
+    error = stage_date_error(stage, process.created_at)
+    if error:
+        raise Refused(f"stage refused: {error}")
+
+
+def _build(model: type[_M], what: str, **fields: Any) -> _M:
+    """Construct a contract model; its validation errors become one-line refusals."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise Refused(f"{what} refused: {describe(exc)}") from None
+
+
+def describe(exc: ValidationError) -> str:
+    """A pydantic error as one line: `field: message; ...`."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def _parse_enum(enum: type[_E], value: Any, what: str) -> _E:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in enum)
+        raise Refused(f"unknown {what} '{value}'; expected one of: {allowed}") from None
+
+
+def _rating_fields(ratings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Ratings by contract field name; short names (overall, ...) accepted, others refused."""
+    values: dict[str, Any] = {}
+    for key, value in (ratings or {}).items():
+        name = key if key in RATING_FIELDS else f"{key}_rating"
+        if name not in RATING_FIELDS:
+            known = ", ".join(f.removesuffix("_rating") for f in RATING_FIELDS)
+            raise Refused(f"unknown rating '{key}'; known ratings: {known}")
+        values[name] = value
+    return values
+
+
+def _offer(value: OfferDetails | Mapping[str, Any] | str | None) -> OfferDetails | None:
+    """Offer details from a model, a mapping or JSON text, validated by the contract."""
+    if value is None or isinstance(value, OfferDetails):
+        return value
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise Refused(f"offer details are not valid JSON: {exc.msg} (char {exc.pos})") from None
+    if not isinstance(value, Mapping):
+        raise Refused("offer details must be a JSON object")
+    return _build(OfferDetails, "offer details", **value)

@@ -1,0 +1,235 @@
+"""`itrack interview ...` through Typer's CliRunner on a real store: the full life of a process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ingest.interview_cli import app
+from ingest.store import open_store
+
+T0 = dt.datetime(2025, 1, 1)
+runner = CliRunner()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    with open_store(path) as con:
+        con.execute(
+            "insert into candidates values ('c1', 'Ann Lee', 'linkedin', null, null, ?, ?, "
+            "'seed', ?)",
+            [T0, T0, T0],
+        )
+    return path
+
+
+def run(db: Path, *args: str, code: int = 0) -> str:
+    result = runner.invoke(app, [*args, "--db", str(db)])
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    return result.stdout if code == 0 else result.stderr
+
+
+def run_json(db: Path, *args: str) -> object:
+    return json.loads(run(db, *args, "--json"))
+
+
+def test_full_life_of_an_interview(db, tmp_path):
+    process = run_json(
+        db,
+        "create",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "Data Engineer",
+        "--recruiter",
+        "Rita",
+    )
+    pid = process["id"]
+    assert (process["status"], process["feeder_source"], process["recruiter_name"]) == (
+        "in_progress",
+        None,
+        "Rita",
+    )
+
+    stage_ids = []
+    for order, name in enumerate(["Phone Screen", "Technical Interview", "Onsite"], start=1):
+        stage = run_json(db, "add-stage", pid, "--name", name, "--order", str(order))
+        assert (stage["stage_name"], stage["stage_order"], stage["outcome"]) == (
+            name,
+            order,
+            "pending",
+        )
+        stage_ids.append(stage["id"])
+
+    for stage_id, rating in zip(stage_ids, (3, 4, 5), strict=True):
+        stage = run_json(
+            db,
+            "outcome",
+            stage_id,
+            "passed",
+            "--overall",
+            str(rating),
+            "--technical",
+            "4",
+            "--culture-fit",
+            "5",
+            "--communication",
+            "2",
+            "--feedback",
+            "solid",
+            "--interviewer",
+            "Bo",
+            "--interviewer",
+            "Zoë",
+        )
+        assert stage["outcome"] == "passed" and stage["completed_date"] is not None
+        assert stage["overall_rating"] == rating
+        assert stage["interviewer_names"] == ["Bo", "Zoë"]
+
+    offer_file = tmp_path / "offer.json"
+    offer_file.write_text(json.dumps({"base_salary": 140000, "currency": "GBP", "bonus": 10000}))
+    extended = run_json(db, "complete", pid, "offer_extended", "--offer", str(offer_file))
+    assert extended["status"] == "offer_extended"
+    assert extended["offer_details"]["base_salary"] == 140000.0
+    accepted = run_json(db, "complete", pid, "offer_accepted")
+    assert accepted["status"] == "offer_accepted"
+
+    shown = run_json(db, "show", pid)
+    assert shown["status"] == "offer_accepted"
+    assert shown["offer_details"] == {
+        "base_salary": 140000.0,
+        "currency": "GBP",
+        "bonus": 10000.0,
+        "equity": None,
+        "sign_on_bonus": None,
+        "offer_date": None,
+        "start_date": None,
+        "expiry_date": None,
+    }
+    assert [s["stage_name"] for s in shown["stages"]] == [
+        "Phone Screen",
+        "Technical Interview",
+        "Onsite",
+    ]
+    assert [s["culture_fit_rating"] for s in shown["stages"]] == [5, 5, 5]
+
+    with open_store(db) as con:
+        moves = con.execute(
+            "select from_status, to_status, source from interview_status_history "
+            "order by changed_at"
+        ).fetchall()
+        run_ids = con.execute(
+            "select count(distinct _run_id), bool_and(_run_id like 'api-%') from interview_stages"
+        ).fetchone()
+    assert moves == [
+        (None, "in_progress", "service"),
+        ("in_progress", "offer_extended", "service"),
+        ("offer_extended", "offer_accepted", "service"),
+    ]
+    assert run_ids == (3, True)  # each stage last written by its own outcome call
+
+    # closed now: refusals exit 1 with one line
+    err = run(db, "outcome", stage_ids[0], "failed", code=1)
+    assert (
+        err.strip()
+        == f"error: process {pid} is closed (offer_accepted): outcomes cannot be recorded"
+    )
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_human_output_tables(db):
+    pid = run_json(db, "create", "--candidate", "c1", "--company", "Acme", "--role", "SWE")["id"]
+    stage_id = run_json(db, "add-stage", pid, "--name", "Technical Interview", "--order", "1")["id"]
+    out = run(db, "outcome", stage_id, "failed", "--overall", "2")
+    assert "Interview stage" in out and "failed" in out
+    assert f"process {pid}: rejected_by_company" in out
+    shown = run(db, "show", pid)
+    assert "Failed Technical Interview" in shown and pid in shown and stage_id in shown
+    listed = run(db, "list", "--company", "Acme")
+    assert "1 interview processes" in listed and pid in listed
+    assert "0 interview processes" in run(db, "list", "--status", "on_hold")
+    assert "rejected_by_company" in run(db, "history", "c1")
+
+
+def test_list_and_history_json(db):
+    first = run_json(db, "create", "--candidate", "c1", "--company", "Acme", "--role", "A")
+    second = run_json(
+        db, "create", "--candidate", "c1", "--company", "Globex", "--role", "B", "--feeder", "gh"
+    )
+    run(db, "complete", second["id"], "on_hold")
+    assert [p["id"] for p in run_json(db, "list")] == [first["id"], second["id"]]
+    assert [p["id"] for p in run_json(db, "list", "--status", "on_hold")] == [second["id"]]
+    assert [p["id"] for p in run_json(db, "list", "--company", "Acme", "--candidate", "c1")] == [
+        first["id"]
+    ]
+    assert run_json(db, "list", "--candidate", "nobody") == []
+    hist = run_json(db, "history", "c1")
+    assert [(p["company_name"], p["stages"]) for p in hist] == [("Acme", []), ("Globex", [])]
+
+
+def test_offer_as_inline_json_from_in_progress(db):
+    pid = run_json(db, "create", "--candidate", "c1", "--company", "Acme", "--role", "SWE")["id"]
+    offer = '{"base_salary": 100000, "currency": "EUR", "offer_date": "2025-02-01"}'
+    done = run_json(db, "complete", pid, "offer_accepted", "--offer", offer)
+    assert done["status"] == "offer_accepted"
+    assert done["offer_details"]["offer_date"] == "2025-02-01"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (
+            ["create", "--candidate", "ghost", "--company", "A", "--role", "B"],
+            1,
+            "error: candidate 'ghost' not found: load the candidate first",
+        ),
+        (["show", "not-a-uuid"], 1, "error: process 'not-a-uuid' not found (not a valid id)"),
+        (
+            ["show", "00000000-0000-0000-0000-000000000000"],
+            1,
+            "error: interview process '00000000-0000-0000-0000-000000000000' not found",
+        ),
+        (["history", "ghost"], 1, "error: candidate 'ghost' not found"),
+        (["list", "--status", "open"], 1, "error: unknown status 'open'; expected one of:"),
+    ],
+)
+def test_refusals_exit_1_with_one_line(db, args, code, message):
+    err = run(db, *args, code=code)
+    assert err.startswith(message)
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_process_refusals(db, tmp_path):
+    pid = run_json(db, "create", "--candidate", "c1", "--company", "Acme", "--role", "SWE")["id"]
+    err = run(db, "add-stage", pid, "--name", "Screen", "--order", "2", code=1)
+    assert err.strip().endswith("must have stage_order 1")
+    stage_id = run_json(db, "add-stage", pid, "--name", "Screen", "--order", "1")["id"]
+    err = run(db, "outcome", stage_id, "passed", "--overall", "9", code=1)
+    assert (
+        err.strip()
+        == "error: stage refused: overall_rating: Input should be less than or equal to 5"
+    )
+    err = run(db, "complete", pid, "offer_declined", code=1)
+    assert "allowed next: candidate_withdrew, offer_extended, on_hold, rejected_by_company" in err
+    err = run(db, "complete", pid, "offer_extended", "--offer", '{"base_salary": -1}', code=1)
+    assert err.startswith("error: offer details refused: base_salary: Input should be greater")
+    missing = tmp_path / "missing.json"
+    err = run(db, "complete", pid, "offer_extended", "--offer", str(missing), code=2)
+    assert err.strip() == f"error: --offer: not a JSON object and no such file: {missing}"
+
+
+def test_unwritable_store_exits_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = runner.invoke(app, ["list", "--db", str(blocker / "warehouse.duckdb")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.output

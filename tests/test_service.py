@@ -1,0 +1,510 @@
+"""InterviewService business rules on a real raw store: each rule refused and allowed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ingest.contract import InterviewStatus, OfferDetails
+from ingest.errors import Refused
+from ingest.interview_cli import app
+from ingest.repository import NotFoundError
+from ingest.service import ConversionRates, FeedbackTrigger, InterviewService
+from ingest.store import StoreBusyError, open_store
+
+T0 = dt.datetime(2025, 1, 1)
+OFFER = {"base_salary": 150000, "currency": "USD", "offer_date": "2025-03-01"}
+
+
+def add_candidate(db: Path, cid: str, feeder: str | None) -> None:
+    with open_store(db) as con:
+        con.execute(
+            "insert into candidates values (?, ?, ?, null, null, ?, ?, 'seed', ?)",
+            [cid, f"Candidate {cid}", feeder, T0, T0, T0],
+        )
+
+
+def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    with open_store(db) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
+def history(db: Path, process_id: uuid.UUID) -> list[tuple]:
+    return query(
+        db,
+        "select from_status, to_status from interview_status_history "
+        "where interview_process_id = ? order by changed_at",
+        [process_id],
+    )
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    add_candidate(path, "c1", "linkedin")
+    add_candidate(path, "c2", "referral")
+    return path
+
+
+@pytest.fixture
+def service(db: Path) -> InterviewService:
+    return InterviewService(db)
+
+
+@pytest.fixture
+def process(service: InterviewService):
+    return service.create_interview_process("c1", "Acme", "Engineer", recruiter_name="Rita")
+
+
+# -- creation and the candidate reference -----------------------------------------------------
+
+
+def test_create_process_for_known_candidate(service, db, process):
+    assert process.status is InterviewStatus.IN_PROGRESS
+    assert (process.candidate_id, process.company_name, process.recruiter_name) == (
+        "c1",
+        "Acme",
+        "Rita",
+    )
+    assert process.updated_at == process.created_at
+    rows = query(
+        db,
+        "select from_status, to_status, changed_at, source, run_id, recorded_at >= changed_at "
+        "from interview_status_history",
+    )
+    (from_status, to_status, changed_at, source, run_id, recorded_later) = rows[0]
+    assert (from_status, to_status, changed_at, source, recorded_later) == (
+        None,
+        "in_progress",
+        process.created_at,
+        "service",
+        True,
+    )
+    run_ids = query(db, "select _run_id from interview_processes")[0][0]
+    assert run_ids == run_id and run_id.startswith("api-")
+    assert query(db, "select command, status from ingest_runs where run_id = ?", [run_id]) == [
+        ("interview create", "completed")
+    ]
+
+
+def test_create_process_for_unknown_candidate_refused(service, db):
+    with pytest.raises(NotFoundError, match="candidate 'ghost' not found: load the candidate"):
+        service.create_interview_process("ghost", "Acme", "Engineer")
+    assert query(db, "select count(*) from interview_processes") == [(0,)]
+
+
+def test_create_process_invalid_field_refused(service):
+    with pytest.raises(Refused, match="company_name: .*must not be blank"):
+        service.create_interview_process("c1", "   ", "Engineer")
+
+
+# -- updated_at moves forward -----------------------------------------------------------------
+
+
+def test_updated_at_moves_forward_on_every_change(service, process):
+    stamps = [process.updated_at]
+    stage = service.add_interview_stage(process.id, "Phone Screen", 1)
+    stamps.append(service.get_interview(process.id).process.updated_at)
+    service.update_stage_outcome(stage.id, "passed", {"overall": 4})
+    stamps.append(service.get_interview(process.id).process.updated_at)
+    service.complete_interview_process(process.id, "on_hold")
+    stamps.append(service.get_interview(process.id).process.updated_at)
+    assert all(a < b for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+def test_updated_at_moves_past_a_future_stamp(service, db, process):
+    future = dt.datetime(2100, 1, 1, 12, 0, 0, 5)
+    with open_store(db) as con:
+        con.execute("update interview_processes set updated_at = ?", [future])
+    service.add_interview_stage(process.id, "Phone Screen", 1)
+    assert service.get_interview(process.id).process.updated_at == future + dt.timedelta(
+        microseconds=1
+    )
+
+
+def test_refused_change_leaves_updated_at_and_rows_alone(service, db, process):
+    with pytest.raises(Refused):
+        service.add_interview_stage(process.id, "Phone Screen", 2)
+    assert service.get_interview(process.id).process.updated_at == process.updated_at
+    assert query(db, "select count(*) from interview_stages") == [(0,)]
+    assert query(db, "select count(*) from ingest_runs") == [(1,)]  # the create only
+
+
+# -- stage order ------------------------------------------------------------------------------
+
+
+def test_stage_order_must_be_next(service, process):
+    with pytest.raises(Refused, match="must have stage_order 1"):
+        service.add_interview_stage(process.id, "Phone Screen", 2)
+    first = service.add_interview_stage(process.id, "Phone Screen", 1)
+    assert first.stage_order == 1
+    with pytest.raises(Refused, match="stage_order 1 refused: .* must have stage_order 2"):
+        service.add_interview_stage(process.id, "Technical", 1)
+    with pytest.raises(Refused, match="must have stage_order 2"):
+        service.add_interview_stage(process.id, "Technical", 3)
+    assert service.add_interview_stage(process.id, "Technical", 2).stage_order == 2
+
+
+def test_stage_for_unknown_process_refused(service):
+    with pytest.raises(NotFoundError, match="interview process"):
+        service.add_interview_stage(uuid.uuid4(), "Phone Screen", 1)
+
+
+def test_stage_scheduled_before_process_created_refused(service, process):
+    with pytest.raises(Refused, match="scheduled_date .* is before the process was created"):
+        service.add_interview_stage(process.id, "Phone Screen", 1, "2020-01-01")
+    later = process.created_at + dt.timedelta(days=2)
+    stage = service.add_interview_stage(process.id, "Phone Screen", 1, later.isoformat() + "Z")
+    assert stage.scheduled_date == later
+
+
+def test_stage_invalid_scheduled_date_refused(service, process):
+    with pytest.raises(Refused, match="scheduled_date: .*ISO 8601"):
+        service.add_interview_stage(process.id, "Phone Screen", 1, "next tuesday")
+
+
+# -- the state machine ------------------------------------------------------------------------
+
+
+def test_invalid_move_refused_naming_allowed_ones(service, db, process):
+    with pytest.raises(Refused) as info:
+        service.complete_interview_process(process.id, "offer_accepted")
+    assert str(info.value).endswith(
+        "cannot move from in_progress to offer_accepted; allowed next: "
+        "candidate_withdrew, offer_extended, on_hold, rejected_by_company"
+    )
+    with pytest.raises(Refused, match="unknown status 'hired'; expected one of: in_progress"):
+        service.complete_interview_process(process.id, "hired")
+    assert history(db, process.id) == [(None, "in_progress")]
+
+
+def test_valid_moves_written_to_history(service, db, process):
+    service.complete_interview_process(process.id, "on_hold")
+    back = service.complete_interview_process(process.id, "in_progress")
+    assert back.status is InterviewStatus.IN_PROGRESS
+    assert history(db, process.id) == [
+        (None, "in_progress"),
+        ("in_progress", "on_hold"),
+        ("on_hold", "in_progress"),
+    ]
+    changed_at = query(
+        db, "select max(changed_at) from interview_status_history where run_id like 'api-%'"
+    )
+    assert changed_at == [(back.updated_at,)]
+
+
+def test_terminal_status_is_final(service, process):
+    service.complete_interview_process(process.id, "candidate_withdrew")
+    with pytest.raises(Refused, match="allowed next: none, candidate_withdrew is final"):
+        service.complete_interview_process(process.id, "in_progress")
+
+
+# -- outcomes drive status --------------------------------------------------------------------
+
+
+def test_failed_stage_rejects_in_progress_process(service, db, process):
+    stage = service.add_interview_stage(process.id, "Technical Interview", 1)
+    failed = service.update_stage_outcome(stage.id, "failed", feedback="weak on SQL")
+    assert failed.completed_date is not None and failed.feedback_notes == "weak on SQL"
+    closed = service.get_interview(process.id).process
+    assert closed.status is InterviewStatus.REJECTED_BY_COMPANY
+    assert closed.final_outcome == "Failed Technical Interview"
+    assert history(db, process.id)[-1] == ("in_progress", "rejected_by_company")
+
+
+def test_failed_stage_leaves_on_hold_process_and_passed_leaves_in_progress(service, process):
+    passed = service.add_interview_stage(process.id, "Phone Screen", 1)
+    service.update_stage_outcome(passed.id, "passed")
+    assert service.get_interview(process.id).process.status is InterviewStatus.IN_PROGRESS
+    failed = service.add_interview_stage(process.id, "Onsite", 2)
+    service.complete_interview_process(process.id, "on_hold")
+    service.update_stage_outcome(failed.id, "failed")
+    assert service.get_interview(process.id).process.status is InterviewStatus.ON_HOLD
+
+
+def test_no_outcomes_or_stages_on_closed_process(service, process):
+    stage = service.add_interview_stage(process.id, "Phone Screen", 1)
+    service.complete_interview_process(process.id, "candidate_withdrew")
+    with pytest.raises(Refused, match="is closed \\(candidate_withdrew\\): outcomes cannot"):
+        service.update_stage_outcome(stage.id, "passed")
+    with pytest.raises(Refused, match="is closed \\(candidate_withdrew\\): no stage can"):
+        service.add_interview_stage(process.id, "Technical", 2)
+
+
+def test_outcome_completed_date_rules(service, process):
+    later = process.created_at + dt.timedelta(days=30)
+    future = service.add_interview_stage(process.id, "Phone Screen", 1, later)
+    with pytest.raises(Refused, match="completed_date is before scheduled_date"):
+        service.update_stage_outcome(future.id, "passed")  # it has not happened yet
+    cancelled = service.update_stage_outcome(future.id, "cancelled")
+    assert (cancelled.outcome, cancelled.completed_date) == ("cancelled", None)
+    held = service.update_stage_outcome(future.id, "no_show", completed_date=later)
+    assert held.completed_date == later
+    with pytest.raises(Refused, match="unknown outcome 'great'; expected one of: pending"):
+        service.update_stage_outcome(future.id, "great")
+
+
+def test_offer_details_move_to_offer_extended(service, db, process):
+    extended = service.complete_interview_process(process.id, "offer_extended", OFFER)
+    assert extended.status is InterviewStatus.OFFER_EXTENDED
+    assert extended.offer_details == OfferDetails(
+        base_salary=150000.0, currency="USD", offer_date=dt.date(2025, 3, 1)
+    )
+    revised = service.complete_interview_process(
+        process.id, "offer_extended", {**OFFER, "bonus": 5000}
+    )
+    assert revised.offer_details.bonus == 5000.0
+    assert revised.updated_at > extended.updated_at
+    accepted = service.complete_interview_process(process.id, "offer_accepted")
+    assert accepted.offer_details == revised.offer_details
+    assert history(db, process.id) == [
+        (None, "in_progress"),
+        ("in_progress", "offer_extended"),
+        ("offer_extended", "offer_accepted"),
+    ]
+
+
+def test_offer_with_accept_records_both_moves(service, db, process):
+    accepted = service.complete_interview_process(process.id, "offer_accepted", OFFER)
+    assert accepted.status is InterviewStatus.OFFER_ACCEPTED
+    assert history(db, process.id)[1:] == [
+        ("in_progress", "offer_extended"),
+        ("offer_extended", "offer_accepted"),
+    ]
+    stamps = query(
+        db,
+        "select changed_at from interview_status_history where interview_process_id = ? "
+        "order by changed_at",
+        [process.id],
+    )
+    assert stamps[1][0] < stamps[2][0] == accepted.updated_at
+
+
+def test_offer_details_refused(service, db, process):
+    with pytest.raises(Refused, match="currency: 'XYZ' is not an ISO 4217 currency code"):
+        service.complete_interview_process(
+            process.id, "offer_extended", {**OFFER, "currency": "XYZ"}
+        )
+    with pytest.raises(Refused, match="offer details go with status"):
+        service.complete_interview_process(process.id, "rejected_by_company", OFFER)
+    with pytest.raises(Refused, match="perks: Extra inputs are not permitted"):
+        service.complete_interview_process(process.id, "offer_extended", {**OFFER, "perks": 1})
+    with pytest.raises(Refused, match="not valid JSON"):
+        service.complete_interview_process(process.id, "offer_extended", "{oops")
+    service.complete_interview_process(process.id, "on_hold")
+    with pytest.raises(Refused, match="cannot move from on_hold to offer_extended"):
+        service.complete_interview_process(process.id, "offer_extended", OFFER)
+    assert service.get_interview(process.id).process.offer_details is None
+
+
+# -- ratings ----------------------------------------------------------------------------------
+
+
+def test_ratings_known_keys_in_range_accepted(service, process):
+    stage = service.add_interview_stage(process.id, "Technical", 1)
+    saved = service.update_stage_outcome(
+        stage.id,
+        "passed",
+        {"overall": 5, "technical_rating": 1, "culture_fit": 3, "communication": 4},
+        interviewer_names=["Ann", "Bo"],
+    )
+    assert (
+        saved.overall_rating,
+        saved.technical_rating,
+        saved.culture_fit_rating,
+        saved.communication_rating,
+        saved.interviewer_names,
+    ) == (5, 1, 3, 4, ["Ann", "Bo"])
+
+
+@pytest.mark.parametrize(
+    ("ratings", "message"),
+    [
+        ({"charisma": 3}, "unknown rating 'charisma'; known ratings: overall, technical"),
+        ({"overall": 6}, "overall_rating: Input should be less than or equal to 5"),
+        ({"technical": 0}, "technical_rating: Input should be greater than or equal to 1"),
+        ({"overall": 4.5}, "overall_rating: Input should be a valid integer"),
+        ({"overall": "4"}, "overall_rating: Input should be a valid integer"),
+    ],
+)
+def test_ratings_refused(service, process, ratings, message):
+    stage = service.add_interview_stage(process.id, "Technical", 1)
+    with pytest.raises(Refused, match=message):
+        service.update_stage_outcome(stage.id, "passed", ratings)
+    assert service.get_interview(process.id).stages[0].outcome == "pending"
+
+
+# -- feedback hook ----------------------------------------------------------------------------
+
+
+def test_feedback_trigger_after_commit(service, db, process):
+    seen: list[tuple[FeedbackTrigger, list[tuple]]] = []
+
+    @service.on_feedback_trigger
+    def record(trigger: FeedbackTrigger) -> None:
+        # the store is released and the history row committed when callbacks run
+        seen.append((trigger, history(db, trigger.interview_id)))
+
+    service.complete_interview_process(process.id, "offer_extended", OFFER)
+    assert seen == []  # offer_extended is not a trigger
+    accepted = service.complete_interview_process(process.id, "offer_accepted")
+    [(trigger, rows)] = seen
+    assert trigger.interview_id == process.id
+    assert (trigger.candidate_id, trigger.feeder_source) == ("c1", "linkedin")
+    assert (trigger.from_status, trigger.to_status) == ("offer_extended", "offer_accepted")
+    assert trigger.changed_at == accepted.updated_at
+    assert trigger.run_id.startswith("api-")
+    assert rows[-1] == ("offer_extended", "offer_accepted")
+
+
+def test_feedback_trigger_from_failed_stage_uses_process_feeder(service):
+    triggers: list[FeedbackTrigger] = []
+    service.on_feedback_trigger(triggers.append)
+    process = service.create_interview_process("c1", "Acme", "Engineer", feeder_source="github")
+    stage = service.add_interview_stage(process.id, "Onsite", 1)
+    service.update_stage_outcome(stage.id, "failed")
+    assert [(t.to_status, t.feeder_source) for t in triggers] == [("rejected_by_company", "github")]
+
+
+def test_no_trigger_when_refused(service, process):
+    triggers: list[FeedbackTrigger] = []
+    service.on_feedback_trigger(triggers.append)
+    with pytest.raises(Refused):
+        service.complete_interview_process(process.id, "offer_accepted")
+    assert triggers == []
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+
+def test_candidate_history_and_company_interviews(service):
+    first = service.create_interview_process("c1", "Acme", "Engineer")
+    second = service.create_interview_process("c1", "Globex", "Lead")
+    other = service.create_interview_process("c2", "Acme", "Analyst")
+    service.add_interview_stage(first.id, "Phone Screen", 1)
+    service.add_interview_stage(first.id, "Technical", 2)
+    service.complete_interview_process(other.id, "on_hold")
+    hist = service.get_candidate_interview_history("c1")
+    assert [d.process.id for d in hist] == [first.id, second.id]
+    assert [s.stage_name for s in hist[0].stages] == ["Phone Screen", "Technical"]
+    assert hist[0].as_json()["stages"][1]["stage_order"] == 2
+    assert service.get_candidate_interview_history("c2")[0].stages == []
+    with pytest.raises(NotFoundError, match="candidate 'zz' not found"):
+        service.get_candidate_interview_history("zz")
+    assert [p.id for p in service.get_company_interviews("Acme")] == [first.id, other.id]
+    assert [p.id for p in service.get_company_interviews("Acme", "on_hold")] == [other.id]
+    assert service.get_company_interviews("Initech") == []
+    with pytest.raises(Refused, match="unknown status 'open'"):
+        service.get_company_interviews("Acme", "open")
+    assert [p.id for p in service.list_interviews(candidate_id="c1", company_name="Globex")] == [
+        second.id
+    ]
+
+
+def test_conversion_rates_match_mart_definition(service, db):
+    add_candidate(db, "c3", None)
+    # linkedin (c1's feeder unless the process names another): 4 started
+    accepted = service.create_interview_process("c1", "Acme", "Engineer")
+    service.complete_interview_process(accepted.id, "offer_accepted", OFFER)
+    rejected = service.create_interview_process("c1", "Globex", "Engineer")
+    service.complete_interview_process(rejected.id, "rejected_by_company")
+    service.create_interview_process("c1", "Initech", "Engineer")  # in flight
+    service.create_interview_process("c3", "Acme", "Engineer", feeder_source="linkedin")
+    # referral: c2's own, and c1's process that names referral
+    moved = service.create_interview_process("c1", "Hooli", "Engineer", feeder_source="referral")
+    service.complete_interview_process(moved.id, "offer_accepted", OFFER)
+    service.create_interview_process("c2", "Hooli", "Engineer")
+    assert service.calculate_conversion_rates("linkedin") == ConversionRates(
+        feeder_source="linkedin",
+        candidates_sourced=4,
+        placements=1,
+        conversion_rate=0.25,
+        decided_processes=2,
+        decided_conversion_rate=0.5,
+    )
+    assert service.calculate_conversion_rates("referral") == ConversionRates(
+        "referral", 2, 1, 0.5, 1, 1.0
+    )
+    assert service.calculate_conversion_rates("nobody") == ConversionRates(
+        "nobody", 0, 0, None, 0, None
+    )
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+HOLDER = textwrap.dedent(
+    """
+    import sys, time
+    from ingest.store import open_store
+    with open_store(sys.argv[1]) as con:
+        con.begin()
+        con.execute(
+            "insert into candidates values ('held', 'Held', null, null, null, "
+            "now()::timestamp, now()::timestamp, 'holder', now()::timestamp)"
+        )
+        print("ready", flush=True)
+        sys.stdin.readline()          # hold the store (mid-transaction) until told to go on
+        time.sleep(float(sys.argv[2]))
+        con.commit()
+    """
+)
+
+
+def start_holder(db: Path, linger: float = 0.0) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db), str(linger)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def test_second_writer_gets_busy_and_file_stays_intact(service, db, process):
+    holder = start_holder(db)
+    try:
+        with pytest.raises(
+            StoreBusyError, match=f"database is busy \\(held by PID {holder.pid}\\)"
+        ):
+            service.add_interview_stage(process.id, "Phone Screen", 1)
+        result = CliRunner().invoke(
+            app, ["create", "--candidate", "c1", "--company", "X", "--role", "Y", "--db", str(db)]
+        )
+        assert result.exit_code == 2
+        assert result.stderr.startswith(f"error: database is busy (held by PID {holder.pid})")
+        assert "Traceback" not in result.output
+    finally:
+        holder.communicate("go\n", timeout=30)
+    assert holder.returncode == 0
+    # the holder's transaction landed, ours left nothing behind, and the store works
+    assert query(db, "select count(*) from candidates where id = 'held'") == [(1,)]
+    assert query(db, "select count(*) from interview_processes") == [(1,)]
+    assert query(db, "select count(*) from interview_stages") == [(0,)]
+    assert service.add_interview_stage(process.id, "Phone Screen", 1).stage_order == 1
+
+
+def test_writer_with_wait_goes_through_once_released(db, process):
+    holder = start_holder(db, linger=0.5)
+    holder.stdin.write("go\n")
+    holder.stdin.flush()
+    stage = InterviewService(db, wait_seconds=30).add_interview_stage(process.id, "Screen", 1)
+    holder.communicate(timeout=30)
+    assert stage.stage_order == 1
+    assert query(db, "select count(*) from candidates where id = 'held'") == [(1,)]
+
+
+def test_injected_connection_is_used_without_reopening(db):
+    with open_store(db) as con:  # holds the lock: the service must not try to take it again
+        service = InterviewService(connection=con)
+        process = service.create_interview_process("c2", "Acme", "Engineer")
+        assert service.get_interview(process.id).process == process
+    assert query(db, "select candidate_id from interview_processes") == [("c2",)]
