@@ -7,6 +7,7 @@ transaction on the raw store: a crash or kill at any point leaves the store as i
 from __future__ import annotations
 
 import datetime as dt
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,6 +103,8 @@ def ingest_paths(
     note = progress or (lambda _msg: None)
     with open_store(db, wait_seconds) as con:
         con.execute("set TimeZone = 'UTC'")
+        # Bounded memory whatever the file size: DuckDB spills to disk beyond this.
+        con.execute(f"set memory_limit = '{os.environ.get('ITRACK_MEMORY_LIMIT', '1GB')}'")
         con.begin()
         try:
             summary = _run(con, files, note, force)
@@ -146,8 +149,10 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Progress,
 
 def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("""
+        create or replace temp sequence landing_rec;
         create or replace temp table landing (
-            kind varchar, file_path varchar, line_no bigint, raw varchar);
+            rec bigint default nextval('landing_rec'), kind varchar, file_path varchar,
+            line_no bigint, raw varchar);
         create or replace temp table rejects (
             file_path varchar, line_no bigint, kind varchar, record_id varchar, raw varchar,
             error_code varchar, field varchar, error_message varchar, retryable boolean);
@@ -169,7 +174,8 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
     con.execute("delete from file_landing")
     readers.land(con, source, "file_landing")
     con.execute(
-        "insert into landing select ?, ?, line_no, raw from file_landing",
+        "insert into landing (kind, file_path, line_no, raw) "
+        "select ?, ?, line_no, raw from file_landing",
         [source.kind, str(source.path)],
     )
     problems = [
@@ -189,7 +195,7 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
 def _split_inline_stages(con: duckdb.DuckDBPyConnection) -> None:
     """A process record may carry its stages inline as `stages`: they become stage records."""
     con.execute("""
-        insert into landing
+        insert into landing (kind, file_path, line_no, raw)
         select 'stages', file_path, line_no,
                json_merge_patch(json_object('interview_process_id', raw->>'id'), s)::varchar
         from (select file_path, line_no, raw,
@@ -208,7 +214,7 @@ def _queue_retries(con: duckdb.DuckDBPyConnection) -> int:
     """Unresolved orphans from earlier runs are validated again in this one (unless their file
     is being read again anyway)."""
     return con.execute("""
-        insert into landing
+        insert into landing (kind, file_path, line_no, raw)
         select kind, file_path, line_number, raw_payload from quarantine q
         where retryable and resolved_run_id is null and not exists (
             select 1 from landing l where l.kind = q.kind and l.file_path = q.file_path
@@ -249,26 +255,25 @@ def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     compiled = compile_model(model)
     con.execute(f"""
         create or replace temp table staged_{kind} as
-        select null::varchar as file_path, null::bigint as line_no, null::varchar as raw,
+        select null::bigint as rec, null::varchar as file_path, null::bigint as line_no,
                * exclude (_run_id, _loaded_at)
         from {table} limit 0""")
     con.execute(f"""
         create or replace temp table checked as
-        select file_path, line_no, raw, {compiled.fast_check()} as ok, *
-        from (select file_path, line_no, raw, j, {compiled.extract_columns()}
-              from (select file_path, line_no, raw,
-                           case when json_valid(raw) then raw::json end as j
-                    from landing where kind = ?))""", [kind])
+        {compiled.checked_sql("(select rec, raw from landing where kind = ?)")}
+        """, [kind])
     con.execute(f"""
         insert into staged_{kind}
-        select file_path, line_no, raw, {compiled.typed_columns()}
-        from checked where ok""")
-    slow = con.execute("select file_path, line_no, raw from checked where not ok").fetchall()
+        select c.rec, l.file_path, l.line_no, {compiled.typed_columns()}
+        from checked c join landing l using (rec) where c.ok""")
+    slow = con.execute("""
+        select l.rec, l.file_path, l.line_no, l.raw from checked c join landing l using (rec)
+        where not c.ok""").fetchall()
     valid, rejected = [], []
-    for file_path, line_no, raw in slow:
+    for rec, file_path, line_no, raw in slow:
         row, why = explain(model, raw)
         if row is not None:
-            valid.append({"file_path": file_path, "line_no": line_no, "raw": raw, **row})
+            valid.append({"rec": rec, "file_path": file_path, "line_no": line_no, **row})
         else:
             rejected.append((file_path, line_no, kind, why.record_id, raw, why.code, why.field,
                              why.message, False))
@@ -283,14 +288,21 @@ def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
 
 def _reject_where(con: duckdb.DuckDBPyConnection, kind: str, code: str, condition: str,
                   message_sql: str, field_name: str | None = None) -> None:
-    """Move staged rows matching `condition` to the rejects, with a per-row message."""
-    retryable = code in RETRYABLE_CODES
+    """Move staged rows matching `condition` to the rejects, with a per-row message.
+    The condition is evaluated once; the (usually empty) result drives insert and delete."""
+    con.execute(f"""
+        create or replace temp table failing as
+        select rec, file_path, line_no, id::varchar as record_id, {message_sql} as message
+        from staged_{kind} s where {condition}""")
+    if not con.execute("select count(*) from failing").fetchone()[0]:
+        return
     con.execute(f"""
         insert into rejects
-        select file_path, line_no, '{kind}', id::varchar, raw, '{code}',
-               {f"'{field_name}'" if field_name else 'null'}, {message_sql}, {retryable}
-        from staged_{kind} s where {condition};
-        delete from staged_{kind} s where {condition};""")
+        select f.file_path, f.line_no, '{kind}', f.record_id, l.raw, '{code}',
+               {f"'{field_name}'" if field_name else 'null'}, f.message,
+               {code in RETRYABLE_CODES}
+        from failing f join landing l using (rec)""")
+    con.execute(f"delete from staged_{kind} where rec in (select rec from failing)")
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -303,6 +315,8 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 def _dedupe_in_run(con: duckdb.DuckDBPyConnection, kind: str, cols: list[str]) -> None:
     """Same id twice in one run: the newest `updated_at` wins (older copies are stale);
     copies with the same `updated_at` but different contents are ambiguous and rejected."""
+    if con.execute(f"select count(*) = count(distinct id) from staged_{kind}").fetchone()[0]:
+        return  # the common case: nothing to rank
     content = f"hash({', '.join(cols)})"
     con.execute(f"""
         create or replace temp table ranked as
@@ -316,7 +330,8 @@ def _dedupe_in_run(con: duckdb.DuckDBPyConnection, kind: str, cols: list[str]) -
         from ranked where _rank = 1 group by id having count(distinct _h) > 1;""")
     con.execute(f"""
         insert into rejects
-        select r.file_path, r.line_no, '{kind}', r.id::varchar, r.raw, 'duplicate_id', 'id',
+        select r.file_path, r.line_no, '{kind}', r.id::varchar,
+               (select raw from landing l where l.rec = r.rec), 'duplicate_id', 'id',
                'id ' || r.id || ' appears more than once in this run with different contents '
                || 'and the same updated_at (' || c.places || ')', false
         from ranked r join conflicts c using (id) where r._rank = 1;
@@ -404,10 +419,11 @@ def _check_and_merge(con: duckdb.DuckDBPyConnection, kind: str, run_id: str) -> 
     if kind == "processes":
         _record_status_history(con, run_id)
     col_list = ", ".join(cols)
-    con.execute(f"""
-        insert or replace into {table} ({col_list}, _run_id, _loaded_at)
-        select {col_list}, ?, ? from classified where _outcome in ('inserted', 'updated')""",
-        [run_id, utcnow()])
+    for outcome, verb in (("inserted", "insert"), ("updated", "insert or replace")):
+        con.execute(f"""
+            {verb} into {table} ({col_list}, _run_id, _loaded_at)
+            select {col_list}, ?, ? from classified where _outcome = ?""",
+            [run_id, utcnow(), outcome])
     con.execute("drop table classified")
 
 

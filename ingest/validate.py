@@ -155,27 +155,34 @@ class CompiledModel:
     model: type[Record]
     fields: tuple[FieldSQL, ...]
 
-    def extract_columns(self, j: str = "j") -> str:
-        """One json type and one text column per field, extracted once."""
-        cols = []
-        for f in self.fields:
-            cols.append(f"json_type({j}, {_q('$.' + f.name)}) as t_{f.name}")
-            cols.append(f"{j}->>{_q(f.name)} as s_{f.name}")
-            cols.append(f"{j}->{_q(f.name)} as v_{f.name}")
-        return ",\n".join(cols)
+    def checked_sql(self, source: str) -> str:
+        """Parse each row of `source (rec, raw)` twice in all (fields, keys), then check the
+        small per-field fragments: `rec, ok, v_<field>...`."""
+        struct = "{" + ", ".join(f'"{f.name}": "JSON"' for f in self.fields) + "}"
+        fragments = ",\n".join(f"r.{f.name} as v_{f.name}" for f in self.fields)
+        return f"""
+            select rec, {self._ok_expr()} as ok, * exclude (rec, keys)
+            from (select rec, keys, {fragments}
+                  from (select rec, try(from_json(raw, '{struct}')) as r,
+                               try(json_keys(raw)) as keys
+                        from {source}))"""
 
-    def fast_check(self, j: str = "j") -> str:
-        """SQL boolean: true only for rows pydantic would accept (over the extract columns)."""
+    def _ok_expr(self) -> str:
         allowed = ", ".join(_q(f.name) for f in self.fields)
-        checks = [f"json_type({j}) = 'OBJECT'", f"list_has_all([{allowed}], json_keys({j}))"]
+        checks = ["keys is not null", f"list_has_all([{allowed}], keys)"]
         for f in self.fields:
-            t, s, v = f"t_{f.name}", f"s_{f.name}", f"v_{f.name}"
-            absent = f"{t} is null" if not f.required else "false"
-            null = f"{t} = 'NULL'" if f.nullable else "false"
-            value = _fill(f.check, t=t, s=s, v=v) if f.check else "false"
-            checks.append(f"({absent} or {null} or ({value}))")
+            v = f"v_{f.name}"
+            value = _fill(f.check, t=f"json_type({v})", s=f"({v}->>'$')", v=v) \
+                if f.check else "false"
+            if f.required:
+                checks.append(f"({v} is not null and {value})")
+            elif f.nullable:  # absent or JSON null both read as SQL null here
+                checks.append(f"({v} is null or {value})")
+            else:  # may be absent (it has a default) but not null
+                checks.append(f"(({v} is null and not list_contains(keys, {_q(f.name)}))"
+                              f" or ({v} is not null and {value}))")
         for rule in self.model.sql_checks:
-            typed = {f.name: f"try_cast(s_{f.name} as timestamptz)" for f in self.fields}
+            typed = {f.name: f"try_cast(v_{f.name}->>'$' as timestamptz)" for f in self.fields}
             checks.append(f"coalesce({rule.format(**typed)}, true)")
         return "coalesce(" + "\n and ".join(checks) + ", false)"
 
@@ -183,11 +190,9 @@ class CompiledModel:
         """The table's columns for fast-accepted rows (defaults applied, timestamps naive UTC)."""
         cols = []
         for f in self.fields:
-            expr = _fill(f.typed, s=f"s_{f.name}", v=f"v_{f.name}")
+            expr = _fill(f.typed, s=f"(v_{f.name}->>'$')", v=f"v_{f.name}")
             if f.name == "updated_at":
-                expr = f"coalesce({expr}, s_created_at::timestamptz::timestamp)"
-            elif f.check is None and f.typed == "null":
-                expr = "null"
+                expr = f"coalesce({expr}, (v_created_at->>'$')::timestamptz::timestamp)"
             cols.append(f"{expr} as {f.name}")
         return ",\n".join(cols)
 

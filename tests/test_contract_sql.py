@@ -76,10 +76,10 @@ def run_bulk(kind: str, records: list[dict]) -> tuple[dict[int, dict], set[int]]
     con.execute(SCHEMA)
     _create_work_tables(con)
     for line_no, record in enumerate(records, start=1):
-        con.execute("insert into landing values (?, 'f', ?, ?)",
+        con.execute("insert into landing (kind, file_path, line_no, raw) values (?, 'f', ?, ?)",
                     [kind, line_no, json.dumps(record, ensure_ascii=False)])
     _validate_kind(con, kind)
-    cur = con.execute(f"select * exclude (file_path, raw) from staged_{kind}")
+    cur = con.execute(f"select line_no, * exclude (rec, file_path, line_no) from staged_{kind}")
     names = [d[0] for d in cur.description]
     loaded = {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in cur.fetchall()}
     rejected = {r[0] for r in con.execute("select line_no from rejects").fetchall()}
