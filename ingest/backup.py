@@ -12,8 +12,15 @@ import shutil
 from pathlib import Path
 
 from ingest.errors import UserError
-from ingest.load import new_run_id, utcnow
-from ingest.store import SCHEMA, connect, open_store, raw_store_path, warehouse_path
+from ingest.store import (
+    SCHEMA,
+    connect,
+    new_run_id,
+    open_store,
+    raw_store_path,
+    utc_now,
+    warehouse_path,
+)
 
 MANIFEST = "manifest.json"
 DEFAULT_KEEP = 7
@@ -53,7 +60,7 @@ def backup(db: Path | str | None = None, to: Path | None = None, keep: int = DEF
             shutil.rmtree(partial, ignore_errors=True)
             raise UserError(f"backup failed writing {partial}: {str(exc).splitlines()[0]}") \
                 from None
-    manifest = {"created_at": utcnow().isoformat(), "source": str(raw_store_path(db)),
+    manifest = {"created_at": utc_now().isoformat(), "source": str(raw_store_path(db)),
                 "row_counts": counts, "files": _file_digests(partial)}
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     partial.rename(target)  # a snapshot is complete or absent, never half-written

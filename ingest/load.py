@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from ingest.contract import (
     reachable,
 )
 from ingest.readers import InputFile
-from ingest.store import open_store
+from ingest.store import new_run_id, open_store, utc_now
 from ingest.validate import Rejection, compile_model, explain
 
 # Orphans may be fixed by a later run that brings the parent: they are retried automatically.
@@ -71,15 +70,6 @@ class RunSummary:
 Progress = Callable[[str], None]
 
 
-def new_run_id(prefix: str = "run") -> str:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-    return f"{prefix}-{stamp}-{uuid.uuid4().hex[:8]}"
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def prepare_files(paths: list[Path], kind: str | None) -> list[InputFile]:
     """Resolve, classify and fingerprint inputs before the store is touched (errors exit 2)."""
     files = []
@@ -118,7 +108,7 @@ def ingest_paths(
 def _run(con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Progress,
          force: bool) -> RunSummary:
     run = RunSummary(new_run_id())
-    started = utcnow()
+    started = utc_now()
     _create_work_tables(con)
     loaded = _loaded_hashes(con)
     for source in files:
@@ -423,7 +413,7 @@ def _check_and_merge(con: duckdb.DuckDBPyConnection, kind: str, run_id: str) -> 
         con.execute(f"""
             {verb} into {table} ({col_list}, _run_id, _loaded_at)
             select {col_list}, ?, ? from classified where _outcome = ?""",
-            [run_id, utcnow(), outcome])
+            [run_id, utc_now(), outcome])
     con.execute("drop table classified")
 
 
@@ -439,7 +429,7 @@ def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         union all
         select id, status_before, status, updated_at, $run, 'ingest', $now
         from classified where _outcome = 'updated' and status <> status_before""",
-        {"run": run_id, "now": utcnow()})
+        {"run": run_id, "now": utc_now()})
 
 
 # ---------------------------------------------------------------- audit
@@ -458,7 +448,7 @@ def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetim
         f.rejected = rejected.get(f.path, 0)
     run.rejects_by_code = dict(con.execute(
         "select error_code, count(*) from rejects group by 1 order by 2 desc").fetchall())
-    now = utcnow()
+    now = utc_now()
     con.execute("""
         insert into quarantine
         select $run, file_path, line_no, kind, record_id, raw, error_code, field, error_message,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.errors import Refused
-from ingest.load import RunSummary, ingest_paths, new_run_id
-from ingest.store import connect, raw_store_path, warehouse_path
+from ingest.load import RunSummary, ingest_paths
+from ingest.store import connect, new_run_id, raw_store_path, warehouse_path
 
 DEFAULT_INPUT = Path("data/sample")
 

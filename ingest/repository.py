@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +21,7 @@ import duckdb
 
 from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, to_row
 from ingest.errors import Refused
+from ingest.store import new_run_id, utc_now
 
 PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
 STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
@@ -30,16 +30,6 @@ HISTORY_SOURCE = "service"
 
 class NotFoundError(Refused):
     """A process, stage or candidate id that is not in the store (exit 1)."""
-
-
-def utc_now() -> dt.datetime:
-    """Now as naive UTC, the way every timestamp is stored."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def new_run_id() -> str:
-    """Run id stamped on rows the API writes (ingest stamps its own run ids)."""
-    return f"api-{uuid.uuid4()}"
 
 
 def parse_id(value: UUID | str, what: str) -> UUID:
@@ -60,7 +50,7 @@ class InterviewRepository:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:
         self.con = con
-        self.run_id = run_id or new_run_id()
+        self.run_id = run_id or new_run_id("api")
         self._depth = 0
 
     @contextmanager

@@ -43,8 +43,8 @@ from ingest.contract import (
     stage_date_error,
 )
 from ingest.errors import Refused
-from ingest.repository import InterviewRepository, NotFoundError, utc_now
-from ingest.store import open_store
+from ingest.repository import InterviewRepository, NotFoundError
+from ingest.store import open_store, utc_now
 
 S = InterviewStatus
 ONE_TICK = dt.timedelta(microseconds=1)

@@ -10,9 +10,11 @@ Layout (see README "Where the data lives"):
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,16 @@ class StoreBusyError(RuntimeError):
 
 class StoreError(RuntimeError):
     """The store cannot be opened or written (permissions, disk, corruption)."""
+
+
+def utc_now() -> dt.datetime:
+    """Now as naive UTC, the way every timestamp is stored."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_run_id(prefix: str = "run") -> str:
+    """Run id stamped on the rows a run writes: `<prefix>-<UTC time>-<random>`, sortable."""
+    return f"{prefix}-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 def warehouse_path(db: Path | str | None = None) -> Path:
@@ -154,8 +166,8 @@ create table if not exists feedback_state (
 def store_lock(path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
     """Exclusive writer lock on the raw store; busy -> StoreBusyError naming the holder's PID."""
     lock_path = path.with_name(path.name + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(lock_path, "a+")  # noqa: SIM115 - held for the whole block
     except OSError as exc:
         raise StoreError(f"cannot create lock file {lock_path}: {exc.strerror}") from exc
