@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest.errors import UserError
@@ -87,15 +88,26 @@ def ingest(
 
     if kind is not None and kind not in ("candidates", "processes", "stages"):
         raise UserError(f"--kind must be candidates, processes or stages, not '{kind}'")
-    with console.status("ingesting...") as status:
+    with progress_bar() as bar:
+        task = bar.add_task("ingest", total=None)
+
+        def step(message: str, done: int, total: int) -> None:
+            bar.update(task, description=message, completed=done, total=total)
+
         summary = ingest_paths(paths, db=db, kind=kind, wait_seconds=wait, force=force,
-                               progress=lambda msg: status.update(msg))
+                               progress=step)
     if as_json:
         print(json.dumps(summary_dict(summary), indent=2))
     else:
         print_summary(summary)
     if strict and summary.rejected:
         fail(f"{summary.rejected} record(s) rejected (--strict); see `itrack rejects`", 1)
+
+
+def progress_bar() -> Progress:
+    """A progress bar on stderr for people; silent when output is not a terminal."""
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                    TimeElapsedColumn(), console=err_console, transient=True)
 
 
 def summary_dict(summary: Any) -> dict[str, Any]:

@@ -67,7 +67,8 @@ class RunSummary:
         return sum(self.rejects_by_code.values())
 
 
-Progress = Callable[[str], None]
+# progress(message, steps_done, steps_total): one step per file read, per kind validated/loaded.
+Progress = Callable[[str, int, int], None]
 
 
 def prepare_files(paths: list[Path], kind: str | None) -> list[InputFile]:
@@ -90,7 +91,13 @@ def ingest_paths(
 ) -> RunSummary:
     """Load the given files as one run into the raw store beside warehouse `db`."""
     files = prepare_files(paths, kind)
-    note = progress or (lambda _msg: None)
+    steps = iter(range(len(files) + 2 * len(LOAD_ORDER) + 1))
+    total = len(files) + 2 * len(LOAD_ORDER)
+
+    def note(message: str) -> None:
+        if progress:
+            progress(message, next(steps), total)
+
     with open_store(db, wait_seconds) as con:
         con.execute("set TimeZone = 'UTC'")
         # Bounded memory whatever the file size: DuckDB spills to disk beyond this.
@@ -105,7 +112,7 @@ def ingest_paths(
     return summary
 
 
-def _run(con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Progress,
+def _run(con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Callable[[str], None],
          force: bool) -> RunSummary:
     run = RunSummary(new_run_id())
     started = utc_now()
