@@ -1,0 +1,293 @@
+"""`itrack generate`: realistic synthetic recruiting data with planted signal.
+
+Deterministic for a seed (no wall clock, UUIDs from the seeded generator). The planted signal
+(`PLANTED`) is what tests check the marts recover: feeders with different true placement
+propensities, companies that prefer one feeder, ratings that follow outcomes, recurring themes in
+feedback notes, in-flight processes, and an optional share of invalid records.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import polars as pl
+import typer
+
+from ingest.contract import ISO_4217
+
+
+@dataclass(frozen=True)
+class Planted:
+    # Chance to pass each interview stage, by feeder (the source's quality).
+    feeder_pass: dict[str, float] = field(default_factory=lambda: {
+        "referral": 0.86, "ex-google": 0.80, "ex-amazon": 0.74, "university": 0.66,
+        "bootcamp": 0.58, "linkedin-outbound": 0.50})
+    # Companies that favour one feeder: that feeder's pass chance gets this boost there.
+    company_preference: dict[str, str] = field(default_factory=lambda: {
+        "Stripe": "bootcamp", "Netflix": "ex-amazon", "Shopify": "university"})
+    preference_boost: float = 0.14
+    companies: tuple[str, ...] = ("Stripe", "Netflix", "Shopify", "Datadog", "Airbnb",
+                                  "Spotify", "Atlassian", "Canva", "Monzo", "Zalando")
+
+    @property
+    def best_feeder(self) -> str:
+        return max(self.feeder_pass, key=self.feeder_pass.__getitem__)
+
+    @property
+    def worst_feeder(self) -> str:
+        return min(self.feeder_pass, key=self.feeder_pass.__getitem__)
+
+
+PLANTED = Planted()
+STAGES = (  # (canonical type, spellings seen in exports)
+    ("phone_screen", ("Phone Screen", "phone screen", "Recruiter Call", "Phone  Screen")),
+    ("technical", ("Technical Interview", "Coding", "Technical  Interview", "technical interview")),
+    ("onsite", ("Onsite", "Final Round", "On-site")),
+)
+UNMAPPED_STAGE = "Take-home Review"
+THEMES_PASS = ("strong system design", "clear communication", "solid coding fundamentals",
+               "good product sense", "collaborative and curious")
+THEMES_FAIL = ("weak algorithms", "poor culture fit", "lacked depth in distributed systems",
+               "unclear communication", "struggled with coding exercise")
+ROLES = ("Backend Engineer", "Data Engineer", "Frontend Engineer", "SRE", "ML Engineer")
+RECRUITERS = ("Rita Gomez", "Sam Patel", "Mia Chen", "Olu Ade")
+INTERVIEWERS = ("Ana", "Ben", "Chloe", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo")
+FIRST = ("Alex", "Sam", "Priya", "Wei", "Maria", "John", "Aisha", "Lukas", "Yuki", "Omar")
+LAST = ("Smith", "Kumar", "Zhang", "Garcia", "Okafor", "Müller", "Sato", "Haddad", "Nowak")
+START = dt.datetime(2025, 1, 1, 9, 0)
+SPAN_DAYS = 300
+CURRENCIES = ("USD", "USD", "USD", "EUR", "GBP")
+assert all(c in ISO_4217 for c in CURRENCIES)
+
+
+def _ts(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _uuid(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _ratings(rng: random.Random, passed: bool) -> dict[str, int | None]:
+    low, high = (3, 5) if passed else (1, 3)
+    return {name: (rng.randint(low, high) if rng.random() > 0.08 else None)
+            for name in ("overall_rating", "technical_rating", "culture_fit_rating",
+                         "communication_rating")}
+
+
+def _process(rng: random.Random, candidate: dict[str, Any], feeder: str) -> tuple[dict, list]:
+    """One process and its stages, consistent with the contract's state machine."""
+    company = rng.choice(PLANTED.companies)
+    p_pass = PLANTED.feeder_pass[feeder]
+    if PLANTED.company_preference.get(company) == feeder:
+        p_pass = min(0.97, p_pass + PLANTED.preference_boost)
+    created = START + dt.timedelta(days=rng.uniform(0, SPAN_DAYS), hours=rng.randint(0, 8))
+    pid = _uuid(rng)
+    in_flight = rng.random() < 0.15
+    depth = rng.randint(1, 3) if in_flight else 3
+    stages, clock, failed_stage = [], created, None
+    for order, (canonical, names) in enumerate(STAGES[:depth], start=1):
+        name = UNMAPPED_STAGE if canonical == "technical" and rng.random() < 0.02 \
+            else rng.choice(names)
+        scheduled = clock + dt.timedelta(days=rng.randint(2, 10), hours=rng.randint(0, 6))
+        last_pending = in_flight and order == depth
+        passed = rng.random() < p_pass
+        stage = {"id": _uuid(rng), "interview_process_id": pid, "stage_name": name,
+                 "stage_order": order, "scheduled_date": _ts(scheduled),
+                 "created_at": _ts(clock + dt.timedelta(hours=1))}
+        if last_pending:
+            stage.update(outcome="pending", interviewer_names=[])
+        else:
+            completed = scheduled + dt.timedelta(days=rng.randint(0, 3), hours=1)
+            themes = THEMES_PASS if passed else THEMES_FAIL
+            stage.update(
+                outcome="passed" if passed else "failed", completed_date=_ts(completed),
+                interviewer_names=rng.sample(INTERVIEWERS, rng.randint(1, 3)),
+                feedback_notes="; ".join(rng.sample(themes, 2)).capitalize() + ".",
+                **_ratings(rng, passed))
+            clock = completed
+        stage["updated_at"] = _ts(clock + dt.timedelta(hours=2))
+        stages.append(stage)
+        if not last_pending and not passed:
+            failed_stage = name
+            break
+    process = {"id": pid, "candidate_id": candidate["id"], "company_name": company,
+               "role_title": rng.choice(ROLES), "feeder_source": feeder,
+               "recruiter_name": rng.choice(RECRUITERS), "created_at": _ts(created)}
+    decided = clock + dt.timedelta(days=rng.randint(1, 5))
+    status, extra = _status(rng, in_flight, failed_stage, p_pass, decided)
+    process.update(status=status, updated_at=_ts(decided if status != "in_progress"
+                                                  else clock + dt.timedelta(hours=3)), **extra)
+    return process, stages
+
+
+def _status(rng: random.Random, in_flight: bool, failed_stage: str | None, p_pass: float,
+            decided: dt.datetime) -> tuple[str, dict[str, Any]]:
+    if failed_stage:
+        return "rejected_by_company", {"final_outcome": f"Failed {failed_stage}"}
+    if in_flight:
+        return ("on_hold" if rng.random() < 0.15 else "in_progress"), {}
+    if rng.random() < 0.06:
+        return "candidate_withdrew", {"final_outcome": "Candidate withdrew: accepted another offer"}
+    offer = {"base_salary": rng.randrange(90_000, 220_000, 5_000),
+             "currency": rng.choice(CURRENCIES), "bonus": rng.randrange(0, 30_000, 1_000),
+             "offer_date": decided.date().isoformat(),
+             "start_date": (decided + dt.timedelta(days=30)).date().isoformat()}
+    roll = rng.random()
+    if roll < 0.08:
+        return "offer_extended", {"offer_details": offer}
+    if roll < 0.08 + (1 - p_pass) * 0.6:
+        return "offer_declined", {"offer_details": offer,
+                                  "final_outcome": "Declined: compensation"}
+    return "offer_accepted", {"offer_details": offer}
+
+
+def _candidate(rng: random.Random, index: int, feeder: str) -> dict[str, Any]:
+    return {"id": f"cand-{index:07d}", "full_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+            "feeder_source": feeder, "current_company": rng.choice(("Amazon", "Google", None)),
+            "linkedin_url": f"https://www.linkedin.com/in/cand-{index:07d}",
+            "created_at": _ts(START - dt.timedelta(days=rng.randint(1, 60)))}
+
+
+def _spoil(rng: random.Random, record: dict[str, Any], kind: str) -> dict[str, Any] | str:
+    """Make one record invalid in one of several realistic ways."""
+    bad = dict(record)
+    choice = rng.randrange(6)
+    if choice == 0:
+        return json.dumps(record)[:-7]  # a truncated line: malformed JSON
+    if choice == 1:
+        bad.pop("created_at")
+    elif choice == 2 and kind == "stages":
+        bad["overall_rating"] = 6
+    elif choice == 2:
+        bad["status" if kind == "processes" else "full_name"] = (
+            "hired" if kind == "processes" else "")
+    elif choice == 3 and kind == "stages":
+        bad["interview_process_id"] = _uuid(rng)  # orphan
+    elif choice == 3:
+        bad["id"] = "not-a-uuid" if kind == "processes" else "bad id"
+    elif choice == 4:
+        bad["created_at"] = "31/12/2024"
+    else:
+        bad["unexpected_field"] = "x"
+    return bad
+
+
+def build_records(processes: int, seed: int, invalid_share: float = 0.0
+                  ) -> dict[str, list[dict[str, Any] | str]]:
+    rng = random.Random(seed)
+    feeders = list(PLANTED.feeder_pass)
+    out: dict[str, list] = {"candidates": [], "processes": [], "stages": []}
+    candidate = None
+    for _ in range(processes):
+        if candidate is None or rng.random() < 0.77:  # ~1.3 processes per candidate
+            feeder = rng.choice(feeders)
+            candidate = _candidate(rng, len(out["candidates"]) + 1, feeder)
+            out["candidates"].append(candidate)
+        feeder = candidate["feeder_source"] if rng.random() < 0.9 else rng.choice(feeders)
+        process, stages = _process(rng, candidate, feeder)
+        out["processes"].append(process)
+        out["stages"].extend(stages)
+    if invalid_share > 0:
+        for kind, records in out.items():
+            for i in range(len(records)):
+                if rng.random() < invalid_share:
+                    records[i] = _spoil(rng, records[i], kind)
+    return out
+
+
+def write_records(records: list[dict[str, Any] | str], path: Path, fmt: str) -> None:
+    if fmt == "jsonl":
+        with path.open("w", encoding="utf-8") as handle:
+            for record in records:
+                text = record if isinstance(record, str) else json.dumps(record,
+                                                                          ensure_ascii=False)
+                handle.write(text + "\n")
+        return
+    rows = [r for r in records if not isinstance(r, str)]  # malformed lines exist in JSONL only
+    if fmt == "json":
+        path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
+        return
+    columns = sorted({key for row in rows for key in row})
+    flat = [{c: _cell(row.get(c), fmt) for c in columns} for row in rows]
+    frame = pl.DataFrame(flat, schema={c: pl.String for c in columns}
+                         if fmt == "csv" else None, infer_schema_length=None)
+    if fmt == "csv":
+        frame.write_csv(path)
+    else:
+        frame.write_parquet(path)
+
+
+def _cell(value: Any, fmt: str) -> Any:
+    """CSV cells are text (lists and objects as JSON); Parquet keeps lists and structs."""
+    if fmt != "csv" or value is None:
+        return value
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def generate(out_dir: Path, processes: int, seed: int, invalid_share: float = 0.0,
+             fmt: str = "jsonl") -> dict[str, int]:
+    """Write candidates/processes/stages files in `fmt`; returns the records written per file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = build_records(processes, seed, invalid_share)
+    counts = {}
+    for kind, records in data.items():
+        path = out_dir / f"{kind}.{fmt}"
+        write_records(records, path, fmt)
+        counts[path.name] = len(records)
+    return counts
+
+
+def generate_delta(src_dir: Path, out_dir: Path, share: float = 0.01, seed: int = 1
+                   ) -> dict[str, int]:
+    """A delta of new processes (with candidates and stages) and changed ones (a pending stage
+    decided, the process moved forward with a newer `updated_at`): the nightly 1% increment."""
+    rng = random.Random(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    processes = [json.loads(line) for line in (src_dir / "processes.jsonl").open()
+                 if line.strip().startswith("{") and line.rstrip().endswith("}")]
+    n = max(1, int(len(processes) * share))
+    fresh = build_records(n // 2 + 1, seed + 10_000)
+    for c in fresh["candidates"]:
+        c["id"] = c["id"].replace("cand-", "cand-delta-")
+    for p in fresh["processes"]:
+        p["candidate_id"] = p["candidate_id"].replace("cand-", "cand-delta-")
+    changed = []
+    for p in rng.sample([p for p in processes if p.get("status") == "in_progress"],
+                        min(n // 2, sum(p.get("status") == "in_progress" for p in processes))):
+        later = dt.datetime.fromisoformat(p["updated_at"].rstrip("Z")) + dt.timedelta(days=3)
+        p.update(status="candidate_withdrew", updated_at=_ts(later),
+                 final_outcome="Candidate withdrew: relocation")
+        changed.append(p)
+    data = {"candidates": fresh["candidates"], "processes": fresh["processes"] + changed,
+            "stages": fresh["stages"]}
+    for kind, records in data.items():
+        write_records(records, out_dir / f"delta_{kind}.jsonl", "jsonl")
+    return {kind: len(records) for kind, records in data.items()}
+
+
+def generate_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
+    processes: Annotated[int, typer.Option(help="Interview processes to generate.")] = 300,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 42,
+    invalid_share: Annotated[
+        float, typer.Option(help="Share of records made invalid on purpose (0-1).")] = 0.0,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl, json, csv or parquet.")] = "jsonl",
+) -> None:
+    """Generate synthetic candidates, processes and stages with planted signal."""
+    from ingest.errors import UserError
+
+    if fmt not in ("jsonl", "json", "csv", "parquet"):
+        raise UserError(f"--format must be jsonl, json, csv or parquet, not '{fmt}'")
+    if not 0 <= invalid_share < 1:
+        raise UserError("--invalid-share must be between 0 and 1")
+    counts = generate(out, processes, seed, invalid_share, fmt)
+    typer.echo(", ".join(f"{name}: {n}" for name, n in counts.items()) + f" -> {out}")

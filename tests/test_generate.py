@@ -1,0 +1,76 @@
+"""`itrack generate`: deterministic, contract-valid records with the planted signal visible."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import polars as pl
+import pytest
+
+from ingest.contract import MODELS
+from ingest.generate import PLANTED, build_records, generate
+
+
+def test_same_seed_same_bytes(tmp_path):
+    generate(tmp_path / "a", 200, seed=3, invalid_share=0.05)
+    generate(tmp_path / "b", 200, seed=3, invalid_share=0.05)
+    for name in ("candidates.jsonl", "processes.jsonl", "stages.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_valid_records_follow_the_contract_and_the_state_machine():
+    data = build_records(400, seed=5)
+    for kind, records in data.items():
+        for record in records:
+            MODELS[kind].model_validate(record)
+    stages_by_process: dict[str, list[dict]] = {}
+    for stage in data["stages"]:
+        stages_by_process.setdefault(stage["interview_process_id"], []).append(stage)
+    for process in data["processes"]:
+        stages = stages_by_process[process["id"]]
+        assert [s["stage_order"] for s in stages] == list(range(1, len(stages) + 1))
+        if any(s["outcome"] == "failed" for s in stages):
+            assert process["status"] == "rejected_by_company"
+            assert process["final_outcome"].startswith("Failed ")
+        if process["status"] in ("offer_extended", "offer_accepted", "offer_declined"):
+            assert all(s["outcome"] == "passed" for s in stages)
+            assert process["offer_details"]["base_salary"] > 0
+
+
+def test_invalid_share_is_respected_and_those_records_fail():
+    data = build_records(1000, seed=9, invalid_share=0.05)
+    bad = 0
+    total = 0
+    for kind, records in data.items():
+        for record in records:
+            total += 1
+            if isinstance(record, str):
+                bad += 1
+                with pytest.raises(json.JSONDecodeError):
+                    json.loads(record)
+                continue
+            try:
+                MODELS[kind].model_validate(record)
+            except Exception:
+                bad += 1
+    assert 0.03 < bad / total < 0.07  # the orphan-stage spoil is valid on its own
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet"])
+def test_other_formats_are_readable(tmp_path, fmt):
+    counts = generate(tmp_path, 50, seed=1, fmt=fmt)
+    reader = {"json": pl.read_json, "csv": pl.read_csv, "parquet": pl.read_parquet}[fmt]
+    for name, n in counts.items():
+        assert reader(tmp_path / name).height == n
+
+
+def test_planted_feeder_ordering_is_visible_in_raw_placement_rates():
+    data = build_records(3000, seed=11)
+    started, placed = Counter(), Counter()
+    for process in data["processes"]:
+        started[process["feeder_source"]] += 1
+        placed[process["feeder_source"]] += process["status"] == "offer_accepted"
+    rate = {f: placed[f] / started[f] for f in started}
+    assert rate[PLANTED.best_feeder] > rate[PLANTED.worst_feeder] + 0.2
+    assert max(rate, key=rate.get) == PLANTED.best_feeder
