@@ -1,0 +1,36 @@
+with
+
+stages as (
+    select * from {{ ref('int_stages_typed') }}
+),
+
+processes as (
+    select * from {{ ref('int_processes_enriched') }}
+),
+
+final as (
+    select
+        stages.interview_stage_id,
+        stages.interview_process_id,
+        processes.candidate_id,
+        processes.company_name,
+        processes.feeder_source,
+        stages.stage_name,
+        stages.stage_type,
+        stages.stage_order,
+        stages.outcome,
+        stages.overall_rating,
+        stages.technical_rating,
+        stages.culture_fit_rating,
+        stages.communication_rating,
+        stages.scheduled_date,
+        stages.completed_date,
+        stages.days_scheduled_to_completed,
+        stages.interviewer_names,
+        stages.feedback_notes,
+        stages.next_steps,
+    from stages
+    inner join processes on stages.interview_process_id = processes.interview_process_id
+)
+
+select * from final
