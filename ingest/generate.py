@@ -28,10 +28,11 @@ class Planted:
     feeder_pass: dict[str, float] = field(default_factory=lambda: {
         "referral": 0.86, "ex-google": 0.80, "ex-amazon": 0.74, "university": 0.66,
         "bootcamp": 0.58, "linkedin-outbound": 0.50})
-    # Companies that favour one feeder: that feeder's pass chance gets this boost there.
+    # Companies that favour one feeder: there, that feeder passes each stage with this chance
+    # (above every feeder's own), so it tops the company's preferred feeders.
     company_preference: dict[str, str] = field(default_factory=lambda: {
         "Stripe": "bootcamp", "Netflix": "ex-amazon", "Shopify": "university"})
-    preference_boost: float = 0.14
+    preferred_pass: float = 0.95
     companies: tuple[str, ...] = ("Stripe", "Netflix", "Shopify", "Datadog", "Airbnb",
                                   "Spotify", "Atlassian", "Canva", "Monzo", "Zalando")
 
@@ -86,7 +87,7 @@ def _process(rng: random.Random, candidate: dict[str, Any], feeder: str) -> tupl
     company = rng.choice(PLANTED.companies)
     p_pass = PLANTED.feeder_pass[feeder]
     if PLANTED.company_preference.get(company) == feeder:
-        p_pass = min(0.97, p_pass + PLANTED.preference_boost)
+        p_pass = PLANTED.preferred_pass
     created = START + dt.timedelta(days=rng.uniform(0, SPAN_DAYS), hours=rng.randint(0, 8))
     pid = _uuid(rng)
     in_flight = rng.random() < 0.15

@@ -57,14 +57,15 @@ metrics as (
         {{ safe_divide('placements', 'candidates_sourced') }} as conversion_rate,
         per_feeder.decided_processes,
         {{ safe_divide('placements', 'decided_processes') }} as decided_conversion_rate,
-        (placements / candidates_sourced + {{ z * z }} / (2 * candidates_sourced)
+        -- clamped: the bounds are in [0, 1] mathematically, not always in floating point
+        greatest(0.0, (placements / candidates_sourced + {{ z * z }} / (2 * candidates_sourced)
             - {{ z }} * sqrt(placements / candidates_sourced * (1 - placements / candidates_sourced)
                         / candidates_sourced + {{ z * z }} / (4 * candidates_sourced ^ 2)))
-            / (1 + {{ z * z }} / candidates_sourced) as wilson_lower,
-        (placements / candidates_sourced + {{ z * z }} / (2 * candidates_sourced)
+            / (1 + {{ z * z }} / candidates_sourced)) as wilson_lower,
+        least(1.0, (placements / candidates_sourced + {{ z * z }} / (2 * candidates_sourced)
             + {{ z }} * sqrt(placements / candidates_sourced * (1 - placements / candidates_sourced)
                         / candidates_sourced + {{ z * z }} / (4 * candidates_sourced ^ 2)))
-            / (1 + {{ z * z }} / candidates_sourced) as wilson_upper,
+            / (1 + {{ z * z }} / candidates_sourced)) as wilson_upper,
         (placements + {{ k }} * overall.prior_rate) / (candidates_sourced + {{ k }})
             as smoothed_conversion_rate,
         per_feeder.phone_screen_pass_rate,
