@@ -1,5 +1,100 @@
-"""`itrack feedback ...` (placeholder until the feedback issue lands)."""
+"""`itrack feedback`: write feeders.json and placements; `itrack feedback report FEEDER`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
-app = typer.Typer(help="Write metrics back to feeders.json and placement history.")
+app = typer.Typer(help="Write metrics back to feeders.json and placement history.",
+                  invoke_without_command=True)
+console = Console()
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
+]
+
+
+def _handled(func):  # the root CLI's error handling, imported lazily to avoid a cycle
+    from ingest.cli import handle_errors
+
+    return handle_errors(func)
+
+
+@app.callback()
+def feedback(
+    ctx: typer.Context,
+    feeders: Annotated[Path | None, typer.Option(help="feeders.json to update.")] = None,
+    placements: Annotated[
+        Path | None, typer.Option(help="Placement history output (JSON).")] = None,
+    candidates: Annotated[
+        Path | None,
+        typer.Option(help="Candidates JSON/JSONL file to merge placement_history into."),
+    ] = None,
+    full: Annotated[bool, typer.Option(help="Recompute every feeder, not only changed ones.")]
+    = False,
+    db: DbOption = None,
+) -> None:
+    """Update feeders.json metrics and placement history from the published marts."""
+    if ctx.invoked_subcommand:
+        return
+    _handled(_run)(feeders, placements, candidates, full, db)
+
+
+def _run(feeders: Path | None, placements: Path | None, candidates: Path | None, full: bool,
+         db: Path | None) -> None:
+    from feedback.service import run_feedback
+    from ingest.store import warehouse_path
+
+    warehouse = warehouse_path(db)
+    result = run_feedback(
+        warehouse=warehouse, raw_store_db=warehouse,
+        feeders_path=feeders or warehouse.parent / "feeders.json",
+        placements_path=placements or warehouse.parent / "candidate_placements.json",
+        candidates_path=candidates, full=full)
+    console.print(f"feedback: {result}", highlight=False)
+
+
+@app.command()
+def report(
+    feeder: Annotated[str, typer.Argument(help="Feeder source, e.g. ex-amazon.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    db: DbOption = None,
+) -> None:
+    """The feeder performance report: sourced, success by stage, time to hire, rejections."""
+    _handled(_report)(feeder, as_json, db)
+
+
+def _report(feeder: str, as_json: bool, db: Path | None) -> None:
+    from feedback.feeders import metrics_from_marts
+    from feedback.marts import open_marts, require_known
+
+    with open_marts(db) as con:
+        require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
+        metrics = metrics_from_marts(con)[feeder]
+    if as_json:
+        print(json.dumps({"feeder_source": feeder, **metrics}, indent=2))
+        return
+    table = Table(title=f"feeder {feeder}", show_header=False)
+    table.add_row("candidates sourced", str(metrics["candidates_sourced"]))
+    table.add_row("placements", str(metrics["placements"]))
+    table.add_row("conversion rate", _pct(metrics["conversion_rate"]))
+    wilson = metrics["wilson_interval"]
+    table.add_row("95% interval", f"{_pct(wilson['lower'])} - {_pct(wilson['upper'])}")
+    table.add_row("smoothed rate", _pct(metrics["smoothed_conversion_rate"]))
+    for stage, rate in metrics["success_rate_by_stage"].items():
+        table.add_row(f"success rate: {stage}", _pct(rate))
+    days = metrics["avg_days_to_hire"]
+    table.add_row("average days to hire", "-" if days is None else f"{days:.1f}")
+    for reason in metrics["top_rejection_reasons"]:
+        table.add_row("rejection reason", f"{reason['reason']} ({reason['count']})")
+    console.print(table)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"

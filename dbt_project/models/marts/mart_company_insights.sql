@@ -33,7 +33,8 @@ preferred as (
 ),
 
 reasons as (
-    select company_name, coalesce(final_outcome, 'unspecified') as reason, 'final_outcome' as source
+    select company_name, coalesce({{ normalize_text('final_outcome') }}, 'unspecified') as reason,
+           'final_outcome' as source
     from processes where status = 'rejected_by_company'
     union all
     -- failed-stage notes: each sentence or ';'-separated phrase is a reason

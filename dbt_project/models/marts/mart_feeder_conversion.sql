@@ -13,7 +13,8 @@ overall as (
 ),
 
 reasons as (
-    select feeder_source, coalesce(final_outcome, 'unspecified') as reason, count(*) as n
+    select feeder_source, coalesce({{ normalize_text('final_outcome') }}, 'unspecified') as reason,
+           count(*) as n
     from processes
     where status = 'rejected_by_company'
     group by all

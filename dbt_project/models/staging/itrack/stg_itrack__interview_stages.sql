@@ -9,7 +9,7 @@ renamed as (
         id as interview_stage_id,
         interview_process_id,
         stage_name,
-        {{ normalize_stage_name('stage_name') }} as stage_name_normalized,
+        {{ normalize_text('stage_name') }} as stage_name_normalized,
         stage_order,
         scheduled_date,
         completed_date,

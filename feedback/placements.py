@@ -1,0 +1,79 @@
+"""Placement history per candidate (the seed's PlacementRecord), written for every accepted
+process: `candidate_placements.json`, and optionally merged into a candidates JSON/JSONL file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from feedback.atomic import write_atomic
+from ingest.contract import PlacementRecord
+from ingest.errors import UserError
+
+
+def placements_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
+    """candidate id -> placement records sorted by date (then company, role)."""
+    rows = con.execute("""
+        select candidate_id, company_name, role_title, placed_at, offer_details
+        from fct_interview_processes where is_placement
+        order by candidate_id, placed_at, company_name, role_title""").fetchall()
+    history: dict[str, list[dict[str, Any]]] = {}
+    for candidate_id, company, role, placed_at, offer in rows:
+        record = PlacementRecord(company=company, role=role, placement_date=placed_at,
+                                 offer_details=json.loads(offer) if offer else None)
+        history.setdefault(candidate_id, []).append(
+            record.model_dump(mode="json", exclude_none=True))
+    return history
+
+
+def write_placements(path: Path, history: dict[str, list[dict[str, Any]]]) -> bool:
+    text = json.dumps(history, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    return write_atomic(path, text.encode("utf-8"))
+
+
+def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> bool:
+    """Set `placement_history` on each candidate of a JSON (array or {"candidates": [...]}) or
+    JSONL file; other fields untouched; the history is replaced, never appended, so re-running
+    never duplicates a record."""
+    if not path.exists():
+        raise UserError(f"{path}: no such candidates file")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".jsonl", ".ndjson"):
+        lines = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                lines.append(line)
+                continue
+            record = _parse(line, path, number)
+            _apply(record, history, path, number)
+            lines.append(json.dumps(record, ensure_ascii=False))
+        return write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    document = _parse(text, path, None)
+    records = document.get("candidates") if isinstance(document, dict) else document
+    if not isinstance(records, list):
+        raise UserError(f"{path}: expected an array of candidates or {{\"candidates\": [...]}}")
+    for index, record in enumerate(records, start=1):
+        _apply(record, history, path, index)
+    return write_atomic(path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+                        .encode("utf-8"))
+
+
+def _parse(text: str, path: Path, line: int | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f" line {line}" if line else ""
+        raise UserError(f"{path}{where}: not valid JSON ({exc.msg}); left untouched") from None
+
+
+def _apply(record: Any, history: dict[str, list[dict[str, Any]]], path: Path,
+           where: int) -> None:
+    if not isinstance(record, dict) or "id" not in record:
+        raise UserError(f"{path}: candidate {where} is not an object with an 'id'; "
+                        "left untouched")
+    placements = history.get(str(record["id"]))
+    if placements:
+        record["placement_history"] = placements

@@ -1,0 +1,218 @@
+"""The feedback step: feeders.json merged carefully, placements, triggers and the watermark."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from feedback.service import run_feedback
+from ingest.cli import app
+from ingest.generate import generate
+from ingest.pipeline import run_build
+from ingest.store import raw_store_path
+
+NOW = "2026-01-01T00:00:00Z"
+QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
+
+
+@pytest.fixture(scope="module")
+def built_once(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("feedback")
+    generate(root / "in", 400, seed=77)
+    run_build([root / "in"], db=root / "warehouse.duckdb", **QUIET)
+    for output in ("feeders.json", "candidate_placements.json"):
+        (root / output).unlink(missing_ok=True)  # each test starts from its own files
+    return root / "warehouse.duckdb"
+
+
+@pytest.fixture
+def wh(built_once, tmp_path) -> Path:
+    """A private copy of the built warehouse and its raw store."""
+    db = tmp_path / "warehouse.duckdb"
+    shutil.copy2(built_once, db)
+    shutil.copy2(raw_store_path(built_once), raw_store_path(db))
+    return db
+
+
+def feed(db: Path, **kw):
+    return run_feedback(warehouse=db, raw_store_db=db, feeders_path=db.parent / "feeders.json",
+                        placements_path=db.parent / "placements.json",
+                        now=kw.pop("now", NOW), **kw)
+
+
+def test_fields_of_the_scoring_job_are_preserved(wh):
+    feeders = wh.parent / "feeders.json"
+    feeders.write_text(json.dumps({
+        "version": 3,
+        "feeders": {
+            "referral": {"weight": 1.5, "patterns": ["referred by *"], "notes": "keep me"},
+            "legacy-agency": {"weight": 0.1, "nested": {"a": [1, 2.5, None]}},
+        },
+        "owner": "scoring-team",
+    }))
+    result = feed(wh)
+    document = json.loads(feeders.read_text())
+    assert list(document) == ["version", "feeders", "owner"]
+    assert document["version"] == 3 and document["owner"] == "scoring-team"
+    referral = document["feeders"]["referral"]
+    assert (referral["weight"], referral["patterns"], referral["notes"]) == (
+        1.5, ["referred by *"], "keep me")
+    assert referral["metrics"]["updated_at"] == NOW
+    assert document["feeders"]["legacy-agency"] == {"weight": 0.1, "nested": {"a": [1, 2.5, None]}}
+    names = list(document["feeders"])
+    assert names[:2] == ["referral", "legacy-agency"]
+    assert names[2:] == sorted(names[2:])  # new feeders appended in name order
+    assert set(result.updated_feeders) == set(names) - {"legacy-agency"}
+
+
+def test_metrics_match_the_mart(wh):
+    import duckdb
+
+    feed(wh)
+    metrics = json.loads((wh.parent / "feeders.json").read_text())["feeders"]
+    con = duckdb.connect(str(wh), read_only=True)
+    for feeder, n, k, rate in con.execute("select feeder_source, candidates_sourced, placements, "
+                                          "conversion_rate from mart_feeder_conversion").fetchall():
+        m = metrics[feeder]["metrics"]
+        assert (m["candidates_sourced"], m["placements"]) == (n, k)
+        assert m["conversion_rate"] == round(k / n, 6) == pytest.approx(rate, abs=1e-6)
+    con.close()
+
+
+def test_rerun_without_new_data_leaves_files_byte_identical(wh):
+    feed(wh)
+    before = {p: (wh.parent / p).read_bytes() for p in ("feeders.json", "placements.json")}
+    again = feed(wh, now="2030-01-01T00:00:00Z")
+    assert again.updated_feeders == [] and not again.feeders_written
+    assert {p: (wh.parent / p).read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"feeders": ["a", "b"]}),
+                                     json.dumps({"no_feeders": {}})])
+def test_corrupt_or_mismatched_file_is_never_overwritten(wh, content):
+    feeders = wh.parent / "feeders.json"
+    feeders.write_text(content)
+    result = CliRunner().invoke(app, ["feedback", "--db", str(wh), "--feeders", str(feeders)])
+    assert result.exit_code == 2, result.output
+    assert "left untouched" in result.output and "Traceback" not in result.output
+    assert feeders.read_text() == content
+
+
+def test_interrupted_write_leaves_the_old_file_intact(wh, monkeypatch):
+    feeders = wh.parent / "feeders.json"
+    feeders.write_text(json.dumps({"feeders": {"x": {"weight": 1}}}))
+    original = feeders.read_bytes()
+
+    def killed(*_args):
+        raise KeyboardInterrupt  # the process dies between write and rename
+
+    monkeypatch.setattr("feedback.atomic.os.replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        feed(wh)
+    assert feeders.read_bytes() == original
+    assert [p.name for p in wh.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_hand_edits_between_runs_are_kept_and_a_backup_is_written(wh):
+    feeders = wh.parent / "feeders.json"
+    feed(wh)
+    document = json.loads(feeders.read_text())
+    first = next(iter(document["feeders"]))
+    edited = {"feeders": {first: {"priority": "high", **document["feeders"][first]}},
+              "added_by_hand": True}
+    feeders.write_text(json.dumps(edited, indent=4))
+    feed(wh, full=True)
+    after = json.loads(feeders.read_text())
+    assert after["added_by_hand"] is True
+    assert list(after["feeders"][first])[:2] == ["priority", "metrics"]
+    assert json.loads((wh.parent / "feeders.json.bak").read_text()) == edited
+
+
+def test_placements_merge_into_candidates_files_without_duplicates(wh):
+    feed(wh)
+    history = json.loads((wh.parent / "placements.json").read_text())
+    placed = next(iter(history))
+    assert all(r["placement_date"] <= s["placement_date"]
+               for r, s in zip(history[placed], history[placed][1:], strict=False))
+    jsonl = wh.parent / "candidates.jsonl"
+    jsonl.write_text(json.dumps({"id": placed, "score": 0.7}) + "\n"
+                     + json.dumps({"id": "nobody", "score": 0.1}) + "\n")
+    as_json = wh.parent / "candidates.json"
+    as_json.write_text(json.dumps([{"id": placed, "tags": ["a"]}]))
+    for _ in range(2):  # a re-run replaces, never appends
+        feed(wh, candidates_path=jsonl)
+        feed(wh, candidates_path=as_json)
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert lines[0] == {"id": placed, "score": 0.7, "placement_history": history[placed]}
+    assert lines[1] == {"id": "nobody", "score": 0.1}
+    assert json.loads(as_json.read_text()) == [
+        {"id": placed, "tags": ["a"], "placement_history": history[placed]}]
+
+
+def test_feedback_runs_record_what_was_written(wh):
+    import duckdb
+
+    result = feed(wh)
+    con = duckdb.connect(str(raw_store_path(wh)), read_only=True)
+    rows = con.execute("select feeder_source, metrics from feedback_runs where run_id = ?",
+                       [result.run_id]).fetchall()
+    con.close()
+    assert sorted(r[0] for r in rows) == sorted(result.updated_feeders)
+    assert all(json.loads(m)["updated_at"] == NOW for _, m in rows)
+
+
+def test_report_command(wh):
+    runner = CliRunner()
+    ok = runner.invoke(app, ["feedback", "report", "referral", "--json", "--db", str(wh)])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["feeder_source"] == "referral"
+    table = runner.invoke(app, ["feedback", "report", "referral", "--db", str(wh)])
+    assert "candidates sourced" in table.output
+    unknown = runner.invoke(app, ["feedback", "report", "refferal", "--db", str(wh)])
+    assert unknown.exit_code == 1
+    assert "no such feeder 'refferal'; closest: referral" in unknown.output
+
+
+def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_path):
+    """After the service API accepts an offer, the next feedback run is triggered by exactly
+    that feeder, changes exactly that candidate's placements, and writes what --full writes."""
+    import duckdb
+
+    from ingest.service import InterviewService
+
+    feed(wh)
+    placements_before = json.loads((wh.parent / "placements.json").read_text())
+    con = duckdb.connect(str(raw_store_path(wh)), read_only=True)
+    pid, candidate, feeder = con.execute("""
+        select p.id, p.candidate_id, p.feeder_source from interview_processes p
+        where p.status = 'offer_extended' and p.feeder_source is not null
+        order by p.id limit 1""").fetchone()
+    con.close()
+    InterviewService(wh).complete_interview_process(pid, "offer_accepted")
+    _rebuild(wh)
+    full_copy = tmp_path / "full"
+    full_copy.mkdir()
+    shutil.copy2(wh.parent / "feeders.json", full_copy / "feeders.json")
+    default = feed(wh)
+    assert default.triggered_feeders == [feeder]
+    placements_after = json.loads((wh.parent / "placements.json").read_text())
+    changed = {c for c in placements_before.keys() | placements_after.keys()
+               if placements_before.get(c) != placements_after.get(c)}
+    assert changed == {candidate}
+    full = run_feedback(warehouse=wh, raw_store_db=wh, feeders_path=full_copy / "feeders.json",
+                        placements_path=full_copy / "placements.json", full=True, now=NOW)
+    assert feeder in full.updated_feeders
+    assert (full_copy / "feeders.json").read_bytes() == (wh.parent / "feeders.json").read_bytes()
+
+
+def _rebuild(db: Path) -> None:
+    """dbt build only (no new files to ingest), as `itrack build` would after the API write."""
+    from ingest.pipeline import _dbt_build, _fresh_build_file
+
+    building = _fresh_build_file(db)
+    _dbt_build(building, raw_store_path(db), lambda _m: None)
+    building.replace(db)
