@@ -218,6 +218,8 @@ def _code_for(error: dict[str, Any], field: str | None) -> str:
         return "missing_field"
     if kind == "extra_forbidden":
         return "unknown_field"
+    if field and field.startswith("offer_details"):
+        return "invalid_offer"
     if field in RATING_FIELDS:
         return "invalid_rating"
     if kind == "enum":
@@ -230,8 +232,6 @@ def _code_for(error: dict[str, Any], field: str | None) -> str:
         return "date_order"
     if kind == "string_too_short" or "blank" in error.get("msg", ""):
         return "empty_value"
-    if field and field.startswith("offer_details"):
-        return "invalid_offer"
     if kind.endswith("_type") or kind.endswith("_parsing"):
         return "wrong_type"
     return "invalid_value"
