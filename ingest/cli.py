@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import duckdb
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -56,6 +57,9 @@ def handle_errors(func: F) -> F:
             fail(str(exc), exc.exit_code)
         except (StoreBusyError, StoreError) as exc:
             fail(str(exc), 2)
+        except (OSError, duckdb.IOException) as exc:  # disk full, read-only folder, ...
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            fail(f"cannot write: {reason}; nothing of this run was written", 2)
         except KeyboardInterrupt:
             fail("interrupted; nothing of this run was written", 130)
         except Exception as exc:  # a bug: still one line, the traceback on request

@@ -6,8 +6,10 @@ transaction on the raw store: a crash or kill at any point leaves the store as i
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +26,7 @@ from ingest.contract import (
     reachable,
 )
 from ingest.readers import InputFile
-from ingest.store import new_run_id, open_store, utc_now
+from ingest.store import StoreError, new_run_id, open_store, raw_store_path, utc_now
 from ingest.validate import Rejection, compile_model, explain
 
 # Orphans may be fixed by a later run that brings the parent: they are retried automatically.
@@ -67,6 +69,14 @@ class RunSummary:
         return sum(self.rejects_by_code.values())
 
 
+def fault_point(step: str) -> None:
+    """Test hook: ITRACK_FAULT_AT=<step> kills the process right here with SIGKILL, so the fault
+    tests can prove a run killed at any step leaves the store as it was. Steps: read,
+    validate, load, history, commit."""
+    if os.environ.get("ITRACK_FAULT_AT") == step:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 # progress(message, steps_done, steps_total): one step per file read, per kind validated/loaded.
 Progress = Callable[[str, int, int], None]
 
@@ -105,11 +115,25 @@ def ingest_paths(
         con.begin()
         try:
             summary = _run(con, files, note, force)
+            fault_point("commit")
             con.commit()
+        except (duckdb.IOException, duckdb.TransactionException) as exc:
+            _rollback(con)  # a full or read-only disk surfaces here, or at the commit
+            raise StoreError(f"cannot write {raw_store_path(db)}: {_first_line(exc)}; "
+                             "nothing of this run was written") from None
         except BaseException:
-            con.rollback()
+            _rollback(con)
             raise
     return summary
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):
+        con.rollback()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _run(con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Callable[[str], None],
@@ -130,11 +154,13 @@ def _run(con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Callable[
         counts.rows_read = con.execute(
             "select count(*) from landing where file_path = ?", [str(source.path)]
         ).fetchone()[0] + len(source.problems)
+    fault_point("read")
     _split_inline_stages(con)
     run.retried = _queue_retries(con)
     for kind in LOAD_ORDER:
         note(f"validate {kind}")
         _validate_kind(con, kind)
+        fault_point("validate")
         note(f"load {kind}")
         _check_and_merge(con, kind, run.run_id)
     _finish(con, run, started)
@@ -415,12 +441,14 @@ def _check_and_merge(con: duckdb.DuckDBPyConnection, kind: str, run_id: str) -> 
         from classified group by all""", [kind])
     if kind == "processes":
         _record_status_history(con, run_id)
+        fault_point("history")
     col_list = ", ".join(cols)
     for outcome, verb in (("inserted", "insert"), ("updated", "insert or replace")):
         con.execute(f"""
             {verb} into {table} ({col_list}, _run_id, _loaded_at)
             select {col_list}, ?, ? from classified where _outcome = ?""",
             [run_id, utc_now(), outcome])
+    fault_point("load")
     con.execute("drop table classified")
 
 

@@ -1,0 +1,141 @@
+"""Faults real operations meet: kill -9 mid-run, a full disk, a read-only folder, two writers
+at once. Each must leave the raw store exactly as before, with one clear line and exit 2."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest.generate import generate
+from ingest.load import ingest_paths
+from ingest.store import raw_store_path
+
+ITRACK = str(Path(sys.executable).parent / "itrack")
+TABLES = ("candidates", "interview_processes", "interview_stages", "interview_status_history",
+          "quarantine", "ingest_runs", "ingest_files")
+
+
+def fingerprint(db: Path) -> dict[str, tuple[int, str]]:
+    """Row count and a checksum of the sorted rows of every raw-store table."""
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    try:
+        out = {}
+        for table in TABLES:
+            rows = sorted(map(repr, con.execute(f"select * from {table}").fetchall()))
+            out[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
+        return out
+    finally:
+        con.close()
+
+
+def itrack(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([ITRACK, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("faults")
+    generate(root / "day1", 300, seed=8)
+    generate(root / "day2", 2000, seed=9, invalid_share=0.02)
+    return {"day1": root / "day1", "day2": root / "day2"}
+
+
+STEPS = ["read", "validate", "history", "load", "commit"]
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_kill_at_each_step_leaves_the_store_as_before(tmp_path, data, step):
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([data["day1"]], db=db)
+    before = fingerprint(db)
+    killed = itrack("ingest", str(data["day2"]), "--db", str(db),
+                    env={"ITRACK_FAULT_AT": step})
+    assert killed.returncode == -9
+    assert fingerprint(db) == before
+    again = itrack("ingest", str(data["day2"]), "--db", str(db))
+    assert again.returncode == 0, again.stderr
+    assert fingerprint(db)["interview_processes"][0] > before["interview_processes"][0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.2, 0.5, 0.9, 1.4, 2.0, 3.0])
+def test_kill_at_random_times_leaves_the_store_as_before(tmp_path, data, delay):
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([data["day1"]], db=db)
+    before = fingerprint(db)
+    proc = subprocess.Popen([ITRACK, "ingest", str(data["day2"]), "--db", str(db)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    after = fingerprint(db)
+    finished = after["ingest_runs"][0] == before["ingest_runs"][0] + 1
+    assert after == before or finished  # all or nothing
+    assert itrack("ingest", str(data["day2"]), "--db", str(db)).returncode == 0
+
+
+def test_second_writer_exits_2_naming_the_holder_or_waits(tmp_path, data):
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([data["day1"]], db=db)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from ingest.store import open_store\n"
+         f"with open_store({str(db)!r}):\n    print('held', flush=True); time.sleep(3)"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    busy = itrack("ingest", str(data["day2"]), "--db", str(db))
+    assert busy.returncode == 2
+    assert f"database is busy (held by PID {holder.pid})" in busy.stderr
+    assert "Traceback" not in busy.stderr
+    waited = itrack("ingest", str(data["day2"]), "--db", str(db), "--wait", "30")
+    assert waited.returncode == 0, waited.stderr
+    holder.wait()
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 32 MB tmpfs: a disk that can really fill up or turn read-only (needs root)."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_full_disk_gives_one_clear_error_and_changes_nothing(small_mount, data):
+    db = small_mount / "warehouse.duckdb"
+    ingest_paths([data["day1"]], db=db)
+    before = fingerprint(db)
+    filler = small_mount / "filler"
+    free = os.statvfs(small_mount).f_bavail * os.statvfs(small_mount).f_frsize
+    filler.write_bytes(b"\0" * max(free - 64 * 1024, 0))
+    full = itrack("ingest", str(data["day2"]), "--db", str(db))
+    assert full.returncode == 2, full.stderr
+    assert full.stderr.count("\n") <= 2 and "Traceback" not in full.stderr
+    filler.unlink()
+    assert fingerprint(db) == before
+    assert itrack("ingest", str(data["day2"]), "--db", str(db)).returncode == 0
+
+
+def test_read_only_folder_gives_one_clear_error_and_changes_nothing(small_mount, data):
+    db = small_mount / "warehouse.duckdb"
+    ingest_paths([data["day1"]], db=db)
+    before = fingerprint(db)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_mount)], check=True)
+    try:
+        denied = itrack("ingest", str(data["day2"]), "--db", str(db))
+        assert denied.returncode == 2, denied.stderr
+        assert "Traceback" not in denied.stderr
+        assert "read-only" in denied.stderr.lower() or "cannot" in denied.stderr.lower()
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_mount)], check=True)
+    assert fingerprint(db) == before
