@@ -12,7 +12,7 @@ from rich.table import Table
 
 app = typer.Typer(help="Write metrics back to feeders.json and placement history.",
                   invoke_without_command=True)
-console = Console()
+console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
 
 DbOption = Annotated[
     Path | None,

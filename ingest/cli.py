@@ -27,7 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
 err_console = Console(stderr=True)
 
 DbOption = Annotated[
