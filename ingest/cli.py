@@ -239,6 +239,25 @@ def restore(
 
 @app.command()
 @handle_errors
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet files.")],
+    anonymize: Annotated[
+        bool, typer.Option("--anonymize", help="Drop names and free text (required).")] = False,
+    db: DbOption = None,
+) -> None:
+    """Export the marts without personal data (names, notes), for sharing outside the team."""
+    from feedback.export import export_anonymized
+
+    if not anonymize:
+        raise UserError("only --anonymize exports exist: analysts inside the team query the "
+                        "warehouse itself (read-only)")
+    counts = export_anonymized(out, db)
+    console.print(f"exported {len(counts)} tables ({sum(counts.values())} rows) to {out}",
+                  highlight=False)
+
+
+@app.command()
+@handle_errors
 def docs(db: DbOption = None) -> None:
     """Build the dbt docs site (lineage of every model), offline."""
     from ingest.dbt_runner import docs_generate

@@ -216,3 +216,31 @@ def _rebuild(db: Path) -> None:
     building = _fresh_build_file(db)
     _dbt_build(building, raw_store_path(db), lambda _m: None)
     building.replace(db)
+
+
+def test_anonymized_export_has_no_names_or_free_text(wh, tmp_path):
+    import duckdb
+
+    out = tmp_path / "share"
+    result = CliRunner().invoke(app, ["export", "--anonymize", "--out", str(out),
+                                      "--db", str(wh)])
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(wh), read_only=True)
+    secrets = {v for (v,) in con.execute(
+        "select full_name from raw.candidates union select recruiter_name from "
+        "raw.interview_processes union select unnest(interviewer_names) from "
+        "raw.interview_stages union select feedback_notes from raw.interview_stages "
+        "union select candidate_id from raw.interview_processes").fetchall() if v}
+    con.close()
+    share = duckdb.connect()
+    for parquet in out.glob("*.parquet"):
+        for row in share.execute(f"select * from '{parquet}'").fetchall():
+            for value in row:
+                assert str(value) not in secrets, (parquet.name, value)
+    joined = share.execute(f"""
+        select count(*) from '{out}/fct_interview_stages.parquet' s
+        join '{out}/fct_interview_processes.parquet' p using (interview_process_id)
+        where s.candidate_id = p.candidate_id""").fetchone()[0]
+    assert joined > 0  # pseudonyms still join within one export
+    refused = CliRunner().invoke(app, ["export", "--out", str(out), "--db", str(wh)])
+    assert refused.exit_code == 2 and "--anonymize" in refused.output
