@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SCALE ?= full
 
 .DEFAULT_GOAL := help
-.PHONY: help install build test test-all lint format docs bench clean
+.PHONY: help install build test test-all lint format docs bench clean browser
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,10 +25,16 @@ install: $(STAMP) ## Create .venv and install the package with its dev tools
 build: $(STAMP) ## Nightly pipeline on the sample: ingest, backup, dbt build, feedback, publish, report
 	$(ITRACK) build
 
-test: $(STAMP) ## Run the whole test suite (fast tier)
+browser: ## Install Debian's chromium for the HTML report test (if missing)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium for the HTML report test ..."; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
+	  || echo "warning: could not install chromium; the HTML rendering test will be skipped"; }
+
+test: $(STAMP) browser ## Run the whole test suite (fast tier, under ~5 minutes)
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(STAMP) ## Run every test, the slow fault-injection ones included
+test-all: $(STAMP) browser ## Run every test, the slow fault-injection ones included
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff check and format check
