@@ -1,0 +1,40 @@
+"""Hostile names through every filter: they are parameters, never SQL, never a crash."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from ingest.cli import app
+from ingest.load import ingest_paths
+from tests.conftest import query
+from tests.factories import candidate, process, stage, write_jsonl
+
+HOSTILE = ["'); drop table interview_processes; --", '=HYPERLINK("http://x","y")',
+           "Robert'); DELETE FROM candidates;--", "%' or '1'='1", "名前\u202e", "a\\b\"c"]
+runner = CliRunner()
+
+
+@pytest.fixture
+def loaded(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    write_jsonl(folder / "processes.jsonl", [process()])
+    write_jsonl(folder / "stages.jsonl", [stage()])
+    ingest_paths([folder], db=db)
+    return db
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_filters_are_just_values(loaded, name):
+    db = str(loaded)
+    for args in (["interview", "list", "--company", name], ["interview", "list", "--candidate",
+                 name], ["interview", "history", name], ["rejects", "--run", name],
+                 ["interview", "list", "--status", name], ["interview", "show", name]):
+        result = runner.invoke(app, [*args, "--db", db])
+        assert result.exit_code in (0, 1, 2), (args, result.output)
+        assert "Traceback" not in result.output
+    assert query(loaded, "select count(*) from interview_processes") == [(1,)]
+    assert query(loaded, "select count(*) from candidates") == [(1,)]
