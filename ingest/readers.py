@@ -27,6 +27,7 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv"
            ".parquet": "parquet", ".pq": "parquet"}
 KINDS = ("candidates", "processes", "stages")
 _INTEGER = re.compile(r"-?[0-9]+")
+BATCH_ROWS = 50_000  # rows the Python readers hold before handing them to DuckDB
 LANDING_SCHEMA = pa.schema([("line_no", pa.int64()), ("raw", pa.string())])
 
 
@@ -151,6 +152,9 @@ def _land_jsonl_python(con: duckdb.DuckDBPyConnection, source: InputFile, table:
             if text.strip():
                 lines.append(line_no)
                 raws.append(text.rstrip("\r\n"))
+            if len(lines) >= BATCH_ROWS:
+                _insert(con, table, lines, raws)
+                lines, raws = [], []
     _insert(con, table, lines, raws)
 
 
@@ -205,6 +209,9 @@ def _land_csv(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> 
                 record = coerce_text_row(model, dict(zip(header, row, strict=True)))
                 lines.append(line_no)
                 raws.append(json.dumps(record, ensure_ascii=False))
+                if len(lines) >= BATCH_ROWS:  # memory grows with the batch, not the file
+                    _insert(con, table, lines, raws)
+                    lines, raws = [], []
     except UnicodeDecodeError as exc:
         source.problems.append(FileProblem(
             None, "invalid_utf8",
