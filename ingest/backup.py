@@ -68,8 +68,15 @@ def backup(db: Path | str | None = None, to: Path | None = None, keep: int = DEF
     return target
 
 
+def _snapshots(root: Path) -> list[Path]:
+    """Complete snapshots in `root`, oldest first (by the manifest's creation time)."""
+    found = [p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists()] \
+        if root.exists() else []
+    return sorted(found, key=lambda p: json.loads((p / MANIFEST).read_text())["created_at"])
+
+
 def _prune(root: Path, keep: int) -> None:
-    snapshots = sorted(p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists())
+    snapshots = _snapshots(root)
     for old in snapshots[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -117,8 +124,7 @@ def restore(snapshot: Path, db: Path | str | None = None, overwrite: bool = Fals
 
 
 def latest(root: Path) -> Path:
-    snapshots = sorted(p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists()) \
-        if root.exists() else []
+    snapshots = _snapshots(root)
     if not snapshots:
         raise UserError(f"no backup in {root}")
     return snapshots[-1]

@@ -160,7 +160,7 @@ def test_failing_dbt_test_stops_before_publishing(tmp_path):
     generate(tmp_path / "in", 50, seed=3)
     db = tmp_path / "warehouse.duckdb"
     run_build([tmp_path / "in"], db=db, **QUIET)
-    published = db.read_bytes()
+    published, feeders = db.read_bytes(), (tmp_path / "feeders.json").read_bytes()
     con = duckdb.connect(str(raw_store_path(db)))
     con.execute("update interview_stages set overall_rating = 7 "  # bypasses the contract
                 "where id = (select min(id) from interview_stages where overall_rating = 5)")
@@ -171,4 +171,4 @@ def test_failing_dbt_test_stops_before_publishing(tmp_path):
     assert "dbt build failed" in result.output
     assert "accepted_values_stg_itrack__interview_stages_overall_rating" in result.output
     assert db.read_bytes() == published
-    assert not (tmp_path / "feeders.json").exists()
+    assert (tmp_path / "feeders.json").read_bytes() == feeders  # no feedback written
