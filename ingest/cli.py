@@ -264,7 +264,8 @@ def docs(db: DbOption = None) -> None:
     from ingest.store import raw_store_path, warehouse_path
 
     target = docs_generate(warehouse_path(db), raw_store_path(db))
-    console.print(f"dbt docs: open {target / 'index.html'}", highlight=False)
+    console.print(f"dbt docs: open {target / 'static_index.html'} (self-contained, offline; "
+                  f"{target / 'index.html'} needs the files beside it)", highlight=False)
 
 
 def _register_subapps() -> None:

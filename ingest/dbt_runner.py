@@ -1,12 +1,20 @@
 """Run dbt in-process against a given warehouse file and raw store.
 
-In-process saves dbt's interpreter start-up on every nightly build; the price is that
-dbt-duckdb keeps its DuckDB connection open after the invocation, so we close it ourselves:
-the build file must be closed before it is atomically published.
+In-process saves a second interpreter start-up on every nightly build. Three things make it
+safe and fast:
+- dbt-duckdb keeps its DuckDB connection open after the invocation (`keep_open` defaults to
+  true), so we close it ourselves: the build file must be closed before it is published.
+- dbt re-parses the whole project when the profile changes, and the profile's `path` is
+  `ITRACK_DB`, which is a fresh build file every night (about 7 s of parsing). dbt therefore
+  sees a stable symlink per warehouse location (`<data>/.build/dbt/<name>.duckdb`) pointing
+  at the file of the day, so partial parsing keeps working between builds.
+- Runs for one warehouse location are serialised by a lock file: the link, dbt's target
+  folder and its partial-parse state are per location and not safe to share concurrently.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,20 +22,87 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+FAILED_STATUSES = ("fail", "error", "runtime error")
+
+
+@dataclass(frozen=True)
+class FailedNode:
+    """One dbt node that did not pass: `kind` is test, unit_test, model, seed, ..."""
+
+    name: str
+    kind: str
+    status: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status}{': ' + self.message if self.message else ''})"
 
 
 @dataclass
 class DbtOutcome:
     ok: bool
-    failures: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    failed: list[FailedNode] = field(default_factory=list)
+    warned: list[FailedNode] = field(default_factory=list)
+    error: str | None = None  # dbt itself failed (compile error, bad profile, ...)
+    log_path: Path | None = None
+
+    @property
+    def failures(self) -> list[str]:
+        """One line per failing node (or the dbt error), for people."""
+        lines = [str(node) for node in self.failed]
+        if self.error and not lines:
+            lines.append(self.error)
+        return lines
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(node) for node in self.warned]
+
+
+def work_dir(raw_store: Path) -> Path:
+    """Per warehouse location: dbt's link, target folder, logs and lock."""
+    return Path(raw_store).absolute().parent / ".build" / "dbt"
+
+
+def _link_name(raw_store: Path) -> str:
+    name = Path(raw_store).name
+    return (name.removesuffix(".raw.duckdb") or "warehouse") + ".duckdb"
+
+
+@contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # waits: dbt runs on one location take turns
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _stable_path(warehouse: Path, folder: Path, name: str) -> Iterator[Path]:
+    """A symlink with a fixed path to `warehouse`, removed afterwards."""
+    link = folder / name
+    wal = link.with_name(link.name + ".wal")
+    for stale in (link, wal):  # a crashed run's WAL must never replay onto another file
+        stale.unlink(missing_ok=True)
+    link.symlink_to(Path(warehouse).absolute())
+    try:
+        yield link
+    finally:
+        if wal.exists():  # not checkpointed: fold it into the file before the link goes
+            duckdb.connect(str(link)).close()
+        link.unlink(missing_ok=True)
 
 
 @contextmanager
 def _env(warehouse: Path, raw_store: Path) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in ("ITRACK_DB", "ITRACK_RAW_DB")}
-    os.environ["ITRACK_DB"] = str(Path(warehouse).absolute())
+    os.environ["ITRACK_DB"] = str(warehouse)
     os.environ["ITRACK_RAW_DB"] = str(Path(raw_store).absolute())
     try:
         yield
@@ -49,48 +124,81 @@ def close_dbt_connections() -> None:
     DuckDBConnectionManager.close_all_connections()
 
 
-def run_dbt(args: list[str], warehouse: Path, raw_store: Path, quiet: bool = True) -> DbtOutcome:
-    """`dbt <args>` on `warehouse`, reading raw tables from `raw_store`; failing nodes named."""
+def run_dbt(
+    args: list[str],
+    warehouse: Path,
+    raw_store: Path,
+    quiet: bool = True,
+    target_path: Path | None = None,
+) -> DbtOutcome:
+    """`dbt <args>` on `warehouse`, reading raw tables from `raw_store`; failing nodes named.
+
+    Works from any current directory. `target_path` defaults to the location's work folder.
+    """
     from dbt.cli.main import dbtRunner
 
-    flags = ["--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
+    folder = work_dir(raw_store)
+    target = Path(target_path or folder / "target").absolute()
+    flags = [
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROJECT_DIR),
+        "--target-path",
+        str(target),
+        "--log-path",
+        str(folder / "logs"),
+    ]
     if quiet:
         flags = ["--quiet", "--log-level-file", "info", *flags]
-    log_dir = ["--log-path", str(PROJECT_DIR / "logs")]
-    with _env(warehouse, raw_store):
-        try:
-            result = dbtRunner().invoke([*args[:1], *flags, *log_dir, *args[1:]])
-        finally:
-            close_dbt_connections()
-    outcome = DbtOutcome(ok=result.success)
-    for node in getattr(result.result, "results", None) or []:
-        status = str(getattr(node, "status", "")).lower()
-        name = getattr(getattr(node, "node", None), "name", "?")
-        message = (getattr(node, "message", "") or "").splitlines()[0:1]
-        text = f"{name} ({status}{': ' + message[0] if message else ''})"
-        if status in ("fail", "error", "runtime error"):
-            outcome.failures.append(text)
+    with _locked(folder), _stable_path(warehouse, folder, _link_name(raw_store)) as link:
+        with _env(link, raw_store):
+            try:
+                result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
+            finally:
+                close_dbt_connections()
+    return _outcome(result, folder / "logs" / "dbt.log")
+
+
+def _outcome(result: object, log_path: Path) -> DbtOutcome:
+    outcome = DbtOutcome(ok=bool(getattr(result, "success", False)), log_path=log_path)
+    for node_result in getattr(getattr(result, "result", None), "results", None) or []:
+        status = str(getattr(node_result, "status", "")).lower()
+        node = getattr(node_result, "node", None)
+        failed = FailedNode(
+            name=getattr(node, "name", "?"),
+            kind=str(getattr(node, "resource_type", "?")).lower(),
+            status=status,
+            message=((getattr(node_result, "message", "") or "").splitlines() or [""])[0],
+        )
+        if status in FAILED_STATUSES:
+            outcome.failed.append(failed)
         elif status == "warn":
-            outcome.warnings.append(text)
-    if not outcome.ok and not outcome.failures:
-        error = result.exception or "see dbt_project/logs/dbt.log"
-        outcome.failures.append(str(error).splitlines()[0])
+            outcome.warned.append(failed)
+    exception = getattr(result, "exception", None)
+    if not outcome.ok and not outcome.failed:
+        text = str(exception).strip().splitlines() if exception else []
+        outcome.error = text[0] if text else f"dbt failed; see {log_path}"
     return outcome
 
 
 def docs_generate(warehouse: Path, raw_store: Path) -> Path:
-    """`dbt docs generate` (static site with the lineage of every model); returns target/."""
+    """`dbt docs generate --static` (one self-contained index.html with the lineage of every
+    model) into dbt_project/target/; returns that folder."""
     from ingest.errors import UserError
 
     # On a private copy: the published warehouse may be held open by analysts (read-only).
-    scratch = warehouse.parent / ".build" / "docs.duckdb"
+    scratch = work_dir(raw_store) / "docs-scratch.duckdb"
     scratch.parent.mkdir(parents=True, exist_ok=True)
-    if warehouse.exists():
+    scratch.unlink(missing_ok=True)
+    if Path(warehouse).exists():
         shutil.copy2(warehouse, scratch)
+    target = PROJECT_DIR / "target"
     try:
-        outcome = run_dbt(["docs", "generate", "--static"], scratch, raw_store)
+        outcome = run_dbt(["docs", "generate", "--static"], scratch, raw_store, target_path=target)
     finally:
         scratch.unlink(missing_ok=True)
+        scratch.with_name(scratch.name + ".wal").unlink(missing_ok=True)
     if not outcome.ok:
         raise UserError("dbt docs generate failed: " + "; ".join(outcome.failures))
-    return PROJECT_DIR / "target"
+    return target

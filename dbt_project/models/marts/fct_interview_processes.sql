@@ -25,6 +25,20 @@ final as (
         is_placement,
         placed_at,
         cohort_month,
+        updated_at,
+        is_in_flight,
+        is_offer_declined,
+        completed_stages_count,
+        cleared_interviewing,
+        phone_screen_entered,
+        phone_screen_passed,
+        phone_screen_failed,
+        technical_entered,
+        technical_passed,
+        technical_failed,
+        onsite_entered,
+        onsite_passed,
+        onsite_failed,
     from processes
 )
 

@@ -5,7 +5,7 @@ stages as (
 ),
 
 processes as (
-    select * from {{ ref('int_processes_enriched') }}
+    select * from {{ ref('fct_interview_processes') }}
 ),
 
 final as (

@@ -6,7 +6,7 @@ history as (
 ),
 
 processes as (
-    select interview_process_id from {{ ref('int_processes_enriched') }}
+    select interview_process_id from {{ ref('fct_interview_processes') }}
 ),
 
 intervals as (

@@ -3,11 +3,11 @@
 with
 
 processes as (
-    select * from {{ ref('int_processes_enriched') }}
+    select * from {{ ref('fct_interview_processes') }}
 ),
 
 stages as (
-    select * from {{ ref('int_stages_typed') }}
+    select * from {{ ref('fct_interview_stages') }}
 ),
 
 feeder_rates as (
@@ -34,22 +34,27 @@ preferred as (
 
 reasons as (
     select company_name, coalesce({{ normalize_text('final_outcome') }}, 'unspecified') as reason,
-           'final_outcome' as source
+           'final_outcome' as source, 1 as copies
     from processes where status = 'rejected_by_company'
     union all
-    -- failed-stage notes: each sentence or ';'-separated phrase is a reason
-    select processes.company_name, trim(lower(phrase)), 'failed_stage_notes'
-    from stages
-    inner join processes using (interview_process_id)
-    cross join unnest(regexp_split_to_array(stages.feedback_notes, '[;.]')) as t(phrase)
-    where stages.outcome = 'failed' and trim(phrase) <> ''
+    -- failed-stage notes: each sentence or ';'-separated phrase is a reason (each distinct
+    -- note split once, weighted by its copies)
+    select company_name, {{ normalize_text('phrase') }}, 'failed_stage_notes', copies
+    from (
+        select company_name, feedback_notes, count(*) as copies
+        from stages
+        where outcome = 'failed' and feedback_notes is not null
+        group by all
+    ) as failed_notes
+    cross join unnest(regexp_split_to_array(feedback_notes, '[;.]')) as t(phrase)
+    where trim(phrase) <> ''
 ),
 
 reason_counts as (
     select company_name,
         to_json(list(struct_pack(reason := reason, source := source, count := n)
                      order by n desc, reason)) as rejection_reasons
-    from (select company_name, reason, source, count(*) as n from reasons group by all)
+    from (select company_name, reason, source, sum(copies)::bigint as n from reasons group by all)
     group by all
 ),
 

@@ -2,7 +2,7 @@
 with
 
 processes as (
-    select * from {{ ref('int_processes_enriched') }}
+    select * from {{ ref('fct_interview_processes') }}
 ),
 
 grouped as (

@@ -4,7 +4,7 @@
 with
 
 processes as (
-    select * from {{ ref('int_processes_enriched') }}
+    select * from {{ ref('fct_interview_processes') }}
 ),
 
 overall as (
@@ -42,10 +42,15 @@ per_feeder as (
         {% endfor %}
         avg({{ dbt.datediff('started_at', 'placed_at', 'day') }})
             filter (where is_placement) as avg_days_to_hire,
-        -- share of the pipeline after entry (technical, onsite, offer, accepted) travelled by
-        -- finished processes
-        avg((technical_entered::int + onsite_entered::int + reached_offer::int
-             + is_placement::int) / 4.0) filter (where is_terminal) as pipeline_depth
+        -- how far along the canonical pipeline (phone screen -> technical -> onsite -> offer
+        -- -> accepted) each finished process got, as a share of the 4 steps after entry
+        avg(case
+                when is_placement then 4
+                when reached_offer then 3
+                when onsite_entered then 2
+                when technical_entered then 1
+                else 0
+            end / 4.0) filter (where is_terminal) as pipeline_depth
     from processes
     group by all
 ),

@@ -3,7 +3,7 @@
 with
 
 stages as (
-    select * from {{ ref('int_stages_typed') }}
+    select * from {{ ref('fct_interview_stages') }}
 ),
 
 type_averages as (

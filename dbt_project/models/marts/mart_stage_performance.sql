@@ -4,30 +4,42 @@
 with
 
 stages as (
-    select * from {{ ref('int_stages_typed') }}
+    select * from {{ ref('fct_interview_stages') }}
 ),
 
 stop_words as (
     select word from {{ ref('feedback_stop_words') }}
 ),
 
-keyed as (
-    select 'stage_type' as grain, stage_type as group_key, stage_type, * exclude (stage_type)
+-- Notes repeat a lot (templates, copy-paste): tokenise each distinct note once, weighted by
+-- how often it occurs, instead of once per stage. Words are runs of 3+ letters.
+distinct_notes as (
+    select stage_type, stage_name, outcome, lower(feedback_notes) as notes, count(*) as copies
     from stages
-    union all by name
-    select 'stage_name' as grain, stage_name as group_key, stage_type, * exclude (stage_type)
-    from stages
+    where outcome in ('passed', 'failed') and feedback_notes is not null
+    group by all
+),
+
+note_terms as (
+    select stage_type, stage_name, outcome, copies,
+           unnest(regexp_extract_all(notes, '\p{L}{3,}')) as term
+    from distinct_notes
+),
+
+terms_by_name as (
+    select stage_type, stage_name, outcome, term, sum(copies)::bigint as n
+    from note_terms
+    where term not in (select word from stop_words)
+    group by all
 ),
 
 terms as (
-    select grain, group_key, outcome, term, count(*) as n
-    from (
-        select grain, group_key, outcome,
-               unnest(regexp_split_to_array(lower(feedback_notes), '[^a-z]+')) as term
-        from keyed
-        where outcome in ('passed', 'failed') and feedback_notes is not null
-    )
-    where length(term) >= 3 and term not in (select word from stop_words)
+    select 'stage_type' as grain, stage_type as group_key, outcome, term, sum(n)::bigint as n
+    from terms_by_name
+    group by all
+    union all
+    select 'stage_name' as grain, stage_name as group_key, outcome, term, sum(n)::bigint as n
+    from terms_by_name
     group by all
 ),
 
@@ -42,10 +54,12 @@ top_terms as (
 ),
 
 aggregated as (
+    -- both grains in one pass: (stage_type) and (stage_type, stage_name); a raw name always
+    -- maps to one type
     select
-        grain,
-        group_key,
-        any_value(stage_type) as stage_type,
+        case when grouping(stage_name) = 1 then 'stage_type' else 'stage_name' end as grain,
+        case when grouping(stage_name) = 1 then stage_type else stage_name end as group_key,
+        stage_type,
         count(*) as stages,
         count(*) filter (where outcome = 'passed') as passed,
         count(*) filter (where outcome = 'failed') as failed,
@@ -57,8 +71,8 @@ aggregated as (
         avg(culture_fit_rating) as avg_culture_fit_rating,
         avg(communication_rating) as avg_communication_rating,
         median(days_scheduled_to_completed) as median_days_scheduled_to_completed
-    from keyed
-    group by all
+    from stages
+    group by grouping sets ((stage_type), (stage_type, stage_name))
 ),
 
 final as (
