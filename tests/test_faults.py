@@ -48,7 +48,9 @@ def data(tmp_path_factory) -> dict[str, Path]:
     return {"day1": root / "day1", "day2": root / "day2"}
 
 
-STEPS = ["read", "validate", "history", "load", "commit"]
+# Every step is covered; two run in the slow tier (`make test-all`) to keep `make test` short.
+STEPS = ["validate", "history", "commit",
+         pytest.param("read", marks=pytest.mark.slow), pytest.param("load", marks=pytest.mark.slow)]
 
 
 @pytest.mark.parametrize("step", STEPS)
