@@ -270,6 +270,7 @@ def docs(db: DbOption = None) -> None:
 
 def _register_subapps() -> None:
     from feedback.cli import app as feedback_app
+    from feedback.reports import app as reports_app
     from ingest.interview_cli import app as interview_app
 
     app.add_typer(interview_app, name="interview")
@@ -280,6 +281,7 @@ def _register_subapps() -> None:
     except ImportError:  # pragma: no cover - lands with the generator
         pass
     app.add_typer(feedback_app, name="feedback")
+    app.add_typer(reports_app, name="report")
 
 
 _register_subapps()

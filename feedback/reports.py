@@ -1,0 +1,215 @@
+"""`itrack report ...`: analyst reports read from the marts (never recomputed in Python).
+
+Tables for people, `--format json|csv` for scripts. Names given on the command line are only
+ever SQL parameters; an unknown one is refused with the closest known names.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from feedback.marts import open_marts, records, require_known
+
+app = typer.Typer(help="Analyst reports from the marts (tables, JSON or CSV; HTML with charts).",
+                  no_args_is_help=True)
+console = Console(soft_wrap=True)
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+DbOption = Annotated[
+    Path | None,
+    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
+]
+FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
+FUNNEL_COLUMNS = ("grain", "group_key", "total_started", "phone_screen_pass_rate",
+                  "technical_pass_rate", "onsite_pass_rate", "offers_extended",
+                  "offer_extended_rate", "offers_accepted", "offer_accepted_rate", "in_flight")
+
+
+def _handled(func):
+    from feedback.cli import _handled as handled
+
+    return handled(func)
+
+
+def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
+    """Print rows as a rich table, a JSON array or CSV."""
+    if fmt is Format.json:
+        print(json.dumps(rows, indent=2, default=_jsonable))
+        return
+    if fmt is Format.csv:
+        buffer = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
+        sys.stdout.write(buffer.getvalue())
+        return
+    table = Table(title=title)
+    for name in rows[0] if rows else ():
+        table.add_column(name, justify="right" if _numeric(rows, name) else "left",
+                         overflow="fold")
+    for row in rows:
+        table.add_row(*(_shown(k, v) for k, v in row.items()))
+    console.print(table)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value, default=_jsonable)
+    return "" if value is None else value
+
+
+def _numeric(rows: list[dict[str, Any]], name: str) -> bool:
+    return all(isinstance(r[name], int | float) or r[name] is None for r in rows)
+
+
+RATE_WORDS = ("rate", "wilson", "depth", "adherence")
+
+
+def _shown(name: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1%}" if any(w in name for w in RATE_WORDS) else f"{value:.2f}"
+    if isinstance(value, list):  # decoded JSON lists: one compact line per item
+        return "\n".join(", ".join(f"{v}" for v in item.values()) if isinstance(item, dict)
+                         else str(item) for item in value) or "-"
+    return str(value)
+
+
+def _funnel_rows(con, grain: str, **match: str) -> list[dict[str, Any]]:
+    where = " and ".join(["grain = ?", *(f"{column} = ?" for column in match)])
+    return records(con, f"select {', '.join(FUNNEL_COLUMNS)} from mart_conversion_funnel "
+                        f"where {where} order by total_started desc, group_key",
+                   [grain, *match.values()])
+
+
+@app.command()
+def funnel(
+    feeder: Annotated[str | None, typer.Option(help="Only this feeder.")] = None,
+    company: Annotated[str | None, typer.Option(help="Only this company.")] = None,
+    cohort: Annotated[str | None, typer.Option(help="Only this start month, YYYY-MM.")] = None,
+    fmt: FormatOption = Format.table,
+    db: DbOption = None,
+) -> None:
+    """The conversion funnel: overall and per feeder, or for the feeder/company/cohort given."""
+
+    def run() -> None:
+        with open_marts(db) as con:
+            if feeder:
+                require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
+            if company:
+                require_known(con, "mart_company_insights", "company_name", company, "company")
+            if cohort:
+                require_known(con, "mart_conversion_funnel", "group_key", cohort, "cohort")
+            if feeder and company:
+                rows = _funnel_rows(con, "feeder_company", feeder_source=feeder,
+                                    company_name=company)
+            elif feeder:
+                rows = _funnel_rows(con, "feeder_source", group_key=feeder)
+            elif company:
+                rows = _funnel_rows(con, "company_name", group_key=company)
+            elif cohort:
+                rows = _funnel_rows(con, "cohort_month", group_key=cohort)
+            else:
+                rows = _funnel_rows(con, "overall") + _funnel_rows(con, "feeder_source")
+        emit(rows, fmt, "conversion funnel")
+
+    _handled(run)()
+
+
+@app.command()
+def company(name: Annotated[str, typer.Argument(help="Company name.")],
+            fmt: FormatOption = Format.table, db: DbOption = None) -> None:
+    """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
+
+    def run() -> None:
+        with open_marts(db) as con:
+            require_known(con, "mart_company_insights", "company_name", name, "company")
+            rows = records(con, "select * from mart_company_insights where company_name = ?",
+                           [name])
+        emit(_decode_json(rows), fmt, f"company {name}")
+
+    _handled(run)()
+
+
+@app.command()
+def stage(name: Annotated[str, typer.Argument(help="A stage type or a raw stage name.")],
+          fmt: FormatOption = Format.table, db: DbOption = None) -> None:
+    """Stage performance: outcomes, pass rate, ratings, timing and feedback themes."""
+
+    def run() -> None:
+        with open_marts(db) as con:
+            require_known(con, "mart_stage_performance", "group_key", name, "stage")
+            rows = records(con, "select * exclude (stage_group_id) from mart_stage_performance "
+                                "where group_key = ? order by grain desc", [name])
+        emit(_decode_json(rows), fmt, f"stage {name}")
+
+    _handled(run)()
+
+
+@app.command()
+def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")],
+           fmt: FormatOption = Format.table, db: DbOption = None) -> None:
+    """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
+
+    def run() -> None:
+        with open_marts(db) as con:
+            require_known(con, "mart_feeder_conversion", "feeder_source", name, "feeder")
+            rows = records(con, "select * from mart_feeder_conversion where feeder_source = ?",
+                           [name])
+        emit(_decode_json(rows), fmt, f"feeder {name}")
+
+    _handled(run)()
+
+
+@app.command()
+def html(out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] =
+         Path("data/report.html"), db: DbOption = None) -> None:
+    """One self-contained HTML report with charts (opens offline)."""
+
+    def run() -> None:
+        from feedback.html_report import write_report
+        from ingest.store import warehouse_path
+
+        path = write_report(warehouse_path(db), out)
+        console.print(f"report written: {path}", highlight=False)
+
+    _handled(run)()
+
+
+def _decode_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """JSON columns (preferred feeders, reasons, terms) as values, not strings."""
+    decoded = []
+    for row in rows:
+        out = {}
+        for key, value in row.items():
+            if isinstance(value, str) and value[:1] in "[{":
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError:
+                    pass
+            out[key] = value
+        decoded.append(out)
+    return decoded
