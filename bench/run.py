@@ -61,8 +61,12 @@ FLOOR = textwrap.dedent("""
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]:
     """Run a command under /usr/bin/time: wall seconds and peak RSS (MB)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
-        proc = subprocess.run(["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
-                              capture_output=True, text=True, env={**os.environ, **(env or {})})
+        proc = subprocess.run(
+            ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
         if proc.returncode not in (0, 1):
             raise SystemExit(f"bench step failed: {' '.join(cmd)}\n{proc.stderr[-2000:]}")
         wall, rss_kb = out.read().split()[-2:]
@@ -70,17 +74,33 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, float]
 
 
 def median(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {"seconds": statistics.median(r["seconds"] for r in runs),
-            "rss_mb": max(r["rss_mb"] for r in runs), "runs": len(runs)}
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "rss_mb": max(r["rss_mb"] for r in runs),
+        "runs": len(runs),
+    }
 
 
 def generate(folder: Path, stages: int, fmt: str) -> None:
     if (folder / f"stages.{fmt if fmt != 'jsonl' else 'jsonl'}").exists():
         return
     folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run([ITRACK, "generate", "--out", str(folder), "--processes",
-                    str(max(stages // 4, 1)), "--seed", "7", "--format", fmt], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [
+            ITRACK,
+            "generate",
+            "--out",
+            str(folder),
+            "--processes",
+            str(max(stages // 4, 1)),
+            "--seed",
+            "7",
+            "--format",
+            fmt,
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def bench_scale(stages: int, work: Path, repeats: int) -> dict[str, object]:
@@ -94,34 +114,67 @@ def bench_scale(stages: int, work: Path, repeats: int) -> dict[str, object]:
             db = work / f"run-{stages}-{fmt}-{i}"
             shutil.rmtree(db, ignore_errors=True)
             db.mkdir()
-            floor.append(timed([sys.executable, "-c", FLOOR, str(data / fmt), fmt,
-                                str(db / "floor.duckdb")]))
-            ours.append(timed([ITRACK, "ingest", str(data / fmt), "--db",
-                               str(db / "w.duckdb")]))
-        result[f"ingest_{fmt}"] = {"duckdb_floor": median(floor), "itrack": median(ours),
-                                   "ratio": median(ours)["seconds"] / median(floor)["seconds"]}
+            floor.append(
+                timed([sys.executable, "-c", FLOOR, str(data / fmt), fmt, str(db / "floor.duckdb")])
+            )
+            ours.append(timed([ITRACK, "ingest", str(data / fmt), "--db", str(db / "w.duckdb")]))
+        result[f"ingest_{fmt}"] = {
+            "duckdb_floor": median(floor),
+            "itrack": median(ours),
+            "ratio": median(ours)["seconds"] / median(floor)["seconds"],
+        }
     db = work / f"run-{stages}-jsonl-0" / "w.duckdb"
     result["reingest_same_files"] = median(
-        [timed([ITRACK, "ingest", str(data / "jsonl"), "--db", str(db)]) for _ in range(repeats)])
-    result["build"] = median([timed([ITRACK, "build", str(data / "jsonl"), "--db", str(db),
-                                     "--no-backup", "--no-html"]) for _ in range(1)])
+        [timed([ITRACK, "ingest", str(data / "jsonl"), "--db", str(db)]) for _ in range(repeats)]
+    )
+    result["build"] = median(
+        [
+            timed(
+                [ITRACK, "build", str(data / "jsonl"), "--db", str(db), "--no-backup", "--no-html"]
+            )
+            for _ in range(1)
+        ]
+    )
     delta = work / f"delta-{stages}"
     if not delta.exists():
-        subprocess.run([sys.executable, "-c",
-                        "import sys; from pathlib import Path; from ingest.generate import "
-                        "generate_delta; generate_delta(Path(sys.argv[1]), Path(sys.argv[2]))",
-                        str(data / "jsonl"), str(delta)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; from pathlib import Path; from ingest.generate import "
+                "generate_delta; generate_delta(Path(sys.argv[1]), Path(sys.argv[2]))",
+                str(data / "jsonl"),
+                str(delta),
+            ],
+            check=True,
+        )
     result["ingest_delta_1pct"] = timed([ITRACK, "ingest", str(delta), "--db", str(db)])
-    result["build_after_delta"] = timed([ITRACK, "build", str(delta), "--db", str(db),
-                                         "--no-backup", "--no-html"])
-    result["feedback"] = median([timed([ITRACK, "feedback", "--db", str(db), "--full",
-                                        "--feeders", str(work / "feeders.json"),
-                                        "--placements", str(work / "placements.json")])
-                                 for _ in range(repeats)])
+    result["build_after_delta"] = timed(
+        [ITRACK, "build", str(delta), "--db", str(db), "--no-backup", "--no-html"]
+    )
+    result["feedback"] = median(
+        [
+            timed(
+                [
+                    ITRACK,
+                    "feedback",
+                    "--db",
+                    str(db),
+                    "--full",
+                    "--feeders",
+                    str(work / "feeders.json"),
+                    "--placements",
+                    str(work / "placements.json"),
+                ]
+            )
+            for _ in range(repeats)
+        ]
+    )
     first = result["ingest_jsonl"]["itrack"]["seconds"]  # type: ignore[index]
     result["reingest_share_of_first"] = result["reingest_same_files"]["seconds"] / first
-    result["delta_build_share_of_full"] = (result["build_after_delta"]["seconds"]
-                                           / result["build"]["seconds"])
+    result["delta_build_share_of_full"] = (
+        result["build_after_delta"]["seconds"] / result["build"]["seconds"]
+    )
     return result
 
 
@@ -133,23 +186,37 @@ def machine() -> str:
 
 
 def table(results: dict[str, dict]) -> str:
-    rows = ["| stage records | step | itrack s | DuckDB floor s | ratio | peak RSS MB |",
-            "|---:|---|---:|---:|---:|---:|"]
+    rows = [
+        "| stage records | step | itrack s | DuckDB floor s | ratio | peak RSS MB |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
     for scale, r in results.items():
         for fmt in ("jsonl", "csv", "parquet"):
             x = r[f"ingest_{fmt}"]
-            rows.append(f"| {scale} | ingest {fmt} | {x['itrack']['seconds']:.2f} | "
-                        f"{x['duckdb_floor']['seconds']:.2f} | {x['ratio']:.1f}x | "
-                        f"{x['itrack']['rss_mb']:.0f} |")
-        for step in ("reingest_same_files", "ingest_delta_1pct", "build", "build_after_delta",
-                     "feedback"):
+            rows.append(
+                f"| {scale} | ingest {fmt} | {x['itrack']['seconds']:.2f} | "
+                f"{x['duckdb_floor']['seconds']:.2f} | {x['ratio']:.1f}x | "
+                f"{x['itrack']['rss_mb']:.0f} |"
+            )
+        for step in (
+            "reingest_same_files",
+            "ingest_delta_1pct",
+            "build",
+            "build_after_delta",
+            "feedback",
+        ):
             x = r[step]
-            rows.append(f"| {scale} | {step.replace('_', ' ')} | {x['seconds']:.2f} | | | "
-                        f"{x['rss_mb']:.0f} |")
-        rows.append(f"| {scale} | re-ingest / first ingest | | | "
-                    f"{r['reingest_share_of_first']:.0%} | |")
-        rows.append(f"| {scale} | build after delta / full build | | | "
-                    f"{r['delta_build_share_of_full']:.0%} | |")
+            rows.append(
+                f"| {scale} | {step.replace('_', ' ')} | {x['seconds']:.2f} | | | "
+                f"{x['rss_mb']:.0f} |"
+            )
+        rows.append(
+            f"| {scale} | re-ingest / first ingest | | | {r['reingest_share_of_first']:.0%} | |"
+        )
+        rows.append(
+            f"| {scale} | build after delta / full build | | | "
+            f"{r['delta_build_share_of_full']:.0%} | |"
+        )
     return "\n".join(rows)
 
 
@@ -173,8 +240,10 @@ def main() -> None:
     text = readme.read_text() if readme.exists() else ""
     marker = "<!-- results -->"
     if marker in text:
-        text = text.split(marker)[0] + marker + f"\n\nMachine: {report['machine']} "\
+        text = (
+            text.split(marker)[0] + marker + f"\n\nMachine: {report['machine']} "
             f"(scale `{args.scale}`, medians of {args.repeats} runs)\n\n{md}\n"
+        )
         readme.write_text(text)
 
 

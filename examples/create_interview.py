@@ -14,8 +14,12 @@ from pathlib import Path
 from ingest.load import ingest_paths
 from ingest.service import InterviewService
 
-CANDIDATE = {"id": "cand-demo-1", "full_name": "Grace Hopper", "feeder_source": "referral",
-             "created_at": "2025-03-01T09:00:00Z"}
+CANDIDATE = {
+    "id": "cand-demo-1",
+    "full_name": "Grace Hopper",
+    "feeder_source": "referral",
+    "created_at": "2025-03-01T09:00:00Z",
+}
 
 
 def ensure_candidate() -> None:
@@ -30,15 +34,21 @@ def main() -> None:
     ensure_candidate()
     service = InterviewService()
     process = service.create_interview_process(
-        CANDIDATE["id"], "Acme Robotics", "Staff Engineer",
-        feeder_source="referral", recruiter_name="Rita Gomez")
+        CANDIDATE["id"],
+        "Acme Robotics",
+        "Staff Engineer",
+        feeder_source="referral",
+        recruiter_name="Rita Gomez",
+    )
     # Scheduled as the process opens, so the demo can record outcomes right away.
     when = process.created_at.isoformat()
     for order, name in enumerate(("Phone Screen", "Technical Interview", "Onsite"), start=1):
         service.add_interview_stage(process.id, name, order, scheduled_date=when)
     detail = service.get_interview(process.id)
-    print(f"created process {process.id} with {len(detail.stages)} stages "
-          f"({', '.join(s.stage_name for s in detail.stages)})")
+    print(
+        f"created process {process.id} with {len(detail.stages)} stages "
+        f"({', '.join(s.stage_name for s in detail.stages)})"
+    )
     print(process.id)
 
 

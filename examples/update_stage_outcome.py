@@ -1,6 +1,6 @@
 """Record stage outcomes and close the process with an accepted offer.
 
-    ITRACK_DB=/tmp/demo/warehouse.duckdb python examples/update_stage_outcome.py PROCESS_ID
+ITRACK_DB=/tmp/demo/warehouse.duckdb python examples/update_stage_outcome.py PROCESS_ID
 """
 
 from __future__ import annotations
@@ -16,16 +16,23 @@ def main(process_id: str) -> None:
     service.on_feedback_trigger(triggered.append)  # the feedback step's hook
     for stage in service.get_interview(process_id).stages:
         updated = service.update_stage_outcome(
-            stage.id, "passed", ratings={"overall": 4, "technical": 5},
+            stage.id,
+            "passed",
+            ratings={"overall": 4, "technical": 5},
             feedback=f"{stage.stage_name}: strong system design, clear communication",
-            interviewer_names=["Ana", "Ben"])
+            interviewer_names=["Ana", "Ben"],
+        )
         print(f"stage {updated.stage_order} {updated.stage_name}: {updated.outcome}")
-    service.complete_interview_process(process_id, "offer_extended",
-                                       {"base_salary": 185000, "currency": "USD",
-                                        "offer_date": "2025-03-20"})
+    service.complete_interview_process(
+        process_id,
+        "offer_extended",
+        {"base_salary": 185000, "currency": "USD", "offer_date": "2025-03-20"},
+    )
     final = service.complete_interview_process(process_id, "offer_accepted")
-    print(f"process {final.id}: {final.status}; feedback triggered for "
-          f"{[t.feeder_source for t in triggered]}")
+    print(
+        f"process {final.id}: {final.status}; feedback triggered for "
+        f"{[t.feeder_source for t in triggered]}"
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ def write_atomic(path: Path, data: bytes, keep_backup: bool = True) -> bool:
         _fsync_dir(path.parent)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {exc.strerror}; the previous file is intact") \
-            from None
+        raise UserError(
+            f"cannot write {path}: {exc.strerror}; the previous file is intact"
+        ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

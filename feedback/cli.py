@@ -10,8 +10,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Write metrics back to feeders.json and placement history.",
-                  invoke_without_command=True)
+app = typer.Typer(
+    help="Write metrics back to feeders.json and placement history.", invoke_without_command=True
+)
 console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
 
 DbOption = Annotated[
@@ -31,13 +32,15 @@ def feedback(
     ctx: typer.Context,
     feeders: Annotated[Path | None, typer.Option(help="feeders.json to update.")] = None,
     placements: Annotated[
-        Path | None, typer.Option(help="Placement history output (JSON).")] = None,
+        Path | None, typer.Option(help="Placement history output (JSON).")
+    ] = None,
     candidates: Annotated[
         Path | None,
         typer.Option(help="Candidates JSON/JSONL file to merge placement_history into."),
     ] = None,
-    full: Annotated[bool, typer.Option(help="Recompute every feeder, not only changed ones.")]
-    = False,
+    full: Annotated[
+        bool, typer.Option(help="Recompute every feeder, not only changed ones.")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Update feeders.json metrics and placement history from the published marts."""
@@ -46,17 +49,25 @@ def feedback(
     _handled(_run)(feeders, placements, candidates, full, db)
 
 
-def _run(feeders: Path | None, placements: Path | None, candidates: Path | None, full: bool,
-         db: Path | None) -> None:
+def _run(
+    feeders: Path | None,
+    placements: Path | None,
+    candidates: Path | None,
+    full: bool,
+    db: Path | None,
+) -> None:
     from feedback.service import run_feedback
     from ingest.store import warehouse_path
 
     warehouse = warehouse_path(db)
     result = run_feedback(
-        warehouse=warehouse, raw_store_db=warehouse,
+        warehouse=warehouse,
+        raw_store_db=warehouse,
         feeders_path=feeders or warehouse.parent / "feeders.json",
         placements_path=placements or warehouse.parent / "candidate_placements.json",
-        candidates_path=candidates, full=full)
+        candidates_path=candidates,
+        full=full,
+    )
     console.print(f"feedback: {result}", highlight=False)
 
 

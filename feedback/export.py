@@ -17,10 +17,14 @@ from ingest.errors import UserError
 
 # table -> (columns dropped, columns pseudonymised). Every other column is copied as is.
 POLICY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "fct_interview_processes": (("recruiter_name", "final_outcome", "offer_details"),
-                                ("candidate_id",)),
-    "fct_interview_stages": (("feedback_notes", "next_steps", "interviewer_names"),
-                             ("candidate_id",)),
+    "fct_interview_processes": (
+        ("recruiter_name", "final_outcome", "offer_details"),
+        ("candidate_id",),
+    ),
+    "fct_interview_stages": (
+        ("feedback_notes", "next_steps", "interviewer_names"),
+        ("candidate_id",),
+    ),
     "fct_process_status_history": ((), ()),
     "mart_conversion_funnel": ((), ()),
     "mart_stage_performance": (("top_terms_passed", "top_terms_failed"), ()),
@@ -40,18 +44,30 @@ def export_anonymized(out: Path, db: Path | str | None = None) -> dict[str, int]
     counts: dict[str, int] = {}
     with open_marts(db) as con:
         for table, (dropped, hashed) in POLICY.items():
-            columns = [r[0] for r in con.execute(
-                "select column_name from information_schema.columns where table_name = ? "
-                "and table_schema = 'main' order by ordinal_position", [table]).fetchall()]
+            columns = [
+                r[0]
+                for r in con.execute(
+                    "select column_name from information_schema.columns where table_name = ? "
+                    "and table_schema = 'main' order by ordinal_position",
+                    [table],
+                ).fetchall()
+            ]
             select = ", ".join(
                 f"md5(? || {c}::varchar) as {c}" if c in hashed else c
-                for c in columns if c not in dropped)
+                for c in columns
+                if c not in dropped
+            )
             target = str(out / f"{table}.parquet").replace("'", "''")
-            con.execute(f"copy (select {select} from {table}) to '{target}' (format parquet)",
-                        [key] * sum(c in hashed for c in columns if c not in dropped))
+            con.execute(
+                f"copy (select {select} from {table}) to '{target}' (format parquet)",
+                [key] * sum(c in hashed for c in columns if c not in dropped),
+            )
             counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
-    manifest = {"anonymized": True, "tables": counts,
-                "removed": {t: list(d) for t, (d, _) in POLICY.items() if d},
-                "pseudonymised": {t: list(h) for t, (_, h) in POLICY.items() if h}}
+    manifest = {
+        "anonymized": True,
+        "tables": counts,
+        "removed": {t: list(d) for t, (d, _) in POLICY.items() if d},
+        "pseudonymised": {t: list(h) for t, (_, h) in POLICY.items() if h},
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return counts

@@ -34,8 +34,7 @@ def load_feeders_file(path: Path) -> dict[str, Any]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); left untouched, fix or move it") \
-            from None
+        raise UserError(f"{path}: not valid JSON ({exc}); left untouched, fix or move it") from None
     validate(document, path)
     return document
 
@@ -45,8 +44,10 @@ def validate(document: Any, path: Path | str) -> None:
         jsonschema.validate(document, schema())
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        raise UserError(f"{path}: does not match feedback/feeders.schema.json at {where}: "
-                        f"{exc.message}; left untouched") from None
+        raise UserError(
+            f"{path}: does not match feedback/feeders.schema.json at {where}: "
+            f"{exc.message}; left untouched"
+        ) from None
 
 
 def _rate(value: float | None) -> float | None:
@@ -66,13 +67,16 @@ def metrics_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, An
             "conversion_rate": _rate(row["conversion_rate"]),
             "decided_processes": row["decided_processes"],
             "decided_conversion_rate": _rate(row["decided_conversion_rate"]),
-            "wilson_interval": {"lower": _rate(row["wilson_lower"]),
-                                "upper": _rate(row["wilson_upper"]),
-                                "confidence": WILSON_CONFIDENCE},
+            "wilson_interval": {
+                "lower": _rate(row["wilson_lower"]),
+                "upper": _rate(row["wilson_upper"]),
+                "confidence": WILSON_CONFIDENCE,
+            },
             "smoothed_conversion_rate": _rate(row["smoothed_conversion_rate"]),
             "success_rate_by_stage": {
                 stage: _rate(row[f"{stage}_pass_rate"])
-                for stage in ("phone_screen", "technical", "onsite")},
+                for stage in ("phone_screen", "technical", "onsite")
+            },
             "avg_days_to_hire": _rate(row["avg_days_to_hire"]),
             "pipeline_depth": _rate(row["pipeline_depth"]),
             "top_rejection_reasons": json.loads(row["top_rejection_reasons"] or "[]"),
@@ -80,8 +84,9 @@ def metrics_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, An
     return metrics
 
 
-def merge_metrics(document: dict[str, Any], fresh: dict[str, dict[str, Any]],
-                  feeders: set[str], now: str) -> list[str]:
+def merge_metrics(
+    document: dict[str, Any], fresh: dict[str, dict[str, Any]], feeders: set[str], now: str
+) -> list[str]:
     """Set `metrics` of `feeders` (in place); `updated_at` moves only when a value changed.
     New feeders are appended in name order; feeders without data are left untouched.
     Returns the feeders whose metrics changed."""

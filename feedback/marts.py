@@ -27,12 +27,17 @@ def open_marts(db: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnecti
         con.close()
 
 
-def require_known(con: duckdb.DuckDBPyConnection, table: str, column: str, value: str,
-                  what: str) -> None:
+def require_known(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, value: str, what: str
+) -> None:
     """Refuse an unknown name with the closest known ones: "no such company 'X' (did you mean
     ...)". `table` and `column` are ours; `value` is only ever a parameter."""
-    known = [r[0] for r in con.execute(
-        f"select distinct {column} from {table} where {column} is not null").fetchall()]
+    known = [
+        r[0]
+        for r in con.execute(
+            f"select distinct {column} from {table} where {column} is not null"
+        ).fetchall()
+    ]
     if value in known:
         return
     close = difflib.get_close_matches(value, known, n=3, cutoff=0.4)
@@ -40,8 +45,9 @@ def require_known(con: duckdb.DuckDBPyConnection, table: str, column: str, value
     raise Refused(f"no such {what} '{value}'{hint}")
 
 
-def records(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
-            ) -> list[dict[str, Any]]:
+def records(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
+) -> list[dict[str, Any]]:
     cursor = con.execute(sql, params or [])
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

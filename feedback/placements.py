@@ -22,10 +22,15 @@ def placements_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict
         order by candidate_id, placed_at, company_name, role_title""").fetchall()
     history: dict[str, list[dict[str, Any]]] = {}
     for candidate_id, company, role, placed_at, offer in rows:
-        record = PlacementRecord(company=company, role=role, placement_date=placed_at,
-                                 offer_details=json.loads(offer) if offer else None)
+        record = PlacementRecord(
+            company=company,
+            role=role,
+            placement_date=placed_at,
+            offer_details=json.loads(offer) if offer else None,
+        )
         history.setdefault(candidate_id, []).append(
-            record.model_dump(mode="json", exclude_none=True))
+            record.model_dump(mode="json", exclude_none=True)
+        )
     return history
 
 
@@ -54,11 +59,12 @@ def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) 
     document = _parse(text, path, None)
     records = document.get("candidates") if isinstance(document, dict) else document
     if not isinstance(records, list):
-        raise UserError(f"{path}: expected an array of candidates or {{\"candidates\": [...]}}")
+        raise UserError(f'{path}: expected an array of candidates or {{"candidates": [...]}}')
     for index, record in enumerate(records, start=1):
         _apply(record, history, path, index)
-    return write_atomic(path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-                        .encode("utf-8"))
+    return write_atomic(
+        path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    )
 
 
 def _parse(text: str, path: Path, line: int | None) -> Any:
@@ -69,11 +75,9 @@ def _parse(text: str, path: Path, line: int | None) -> Any:
         raise UserError(f"{path}{where}: not valid JSON ({exc.msg}); left untouched") from None
 
 
-def _apply(record: Any, history: dict[str, list[dict[str, Any]]], path: Path,
-           where: int) -> None:
+def _apply(record: Any, history: dict[str, list[dict[str, Any]]], path: Path, where: int) -> None:
     if not isinstance(record, dict) or "id" not in record:
-        raise UserError(f"{path}: candidate {where} is not an object with an 'id'; "
-                        "left untouched")
+        raise UserError(f"{path}: candidate {where} is not an object with an 'id'; left untouched")
     placements = history.get(str(record["id"]))
     if placements:
         record["placement_history"] = placements

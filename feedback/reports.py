@@ -21,8 +21,10 @@ from rich.table import Table
 
 from feedback.marts import open_marts, records, require_known
 
-app = typer.Typer(help="Analyst reports from the marts (tables, JSON or CSV; HTML with charts).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Analyst reports from the marts (tables, JSON or CSV; HTML with charts).",
+    no_args_is_help=True,
+)
 console = Console(soft_wrap=True)
 
 
@@ -37,9 +39,19 @@ DbOption = Annotated[
     typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
 ]
 FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
-FUNNEL_COLUMNS = ("grain", "group_key", "total_started", "phone_screen_pass_rate",
-                  "technical_pass_rate", "onsite_pass_rate", "offers_extended",
-                  "offer_extended_rate", "offers_accepted", "offer_accepted_rate", "in_flight")
+FUNNEL_COLUMNS = (
+    "grain",
+    "group_key",
+    "total_started",
+    "phone_screen_pass_rate",
+    "technical_pass_rate",
+    "onsite_pass_rate",
+    "offers_extended",
+    "offer_extended_rate",
+    "offers_accepted",
+    "offer_accepted_rate",
+    "in_flight",
+)
 
 
 def _handled(func):
@@ -63,8 +75,7 @@ def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
         return
     table = Table(title=title)
     for name in rows[0] if rows else ():
-        table.add_column(name, justify="right" if _numeric(rows, name) else "left",
-                         overflow="fold")
+        table.add_column(name, justify="right" if _numeric(rows, name) else "left", overflow="fold")
     for row in rows:
         table.add_row(*(_shown(k, v) for k, v in row.items()))
     console.print(table)
@@ -93,16 +104,24 @@ def _shown(name: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1%}" if any(w in name for w in RATE_WORDS) else f"{value:.2f}"
     if isinstance(value, list):  # decoded JSON lists: one compact line per item
-        return "\n".join(", ".join(f"{v}" for v in item.values()) if isinstance(item, dict)
-                         else str(item) for item in value) or "-"
+        return (
+            "\n".join(
+                ", ".join(f"{v}" for v in item.values()) if isinstance(item, dict) else str(item)
+                for item in value
+            )
+            or "-"
+        )
     return str(value)
 
 
 def _funnel_rows(con, grain: str, **match: str) -> list[dict[str, Any]]:
     where = " and ".join(["grain = ?", *(f"{column} = ?" for column in match)])
-    return records(con, f"select {', '.join(FUNNEL_COLUMNS)} from mart_conversion_funnel "
-                        f"where {where} order by total_started desc, group_key",
-                   [grain, *match.values()])
+    return records(
+        con,
+        f"select {', '.join(FUNNEL_COLUMNS)} from mart_conversion_funnel "
+        f"where {where} order by total_started desc, group_key",
+        [grain, *match.values()],
+    )
 
 
 @app.command()
@@ -124,8 +143,9 @@ def funnel(
             if cohort:
                 require_known(con, "mart_conversion_funnel", "group_key", cohort, "cohort")
             if feeder and company:
-                rows = _funnel_rows(con, "feeder_company", feeder_source=feeder,
-                                    company_name=company)
+                rows = _funnel_rows(
+                    con, "feeder_company", feeder_source=feeder, company_name=company
+                )
             elif feeder:
                 rows = _funnel_rows(con, "feeder_source", group_key=feeder)
             elif company:
@@ -140,53 +160,72 @@ def funnel(
 
 
 @app.command()
-def company(name: Annotated[str, typer.Argument(help="Company name.")],
-            fmt: FormatOption = Format.table, db: DbOption = None) -> None:
+def company(
+    name: Annotated[str, typer.Argument(help="Company name.")],
+    fmt: FormatOption = Format.table,
+    db: DbOption = None,
+) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
     def run() -> None:
         with open_marts(db) as con:
             require_known(con, "mart_company_insights", "company_name", name, "company")
-            rows = records(con, "select * from mart_company_insights where company_name = ?",
-                           [name])
+            rows = records(
+                con, "select * from mart_company_insights where company_name = ?", [name]
+            )
         emit(_decode_json(rows), fmt, f"company {name}")
 
     _handled(run)()
 
 
 @app.command()
-def stage(name: Annotated[str, typer.Argument(help="A stage type or a raw stage name.")],
-          fmt: FormatOption = Format.table, db: DbOption = None) -> None:
+def stage(
+    name: Annotated[str, typer.Argument(help="A stage type or a raw stage name.")],
+    fmt: FormatOption = Format.table,
+    db: DbOption = None,
+) -> None:
     """Stage performance: outcomes, pass rate, ratings, timing and feedback themes."""
 
     def run() -> None:
         with open_marts(db) as con:
             require_known(con, "mart_stage_performance", "group_key", name, "stage")
-            rows = records(con, "select * exclude (stage_group_id) from mart_stage_performance "
-                                "where group_key = ? order by grain desc", [name])
+            rows = records(
+                con,
+                "select * exclude (stage_group_id) from mart_stage_performance "
+                "where group_key = ? order by grain desc",
+                [name],
+            )
         emit(_decode_json(rows), fmt, f"stage {name}")
 
     _handled(run)()
 
 
 @app.command()
-def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")],
-           fmt: FormatOption = Format.table, db: DbOption = None) -> None:
+def feeder(
+    name: Annotated[str, typer.Argument(help="Feeder source.")],
+    fmt: FormatOption = Format.table,
+    db: DbOption = None,
+) -> None:
     """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
 
     def run() -> None:
         with open_marts(db) as con:
             require_known(con, "mart_feeder_conversion", "feeder_source", name, "feeder")
-            rows = records(con, "select * from mart_feeder_conversion where feeder_source = ?",
-                           [name])
+            rows = records(
+                con, "select * from mart_feeder_conversion where feeder_source = ?", [name]
+            )
         emit(_decode_json(rows), fmt, f"feeder {name}")
 
     _handled(run)()
 
 
 @app.command()
-def html(out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] =
-         Path("data/report.html"), db: DbOption = None) -> None:
+def html(
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "data/report.html"
+    ),
+    db: DbOption = None,
+) -> None:
     """One self-contained HTML report with charts (opens offline)."""
 
     def run() -> None:

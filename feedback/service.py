@@ -41,18 +41,25 @@ class FeedbackResult:
     candidates_written: bool = False
 
     def __str__(self) -> str:
-        return (f"{len(self.updated_feeders)} feeder(s) updated"
-                f" ({', '.join(self.updated_feeders) or 'none'}), {self.placements} placements")
+        return (
+            f"{len(self.updated_feeders)} feeder(s) updated"
+            f" ({', '.join(self.updated_feeders) or 'none'}), {self.placements} placements"
+        )
 
 
 def _check_marts(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
-    present = {r[0] for r in con.execute(
-        "select table_name from information_schema.tables where table_schema = 'main'"
-    ).fetchall()}
+    present = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main'"
+        ).fetchall()
+    }
     missing = [m for m in REQUIRED_MARTS if m not in present]
     if missing:
-        raise UserError(f"{warehouse}: no {', '.join(missing)}; run `itrack build` first "
-                        "(feedback is never written from a failed or missing build)")
+        raise UserError(
+            f"{warehouse}: no {', '.join(missing)}; run `itrack build` first "
+            "(feedback is never written from a failed or missing build)"
+        )
 
 
 def _state(db: Path | str | None, key: str, default: str) -> str:
@@ -61,37 +68,48 @@ def _state(db: Path | str | None, key: str, default: str) -> str:
     return row[0] if row else default
 
 
-def _feeders_of(con: duckdb.DuckDBPyConnection, process_ids_sql: str, watermark: str
-                ) -> set[str]:
-    rows = con.execute(f"""
+def _feeders_of(con: duckdb.DuckDBPyConnection, process_ids_sql: str, watermark: str) -> set[str]:
+    rows = con.execute(
+        f"""
         select distinct f.feeder_source from fct_interview_processes f
-        where f.interview_process_id in ({process_ids_sql})""", {"wm": watermark}).fetchall()
+        where f.interview_process_id in ({process_ids_sql})""",
+        {"wm": watermark},
+    ).fetchall()
     return {r[0] for r in rows}
 
 
 def triggered_feeders(con: duckdb.DuckDBPyConnection, watermark: str) -> set[str]:
     """The seed's triggers: a process reached a trigger status since the watermark."""
     triggers = ", ".join(f"'{s.value}'" for s in FEEDBACK_TRIGGER_STATUSES)
-    return _feeders_of(con, f"""select interview_process_id from raw.interview_status_history
+    return _feeders_of(
+        con,
+        f"""select interview_process_id from raw.interview_status_history
                                 where recorded_at > $wm and to_status in ({triggers})""",
-                       watermark)
+        watermark,
+    )
 
 
 def changed_feeders(con: duckdb.DuckDBPyConnection, watermark: str) -> set[str]:
     """Any other change since the watermark: a status, a process or a stage record."""
-    return _feeders_of(con, """
+    return _feeders_of(
+        con,
+        """
         select interview_process_id from raw.interview_status_history where recorded_at > $wm
         union select id from raw.interview_processes where _loaded_at > $wm
         union select interview_process_id from raw.interview_stages where _loaded_at > $wm""",
-                       watermark)
+        watermark,
+    )
 
 
 def _new_watermark(con: duckdb.DuckDBPyConnection) -> str:
-    return str(con.execute("""
+    return str(
+        con.execute("""
         select greatest(
             (select max(recorded_at) from raw.interview_status_history),
             (select max(_loaded_at) from raw.interview_processes),
-            (select max(_loaded_at) from raw.interview_stages))""").fetchone()[0] or EPOCH)
+            (select max(_loaded_at) from raw.interview_stages))""").fetchone()[0]
+        or EPOCH
+    )
 
 
 def run_feedback(
@@ -112,8 +130,13 @@ def run_feedback(
     try:
         _check_marts(con, warehouse)
         fresh = metrics_from_marts(con)
-        prior = con.execute("select sum(placements) || '/' || sum(candidates_sourced) "
-                            "from mart_feeder_conversion").fetchone()[0] or "0/0"
+        prior = (
+            con.execute(
+                "select sum(placements) || '/' || sum(candidates_sourced) "
+                "from mart_feeder_conversion"
+            ).fetchone()[0]
+            or "0/0"
+        )
         watermark = _new_watermark(con)
         since = _state(raw_store_db, "watermark", EPOCH)
         result.triggered_feeders = sorted(triggered_feeders(con, since))
@@ -138,17 +161,21 @@ def run_feedback(
     return result
 
 
-def _record_run(db: Path | str | None, result: FeedbackResult, document: dict, watermark: str,
-                prior: str) -> None:
+def _record_run(
+    db: Path | str | None, result: FeedbackResult, document: dict, watermark: str, prior: str
+) -> None:
     """After the files are written: log what was written, then advance the watermark."""
     now = utc_now()
     with open_store(db) as store:
         store.begin()
         for name in result.updated_feeders:
             metrics = document["feeders"][name]["metrics"]
-            store.execute("insert into feedback_runs values (?, ?, ?, ?)",
-                          [result.run_id, name, json.dumps(metrics), now])
+            store.execute(
+                "insert into feedback_runs values (?, ?, ?, ?)",
+                [result.run_id, name, json.dumps(metrics), now],
+            )
         for key, value in (("watermark", watermark), ("prior", prior)):
-            store.execute("insert or replace into feedback_state values (?, ?, ?)",
-                          [key, value, now])
+            store.execute(
+                "insert or replace into feedback_state values (?, ?, ?)", [key, value, now]
+            )
         store.commit()

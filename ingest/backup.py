@@ -31,18 +31,29 @@ def default_backup_dir(db: Path | str | None = None) -> Path:
 
 
 def _tables(con) -> list[str]:
-    return [r[0] for r in con.execute(
-        "select table_name from information_schema.tables "
-        "where table_schema = 'main' and table_type = 'BASE TABLE' order by 1").fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables "
+            "where table_schema = 'main' and table_type = 'BASE TABLE' order by 1"
+        ).fetchall()
+    ]
 
 
 def _file_digests(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.iterdir()) if p.name != MANIFEST}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.iterdir())
+        if p.name != MANIFEST
+    }
 
 
-def backup(db: Path | str | None = None, to: Path | None = None, keep: int = DEFAULT_KEEP,
-           wait_seconds: float = 0.0) -> Path:
+def backup(
+    db: Path | str | None = None,
+    to: Path | None = None,
+    keep: int = DEFAULT_KEEP,
+    wait_seconds: float = 0.0,
+) -> Path:
     """Snapshot the raw store into `<to>/<backup id>/` and keep the newest `keep` snapshots."""
     root = to or default_backup_dir(db)
     target = root / new_run_id("backup")
@@ -52,16 +63,20 @@ def backup(db: Path | str | None = None, to: Path | None = None, keep: int = DEF
     except OSError as exc:
         raise UserError(f"cannot create backup folder {root}: {exc.strerror}") from None
     with open_store(db, wait_seconds) as con:
-        counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0]
-                  for t in _tables(con)}
+        counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in _tables(con)}
         try:
             con.execute(f"export database '{_sql_path(partial)}' (format parquet)")
         except Exception as exc:
             shutil.rmtree(partial, ignore_errors=True)
-            raise UserError(f"backup failed writing {partial}: {str(exc).splitlines()[0]}") \
-                from None
-    manifest = {"created_at": utc_now().isoformat(), "source": str(raw_store_path(db)),
-                "row_counts": counts, "files": _file_digests(partial)}
+            raise UserError(
+                f"backup failed writing {partial}: {str(exc).splitlines()[0]}"
+            ) from None
+    manifest = {
+        "created_at": utc_now().isoformat(),
+        "source": str(raw_store_path(db)),
+        "row_counts": counts,
+        "files": _file_digests(partial),
+    }
     (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
     partial.rename(target)  # a snapshot is complete or absent, never half-written
     _prune(root, keep)
@@ -70,8 +85,11 @@ def backup(db: Path | str | None = None, to: Path | None = None, keep: int = DEF
 
 def _snapshots(root: Path) -> list[Path]:
     """Complete snapshots in `root`, oldest first (by the manifest's creation time)."""
-    found = [p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists()] \
-        if root.exists() else []
+    found = (
+        [p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists()]
+        if root.exists()
+        else []
+    )
     return sorted(found, key=lambda p: json.loads((p / MANIFEST).read_text())["created_at"])
 
 
@@ -113,8 +131,9 @@ def restore(snapshot: Path, db: Path | str | None = None, overwrite: bool = Fals
         for table, expected in manifest["row_counts"].items():
             got = con.execute(f'select count(*) from "{table}"').fetchone()[0]
             if got != expected:
-                raise UserError(f"restore check failed: {table} has {got} rows, "
-                                f"the manifest says {expected}")
+                raise UserError(
+                    f"restore check failed: {table} has {got} rows, the manifest says {expected}"
+                )
         con.execute("checkpoint")
     finally:
         con.close()

@@ -65,8 +65,11 @@ def handle_errors(func: F) -> F:
         except Exception as exc:  # a bug: still one line, the traceback on request
             if os.environ.get("ITRACK_DEBUG"):
                 raise
-            fail(f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                 " (set ITRACK_DEBUG=1 for the traceback)", 3)
+            fail(
+                f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                " (set ITRACK_DEBUG=1 for the traceback)",
+                3,
+            )
 
     return wrapper  # type: ignore[return-value]
 
@@ -98,8 +101,9 @@ def ingest(
         def step(message: str, done: int, total: int) -> None:
             bar.update(task, description=message, completed=done, total=total)
 
-        summary = ingest_paths(paths, db=db, kind=kind, wait_seconds=wait, force=force,
-                               progress=step)
+        summary = ingest_paths(
+            paths, db=db, kind=kind, wait_seconds=wait, force=force, progress=step
+        )
     if as_json:
         print(json.dumps(summary_dict(summary), indent=2))
     else:
@@ -110,8 +114,14 @@ def ingest(
 
 def progress_bar() -> Progress:
     """A progress bar on stderr for people; silent when output is not a terminal."""
-    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                    TimeElapsedColumn(), console=err_console, transient=True)
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
 
 
 def summary_dict(summary: Any) -> dict[str, Any]:
@@ -133,8 +143,14 @@ def print_summary(summary: Any) -> None:
         if f.skipped:
             table.add_row(f.path, f.kind, "skipped: already loaded", "", "", "", "", "")
             continue
-        table.add_row(f.path, f.kind, *(str(getattr(f, n)) for n in (
-            "rows_read", "inserted", "updated", "unchanged", "stale", "rejected")))
+        table.add_row(
+            f.path,
+            f.kind,
+            *(
+                str(getattr(f, n))
+                for n in ("rows_read", "inserted", "updated", "unchanged", "stale", "rejected")
+            ),
+        )
     console.print(table)
     if summary.rejects_by_code:
         codes = Table(title="rejected records by error code")
@@ -166,10 +182,12 @@ def rejects(
         params.append(run)
     if not all_ and not run:
         where.append("resolved_run_id is null")
-    sql = ("select run_id, file_path, line_number, kind, record_id, error_code, field, "
-           "error_message, retryable, resolved_run_id from quarantine"
-           + (" where " + " and ".join(where) if where else "")
-           + " order by quarantined_at, file_path, line_number limit ?")
+    sql = (
+        "select run_id, file_path, line_number, kind, record_id, error_code, field, "
+        "error_message, retryable, resolved_run_id from quarantine"
+        + (" where " + " and ".join(where) if where else "")
+        + " order by quarantined_at, file_path, line_number limit ?"
+    )
     with open_store(None if db is None else db) as con:
         cursor = con.execute(sql, [*params, limit])
         names = [d[0] for d in cursor.description]
@@ -183,8 +201,19 @@ def rejects(
         table.add_column(name, overflow="fold")
     for row in rows:
         record = dict(zip(names, row, strict=True))
-        table.add_row(*(str(record[n] if record[n] is not None else "") for n in (
-            "file_path", "line_number", "kind", "record_id", "error_code", "error_message")))
+        table.add_row(
+            *(
+                str(record[n] if record[n] is not None else "")
+                for n in (
+                    "file_path",
+                    "line_number",
+                    "kind",
+                    "record_id",
+                    "error_code",
+                    "error_message",
+                )
+            )
+        )
     console.print(table)
 
 
@@ -202,8 +231,14 @@ def build(
     """The nightly pipeline: backup, ingest, dbt build, feedback, publish, report."""
     from ingest.pipeline import run_build
 
-    result = run_build(paths, db=db, wait_seconds=wait, take_backup=backup, write_html=html,
-                       note=lambda msg: console.print(msg, highlight=False))
+    result = run_build(
+        paths,
+        db=db,
+        wait_seconds=wait,
+        take_backup=backup,
+        write_html=html,
+        note=lambda msg: console.print(msg, highlight=False),
+    )
     if result.ingest:
         print_summary(result.ingest)
 
@@ -242,18 +277,22 @@ def restore(
 def export(
     out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet files.")],
     anonymize: Annotated[
-        bool, typer.Option("--anonymize", help="Drop names and free text (required).")] = False,
+        bool, typer.Option("--anonymize", help="Drop names and free text (required).")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """Export the marts without personal data (names, notes), for sharing outside the team."""
     from feedback.export import export_anonymized
 
     if not anonymize:
-        raise UserError("only --anonymize exports exist: analysts inside the team query the "
-                        "warehouse itself (read-only)")
+        raise UserError(
+            "only --anonymize exports exist: analysts inside the team query the "
+            "warehouse itself (read-only)"
+        )
     counts = export_anonymized(out, db)
-    console.print(f"exported {len(counts)} tables ({sum(counts.values())} rows) to {out}",
-                  highlight=False)
+    console.print(
+        f"exported {len(counts)} tables ({sum(counts.values())} rows) to {out}", highlight=False
+    )
 
 
 @app.command()
@@ -264,8 +303,11 @@ def docs(db: DbOption = None) -> None:
     from ingest.store import raw_store_path, warehouse_path
 
     target = docs_generate(warehouse_path(db), raw_store_path(db))
-    console.print(f"dbt docs: open {target / 'static_index.html'} (self-contained, offline; "
-                  f"{target / 'index.html'} needs the files beside it)", highlight=False)
+    console.print(
+        f"dbt docs: open {target / 'static_index.html'} (self-contained, offline; "
+        f"{target / 'index.html'} needs the files beside it)",
+        highlight=False,
+    )
 
 
 def _register_subapps() -> None:

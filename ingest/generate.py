@@ -25,16 +25,38 @@ from ingest.contract import ISO_4217
 @dataclass(frozen=True)
 class Planted:
     # Chance to pass each interview stage, by feeder (the source's quality).
-    feeder_pass: dict[str, float] = field(default_factory=lambda: {
-        "referral": 0.86, "ex-google": 0.80, "ex-amazon": 0.74, "university": 0.66,
-        "bootcamp": 0.58, "linkedin-outbound": 0.50})
+    feeder_pass: dict[str, float] = field(
+        default_factory=lambda: {
+            "referral": 0.86,
+            "ex-google": 0.80,
+            "ex-amazon": 0.74,
+            "university": 0.66,
+            "bootcamp": 0.58,
+            "linkedin-outbound": 0.50,
+        }
+    )
     # Companies that favour one feeder: there, that feeder passes each stage with this chance
     # (above every feeder's own), so it tops the company's preferred feeders.
-    company_preference: dict[str, str] = field(default_factory=lambda: {
-        "Stripe": "bootcamp", "Netflix": "ex-amazon", "Shopify": "university"})
+    company_preference: dict[str, str] = field(
+        default_factory=lambda: {
+            "Stripe": "bootcamp",
+            "Netflix": "ex-amazon",
+            "Shopify": "university",
+        }
+    )
     preferred_pass: float = 0.95
-    companies: tuple[str, ...] = ("Stripe", "Netflix", "Shopify", "Datadog", "Airbnb",
-                                  "Spotify", "Atlassian", "Canva", "Monzo", "Zalando")
+    companies: tuple[str, ...] = (
+        "Stripe",
+        "Netflix",
+        "Shopify",
+        "Datadog",
+        "Airbnb",
+        "Spotify",
+        "Atlassian",
+        "Canva",
+        "Monzo",
+        "Zalando",
+    )
 
     @property
     def best_feeder(self) -> str:
@@ -52,10 +74,20 @@ STAGES = (  # (canonical type, spellings seen in exports)
     ("onsite", ("Onsite", "Final Round", "On-site")),
 )
 UNMAPPED_STAGE = "Take-home Review"
-THEMES_PASS = ("strong system design", "clear communication", "solid coding fundamentals",
-               "good product sense", "collaborative and curious")
-THEMES_FAIL = ("weak algorithms", "poor culture fit", "lacked depth in distributed systems",
-               "unclear communication", "struggled with coding exercise")
+THEMES_PASS = (
+    "strong system design",
+    "clear communication",
+    "solid coding fundamentals",
+    "good product sense",
+    "collaborative and curious",
+)
+THEMES_FAIL = (
+    "weak algorithms",
+    "poor culture fit",
+    "lacked depth in distributed systems",
+    "unclear communication",
+    "struggled with coding exercise",
+)
 ROLES = ("Backend Engineer", "Data Engineer", "Frontend Engineer", "SRE", "ML Engineer")
 RECRUITERS = ("Rita Gomez", "Sam Patel", "Mia Chen", "Olu Ade")
 INTERVIEWERS = ("Ana", "Ben", "Chloe", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivan", "Jo")
@@ -77,9 +109,15 @@ def _uuid(rng: random.Random) -> str:
 
 def _ratings(rng: random.Random, passed: bool) -> dict[str, int | None]:
     low, high = (3, 5) if passed else (1, 3)
-    return {name: (rng.randint(low, high) if rng.random() > 0.08 else None)
-            for name in ("overall_rating", "technical_rating", "culture_fit_rating",
-                         "communication_rating")}
+    return {
+        name: (rng.randint(low, high) if rng.random() > 0.08 else None)
+        for name in (
+            "overall_rating",
+            "technical_rating",
+            "culture_fit_rating",
+            "communication_rating",
+        )
+    }
 
 
 def _process(rng: random.Random, candidate: dict[str, Any], feeder: str) -> tuple[dict, list]:
@@ -94,66 +132,96 @@ def _process(rng: random.Random, candidate: dict[str, Any], feeder: str) -> tupl
     depth = rng.randint(1, 3) if in_flight else 3
     stages, clock, failed_stage = [], created, None
     for order, (canonical, names) in enumerate(STAGES[:depth], start=1):
-        name = UNMAPPED_STAGE if canonical == "technical" and rng.random() < 0.02 \
+        name = (
+            UNMAPPED_STAGE
+            if canonical == "technical" and rng.random() < 0.02
             else rng.choice(names)
+        )
         scheduled = clock + dt.timedelta(days=rng.randint(2, 10), hours=rng.randint(0, 6))
         last_pending = in_flight and order == depth
         passed = rng.random() < p_pass
-        stage = {"id": _uuid(rng), "interview_process_id": pid, "stage_name": name,
-                 "stage_order": order, "scheduled_date": _ts(scheduled),
-                 "created_at": _ts(clock + dt.timedelta(hours=1))}
+        stage = {
+            "id": _uuid(rng),
+            "interview_process_id": pid,
+            "stage_name": name,
+            "stage_order": order,
+            "scheduled_date": _ts(scheduled),
+            "created_at": _ts(clock + dt.timedelta(hours=1)),
+        }
         if last_pending:
             stage.update(outcome="pending", interviewer_names=[])
         else:
             completed = scheduled + dt.timedelta(days=rng.randint(0, 3), hours=1)
             themes = THEMES_PASS if passed else THEMES_FAIL
             stage.update(
-                outcome="passed" if passed else "failed", completed_date=_ts(completed),
+                outcome="passed" if passed else "failed",
+                completed_date=_ts(completed),
                 interviewer_names=rng.sample(INTERVIEWERS, rng.randint(1, 3)),
                 feedback_notes="; ".join(rng.sample(themes, 2)).capitalize() + ".",
-                **_ratings(rng, passed))
+                **_ratings(rng, passed),
+            )
             clock = completed
         stage["updated_at"] = _ts(clock + dt.timedelta(hours=2))
         stages.append(stage)
         if not last_pending and not passed:
             failed_stage = name
             break
-    process = {"id": pid, "candidate_id": candidate["id"], "company_name": company,
-               "role_title": rng.choice(ROLES), "feeder_source": feeder,
-               "recruiter_name": rng.choice(RECRUITERS), "created_at": _ts(created)}
+    process = {
+        "id": pid,
+        "candidate_id": candidate["id"],
+        "company_name": company,
+        "role_title": rng.choice(ROLES),
+        "feeder_source": feeder,
+        "recruiter_name": rng.choice(RECRUITERS),
+        "created_at": _ts(created),
+    }
     decided = clock + dt.timedelta(days=rng.randint(1, 5))
     status, extra = _status(rng, in_flight, failed_stage, p_pass, decided)
-    process.update(status=status, updated_at=_ts(decided if status != "in_progress"
-                                                  else clock + dt.timedelta(hours=3)), **extra)
+    process.update(
+        status=status,
+        updated_at=_ts(decided if status != "in_progress" else clock + dt.timedelta(hours=3)),
+        **extra,
+    )
     return process, stages
 
 
-def _status(rng: random.Random, in_flight: bool, failed_stage: str | None, p_pass: float,
-            decided: dt.datetime) -> tuple[str, dict[str, Any]]:
+def _status(
+    rng: random.Random,
+    in_flight: bool,
+    failed_stage: str | None,
+    p_pass: float,
+    decided: dt.datetime,
+) -> tuple[str, dict[str, Any]]:
     if failed_stage:
         return "rejected_by_company", {"final_outcome": f"Failed {failed_stage}"}
     if in_flight:
         return ("on_hold" if rng.random() < 0.15 else "in_progress"), {}
     if rng.random() < 0.06:
         return "candidate_withdrew", {"final_outcome": "Candidate withdrew: accepted another offer"}
-    offer = {"base_salary": rng.randrange(90_000, 220_000, 5_000),
-             "currency": rng.choice(CURRENCIES), "bonus": rng.randrange(0, 30_000, 1_000),
-             "offer_date": decided.date().isoformat(),
-             "start_date": (decided + dt.timedelta(days=30)).date().isoformat()}
+    offer = {
+        "base_salary": rng.randrange(90_000, 220_000, 5_000),
+        "currency": rng.choice(CURRENCIES),
+        "bonus": rng.randrange(0, 30_000, 1_000),
+        "offer_date": decided.date().isoformat(),
+        "start_date": (decided + dt.timedelta(days=30)).date().isoformat(),
+    }
     roll = rng.random()
     if roll < 0.08:
         return "offer_extended", {"offer_details": offer}
     if roll < 0.08 + (1 - p_pass) * 0.6:
-        return "offer_declined", {"offer_details": offer,
-                                  "final_outcome": "Declined: compensation"}
+        return "offer_declined", {"offer_details": offer, "final_outcome": "Declined: compensation"}
     return "offer_accepted", {"offer_details": offer}
 
 
 def _candidate(rng: random.Random, index: int, feeder: str) -> dict[str, Any]:
-    return {"id": f"cand-{index:07d}", "full_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
-            "feeder_source": feeder, "current_company": rng.choice(("Amazon", "Google", None)),
-            "linkedin_url": f"https://www.linkedin.com/in/cand-{index:07d}",
-            "created_at": _ts(START - dt.timedelta(days=rng.randint(1, 60)))}
+    return {
+        "id": f"cand-{index:07d}",
+        "full_name": f"{rng.choice(FIRST)} {rng.choice(LAST)}",
+        "feeder_source": feeder,
+        "current_company": rng.choice(("Amazon", "Google", None)),
+        "linkedin_url": f"https://www.linkedin.com/in/cand-{index:07d}",
+        "created_at": _ts(START - dt.timedelta(days=rng.randint(1, 60))),
+    }
 
 
 def _spoil(rng: random.Random, record: dict[str, Any], kind: str) -> dict[str, Any] | str:
@@ -168,7 +236,8 @@ def _spoil(rng: random.Random, record: dict[str, Any], kind: str) -> dict[str, A
         bad["overall_rating"] = 6
     elif choice == 2:
         bad["status" if kind == "processes" else "full_name"] = (
-            "hired" if kind == "processes" else "")
+            "hired" if kind == "processes" else ""
+        )
     elif choice == 3 and kind == "stages":
         bad["interview_process_id"] = _uuid(rng)  # orphan
     elif choice == 3:
@@ -180,8 +249,9 @@ def _spoil(rng: random.Random, record: dict[str, Any], kind: str) -> dict[str, A
     return bad
 
 
-def build_records(processes: int, seed: int, invalid_share: float = 0.0
-                  ) -> dict[str, list[dict[str, Any] | str]]:
+def build_records(
+    processes: int, seed: int, invalid_share: float = 0.0
+) -> dict[str, list[dict[str, Any] | str]]:
     rng = random.Random(seed)
     feeders = list(PLANTED.feeder_pass)
     out: dict[str, list] = {"candidates": [], "processes": [], "stages": []}
@@ -207,8 +277,7 @@ def write_records(records: list[dict[str, Any] | str], path: Path, fmt: str) -> 
     if fmt == "jsonl":
         with path.open("w", encoding="utf-8") as handle:
             for record in records:
-                text = record if isinstance(record, str) else json.dumps(record,
-                                                                          ensure_ascii=False)
+                text = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
                 handle.write(text + "\n")
         return
     rows = [r for r in records if not isinstance(r, str)]  # malformed lines exist in JSONL only
@@ -217,8 +286,11 @@ def write_records(records: list[dict[str, Any] | str], path: Path, fmt: str) -> 
         return
     columns = sorted({key for row in rows for key in row})
     flat = [{c: _cell(row.get(c), fmt) for c in columns} for row in rows]
-    frame = pl.DataFrame(flat, schema={c: pl.String for c in columns}
-                         if fmt == "csv" else None, infer_schema_length=None)
+    frame = pl.DataFrame(
+        flat,
+        schema={c: pl.String for c in columns} if fmt == "csv" else None,
+        infer_schema_length=None,
+    )
     if fmt == "csv":
         frame.write_csv(path)
     else:
@@ -234,8 +306,9 @@ def _cell(value: Any, fmt: str) -> Any:
     return str(value)
 
 
-def generate(out_dir: Path, processes: int, seed: int, invalid_share: float = 0.0,
-             fmt: str = "jsonl") -> dict[str, int]:
+def generate(
+    out_dir: Path, processes: int, seed: int, invalid_share: float = 0.0, fmt: str = "jsonl"
+) -> dict[str, int]:
     """Write candidates/processes/stages files in `fmt`; returns the records written per file."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = build_records(processes, seed, invalid_share)
@@ -247,14 +320,18 @@ def generate(out_dir: Path, processes: int, seed: int, invalid_share: float = 0.
     return counts
 
 
-def generate_delta(src_dir: Path, out_dir: Path, share: float = 0.01, seed: int = 1
-                   ) -> dict[str, int]:
+def generate_delta(
+    src_dir: Path, out_dir: Path, share: float = 0.01, seed: int = 1
+) -> dict[str, int]:
     """A delta of new processes (with candidates and stages) and changed ones (a pending stage
     decided, the process moved forward with a newer `updated_at`): the nightly 1% increment."""
     rng = random.Random(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    processes = [json.loads(line) for line in (src_dir / "processes.jsonl").open()
-                 if line.strip().startswith("{") and line.rstrip().endswith("}")]
+    processes = [
+        json.loads(line)
+        for line in (src_dir / "processes.jsonl").open()
+        if line.strip().startswith("{") and line.rstrip().endswith("}")
+    ]
     n = max(1, int(len(processes) * share))
     fresh = build_records(n // 2 + 1, seed + 10_000)
     for c in fresh["candidates"]:
@@ -262,14 +339,22 @@ def generate_delta(src_dir: Path, out_dir: Path, share: float = 0.01, seed: int 
     for p in fresh["processes"]:
         p["candidate_id"] = p["candidate_id"].replace("cand-", "cand-delta-")
     changed = []
-    for p in rng.sample([p for p in processes if p.get("status") == "in_progress"],
-                        min(n // 2, sum(p.get("status") == "in_progress" for p in processes))):
+    for p in rng.sample(
+        [p for p in processes if p.get("status") == "in_progress"],
+        min(n // 2, sum(p.get("status") == "in_progress" for p in processes)),
+    ):
         later = dt.datetime.fromisoformat(p["updated_at"].rstrip("Z")) + dt.timedelta(days=3)
-        p.update(status="candidate_withdrew", updated_at=_ts(later),
-                 final_outcome="Candidate withdrew: relocation")
+        p.update(
+            status="candidate_withdrew",
+            updated_at=_ts(later),
+            final_outcome="Candidate withdrew: relocation",
+        )
         changed.append(p)
-    data = {"candidates": fresh["candidates"], "processes": fresh["processes"] + changed,
-            "stages": fresh["stages"]}
+    data = {
+        "candidates": fresh["candidates"],
+        "processes": fresh["processes"] + changed,
+        "stages": fresh["stages"],
+    }
     for kind, records in data.items():
         write_records(records, out_dir / f"delta_{kind}.jsonl", "jsonl")
     return {kind: len(records) for kind, records in data.items()}
@@ -280,7 +365,8 @@ def generate_command(
     processes: Annotated[int, typer.Option(help="Interview processes to generate.")] = 300,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 42,
     invalid_share: Annotated[
-        float, typer.Option(help="Share of records made invalid on purpose (0-1).")] = 0.0,
+        float, typer.Option(help="Share of records made invalid on purpose (0-1).")
+    ] = 0.0,
     fmt: Annotated[str, typer.Option("--format", help="jsonl, json, csv or parquet.")] = "jsonl",
 ) -> None:
     """Generate synthetic candidates, processes and stages with planted signal."""

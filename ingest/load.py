@@ -31,8 +31,17 @@ from ingest.validate import Rejection, compile_model, explain
 
 # Orphans may be fixed by a later run that brings the parent: they are retried automatically.
 RETRYABLE_CODES = ("orphan_stage", "orphan_process")
-REJECT_COLUMNS = ("file_path", "line_no", "kind", "record_id", "raw", "error_code", "field",
-                  "error_message", "retryable")
+REJECT_COLUMNS = (
+    "file_path",
+    "line_no",
+    "kind",
+    "record_id",
+    "raw",
+    "error_code",
+    "field",
+    "error_message",
+    "retryable",
+)
 
 
 @dataclass
@@ -119,8 +128,10 @@ def ingest_paths(
             con.commit()
         except (duckdb.IOException, duckdb.TransactionException) as exc:
             _rollback(con)  # a full or read-only disk surfaces here, or at the commit
-            raise StoreError(f"cannot write {raw_store_path(db)}: {_first_line(exc)}; "
-                             "nothing of this run was written") from None
+            raise StoreError(
+                f"cannot write {raw_store_path(db)}: {_first_line(exc)}; "
+                "nothing of this run was written"
+            ) from None
         except BaseException:
             _rollback(con)
             raise
@@ -136,8 +147,9 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _run(con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Callable[[str], None],
-         force: bool) -> RunSummary:
+def _run(
+    con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Callable[[str], None], force: bool
+) -> RunSummary:
     run = RunSummary(new_run_id())
     started = utc_now()
     _create_work_tables(con)
@@ -201,18 +213,31 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
         "select ?, ?, line_no, raw from file_landing",
         [source.kind, str(source.path)],
     )
-    problems = [
-        Rejection(p.code, None, p.message) for p in source.problems
-    ]
-    _add_rejects(con, [
-        (str(source.path), p.line_no, source.kind, None, p.raw, r.code, None, r.message, False)
-        for p, r in zip(source.problems, problems, strict=True)
-    ])
-    if not problems and not con.execute(
-        "select count(*) from file_landing"
-    ).fetchone()[0]:
-        _add_rejects(con, [(str(source.path), None, source.kind, None, None, "empty_file", None,
-                            "the file holds no records", False)])
+    problems = [Rejection(p.code, None, p.message) for p in source.problems]
+    _add_rejects(
+        con,
+        [
+            (str(source.path), p.line_no, source.kind, None, p.raw, r.code, None, r.message, False)
+            for p, r in zip(source.problems, problems, strict=True)
+        ],
+    )
+    if not problems and not con.execute("select count(*) from file_landing").fetchone()[0]:
+        _add_rejects(
+            con,
+            [
+                (
+                    str(source.path),
+                    None,
+                    source.kind,
+                    None,
+                    None,
+                    "empty_file",
+                    None,
+                    "the file holds no records",
+                    False,
+                )
+            ],
+        )
 
 
 def _split_inline_stages(con: duckdb.DuckDBPyConnection) -> None:
@@ -249,12 +274,15 @@ def _settle_retries(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     one that loaded, or now fails for another reason, is resolved by this run."""
     same = """q.kind = r.kind and q.file_path is not distinct from r.file_path
               and q.line_number is not distinct from r.line_no"""
-    con.execute(f"""
+    con.execute(
+        f"""
         update quarantine q set resolved_run_id = $run
         where retryable and resolved_run_id is null
           and exists (select 1 from landing r where {same})
           and not exists (select 1 from rejects r where {same} and r.error_code = q.error_code)
-        """, {"run": run_id})
+        """,
+        {"run": run_id},
+    )
     con.execute(f"""
         delete from rejects r where exists (
             select 1 from quarantine q where q.retryable and q.resolved_run_id is null
@@ -265,8 +293,11 @@ def _add_rejects(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
     if not rows:
         return
     columns = list(zip(*rows, strict=True))
-    readers.insert_arrow(con, "rejects", pa.table(
-        {name: list(col) for name, col in zip(REJECT_COLUMNS, columns, strict=True)}))
+    readers.insert_arrow(
+        con,
+        "rejects",
+        pa.table({name: list(col) for name, col in zip(REJECT_COLUMNS, columns, strict=True)}),
+    )
 
 
 # ---------------------------------------------------------------- per-record validation
@@ -281,10 +312,13 @@ def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         select null::bigint as rec, null::varchar as file_path, null::bigint as line_no,
                * exclude (_run_id, _loaded_at)
         from {table} limit 0""")
-    con.execute(f"""
+    con.execute(
+        f"""
         create or replace temp table checked as
         {compiled.checked_sql("(select rec, raw from landing where kind = ?)")}
-        """, [kind])
+        """,
+        [kind],
+    )
     con.execute(f"""
         insert into staged_{kind}
         select c.rec, l.file_path, l.line_no, {compiled.typed_columns()}
@@ -298,8 +332,19 @@ def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         if row is not None:
             valid.append({"rec": rec, "file_path": file_path, "line_no": line_no, **row})
         else:
-            rejected.append((file_path, line_no, kind, why.record_id, raw, why.code, why.field,
-                             why.message, False))
+            rejected.append(
+                (
+                    file_path,
+                    line_no,
+                    kind,
+                    why.record_id,
+                    raw,
+                    why.code,
+                    why.field,
+                    why.message,
+                    False,
+                )
+            )
     if valid:
         readers.insert_arrow(con, f"staged_{kind}", pa.Table.from_pylist(valid))
     _add_rejects(con, rejected)
@@ -309,8 +354,14 @@ def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
 # ---------------------------------------------------------------- cross-record checks and merge
 
 
-def _reject_where(con: duckdb.DuckDBPyConnection, kind: str, code: str, condition: str,
-                  message_sql: str, field_name: str | None = None) -> None:
+def _reject_where(
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    code: str,
+    condition: str,
+    message_sql: str,
+    field_name: str | None = None,
+) -> None:
     """Move staged rows matching `condition` to the rejects, with a per-row message.
     The condition is evaluated once; the (usually empty) result drives insert and delete."""
     con.execute(f"""
@@ -322,7 +373,7 @@ def _reject_where(con: duckdb.DuckDBPyConnection, kind: str, code: str, conditio
     con.execute(f"""
         insert into rejects
         select f.file_path, f.line_no, '{kind}', f.record_id, l.raw, '{code}',
-               {f"'{field_name}'" if field_name else 'null'}, f.message,
+               {f"'{field_name}'" if field_name else "null"}, f.message,
                {code in RETRYABLE_CODES}
         from failing f join landing l using (rec)""")
     con.execute(f"delete from staged_{kind} where rec in (select rec from failing)")
@@ -331,7 +382,9 @@ def _reject_where(con: duckdb.DuckDBPyConnection, kind: str, code: str, conditio
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     rows = con.execute(
         "select column_name from information_schema.columns where table_name = ? "
-        "and table_schema = 'main' order by ordinal_position", [table]).fetchall()
+        "and table_schema = 'main' order by ordinal_position",
+        [table],
+    ).fetchall()
     return [r[0] for r in rows if not r[0].startswith("_")]
 
 
@@ -372,40 +425,55 @@ def _dedupe_in_run(con: duckdb.DuckDBPyConnection, kind: str, cols: list[str]) -
 def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
     if kind == "processes":
         _reject_where(
-            con, kind, "orphan_process",
+            con,
+            kind,
+            "orphan_process",
             "candidate_id not in (select id from staged_candidates union all "
             "select id from candidates)",
             "'candidate ' || candidate_id || ' is not known yet; retried on the next run'",
-            "candidate_id")
-        allowed = ", ".join(f"'{a.value}>{b.value}'" for a in InterviewStatus
-                            for b in sorted(reachable(a) | {a}))
+            "candidate_id",
+        )
+        allowed = ", ".join(
+            f"'{a.value}>{b.value}'" for a in InterviewStatus for b in sorted(reachable(a) | {a})
+        )
         _reject_where(
-            con, kind, "invalid_transition",
+            con,
+            kind,
+            "invalid_transition",
             f"""exists (select 1 from interview_processes p where p.id = s.id
                  and p.updated_at <= s.updated_at
                  and p.status || '>' || s.status not in ({allowed}))""",
             """'status cannot go from ' || (select p.status from interview_processes p
                 where p.id = s.id) || ' to ' || s.status""",
-            "status")
+            "status",
+        )
     elif kind == "stages":
         _reject_where(
-            con, kind, "orphan_stage",
+            con,
+            kind,
+            "orphan_stage",
             "interview_process_id not in (select id from staged_processes union all "
             "select id from interview_processes)",
             "'interview process ' || interview_process_id || ' is not known yet; "
             "retried on the next run'",
-            "interview_process_id")
+            "interview_process_id",
+        )
         _reject_where(
-            con, kind, "date_before_process",
+            con,
+            kind,
+            "date_before_process",
             """exists (select 1 from (select id, created_at from staged_processes union all
                    select id, created_at from interview_processes
                    where id not in (select id from staged_processes)) p
                  where p.id = s.interview_process_id
                    and least(s.scheduled_date, s.completed_date) < p.created_at)""",
             "'stage date is before its process was created'",
-            "scheduled_date")
+            "scheduled_date",
+        )
         _reject_where(
-            con, kind, "duplicate_stage_order",
+            con,
+            kind,
+            "duplicate_stage_order",
             """exists (select 1 from (
                    select id, interview_process_id, stage_order, null::bigint as line_no
                    from interview_stages where id not in (select id from staged_stages)
@@ -416,7 +484,8 @@ def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
                    and (o.line_no is null or o.line_no < s.line_no))""",
             "'stage_order ' || stage_order || ' is already taken by another stage of process '"
             " || interview_process_id",
-            "stage_order")
+            "stage_order",
+        )
 
 
 def _check_and_merge(con: duckdb.DuckDBPyConnection, kind: str, run_id: str) -> None:
@@ -434,27 +503,33 @@ def _check_and_merge(con: duckdb.DuckDBPyConnection, kind: str, run_id: str) -> 
                  else 'updated' end as _outcome,
                t.status_before
         from staged_{kind} s
-        left join (select *, {'status' if kind == 'processes' else 'null'} as status_before
+        left join (select *, {"status" if kind == "processes" else "null"} as status_before
                    from {table}) t using (id)""")
-    con.execute("""
+    con.execute(
+        """
         insert into outcomes select file_path, ?, _outcome, count(*)
-        from classified group by all""", [kind])
+        from classified group by all""",
+        [kind],
+    )
     if kind == "processes":
         _record_status_history(con, run_id)
         fault_point("history")
     col_list = ", ".join(cols)
     for outcome, verb in (("inserted", "insert"), ("updated", "insert or replace")):
-        con.execute(f"""
+        con.execute(
+            f"""
             {verb} into {table} ({col_list}, _run_id, _loaded_at)
             select {col_list}, ?, ? from classified where _outcome = ?""",
-            [run_id, utc_now(), outcome])
+            [run_id, utc_now(), outcome],
+        )
     fault_point("load")
     con.execute("drop table classified")
 
 
 def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """New processes start in in_progress at creation; every observed change is a row."""
-    con.execute("""
+    con.execute(
+        """
         insert into interview_status_history
         select id, null, 'in_progress', created_at, $run, 'ingest', $now
         from classified where _outcome = 'inserted'
@@ -464,7 +539,8 @@ def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         union all
         select id, status_before, status, updated_at, $run, 'ingest', $now
         from classified where _outcome = 'updated' and status <> status_before""",
-        {"run": run_id, "now": utc_now()})
+        {"run": run_id, "now": utc_now()},
+    )
 
 
 # ---------------------------------------------------------------- audit
@@ -473,27 +549,58 @@ def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
 def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetime) -> None:
     _settle_retries(con, run.run_id)
     # Counted per file across kinds: inline stages count on their process file.
-    counts = {(f, o): n for f, o, n in con.execute(
-        "select file_path, outcome, sum(n) from outcomes group by all").fetchall()}
-    rejected = dict(con.execute(
-        "select file_path, count(*) from rejects group by all").fetchall())
+    counts = {
+        (f, o): n
+        for f, o, n in con.execute(
+            "select file_path, outcome, sum(n) from outcomes group by all"
+        ).fetchall()
+    }
+    rejected = dict(con.execute("select file_path, count(*) from rejects group by all").fetchall())
     for f in run.files:
         for outcome in ("inserted", "updated", "unchanged", "stale"):
             setattr(f, outcome, counts.get((f.path, outcome), 0))
         f.rejected = rejected.get(f.path, 0)
-    run.rejects_by_code = dict(con.execute(
-        "select error_code, count(*) from rejects group by 1 order by 2 desc").fetchall())
+    run.rejects_by_code = dict(
+        con.execute(
+            "select error_code, count(*) from rejects group by 1 order by 2 desc"
+        ).fetchall()
+    )
     now = utc_now()
-    con.execute("""
+    con.execute(
+        """
         insert into quarantine
         select $run, file_path, line_no, kind, record_id, raw, error_code, field, error_message,
-               retryable, null, $now from rejects""", {"run": run.run_id, "now": now})
+               retryable, null, $now from rejects""",
+        {"run": run.run_id, "now": now},
+    )
     for f in run.files:
         con.execute(
             "insert into ingest_files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run.run_id, f.path, f.kind, f.fmt, f.sha256, f.skipped, f.rows_read, f.inserted,
-             f.updated, f.unchanged, f.stale, f.rejected])
+            [
+                run.run_id,
+                f.path,
+                f.kind,
+                f.fmt,
+                f.sha256,
+                f.skipped,
+                f.rows_read,
+                f.inserted,
+                f.updated,
+                f.unchanged,
+                f.stale,
+                f.rejected,
+            ],
+        )
     con.execute(
         "insert into ingest_runs values (?, 'ingest', 'completed', ?, ?, ?, ?, ?, ?, ?)",
-        [run.run_id, started, now, run.total("rows_read"), run.accepted, run.rejected,
-         run.total("stale"), run.total("unchanged")])
+        [
+            run.run_id,
+            started,
+            now,
+            run.total("rows_read"),
+            run.accepted,
+            run.rejected,
+            run.total("stale"),
+            run.total("unchanged"),
+        ],
+    )

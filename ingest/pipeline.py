@@ -60,8 +60,10 @@ def run_build(
         result.backup = backup(warehouse, wait_seconds=wait_seconds)
         note(f"backup: {result.backup}")
     result.ingest = ingest_paths(paths or [DEFAULT_INPUT], db=warehouse, wait_seconds=wait_seconds)
-    note(f"ingest: {result.ingest.accepted} accepted, {result.ingest.rejected} rejected "
-         f"(run {result.ingest.run_id})")
+    note(
+        f"ingest: {result.ingest.accepted} accepted, {result.ingest.rejected} rejected "
+        f"(run {result.ingest.run_id})"
+    )
     building = _fresh_build_file(warehouse)
     try:
         _dbt_build(building, raw_store, note)
@@ -98,8 +100,14 @@ def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
     note("dbt build: ok")
 
 
-def _feedback(building: Path, warehouse: Path, feeders: Path | None, placements: Path | None,
-              candidates: Path | None, note: Note) -> object | None:
+def _feedback(
+    building: Path,
+    warehouse: Path,
+    feeders: Path | None,
+    placements: Path | None,
+    candidates: Path | None,
+    note: Note,
+) -> object | None:
     try:
         from feedback.service import run_feedback
     except ImportError:  # the feedback step lands separately
@@ -123,8 +131,10 @@ def _refresh_feedback_runs(building: Path, raw_store: Path) -> None:
     try:
         con.execute(f"attach '{_sql(raw_store)}' as raw_store (read_only)")
         con.execute("create schema if not exists raw")
-        con.execute("create or replace table raw.feedback_runs as "
-                    "select * from raw_store.main.feedback_runs")
+        con.execute(
+            "create or replace table raw.feedback_runs as "
+            "select * from raw_store.main.feedback_runs"
+        )
         con.execute("detach raw_store")
         con.execute("checkpoint")
     finally:

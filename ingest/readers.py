@@ -23,8 +23,14 @@ import pyarrow as pa
 from ingest.contract import MODELS, Record
 from ingest.errors import UserError
 
-FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv",
-           ".parquet": "parquet", ".pq": "parquet"}
+FORMATS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 KINDS = ("candidates", "processes", "stages")
 _INTEGER = re.compile(r"-?[0-9]+")
 BATCH_ROWS = 50_000  # rows the Python readers hold before handing them to DuckDB
@@ -99,8 +105,12 @@ def sha256_of(path: Path) -> str:
 
 def land(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
     """Fill `table (line_no, raw)` with the file's records; record-level problems are collected."""
-    reader = {"jsonl": _land_jsonl, "json": _land_json_array, "csv": _land_csv,
-              "parquet": _land_parquet}[source.fmt]
+    reader = {
+        "jsonl": _land_jsonl,
+        "json": _land_json_array,
+        "csv": _land_csv,
+        "parquet": _land_parquet,
+    }[source.fmt]
     reader(con, source, table)
 
 
@@ -143,11 +153,14 @@ def _land_jsonl_python(con: duckdb.DuckDBPyConnection, source: InputFile, table:
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
-                source.problems.append(FileProblem(
-                    line_no, "invalid_utf8",
-                    f"line is not valid UTF-8 (byte {exc.start})",
-                    data.decode("utf-8", errors="replace").rstrip("\r\n"),
-                ))
+                source.problems.append(
+                    FileProblem(
+                        line_no,
+                        "invalid_utf8",
+                        f"line is not valid UTF-8 (byte {exc.start})",
+                        data.decode("utf-8", errors="replace").rstrip("\r\n"),
+                    )
+                )
                 continue
             if text.strip():
                 lines.append(line_no)
@@ -162,24 +175,31 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
     try:
         text = source.path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        source.problems.append(FileProblem(
-            None, "invalid_utf8", f"file is not valid UTF-8 (byte {exc.start})"))
+        source.problems.append(
+            FileProblem(None, "invalid_utf8", f"file is not valid UTF-8 (byte {exc.start})")
+        )
         return
     if not text.strip():
         return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        source.problems.append(FileProblem(
-            exc.lineno, "malformed_json",
-            f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
-            "no record of this file was loaded", text[:2000]))
+        source.problems.append(
+            FileProblem(
+                exc.lineno,
+                "malformed_json",
+                f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                "no record of this file was loaded",
+                text[:2000],
+            )
+        )
         return
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
-        source.problems.append(FileProblem(
-            None, "not_an_object", "a JSON file must hold an array of objects"))
+        source.problems.append(
+            FileProblem(None, "not_an_object", "a JSON file must hold an array of objects")
+        )
         return
     raws = [json.dumps(item, ensure_ascii=False) for item in data]
     _insert(con, table, list(range(1, len(raws) + 1)), raws)
@@ -201,10 +221,14 @@ def _land_csv(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> 
                 if not any(cell.strip() for cell in row):
                     continue
                 if len(row) != len(header):
-                    source.problems.append(FileProblem(
-                        line_no, "csv_columns",
-                        f"row has {len(row)} columns, the header has {len(header)}",
-                        json.dumps(row, ensure_ascii=False)))
+                    source.problems.append(
+                        FileProblem(
+                            line_no,
+                            "csv_columns",
+                            f"row has {len(row)} columns, the header has {len(header)}",
+                            json.dumps(row, ensure_ascii=False),
+                        )
+                    )
                     continue
                 record = coerce_text_row(model, dict(zip(header, row, strict=True)))
                 lines.append(line_no)
@@ -213,9 +237,13 @@ def _land_csv(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> 
                     _insert(con, table, lines, raws)
                     lines, raws = [], []
     except UnicodeDecodeError as exc:
-        source.problems.append(FileProblem(
-            None, "invalid_utf8",
-            f"file is not valid UTF-8 (byte {exc.start}); no record of this file was loaded"))
+        source.problems.append(
+            FileProblem(
+                None,
+                "invalid_utf8",
+                f"file is not valid UTF-8 (byte {exc.start}); no record of this file was loaded",
+            )
+        )
         return
     except csv.Error as exc:
         raise UserError(f"{source.path}: unreadable CSV ({exc})") from None
@@ -236,8 +264,13 @@ def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str)
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, lines: list[int], raws: list[str]) -> None:
     if lines:
-        insert_arrow(con, table, pa.table(
-            [pa.array(lines, pa.int64()), pa.array(raws, pa.string())], schema=LANDING_SCHEMA))
+        insert_arrow(
+            con,
+            table,
+            pa.table(
+                [pa.array(lines, pa.int64()), pa.array(raws, pa.string())], schema=LANDING_SCHEMA
+            ),
+        )
 
 
 def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, batch: pa.Table) -> None:

@@ -120,8 +120,10 @@ def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str]:
         values = ", ".join(_q(m.value) for m in base)
         head, typed = f"{{t}} = 'VARCHAR' and {{s}} in ({values})", "{s}"
     elif base is dt.datetime:
-        head = (f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {_q(ISO_DATETIME_PATTERN)})"
-                " and try_cast({s} as timestamptz) is not null")
+        head = (
+            f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {_q(ISO_DATETIME_PATTERN)})"
+            " and try_cast({s} as timestamptz) is not null"
+        )
         typed = "{s}::timestamptz::timestamp"
     elif base is UUID:
         head, typed = f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {_q(_UUID)})", "{s}::uuid"
@@ -140,8 +142,10 @@ def _field_sql(name: str, info: FieldInfo) -> FieldSQL:
         check, _ = _scalar_check(item_base, item_meta)
         if check is not None:
             element = _fill(check, t="json_type(x)", s="(x->>'$')")
-            check = ("{t} = 'ARRAY' and coalesce(list_bool_and(list_transform("
-                     f"from_json({{v}}, '[\"JSON\"]'), lambda x: {element})), true)")
+            check = (
+                "{t} = 'ARRAY' and coalesce(list_bool_and(list_transform("
+                f"from_json({{v}}, '[\"JSON\"]'), lambda x: {element})), true)"
+            )
         typed = "coalesce(from_json({v}, '[\"VARCHAR\"]'), [])::varchar[]"
         return FieldSQL(name, required, nullable, check, typed)
     check, typed = _scalar_check(base, metadata)
@@ -172,15 +176,18 @@ class CompiledModel:
         checks = ["keys is not null", f"list_has_all([{allowed}], keys)"]
         for f in self.fields:
             v = f"v_{f.name}"
-            value = _fill(f.check, t=f"json_type({v})", s=f"({v}->>'$')", v=v) \
-                if f.check else "false"
+            value = (
+                _fill(f.check, t=f"json_type({v})", s=f"({v}->>'$')", v=v) if f.check else "false"
+            )
             if f.required:
                 checks.append(f"({v} is not null and {value})")
             elif f.nullable:  # absent or JSON null both read as SQL null here
                 checks.append(f"({v} is null or {value})")
             else:  # may be absent (it has a default) but not null
-                checks.append(f"(({v} is null and not list_contains(keys, {_q(f.name)}))"
-                              f" or ({v} is not null and {value}))")
+                checks.append(
+                    f"(({v} is null and not list_contains(keys, {_q(f.name)}))"
+                    f" or ({v} is not null and {value}))"
+                )
         for rule in self.model.sql_checks:
             typed = {f.name: f"try_cast(v_{f.name}->>'$' as timestamptz)" for f in self.fields}
             checks.append(f"coalesce({rule.format(**typed)}, true)")
@@ -242,11 +249,13 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        return None, Rejection("malformed_json", None,
-                               f"malformed JSON ({exc.msg} at column {exc.colno})")
+        return None, Rejection(
+            "malformed_json", None, f"malformed JSON ({exc.msg} at column {exc.colno})"
+        )
     if not isinstance(data, dict):
-        return None, Rejection("not_an_object", None,
-                               f"expected a JSON object, got {type(data).__name__}")
+        return None, Rejection(
+            "not_an_object", None, f"expected a JSON object, got {type(data).__name__}"
+        )
     record_id = data.get("id") if isinstance(data.get("id"), str) else None
     try:
         record = model.model_validate(data)
@@ -257,12 +266,16 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
         shown = "" if error["type"] == "missing" else f" (got {_short(got)})"
         message = error["msg"].removeprefix("Value error, ")
         where = f"field '{field}': " if field else ""
-        return None, Rejection(_code_for(error, field), field, f"{where}{message}{shown}",
-                               record_id)
+        return None, Rejection(
+            _code_for(error, field), field, f"{where}{message}{shown}", record_id
+        )
     return to_row(record), None
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, dict) \
+    text = (
+        json.dumps(value, ensure_ascii=False, default=str)
+        if not isinstance(value, dict)
         else "an object"
+    )
     return text if len(text) <= 60 else text[:57] + "..."

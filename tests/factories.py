@@ -14,22 +14,43 @@ S3 = "aaaaaaaa-0000-4000-8000-000000000003"
 
 
 def candidate(**over: Any) -> dict[str, Any]:
-    return {"id": "cand-1", "full_name": "Ann Lee", "feeder_source": "ex-amazon",
-            "created_at": "2025-01-01T00:00:00Z", **over}
+    return {
+        "id": "cand-1",
+        "full_name": "Ann Lee",
+        "feeder_source": "ex-amazon",
+        "created_at": "2025-01-01T00:00:00Z",
+        **over,
+    }
 
 
 def process(**over: Any) -> dict[str, Any]:
-    return {"id": P1, "candidate_id": "cand-1", "company_name": "Acme", "role_title": "SWE",
-            "status": "in_progress", "feeder_source": "ex-amazon",
-            "created_at": "2025-01-05T00:00:00Z", "updated_at": "2025-01-05T00:00:00Z", **over}
+    return {
+        "id": P1,
+        "candidate_id": "cand-1",
+        "company_name": "Acme",
+        "role_title": "SWE",
+        "status": "in_progress",
+        "feeder_source": "ex-amazon",
+        "created_at": "2025-01-05T00:00:00Z",
+        "updated_at": "2025-01-05T00:00:00Z",
+        **over,
+    }
 
 
 def stage(**over: Any) -> dict[str, Any]:
-    return {"id": S1, "interview_process_id": P1, "stage_name": "Phone Screen",
-            "stage_order": 1, "scheduled_date": "2025-01-06T10:00:00Z",
-            "completed_date": "2025-01-06T11:00:00Z", "outcome": "passed",
-            "overall_rating": 4, "interviewer_names": ["Dana"],
-            "created_at": "2025-01-06T00:00:00Z", **over}
+    return {
+        "id": S1,
+        "interview_process_id": P1,
+        "stage_name": "Phone Screen",
+        "stage_order": 1,
+        "scheduled_date": "2025-01-06T10:00:00Z",
+        "completed_date": "2025-01-06T11:00:00Z",
+        "outcome": "passed",
+        "overall_rating": 4,
+        "interviewer_names": ["Dana"],
+        "created_at": "2025-01-06T00:00:00Z",
+        **over,
+    }
 
 
 def offer(**over: Any) -> dict[str, Any]:

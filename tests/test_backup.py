@@ -20,10 +20,14 @@ from ingest.store import raw_store_path
 def marts(db) -> dict[str, list]:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {t: sorted(map(repr, con.execute(f"select * exclude ({ex}) from {t}").fetchall()))
-                for t, ex in (("mart_feeder_conversion", "pipeline_depth"),
-                              ("mart_conversion_funnel", "funnel_row_id"),
-                              ("fct_interview_processes", "offer_details"))}
+        return {
+            t: sorted(map(repr, con.execute(f"select * exclude ({ex}) from {t}").fetchall()))
+            for t, ex in (
+                ("mart_feeder_conversion", "pipeline_depth"),
+                ("mart_conversion_funnel", "funnel_row_id"),
+                ("fct_interview_processes", "offer_details"),
+            )
+        }
     finally:
         con.close()
 
@@ -37,8 +41,10 @@ def test_manifest_counts_checksums_and_retention(tmp_path):
     assert kept == sorted(p.name for p in snapshots[1:])
     manifest = json.loads((snapshots[-1] / MANIFEST).read_text())
     con = duckdb.connect(str(raw_store_path(db)), read_only=True)
-    assert manifest["row_counts"]["interview_stages"] == con.execute(
-        "select count(*) from interview_stages").fetchone()[0]
+    assert (
+        manifest["row_counts"]["interview_stages"]
+        == con.execute("select count(*) from interview_stages").fetchone()[0]
+    )
     con.close()
     assert all(len(digest) == 64 for digest in manifest["files"].values())
     tampered = snapshots[-1] / "interview_stages.parquet"
@@ -60,15 +66,19 @@ def test_corrupt_database_restored_and_rebuilt_gives_the_same_outputs(tmp_path):
     raw.write_bytes(bytes(data))
     broken = CliRunner().invoke(app, ["ingest", str(tmp_path / "in"), "--db", str(db)])
     assert broken.exit_code != 0 and "Traceback" not in broken.output
-    restored = CliRunner().invoke(app, ["restore", str(tmp_path / "bk"), "--db", str(db),
-                                        "--overwrite"])
+    restored = CliRunner().invoke(
+        app, ["restore", str(tmp_path / "bk"), "--db", str(db), "--overwrite"]
+    )
     assert restored.exit_code == 0, restored.output
     assert str(snapshot) in restored.output
     db.unlink()  # rebuild the warehouse from the restored raw store alone
     run_build([tmp_path / "in"], db=db, take_backup=False, **quiet)
     assert marts(db) == before
     after = json.loads((tmp_path / "feeders.json").read_text())
-    assert {k: {m: v for m, v in e["metrics"].items() if m != "updated_at"}
-            for k, e in after["feeders"].items()} == {
+    assert {
         k: {m: v for m, v in e["metrics"].items() if m != "updated_at"}
-        for k, e in feeders["feeders"].items()}
+        for k, e in after["feeders"].items()
+    } == {
+        k: {m: v for m, v in e["metrics"].items() if m != "updated_at"}
+        for k, e in feeders["feeders"].items()
+    }

@@ -26,15 +26,24 @@ def test_the_corpus_is_broad():
 def test_case(tmp_path, case):
     db = tmp_path / "warehouse.duckdb"
     ingest_paths([CORPUS / "base"], db=db)
-    base = {t: query(db, f"select count(*) from {t}")[0][0]
-            for t in ("candidates", "interview_processes", "interview_stages")}
+    base = {
+        t: query(db, f"select count(*) from {t}")[0][0]
+        for t in ("candidates", "interview_processes", "interview_stages")
+    }
     summary = ingest_paths([CORPUS / case["file"]], db=db, kind=case["kind"])
-    got = sorted((code, line) for code, line in query(
-        db, "select error_code, line_number from quarantine order by line_number"))
+    got = sorted(
+        (code, line)
+        for code, line in query(
+            db, "select error_code, line_number from quarantine order by line_number"
+        )
+    )
     expected = sorted((r["code"], r["line"]) for r in case["rejects"])
     assert got == expected
-    table = {"candidates": "candidates", "processes": "interview_processes",
-             "stages": "interview_stages"}[case["kind"]]
+    table = {
+        "candidates": "candidates",
+        "processes": "interview_processes",
+        "stages": "interview_stages",
+    }[case["kind"]]
     loaded = query(db, f"select count(*) from {table}")[0][0] - base[table]
     updated = summary.total("updated")
     assert loaded + updated == case["loaded"]
@@ -46,8 +55,9 @@ def test_case(tmp_path, case):
             assert record_id in (raw or "")
     if "roundtrip" in case:
         r = case["roundtrip"]
-        [(value,)] = query(db, f"select {r['column']} from {r['table']} where id::varchar = ?",
-                           [r["id"]])
+        [(value,)] = query(
+            db, f"select {r['column']} from {r['table']} where id::varchar = ?", [r["id"]]
+        )
         assert value == r["value"]
 
 

@@ -21,18 +21,48 @@ from ingest.store import SCHEMA
 from tests.factories import candidate, process, stage
 
 MISSING = object()
-TEXTS = st.sampled_from(["Ann", "", " ", "\u00a0", "\u2003x", "a\x07b", "tab\there", "李明",
-                         "=HYPERLINK(\"x\")", "'); drop table t; --", "x" * 501, "ok\n"])
-TIMES = st.sampled_from(["2025-01-06T10:00:00Z", "2025-01-06", "2025-01-06 10:00",
-                         "2025-01-06T10:00:00.123456+05:30", "2025-02-30T00:00:00Z",
-                         "2025-01-06T25:00:00Z", "20250106", "2025-1-6", "2025-01-06T10:00:00z",
-                         "2024-12-31T23:59:59-01:00", "2025-01-06T10:00:00.1234567Z"])
+TEXTS = st.sampled_from(
+    [
+        "Ann",
+        "",
+        " ",
+        "\u00a0",
+        "\u2003x",
+        "a\x07b",
+        "tab\there",
+        "李明",
+        '=HYPERLINK("x")',
+        "'); drop table t; --",
+        "x" * 501,
+        "ok\n",
+    ]
+)
+TIMES = st.sampled_from(
+    [
+        "2025-01-06T10:00:00Z",
+        "2025-01-06",
+        "2025-01-06 10:00",
+        "2025-01-06T10:00:00.123456+05:30",
+        "2025-02-30T00:00:00Z",
+        "2025-01-06T25:00:00Z",
+        "20250106",
+        "2025-1-6",
+        "2025-01-06T10:00:00z",
+        "2024-12-31T23:59:59-01:00",
+        "2025-01-06T10:00:00.1234567Z",
+    ]
+)
 NUMBERS = st.sampled_from([0, 1, 3, 5, 6, -1, 3.5, 5.0, "5", True, None, 10**20])
-UUIDS = st.sampled_from(["aaaaaaaa-0000-4000-8000-000000000001",
-                         "AAAAAAAA-0000-4000-8000-000000000001",
-                         "aaaaaaaa000040008000000000000001", "not-a-uuid", 7])
-ANY = st.one_of(TEXTS, TIMES, NUMBERS, UUIDS, st.just([]), st.just(["Dana", ""]),
-                st.just({"x": 1}))
+UUIDS = st.sampled_from(
+    [
+        "aaaaaaaa-0000-4000-8000-000000000001",
+        "AAAAAAAA-0000-4000-8000-000000000001",
+        "aaaaaaaa000040008000000000000001",
+        "not-a-uuid",
+        7,
+    ]
+)
+ANY = st.one_of(TEXTS, TIMES, NUMBERS, UUIDS, st.just([]), st.just(["Dana", ""]), st.just({"x": 1}))
 
 
 def _field_values(name: str):
@@ -76,8 +106,10 @@ def run_bulk(kind: str, records: list[dict]) -> tuple[dict[int, dict], set[int]]
     con.execute(SCHEMA)
     _create_work_tables(con)
     for line_no, record in enumerate(records, start=1):
-        con.execute("insert into landing (kind, file_path, line_no, raw) values (?, 'f', ?, ?)",
-                    [kind, line_no, json.dumps(record, ensure_ascii=False)])
+        con.execute(
+            "insert into landing (kind, file_path, line_no, raw) values (?, 'f', ?, ?)",
+            [kind, line_no, json.dumps(record, ensure_ascii=False)],
+        )
     _validate_kind(con, kind)
     cur = con.execute(f"select line_no, * exclude (rec, file_path, line_no) from staged_{kind}")
     names = [d[0] for d in cur.description]
@@ -115,8 +147,7 @@ def check_agreement(kind: str, records: list[dict]) -> None:
                     assert _normal(got[key]) == _normal(value), (key, record)
 
 
-SETTINGS = settings(max_examples=40, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS

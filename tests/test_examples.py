@@ -11,9 +11,13 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def run(script: str, *args: str, db: Path) -> str:
-    result = subprocess.run([sys.executable, str(EXAMPLES / script), *args], text=True,
-                            capture_output=True, env={**os.environ, "ITRACK_DB": str(db)},
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / script), *args],
+        text=True,
+        capture_output=True,
+        env={**os.environ, "ITRACK_DB": str(db)},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 

@@ -18,8 +18,15 @@ from ingest.load import ingest_paths
 from ingest.store import raw_store_path
 
 ITRACK = str(Path(sys.executable).parent / "itrack")
-TABLES = ("candidates", "interview_processes", "interview_stages", "interview_status_history",
-          "quarantine", "ingest_runs", "ingest_files")
+TABLES = (
+    "candidates",
+    "interview_processes",
+    "interview_stages",
+    "interview_status_history",
+    "quarantine",
+    "ingest_runs",
+    "ingest_files",
+)
 
 
 def fingerprint(db: Path) -> dict[str, tuple[int, str]]:
@@ -36,8 +43,14 @@ def fingerprint(db: Path) -> dict[str, tuple[int, str]]:
 
 
 def itrack(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([ITRACK, *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300, **kw)
+    return subprocess.run(
+        [ITRACK, *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        **kw,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +62,13 @@ def data(tmp_path_factory) -> dict[str, Path]:
 
 
 # Every step is covered; two run in the slow tier (`make test-all`) to keep `make test` short.
-STEPS = ["validate", "history", "commit",
-         pytest.param("read", marks=pytest.mark.slow), pytest.param("load", marks=pytest.mark.slow)]
+STEPS = [
+    "validate",
+    "history",
+    "commit",
+    pytest.param("read", marks=pytest.mark.slow),
+    pytest.param("load", marks=pytest.mark.slow),
+]
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -58,8 +76,7 @@ def test_kill_at_each_step_leaves_the_store_as_before(tmp_path, data, step):
     db = tmp_path / "warehouse.duckdb"
     ingest_paths([data["day1"]], db=db)
     before = fingerprint(db)
-    killed = itrack("ingest", str(data["day2"]), "--db", str(db),
-                    env={"ITRACK_FAULT_AT": step})
+    killed = itrack("ingest", str(data["day2"]), "--db", str(db), env={"ITRACK_FAULT_AT": step})
     assert killed.returncode == -9
     assert fingerprint(db) == before
     again = itrack("ingest", str(data["day2"]), "--db", str(db))
@@ -73,8 +90,11 @@ def test_kill_at_random_times_leaves_the_store_as_before(tmp_path, data, delay):
     db = tmp_path / "warehouse.duckdb"
     ingest_paths([data["day1"]], db=db)
     before = fingerprint(db)
-    proc = subprocess.Popen([ITRACK, "ingest", str(data["day2"]), "--db", str(db)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [ITRACK, "ingest", str(data["day2"]), "--db", str(db)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(delay)
     proc.kill()
     proc.wait()
@@ -88,9 +108,15 @@ def test_second_writer_exits_2_naming_the_holder_or_waits(tmp_path, data):
     db = tmp_path / "warehouse.duckdb"
     ingest_paths([data["day1"]], db=db)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from ingest.store import open_store\n"
-         f"with open_store({str(db)!r}):\n    print('held', flush=True); time.sleep(3)"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from ingest.store import open_store\n"
+            f"with open_store({str(db)!r}):\n    print('held', flush=True); time.sleep(3)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     busy = itrack("ingest", str(data["day2"]), "--db", str(db))
     assert busy.returncode == 2
@@ -106,8 +132,12 @@ def small_mount(tmp_path):
     """A 32 MB tmpfs: a disk that can really fill up or turn read-only (needs root)."""
     mount = tmp_path / "mnt"
     mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(mount)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)

@@ -39,28 +39,40 @@ def wh(built_once, tmp_path) -> Path:
 
 
 def feed(db: Path, **kw):
-    return run_feedback(warehouse=db, raw_store_db=db, feeders_path=db.parent / "feeders.json",
-                        placements_path=db.parent / "placements.json",
-                        now=kw.pop("now", NOW), **kw)
+    return run_feedback(
+        warehouse=db,
+        raw_store_db=db,
+        feeders_path=db.parent / "feeders.json",
+        placements_path=db.parent / "placements.json",
+        now=kw.pop("now", NOW),
+        **kw,
+    )
 
 
 def test_fields_of_the_scoring_job_are_preserved(wh):
     feeders = wh.parent / "feeders.json"
-    feeders.write_text(json.dumps({
-        "version": 3,
-        "feeders": {
-            "referral": {"weight": 1.5, "patterns": ["referred by *"], "notes": "keep me"},
-            "legacy-agency": {"weight": 0.1, "nested": {"a": [1, 2.5, None]}},
-        },
-        "owner": "scoring-team",
-    }))
+    feeders.write_text(
+        json.dumps(
+            {
+                "version": 3,
+                "feeders": {
+                    "referral": {"weight": 1.5, "patterns": ["referred by *"], "notes": "keep me"},
+                    "legacy-agency": {"weight": 0.1, "nested": {"a": [1, 2.5, None]}},
+                },
+                "owner": "scoring-team",
+            }
+        )
+    )
     result = feed(wh)
     document = json.loads(feeders.read_text())
     assert list(document) == ["version", "feeders", "owner"]
     assert document["version"] == 3 and document["owner"] == "scoring-team"
     referral = document["feeders"]["referral"]
     assert (referral["weight"], referral["patterns"], referral["notes"]) == (
-        1.5, ["referred by *"], "keep me")
+        1.5,
+        ["referred by *"],
+        "keep me",
+    )
     assert referral["metrics"]["updated_at"] == NOW
     assert document["feeders"]["legacy-agency"] == {"weight": 0.1, "nested": {"a": [1, 2.5, None]}}
     names = list(document["feeders"])
@@ -75,8 +87,10 @@ def test_metrics_match_the_mart(wh):
     feed(wh)
     metrics = json.loads((wh.parent / "feeders.json").read_text())["feeders"]
     con = duckdb.connect(str(wh), read_only=True)
-    for feeder, n, k, rate in con.execute("select feeder_source, candidates_sourced, placements, "
-                                          "conversion_rate from mart_feeder_conversion").fetchall():
+    for feeder, n, k, rate in con.execute(
+        "select feeder_source, candidates_sourced, placements, "
+        "conversion_rate from mart_feeder_conversion"
+    ).fetchall():
         m = metrics[feeder]["metrics"]
         assert (m["candidates_sourced"], m["placements"]) == (n, k)
         assert m["conversion_rate"] == round(k / n, 6) == pytest.approx(rate, abs=1e-6)
@@ -91,8 +105,9 @@ def test_rerun_without_new_data_leaves_files_byte_identical(wh):
     assert {p: (wh.parent / p).read_bytes() for p in before} == before
 
 
-@pytest.mark.parametrize("content", ["{not json", json.dumps({"feeders": ["a", "b"]}),
-                                     json.dumps({"no_feeders": {}})])
+@pytest.mark.parametrize(
+    "content", ["{not json", json.dumps({"feeders": ["a", "b"]}), json.dumps({"no_feeders": {}})]
+)
 def test_corrupt_or_mismatched_file_is_never_overwritten(wh, content):
     feeders = wh.parent / "feeders.json"
     feeders.write_text(content)
@@ -122,8 +137,10 @@ def test_hand_edits_between_runs_are_kept_and_a_backup_is_written(wh):
     feed(wh)
     document = json.loads(feeders.read_text())
     first = next(iter(document["feeders"]))
-    edited = {"feeders": {first: {"priority": "high", **document["feeders"][first]}},
-              "added_by_hand": True}
+    edited = {
+        "feeders": {first: {"priority": "high", **document["feeders"][first]}},
+        "added_by_hand": True,
+    }
     feeders.write_text(json.dumps(edited, indent=4))
     feed(wh, full=True)
     after = json.loads(feeders.read_text())
@@ -136,11 +153,17 @@ def test_placements_merge_into_candidates_files_without_duplicates(wh):
     feed(wh)
     history = json.loads((wh.parent / "placements.json").read_text())
     placed = next(iter(history))
-    assert all(r["placement_date"] <= s["placement_date"]
-               for r, s in zip(history[placed], history[placed][1:], strict=False))
+    assert all(
+        r["placement_date"] <= s["placement_date"]
+        for r, s in zip(history[placed], history[placed][1:], strict=False)
+    )
     jsonl = wh.parent / "candidates.jsonl"
-    jsonl.write_text(json.dumps({"id": placed, "score": 0.7}) + "\n"
-                     + json.dumps({"id": "nobody", "score": 0.1}) + "\n")
+    jsonl.write_text(
+        json.dumps({"id": placed, "score": 0.7})
+        + "\n"
+        + json.dumps({"id": "nobody", "score": 0.1})
+        + "\n"
+    )
     as_json = wh.parent / "candidates.json"
     as_json.write_text(json.dumps([{"id": placed, "tags": ["a"]}]))
     for _ in range(2):  # a re-run replaces, never appends
@@ -150,7 +173,8 @@ def test_placements_merge_into_candidates_files_without_duplicates(wh):
     assert lines[0] == {"id": placed, "score": 0.7, "placement_history": history[placed]}
     assert lines[1] == {"id": "nobody", "score": 0.1}
     assert json.loads(as_json.read_text()) == [
-        {"id": placed, "tags": ["a"], "placement_history": history[placed]}]
+        {"id": placed, "tags": ["a"], "placement_history": history[placed]}
+    ]
 
 
 def test_feedback_runs_record_what_was_written(wh):
@@ -158,8 +182,9 @@ def test_feedback_runs_record_what_was_written(wh):
 
     result = feed(wh)
     con = duckdb.connect(str(raw_store_path(wh)), read_only=True)
-    rows = con.execute("select feeder_source, metrics from feedback_runs where run_id = ?",
-                       [result.run_id]).fetchall()
+    rows = con.execute(
+        "select feeder_source, metrics from feedback_runs where run_id = ?", [result.run_id]
+    ).fetchall()
     con.close()
     assert sorted(r[0] for r in rows) == sorted(result.updated_feeders)
     assert all(json.loads(m)["updated_at"] == NOW for _, m in rows)
@@ -200,11 +225,20 @@ def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_pat
     default = feed(wh)
     assert default.triggered_feeders == [feeder]
     placements_after = json.loads((wh.parent / "placements.json").read_text())
-    changed = {c for c in placements_before.keys() | placements_after.keys()
-               if placements_before.get(c) != placements_after.get(c)}
+    changed = {
+        c
+        for c in placements_before.keys() | placements_after.keys()
+        if placements_before.get(c) != placements_after.get(c)
+    }
     assert changed == {candidate}
-    full = run_feedback(warehouse=wh, raw_store_db=wh, feeders_path=full_copy / "feeders.json",
-                        placements_path=full_copy / "placements.json", full=True, now=NOW)
+    full = run_feedback(
+        warehouse=wh,
+        raw_store_db=wh,
+        feeders_path=full_copy / "feeders.json",
+        placements_path=full_copy / "placements.json",
+        full=True,
+        now=NOW,
+    )
     assert feeder in full.updated_feeders
     assert (full_copy / "feeders.json").read_bytes() == (wh.parent / "feeders.json").read_bytes()
 
@@ -222,15 +256,19 @@ def test_anonymized_export_has_no_names_or_free_text(wh, tmp_path):
     import duckdb
 
     out = tmp_path / "share"
-    result = CliRunner().invoke(app, ["export", "--anonymize", "--out", str(out),
-                                      "--db", str(wh)])
+    result = CliRunner().invoke(app, ["export", "--anonymize", "--out", str(out), "--db", str(wh)])
     assert result.exit_code == 0, result.output
     con = duckdb.connect(str(wh), read_only=True)
-    secrets = {v for (v,) in con.execute(
-        "select full_name from raw.candidates union select recruiter_name from "
-        "raw.interview_processes union select unnest(interviewer_names) from "
-        "raw.interview_stages union select feedback_notes from raw.interview_stages "
-        "union select candidate_id from raw.interview_processes").fetchall() if v}
+    secrets = {
+        v
+        for (v,) in con.execute(
+            "select full_name from raw.candidates union select recruiter_name from "
+            "raw.interview_processes union select unnest(interviewer_names) from "
+            "raw.interview_stages union select feedback_notes from raw.interview_stages "
+            "union select candidate_id from raw.interview_processes"
+        ).fetchall()
+        if v
+    }
     con.close()
     share = duckdb.connect()
     for parquet in out.glob("*.parquet"):

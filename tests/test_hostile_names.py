@@ -10,8 +10,14 @@ from ingest.load import ingest_paths
 from tests.conftest import query
 from tests.factories import candidate, process, stage, write_jsonl
 
-HOSTILE = ["'); drop table interview_processes; --", '=HYPERLINK("http://x","y")',
-           "Robert'); DELETE FROM candidates;--", "%' or '1'='1", "名前\u202e", "a\\b\"c"]
+HOSTILE = [
+    "'); drop table interview_processes; --",
+    '=HYPERLINK("http://x","y")',
+    "Robert'); DELETE FROM candidates;--",
+    "%' or '1'='1",
+    "名前\u202e",
+    'a\\b"c',
+]
 runner = CliRunner()
 
 
@@ -30,9 +36,14 @@ def loaded(tmp_path):
 @pytest.mark.parametrize("name", HOSTILE)
 def test_hostile_filters_are_just_values(loaded, name):
     db = str(loaded)
-    for args in (["interview", "list", "--company", name], ["interview", "list", "--candidate",
-                 name], ["interview", "history", name], ["rejects", "--run", name],
-                 ["interview", "list", "--status", name], ["interview", "show", name]):
+    for args in (
+        ["interview", "list", "--company", name],
+        ["interview", "list", "--candidate", name],
+        ["interview", "history", name],
+        ["rejects", "--run", name],
+        ["interview", "list", "--status", name],
+        ["interview", "show", name],
+    ):
         result = runner.invoke(app, [*args, "--db", db])
         assert result.exit_code in (0, 1, 2), (args, result.output)
         assert "Traceback" not in result.output

@@ -21,16 +21,18 @@ runner = CliRunner()
 def load(tmp_path: Path, db: Path, candidates=(), processes=(), stages=(), **kw):
     folder = tmp_path / f"in{len(list(tmp_path.glob('in*')))}"
     folder.mkdir()
-    for name, records in (("candidates", candidates), ("processes", processes),
-                          ("stages", stages)):
+    for name, records in (("candidates", candidates), ("processes", processes), ("stages", stages)):
         if records:
             write_jsonl(folder / f"{name}.jsonl", list(records))
     return ingest_paths([folder], db=db, **kw)
 
 
 def quarantined(db: Path) -> list[tuple]:
-    return query(db, "select kind, line_number, error_code, field, error_message "
-                     "from quarantine where resolved_run_id is null order by kind, line_number")
+    return query(
+        db,
+        "select kind, line_number, error_code, field, error_message "
+        "from quarantine where resolved_run_id is null order by kind, line_number",
+    )
 
 
 # (kind, bad record, error_code, field) - each loads beside a valid candidate/process/stage.
@@ -39,8 +41,12 @@ REJECTIONS = [
     ("candidates", candidate(id="c2", full_name=""), "empty_value", "full_name"),
     ("candidates", candidate(id="c2", full_name="   "), "empty_value", "full_name"),
     ("candidates", candidate(id="c2", full_name="A\x07B"), "invalid_value", "full_name"),
-    ("candidates", {k: v for k, v in candidate(id="c2").items() if k != "created_at"},
-     "missing_field", "created_at"),
+    (
+        "candidates",
+        {k: v for k, v in candidate(id="c2").items() if k != "created_at"},
+        "missing_field",
+        "created_at",
+    ),
     ("candidates", candidate(id="c2", created_at="yesterday"), "invalid_date", "created_at"),
     ("candidates", candidate(id="c2", created_at="20250101"), "invalid_date", "created_at"),
     ("candidates", candidate(id="c2", nickname="x"), "unknown_field", "nickname"),
@@ -48,40 +54,74 @@ REJECTIONS = [
     ("processes", process(id=P2, status="hired"), "invalid_enum", "status"),
     ("processes", process(id=P2, company_name=None), "wrong_type", "company_name"),
     ("processes", process(id=P2, updated_at="2025-01-01T00:00:00Z"), "date_order", None),
-    ("processes", process(id=P2, offer_details=offer(base_salary=-1)), "invalid_offer",
-     "offer_details.base_salary"),
-    ("processes", process(id=P2, offer_details=offer(currency="XYZ")), "invalid_offer",
-     "offer_details.currency"),
+    (
+        "processes",
+        process(id=P2, offer_details=offer(base_salary=-1)),
+        "invalid_offer",
+        "offer_details.base_salary",
+    ),
+    (
+        "processes",
+        process(id=P2, offer_details=offer(currency="XYZ")),
+        "invalid_offer",
+        "offer_details.currency",
+    ),
     ("processes", process(id=P2, candidate_id="nobody"), "orphan_process", "candidate_id"),
-    ("stages", stage(id=S2, stage_order=2, overall_rating=0), "invalid_rating",
-     "overall_rating"),
-    ("stages", stage(id=S2, stage_order=2, overall_rating=6), "invalid_rating",
-     "overall_rating"),
-    ("stages", stage(id=S2, stage_order=2, technical_rating=3.5), "invalid_rating",
-     "technical_rating"),
-    ("stages", stage(id=S2, stage_order=2, communication_rating="5"), "invalid_rating",
-     "communication_rating"),
+    ("stages", stage(id=S2, stage_order=2, overall_rating=0), "invalid_rating", "overall_rating"),
+    ("stages", stage(id=S2, stage_order=2, overall_rating=6), "invalid_rating", "overall_rating"),
+    (
+        "stages",
+        stage(id=S2, stage_order=2, technical_rating=3.5),
+        "invalid_rating",
+        "technical_rating",
+    ),
+    (
+        "stages",
+        stage(id=S2, stage_order=2, communication_rating="5"),
+        "invalid_rating",
+        "communication_rating",
+    ),
     ("stages", stage(id=S2, stage_order=0), "invalid_value", "stage_order"),
     ("stages", stage(id=S2, stage_order="2"), "wrong_type", "stage_order"),
     ("stages", stage(id=S2, stage_order=2, outcome="maybe"), "invalid_enum", "outcome"),
-    ("stages", stage(id=S2, stage_order=2, completed_date="2025-01-05T00:00:00Z"),
-     "date_order", None),
-    ("stages", stage(id=S2, stage_order=2, scheduled_date="2025-01-01T00:00:00Z",
-                     completed_date=None), "date_before_process", "scheduled_date"),
-    ("stages", stage(id=S2, stage_order=2, interview_process_id=P2), "orphan_stage",
-     "interview_process_id"),
+    (
+        "stages",
+        stage(id=S2, stage_order=2, completed_date="2025-01-05T00:00:00Z"),
+        "date_order",
+        None,
+    ),
+    (
+        "stages",
+        stage(id=S2, stage_order=2, scheduled_date="2025-01-01T00:00:00Z", completed_date=None),
+        "date_before_process",
+        "scheduled_date",
+    ),
+    (
+        "stages",
+        stage(id=S2, stage_order=2, interview_process_id=P2),
+        "orphan_stage",
+        "interview_process_id",
+    ),
     ("stages", stage(id=S2), "duplicate_stage_order", "stage_order"),
-    ("stages", stage(id=S2, stage_order=2, interviewer_names="Dana"), "wrong_type",
-     "interviewer_names"),
-    ("stages", "{\"id\": \"truncated", "malformed_json", None),
+    (
+        "stages",
+        stage(id=S2, stage_order=2, interviewer_names="Dana"),
+        "wrong_type",
+        "interviewer_names",
+    ),
+    ("stages", '{"id": "truncated', "malformed_json", None),
     ("stages", "[1, 2]", "not_an_object", None),
 ]
 
 
-@pytest.mark.parametrize(("kind", "bad", "code", "field"), REJECTIONS,
-                         ids=[f"{r[0]}-{r[2]}-{i}" for i, r in enumerate(REJECTIONS)])
+@pytest.mark.parametrize(
+    ("kind", "bad", "code", "field"),
+    REJECTIONS,
+    ids=[f"{r[0]}-{r[2]}-{i}" for i, r in enumerate(REJECTIONS)],
+)
 def test_each_rule_rejects_with_its_code_and_the_valid_rows_load(
-        tmp_path, db, kind, bad, code, field):
+    tmp_path, db, kind, bad, code, field
+):
     files = {"candidates": [candidate()], "processes": [process()], "stages": [stage()]}
     files[kind].append(bad)
     summary = load(tmp_path, db, **files)
@@ -90,28 +130,43 @@ def test_each_rule_rejects_with_its_code_and_the_valid_rows_load(
     [(q_kind, line, q_code, q_field, message)] = quarantined(db)
     assert (q_kind, line, q_code, q_field) == (kind, 2, code, field)
     assert message
-    counts = query(db, "select (select count(*) from candidates), "
-                       "(select count(*) from interview_processes), "
-                       "(select count(*) from interview_stages)")
+    counts = query(
+        db,
+        "select (select count(*) from candidates), "
+        "(select count(*) from interview_processes), "
+        "(select count(*) from interview_stages)",
+    )
     assert counts == [(1, 1, 1)]
 
 
 def test_clean_records_load_with_exact_values(tmp_path, db):
-    notes = "Strong on '); drop table interview_stages; -- and =HYPERLINK(\"x\")\nline two 🚀"
-    summary = load(tmp_path, db, [candidate(full_name="=HYPERLINK(\"http://x\")")],
-                   [process(status="offer_extended", offer_details=offer(bonus=10000.5))],
-                   [stage(feedback_notes=notes, interviewer_names=["Dana", "Lee"],
-                          scheduled_date="2025-01-06T12:00:00+02:00", completed_date=None,
-                          outcome="pending")])
+    notes = 'Strong on \'); drop table interview_stages; -- and =HYPERLINK("x")\nline two 🚀'
+    summary = load(
+        tmp_path,
+        db,
+        [candidate(full_name='=HYPERLINK("http://x")')],
+        [process(status="offer_extended", offer_details=offer(bonus=10000.5))],
+        [
+            stage(
+                feedback_notes=notes,
+                interviewer_names=["Dana", "Lee"],
+                scheduled_date="2025-01-06T12:00:00+02:00",
+                completed_date=None,
+                outcome="pending",
+            )
+        ],
+    )
     assert summary.rejected == 0 and summary.accepted == 3
     [(name,)] = query(db, "select full_name from candidates")
-    assert name == "=HYPERLINK(\"http://x\")"
+    assert name == '=HYPERLINK("http://x")'
     [(status, offer_json)] = query(db, "select status, offer_details from interview_processes")
     assert status == "offer_extended"
     assert json.loads(offer_json) == offer(bonus=10000.5)
     [(got_notes, names, scheduled, outcome, rating)] = query(
-        db, "select feedback_notes, interviewer_names, scheduled_date::varchar, outcome, "
-            "overall_rating from interview_stages")
+        db,
+        "select feedback_notes, interviewer_names, scheduled_date::varchar, outcome, "
+        "overall_rating from interview_stages",
+    )
     assert got_notes == notes
     assert names == ["Dana", "Lee"]
     assert scheduled == "2025-01-06 10:00:00"  # naive UTC
@@ -123,18 +178,24 @@ def test_defaults_apply(tmp_path, db):
     bare_stage = {k: v for k, v in stage().items() if k not in ("outcome", "interviewer_names")}
     load(tmp_path, db, [candidate()], [bare], [bare_stage])
     assert query(db, "select status, updated_at = created_at from interview_processes") == [
-        ("in_progress", True)]
-    assert query(db, "select outcome, interviewer_names from interview_stages") == [
-        ("pending", [])]
+        ("in_progress", True)
+    ]
+    assert query(db, "select outcome, interviewer_names from interview_stages") == [("pending", [])]
 
 
 def snapshot(db: Path) -> dict[str, list]:
-    tables = ("candidates", "interview_processes", "interview_stages",
-              "interview_status_history")
-    return {t: sorted(map(str, query(db, f"select * exclude (_run_id, _loaded_at) from {t}")
-                          if t != "interview_status_history"
-                          else query(db, f"select * exclude (run_id, recorded_at) from {t}")))
-            for t in tables}
+    tables = ("candidates", "interview_processes", "interview_stages", "interview_status_history")
+    return {
+        t: sorted(
+            map(
+                str,
+                query(db, f"select * exclude (_run_id, _loaded_at) from {t}")
+                if t != "interview_status_history"
+                else query(db, f"select * exclude (run_id, recorded_at) from {t}"),
+            )
+        )
+        for t in tables
+    }
 
 
 def test_same_files_twice_change_nothing(tmp_path, db):
@@ -142,8 +203,7 @@ def test_same_files_twice_change_nothing(tmp_path, db):
     folder.mkdir()
     write_jsonl(folder / "candidates.jsonl", [candidate()])
     write_jsonl(folder / "processes.jsonl", [process(status="rejected_by_company")])
-    write_jsonl(folder / "stages.jsonl", [stage(), stage(id=S2, stage_order=2,
-                                                          outcome="failed")])
+    write_jsonl(folder / "stages.jsonl", [stage(), stage(id=S2, stage_order=2, outcome="failed")])
     first = ingest_paths([folder], db=db)
     before = snapshot(db)
     second = ingest_paths([folder], db=db)
@@ -152,56 +212,81 @@ def test_same_files_twice_change_nothing(tmp_path, db):
     assert snapshot(db) == before
     assert first.total("inserted") == 4
     assert (forced.total("unchanged"), forced.total("inserted"), forced.total("updated")) == (
-        4, 0, 0)
+        4,
+        0,
+        0,
+    )
     assert query(db, "select count(*) from ingest_runs") == [(3,)]
 
 
 def test_newer_record_replaces_older_is_stale_and_history_records_changes(tmp_path, db):
     load(tmp_path, db, [candidate()], [process()])
-    load(tmp_path, db, processes=[process(status="offer_extended",
-                                          updated_at="2025-02-01T00:00:00Z")])
-    stale = load(tmp_path, db, processes=[process(status="on_hold",
-                                                  updated_at="2025-01-20T00:00:00Z")])
+    load(
+        tmp_path,
+        db,
+        processes=[process(status="offer_extended", updated_at="2025-02-01T00:00:00Z")],
+    )
+    stale = load(
+        tmp_path, db, processes=[process(status="on_hold", updated_at="2025-01-20T00:00:00Z")]
+    )
     assert stale.total("stale") == 1
     assert query(db, "select status from interview_processes") == [("offer_extended",)]
-    assert query(db, "select from_status, to_status, changed_at::date::varchar "
-                     "from interview_status_history order by changed_at") == [
-        (None, "in_progress", "2025-01-05"), ("in_progress", "offer_extended", "2025-02-01")]
+    assert query(
+        db,
+        "select from_status, to_status, changed_at::date::varchar "
+        "from interview_status_history order by changed_at",
+    ) == [(None, "in_progress", "2025-01-05"), ("in_progress", "offer_extended", "2025-02-01")]
 
 
 def test_skipped_state_is_valid_but_leaving_a_terminal_state_is_not(tmp_path, db):
     load(tmp_path, db, [candidate()], [process(status="on_hold")])
-    ok = load(tmp_path, db, processes=[process(status="offer_accepted",
-                                               updated_at="2025-03-01T00:00:00Z")])
+    ok = load(
+        tmp_path,
+        db,
+        processes=[process(status="offer_accepted", updated_at="2025-03-01T00:00:00Z")],
+    )
     assert ok.total("updated") == 1  # on_hold -> in_progress -> offer_extended -> accepted
-    bad = load(tmp_path, db, processes=[process(status="in_progress",
-                                                updated_at="2025-04-01T00:00:00Z")])
+    bad = load(
+        tmp_path, db, processes=[process(status="in_progress", updated_at="2025-04-01T00:00:00Z")]
+    )
     assert bad.rejects_by_code == {"invalid_transition": 1}
     assert "from offer_accepted to in_progress" in quarantined(db)[0][4]
 
 
 def test_new_process_arriving_decided_gets_two_history_rows(tmp_path, db):
-    load(tmp_path, db, [candidate()], [process(status="candidate_withdrew",
-                                               updated_at="2025-01-09T00:00:00Z")])
-    assert query(db, "select from_status, to_status from interview_status_history "
-                     "order by changed_at") == [(None, "in_progress"),
-                                                ("in_progress", "candidate_withdrew")]
+    load(
+        tmp_path,
+        db,
+        [candidate()],
+        [process(status="candidate_withdrew", updated_at="2025-01-09T00:00:00Z")],
+    )
+    assert query(
+        db, "select from_status, to_status from interview_status_history order by changed_at"
+    ) == [(None, "in_progress"), ("in_progress", "candidate_withdrew")]
 
 
 def test_duplicate_ids_in_one_run(tmp_path, db):
     same_time = load(tmp_path, db, [candidate(), candidate(full_name="Other")])
     assert same_time.rejects_by_code == {"duplicate_id": 2}
-    newest_wins = load(tmp_path, db, [candidate(id="c3"),
-                                      candidate(id="c3", full_name="New",
-                                                updated_at="2025-02-01T00:00:00Z")])
+    newest_wins = load(
+        tmp_path,
+        db,
+        [
+            candidate(id="c3"),
+            candidate(id="c3", full_name="New", updated_at="2025-02-01T00:00:00Z"),
+        ],
+    )
     assert newest_wins.rejected == 0 and newest_wins.total("stale") == 1
     assert query(db, "select full_name from candidates where id = 'c3'") == [("New",)]
 
 
 def test_inline_stages_load_with_their_process(tmp_path, db):
-    inline = process(stages=[
-        {k: v for k, v in stage().items() if k != "interview_process_id"},
-        stage(id=S2, stage_order=2, outcome="pending", completed_date=None)])
+    inline = process(
+        stages=[
+            {k: v for k, v in stage().items() if k != "interview_process_id"},
+            stage(id=S2, stage_order=2, outcome="pending", completed_date=None),
+        ]
+    )
     summary = load(tmp_path, db, [candidate()], [inline])
     assert summary.rejected == 0
     assert query(db, "select stage_order from interview_stages order by 1") == [(1,), (2,)]
@@ -223,26 +308,47 @@ def test_csv_json_and_parquet_inputs(tmp_path, db):
     folder.mkdir()
     (folder / "candidates.json").write_text(json.dumps([candidate()]))
     pl.DataFrame([process()]).write_parquet(folder / "processes.parquet")
-    rows = [stage(), stage(id=S2, stage_order=2, overall_rating=None, outcome="pending",
-                           completed_date=None, feedback_notes="multi\nline, \"quoted\""),
-            stage(id=S3, stage_order=3, overall_rating="3.5")]
-    lines = ["id,interview_process_id,stage_name,stage_order,scheduled_date,completed_date,"
-             "outcome,overall_rating,feedback_notes,interviewer_names,created_at"]
+    rows = [
+        stage(),
+        stage(
+            id=S2,
+            stage_order=2,
+            overall_rating=None,
+            outcome="pending",
+            completed_date=None,
+            feedback_notes='multi\nline, "quoted"',
+        ),
+        stage(id=S3, stage_order=3, overall_rating="3.5"),
+    ]
+    lines = [
+        "id,interview_process_id,stage_name,stage_order,scheduled_date,completed_date,"
+        "outcome,overall_rating,feedback_notes,interviewer_names,created_at"
+    ]
     for r in rows:
-        cells = [r["id"], r["interview_process_id"], r["stage_name"], str(r["stage_order"]),
-                 r["scheduled_date"], r.get("completed_date") or "", r["outcome"],
-                 "" if r["overall_rating"] is None else str(r["overall_rating"]),
-                 '"' + r.get("feedback_notes", "").replace('"', '""') + '"',
-                 "Dana;Lee", r["created_at"]]
+        cells = [
+            r["id"],
+            r["interview_process_id"],
+            r["stage_name"],
+            str(r["stage_order"]),
+            r["scheduled_date"],
+            r.get("completed_date") or "",
+            r["outcome"],
+            "" if r["overall_rating"] is None else str(r["overall_rating"]),
+            '"' + r.get("feedback_notes", "").replace('"', '""') + '"',
+            "Dana;Lee",
+            r["created_at"],
+        ]
         lines.append(",".join(cells))
     lines.append("too,few,columns")
     (folder / "stages.csv").write_text("\n".join(lines) + "\n")
     summary = ingest_paths([folder], db=db)
     assert summary.accepted == 4
     assert summary.rejects_by_code == {"invalid_rating": 1, "csv_columns": 1}
-    assert query(db, "select stage_order, overall_rating, feedback_notes, interviewer_names "
-                     "from interview_stages order by 1") == [
-        (1, 4, None, ["Dana", "Lee"]), (2, None, 'multi\nline, "quoted"', ["Dana", "Lee"])]
+    assert query(
+        db,
+        "select stage_order, overall_rating, feedback_notes, interviewer_names "
+        "from interview_stages order by 1",
+    ) == [(1, 4, None, ["Dana", "Lee"]), (2, None, 'multi\nline, "quoted"', ["Dana", "Lee"])]
     assert sorted(r[1] for r in quarantined(db)) == [5, 6]  # rows on physical lines 5 and 6
 
 
@@ -250,7 +356,8 @@ def test_empty_file_and_invalid_utf8_are_reported(tmp_path, db):
     folder = tmp_path / "odd"
     folder.mkdir()
     (folder / "candidates.jsonl").write_bytes(
-        b"\xef\xbb\xbf" + json.dumps(candidate()).encode() + b"\n\xff\xfe\n")
+        b"\xef\xbb\xbf" + json.dumps(candidate()).encode() + b"\n\xff\xfe\n"
+    )
     (folder / "processes.jsonl").write_text("")
     summary = ingest_paths([folder], db=db)
     assert summary.accepted == 1

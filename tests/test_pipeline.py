@@ -26,6 +26,7 @@ def rows(db, sql: str) -> list[tuple]:
     finally:
         con.close()
 
+
 READER = textwrap.dedent("""
     import duckdb, sys, time
     con = duckdb.connect(sys.argv[1], read_only=True)
@@ -42,8 +43,12 @@ def test_reader_holding_the_warehouse_open_during_a_build(tmp_path):
     generate(tmp_path / "day2", 260, seed=1)  # same first 200 processes plus 60 more
     db = tmp_path / "warehouse.duckdb"
     run_build([tmp_path / "day1"], db=db, **QUIET)
-    reader = subprocess.Popen([sys.executable, "-c", READER, str(db)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert int(reader.stdout.readline()) == 200
         run_build([tmp_path / "day2"], db=db, **QUIET)  # must not fail on the reader's lock
@@ -61,11 +66,14 @@ def test_failing_dbt_test_stops_before_publishing(tmp_path):
     run_build([tmp_path / "in"], db=db, **QUIET)
     published, feeders = db.read_bytes(), (tmp_path / "feeders.json").read_bytes()
     con = duckdb.connect(str(raw_store_path(db)))
-    con.execute("update interview_stages set overall_rating = 7 "  # bypasses the contract
-                "where id = (select min(id) from interview_stages where overall_rating = 5)")
+    con.execute(
+        "update interview_stages set overall_rating = 7 "  # bypasses the contract
+        "where id = (select min(id) from interview_stages where overall_rating = 5)"
+    )
     con.close()
-    result = CliRunner().invoke(app, ["build", str(tmp_path / "in"), "--db", str(db),
-                                      "--no-backup", "--no-html"])
+    result = CliRunner().invoke(
+        app, ["build", str(tmp_path / "in"), "--db", str(db), "--no-backup", "--no-html"]
+    )
     assert result.exit_code == 1
     assert "dbt build failed" in result.output
     assert "accepted_values_stg_itrack__interview_stages_overall_rating" in result.output

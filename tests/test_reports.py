@@ -20,16 +20,21 @@ from ingest.generate import generate
 from ingest.pipeline import run_build
 
 runner = CliRunner()
-CHARTS = ("funnel", "feeder-conversion", "company-feeder-heatmap", "time-to-decision",
-          "stage-pass-rates", "feeder-trend")
+CHARTS = (
+    "funnel",
+    "feeder-conversion",
+    "company-feeder-heatmap",
+    "time-to-decision",
+    "stage-pass-rates",
+    "feeder-trend",
+)
 
 
 @pytest.fixture(scope="module")
 def wh(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("reports")
     generate(root / "in", 300, seed=5)
-    run_build([root / "in"], db=root / "warehouse.duckdb", take_backup=False,
-              note=lambda _m: None)
+    run_build([root / "in"], db=root / "warehouse.duckdb", take_backup=False, note=lambda _m: None)
     return root / "warehouse.duckdb"
 
 
@@ -51,21 +56,30 @@ def test_funnel_json_is_the_mart(wh):
     assert code == 0, out
     rows = json.loads(out)
     assert rows[0]["grain"] == "overall"
-    expected = dict(mart(wh, "select group_key, total_started from mart_conversion_funnel "
-                             "where grain in ('overall', 'feeder_source')"))
+    expected = dict(
+        mart(
+            wh,
+            "select group_key, total_started from mart_conversion_funnel "
+            "where grain in ('overall', 'feeder_source')",
+        )
+    )
     assert {r["group_key"]: r["total_started"] for r in rows} == expected
 
 
 def test_funnel_filters_pick_the_grain(wh):
-    [(feeder, company)] = mart(wh, "select feeder_source, company_name from "
-                                   "mart_conversion_funnel where grain = 'feeder_company' "
-                                   "order by total_started desc limit 1")
+    [(feeder, company)] = mart(
+        wh,
+        "select feeder_source, company_name from "
+        "mart_conversion_funnel where grain = 'feeder_company' "
+        "order by total_started desc limit 1",
+    )
     code, out = report(wh, "funnel", "--feeder", feeder, "--company", company, "--format", "csv")
     assert code == 0, out
     [row] = list(csv.DictReader(io.StringIO(out)))
     assert (row["grain"], row["group_key"]) == ("feeder_company", f"{feeder} @ {company}")
-    [(cohort,)] = mart(wh, "select min(group_key) from mart_conversion_funnel "
-                           "where grain = 'cohort_month'")
+    [(cohort,)] = mart(
+        wh, "select min(group_key) from mart_conversion_funnel where grain = 'cohort_month'"
+    )
     code, out = report(wh, "funnel", "--cohort", cohort, "--format", "json")
     assert json.loads(out)[0]["group_key"] == cohort
 
@@ -74,31 +88,52 @@ def test_company_stage_and_feeder_reports(wh):
     code, out = report(wh, "company", "Stripe", "--format", "json")
     assert code == 0, out
     [row] = json.loads(out)
-    [(sent, preferred)] = mart(wh, "select total_candidates_sent, preferred_feeders from "
-                                   "mart_company_insights where company_name = 'Stripe'")
+    [(sent, preferred)] = mart(
+        wh,
+        "select total_candidates_sent, preferred_feeders from "
+        "mart_company_insights where company_name = 'Stripe'",
+    )
     assert row["total_candidates_sent"] == sent
     assert row["preferred_feeders"] == json.loads(preferred)
     code, out = report(wh, "stage", "technical", "--format", "json")
-    assert json.loads(out)[0]["pass_rate"] == mart(
-        wh, "select pass_rate from mart_stage_performance where group_key = 'technical'")[0][0]
+    assert (
+        json.loads(out)[0]["pass_rate"]
+        == mart(wh, "select pass_rate from mart_stage_performance where group_key = 'technical'")[
+            0
+        ][0]
+    )
     code, out = report(wh, "feeder", "referral")
     assert code == 0 and "referral" in out and "%" in out
 
 
-@pytest.mark.parametrize("args", [["company", "Stripee"], ["feeder", "refferal"],
-                                  ["funnel", "--company", "Strip"], ["stage", "tecnical"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["company", "Stripee"],
+        ["feeder", "refferal"],
+        ["funnel", "--company", "Strip"],
+        ["stage", "tecnical"],
+    ],
+)
 def test_unknown_names_get_the_closest_known(wh, args):
     code, out = report(wh, *args)
     assert code == 1
     assert re.search(r"no such (company|feeder|stage) '.*'; closest: ", out), out
 
 
-@pytest.mark.parametrize("name", ["'); drop table mart_company_insights; --",
-                                  '=HYPERLINK("http://x","y")', "%' or 1=1 --"])
+@pytest.mark.parametrize(
+    "name",
+    ["'); drop table mart_company_insights; --", '=HYPERLINK("http://x","y")', "%' or 1=1 --"],
+)
 def test_hostile_names_are_only_values(wh, name):
-    for args in (["company", name], ["feeder", name], ["stage", name],
-                 ["funnel", "--company", name], ["funnel", "--feeder", name],
-                 ["funnel", "--cohort", name]):
+    for args in (
+        ["company", name],
+        ["feeder", name],
+        ["stage", name],
+        ["funnel", "--company", name],
+        ["funnel", "--feeder", name],
+        ["funnel", "--cohort", name],
+    ):
         code, out = report(wh, *args)
         assert code == 1 and "no such" in out and "Traceback" not in out
     assert mart(wh, "select count(*) from mart_company_insights")[0][0] == 10
@@ -109,8 +144,10 @@ def test_build_writes_a_self_contained_html_report(wh):
     for chart in CHARTS:
         figure = re.search(rf'<figure id="chart-{chart}">(.*?)</figure>', html, re.S)
         assert figure, chart
-        assert "<svg" in figure.group(1) and len(re.findall(r"<(path|rect|line)\b",
-                                                            figure.group(1))) > 3, chart
+        assert (
+            "<svg" in figure.group(1)
+            and len(re.findall(r"<(path|rect|line)\b", figure.group(1))) > 3
+        ), chart
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:|url\(\s*["']?https?:|<script""", html)
 
 
@@ -118,15 +155,27 @@ def test_html_report_renders_in_headless_chromium(wh, tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.skip("chromium is not installed (make test installs Debian's chromium)")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     page = (wh.parent / "report.html").as_uri()
-    dom = subprocess.run([chromium, *flags, "--dump-dom", page], capture_output=True,
-                         text=True, timeout=120).stdout
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", page], capture_output=True, text=True, timeout=120
+    ).stdout
     for chart in CHARTS:
         assert f'id="chart-{chart}"' in dom, chart
     shot = tmp_path / "report.png"
-    subprocess.run([chromium, *flags, "--window-size=900,2600", f"--screenshot={shot}", page],
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [chromium, *flags, "--window-size=900,2600", f"--screenshot={shot}", page],
+        capture_output=True,
+        timeout=120,
+    )
     assert shot.exists() and shot.stat().st_size > 50_000  # drawn charts, not a blank page
