@@ -21,6 +21,7 @@ def write_atomic(path: Path, data: bytes, keep_backup: bool = True) -> bool:
     except OSError as exc:
         raise UserError(f"cannot write {path}: {exc.strerror}") from None
     try:
+        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600: readers (the scoring job) need more
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -38,6 +39,15 @@ def write_atomic(path: Path, data: bytes, keep_backup: bool = True) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
+
+
+def _mode_for(path: Path) -> int:
+    """The existing file's permissions, else the usual ones for a new file (0666 - umask)."""
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _fsync_dir(folder: Path) -> None:

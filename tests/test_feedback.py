@@ -282,3 +282,9 @@ def test_anonymized_export_has_no_names_or_free_text(wh, tmp_path):
     assert joined > 0  # pseudonyms still join within one export
     refused = CliRunner().invoke(app, ["export", "--out", str(out), "--db", str(wh)])
     assert refused.exit_code == 2 and "--anonymize" in refused.output
+
+
+def test_outputs_are_readable_by_other_users(wh):
+    feed(wh)
+    for name in ("feeders.json", "placements.json"):
+        assert (wh.parent / name).stat().st_mode & 0o044 == 0o044  # group and others read
