@@ -95,7 +95,7 @@ def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
 
     outcome = run_dbt(["build"], warehouse=building, raw_store=raw_store)
     if not outcome.ok:
-        failed = "; ".join(outcome.failures) or "see dbt_project/logs/dbt.log"
+        failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
     note("dbt build: ok")
 
@@ -107,11 +107,9 @@ def _feedback(
     placements: Path | None,
     candidates: Path | None,
     note: Note,
-) -> object | None:
-    try:
-        from feedback.service import run_feedback
-    except ImportError:  # the feedback step lands separately
-        return None
+) -> object:
+    from feedback.service import run_feedback
+
     data = warehouse.parent
     result = run_feedback(
         warehouse=building,
@@ -141,13 +139,10 @@ def _refresh_feedback_runs(building: Path, raw_store: Path) -> None:
         con.close()
 
 
-def _report(warehouse: Path, report: Path | None, note: Note) -> Path | None:
-    try:
-        from feedback.html_report import write_report
-    except ImportError:
-        return None
-    out = report or warehouse.parent / "report.html"
-    write_report(warehouse, out)
+def _report(warehouse: Path, report: Path | None, note: Note) -> Path:
+    from feedback.html_report import write_report
+
+    out = write_report(warehouse, report or warehouse.parent / "report.html")
     note(f"report: {out}")
     return out
 
