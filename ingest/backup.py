@@ -62,7 +62,7 @@ def backup(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create backup folder {root}: {exc.strerror}") from None
-    with open_store(db, wait_seconds) as con:
+    with open_store(db, wait_seconds, create=False) as con:
         counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in _tables(con)}
         try:
             con.execute(f"export database '{_sql_path(partial)}' (format parquet)")

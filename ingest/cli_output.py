@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 
 # At most this many columns print as one line per record; wider tables print key/value blocks.
-MAX_LINE_COLUMNS = 8
+MAX_LINE_COLUMNS = 9
 
 
 class Format(StrEnum):

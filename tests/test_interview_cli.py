@@ -246,7 +246,11 @@ def test_offer_as_inline_json_from_in_progress(db):
             1,
             "error: candidate 'ghost' not found: load the candidate first",
         ),
-        (["show", "not-a-uuid"], 1, "error: interview process 'not-a-uuid' not found (not a valid id)"),
+        (
+            ["show", "not-a-uuid"],
+            1,
+            "error: interview process 'not-a-uuid' not found (not a valid id)",
+        ),
         (
             ["show", "00000000-0000-0000-0000-000000000000"],
             1,
