@@ -434,6 +434,106 @@ def docs(db: DbOption = None) -> None:
     )
 
 
+@app.command()
+@handle_errors
+def sql(
+    command: Annotated[
+        str | None,
+        typer.Option("--command", "-c", help="Run this SQL and exit (else read SQL from stdin)."),
+    ] = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
+) -> None:
+    """Query the published warehouse read-only: `-c SQL`, SQL on stdin, or a prompt.
+
+    Uses the same DuckDB as the build, so it reads every warehouse the build writes (the
+    separate DuckDB CLI must be of the same version or newer). Statements end with `;`. At the
+    prompt, `.tables` lists the tables and views, `.quit` (or Ctrl-D) leaves. Writing is
+    refused: the warehouse is opened read-only and the nightly build replaces it whole."""
+    from ingest.store import connect_waiting, warehouse_path
+
+    path = warehouse_path(db)
+    if not path.exists():
+        raise UserError(f"{path}: no warehouse yet; run `itrack build PATH` first (or check --db)")
+    con = connect_waiting(path, 0.0)
+    output = resolve(fmt, as_json)
+    try:
+        if command is not None:
+            if not _run_sql(con, command, output):
+                raise typer.Exit(1)
+        elif sys.stdin.isatty():
+            _sql_prompt(con, path, output)
+        else:
+            ok = True
+            for statement in _statements(sys.stdin.read()):
+                ok = _run_sql(con, statement, output) and ok
+            if not ok:
+                raise typer.Exit(1)
+    finally:
+        con.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script at `;` (outside quotes) into statements."""
+    statements, current, quote = [], [], ""
+    for char in script:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == ";":
+            statements.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    statements.append("".join(current).strip())
+    return [s for s in statements if s]
+
+
+def _run_sql(con: Any, statement: str, output: Format) -> bool:
+    """Run one statement and print its rows; a DuckDB error is one line (False)."""
+    try:
+        cursor = con.execute(statement)
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()] if names else []
+    except duckdb.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"error: {reason}\n")
+        return False
+    if output is Format.json:
+        print_json(rows)
+    elif names:
+        print_table(rows, f"{len(rows)} row(s)", names)
+    return True
+
+
+def _sql_prompt(con: Any, path: Path, output: Format) -> None:
+    line(f"{path} (read-only). End statements with ';'. .tables lists tables, .quit leaves.")
+    buffer = ""
+    while True:
+        try:
+            text_in = input("itrack> " if not buffer else "   ...> ")
+        except (EOFError, KeyboardInterrupt):
+            line()
+            return
+        if not buffer and text_in.strip() in (".quit", ".exit"):
+            return
+        if not buffer and text_in.strip() == ".tables":
+            _run_sql(
+                con,
+                "select table_schema, table_name, table_type from information_schema.tables "
+                "order by table_schema, table_name",
+                output,
+            )
+            continue
+        buffer += text_in + "\n"
+        if buffer.rstrip().endswith(";"):
+            for statement in _statements(buffer):
+                _run_sql(con, statement, output)
+            buffer = ""
+
+
 def _register_subapps() -> None:
     from feedback.cli import app as feedback_app
     from feedback.reports import app as reports_app
