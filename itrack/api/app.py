@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import FastAPI
 
 from itrack.api import errors
-from itrack.api.routes import feedback, health, interviews
+from itrack.api.routes import analytics, feedback, health, interviews
 
 DESCRIPTION = """
 Interview processes and stages over the interview service, analytics from the published
@@ -76,17 +76,8 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.backend = make_backend(config)
     errors.install(app)
     app.include_router(health.router)
-    analytics = analytics_router()
-    if analytics is not None:
-        app.include_router(analytics)
+    app.include_router(analytics.router)
     app.include_router(interviews.router)
     app.include_router(feedback.router)
     return app
 
-
-def analytics_router():
-    try:  # TODO(api): import unconditionally once feedback/analytics.py (lib helper) lands
-        from itrack.api.routes import analytics
-    except ModuleNotFoundError:
-        return None
-    return analytics.router
