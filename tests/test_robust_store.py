@@ -122,7 +122,7 @@ def test_killed_and_failed_backups_are_swept_and_ignored(tmp_path):
     assert partial.returncode == 2 and "unreadable or incomplete" in partial.stderr
 
 
-def test_backup_on_a_full_disk_leaves_nothing_and_later_backups_work(small_mount):
+def test_backup_on_a_full_disk_leaves_nothing_and_later_backups_work(small_mount):  # noqa: F811
     generate(small_mount.parent / "in", 300, seed=5)
     db = small_mount / "warehouse.duckdb"
     ingest_paths([small_mount.parent / "in"], db=db)
