@@ -8,13 +8,10 @@ from pathlib import Path
 
 from feedback.service import FeedbackService, ProcessOutcome
 from ingest.repository import InterviewRepository
-from ingest.service import InterviewService
 from ingest.store import open_store, utc_now
 
 
 def feedback_service(db: Path, **kw) -> FeedbackService:
-    service = InterviewService(db)
-
     def read_process(interview_id: str) -> ProcessOutcome:
         with open_store(db) as con:
             repo = InterviewRepository(con)
@@ -34,22 +31,34 @@ def feedback_service(db: Path, **kw) -> FeedbackService:
             offer,
         )
 
-    def record_run(run_id: str, metrics: dict) -> None:
-        with open_store(db) as store:
-            store.begin()
-            for name, values in metrics.items():
-                store.execute(
-                    "insert into feedback_runs values (?, ?, ?, ?)",
-                    [run_id, name, json.dumps(values), utc_now()],
-                )
-            store.commit()
+    class Log:
+        def get_state(self, key: str, default: str) -> str:
+            with open_store(db) as store:
+                row = store.execute(
+                    "select value from feedback_state where key = ?", [key]
+                ).fetchone()
+            return row[0] if row else default
+
+        def record_run(self, run_id: str, metrics: dict, state: dict) -> None:
+            with open_store(db) as store:
+                store.begin()
+                for name, values in metrics.items():
+                    store.execute(
+                        "insert into feedback_runs values (?, ?, ?, ?)",
+                        [run_id, name, json.dumps(values), utc_now()],
+                    )
+                for key, value in state.items():
+                    store.execute(
+                        "insert or replace into feedback_state values (?, ?, ?)",
+                        [key, value, utc_now()],
+                    )
+                store.commit()
 
     return FeedbackService(
         db,
         db.parent / "feeders.json",
         db.parent / "candidate_placements.json",
         read_process=read_process,
-        live_counts=service.calculate_conversion_rates,
-        record_run=record_run,
+        log=Log(),
         **kw,
     )
