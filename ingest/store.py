@@ -174,6 +174,14 @@ create table if not exists corrections (
     changed_by varchar not null,
     recorded_at timestamp not null
 );
+create table if not exists extract_watermarks (
+    source varchar not null,
+    table_name varchar not null,
+    watermark timestamp,
+    run_id varchar not null,
+    updated_at timestamp not null,
+    primary key (source, table_name)
+);
 create table if not exists feedback_state (
     key varchar primary key,
     value varchar not null,
