@@ -257,7 +257,7 @@ def rejects(
     as_json: JsonAlias = False,
 ) -> None:
     """List quarantined records with their reason (unresolved ones by default)."""
-    from ingest.store import open_store
+    from ingest.store import open_store, raw_store_path
 
     where, params = [], []
     if run:
@@ -277,7 +277,7 @@ def rejects(
                 "select count(*) from ingest_runs where run_id = ?", [run]
             ).fetchone()[0]
         ):
-            raise Refused(f"no run '{run}' in {con.execute('pragma database_list').fetchone()[2]}")
+            raise Refused(f"no run '{run}' in {raw_store_path(db)}")
         total = con.execute(
             "select count(*) from quarantine" + (" where " + " and ".join(where) if where else ""),
             params,
