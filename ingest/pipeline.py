@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ingest.errors import Refused
 from ingest.load import RunSummary, ingest_paths
-from ingest.store import connect, new_run_id, raw_store_path, warehouse_path
+from ingest.store import new_run_id, raw_store_path, warehouse_path
 
 DEFAULT_INPUT = Path("data/sample")
 
@@ -64,6 +64,8 @@ def run_build(
         f"ingest: {result.ingest.accepted} accepted, {result.ingest.rejected} rejected "
         f"(run {result.ingest.run_id})"
     )
+    if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
+        note("ingest: no new records; the warehouse is rebuilt from the raw store as it is")
     building = _fresh_build_file(warehouse)
     try:
         _dbt_build(building, raw_store, note)
@@ -98,6 +100,10 @@ def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
     note("dbt build: ok")
+    from feedback.data_quality import data_quality_lines
+
+    for line in data_quality_lines(building):
+        note(line)
 
 
 def _feedback(
@@ -124,19 +130,14 @@ def _feedback(
 
 
 def _refresh_feedback_runs(building: Path, raw_store: Path) -> None:
-    """Feedback appended to the raw store after dbt copied it: bring the build file up to date."""
-    con = connect(building)
-    try:
-        con.execute(f"attach '{_sql(raw_store)}' as raw_store (read_only)")
-        con.execute("create schema if not exists raw")
-        con.execute(
-            "create or replace table raw.feedback_runs as "
-            "select * from raw_store.main.feedback_runs"
-        )
-        con.execute("detach raw_store")
-        con.execute("checkpoint")
-    finally:
-        con.close()
+    """Feedback appended to the raw store after dbt ran: rebuild its staging table (a dbt node,
+    read from the declared source) so the published warehouse has the run just written."""
+    from ingest.dbt_runner import run_dbt
+
+    outcome = run_dbt(["run", "--select", "stg_itrack__feedback_runs"], building, raw_store)
+    if not outcome.ok:
+        failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
+        raise Refused(f"dbt could not refresh stg_itrack__feedback_runs: {failed}")
 
 
 def _report(warehouse: Path, report: Path | None, note: Note) -> Path:
@@ -145,7 +146,3 @@ def _report(warehouse: Path, report: Path | None, note: Note) -> Path:
     out = write_report(warehouse, report or warehouse.parent / "report.html")
     note(f"report: {out}")
     return out
-
-
-def _sql(path: Path) -> str:
-    return str(path).replace("'", "''")
