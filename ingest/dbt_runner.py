@@ -113,6 +113,20 @@ def dbt_vars(warehouse: Path, raw_store: Path, extra: dict[str, Any] | None = No
     return json.dumps({**(extra or {}), **paths})
 
 
+def _split_vars(
+    args: list[str], variables: dict[str, Any] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """`args` without a `--vars` option, and its YAML document merged over `variables`."""
+    merged = dict(variables or {})
+    if "--vars" in args:
+        import yaml
+
+        at = args.index("--vars")
+        merged |= yaml.safe_load(args[at + 1]) or {}
+        args = args[:at] + args[at + 2 :]
+    return args, merged
+
+
 def close_dbt_connections() -> None:
     """dbt-duckdb keeps one DuckDB connection per process open by default: close it."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
@@ -134,11 +148,12 @@ def run_dbt(
     """`dbt <args>` on `warehouse`, reading raw tables from `raw_store`; failing nodes named.
 
     Works from any current directory. `target_path` defaults to the location's work folder.
-    `variables` are passed to dbt as `--vars` together with the two paths (never put `--vars`
-    in `args`).
+    `variables` are passed to dbt as `--vars` together with the two paths (a `--vars` given
+    in `args` is merged into them the same way).
     """
     from dbt.cli.main import dbtRunner
 
+    args, variables = _split_vars(list(args), variables)
     folder = work_dir(raw_store)
     target = Path(target_path or folder / "target").absolute()
     flags = [
