@@ -7,9 +7,13 @@ the marts' (dbt is the one definition), read through the analytics library
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
 from feedback.analytics import (
     CompanyHiringInsights,
     ConversionFunnel,
@@ -19,8 +23,6 @@ from feedback.analytics import (
     get_stage_performance,
     rows,
 )
-from pydantic import BaseModel, ConfigDict, Field
-
 from itrack.api.auth import Principal, current_principal
 from itrack.api.errors import error_responses
 from itrack.api.warehouse import BuildInfo, open_warehouse
@@ -29,6 +31,12 @@ router = APIRouter(prefix="/interviews/analytics", tags=["analytics"])
 Caller = Annotated[Principal, Depends(current_principal)]
 ERRORS = error_responses(401, 403, 404, 422, 503)
 BUILD_EXAMPLE = BuildInfo.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+# Real results on the hand-computed test warehouse (tests/lib_data.py), for the docs.
+EXAMPLES = json.loads(resources.files("itrack.api").joinpath("analytics_examples.json").read_text())
+
+
+def _example(**body: Any) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [body]})
 
 
 class FeederConversion(BaseModel):
@@ -80,19 +88,19 @@ class ConversionRates(BaseModel):
 
 
 class StageSuccessRates(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _example(build=BUILD_EXAMPLE, stage_types=[EXAMPLES["stage"]])
     build: BuildInfo
     stage_types: list[StagePerformance]
 
 
 class CompanyStats(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _example(build=BUILD_EXAMPLE, company=EXAMPLES["company"])
     build: BuildInfo
     company: CompanyHiringInsights
 
 
 class Funnel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _example(build=BUILD_EXAMPLE, funnel=EXAMPLES["funnel"])
     build: BuildInfo
     funnel: ConversionFunnel
 
