@@ -20,7 +20,7 @@ from feedback.analytics import (
     StagePerformance,
     get_company_hiring_insights,
     get_conversion_funnel,
-    get_stage_performance,
+    get_stage_performances,
     rows,
 )
 from itrack.api.auth import Principal, current_principal
@@ -143,15 +143,7 @@ def conversion_rates(
 )
 def stage_success_rates(request: Request, caller: Caller) -> dict[str, Any]:
     with _warehouse(request) as (con, build):
-        types = [
-            r["group_key"]
-            for r in rows(
-                con,
-                "select group_key from mart_stage_performance where grain = 'stage_type' "
-                "order by group_key",
-            )
-        ]
-        found = [get_stage_performance(t, db=con).to_dict() for t in types]
+        found = [s.to_dict() for s in get_stage_performances(db=con)]
     return {"build": build.model_dump(), "stage_types": found}
 
 
