@@ -361,7 +361,7 @@ def print_build_summary(summary: dict[str, Any], result: Any) -> None:
     else:
         line("ingest: no paths given, nothing ingested (the marts were rebuilt)")
     for message in summary["notes"]:
-        line(f"note: {message}")
+        line(message)
     updated = summary["feeders_updated"]
     line(
         f"feeders: {len(summary['feeders_recomputed'])} recomputed, {len(updated)} changed"
