@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SCALE ?= full
 
 .DEFAULT_GOAL := help
-.PHONY: help install build test test-all lint format docs bench clean browser
+.PHONY: help install build test test-all lint format docs bench clean browser postgres
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -31,10 +31,21 @@ browser: ## Install Debian's chromium for the HTML report test (if missing)
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
 	  || echo "warning: could not install chromium; the HTML rendering test will be skipped"; }
 
-test: $(STAMP) browser ## Run the whole test suite (fast tier, under ~5 minutes)
+# The PostgreSQL tests use ITRACK_TEST_PG_DSN, else the local server on 127.0.0.1:5432, else a
+# throw-away server they start with initdb/pg_ctl (tests/pg.py): make sure one of those exists.
+postgres: ## Install Debian's postgresql for the throw-away test server (if no server answers)
+	@if [ -n "$$ITRACK_TEST_PG_DSN" ] || (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null \
+	  || command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+	else \
+	  echo "installing postgresql for the throw-away test server ..."; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; } >/dev/null 2>&1 \
+	  || { echo "error: no PostgreSQL server and could not install Debian's postgresql"; exit 2; }; \
+	fi
+
+test: $(STAMP) browser postgres ## Run the whole test suite (fast tier, under ~5 minutes)
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(STAMP) browser ## Run every test, the slow fault-injection ones included
+test-all: $(STAMP) browser postgres ## Run every test, the slow fault-injection ones included
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff check, format check and the import contracts (dependencies run one way)

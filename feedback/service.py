@@ -12,18 +12,36 @@ default run just touches less.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
 
+from feedback.analytics import Result, name_key, resolve_feeder, resolve_name
+from feedback.analytics import connect as connect_marts
 from feedback.atomic import write_atomic
-from feedback.feeders import dumps, load_feeders_file, merge_metrics, metrics_from_marts
+from feedback.feeders import (
+    WILSON_CONFIDENCE,
+    _rate,
+    dumps,
+    load_feeders_file,
+    merge_metrics,
+    metrics_from_marts,
+)
 from feedback.marts import open_read_only
-from feedback.placements import merge_into_candidates, placements_from_marts, write_placements
-from ingest.contract import FEEDBACK_TRIGGER_STATUSES, new_run_id
-from ingest.errors import UserError
+from feedback.placements import (
+    merge_into_candidates,
+    placements_from_marts,
+    read_placements,
+    write_placements,
+)
+from ingest.contract import FEEDBACK_TRIGGER_STATUSES, InterviewStatus, PlacementRecord, new_run_id
+from ingest.errors import Refused, UserError
 
 REQUIRED_MARTS = ("fct_interview_processes", "mart_feeder_conversion")
 EPOCH = "1970-01-01 00:00:00"
@@ -169,3 +187,315 @@ def run_feedback(
         {"watermark": watermark, "prior": prior},
     )
     return result
+
+
+# ---- the Python API: one process, one feeder ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """What the feedback step needs of one live process; the application shell reads it from
+    the operational store (`read_process`), so this package never opens that store itself."""
+
+    interview_id: str
+    candidate_id: str
+    company_name: str
+    role_title: str
+    feeder_source: str | None  # the process's feeder, else its candidate's
+    status: str
+    decided_at: dt.datetime | None  # when it entered `status` (the placement date)
+    offer_details: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class FeederCounts:
+    """A feeder's live counts with the mart's definitions (the shell's `live_counts`)."""
+
+    candidates_sourced: int
+    placements: int
+    decided_processes: int
+
+
+class OutcomeResult(Result):
+    """What `process_interview_outcome` / `update_feeder_conversion_rates` did."""
+
+    run_id: str
+    feeder_source: str
+    metrics: dict[str, Any]  # the feeder's metrics object as now in feeders.json
+    feeders_updated: bool  # feeders.json changed (False: it already said this)
+    live: bool  # counts include changes since the last build (the operational store)
+    logged: bool  # the metrics were appended to the run log (only when they changed)
+    interview_id: str | None = None
+    status: str | None = None
+    placement_recorded: bool = False  # the candidate's placement history changed
+    candidates_updated: bool = False
+
+    def __str__(self) -> str:
+        what = "feeders.json updated" if self.feeders_updated else "feeders.json already current"
+        text = f"{what} for {self.feeder_source}"
+        if self.placement_recorded:
+            text += "; placement recorded"
+        return text
+
+
+class FeederPerformanceReport(Result):
+    """`itrack feedback report FEEDER`: the feeder's metrics as the last build computed them
+    (the same object feeders.json holds, without `updated_at`)."""
+
+    feeder_source: str
+    candidates_sourced: int
+    placements: int
+    conversion_rate: float | None
+    decided_processes: int
+    decided_conversion_rate: float | None
+    wilson_interval: dict[str, float | None]
+    smoothed_conversion_rate: float | None
+    success_rate_by_stage: dict[str, float | None]
+    avg_days_to_hire: float | None
+    pipeline_depth: float | None
+    top_rejection_reasons: list[dict[str, Any]]
+
+
+RecordRun = Callable[[str, dict[str, dict[str, Any]]], None]
+
+
+class FeedbackService:
+    """The feedback step one process or one feeder at a time, with the nightly step's rules.
+
+    - `warehouse`: the published warehouse (path or DuckDB connection): the marts of the last
+      build are the definitions of every metric.
+    - `feeders_path`, `placements_path`, `candidates_path`: the files the nightly step writes,
+      written the same way (schema check first, only `metrics` touched, `updated_at` moves only
+      when a value changed, atomic replace with `.bak`).
+    - `read_process(interview_id) -> ProcessOutcome` and `live_counts(feeder) -> FeederCounts`
+      (anything with those three counts): the operational store's view, supplied by the shell.
+      With `live_counts`, the counts and the rates derived from them (conversion rates, Wilson
+      interval, smoothed rate) include today's changes; the stage rates, days to hire, depth and
+      rejection reasons stay as of the last build until the next one.
+    - `record_run(run_id, {feeder: metrics})`: appends to the metrics log (`feedback_runs`).
+    - `prior_strength`: dbt var `feeder_prior_strength`; None derives it from the marts.
+    """
+
+    def __init__(
+        self,
+        warehouse: Path | str | duckdb.DuckDBPyConnection,
+        feeders_path: Path,
+        placements_path: Path,
+        *,
+        candidates_path: Path | None = None,
+        read_process: Callable[[str], ProcessOutcome] | None = None,
+        live_counts: Callable[[str], Any] | None = None,
+        record_run: RecordRun | None = None,
+        prior_strength: float | None = None,
+        clock: Callable[[], str] | None = None,
+    ) -> None:
+        self.warehouse = warehouse
+        self.feeders_path = Path(feeders_path)
+        self.placements_path = Path(placements_path)
+        self.candidates_path = Path(candidates_path) if candidates_path else None
+        self._read_process = read_process
+        self._live_counts = live_counts
+        self._record_run = record_run
+        self.prior_strength = prior_strength
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    # -- the seed's calls ------------------------------------------------------------------------
+
+    def process_interview_outcome(self, interview_id: str | Any) -> OutcomeResult:
+        """For a process that reached offer_accepted, rejected_by_company or
+        candidate_withdrew: update its feeder's metrics in feeders.json, the candidate's
+        placement history (on acceptance), and log the metrics. Idempotent: a second call
+        writes nothing and logs nothing."""
+        if self._read_process is None:
+            raise UserError("FeedbackService needs `read_process` to look up a process")
+        outcome = self._read_process(str(interview_id))
+        triggers = sorted(s.value for s in FEEDBACK_TRIGGER_STATUSES)
+        if outcome.status not in triggers:
+            raise Refused(
+                f"process {outcome.interview_id} is {outcome.status}: feedback runs for a "
+                f"process that reached {', '.join(triggers)}"
+            )
+        with self._locked():
+            result = self._update_feeder(outcome.feeder_source or UNATTRIBUTED)
+            if outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
+                recorded, candidates = self._record_placement(outcome)
+            else:
+                recorded, candidates = False, False
+        return result.model_copy(
+            update={
+                "interview_id": outcome.interview_id,
+                "status": outcome.status,
+                "placement_recorded": recorded,
+                "candidates_updated": candidates,
+            }
+        )
+
+    def update_feeder_conversion_rates(self, feeder_source: str) -> OutcomeResult:
+        """The seed's five steps for one feeder: (1) its processes (2) candidates sourced
+        (3) placements (4) conversion rate = placements / candidates sourced (5) feeders.json
+        updated and the metrics logged, with the nightly step's merge and safety rules."""
+        with self._locked():
+            return self._update_feeder(feeder_source)
+
+    def get_feeder_performance_report(self, feeder_source: str) -> FeederPerformanceReport:
+        """Total candidates sourced, success rate by stage, average time to hire, common
+        rejection reasons (and the rest of the feeder's metrics), from the last build."""
+        with connect_marts(self.warehouse) as con:
+            feeder = resolve_feeder(con, feeder_source)
+            metrics = metrics_from_marts(con)[feeder]
+        return FeederPerformanceReport(feeder_source=feeder, **metrics)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks)."""
+        lock = self.feeders_path.with_name(f".{self.feeders_path.name}.lock")
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock, "a")  # held for the block
+        except OSError as exc:
+            raise UserError(f"cannot lock {self.feeders_path}: {exc.strerror}") from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _update_feeder(self, feeder_source: str) -> OutcomeResult:
+        document = load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
+        feeder, metrics, live = self._feeder_metrics(feeder_source)
+        run_id = new_run_id("feedback")
+        changed = merge_metrics(document, {feeder: metrics}, {feeder}, self._clock())
+        written = write_atomic(self.feeders_path, dumps(document)) if changed else False
+        logged = False
+        if changed and self._record_run is not None:
+            self._record_run(run_id, {feeder: document["feeders"][feeder]["metrics"]})
+            logged = True
+        return OutcomeResult(
+            run_id=run_id,
+            feeder_source=feeder,
+            metrics=document["feeders"][feeder]["metrics"],
+            feeders_updated=written,
+            live=live,
+            logged=logged,
+        )
+
+    def _feeder_metrics(self, feeder_source: str) -> tuple[str, dict[str, Any], bool]:
+        """(feeder as the marts spell it, its metrics, whether live counts were folded in)."""
+        with connect_marts(self.warehouse) as con:
+            _check_marts(con, Path(str(self.warehouse)))
+            fresh = metrics_from_marts(con)
+            known = list(fresh)
+            is_known = any(name_key(k) == name_key(feeder_source) for k in known)
+            if self._live_counts is None or is_known:
+                feeder = resolve_name(feeder_source, known, "feeder")
+            else:
+                feeder = feeder_source  # new since the last build: live counts only
+            rows = con.execute(
+                "select placements, candidates_sourced, smoothed_conversion_rate "
+                "from mart_feeder_conversion"
+            ).fetchall()
+        metrics = fresh.get(feeder) or _empty_metrics()
+        if self._live_counts is None:
+            return feeder, metrics, False
+        counts = self._live_counts(feeder)
+        if counts.candidates_sourced == 0 and feeder not in fresh:
+            resolve_name(feeder_source, known, "feeder")  # unknown everywhere: refuse
+        placed_all = sum(r[0] for r in rows)
+        sourced_all = sum(r[1] for r in rows)
+        k = self.prior_strength
+        if k is None:
+            k = derive_prior_strength(rows, placed_all / sourced_all if sourced_all else None)
+        placed = placed_all + counts.placements - metrics["placements"]
+        sourced = sourced_all + counts.candidates_sourced - metrics["candidates_sourced"]
+        return feeder, with_counts(metrics, counts, placed / sourced if sourced else None, k), True
+
+    def _record_placement(self, outcome: ProcessOutcome) -> tuple[bool, bool]:
+        """The candidate's whole placement history (the last build's, what the file already
+        holds, and this one), written to the placements file and the candidates file."""
+        record = PlacementRecord(
+            company=outcome.company_name,
+            role=outcome.role_title,
+            placement_date=outcome.decided_at,
+            offer_details=outcome.offer_details,
+        ).model_dump(mode="json", exclude_none=True)
+        history = read_placements(self.placements_path)
+        with connect_marts(self.warehouse) as con:
+            built = placements_from_marts(con).get(outcome.candidate_id, [])
+        records = history.setdefault(outcome.candidate_id, [])
+        for item in [*built, record]:
+            if item not in records:
+                records.append(item)
+        records.sort(key=lambda r: (r["placement_date"], r["company"], r["role"]))
+        written = write_placements(self.placements_path, history)
+        candidates = False
+        if self.candidates_path is not None:
+            candidates = merge_into_candidates(
+                self.candidates_path, {outcome.candidate_id: records}
+            )
+        return written, candidates
+
+
+UNATTRIBUTED = "unattributed"
+Z = 1.96
+
+
+def _empty_metrics() -> dict[str, Any]:
+    return {
+        "candidates_sourced": 0,
+        "placements": 0,
+        "conversion_rate": None,
+        "decided_processes": 0,
+        "decided_conversion_rate": None,
+        "wilson_interval": {"lower": None, "upper": None, "confidence": WILSON_CONFIDENCE},
+        "smoothed_conversion_rate": None,
+        "success_rate_by_stage": dict.fromkeys(("phone_screen", "technical", "onsite")),
+        "avg_days_to_hire": None,
+        "pipeline_depth": None,
+        "top_rejection_reasons": [],
+    }
+
+
+def wilson(placements: int, sourced: int) -> tuple[float | None, float | None]:
+    """The 95% Wilson score interval, as `mart_feeder_conversion` computes it (clamped)."""
+    if not sourced:
+        return None, None
+    p = placements / sourced
+    centre = p + Z * Z / (2 * sourced)
+    half = Z * math.sqrt(p * (1 - p) / sourced + Z * Z / (4 * sourced**2))
+    scale = 1 + Z * Z / sourced
+    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+
+
+def derive_prior_strength(
+    rows: list[tuple[int, int, float | None]], prior: float | None
+) -> float | None:
+    """k of `smoothed = (placements + k * prior) / (candidates_sourced + k)`, solved from the
+    build's own (placements, candidates_sourced, smoothed) rows: the one furthest from the
+    prior, so the live rate is smoothed exactly as the build smooths. None if no row moves."""
+    if prior is None:
+        return None
+    usable = [r for r in rows if r[2] is not None and abs(r[2] - prior) > 1e-9]
+    if not usable:
+        return None
+    placed, sourced, smoothed = max(usable, key=lambda r: abs(r[2] - prior))
+    return round((placed - smoothed * sourced) / (smoothed - prior), 6)
+
+
+def with_counts(
+    metrics: dict[str, Any], counts: Any, prior: float | None, k: float | None
+) -> dict[str, Any]:
+    """The metrics with live counts and the rates that follow from counts alone recomputed."""
+    n, placed, decided = counts.candidates_sourced, counts.placements, counts.decided_processes
+    out = dict(metrics)
+    out["candidates_sourced"], out["placements"], out["decided_processes"] = n, placed, decided
+    out["conversion_rate"] = _rate(placed / n if n else None)
+    out["decided_conversion_rate"] = _rate(placed / decided if decided else None)
+    lower, upper = wilson(placed, n)
+    out["wilson_interval"] = {
+        "lower": _rate(lower),
+        "upper": _rate(upper),
+        "confidence": WILSON_CONFIDENCE,
+    }
+    if prior is not None and k is not None and n + k:
+        out["smoothed_conversion_rate"] = _rate((placed + k * prior) / (n + k))
+    return out

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from ingest.store.duckdb.store import raw_store_path
+from tests import pg
 
 
 @pytest.fixture
@@ -31,3 +33,20 @@ def assert_exit(result, code: int) -> None:
         assert result.exception is None, repr(result.exception)
     else:
         assert type(result.exception) is SystemExit, repr(result.exception)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """Admin DSN of a real PostgreSQL server (tests/pg.py): never skipped when none runs."""
+    try:
+        with pg.server() as dsn:
+            yield dsn
+    except pg.NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def pg_dsn(pg_server: str) -> Iterator[str]:
+    """A migrated throw-away database for one test module, dropped afterwards."""
+    with pg.database(pg_server) as dsn:
+        yield dsn

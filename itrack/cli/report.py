@@ -198,9 +198,8 @@ def html(
     """One self-contained HTML report with charts (opens offline)."""
 
     from feedback.html_report import write_report
-    from ingest.store.duckdb.store import warehouse_path
 
-    path = write_report(warehouse_path(db), out)
+    path = write_report(warehouse(db), out)
     console.print(f"report written: {path}", highlight=False)
 
 

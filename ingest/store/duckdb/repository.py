@@ -254,3 +254,21 @@ class DuckDBInterviewStore:
             repo = InterviewRepository(con)
             with repo.transaction():
                 yield repo
+
+
+class ConnectionInterviewStore:
+    """Units of work on a connection someone else holds open (and locked): a server that keeps
+    one connection, or a test. Writes are one transaction each, as with `DuckDBInterviewStore`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    @contextmanager
+    def reading(self) -> Iterator[InterviewRepository]:
+        yield InterviewRepository(self.con)
+
+    @contextmanager
+    def writing(self) -> Iterator[InterviewRepository]:
+        repo = InterviewRepository(self.con)
+        with repo.transaction():
+            yield repo
