@@ -115,6 +115,30 @@ def ingest_paths(
 ) -> RunSummary:
     """Load the given files as one run into the raw store beside warehouse `db`."""
     files = prepare_files(paths, kind)
+    return ingest_inputs(files, db, wait_seconds, progress, force, memory_limit=memory_limit)
+
+
+# Called inside the run's transaction, after the merge and before the audit is final: an
+# extract writes the source's status history and its watermark here, so they commit (or not)
+# with the rows.
+BeforeCommit = Callable[[duckdb.DuckDBPyConnection, "RunSummary"], None]
+
+
+def ingest_inputs(
+    files: list[InputFile],
+    db: Path | str,
+    wait_seconds: float = 0.0,
+    progress: Progress | None = None,
+    force: bool = False,
+    derive_history: bool = True,
+    before_commit: BeforeCommit | None = None,
+    memory_limit: str | None = "1GB",
+) -> RunSummary:
+    """Load prepared inputs (files, or local copies of a database's tables) as one run.
+
+    `derive_history=False` when the source brings its own status history (a database
+    extract): the merge then does not infer history rows from the status changes it sees.
+    """
     steps = iter(range(len(files) + 2 * len(LOAD_ORDER) + 1))
     total = len(files) + 2 * len(LOAD_ORDER)
 
@@ -127,7 +151,9 @@ def ingest_paths(
         con.execute("set TimeZone = 'UTC'")
         con.begin()
         try:
-            summary = _run(con, files, note, force)
+            summary = _run(con, files, note, force, derive_history)
+            if before_commit is not None:
+                before_commit(con, summary)
             _reached("commit")
             con.commit()
         except (duckdb.IOException, duckdb.TransactionException) as exc:
@@ -152,23 +178,27 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Callable[[str], None], force: bool
+    con: duckdb.DuckDBPyConnection,
+    files: list[InputFile],
+    note: Callable[[str], None],
+    force: bool,
+    derive_history: bool = True,
 ) -> RunSummary:
     run = RunSummary(new_run_id())
     started = utc_now()
     _create_work_tables(con)
     loaded = _loaded_hashes(con)
     for source in files:
-        counts = FileCounts(str(source.path), source.kind, source.fmt, source.sha256)
+        counts = FileCounts(source.label, source.kind, source.fmt, source.sha256)
         run.files.append(counts)
         if not force and (source.kind, source.sha256) in loaded:
             counts.skipped = True
-            note(f"skip {source.path} (already loaded)")
+            note(f"skip {source.label} (already loaded)")
             continue
-        note(f"read {source.path}")
+        note(f"read {source.label}")
         _land_file(con, source)
         counts.rows_read = con.execute(
-            "select count(*) from landing where file_path = ?", [str(source.path)]
+            "select count(*) from landing where file_path = ?", [source.label]
         ).fetchone()[0] + len(source.problems)
     _reached("read")
     _split_inline_stages(con)
@@ -178,7 +208,7 @@ def _run(
         _validate_kind(con, kind)
         _reached("validate")
         note(f"load {kind}")
-        _check_and_merge(con, kind, run.run_id)
+        _check_and_merge(con, kind, run.run_id, derive_history)
     _finish(con, run, started)
     return run
 
@@ -240,13 +270,13 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
     con.execute(
         "insert into landing (kind, file_path, line_no, raw) "
         "select ?, ?, line_no, raw from file_landing",
-        [source.kind, str(source.path)],
+        [source.kind, source.label],
     )
     problems = [Rejection(p.code, None, p.message) for p in source.problems]
     _add_rejects(
         con,
         [
-            (str(source.path), p.line_no, source.kind, None, p.raw, r.code, None, r.message, False)
+            (source.label, p.line_no, source.kind, None, p.raw, r.code, None, r.message, False)
             for p, r in zip(source.problems, problems, strict=True)
         ],
     )
@@ -255,7 +285,7 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
             con,
             [
                 (
-                    str(source.path),
+                    source.label,
                     None,
                     source.kind,
                     None,
@@ -517,7 +547,9 @@ def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         )
 
 
-def _check_and_merge(con: duckdb.DuckDBPyConnection, kind: str, run_id: str) -> None:
+def _check_and_merge(
+    con: duckdb.DuckDBPyConnection, kind: str, run_id: str, derive_history: bool = True
+) -> None:
     table = TABLES[kind]
     cols = _columns(con, table)
     _dedupe_in_run(con, kind, cols)
@@ -540,7 +572,7 @@ def _check_and_merge(con: duckdb.DuckDBPyConnection, kind: str, run_id: str) -> 
         from classified group by all""",
         [kind],
     )
-    if kind == "processes":
+    if kind == "processes" and derive_history:
         _record_status_history(con, run_id)
         _reached("history")
     col_list = ", ".join(cols)

@@ -54,6 +54,13 @@ class InputFile:
     fmt: str
     sha256: str
     problems: list[FileProblem] = field(default_factory=list)
+    # Where the records came from when `path` is only a local copy (e.g. a database table
+    # extracted to a temporary file): what the audit and the quarantine name.
+    origin: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.origin or str(self.path)
 
 
 def detect_format(path: Path) -> str:

@@ -124,3 +124,10 @@ def database(admin_dsn: str, migrate: bool = True) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+def with_user(dsn: str, user: str) -> str:
+    params = conninfo_to_dict(dsn)
+    params["user"] = user
+    params.pop("password", None)
+    return make_conninfo(**params)

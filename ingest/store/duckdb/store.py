@@ -130,6 +130,14 @@ create table if not exists feedback_runs (
     metrics json not null,
     written_at timestamp not null
 );
+create table if not exists extract_watermarks (
+    source varchar not null,
+    table_name varchar not null,
+    watermark timestamp,
+    run_id varchar not null,
+    updated_at timestamp not null,
+    primary key (source, table_name)
+);
 create table if not exists feedback_state (
     key varchar primary key,
     value varchar not null,

@@ -1,0 +1,56 @@
+"""TEMPORARY until the restructure: the shell's wiring of FeedbackService (moves to
+itrack.services.feedback_service)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from feedback.service import FeedbackService, ProcessOutcome
+from ingest.contract import utc_now
+from ingest.service import InterviewService
+from ingest.store.duckdb.repository import InterviewRepository
+from ingest.store.duckdb.store import open_store
+
+
+def feedback_service(db: Path, **kw) -> FeedbackService:
+    service = InterviewService(db)
+
+    def read_process(interview_id: str) -> ProcessOutcome:
+        with open_store(db) as con:
+            repo = InterviewRepository(con)
+            p = repo.get_interview_by_id(interview_id)
+            feeder = p.feeder_source or repo.candidate_feeder(p.candidate_id)
+        offer = (
+            p.offer_details.model_dump(mode="json", exclude_none=True) if p.offer_details else None
+        )
+        return ProcessOutcome(
+            str(p.id),
+            p.candidate_id,
+            p.company_name,
+            p.role_title,
+            feeder,
+            p.status.value,
+            p.updated_at,
+            offer,
+        )
+
+    def record_run(run_id: str, metrics: dict) -> None:
+        with open_store(db) as store:
+            store.begin()
+            for name, values in metrics.items():
+                store.execute(
+                    "insert into feedback_runs values (?, ?, ?, ?)",
+                    [run_id, name, json.dumps(values), utc_now()],
+                )
+            store.commit()
+
+    return FeedbackService(
+        db,
+        db.parent / "feeders.json",
+        db.parent / "candidate_placements.json",
+        read_process=read_process,
+        live_counts=service.calculate_conversion_rates,
+        record_run=record_run,
+        **kw,
+    )
