@@ -340,7 +340,15 @@ class InterviewService:
 
 def _next_time(now: dt.datetime, previous: dt.datetime | None) -> dt.datetime:
     """Strictly after `previous` even if the clock is behind it (ingested future timestamps)."""
-    return now if previous is None else max(now, previous + ONE_TICK)
+    if previous is None:
+        return now
+    try:
+        return max(now, previous + ONE_TICK)
+    except OverflowError:  # a stored stamp at the very end of what Python can hold
+        raise Refused(
+            f"updated_at {previous.isoformat()} is at the end of the date range; "
+            "nothing can follow it"
+        ) from None
 
 
 def _candidate_feeder(call: _Call, process: InterviewProcess) -> str | None:

@@ -202,17 +202,41 @@ def build(
         print_summary(result.ingest)
 
 
+KeyFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--key-file",
+        help="Secret key (kept outside the backup folder) to sign the manifest with HMAC-SHA256; "
+        "restore with the same key refuses a snapshot whose signature does not match.",
+    ),
+]
+
+
 @app.command("backup")
 def backup_command(
     to: Annotated[Path | None, typer.Option("--to", help="Folder (default data/backups/).")] = None,
     keep: Annotated[int, typer.Option(help="Snapshots to keep.")] = 7,
     db: DbOption = None,
     wait: WaitOption = 0.0,
+    key_file: KeyFileOption = None,
 ) -> None:
     """Snapshot the raw store (Parquet + manifest of row counts and checksums)."""
     from ingest.store.duckdb.backup import backup
 
-    console.print(f"backup written: {backup(warehouse(db), to, keep, wait)}", highlight=False)
+    target = backup(warehouse(db), to, keep, wait, sign_key=_read_key(key_file))
+    console.print(f"backup written: {target}", highlight=False)
+
+
+def _read_key(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise UserError(f"cannot read key file {path}: {exc.strerror}") from None
+    if not key:
+        raise UserError(f"key file {path} is empty")
+    return key
 
 
 @app.command()
@@ -220,15 +244,20 @@ def restore(
     snapshot: Annotated[Path, typer.Argument(help="A backup folder (or a folder of backups).")],
     db: DbOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing raw store.")] = False,
+    wait: WaitOption = 0.0,
+    key_file: KeyFileOption = None,
 ) -> None:
-    """Restore a backup as the raw store, verifying its manifest; then run `itrack build`."""
-    from ingest.store.duckdb.backup import MANIFEST, latest, restore
+    """Restore a backup as the raw store, verifying its manifest; then run `itrack build`.
 
-    if not (snapshot / MANIFEST).exists():
+    Takes the writer lock like every writer: busy -> exit 2 naming the holder (or --wait)."""
+    from ingest.store.duckdb.backup import MANIFEST, PARTIAL, latest, restore
+
+    if not snapshot.is_dir():
+        raise UserError(f"{snapshot}: no such backup folder")
+    if not (snapshot / MANIFEST).exists() and not snapshot.name.endswith(PARTIAL):
         snapshot = latest(snapshot)
-    console.print(
-        f"restored {snapshot} -> {restore(snapshot, warehouse(db), overwrite)}", highlight=False
-    )
+    target = restore(snapshot, warehouse(db), overwrite, wait, sign_key=_read_key(key_file))
+    console.print(f"restored {snapshot} -> {target}", highlight=False)
 
 
 @app.command()

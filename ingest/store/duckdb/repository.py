@@ -36,6 +36,9 @@ PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
 STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
 HISTORY_SOURCE = "service"
 
+# Rows read back were accepted under the rules of their day (see contract.stored).
+STORED = {"stored": True}
+
 
 def parse_id(value: UUID | str, what: str) -> UUID:
     """An id given by a person: a malformed one cannot exist, so it is 'not found'."""
@@ -220,11 +223,11 @@ class InterviewRepository:
         for row in rows:
             if row["offer_details"] is not None:
                 row["offer_details"] = json.loads(row["offer_details"])
-        return [InterviewProcess.model_validate(row) for row in rows]
+        return [InterviewProcess.model_validate(row, context=STORED) for row in rows]
 
     def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
         rows = self._select("interview_stages", STAGE_COLUMNS, where, params, "stage_order")
-        return [InterviewStage.model_validate(row) for row in rows]
+        return [InterviewStage.model_validate(row, context=STORED) for row in rows]
 
     def _select(
         self, table: str, columns: Sequence[str], where: str, params: list[Any], order: str
