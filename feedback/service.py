@@ -66,9 +66,12 @@ class FeedbackResult:
     candidates_written: bool = False
 
     def __str__(self) -> str:
+        changed = ", ".join(self.updated_feeders)
         return (
-            f"{len(self.updated_feeders)} feeder(s) updated"
-            f" ({', '.join(self.updated_feeders) or 'none'}), {self.placements} placements"
+            f"{len(self.marked_feeders)} feeder(s) recomputed, "
+            f"{len(self.updated_feeders)} changed"
+            + (f" ({changed})" if changed else "")
+            + f", {self.placements} placements"
         )
 
 

@@ -164,7 +164,9 @@ def test_every_outcome_since_the_build_stays_folded_in(db):
 
 
 def test_after_a_build_the_marts_speak_for_themselves(db):
-    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
     assert feedback_service(db).process_interview_outcome(pid(5)).live_processes == 1
     build(db)
     after = feedback_service(db).update_feeder_conversion_rates("referral")
