@@ -116,7 +116,7 @@ def triggered_feeders(con: duckdb.DuckDBPyConnection, watermark: str) -> set[str
     triggers = ", ".join(f"'{s.value}'" for s in FEEDBACK_TRIGGER_STATUSES)
     return _feeders_of(
         con,
-        f"""select interview_process_id from raw.interview_status_history
+        f"""select interview_process_id from stg_itrack__interview_status_history
                                 where recorded_at > $wm and to_status in ({triggers})""",
         watermark,
     )
@@ -127,9 +127,12 @@ def changed_feeders(con: duckdb.DuckDBPyConnection, watermark: str) -> set[str]:
     return _feeders_of(
         con,
         """
-        select interview_process_id from raw.interview_status_history where recorded_at > $wm
-        union select id from raw.interview_processes where _loaded_at > $wm
-        union select interview_process_id from raw.interview_stages where _loaded_at > $wm""",
+        select interview_process_id from stg_itrack__interview_status_history
+        where recorded_at > $wm
+        union select interview_process_id from stg_itrack__interview_processes
+        where loaded_at > $wm
+        union select interview_process_id from stg_itrack__interview_stages
+        where loaded_at > $wm""",
         watermark,
     )
 
@@ -138,9 +141,9 @@ def _new_watermark(con: duckdb.DuckDBPyConnection) -> str:
     return str(
         con.execute("""
         select greatest(
-            (select max(recorded_at) from raw.interview_status_history),
-            (select max(_loaded_at) from raw.interview_processes),
-            (select max(_loaded_at) from raw.interview_stages))""").fetchone()[0]
+            (select max(recorded_at) from stg_itrack__interview_status_history),
+            (select max(loaded_at) from stg_itrack__interview_processes),
+            (select max(loaded_at) from stg_itrack__interview_stages))""").fetchone()[0]
         or EPOCH
     )
 

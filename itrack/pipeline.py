@@ -21,7 +21,7 @@ from pathlib import Path
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
 from ingest.load import RunSummary, ingest_paths
-from ingest.store.duckdb.store import connect, raw_store_path
+from ingest.store.duckdb.store import raw_store_path
 
 
 @dataclass
@@ -107,6 +107,8 @@ def run_build(
                 f"run {result.ingest.run_id}: {result.ingest.accepted} accepted, "
                 f"{result.ingest.rejected} rejected"
             )
+            if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
+                out.append("no new records")
     building = _fresh_build_file(warehouse)
     try:
         with _step(result, "dbt build", note) as out:
@@ -156,6 +158,10 @@ def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
+    from feedback.data_quality import data_quality_lines
+
+    for line in data_quality_lines(building):  # unmapped stage names, data-quality counts
+        note(line)
 
 
 def _feedback(
@@ -182,26 +188,17 @@ def _feedback(
 
 
 def _refresh_feedback_runs(building: Path, raw_store: Path) -> None:
-    """Feedback appended to the raw store after dbt copied it: bring the build file up to date."""
-    con = connect(building)
-    try:
-        con.execute(f"attach '{_sql(raw_store)}' as raw_store (read_only)")
-        con.execute("create schema if not exists raw")
-        con.execute(
-            "create or replace table raw.feedback_runs as "
-            "select * from raw_store.main.feedback_runs"
-        )
-        con.execute("detach raw_store")
-        con.execute("checkpoint")
-    finally:
-        con.close()
+    """Feedback appended to the raw store after dbt ran: rebuild its staging table (a dbt node,
+    read from the declared source) so the published warehouse has the run just written."""
+    from itrack.dbt_runner import run_dbt
+
+    outcome = run_dbt(["run", "--select", "stg_itrack__feedback_runs"], building, raw_store)
+    if not outcome.ok:
+        failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
+        raise Refused(f"dbt could not refresh stg_itrack__feedback_runs: {failed}")
 
 
 def _report(warehouse: Path, report: Path | None) -> Path:
     from feedback.html_report import write_report
 
     return write_report(warehouse, report or warehouse.parent / "report.html")
-
-
-def _sql(path: Path) -> str:
-    return str(path).replace("'", "''")
