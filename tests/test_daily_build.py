@@ -14,10 +14,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from ingest.cli import app
-from ingest.generate import generate
-from ingest.service import InterviewService
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
+from itrack.cli.main import app
+from itrack.generate import generate
+from itrack.services import interview_service
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +138,7 @@ def test_corrections_reach_the_marts(built):
         "where s.outcome = 'failed' and p.status = 'rejected_by_company' "
         "and p.final_outcome = 'Failed ' || s.stage_name order by 1 limit 1",
     )
-    service = InterviewService(db)
+    service = interview_service(db)
     done = service.amend_stage_outcome(stage_id, "passed", "typo in the ATS export", "qa")
     assert done.process.status.value == "in_progress" and before == "rejected_by_company"
     invoke("build", "--db", str(db), "--no-html", "--no-backup")

@@ -16,8 +16,8 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from ingest.cli import app
-from ingest.store import open_store, raw_store_path, store_lock
+from ingest.store.duckdb.store import open_store, raw_store_path, store_lock
+from itrack.cli.main import app
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +205,7 @@ def test_reads_do_not_take_the_writer_lock(day1):
 
 HOLDER = textwrap.dedent("""
     import sys, time
-    from ingest.store import open_store
+    from ingest.store.duckdb.store import open_store
     with open_store(sys.argv[1]) as con:
         print("holding", flush=True)
         time.sleep(float(sys.argv[2]))
@@ -572,7 +572,7 @@ def test_ambiguous_prefix_is_refused(store):
     from uuid import UUID
 
     from ingest.contract import InterviewProcess
-    from ingest.repository import InterviewRepository
+    from ingest.store.duckdb.repository import InterviewRepository
 
     ids = ["aaaa1111-0000-4000-8000-000000000001", "aaaa2222-0000-4000-8000-000000000002"]
     with open_store(store) as con:
