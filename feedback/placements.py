@@ -34,6 +34,16 @@ def placements_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict
     return history
 
 
+def read_placements(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The placements file as written by `write_placements` ({} if there is none yet)."""
+    if not path.exists():
+        return {}
+    history = _parse(path.read_text(encoding="utf-8"), path, None)
+    if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
+        raise UserError(f"{path}: expected {{candidate id: [placement, ...]}}; left untouched")
+    return history
+
+
 def write_placements(path: Path, history: dict[str, list[dict[str, Any]]]) -> bool:
     text = json.dumps(history, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     return write_atomic(path, text.encode("utf-8"))

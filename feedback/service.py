@@ -12,17 +12,41 @@ default run just touches less.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import duckdb
 
+from feedback.analytics import Result, name_key, resolve_feeder, resolve_name
+from feedback.analytics import connect as connect_marts
 from feedback.atomic import write_atomic
-from feedback.feeders import dumps, load_feeders_file, merge_metrics, metrics_from_marts
-from feedback.placements import merge_into_candidates, placements_from_marts, write_placements
-from ingest.contract import FEEDBACK_TRIGGER_STATUSES
-from ingest.errors import UserError
+from feedback.feeders import (
+    WILSON_CONFIDENCE,
+    _rate,
+    dumps,
+    load_feeders_file,
+    merge_metrics,
+    metrics_from_marts,
+)
+from feedback.placements import (
+    merge_into_candidates,
+    placements_from_marts,
+    read_placements,
+    write_placements,
+)
+from ingest.contract import (
+    FEEDBACK_TRIGGER_STATUSES,
+    TERMINAL_STATUSES,
+    InterviewStatus,
+    PlacementRecord,
+)
+from ingest.errors import Refused, UserError
 from ingest.store import connect, new_run_id, open_store, utc_now
 
 REQUIRED_MARTS = ("fct_interview_processes", "mart_feeder_conversion")
@@ -41,9 +65,12 @@ class FeedbackResult:
     candidates_written: bool = False
 
     def __str__(self) -> str:
+        changed = ", ".join(self.updated_feeders)
         return (
-            f"{len(self.updated_feeders)} feeder(s) updated"
-            f" ({', '.join(self.updated_feeders) or 'none'}), {self.placements} placements"
+            f"{len(self.marked_feeders)} feeder(s) recomputed, "
+            f"{len(self.updated_feeders)} changed"
+            + (f" ({changed})" if changed else "")
+            + f", {self.placements} placements"
         )
 
 
@@ -179,3 +206,347 @@ def _record_run(
                 "insert or replace into feedback_state values (?, ?, ?)", [key, value, now]
             )
         store.commit()
+
+
+# ---- the Python API: one process, one feeder ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessOutcome:
+    """What the feedback step needs of one live process; the application shell reads it from
+    the operational store (`read_process`), so this package never opens that store itself."""
+
+    interview_id: str
+    candidate_id: str
+    company_name: str
+    role_title: str
+    feeder_source: str | None  # the process's feeder, else its candidate's
+    status: str
+    decided_at: dt.datetime | None  # when it entered `status` (the placement date)
+    offer_details: dict[str, Any] | None = None
+
+
+class OutcomeResult(Result):
+    """What `process_interview_outcome` / `update_feeder_conversion_rates` did."""
+
+    run_id: str
+    feeder_source: str
+    metrics: dict[str, Any]  # the feeder's metrics object as now in feeders.json
+    feeders_updated: bool  # feeders.json changed (False: it already said this)
+    live_processes: int  # outcomes of this feeder folded in that the last build has not seen
+    logged: bool  # the metrics were appended to the run log (only when they changed)
+    interview_id: str | None = None
+    status: str | None = None
+    placement_recorded: bool = False  # the candidate's placement history changed
+    candidates_updated: bool = False
+
+    def __str__(self) -> str:
+        what = "feeders.json updated" if self.feeders_updated else "feeders.json already current"
+        text = f"{what} for {self.feeder_source}"
+        if self.placement_recorded:
+            text += "; placement recorded"
+        return text
+
+
+class FeederPerformanceReport(Result):
+    """`itrack feedback report FEEDER`: the feeder's metrics as the last build computed them
+    (the same object feeders.json holds, without `updated_at`)."""
+
+    feeder_source: str
+    candidates_sourced: int
+    placements: int
+    conversion_rate: float | None
+    decided_processes: int
+    decided_conversion_rate: float | None
+    wilson_interval: dict[str, float | None]
+    smoothed_conversion_rate: float | None
+    success_rate_by_stage: dict[str, float | None]
+    avg_days_to_hire: float | None
+    pipeline_depth: float | None
+    top_rejection_reasons: list[dict[str, Any]]
+
+
+LIVE_KEY = "live_outcomes"  # FeedbackLog state: outcomes processed since they were last built
+
+
+class FeedbackLog(Protocol):
+    """Where the feedback step keeps its state and logs what it wrote (the raw store's
+    `feedback_state` and `feedback_runs` on DuckDB)."""
+
+    def get_state(self, key: str, default: str) -> str: ...
+
+    def record_run(
+        self, run_id: str, metrics: dict[str, dict[str, Any]], state: dict[str, str]
+    ) -> None: ...
+
+
+class FeedbackService:
+    """The feedback step one process or one feeder at a time, with the nightly step's rules.
+
+    - `warehouse`: the published warehouse (path or DuckDB connection); its marts define every
+      metric.
+    - `feeders_path`, `placements_path`, `candidates_path`: the files the nightly step writes,
+      written the same way (schema check first, only `metrics` touched, `updated_at` moves only
+      when a value changed, atomic replace with `.bak`, one writer at a time).
+    - `read_process(interview_id) -> ProcessOutcome`: the operational store's view of one
+      process, supplied by the shell.
+    - `log` (`FeedbackLog`): the metrics run log and the state that remembers the outcomes
+      processed since the last build, so their counts stay folded in until a build sees them.
+
+    Live outcomes: the last build counted each process with the status it had then. A processed
+    outcome replaces that process's contribution to its feeder's counts (`candidates_sourced`,
+    `placements`, `decided_processes`, and the overall rate that is the smoothing prior), and the
+    rates that follow from counts alone are recomputed with the marts' formulas
+    (`conversion_rate`, `decided_conversion_rate`, `wilson_interval`, `smoothed_conversion_rate`).
+    Stage rates, days to hire, depth and rejection reasons stay as of the last build; the next
+    build recomputes everything.
+    """
+
+    def __init__(
+        self,
+        warehouse: Path | str | duckdb.DuckDBPyConnection,
+        feeders_path: Path,
+        placements_path: Path,
+        *,
+        candidates_path: Path | None = None,
+        read_process: Callable[[str], ProcessOutcome] | None = None,
+        log: FeedbackLog | None = None,
+        prior_strength: float | None = None,
+        clock: Callable[[], str] | None = None,
+    ) -> None:
+        self.warehouse = warehouse
+        self.feeders_path = Path(feeders_path)
+        self.placements_path = Path(placements_path)
+        self.candidates_path = Path(candidates_path) if candidates_path else None
+        self._read_process = read_process
+        self._log = log
+        self.prior_strength = prior_strength  # dbt var feeder_prior_strength; None: derived
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+    # -- the seed's calls ------------------------------------------------------------------------
+
+    def process_interview_outcome(self, interview_id: str | Any) -> OutcomeResult:
+        """For a process that reached offer_accepted, rejected_by_company or
+        candidate_withdrew: update its feeder's metrics in feeders.json, the candidate's
+        placement history (on acceptance), and log the metrics. Idempotent: a second call
+        writes nothing and logs nothing."""
+        if self._read_process is None:
+            raise UserError("FeedbackService needs `read_process` to look up a process")
+        outcome = self._read_process(str(interview_id))
+        triggers = sorted(s.value for s in FEEDBACK_TRIGGER_STATUSES)
+        if outcome.status not in triggers:
+            raise Refused(
+                f"process {outcome.interview_id} is {outcome.status}: feedback runs for a "
+                f"process that reached {', '.join(triggers)}"
+            )
+        with self._locked():
+            result = self._update_feeder(outcome.feeder_source or UNATTRIBUTED, outcome)
+            if outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
+                recorded, candidates = self._record_placement(outcome)
+            else:
+                recorded, candidates = False, False
+        return result.model_copy(
+            update={
+                "interview_id": outcome.interview_id,
+                "status": outcome.status,
+                "placement_recorded": recorded,
+                "candidates_updated": candidates,
+            }
+        )
+
+    def update_feeder_conversion_rates(self, feeder_source: str) -> OutcomeResult:
+        """The seed's five steps for one feeder: (1) its processes (2) candidates sourced
+        (3) placements (4) conversion rate = placements / candidates sourced (5) feeders.json
+        updated and the metrics logged, with the nightly step's merge and safety rules."""
+        with self._locked():
+            return self._update_feeder(feeder_source, None)
+
+    def get_feeder_performance_report(self, feeder_source: str) -> FeederPerformanceReport:
+        """Total candidates sourced, success rate by stage, average time to hire, common
+        rejection reasons (and the rest of the feeder's metrics), from the last build."""
+        with connect_marts(self.warehouse) as con:
+            feeder = resolve_feeder(con, feeder_source)
+            metrics = metrics_from_marts(con)[feeder]
+        return FeederPerformanceReport(feeder_source=feeder, **metrics)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks)."""
+        lock = self.feeders_path.with_name(f".{self.feeders_path.name}.lock")
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(lock, "a")  # held for the block
+        except OSError as exc:
+            raise UserError(f"cannot lock {self.feeders_path}: {exc.strerror}") from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:
+        document = load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
+        ledger = json.loads(self._log.get_state(LIVE_KEY, "{}")) if self._log else {}
+        before = dict(ledger)
+        if outcome is not None:
+            ledger[outcome.interview_id] = [outcome.feeder_source or UNATTRIBUTED, outcome.status]
+        with connect_marts(self.warehouse) as con:
+            _check_marts(con, Path(str(self.warehouse)))
+            fresh = metrics_from_marts(con)
+            feeder = resolve_name(feeder_source, list(fresh), "feeder")
+            totals = con.execute(
+                "select placements, candidates_sourced, smoothed_conversion_rate "
+                "from mart_feeder_conversion"
+            ).fetchall()
+            built = _built_statuses(con, list(ledger))
+        deltas, ledger = _live_deltas(ledger, built, list(fresh))
+        metrics = fresh[feeder]
+        if deltas:  # this feeder's counts, or only the prior, moved since the build
+            delta = deltas.get(feeder, [0, 0, 0])
+            metrics = live_metrics(metrics, delta, deltas, totals, self.prior_strength)
+        run_id = new_run_id("feedback")
+        changed = merge_metrics(document, {feeder: metrics}, {feeder}, self._clock())
+        written = write_atomic(self.feeders_path, dumps(document)) if changed else False
+        logged = False
+        if self._log is not None and (changed or ledger != before):
+            state = {LIVE_KEY: json.dumps(ledger, sort_keys=True)}
+            entry = {feeder: document["feeders"][feeder]["metrics"]} if changed else {}
+            self._log.record_run(run_id, entry, state)
+            logged = bool(changed)
+        return OutcomeResult(
+            run_id=run_id,
+            feeder_source=feeder,
+            metrics=document["feeders"][feeder]["metrics"],
+            feeders_updated=written,
+            live_processes=sum(1 for f, _ in ledger.values() if name_key(f) == name_key(feeder)),
+            logged=logged,
+        )
+
+    def _record_placement(self, outcome: ProcessOutcome) -> tuple[bool, bool]:
+        """The candidate's whole placement history (the last build's, what the file already
+        holds, and this one), written to the placements file and the candidates file."""
+        record = PlacementRecord(
+            company=outcome.company_name,
+            role=outcome.role_title,
+            placement_date=outcome.decided_at,
+            offer_details=outcome.offer_details,
+        ).model_dump(mode="json", exclude_none=True)
+        history = read_placements(self.placements_path)
+        with connect_marts(self.warehouse) as con:
+            built = placements_from_marts(con).get(outcome.candidate_id, [])
+        records = history.setdefault(outcome.candidate_id, [])
+        for item in [*built, record]:
+            if item not in records:
+                records.append(item)
+        records.sort(key=lambda r: (r["placement_date"], r["company"], r["role"]))
+        written = write_placements(self.placements_path, history)
+        candidates = False
+        if self.candidates_path is not None:
+            candidates = merge_into_candidates(
+                self.candidates_path, {outcome.candidate_id: records}
+            )
+        return written, candidates
+
+
+UNATTRIBUTED = "unattributed"
+Z = 1.96
+TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
+
+
+def _built_statuses(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """process id -> (feeder, status) as the last build counted it."""
+    if not ids:
+        return {}
+    found = con.execute(
+        "select interview_process_id::varchar, feeder_source, status "
+        "from fct_interview_processes where interview_process_id::varchar in "
+        "(select unnest(?::varchar[]))",
+        [ids],
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in found}
+
+
+def _counts(status: str) -> tuple[int, int, int]:
+    """One process's contribution: (candidates_sourced, placements, decided_processes)."""
+    return 1, int(status == InterviewStatus.OFFER_ACCEPTED.value), int(status in TERMINAL)
+
+
+def _live_deltas(
+    ledger: dict[str, list[str]], built: dict[str, tuple[str, str]], feeders: list[str]
+) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
+    """Per feeder (as the marts spell it), what the live outcomes add to the built counts;
+    outcomes the build already counted as they are now are dropped from the ledger."""
+    spelled = {name_key(f): f for f in feeders}
+    deltas: dict[str, list[int]] = {}
+    kept = {}
+    for pid, (feeder, status) in sorted(ledger.items()):
+        name = spelled.get(name_key(feeder), feeder)
+        old = built.get(pid)
+        if old is not None and (spelled.get(name_key(old[0]), old[0]), old[1]) == (name, status):
+            continue  # the build has caught up with this outcome
+        kept[pid] = [feeder, status]
+        for target, sign, state in ((name, 1, status), *(((old[0], -1, old[1]),) if old else ())):
+            add = deltas.setdefault(spelled.get(name_key(target), target), [0, 0, 0])
+            for i, value in enumerate(_counts(state)):
+                add[i] += sign * value
+    return deltas, kept
+
+
+def live_metrics(
+    metrics: dict[str, Any],
+    delta: list[int],
+    deltas: dict[str, list[int]],
+    totals: list[tuple[int, int, float | None]],
+    prior_strength: float | None,
+) -> dict[str, Any]:
+    """A feeder's built metrics with its live `delta` folded into the counts, and the rates
+    that follow from counts alone recomputed with the marts' formulas."""
+    placed_all, sourced_all = sum(r[0] for r in totals), sum(r[1] for r in totals)
+    k = prior_strength
+    if k is None:
+        k = derive_prior_strength(totals, placed_all / sourced_all if sourced_all else None)
+    placed_all += sum(d[1] for d in deltas.values())
+    sourced_all += sum(d[0] for d in deltas.values())
+    n = metrics["candidates_sourced"] + delta[0]
+    placed = metrics["placements"] + delta[1]
+    decided = metrics["decided_processes"] + delta[2]
+    out = dict(metrics)
+    out["candidates_sourced"], out["placements"], out["decided_processes"] = n, placed, decided
+    out["conversion_rate"] = _rate(placed / n if n else None)
+    out["decided_conversion_rate"] = _rate(placed / decided if decided else None)
+    lower, upper = wilson(placed, n)
+    out["wilson_interval"] = {
+        "lower": _rate(lower),
+        "upper": _rate(upper),
+        "confidence": WILSON_CONFIDENCE,
+    }
+    if k is not None and sourced_all and n + k:
+        prior = placed_all / sourced_all
+        out["smoothed_conversion_rate"] = _rate((placed + k * prior) / (n + k))
+    return out
+
+
+def wilson(placements: int, sourced: int) -> tuple[float | None, float | None]:
+    """The 95% Wilson score interval, as `mart_feeder_conversion` computes it (clamped)."""
+    if not sourced:
+        return None, None
+    p = placements / sourced
+    centre = p + Z * Z / (2 * sourced)
+    half = Z * math.sqrt(p * (1 - p) / sourced + Z * Z / (4 * sourced**2))
+    scale = 1 + Z * Z / sourced
+    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
+
+
+def derive_prior_strength(
+    rows: list[tuple[int, int, float | None]], prior: float | None
+) -> float | None:
+    """k of `smoothed = (placements + k * prior) / (candidates_sourced + k)`, solved from the
+    build's own (placements, candidates_sourced, smoothed) rows: the one furthest from the
+    prior, so live rates are smoothed exactly as the build smooths. None if no row moves."""
+    if prior is None:
+        return None
+    usable = [r for r in rows if r[2] is not None and abs(r[2] - prior) > 1e-9]
+    if not usable:
+        return None
+    placed, sourced, smoothed = max(usable, key=lambda r: abs(r[2] - prior))
+    return round((placed - smoothed * sourced) / (smoothed - prior), 6)

@@ -148,6 +148,8 @@ def run_dbt(
         str(target),
         "--log-path",
         str(folder / "logs"),
+        "--no-use-colors",  # plain text in logs and in cron mail: no ANSI codes
+        "--no-use-colors-file",
     ]
     if quiet:
         flags = ["--quiet", "--log-level-file", "info", *flags]
@@ -188,7 +190,9 @@ def docs_generate(warehouse: Path, raw_store: Path) -> Path:
     from ingest.errors import UserError
 
     # On a private copy: the published warehouse may be held open by analysts (read-only).
-    scratch = work_dir(raw_store) / "docs-scratch.duckdb"
+    # DuckDB names a database after the file behind the symlink, and dbt's catalog query looks
+    # for the name of the link: the copy must have the link's name, or the catalog is empty.
+    scratch = work_dir(raw_store) / "docs" / _link_name(raw_store)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     scratch.unlink(missing_ok=True)
     if Path(warehouse).exists():

@@ -68,7 +68,11 @@ class RunSummary:
     run_id: str
     files: list[FileCounts] = field(default_factory=list)
     rejects_by_code: dict[str, int] = field(default_factory=dict)
-    retried: int = 0
+    retried: int = 0  # quarantined orphans of earlier runs validated again by this run
+    retry_resolved: int = 0  # of those, how many this run resolved (loaded, or another error)
+    waiting: int = 0  # orphans still waiting for their parent after this run (new ones too)
+    waiting_since: dt.datetime | None = None  # when the oldest of those was quarantined
+    skipped_paths: list[str] = field(default_factory=list)  # unrecognised files in folders
     started: dt.datetime | None = None
     # files read by a fast reader (no raw text landed): their lines are read back on demand
     fast_files: dict[str, InputFile] = field(default_factory=dict, repr=False)
@@ -97,12 +101,18 @@ def fault_point(step: str) -> None:
 Progress = Callable[[str, int, int], None]
 
 
-def prepare_files(paths: list[Path], kind: str | None) -> list[InputFile]:
-    """Resolve, classify and stat inputs before the store is touched (errors exit 2). The
+def prepare_files(
+    paths: list[Path], kind: str | None, skipped: list[str] | None = None
+) -> list[InputFile]:
+    """Resolve, classify and stat inputs before the store is touched (errors exit 2);
+    unrecognised files found in folders are appended to `skipped` (with the reason). The
     sha256 is computed later, only for files whose path, size and mtime were not loaded, and
     while the file is read."""
     files = []
-    for path in readers.expand_paths(paths):
+    found, passed_over = readers.expand_paths_reporting(paths, kind)
+    if skipped is not None:
+        skipped.extend(passed_over)
+    for path in found:
         fmt = readers.detect_format(path)
         size, mtime_ns = readers.stat_of(path)
         files.append(
@@ -121,7 +131,33 @@ def ingest_paths(
     force: bool = False,
 ) -> RunSummary:
     """Load the given files as one run into the raw store beside warehouse `db`."""
-    files = prepare_files(paths, kind)
+    skipped: list[str] = []
+    files = prepare_files(paths, kind, skipped)
+    summary = ingest_inputs(files, db, wait_seconds, progress, force)
+    summary.skipped_paths = skipped
+    return summary
+
+
+# Called inside the run's transaction, after the merge and before the audit is final: an
+# extract writes the source's status history and its watermark here, so they commit (or not)
+# with the rows.
+BeforeCommit = Callable[[duckdb.DuckDBPyConnection, "RunSummary"], None]
+
+
+def ingest_inputs(
+    files: list[InputFile],
+    db: Path | str | None = None,
+    wait_seconds: float = 0.0,
+    progress: Progress | None = None,
+    force: bool = False,
+    derive_history: bool = True,
+    before_commit: BeforeCommit | None = None,
+) -> RunSummary:
+    """Load prepared inputs (files, or local copies of a database's tables) as one run.
+
+    `derive_history=False` when the source brings its own status history (a database
+    extract): the merge then does not infer history rows from the status changes it sees.
+    """
     steps = iter(range(len(files) + 2 * len(LOAD_ORDER) + 1))
     total = len(files) + 2 * len(LOAD_ORDER)
 
@@ -139,7 +175,9 @@ def ingest_paths(
         run = _land(con, files, note, force)
         con.begin()
         try:
-            summary = _run(con, run, note)
+            summary = _run(con, run, note, derive_history)
+            if before_commit is not None:
+                before_commit(con, summary)
             fault_point("commit")
             con.commit()
         except (duckdb.IOException, duckdb.TransactionException) as exc:
@@ -173,29 +211,29 @@ def _land(
     _create_work_tables(con)
     by_stat, by_hash = _loaded_files(con)
     for index, source in enumerate(files):
-        stat = (source.kind, str(source.path), source.size, source.mtime_ns)
+        stat = (source.kind, source.label, source.size, source.mtime_ns)
         if not force and stat in by_stat:
             source.sha256 = by_stat[stat]
-        counts = FileCounts(str(source.path), source.kind, source.fmt, source.sha256)
+        counts = FileCounts(source.label, source.kind, source.fmt, source.sha256)
         run.files.append(counts)
         if not force and source.sha256 and (source.kind, source.sha256) in by_hash:
             counts.skipped = True
-            note(f"skip {source.path} (already loaded)")
+            note(f"skip {source.label} (already loaded)")
             continue
-        note(f"read {source.path}")
+        note(f"read {source.label}")
         fast = _land_file(con, source, index + 1)
         counts.sha256 = source.sha256
         if not force and (source.kind, source.sha256) in by_hash:  # a copy, hashed while read
-            con.execute("delete from landing where file_path = ?", [str(source.path)])
+            con.execute("delete from landing where file_path = ?", [source.label])
             for kind in LOAD_ORDER:
-                con.execute(f"delete from parsed_{kind} where file_path = ?", [str(source.path)])
+                con.execute(f"delete from parsed_{kind} where file_path = ?", [source.label])
             counts.skipped = True
             continue
         counts.size_bytes, counts.mtime_ns = source.size, source.mtime_ns
         if fast:
-            run.fast_files[str(source.path)] = source
+            run.fast_files[source.label] = source
         counts.rows_read = con.execute(
-            "select count(*) from landing where file_path = ?", [str(source.path)]
+            "select count(*) from landing where file_path = ?", [source.label]
         ).fetchone()[0] + len(source.problems)
     fault_point("read")
     _split_inline_stages(con)
@@ -217,14 +255,17 @@ def _parse_landed(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _run(
-    con: duckdb.DuckDBPyConnection, run: RunSummary, note: Callable[[str], None]
+    con: duckdb.DuckDBPyConnection,
+    run: RunSummary,
+    note: Callable[[str], None],
+    derive_history: bool = True,
 ) -> RunSummary:
     for kind in LOAD_ORDER:
         note(f"validate {kind}")
         _validate_kind(con, kind, run.fast_files)
         fault_point("validate")
         note(f"load {kind}")
-        _check_and_merge(con, kind, run.run_id, run.fast_files)
+        _check_and_merge(con, kind, run.run_id, run.fast_files, derive_history)
     _finish(con, run, run.started)
     return run
 
@@ -277,26 +318,26 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile, index: int) ->
             con.execute(
                 "insert into landing (kind, file_path, line_no, raw) "
                 "select ?, ?, line_no, raw from file_landing",
-                [source.kind, str(source.path)],
+                [source.kind, source.label],
             )
         source.sha256 = scan.result().sha256
     problems = [Rejection(p.code, None, p.message) for p in source.problems]
     _add_rejects(
         con,
         [
-            (str(source.path), p.line_no, source.kind, None, p.raw, r.code, None, r.message, False)
+            (source.label, p.line_no, source.kind, None, p.raw, r.code, None, r.message, False)
             for p, r in zip(source.problems, problems, strict=True)
         ],
     )
     empty = not con.execute(
-        "select count(*) from landing where file_path = ?", [str(source.path)]
+        "select count(*) from landing where file_path = ?", [source.label]
     ).fetchone()[0]
     if not problems and empty:
         _add_rejects(
             con,
             [
                 (
-                    str(source.path),
+                    source.label,
                     None,
                     source.kind,
                     None,
@@ -588,6 +629,7 @@ def _check_and_merge(
     kind: str,
     run_id: str,
     fast_files: dict[str, InputFile] | None = None,
+    derive_history: bool = True,
 ) -> None:
     table = TABLES[kind]
     cols = _columns(con, table)
@@ -611,7 +653,7 @@ def _check_and_merge(
         from classified group by all""",
         [kind],
     )
-    if kind == "processes":
+    if kind == "processes" and derive_history:
         _record_status_history(con, run_id)
         fault_point("history")
     col_list = ", ".join(cols)
@@ -673,6 +715,13 @@ def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetim
                retryable, null, $now from rejects""",
         {"run": run.run_id, "now": now},
     )
+    run.retry_resolved = con.execute(
+        "select count(*) from quarantine where retryable and resolved_run_id = ?", [run.run_id]
+    ).fetchone()[0]
+    run.waiting, run.waiting_since = con.execute(
+        "select count(*), min(quarantined_at) from quarantine "
+        "where retryable and resolved_run_id is null"
+    ).fetchone()
     for f in run.files:
         con.execute(
             "insert into ingest_files (run_id, file_path, kind, format, sha256, skipped, rows_read,"

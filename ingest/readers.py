@@ -55,8 +55,15 @@ class InputFile:
     fmt: str
     sha256: str
     problems: list[FileProblem] = field(default_factory=list)
+    # Where the records came from when `path` is only a local copy (e.g. a database table
+    # extracted to a temporary file): what the audit and the quarantine name.
+    origin: str | None = None
     size: int | None = None
     mtime_ns: int | None = None
+
+    @property
+    def label(self) -> str:
+        return self.origin or str(self.path)
 
 
 @dataclass(frozen=True)
@@ -93,15 +100,40 @@ def detect_kind(path: Path, kind: str | None) -> str:
 
 def expand_paths(paths: list[Path]) -> list[Path]:
     """Files as given; folders expand to their data files (sorted, so runs are reproducible)."""
+    return expand_paths_reporting(paths, None)[0]
+
+
+def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Path], list[str]]:
+    """(files to read, skipped files with the reason).
+
+    A file named on the command line must be readable as records (else exit 2, naming it). In a
+    folder, a file that is not .jsonl/.json/.csv/.parquet, or whose name does not tell its kind
+    (without --kind), is skipped with a warning: one stray README or lock file does not stop the
+    night's ingest, and the summary names it. Hidden files (".name") are skipped the same way.
+    """
     files: list[Path] = []
+    skipped: list[str] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS))
+            for entry in sorted(path.iterdir()):
+                if entry.is_dir():
+                    continue
+                if entry.name.startswith("."):
+                    skipped.append(f"{entry}: hidden file")
+                elif entry.suffix.lower() not in FORMATS:
+                    skipped.append(f"{entry}: not a data file (.jsonl, .json, .csv or .parquet)")
+                elif kind is None and sum(k in entry.name.lower() for k in KINDS) != 1:
+                    skipped.append(
+                        f"{entry}: kind unknown (name it *candidates*, *processes* or "
+                        "*stages*, or pass --kind)"
+                    )
+                else:
+                    files.append(entry)
         elif path.exists():
             files.append(path)
         else:
             raise UserError(f"{path}: no such file or directory")
-    return files
+    return files, skipped
 
 
 def stat_of(path: Path) -> tuple[int, int]:
@@ -177,7 +209,7 @@ def land_fast(
         return False
     fields = list(MODELS[source.kind].model_fields)
     target = f"parsed_{source.kind}"
-    path = str(source.path)
+    path = source.label
     try:
         select = reader(con, source, fields)
         if select is None:
@@ -285,8 +317,9 @@ def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[st
             )
         elif origin is list:
             value = (
-                f"case when starts_with({x}, '[') then try(json({x})) else to_json(list_filter("
-                f"list_transform(string_split({x}, ';'), lambda p: trim(p)), lambda p: p <> '')) end"
+                f"case when starts_with({x}, '[') then try(json({x})) else to_json("
+                f"list_filter(list_transform(string_split({x}, ';'), lambda p: trim(p)), "
+                "lambda p: p <> '')) end"
             )
             doubtful.append(f"not {ascii_only.format(x=x)}")
             doubtful.append(f"(starts_with({x}, '[') and try(json({x})) is null)")
@@ -424,7 +457,8 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
             FileProblem(
                 exc.lineno,
                 "malformed_json",
-                f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                f"malformed JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno} "
+                f"column {exc.colno}); "
                 "no record of this file was loaded",
                 text[:2000],
             )
@@ -488,10 +522,13 @@ def _csv_records(source: InputFile, last_line: int | None = None):
                 record = coerce_text_row(model, dict(zip(header, row, strict=True)))
                 yield line_no, json.dumps(record, ensure_ascii=False)
     except UnicodeDecodeError as exc:
-        yield None, FileProblem(
+        yield (
             None,
-            "invalid_utf8",
-            f"file is not valid UTF-8 (byte {exc.start}); no record of this file was loaded",
+            FileProblem(
+                None,
+                "invalid_utf8",
+                f"file is not valid UTF-8 (byte {exc.start}); no record of this file was loaded",
+            ),
         )
     except csv.Error as exc:
         raise UserError(f"{source.path}: unreadable CSV ({exc})") from None

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from ingest.store import raw_store_path
+from tests import pg
 
 
 @pytest.fixture
@@ -21,3 +23,20 @@ def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """Admin DSN of a real PostgreSQL server (tests/pg.py): never skipped when none runs."""
+    try:
+        with pg.server() as dsn:
+            yield dsn
+    except pg.NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def pg_dsn(pg_server: str) -> Iterator[str]:
+    """A migrated throw-away database for one test module, dropped afterwards."""
+    with pg.database(pg_server) as dsn:
+        yield dsn

@@ -1,0 +1,385 @@
+"""The nightly extract: rows changed in the operational PostgreSQL store, into the raw store.
+
+`itrack ingest postgresql://...` (and `itrack build --from postgresql://...`) run this. Per
+table it pulls the rows whose `updated_at` is past the last successful extract's watermark,
+minus a safety overlap (a transaction still open at the last extract may commit rows stamped
+before its watermark), and the status-history rows recorded since. The transfer is bulk: one
+`COPY (select <contract columns as JSON> ...) TO STDOUT` per table, in one read-only
+repeatable-read transaction (every table from the same snapshot), streamed to a local JSON Lines
+file that the ordinary ingest run then reads. So database rows pass the same contract checks,
+quarantine and audit as files; the quarantine and `ingest_files` name the table they came from
+(`postgresql://host:port/db#interview_stages`) and the row's id.
+
+Safe to kill and to repeat: the rows, the status history and the new watermarks are written in
+the ingest run's single transaction; a killed extract leaves the raw store and the watermarks
+as they were, and rows pulled twice (the overlap) are merged as unchanged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus
+from ingest.errors import UserError
+from ingest.load import Progress, RunSummary, ingest_inputs
+from ingest.readers import InputFile
+from ingest.store import connect, raw_store_path, utc_now
+
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+DEFAULT_OVERLAP = dt.timedelta(minutes=15)
+HISTORY = "interview_status_history"
+# COPY in CSV format with a delimiter and quote that JSON text never holds unescaped: every
+# output line is the row's JSON exactly, i.e. the file is JSON Lines.
+_COPY_AS_JSONL = "(format csv, delimiter E'\\x02', quote E'\\x01')"
+_HISTORY_COLUMNS = (
+    "id",
+    "interview_process_id",
+    "from_status",
+    "to_status",
+    "changed_at",
+    "run_id",
+    "source",
+    "recorded_at",
+)
+
+
+class ExtractError(UserError):
+    """The source database cannot be read as an itrack operational store (exit 2)."""
+
+
+def is_database_url(text: str) -> bool:
+    return str(text).startswith(DATABASE_SCHEMES)
+
+
+@dataclass
+class ExtractSummary:
+    source: str
+    run: RunSummary
+    pulled: dict[str, int] = field(default_factory=dict)  # table -> rows pulled
+    history_added: int = 0
+    watermarks: dict[str, dt.datetime | None] = field(default_factory=dict)
+
+
+def source_name(dsn: str) -> str:
+    """The database as `postgresql://user@host:port/dbname`: no password, stable per source."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception as exc:  # psycopg raises ProgrammingError for a malformed DSN
+        raise ExtractError(f"not a valid PostgreSQL URL: {_first_line(exc)}") from None
+    user = f"{params['user']}@" if params.get("user") else ""
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    return f"postgresql://{user}{host}:{port}/{params.get('dbname') or ''}"
+
+
+def read_watermarks(db: Path | str | None, source: str) -> dict[str, dt.datetime]:
+    """The last successful extract's watermark per table (none before the first)."""
+    path = raw_store_path(db)
+    if not path.exists():
+        return {}
+    con = connect(path, read_only=True)
+    try:
+        exists = con.execute(
+            "select count(*) from information_schema.tables where table_name = 'extract_watermarks'"
+        ).fetchone()[0]
+        if not exists:
+            return {}
+        rows = con.execute(
+            "select table_name, watermark from extract_watermarks where source = ?", [source]
+        ).fetchall()
+    finally:
+        con.close()
+    return {table: mark for table, mark in rows if mark is not None}
+
+
+def extract(
+    dsn: str,
+    db: Path | str | None = None,
+    wait_seconds: float = 0.0,
+    progress: Progress | None = None,
+    overlap: dt.timedelta = DEFAULT_OVERLAP,
+    full: bool = False,
+) -> ExtractSummary:
+    """Pull the changes since the last extract from `dsn` into the raw store beside `db`."""
+    source = source_name(dsn)
+    previous = {} if full else read_watermarks(db, source)
+    with tempfile.TemporaryDirectory(prefix="itrack-extract-") as folder:
+        pulled, marks = _pull(dsn, Path(folder), previous, overlap)
+        files = [
+            InputFile(
+                Path(folder) / f"{kind}.jsonl",
+                kind,
+                "jsonl",
+                _sha256(Path(folder) / f"{kind}.jsonl"),
+                origin=f"{source}#{TABLES[kind]}",
+            )
+            for kind in LOAD_ORDER
+            if pulled[TABLES[kind]]  # a table without changes is not an empty file
+        ]
+        summary = ExtractSummary(source, RunSummary(""), pulled)
+        finish = _finisher(source, Path(folder) / "history.csv", marks, summary)
+        summary.run = ingest_inputs(
+            files,
+            db,
+            wait_seconds,
+            progress,
+            force=True,
+            derive_history=False,
+            before_commit=finish,
+        )
+    summary.watermarks = marks
+    return summary
+
+
+# -- reading PostgreSQL -----------------------------------------------------------------------
+
+
+def _json_select(kind: str) -> str:
+    """The contract's columns of a table as one JSON object per row (nothing else leaves)."""
+    fields = ", ".join(f"'{name}', {name}" for name in MODELS[kind].model_fields)
+    return f"select jsonb_build_object({fields})::text from public.{TABLES[kind]}"
+
+
+def _pull(
+    dsn: str, folder: Path, previous: dict[str, dt.datetime], overlap: dt.timedelta
+) -> tuple[dict[str, int], dict[str, dt.datetime | None]]:
+    import psycopg
+
+    pulled: dict[str, int] = {}
+    marks: dict[str, dt.datetime | None] = {}
+    try:
+        conn = psycopg.connect(dsn, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise ExtractError(f"cannot connect to {source_name(dsn)}: {_first_line(exc)}") from None
+    try:
+        with conn:
+            conn.execute(
+                "set session characteristics as transaction isolation level"
+                " repeatable read, read only"
+            )
+            conn.execute("set timezone = 'UTC'")
+            with conn.transaction():
+                for kind in LOAD_ORDER:
+                    table = TABLES[kind]
+                    since = _since(previous.get(table), overlap)
+                    where, params = _where("updated_at", since)
+                    pulled[table] = _copy_out(
+                        conn,
+                        f"copy ({_json_select(kind)} {where} order by updated_at, id)"
+                        f" to stdout {_COPY_AS_JSONL}",
+                        params,
+                        folder / f"{kind}.jsonl",
+                    )
+                    marks[table] = _max(conn, table, "updated_at", previous.get(table))
+                since = _since(previous.get(HISTORY), overlap)
+                where, params = _where("recorded_at", since)
+                pulled[HISTORY] = _copy_out(
+                    conn,
+                    f"copy (select {', '.join(_HISTORY_COLUMNS)} from public.{HISTORY} {where}"
+                    " order by id) to stdout (format csv)",
+                    params,
+                    folder / "history.csv",
+                )
+                marks[HISTORY] = _max(conn, HISTORY, "recorded_at", previous.get(HISTORY))
+    except psycopg.errors.UndefinedTable as exc:
+        raise ExtractError(
+            f"{source_name(dsn)} is not an itrack operational store ({_first_line(exc)}); "
+            "run `itrack db upgrade --dsn ...` there first"
+        ) from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise ExtractError(
+            f"{source_name(dsn)}: {_first_line(exc)}; the extract needs a role with the "
+            "itrack_extract privileges (see README)"
+        ) from None
+    except psycopg.Error as exc:
+        raise ExtractError(f"extract from {source_name(dsn)} failed: {_first_line(exc)}") from None
+    return pulled, marks
+
+
+def _since(mark: dt.datetime | None, overlap: dt.timedelta) -> dt.datetime | None:
+    return None if mark is None else mark - overlap
+
+
+def _where(column: str, since: dt.datetime | None) -> tuple[str, list[Any]]:
+    if since is None:
+        return "", []
+    return f"where {column} > %s", [since.replace(tzinfo=dt.UTC)]
+
+
+def _copy_out(conn: Any, statement: str, params: list[Any], target: Path) -> int:
+    """Stream one COPY ... TO STDOUT into `target`; returns the rows copied."""
+    with conn.cursor() as cursor, target.open("wb") as out:
+        with cursor.copy(statement, params or None) as copy:
+            for chunk in copy:
+                out.write(chunk)
+        return max(cursor.rowcount, 0)
+
+
+def _max(conn: Any, table: str, column: str, previous: dt.datetime | None) -> dt.datetime | None:
+    (latest,) = conn.execute(f"select max({column}) from public.{table}").fetchone()
+    if latest is None:
+        return previous
+    latest = latest.astimezone(dt.UTC).replace(tzinfo=None)
+    return latest if previous is None else max(previous, latest)
+
+
+# -- writing the raw store (inside the ingest run's transaction) ------------------------------
+
+
+def _finisher(
+    source: str,
+    history_csv: Path,
+    marks: dict[str, dt.datetime | None],
+    summary: ExtractSummary,
+) -> Callable[[duckdb.DuckDBPyConnection, RunSummary], None]:
+    def finish(con: duckdb.DuckDBPyConnection, run: RunSummary) -> None:
+        _forget_requarantined(con, source, run.run_id)
+        summary.history_added = _load_history(con, history_csv, run.run_id, source)
+        _save_watermarks(con, source, marks, run.run_id)
+
+    return finish
+
+
+def _forget_requarantined(con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> None:
+    """A row pulled again (the overlap) and refused again for the same reason keeps its one
+    quarantine entry instead of piling up one per extract."""
+    con.execute(
+        """
+        delete from quarantine q
+        where q.run_id = $run and starts_with(q.file_path, $source || '#') and exists (
+            select 1 from quarantine o
+            where o.run_id <> $run and o.resolved_run_id is null
+              and o.file_path = q.file_path and o.kind = q.kind
+              and o.record_id is not distinct from q.record_id
+              and o.error_code = q.error_code
+              and o.raw_payload is not distinct from q.raw_payload)
+        """,
+        {"run": run_id, "source": source},
+    )
+
+
+def _load_history(
+    con: duckdb.DuckDBPyConnection, history_csv: Path, run_id: str, source: str
+) -> int:
+    """The source's status-history rows not yet in the raw store, for processes it holds.
+
+    A row is the same row when process, from, to and time agree (the overlap pulls some twice).
+    A row whose process is not in the raw store (quarantined, or deleted at the source) is
+    quarantined as `orphan_history` once, and retried by every later extract from the same
+    source until its process arrives; a status outside the contract is quarantined for good.
+    """
+    origin = f"{source}#{HISTORY}"
+    statuses = ", ".join(f"'{s.value}'" for s in InterviewStatus)
+    con.execute(
+        """create or replace temp table pulled_history (
+            id bigint, interview_process_id uuid, from_status varchar, to_status varchar,
+            changed_at timestamptz, run_id varchar, source varchar, recorded_at timestamptz)"""
+    )
+    if history_csv.stat().st_size:
+        con.execute(
+            "insert into pulled_history select * from read_csv(?, header = false,"
+            " auto_detect = false, columns = {'id': 'BIGINT', 'interview_process_id': 'UUID',"
+            " 'from_status': 'VARCHAR', 'to_status': 'VARCHAR', 'changed_at': 'TIMESTAMPTZ',"
+            " 'run_id': 'VARCHAR', 'source': 'VARCHAR', 'recorded_at': 'TIMESTAMPTZ'})",
+            [str(history_csv)],
+        )
+    waiting = """kind = 'history' and file_path = $origin and resolved_run_id is null
+        and error_code = 'orphan_history'"""
+    con.execute(
+        f"""
+        insert into pulled_history
+        select (j->>'id')::bigint, (j->>'interview_process_id')::uuid, j->>'from_status',
+               j->>'to_status', (j->>'changed_at')::timestamptz, j->>'run_id', j->>'source',
+               (j->>'recorded_at')::timestamptz
+        from (select raw_payload::json as j, * from quarantine)
+        where {waiting}
+          and record_id not in (select id::varchar from pulled_history)
+        """,
+        {"origin": origin},
+    )
+    known = "h.interview_process_id in (select id from interview_processes)"
+    valid_status = f"""h.to_status in ({statuses})
+        and (h.from_status is null or h.from_status in ({statuses}))"""
+    con.execute(
+        f"""
+        insert into quarantine
+        select $run, $origin, null, 'history', h.id::varchar, to_json(h)::varchar,
+               case when not ({valid_status}) then 'invalid_status' else 'orphan_history' end,
+               case when not ({valid_status}) then 'to_status' else 'interview_process_id' end,
+               case when not ({valid_status})
+                    then 'status ' || coalesce(h.to_status, 'null') || ' is not in the contract'
+                    else 'interview process ' || h.interview_process_id || ' is not in the raw '
+                         || 'store (quarantined, or deleted at the source); retried by the '
+                         || 'next extract'
+               end,
+               false, null, $now
+        from pulled_history h
+        where (not ({valid_status}) or not {known})
+          and h.id::varchar not in (
+              select record_id from quarantine where kind = 'history' and file_path = $origin)
+        """,
+        {"run": run_id, "origin": origin, "now": utc_now()},
+    )
+    (added,) = con.execute(
+        f"""
+        insert into interview_status_history
+        select h.interview_process_id, h.from_status, h.to_status,
+               timezone('UTC', h.changed_at), coalesce(h.run_id, $run),
+               coalesce(h.source, 'postgres'), timezone('UTC', h.recorded_at)
+        from pulled_history h
+        where {known} and {valid_status}
+          and not exists (
+            select 1 from interview_status_history o
+            where o.interview_process_id = h.interview_process_id
+              and o.from_status is not distinct from h.from_status
+              and o.to_status = h.to_status
+              and o.changed_at = timezone('UTC', h.changed_at))
+        """,
+        {"run": run_id},
+    ).fetchone()
+    con.execute(
+        f"""
+        update quarantine set resolved_run_id = $run
+        where {waiting} and record_id in (
+            select h.id::varchar from pulled_history h where {known})
+        """,
+        {"run": run_id, "origin": origin},
+    )
+    con.execute("drop table pulled_history")
+    return int(added)
+
+
+def _save_watermarks(
+    con: duckdb.DuckDBPyConnection,
+    source: str,
+    marks: dict[str, dt.datetime | None],
+    run_id: str,
+) -> None:
+    for table, mark in marks.items():
+        con.execute(
+            "insert or replace into extract_watermarks (source, table_name, watermark, run_id,"
+            " updated_at) values (?, ?, ?, ?, ?)",
+            [source, table, mark, run_id, utc_now()],
+        )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,219 @@
+"""Versioned, re-runnable schema migrations for both stores (PostgreSQL and the DuckDB raw store).
+
+A migration is a plain SQL file `<version>_<name>.sql` (the Supabase CLI's layout: the version
+is a UTC timestamp `YYYYMMDDHHMMSS`), applied once, in version order, each in its own
+transaction together with the ledger row that records it. Running the upgrade again applies
+only what is missing; files are never edited once released (the DuckDB ledger keeps a checksum
+and refuses an edited file; the PostgreSQL ledger is the Supabase CLI's own
+`supabase_migrations.schema_migrations`, so `supabase db push` and `itrack db upgrade` agree on
+what has been applied).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import UserError
+
+_FILE = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
+POSTGRES_MIGRATIONS = Path(__file__).parent / "store" / "postgres" / "migrations"
+POSTGRES_AUTH_SHIM = Path(__file__).parent / "store" / "postgres" / "auth_shim.sql"
+# Advisory lock key taken while PostgreSQL migrations run: concurrent upgrades queue up.
+_PG_LOCK_KEY = 7_311_560_015
+
+
+class MigrationError(UserError):
+    """A migration folder or ledger that cannot be applied as is (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: str
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    @property
+    def label(self) -> str:
+        return f"{self.version}_{self.name}"
+
+
+def discover(folder: Path) -> list[Migration]:
+    """The migrations in `folder`, in version order; a stray or duplicate file is an error."""
+    found: dict[str, Migration] = {}
+    for path in sorted(folder.glob("*.sql")):
+        match = _FILE.fullmatch(path.name)
+        if match is None:
+            raise MigrationError(
+                f"{path}: migration files are named <YYYYMMDDHHMMSS>_<name>.sql "
+                "(lowercase name, digits and underscores)"
+            )
+        version = match["version"]
+        if version in found:
+            raise MigrationError(f"{path}: version {version} is used by two files")
+        found[version] = Migration(version, match["name"], path.read_text(encoding="utf-8"))
+    return [found[v] for v in sorted(found)]
+
+
+def pending(migrations: Iterable[Migration], applied: Iterable[str]) -> list[Migration]:
+    done = set(applied)
+    return [m for m in migrations if m.version not in done]
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+_PG_LEDGER = """
+create schema if not exists supabase_migrations;
+create table if not exists supabase_migrations.schema_migrations (
+    version text not null primary key
+);
+alter table supabase_migrations.schema_migrations add column if not exists statements text[];
+alter table supabase_migrations.schema_migrations add column if not exists name text;
+"""
+
+
+def upgrade_postgres(
+    dsn: str,
+    folder: Path = POSTGRES_MIGRATIONS,
+    auth_shim: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Apply the pending migrations to the database at `dsn`; returns the labels applied.
+
+    `auth_shim` first creates what Supabase provides and plain PostgreSQL lacks (roles anon,
+    authenticated, service_role and the auth.uid()/auth.jwt() helpers). Concurrent upgrades
+    serialize on an advisory lock; each migration commits with its ledger row or not at all.
+    """
+    import psycopg
+
+    migrations = discover(folder)
+    applied: list[str] = []
+    try:
+        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        raise MigrationError(f"cannot connect to {_safe(dsn)}: {_first_line(exc)}") from None
+    with conn:
+        conn.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
+        try:
+            _apply_postgres(conn, migrations, auth_shim, applied, report)
+        except psycopg.Error as exc:
+            raise MigrationError(
+                f"migration failed on {_safe(dsn)}: {_first_line(exc)} "
+                f"(applied before the failure: {', '.join(applied) or 'none'})"
+            ) from None
+        finally:
+            if not conn.closed:
+                conn.execute("select pg_advisory_unlock(%s)", [_PG_LOCK_KEY])
+    return applied
+
+
+def _apply_postgres(
+    conn: Any,
+    migrations: list[Migration],
+    auth_shim: bool,
+    applied: list[str],
+    report: Callable[[str], None] | None,
+) -> None:
+    if auth_shim:
+        with conn.transaction():
+            conn.execute(POSTGRES_AUTH_SHIM.read_text(encoding="utf-8"))
+    with conn.transaction():
+        conn.execute(_PG_LEDGER)
+    done = [
+        row[0] for row in conn.execute("select version from supabase_migrations.schema_migrations")
+    ]
+    for migration in pending(migrations, done):
+        with conn.transaction():
+            conn.execute(migration.sql)
+            conn.execute(
+                "insert into supabase_migrations.schema_migrations (version, statements, name)"
+                " values (%s, %s, %s)",
+                [migration.version, [migration.sql], migration.name],
+            )
+        applied.append(migration.label)
+        if report:
+            report(migration.label)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _safe(dsn: str) -> str:
+    """A DSN for messages: the password, if any, masked."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception:  # an unparsable DSN: show nothing of it
+        return "the database"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo(**params)
+
+
+# -- DuckDB -----------------------------------------------------------------------------------
+
+_DUCKDB_LEDGER = """
+create table if not exists schema_migrations (
+    version varchar primary key,
+    name varchar not null,
+    checksum varchar not null,
+    applied_at timestamp not null default current_timestamp
+)
+"""
+
+
+def duckdb_applied(con: Any) -> dict[str, str] | None:
+    """version -> checksum of the migrations applied to a DuckDB file; None without a ledger."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_name = 'schema_migrations'"
+    ).fetchone()[0]
+    if not exists:
+        return None
+    return dict(con.execute("select version, checksum from schema_migrations").fetchall())
+
+
+def upgrade_duckdb(
+    con: Any, folder: Path, report: Callable[[str], None] | None = None
+) -> list[str]:
+    """Apply the pending migrations on a DuckDB connection (the caller holds the writer lock).
+
+    An applied migration whose file has changed since is refused: a released file is never
+    edited; write a new migration instead.
+    """
+    migrations = discover(folder)
+    con.execute(_DUCKDB_LEDGER)
+    done = duckdb_applied(con) or {}
+    for migration in migrations:
+        recorded = done.get(migration.version)
+        if recorded is not None and recorded != migration.checksum:
+            raise MigrationError(
+                f"migration {migration.label} was edited after it was applied; "
+                "released migrations are never edited: add a new one"
+            )
+    applied: list[str] = []
+    for migration in pending(migrations, done):
+        con.begin()
+        try:
+            con.execute(migration.sql)
+            con.execute(
+                "insert into schema_migrations (version, name, checksum) values (?, ?, ?)",
+                [migration.version, migration.name, migration.checksum],
+            )
+            con.commit()
+        except BaseException:
+            con.rollback()
+            raise
+        applied.append(migration.label)
+        if report:
+            report(migration.label)
+    return applied

@@ -1,0 +1,82 @@
+"""The HTTP API's app factory: `create_app(ApiConfig(...))`; `itrack serve` runs it."""
+
+from __future__ import annotations
+
+import ipaddress
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI
+
+from itrack.api import errors
+from itrack.api.routes import analytics, feedback, health, interviews
+
+DESCRIPTION = """
+Interview processes and stages over the interview service, analytics from the published
+warehouse, and the feedback step on demand.
+
+**Authentication**: `Authorization: Bearer <JWT>` (HS256, Supabase-compatible claims: `sub`,
+`role`, `app_metadata.org_id`, `app_metadata.itrack_role` = recruiter | lead). A
+recruiter changes only the processes assigned to them, a lead any process of the
+organization.
+
+**Errors** all have one shape: `{"error": {"status", "code", "message", "field", "errors"}}`.
+404 unknown id, 409 refused by a business rule (the message names the rule), 422 invalid input
+(`field` names it), 503 + `Retry-After` when the store is busy.
+"""
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    db: Path = Path("data/warehouse.duckdb")
+    store: Literal["duckdb", "postgres"] = "duckdb"
+    pg_dsn: str | None = None
+    jwt_secret: str | None = None
+    no_auth: bool = False
+    organization_id: str | None = None
+    wait_seconds: float = 2.0
+    feeders_path: Path | None = None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_backend(config: ApiConfig):
+    if config.store == "postgres":
+        raise NotImplementedError("the PostgreSQL backend lands with ingest/store/postgres")
+    from itrack.api.backend import DuckDBBackend
+
+    return DuckDBBackend(config.db, config.wait_seconds, config.organization_id)
+
+
+def create_app(config: ApiConfig) -> FastAPI:
+    if not config.no_auth and not config.jwt_secret:
+        raise ValueError("set a JWT secret (ITRACK_JWT_SECRET) or run with --no-auth on loopback")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        app.state.backend.close()
+
+    app = FastAPI(
+        title="interview-tracking API",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.config = config
+    app.state.backend = make_backend(config)
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(analytics.router)
+    app.include_router(interviews.router)
+    app.include_router(feedback.router)
+    return app

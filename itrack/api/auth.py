@@ -1,0 +1,146 @@
+"""Bearer tokens: HS256 JWTs with Supabase-compatible claims.
+
+    {"sub": "<user uuid>", "role": "authenticated", "aud": "authenticated", "exp": 1767225600,
+     "app_metadata": {"org_id": "<org uuid>", "itrack_role": "recruiter" | "lead"}}
+
+`role` is the database role (Supabase: anon, authenticated, service_role); `itrack_role` says what
+the user may do: a recruiter changes only the processes assigned to them, a lead any process of
+the organization; anon (or a token without an app role) reads and changes nothing. On
+PostgreSQL the claims go into each transaction (`request.jwt.claims`) and row-level security
+decides; on DuckDB the API enforces the same rules (itrack.api.access).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jwt
+from fastapi import Request
+
+from itrack.api.errors import ApiError
+
+AppRole = Literal["recruiter", "lead"]
+AUDIENCE = "authenticated"
+ALGORITHM = "HS256"
+# app_metadata keys, as the row-level security policies read them (supabase/migrations)
+ORG_CLAIM = "org_id"
+ROLE_CLAIM = "itrack_role"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the token's claims, or the local user under --no-auth."""
+
+    sub: str | None
+    role: str  # the database role: anon, authenticated, service_role
+    organization_id: str | None
+    app_role: AppRole | None
+    claims: dict[str, Any] = field(default_factory=dict)
+    local: bool = False  # --no-auth on loopback: full access, no organization
+
+    @property
+    def is_service(self) -> bool:
+        """The server key (service_role) or the local user: every row, every organization."""
+        return self.local or self.role == "service_role"
+
+    @property
+    def can_read(self) -> bool:
+        return self.is_service or (self.role == "authenticated" and self.app_role is not None)
+
+    @property
+    def is_lead(self) -> bool:
+        return self.is_service or (self.role == "authenticated" and self.app_role == "lead")
+
+
+LOCAL_USER = Principal(
+    sub=None, role="service_role", organization_id=None, app_role="lead", local=True
+)
+
+
+def make_token(
+    secret: str,
+    sub: str | None = None,
+    organization_id: str | None = None,
+    app_role: AppRole | None = "lead",
+    role: str = "authenticated",
+    expires_in: dt.timedelta = dt.timedelta(hours=1),
+    **extra: Any,
+) -> str:
+    """A token the API accepts (tests, the README's walk-through, `itrack serve --token`)."""
+    now = dt.datetime.now(dt.UTC)
+    claims: dict[str, Any] = {
+        "sub": sub or str(uuid.uuid4()),
+        "role": role,
+        "aud": AUDIENCE,
+        "iat": int(now.timestamp()),
+        "exp": int((now + expires_in).timestamp()),
+        "app_metadata": {
+            k: v for k, v in ((ORG_CLAIM, organization_id), (ROLE_CLAIM, app_role)) if v is not None
+        },
+        **extra,
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode(token: str, secret: str) -> Principal:
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            options={"require": ["exp", "sub", "role"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise _unauthorized("the bearer token has expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise _unauthorized(f"invalid bearer token: {exc}") from None
+    meta = claims.get("app_metadata") or {}
+    if not isinstance(meta, dict):
+        raise _unauthorized("invalid bearer token: app_metadata must be an object")
+    app_role = meta.get(ROLE_CLAIM)
+    if app_role not in (None, "recruiter", "lead"):
+        raise _unauthorized(f"invalid bearer token: unknown {ROLE_CLAIM} '{app_role}'")
+    org = meta.get(ORG_CLAIM)
+    return Principal(
+        sub=str(claims["sub"]),
+        role=str(claims["role"]),
+        organization_id=str(org) if org is not None else None,
+        app_role=app_role,
+        claims=claims,
+    )
+
+
+def _unauthorized(message: str) -> ApiError:
+    return ApiError(401, message, {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+def current_principal(request: Request) -> Principal:
+    """FastAPI dependency: the caller, from the Authorization header."""
+    config = request.app.state.config
+    header = request.headers.get("authorization")
+    if header is None:
+        if config.no_auth:
+            return LOCAL_USER
+        raise ApiError(
+            401,
+            "authentication required: send 'Authorization: Bearer <token>'",
+            {"WWW-Authenticate": "Bearer"},
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("the Authorization header must be 'Bearer <token>'")
+    if not config.jwt_secret:
+        raise ApiError(401, "this server has no JWT secret configured (ITRACK_JWT_SECRET)")
+    principal = decode(token.strip(), config.jwt_secret)
+    if not principal.can_read:
+        raise ApiError(403, f"role '{principal.role}' without an app role may not use the API")
+    return principal
+
+
+def require_writer(principal: Principal) -> None:
+    if not (principal.is_service or principal.app_role in ("recruiter", "lead")):
+        raise ApiError(403, "only recruiters and leads may change interview processes")

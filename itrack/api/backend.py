@@ -1,0 +1,139 @@
+"""The store behind the API: a unit of work per request, with the caller's rights applied.
+
+`Backend.session(principal, write)` yields a `Session`: the interview service bound to one
+transaction-capable connection plus the access rules for that caller. On DuckDB the rules are
+enforced here (the store has no row-level security); on PostgreSQL the claims go into the
+transaction and row-level security decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from uuid import UUID
+
+import duckdb
+
+from ingest.contract import InterviewStage
+from ingest.repository import InterviewRepository, NotFoundError, parse_id
+from ingest.service import InterviewService
+from ingest.store import utc_now
+from itrack.api.auth import Principal
+from itrack.api.duckdb_gate import DuckDBGate
+from itrack.api.errors import ApiError
+
+
+class Session(Protocol):
+    service: InterviewService
+
+    def check_org(self) -> None: ...
+    def check_can_change(self, process_id: UUID | str) -> None: ...
+    def check_can_change_stage(self, stage_id: UUID | str) -> None: ...
+    def assign(self, process_id: UUID, recruiter_id: str | None) -> None: ...
+
+
+class Backend(Protocol):
+    name: str
+
+    def session(self, principal: Principal, write: bool) -> Iterator[Session]: ...
+    def store_health(self) -> tuple[bool, str]: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class DuckDBSession:
+    """Access rules on DuckDB: the store belongs to one organization (`organization_id` in the
+    settings, any when unset); leads change any process, recruiters only those assigned to them
+    (api_process_assignments), anyone else nothing."""
+
+    service: InterviewService
+    con: duckdb.DuckDBPyConnection
+    principal: Principal
+    organization_id: str | None
+
+    def check_org(self) -> None:
+        p = self.principal
+        if p.is_service or self.organization_id is None:
+            return
+        if p.organization_id != self.organization_id:
+            raise ApiError(403, "this store belongs to another organization than the token's")
+
+    def check_can_change(self, process_id: UUID | str) -> None:
+        self.check_org()
+        p = self.principal
+        if p.is_lead:
+            return
+        if p.app_role != "recruiter":
+            raise ApiError(403, "only recruiters and leads may change interview processes")
+        pid = parse_id(process_id, "process")
+        row = self.con.execute(
+            "select p.id, a.recruiter_id from interview_processes p "
+            "left join api_process_assignments a on a.interview_process_id = p.id where p.id = ?",
+            [pid],
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"interview process '{process_id}' not found")
+        if row[1] != p.sub:
+            raise ApiError(
+                403, f"process {pid} is not assigned to you: a recruiter changes only their own"
+            )
+
+    def check_can_change_stage(self, stage_id: UUID | str) -> None:
+        sid = parse_id(stage_id, "stage")
+        row = self.con.execute(
+            "select interview_process_id from interview_stages where id = ?", [sid]
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"interview stage '{stage_id}' not found")
+        self.check_can_change(row[0])
+
+    def check_can_create(self, recruiter_id: str | None) -> str | None:
+        """Who the new process is assigned to (None: nobody, leads only)."""
+        self.check_org()
+        p = self.principal
+        if p.is_lead:
+            return recruiter_id
+        if p.app_role != "recruiter":
+            raise ApiError(403, "only recruiters and leads may create interview processes")
+        if recruiter_id not in (None, p.sub):
+            raise ApiError(403, "a recruiter may not assign a process to someone else")
+        return p.sub
+
+    def get_stage(self, stage_id: UUID | str) -> InterviewStage:
+        return InterviewRepository(self.con).get_stage_by_id(stage_id)
+
+    def assign(self, process_id: UUID, recruiter_id: str | None) -> None:
+        if recruiter_id is not None:
+            self.con.execute(
+                "insert or replace into api_process_assignments values (?, ?, ?)",
+                [process_id, recruiter_id, utc_now()],
+            )
+
+
+class DuckDBBackend:
+    name = "duckdb"
+
+    def __init__(self, db: Path, wait_seconds: float, organization_id: str | None) -> None:
+        self.db = Path(db)
+        self.gate = DuckDBGate(self.db, wait=wait_seconds)
+        self.organization_id = organization_id
+
+    @contextmanager
+    def session(self, principal: Principal, write: bool) -> Iterator[DuckDBSession]:
+        with self.gate.session(write) as con:
+            yield DuckDBSession(
+                InterviewService(connection=con), con, principal, self.organization_id
+            )
+
+    def store_health(self) -> tuple[bool, str]:
+        return self.gate.reachable()
+
+    def released(self):
+        """The store let go for a component that opens it itself (the feedback step)."""
+        return self.gate.released()
+
+    def close(self) -> None:
+        self.gate.close()

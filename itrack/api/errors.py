@@ -1,0 +1,199 @@
+"""Errors over HTTP: one JSON shape, produced by ONE exception handler.
+
+Every error response is
+
+    {"error": {"status": 409, "code": "refused", "message": "...", "field": null,
+               "errors": [{"field": "body.company_name", "message": "..."}]}}
+
+`field` names the first offending input (422), `errors` lists all of them. Which status a
+domain error gets is decided by the shared mapping (`itrack.errors`), the same table that gives
+the CLI its exit codes; routes never catch and translate by hand.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+
+from ingest.errors import Refused, UserError
+from ingest.repository import NotFoundError
+from ingest.store import StoreBusyError, StoreError
+from itrack.api.warehouse import WarehouseMissing
+
+log = logging.getLogger("itrack.api")
+
+RETRY_AFTER_SECONDS = 2
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "refused",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    500: "internal",
+    503: "busy",
+}
+
+
+class ApiError(Exception):
+    """An HTTP-level refusal raised by the API itself (authentication, permissions)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+class FieldError(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: int
+    code: str
+    message: str
+    field: str | None = None
+    errors: list[FieldError] = []
+
+
+class ErrorResponse(BaseModel):
+    """The one shape of every error response."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "error": {
+                    "status": 409,
+                    "code": "refused",
+                    "message": "process 1f0c... cannot move from in_progress to offer_accepted; "
+                    "allowed next: candidate_withdrew, offer_extended, on_hold, "
+                    "rejected_by_company",
+                    "field": None,
+                    "errors": [],
+                }
+            }
+        },
+    )
+    error: ErrorBody
+
+
+def _response(
+    status: int,
+    message: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    errors = errors or []
+    body = ErrorBody(
+        status=status,
+        code=CODES.get(status, "error"),
+        message=message,
+        field=errors[0].field if errors else None,
+        errors=errors,
+    )
+    return JSONResponse(
+        ErrorResponse(error=body).model_dump(mode="json"), status_code=status, headers=headers
+    )
+
+
+def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
+    found = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error.get("loc", ()))
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        found.append(FieldError(field=where or "body", message=message))
+    return found
+
+
+async def handle_error(request: Request, exc: Exception) -> JSONResponse:
+    """The one handler: every exception that reaches the app boundary becomes ErrorResponse."""
+    if isinstance(exc, RequestValidationError):
+        errors = _validation_errors(exc)
+        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+        return _response(422, f"invalid input: {summary}", errors)
+    if isinstance(exc, ApiError):
+        return _response(exc.status, str(exc), headers=exc.headers)
+    if isinstance(exc, StarletteHTTPException):
+        if exc.status_code == 400:  # the framework could not parse the body (not UTF-8 JSON)
+            error = FieldError(field="body", message=f"{exc.detail} (expected UTF-8 JSON)")
+            return _response(422, f"invalid input: body: {error.message}", [error])
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not just one route's
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _response(exc.status_code, str(exc.detail), headers=headers)
+    status = http_status_of(exc)
+    if status is None:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _response(500, f"unexpected {type(exc).__name__}; the server log has the details")
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    return _response(status, _one_line(exc), headers=headers)
+
+
+_STATUS = (  # TODO(api): the shared mapping in itrack.errors once it lands
+    (NotFoundError, 404),
+    (Refused, 409),
+    (StoreBusyError, 503),
+    (StoreError, 503),
+    (WarehouseMissing, 503),
+    (UserError, 400),
+)
+DOMAIN_ERRORS = tuple(kind for kind, _ in _STATUS)
+
+
+def http_status_of(exc: BaseException) -> int | None:
+    """The HTTP status of a domain error (None: not a domain error, a bug)."""
+    if type(exc).__name__ == "UnknownNameError":  # feedback.analytics: an unknown name
+        return 404
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return None
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def install(app: FastAPI) -> None:
+    """Route every exception to `handle_error`. Domain errors are registered by class (handled
+    inside the app); `Exception` last, for bugs: a 500 in the same shape, logged."""
+    for kind in (RequestValidationError, StarletteHTTPException, ApiError, *DOMAIN_ERRORS):
+        app.add_exception_handler(kind, handle_error)
+    app.add_exception_handler(Exception, handle_error)
+
+
+# OpenAPI `responses=` for the error statuses a route can return.
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        401: "Missing or invalid bearer token",
+        403: "The token's role may not do this",
+        404: "Unknown id",
+        409: "Refused by a business rule (the message names the rule)",
+        422: "Invalid input (the error names the field)",
+        503: "The store is busy (another writer or a build); retry after Retry-After seconds",
+    }
+    return {s: {"model": ErrorResponse, "description": described[s]} for s in statuses}

@@ -1,0 +1,111 @@
+"""`POST /feedback/run`: recompute feeder metrics and write feeders.json on demand."""
+
+from __future__ import annotations
+
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from ingest.errors import Refused
+from ingest.store import raw_store_path
+from itrack.api.auth import Principal, current_principal
+from itrack.api.errors import ApiError, error_responses
+from itrack.api.warehouse import BuildInfo, open_warehouse
+
+router = APIRouter(prefix="/feedback", tags=["feedback"])
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+class BuildRunning(Refused):
+    """A build is running: feedback would race it (HTTP 409)."""
+
+
+class FeedbackRun(BaseModel):
+    """Which feeders got new metrics; the files written."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "run_id": "feedback-20260306T101500-3fa2b1c0",
+                    "build": {
+                        "build_id": "1f3a9c2b7d-4e21",
+                        "published_at": "2026-03-06T02:14:09Z",
+                        "warehouse": "data/warehouse.duckdb",
+                    },
+                    "updated_feeders": ["ex-amazon", "referral"],
+                    "triggered_feeders": ["ex-amazon"],
+                    "feeders_path": "data/feeders.json",
+                    "feeders_written": True,
+                    "placements": 12,
+                }
+            ]
+        },
+    )
+    run_id: str
+    build: BuildInfo
+    updated_feeders: list[str]
+    triggered_feeders: list[str]
+    feeders_path: str
+    feeders_written: bool = Field(description="False when the file already held these metrics.")
+    placements: int
+
+
+@contextmanager
+def no_build_running(warehouse: Path) -> Iterator[None]:
+    """Hold the dbt runner's per-location lock for the duration, or refuse: a build running."""
+    from ingest.dbt_runner import work_dir
+
+    folder = work_dir(raw_store_path(warehouse))
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BuildRunning(
+                "a build is running: feedback is written by it; retry when it has finished"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@router.post(
+    "/run",
+    response_model=FeedbackRun,
+    responses=error_responses(401, 403, 409, 503),
+    summary="Recompute feeder metrics from the published build and write feeders.json",
+)
+def run(request: Request, caller: Caller) -> dict[str, Any]:
+    if not caller.is_lead:
+        raise ApiError(403, "only leads may run the feedback step")
+    from feedback.service import run_feedback
+
+    config = request.app.state.config
+    warehouse = Path(config.db)
+    feeders = Path(config.feeders_path or warehouse.parent / "feeders.json")
+    placements = warehouse.parent / "candidate_placements.json"
+    with no_build_running(warehouse), open_warehouse(warehouse) as (_, build):
+        with request.app.state.backend.released():
+            result = run_feedback(
+                warehouse=warehouse,
+                raw_store_db=warehouse,
+                feeders_path=feeders,
+                placements_path=placements,
+            )
+    return {
+        "run_id": result.run_id,
+        "build": build.model_dump(),
+        "updated_feeders": result.updated_feeders,
+        "triggered_feeders": result.triggered_feeders,
+        "feeders_path": str(feeders),
+        "feeders_written": result.feeders_written,
+        "placements": result.placements,
+    }

@@ -1,0 +1,303 @@
+"""Interview processes and their stages: `/interviews...`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
+from itrack.api.auth import Principal, current_principal
+from itrack.api.deps import read_session, write_session
+from itrack.api.errors import ApiError, error_responses
+from itrack.api.models import (
+    CandidateHistory,
+    InterviewCreate,
+    InterviewUpdate,
+    Process,
+    ProcessPage,
+    ProcessWithStages,
+    Stage,
+    StageCreate,
+    StageList,
+    StageOutcomeUpdate,
+)
+
+router = APIRouter(prefix="/interviews", tags=["interviews"])
+Caller = Annotated[Principal, Depends(current_principal)]
+READ_ERRORS = error_responses(401, 403, 404, 422, 503)
+WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 503)
+MAX_LIMIT = 500
+
+
+class CompanyFilters:
+    """Filters and paging of a company's processes (query parameters)."""
+
+    def __init__(
+        self,
+        status: InterviewStatus | None = None,
+        feeder: Annotated[
+            str | None,
+            Query(min_length=1, max_length=500, description="The process's feeder source."),
+        ] = None,
+        candidate: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        created_from: Annotated[
+            Timestamp | None, Query(description="Created at or after (ISO 8601).")
+        ] = None,
+        created_to: Annotated[
+            Timestamp | None, Query(description="Created before (ISO 8601).")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=200, description="`next_cursor` of the previous page."),
+        ] = None,
+    ) -> None:
+        self.company: str | None = None
+        self.status, self.feeder, self.candidate = status, feeder, candidate
+        self.created_from, self.created_to = created_from, created_to
+        self.limit, self.cursor = limit, cursor
+
+
+class Filters(CompanyFilters):
+    """List filters and paging (query parameters)."""
+
+    def __init__(
+        self,
+        company: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+        status: InterviewStatus | None = None,
+        feeder: Annotated[
+            str | None,
+            Query(min_length=1, max_length=500, description="The process's feeder source."),
+        ] = None,
+        candidate: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        created_from: Annotated[
+            Timestamp | None, Query(description="Created at or after (ISO 8601).")
+        ] = None,
+        created_to: Annotated[
+            Timestamp | None, Query(description="Created before (ISO 8601).")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=200, description="`next_cursor` of the previous page."),
+        ] = None,
+    ) -> None:
+        super().__init__(status, feeder, candidate, created_from, created_to, limit, cursor)
+        self.company = company
+
+
+def _encode_cursor(process: InterviewProcess) -> str:
+    assert process.created_at is not None
+    raw = f"{process.created_at.isoformat()}|{process.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, pid = raw.partition("|")
+        return dt.datetime.fromisoformat(when), UUID(pid)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(422, "query.cursor: not a cursor this API returned") from None
+
+
+def _page(request: Request, processes: list[InterviewProcess], filters: Filters) -> dict[str, Any]:
+    """Filter, then cut one page after the cursor, in the stable order (created_at, id)."""
+    after = _decode_cursor(filters.cursor) if filters.cursor else None
+    selected = [
+        p
+        for p in processes
+        if (filters.feeder is None or p.feeder_source == filters.feeder)
+        and (filters.created_from is None or p.created_at >= filters.created_from)
+        and (filters.created_to is None or p.created_at < filters.created_to)
+    ]
+    selected.sort(key=lambda p: (p.created_at, str(p.id)))
+    if after is not None:
+        key = (after[0], str(after[1]))
+        selected = [p for p in selected if (p.created_at, str(p.id)) > key]
+    items = selected[: filters.limit]
+    more = len(selected) > filters.limit
+    next_cursor = _encode_cursor(items[-1]) if more else None
+    next_url = str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None
+    return {
+        "items": [p.model_dump(mode="json") for p in items],
+        "limit": filters.limit,
+        "next_cursor": next_cursor,
+        "next": next_url,
+    }
+
+
+# -- processes: the literal paths first (company/, candidate/, stages/) --------------------------
+
+
+@router.get(
+    "/company/{name}",
+    response_model=ProcessPage,
+    responses=READ_ERRORS,
+    summary="A company's interview processes",
+)
+def company_interviews(
+    request: Request, name: str, caller: Caller, filters: CompanyFilters = Depends()
+) -> dict[str, Any]:
+    with read_session(request, caller) as session:
+        processes = session.service.list_interviews(
+            company_name=name, status=filters.status, candidate_id=filters.candidate
+        )
+    return _page(request, processes, filters)
+
+
+@router.get(
+    "/candidate/{candidate_id}",
+    response_model=CandidateHistory,
+    responses=READ_ERRORS,
+    summary="A candidate's interview history",
+)
+def candidate_history(request: Request, candidate_id: str, caller: Caller) -> dict[str, Any]:
+    with read_session(request, caller) as session:
+        details = session.service.get_candidate_interview_history(candidate_id)
+    return {"candidate_id": candidate_id, "processes": [d.as_json() for d in details]}
+
+
+@router.get(
+    "/stages/{stage_id}",
+    response_model=Stage,
+    responses=READ_ERRORS,
+    summary="One stage",
+)
+def get_stage(request: Request, stage_id: UUID, caller: Caller) -> dict[str, Any]:
+    with read_session(request, caller) as session:
+        stage = session.get_stage(stage_id)
+    return stage.model_dump(mode="json")
+
+
+@router.put(
+    "/stages/{stage_id}/outcome",
+    response_model=Stage,
+    responses=WRITE_ERRORS,
+    summary="Record a stage's outcome, ratings and feedback",
+)
+def record_outcome(
+    request: Request, stage_id: UUID, body: StageOutcomeUpdate, caller: Caller
+) -> dict[str, Any]:
+    data = body.model_dump(exclude_unset=True)
+    ratings = {k: data.pop(k) for k in list(data) if k.endswith("_rating")}
+    with write_session(request, caller) as session:
+        session.check_can_change_stage(stage_id)
+        stage = session.service.update_stage_outcome(
+            stage_id,
+            data["outcome"],
+            ratings=ratings,
+            feedback=data.get("feedback_notes"),
+            interviewer_names=data.get("interviewer_names"),
+            completed_date=data.get("completed_date"),
+        )
+    return stage.model_dump(mode="json")
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Process,
+    responses=WRITE_ERRORS,
+    summary="Create an interview process",
+)
+def create_interview(
+    request: Request, response: Response, body: InterviewCreate, caller: Caller
+) -> dict[str, Any]:
+    with write_session(request, caller) as session:
+        assignee = session.check_can_create(body.recruiter_id)  # type: ignore[attr-defined]
+        process = session.service.create_interview_process(
+            body.candidate_id,  # type: ignore[attr-defined]
+            body.company_name,  # type: ignore[attr-defined]
+            body.role_title,  # type: ignore[attr-defined]
+            body.feeder_source,  # type: ignore[attr-defined]
+            body.recruiter_name,  # type: ignore[attr-defined]
+        )
+        session.assign(process.id, assignee)
+    response.headers["Location"] = f"/interviews/{process.id}"
+    return process.model_dump(mode="json")
+
+
+@router.get("", response_model=ProcessPage, responses=READ_ERRORS, summary="List processes")
+def list_interviews(
+    request: Request, caller: Caller, filters: Filters = Depends()
+) -> dict[str, Any]:
+    with read_session(request, caller) as session:
+        processes = session.service.list_interviews(
+            company_name=filters.company, status=filters.status, candidate_id=filters.candidate
+        )
+    return _page(request, processes, filters)
+
+
+@router.get(
+    "/{interview_id}",
+    response_model=ProcessWithStages,
+    responses=READ_ERRORS,
+    summary="A process with its stages",
+)
+def get_interview(request: Request, interview_id: UUID, caller: Caller) -> dict[str, Any]:
+    with read_session(request, caller) as session:
+        detail = session.service.get_interview(interview_id)
+    return detail.as_json()
+
+
+@router.put(
+    "/{interview_id}",
+    response_model=Process,
+    responses=WRITE_ERRORS,
+    summary="Change a process's status (through the state machine)",
+)
+def update_interview(
+    request: Request, interview_id: UUID, body: InterviewUpdate, caller: Caller
+) -> dict[str, Any]:
+    with write_session(request, caller) as session:
+        session.check_can_change(interview_id)
+        process = session.service.complete_interview_process(
+            interview_id, body.status, body.offer_details, body.final_outcome
+        )
+    return process.model_dump(mode="json")
+
+
+@router.post(
+    "/{interview_id}/stages",
+    status_code=201,
+    response_model=Stage,
+    responses=WRITE_ERRORS,
+    summary="Add the next stage",
+)
+def add_stage(
+    request: Request, response: Response, interview_id: UUID, body: StageCreate, caller: Caller
+) -> dict[str, Any]:
+    with write_session(request, caller) as session:
+        session.check_can_change(interview_id)
+        stage = session.service.add_interview_stage(
+            interview_id,
+            body.stage_name,  # type: ignore[attr-defined]
+            body.stage_order,  # type: ignore[attr-defined]
+            body.scheduled_date,  # type: ignore[attr-defined]
+        )
+    response.headers["Location"] = f"/interviews/stages/{stage.id}"
+    return stage.model_dump(mode="json")
+
+
+@router.get(
+    "/{interview_id}/stages",
+    response_model=StageList,
+    responses=READ_ERRORS,
+    summary="A process's stages in order",
+)
+def list_stages(request: Request, interview_id: UUID, caller: Caller) -> dict[str, Any]:
+    with read_session(request, caller) as session:
+        detail = session.service.get_interview(interview_id)
+    return {
+        "interview_process_id": str(detail.process.id),
+        "stages": [s.model_dump(mode="json") for s in detail.stages],
+    }

@@ -1,0 +1,120 @@
+-- Triggers: updated_at moves forward on every change (a change to a stage also touches its
+-- process), every status a process takes is appended to interview_status_history, and the
+-- history is append-only. Helpers live in schema `itrack`, which the API does not expose.
+
+create schema if not exists itrack;
+
+-- updated_at: kept when the writer sets it (the service computes it), else moved to now()
+-- and never backwards.
+create or replace function itrack.set_updated_at() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    if tg_op = 'INSERT' then
+        new.updated_at := coalesce(new.updated_at, new.created_at, now());
+    elsif new.updated_at is not distinct from old.updated_at then
+        new.updated_at := greatest(now(), old.updated_at + interval '1 microsecond');
+    end if;
+    return new;
+end;
+$$;
+
+-- A stage written or deleted is a change to its process: move the process's updated_at.
+create or replace function itrack.touch_process_of_stage() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+    process_id uuid := case when tg_op = 'DELETE' then old.interview_process_id
+                            else new.interview_process_id end;
+begin
+    update public.interview_processes
+       set updated_at = greatest(now(), updated_at + interval '1 microsecond')
+     where id = process_id;
+    if tg_op = 'UPDATE' and old.interview_process_id <> new.interview_process_id then
+        update public.interview_processes
+           set updated_at = greatest(now(), updated_at + interval '1 microsecond')
+         where id = old.interview_process_id;
+    end if;
+    return null;
+end;
+$$;
+
+-- Status history: the first status at created_at, every change at the new updated_at. Runs
+-- as the table owner (users hold no INSERT on the history); the writer's run id and source
+-- come from the transaction settings itrack.run_id / itrack.source when the service sets them.
+create or replace function itrack.record_status_change() returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+begin
+    if tg_op = 'INSERT' or old.status is distinct from new.status then
+        insert into public.interview_status_history (
+            organization_id, interview_process_id, from_status, to_status, changed_at,
+            changed_by, run_id, source
+        ) values (
+            new.organization_id,
+            new.id,
+            case when tg_op = 'INSERT' then null else old.status end,
+            new.status,
+            case when tg_op = 'INSERT' then new.created_at else new.updated_at end,
+            auth.uid(),
+            nullif(current_setting('itrack.run_id', true), ''),
+            coalesce(nullif(current_setting('itrack.source', true), ''), 'postgres')
+        );
+    end if;
+    return null;
+end;
+$$;
+
+create or replace function itrack.forbid_history_change() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+    raise exception 'interview_status_history is append-only: % refused', tg_op
+        using errcode = 'insufficient_privilege';
+end;
+$$;
+
+revoke all on function itrack.set_updated_at() from public;
+revoke all on function itrack.touch_process_of_stage() from public;
+revoke all on function itrack.record_status_change() from public;
+revoke all on function itrack.forbid_history_change() from public;
+
+drop trigger if exists candidates_set_updated_at on public.candidates;
+create trigger candidates_set_updated_at
+    before insert or update on public.candidates
+    for each row execute function itrack.set_updated_at();
+
+drop trigger if exists interview_processes_set_updated_at on public.interview_processes;
+create trigger interview_processes_set_updated_at
+    before insert or update on public.interview_processes
+    for each row execute function itrack.set_updated_at();
+
+drop trigger if exists interview_stages_set_updated_at on public.interview_stages;
+create trigger interview_stages_set_updated_at
+    before insert or update on public.interview_stages
+    for each row execute function itrack.set_updated_at();
+
+drop trigger if exists interview_stages_touch_process on public.interview_stages;
+create trigger interview_stages_touch_process
+    after insert or update or delete on public.interview_stages
+    for each row execute function itrack.touch_process_of_stage();
+
+drop trigger if exists interview_processes_status_history on public.interview_processes;
+create trigger interview_processes_status_history
+    after insert or update of status on public.interview_processes
+    for each row execute function itrack.record_status_change();
+
+drop trigger if exists interview_status_history_append_only on public.interview_status_history;
+create trigger interview_status_history_append_only
+    before update or delete on public.interview_status_history
+    for each row execute function itrack.forbid_history_change();
+
+drop trigger if exists interview_status_history_no_truncate on public.interview_status_history;
+create trigger interview_status_history_no_truncate
+    before truncate on public.interview_status_history
+    for each statement execute function itrack.forbid_history_change();

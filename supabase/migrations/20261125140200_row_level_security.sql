@@ -1,0 +1,227 @@
+-- Row-level security: who may read and change what.
+--
+-- Claims come from the user's JWT (Supabase puts trusted, server-set claims under
+-- app_metadata; user_metadata is writable by the user and never used here):
+--   sub                       -> auth.uid(), the user
+--   app_metadata.org_id       -> the user's recruiting organization
+--   app_metadata.itrack_role  -> 'recruiter' or 'lead'
+--
+-- | role                         | candidates            | processes, stages                          | status history |
+-- |------------------------------|-----------------------|--------------------------------------------|----------------|
+-- | anon                         | nothing               | nothing                                    | nothing        |
+-- | authenticated, recruiter     | org: read, add, edit  | org: read; add/edit those assigned to them | org: read      |
+-- | authenticated, lead          | org: all              | org: all                                   | org: read      |
+-- | service_role (server key)    | all                   | all                                        | read           |
+-- | itrack_extract (nightly)     | read all              | read all                                   | read all       |
+--
+-- Nobody updates or deletes history (no grant, and a trigger refuses even the owner).
+-- Helpers are called as `(select ...)` so they are evaluated once per statement.
+
+do $$
+begin
+    create role itrack_extract nologin;
+exception when duplicate_object or unique_violation then
+    null;
+end
+$$;
+
+-- Claim helpers (schema itrack is not exposed by the API).
+create or replace function itrack.org_id() returns uuid
+language sql stable
+set search_path = ''
+as $$
+    select nullif((select auth.jwt()) -> 'app_metadata' ->> 'org_id', '')::uuid
+$$;
+
+create or replace function itrack.app_role() returns text
+language sql stable
+set search_path = ''
+as $$
+    select (select auth.jwt()) -> 'app_metadata' ->> 'itrack_role'
+$$;
+
+revoke all on function itrack.org_id() from public;
+revoke all on function itrack.app_role() from public;
+grant usage on schema itrack to authenticated, service_role, itrack_extract;
+grant execute on function itrack.org_id(), itrack.app_role() to authenticated;
+
+-- Privileges: what each role may attempt at all; the policies below then pick the rows.
+revoke all on public.candidates, public.interview_processes, public.interview_stages,
+    public.interview_status_history from anon, authenticated, service_role, itrack_extract;
+grant select, insert, update, delete
+    on public.candidates, public.interview_processes, public.interview_stages
+    to authenticated, service_role;
+grant select on public.interview_status_history to authenticated, service_role;
+grant select on public.candidates, public.interview_processes, public.interview_stages,
+    public.interview_status_history to itrack_extract;
+
+alter table public.candidates enable row level security;
+alter table public.candidates force row level security;
+alter table public.interview_processes enable row level security;
+alter table public.interview_processes force row level security;
+alter table public.interview_stages enable row level security;
+alter table public.interview_stages force row level security;
+alter table public.interview_status_history enable row level security;
+alter table public.interview_status_history force row level security;
+
+-- candidates --------------------------------------------------------------------------------
+drop policy if exists candidates_select_own_org on public.candidates;
+create policy candidates_select_own_org on public.candidates
+    for select to authenticated
+    using (organization_id = (select itrack.org_id()));
+
+drop policy if exists candidates_insert_own_org on public.candidates;
+create policy candidates_insert_own_org on public.candidates
+    for insert to authenticated
+    with check (
+        organization_id = (select itrack.org_id())
+        and (select itrack.app_role()) in ('recruiter', 'lead')
+    );
+
+drop policy if exists candidates_update_own_org on public.candidates;
+create policy candidates_update_own_org on public.candidates
+    for update to authenticated
+    using (
+        organization_id = (select itrack.org_id())
+        and (select itrack.app_role()) in ('recruiter', 'lead')
+    )
+    with check (organization_id = (select itrack.org_id()));
+
+drop policy if exists candidates_delete_lead on public.candidates;
+create policy candidates_delete_lead on public.candidates
+    for delete to authenticated
+    using (organization_id = (select itrack.org_id()) and (select itrack.app_role()) = 'lead');
+
+-- interview_processes -----------------------------------------------------------------------
+drop policy if exists processes_select_own_org on public.interview_processes;
+create policy processes_select_own_org on public.interview_processes
+    for select to authenticated
+    using (organization_id = (select itrack.org_id()));
+
+drop policy if exists processes_insert_assigned_or_lead on public.interview_processes;
+create policy processes_insert_assigned_or_lead on public.interview_processes
+    for insert to authenticated
+    with check (
+        organization_id = (select itrack.org_id())
+        and (
+            (select itrack.app_role()) = 'lead'
+            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
+        )
+    );
+
+drop policy if exists processes_update_assigned_or_lead on public.interview_processes;
+create policy processes_update_assigned_or_lead on public.interview_processes
+    for update to authenticated
+    using (
+        organization_id = (select itrack.org_id())
+        and (
+            (select itrack.app_role()) = 'lead'
+            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
+        )
+    )
+    with check (
+        organization_id = (select itrack.org_id())
+        and (
+            (select itrack.app_role()) = 'lead'
+            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
+        )
+    );
+
+drop policy if exists processes_delete_lead on public.interview_processes;
+create policy processes_delete_lead on public.interview_processes
+    for delete to authenticated
+    using (organization_id = (select itrack.org_id()) and (select itrack.app_role()) = 'lead');
+
+-- interview_stages: a recruiter writes the stages of the processes assigned to them ----------
+drop policy if exists stages_select_own_org on public.interview_stages;
+create policy stages_select_own_org on public.interview_stages
+    for select to authenticated
+    using (organization_id = (select itrack.org_id()));
+
+drop policy if exists stages_insert_assigned_or_lead on public.interview_stages;
+create policy stages_insert_assigned_or_lead on public.interview_stages
+    for insert to authenticated
+    with check (
+        organization_id = (select itrack.org_id())
+        and (
+            (select itrack.app_role()) = 'lead'
+            or ((select itrack.app_role()) = 'recruiter' and exists (
+                select 1 from public.interview_processes as p
+                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
+            ))
+        )
+    );
+
+drop policy if exists stages_update_assigned_or_lead on public.interview_stages;
+create policy stages_update_assigned_or_lead on public.interview_stages
+    for update to authenticated
+    using (
+        organization_id = (select itrack.org_id())
+        and (
+            (select itrack.app_role()) = 'lead'
+            or ((select itrack.app_role()) = 'recruiter' and exists (
+                select 1 from public.interview_processes as p
+                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
+            ))
+        )
+    )
+    with check (
+        organization_id = (select itrack.org_id())
+        and (
+            (select itrack.app_role()) = 'lead'
+            or ((select itrack.app_role()) = 'recruiter' and exists (
+                select 1 from public.interview_processes as p
+                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
+            ))
+        )
+    );
+
+drop policy if exists stages_delete_lead on public.interview_stages;
+create policy stages_delete_lead on public.interview_stages
+    for delete to authenticated
+    using (organization_id = (select itrack.org_id()) and (select itrack.app_role()) = 'lead');
+
+-- interview_status_history: read within the organization; written only by the trigger -------
+drop policy if exists history_select_own_org on public.interview_status_history;
+create policy history_select_own_org on public.interview_status_history
+    for select to authenticated
+    using (organization_id = (select itrack.org_id()));
+
+-- The trigger function runs as the table's owner, which FORCE subjects to policies too: the
+-- owner (and only the owner: no other role holds INSERT) may append.
+drop policy if exists history_insert_by_owner on public.interview_status_history;
+create policy history_insert_by_owner on public.interview_status_history
+    for insert
+    with check ((
+        select pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
+        from pg_catalog.pg_class as c
+        where c.oid = 'public.interview_status_history'::regclass
+    ));
+
+-- service_role (Supabase's server key; bypasses RLS on Supabase, explicit here too) ----------
+drop policy if exists service_role_all_candidates on public.candidates;
+create policy service_role_all_candidates on public.candidates
+    for all to service_role using (true) with check (true);
+drop policy if exists service_role_all_processes on public.interview_processes;
+create policy service_role_all_processes on public.interview_processes
+    for all to service_role using (true) with check (true);
+drop policy if exists service_role_all_stages on public.interview_stages;
+create policy service_role_all_stages on public.interview_stages
+    for all to service_role using (true) with check (true);
+drop policy if exists service_role_read_history on public.interview_status_history;
+create policy service_role_read_history on public.interview_status_history
+    for select to service_role using (true);
+
+-- itrack_extract: the nightly extract reads everything, writes nothing -----------------------
+drop policy if exists extract_read_candidates on public.candidates;
+create policy extract_read_candidates on public.candidates
+    for select to itrack_extract using (true);
+drop policy if exists extract_read_processes on public.interview_processes;
+create policy extract_read_processes on public.interview_processes
+    for select to itrack_extract using (true);
+drop policy if exists extract_read_stages on public.interview_stages;
+create policy extract_read_stages on public.interview_stages
+    for select to itrack_extract using (true);
+drop policy if exists extract_read_history on public.interview_status_history;
+create policy extract_read_history on public.interview_status_history
+    for select to itrack_extract using (true);

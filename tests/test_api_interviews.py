@@ -1,0 +1,476 @@
+"""HTTP API, interview endpoints on the DuckDB store: success, 404, 409, 422 and auth cases.
+
+A real app over a real raw store (TestClient, no mocks); exact statuses, bodies and stored rows.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.store import open_store, raw_store_path, store_lock
+from tests.api_support import (
+    RECRUITER_A,
+    RECRUITER_B,
+    assert_error,
+    client,
+    lead,
+    new_process,
+    random_id,
+    recruiter,
+    seed_candidates,
+    token,
+)
+
+OFFER = {"base_salary": 150000, "currency": "USD", "offer_date": "2025-03-01"}
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    seed_candidates(path)
+    return path
+
+
+@pytest.fixture
+def api(db: Path):
+    with client(db) as c:
+        yield c
+
+
+def history(db: Path, pid: str) -> list[tuple]:
+    with open_store(db, wait_seconds=5) as con:  # the server lets go when idle
+        return con.execute(
+            "select from_status, to_status from interview_status_history "
+            "where interview_process_id = ? order by changed_at",
+            [pid],
+        ).fetchall()
+
+
+# -- create / get ---------------------------------------------------------------------------
+
+
+def test_create_returns_201_location_and_the_stored_record(api, db):
+    r = api.post(
+        "/interviews",
+        json={
+            "candidate_id": "cand-1",
+            "company_name": "Acme",
+            "role_title": "SWE",
+            "feeder_source": "ex-amazon",
+            "recruiter_name": "Dana",
+        },
+        headers=lead(),
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert r.headers["location"] == f"/interviews/{body['id']}"
+    assert body["status"] == "in_progress"
+    assert (body["company_name"], body["role_title"], body["recruiter_name"]) == (
+        "Acme",
+        "SWE",
+        "Dana",
+    )
+    got = api.get(r.headers["location"], headers=lead())
+    assert got.status_code == 200
+    assert got.json() == {**body, "stages": []}
+    assert history(db, body["id"]) == [(None, "in_progress")]
+
+
+def test_create_unknown_candidate_is_404(api):
+    r = api.post(
+        "/interviews",
+        json={"candidate_id": "nobody", "company_name": "Acme", "role_title": "SWE"},
+        headers=lead(),
+    )
+    assert_error(r, 404, contains="candidate 'nobody' not found")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"company_name": "Acme", "role_title": "SWE"}, "body.candidate_id", "Field required"),
+        (
+            {"candidate_id": "cand-1", "company_name": "  ", "role_title": "SWE"},
+            "body.company_name",
+            "must not be blank",
+        ),
+        (
+            {"candidate_id": "cand-1", "company_name": "Acme", "role_title": "SWE", "salary": 1},
+            "body.salary",
+            "Extra inputs are not permitted",
+        ),
+        (
+            {"candidate_id": "bad id!", "company_name": "Acme", "role_title": "SWE"},
+            "body.candidate_id",
+            "should match pattern",
+        ),
+        (
+            {"candidate_id": "cand-1", "company_name": "A\x01", "role_title": "SWE"},
+            "body.company_name",
+            "contains control characters",
+        ),
+    ],
+)
+def test_create_invalid_input_is_422_naming_the_field(api, body, field, message):
+    err = assert_error(api.post("/interviews", json=body, headers=lead()), 422, field)
+    assert message in err["errors"][0]["message"]
+
+
+def test_create_body_not_json_is_422(api):
+    r = api.post(
+        "/interviews", content=b"{not json", headers={**lead(), "content-type": "application/json"}
+    )
+    assert_error(r, 422)
+
+
+def test_get_unknown_id_is_404_and_malformed_id_is_422(api):
+    pid = random_id()
+    assert_error(api.get(f"/interviews/{pid}", headers=lead()), 404, contains=pid)
+    assert_error(api.get("/interviews/not-a-uuid", headers=lead()), 422, "path.interview_id")
+
+
+# -- list, filters, paging --------------------------------------------------------------------
+
+
+def test_list_pages_through_every_process_once_in_a_stable_order(api):
+    made = [new_process(api, company_name=f"Co{i % 2}")["id"] for i in range(5)]
+    seen, url = [], "/interviews?limit=2"
+    pages = 0
+    while url:
+        r = api.get(url, headers=lead())
+        assert r.status_code == 200, r.text
+        page = r.json()
+        assert page["limit"] == 2
+        seen += [p["id"] for p in page["items"]]
+        url = page["next"]
+        pages += 1
+    assert seen == made  # creation order, each exactly once
+    assert pages == 3
+
+
+def test_list_filters(api):
+    a = new_process(api, company_name="Acme", feeder_source="ex-amazon")
+    b = new_process(api, candidate_id="cand-2", company_name="Beta")
+    api.put(f"/interviews/{b['id']}", json={"status": "on_hold"}, headers=lead())
+
+    def ids(query: str) -> list[str]:
+        r = api.get(f"/interviews?{query}", headers=lead())
+        assert r.status_code == 200, r.text
+        return [p["id"] for p in r.json()["items"]]
+
+    assert ids("company=Acme") == [a["id"]]
+    assert ids("status=on_hold") == [b["id"]]
+    assert ids("feeder=ex-amazon") == [a["id"]]
+    assert ids("candidate=cand-2") == [b["id"]]
+    assert ids(f"created_from={b['created_at']}") == [b["id"]]
+    assert ids(f"created_to={b['created_at']}") == [a["id"]]
+    assert ids("company=Nobody") == []
+    assert_error(api.get("/interviews?status=hired", headers=lead()), 422, "query.status")
+    assert_error(api.get("/interviews?limit=0", headers=lead()), 422, "query.limit")
+    assert_error(api.get("/interviews?cursor=zzz", headers=lead()), 422, contains="cursor")
+
+
+def test_company_and_candidate_endpoints(api):
+    a = new_process(api, company_name="Acme")
+    new_process(api, candidate_id="cand-2", company_name="Beta")
+    r = api.get("/interviews/company/Acme", headers=lead())
+    assert r.status_code == 200
+    assert [p["id"] for p in r.json()["items"]] == [a["id"]]
+    assert api.get("/interviews/company/Nobody", headers=lead()).json()["items"] == []
+    r = api.get("/interviews/candidate/cand-1", headers=lead())
+    assert r.status_code == 200
+    assert r.json()["candidate_id"] == "cand-1"
+    assert [p["id"] for p in r.json()["processes"]] == [a["id"]]
+    assert r.json()["processes"][0]["stages"] == []
+    assert_error(api.get("/interviews/candidate/nobody", headers=lead()), 404, contains="nobody")
+
+
+# -- status changes ------------------------------------------------------------------------------
+
+
+def test_status_change_through_the_state_machine(api, db):
+    pid = new_process(api)["id"]
+    r = api.put(
+        f"/interviews/{pid}",
+        json={"status": "offer_extended", "offer_details": OFFER},
+        headers=lead(),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "offer_extended"
+    assert r.json()["offer_details"]["base_salary"] == 150000
+    r = api.put(f"/interviews/{pid}", json={"status": "offer_accepted"}, headers=lead())
+    assert r.json()["status"] == "offer_accepted"
+    assert history(db, pid) == [
+        (None, "in_progress"),
+        ("in_progress", "offer_extended"),
+        ("offer_extended", "offer_accepted"),
+    ]
+    # closed: any further move is refused by the rule, with its message
+    err = assert_error(
+        api.put(f"/interviews/{pid}", json={"status": "on_hold"}, headers=lead()), 409
+    )
+    assert err["message"] == (
+        f"process {pid} cannot move from offer_accepted to on_hold; "
+        "allowed next: none, offer_accepted is final"
+    )
+
+
+def test_status_change_refusals(api):
+    pid = new_process(api)["id"]
+    err = assert_error(
+        api.put(f"/interviews/{pid}", json={"status": "offer_accepted"}, headers=lead()), 409
+    )
+    assert "cannot move from in_progress to offer_accepted" in err["message"]
+    assert_error(
+        api.put(f"/interviews/{random_id()}", json={"status": "on_hold"}, headers=lead()), 404
+    )
+    assert_error(
+        api.put(f"/interviews/{pid}", json={"status": "hired"}, headers=lead()), 422, "body.status"
+    )
+    assert_error(
+        api.put(
+            f"/interviews/{pid}",
+            json={"status": "offer_extended", "offer_details": {**OFFER, "currency": "XXX"}},
+            headers=lead(),
+        ),
+        422,
+        "body.offer_details.currency",
+    )
+    assert_error(api.put(f"/interviews/{pid}", json={}, headers=lead()), 422, "body.status")
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+
+def test_stages_add_list_get_and_outcome(api, db):
+    pid = new_process(api)["id"]
+    r = api.post(
+        f"/interviews/{pid}/stages",
+        json={
+            "stage_name": "Phone Screen",
+            "stage_order": 1,
+            "scheduled_date": "2099-01-06T10:00:00Z",
+        },
+        headers=lead(),
+    )
+    assert r.status_code == 201, r.text
+    stage = r.json()
+    assert r.headers["location"] == f"/interviews/stages/{stage['id']}"
+    assert api.get(r.headers["location"], headers=lead()).json() == stage
+    assert stage["scheduled_date"] == "2099-01-06T10:00:00Z"
+    listed = api.get(f"/interviews/{pid}/stages", headers=lead()).json()
+    assert listed == {"interview_process_id": pid, "stages": [stage]}
+
+    r = api.put(
+        f"/interviews/stages/{stage['id']}/outcome",
+        json={
+            "outcome": "passed",
+            "overall_rating": 4,
+            "technical_rating": 5,
+            "feedback_notes": "solid",
+            "interviewer_names": ["Dana"],
+            "completed_date": "2099-01-06T11:00:00Z",
+        },
+        headers=lead(),
+    )
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["outcome"], got["overall_rating"], got["technical_rating"]) == ("passed", 4, 5)
+    assert (got["feedback_notes"], got["interviewer_names"]) == ("solid", ["Dana"])
+    assert got["completed_date"] == "2099-01-06T11:00:00Z"
+
+
+def test_stage_refusals(api):
+    pid = new_process(api)["id"]
+    body = {"stage_name": "Phone Screen", "stage_order": 2}
+    err = assert_error(api.post(f"/interviews/{pid}/stages", json=body, headers=lead()), 409)
+    assert err["message"] == (
+        f"stage_order 2 refused: the next stage of process {pid} must have stage_order 1"
+    )
+    assert_error(
+        api.post(
+            f"/interviews/{random_id()}/stages", json={**body, "stage_order": 1}, headers=lead()
+        ),
+        404,
+    )
+    assert_error(
+        api.post(f"/interviews/{pid}/stages", json={"stage_order": 1}, headers=lead()),
+        422,
+        "body.stage_name",
+    )
+    assert_error(
+        api.post(f"/interviews/{pid}/stages", json={**body, "stage_order": "1"}, headers=lead()),
+        422,
+        "body.stage_order",
+    )
+    assert_error(api.get(f"/interviews/stages/{random_id()}", headers=lead()), 404)
+    assert_error(api.get(f"/interviews/{random_id()}/stages", headers=lead()), 404)
+
+
+def test_failed_outcome_closes_the_process_and_then_everything_is_409(api, db):
+    pid = new_process(api)["id"]
+    sid = api.post(
+        f"/interviews/{pid}/stages", json={"stage_name": "Onsite", "stage_order": 1}, headers=lead()
+    ).json()["id"]
+    r = api.put(f"/interviews/stages/{sid}/outcome", json={"outcome": "failed"}, headers=lead())
+    assert r.status_code == 200, r.text
+    process = api.get(f"/interviews/{pid}", headers=lead()).json()
+    assert (process["status"], process["final_outcome"]) == ("rejected_by_company", "Failed Onsite")
+    assert history(db, pid)[-1] == ("in_progress", "rejected_by_company")
+    err = assert_error(
+        api.put(f"/interviews/stages/{sid}/outcome", json={"outcome": "passed"}, headers=lead()),
+        409,
+    )
+    assert err["message"] == (
+        f"process {pid} is closed (rejected_by_company): outcomes cannot be recorded"
+    )
+    assert_error(
+        api.post(
+            f"/interviews/{pid}/stages",
+            json={"stage_name": "Again", "stage_order": 2},
+            headers=lead(),
+        ),
+        409,
+        contains="is closed",
+    )
+    assert_error(
+        api.put(
+            f"/interviews/stages/{random_id()}/outcome", json={"outcome": "passed"}, headers=lead()
+        ),
+        404,
+    )
+    assert_error(
+        api.put(
+            f"/interviews/stages/{sid}/outcome",
+            json={"outcome": "passed", "overall_rating": 6},
+            headers=lead(),
+        ),
+        422,
+        "body.overall_rating",
+    )
+
+
+# -- authentication and rights -----------------------------------------------------------------
+
+
+def test_authentication_required(api):
+    err = assert_error(api.get("/interviews"), 401, contains="authentication required")
+    assert err["code"] == "unauthorized"
+    assert_error(
+        api.get("/interviews", headers={"Authorization": "Bearer nope"}),
+        401,
+        contains="invalid bearer token",
+    )
+    assert_error(api.get("/interviews", headers={"Authorization": "Basic abc"}), 401)
+    import datetime as dt
+
+    from itrack.api.auth import make_token
+
+    expired = make_token(
+        "test-secret-0123456789abcdef0123456789abcdef",
+        app_role="lead",
+        expires_in=dt.timedelta(seconds=-10),
+    )
+    assert_error(
+        api.get("/interviews", headers={"Authorization": f"Bearer {expired}"}),
+        401,
+        contains="expired",
+    )
+    forged = make_token("another-secret-0123456789abcdef01234567", app_role="lead")
+    assert_error(
+        api.get("/interviews", headers={"Authorization": f"Bearer {forged}"}),
+        401,
+        contains="Signature verification failed",
+    )
+
+
+def test_anon_and_other_organizations_get_nothing(api):
+    assert_error(api.get("/interviews", headers=token(role="anon", app_role=None)), 403)
+    assert_error(
+        api.post(
+            "/interviews",
+            json={"candidate_id": "cand-1", "company_name": "A", "role_title": "B"},
+            headers=token(role="anon", app_role=None),
+        ),
+        403,
+    )
+    other = token(organization_id="0d9c3f5e-2222-4aaa-8bbb-000000000002")
+    assert_error(api.get("/interviews", headers=other), 403, contains="another organization")
+
+
+def test_recruiter_changes_only_processes_assigned_to_them(api):
+    mine = new_process(api, headers=recruiter(RECRUITER_A))["id"]
+    theirs = new_process(api, headers=recruiter(RECRUITER_B))["id"]
+    unassigned = new_process(api, headers=lead())["id"]
+    hold = {"status": "on_hold"}
+    assert (
+        api.put(f"/interviews/{mine}", json=hold, headers=recruiter(RECRUITER_A)).status_code == 200
+    )
+    for pid in (theirs, unassigned):
+        assert_error(
+            api.put(f"/interviews/{pid}", json=hold, headers=recruiter(RECRUITER_A)),
+            403,
+            contains="not assigned to you",
+        )
+        assert_error(
+            api.post(
+                f"/interviews/{pid}/stages",
+                json={"stage_name": "X", "stage_order": 1},
+                headers=recruiter(RECRUITER_A),
+            ),
+            403,
+        )
+    # a recruiter still reads every process of the organization
+    assert api.get(f"/interviews/{theirs}", headers=recruiter(RECRUITER_A)).status_code == 200
+    # a lead changes any, and may assign a process to a recruiter
+    assert api.put(f"/interviews/{theirs}", json=hold, headers=lead()).status_code == 200
+    given = new_process(api, headers=lead(), recruiter_id=RECRUITER_B)["id"]
+    assert (
+        api.put(f"/interviews/{given}", json=hold, headers=recruiter(RECRUITER_B)).status_code
+        == 200
+    )
+    assert_error(
+        api.post(
+            "/interviews",
+            json={
+                "candidate_id": "cand-1",
+                "company_name": "A",
+                "role_title": "B",
+                "recruiter_id": RECRUITER_B,
+            },
+            headers=recruiter(RECRUITER_A),
+        ),
+        403,
+        contains="someone else",
+    )
+
+
+def test_no_auth_serves_the_local_user_without_a_token(db):
+    with client(db, no_auth=True, jwt_secret=None) as api:
+        pid = new_process(api, headers={})["id"]
+        assert api.get(f"/interviews/{pid}").status_code == 200
+
+
+def test_app_without_secret_refuses_to_start(db):
+    from itrack.api import ApiConfig, create_app
+
+    with pytest.raises(ValueError, match="JWT secret"):
+        create_app(ApiConfig(db=db))
+
+
+# -- busy store ---------------------------------------------------------------------------------
+
+
+def test_store_held_by_another_writer_is_503_with_retry_after(api, db):
+    pid = new_process(api)["id"]
+    with store_lock(raw_store_path(db), wait_seconds=5):  # what `itrack ingest` holds while it runs
+        import time
+
+        time.sleep(0.2)  # the server lets go of the store when idle
+        r = api.get(f"/interviews/{pid}", headers=lead())
+        err = assert_error(r, 503, contains="busy")
+        assert r.headers["retry-after"] == "2"
+        assert err["code"] == "busy"
+    assert api.get(f"/interviews/{pid}", headers=lead()).status_code == 200

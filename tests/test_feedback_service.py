@@ -1,0 +1,246 @@
+"""FeedbackService on the hand-computed warehouse of tests/lib_data.py, wired by the shell the
+way the CLI and the HTTP API wire it: one process's outcome into feeders.json, placements and
+the run log (exact values, idempotent), one feeder's rates, the feeder report, and the
+interview service's trigger that runs it (or says it was deferred)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from feedback.analytics import UnknownNameError
+from feedback.service import derive_prior_strength, wilson
+from ingest.dbt_runner import run_dbt
+from ingest.errors import Refused, UserError
+from ingest.service import InterviewService
+from ingest.store import raw_store_path
+from tests.dbt_helpers import pid, write_raw_store
+from tests.lib_data import DATA
+from tests.lib_wiring import feedback_service
+
+OFFER = {"base_salary": 120000, "currency": "EUR"}
+NOW = "2026-01-01T00:00:00Z"
+
+
+def build(db: Path) -> None:
+    outcome = run_dbt(["build"], db, raw_store_path(db))
+    assert outcome.ok, outcome.failures
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("feedback_service")
+    write_raw_store(root / "warehouse.raw.duckdb", DATA)
+    build(root / "warehouse.duckdb")
+    return root / "warehouse.duckdb"
+
+
+@pytest.fixture
+def db(built, tmp_path) -> Path:
+    """A private copy of the built warehouse and its raw store."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy2(built, copy)
+    shutil.copy2(raw_store_path(built), raw_store_path(copy))
+    return copy
+
+
+def runs(db: Path) -> list[tuple]:
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    try:
+        return con.execute(
+            "select run_id, feeder_source, metrics from feedback_runs order by written_at"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def rounded(x: float) -> float:
+    return round(x, 6)
+
+
+def wilson_by_hand(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = k / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return rounded((centre - half) / (1 + z * z / n)), rounded((centre + half) / (1 + z * z / n))
+
+
+# referral before any change: P1 placed, P2 rejected, P5 in progress (the last build)
+REFERRAL_BUILT = {
+    "success_rate_by_stage": {"phone_screen": 1.0, "technical": 0.5, "onsite": 1.0},
+    "avg_days_to_hire": 14.0,  # P1: 2025-01-01 -> 2025-01-15
+    "pipeline_depth": 0.625,  # finished: P1 accepted (4/4), P2 reached technical (1/4)
+    "top_rejection_reasons": [{"reason": "failed technical interview", "count": 1}],
+}
+
+
+def test_accepted_offer_updates_the_feeder_placements_and_log(db):
+    InterviewService(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    service = feedback_service(db, clock=lambda: NOW)
+    result = service.process_interview_outcome(pid(5))
+    assert (result.feeder_source, result.status, result.live_processes) == (
+        "referral",
+        "offer_accepted",
+        1,
+    )
+    assert (result.feeders_updated, result.placement_recorded, result.logged) == (True, True, True)
+    metrics = json.loads((db.parent / "feeders.json").read_text())["feeders"]["referral"]["metrics"]
+    # live counts: P1, P2, P5 sourced; P1, P5 placed; all three decided. Prior: 2 of 7.
+    lower, upper = wilson_by_hand(2, 3)
+    assert metrics == {
+        "candidates_sourced": 3,
+        "placements": 2,
+        "conversion_rate": rounded(2 / 3),
+        "decided_processes": 3,
+        "decided_conversion_rate": rounded(2 / 3),
+        "wilson_interval": {"lower": lower, "upper": upper, "confidence": 0.95},
+        "smoothed_conversion_rate": rounded((2 + 10 * 2 / 7) / (3 + 10)),
+        **REFERRAL_BUILT,
+        "updated_at": NOW,
+    }
+    history = json.loads((db.parent / "candidate_placements.json").read_text())
+    placed_at = InterviewService(db).get_interview(pid(5)).process.updated_at
+    assert history == {
+        "c1": [
+            {
+                "company": "Acme",
+                "role": "Engineer",
+                "placement_date": "2025-01-15T10:00:00",
+                "offer_details": {"base_salary": 150000, "currency": "USD"},
+            },
+            {
+                "company": "Beta",
+                "role": "Engineer",
+                "placement_date": placed_at.isoformat(),
+                "offer_details": OFFER,
+            },
+        ]
+    }
+    [(run_id, feeder, logged)] = runs(db)
+    assert (run_id, feeder, json.loads(logged)) == (result.run_id, "referral", metrics)
+
+
+def test_process_interview_outcome_is_idempotent(db):
+    InterviewService(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
+    files = {p.name: p.read_bytes() for p in db.parent.glob("*.json")}
+    again = feedback_service(db, clock=lambda: "2030-01-01T00:00:00Z").process_interview_outcome(
+        pid(5)
+    )
+    assert (again.feeders_updated, again.placement_recorded, again.logged) == (False, False, False)
+    assert {p.name: p.read_bytes() for p in db.parent.glob("*.json")} == files
+    assert len(runs(db)) == 1
+    assert again.metrics["updated_at"] == NOW  # nothing changed, so the time did not move
+
+
+def test_every_outcome_since_the_build_stays_folded_in(db):
+    """Two outcomes of one feeder on the same day: the second call keeps the first."""
+    service = InterviewService(db)
+    service.complete_interview_process(pid(5), "offer_accepted", OFFER)
+    first = feedback_service(db).process_interview_outcome(pid(5))
+    new = service.create_interview_process("c2", "Gamma", "Analyst")  # c2 came from referral
+    service.complete_interview_process(new.id, "candidate_withdrew")
+    second = feedback_service(db).process_interview_outcome(new.id)
+    assert (first.metrics["placements"], first.metrics["candidates_sourced"]) == (2, 3)
+    # P1, P2, P5 and the new process sourced; P1, P5 placed; all four decided; prior 2 / 8
+    m = second.metrics
+    assert (m["candidates_sourced"], m["placements"], m["decided_processes"]) == (4, 2, 4)
+    assert second.live_processes == 2
+    assert m["smoothed_conversion_rate"] == rounded((2 + 10 * 2 / 8) / (4 + 10))
+    # linkedin's metrics use the moved prior too when they are next updated
+    linkedin = feedback_service(db).update_feeder_conversion_rates("linkedin").metrics
+    assert linkedin["smoothed_conversion_rate"] == rounded((0 + 10 * 2 / 8) / (3 + 10))
+    assert linkedin["candidates_sourced"] == 3  # unchanged: its processes did not move
+
+
+def test_after_a_build_the_marts_speak_for_themselves(db):
+    InterviewService(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    assert feedback_service(db).process_interview_outcome(pid(5)).live_processes == 1
+    build(db)
+    after = feedback_service(db).update_feeder_conversion_rates("referral")
+    assert after.live_processes == 0  # the build counted P5 as accepted: nothing to fold
+    assert after.metrics["avg_days_to_hire"] != 14.0  # recomputed by the build with P5
+
+
+def test_a_rejection_moves_the_counts_and_records_no_placement(db):
+    InterviewService(db).complete_interview_process(pid(5), "candidate_withdrew")
+    result = feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
+    assert (result.metrics["placements"], result.metrics["decided_processes"]) == (1, 3)
+    assert result.metrics["decided_conversion_rate"] == rounded(1 / 3)
+    assert not result.placement_recorded
+    assert not (db.parent / "candidate_placements.json").exists()
+
+
+def test_live_values_equal_what_the_next_build_computes(db):
+    """The counts and the rates that follow from them are what the marts say after a build."""
+    InterviewService(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    live = feedback_service(db).process_interview_outcome(pid(5)).metrics
+    build(db)
+    rebuilt = feedback_service(db).get_feeder_performance_report("referral").to_dict()
+    for key in (
+        "candidates_sourced",
+        "placements",
+        "conversion_rate",
+        "decided_processes",
+        "decided_conversion_rate",
+        "wilson_interval",
+        "smoothed_conversion_rate",
+    ):
+        assert live[key] == rebuilt[key], key
+
+
+def test_scoring_job_fields_are_kept_and_a_corrupt_file_is_refused(db):
+    feeders = db.parent / "feeders.json"
+    feeders.write_text(json.dumps({"version": 2, "feeders": {"referral": {"weight": 1.5}}}))
+    InterviewService(db).complete_interview_process(pid(5), "candidate_withdrew")
+    feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
+    document = json.loads(feeders.read_text())
+    assert document["version"] == 2 and document["feeders"]["referral"]["weight"] == 1.5
+    assert list(document["feeders"]) == ["referral"]
+    feeders.write_text("{not json")
+    with pytest.raises(UserError, match="not valid JSON"):
+        feedback_service(db).update_feeder_conversion_rates("linkedin")
+    assert feeders.read_text() == "{not json"
+
+
+def test_only_trigger_statuses_and_known_feeders(db):
+    with pytest.raises(Refused, match="is in_progress: feedback runs for a process that reached"):
+        feedback_service(db).process_interview_outcome(pid(7))
+    with pytest.raises(UnknownNameError, match="no such feeder 'refferal'; closest: referral"):
+        feedback_service(db).update_feeder_conversion_rates("refferal")
+    with pytest.raises(UnknownNameError, match="no such feeder 'linkdin'; closest: linkedin"):
+        feedback_service(db).get_feeder_performance_report("linkdin")
+
+
+def test_update_feeder_conversion_rates_is_the_nightly_value_without_changes(db):
+    result = feedback_service(db, clock=lambda: NOW).update_feeder_conversion_rates("Referral")
+    assert result.feeder_source == "referral" and result.feeders_updated
+    report = feedback_service(db).get_feeder_performance_report("referral").to_dict()
+    assert {k: v for k, v in result.metrics.items() if k != "updated_at"} == {
+        k: v for k, v in report.items() if k != "feeder_source"
+    }
+    assert (report["candidates_sourced"], report["placements"], report["conversion_rate"]) == (
+        3,
+        1,
+        rounded(1 / 3),
+    )
+    assert report["smoothed_conversion_rate"] == rounded((1 + 10 * 1 / 7) / (3 + 10))
+
+
+def test_python_formulas_equal_the_marts(built):
+    """Wilson and the prior strength used live are the marts' own (one definition, a proof)."""
+    con = duckdb.connect(str(built), read_only=True)
+    rows = con.execute(
+        "select placements, candidates_sourced, smoothed_conversion_rate, wilson_lower, "
+        "wilson_upper from mart_feeder_conversion"
+    ).fetchall()
+    con.close()
+    for placed, sourced, _, low, high in rows:
+        assert wilson(placed, sourced) == pytest.approx((low, high), abs=1e-12)
+    prior = sum(r[0] for r in rows) / sum(r[1] for r in rows)
+    assert derive_prior_strength([r[:3] for r in rows], prior) == 10  # dbt var default

@@ -1,0 +1,277 @@
+"""The nightly extract from PostgreSQL into the DuckDB raw store (ingest/extract.py).
+
+A real server: the operational schema migrated into a throw-away database, rows written with
+SQL as the service or a user would, then extracted into a raw store in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ingest.extract import ExtractError, extract, read_watermarks, source_name
+from tests import pg
+from tests.conftest import query
+
+ORG = "0a000000-0000-4000-8000-00000000000a"
+P1 = "11111111-1111-4111-8111-111111111111"
+P2 = "22222222-2222-4222-8222-222222222222"
+S1 = "aaaaaaaa-0000-4000-8000-000000000001"
+S2 = "aaaaaaaa-0000-4000-8000-000000000002"
+REPO = Path(__file__).resolve().parents[1]
+
+SEED = f"""
+insert into candidates (id, organization_id, full_name, feeder_source, created_at)
+values ('cand-1', '{ORG}', 'Ann Lee', 'ex-amazon', '2025-01-01Z');
+insert into interview_processes
+    (id, organization_id, candidate_id, company_name, role_title, created_at)
+values ('{P1}', '{ORG}', 'cand-1', 'Acme', 'SWE', '2025-01-05Z');
+insert into interview_stages (id, organization_id, interview_process_id, stage_name,
+    stage_order, scheduled_date, completed_date, outcome, overall_rating, interviewer_names,
+    created_at)
+values ('{S1}', '{ORG}', '{P1}', 'Phone Screen', 1, '2025-01-06T10:00Z', '2025-01-06T11:00Z',
+        'passed', 4, '{{Dana,"Lee \\"LJ\\" Jones"}}', '2025-01-06Z');
+update interview_processes set status = 'offer_extended', updated_at = '2025-02-01Z',
+    offer_details = '{{"base_salary": 150000, "currency": "USD", "offer_date": "2025-02-01"}}'
+where id = '{P1}';
+"""
+
+
+@pytest.fixture
+def source(pg_server: str) -> Iterator[str]:
+    """A migrated operational database holding one candidate, process and stage."""
+    with pg.database(pg_server) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(SEED)
+        yield dsn
+
+
+def sql(dsn: str, statement: str, params: list | None = None) -> list[tuple]:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        cursor = conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def test_first_extract_pulls_every_row_with_its_history(source: str, db: Path) -> None:
+    summary = extract(source, db)
+    assert summary.pulled == {
+        "candidates": 1,
+        "interview_processes": 1,
+        "interview_stages": 1,
+        "interview_status_history": 2,
+    }
+    assert (summary.run.accepted, summary.run.rejected, summary.history_added) == (3, 0, 2)
+    assert query(db, "select id, full_name, feeder_source, created_at from candidates") == [
+        ("cand-1", "Ann Lee", "ex-amazon", dt.datetime(2025, 1, 1))
+    ]
+    assert query(
+        db, "select id::varchar, status, offer_details, updated_at from interview_processes"
+    ) == [
+        (
+            P1,
+            "offer_extended",
+            '{"base_salary":150000,"currency":"USD","offer_date":"2025-02-01"}',
+            dt.datetime(2025, 2, 1),
+        )
+    ]
+    assert query(
+        db,
+        "select stage_order, outcome, overall_rating, interviewer_names, scheduled_date,"
+        " completed_date from interview_stages",
+    ) == [
+        (
+            1,
+            "passed",
+            4,
+            ["Dana", 'Lee "LJ" Jones'],
+            dt.datetime(2025, 1, 6, 10),
+            dt.datetime(2025, 1, 6, 11),
+        )
+    ]
+    assert query(
+        db,
+        "select from_status, to_status, changed_at, source from interview_status_history"
+        " order by changed_at",
+    ) == [
+        (None, "in_progress", dt.datetime(2025, 1, 5), "postgres"),
+        ("in_progress", "offer_extended", dt.datetime(2025, 2, 1), "postgres"),
+    ]
+    name = source_name(source)
+    assert query(db, "select file_path, kind, inserted from ingest_files order by kind") == [
+        (f"{name}#candidates", "candidates", 1),
+        (f"{name}#interview_processes", "processes", 1),
+        (f"{name}#interview_stages", "stages", 1),
+    ]
+    assert read_watermarks(db, name) == {
+        "candidates": dt.datetime(2025, 1, 1),
+        "interview_processes": dt.datetime(2025, 2, 1),
+        "interview_stages": dt.datetime(2025, 1, 6),
+        "interview_status_history": sql(
+            source, "select max(recorded_at) at time zone 'UTC' from interview_status_history"
+        )[0][0],
+    }
+
+
+def test_repeating_the_extract_changes_nothing(source: str, db: Path) -> None:
+    extract(source, db)
+    before = query(db, "select * exclude (_run_id, _loaded_at) from interview_processes")
+    again = extract(source, db, overlap=dt.timedelta(days=3650))  # pulls everything again
+    assert again.pulled["interview_processes"] == 1
+    assert (again.run.total("inserted"), again.run.total("updated")) == (0, 0)
+    assert again.run.total("unchanged") == 3
+    assert again.history_added == 0
+    assert query(db, "select count(*) from interview_status_history") == [(2,)]
+    assert query(db, "select * exclude (_run_id, _loaded_at) from interview_processes") == before
+
+
+def test_only_rows_changed_since_the_watermark_are_pulled(source: str, db: Path) -> None:
+    sql(
+        source,
+        "insert into candidates (id, organization_id, full_name, created_at)"
+        " values ('cand-0', %s, 'Old Timer', '2024-06-01Z')",
+        [ORG],
+    )
+    assert extract(source, db).pulled["candidates"] == 2
+    # One stage changes now (the trigger touches its process); no candidate changes.
+    sql(source, "update interview_stages set feedback_notes = 'Strong' where id = %s", [S1])
+    summary = extract(source, db, overlap=dt.timedelta(minutes=1))
+    # Within the overlap of a watermark: cand-1 (at the candidates' watermark) and the
+    # history recorded a moment ago; cand-0, older than watermark minus overlap, is not pulled.
+    assert summary.pulled == {
+        "candidates": 1,
+        "interview_processes": 1,
+        "interview_stages": 1,
+        "interview_status_history": 2,
+    }
+    assert (summary.run.total("updated"), summary.run.total("unchanged")) == (2, 1)
+    assert summary.history_added == 0
+    assert query(db, "select feedback_notes from interview_stages") == [("Strong",)]
+
+
+def test_the_overlap_catches_a_late_commit(source: str, db: Path) -> None:
+    """A row committed after the extract but stamped before its watermark (a long transaction)
+    is pulled by the next extract when it falls within the overlap."""
+    extract(source, db)
+    (mark,) = read_watermarks(db, source_name(source))["interview_stages"].timetuple()[:1]
+    assert mark == 2025
+    sql(
+        source,
+        "insert into interview_stages (id, organization_id, interview_process_id, stage_name,"
+        " stage_order, created_at, updated_at) values (%s, %s, %s, 'Onsite', 2,"
+        " '2025-01-05T12:00Z', '2025-01-05T12:00Z')",
+        [S2, ORG, P1],
+    )
+    assert extract(source, db, overlap=dt.timedelta(0)).pulled["interview_stages"] == 0
+    assert extract(source, db, overlap=dt.timedelta(days=2)).pulled["interview_stages"] == 2
+    assert query(db, "select stage_order from interview_stages order by 1") == [(1,), (2,)]
+
+
+def test_rows_the_contract_refuses_are_quarantined_naming_the_table(source: str, db: Path) -> None:
+    """PostgreSQL's checks are looser than the contract here (currency codes): the extract
+    quarantines the process; its history waits as an orphan and loads once the process does."""
+    sql(
+        source,
+        "insert into interview_processes (id, organization_id, candidate_id, company_name,"
+        " role_title, created_at, offer_details) values (%s, %s, 'cand-1', 'Initech', 'SRE',"
+        ' \'2025-03-01Z\', \'{"base_salary": 1, "currency": "ZZZ"}\')',
+        [P2, ORG],
+    )
+    (history_id,) = sql(
+        source,
+        "select id::text from interview_status_history where interview_process_id = %s",
+        [P2],
+    )[0]
+    summary = extract(source, db)
+    assert (summary.run.rejects_by_code, summary.history_added) == ({"invalid_offer": 1}, 2)
+    name = source_name(source)
+    waiting = (
+        f"{name}#interview_status_history",
+        "history",
+        history_id,
+        "orphan_history",
+        "interview_process_id",
+    )
+    quarantined = (
+        "select file_path, kind, record_id, error_code, field from quarantine"
+        " where resolved_run_id is null order by kind"
+    )
+    assert query(db, quarantined) == [
+        waiting,
+        (f"{name}#interview_processes", "processes", P2, "invalid_offer", "offer_details.currency"),
+    ]
+    # The next extract does not quarantine the waiting history row twice.
+    extract(source, db, overlap=dt.timedelta(days=1))
+    assert query(db, "select count(*) from quarantine where kind = 'history'") == [(1,)]
+    # Fixed at the source: the process loads, and so does its waiting history row.
+    sql(
+        source,
+        'update interview_processes set offer_details = offer_details || \'{"currency": "EUR"}\''
+        " where id = %s",
+        [P2],
+    )
+    fixed = extract(source, db, overlap=dt.timedelta(0))
+    assert (fixed.run.total("updated") + fixed.run.total("inserted"), fixed.history_added) == (1, 1)
+    assert query(db, quarantined) == [
+        (f"{name}#interview_processes", "processes", P2, "invalid_offer", "offer_details.currency"),
+    ]
+    assert query(
+        db,
+        "select from_status, to_status from interview_status_history where"
+        f" interview_process_id = '{P2}'",
+    ) == [(None, "in_progress")]
+
+
+def test_a_killed_extract_leaves_store_and_watermark_as_they_were(source: str, db: Path) -> None:
+    extract(source, db)
+    sql(source, "update interview_stages set feedback_notes = 'Strong' where id = %s", [S1])
+    before = query(db, "select * from extract_watermarks order by table_name")
+    script = "import sys; from ingest.extract import extract; extract(sys.argv[1], sys.argv[2])"
+    env = {**os.environ, "ITRACK_FAULT_AT": "commit", "PYTHONPATH": str(REPO)}
+    killed = subprocess.run(
+        [sys.executable, "-c", script, source, str(db)], env=env, timeout=120, check=False
+    )
+    assert killed.returncode == -9
+    assert query(db, "select * from extract_watermarks order by table_name") == before
+    assert query(db, "select feedback_notes from interview_stages") == [(None,)]
+    assert query(db, "select count(*) from ingest_runs") == [(1,)]
+    summary = extract(source, db, overlap=dt.timedelta(minutes=1))  # the next one catches up
+    assert summary.run.total("updated") == 2
+    assert query(db, "select feedback_notes from interview_stages") == [("Strong",)]
+
+
+def test_the_extract_role_reads_everything_and_writes_nothing(source: str, db: Path) -> None:
+    """A login role that is a member of itrack_extract (as the README sets it up)."""
+    role = f"nightly_{uuid.uuid4().hex[:8]}"
+    sql(source, f"create role {role} login in role itrack_extract")
+    try:
+        as_role = pg.with_user(source, role)
+        assert extract(as_role, db).run.accepted == 3
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            sql(as_role, "update candidates set full_name = 'X'")
+    finally:
+        sql(source, f"drop owned by {role}")
+        sql(source, f"drop role {role}")
+
+
+def test_a_role_without_read_access_is_one_clear_error(source: str, db: Path) -> None:
+    role = f"nobody_{uuid.uuid4().hex[:8]}"
+    sql(source, f"create role {role} login")
+    try:
+        with pytest.raises(ExtractError, match=r"permission denied for table candidates; the "):
+            extract(pg.with_user(source, role), db)
+    finally:
+        sql(source, f"drop role {role}")
+    assert not (db.parent / "warehouse.raw.duckdb").exists()
+
+
+def test_an_unreachable_server_is_one_clear_error(db: Path) -> None:
+    with pytest.raises(ExtractError, match=r"^cannot connect to postgresql://x@127\.0\.0\.1:1/d: "):
+        extract("postgresql://x@127.0.0.1:1/d", db)
