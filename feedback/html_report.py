@@ -16,7 +16,7 @@ import vl_convert
 
 from feedback.atomic import write_atomic
 from feedback.marts import open_marts, records
-from ingest.store import utc_now
+from ingest.contract import utc_now
 
 WIDTH = 560
 STEPS = (
@@ -249,7 +249,7 @@ def trend_chart(con, colors: dict[str, str]) -> alt.Chart:
         con,
         "select feeder_source, written_at, "
         "(metrics->>'conversion_rate')::double as conversion_rate "
-        "from raw.feedback_runs order by written_at",
+        "from stg_itrack__feedback_runs order by written_at",
     )
     return (
         alt.Chart(_data(rows))

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -67,6 +68,19 @@ OFFER_STATUSES: frozenset[InterviewStatus] = frozenset(
 )
 
 
+class StageType(StrEnum):
+    """Canonical stage types, in funnel order. Free-text stage names map onto them through
+    dbt_project/seeds/stage_types.csv; a name that maps to none is type `other`."""
+
+    PHONE_SCREEN = "phone_screen"
+    TECHNICAL = "technical"
+    ONSITE = "onsite"
+
+
+STAGE_TYPES: tuple[StageType, ...] = tuple(StageType)
+UNMAPPED_STAGE_TYPE = "other"
+
+
 @cache
 def reachable(status: InterviewStatus) -> frozenset[InterviewStatus]:
     """Statuses reachable from `status` in one or more moves (nightly snapshots may skip one)."""
@@ -80,15 +94,19 @@ def reachable(status: InterviewStatus) -> frozenset[InterviewStatus]:
     return frozenset(seen)
 
 
-def is_valid_snapshot(stored: InterviewStatus | str, new: InterviewStatus | str) -> bool:
-    """A new snapshot is valid when its status is the stored one or reachable from it."""
-    stored, new = InterviewStatus(stored), InterviewStatus(new)
-    return new == stored or new in reachable(stored)
-
-
 def is_valid_move(current: InterviewStatus | str, new: InterviewStatus | str) -> bool:
     """A single explicit change (service API): only the direct moves of the state machine."""
     return InterviewStatus(new) in TRANSITIONS.get(InterviewStatus(current), frozenset())
+
+
+def utc_now() -> dt.datetime:
+    """Now as naive UTC, the way the contract stores every timestamp."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_run_id(prefix: str = "run") -> str:
+    """Run id stamped on the rows a run writes (`_run_id`): `<prefix>-<UTC time>-<random>`."""
+    return f"{prefix}-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 # ISO 4217 active currency codes.
@@ -218,6 +236,13 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=False)
     sql_checks: ClassVar[tuple[str, ...]] = ()
 
+    @model_validator(mode="after")
+    def _default_updated_at(self) -> Record:
+        """`updated_at` defaults to `created_at` and never precedes it (records that have both)."""
+        if "updated_at" in type(self).model_fields:
+            _check_updated_at(self)
+        return self
+
 
 _R = TypeVar("_R", bound=Record)
 
@@ -264,10 +289,6 @@ class Candidate(Record):
 
     sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
 
-    @model_validator(mode="after")
-    def _default_updated_at(self) -> Candidate:
-        return _check_updated_at(self)
-
 
 class InterviewProcess(Record):
     id: UUID
@@ -283,10 +304,6 @@ class InterviewProcess(Record):
     updated_at: Timestamp | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
-
-    @model_validator(mode="after")
-    def _default_updated_at(self) -> InterviewProcess:
-        return _check_updated_at(self)
 
 
 class InterviewStage(Record):
@@ -317,7 +334,7 @@ class InterviewStage(Record):
         scheduled, completed = self.scheduled_date, self.completed_date
         if scheduled and completed and completed < scheduled:
             raise ValueError("completed_date is before scheduled_date")
-        return _check_updated_at(self)
+        return self
 
 
 def _check_updated_at(record: _R) -> _R:
@@ -348,7 +365,6 @@ class PlacementRecord(BaseModel):
     offer_details: OfferDetails | None = None
 
 
-RecordKind = Literal["candidates", "processes", "stages"]
 MODELS: dict[str, type[Record]] = {
     "candidates": Candidate,
     "processes": InterviewProcess,

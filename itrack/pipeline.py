@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
 from ingest.load import RunSummary, ingest_paths
-from ingest.store import connect, new_run_id, raw_store_path, utc_now, warehouse_path
+from ingest.store.duckdb.store import raw_store_path
 
 
 @dataclass
@@ -65,8 +66,8 @@ def build_dir(warehouse: Path) -> Path:
 
 
 def run_build(
-    paths: list[Path] | None = None,
-    db: Path | str | None = None,
+    paths: list[Path] | None,
+    db: Path | str,
     wait_seconds: float = 0.0,
     feeders: Path | None = None,
     placements: Path | None = None,
@@ -80,7 +81,7 @@ def run_build(
     store as it is), dbt build, feedback, publish, HTML report. `note` gets one line per step
     as it finishes and whatever the steps report (dbt's notes included)."""
     clock = time.monotonic()
-    warehouse = warehouse_path(db).absolute()
+    warehouse = Path(db).absolute()
     raw_store = raw_store_path(warehouse)
     result = BuildResult(warehouse)
 
@@ -94,7 +95,7 @@ def run_build(
             "(itrack build PATH...) or check --db"
         )
     if take_backup and raw_store.exists():
-        from ingest.backup import backup
+        from ingest.store.duckdb.backup import backup
 
         with _step(result, "backup", note) as out:
             result.backup = backup(warehouse, wait_seconds=wait_seconds)
@@ -106,12 +107,16 @@ def run_build(
                 f"run {result.ingest.run_id}: {result.ingest.accepted} accepted, "
                 f"{result.ingest.rejected} rejected"
             )
+            if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
+                out.append("no new records")
     building = _fresh_build_file(warehouse)
     try:
         with _step(result, "dbt build", note) as out:
             _dbt_build(building, raw_store, noted)
         with _step(result, "feedback", note) as out:
-            result.feedback = _feedback(building, warehouse, feeders, placements, candidates)
+            result.feedback = _feedback(
+                building, warehouse, feeders, placements, candidates, wait_seconds
+            )
             out.append(str(result.feedback))
             data = warehouse.parent
             result.published["feeders"] = feeders or data / "feeders.json"
@@ -147,12 +152,16 @@ def _fresh_build_file(warehouse: Path) -> Path:
 
 
 def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
-    from ingest.dbt_runner import run_dbt
+    from itrack.dbt_runner import run_dbt
 
     outcome = run_dbt(["build"], warehouse=building, raw_store=raw_store)
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
+    from feedback.data_quality import data_quality_lines
+
+    for line in data_quality_lines(building):  # unmapped stage names, data-quality counts
+        note(line)
 
 
 def _feedback(
@@ -161,13 +170,15 @@ def _feedback(
     feeders: Path | None,
     placements: Path | None,
     candidates: Path | None,
+    wait_seconds: float,
 ) -> object:
     from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     data = warehouse.parent
     result = run_feedback(
         warehouse=building,
-        raw_store_db=warehouse,
+        log=DuckDBFeedbackLog(warehouse, wait_seconds),
         feeders_path=feeders or data / "feeders.json",
         placements_path=placements or data / "candidate_placements.json",
         candidates_path=candidates,
@@ -177,26 +188,17 @@ def _feedback(
 
 
 def _refresh_feedback_runs(building: Path, raw_store: Path) -> None:
-    """Feedback appended to the raw store after dbt copied it: bring the build file up to date."""
-    con = connect(building)
-    try:
-        con.execute(f"attach '{_sql(raw_store)}' as raw_store (read_only)")
-        con.execute("create schema if not exists raw")
-        con.execute(
-            "create or replace table raw.feedback_runs as "
-            "select * from raw_store.main.feedback_runs"
-        )
-        con.execute("detach raw_store")
-        con.execute("checkpoint")
-    finally:
-        con.close()
+    """Feedback appended to the raw store after dbt ran: rebuild its staging table (a dbt node,
+    read from the declared source) so the published warehouse has the run just written."""
+    from itrack.dbt_runner import run_dbt
+
+    outcome = run_dbt(["run", "--select", "stg_itrack__feedback_runs"], building, raw_store)
+    if not outcome.ok:
+        failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
+        raise Refused(f"dbt could not refresh stg_itrack__feedback_runs: {failed}")
 
 
 def _report(warehouse: Path, report: Path | None) -> Path:
     from feedback.html_report import write_report
 
     return write_report(warehouse, report or warehouse.parent / "report.html")
-
-
-def _sql(path: Path) -> str:
-    return str(path).replace("'", "''")
