@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from ingest import readers
-from itrack.generate import generate, generate_delta
 from ingest.load import ingest_paths
+from itrack.generate import generate, generate_delta
 from tests.conftest import query
 from tests.factories import P1, S1, S2, candidate, offer, process, stage, write_jsonl
 
