@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from ingest import contract
-from ingest.dbt_runner import PROJECT_DIR
 from ingest.load import ingest_paths
-from ingest.store import SCHEMA
+from ingest.store.duckdb.store import SCHEMA
+from itrack.dbt_runner import PROJECT_DIR
 from tests.reference_model import normalize_name
 
 SEEDS = PROJECT_DIR / "seeds"

@@ -22,9 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ingest.errors import Refused, UserError
-from ingest.repository import NotFoundError
-from ingest.store import StoreBusyError, StoreError
+from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from itrack.api.warehouse import WarehouseMissing
 
 log = logging.getLogger("itrack.api")

@@ -18,9 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
 from ingest.load import RunSummary, ingest_paths
-from ingest.store import new_run_id, raw_store_path, utc_now, warehouse_path
+from ingest.store.duckdb.store import raw_store_path
 
 
 @dataclass
@@ -65,8 +66,8 @@ def build_dir(warehouse: Path) -> Path:
 
 
 def run_build(
-    paths: list[Path] | None = None,
-    db: Path | str | None = None,
+    paths: list[Path] | None,
+    db: Path | str,
     wait_seconds: float = 0.0,
     feeders: Path | None = None,
     placements: Path | None = None,
@@ -80,7 +81,7 @@ def run_build(
     store as it is), dbt build, feedback, publish, HTML report. `note` gets one line per step
     as it finishes and whatever the steps report (dbt's notes included)."""
     clock = time.monotonic()
-    warehouse = warehouse_path(db).absolute()
+    warehouse = Path(db).absolute()
     raw_store = raw_store_path(warehouse)
     result = BuildResult(warehouse)
 
@@ -94,7 +95,7 @@ def run_build(
             "(itrack build PATH...) or check --db"
         )
     if take_backup and raw_store.exists():
-        from ingest.backup import backup
+        from ingest.store.duckdb.backup import backup
 
         with _step(result, "backup", note) as out:
             result.backup = backup(warehouse, wait_seconds=wait_seconds)
@@ -113,7 +114,9 @@ def run_build(
         with _step(result, "dbt build", note) as out:
             _dbt_build(building, raw_store, noted)
         with _step(result, "feedback", note) as out:
-            result.feedback = _feedback(building, warehouse, feeders, placements, candidates)
+            result.feedback = _feedback(
+                building, warehouse, feeders, placements, candidates, wait_seconds
+            )
             out.append(str(result.feedback))
             data = warehouse.parent
             result.published["feeders"] = feeders or data / "feeders.json"
@@ -149,7 +152,7 @@ def _fresh_build_file(warehouse: Path) -> Path:
 
 
 def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
-    from ingest.dbt_runner import run_dbt
+    from itrack.dbt_runner import run_dbt
 
     outcome = run_dbt(["build"], warehouse=building, raw_store=raw_store)
     if not outcome.ok:
@@ -167,13 +170,15 @@ def _feedback(
     feeders: Path | None,
     placements: Path | None,
     candidates: Path | None,
+    wait_seconds: float,
 ) -> object:
     from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     data = warehouse.parent
     result = run_feedback(
         warehouse=building,
-        raw_store_db=warehouse,
+        log=DuckDBFeedbackLog(warehouse, wait_seconds),
         feeders_path=feeders or data / "feeders.json",
         placements_path=placements or data / "candidate_placements.json",
         candidates_path=candidates,
@@ -185,7 +190,7 @@ def _feedback(
 def _refresh_feedback_runs(building: Path, raw_store: Path) -> None:
     """Feedback appended to the raw store after dbt ran: rebuild its staging table (a dbt node,
     read from the declared source) so the published warehouse has the run just written."""
-    from ingest.dbt_runner import run_dbt
+    from itrack.dbt_runner import run_dbt
 
     outcome = run_dbt(["run", "--select", "stg_itrack__feedback_runs"], building, raw_store)
     if not outcome.ok:
