@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 
@@ -56,7 +57,9 @@ def test_records_carry_the_messiness_of_real_exports():
     retaken = [
         p
         for p in by_process.values()
-        if any(a["outcome"] == "failed" and b["outcome"] == "passed" for a, b in zip(p, p[1:]))
+        if any(
+            (a["outcome"], b["outcome"]) == ("failed", "passed") for a, b in itertools.pairwise(p)
+        )
     ]
     assert retaken
     assert any(p["id"] not in by_process for p in data["processes"])
