@@ -52,6 +52,11 @@ _VALIDATOR_SQL: dict[Any, str] = {
     contract._not_blank: f"regexp_matches({{s}}, '{_NOT_WHITESPACE}')",
     contract._no_control_chars: f"not regexp_matches({{s}}, '{NAME_FORBIDDEN_SQL}')",
     contract.naive_utc: "true",  # the range check below covers its overflow
+    # now() is the transaction's start, before pydantic's clock: the SQL is the stricter
+    contract._not_in_future: (
+        "try_cast({s} as timestamptz) <= now() + interval "
+        f"'{int(contract.FUTURE_TOLERANCE.total_seconds())} seconds'"
+    ),
     contract._business_range: (
         f"try_cast({{s}} as timestamptz) >= '{EARLIEST.isoformat()}+00:00'::timestamptz"
         f" and try_cast({{s}} as timestamptz) < '{LATEST.isoformat()}+00:00'::timestamptz"
@@ -396,6 +401,8 @@ def _code_for(error: dict[str, Any], field: str | None) -> str:
         return "control_character"
     if "date range" in error.get("msg", ""):
         return "invalid_date"
+    if contract.FUTURE_MESSAGE in error.get("msg", ""):
+        return "future_date"
     if "before" in error.get("msg", ""):
         return "date_order"
     if kind == "string_too_short" or "blank" in error.get("msg", ""):

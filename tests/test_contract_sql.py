@@ -235,6 +235,8 @@ def test_date_range_edges_agree_and_are_exact(value, valid, field):
     record = candidate(**{"created_at": "1970-01-01T00:00:00Z", field: value})
     if field == "created_at":
         record.pop("updated_at", None)
+        if not value.startswith("19"):  # also refused as a created_at in the future
+            valid = False
     assert (pydantic_row("candidates", record) is not None) == valid
     loaded, rejected = run_bulk("candidates", [record])
     assert (1 in loaded, 1 in rejected) == (valid, not valid)
