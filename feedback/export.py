@@ -36,6 +36,8 @@ POLICY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 def export_anonymized(out: Path, db: Path | str) -> dict[str, int]:
     """Write one Parquet file per mart into `out` plus a manifest; returns rows per table."""
+    if not Path(db).exists():  # before creating anything: a wrong --db leaves no folder behind
+        raise UserError(f"{db}: no warehouse yet; run `itrack build` first")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

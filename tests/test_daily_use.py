@@ -194,6 +194,30 @@ def test_a_wrong_db_creates_nothing_and_names_the_missing_path(tmp_path, args):
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["docs"], "no raw store at {raw}: check --db, or build first (`itrack build PATH`)"),
+        (
+            ["export", "--anonymize", "--out", "{tmp}/typo/out"],
+            "{db}: no warehouse yet; run `itrack build` first",
+        ),
+        (["report", "funnel"], "{db}: no warehouse yet; run `itrack build` first"),
+        (["feedback", "report", "referral"], "{db}: no warehouse yet; run `itrack build` first"),
+        (
+            ["sql", "-c", "select 1"],
+            "{db}: no warehouse yet; run `itrack build PATH` first (or check --db)",
+        ),
+    ],
+)
+def test_warehouse_commands_on_a_wrong_db_create_nothing(tmp_path, args, message):
+    db = tmp_path / "typo" / "warehouse.duckdb"
+    args = [a.format(tmp=tmp_path) for a in args]
+    expected = message.format(raw=raw_store_path(db), db=db)
+    assert err(*args, "--db", str(db), code=2) == f"error: {expected}\n"
+    assert not (tmp_path / "typo").exists()
+
+
 def test_reads_do_not_take_the_writer_lock(day1):
     out("ingest", "in", "--db", "w.duckdb")
     with store_lock(raw_store_path("w.duckdb")):  # a writer between two transactions
