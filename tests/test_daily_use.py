@@ -846,3 +846,36 @@ def test_make_test_says_it_installs_chromium():
     assert re.search(r"^  build .*ingest data/sample/", listed, re.M)
     makefile = (ROOT / "Makefile").read_text()
     assert "\t$(ITRACK) build data/sample/\n" in makefile
+
+
+def test_quiet_prints_only_the_new_id_for_scripts(store):
+    db = str(store)
+    pid = out(
+        "interview",
+        "create",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "SWE",
+        "--new-company",
+        "-q",
+        "--db",
+        db,
+    )
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\n", pid)
+    sid = out(
+        "interview",
+        "add-stage",
+        pid.strip(),
+        "--name",
+        "Screen",
+        "--order",
+        "1",
+        "--quiet",
+        "--db",
+        db,
+    )
+    [(stored,)] = rows(raw_store_path(store), "select id::varchar from interview_stages")
+    assert sid == stored + "\n"
