@@ -37,12 +37,13 @@ FormatOption = Annotated[
 FUNNEL_COLUMNS = (
     "grain",
     "group_key",
-    "total_started",
+    "processes_started",
     "phone_screen_pass_rate",
     "technical_pass_rate",
     "onsite_pass_rate",
     "offers_extended",
-    "offer_extended_rate",
+    "offer_rate",
+    "offer_rate_after_interviews",
     "offers_accepted",
     "offer_accepted_rate",
     "in_flight",
@@ -98,7 +99,7 @@ def _funnel_rows(con, grain: str, **match: str) -> list[dict[str, Any]]:
     return records(
         con,
         f"select {', '.join(FUNNEL_COLUMNS)} from mart_conversion_funnel "
-        f"where {where} order by total_started desc, group_key",
+        f"where {where} order by processes_started desc, group_key",
         [grain, *match.values()],
     )
 
