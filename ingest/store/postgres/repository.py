@@ -1,0 +1,372 @@
+"""The interview store on PostgreSQL (Supabase): the ports of `ingest.ports` on psycopg 3.
+
+Concurrency is the database's business, not a lock file's:
+- every unit of work is one transaction on a pooled connection (`psycopg_pool`);
+- in a write, reading a process takes its row lock (`SELECT ... FOR UPDATE`), and reading a
+  stage locks its process first, so two calls on one process run one after the other and the
+  second sees what the first committed (two recruiters cannot both move one process; two
+  stages cannot both take the next order);
+- a stage order taken anyway (a writer outside the service) hits the unique constraint
+  `(interview_process_id, stage_order)` and is reported as a refusal, not a crash.
+
+Whose rights apply is decided by row-level security, not by this code: every transaction
+starts with `SET LOCAL ROLE` and `set_config('request.jwt.claims', ..., true)` for the actor it
+runs for (a user's JWT claims through `as_user`, else the `service_role`). New rows take their
+organization from their parent (a process from its candidate, a stage from its process) and
+`recruiter_id` from the acting user (`auth.uid()`); status history is written by the
+database's trigger, stamped with this call's run id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
+from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
+
+PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
+STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
+HISTORY_SOURCE = "service"
+# Roles a call may act as (the ones the migrations grant to).
+ROLES = frozenset({"anon", "authenticated", "service_role", "itrack_extract"})
+
+
+class NotAllowed(Refused):
+    """Row-level security refused a change the user may see but not make."""
+
+
+def parse_id(value: UUID | str, what: str) -> UUID:
+    """An id given by a person: a malformed one cannot exist, so it is 'not found'."""
+    if isinstance(value, UUID):
+        return value
+    try:
+        return UUID(str(value).strip())
+    except ValueError:
+        raise NotFoundError(f"{what} '{value}' not found (not a valid id)") from None
+
+
+class PostgresInterviewRepository:
+    """CRUD for processes and stages inside one transaction of a `PostgresInterviewStore`."""
+
+    def __init__(self, conn: psycopg.Connection, run_id: str, writing: bool) -> None:
+        self.conn = conn
+        self.run_id = run_id
+        self.writing = writing
+
+    # -- candidates (read only here: candidates arrive through ingest or the database) --------
+
+    def candidate_feeder(self, candidate_id: str) -> str | None:
+        row = self._one("select feeder_source from candidates where id = %s", [candidate_id])
+        if row is None:
+            raise NotFoundError(f"candidate '{candidate_id}' not found")
+        return row["feeder_source"]
+
+    # -- processes ----------------------------------------------------------------------------
+
+    def create_interview_process(self, process: InterviewProcess) -> InterviewProcess:
+        """Insert a process in its candidate's organization, assigned to the acting user."""
+        row = to_row(process)
+        names = ", ".join(PROCESS_COLUMNS)
+        values = ", ".join(_marks(PROCESS_COLUMNS))
+        with self._refusals(f"process {process.id}"):
+            inserted = self._one(
+                f"insert into interview_processes ({names}, organization_id, recruiter_id)"
+                f" select {values}, c.organization_id, (select auth.uid())"
+                " from candidates as c where c.id = %(candidate_id)s returning id",
+                row,
+            )
+        if inserted is None:
+            raise NotFoundError(f"candidate '{process.candidate_id}' not found")
+        return self.get_interview_by_id(process.id)
+
+    def get_interview_by_id(self, interview_id: UUID | str) -> InterviewProcess:
+        """A process; in a write, with its row lock held until the transaction ends."""
+        process_id = parse_id(interview_id, "process")
+        found = self._select_processes("where id = %s", [process_id], lock=self.writing)
+        if not found:
+            self._not_found_or_not_allowed("interview_processes", process_id, "interview process")
+        return found[0]
+
+    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
+        return self.find_interviews(candidate_id=candidate_id)
+
+    def find_interviews(
+        self,
+        company_name: str | None = None,
+        status: InterviewStatus | str | None = None,
+        candidate_id: str | None = None,
+    ) -> list[InterviewProcess]:
+        clauses, params = [], []
+        for column, value in (
+            ("company_name", company_name),
+            ("status", InterviewStatus(status).value if status else None),
+            ("candidate_id", candidate_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        where = f"where {' and '.join(clauses)}" if clauses else ""
+        return self._select_processes(where, params)
+
+    def update_interview(self, process: InterviewProcess) -> InterviewProcess:
+        """Save a process; a status change gets its history row from the database's trigger."""
+        self._update("interview_processes", PROCESS_COLUMNS, to_row(process), "process")
+        return self.get_interview_by_id(process.id)
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def create_interview_stage(self, stage: InterviewStage) -> InterviewStage:
+        self.get_interview_by_id(stage.interview_process_id)  # locks the process in a write
+        row = to_row(stage)
+        names = ", ".join(STAGE_COLUMNS)
+        values = ", ".join(_marks(STAGE_COLUMNS))
+        with self._refusals(f"stage {stage.id}", stage):
+            self.conn.execute(
+                f"insert into interview_stages ({names}, organization_id)"
+                f" select {values}, p.organization_id from interview_processes as p"
+                " where p.id = %(interview_process_id)s",
+                row,
+            )
+        return self.get_stage_by_id(stage.id)
+
+    def get_stage_by_id(self, stage_id: UUID | str) -> InterviewStage:
+        """A stage; in a write, its process's row lock is taken first (one lock order)."""
+        sid = parse_id(stage_id, "stage")
+        if self.writing:
+            owner = self._one(
+                "select p.id from interview_processes as p join interview_stages as s"
+                " on s.interview_process_id = p.id where s.id = %s for update of p",
+                [sid],
+            )
+            if owner is None:
+                self._not_found_or_not_allowed("interview_stages", sid, "interview stage")
+        found = self._select_stages("where id = %s", [sid])
+        if not found:
+            raise NotFoundError(f"interview stage '{stage_id}' not found")
+        return found[0]
+
+    def get_stages_by_interview(self, interview_id: UUID | str) -> list[InterviewStage]:
+        process_id = self.get_interview_by_id(interview_id).id
+        return self._select_stages("where interview_process_id = %s", [process_id])
+
+    def update_stage(self, stage: InterviewStage) -> InterviewStage:
+        self._update("interview_stages", STAGE_COLUMNS, to_row(stage), "stage", stage)
+        return self.get_stage_by_id(stage.id)
+
+    def max_stage_order(self, interview_id: UUID) -> int:
+        row = self._one(
+            "select coalesce(max(stage_order), 0) as n from interview_stages"
+            " where interview_process_id = %s",
+            [interview_id],
+        )
+        return int(row["n"]) if row else 0
+
+    def record_call(self, command: str, started_at: dt.datetime) -> None:
+        """The call's run id is on the status-history rows it wrote (set per transaction);
+        PostgreSQL keeps no separate call log (use the server's own logging for that)."""
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _one(self, sql: str, params: Any) -> dict[str, Any] | None:
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            return cursor.execute(sql, params).fetchone()
+
+    def _update(
+        self,
+        table: str,
+        columns: Sequence[str],
+        row: dict[str, Any],
+        what: str,
+        stage: InterviewStage | None = None,
+    ) -> None:
+        assignments = ", ".join(
+            f"{c} = %({c})s::jsonb" if c == "offer_details" else f"{c} = %({c})s"
+            for c in columns
+            if c != "id"
+        )
+        with self._refusals(f"{what} {row['id']}", stage):
+            cursor = self.conn.execute(f"update {table} set {assignments} where id = %(id)s", row)
+        if cursor.rowcount == 0:
+            self._not_found_or_not_allowed(table, UUID(row["id"]), f"interview {what}")
+
+    def _not_found_or_not_allowed(self, table: str, row_id: UUID, what: str) -> None:
+        """A row the statement did not reach: unknown (or invisible to this user), or visible
+        but not this user's to change (row-level security)."""
+        if self.writing:
+            visible = self._one(f"select 1 as found from {table} where id = %s", [row_id])
+            if visible is not None:
+                raise NotAllowed(
+                    f"{what} '{row_id}' is not yours to change: it is assigned to another "
+                    "recruiter (a lead of the organization may change it)"
+                )
+        raise NotFoundError(f"{what} '{row_id}' not found")
+
+    @contextmanager
+    def _refusals(self, what: str, stage: InterviewStage | None = None) -> Iterator[None]:
+        """The database's refusals as the service's: one line, never a driver error."""
+        try:
+            with self.conn.transaction():  # a savepoint: the call's transaction stays usable
+                yield
+        except pg_errors.UniqueViolation as exc:
+            if stage is not None and exc.diag.constraint_name == (
+                "interview_stages_process_stage_order_key"
+            ):
+                raise Refused(
+                    f"stage_order {stage.stage_order} refused: process "
+                    f"{stage.interview_process_id} already has a stage with that order "
+                    "(another call took it first); reload and add the next one"
+                ) from None
+            raise Refused(f"{what} refused: it already exists") from None
+        except pg_errors.InsufficientPrivilege as exc:
+            raise NotAllowed(f"{what} refused: {_first_line(exc)}") from None
+        except (pg_errors.CheckViolation, pg_errors.ForeignKeyViolation) as exc:
+            raise Refused(f"{what} refused by the database: {_first_line(exc)}") from None
+
+    def _select_processes(
+        self, where: str, params: list[Any], lock: bool = False
+    ) -> list[InterviewProcess]:
+        rows = self._select(
+            "interview_processes", PROCESS_COLUMNS, where, params, "created_at", lock
+        )
+        return [InterviewProcess.model_validate(row) for row in rows]
+
+    def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
+        rows = self._select("interview_stages", STAGE_COLUMNS, where, params, "stage_order")
+        return [InterviewStage.model_validate(row) for row in rows]
+
+    def _select(
+        self,
+        table: str,
+        columns: Sequence[str],
+        where: str,
+        params: list[Any],
+        order: str,
+        lock: bool = False,
+    ) -> list[dict[str, Any]]:
+        sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
+        if lock:  # row-level security lets a user lock only the rows they may change
+            sql += " for update"
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            return cursor.execute(sql, params).fetchall()
+
+
+def _marks(columns: Sequence[str]) -> list[str]:
+    return [f"%({c})s::jsonb" if c == "offer_details" else f"%({c})s" for c in columns]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class PostgresInterviewStore:
+    """Units of work on a PostgreSQL/Supabase database through a connection pool.
+
+    `PostgresInterviewStore(dsn)` acts as `service_role` (the server's own rights: every
+    organization); `store.as_user(claims)` is the same pool acting for one user, so their
+    JWT claims decide, through row-level security, what they see and change.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: ConnectionPool | None = None,
+        role: str = "service_role",
+        claims: Mapping[str, Any] | None = None,
+        max_size: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; one of {sorted(ROLES)}")
+        if pool is None:
+            if not dsn:
+                raise StoreError("no PostgreSQL connection string: set ITRACK_PG_DSN")
+            pool = ConnectionPool(
+                dsn,
+                min_size=1,
+                max_size=max_size,
+                timeout=timeout,
+                open=False,
+                configure=_configure,
+                name="itrack",
+            )
+            try:
+                pool.open(wait=True, timeout=timeout)
+            except PoolTimeout:
+                pool.close()
+                raise StoreError(
+                    f"cannot connect to PostgreSQL within {timeout:g} s: {_safe(dsn)}"
+                ) from None
+        self.pool = pool
+        self.role = role
+        self.claims = dict(claims or {"role": role})
+
+    def as_user(self, claims: Mapping[str, Any]) -> PostgresInterviewStore:
+        """The same pool acting for the user whose verified JWT claims these are."""
+        role = str(claims.get("role") or "authenticated")
+        return PostgresInterviewStore(pool=self.pool, role=role, claims=claims)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[PostgresInterviewRepository]:
+        with self._unit(writing=False) as repo:
+            yield repo
+
+    @contextmanager
+    def writing(self) -> Iterator[PostgresInterviewRepository]:
+        with self._unit(writing=True) as repo:
+            yield repo
+
+    @contextmanager
+    def _unit(self, writing: bool) -> Iterator[PostgresInterviewRepository]:
+        run_id = new_run_id("api")
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                if not writing:
+                    conn.execute("set transaction read only")
+                conn.execute(f"set local role {self.role}")  # a name from ROLES, never input
+                conn.execute(
+                    "select set_config('request.jwt.claims', %s, true),"
+                    " set_config('itrack.run_id', %s, true),"
+                    " set_config('itrack.source', %s, true)",
+                    [json.dumps(self.claims), run_id, HISTORY_SOURCE],
+                )
+                yield PostgresInterviewRepository(conn, run_id, writing)
+        except PoolTimeout:
+            raise StoreBusyError(
+                "PostgreSQL: no free connection in the pool; retry later"
+            ) from None
+        except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+            raise StoreBusyError("PostgreSQL: the change collided with another; retry") from None
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL unavailable: {_first_line(exc)}") from None
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    """Every pooled connection: UTC (timestamps are naive UTC in the contract)."""
+    conn.execute("set timezone to 'UTC'")
+    conn.commit()
+
+
+def _safe(dsn: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.Error:
+        return "the database"
+    if "password" in params:
+        params["password"] = "***"
+    return make_conninfo(**params)
