@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the package with its dev tools
 
 build: $(STAMP) ## Nightly pipeline on the sample: ingest, backup, dbt build, feedback, publish, report
-	$(ITRACK) build
+	$(ITRACK) build data/sample/
 
 browser: ## Install Debian's chromium for the HTML report test (if missing)
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -48,9 +48,10 @@ test: $(STAMP) browser postgres ## Run the whole test suite (fast tier, under ~5
 test-all: $(STAMP) browser postgres ## Run every test, the slow fault-injection ones included
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check and the import contracts (dependencies run one way)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
@@ -62,5 +63,6 @@ docs: $(STAMP) ## Build the dbt docs site (offline) and say where it is
 bench: $(STAMP) ## Benchmark ingest / build / feedback against the DuckDB floor (SCALE=small for a quick run)
 	$(BIN)/python bench/run.py --scale $(SCALE)
 
-clean: ## Remove the virtualenv, built databases and dbt artefacts
-	rm -rf $(VENV) dbt_project/target dbt_project/logs data/*.duckdb data/*.duckdb.wal data/.build
+clean: ## Remove the virtualenv and build outputs (never the raw store nor the backups)
+	rm -rf $(VENV) dbt_project/target dbt_project/logs data/.build
+	rm -f data/warehouse.duckdb data/warehouse.duckdb.wal

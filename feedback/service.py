@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
-import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 
@@ -34,15 +33,15 @@ from feedback.feeders import (
     merge_metrics,
     metrics_from_marts,
 )
+from feedback.marts import open_read_only
 from feedback.placements import (
     merge_into_candidates,
     placements_from_marts,
     read_placements,
     write_placements,
 )
-from ingest.contract import FEEDBACK_TRIGGER_STATUSES, InterviewStatus, PlacementRecord
+from ingest.contract import FEEDBACK_TRIGGER_STATUSES, InterviewStatus, PlacementRecord, new_run_id
 from ingest.errors import Refused, UserError
-from ingest.store import connect, new_run_id, open_store, utc_now
 
 REQUIRED_MARTS = ("fct_interview_processes", "mart_feeder_conversion")
 EPOCH = "1970-01-01 00:00:00"
@@ -81,10 +80,15 @@ def _check_marts(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
         )
 
 
-def _state(db: Path | str | None, key: str, default: str) -> str:
-    with open_store(db) as store:
-        row = store.execute("select value from feedback_state where key = ?", [key]).fetchone()
-    return row[0] if row else default
+class FeedbackLog(Protocol):
+    """Where the feedback step keeps its watermark and logs what it wrote (the raw store's
+    `feedback_state` and `feedback_runs` on DuckDB)."""
+
+    def get_state(self, key: str, default: str) -> str: ...
+
+    def record_run(
+        self, run_id: str, metrics: dict[str, dict[str, Any]], state: dict[str, str]
+    ) -> None: ...
 
 
 def _feeders_of(con: duckdb.DuckDBPyConnection, process_ids_sql: str, watermark: str) -> set[str]:
@@ -133,19 +137,19 @@ def _new_watermark(con: duckdb.DuckDBPyConnection) -> str:
 
 def run_feedback(
     warehouse: Path,
-    raw_store_db: Path | str | None,
+    log: FeedbackLog,
     feeders_path: Path,
     placements_path: Path,
     candidates_path: Path | None = None,
     full: bool = False,
     now: str | None = None,
 ) -> FeedbackResult:
-    """Compute from `warehouse` (a built file) and write the outputs; state in the raw store."""
+    """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`."""
     if not Path(warehouse).exists():
         raise UserError(f"{warehouse}: no warehouse; run `itrack build` first")
     result = FeedbackResult(new_run_id("feedback"))
     document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
-    con = connect(Path(warehouse), read_only=True)
+    con = open_read_only(Path(warehouse))
     try:
         _check_marts(con, warehouse)
         fresh = metrics_from_marts(con)
@@ -157,9 +161,9 @@ def run_feedback(
             or "0/0"
         )
         watermark = _new_watermark(con)
-        since = _state(raw_store_db, "watermark", EPOCH)
+        since = log.get_state("watermark", EPOCH)
         result.triggered_feeders = sorted(triggered_feeders(con, since))
-        if full or _state(raw_store_db, "prior", "") != prior:
+        if full or log.get_state("prior", "") != prior:
             marked = set(fresh)
         else:
             marked = set(result.triggered_feeders) | changed_feeders(con, since)
@@ -176,28 +180,13 @@ def run_feedback(
     result.placements_written = write_placements(placements_path, history)
     if candidates_path is not None:
         result.candidates_written = merge_into_candidates(candidates_path, history)
-    _record_run(raw_store_db, result, document, watermark, prior)
+    # After the files are written: log what was written, then advance the watermark.
+    log.record_run(
+        result.run_id,
+        {name: document["feeders"][name]["metrics"] for name in result.updated_feeders},
+        {"watermark": watermark, "prior": prior},
+    )
     return result
-
-
-def _record_run(
-    db: Path | str | None, result: FeedbackResult, document: dict, watermark: str, prior: str
-) -> None:
-    """After the files are written: log what was written, then advance the watermark."""
-    now = utc_now()
-    with open_store(db) as store:
-        store.begin()
-        for name in result.updated_feeders:
-            metrics = document["feeders"][name]["metrics"]
-            store.execute(
-                "insert into feedback_runs values (?, ?, ?, ?)",
-                [result.run_id, name, json.dumps(metrics), now],
-            )
-        for key, value in (("watermark", watermark), ("prior", prior)):
-            store.execute(
-                "insert or replace into feedback_state values (?, ?, ?)", [key, value, now]
-            )
-        store.commit()
 
 
 # ---- the Python API: one process, one feeder ----------------------------------------------------

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -79,15 +80,19 @@ def reachable(status: InterviewStatus) -> frozenset[InterviewStatus]:
     return frozenset(seen)
 
 
-def is_valid_snapshot(stored: InterviewStatus | str, new: InterviewStatus | str) -> bool:
-    """A new snapshot is valid when its status is the stored one or reachable from it."""
-    stored, new = InterviewStatus(stored), InterviewStatus(new)
-    return new == stored or new in reachable(stored)
-
-
 def is_valid_move(current: InterviewStatus | str, new: InterviewStatus | str) -> bool:
     """A single explicit change (service API): only the direct moves of the state machine."""
     return InterviewStatus(new) in TRANSITIONS.get(InterviewStatus(current), frozenset())
+
+
+def utc_now() -> dt.datetime:
+    """Now as naive UTC, the way the contract stores every timestamp."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_run_id(prefix: str = "run") -> str:
+    """Run id stamped on the rows a run writes (`_run_id`): `<prefix>-<UTC time>-<random>`."""
+    return f"{prefix}-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 # ISO 4217 active currency codes.
@@ -178,6 +183,13 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=False)
     sql_checks: ClassVar[tuple[str, ...]] = ()
 
+    @model_validator(mode="after")
+    def _default_updated_at(self) -> Record:
+        """`updated_at` defaults to `created_at` and never precedes it (records that have both)."""
+        if "updated_at" in type(self).model_fields:
+            _check_updated_at(self)
+        return self
+
 
 _R = TypeVar("_R", bound=Record)
 
@@ -219,10 +231,6 @@ class Candidate(Record):
 
     sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
 
-    @model_validator(mode="after")
-    def _default_updated_at(self) -> Candidate:
-        return _check_updated_at(self)
-
 
 class InterviewProcess(Record):
     id: UUID
@@ -238,10 +246,6 @@ class InterviewProcess(Record):
     updated_at: Timestamp | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
-
-    @model_validator(mode="after")
-    def _default_updated_at(self) -> InterviewProcess:
-        return _check_updated_at(self)
 
 
 class InterviewStage(Record):
@@ -272,7 +276,7 @@ class InterviewStage(Record):
         scheduled, completed = self.scheduled_date, self.completed_date
         if scheduled and completed and completed < scheduled:
             raise ValueError("completed_date is before scheduled_date")
-        return _check_updated_at(self)
+        return self
 
 
 def _check_updated_at(record: _R) -> _R:
@@ -303,7 +307,6 @@ class PlacementRecord(BaseModel):
     offer_details: OfferDetails | None = None
 
 
-RecordKind = Literal["candidates", "processes", "stages"]
 MODELS: dict[str, type[Record]] = {
     "candidates": Candidate,
     "processes": InterviewProcess,

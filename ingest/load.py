@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +21,13 @@ from ingest.contract import (
     MODELS,
     TABLES,
     InterviewStatus,
+    new_run_id,
     reachable,
+    utc_now,
 )
+from ingest.errors import StoreError
 from ingest.readers import InputFile
-from ingest.store import StoreError, new_run_id, open_store, raw_store_path, utc_now
+from ingest.store.duckdb.store import SCHEMA, open_store, raw_store_path
 from ingest.validate import Rejection, compile_model, explain
 
 # Orphans may be fixed by a later run that brings the parent: they are retried automatically.
@@ -78,12 +79,15 @@ class RunSummary:
         return sum(self.rejects_by_code.values())
 
 
-def fault_point(step: str) -> None:
-    """Test hook: ITRACK_FAULT_AT=<step> kills the process right here with SIGKILL, so the fault
-    tests can prove a run killed at any step leaves the store as it was. Steps: read,
-    validate, load, history, commit."""
-    if os.environ.get("ITRACK_FAULT_AT") == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+# Callables told when a run reaches each step: read, validate, load, history, commit. The fault
+# tests register one that kills the process there, proving a run killed at any step leaves the
+# store as it was.
+STEP_HOOKS: list[Callable[[str], None]] = []
+
+
+def _reached(step: str) -> None:
+    for hook in STEP_HOOKS:
+        hook(step)
 
 
 # progress(message, steps_done, steps_total): one step per file read, per kind validated/loaded.
@@ -102,15 +106,16 @@ def prepare_files(paths: list[Path], kind: str | None) -> list[InputFile]:
 
 def ingest_paths(
     paths: list[Path],
-    db: Path | str | None = None,
+    db: Path | str,
     kind: str | None = None,
     wait_seconds: float = 0.0,
     progress: Progress | None = None,
     force: bool = False,
+    memory_limit: str | None = "1GB",
 ) -> RunSummary:
     """Load the given files as one run into the raw store beside warehouse `db`."""
     files = prepare_files(paths, kind)
-    return ingest_inputs(files, db, wait_seconds, progress, force)
+    return ingest_inputs(files, db, wait_seconds, progress, force, memory_limit=memory_limit)
 
 
 # Called inside the run's transaction, after the merge and before the audit is final: an
@@ -121,12 +126,13 @@ BeforeCommit = Callable[[duckdb.DuckDBPyConnection, "RunSummary"], None]
 
 def ingest_inputs(
     files: list[InputFile],
-    db: Path | str | None = None,
+    db: Path | str,
     wait_seconds: float = 0.0,
     progress: Progress | None = None,
     force: bool = False,
     derive_history: bool = True,
     before_commit: BeforeCommit | None = None,
+    memory_limit: str | None = "1GB",
 ) -> RunSummary:
     """Load prepared inputs (files, or local copies of a database's tables) as one run.
 
@@ -140,16 +146,15 @@ def ingest_inputs(
         if progress:
             progress(message, next(steps), total)
 
-    with open_store(db, wait_seconds) as con:
+    # Bounded memory whatever the file size: DuckDB spills to disk beyond `memory_limit`.
+    with open_store(db, wait_seconds, memory_limit=memory_limit) as con:
         con.execute("set TimeZone = 'UTC'")
-        # Bounded memory whatever the file size: DuckDB spills to disk beyond this.
-        con.execute(f"set memory_limit = '{os.environ.get('ITRACK_MEMORY_LIMIT', '1GB')}'")
         con.begin()
         try:
             summary = _run(con, files, note, force, derive_history)
             if before_commit is not None:
                 before_commit(con, summary)
-            fault_point("commit")
+            _reached("commit")
             con.commit()
         except (duckdb.IOException, duckdb.TransactionException) as exc:
             _rollback(con)  # a full or read-only disk surfaces here, or at the commit
@@ -195,17 +200,42 @@ def _run(
         counts.rows_read = con.execute(
             "select count(*) from landing where file_path = ?", [source.label]
         ).fetchone()[0] + len(source.problems)
-    fault_point("read")
+    _reached("read")
     _split_inline_stages(con)
     run.retried = _queue_retries(con)
     for kind in LOAD_ORDER:
         note(f"validate {kind}")
         _validate_kind(con, kind)
-        fault_point("validate")
+        _reached("validate")
         note(f"load {kind}")
         _check_and_merge(con, kind, run.run_id, derive_history)
     _finish(con, run, started)
     return run
+
+
+def validate_lines(kind: str, lines: list[str]) -> tuple[dict[int, dict], dict[int, str]]:
+    """The bulk contract check alone, on raw JSON lines of one kind, in a private in-memory
+    database: the typed rows that pass (by line number) and the error code of each line that
+    does not. Cross-record checks (references, duplicates) are not part of it."""
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        con.execute(SCHEMA)
+        _create_work_tables(con)
+        con.executemany(
+            "insert into landing (kind, file_path, line_no, raw) values (?, '<lines>', ?, ?)",
+            [[kind, line_no, raw] for line_no, raw in enumerate(lines, start=1)],
+        )
+        _validate_kind(con, kind)
+        cursor = con.execute(
+            f"select line_no, * exclude (rec, file_path, line_no) from staged_{kind}"
+        )
+        names = [d[0] for d in cursor.description]
+        passed = {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in cursor.fetchall()}
+        failed = dict(con.execute("select line_no, error_code from rejects").fetchall())
+        return passed, failed
+    finally:
+        con.close()
 
 
 # ---------------------------------------------------------------- landing
@@ -544,7 +574,7 @@ def _check_and_merge(
     )
     if kind == "processes" and derive_history:
         _record_status_history(con, run_id)
-        fault_point("history")
+        _reached("history")
     col_list = ", ".join(cols)
     for outcome, verb in (("inserted", "insert"), ("updated", "insert or replace")):
         con.execute(
@@ -553,7 +583,7 @@ def _check_and_merge(
             select {col_list}, ?, ? from classified where _outcome = ?""",
             [run_id, utc_now(), outcome],
         )
-    fault_point("load")
+    _reached("load")
     con.execute("drop table classified")
 
 

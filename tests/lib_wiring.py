@@ -6,14 +6,33 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from feedback.service import FeedbackService, ProcessOutcome
-from ingest.repository import InterviewRepository
-from ingest.service import InterviewService
-from ingest.store import open_store, utc_now
+from feedback.service import FeedbackService, FeederCounts, ProcessOutcome
+from ingest.contract import utc_now
+from ingest.store.duckdb.repository import InterviewRepository
+from ingest.store.duckdb.store import open_store
+
+
+def live_counts(db: Path, feeder_source: str) -> FeederCounts:
+    """(started, offer_accepted, decided) processes of a feeder in the raw store."""
+    with open_store(db) as con:
+        row = con.execute(
+            """
+            with processes as (
+                select p.status, coalesce(p.feeder_source, c.feeder_source) as feeder
+                from interview_processes as p
+                left join candidates as c on c.id = p.candidate_id
+            )
+            select count(*), count(*) filter (where status = 'offer_accepted'),
+                count(*) filter (where status in
+                    ('offer_accepted', 'offer_declined', 'rejected_by_company',
+                     'candidate_withdrew'))
+            from processes where feeder = ?""",
+            [feeder_source],
+        ).fetchone()
+    return FeederCounts(int(row[0]), int(row[1]), int(row[2]))
 
 
 def feedback_service(db: Path, **kw) -> FeedbackService:
-    service = InterviewService(db)
 
     def read_process(interview_id: str) -> ProcessOutcome:
         with open_store(db) as con:
@@ -49,7 +68,7 @@ def feedback_service(db: Path, **kw) -> FeedbackService:
         db.parent / "feeders.json",
         db.parent / "candidate_placements.json",
         read_process=read_process,
-        live_counts=service.calculate_conversion_rates,
+        live_counts=lambda feeder: live_counts(db, feeder),
         record_run=record_run,
         **kw,
     )

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ingest.contract import MODELS, to_row
-from ingest.load import _create_work_tables, _validate_kind
-from ingest.store import SCHEMA
+from ingest.load import validate_lines
 from tests.factories import candidate, process, stage
 
 MISSING = object()
@@ -101,22 +99,9 @@ def mutated(base: dict, model) -> st.SearchStrategy[dict]:
 
 def run_bulk(kind: str, records: list[dict]) -> tuple[dict[int, dict], set[int]]:
     """Validate records through the bulk path: (loaded rows by line, rejected lines)."""
-    con = duckdb.connect()
-    con.execute("set TimeZone = 'UTC'")
-    con.execute(SCHEMA)
-    _create_work_tables(con)
-    for line_no, record in enumerate(records, start=1):
-        con.execute(
-            "insert into landing (kind, file_path, line_no, raw) values (?, 'f', ?, ?)",
-            [kind, line_no, json.dumps(record, ensure_ascii=False)],
-        )
-    _validate_kind(con, kind)
-    cur = con.execute(f"select line_no, * exclude (rec, file_path, line_no) from staged_{kind}")
-    names = [d[0] for d in cur.description]
-    loaded = {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in cur.fetchall()}
-    rejected = {r[0] for r in con.execute("select line_no from rejects").fetchall()}
-    con.close()
-    return loaded, rejected
+    lines = [json.dumps(record, ensure_ascii=False) for record in records]
+    loaded, rejected = validate_lines(kind, lines)
+    return loaded, set(rejected)
 
 
 def pydantic_row(kind: str, record: dict) -> dict | None:

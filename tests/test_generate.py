@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from ingest.contract import MODELS
-from ingest.generate import PLANTED, build_records, generate
+from itrack.generate import PLANTED, build_records, generate
 
 
 def test_same_seed_same_bytes(tmp_path):

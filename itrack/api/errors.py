@@ -21,9 +21,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest.errors import Refused, UserError
-from ingest.repository import NotFoundError
-from ingest.store import StoreBusyError, StoreError
+from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 
 log = logging.getLogger("itrack.api")
 

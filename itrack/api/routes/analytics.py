@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
 from feedback.analytics import (
     CompanyHiringInsights,
     ConversionFunnel,
@@ -19,8 +21,6 @@ from feedback.analytics import (
     get_stage_performance,
     rows,
 )
-from pydantic import BaseModel, ConfigDict, Field
-
 from itrack.api.auth import Principal, current_principal
 from itrack.api.errors import error_responses
 from itrack.api.warehouse import BuildInfo, open_warehouse

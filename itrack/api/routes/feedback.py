@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.errors import Refused
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
 from itrack.api.auth import Principal, current_principal
 from itrack.api.errors import ApiError, error_responses
 from itrack.api.warehouse import BuildInfo, open_warehouse
@@ -60,7 +60,7 @@ class FeedbackRun(BaseModel):
 @contextmanager
 def no_build_running(warehouse: Path) -> Iterator[None]:
     """Hold the dbt runner's per-location lock for the duration, or refuse: a build running."""
-    from ingest.dbt_runner import work_dir
+    from itrack.dbt_runner import work_dir
 
     folder = work_dir(raw_store_path(warehouse))
     folder.mkdir(parents=True, exist_ok=True)

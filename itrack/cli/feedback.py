@@ -7,24 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from itrack.cli.common import DbOption, WaitOption, console, warehouse
+from itrack.errors import HandledGroup
+
 app = typer.Typer(
-    help="Write metrics back to feeders.json and placement history.", invoke_without_command=True
+    help="Write metrics back to feeders.json and placement history.",
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    cls=HandledGroup,
 )
-console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
-
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
-]
-
-
-def _handled(func):  # the root CLI's error handling, imported lazily to avoid a cycle
-    from ingest.cli import handle_errors
-
-    return handle_errors(func)
 
 
 @app.callback()
@@ -42,29 +35,20 @@ def feedback(
         bool, typer.Option(help="Recompute every feeder, not only changed ones.")
     ] = False,
     db: DbOption = None,
+    wait: WaitOption = 0.0,
 ) -> None:
     """Update feeders.json metrics and placement history from the published marts."""
     if ctx.invoked_subcommand:
         return
-    _handled(_run)(feeders, placements, candidates, full, db)
-
-
-def _run(
-    feeders: Path | None,
-    placements: Path | None,
-    candidates: Path | None,
-    full: bool,
-    db: Path | None,
-) -> None:
     from feedback.service import run_feedback
-    from ingest.store import warehouse_path
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
-    warehouse = warehouse_path(db)
+    published = warehouse(db)
     result = run_feedback(
-        warehouse=warehouse,
-        raw_store_db=warehouse,
-        feeders_path=feeders or warehouse.parent / "feeders.json",
-        placements_path=placements or warehouse.parent / "candidate_placements.json",
+        warehouse=published,
+        log=DuckDBFeedbackLog(published, wait),
+        feeders_path=feeders or published.parent / "feeders.json",
+        placements_path=placements or published.parent / "candidate_placements.json",
         candidates_path=candidates,
         full=full,
     )
@@ -78,14 +62,10 @@ def report(
     db: DbOption = None,
 ) -> None:
     """The feeder performance report: sourced, success by stage, time to hire, rejections."""
-    _handled(_report)(feeder, as_json, db)
-
-
-def _report(feeder: str, as_json: bool, db: Path | None) -> None:
     from feedback.feeders import metrics_from_marts
     from feedback.marts import open_marts, require_known
 
-    with open_marts(db) as con:
+    with open_marts(warehouse(db)) as con:
         require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
         metrics = metrics_from_marts(con)[feeder]
     if as_json:

@@ -3,79 +3,33 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import duckdb
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest.errors import UserError
-from ingest.store import StoreBusyError, StoreError
+from itrack.cli import feedback as feedback_cli
+from itrack.cli import interview as interview_cli
+from itrack.cli import report as report_cli
+from itrack.cli.common import DbOption, WaitOption, console, warehouse
+from itrack.errors import err_console, fail, new_app
+from itrack.generate import generate_command
+from itrack.settings import get_settings
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-app = typer.Typer(
-    help="interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+app = new_app(
+    "interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes."
 )
-console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
-err_console = Console(stderr=True)
-
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
-]
-WaitOption = Annotated[
-    float, typer.Option("--wait", help="Seconds to wait for a busy store before giving up.")
-]
-
-
-def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def handle_errors(func: F) -> F:
-    """Map the project's errors to one line and an exit code; never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except UserError as exc:
-            fail(str(exc), exc.exit_code)
-        except (StoreBusyError, StoreError) as exc:
-            fail(str(exc), 2)
-        except (OSError, duckdb.IOException) as exc:  # disk full, read-only folder, ...
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            fail(f"cannot write: {reason}; nothing of this run was written", 2)
-        except KeyboardInterrupt:
-            fail("interrupted; nothing of this run was written", 130)
-        except Exception as exc:  # a bug: still one line, the traceback on request
-            if os.environ.get("ITRACK_DEBUG"):
-                raise
-            fail(
-                f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                " (set ITRACK_DEBUG=1 for the traceback)",
-                3,
-            )
-
-    return wrapper  # type: ignore[return-value]
+app.add_typer(interview_cli.app, name="interview")
+app.add_typer(feedback_cli.app, name="feedback")
+app.add_typer(report_cli.app, name="report")
+app.command("generate")(generate_command)
 
 
 @app.command()
-@handle_errors
 def ingest(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or folders (JSONL, JSON, CSV, Parquet).")
@@ -102,7 +56,13 @@ def ingest(
             bar.update(task, description=message, completed=done, total=total)
 
         summary = ingest_paths(
-            paths, db=db, kind=kind, wait_seconds=wait, force=force, progress=step
+            paths,
+            db=warehouse(db),
+            kind=kind,
+            wait_seconds=wait,
+            force=force,
+            progress=step,
+            memory_limit=get_settings().memory_limit,
         )
     if as_json:
         print(json.dumps(summary_dict(summary), indent=2))
@@ -165,7 +125,6 @@ def print_summary(summary: Any) -> None:
 
 
 @app.command()
-@handle_errors
 def rejects(
     run: Annotated[str | None, typer.Option("--run", help="Only this run's rejects.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
@@ -174,7 +133,7 @@ def rejects(
     as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON lines.")] = False,
 ) -> None:
     """List quarantined records with their reason (unresolved ones by default)."""
-    from ingest.store import open_store
+    from ingest.store.duckdb.store import read_store
 
     where, params = [], []
     if run:
@@ -188,7 +147,7 @@ def rejects(
         + (" where " + " and ".join(where) if where else "")
         + " order by quarantined_at, file_path, line_number limit ?"
     )
-    with open_store(None if db is None else db) as con:
+    with read_store(warehouse(db)) as con:
         cursor = con.execute(sql, [*params, limit])
         names = [d[0] for d in cursor.description]
         rows = cursor.fetchall()
@@ -218,10 +177,10 @@ def rejects(
 
 
 @app.command()
-@handle_errors
 def build(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files or folders to ingest (default data/sample/).")
+        list[Path] | None,
+        typer.Argument(help="Files or folders to ingest (none: rebuild from the raw store)."),
     ] = None,
     db: DbOption = None,
     wait: WaitOption = 0.0,
@@ -229,11 +188,11 @@ def build(
     html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
 ) -> None:
     """The nightly pipeline: backup, ingest, dbt build, feedback, publish, report."""
-    from ingest.pipeline import run_build
+    from itrack.pipeline import run_build
 
     result = run_build(
         paths,
-        db=db,
+        db=warehouse(db),
         wait_seconds=wait,
         take_backup=backup,
         write_html=html,
@@ -244,7 +203,6 @@ def build(
 
 
 @app.command("backup")
-@handle_errors
 def backup_command(
     to: Annotated[Path | None, typer.Option("--to", help="Folder (default data/backups/).")] = None,
     keep: Annotated[int, typer.Option(help="Snapshots to keep.")] = 7,
@@ -252,28 +210,28 @@ def backup_command(
     wait: WaitOption = 0.0,
 ) -> None:
     """Snapshot the raw store (Parquet + manifest of row counts and checksums)."""
-    from ingest.backup import backup
+    from ingest.store.duckdb.backup import backup
 
-    console.print(f"backup written: {backup(db, to, keep, wait)}", highlight=False)
+    console.print(f"backup written: {backup(warehouse(db), to, keep, wait)}", highlight=False)
 
 
 @app.command()
-@handle_errors
 def restore(
     snapshot: Annotated[Path, typer.Argument(help="A backup folder (or a folder of backups).")],
     db: DbOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing raw store.")] = False,
 ) -> None:
     """Restore a backup as the raw store, verifying its manifest; then run `itrack build`."""
-    from ingest.backup import MANIFEST, latest, restore
+    from ingest.store.duckdb.backup import MANIFEST, latest, restore
 
     if not (snapshot / MANIFEST).exists():
         snapshot = latest(snapshot)
-    console.print(f"restored {snapshot} -> {restore(snapshot, db, overwrite)}", highlight=False)
+    console.print(
+        f"restored {snapshot} -> {restore(snapshot, warehouse(db), overwrite)}", highlight=False
+    )
 
 
 @app.command()
-@handle_errors
 def export(
     out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet files.")],
     anonymize: Annotated[
@@ -289,45 +247,21 @@ def export(
             "only --anonymize exports exist: analysts inside the team query the "
             "warehouse itself (read-only)"
         )
-    counts = export_anonymized(out, db)
+    counts = export_anonymized(out, warehouse(db))
     console.print(
         f"exported {len(counts)} tables ({sum(counts.values())} rows) to {out}", highlight=False
     )
 
 
 @app.command()
-@handle_errors
 def docs(db: DbOption = None) -> None:
     """Build the dbt docs site (lineage of every model), offline."""
-    from ingest.dbt_runner import docs_generate
-    from ingest.store import raw_store_path, warehouse_path
+    from ingest.store.duckdb.store import raw_store_path
+    from itrack.dbt_runner import docs_generate
 
-    target = docs_generate(warehouse_path(db), raw_store_path(db))
+    target = docs_generate(warehouse(db), raw_store_path(warehouse(db)))
     console.print(
         f"dbt docs: open {target / 'static_index.html'} (self-contained, offline; "
         f"{target / 'index.html'} needs the files beside it)",
         highlight=False,
     )
-
-
-def _register_subapps() -> None:
-    from feedback.cli import app as feedback_app
-    from feedback.reports import app as reports_app
-    from ingest.interview_cli import app as interview_app
-
-    app.add_typer(interview_app, name="interview")
-    try:
-        from ingest.generate import generate_command
-
-        app.command("generate")(handle_errors(generate_command))
-    except ImportError:  # pragma: no cover - lands with the generator
-        pass
-    app.add_typer(feedback_app, name="feedback")
-    app.add_typer(reports_app, name="report")
-
-
-_register_subapps()
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())

@@ -10,45 +10,21 @@ Layout (see README "Where the data lives"):
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
+from ingest.errors import StoreBusyError, StoreError
 
 
-class StoreBusyError(RuntimeError):
-    """Another process holds the raw store."""
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened or written (permissions, disk, corruption)."""
-
-
-def utc_now() -> dt.datetime:
-    """Now as naive UTC, the way every timestamp is stored."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def new_run_id(prefix: str = "run") -> str:
-    """Run id stamped on the rows a run writes: `<prefix>-<UTC time>-<random>`, sortable."""
-    return f"{prefix}-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-
-
-def warehouse_path(db: Path | str | None = None) -> Path:
-    """The warehouse path: `--db`, else `ITRACK_DB`, else `data/warehouse.duckdb`."""
-    return Path(db or os.environ.get("ITRACK_DB") or DEFAULT_WAREHOUSE)
-
-
-def raw_store_path(db: Path | str | None = None) -> Path:
-    warehouse = warehouse_path(db)
+def raw_store_path(db: Path | str) -> Path:
+    """The raw store beside warehouse `db`: `<warehouse stem>.raw.duckdb`."""
+    warehouse = Path(db)
     return warehouse.with_name(f"{warehouse.stem}.raw.duckdb")
 
 
@@ -203,12 +179,18 @@ def store_lock(path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
         handle.close()  # closing releases the flock
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB file, turning lock conflicts and I/O failures into one-line errors."""
+def connect(
+    path: Path, read_only: bool = False, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file, turning lock conflicts and I/O failures into one-line errors.
+
+    `memory_limit` bounds DuckDB's memory whatever the file size (it spills to disk beyond it).
+    """
+    config = {"memory_limit": memory_limit} if memory_limit else {}
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(str(path), read_only=read_only)
+        return duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
@@ -221,17 +203,35 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def open_store(
-    db: Path | str | None = None, wait_seconds: float = 0.0, read_only: bool = False
+    db: Path | str,
+    wait_seconds: float = 0.0,
+    read_only: bool = False,
+    memory_limit: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The raw store under the writer lock, schema ensured. Callers own their transactions."""
+    """The raw store beside warehouse `db` under the writer lock, schema ensured. Callers own
+    their transactions."""
     path = raw_store_path(db)
     if read_only and not path.exists():
         raise StoreError(f"no raw store at {path}: run `itrack ingest` first")
     with store_lock(path, wait_seconds):
-        con = connect(path, read_only=read_only)
+        con = connect(path, read_only=read_only, memory_limit=memory_limit)
         try:
             if not read_only:
                 con.execute(SCHEMA)
             yield con
         finally:
             con.close()
+
+
+@contextmanager
+def read_store(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The raw store beside warehouse `db`, read-only: no writer lock, no DDL, and a missing
+    store is an error naming its path (reading never creates one)."""
+    path = raw_store_path(db)
+    if not path.exists():
+        raise StoreError(f"no raw store at {path}: check --db, or run `itrack ingest` first")
+    con = connect(path, read_only=True)
+    try:
+        yield con
+    finally:
+        con.close()

@@ -16,16 +16,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from feedback.marts import open_marts, records, require_known
+from itrack.cli.common import DbOption, console, warehouse
+from itrack.errors import new_app
 
-app = typer.Typer(
-    help="Analyst reports from the marts (tables, JSON or CSV; HTML with charts).",
-    no_args_is_help=True,
-)
-console = Console(soft_wrap=True)
+app = new_app("Analyst reports from the marts (tables, JSON or CSV; HTML with charts).")
 
 
 class Format(StrEnum):
@@ -34,10 +31,6 @@ class Format(StrEnum):
     csv = "csv"
 
 
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
-]
 FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
 FUNNEL_COLUMNS = (
     "grain",
@@ -52,12 +45,6 @@ FUNNEL_COLUMNS = (
     "offer_accepted_rate",
     "in_flight",
 )
-
-
-def _handled(func):
-    from feedback.cli import _handled as handled
-
-    return handled(func)
 
 
 def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
@@ -134,29 +121,24 @@ def funnel(
 ) -> None:
     """The conversion funnel: overall and per feeder, or for the feeder/company/cohort given."""
 
-    def run() -> None:
-        with open_marts(db) as con:
-            if feeder:
-                require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
-            if company:
-                require_known(con, "mart_company_insights", "company_name", company, "company")
-            if cohort:
-                require_known(con, "mart_conversion_funnel", "group_key", cohort, "cohort")
-            if feeder and company:
-                rows = _funnel_rows(
-                    con, "feeder_company", feeder_source=feeder, company_name=company
-                )
-            elif feeder:
-                rows = _funnel_rows(con, "feeder_source", group_key=feeder)
-            elif company:
-                rows = _funnel_rows(con, "company_name", group_key=company)
-            elif cohort:
-                rows = _funnel_rows(con, "cohort_month", group_key=cohort)
-            else:
-                rows = _funnel_rows(con, "overall") + _funnel_rows(con, "feeder_source")
-        emit(rows, fmt, "conversion funnel")
-
-    _handled(run)()
+    with open_marts(warehouse(db)) as con:
+        if feeder:
+            require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
+        if company:
+            require_known(con, "mart_company_insights", "company_name", company, "company")
+        if cohort:
+            require_known(con, "mart_conversion_funnel", "group_key", cohort, "cohort")
+        if feeder and company:
+            rows = _funnel_rows(con, "feeder_company", feeder_source=feeder, company_name=company)
+        elif feeder:
+            rows = _funnel_rows(con, "feeder_source", group_key=feeder)
+        elif company:
+            rows = _funnel_rows(con, "company_name", group_key=company)
+        elif cohort:
+            rows = _funnel_rows(con, "cohort_month", group_key=cohort)
+        else:
+            rows = _funnel_rows(con, "overall") + _funnel_rows(con, "feeder_source")
+    emit(rows, fmt, "conversion funnel")
 
 
 @app.command()
@@ -167,15 +149,10 @@ def company(
 ) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
-    def run() -> None:
-        with open_marts(db) as con:
-            require_known(con, "mart_company_insights", "company_name", name, "company")
-            rows = records(
-                con, "select * from mart_company_insights where company_name = ?", [name]
-            )
-        emit(_decode_json(rows), fmt, f"company {name}")
-
-    _handled(run)()
+    with open_marts(warehouse(db)) as con:
+        require_known(con, "mart_company_insights", "company_name", name, "company")
+        rows = records(con, "select * from mart_company_insights where company_name = ?", [name])
+    emit(_decode_json(rows), fmt, f"company {name}")
 
 
 @app.command()
@@ -186,18 +163,15 @@ def stage(
 ) -> None:
     """Stage performance: outcomes, pass rate, ratings, timing and feedback themes."""
 
-    def run() -> None:
-        with open_marts(db) as con:
-            require_known(con, "mart_stage_performance", "group_key", name, "stage")
-            rows = records(
-                con,
-                "select * exclude (stage_group_id) from mart_stage_performance "
-                "where group_key = ? order by grain desc",
-                [name],
-            )
-        emit(_decode_json(rows), fmt, f"stage {name}")
-
-    _handled(run)()
+    with open_marts(warehouse(db)) as con:
+        require_known(con, "mart_stage_performance", "group_key", name, "stage")
+        rows = records(
+            con,
+            "select * exclude (stage_group_id) from mart_stage_performance "
+            "where group_key = ? order by grain desc",
+            [name],
+        )
+    emit(_decode_json(rows), fmt, f"stage {name}")
 
 
 @app.command()
@@ -208,15 +182,10 @@ def feeder(
 ) -> None:
     """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
 
-    def run() -> None:
-        with open_marts(db) as con:
-            require_known(con, "mart_feeder_conversion", "feeder_source", name, "feeder")
-            rows = records(
-                con, "select * from mart_feeder_conversion where feeder_source = ?", [name]
-            )
-        emit(_decode_json(rows), fmt, f"feeder {name}")
-
-    _handled(run)()
+    with open_marts(warehouse(db)) as con:
+        require_known(con, "mart_feeder_conversion", "feeder_source", name, "feeder")
+        rows = records(con, "select * from mart_feeder_conversion where feeder_source = ?", [name])
+    emit(_decode_json(rows), fmt, f"feeder {name}")
 
 
 @app.command()
@@ -228,14 +197,10 @@ def html(
 ) -> None:
     """One self-contained HTML report with charts (opens offline)."""
 
-    def run() -> None:
-        from feedback.html_report import write_report
-        from ingest.store import warehouse_path
+    from feedback.html_report import write_report
 
-        path = write_report(warehouse_path(db), out)
-        console.print(f"report written: {path}", highlight=False)
-
-    _handled(run)()
+    path = write_report(warehouse(db), out)
+    console.print(f"report written: {path}", highlight=False)
 
 
 def _decode_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

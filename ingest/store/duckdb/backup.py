@@ -11,23 +11,17 @@ import json
 import shutil
 from pathlib import Path
 
+from ingest.contract import new_run_id, utc_now
 from ingest.errors import UserError
-from ingest.store import (
-    SCHEMA,
-    connect,
-    new_run_id,
-    open_store,
-    raw_store_path,
-    utc_now,
-    warehouse_path,
-)
+from ingest.store.duckdb.store import SCHEMA, connect, open_store, raw_store_path
 
 MANIFEST = "manifest.json"
 DEFAULT_KEEP = 7
 
 
-def default_backup_dir(db: Path | str | None = None) -> Path:
-    return warehouse_path(db).parent / "backups"
+def default_backup_dir(db: Path | str) -> Path:
+    """`backups/` beside the warehouse."""
+    return Path(db).parent / "backups"
 
 
 def _tables(con) -> list[str]:
@@ -49,7 +43,7 @@ def _file_digests(folder: Path) -> dict[str, str]:
 
 
 def backup(
-    db: Path | str | None = None,
+    db: Path | str,
     to: Path | None = None,
     keep: int = DEFAULT_KEEP,
     wait_seconds: float = 0.0,
@@ -116,7 +110,7 @@ def verify(snapshot: Path) -> dict:
     return manifest
 
 
-def restore(snapshot: Path, db: Path | str | None = None, overwrite: bool = False) -> Path:
+def restore(snapshot: Path, db: Path | str, overwrite: bool = False) -> Path:
     """Restore a snapshot as the raw store of warehouse `db` (a new file; verified counts)."""
     manifest = verify(snapshot)
     target = raw_store_path(db)

@@ -15,11 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.contract import new_run_id
 from ingest.errors import Refused
 from ingest.load import RunSummary, ingest_paths
-from ingest.store import connect, new_run_id, raw_store_path, warehouse_path
-
-DEFAULT_INPUT = Path("data/sample")
+from ingest.store.duckdb.store import connect, raw_store_path
 
 
 @dataclass
@@ -40,8 +39,8 @@ def build_dir(warehouse: Path) -> Path:
 
 
 def run_build(
-    paths: list[Path] | None = None,
-    db: Path | str | None = None,
+    paths: list[Path] | None,
+    db: Path | str,
     wait_seconds: float = 0.0,
     feeders: Path | None = None,
     placements: Path | None = None,
@@ -51,23 +50,26 @@ def run_build(
     write_html: bool = True,
     note: Note = print,
 ) -> BuildResult:
-    warehouse = warehouse_path(db).absolute()
+    warehouse = Path(db).absolute()
     raw_store = raw_store_path(warehouse)
     result = BuildResult(warehouse)
     if take_backup and raw_store.exists():
-        from ingest.backup import backup
+        from ingest.store.duckdb.backup import backup
 
         result.backup = backup(warehouse, wait_seconds=wait_seconds)
         note(f"backup: {result.backup}")
-    result.ingest = ingest_paths(paths or [DEFAULT_INPUT], db=warehouse, wait_seconds=wait_seconds)
-    note(
-        f"ingest: {result.ingest.accepted} accepted, {result.ingest.rejected} rejected "
-        f"(run {result.ingest.run_id})"
-    )
+    if paths:  # no paths: rebuild from what the raw store holds, ingest nothing
+        result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)
+        note(
+            f"ingest: {result.ingest.accepted} accepted, {result.ingest.rejected} rejected "
+            f"(run {result.ingest.run_id})"
+        )
     building = _fresh_build_file(warehouse)
     try:
         _dbt_build(building, raw_store, note)
-        result.feedback = _feedback(building, warehouse, feeders, placements, candidates, note)
+        result.feedback = _feedback(
+            building, warehouse, feeders, placements, candidates, wait_seconds, note
+        )
         _refresh_feedback_runs(building, raw_store)
         building.replace(warehouse)  # the publish: atomic on one filesystem
         note(f"published: {warehouse}")
@@ -91,7 +93,7 @@ def _fresh_build_file(warehouse: Path) -> Path:
 
 
 def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
-    from ingest.dbt_runner import run_dbt
+    from itrack.dbt_runner import run_dbt
 
     outcome = run_dbt(["build"], warehouse=building, raw_store=raw_store)
     if not outcome.ok:
@@ -106,14 +108,16 @@ def _feedback(
     feeders: Path | None,
     placements: Path | None,
     candidates: Path | None,
+    wait_seconds: float,
     note: Note,
 ) -> object:
     from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     data = warehouse.parent
     result = run_feedback(
         warehouse=building,
-        raw_store_db=warehouse,
+        log=DuckDBFeedbackLog(warehouse, wait_seconds),
         feeders_path=feeders or data / "feeders.json",
         placements_path=placements or data / "candidate_placements.json",
         candidates_path=candidates,
