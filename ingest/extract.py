@@ -30,6 +30,7 @@ import duckdb
 from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus, utc_now
 from ingest.errors import UserError
 from ingest.load import Progress, RunSummary, ingest_inputs
+from ingest.migrate import display_dsn
 from ingest.readers import InputFile
 from ingest.store.duckdb.store import connect, raw_store_path
 
@@ -73,13 +74,10 @@ def source_name(dsn: str) -> str:
     from psycopg.conninfo import conninfo_to_dict
 
     try:
-        params = conninfo_to_dict(dsn)
+        conninfo_to_dict(dsn)
     except Exception as exc:  # psycopg raises ProgrammingError for a malformed DSN
         raise ExtractError(f"not a valid PostgreSQL URL: {_first_line(exc)}") from None
-    user = f"{params['user']}@" if params.get("user") else ""
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    return f"postgresql://{user}{host}:{port}/{params.get('dbname') or ''}"
+    return display_dsn(dsn)
 
 
 def read_watermarks(db: Path | str, source: str) -> dict[str, dt.datetime]:

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ingest.contract import new_run_id
-from ingest.errors import Refused
+from ingest.errors import Refused, UserError
+from ingest.extract import extract, is_database_url
 from ingest.load import RunSummary, ingest_paths
 from ingest.store.duckdb.store import connect, raw_store_path
 
@@ -42,6 +43,7 @@ def run_build(
     paths: list[Path] | None,
     db: Path | str,
     wait_seconds: float = 0.0,
+    source: str | None = None,
     feeders: Path | None = None,
     placements: Path | None = None,
     candidates: Path | None = None,
@@ -58,6 +60,18 @@ def run_build(
 
         result.backup = backup(warehouse, wait_seconds=wait_seconds)
         note(f"backup: {result.backup}")
+    if source is not None:
+        if paths:
+            raise UserError("build --from a database ingests no files: give one or the other")
+        if not is_database_url(source):
+            raise UserError(f"--from takes a postgresql:// URL, not '{source}'")
+        extracted = extract(source, warehouse, wait_seconds=wait_seconds)
+        result.ingest = extracted.run
+        pulled = ", ".join(f"{n} {table}" for table, n in extracted.pulled.items())
+        note(
+            f"extract from {extracted.source}: pulled {pulled}; {extracted.run.accepted} "
+            f"accepted, {extracted.run.rejected} rejected (run {extracted.run.run_id})"
+        )
     if paths:  # no paths: rebuild from what the raw store holds, ingest nothing
         result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)
         note(

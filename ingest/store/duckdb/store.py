@@ -13,13 +13,14 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from ingest.errors import StoreBusyError, StoreError
+from ingest.migrate import discover, upgrade_duckdb
 
 
 def raw_store_path(db: Path | str) -> Path:
@@ -28,122 +29,30 @@ def raw_store_path(db: Path | str) -> Path:
     return warehouse.with_name(f"{warehouse.stem}.raw.duckdb")
 
 
-SCHEMA = """
-create table if not exists candidates (
-    id varchar primary key,
-    full_name varchar not null,
-    feeder_source varchar,
-    current_company varchar,
-    linkedin_url varchar,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-create table if not exists interview_processes (
-    id uuid primary key,
-    candidate_id varchar not null,
-    company_name varchar not null,
-    role_title varchar not null,
-    status varchar not null,
-    feeder_source varchar,
-    recruiter_name varchar,
-    final_outcome varchar,
-    offer_details json,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-create table if not exists interview_stages (
-    id uuid primary key,
-    interview_process_id uuid not null,
-    stage_name varchar not null,
-    stage_order integer not null,
-    scheduled_date timestamp,
-    completed_date timestamp,
-    outcome varchar not null,
-    overall_rating integer,
-    technical_rating integer,
-    culture_fit_rating integer,
-    communication_rating integer,
-    feedback_notes varchar,
-    interviewer_names varchar[] not null,
-    next_steps varchar,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-create table if not exists interview_status_history (
-    interview_process_id uuid not null,
-    from_status varchar,
-    to_status varchar not null,
-    changed_at timestamp not null,
-    run_id varchar not null,
-    source varchar not null,
-    recorded_at timestamp not null
-);
-create table if not exists ingest_runs (
-    run_id varchar primary key,
-    command varchar not null,
-    status varchar not null,
-    started_at timestamp not null,
-    finished_at timestamp,
-    rows_read bigint not null default 0,
-    accepted bigint not null default 0,
-    rejected bigint not null default 0,
-    stale bigint not null default 0,
-    unchanged bigint not null default 0
-);
-create table if not exists ingest_files (
-    run_id varchar not null,
-    file_path varchar not null,
-    kind varchar not null,
-    format varchar not null,
-    sha256 varchar not null,
-    skipped boolean not null,
-    rows_read bigint not null,
-    inserted bigint not null,
-    updated bigint not null,
-    unchanged bigint not null,
-    stale bigint not null,
-    rejected bigint not null
-);
-create table if not exists quarantine (
-    run_id varchar not null,
-    file_path varchar,
-    line_number bigint,
-    kind varchar not null,
-    record_id varchar,
-    raw_payload varchar,
-    error_code varchar not null,
-    field varchar,
-    error_message varchar not null,
-    retryable boolean not null,
-    resolved_run_id varchar,
-    quarantined_at timestamp not null
-);
-create table if not exists feedback_runs (
-    run_id varchar not null,
-    feeder_source varchar not null,
-    metrics json not null,
-    written_at timestamp not null
-);
-create table if not exists extract_watermarks (
-    source varchar not null,
-    table_name varchar not null,
-    watermark timestamp,
-    run_id varchar not null,
-    updated_at timestamp not null,
-    primary key (source, table_name)
-);
-create table if not exists feedback_state (
-    key varchar primary key,
-    value varchar not null,
-    updated_at timestamp not null
-);
-"""
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Every migration's SQL in order: the whole schema, for in-memory and test databases. A raw
+# store on disk is created and upgraded by `upgrade` (versioned, recorded, never at a read).
+SCHEMA = "\n".join(m.sql for m in discover(MIGRATIONS))
+
+
+def upgrade(
+    con: duckdb.DuckDBPyConnection, report: Callable[[str], None] | None = None
+) -> list[str]:
+    """Apply the raw store's pending migrations (the caller holds the writer lock)."""
+    return upgrade_duckdb(con, MIGRATIONS, report)
+
+
+def upgrade_store(
+    db: Path | str, wait_seconds: float = 0.0, report: Callable[[str], None] | None = None
+) -> list[str]:
+    """`itrack db upgrade`: create or upgrade the raw store beside warehouse `db`."""
+    path = raw_store_path(db)
+    with store_lock(path, wait_seconds):
+        con = connect(path)
+        try:
+            return upgrade(con, report)
+        finally:
+            con.close()
 
 
 @contextmanager
@@ -208,8 +117,8 @@ def open_store(
     read_only: bool = False,
     memory_limit: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The raw store beside warehouse `db` under the writer lock, schema ensured. Callers own
-    their transactions."""
+    """The raw store beside warehouse `db` under the writer lock; a writer's open applies any
+    pending migration first. Callers own their transactions."""
     path = raw_store_path(db)
     if read_only and not path.exists():
         raise StoreError(f"no raw store at {path}: run `itrack ingest` first")
@@ -217,7 +126,7 @@ def open_store(
         con = connect(path, read_only=read_only, memory_limit=memory_limit)
         try:
             if not read_only:
-                con.execute(SCHEMA)
+                upgrade(con)  # no DDL at all when the store is current
             yield con
         finally:
             con.close()

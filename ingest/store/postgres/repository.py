@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
+from ingest.migrate import display_dsn
 
 PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
 STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
@@ -305,7 +306,7 @@ class PostgresInterviewStore:
             except PoolTimeout:
                 pool.close()
                 raise StoreError(
-                    f"cannot connect to PostgreSQL within {timeout:g} s: {_safe(dsn)}"
+                    f"cannot connect to PostgreSQL within {timeout:g} s: {display_dsn(dsn)}"
                 ) from None
         self.pool = pool
         self.role = role
@@ -358,15 +359,3 @@ def _configure(conn: psycopg.Connection) -> None:
     """Every pooled connection: UTC (timestamps are naive UTC in the contract)."""
     conn.execute("set timezone to 'UTC'")
     conn.commit()
-
-
-def _safe(dsn: str) -> str:
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-    try:
-        params = conninfo_to_dict(dsn)
-    except psycopg.Error:
-        return "the database"
-    if "password" in params:
-        params["password"] = "***"
-    return make_conninfo(**params)
