@@ -272,7 +272,8 @@ def _load_history(
     """The source's status-history rows not yet in the raw store, for processes it holds.
 
     Rows land as recorded by the `service` (written live by the operational store, as the
-    service's own rows are; `ingest` marks rows inferred from snapshots). A row is the same
+    service's own rows are; `ingest` marks rows inferred from snapshots), or as `correction`
+    when an amend or reopen wrote them. A row is the same
     row when process, from, to and time agree (the overlap pulls some twice).
     A row whose process is not in the raw store (quarantined, or deleted at the source) is
     quarantined as `orphan_history` once, and retried by every later extract from the same
@@ -335,7 +336,8 @@ def _load_history(
         insert into interview_status_history
         select h.interview_process_id, h.from_status, h.to_status,
                timezone('UTC', h.changed_at), coalesce(h.run_id, $run),
-               'service', timezone('UTC', h.recorded_at)
+               case when h.source = 'correction' then 'correction' else 'service' end,
+               timezone('UTC', h.recorded_at)
         from pulled_history h
         where {known} and {valid_status}
           and not exists (

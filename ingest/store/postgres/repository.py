@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -37,23 +38,20 @@ from ingest.migrate import display_dsn
 
 PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
 STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
-HISTORY_SOURCE = "service"
+MIN_PREFIX = 4  # an id may be given by a unique prefix of at least this many characters
+_ID_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]*")
+# kind -> (table, what a person calls it)
+HISTORY_SOURCE = "service"  # as ingest.ports: status-history rows written by the service
+ID_KINDS = {
+    "process": ("interview_processes", "interview process"),
+    "stage": ("interview_stages", "interview stage"),
+}
 # Roles a call may act as (the ones the migrations grant to).
 ROLES = frozenset({"anon", "authenticated", "service_role", "itrack_extract"})
 
 
 class NotAllowed(Refused):
     """Row-level security refused a change the user may see but not make."""
-
-
-def parse_id(value: UUID | str, what: str) -> UUID:
-    """An id given by a person: a malformed one cannot exist, so it is 'not found'."""
-    if isinstance(value, UUID):
-        return value
-    try:
-        return UUID(str(value).strip())
-    except ValueError:
-        raise NotFoundError(f"{what} '{value}' not found (not a valid id)") from None
 
 
 class PostgresInterviewRepository:
@@ -63,6 +61,17 @@ class PostgresInterviewRepository:
         self.conn = conn
         self.run_id = run_id
         self.writing = writing
+        self._history_source = HISTORY_SOURCE
+
+    @property
+    def history_source(self) -> str:
+        """What the status-history trigger stamps on the rows this call writes."""
+        return self._history_source
+
+    @history_source.setter
+    def history_source(self, value: str) -> None:
+        self.conn.execute("select set_config('itrack.source', %s, true)", [value])
+        self._history_source = value
 
     # -- candidates (read only here: candidates arrive through ingest or the database) --------
 
@@ -92,7 +101,7 @@ class PostgresInterviewRepository:
 
     def get_interview_by_id(self, interview_id: UUID | str) -> InterviewProcess:
         """A process; in a write, with its row lock held until the transaction ends."""
-        process_id = parse_id(interview_id, "process")
+        process_id = self.resolve_id("process", interview_id)
         found = self._select_processes("where id = %s", [process_id], lock=self.writing)
         if not found:
             self._not_found_or_not_allowed("interview_processes", process_id, "interview process")
@@ -142,7 +151,7 @@ class PostgresInterviewRepository:
 
     def get_stage_by_id(self, stage_id: UUID | str) -> InterviewStage:
         """A stage; in a write, its process's row lock is taken first (one lock order)."""
-        sid = parse_id(stage_id, "stage")
+        sid = self.resolve_id("stage", stage_id)
         if self.writing:
             owner = self._one(
                 "select p.id from interview_processes as p join interview_stages as s"
@@ -176,7 +185,142 @@ class PostgresInterviewRepository:
         """The call's run id is on the status-history rows it wrote (set per transaction);
         PostgreSQL keeps no separate call log (use the server's own logging for that)."""
 
+    # -- ids, names, corrections ----------------------------------------------------------
+
+    def resolve_id(self, kind: str, value: UUID | str) -> UUID:
+        """A full id as given, or the one visible id of this kind starting with `value` (at
+        least MIN_PREFIX characters); an ambiguous prefix is refused, saying so."""
+        if isinstance(value, UUID):
+            return value
+        text = str(value).strip().lower()
+        try:
+            return UUID(text)
+        except ValueError:
+            pass
+        table, what = ID_KINDS[kind]
+        if len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+            raise self._not_found(kind, value)
+        rows = self.conn.execute(
+            f"select id from {table} where starts_with(id::text, %s) order by id limit 4", [text]
+        ).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if len(rows) > 1:
+            shown = ", ".join(str(r[0]) for r in rows[:3]) + (", ..." if len(rows) > 3 else "")
+            raise Refused(
+                f"{what} id prefix '{value}' is ambiguous: it matches {shown}; give more characters"
+            )
+        raise self._not_found(kind, value)
+
+    def _not_found(self, kind: str, value: UUID | str) -> NotFoundError:
+        """'not found', or what the id is instead (a stage id given for a process, ...)."""
+        what = ID_KINDS[kind][1]
+        text = str(value).strip().lower()
+        for other, (table, other_what) in ID_KINDS.items():
+            if other == kind or len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+                continue
+            hit = self.conn.execute(
+                f"select exists (select 1 from {table} where starts_with(id::text, %s))", [text]
+            ).fetchone()
+            if hit and hit[0]:
+                return NotFoundError(f"'{value}' is an {other_what} id, not an {what} id")
+        candidate = self.conn.execute(
+            "select exists (select 1 from candidates where id = %s)", [str(value).strip()]
+        ).fetchone()
+        if candidate and candidate[0]:
+            return NotFoundError(f"'{value}' is a candidate id, not an {what} id")
+        if not _ID_PREFIX.fullmatch(text):
+            return NotFoundError(f"{what} '{value}' not found (not a valid id)")
+        return NotFoundError(f"{what} '{value}' not found")
+
+    def known_names(self, column: str) -> list[str]:
+        """Distinct company names or feeders (from processes and candidates) visible, sorted."""
+        if column == "company_name":
+            sql = "select distinct company_name from interview_processes"
+        elif column == "feeder_source":
+            sql = (
+                "select feeder_source from interview_processes where feeder_source is not null"
+                " union select feeder_source from candidates where feeder_source is not null"
+            )
+        else:
+            raise ValueError(column)
+        return sorted(row[0] for row in self.conn.execute(sql).fetchall())
+
+    def open_processes_like(
+        self, candidate_id: str, company_name: str, role_title: str, terminal: Sequence[str]
+    ) -> list[InterviewProcess]:
+        """Open (non-terminal) processes of a candidate for the same company and role."""
+        return self._select_processes(
+            "where candidate_id = %s and lower(company_name) = lower(%s)"
+            " and lower(role_title) = lower(%s) and status <> all(%s::text[])",
+            [candidate_id, company_name, role_title, list(terminal)],
+        )
+
+    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
+        """The status a process had before it last moved to `status` (from the history)."""
+        row = self.conn.execute(
+            "select from_status from interview_status_history where interview_process_id = %s"
+            " and to_status = %s order by changed_at desc, id desc limit 1",
+            [interview_id, InterviewStatus(status).value],
+        ).fetchone()
+        return InterviewStatus(row[0]) if row and row[0] else None
+
+    def record_correction(
+        self,
+        record_kind: str,
+        record_id: UUID,
+        interview_process_id: UUID,
+        field: str,
+        old_value: Any,
+        new_value: Any,
+        reason: str,
+        changed_by: str,
+    ) -> None:
+        """One row of the corrections audit, in the process's organization."""
+        with self._refusals(f"correction of {record_kind} {record_id}"):
+            self.conn.execute(
+                "insert into interview_corrections (organization_id, interview_process_id,"
+                " record_kind, record_id, field, old_value, new_value, reason, changed_by,"
+                " run_id) select p.organization_id, p.id, %s, %s, %s, %s, %s, %s, %s, %s"
+                " from interview_processes as p where p.id = %s",
+                [
+                    record_kind,
+                    record_id,
+                    field,
+                    _audit_text(old_value),
+                    _audit_text(new_value),
+                    reason,
+                    changed_by,
+                    self.run_id,
+                    interview_process_id,
+                ],
+            )
+
+    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The corrections of a process and its stages, oldest first."""
+        rows = self._all(
+            "select recorded_at, record_kind, record_id::text as record_id, field, old_value,"
+            " new_value, reason, changed_by, run_id from interview_corrections"
+            " where interview_process_id = %s order by recorded_at, record_kind, field, id",
+            [interview_id],
+        )
+        return [{**row, "recorded_at": _naive(row["recorded_at"])} for row in rows]
+
+    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The status history of a process, oldest first."""
+        rows = self._all(
+            "select changed_at, from_status, to_status, source, run_id"
+            " from interview_status_history where interview_process_id = %s"
+            " order by changed_at, id",
+            [interview_id],
+        )
+        return [{**row, "changed_at": _naive(row["changed_at"])} for row in rows]
+
     # -- helpers ------------------------------------------------------------------------------
+
+    def _all(self, sql: str, params: Any) -> list[dict[str, Any]]:
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            return cursor.execute(sql, params).fetchall()
 
     def _one(self, sql: str, params: Any) -> dict[str, Any] | None:
         with self.conn.cursor(row_factory=dict_row) as cursor:
@@ -259,6 +403,21 @@ class PostgresInterviewRepository:
             sql += " for update"
         with self.conn.cursor(row_factory=dict_row) as cursor:
             return cursor.execute(sql, params).fetchall()
+
+
+def _naive(value: dt.datetime | None) -> dt.datetime | None:
+    """timestamptz as the contract holds time: naive UTC."""
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value is not None else None
+
+
+def _audit_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(getattr(value, "value", value))
 
 
 def _marks(columns: Sequence[str]) -> list[str]:
