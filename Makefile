@@ -62,6 +62,7 @@ docs: $(STAMP) ## Build the dbt docs site (offline) and say where it is
 
 bench: $(STAMP) ## Benchmark ingest / build / feedback against the DuckDB floor (SCALE=small for a quick run)
 	$(BIN)/python bench/run.py --scale $(SCALE)
+	$(BIN)/python bench/pg_extract.py --scale $(SCALE)
 
 clean: ## Remove the virtualenv and build outputs (never the raw store nor the backups)
 	rm -rf $(VENV) dbt_project/target dbt_project/logs data/.build
