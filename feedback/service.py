@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,7 +41,13 @@ from feedback.placements import (
     read_placements,
     write_placements,
 )
-from ingest.contract import FEEDBACK_TRIGGER_STATUSES, InterviewStatus, PlacementRecord, new_run_id
+from ingest.contract import (
+    FEEDBACK_TRIGGER_STATUSES,
+    TERMINAL_STATUSES,
+    InterviewStatus,
+    PlacementRecord,
+    new_run_id,
+)
 from ingest.errors import Refused, UserError
 
 REQUIRED_MARTS = ("fct_interview_processes", "mart_feeder_conversion")
@@ -59,9 +66,12 @@ class FeedbackResult:
     candidates_written: bool = False
 
     def __str__(self) -> str:
+        changed = ", ".join(self.updated_feeders)
         return (
-            f"{len(self.updated_feeders)} feeder(s) updated"
-            f" ({', '.join(self.updated_feeders) or 'none'}), {self.placements} placements"
+            f"{len(self.marked_feeders)} feeder(s) recomputed, "
+            f"{len(self.updated_feeders)} changed"
+            + (f" ({changed})" if changed else "")
+            + f", {self.placements} placements"
         )
 
 
@@ -106,7 +116,7 @@ def triggered_feeders(con: duckdb.DuckDBPyConnection, watermark: str) -> set[str
     triggers = ", ".join(f"'{s.value}'" for s in FEEDBACK_TRIGGER_STATUSES)
     return _feeders_of(
         con,
-        f"""select interview_process_id from raw.interview_status_history
+        f"""select interview_process_id from stg_itrack__interview_status_history
                                 where recorded_at > $wm and to_status in ({triggers})""",
         watermark,
     )
@@ -117,9 +127,12 @@ def changed_feeders(con: duckdb.DuckDBPyConnection, watermark: str) -> set[str]:
     return _feeders_of(
         con,
         """
-        select interview_process_id from raw.interview_status_history where recorded_at > $wm
-        union select id from raw.interview_processes where _loaded_at > $wm
-        union select interview_process_id from raw.interview_stages where _loaded_at > $wm""",
+        select interview_process_id from stg_itrack__interview_status_history
+        where recorded_at > $wm
+        union select interview_process_id from stg_itrack__interview_processes
+        where loaded_at > $wm
+        union select interview_process_id from stg_itrack__interview_stages
+        where loaded_at > $wm""",
         watermark,
     )
 
@@ -128,9 +141,9 @@ def _new_watermark(con: duckdb.DuckDBPyConnection) -> str:
     return str(
         con.execute("""
         select greatest(
-            (select max(recorded_at) from raw.interview_status_history),
-            (select max(_loaded_at) from raw.interview_processes),
-            (select max(_loaded_at) from raw.interview_stages))""").fetchone()[0]
+            (select max(recorded_at) from stg_itrack__interview_status_history),
+            (select max(loaded_at) from stg_itrack__interview_processes),
+            (select max(loaded_at) from stg_itrack__interview_stages))""").fetchone()[0]
         or EPOCH
     )
 
@@ -207,15 +220,6 @@ class ProcessOutcome:
     offer_details: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class FeederCounts:
-    """A feeder's live counts with the mart's definitions (the shell's `live_counts`)."""
-
-    candidates_sourced: int
-    placements: int
-    decided_processes: int
-
-
 class OutcomeResult(Result):
     """What `process_interview_outcome` / `update_feeder_conversion_rates` did."""
 
@@ -223,7 +227,7 @@ class OutcomeResult(Result):
     feeder_source: str
     metrics: dict[str, Any]  # the feeder's metrics object as now in feeders.json
     feeders_updated: bool  # feeders.json changed (False: it already said this)
-    live: bool  # counts include changes since the last build (the operational store)
+    live_processes: int  # outcomes of this feeder folded in that the last build has not seen
     logged: bool  # the metrics were appended to the run log (only when they changed)
     interview_id: str | None = None
     status: str | None = None
@@ -256,24 +260,29 @@ class FeederPerformanceReport(Result):
     top_rejection_reasons: list[dict[str, Any]]
 
 
-RecordRun = Callable[[str, dict[str, dict[str, Any]]], None]
+LIVE_KEY = "live_outcomes"  # FeedbackLog state: outcomes processed since they were last built
 
 
 class FeedbackService:
     """The feedback step one process or one feeder at a time, with the nightly step's rules.
 
-    - `warehouse`: the published warehouse (path or DuckDB connection): the marts of the last
-      build are the definitions of every metric.
+    - `warehouse`: the published warehouse (path or DuckDB connection); its marts define every
+      metric.
     - `feeders_path`, `placements_path`, `candidates_path`: the files the nightly step writes,
       written the same way (schema check first, only `metrics` touched, `updated_at` moves only
-      when a value changed, atomic replace with `.bak`).
-    - `read_process(interview_id) -> ProcessOutcome` and `live_counts(feeder) -> FeederCounts`
-      (anything with those three counts): the operational store's view, supplied by the shell.
-      With `live_counts`, the counts and the rates derived from them (conversion rates, Wilson
-      interval, smoothed rate) include today's changes; the stage rates, days to hire, depth and
-      rejection reasons stay as of the last build until the next one.
-    - `record_run(run_id, {feeder: metrics})`: appends to the metrics log (`feedback_runs`).
-    - `prior_strength`: dbt var `feeder_prior_strength`; None derives it from the marts.
+      when a value changed, atomic replace with `.bak`, one writer at a time).
+    - `read_process(interview_id) -> ProcessOutcome`: the operational store's view of one
+      process, supplied by the shell.
+    - `log` (`FeedbackLog`): the metrics run log and the state that remembers the outcomes
+      processed since the last build, so their counts stay folded in until a build sees them.
+
+    Live outcomes: the last build counted each process with the status it had then. A processed
+    outcome replaces that process's contribution to its feeder's counts (`candidates_sourced`,
+    `placements`, `decided_processes`, and the overall rate that is the smoothing prior), and the
+    rates that follow from counts alone are recomputed with the marts' formulas
+    (`conversion_rate`, `decided_conversion_rate`, `wilson_interval`, `smoothed_conversion_rate`).
+    Stage rates, days to hire, depth and rejection reasons stay as of the last build; the next
+    build recomputes everything.
     """
 
     def __init__(
@@ -284,8 +293,7 @@ class FeedbackService:
         *,
         candidates_path: Path | None = None,
         read_process: Callable[[str], ProcessOutcome] | None = None,
-        live_counts: Callable[[str], Any] | None = None,
-        record_run: RecordRun | None = None,
+        log: FeedbackLog | None = None,
         prior_strength: float | None = None,
         clock: Callable[[], str] | None = None,
     ) -> None:
@@ -294,9 +302,8 @@ class FeedbackService:
         self.placements_path = Path(placements_path)
         self.candidates_path = Path(candidates_path) if candidates_path else None
         self._read_process = read_process
-        self._live_counts = live_counts
-        self._record_run = record_run
-        self.prior_strength = prior_strength
+        self._log = log
+        self.prior_strength = prior_strength  # dbt var feeder_prior_strength; None: derived
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
     # -- the seed's calls ------------------------------------------------------------------------
@@ -316,7 +323,7 @@ class FeedbackService:
                 f"process that reached {', '.join(triggers)}"
             )
         with self._locked():
-            result = self._update_feeder(outcome.feeder_source or UNATTRIBUTED)
+            result = self._update_feeder(outcome.feeder_source or UNATTRIBUTED, outcome)
             if outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
                 recorded, candidates = self._record_placement(outcome)
             else:
@@ -335,7 +342,7 @@ class FeedbackService:
         (3) placements (4) conversion rate = placements / candidates sourced (5) feeders.json
         updated and the metrics logged, with the nightly step's merge and safety rules."""
         with self._locked():
-            return self._update_feeder(feeder_source)
+            return self._update_feeder(feeder_source, None)
 
     def get_feeder_performance_report(self, feeder_source: str) -> FeederPerformanceReport:
         """Total candidates sourced, success rate by stage, average time to hire, common
@@ -360,54 +367,43 @@ class FeedbackService:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def _update_feeder(self, feeder_source: str) -> OutcomeResult:
+    def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:
         document = load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
-        feeder, metrics, live = self._feeder_metrics(feeder_source)
+        ledger = json.loads(self._log.get_state(LIVE_KEY, "{}")) if self._log else {}
+        before = dict(ledger)
+        if outcome is not None:
+            ledger[outcome.interview_id] = [outcome.feeder_source or UNATTRIBUTED, outcome.status]
+        with connect_marts(self.warehouse) as con:
+            _check_marts(con, Path(str(self.warehouse)))
+            fresh = metrics_from_marts(con)
+            feeder = resolve_name(feeder_source, list(fresh), "feeder")
+            totals = con.execute(
+                "select placements, candidates_sourced, smoothed_conversion_rate "
+                "from mart_feeder_conversion"
+            ).fetchall()
+            built = _built_statuses(con, list(ledger))
+        deltas, ledger = _live_deltas(ledger, built, list(fresh))
+        metrics = fresh[feeder]
+        if deltas:  # this feeder's counts, or only the prior, moved since the build
+            delta = deltas.get(feeder, [0, 0, 0])
+            metrics = live_metrics(metrics, delta, deltas, totals, self.prior_strength)
         run_id = new_run_id("feedback")
         changed = merge_metrics(document, {feeder: metrics}, {feeder}, self._clock())
         written = write_atomic(self.feeders_path, dumps(document)) if changed else False
         logged = False
-        if changed and self._record_run is not None:
-            self._record_run(run_id, {feeder: document["feeders"][feeder]["metrics"]})
-            logged = True
+        if self._log is not None and (changed or ledger != before):
+            state = {LIVE_KEY: json.dumps(ledger, sort_keys=True)}
+            entry = {feeder: document["feeders"][feeder]["metrics"]} if changed else {}
+            self._log.record_run(run_id, entry, state)
+            logged = bool(changed)
         return OutcomeResult(
             run_id=run_id,
             feeder_source=feeder,
             metrics=document["feeders"][feeder]["metrics"],
             feeders_updated=written,
-            live=live,
+            live_processes=sum(1 for f, _ in ledger.values() if name_key(f) == name_key(feeder)),
             logged=logged,
         )
-
-    def _feeder_metrics(self, feeder_source: str) -> tuple[str, dict[str, Any], bool]:
-        """(feeder as the marts spell it, its metrics, whether live counts were folded in)."""
-        with connect_marts(self.warehouse) as con:
-            _check_marts(con, Path(str(self.warehouse)))
-            fresh = metrics_from_marts(con)
-            known = list(fresh)
-            is_known = any(name_key(k) == name_key(feeder_source) for k in known)
-            if self._live_counts is None or is_known:
-                feeder = resolve_name(feeder_source, known, "feeder")
-            else:
-                feeder = feeder_source  # new since the last build: live counts only
-            rows = con.execute(
-                "select placements, candidates_sourced, smoothed_conversion_rate "
-                "from mart_feeder_conversion"
-            ).fetchall()
-        metrics = fresh.get(feeder) or _empty_metrics()
-        if self._live_counts is None:
-            return feeder, metrics, False
-        counts = self._live_counts(feeder)
-        if counts.candidates_sourced == 0 and feeder not in fresh:
-            resolve_name(feeder_source, known, "feeder")  # unknown everywhere: refuse
-        placed_all = sum(r[0] for r in rows)
-        sourced_all = sum(r[1] for r in rows)
-        k = self.prior_strength
-        if k is None:
-            k = derive_prior_strength(rows, placed_all / sourced_all if sourced_all else None)
-        placed = placed_all + counts.placements - metrics["placements"]
-        sourced = sourced_all + counts.candidates_sourced - metrics["candidates_sourced"]
-        return feeder, with_counts(metrics, counts, placed / sourced if sourced else None, k), True
 
     def _record_placement(self, outcome: ProcessOutcome) -> tuple[bool, bool]:
         """The candidate's whole placement history (the last build's, what the file already
@@ -437,22 +433,80 @@ class FeedbackService:
 
 UNATTRIBUTED = "unattributed"
 Z = 1.96
+TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
-def _empty_metrics() -> dict[str, Any]:
-    return {
-        "candidates_sourced": 0,
-        "placements": 0,
-        "conversion_rate": None,
-        "decided_processes": 0,
-        "decided_conversion_rate": None,
-        "wilson_interval": {"lower": None, "upper": None, "confidence": WILSON_CONFIDENCE},
-        "smoothed_conversion_rate": None,
-        "success_rate_by_stage": dict.fromkeys(("phone_screen", "technical", "onsite")),
-        "avg_days_to_hire": None,
-        "pipeline_depth": None,
-        "top_rejection_reasons": [],
+def _built_statuses(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """process id -> (feeder, status) as the last build counted it."""
+    if not ids:
+        return {}
+    found = con.execute(
+        "select interview_process_id::varchar, feeder_source, status "
+        "from fct_interview_processes where interview_process_id::varchar in "
+        "(select unnest(?::varchar[]))",
+        [ids],
+    ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in found}
+
+
+def _counts(status: str) -> tuple[int, int, int]:
+    """One process's contribution: (candidates_sourced, placements, decided_processes)."""
+    return 1, int(status == InterviewStatus.OFFER_ACCEPTED.value), int(status in TERMINAL)
+
+
+def _live_deltas(
+    ledger: dict[str, list[str]], built: dict[str, tuple[str, str]], feeders: list[str]
+) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
+    """Per feeder (as the marts spell it), what the live outcomes add to the built counts;
+    outcomes the build already counted as they are now are dropped from the ledger."""
+    spelled = {name_key(f): f for f in feeders}
+    deltas: dict[str, list[int]] = {}
+    kept = {}
+    for pid, (feeder, status) in sorted(ledger.items()):
+        name = spelled.get(name_key(feeder), feeder)
+        old = built.get(pid)
+        if old is not None and (spelled.get(name_key(old[0]), old[0]), old[1]) == (name, status):
+            continue  # the build has caught up with this outcome
+        kept[pid] = [feeder, status]
+        for target, sign, state in ((name, 1, status), *(((old[0], -1, old[1]),) if old else ())):
+            add = deltas.setdefault(spelled.get(name_key(target), target), [0, 0, 0])
+            for i, value in enumerate(_counts(state)):
+                add[i] += sign * value
+    return deltas, kept
+
+
+def live_metrics(
+    metrics: dict[str, Any],
+    delta: list[int],
+    deltas: dict[str, list[int]],
+    totals: list[tuple[int, int, float | None]],
+    prior_strength: float | None,
+) -> dict[str, Any]:
+    """A feeder's built metrics with its live `delta` folded into the counts, and the rates
+    that follow from counts alone recomputed with the marts' formulas."""
+    placed_all, sourced_all = sum(r[0] for r in totals), sum(r[1] for r in totals)
+    k = prior_strength
+    if k is None:
+        k = derive_prior_strength(totals, placed_all / sourced_all if sourced_all else None)
+    placed_all += sum(d[1] for d in deltas.values())
+    sourced_all += sum(d[0] for d in deltas.values())
+    n = metrics["candidates_sourced"] + delta[0]
+    placed = metrics["placements"] + delta[1]
+    decided = metrics["decided_processes"] + delta[2]
+    out = dict(metrics)
+    out["candidates_sourced"], out["placements"], out["decided_processes"] = n, placed, decided
+    out["conversion_rate"] = _rate(placed / n if n else None)
+    out["decided_conversion_rate"] = _rate(placed / decided if decided else None)
+    lower, upper = wilson(placed, n)
+    out["wilson_interval"] = {
+        "lower": _rate(lower),
+        "upper": _rate(upper),
+        "confidence": WILSON_CONFIDENCE,
     }
+    if k is not None and sourced_all and n + k:
+        prior = placed_all / sourced_all
+        out["smoothed_conversion_rate"] = _rate((placed + k * prior) / (n + k))
+    return out
 
 
 def wilson(placements: int, sourced: int) -> tuple[float | None, float | None]:
@@ -471,7 +525,7 @@ def derive_prior_strength(
 ) -> float | None:
     """k of `smoothed = (placements + k * prior) / (candidates_sourced + k)`, solved from the
     build's own (placements, candidates_sourced, smoothed) rows: the one furthest from the
-    prior, so the live rate is smoothed exactly as the build smooths. None if no row moves."""
+    prior, so live rates are smoothed exactly as the build smooths. None if no row moves."""
     if prior is None:
         return None
     usable = [r for r in rows if r[2] is not None and abs(r[2] - prior) > 1e-9]
@@ -479,23 +533,3 @@ def derive_prior_strength(
         return None
     placed, sourced, smoothed = max(usable, key=lambda r: abs(r[2] - prior))
     return round((placed - smoothed * sourced) / (smoothed - prior), 6)
-
-
-def with_counts(
-    metrics: dict[str, Any], counts: Any, prior: float | None, k: float | None
-) -> dict[str, Any]:
-    """The metrics with live counts and the rates that follow from counts alone recomputed."""
-    n, placed, decided = counts.candidates_sourced, counts.placements, counts.decided_processes
-    out = dict(metrics)
-    out["candidates_sourced"], out["placements"], out["decided_processes"] = n, placed, decided
-    out["conversion_rate"] = _rate(placed / n if n else None)
-    out["decided_conversion_rate"] = _rate(placed / decided if decided else None)
-    lower, upper = wilson(placed, n)
-    out["wilson_interval"] = {
-        "lower": _rate(lower),
-        "upper": _rate(upper),
-        "confidence": WILSON_CONFIDENCE,
-    }
-    if prior is not None and k is not None and n + k:
-        out["smoothed_conversion_rate"] = _rate((placed + k * prior) / (n + k))
-    return out

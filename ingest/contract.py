@@ -21,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -65,6 +66,19 @@ FEEDBACK_TRIGGER_STATUSES: frozenset[InterviewStatus] = frozenset(
 OFFER_STATUSES: frozenset[InterviewStatus] = frozenset(
     {S.OFFER_EXTENDED, S.OFFER_ACCEPTED, S.OFFER_DECLINED}
 )
+
+
+class StageType(StrEnum):
+    """Canonical stage types, in funnel order. Free-text stage names map onto them through
+    dbt_project/seeds/stage_types.csv; a name that maps to none is type `other`."""
+
+    PHONE_SCREEN = "phone_screen"
+    TECHNICAL = "technical"
+    ONSITE = "onsite"
+
+
+STAGE_TYPES: tuple[StageType, ...] = tuple(StageType)
+UNMAPPED_STAGE_TYPE = "other"
 
 
 @cache
@@ -116,12 +130,29 @@ Amount = Annotated[
     Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True, allow_inf_nan=False)],
     Field(ge=0),
 ]
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Names reach terminals, CSV files and reports: no control characters at all (TAB, LF and CR
+# included; C0, DEL and C1) and no bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE and its
+# kin, which reorder what a terminal shows), nor line/paragraph separators. Free text (notes)
+# may hold line breaks. NAME_FORBIDDEN_SQL is the same class for
+# DuckDB's RE2 (the bulk checks in ingest/validate.py).
+NAME_FORBIDDEN_SQL = (
+    r"[\x00-\x1f\x7f-\x{9f}\x{61c}\x{200e}\x{200f}\x{2028}\x{2029}\x{202a}-\x{202e}"
+    r"\x{2066}-\x{2069}]"
+)
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
 
 
-def _no_control_chars(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("contains control characters")
+def stored(info: ValidationInfo | None) -> bool:
+    """Rows read back from a store were accepted under the rules of their day: reading them
+    never fails on a rule added since (`model_validate(row, context={"stored": True})`)."""
+    return bool(info is not None and info.context and info.context.get("stored"))
+
+
+def _no_control_chars(value: str, info: ValidationInfo) -> str:
+    if not stored(info) and _CONTROL.search(value):
+        raise ValueError("contains control characters or bidirectional overrides")
     return value
 
 
@@ -149,15 +180,37 @@ def _iso_datetime(value: Any) -> Any:
     return value
 
 
+# Business dates: a recruiting process happens between these (naive UTC, end exclusive). Far
+# tighter than what Python, DuckDB and PostgreSQL can hold, so no arithmetic on a stored
+# timestamp (one microsecond later, a zone shift) can ever overflow.
+EARLIEST = dt.datetime(1970, 1, 1)
+LATEST = dt.datetime(2100, 1, 1)
+RANGE_MESSAGE = "is outside the business date range 1970-01-01 to 2099-12-31 (UTC)"
+
+
 def naive_utc(value: dt.datetime) -> dt.datetime:
     """Store timestamps as naive UTC: aware inputs are converted, naive ones taken as UTC."""
     if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError:  # 9999-12-31T23:59:59-01:00 is past year 9999 in UTC
+            raise ValueError(f"{value.isoformat()} {RANGE_MESSAGE}") from None
+    return value
+
+
+def _business_range(value: dt.datetime, info: ValidationInfo) -> dt.datetime:
+    if not stored(info) and not EARLIEST <= value < LATEST:
+        raise ValueError(f"{value.isoformat()} {RANGE_MESSAGE}")
     return value
 
 
 # Every timestamp is held as naive UTC once validated, so comparisons never mix zones.
-Timestamp = Annotated[dt.datetime, BeforeValidator(_iso_datetime), AfterValidator(naive_utc)]
+Timestamp = Annotated[
+    dt.datetime,
+    BeforeValidator(_iso_datetime),
+    AfterValidator(naive_utc),
+    AfterValidator(_business_range),
+]
 
 # Names and ids: no control characters, not blank. Free text (notes) may hold any printable text.
 Name = Annotated[ShortStr, AfterValidator(_not_blank), AfterValidator(_no_control_chars)]

@@ -23,3 +23,7 @@ class StoreBusyError(UserError):
 
 class StoreError(UserError):
     """The store cannot be opened or written (permissions, disk, corruption)."""
+
+
+class StoreMissingError(StoreError):
+    """A command that only uses an existing store was pointed at a path with none."""

@@ -8,17 +8,22 @@ default) and `ingest/store/postgres/` (a team's PostgreSQL/Supabase).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus
+
+HISTORY_SOURCE = "service"  # status-history rows written by the service
+CORRECTION_SOURCE = "correction"  # ... and by its corrections (amend / reopen)
 
 
 class InterviewRepository(Protocol):
     """Processes and stages inside one unit of work (one transaction for writes)."""
 
     run_id: str  # stamped on every row written and on status-history rows
+    history_source: str  # HISTORY_SOURCE, or CORRECTION_SOURCE while correcting
 
     def candidate_feeder(self, candidate_id: str) -> str | None:
         """The candidate's feeder source; NotFoundError when the candidate is unknown."""
@@ -56,6 +61,34 @@ class InterviewRepository(Protocol):
     def record_call(self, command: str, started_at: dt.datetime) -> None:
         """Audit one completed write call (`ingest_runs` on DuckDB)."""
         ...
+
+    def known_names(self, column: str) -> list[str]:
+        """Distinct stored `company_name`s or `feeder_source`s, sorted."""
+        ...
+
+    def open_processes_like(
+        self, candidate_id: str, company_name: str, role_title: str, terminal: Sequence[str]
+    ) -> list[InterviewProcess]: ...
+
+    def status_before(
+        self, interview_id: UUID, status: InterviewStatus
+    ) -> InterviewStatus | None: ...
+
+    def record_correction(
+        self,
+        record_kind: str,
+        record_id: UUID,
+        interview_process_id: UUID,
+        field: str,
+        old_value: Any,
+        new_value: Any,
+        reason: str,
+        changed_by: str,
+    ) -> None: ...
+
+    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]: ...
+
+    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]: ...
 
 
 class InterviewStore(Protocol):

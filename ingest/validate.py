@@ -25,7 +25,15 @@ from pydantic.fields import FieldInfo
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
 from ingest import contract
-from ingest.contract import ISO_DATETIME_PATTERN, RATING_FIELDS, Record, to_row
+from ingest.contract import (
+    EARLIEST,
+    ISO_DATETIME_PATTERN,
+    LATEST,
+    NAME_FORBIDDEN_SQL,
+    RATING_FIELDS,
+    Record,
+    to_row,
+)
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # Python's str.strip() whitespace: a blank name is refused by `_not_blank`.
@@ -36,8 +44,12 @@ _NOT_WHITESPACE = (
 # SQL mirrors of the contract's reusable validators, keyed by the function itself.
 _VALIDATOR_SQL: dict[Any, str] = {
     contract._not_blank: f"regexp_matches({{s}}, '{_NOT_WHITESPACE}')",
-    contract._no_control_chars: r"not regexp_matches({s}, '[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')",
-    contract.naive_utc: "true",
+    contract._no_control_chars: f"not regexp_matches({{s}}, '{NAME_FORBIDDEN_SQL}')",
+    contract.naive_utc: "true",  # the range check below covers its overflow
+    contract._business_range: (
+        f"try_cast({{s}} as timestamptz) >= '{EARLIEST.isoformat()}+00:00'::timestamptz"
+        f" and try_cast({{s}} as timestamptz) < '{LATEST.isoformat()}+00:00'::timestamptz"
+    ),
 }
 
 
@@ -235,6 +247,10 @@ def _code_for(error: dict[str, Any], field: str | None) -> str:
         return "invalid_uuid"
     if kind.startswith(("datetime", "date")) or "ISO 8601" in error.get("msg", ""):
         return "invalid_date"
+    if "control characters" in error.get("msg", ""):
+        return "control_character"
+    if "date range" in error.get("msg", ""):
+        return "invalid_date"
     if "before" in error.get("msg", ""):
         return "date_order"
     if kind == "string_too_short" or "blank" in error.get("msg", ""):
@@ -250,7 +266,9 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         return None, Rejection(
-            "malformed_json", None, f"malformed JSON ({exc.msg} at column {exc.colno})"
+            "malformed_json",
+            None,
+            f"malformed JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})",
         )
     if not isinstance(data, dict):
         return None, Rejection(

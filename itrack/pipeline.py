@@ -10,29 +10,56 @@ analyst session never blocks the build.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.contract import new_run_id
+from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
 from ingest.extract import extract, is_database_url
 from ingest.load import RunSummary, ingest_paths
-from ingest.store.duckdb.store import connect, raw_store_path
+from ingest.store.duckdb.store import raw_store_path
+
+
+@dataclass
+class Step:
+    """One step of a build: its name, how long it took and what it did (one line)."""
+
+    name: str
+    seconds: float
+    result: str
 
 
 @dataclass
 class BuildResult:
     warehouse: Path
+    started_at: dt.datetime = field(default_factory=utc_now)
     ingest: RunSummary | None = None
     backup: Path | None = None
     feedback: object | None = None
     report: Path | None = None
-    steps: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what dbt and the other steps reported
+    published: dict[str, Path] = field(default_factory=dict)  # output -> where it went
+    seconds: float = 0.0
 
 
 Note = Callable[[str], None]
+
+
+@contextmanager
+def _step(result: BuildResult, name: str, note: Note) -> Iterator[list[str]]:
+    """Time a step; the block appends its one-line result to the yielded list."""
+    started = time.monotonic()
+    outcome: list[str] = []
+    yield outcome
+    step = Step(name, round(time.monotonic() - started, 2), "; ".join(outcome) or "ok")
+    result.steps.append(step)
+    note(f"{name}: {step.result} ({step.seconds:.1f} s)")
 
 
 def build_dir(warehouse: Path) -> Path:
@@ -52,46 +79,80 @@ def run_build(
     write_html: bool = True,
     note: Note = print,
 ) -> BuildResult:
+    """Backup, ingest `paths` (none: nothing is ingested, the marts are rebuilt from the raw
+    store as it is), dbt build, feedback, publish, HTML report. `note` gets one line per step
+    as it finishes and whatever the steps report (dbt's notes included)."""
+    clock = time.monotonic()
     warehouse = Path(db).absolute()
     raw_store = raw_store_path(warehouse)
     result = BuildResult(warehouse)
+
+    def noted(message: str) -> None:
+        result.notes.append(message)
+        note(message)
+
+    if not paths and source is None and not raw_store.exists():
+        raise UserError(
+            f"no raw store at {raw_store}: nothing to build; name the files to ingest "
+            "(itrack build PATH...) or check --db"
+        )
     if take_backup and raw_store.exists():
         from ingest.store.duckdb.backup import backup
 
-        result.backup = backup(warehouse, wait_seconds=wait_seconds)
-        note(f"backup: {result.backup}")
+        with _step(result, "backup", note) as out:
+            result.backup = backup(warehouse, wait_seconds=wait_seconds)
+            out.append(str(result.backup))
     if source is not None:
         if paths:
             raise UserError("build --from a database ingests no files: give one or the other")
         if not is_database_url(source):
             raise UserError(f"--from takes a postgresql:// URL, not '{source}'")
-        extracted = extract(source, warehouse, wait_seconds=wait_seconds)
-        result.ingest = extracted.run
-        pulled = ", ".join(f"{n} {table}" for table, n in extracted.pulled.items())
-        note(
-            f"extract from {extracted.source}: pulled {pulled}; {extracted.run.accepted} "
-            f"accepted, {extracted.run.rejected} rejected (run {extracted.run.run_id})"
-        )
-    if paths:  # no paths: rebuild from what the raw store holds, ingest nothing
-        result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)
-        note(
-            f"ingest: {result.ingest.accepted} accepted, {result.ingest.rejected} rejected "
-            f"(run {result.ingest.run_id})"
-        )
+        with _step(result, "ingest", note) as out:
+            extracted = extract(source, warehouse, wait_seconds=wait_seconds)
+            result.ingest = extracted.run
+            pulled = ", ".join(f"{n} {table}" for table, n in extracted.pulled.items())
+            out.append(
+                f"extract from {extracted.source}: pulled {pulled}; run "
+                f"{extracted.run.run_id}: {extracted.run.accepted} accepted, "
+                f"{extracted.run.rejected} rejected"
+            )
+    if paths:
+        with _step(result, "ingest", note) as out:
+            result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)
+            out.append(
+                f"run {result.ingest.run_id}: {result.ingest.accepted} accepted, "
+                f"{result.ingest.rejected} rejected"
+            )
+            if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
+                out.append("no new records")
     building = _fresh_build_file(warehouse)
     try:
-        _dbt_build(building, raw_store, note)
-        result.feedback = _feedback(
-            building, warehouse, feeders, placements, candidates, wait_seconds, note
-        )
-        _refresh_feedback_runs(building, raw_store)
-        building.replace(warehouse)  # the publish: atomic on one filesystem
-        note(f"published: {warehouse}")
+        with _step(result, "dbt build", note) as out:
+            _dbt_build(building, raw_store, noted)
+        with _step(result, "feedback", note) as out:
+            result.feedback = _feedback(
+                building, warehouse, feeders, placements, candidates, wait_seconds
+            )
+            out.append(str(result.feedback))
+            data = warehouse.parent
+            result.published["feeders"] = feeders or data / "feeders.json"
+            result.published["placements"] = placements or data / "candidate_placements.json"
+            if candidates is not None:
+                result.published["candidates"] = candidates
+        with _step(result, "publish", note) as out:
+            _refresh_feedback_runs(building, raw_store)
+            building.replace(warehouse)  # the publish: atomic on one filesystem
+            result.published["warehouse"] = warehouse
+            out.append(str(warehouse))
     finally:
         building.unlink(missing_ok=True)
         building.with_name(building.name + ".wal").unlink(missing_ok=True)
     if write_html:
-        result.report = _report(warehouse, report, note)
+        with _step(result, "report", note) as out:
+            result.report = _report(warehouse, report)
+            result.published["report"] = result.report
+            out.append(str(result.report))
+    result.seconds = round(time.monotonic() - clock, 2)
     return result
 
 
@@ -113,7 +174,10 @@ def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
-    note("dbt build: ok")
+    from feedback.data_quality import data_quality_lines
+
+    for line in data_quality_lines(building):  # unmapped stage names, data-quality counts
+        note(line)
 
 
 def _feedback(
@@ -123,7 +187,6 @@ def _feedback(
     placements: Path | None,
     candidates: Path | None,
     wait_seconds: float,
-    note: Note,
 ) -> object:
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
@@ -137,33 +200,21 @@ def _feedback(
         candidates_path=candidates,
         full=False,
     )
-    note(f"feedback: {result}")
     return result
 
 
 def _refresh_feedback_runs(building: Path, raw_store: Path) -> None:
-    """Feedback appended to the raw store after dbt copied it: bring the build file up to date."""
-    con = connect(building)
-    try:
-        con.execute(f"attach '{_sql(raw_store)}' as raw_store (read_only)")
-        con.execute("create schema if not exists raw")
-        con.execute(
-            "create or replace table raw.feedback_runs as "
-            "select * from raw_store.main.feedback_runs"
-        )
-        con.execute("detach raw_store")
-        con.execute("checkpoint")
-    finally:
-        con.close()
+    """Feedback appended to the raw store after dbt ran: rebuild its staging table (a dbt node,
+    read from the declared source) so the published warehouse has the run just written."""
+    from itrack.dbt_runner import run_dbt
+
+    outcome = run_dbt(["run", "--select", "stg_itrack__feedback_runs"], building, raw_store)
+    if not outcome.ok:
+        failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
+        raise Refused(f"dbt could not refresh stg_itrack__feedback_runs: {failed}")
 
 
-def _report(warehouse: Path, report: Path | None, note: Note) -> Path:
+def _report(warehouse: Path, report: Path | None) -> Path:
     from feedback.html_report import write_report
 
-    out = write_report(warehouse, report or warehouse.parent / "report.html")
-    note(f"report: {out}")
-    return out
-
-
-def _sql(path: Path) -> str:
-    return str(path).replace("'", "''")
+    return write_report(warehouse, report or warehouse.parent / "report.html")

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ingest.service import InterviewService
+from ingest.store.duckdb.store import open_store
 from itrack.cli.main import app
 from tests.conftest import assert_exit
 
@@ -50,6 +51,8 @@ def test_a_bug_in_any_command_is_one_line_and_exit_3(monkeypatch, tmp_path):
 
 def test_data_is_never_read_as_markup_in_errors(tmp_path):
     db = tmp_path / "warehouse.duckdb"
+    with open_store(db):  # an empty store: the name is simply not there
+        pass
     result = CliRunner().invoke(app, ["interview", "history", "[bold]x[/]", "--db", str(db)])
     assert_exit(result, 1)
     assert result.stderr == "error: candidate '[bold]x[/]' not found\n"
@@ -61,7 +64,8 @@ def test_reading_rejects_never_creates_a_store(tmp_path):
     assert_exit(result, 2)
     raw = tmp_path / "nowhere" / "warehouse.raw.duckdb"
     assert result.stderr == (
-        f"error: no raw store at {raw}: check --db, or run `itrack ingest` first\n"
+        f"error: no raw store at {raw}: check --db (or $ITRACK_DB), or load data first with "
+        "`itrack ingest` / `itrack build PATH`\n"
     )
     assert not (tmp_path / "nowhere").exists()
 

@@ -11,14 +11,35 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from ingest.contract import MODELS, to_row
 from ingest.load import validate_lines
 from tests.factories import candidate, process, stage
 
 MISSING = object()
+# The business date range [1970-01-01, 2100-01-01) UTC at its edges, zone offsets included; and
+# the ends of what Python can hold, where a zone offset overflows (issue #13).
+DATE_RANGE_EDGES = {
+    "1970-01-01T00:00:00Z": True,
+    "1970-01-01": True,
+    "1970-01-01T01:00:00+01:00": True,
+    "1970-01-01T00:59:59.999999+01:00": False,
+    "1969-12-31T23:59:59.999999Z": False,
+    "1969-12-31T23:30:00-01:00": True,
+    "2099-12-31T23:59:59.999999Z": True,
+    "2099-12-31T23:59:59.999999": True,
+    "2100-01-01T00:00:00Z": False,
+    "2100-01-01T00:30:00+01:00": True,
+    "2099-12-31T23:30:00-01:00": False,
+    "9999-12-31T23:59:59-01:00": False,
+    "9999-12-31T23:59:59.999999": False,
+    "0001-01-01T00:00:00+01:00": False,
+    "0001-01-01": False,
+}
 TEXTS = st.sampled_from(
     [
         "Ann",
@@ -33,6 +54,11 @@ TEXTS = st.sampled_from(
         "'); drop table t; --",
         "x" * 501,
         "ok\n",
+        "\u202eevil",
+        "a\u2066b\u2069",
+        "x\u0085y",
+        "line\u2028sep",
+        "cr\r",
     ]
 )
 TIMES = st.sampled_from(
@@ -48,6 +74,7 @@ TIMES = st.sampled_from(
         "2025-01-06T10:00:00z",
         "2024-12-31T23:59:59-01:00",
         "2025-01-06T10:00:00.1234567Z",
+        *DATE_RANGE_EDGES,
     ]
 )
 NUMBERS = st.sampled_from([0, 1, 3, 5, 6, -1, 3.5, 5.0, "5", True, None, 10**20])
@@ -107,7 +134,7 @@ def run_bulk(kind: str, records: list[dict]) -> tuple[dict[int, dict], set[int]]
 def pydantic_row(kind: str, record: dict) -> dict | None:
     try:
         return to_row(MODELS[kind].model_validate(record))
-    except Exception:
+    except ValidationError:  # anything else (an OverflowError) is a bug and fails the test
         return None
 
 
@@ -151,3 +178,15 @@ def test_process_records_agree(records):
 @given(st.lists(mutated(candidate(), MODELS["candidates"]), min_size=1, max_size=25))
 def test_candidate_records_agree(records):
     check_agreement("candidates", records)
+
+
+@pytest.mark.parametrize(("value", "valid"), DATE_RANGE_EDGES.items())
+@pytest.mark.parametrize("field", ["created_at", "updated_at"])
+def test_date_range_edges_agree_and_are_exact(value, valid, field):
+    """Each edge by hand: both paths accept exactly the values inside the range."""
+    record = candidate(**{"created_at": "1970-01-01T00:00:00Z", field: value})
+    if field == "created_at":
+        record.pop("updated_at", None)
+    assert (pydantic_row("candidates", record) is not None) == valid
+    loaded, rejected = run_bulk("candidates", [record])
+    assert (1 in loaded, 1 in rejected) == (valid, not valid)

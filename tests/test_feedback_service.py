@@ -86,10 +86,10 @@ def test_accepted_offer_updates_the_feeder_placements_and_log(db):
     )
     service = feedback_service(db, clock=lambda: NOW)
     result = service.process_interview_outcome(pid(5))
-    assert (result.feeder_source, result.status, result.live) == (
+    assert (result.feeder_source, result.status, result.live_processes) == (
         "referral",
         "offer_accepted",
-        True,
+        1,
     )
     assert (result.feeders_updated, result.placement_recorded, result.logged) == (True, True, True)
     metrics = json.loads((db.parent / "feeders.json").read_text())["feeders"]["referral"]["metrics"]
@@ -141,6 +141,37 @@ def test_process_interview_outcome_is_idempotent(db):
     assert {p.name: p.read_bytes() for p in db.parent.glob("*.json")} == files
     assert len(runs(db)) == 1
     assert again.metrics["updated_at"] == NOW  # nothing changed, so the time did not move
+
+
+def test_every_outcome_since_the_build_stays_folded_in(db):
+    """Two outcomes of one feeder on the same day: the second call keeps the first."""
+    service = InterviewService(DuckDBInterviewStore(db))
+    service.complete_interview_process(pid(5), "offer_accepted", OFFER)
+    first = feedback_service(db).process_interview_outcome(pid(5))
+    new = service.create_interview_process("c2", "Gamma", "Analyst")  # c2 came from referral
+    service.complete_interview_process(new.id, "candidate_withdrew")
+    second = feedback_service(db).process_interview_outcome(new.id)
+    assert (first.metrics["placements"], first.metrics["candidates_sourced"]) == (2, 3)
+    # P1, P2, P5 and the new process sourced; P1, P5 placed; all four decided; prior 2 / 8
+    m = second.metrics
+    assert (m["candidates_sourced"], m["placements"], m["decided_processes"]) == (4, 2, 4)
+    assert second.live_processes == 2
+    assert m["smoothed_conversion_rate"] == rounded((2 + 10 * 2 / 8) / (4 + 10))
+    # linkedin's metrics use the moved prior too when they are next updated
+    linkedin = feedback_service(db).update_feeder_conversion_rates("linkedin").metrics
+    assert linkedin["smoothed_conversion_rate"] == rounded((0 + 10 * 2 / 8) / (3 + 10))
+    assert linkedin["candidates_sourced"] == 3  # unchanged: its processes did not move
+
+
+def test_after_a_build_the_marts_speak_for_themselves(db):
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
+    assert feedback_service(db).process_interview_outcome(pid(5)).live_processes == 1
+    build(db)
+    after = feedback_service(db).update_feeder_conversion_rates("referral")
+    assert after.live_processes == 0  # the build counted P5 as accepted: nothing to fold
+    assert after.metrics["avg_days_to_hire"] != 14.0  # recomputed by the build with P5
 
 
 def test_a_rejection_moves_the_counts_and_records_no_placement(db):

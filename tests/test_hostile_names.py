@@ -40,7 +40,7 @@ def test_hostile_filters_are_just_values(loaded, name):
         (["interview", "list", "--company", name], 0),  # no such company: an empty list
         (["interview", "list", "--candidate", name], 0),
         (["interview", "history", name], 1),  # candidate not found
-        (["rejects", "--run", name], 0),
+        (["rejects", "--run", name], 1),  # no such run
         (["interview", "list", "--status", name], 1),  # not a status
         (["interview", "show", name], 1),  # not an id: not found
     ):

@@ -40,7 +40,7 @@ REJECTIONS = [
     ("candidates", candidate(id="c 2"), "invalid_value", "id"),
     ("candidates", candidate(id="c2", full_name=""), "empty_value", "full_name"),
     ("candidates", candidate(id="c2", full_name="   "), "empty_value", "full_name"),
-    ("candidates", candidate(id="c2", full_name="A\x07B"), "invalid_value", "full_name"),
+    ("candidates", candidate(id="c2", full_name="A\x07B"), "control_character", "full_name"),
     (
         "candidates",
         {k: v for k, v in candidate(id="c2").items() if k != "created_at"},

@@ -179,6 +179,7 @@ def test_itrack_store_postgres_routes_the_interview_commands(postgres_settings: 
             "Acme",
             "--role",
             "SWE",
+            "--new-company",
             "--json",
         ],
     )

@@ -21,7 +21,7 @@ from ingest.migrate import (
     duckdb_applied,
     upgrade_postgres,
 )
-from ingest.store.duckdb.store import MIGRATIONS, raw_store_path, read_store, upgrade_store
+from ingest.store.duckdb.store import MIGRATIONS, open_store, raw_store_path, upgrade_store
 from itrack.cli.common import DbOption, WaitOption, console, warehouse
 from itrack.errors import new_app
 from itrack.settings import get_settings
@@ -87,7 +87,7 @@ def status(dsn: DsnOption = None, db: DbOption = None) -> None:
         migrations = discover(MIGRATIONS)
         path = raw_store_path(warehouse(db))
         if path.exists():
-            with read_store(warehouse(db)) as con:
+            with open_store(warehouse(db), read_only=True) as con:
                 done = set(duckdb_applied(con) or {})
         else:
             done = set()

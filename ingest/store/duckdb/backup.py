@@ -1,22 +1,38 @@
 """Backups of the raw store: consistent Parquet snapshots with a manifest, and restore.
 
 The marts are derived (dbt rebuilds them), so only the raw store is backed up: the snapshot is
-taken under the writer lock, so it is one consistent state.
+taken under the writer lock, so it is one consistent state. A snapshot holds data only (one
+Parquet file per table and `manifest.json` with row counts and sha256 checksums): restore
+creates the tables from the code's schema and reads the Parquet files into them, so nothing in
+a backup folder is ever executed. With a key (`sign_key`, kept outside the backup folder) the
+manifest carries an HMAC-SHA256 signature and restore refuses a snapshot whose signature does not
+match: the checksums alone detect corruption, the signature detects tampering.
+
+Crash safety: a snapshot is written as `<id>.partial/` and renamed when complete; readers
+(`latest`, retention) see only complete snapshots with a readable manifest, and every backup
+sweeps the `.partial` folders a killed or failed run left (under the writer lock, so never one
+that is being written).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import hmac
 import json
+import os
+import re
 import shutil
 from pathlib import Path
 
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import UserError
-from ingest.store.duckdb.store import SCHEMA, connect, open_store, raw_store_path
+from ingest.store.duckdb.store import connect, open_store, raw_store_path, store_lock, upgrade
 
 MANIFEST = "manifest.json"
 DEFAULT_KEEP = 7
+PARTIAL = ".partial"
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 def default_backup_dir(db: Path | str) -> Path:
@@ -28,18 +44,24 @@ def _tables(con) -> list[str]:
     return [
         r[0]
         for r in con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = 'main' and table_type = 'BASE TABLE' order by 1"
+            "select table_name from information_schema.tables where table_schema = 'main'"
+            " and table_type = 'BASE TABLE' and table_name <> 'schema_migrations' order by 1"
         ).fetchall()
     ]
 
 
-def _file_digests(folder: Path) -> dict[str, str]:
-    return {
-        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.iterdir())
-        if p.name != MANIFEST
-    }
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _signature(manifest: dict, key: bytes) -> str:
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
 def backup(
@@ -47,44 +69,91 @@ def backup(
     to: Path | None = None,
     keep: int = DEFAULT_KEEP,
     wait_seconds: float = 0.0,
+    sign_key: bytes | None = None,
 ) -> Path:
     """Snapshot the raw store into `<to>/<backup id>/` and keep the newest `keep` snapshots."""
     root = to or default_backup_dir(db)
     target = root / new_run_id("backup")
-    partial = target.with_name(target.name + ".partial")
+    partial = target.with_name(target.name + PARTIAL)
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create backup folder {root}: {exc.strerror}") from None
-    with open_store(db, wait_seconds) as con:
-        counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in _tables(con)}
+    with open_store(db, wait_seconds, create=False) as con:
+        _sweep_partials(root)  # under the lock: no other backup of this store is running
         try:
-            con.execute(f"export database '{_sql_path(partial)}' (format parquet)")
-        except Exception as exc:
+            partial.mkdir()
+            counts = {}
+            for table in _tables(con):
+                counts[table] = con.execute(f'select count(*) from "{table}"').fetchone()[0]
+                con.execute(
+                    f"copy (select * from \"{table}\") to '{_sql_path(partial / table)}.parquet'"
+                    " (format parquet)"
+                )
+            manifest = {
+                "created_at": utc_now().isoformat(),
+                "source": str(raw_store_path(db)),
+                "row_counts": counts,
+                "files": {p.name: _digest(p) for p in sorted(partial.iterdir())},
+            }
+            if sign_key:
+                manifest["signature"] = _signature(manifest, sign_key)
+            _write_synced(partial / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
+            partial.rename(target)  # a snapshot is complete or absent, never half-written
+        except UserError:
             shutil.rmtree(partial, ignore_errors=True)
+            raise
+        except Exception as exc:  # disk full, read-only folder: nothing half-written stays
+            shutil.rmtree(partial, ignore_errors=True)
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise UserError(
-                f"backup failed writing {partial}: {str(exc).splitlines()[0]}"
+                f"backup failed writing {partial}: {reason}; no snapshot was written"
             ) from None
-    manifest = {
-        "created_at": utc_now().isoformat(),
-        "source": str(raw_store_path(db)),
-        "row_counts": counts,
-        "files": _file_digests(partial),
-    }
-    (partial / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    partial.rename(target)  # a snapshot is complete or absent, never half-written
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     _prune(root, keep)
     return target
 
 
+def _write_synced(path: Path, text: str) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _sweep_partials(root: Path) -> None:
+    for stale in root.glob(f"*{PARTIAL}"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _read_manifest(snapshot: Path) -> dict | None:
+    """The manifest of a complete snapshot, or None (partial, missing, unreadable, not ours)."""
+    if snapshot.name.endswith(PARTIAL) or not snapshot.is_dir():
+        return None
+    try:
+        manifest = json.loads((snapshot / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not (
+        isinstance(manifest, dict)
+        and isinstance(manifest.get("created_at"), str)
+        and isinstance(manifest.get("row_counts"), dict)
+        and isinstance(manifest.get("files"), dict)
+    ):
+        return None
+    return manifest
+
+
 def _snapshots(root: Path) -> list[Path]:
-    """Complete snapshots in `root`, oldest first (by the manifest's creation time)."""
-    found = (
-        [p for p in root.iterdir() if p.is_dir() and (p / MANIFEST).exists()]
-        if root.exists()
-        else []
-    )
-    return sorted(found, key=lambda p: json.loads((p / MANIFEST).read_text())["created_at"])
+    """Complete, readable snapshots in `root`, oldest first (by the manifest's creation time)."""
+    found = []
+    for path in root.iterdir() if root.is_dir() else []:
+        manifest = _read_manifest(path)
+        if manifest is not None:
+            found.append((manifest["created_at"], path.name, path))
+    return [path for _, _, path in sorted(found)]
 
 
 def _prune(root: Path, keep: int) -> None:
@@ -97,32 +166,82 @@ def _sql_path(path: Path) -> str:
     return str(path).replace("'", "''")
 
 
-def verify(snapshot: Path) -> dict:
-    """Check a snapshot's files against its manifest; return the manifest."""
-    manifest_path = snapshot / MANIFEST
-    if not manifest_path.exists():
+def verify(snapshot: Path, sign_key: bytes | None = None) -> dict:
+    """Check a snapshot's files against its manifest (and signature); return the manifest."""
+    if snapshot.name.endswith(PARTIAL):
+        raise UserError(f"{snapshot}: an incomplete backup (a failed or killed run left it)")
+    if not (snapshot / MANIFEST).is_file():
         raise UserError(f"{snapshot}: not a backup (no {MANIFEST})")
-    manifest = json.loads(manifest_path.read_text())
-    actual = _file_digests(snapshot)
+    manifest = _read_manifest(snapshot)
+    if manifest is None:
+        raise UserError(f"{snapshot}: {MANIFEST} is unreadable or incomplete; not restored")
+    if sign_key is not None:
+        given = manifest.get("signature")
+        if not isinstance(given, str) or not hmac.compare_digest(
+            given, _signature(manifest, sign_key)
+        ):
+            raise UserError(f"{snapshot}: the manifest's signature does not match the key")
     for name, digest in manifest["files"].items():
-        if actual.get(name) != digest:
+        path = snapshot / str(name)
+        if "/" in str(name) or name in ("", ".", "..") or not path.is_file():
+            raise UserError(f"{snapshot}: {name} is missing or not a file")
+        if _digest(path) != digest:
             raise UserError(f"{snapshot}: {name} does not match the manifest checksum")
     return manifest
 
 
-def restore(snapshot: Path, db: Path | str, overwrite: bool = False) -> Path:
-    """Restore a snapshot as the raw store of warehouse `db` (a new file; verified counts)."""
-    manifest = verify(snapshot)
+def restore(
+    snapshot: Path,
+    db: Path | str,
+    overwrite: bool = False,
+    wait_seconds: float = 0.0,
+    sign_key: bytes | None = None,
+) -> Path:
+    """Restore a snapshot as the raw store of warehouse `db` (verified counts), under the writer
+    lock: a writer that started first finishes before, one that starts later waits or exits 2.
+
+    The tables come from the code's schema; the snapshot only contributes rows (Parquet read
+    by column name). Its own SQL (`schema.sql`, `load.sql` of older snapshots) is never run."""
+    manifest = verify(snapshot, sign_key)
     target = raw_store_path(db)
-    if target.exists() and not overwrite:
-        raise UserError(f"{target} exists; pass --overwrite to replace it")
-    staging = target.with_name(target.name + ".restoring")
-    staging.unlink(missing_ok=True)
+    with store_lock(target, wait_seconds):
+        if target.exists() and not overwrite:
+            raise UserError(f"{target} exists; pass --overwrite to replace it")
+        staging = target.with_name(target.name + ".restoring")
+        staging.unlink(missing_ok=True)
+        staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
+        try:
+            _fill(staging, snapshot, manifest)
+            staging.replace(target)
+            target.with_name(target.name + ".wal").unlink(missing_ok=True)
+        finally:
+            staging.unlink(missing_ok=True)
+            staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
+    return target
+
+
+def _fill(staging: Path, snapshot: Path, manifest: dict) -> None:
     con = connect(staging)
     try:
-        con.execute(f"import database '{_sql_path(snapshot)}'")
-        con.execute(SCHEMA)  # tables added since the snapshot exist, empty
+        upgrade(con)  # the code's schema, versioned; tables added since the snapshot stay empty
+        known = set(_tables(con))
         for table, expected in manifest["row_counts"].items():
+            if table == "schema_migrations":  # schema, not data: the restored store's is current
+                continue
+            if not isinstance(table, str) or not _TABLE_NAME.match(table) or table not in known:
+                raise UserError(f"{snapshot}: unknown table '{table}' in the manifest")
+            source = snapshot / f"{table}.parquet"
+            if source.name not in manifest["files"]:
+                raise UserError(f"{snapshot}: no checksummed {source.name}")
+            try:
+                con.execute(
+                    f'insert into "{table}" by name select * from read_parquet(?)', [str(source)]
+                )
+            except Exception as exc:  # duckdb.Error: columns or types that do not fit
+                reason = str(exc).strip().splitlines()[0]
+                raise UserError(
+                    f"{snapshot}: {source.name} does not fit table {table}: {reason}"
+                ) from None
             got = con.execute(f'select count(*) from "{table}"').fetchone()[0]
             if got != expected:
                 raise UserError(
@@ -130,14 +249,12 @@ def restore(snapshot: Path, db: Path | str, overwrite: bool = False) -> Path:
                 )
         con.execute("checkpoint")
     finally:
-        con.close()
-    staging.replace(target)
-    target.with_name(target.name + ".wal").unlink(missing_ok=True)
-    return target
+        with contextlib.suppress(Exception):
+            con.close()
 
 
 def latest(root: Path) -> Path:
     snapshots = _snapshots(root)
     if not snapshots:
-        raise UserError(f"no backup in {root}")
+        raise UserError(f"no complete backup in {root}")
     return snapshots[-1]

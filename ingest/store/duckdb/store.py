@@ -19,8 +19,11 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.errors import StoreBusyError, StoreError
+from ingest.errors import StoreBusyError, StoreError, StoreMissingError
 from ingest.migrate import discover, upgrade_duckdb
+
+# Writers wait this long for another writer before reporting "busy" (`--wait` overrides it).
+DEFAULT_WAIT_SECONDS = 30.0
 
 
 def raw_store_path(db: Path | str) -> Path:
@@ -115,32 +118,47 @@ def open_store(
     db: Path | str,
     wait_seconds: float = 0.0,
     read_only: bool = False,
+    create: bool = True,
     memory_limit: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The raw store beside warehouse `db` under the writer lock; a writer's open applies any
-    pending migration first. Callers own their transactions."""
+    """The raw store beside warehouse `db`. Callers own their transactions.
+
+    Writers (`read_only=False`) hold the writer lock and apply any pending migration first
+    (nothing at all when the store is current); with
+    `create=False` a missing store is an error instead of a new empty file. Readers never
+    create anything (not even the folder or the lock file) and never take the writer lock: they
+    open the file read-only, waiting up to `wait_seconds` while a writer has it open (DuckDB lets
+    no other process open a file that one process writes).
+    """
     path = raw_store_path(db)
-    if read_only and not path.exists():
-        raise StoreError(f"no raw store at {path}: run `itrack ingest` first")
-    with store_lock(path, wait_seconds):
-        con = connect(path, read_only=read_only, memory_limit=memory_limit)
+    if (read_only or not create) and not path.exists():
+        raise StoreMissingError(
+            f"no raw store at {path}: check --db (or $ITRACK_DB), or load data first "
+            "with `itrack ingest` / `itrack build PATH`"
+        )
+    if read_only:
+        con = connect_waiting(path, wait_seconds)
         try:
-            if not read_only:
-                upgrade(con)  # no DDL at all when the store is current
+            yield con
+        finally:
+            con.close()
+        return
+    with store_lock(path, wait_seconds):
+        con = connect(path, memory_limit=memory_limit)
+        try:
+            upgrade(con)  # versioned migrations; no DDL when the store is current
             yield con
         finally:
             con.close()
 
 
-@contextmanager
-def read_store(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The raw store beside warehouse `db`, read-only: no writer lock, no DDL, and a missing
-    store is an error naming its path (reading never creates one)."""
-    path = raw_store_path(db)
-    if not path.exists():
-        raise StoreError(f"no raw store at {path}: check --db, or run `itrack ingest` first")
-    con = connect(path, read_only=True)
-    try:
-        yield con
-    finally:
-        con.close()
+def connect_waiting(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, retried while a writer holds the file (up to `wait_seconds`)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return connect(path, read_only=True)
+        except StoreBusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

@@ -87,6 +87,7 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
     if not caller.is_lead:
         raise ApiError(403, "only leads may run the feedback step")
     from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     config = request.app.state.config
     warehouse = Path(config.db)
@@ -96,7 +97,7 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
         with request.app.state.backend.released():
             result = run_feedback(
                 warehouse=warehouse,
-                raw_store_db=warehouse,
+                log=DuckDBFeedbackLog(warehouse),
                 feeders_path=feeders,
                 placements_path=placements,
             )

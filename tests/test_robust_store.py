@@ -1,0 +1,198 @@
+"""Issue #13, the raw store: every writer takes the one lock (restore included), backups
+survive full disks and killed runs, and restore never runs SQL taken from a backup."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from ingest.load import ingest_paths
+from ingest.store.duckdb.backup import MANIFEST, _digest, backup
+from ingest.store.duckdb.store import raw_store_path
+from itrack.generate import generate
+from tests.test_faults import fingerprint, itrack, small_mount  # noqa: F401 - fixture
+
+HOLD = (
+    "import sys, time; from ingest.store.duckdb.store import open_store\n"
+    "with open_store(sys.argv[1]) as con:\n"
+    "    con.execute(\"insert into feedback_state values ('held', 'x', now())\")\n"
+    "    print('held', flush=True); time.sleep(float(sys.argv[2]))\n"
+)
+
+
+def hold_lock(db: Path, seconds: float) -> subprocess.Popen:
+    """A real second process holding the writer lock (and writing) for `seconds`."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_restore_takes_the_writer_lock_busy_exit_2_or_wait(tmp_path):
+    generate(tmp_path / "in", 40, seed=3)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    snapshot = backup(db, tmp_path / "bk")
+    holder = hold_lock(db, 3)
+    busy = itrack("restore", str(snapshot), "--db", str(db), "--overwrite")
+    assert busy.returncode == 2, busy.stderr
+    assert f"database is busy (held by PID {holder.pid})" in busy.stderr
+    assert "Traceback" not in busy.stderr
+    started = time.monotonic()
+    waited = itrack("restore", str(snapshot), "--db", str(db), "--overwrite", "--wait", "30")
+    assert waited.returncode == 0, waited.stderr
+    assert holder.wait() == 0
+    assert time.monotonic() - started > 1  # it queued behind the holder instead of racing it
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    # the restore ran after the writer committed, so it replaced a store nobody was writing
+    assert con.execute("select count(*) from feedback_state where key = 'held'").fetchone() == (0,)
+    con.close()
+
+
+def test_restore_started_during_an_ingest_never_loses_its_rows(tmp_path):
+    """The reported loss: an ingest started 0.2 s before a restore said `accepted` and its rows
+    were gone. Now the restore finds the store busy (exit 2, the ingest's PID named) and the
+    ingest's run is in the store afterwards."""
+    generate(tmp_path / "day1", 300, seed=3)
+    generate(tmp_path / "day2", 20000, seed=31)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "day1"], db=db)
+    snapshot = backup(db, tmp_path / "bk")
+    ingest = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "itrack"),
+            "ingest",
+            str(tmp_path / "day2"),
+            "--db",
+            str(db),
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = raw_store_path(db).with_name(raw_store_path(db).name + ".lock")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and lock.read_text().strip() != str(ingest.pid):
+        time.sleep(0.05)
+    restore_run = itrack("restore", str(snapshot), "--db", str(db), "--overwrite")
+    out, err = ingest.communicate(timeout=300)
+    assert restore_run.returncode == 2, restore_run.stderr
+    assert f"database is busy (held by PID {ingest.pid})" in restore_run.stderr
+    assert ingest.returncode == 0, err
+    run_id = json.loads(out)["run_id"]
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    assert con.execute(
+        "select count(*) from ingest_runs where run_id = ?", [run_id]
+    ).fetchone() == (1,)
+    con.close()
+
+
+def test_killed_and_failed_backups_are_swept_and_ignored(tmp_path):
+    generate(tmp_path / "in", 40, seed=3)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    root = tmp_path / "bk"
+    good = backup(db, root)
+    # what a full disk used to leave: an empty manifest in a partial folder, and a folder whose
+    # manifest is truncated; both sort after the good one by name
+    (root / "backup-99991231T000000-aaaaaaaa.partial").mkdir()
+    (root / "backup-99991231T000000-aaaaaaaa.partial" / MANIFEST).write_text("")
+    (root / "backup-99991231T000000-bbbbbbbb").mkdir()
+    (root / "backup-99991231T000000-bbbbbbbb" / MANIFEST).write_text('{"created_at": "99')
+    restored = itrack("restore", str(root), "--db", str(tmp_path / "other.duckdb"))
+    assert restored.returncode == 0, restored.stderr
+    assert f"restored {good} ->" in restored.stdout
+    again = itrack("backup", "--to", str(root), "--db", str(db), "--keep", "1")
+    assert again.returncode == 0, again.stderr
+    names = sorted(p.name for p in root.iterdir())
+    assert not any(n.endswith(".partial") for n in names)  # swept under the lock
+    assert "backup-99991231T000000-bbbbbbbb" in names  # unreadable: ignored, never deleted
+    assert good.name not in names  # retention counted only complete snapshots (keep 1)
+    partial = itrack(
+        "restore", str(root / "backup-99991231T000000-bbbbbbbb"), "--db", str(db), "--overwrite"
+    )
+    assert partial.returncode == 2 and "unreadable or incomplete" in partial.stderr
+
+
+def test_backup_on_a_full_disk_leaves_nothing_and_later_backups_work(small_mount):  # noqa: F811
+    generate(small_mount.parent / "in", 300, seed=5)
+    db = small_mount / "warehouse.duckdb"
+    ingest_paths([small_mount.parent / "in"], db=db)
+    root = small_mount / "bk"
+    filler = small_mount / "filler"
+    free = os.statvfs(small_mount).f_bavail * os.statvfs(small_mount).f_frsize
+    filler.write_bytes(b"\0" * max(free - 16 * 1024, 0))
+    full = itrack("backup", "--to", str(root), "--db", str(db))
+    assert full.returncode == 2, full.stderr
+    assert "no snapshot was written" in full.stderr and "Traceback" not in full.stderr
+    assert list(root.iterdir()) == []
+    filler.unlink()
+    ok = itrack("backup", "--to", str(root), "--db", str(db))
+    assert ok.returncode == 0, ok.stderr
+    restored = itrack("restore", str(root), "--db", str(small_mount / "copy.duckdb"))
+    assert restored.returncode == 0, restored.stderr
+
+
+def _pwn(snapshot: Path, marker: Path) -> None:
+    """An attacker who can edit the backup folder: SQL files that write a file, and a manifest
+    whose checksums are recomputed so that they match."""
+    sql = f"COPY (SELECT 42 AS pwned) TO '{marker}' (FORMAT csv);\n"
+    for name in ("schema.sql", "load.sql"):
+        (snapshot / name).write_text(sql)
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    manifest["files"].update({n: _digest(snapshot / n) for n in ("schema.sql", "load.sql")})
+    (snapshot / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_restore_never_executes_sql_from_the_backup(tmp_path):
+    generate(tmp_path / "in", 40, seed=3)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    before = fingerprint(db)
+    snapshot = backup(db, tmp_path / "bk")
+    marker = tmp_path / "pwned.csv"
+    _pwn(snapshot, marker)
+    other = tmp_path / "other.duckdb"
+    restored = itrack("restore", str(snapshot), "--db", str(other))
+    assert restored.returncode == 0, restored.stderr
+    assert not marker.exists()
+    assert fingerprint(other) == before  # the data came back all the same
+
+
+def test_signed_manifest_detects_tampering(tmp_path):
+    generate(tmp_path / "in", 40, seed=3)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    key = tmp_path / "keys" / "backup.key"
+    key.parent.mkdir()
+    key.write_text("s3cret-outside-the-backup-folder\n")
+    made = itrack("backup", "--to", str(tmp_path / "bk"), "--db", str(db), "--key-file", str(key))
+    assert made.returncode == 0, made.stderr
+    snapshot = Path(made.stdout.split("backup written: ")[1].strip())
+    args = ("restore", str(snapshot), "--key-file", str(key))
+    assert itrack(*args, "--db", str(tmp_path / "a.duckdb")).returncode == 0
+    # rewrite a table and recompute its checksum: the sha256 manifest alone would accept it
+    table = snapshot / "candidates.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"copy (select * from read_parquet('{table}') limit 1) to '{tmp_path / 't.parquet'}'"
+        " (format parquet)"
+    )
+    con.close()
+    table.write_bytes((tmp_path / "t.parquet").read_bytes())
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    manifest["files"]["candidates.parquet"] = _digest(table)
+    manifest["row_counts"]["candidates"] = 1
+    (snapshot / MANIFEST).write_text(json.dumps(manifest))
+    refused = itrack(*args, "--db", str(tmp_path / "b.duckdb"))
+    assert refused.returncode == 2
+    assert "signature does not match" in refused.stderr
+    assert not raw_store_path(tmp_path / "b.duckdb").exists()
