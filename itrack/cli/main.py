@@ -19,6 +19,7 @@ from itrack.cli import db as db_cli
 from itrack.cli import feedback as feedback_cli
 from itrack.cli import interview as interview_cli
 from itrack.cli import report as report_cli
+from itrack.cli import serve as serve_cli
 from itrack.cli.common import DbOption, warehouse
 from itrack.cli.output import (
     Format,
@@ -285,7 +286,7 @@ def rejects(
     as_json: JsonAlias = False,
 ) -> None:
     """List quarantined records with their reason (unresolved ones by default)."""
-    from ingest.store.duckdb.store import open_store
+    from ingest.store.duckdb.store import open_store, raw_store_path
 
     where, params = [], []
     if run:
@@ -305,7 +306,7 @@ def rejects(
                 "select count(*) from ingest_runs where run_id = ?", [run]
             ).fetchone()[0]
         ):
-            raise Refused(f"no run '{run}' in {con.execute('pragma database_list').fetchone()[2]}")
+            raise Refused(f"no run '{run}' in {raw_store_path(warehouse(db))}")
         total = con.execute(
             "select count(*) from quarantine" + (" where " + " and ".join(where) if where else ""),
             params,
@@ -401,7 +402,7 @@ def print_build_summary(summary: dict[str, Any], result: Any) -> None:
     else:
         line("ingest: no paths given, nothing ingested (the marts were rebuilt)")
     for message in summary["notes"]:
-        line(f"note: {message}")
+        line(message)
     updated = summary["feeders_updated"]
     line(
         f"feeders: {len(summary['feeders_recomputed'])} recomputed, {len(updated)} changed"
@@ -605,3 +606,5 @@ app.add_typer(feedback_cli.app, name="feedback")
 app.add_typer(report_cli.app, name="report")
 app.add_typer(db_cli.app, name="db")
 app.command("generate")(generate_command)
+app.command("serve")(serve_cli.serve)
+app.command("token")(serve_cli.token)
