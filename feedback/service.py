@@ -3,10 +3,13 @@
 Which feeders a default run updates: those with a process that reached a trigger status
 (offer_accepted, rejected_by_company, candidate_withdrew) since the last run's watermark, as in
 the seed design, and also those with any other change to their processes or stages since then
-(a new in-flight process changes `candidates_sourced` too), and all of them when the overall
-conversion rate moved (it is the prior of every smoothed rate). That is exactly the set of
-feeders whose metrics can differ, so a default run and `--full` write the same file; the
-default run just touches less.
+(a new in-flight process changes `candidates_sourced` too), those whose stored metrics no longer
+match the marts although none of their rows changed (a process or a candidate moved to another
+feeder: the old feeder lost it), and all of them when the overall conversion rate moved (it is
+the prior of every smoothed rate). A feeder the file has metrics for but the marts no longer
+know gets the metrics of no processes (`empty_metrics`). So a default run and `--full` write
+the same file (a property test in tests/test_dbt_reference.py); the default run just touches
+less.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from feedback.placements import (
 )
 from ingest.contract import (
     FEEDBACK_TRIGGER_STATUSES,
+    STAGE_TYPES,
     TERMINAL_STATUSES,
     InterviewStatus,
     PlacementRecord,
@@ -148,6 +152,30 @@ def _new_watermark(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
+def empty_metrics() -> dict[str, Any]:
+    """The metrics of a feeder with no processes."""
+    return {
+        "candidates_sourced": 0,
+        "placements": 0,
+        "conversion_rate": None,
+        "decided_processes": 0,
+        "decided_conversion_rate": None,
+        "wilson_interval": {"lower": None, "upper": None, "confidence": WILSON_CONFIDENCE},
+        "smoothed_conversion_rate": None,
+        "success_rate_by_stage": {t.value: None for t in STAGE_TYPES},
+        "avg_days_to_hire": None,
+        "pipeline_depth": None,
+        "top_rejection_reasons": [],
+    }
+
+
+def _stored_metrics(entries: dict[str, Any], feeder: str) -> dict[str, Any] | None:
+    metrics = entries.get(feeder, {}).get("metrics")
+    if metrics is None:
+        return None
+    return {k: v for k, v in metrics.items() if k != "updated_at"}
+
+
 def run_feedback(
     warehouse: Path,
     log: FeedbackLog,
@@ -176,12 +204,22 @@ def run_feedback(
         watermark = _new_watermark(con)
         since = log.get_state("watermark", EPOCH)
         result.triggered_feeders = sorted(triggered_feeders(con, since))
+        entries = document.get("feeders", {})
+        # feeders the file has metrics for but the marts no longer know (every process moved
+        # to another feeder, or its spelling changed): their metrics become those of no
+        # processes, in a default run and with --full alike
+        fresh |= {
+            f: empty_metrics() for f, e in entries.items() if "metrics" in e and f not in fresh
+        }
         if full or log.get_state("prior", "") != prior:
             marked = set(fresh)
         else:
             marked = set(result.triggered_feeders) | changed_feeders(con, since)
-            entries = document.get("feeders", {})  # feeders the file has no metrics for yet
-            marked |= {f for f in fresh if "metrics" not in entries.get(f, {})}
+            # feeders the file has no metrics for yet, and feeders whose stored metrics no
+            # longer match the marts although none of their rows changed (a process or a
+            # candidate moved to another feeder: the old feeder lost it): so a default run
+            # writes exactly what --full writes
+            marked |= {f for f in fresh if _stored_metrics(entries, f) != fresh[f]}
         history = placements_from_marts(con)
     finally:
         con.close()

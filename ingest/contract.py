@@ -212,6 +212,23 @@ Timestamp = Annotated[
     AfterValidator(_business_range),
 ]
 
+# A record cannot have been created after it is ingested: a created_at later than the clock of
+# the validating process by more than FUTURE_TOLERANCE (clock skew between systems) is refused
+# (error code `future_date`). Within the tolerance it is kept, and counted by the warehouse's
+# data-quality checks.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+FUTURE_MESSAGE = "is in the future (more than 5 minutes after now, UTC)"
+
+
+def _not_in_future(value: dt.datetime, info: ValidationInfo) -> dt.datetime:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if not stored(info) and value > now + FUTURE_TOLERANCE:
+        raise ValueError(f"{value.isoformat()} {FUTURE_MESSAGE}")
+    return value
+
+
+CreatedAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
+
 # Names and ids: no control characters, not blank. Free text (notes) may hold any printable text.
 Name = Annotated[ShortStr, AfterValidator(_not_blank), AfterValidator(_no_control_chars)]
 CandidateId = Annotated[
@@ -257,6 +274,11 @@ class OfferDetails(Record):
     start_date: dt.date | None = None
     expiry_date: dt.date | None = None
 
+    sql_checks: ClassVar[tuple[str, ...]] = (
+        "{start_date} >= {offer_date}",
+        "{expiry_date} >= {offer_date}",
+    )
+
     @field_validator("currency")
     @classmethod
     def _iso_currency(cls, value: str) -> str:
@@ -279,7 +301,7 @@ class Candidate(Record):
     feeder_source: Name | None = None
     current_company: Name | None = None
     linkedin_url: ShortStr | None = None
-    created_at: Timestamp
+    created_at: CreatedAt
     updated_at: Timestamp | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
@@ -295,7 +317,7 @@ class InterviewProcess(Record):
     recruiter_name: Name | None = None
     final_outcome: NonEmptyStr | None = None
     offer_details: OfferDetails | None = None
-    created_at: Timestamp
+    created_at: CreatedAt
     updated_at: Timestamp | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
@@ -316,7 +338,7 @@ class InterviewStage(Record):
     feedback_notes: NonEmptyStr | None = None
     interviewer_names: list[Name] = Field(default_factory=list)
     next_steps: NonEmptyStr | None = None
-    created_at: Timestamp
+    created_at: CreatedAt
     updated_at: Timestamp | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = (

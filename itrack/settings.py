@@ -10,6 +10,8 @@ values, so a long-running server and the tests can hold several configurations a
 | `ITRACK_STORE` | `duckdb` | operational store: `duckdb` (embedded) or `postgres` |
 | `ITRACK_PG_DSN` | none | PostgreSQL/Supabase connection string when the store is `postgres` |
 | `ITRACK_DEBUG` | off | show tracebacks of unexpected errors |
+| `ITRACK_JWT_SECRET` | none | HTTP API: HS256 secret of bearer tokens (Supabase's JWT secret) |
+| `ITRACK_ORG_ID` | none | HTTP API: the organization an embedded (DuckDB) store belongs to |
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.store.duckdb.store import raw_store_path
@@ -33,6 +36,8 @@ class Settings(BaseSettings):
     store: Literal["duckdb", "postgres"] = "duckdb"
     pg_dsn: str | None = None
     debug: bool = False
+    jwt_secret: SecretStr | None = None
+    org_id: str | None = None
 
     def warehouse(self, override: Path | str | None = None) -> Path:
         """The warehouse path: the command's `--db` if given, else `ITRACK_DB`, else the default."""

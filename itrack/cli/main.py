@@ -18,6 +18,7 @@ from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli import feedback as feedback_cli
 from itrack.cli import interview as interview_cli
 from itrack.cli import report as report_cli
+from itrack.cli import serve as serve_cli
 from itrack.cli.common import DbOption, warehouse
 from itrack.cli.output import (
     Format,
@@ -530,3 +531,5 @@ app.add_typer(interview_cli.app, name="interview")
 app.add_typer(feedback_cli.app, name="feedback")
 app.add_typer(report_cli.app, name="report")
 app.command("generate")(generate_command)
+app.command("serve")(serve_cli.serve)
+app.command("token")(serve_cli.token)

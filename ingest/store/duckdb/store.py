@@ -111,8 +111,13 @@ create table if not exists ingest_files (
     updated bigint not null,
     unchanged bigint not null,
     stale bigint not null,
-    rejected bigint not null
+    rejected bigint not null,
+    size_bytes bigint,
+    mtime_ns bigint
 );
+-- stores created before the skip check by size and mtime
+alter table ingest_files add column if not exists size_bytes bigint;
+alter table ingest_files add column if not exists mtime_ns bigint;
 create table if not exists quarantine (
     run_id varchar not null,
     file_path varchar,
