@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -222,7 +223,8 @@ def connect(
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
-            pid = message.split("PID", 1)[1].strip(" )\n").split()[0] if "PID" in message else "?"
+            found = re.search(r"PID (\d+)", message)
+            pid = found.group(1) if found else "?"
             raise StoreBusyError(f"database is busy (held by PID {pid}): {path}") from None
         raise StoreError(f"cannot open {path}: {message.splitlines()[0]}") from None
     except (OSError, duckdb.Error) as exc:
