@@ -44,6 +44,7 @@ class BuildResult:
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what dbt and the other steps reported
     published: dict[str, Path] = field(default_factory=dict)  # output -> where it went
+    dbt_nodes: list[str] = field(default_factory=list)  # unique ids dbt build ran
     seconds: float = 0.0
 
 
@@ -109,10 +110,18 @@ def run_build(
             )
             if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
                 out.append("no new records")
+    fingerprint = build_fingerprint(warehouse, write_html, report)
+    if fingerprint is not None and fingerprint == _last_fingerprint(warehouse):
+        # Nothing the marts, the feedback or the report are made from has changed since the
+        # last published build: a no-op rerun publishes nothing and rewrites nothing.
+        with _step(result, "dbt build", note) as out:
+            out.append("skipped: nothing changed since the last build")
+        result.seconds = round(time.monotonic() - clock, 2)
+        return result
     building = _fresh_build_file(warehouse)
     try:
         with _step(result, "dbt build", note) as out:
-            _dbt_build(building, raw_store, noted)
+            result.dbt_nodes = _dbt_build(building, raw_store, noted)
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
                 building, warehouse, feeders, placements, candidates, wait_seconds
@@ -136,8 +145,78 @@ def run_build(
             result.report = _report(warehouse, report)
             result.published["report"] = result.report
             out.append(str(result.report))
+    _remember_fingerprint(warehouse, build_fingerprint(warehouse, write_html, report))
     result.seconds = round(time.monotonic() - clock, 2)
     return result
+
+
+def build_fingerprint(warehouse: Path, write_html: bool, report: Path | None) -> str | None:
+    """What a build's outputs are made of, cheaply: per raw table dbt reads (its declared
+    sources; not the audit tables every ingest appends to) the row count and the latest
+    value of each timestamp column (every write stamps one: `_loaded_at`, `recorded_at`,
+    `written_at`, ...), the dbt project's files, and the published outputs' sizes and mtimes.
+    None when there is no raw store or warehouse yet (build)."""
+    raw_store = raw_store_path(warehouse)
+    if not raw_store.exists() or not warehouse.exists():
+        return None
+    import hashlib
+    import json
+
+    import duckdb
+    import yaml
+
+    from itrack.dbt_runner import PROJECT_DIR
+
+    sources = yaml.safe_load(
+        (PROJECT_DIR / "models" / "staging" / "itrack" / "_itrack__sources.yml").read_text()
+    )
+    tables = sorted(t["name"] for s in sources["sources"] for t in s["tables"])
+    con = duckdb.connect(str(raw_store), read_only=True)
+    try:
+        columns = con.execute(
+            """
+            select table_name, list(column_name order by column_name)
+                filter (where data_type like 'TIMESTAMP%')
+            from information_schema.columns
+            where table_schema = 'main' and list_contains(?, table_name)
+            group by 1 order by 1""",
+            [tables],
+        ).fetchall()
+        state: dict[str, object] = {}
+        for table, stamps in columns:
+            maxes = "".join(f', max("{c}")::varchar' for c in stamps or [])
+            state[table] = con.execute(f'select count(*){maxes} from "{table}"').fetchone()
+    finally:
+        con.close()
+    for path in sorted(PROJECT_DIR.rglob("*")):
+        if path.is_file() and not {"target", "logs"} & set(path.relative_to(PROJECT_DIR).parts):
+            state[str(path.relative_to(PROJECT_DIR))] = path.stat().st_mtime_ns
+    outputs = [warehouse]
+    if write_html:
+        outputs.append(report or warehouse.parent / "report.html")
+    for path in outputs:
+        if not path.exists():
+            return None
+        state[str(path)] = [path.stat().st_size, path.stat().st_mtime_ns]
+    return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
+
+
+def _fingerprint_file(warehouse: Path) -> Path:
+    return build_dir(warehouse) / f"{warehouse.name}.fingerprint"
+
+
+def _last_fingerprint(warehouse: Path) -> str | None:
+    path = _fingerprint_file(warehouse)
+    return path.read_text().strip() if path.exists() else None
+
+
+def _remember_fingerprint(warehouse: Path, fingerprint: str | None) -> None:
+    path = _fingerprint_file(warehouse)
+    if fingerprint is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(fingerprint + "\n")
 
 
 def _fresh_build_file(warehouse: Path) -> Path:
@@ -151,7 +230,7 @@ def _fresh_build_file(warehouse: Path) -> Path:
     return building
 
 
-def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
+def _dbt_build(building: Path, raw_store: Path, note: Note) -> list[str]:
     from itrack.dbt_runner import run_dbt
 
     # Production builds run models, seeds and data tests; the unit tests (fixed inputs, no
@@ -166,6 +245,7 @@ def _dbt_build(building: Path, raw_store: Path, note: Note) -> None:
 
     for line in data_quality_lines(building):  # unmapped stage names, data-quality counts
         note(line)
+    return outcome.nodes
 
 
 def _feedback(

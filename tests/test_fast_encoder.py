@@ -19,7 +19,7 @@ SCALARS = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from([0.1, 1e20, 1e-7, 150000.0, 2.5, -0.0]),
     st.text(),
-    st.sampled_from(["Zoë", "李明", "tab\there", "quote\"back\\slash", "\u2028", "\x00"]),
+    st.sampled_from(["Zoë", "李明", "tab\there", 'quote"back\\slash', "\u2028", "\x00"]),
 )
 DOCUMENTS = st.recursive(
     SCALARS,
