@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.errors import Refused, UserError
+from ingest.errors import NotFoundError, UserError
 
 Db = Path | str | duckdb.DuckDBPyConnection
 FUNNEL = "mart_conversion_funnel"
@@ -71,9 +71,9 @@ def _with_definitions(model: str, columns: tuple[str, ...], intro: str) -> str:
 # ---- errors and names ------------------------------------------------------------------------
 
 
-class UnknownNameError(Refused):
+class UnknownNameError(NotFoundError):
     """A feeder, company or stage the warehouse does not know; `closest` names the nearest
-    known ones (the CLI prints the message, exit 1; the HTTP API answers 404)."""
+    known ones (a NotFoundError: exit 1 in the CLI, 404 from the HTTP API)."""
 
     def __init__(self, kind: str, name: str, closest: list[str], known: list[str]) -> None:
         self.kind = kind
@@ -192,6 +192,8 @@ FUNNEL_RATES = (
     "offer_extended_rate",
     "offer_accepted_rate",
 )
+# The one name per concept across marts (#14), beside the seed's names above.
+FUNNEL_UNIFIED_RATES = ("offer_rate", "offer_rate_after_interviews")
 FUNNEL_COUNTS = (
     "phone_screen_entered",
     "phone_screen_passed",
@@ -206,6 +208,9 @@ FUNNEL_COUNTS = (
     "cleared_interviewing",
     "offers_accepted",
     "offers_declined",
+    "offers_withdrawn",
+    "offers_rescinded",
+    "offers_pending",
     "in_flight",
 )
 
@@ -221,6 +226,9 @@ class ConversionFunnel(Result):
     grain: str = _doc(FUNNEL, "grain")
     group_key: str = _doc(FUNNEL, "group_key")
     total_started: int = _doc(FUNNEL, "total_started")
+    processes_started: int = _doc(FUNNEL, "processes_started")
+    offer_rate: float | None = _doc(FUNNEL, "offer_rate")
+    offer_rate_after_interviews: float | None = _doc(FUNNEL, "offer_rate_after_interviews")
     phone_screen_pass_rate: float | None = _doc(FUNNEL, "phone_screen_pass_rate")
     technical_pass_rate: float | None = _doc(FUNNEL, "technical_pass_rate")
     onsite_pass_rate: float | None = _doc(FUNNEL, "onsite_pass_rate")
@@ -239,6 +247,9 @@ class ConversionFunnel(Result):
     cleared_interviewing: int = _doc(FUNNEL, "cleared_interviewing")
     offers_accepted: int = _doc(FUNNEL, "offers_accepted")
     offers_declined: int = _doc(FUNNEL, "offers_declined")
+    offers_withdrawn: int = _doc(FUNNEL, "offers_withdrawn")
+    offers_rescinded: int = _doc(FUNNEL, "offers_rescinded")
+    offers_pending: int = _doc(FUNNEL, "offers_pending")
     in_flight: int = _doc(FUNNEL, "in_flight")
 
 
@@ -261,8 +272,8 @@ def resolve_company(con: duckdb.DuckDBPyConnection, name: str) -> str:
 FUNNEL_GRAINS = ("overall", "feeder_source", "company_name", "feeder_company", "cohort_month")
 FUNNEL_SELECT = (
     "grain, group_key, feeder_source, company_name as company, "
-    "strftime(cohort_month, '%Y-%m') as cohort_month, total_started, "
-    + ", ".join((*FUNNEL_RATES, *FUNNEL_COUNTS))
+    "strftime(cohort_month, '%Y-%m') as cohort_month, total_started, processes_started, "
+    + ", ".join((*FUNNEL_RATES, *FUNNEL_UNIFIED_RATES, *FUNNEL_COUNTS))
 )
 
 
@@ -317,8 +328,9 @@ def get_conversion_funnel(
         grain=grain,
         group_key=f"{feeder} @ {firm}" if grain == "feeder_company" else "all",
         total_started=0,
+        processes_started=0,
         **dict.fromkeys(FUNNEL_COUNTS, 0),
-        **dict.fromkeys(FUNNEL_RATES),
+        **dict.fromkeys((*FUNNEL_RATES, *FUNNEL_UNIFIED_RATES)),
     )
 
 
@@ -366,6 +378,8 @@ STAGE_COLUMNS = (
     "passed",
     "failed",
     "pending",
+    "cancelled",
+    "no_show",
     "pass_rate",
     "avg_overall_rating",
     "avg_technical_rating",
@@ -408,6 +422,8 @@ class StagePerformance(Result):
     passed: int = _doc(STAGES, "passed")
     failed: int = _doc(STAGES, "failed")
     pending: int = _doc(STAGES, "pending")
+    cancelled: int = _doc(STAGES, "cancelled")
+    no_show: int = _doc(STAGES, "no_show")
     pass_rate: float | None = _doc(STAGES, "pass_rate")
     fail_rate: float | None = Field(
         description="failed / (passed + failed); null when no stage is decided."

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from ingest.migrate import upgrade_postgres
 
@@ -104,21 +104,31 @@ def server() -> Iterator[str]:
             yield dsn
 
 
+def _url(params: dict) -> str:
+    """Connection parameters as a postgresql:// URL (what users give `itrack`)."""
+    user = params.get("user") or "postgres"
+    password = f":{params['password']}" if params.get("password") else ""
+    host = params.get("host") or "127.0.0.1"
+    return f"postgresql://{user}{password}@{host}:{params.get('port') or 5432}/{params['dbname']}"
+
+
 def with_dbname(dsn: str, dbname: str) -> str:
     params = conninfo_to_dict(dsn)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return _url(params)
 
 
 @contextmanager
-def database(admin_dsn: str, migrate: bool = True) -> Iterator[str]:
-    """A new uniquely named database (migrated with the auth shim), dropped afterwards."""
+def database(admin_dsn: str, migrate: bool = True, template: str | None = None) -> Iterator[str]:
+    """A new uniquely named database (migrated with the auth shim, or a copy of `template`, a
+    migrated database nobody is connected to), dropped afterwards."""
     name = f"itrack_test_{uuid.uuid4().hex[:12]}"
+    source = template or "template0"
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f"create database \"{name}\" template template0 encoding 'UTF8'")
+        admin.execute(f'create database "{name}" template "{source}" encoding \'UTF8\'')
     dsn = with_dbname(admin_dsn, name)
     try:
-        if migrate:
+        if migrate and template is None:
             upgrade_postgres(dsn, auth_shim=True)
         yield dsn
     finally:
@@ -130,4 +140,11 @@ def with_user(dsn: str, user: str) -> str:
     params = conninfo_to_dict(dsn)
     params["user"] = user
     params.pop("password", None)
-    return make_conninfo(**params)
+    return _url(params)
+
+
+def display(dsn: str) -> str:
+    """The DSN as itrack's messages show it (no password)."""
+    from ingest.migrate import display_dsn
+
+    return display_dsn(dsn)

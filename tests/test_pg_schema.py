@@ -26,7 +26,13 @@ from ingest.migrate import POSTGRES_MIGRATIONS, discover, upgrade_postgres
 
 ORG = "0a000000-0000-4000-8000-00000000000a"
 P1 = "11111111-1111-4111-8111-111111111111"
-TABLES = ("candidates", "interview_processes", "interview_stages", "interview_status_history")
+TABLES = (
+    "candidates",
+    "interview_corrections",
+    "interview_processes",
+    "interview_stages",
+    "interview_status_history",
+)
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +258,7 @@ def test_policies_are_scoped_and_evaluate_helpers_once(conn: psycopg.Connection)
         "select tablename, policyname, roles::text[], coalesce(qual, ''), coalesce(with_check, '')"
         " from pg_policies where schemaname = 'public'"
     ).fetchall()
-    assert len(rows) == 22
+    assert len(rows) == 27
     helper = re.compile(r"(auth\.uid|auth\.jwt|itrack\.org_id|itrack\.app_role)\(\)")
     for table, name, roles, qual, check in rows:
         assert "anon" not in roles, name
@@ -291,3 +297,18 @@ def test_upgrade_is_versioned_and_rerunnable(pg_dsn: str, conn: psycopg.Connecti
     assert [row[0] for row in ledger] == versions
     assert upgrade_postgres(pg_dsn, auth_shim=True) == []
     assert upgrade_postgres(pg_dsn) == []
+
+
+def test_in_the_services_transactions_its_updated_at_is_kept(tx: psycopg.Connection) -> None:
+    """The service moves updated_at itself (the same rule on both stores): with itrack.source
+    set, the triggers neither bump a value written unchanged nor touch the process of a stage."""
+    _process(tx, updated_at="2025-01-05Z")
+    tx.execute("select set_config('itrack.source', 'service', true)")
+    tx.execute("update interview_processes set role_title = 'Staff SWE'")
+    _stage(tx, 1)
+    (kept,) = tx.execute("select updated_at::text from interview_processes").fetchone()
+    assert kept == "2025-01-05 00:00:00+00"
+    (recorded, now) = tx.execute(
+        "select max(recorded_at), now() from interview_status_history"
+    ).fetchone()
+    assert recorded > now  # the clock when written, not the transaction's start
