@@ -570,7 +570,11 @@ def test_outcome_json_returns_stage_and_process_and_ids_by_prefix(store):
         )
     )
     done = json.loads(out("interview", "outcome", stage["id"][:6], "failed", "--db", db, "--json"))
-    assert set(done) == {"stage", "process"}
+    assert set(done) == {"stage", "process", "feedback"}  # feedback: the close fired a trigger
+    assert done["feedback"] == {  # no warehouse built yet: the next build picks it up
+        "status": "deferred",
+        "detail": f"{store}: no warehouse yet; run `itrack build` first",
+    }
     assert (done["stage"]["id"], done["stage"]["outcome"]) == (stage["id"], "failed")
     assert (done["process"]["id"], done["process"]["status"], done["process"]["final_outcome"]) == (
         p["id"],
