@@ -42,11 +42,17 @@ def feedback(
         bool, typer.Option(help="Recompute every feeder, not only changed ones.")
     ] = False,
     db: DbOption = None,
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait", min=0, help="Seconds to wait for a busy raw store or a locked feeders.json."
+        ),
+    ] = 0.0,
 ) -> None:
     """Update feeders.json metrics and placement history from the published marts."""
     if ctx.invoked_subcommand:
         return
-    _handled(_run)(feeders, placements, candidates, full, db)
+    _handled(_run)(feeders, placements, candidates, full, db, wait)
 
 
 def _run(
@@ -55,6 +61,7 @@ def _run(
     candidates: Path | None,
     full: bool,
     db: Path | None,
+    wait: float = 0.0,
 ) -> None:
     from feedback.service import run_feedback
     from ingest.store import warehouse_path
@@ -67,6 +74,7 @@ def _run(
         placements_path=placements or warehouse.parent / "candidate_placements.json",
         candidates_path=candidates,
         full=full,
+        wait_seconds=wait,
     )
     console.print(f"feedback: {result}", highlight=False)
 

@@ -12,7 +12,6 @@ default run just touches less.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -25,17 +24,20 @@ import duckdb
 
 from feedback.analytics import Result, name_key, resolve_feeder, resolve_name
 from feedback.analytics import connect as connect_marts
-from feedback.atomic import write_atomic
+from feedback.atomic import Staged, locked, write_atomic
 from feedback.feeders import (
     WILSON_CONFIDENCE,
+    FeedersUpdate,
     _rate,
     dumps,
     load_feeders_file,
     merge_metrics,
     metrics_from_marts,
+    plain,
 )
 from feedback.placements import (
     merge_into_candidates,
+    placements_bytes,
     placements_from_marts,
     read_placements,
     write_placements,
@@ -86,8 +88,8 @@ def _check_marts(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
         )
 
 
-def _state(db: Path | str | None, key: str, default: str) -> str:
-    with open_store(db) as store:
+def _state(db: Path | str | None, key: str, default: str, wait_seconds: float = 0.0) -> str:
+    with open_store(db, wait_seconds) as store:
         row = store.execute("select value from feedback_state where key = ?", [key]).fetchone()
     return row[0] if row else default
 
@@ -136,6 +138,12 @@ def _new_watermark(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
+# publish(store): called with the raw store's connection (this run's feedback_runs rows
+# inserted, not yet committed) once every output is staged; the build publishes its warehouse
+# there, so the warehouse, feeders.json and the run log change together or not at all.
+Publish = Callable[[duckdb.DuckDBPyConnection], None]
+
+
 def run_feedback(
     warehouse: Path,
     raw_store_db: Path | str | None,
@@ -144,12 +152,20 @@ def run_feedback(
     candidates_path: Path | None = None,
     full: bool = False,
     now: str | None = None,
+    wait_seconds: float = 0.0,
+    publish: Publish | None = None,
 ) -> FeedbackResult:
-    """Compute from `warehouse` (a built file) and write the outputs; state in the raw store."""
+    """Compute from `warehouse` (a built file) and write the outputs; state in the raw store.
+
+    Order, so that nothing is ever half-done: compute; stage feeders.json and the placements
+    (synced temp files) under feeders.json's advisory lock; then, under the raw store's writer
+    lock (waiting up to `wait_seconds` for either), log the run, `publish`, rename the staged
+    files (re-merging feeders.json if the scoring job wrote it meanwhile) and commit the log.
+    Any failure before the renames leaves every file and the store as they were."""
     if not Path(warehouse).exists():
         raise UserError(f"{warehouse}: no warehouse; run `itrack build` first")
     result = FeedbackResult(new_run_id("feedback"))
-    document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
+    load_feeders_file(feeders_path)  # refuse a corrupt file before any work
     con = connect(Path(warehouse), read_only=True)
     try:
         _check_marts(con, warehouse)
@@ -162,47 +178,66 @@ def run_feedback(
             or "0/0"
         )
         watermark = _new_watermark(con)
-        since = _state(raw_store_db, "watermark", EPOCH)
+        since = _state(raw_store_db, "watermark", EPOCH, wait_seconds)
         result.triggered_feeders = sorted(triggered_feeders(con, since))
-        if full or _state(raw_store_db, "prior", "") != prior:
-            marked = set(fresh)
-        else:
-            marked = set(result.triggered_feeders) | changed_feeders(con, since)
-            entries = document.get("feeders", {})  # feeders the file has no metrics for yet
-            marked |= {f for f in fresh if "metrics" not in entries.get(f, {})}
+        everything = full or _state(raw_store_db, "prior", "", wait_seconds) != prior
+        changed = set() if everything else changed_feeders(con, since)
         history = placements_from_marts(con)
     finally:
         con.close()
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def merge(document: dict) -> tuple[list[str], set[str]]:
+        if everything:
+            marked = set(fresh)
+        else:
+            entries = document.get("feeders", {})  # feeders the file has no metrics for yet
+            marked = set(result.triggered_feeders) | changed
+            marked |= {f for f in fresh if "metrics" not in entries.get(f, {})}
+        return merge_metrics(document, fresh, marked, now), marked
+
+    with locked(feeders_path, wait_seconds):
+        update = FeedersUpdate(feeders_path, merge)
+        places = Staged(placements_path, placements_bytes(history))
+        try:
+            with open_store(raw_store_db, wait_seconds) as store:
+                store.begin()
+                _record_run(store, result.run_id, update.document, update.result[0])
+                _set_state(store, watermark, prior)
+                if publish is not None:
+                    publish(store)
+                result.feeders_written = update.commit()
+                result.placements_written = places.commit()
+                store.commit()
+        finally:
+            update.discard()
+            places.discard()
+    result.updated_feeders, marked = update.result
     result.marked_feeders = sorted(marked)
-    result.updated_feeders = merge_metrics(document, fresh, marked, now)
-    result.feeders_written = write_atomic(feeders_path, dumps(document))
     result.placements = sum(len(v) for v in history.values())
-    result.placements_written = write_placements(placements_path, history)
     if candidates_path is not None:
         result.candidates_written = merge_into_candidates(candidates_path, history)
-    _record_run(raw_store_db, result, document, watermark, prior)
     return result
 
 
 def _record_run(
-    db: Path | str | None, result: FeedbackResult, document: dict, watermark: str, prior: str
+    store: duckdb.DuckDBPyConnection, run_id: str, document: dict, updated: list[str]
 ) -> None:
-    """After the files are written: log what was written, then advance the watermark."""
+    """Log the metrics this run writes (committed together with the files' rename)."""
     now = utc_now()
-    with open_store(db) as store:
-        store.begin()
-        for name in result.updated_feeders:
-            metrics = document["feeders"][name]["metrics"]
-            store.execute(
-                "insert into feedback_runs values (?, ?, ?, ?)",
-                [result.run_id, name, json.dumps(metrics), now],
-            )
-        for key, value in (("watermark", watermark), ("prior", prior)):
-            store.execute(
-                "insert or replace into feedback_state values (?, ?, ?)", [key, value, now]
-            )
-        store.commit()
+    for name in updated:
+        metrics = plain(document["feeders"][name]["metrics"])
+        store.execute(
+            "insert into feedback_runs values (?, ?, ?, ?)",
+            [run_id, name, json.dumps(metrics), now],
+        )
+
+
+def _set_state(store: duckdb.DuckDBPyConnection, watermark: str, prior: str) -> None:
+    """Advance the watermark (committed only once the files are written)."""
+    now = utc_now()
+    for key, value in (("watermark", watermark), ("prior", prior)):
+        store.execute("insert or replace into feedback_state values (?, ?, ?)", [key, value, now])
 
 
 # ---- the Python API: one process, one feeder ----------------------------------------------------
@@ -371,14 +406,7 @@ class FeedbackService:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks)."""
-        lock = self.feeders_path.with_name(f".{self.feeders_path.name}.lock")
-        try:
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(lock, "a")  # held for the block
-        except OSError as exc:
-            raise UserError(f"cannot lock {self.feeders_path}: {exc.strerror}") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with locked(self.feeders_path):  # feedback.atomic: the documented advisory lock
             yield
 
     def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:

@@ -130,14 +130,17 @@ def run_dbt(
     raw_store: Path,
     quiet: bool = True,
     target_path: Path | None = None,
+    location: Path | None = None,
 ) -> DbtOutcome:
     """`dbt <args>` on `warehouse`, reading raw tables from `raw_store`; failing nodes named.
 
     Works from any current directory. `target_path` defaults to the location's work folder.
+    `location`: the live raw store whose work folder to use when `raw_store` is a snapshot of it.
     """
     from dbt.cli.main import dbtRunner
 
-    folder = work_dir(raw_store)
+    location = location or raw_store
+    folder = work_dir(location)
     target = Path(target_path or folder / "target").absolute()
     flags = [
         "--project-dir",
@@ -151,7 +154,7 @@ def run_dbt(
     ]
     if quiet:
         flags = ["--quiet", "--log-level-file", "info", *flags]
-    with _locked(folder), _stable_path(warehouse, folder, _link_name(raw_store)) as link:
+    with _locked(folder), _stable_path(warehouse, folder, _link_name(location)) as link:
         with _env(link, raw_store):
             try:
                 result = dbtRunner().invoke([*args, *flags])  # options after the subcommand

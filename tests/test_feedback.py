@@ -245,10 +245,11 @@ def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_pat
 
 def _rebuild(db: Path) -> None:
     """dbt build only (no new files to ingest), as `itrack build` would after the API write."""
-    from ingest.pipeline import _dbt_build, _fresh_build_file
+    from ingest.pipeline import _dbt_build, _fresh_build_file, build_dir
 
-    building = _fresh_build_file(db)
-    _dbt_build(building, raw_store_path(db), lambda _m: None)
+    building = build_dir(db) / f"{db.stem}.build-test.duckdb"
+    _fresh_build_file(db, building)
+    _dbt_build(building, raw_store_path(db), raw_store_path(db), lambda _m: None)
     building.replace(db)
 
 

@@ -80,4 +80,3 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(interviews.router)
     app.include_router(feedback.router)
     return app
-
