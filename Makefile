@@ -22,14 +22,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the package with its dev tools
 
-build: $(STAMP) ## Nightly pipeline on the sample: ingest, backup, dbt build, feedback, publish, report
-	$(ITRACK) build
+build: $(STAMP) ## Nightly pipeline on the sample: ingest data/sample/, dbt build, feedback, publish, report
+	$(ITRACK) build data/sample/
 
-browser: ## Install Debian's chromium for the HTML report test (if missing)
-	@command -v chromium >/dev/null 2>&1 || { \
-	  echo "installing chromium for the HTML report test ..."; \
+browser: ## Install Debian's chromium (apt-get, needs root) for the HTML report screenshot test, if missing
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; else \
+	  echo "installing Debian's chromium with apt-get (the HTML report screenshot test needs it) ..."; \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/dev/null 2>&1 \
-	  || echo "warning: could not install chromium; the HTML rendering test will be skipped"; }
+	  || { echo "error: could not install chromium (apt-get install chromium as root); the HTML report test needs it"; exit 2; }; fi
 
 # The PostgreSQL tests use ITRACK_TEST_PG_DSN, else the local server on 127.0.0.1:5432, else a
 # throw-away server they start with initdb/pg_ctl (tests/pg.py): make sure one of those exists.
@@ -42,10 +42,10 @@ postgres: ## Install Debian's postgresql for the throw-away test server (if no s
 	  || { echo "error: no PostgreSQL server and could not install Debian's postgresql"; exit 2; }; \
 	fi
 
-test: $(STAMP) browser postgres ## Run the whole test suite (fast tier, under ~5 minutes)
+test: $(STAMP) browser postgres ## Run the test suite (fast tier, under ~5 minutes); installs chromium first if missing
 	$(BIN)/pytest -m "not slow"
 
-test-all: $(STAMP) browser postgres ## Run every test, the slow fault-injection ones included
+test-all: $(STAMP) browser postgres ## Run every test, the slow fault-injection ones included (installs chromium if missing)
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff check and format check
@@ -62,5 +62,9 @@ docs: $(STAMP) ## Build the dbt docs site (offline) and say where it is
 bench: $(STAMP) ## Benchmark ingest / build / feedback against the DuckDB floor (SCALE=small for a quick run)
 	$(BIN)/python bench/run.py --scale $(SCALE)
 
-clean: ## Remove the virtualenv, built databases and dbt artefacts
-	rm -rf $(VENV) dbt_project/target dbt_project/logs data/*.duckdb data/*.duckdb.wal data/.build
+# Build outputs only: the published warehouse, the build folder, dbt's artefacts, the report.
+# Never the raw store (data/*.raw.duckdb: the only copy of interviews recorded with
+# `itrack interview`), its backups (data/backups/), feeders.json or the placements.
+clean: ## Remove the virtualenv and build outputs (never the raw store, backups or feeders.json)
+	rm -rf $(VENV) dbt_project/target dbt_project/logs data/.build data/report.html
+	rm -f data/warehouse.duckdb data/warehouse.duckdb.wal

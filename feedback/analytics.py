@@ -215,6 +215,11 @@ class ConversionFunnel(Result):
 
     feeder_source: str | None = Field(description="The feeder asked for (null: every feeder).")
     company: str | None = Field(description="The company asked for (null: every company).")
+    cohort_month: str | None = Field(
+        default=None, description="The start month asked for, YYYY-MM (null: every month)."
+    )
+    grain: str = _doc(FUNNEL, "grain")
+    group_key: str = _doc(FUNNEL, "group_key")
     total_started: int = _doc(FUNNEL, "total_started")
     phone_screen_pass_rate: float | None = _doc(FUNNEL, "phone_screen_pass_rate")
     technical_pass_rate: float | None = _doc(FUNNEL, "technical_pass_rate")
@@ -253,31 +258,92 @@ def resolve_company(con: duckdb.DuckDBPyConnection, name: str) -> str:
     return resolve_name(name, known_companies(con), "company")
 
 
+FUNNEL_GRAINS = ("overall", "feeder_source", "company_name", "feeder_company", "cohort_month")
+FUNNEL_SELECT = (
+    "grain, group_key, feeder_source, company_name as company, "
+    "strftime(cohort_month, '%Y-%m') as cohort_month, total_started, "
+    + ", ".join((*FUNNEL_RATES, *FUNNEL_COUNTS))
+)
+
+
 def get_conversion_funnel(
-    feeder_source: str | None = None, company: str | None = None, *, db: Db
+    feeder_source: str | None = None,
+    company: str | None = None,
+    *,
+    cohort: str | None = None,
+    db: Db,
 ) -> ConversionFunnel:
+    if cohort is not None and (feeder_source is not None or company is not None):
+        raise UserError(
+            "a cohort goes alone: the funnel is grouped by feeder, company, feeder x company or "
+            "start month, not by a month and a feeder or company"
+        )
     with connect(db) as con:
         feeder = resolve_feeder(con, feeder_source) if feeder_source is not None else None
         firm = resolve_company(con, company) if company is not None else None
+        month = None
+        if cohort is not None:
+            known = _column(
+                con,
+                f"select distinct strftime(cohort_month, '%Y-%m') from {FUNNEL} "
+                "where grain = 'cohort_month' order by 1",
+            )
+            month = resolve_name(cohort, known, "cohort")
         if feeder is not None and firm is not None:
-            where, params = (
-                "grain = 'feeder_company' and feeder_source = ? and company_name = ?",
-                [
-                    feeder,
-                    firm,
-                ],
+            grain, where, params = (
+                "feeder_company",
+                "feeder_source = ? and company_name = ?",
+                [feeder, firm],
             )
         elif feeder is not None:
-            where, params = "grain = 'feeder_source' and feeder_source = ?", [feeder]
+            grain, where, params = "feeder_source", "feeder_source = ?", [feeder]
         elif firm is not None:
-            where, params = "grain = 'company_name' and company_name = ?", [firm]
+            grain, where, params = "company_name", "company_name = ?", [firm]
+        elif month is not None:
+            grain, where, params = "cohort_month", "strftime(cohort_month, '%Y-%m') = ?", [month]
         else:
-            where, params = "grain = 'overall'", []
-        columns = ("total_started", *FUNNEL_RATES, *FUNNEL_COUNTS)
-        found = rows(con, f"select {', '.join(columns)} from {FUNNEL} where {where}", params)
-    # Known feeder and company that never met (or an empty warehouse): nothing started.
-    values = found[0] if found else dict.fromkeys(columns, 0) | dict.fromkeys(FUNNEL_RATES)
-    return ConversionFunnel(feeder_source=feeder, company=firm, **values)
+            grain, where, params = "overall", "true", []
+        found = rows(
+            con,
+            f"select {FUNNEL_SELECT} from {FUNNEL} where grain = ? and {where}",
+            [grain, *params],
+        )
+    if found:
+        return ConversionFunnel(**found[0])
+    # A known feeder and company that never met (or an empty warehouse): nothing started.
+    return ConversionFunnel(
+        feeder_source=feeder,
+        company=firm,
+        grain=grain,
+        group_key=f"{feeder} @ {firm}" if grain == "feeder_company" else "all",
+        total_started=0,
+        **dict.fromkeys(FUNNEL_COUNTS, 0),
+        **dict.fromkeys(FUNNEL_RATES),
+    )
+
+
+def get_conversion_funnels(by: str = "feeder_source", *, db: Db) -> list[ConversionFunnel]:
+    """The funnel of every group of one grain (`feeder_source`, `company_name`,
+    `feeder_company` or `cohort_month`; `overall` gives the one row), most processes first."""
+    if by not in FUNNEL_GRAINS:
+        raise UserError(
+            f"unknown funnel grouping '{by}'; expected one of: {', '.join(FUNNEL_GRAINS)}"
+        )
+    with connect(db) as con:
+        found = rows(
+            con,
+            f"select {FUNNEL_SELECT} from {FUNNEL} where grain = ? "
+            "order by total_started desc, group_key",
+            [by],
+        )
+    return [ConversionFunnel(**row) for row in found]
+
+
+def frame(results: list[Result]):
+    """Many results as one polars DataFrame (one row each)."""
+    import polars as pl
+
+    return pl.DataFrame([r.to_dict() for r in results])
 
 
 get_conversion_funnel.__doc__ = _with_definitions(
@@ -285,10 +351,11 @@ get_conversion_funnel.__doc__ = _with_definitions(
     ("total_started", *FUNNEL_RATES),
     """The conversion funnel overall, for one feeder, one company, or a feeder at a company.
 
-    `get_conversion_funnel(feeder_source=None, company=None, *, db)` returns the seed's shape
-    (`total_started`, the five rates) plus the counts behind each rate; a rate is null when its
-    denominator is 0. A known feeder and company with no process together give zeros. Unknown
-    names raise `UnknownNameError` with the closest known names.""",
+    `get_conversion_funnel(feeder_source=None, company=None, *, cohort=None, db)` returns the
+    seed's shape (`total_started`, the five rates) plus the counts behind each rate; a rate is
+    null when its denominator is 0. `cohort="2025-03"` gives one start month. A known feeder and
+    company with no process together give zeros. Unknown names raise `UnknownNameError` with the
+    closest known names.""",
 )
 
 
@@ -395,23 +462,21 @@ def resolve_stage(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def get_stage_performance(stage_name: str, *, db: Db) -> StagePerformance:
-    with connect(db) as con:
-        grain, group_key = resolve_stage(con, stage_name)
-        [row] = rows(
+def _stage(con: duckdb.DuckDBPyConnection, grain: str, group_key: str) -> StagePerformance:
+    [row] = rows(
+        con,
+        f"select stage_type, {', '.join(STAGE_COLUMNS)}, top_terms_passed, top_terms_failed "
+        f"from {STAGES} where grain = ? and group_key = ?",
+        [grain, group_key],
+    )
+    by_name = []
+    if grain == "stage_type":
+        by_name = rows(
             con,
-            f"select stage_type, {', '.join(STAGE_COLUMNS)}, top_terms_passed, top_terms_failed "
-            f"from {STAGES} where grain = ? and group_key = ?",
-            [grain, group_key],
+            f"select group_key as stage_name, stages, passed, failed, pass_rate from {STAGES} "
+            "where grain = 'stage_name' and stage_type = ? order by stages desc, group_key",
+            [group_key],
         )
-        by_name = []
-        if grain == "stage_type":
-            by_name = rows(
-                con,
-                f"select group_key as stage_name, stages, passed, failed, pass_rate from {STAGES} "
-                "where grain = 'stage_name' and stage_type = ? order by stages desc, group_key",
-                [group_key],
-            )
     decided = row["passed"] + row["failed"]
     return StagePerformance(
         grain=grain,
@@ -423,6 +488,21 @@ def get_stage_performance(stage_name: str, *, db: Db) -> StagePerformance:
         stage_names=by_name,
         **row,
     )
+
+
+def get_stage_performance(stage_name: str, *, db: Db) -> StagePerformance:
+    with connect(db) as con:
+        return _stage(con, *resolve_stage(con, stage_name))
+
+
+def get_stage_performances(*, db: Db) -> list[StagePerformance]:
+    """Every stage type, in funnel order (phone screen, technical, onsite, then the rest)."""
+    order = {"phone_screen": 0, "technical": 1, "onsite": 2}
+    with connect(db) as con:
+        types = _column(con, f"select group_key from {STAGES} where grain = 'stage_type'")
+        return [
+            _stage(con, "stage_type", t) for t in sorted(types, key=lambda t: (order.get(t, 9), t))
+        ]
 
 
 get_stage_performance.__doc__ = _with_definitions(

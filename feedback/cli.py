@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
+
+from ingest.cli_output import (
+    Format,
+    FormatOption,
+    JsonAlias,
+    line,
+    print_json,
+    print_record,
+    resolve,
+)
 
 app = typer.Typer(
     help="Write metrics back to feeders.json and placement history.", invoke_without_command=True
 )
-console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
 
 DbOption = Annotated[
     Path | None,
@@ -76,17 +82,18 @@ def _run(
         full=full,
         wait_seconds=wait,
     )
-    console.print(f"feedback: {result}", highlight=False)
+    line(f"feedback: {result}")
 
 
 @app.command()
 def report(
     feeder: Annotated[str, typer.Argument(help="Feeder source, e.g. ex-amazon.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    fmt: FormatOption = Format.table,
     db: DbOption = None,
+    as_json: JsonAlias = False,
 ) -> None:
     """The feeder performance report: sourced, success by stage, time to hire, rejections."""
-    _handled(_report)(feeder, as_json, db)
+    _handled(_report)(feeder, resolve(fmt, as_json) is Format.json, db)
 
 
 def _report(feeder: str, as_json: bool, db: Path | None) -> None:
@@ -97,22 +104,27 @@ def _report(feeder: str, as_json: bool, db: Path | None) -> None:
         require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
         metrics = metrics_from_marts(con)[feeder]
     if as_json:
-        print(json.dumps({"feeder_source": feeder, **metrics}, indent=2))
+        print_json({"feeder_source": feeder, **metrics})
         return
-    table = Table(title=f"feeder {feeder}", show_header=False)
-    table.add_row("candidates sourced", str(metrics["candidates_sourced"]))
-    table.add_row("placements", str(metrics["placements"]))
-    table.add_row("conversion rate", _pct(metrics["conversion_rate"]))
     wilson = metrics["wilson_interval"]
-    table.add_row("95% interval", f"{_pct(wilson['lower'])} - {_pct(wilson['upper'])}")
-    table.add_row("smoothed rate", _pct(metrics["smoothed_conversion_rate"]))
-    for stage, rate in metrics["success_rate_by_stage"].items():
-        table.add_row(f"success rate: {stage}", _pct(rate))
     days = metrics["avg_days_to_hire"]
-    table.add_row("average days to hire", "-" if days is None else f"{days:.1f}")
-    for reason in metrics["top_rejection_reasons"]:
-        table.add_row("rejection reason", f"{reason['reason']} ({reason['count']})")
-    console.print(table)
+    record = {
+        "candidates sourced": metrics["candidates_sourced"],
+        "placements": metrics["placements"],
+        "conversion rate": _pct(metrics["conversion_rate"]),
+        "95% interval": f"{_pct(wilson['lower'])} - {_pct(wilson['upper'])}",
+        "smoothed rate": _pct(metrics["smoothed_conversion_rate"]),
+        **{
+            f"success rate: {stage}": _pct(rate)
+            for stage, rate in metrics["success_rate_by_stage"].items()
+        },
+        "average days to hire": "-" if days is None else f"{days:.1f}",
+        "rejection reasons": "; ".join(
+            f"{r['reason']} ({r['count']})" for r in metrics["top_rejection_reasons"]
+        )
+        or "-",
+    }
+    print_record(record, f"feeder {feeder}")
 
 
 def _pct(value: float | None) -> str:

@@ -28,13 +28,62 @@ STEPS = (
     "offers_accepted",
 )
 STEP_LABELS = ("started", "phone screen", "technical", "onsite", "offer", "accepted")
+# One colour per feeder in every chart: feeders in name order take the palette in order.
+PALETTE = (
+    "#4c78a8",
+    "#f58518",
+    "#54a24b",
+    "#e45756",
+    "#72b7b2",
+    "#b279a2",
+    "#eeca3b",
+    "#9d755d",
+    "#ff9da6",
+    "#bab0ac",
+)
+ALL_FEEDERS = "all feeders"
+ALL_FEEDERS_COLOR = "#222222"
+# Outcomes get colours no feeder has, so a colour always means one thing on the page.
+STATUS_COLORS = {
+    "offer_accepted": "#1b9e77",
+    "offer_declined": "#d95f02",
+    "rejected_by_company": "#7570b3",
+    "candidate_withdrew": "#a6a6a6",
+}
+SMALL_N = 10  # heatmap cells and bars with fewer processes are marked as unreliable
+Z95 = 1.959964
+
+
+def feeder_colors(con) -> dict[str, str]:
+    """feeder -> colour, the same in every chart (and in the legend of each)."""
+    feeders = [
+        r["feeder_source"]
+        for r in records(con, "select feeder_source from mart_feeder_conversion order by 1")
+    ]
+    return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(feeders)}
+
+
+def _feeder_scale(colors: dict[str, str], with_all: bool = False) -> alt.Scale:
+    domain = [*colors, *([ALL_FEEDERS] if with_all else [])]
+    colours = [*colors.values(), *([ALL_FEEDERS_COLOR] if with_all else [])]
+    return alt.Scale(domain=domain, range=colours)
+
+
+def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
+    """95% Wilson score interval of successes / n (None when n is 0)."""
+    if not n:
+        return None, None
+    p = successes / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * ((p * (1 - p) / n + Z95**2 / (4 * n * n)) ** 0.5) / (1 + Z95**2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _data(rows: list[dict[str, Any]]) -> alt.Data:
     return alt.Data(values=json.loads(json.dumps(rows, default=str)))
 
 
-def funnel_chart(con) -> alt.Chart:
+def funnel_chart(con, colors: dict[str, str]) -> alt.Chart:
     rows = records(
         con,
         f"select grain, group_key, {', '.join(STEPS)} from "
@@ -42,7 +91,7 @@ def funnel_chart(con) -> alt.Chart:
     )
     long = [
         {
-            "group": "all feeders" if r["grain"] == "overall" else r["group_key"],
+            "group": ALL_FEEDERS if r["grain"] == "overall" else r["group_key"],
             "step": label,
             "order": i,
             "share": r[step] / r["total_started"],
@@ -52,34 +101,49 @@ def funnel_chart(con) -> alt.Chart:
         for i, (step, label) in enumerate(zip(STEPS, STEP_LABELS, strict=True))
     ]
     base = alt.Chart(_data(long)).encode(
-        x=alt.X("step:N", sort=list(STEP_LABELS), title=None),
+        x=alt.X("step:N", sort=list(STEP_LABELS), title=None, axis=alt.Axis(labelAngle=0)),
         y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share of processes started"),
-        color=alt.Color("group:N", title="feeder"),
+        color=alt.Color("group:N", title="feeder", scale=_feeder_scale(colors, with_all=True)),
     )
     return (
         base.mark_line(point=True)
         + base.mark_text(dy=-8, fontSize=9)
         .encode(text="processes:Q")
-        .transform_filter("datum.group == 'all feeders'")
+        .transform_filter(f"datum.group == '{ALL_FEEDERS}'")
     ).properties(width=WIDTH, height=280, title="Conversion funnel, overall and per feeder")
 
 
-def feeder_ci_chart(con) -> alt.Chart:
+def feeder_ci_chart(con, colors: dict[str, str]) -> alt.Chart:
     rows = records(
         con,
         "select feeder_source, conversion_rate, wilson_lower, wilson_upper, "
         "candidates_sourced from mart_feeder_conversion",
     )
-    base = alt.Chart(_data(rows)).encode(y=alt.Y("feeder_source:N", sort="-x", title=None))
-    bars = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X("wilson_lower:Q", axis=alt.Axis(format="%"), title="conversion (95% Wilson)"),
+    order = [
+        r["feeder_source"]
+        for r in sorted(rows, key=lambda r: (-(r["conversion_rate"] or 0), r["feeder_source"]))
+    ]
+    for r in rows:
+        r["label"] = f"n={r['candidates_sourced']}"
+    y = alt.Y("feeder_source:N", sort=order, title=None)
+    color = alt.Color("feeder_source:N", scale=_feeder_scale(colors), legend=None)
+    base = alt.Chart(_data(rows)).encode(y=y, color=color)
+    bars = base.mark_rule(strokeWidth=3).encode(
+        x=alt.X(
+            "wilson_lower:Q",
+            axis=alt.Axis(format="%"),
+            title="placements per process started (95% Wilson interval)",
+        ),
         x2="wilson_upper:Q",
     )
-    points = base.mark_point(filled=True, size=80).encode(x="conversion_rate:Q")
-    return (bars + points).properties(
+    points = base.mark_point(filled=True, size=90, opacity=1).encode(x="conversion_rate:Q")
+    labels = base.mark_text(align="left", dx=6, fontSize=10, color="#555").encode(
+        x="wilson_upper:Q", text="label:N"
+    )
+    return (bars + points + labels).properties(
         width=WIDTH,
         height=30 * max(len(rows), 3),
-        title="Feeder conversion rate with confidence interval",
+        title="Feeder conversion rate with confidence interval, best first",
     )
 
 
@@ -90,19 +154,33 @@ def heatmap_chart(con) -> alt.Chart:
         "offers_extended / total_started as offer_rate "
         "from mart_conversion_funnel where grain = 'feeder_company'",
     )
-    return (
-        alt.Chart(_data(rows))
-        .mark_rect()
-        .encode(
-            x=alt.X("feeder_source:N", title="feeder"),
-            y=alt.Y("company_name:N", title="company"),
-            color=alt.Color("offer_rate:Q", title="offer rate", scale=alt.Scale(scheme="viridis")),
-        )
-        .properties(
-            width=WIDTH,
-            height=22 * max(len({r["company_name"] for r in rows}), 3),
-            title="Offer rate by company and feeder",
-        )
+    for r in rows:
+        small = r["total_started"] < SMALL_N
+        r["label"] = f"{r['offers_extended']}/{r['total_started']}" + ("*" if small else "")
+        r["reliable"] = "no" if small else "yes"
+    base = alt.Chart(_data(rows)).encode(
+        x=alt.X("feeder_source:N", title="feeder", axis=alt.Axis(labelAngle=0, labelLimit=90)),
+        y=alt.Y("company_name:N", title="company"),
+    )
+    cells = base.mark_rect(stroke="white").encode(
+        color=alt.Color(
+            "offer_rate:Q",
+            title="offer rate",
+            scale=alt.Scale(scheme="viridis", domain=[0, 1]),
+            legend=alt.Legend(format="%"),
+        ),
+        opacity=alt.Opacity(
+            "reliable:N", scale=alt.Scale(domain=["yes", "no"], range=[1.0, 0.45]), legend=None
+        ),
+    )
+    counts = base.mark_text(fontSize=10).encode(
+        text="label:N",
+        color=alt.condition("datum.offer_rate > 0.5", alt.value("black"), alt.value("white")),
+    )
+    return (cells + counts).properties(
+        width=WIDTH,
+        height=22 * max(len({r["company_name"] for r in rows}), 3),
+        title="Offer rate by company and feeder (offers/processes in each cell)",
     )
 
 
@@ -116,48 +194,74 @@ def time_to_decision_chart(con) -> alt.Chart:
         alt.Chart(_data(rows))
         .mark_bar()
         .encode(
-            x=alt.X("days_to_decision:Q", bin=alt.Bin(maxbins=30), title="days to decision"),
-            y=alt.Y("count():Q", title="processes"),
-            color=alt.Color("status:N", title="outcome"),
+            x=alt.X(
+                "days_to_decision:Q",
+                bin=alt.Bin(maxbins=30),
+                title="days from start to decision",
+                axis=alt.Axis(labelExpr="datum.value + ' d'", labelAngle=0),
+            ),
+            y=alt.Y("count():Q", title="processes", axis=alt.Axis(format="d")),
+            color=alt.Color(
+                "status:N",
+                title="outcome",
+                scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
+            ),
         )
         .properties(width=WIDTH, height=240, title="Time to decision")
     )
 
 
+STAGE_ORDER = ["phone_screen", "technical", "onsite", "other"]
+
+
 def stage_pass_chart(con) -> alt.Chart:
     rows = records(
         con,
-        "select group_key as stage_type, pass_rate, stages "
+        "select group_key as stage_type, pass_rate, stages, passed, failed "
         "from mart_stage_performance where grain = 'stage_type'",
     )
-    return (
-        alt.Chart(_data(rows))
-        .mark_bar()
-        .encode(
-            x=alt.X(
-                "stage_type:N", sort=["phone_screen", "technical", "onsite", "other"], title=None
-            ),
-            y=alt.Y("pass_rate:Q", axis=alt.Axis(format="%"), title="pass rate"),
-            tooltip=["stages:Q"],
-        )
-        .properties(width=WIDTH, height=220, title="Stage pass rates")
+    for r in rows:
+        decided = (r["passed"] or 0) + (r["failed"] or 0)
+        r["lower"], r["upper"] = wilson(r["passed"] or 0, decided)
+        r["label"] = f"n={decided}" + ("*" if decided < SMALL_N else "")
+    x = alt.X("stage_type:N", sort=STAGE_ORDER, title=None, axis=alt.Axis(labelAngle=0))
+    base = alt.Chart(_data(rows)).encode(x=x)
+    bars = base.mark_bar(color="#4c78a8").encode(
+        y=alt.Y(
+            "pass_rate:Q",
+            axis=alt.Axis(format="%"),
+            title="pass rate (95% Wilson interval)",
+            scale=alt.Scale(domain=[0, 1]),
+        ),
+        tooltip=["stages:Q", "passed:Q", "failed:Q"],
+    )
+    whiskers = base.mark_rule(color="#222", strokeWidth=2).encode(y="lower:Q", y2="upper:Q")
+    labels = base.mark_text(dy=-6, fontSize=10, baseline="bottom").encode(
+        y="upper:Q", text="label:N"
+    )
+    return (bars + whiskers + labels).properties(
+        width=WIDTH, height=220, title="Stage pass rates (n = decided stages)"
     )
 
 
-def trend_chart(con) -> alt.Chart:
+def trend_chart(con, colors: dict[str, str]) -> alt.Chart:
     rows = records(
         con,
         "select feeder_source, written_at, "
         "(metrics->>'conversion_rate')::double as conversion_rate "
-        "from raw.feedback_runs order by written_at",
+        "from stg_itrack__feedback_runs order by written_at",
     )
     return (
         alt.Chart(_data(rows))
-        .mark_line(point=True)
+        .mark_line(point=alt.OverlayMarkDef(filled=True, size=70))
         .encode(
-            x=alt.X("written_at:T", title="feedback run"),
+            x=alt.X(
+                "written_at:T",
+                title="feedback run",
+                axis=alt.Axis(format="%d %b %Y", labelAngle=0),
+            ),
             y=alt.Y("conversion_rate:Q", axis=alt.Axis(format="%"), title="conversion rate"),
-            color=alt.Color("feeder_source:N", title="feeder"),
+            color=alt.Color("feeder_source:N", title="feeder", scale=_feeder_scale(colors)),
         )
         .properties(width=WIDTH, height=240, title="Feeder conversion over feedback runs")
     )
@@ -174,19 +278,27 @@ CHARTS = (
         "feeder-conversion",
         feeder_ci_chart,
         "Placements per process started, with the 95% Wilson "
-        "interval: short bars are well measured, long ones need more data.",
+        "interval, best first: short bars are well measured, long ones need more data "
+        "(n = processes started). Each feeder has the same colour in every chart.",
     ),
     (
         "company-feeder-heatmap",
         heatmap_chart,
-        "Offers extended per process started, for every company and feeder pair seen.",
+        f"Offers extended per process started, for every company and feeder pair seen; "
+        f"each cell shows offers/processes, and cells with fewer than {SMALL_N} processes are "
+        "faded and starred (*): their rate says little.",
     ),
     (
         "time-to-decision",
         time_to_decision_chart,
         "Days from the start of a process to its final status, coloured by that status.",
     ),
-    ("stage-pass-rates", stage_pass_chart, "Passed / (passed + failed) per canonical stage."),
+    (
+        "stage-pass-rates",
+        stage_pass_chart,
+        "Passed / (passed + failed) per canonical stage, with the 95% Wilson interval; "
+        f"n is the number of decided stages (* fewer than {SMALL_N}).",
+    ),
     (
         "feeder-trend",
         trend_chart,
@@ -194,6 +306,9 @@ CHARTS = (
         "run (one point per run that changed it).",
     ),
 )
+
+
+FEEDER_CHARTS = ("funnel", "feeder-conversion", "feeder-trend")  # coloured by feeder
 
 
 def render(warehouse: Path) -> str:
@@ -206,8 +321,10 @@ def render(warehouse: Path) -> str:
             "is_placement) as placements, count(distinct company_name) as "
             "companies from fct_interview_processes",
         )[0]
+        colors = feeder_colors(con)
         for chart_id, build, caption in CHARTS:
-            svg = vl_convert.vegalite_to_svg(build(con).to_dict())
+            chart = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
+            svg = vl_convert.vegalite_to_svg(chart.to_dict())
             figures.append(
                 f'<figure id="chart-{chart_id}">{svg}'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"

@@ -7,7 +7,6 @@ ever SQL parameters; an unknown one is refused with the closest known names.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import json
 import sys
@@ -16,16 +15,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from feedback.marts import open_marts, records, require_known
+from ingest.cli_output import JsonAlias, jsonable, line, print_json, print_table
 
 app = typer.Typer(
     help="Analyst reports from the marts (tables, JSON or CSV; HTML with charts).",
     no_args_is_help=True,
 )
-console = Console(soft_wrap=True)
 
 
 class Format(StrEnum):
@@ -38,7 +35,10 @@ DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
 ]
-FormatOption = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
+FormatOption = Annotated[
+    Format,
+    typer.Option("--format", help="table (plain text when not a terminal), json or csv."),
+]
 FUNNEL_COLUMNS = (
     "grain",
     "group_key",
@@ -60,10 +60,10 @@ def _handled(func):
     return handled(func)
 
 
-def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
-    """Print rows as a rich table, a JSON array or CSV."""
-    if fmt is Format.json:
-        print(json.dumps(rows, indent=2, default=_jsonable))
+def emit(rows: list[dict[str, Any]], fmt: Format, title: str, as_json: bool = False) -> None:
+    """Print rows as a table (plain text when not a terminal), a JSON array or CSV."""
+    if as_json or fmt is Format.json:
+        print_json(rows)
         return
     if fmt is Format.csv:
         buffer = io.StringIO()
@@ -73,26 +73,16 @@ def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
             writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
         sys.stdout.write(buffer.getvalue())
         return
-    table = Table(title=title)
-    for name in rows[0] if rows else ():
-        table.add_column(name, justify="right" if _numeric(rows, name) else "left", overflow="fold")
-    for row in rows:
-        table.add_row(*(_shown(k, v) for k, v in row.items()))
-    console.print(table)
+    print_table(rows, title, shown=_shown)
 
 
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
+_jsonable = jsonable
 
 
 def _cell(value: Any) -> Any:
     if isinstance(value, list | dict):
         return json.dumps(value, default=_jsonable)
     return "" if value is None else value
-
-
-def _numeric(rows: list[dict[str, Any]], name: str) -> bool:
-    return all(isinstance(r[name], int | float) or r[name] is None for r in rows)
 
 
 RATE_WORDS = ("rate", "wilson", "depth", "adherence")
@@ -103,15 +93,15 @@ def _shown(name: str, value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.1%}" if any(w in name for w in RATE_WORDS) else f"{value:.2f}"
-    if isinstance(value, list):  # decoded JSON lists: one compact line per item
+    if isinstance(value, list):  # decoded JSON lists: items separated by "; " on one line
         return (
-            "\n".join(
-                ", ".join(f"{v}" for v in item.values()) if isinstance(item, dict) else str(item)
+            "; ".join(
+                " ".join(f"{v}" for v in item.values()) if isinstance(item, dict) else str(item)
                 for item in value
             )
             or "-"
         )
-    return str(value)
+    return " ".join(str(value).splitlines())
 
 
 def _funnel_rows(con, grain: str, **match: str) -> list[dict[str, Any]]:
@@ -131,6 +121,7 @@ def funnel(
     cohort: Annotated[str | None, typer.Option(help="Only this start month, YYYY-MM.")] = None,
     fmt: FormatOption = Format.table,
     db: DbOption = None,
+    as_json: JsonAlias = False,
 ) -> None:
     """The conversion funnel: overall and per feeder, or for the feeder/company/cohort given."""
 
@@ -154,7 +145,7 @@ def funnel(
                 rows = _funnel_rows(con, "cohort_month", group_key=cohort)
             else:
                 rows = _funnel_rows(con, "overall") + _funnel_rows(con, "feeder_source")
-        emit(rows, fmt, "conversion funnel")
+        emit(rows, fmt, "conversion funnel", as_json)
 
     _handled(run)()
 
@@ -164,6 +155,7 @@ def company(
     name: Annotated[str, typer.Argument(help="Company name.")],
     fmt: FormatOption = Format.table,
     db: DbOption = None,
+    as_json: JsonAlias = False,
 ) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
@@ -173,7 +165,7 @@ def company(
             rows = records(
                 con, "select * from mart_company_insights where company_name = ?", [name]
             )
-        emit(_decode_json(rows), fmt, f"company {name}")
+        emit(_decode_json(rows), fmt, f"company {name}", as_json)
 
     _handled(run)()
 
@@ -183,6 +175,7 @@ def stage(
     name: Annotated[str, typer.Argument(help="A stage type or a raw stage name.")],
     fmt: FormatOption = Format.table,
     db: DbOption = None,
+    as_json: JsonAlias = False,
 ) -> None:
     """Stage performance: outcomes, pass rate, ratings, timing and feedback themes."""
 
@@ -195,7 +188,7 @@ def stage(
                 "where group_key = ? order by grain desc",
                 [name],
             )
-        emit(_decode_json(rows), fmt, f"stage {name}")
+        emit(_decode_json(rows), fmt, f"stage {name}", as_json)
 
     _handled(run)()
 
@@ -205,6 +198,7 @@ def feeder(
     name: Annotated[str, typer.Argument(help="Feeder source.")],
     fmt: FormatOption = Format.table,
     db: DbOption = None,
+    as_json: JsonAlias = False,
 ) -> None:
     """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
 
@@ -214,7 +208,7 @@ def feeder(
             rows = records(
                 con, "select * from mart_feeder_conversion where feeder_source = ?", [name]
             )
-        emit(_decode_json(rows), fmt, f"feeder {name}")
+        emit(_decode_json(rows), fmt, f"feeder {name}", as_json)
 
     _handled(run)()
 
@@ -233,7 +227,7 @@ def html(
         from ingest.store import warehouse_path
 
         path = write_report(warehouse_path(db), out)
-        console.print(f"report written: {path}", highlight=False)
+        line(f"report written: {path}")
 
     _handled(run)()
 

@@ -67,9 +67,12 @@ class FeedbackResult:
     candidates_written: bool = False
 
     def __str__(self) -> str:
+        changed = ", ".join(self.updated_feeders)
         return (
-            f"{len(self.updated_feeders)} feeder(s) updated"
-            f" ({', '.join(self.updated_feeders) or 'none'}), {self.placements} placements"
+            f"{len(self.marked_feeders)} feeder(s) recomputed, "
+            f"{len(self.updated_feeders)} changed"
+            + (f" ({changed})" if changed else "")
+            + f", {self.placements} placements"
         )
 
 
@@ -109,7 +112,7 @@ def triggered_feeders(con: duckdb.DuckDBPyConnection, watermark: str) -> set[str
     triggers = ", ".join(f"'{s.value}'" for s in FEEDBACK_TRIGGER_STATUSES)
     return _feeders_of(
         con,
-        f"""select interview_process_id from raw.interview_status_history
+        f"""select interview_process_id from stg_itrack__interview_status_history
                                 where recorded_at > $wm and to_status in ({triggers})""",
         watermark,
     )
@@ -120,9 +123,12 @@ def changed_feeders(con: duckdb.DuckDBPyConnection, watermark: str) -> set[str]:
     return _feeders_of(
         con,
         """
-        select interview_process_id from raw.interview_status_history where recorded_at > $wm
-        union select id from raw.interview_processes where _loaded_at > $wm
-        union select interview_process_id from raw.interview_stages where _loaded_at > $wm""",
+        select interview_process_id from stg_itrack__interview_status_history
+        where recorded_at > $wm
+        union select interview_process_id from stg_itrack__interview_processes
+        where loaded_at > $wm
+        union select interview_process_id from stg_itrack__interview_stages
+        where loaded_at > $wm""",
         watermark,
     )
 
@@ -131,17 +137,18 @@ def _new_watermark(con: duckdb.DuckDBPyConnection) -> str:
     return str(
         con.execute("""
         select greatest(
-            (select max(recorded_at) from raw.interview_status_history),
-            (select max(_loaded_at) from raw.interview_processes),
-            (select max(_loaded_at) from raw.interview_stages))""").fetchone()[0]
+            (select max(recorded_at) from stg_itrack__interview_status_history),
+            (select max(loaded_at) from stg_itrack__interview_processes),
+            (select max(loaded_at) from stg_itrack__interview_stages))""").fetchone()[0]
         or EPOCH
     )
 
 
-# publish(store): called with the raw store's connection (this run's feedback_runs rows
-# inserted, not yet committed) once every output is staged; the build publishes its warehouse
-# there, so the warehouse, feeders.json and the run log change together or not at all.
-Publish = Callable[[duckdb.DuckDBPyConnection], None]
+# The build's hooks: `before_publish(rows)` gets this run's feedback_runs rows once every output
+# is staged (no lock held; the build puts them into its warehouse); `publish()` runs under the
+# raw store's writer lock with the rows inserted but not committed (the build renames its
+# warehouse there). So the warehouse, feeders.json and the run log change together or not at all.
+LogRow = tuple[str, str, str, dt.datetime]
 
 
 def run_feedback(
@@ -153,7 +160,8 @@ def run_feedback(
     full: bool = False,
     now: str | None = None,
     wait_seconds: float = 0.0,
-    publish: Publish | None = None,
+    before_publish: Callable[[list[LogRow]], None] | None = None,
+    publish: Callable[[], None] | None = None,
 ) -> FeedbackResult:
     """Compute from `warehouse` (a built file) and write the outputs; state in the raw store.
 
@@ -200,12 +208,16 @@ def run_feedback(
         update = FeedersUpdate(feeders_path, merge)
         places = Staged(placements_path, placements_bytes(history))
         try:
+            rows = _log_rows(result.run_id, update.document, update.result[0])
+            if before_publish is not None:
+                before_publish(rows)
             with open_store(raw_store_db, wait_seconds) as store:
                 store.begin()
-                _record_run(store, result.run_id, update.document, update.result[0])
+                if rows:
+                    store.executemany("insert into feedback_runs values (?, ?, ?, ?)", rows)
                 _set_state(store, watermark, prior)
                 if publish is not None:
-                    publish(store)
+                    publish()
                 result.feeders_written = update.commit()
                 result.placements_written = places.commit()
                 store.commit()
@@ -220,17 +232,13 @@ def run_feedback(
     return result
 
 
-def _record_run(
-    store: duckdb.DuckDBPyConnection, run_id: str, document: dict, updated: list[str]
-) -> None:
-    """Log the metrics this run writes (committed together with the files' rename)."""
+def _log_rows(run_id: str, document: dict, updated: list[str]) -> list[LogRow]:
+    """The feedback_runs rows of the metrics this run writes."""
     now = utc_now()
-    for name in updated:
-        metrics = plain(document["feeders"][name]["metrics"])
-        store.execute(
-            "insert into feedback_runs values (?, ?, ?, ?)",
-            [run_id, name, json.dumps(metrics), now],
-        )
+    return [
+        (run_id, name, json.dumps(plain(document["feeders"][name]["metrics"])), now)
+        for name in updated
+    ]
 
 
 def _set_state(store: duckdb.DuckDBPyConnection, watermark: str, prior: str) -> None:

@@ -86,7 +86,7 @@ def backup(
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create backup folder {root}: {exc.strerror}") from None
-    with open_store(db, wait_seconds) as con:
+    with open_store(db, wait_seconds, create=False) as con:
         _sweep_partials(root)  # under the lock: no other backup of this store is running
         try:
             partial.mkdir()

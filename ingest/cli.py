@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -15,10 +15,20 @@ import duckdb
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from ingest.errors import UserError
-from ingest.store import StoreBusyError, StoreError
+from ingest.cli_output import (
+    Format,
+    FormatOption,
+    JsonAlias,
+    line,
+    print_json,
+    print_record,
+    print_table,
+    resolve,
+    text,
+)
+from ingest.errors import Refused, UserError
+from ingest.store import DEFAULT_WAIT_SECONDS, StoreBusyError, StoreError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,21 +36,47 @@ app = typer.Typer(
     help="interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # usage errors as one plain line in logs; rich panels only for a person at a terminal
+    rich_markup_mode="rich" if sys.stderr.isatty() else None,
 )
 console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
 err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        line(f"itrack {version('interview-tracking')}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes."""
+
 
 DbOption = Annotated[
     Path | None,
     typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
 ]
 WaitOption = Annotated[
-    float, typer.Option("--wait", help="Seconds to wait for a busy store before giving up.")
+    float,
+    typer.Option(
+        "--wait", min=0, help="Seconds to wait for a busy store before giving up (default 30)."
+    ),
 ]
 
 
 def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    sys.stderr.write(f"error: {message}\n")
     raise typer.Exit(code)
 
 
@@ -87,8 +123,9 @@ def ingest(
     db: DbOption = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any record was rejected.")] = False,
     force: Annotated[bool, typer.Option(help="Load files whose sha256 was loaded.")] = False,
-    wait: WaitOption = 0.0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
     """Validate records and load them into the raw store in one transaction."""
     from ingest.load import ingest_paths
@@ -104,8 +141,8 @@ def ingest(
         summary = ingest_paths(
             paths, db=db, kind=kind, wait_seconds=wait, force=force, progress=step
         )
-    if as_json:
-        print(json.dumps(summary_dict(summary), indent=2))
+    if resolve(fmt, as_json) is Format.json:
+        print_json(summary_dict(summary))
     else:
         print_summary(summary)
     if strict and summary.rejected:
@@ -113,7 +150,7 @@ def ingest(
 
 
 def progress_bar() -> Progress:
-    """A progress bar on stderr for people; silent when output is not a terminal."""
+    """A progress bar on stderr for people; off entirely when stderr is not a terminal."""
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -121,6 +158,7 @@ def progress_bar() -> Progress:
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
+        disable=not err_console.is_terminal,
     )
 
 
@@ -132,36 +170,79 @@ def summary_dict(summary: Any) -> dict[str, Any]:
         "rejected": summary.rejected,
         "rejects_by_code": summary.rejects_by_code,
         "retried": summary.retried,
+        "retry_resolved": summary.retry_resolved,
+        "waiting": summary.waiting,
+        "waiting_since": text(summary.waiting_since) or None,
+        "skipped_files": summary.skipped_paths,
     }
 
 
-def print_summary(summary: Any) -> None:
-    table = Table(title=f"ingest run {summary.run_id}")
-    for name in ("file", "kind", "read", "inserted", "updated", "unchanged", "stale", "rejected"):
-        table.add_column(name, justify="left" if name in ("file", "kind") else "right")
+FILE_COLUMNS = ("rows_read", "accepted", "rejected", "inserted", "updated", "unchanged", "stale")
+
+
+def file_rows(summary: Any) -> list[dict[str, Any]]:
+    """One row per file: records read, accepted (inserted + updated + unchanged), rejected."""
+    any_skipped = any(f.skipped for f in summary.files)
+    rows = []
     for f in summary.files:
-        if f.skipped:
-            table.add_row(f.path, f.kind, "skipped: already loaded", "", "", "", "", "")
-            continue
-        table.add_row(
-            f.path,
-            f.kind,
-            *(
-                str(getattr(f, n))
-                for n in ("rows_read", "inserted", "updated", "unchanged", "stale", "rejected")
-            ),
-        )
-    console.print(table)
+        row: dict[str, Any] = {"file": f.path, "kind": f.kind}
+        counts = {n: getattr(f, n) for n in FILE_COLUMNS if n != "accepted"}
+        counts["accepted"] = f.inserted + f.updated + f.unchanged
+        row.update({n: None if f.skipped else counts[n] for n in FILE_COLUMNS})
+        if any_skipped:
+            row["note"] = "skipped: already loaded" if f.skipped else ""
+        rows.append(row)
+    return rows
+
+
+def print_summary(summary: Any) -> None:
+    print_table(
+        file_rows(summary),
+        f"ingest run {summary.run_id}: {summary.accepted} accepted, {summary.rejected} rejected",
+    )
+    for skipped in summary.skipped_paths:
+        line(f"skipped {skipped}")
     if summary.rejects_by_code:
-        codes = Table(title="rejected records by error code")
-        codes.add_column("error_code")
-        codes.add_column("records", justify="right")
-        for code, n in summary.rejects_by_code.items():
-            codes.add_row(code, str(n))
-        console.print(codes)
-        console.print("details: [bold]itrack rejects --run " + summary.run_id + "[/]")
+        print_table(
+            [{"error_code": c, "records": n} for c, n in summary.rejects_by_code.items()],
+            "rejected records by error code",
+        )
+        line(f"details: itrack rejects --run {summary.run_id}")
+    for message in orphan_lines(summary):
+        line(message)
+
+
+def orphan_lines(summary: Any) -> list[str]:
+    """What became of the orphans (records waiting for their parent) of earlier runs."""
+    lines = []
     if summary.retried:
-        console.print(f"retried {summary.retried} quarantined orphan(s) from earlier runs")
+        lines.append(
+            f"orphans from earlier runs: {summary.retried} retried, "
+            f"{summary.retry_resolved} resolved, {summary.retried - summary.retry_resolved} "
+            "still waiting"
+        )
+    if summary.waiting:
+        since = text(summary.waiting_since)
+        lines.append(
+            f"orphans waiting for their parent record: {summary.waiting} "
+            f"(oldest quarantined {since} UTC); see itrack rejects"
+        )
+    return lines
+
+
+REJECT_COLUMNS = (
+    "run_id",
+    "file_path",
+    "line_number",
+    "kind",
+    "record_id",
+    "error_code",
+    "field",
+    "error_message",
+    "retryable",
+    "resolved_run_id",
+    "quarantined_at",
+)
 
 
 @app.command()
@@ -170,8 +251,10 @@ def rejects(
     run: Annotated[str | None, typer.Option("--run", help="Only this run's rejects.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
     db: DbOption = None,
-    limit: Annotated[int, typer.Option(help="Rows to show.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON lines.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
     """List quarantined records with their reason (unresolved ones by default)."""
     from ingest.store import open_store
@@ -183,64 +266,108 @@ def rejects(
     if not all_ and not run:
         where.append("resolved_run_id is null")
     sql = (
-        "select run_id, file_path, line_number, kind, record_id, error_code, field, "
-        "error_message, retryable, resolved_run_id from quarantine"
+        f"select {', '.join(REJECT_COLUMNS)} from quarantine"
         + (" where " + " and ".join(where) if where else "")
         + " order by quarantined_at, file_path, line_number limit ?"
     )
-    with open_store(None if db is None else db) as con:
+    with open_store(db, wait, read_only=True) as con:
+        if (
+            run
+            and not con.execute(
+                "select count(*) from ingest_runs where run_id = ?", [run]
+            ).fetchone()[0]
+        ):
+            raise Refused(f"no run '{run}' in {con.execute('pragma database_list').fetchone()[2]}")
+        total = con.execute(
+            "select count(*) from quarantine" + (" where " + " and ".join(where) if where else ""),
+            params,
+        ).fetchone()[0]
         cursor = con.execute(sql, [*params, limit])
         names = [d[0] for d in cursor.description]
-        rows = cursor.fetchall()
-    if as_json:
-        for row in rows:
-            print(json.dumps(dict(zip(names, row, strict=True)), default=str))
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    if resolve(fmt, as_json) is Format.json:
+        print_json(rows)
         return
-    table = Table(title=f"quarantine ({len(rows)} shown)")
-    for name in ("file_path", "line_number", "kind", "record_id", "error_code", "error_message"):
-        table.add_column(name, overflow="fold")
-    for row in rows:
-        record = dict(zip(names, row, strict=True))
-        table.add_row(
-            *(
-                str(record[n] if record[n] is not None else "")
-                for n in (
-                    "file_path",
-                    "line_number",
-                    "kind",
-                    "record_id",
-                    "error_code",
-                    "error_message",
-                )
-            )
-        )
-    console.print(table)
+    shown = ("file_path", "line_number", "kind", "record_id", "error_code", "error_message")
+    title = f"quarantine: {len(rows)} of {total} shown" + (f" (run {run})" if run else "")
+    print_table([{n: r[n] for n in shown} for r in rows], title)
+    if total > len(rows):
+        line(f"{total - len(rows)} more: pass --limit {total}")
 
 
 @app.command()
 @handle_errors
 def build(
     paths: Annotated[
-        list[Path] | None, typer.Argument(help="Files or folders to ingest (default data/sample/).")
+        list[Path] | None,
+        typer.Argument(help="Files or folders to ingest first (none: only rebuild)."),
     ] = None,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
     backup: Annotated[bool, typer.Option(help="Back up the raw store first.")] = True,
     html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
-    """The nightly pipeline: backup, ingest, dbt build, feedback, publish, report."""
+    """The nightly pipeline: backup, ingest PATHs, dbt build, feedback, publish, report.
+
+    Without PATHs nothing is ingested: the marts are rebuilt from the raw store as it is. Each
+    step prints one timestamped line as it finishes; a summary for the log follows."""
     from ingest.pipeline import run_build
 
+    as_json_output = resolve(fmt, as_json) is Format.json
+
+    def live(message: str) -> None:  # progress lines: stdout for logs, stderr beside JSON
+        stamped = f"{dt.datetime.now(dt.UTC):%H:%M:%S} {message}\n"
+        (sys.stderr if as_json_output else sys.stdout).write(stamped)
+
     result = run_build(
-        paths,
-        db=db,
-        wait_seconds=wait,
-        take_backup=backup,
-        write_html=html,
-        note=lambda msg: console.print(msg, highlight=False),
+        paths, db=db, wait_seconds=wait, take_backup=backup, write_html=html, note=live
     )
-    if result.ingest:
+    summary = build_summary(result)
+    if as_json_output:
+        print_json(summary)
+        return
+    print_build_summary(summary, result)
+
+
+def build_summary(result: Any) -> dict[str, Any]:
+    feedback = result.feedback
+    return {
+        "started_at": f"{result.started_at:%Y-%m-%dT%H:%M:%SZ}",
+        "seconds": result.seconds,
+        "warehouse": str(result.warehouse),
+        "steps": [vars(step) for step in result.steps],
+        "ingest": summary_dict(result.ingest) if result.ingest else None,
+        "notes": result.notes,
+        "feeders_recomputed": list(getattr(feedback, "marked_feeders", [])),
+        "feeders_updated": list(getattr(feedback, "updated_feeders", [])),
+        "published": {name: str(path) for name, path in result.published.items()},
+    }
+
+
+def print_build_summary(summary: dict[str, Any], result: Any) -> None:
+    line(f"build summary: started {summary['started_at']}, took {summary['seconds']:.1f} s")
+    print_table(
+        [
+            {"step": s["name"], "seconds": s["seconds"], "result": s["result"]}
+            for s in summary["steps"]
+        ],
+        "steps",
+        shown=lambda name, value: f"{value:.1f}" if name == "seconds" else text(value),
+    )
+    if result.ingest is not None:
         print_summary(result.ingest)
+    else:
+        line("ingest: no paths given, nothing ingested (the marts were rebuilt)")
+    for message in summary["notes"]:
+        line(f"note: {message}")
+    updated = summary["feeders_updated"]
+    line(
+        f"feeders: {len(summary['feeders_recomputed'])} recomputed, {len(updated)} changed"
+        + (f" ({', '.join(updated)})" if updated else "")
+    )
+    print_record(summary["published"], "published")
 
 
 KeyFileOption = Annotated[
@@ -257,16 +384,16 @@ KeyFileOption = Annotated[
 @handle_errors
 def backup_command(
     to: Annotated[Path | None, typer.Option("--to", help="Folder (default data/backups/).")] = None,
-    keep: Annotated[int, typer.Option(help="Snapshots to keep.")] = 7,
+    keep: Annotated[int, typer.Option(min=1, help="Snapshots to keep (at least 1).")] = 7,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
     key_file: KeyFileOption = None,
 ) -> None:
     """Snapshot the raw store (Parquet + manifest of row counts and checksums)."""
     from ingest.backup import backup
 
     target = backup(db, to, keep, wait, sign_key=_read_key(key_file))
-    console.print(f"backup written: {target}", highlight=False)
+    line(f"backup written: {target}")
 
 
 def _read_key(path: Path | None) -> bytes | None:
@@ -287,7 +414,7 @@ def restore(
     snapshot: Annotated[Path, typer.Argument(help="A backup folder (or a folder of backups).")],
     db: DbOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing raw store.")] = False,
-    wait: WaitOption = 0.0,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
     key_file: KeyFileOption = None,
 ) -> None:
     """Restore a backup as the raw store, verifying its manifest; then run `itrack build`.
@@ -300,7 +427,7 @@ def restore(
     if not (snapshot / MANIFEST).exists() and not snapshot.name.endswith(PARTIAL):
         snapshot = latest(snapshot)
     target = restore(snapshot, db, overwrite, wait, sign_key=_read_key(key_file))
-    console.print(f"restored {snapshot} -> {target}", highlight=False)
+    line(f"restored {snapshot} -> {target}")
 
 
 @app.command()
@@ -321,9 +448,7 @@ def export(
             "warehouse itself (read-only)"
         )
     counts = export_anonymized(out, db)
-    console.print(
-        f"exported {len(counts)} tables ({sum(counts.values())} rows) to {out}", highlight=False
-    )
+    line(f"exported {len(counts)} tables ({sum(counts.values())} rows) to {out}")
 
 
 @app.command()
@@ -334,11 +459,110 @@ def docs(db: DbOption = None) -> None:
     from ingest.store import raw_store_path, warehouse_path
 
     target = docs_generate(warehouse_path(db), raw_store_path(db))
-    console.print(
+    line(
         f"dbt docs: open {target / 'static_index.html'} (self-contained, offline; "
-        f"{target / 'index.html'} needs the files beside it)",
-        highlight=False,
+        f"{target / 'index.html'} needs the files beside it)"
     )
+
+
+@app.command()
+@handle_errors
+def sql(
+    command: Annotated[
+        str | None,
+        typer.Option("--command", "-c", help="Run this SQL and exit (else read SQL from stdin)."),
+    ] = None,
+    db: DbOption = None,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
+) -> None:
+    """Query the published warehouse read-only: `-c SQL`, SQL on stdin, or a prompt.
+
+    Uses the same DuckDB as the build, so it reads every warehouse the build writes (the
+    separate DuckDB CLI must be of the same version or newer). Statements end with `;`. At the
+    prompt, `.tables` lists the tables and views, `.quit` (or Ctrl-D) leaves. Writing is
+    refused: the warehouse is opened read-only and the nightly build replaces it whole."""
+    from ingest.store import connect_waiting, warehouse_path
+
+    path = warehouse_path(db)
+    if not path.exists():
+        raise UserError(f"{path}: no warehouse yet; run `itrack build PATH` first (or check --db)")
+    con = connect_waiting(path, 0.0)
+    output = resolve(fmt, as_json)
+    try:
+        if command is not None:
+            if not _run_sql(con, command, output):
+                raise typer.Exit(1)
+        elif sys.stdin.isatty():
+            _sql_prompt(con, path, output)
+        else:
+            ok = True
+            for statement in _statements(sys.stdin.read()):
+                ok = _run_sql(con, statement, output) and ok
+            if not ok:
+                raise typer.Exit(1)
+    finally:
+        con.close()
+
+
+def _statements(script: str) -> list[str]:
+    """Split a script at `;` (outside quotes) into statements."""
+    statements, current, quote = [], [], ""
+    for char in script:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == ";":
+            statements.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    statements.append("".join(current).strip())
+    return [s for s in statements if s]
+
+
+def _run_sql(con: Any, statement: str, output: Format) -> bool:
+    """Run one statement and print its rows; a DuckDB error is one line (False)."""
+    try:
+        cursor = con.execute(statement)
+        names = [d[0] for d in cursor.description] if cursor.description else []
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()] if names else []
+    except duckdb.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"error: {reason}\n")
+        return False
+    if output is Format.json:
+        print_json(rows)
+    elif names:
+        print_table(rows, f"{len(rows)} row(s)", names)
+    return True
+
+
+def _sql_prompt(con: Any, path: Path, output: Format) -> None:
+    line(f"{path} (read-only). End statements with ';'. .tables lists tables, .quit leaves.")
+    buffer = ""
+    while True:
+        try:
+            text_in = input("itrack> " if not buffer else "   ...> ")
+        except (EOFError, KeyboardInterrupt):
+            line()
+            return
+        if not buffer and text_in.strip() in (".quit", ".exit"):
+            return
+        if not buffer and text_in.strip() == ".tables":
+            _run_sql(
+                con,
+                "select table_schema, table_name, table_type from information_schema.tables "
+                "order by table_schema, table_name",
+                output,
+            )
+            continue
+        buffer += text_in + "\n"
+        if buffer.rstrip().endswith(";"):
+            for statement in _statements(buffer):
+                _run_sql(con, statement, output)
+            buffer = ""
 
 
 def _register_subapps() -> None:

@@ -67,6 +67,19 @@ OFFER_STATUSES: frozenset[InterviewStatus] = frozenset(
 )
 
 
+class StageType(StrEnum):
+    """Canonical stage types, in funnel order. Free-text stage names map onto them through
+    dbt_project/seeds/stage_types.csv; a name that maps to none is type `other`."""
+
+    PHONE_SCREEN = "phone_screen"
+    TECHNICAL = "technical"
+    ONSITE = "onsite"
+
+
+STAGE_TYPES: tuple[StageType, ...] = tuple(StageType)
+UNMAPPED_STAGE_TYPE = "other"
+
+
 @cache
 def reachable(status: InterviewStatus) -> frozenset[InterviewStatus]:
     """Statuses reachable from `status` in one or more moves (nightly snapshots may skip one)."""

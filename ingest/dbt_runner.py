@@ -4,10 +4,14 @@ In-process saves a second interpreter start-up on every nightly build. Three thi
 safe and fast:
 - dbt-duckdb keeps its DuckDB connection open after the invocation (`keep_open` defaults to
   true), so we close it ourselves: the build file must be closed before it is published.
-- dbt re-parses the whole project when the profile changes, and the profile's `path` is
-  `ITRACK_DB`, which is a fresh build file every night (about 7 s of parsing). dbt therefore
-  sees a stable symlink per warehouse location (`<data>/.build/dbt/<name>.duckdb`) pointing
-  at the file of the day, so partial parsing keeps working between builds.
+- Paths reach dbt as `--vars` (`warehouse_path`, `raw_store_path`) that dbt_project/profiles.yml
+  reads with `var()`: no environment variable is touched, so a long-running process (the HTTP
+  API) can run dbt safely.
+- dbt re-parses the whole project when the profile or the vars change, and the warehouse path
+  is a fresh build file every night (about 7 s of parsing). dbt therefore sees a stable symlink
+  per warehouse location (`<data>/.build/dbt/<name>.duckdb`) pointing at the file of the day,
+  and the raw store's absolute path, which is fixed per location: the vars are the same
+  strings every night, so partial parsing keeps working between builds.
 - Runs for one warehouse location are serialised by a lock file: the link, dbt's target
   folder and its partial-parse state are per location and not safe to share concurrently.
 """
@@ -15,12 +19,13 @@ safe and fast:
 from __future__ import annotations
 
 import fcntl
-import os
+import json
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -99,19 +104,27 @@ def _stable_path(warehouse: Path, folder: Path, name: str) -> Iterator[Path]:
         link.unlink(missing_ok=True)
 
 
-@contextmanager
-def _env(warehouse: Path, raw_store: Path) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in ("ITRACK_DB", "ITRACK_RAW_DB")}
-    os.environ["ITRACK_DB"] = str(warehouse)
-    os.environ["ITRACK_RAW_DB"] = str(Path(raw_store).absolute())
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def dbt_vars(warehouse: Path, raw_store: Path, extra: dict[str, Any] | None = None) -> str:
+    """The `--vars` document: the two paths the profile reads with `var()`, then `extra`."""
+    paths = {
+        "warehouse_path": str(warehouse),
+        "raw_store_path": str(Path(raw_store).absolute()),
+    }
+    return json.dumps({**(extra or {}), **paths})
+
+
+def _split_vars(
+    args: list[str], variables: dict[str, Any] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """`args` without a `--vars` option, and its YAML document merged over `variables`."""
+    merged = dict(variables or {})
+    if "--vars" in args:
+        import yaml
+
+        at = args.index("--vars")
+        merged |= yaml.safe_load(args[at + 1]) or {}
+        args = args[:at] + args[at + 2 :]
+    return args, merged
 
 
 def close_dbt_connections() -> None:
@@ -130,15 +143,19 @@ def run_dbt(
     raw_store: Path,
     quiet: bool = True,
     target_path: Path | None = None,
+    variables: dict[str, Any] | None = None,
     location: Path | None = None,
 ) -> DbtOutcome:
     """`dbt <args>` on `warehouse`, reading raw tables from `raw_store`; failing nodes named.
 
     Works from any current directory. `target_path` defaults to the location's work folder.
-    `location`: the live raw store whose work folder to use when `raw_store` is a snapshot of it.
+    `variables` are passed to dbt as `--vars` together with the two paths (a `--vars` given
+    in `args` is merged into them the same way). `location`: the live raw store whose work
+    folder to use when `raw_store` is a snapshot of it (the build's).
     """
     from dbt.cli.main import dbtRunner
 
+    args, variables = _split_vars(list(args), variables)
     location = location or raw_store
     folder = work_dir(location)
     target = Path(target_path or folder / "target").absolute()
@@ -151,15 +168,17 @@ def run_dbt(
         str(target),
         "--log-path",
         str(folder / "logs"),
+        "--no-use-colors",  # plain text in logs and in cron mail: no ANSI codes
+        "--no-use-colors-file",
     ]
     if quiet:
         flags = ["--quiet", "--log-level-file", "info", *flags]
     with _locked(folder), _stable_path(warehouse, folder, _link_name(location)) as link:
-        with _env(link, raw_store):
-            try:
-                result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
-            finally:
-                close_dbt_connections()
+        flags += ["--vars", dbt_vars(link, raw_store, variables)]
+        try:
+            result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
+        finally:
+            close_dbt_connections()
     return _outcome(result, folder / "logs" / "dbt.log")
 
 
@@ -191,7 +210,9 @@ def docs_generate(warehouse: Path, raw_store: Path) -> Path:
     from ingest.errors import UserError
 
     # On a private copy: the published warehouse may be held open by analysts (read-only).
-    scratch = work_dir(raw_store) / "docs-scratch.duckdb"
+    # DuckDB names a database after the file behind the symlink, and dbt's catalog query looks
+    # for the name of the link: the copy must have the link's name, or the catalog is empty.
+    scratch = work_dir(raw_store) / "docs" / _link_name(raw_store)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     scratch.unlink(missing_ok=True)
     if Path(warehouse).exists():

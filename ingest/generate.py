@@ -362,7 +362,9 @@ def generate_delta(
 
 def generate_command(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
-    processes: Annotated[int, typer.Option(help="Interview processes to generate.")] = 300,
+    processes: Annotated[
+        int, typer.Option(min=1, help="Interview processes to generate (at least 1).")
+    ] = 300,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 42,
     invalid_share: Annotated[
         float, typer.Option(help="Share of records made invalid on purpose (0-1).")

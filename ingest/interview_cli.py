@@ -1,15 +1,16 @@
 """`itrack interview ...`: the service API on the command line, one interview at a time.
 
 Every command takes `--db` (the warehouse; the service writes the raw store beside it),
-`--wait SECONDS` (how long to wait for another writer) and `--json` (the record as JSON for
-scripts; readable tables otherwise). Refusals exit 1 with one line; a busy or unreadable
-database exits 2.
+`--wait SECONDS` (how long to wait for another writer; default 30) and `--format json` (the
+record as JSON for scripts; readable tables otherwise, plain text when not a terminal). Ids may
+be given by a unique prefix (at least 4 characters). Refusals exit 1 with one line; a busy,
+missing or unreadable store exits 2.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import getpass
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,13 +18,23 @@ from typing import Annotated, Any
 
 import duckdb
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from ingest.cli_output import (
+    Format,
+    FormatOption,
+    JsonAlias,
+    line,
+    print_json,
+    print_record,
+    print_table,
+    resolve,
+    text,
+    warn,
+)
 from ingest.contract import InterviewProcess, InterviewStage
 from ingest.errors import UserError
 from ingest.service import InterviewDetail, InterviewService
-from ingest.store import StoreBusyError, StoreError
+from ingest.store import DEFAULT_WAIT_SECONDS, StoreBusyError, StoreError
 
 app = typer.Typer(help="Track one interview process at a time.", no_args_is_help=True)
 
@@ -36,9 +47,25 @@ DbOption = Annotated[
     ),
 ]
 WaitOption = Annotated[
-    float, typer.Option("--wait", min=0, help="Seconds to wait if another process holds the store.")
+    float,
+    typer.Option(
+        "--wait", min=0, help="Seconds to wait if another process holds the store (default 30)."
+    ),
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the record as JSON.")]
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="When this happened (ISO 8601, e.g. 2025-03-01T10:00:00Z), to backfill past "
+        "events; default now. Not before the process's last change, not in the future.",
+    ),
+]
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why the correction is made (kept in the audit trail).")
+]
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who makes the correction (default: your user name).")
+]
 
 
 @contextmanager
@@ -64,6 +91,15 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def _by(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
 @app.command()
 def create(
     candidate: Annotated[str, typer.Option("--candidate", help="Candidate id (must be stored).")],
@@ -71,14 +107,43 @@ def create(
     role: Annotated[str, typer.Option("--role", help="Role title.")],
     feeder: Annotated[str | None, typer.Option("--feeder", help="Feeder source.")] = None,
     recruiter: Annotated[str | None, typer.Option("--recruiter", help="Recruiter name.")] = None,
+    new_company: Annotated[
+        bool, typer.Option("--new-company", help="The company is new on purpose (not a typo).")
+    ] = False,
+    new_feeder: Annotated[
+        bool, typer.Option("--new-feeder", help="The feeder is new on purpose (not a typo).")
+    ] = False,
+    at: AtOption = None,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
-    as_json: JsonOption = False,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
-    """Start an interview process (status in_progress) for a stored candidate."""
+    """Start an interview process (status in_progress) for a stored candidate.
+
+    A company or feeder not seen before is refused unless --new-company / --new-feeder says it
+    is new on purpose; one close to a known name is refused with "did you mean". A second open
+    process for the same candidate, company and role is created with a warning."""
     with _service(db, wait) as service:
-        process = service.create_interview_process(candidate, company, role, feeder, recruiter)
-    _print_process(process, as_json)
+        process = service.create_interview_process(
+            candidate,
+            company,
+            role,
+            feeder,
+            recruiter,
+            at=at,
+            check_names=True,
+            new_company=new_company,
+            new_feeder=new_feeder,
+        )
+        duplicates = service.open_duplicates(process)
+    for other in duplicates:
+        warn(
+            f"candidate {process.candidate_id} already has an open process for "
+            f"{process.company_name} / {process.role_title}: {other.id} ({other.status}, "
+            f"since {text(other.created_at)})"
+        )
+    _print_process(process, resolve(fmt, as_json))
 
 
 @app.command("add-stage")
@@ -90,14 +155,19 @@ def add_stage(
         str | None,
         typer.Option("--scheduled", help="ISO date or timestamp, e.g. 2025-03-01T10:00Z"),
     ] = None,
+    at: AtOption = None,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
-    as_json: JsonOption = False,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
     """Add the next stage to an open process."""
     with _service(db, wait) as service:
-        stage = service.add_interview_stage(process_id, name, order, scheduled)
-    _print_stage(stage, as_json)
+        stage = service.add_interview_stage(process_id, name, order, scheduled, at=at)
+    _print_stage(stage, resolve(fmt, as_json))
+
+
+RatingOptions = dict[str, int | None]
 
 
 @app.command()
@@ -116,28 +186,100 @@ def outcome(
         typer.Option(metavar="NAME", help="Interviewer name (repeat for several)."),
     ] = None,
     completed: Annotated[
-        str | None, typer.Option(help="When the stage took place (default: now).")
+        str | None, typer.Option(help="When the stage took place (default: --at, else now).")
+    ] = None,
+    at: AtOption = None,
+    db: DbOption = None,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
+) -> None:
+    """Record a stage's outcome; a failed stage closes an in-progress process.
+
+    JSON output is {"stage": ..., "process": ...}: a script sees when the process closed."""
+    ratings = _ratings(overall, technical, culture_fit, communication)
+    with _service(db, wait) as service:
+        done = service.record_stage_outcome(
+            stage_id, result, ratings, feedback, interviewer or None, completed, at=at
+        )
+    _print_outcome(done, resolve(fmt, as_json))
+
+
+@app.command()
+def amend(
+    stage_id: Annotated[str, typer.Argument(metavar="STAGE_ID", help="Interview stage id.")],
+    result: Annotated[
+        str,
+        typer.Argument(metavar="OUTCOME", help="The correct outcome: pending, passed, failed, ..."),
+    ],
+    reason: ReasonOption,
+    by: ByOption = None,
+    overall: Annotated[int | None, typer.Option(help="Overall rating 1-5.")] = None,
+    technical: Annotated[int | None, typer.Option(help="Technical rating 1-5.")] = None,
+    culture_fit: Annotated[int | None, typer.Option(help="Culture-fit rating 1-5.")] = None,
+    communication: Annotated[int | None, typer.Option(help="Communication rating 1-5.")] = None,
+    feedback: Annotated[str | None, typer.Option(help="Corrected feedback notes.")] = None,
+    completed: Annotated[str | None, typer.Option(help="When the stage took place.")] = None,
+    db: DbOption = None,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
+) -> None:
+    """Correct a recorded stage outcome (also on a closed process), with a reason.
+
+    A process closed by this stage's failure reopens to the status it had before. The old and
+    new values, the reason and who made it are kept (`itrack interview audit PROCESS_ID`)."""
+    ratings = _ratings(overall, technical, culture_fit, communication)
+    with _service(db, wait) as service:
+        done = service.amend_stage_outcome(
+            stage_id, result, reason, _by(by), ratings, feedback, None, completed
+        )
+    _print_outcome(done, resolve(fmt, as_json))
+
+
+@app.command()
+def reopen(
+    process_id: Annotated[str, typer.Argument(metavar="PROCESS_ID", help="Interview process id.")],
+    reason: ReasonOption,
+    by: ByOption = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", help="Status to reopen to (default: the one it had before it closed)."
+        ),
     ] = None,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
-    as_json: JsonOption = False,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
-    """Record a stage's outcome; a failed stage closes an in-progress process."""
-    given = {
-        "overall": overall,
-        "technical": technical,
-        "culture_fit": culture_fit,
-        "communication": communication,
-    }
-    ratings = {key: value for key, value in given.items() if value is not None}
+    """Reopen a closed process (a mistaken rejection, withdrawal, ...), with a reason."""
     with _service(db, wait) as service:
-        stage = service.update_stage_outcome(
-            stage_id, result, ratings, feedback, interviewer or None, completed
-        )
-        process = service.get_interview(stage.interview_process_id).process
-    _print_stage(stage, as_json)
-    if not as_json:
-        Console().print(f"process {process.id}: [bold]{process.status}[/bold]")
+        process = service.reopen_interview_process(process_id, reason, _by(by), to)
+    _print_process(process, resolve(fmt, as_json))
+
+
+@app.command()
+def audit(
+    process_id: Annotated[str, typer.Argument(metavar="PROCESS_ID", help="Interview process id.")],
+    db: DbOption = None,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
+) -> None:
+    """A process's audit trail: every status change and every correction (who, why)."""
+    with _service(db, wait) as service:
+        trail = service.get_audit(process_id)
+    if resolve(fmt, as_json) is Format.json:
+        print_json(trail)
+        return
+    print_table(trail["status_history"], f"status history of process {trail['process_id']}")
+    print_table(trail["corrections"], "corrections")
+
+
+def _ratings(*values: int | None) -> dict[str, int]:
+    names = ("overall", "technical", "culture_fit", "communication")
+    return {k: v for k, v in zip(names, values, strict=True) if v is not None}
 
 
 @app.command()
@@ -158,29 +300,32 @@ def complete(
     reason: Annotated[
         str | None, typer.Option(help="Final outcome text, e.g. a rejection reason.")
     ] = None,
+    at: AtOption = None,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
-    as_json: JsonOption = False,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
     """Move a process to its next status; offer details move it to offer_extended."""
     offer_text = _read_offer(offer) if offer is not None else None
     with _service(db, wait) as service:
-        process = service.complete_interview_process(process_id, status, offer_text, reason)
-    _print_process(process, as_json)
+        process = service.complete_interview_process(process_id, status, offer_text, reason, at=at)
+    _print_process(process, resolve(fmt, as_json))
 
 
 @app.command()
 def show(
     process_id: Annotated[str, typer.Argument(metavar="PROCESS_ID", help="Interview process id.")],
     db: DbOption = None,
-    wait: WaitOption = 0.0,
-    as_json: JsonOption = False,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
     """Show a process with its stages."""
     with _service(db, wait) as service:
         detail = service.get_interview(process_id)
-    if as_json:
-        _echo_json(detail.as_json())
+    if resolve(fmt, as_json) is Format.json:
+        print_json(detail.as_json())
     else:
         _print_detail(detail)
 
@@ -191,33 +336,35 @@ def list_(
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     candidate: Annotated[str | None, typer.Option(help="Only this candidate.")] = None,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
-    as_json: JsonOption = False,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
     """List processes (oldest first), filtered by company, status and candidate."""
     with _service(db, wait) as service:
         processes = service.list_interviews(company, status, candidate)
-    if as_json:
-        _echo_json([p.model_dump(mode="json") for p in processes])
+    if resolve(fmt, as_json) is Format.json:
+        print_json([p.model_dump(mode="json") for p in processes])
     else:
-        Console().print(_process_table(processes, f"{len(processes)} interview processes"))
+        _print_processes(processes, f"{len(processes)} interview processes")
 
 
 @app.command()
 def history(
     candidate_id: Annotated[str, typer.Argument(metavar="CANDIDATE_ID", help="Candidate id.")],
     db: DbOption = None,
-    wait: WaitOption = 0.0,
-    as_json: JsonOption = False,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    fmt: FormatOption = Format.table,
+    as_json: JsonAlias = False,
 ) -> None:
     """A candidate's interview history: every process with its stages."""
     with _service(db, wait) as service:
         details = service.get_candidate_interview_history(candidate_id)
-    if as_json:
-        _echo_json([d.as_json() for d in details])
+    if resolve(fmt, as_json) is Format.json:
+        print_json([d.as_json() for d in details])
         return
     if not details:
-        Console().print(f"candidate {candidate_id} has no interview processes")
+        line(f"candidate {candidate_id} has no interview processes")
     for detail in details:
         _print_detail(detail)
 
@@ -239,101 +386,72 @@ def _read_offer(value: str) -> str:
     raise AssertionError("unreachable")
 
 
-def _echo_json(value: Any) -> None:
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
-def _print_process(process: InterviewProcess, as_json: bool) -> None:
-    if as_json:
-        _echo_json(process.model_dump(mode="json"))
+def _print_process(process: InterviewProcess, fmt: Format) -> None:
+    if fmt is Format.json:
+        print_json(process.model_dump(mode="json"))
     else:
-        Console().print(_record_table(process.model_dump(mode="json"), "Interview process"))
+        print_record(process.model_dump(mode="json"), "Interview process")
 
 
-def _print_stage(stage: InterviewStage, as_json: bool) -> None:
-    if as_json:
-        _echo_json(stage.model_dump(mode="json"))
+def _print_stage(stage: InterviewStage, fmt: Format) -> None:
+    if fmt is Format.json:
+        print_json(stage.model_dump(mode="json"))
     else:
-        Console().print(_record_table(stage.model_dump(mode="json"), "Interview stage"))
+        print_record(stage.model_dump(mode="json"), "Interview stage")
+
+
+def _print_outcome(done: Any, fmt: Format) -> None:
+    if fmt is Format.json:
+        print_json(done.as_json())
+        return
+    print_record(done.stage.model_dump(mode="json"), "Interview stage")
+    line(f"process {done.process.id}: {done.process.status}")
 
 
 def _print_detail(detail: InterviewDetail) -> None:
-    console = Console()
-    console.print(_record_table(detail.process.model_dump(mode="json"), "Interview process"))
-    console.print(_stage_table(detail.stages))
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ", timespec="minutes")
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
+    print_record(detail.process.model_dump(mode="json"), "Interview process")
+    print_table(
+        [_stage_row(s) for s in detail.stages],
+        f"{len(detail.stages)} stages",
+        ("#", "stage", "id", "scheduled", "completed", "outcome", "o/t/c/m"),
+    )
 
 
 def _day(value: dt.datetime | None) -> str:
     return value.date().isoformat() if value else ""
 
 
-def _record_table(record: dict[str, Any], title: str) -> Table:
-    table = Table(title=title, show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for key, value in record.items():
-        table.add_row(key, _text(value))
-    return table
-
-
-def _stage_table(stages: list[InterviewStage]) -> Table:
-    table = Table(title=f"{len(stages)} stages")
-    for column in ("#", "stage", "id", "scheduled", "completed", "outcome", "o/t/c/m"):
-        _add_column(table, column)
-    for s in stages:
-        ratings = "/".join(
-            _text(v) or "-"
-            for v in (
-                s.overall_rating,
-                s.technical_rating,
-                s.culture_fit_rating,
-                s.communication_rating,
-            )
+def _stage_row(s: InterviewStage) -> dict[str, Any]:
+    ratings = "/".join(
+        text(v) or "-"
+        for v in (
+            s.overall_rating,
+            s.technical_rating,
+            s.culture_fit_rating,
+            s.communication_rating,
         )
-        table.add_row(
-            str(s.stage_order),
-            s.stage_name,
-            str(s.id),
-            _day(s.scheduled_date),
-            _day(s.completed_date),
-            s.outcome.value,
-            ratings,
-        )
-    return table
-
-
-def _process_table(processes: list[InterviewProcess], title: str) -> Table:
-    table = Table(title=title)
-    columns: dict[str, Callable[[InterviewProcess], Any]] = {
-        "id": lambda p: p.id,
-        "candidate": lambda p: p.candidate_id,
-        "company": lambda p: p.company_name,
-        "role": lambda p: p.role_title,
-        "status": lambda p: p.status.value,
-        "feeder": lambda p: p.feeder_source,
+    )
+    return {
+        "#": str(s.stage_order),
+        "stage": s.stage_name,
+        "id": str(s.id),
+        "scheduled": _day(s.scheduled_date),
+        "completed": _day(s.completed_date),
+        "outcome": s.outcome.value,
+        "o/t/c/m": ratings,
     }
-    for name in columns:
-        _add_column(table, name)
-    for process in processes:
-        table.add_row(*(_text(get(process)) for get in columns.values()))
-    return table
 
 
-def _add_column(table: Table, name: str) -> None:
-    # ids stay on one line so they can be copied into the next command
-    if name == "id":
-        table.add_column(name, no_wrap=True, min_width=36)
-    else:
-        table.add_column(name, overflow="fold")
+PROCESS_COLUMNS: dict[str, Callable[[InterviewProcess], Any]] = {
+    "id": lambda p: p.id,
+    "candidate": lambda p: p.candidate_id,
+    "company": lambda p: p.company_name,
+    "role": lambda p: p.role_title,
+    "status": lambda p: p.status.value,
+    "feeder": lambda p: p.feeder_source,
+}
+
+
+def _print_processes(processes: list[InterviewProcess], title: str) -> None:
+    rows = [{name: text(get(p)) for name, get in PROCESS_COLUMNS.items()} for p in processes]
+    print_table(rows, title, list(PROCESS_COLUMNS))

@@ -64,7 +64,11 @@ class RunSummary:
     run_id: str
     files: list[FileCounts] = field(default_factory=list)
     rejects_by_code: dict[str, int] = field(default_factory=dict)
-    retried: int = 0
+    retried: int = 0  # quarantined orphans of earlier runs validated again by this run
+    retry_resolved: int = 0  # of those, how many this run resolved (loaded, or another error)
+    waiting: int = 0  # orphans still waiting for their parent after this run (new ones too)
+    waiting_since: dt.datetime | None = None  # when the oldest of those was quarantined
+    skipped_paths: list[str] = field(default_factory=list)  # unrecognised files in folders
 
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
@@ -90,10 +94,16 @@ def fault_point(step: str) -> None:
 Progress = Callable[[str, int, int], None]
 
 
-def prepare_files(paths: list[Path], kind: str | None) -> list[InputFile]:
-    """Resolve, classify and fingerprint inputs before the store is touched (errors exit 2)."""
+def prepare_files(
+    paths: list[Path], kind: str | None, skipped: list[str] | None = None
+) -> list[InputFile]:
+    """Resolve, classify and fingerprint inputs before the store is touched (errors exit 2);
+    unrecognised files found in folders are appended to `skipped` (with the reason)."""
     files = []
-    for path in readers.expand_paths(paths):
+    found, passed_over = readers.expand_paths_reporting(paths, kind)
+    if skipped is not None:
+        skipped.extend(passed_over)
+    for path in found:
         fmt = readers.detect_format(path)
         files.append(InputFile(path, readers.detect_kind(path, kind), fmt, readers.sha256_of(path)))
     files.sort(key=lambda f: LOAD_ORDER.index(f.kind))
@@ -109,8 +119,11 @@ def ingest_paths(
     force: bool = False,
 ) -> RunSummary:
     """Load the given files as one run into the raw store beside warehouse `db`."""
-    files = prepare_files(paths, kind)
-    return ingest_inputs(files, db, wait_seconds, progress, force)
+    skipped: list[str] = []
+    files = prepare_files(paths, kind, skipped)
+    summary = ingest_inputs(files, db, wait_seconds, progress, force)
+    summary.skipped_paths = skipped
+    return summary
 
 
 # Called inside the run's transaction, after the merge and before the audit is final: an
@@ -604,6 +617,13 @@ def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetim
                retryable, null, $now from rejects""",
         {"run": run.run_id, "now": now},
     )
+    run.retry_resolved = con.execute(
+        "select count(*) from quarantine where retryable and resolved_run_id = ?", [run.run_id]
+    ).fetchone()[0]
+    run.waiting, run.waiting_since = con.execute(
+        "select count(*), min(quarantined_at) from quarantine "
+        "where retryable and resolved_run_id is null"
+    ).fetchone()
     for f in run.files:
         con.execute(
             "insert into ingest_files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

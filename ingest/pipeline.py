@@ -11,8 +11,9 @@ analyst session never blocks the build.
 Writers (the service API, `itrack interview`, ingest) and the build: dbt never opens the live
 raw store. The build copies it under the writer lock (a file copy: writers wait that long, or
 the build waits `--wait` for them, else exit 2 naming the holder) to
-`data/.build/<stem>.snapshot-<id>/<stem>.raw.duckdb` and dbt attaches that copy read-only.
-The feedback step takes the writer lock again only to log its run and publish.
+`data/.build/<stem>.snapshot-<id>/<stem>.raw.duckdb`, and dbt reads that copy (its
+`raw_store_path`). The feedback step takes the writer lock again only to log its run and
+publish: the warehouse, feeders.json, the placements and the run log change together.
 
 One build per warehouse at a time (`data/.build/<stem>.build.lock`; busy: exit 2 naming the
 holder, or `--wait`). Holding it, the build sweeps what a killed or failed build left
@@ -21,36 +22,62 @@ holder, or `--wait`). Holding it, the build sweeps what a killed or failed build
 
 from __future__ import annotations
 
-import contextlib
+import datetime as dt
 import shutil
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.errors import Refused
+from ingest.errors import Refused, UserError
 from ingest.load import RunSummary, fault_point, ingest_paths
 from ingest.store import (
+    StoreError,
     connect,
     new_run_id,
     raw_store_path,
     store_lock,
+    utc_now,
     warehouse_path,
 )
 
-DEFAULT_INPUT = Path("data/sample")
+
+@dataclass
+class Step:
+    """One step of a build: its name, how long it took and what it did (one line)."""
+
+    name: str
+    seconds: float
+    result: str
 
 
 @dataclass
 class BuildResult:
     warehouse: Path
+    started_at: dt.datetime = field(default_factory=utc_now)
     ingest: RunSummary | None = None
     backup: Path | None = None
     feedback: object | None = None
     report: Path | None = None
-    steps: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what dbt and the other steps reported
+    published: dict[str, Path] = field(default_factory=dict)  # output -> where it went
+    seconds: float = 0.0
 
 
 Note = Callable[[str], None]
+
+
+@contextmanager
+def _step(result: BuildResult, name: str, note: Note) -> Iterator[list[str]]:
+    """Time a step; the block appends its one-line result to the yielded list."""
+    started = time.monotonic()
+    outcome: list[str] = []
+    yield outcome
+    step = Step(name, round(time.monotonic() - started, 2), "; ".join(outcome) or "ok")
+    result.steps.append(step)
+    note(f"{name}: {step.result} ({step.seconds:.1f} s)")
 
 
 def build_dir(warehouse: Path) -> Path:
@@ -69,43 +96,92 @@ def run_build(
     write_html: bool = True,
     note: Note = print,
 ) -> BuildResult:
+    """Backup, ingest `paths` (none: nothing is ingested, the marts are rebuilt from the raw
+    store as it is), dbt build, feedback, publish, HTML report. `note` gets one line per step
+    as it finishes and whatever the steps report (dbt's notes included)."""
+    clock = time.monotonic()
     warehouse = warehouse_path(db).absolute()
     raw_store = raw_store_path(warehouse)
     result = BuildResult(warehouse)
+
+    def noted(message: str) -> None:
+        result.notes.append(message)
+        note(message)
+
+    if not paths and not raw_store.exists():
+        raise UserError(
+            f"no raw store at {raw_store}: nothing to build; name the files to ingest "
+            "(itrack build PATH...) or check --db"
+        )
     with build_lock(warehouse, wait_seconds):
         sweep_leftovers(warehouse)
-        if take_backup and raw_store.exists():
-            from ingest.backup import backup
-
-            result.backup = backup(warehouse, wait_seconds=wait_seconds)
-            note(f"backup: {result.backup}")
-        result.ingest = ingest_paths(
-            paths or [DEFAULT_INPUT], db=warehouse, wait_seconds=wait_seconds
+        _build_locked(
+            result, paths, wait_seconds, feeders, placements, candidates, take_backup, note, noted
         )
-        note(
-            f"ingest: {result.ingest.accepted} accepted, {result.ingest.rejected} rejected "
-            f"(run {result.ingest.run_id})"
-        )
-        run_id = new_run_id("build")
-        snapshot = build_dir(warehouse) / f"{warehouse.stem}.snapshot-{run_id}" / raw_store.name
-        building = build_dir(warehouse) / f"{warehouse.stem}.{run_id}.duckdb"
-        try:
-            snapshot_raw_store(raw_store, snapshot, wait_seconds)
-            _fresh_build_file(warehouse, building)
-            _dbt_build(building, snapshot, raw_store, note)
-            result.feedback = _feedback(
-                building, warehouse, feeders, placements, candidates, wait_seconds, note
-            )
-            note(f"published: {warehouse}")
-        finally:
-            _remove_db(building)
-            shutil.rmtree(snapshot.parent, ignore_errors=True)
     if write_html:
-        result.report = _report(warehouse, report, note)
+        with _step(result, "report", note) as out:
+            result.report = _report(warehouse, report)
+            result.published["report"] = result.report
+            out.append(str(result.report))
+    result.seconds = round(time.monotonic() - clock, 2)
     return result
 
 
-@contextlib.contextmanager
+def _build_locked(
+    result: BuildResult,
+    paths: list[Path] | None,
+    wait_seconds: float,
+    feeders: Path | None,
+    placements: Path | None,
+    candidates: Path | None,
+    take_backup: bool,
+    note: Note,
+    noted: Note,
+) -> None:
+    warehouse = result.warehouse
+    raw_store = raw_store_path(warehouse)
+    if take_backup and raw_store.exists():
+        from ingest.backup import backup
+
+        with _step(result, "backup", note) as out:
+            result.backup = backup(warehouse, wait_seconds=wait_seconds)
+            out.append(str(result.backup))
+    if paths:
+        with _step(result, "ingest", note) as out:
+            result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)
+            out.append(
+                f"run {result.ingest.run_id}: {result.ingest.accepted} accepted, "
+                f"{result.ingest.rejected} rejected"
+            )
+            if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
+                out.append("no new records")
+    run_id = new_run_id("build")
+    snapshot = build_dir(warehouse) / f"{warehouse.stem}.snapshot-{run_id}" / raw_store.name
+    building = build_dir(warehouse) / f"{warehouse.stem}.{run_id}.duckdb"
+    try:
+        with _step(result, "dbt build", note) as out:
+            snapshot_raw_store(raw_store, snapshot, wait_seconds)
+            _fresh_build_file(warehouse, building)
+            _dbt_build(building, snapshot, raw_store, noted)
+        with _step(result, "feedback", note) as out:
+            result.feedback = _feedback(
+                building, snapshot, warehouse, feeders, placements, candidates, wait_seconds
+            )
+            out.append(str(result.feedback))
+            data = warehouse.parent
+            result.published["feeders"] = feeders or data / "feeders.json"
+            result.published["placements"] = placements or data / "candidate_placements.json"
+            if candidates is not None:
+                result.published["candidates"] = candidates
+            result.published["warehouse"] = warehouse
+        with _step(result, "publish", note) as out:  # done with the feedback, in one step
+            out.append(str(warehouse))
+    finally:
+        _remove_db(building)
+        shutil.rmtree(snapshot.parent, ignore_errors=True)
+
+
+@contextmanager
 def build_lock(warehouse: Path, wait_seconds: float = 0.0) -> Iterator[None]:
     """One build per warehouse location; busy -> StoreBusyError (exit 2) naming the holder."""
     folder = build_dir(warehouse)
@@ -135,8 +211,6 @@ def snapshot_raw_store(raw_store: Path, snapshot: Path, wait_seconds: float = 0.
     snapshot.parent.mkdir(parents=True, exist_ok=True)
     with store_lock(raw_store, wait_seconds):
         if not raw_store.exists():
-            from ingest.store import StoreError
-
             raise StoreError(f"no raw store at {raw_store}: run `itrack ingest` first")
         shutil.copyfile(raw_store, snapshot)
         wal = raw_store.with_name(raw_store.name + ".wal")
@@ -165,22 +239,30 @@ def _dbt_build(building: Path, snapshot: Path, raw_store: Path, note: Note) -> N
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
-    note("dbt build: ok")
+    from feedback.data_quality import data_quality_lines
+
+    for line in data_quality_lines(building):  # unmapped stage names, data-quality counts
+        note(line)
 
 
 def _feedback(
     building: Path,
+    snapshot: Path,
     warehouse: Path,
     feeders: Path | None,
     placements: Path | None,
     candidates: Path | None,
     wait_seconds: float,
-    note: Note,
 ) -> object:
     from feedback.service import run_feedback
 
     data = warehouse.parent
-    result = run_feedback(
+
+    def publish() -> None:  # under the writer lock, every output staged
+        fault_point("publish")
+        building.replace(warehouse)  # the publish: atomic on one filesystem
+
+    return run_feedback(
         warehouse=building,
         raw_store_db=warehouse,
         feeders_path=feeders or data / "feeders.json",
@@ -188,30 +270,38 @@ def _feedback(
         candidates_path=candidates,
         full=False,
         wait_seconds=wait_seconds,
-        publish=lambda store: _publish(building, warehouse, store),
+        before_publish=lambda rows: _refresh_feedback_runs(building, snapshot, warehouse, rows),
+        publish=publish,
     )
-    note(f"feedback: {result}")
-    return result
 
 
-def _publish(building: Path, warehouse: Path, store) -> None:
-    """Under the writer lock, with this run's feedback log rows inserted (uncommitted): copy the
-    log into the build file, then publish it with one rename."""
-    runs = store.sql("select * from feedback_runs").to_arrow_table()  # noqa: F841 - read by name
-    con = connect(building)
-    try:
-        con.execute("create schema if not exists raw")
-        con.execute("create or replace table raw.feedback_runs as select * from runs")
-        con.execute("checkpoint")
-    finally:
-        con.close()
-    fault_point("publish")
-    building.replace(warehouse)  # the publish: atomic on one filesystem
+def _refresh_feedback_runs(
+    building: Path, snapshot: Path, warehouse: Path, rows: list[tuple]
+) -> None:
+    """This run's feedback log rows, added to the snapshot, then its staging table rebuilt (a
+    dbt node reading the declared source) so the published warehouse has the run it publishes
+    with. Private files only: no lock held, nobody waits."""
+    from ingest.dbt_runner import run_dbt
+
+    if rows:
+        con = connect(snapshot)
+        try:
+            con.executemany("insert into feedback_runs values (?, ?, ?, ?)", rows)
+            con.execute("checkpoint")
+        finally:
+            con.close()
+    outcome = run_dbt(
+        ["run", "--select", "stg_itrack__feedback_runs"],
+        building,
+        snapshot,
+        location=raw_store_path(warehouse),
+    )
+    if not outcome.ok:
+        failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
+        raise Refused(f"dbt could not refresh stg_itrack__feedback_runs: {failed}")
 
 
-def _report(warehouse: Path, report: Path | None, note: Note) -> Path:
+def _report(warehouse: Path, report: Path | None) -> Path:
     from feedback.html_report import write_report
 
-    out = write_report(warehouse, report or warehouse.parent / "report.html")
-    note(f"report: {out}")
-    return out
+    return write_report(warehouse, report or warehouse.parent / "report.html")

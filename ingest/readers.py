@@ -88,15 +88,40 @@ def detect_kind(path: Path, kind: str | None) -> str:
 
 def expand_paths(paths: list[Path]) -> list[Path]:
     """Files as given; folders expand to their data files (sorted, so runs are reproducible)."""
+    return expand_paths_reporting(paths, None)[0]
+
+
+def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Path], list[str]]:
+    """(files to read, skipped files with the reason).
+
+    A file named on the command line must be readable as records (else exit 2, naming it). In a
+    folder, a file that is not .jsonl/.json/.csv/.parquet, or whose name does not tell its kind
+    (without --kind), is skipped with a warning: one stray README or lock file does not stop the
+    night's ingest, and the summary names it. Hidden files (".name") are skipped the same way.
+    """
     files: list[Path] = []
+    skipped: list[str] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS))
+            for entry in sorted(path.iterdir()):
+                if entry.is_dir():
+                    continue
+                if entry.name.startswith("."):
+                    skipped.append(f"{entry}: hidden file")
+                elif entry.suffix.lower() not in FORMATS:
+                    skipped.append(f"{entry}: not a data file (.jsonl, .json, .csv or .parquet)")
+                elif kind is None and sum(k in entry.name.lower() for k in KINDS) != 1:
+                    skipped.append(
+                        f"{entry}: kind unknown (name it *candidates*, *processes* or "
+                        "*stages*, or pass --kind)"
+                    )
+                else:
+                    files.append(entry)
         elif path.exists():
             files.append(path)
         else:
             raise UserError(f"{path}: no such file or directory")
-    return files
+    return files, skipped
 
 
 def sha256_of(path: Path) -> str:
@@ -195,7 +220,8 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
             FileProblem(
                 exc.lineno,
                 "malformed_json",
-                f"malformed JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                f"malformed JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno} "
+                f"column {exc.colno}); "
                 "no record of this file was loaded",
                 text[:2000],
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +27,14 @@ from ingest.store import new_run_id, utc_now
 PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
 STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
 HISTORY_SOURCE = "service"
+CORRECTION_SOURCE = "correction"  # history rows written by amend / reopen
+MIN_PREFIX = 4  # an id may be given by a unique prefix of at least this many characters
+_ID_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]*")
+# kind -> (table, what a person calls it)
+ID_KINDS = {
+    "process": ("interview_processes", "interview process"),
+    "stage": ("interview_stages", "interview stage"),
+}
 
 # Rows read back were accepted under the rules of their day (see contract.stored).
 STORED = {"stored": True}
@@ -54,6 +63,7 @@ class InterviewRepository:
     def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:
         self.con = con
         self.run_id = run_id or new_run_id("api")
+        self.history_source = HISTORY_SOURCE  # CORRECTION_SOURCE while amending / reopening
         self._depth = 0
 
     @contextmanager
@@ -99,9 +109,9 @@ class InterviewRepository:
         return self.get_interview_by_id(process.id)
 
     def get_interview_by_id(self, interview_id: UUID | str) -> InterviewProcess:
-        found = self._select_processes("where id = ?", [parse_id(interview_id, "process")])
+        found = self._select_processes("where id = ?", [self.resolve_id("process", interview_id)])
         if not found:
-            raise NotFoundError(f"interview process '{interview_id}' not found")
+            raise self._not_found("process", interview_id)
         return found[0]
 
     def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
@@ -170,9 +180,9 @@ class InterviewRepository:
         return self.get_stage_by_id(stage.id)
 
     def get_stage_by_id(self, stage_id: UUID | str) -> InterviewStage:
-        found = self._select_stages("where id = ?", [parse_id(stage_id, "stage")])
+        found = self._select_stages("where id = ?", [self.resolve_id("stage", stage_id)])
         if not found:
-            raise NotFoundError(f"interview stage '{stage_id}' not found")
+            raise self._not_found("stage", stage_id)
         return found[0]
 
     def get_stages_by_interview(self, interview_id: UUID | str) -> list[InterviewStage]:
@@ -194,6 +204,145 @@ class InterviewRepository:
             [interview_id],
         ).fetchone()
         return int(row[0]) if row else 0
+
+    # -- ids, names, corrections -----------------------------------------------------------
+
+    def resolve_id(self, kind: str, value: UUID | str) -> UUID:
+        """A full id as given, or the one id of this kind starting with `value` (at least
+        MIN_PREFIX characters). Ambiguous prefixes and ids of another kind are refused, saying
+        so; a full id that does not exist is reported by the caller's lookup."""
+        if isinstance(value, UUID):
+            return value
+        text = str(value).strip().lower()
+        try:
+            return UUID(text)
+        except ValueError:
+            pass
+        table, what = ID_KINDS[kind]
+        if len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+            raise self._not_found(kind, value)
+        ids = [
+            r[0]
+            for r in self.con.execute(
+                f"select id from {table} where starts_with(cast(id as varchar), ?) "
+                "order by id limit 4",
+                [text],
+            ).fetchall()
+        ]
+        if len(ids) == 1:
+            return ids[0] if isinstance(ids[0], UUID) else UUID(str(ids[0]))
+        if len(ids) > 1:
+            shown = ", ".join(str(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+            raise Refused(
+                f"{what} id prefix '{value}' is ambiguous: it matches {shown}; give more characters"
+            )
+        raise self._not_found(kind, value)
+
+    def _not_found(self, kind: str, value: UUID | str) -> NotFoundError:
+        """'not found', or what the id is instead (a stage id given for a process, ...)."""
+        what = ID_KINDS[kind][1]
+        text = str(value).strip().lower()
+        for other, (table, other_what) in ID_KINDS.items():
+            if other == kind or len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+                continue
+            hit = self.con.execute(
+                f"select count(*) from {table} where starts_with(cast(id as varchar), ?)",
+                [text],
+            ).fetchone()[0]
+            if hit:
+                return NotFoundError(f"'{value}' is an {other_what} id, not an {what} id")
+        if self.con.execute(
+            "select count(*) from candidates where id = ?", [str(value).strip()]
+        ).fetchone()[0]:
+            return NotFoundError(f"'{value}' is a candidate id, not an {what} id")
+        if not _ID_PREFIX.fullmatch(text):
+            return NotFoundError(f"{what} '{value}' not found (not a valid id)")
+        return NotFoundError(f"{what} '{value}' not found")
+
+    def known_names(self, column: str) -> list[str]:
+        """Distinct company names (`company_name`) or feeders (`feeder_source`, from processes
+        and candidates) already stored, sorted."""
+        if column == "company_name":
+            sql = "select distinct company_name from interview_processes"
+        elif column == "feeder_source":
+            sql = (
+                "select feeder_source from interview_processes where feeder_source is not null "
+                "union select feeder_source from candidates where feeder_source is not null"
+            )
+        else:
+            raise ValueError(column)
+        return sorted(r[0] for r in self.con.execute(sql).fetchall())
+
+    def open_processes_like(
+        self, candidate_id: str, company_name: str, role_title: str, terminal: Sequence[str]
+    ) -> list[InterviewProcess]:
+        """Open (non-terminal) processes of a candidate for the same company and role."""
+        return self._select_processes(
+            "where candidate_id = ? and lower(company_name) = lower(?) "
+            "and lower(role_title) = lower(?) and not list_contains(?::varchar[], status)",
+            [candidate_id, company_name, role_title, list(terminal)],
+        )
+
+    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
+        """The status a process had before it last moved to `status` (from the history)."""
+        row = self.con.execute(
+            "select from_status from interview_status_history where interview_process_id = ? "
+            "and to_status = ? order by changed_at desc, recorded_at desc limit 1",
+            [str(interview_id), InterviewStatus(status).value],
+        ).fetchone()
+        return InterviewStatus(row[0]) if row and row[0] else None
+
+    def record_correction(
+        self,
+        record_kind: str,
+        record_id: UUID,
+        interview_process_id: UUID,
+        field: str,
+        old_value: Any,
+        new_value: Any,
+        reason: str,
+        changed_by: str,
+    ) -> None:
+        """One row of the corrections audit: what changed, from what to what, why, by whom."""
+        self.con.execute(
+            "insert into corrections (run_id, record_kind, record_id, interview_process_id, "
+            "field, old_value, new_value, reason, changed_by, recorded_at) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                self.run_id,
+                record_kind,
+                str(record_id),
+                str(interview_process_id),
+                field,
+                _audit_text(old_value),
+                _audit_text(new_value),
+                reason,
+                changed_by,
+                utc_now(),
+            ],
+        )
+
+    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The corrections of a process and its stages, oldest first."""
+        cursor = self.con.execute(
+            "select recorded_at, record_kind, record_id, field, old_value, new_value, reason, "
+            "changed_by, run_id from corrections where interview_process_id = ? "
+            "order by recorded_at, record_kind, field",
+            [str(interview_id)],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The status history of a process, oldest first."""
+        cursor = self.con.execute(
+            "select changed_at, from_status, to_status, source, run_id "
+            "from interview_status_history where interview_process_id = ? "
+            "order by changed_at, recorded_at",
+            [str(interview_id)],
+        )
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     # -- reporting ----------------------------------------------------------------------------
 
@@ -251,7 +400,7 @@ class InterviewRepository:
                 to_status.value,
                 changed_at,
                 self.run_id,
-                HISTORY_SOURCE,
+                self.history_source,
                 utc_now(),
             ],
         )
@@ -273,3 +422,13 @@ class InterviewRepository:
         sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
         cursor = self.con.execute(sql, params)
         return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _audit_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(getattr(value, "value", value))

@@ -16,6 +16,7 @@ docs/service.md):
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import duckdb
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ingest.contract import (
     FEEDBACK_TRIGGER_STATUSES,
@@ -39,17 +40,21 @@ from ingest.contract import (
     InterviewStatus,
     OfferDetails,
     StageOutcome,
+    Timestamp,
     is_valid_move,
     stage_date_error,
 )
 from ingest.errors import Refused
-from ingest.repository import InterviewRepository, NotFoundError
+from ingest.repository import CORRECTION_SOURCE, InterviewRepository, NotFoundError
 from ingest.store import open_store, utc_now
 
 S = InterviewStatus
 ONE_TICK = dt.timedelta(microseconds=1)
 # Outcomes that mean the stage took place: they get a completed_date.
 HELD_OUTCOMES = frozenset({StageOutcome.PASSED, StageOutcome.FAILED, StageOutcome.NO_SHOW})
+# `--at` may be this far ahead of the clock (clock skew between machines), no further.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+_TIMESTAMP: TypeAdapter[dt.datetime] = TypeAdapter(Timestamp)
 _M = TypeVar("_M", bound=BaseModel)
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -95,12 +100,29 @@ class ConversionRates:
 FeedbackCallback = Callable[[FeedbackTrigger], None]
 
 
+@dataclass(frozen=True)
+class OutcomeResult:
+    """A stage after an outcome or an amendment, and its process (which it may have closed or
+    reopened)."""
+
+    stage: InterviewStage
+    process: InterviewProcess
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage.model_dump(mode="json"),
+            "process": self.process.model_dump(mode="json"),
+        }
+
+
 @dataclass
 class _Call:
-    """State of one write call: its repository, its clock reading and the triggers it fired."""
+    """State of one write call: its repository, the time of the event (`--at`, else the clock
+    reading) and the triggers it fired."""
 
     repo: InterviewRepository
     now: dt.datetime
+    at: dt.datetime | None = None  # the explicit event time, when backfilling
     triggers: list[FeedbackTrigger] = field(default_factory=list)
 
 
@@ -140,9 +162,19 @@ class InterviewService:
         role_title: str,
         feeder_source: str | None = None,
         recruiter_name: str | None = None,
+        *,
+        at: dt.datetime | str | None = None,
+        check_names: bool = False,
+        new_company: bool = False,
+        new_feeder: bool = False,
     ) -> InterviewProcess:
-        """Start a process (`in_progress`) for a candidate already in the store."""
-        with self._write("create") as call:
+        """Start a process (`in_progress`) for a candidate already in the store.
+
+        `at` backdates it (created_at; validated as the contract's timestamps). With
+        `check_names` a company or feeder that is not stored yet is refused unless
+        `new_company` / `new_feeder` says it is deliberately new, and one close to a known name
+        is refused with "did you mean" (the CLI always checks)."""
+        with self._write("create", at) as call:
             try:
                 call.repo.candidate_feeder(candidate_id)
             except NotFoundError:
@@ -150,6 +182,22 @@ class InterviewService:
                     f"candidate '{candidate_id}' not found: load the candidate first "
                     "(itrack ingest); a process without its candidate is an orphan"
                 ) from None
+            if check_names:
+                _check_name(
+                    call.repo.known_names("company_name"),
+                    company_name,
+                    "company",
+                    "--new-company",
+                    new_company,
+                )
+                if feeder_source is not None:
+                    _check_name(
+                        call.repo.known_names("feeder_source"),
+                        feeder_source,
+                        "feeder",
+                        "--new-feeder",
+                        new_feeder,
+                    )
             process = _build(
                 InterviewProcess,
                 "process",
@@ -169,11 +217,15 @@ class InterviewService:
         stage_name: str,
         stage_order: int,
         scheduled_date: dt.datetime | str | None = None,
+        *,
+        at: dt.datetime | str | None = None,
     ) -> InterviewStage:
-        """Add the next stage (stage_order = current max + 1) to an open process."""
-        with self._write("add-stage") as call:
+        """Add the next stage (stage_order = current max + 1) to an open process; `at`
+        backdates the record (not before the process's last change)."""
+        with self._write("add-stage", at) as call:
             process = call.repo.get_interview_by_id(interview_id)
             _require_open(process, "no stage can be added")
+            _check_at(call, process)
             stage = _build(
                 InterviewStage,
                 "stage",
@@ -203,40 +255,163 @@ class InterviewService:
         feedback: str | None = None,
         interviewer_names: Sequence[str] | None = None,
         completed_date: dt.datetime | str | None = None,
+        *,
+        at: dt.datetime | str | None = None,
     ) -> InterviewStage:
         """Record a stage's outcome, ratings, notes and interviewers.
 
-        passed / failed / no_show set `completed_date` (given, else already stored, else now);
-        pending and cancelled clear it unless given. A failed stage closes an in_progress
-        process as rejected_by_company with final_outcome "Failed <stage name>".
+        passed / failed / no_show set `completed_date` (given, else `at`, else already stored,
+        else now); pending and cancelled clear it unless given. A failed stage closes an
+        in_progress process as rejected_by_company with final_outcome "Failed <stage name>".
         """
+        return self.record_stage_outcome(
+            stage_id, outcome, ratings, feedback, interviewer_names, completed_date, at=at
+        ).stage
+
+    def record_stage_outcome(
+        self,
+        stage_id: UUID | str,
+        outcome: StageOutcome | str,
+        ratings: Mapping[str, Any] | None = None,
+        feedback: str | None = None,
+        interviewer_names: Sequence[str] | None = None,
+        completed_date: dt.datetime | str | None = None,
+        *,
+        at: dt.datetime | str | None = None,
+    ) -> OutcomeResult:
+        """`update_stage_outcome`, returning the stage and its process (a script sees an
+        automatic close)."""
         outcome = _parse_enum(StageOutcome, outcome, "outcome")
         rating_values = _rating_fields(ratings)
-        with self._write("outcome") as call:
+        with self._write("outcome", at) as call:
             stage = call.repo.get_stage_by_id(stage_id)
             process = call.repo.get_interview_by_id(stage.interview_process_id)
             _require_open(process, "outcomes cannot be recorded")
-            if completed_date is None and outcome in HELD_OUTCOMES:
-                completed_date = stage.completed_date or call.now
-            changes: dict[str, Any] = {
-                "outcome": outcome,
-                "completed_date": completed_date,
-                "updated_at": _next_time(call.now, stage.updated_at),
-                **rating_values,
-            }
-            if feedback is not None:
-                changes["feedback_notes"] = feedback
-            if interviewer_names is not None:
-                changes["interviewer_names"] = list(interviewer_names)
-            updated = _build(InterviewStage, "stage", **{**stage.model_dump(), **changes})
-            _check_stage_dates(updated, process)
-            saved = call.repo.update_stage(updated)
+            _check_at(call, process)
+            saved = self._save_outcome(
+                call,
+                stage,
+                process,
+                outcome,
+                rating_values,
+                feedback,
+                interviewer_names,
+                completed_date,
+            )
             if outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
                 reason = f"Failed {stage.stage_name}"
-                self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=reason)
+                process = self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=reason)
             else:
-                self._touch(call, process)
-            return saved
+                process = self._touch(call, process)
+            return OutcomeResult(saved, process)
+
+    def amend_stage_outcome(
+        self,
+        stage_id: UUID | str,
+        outcome: StageOutcome | str,
+        reason: str,
+        changed_by: str,
+        ratings: Mapping[str, Any] | None = None,
+        feedback: str | None = None,
+        interviewer_names: Sequence[str] | None = None,
+        completed_date: dt.datetime | str | None = None,
+        *,
+        at: dt.datetime | str | None = None,
+    ) -> OutcomeResult:
+        """Correct a stage's recorded outcome (also on a closed process), with a reason.
+
+        Every changed field is written to `corrections` (old value, new value, reason, who).
+        If the process was closed by this stage's failure ("Failed <stage name>") and the stage
+        no longer failed, the process is reopened to the status it had before; if the amended
+        outcome is `failed` on an in_progress process, it closes as a recorded failure would.
+        Status changes of the call are history rows with source `correction`.
+        """
+        outcome = _parse_enum(StageOutcome, outcome, "outcome")
+        rating_values = _rating_fields(ratings)
+        reason = _required_reason(reason)
+        with self._write("amend", at) as call:
+            call.repo.history_source = CORRECTION_SOURCE
+            stage = call.repo.get_stage_by_id(stage_id)
+            process = call.repo.get_interview_by_id(stage.interview_process_id)
+            saved = self._save_outcome(
+                call,
+                stage,
+                process,
+                outcome,
+                rating_values,
+                feedback,
+                interviewer_names,
+                completed_date,
+            )
+            changed = _changed_fields(stage, saved)
+            if not changed:
+                raise Refused(
+                    f"stage {stage.id} already has outcome {stage.outcome}: nothing to amend"
+                )
+            for name in changed:
+                call.repo.record_correction(
+                    "stage",
+                    stage.id,
+                    process.id,
+                    name,
+                    getattr(stage, name),
+                    getattr(saved, name),
+                    reason,
+                    changed_by,
+                )
+            closed_by_it = (
+                process.status is S.REJECTED_BY_COMPANY
+                and process.final_outcome == f"Failed {stage.stage_name}"
+            )
+            if closed_by_it and outcome is not StageOutcome.FAILED:
+                before = call.repo.status_before(process.id, S.REJECTED_BY_COMPANY)
+                process = self._reopen(call, process, before or S.IN_PROGRESS, reason, changed_by)
+            elif outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
+                process = self._move(
+                    call, process, S.REJECTED_BY_COMPANY, final_outcome=f"Failed {stage.stage_name}"
+                )
+                call.repo.record_correction(
+                    "process",
+                    process.id,
+                    process.id,
+                    "status",
+                    S.IN_PROGRESS,
+                    process.status,
+                    reason,
+                    changed_by,
+                )
+            else:
+                process = self._touch(call, process)
+            return OutcomeResult(saved, process)
+
+    def reopen_interview_process(
+        self,
+        interview_id: UUID | str,
+        reason: str,
+        changed_by: str,
+        to_status: InterviewStatus | str | None = None,
+        *,
+        at: dt.datetime | str | None = None,
+    ) -> InterviewProcess:
+        """Reopen a closed process, with a reason: back to `to_status` (default: the status it
+        had before it closed), final_outcome cleared; the move is a history row with source
+        `correction` and both changes are in `corrections` (who, why)."""
+        reason = _required_reason(reason)
+        target = _parse_enum(InterviewStatus, to_status, "status") if to_status else None
+        if target is not None and target in TERMINAL_STATUSES:
+            raise Refused(f"a process is reopened to an open status, not to {target}")
+        with self._write("reopen", at) as call:
+            call.repo.history_source = CORRECTION_SOURCE
+            process = call.repo.get_interview_by_id(interview_id)
+            if process.status not in TERMINAL_STATUSES:
+                raise Refused(
+                    f"process {process.id} is not closed ({process.status}): nothing to reopen"
+                )
+            _check_at(call, process)
+            if target is None:
+                before = call.repo.status_before(process.id, process.status)
+                target = before if before and before not in TERMINAL_STATUSES else S.IN_PROGRESS
+            return self._reopen(call, process, target, reason, changed_by)
 
     def complete_interview_process(
         self,
@@ -244,6 +419,8 @@ class InterviewService:
         final_status: InterviewStatus | str,
         offer_details: OfferDetails | Mapping[str, Any] | str | None = None,
         final_outcome: str | None = None,
+        *,
+        at: dt.datetime | str | None = None,
     ) -> InterviewProcess:
         """Move a process to `final_status` (one move of the state machine).
 
@@ -257,8 +434,9 @@ class InterviewService:
         if offer is not None and target not in OFFER_STATUSES:
             allowed = ", ".join(sorted(OFFER_STATUSES))
             raise Refused(f"offer details go with status {allowed}; not with {target}")
-        with self._write("complete") as call:
+        with self._write("complete", at) as call:
             process = call.repo.get_interview_by_id(interview_id)
+            _check_at(call, process)
             if offer is not None:
                 process = process.model_copy(update={"offer_details": offer})
                 if process.status is not S.OFFER_EXTENDED:
@@ -274,6 +452,28 @@ class InterviewService:
         with self._read() as repo:
             process = repo.get_interview_by_id(interview_id)
             return InterviewDetail(process, repo.get_stages_by_interview(process.id))
+
+    def get_audit(self, interview_id: UUID | str) -> dict[str, Any]:
+        """A process's status history and corrections (the audit trail), oldest first."""
+        with self._read() as repo:
+            process = repo.get_interview_by_id(interview_id)
+            return {
+                "process_id": str(process.id),
+                "status_history": repo.status_history(process.id),
+                "corrections": repo.corrections(process.id),
+            }
+
+    def open_duplicates(self, process: InterviewProcess) -> list[InterviewProcess]:
+        """Other open processes of the same candidate for the same company and role."""
+        terminal = sorted(s.value for s in TERMINAL_STATUSES)
+        with self._read() as repo:
+            return [
+                p
+                for p in repo.open_processes_like(
+                    process.candidate_id, process.company_name, process.role_title, terminal
+                )
+                if p.id != process.id
+            ]
 
     def get_candidate_interview_history(self, candidate_id: str) -> list[InterviewDetail]:
         """Every process of a candidate (oldest first) with its stages."""
@@ -323,33 +523,97 @@ class InterviewService:
     # -- internals ----------------------------------------------------------------------------
 
     @contextmanager
-    def _store(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def _store(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The raw store: reads open it read-only (no writer lock, never created); writes take
+        the writer lock on an existing store (a wrong --db is an error, not a new empty store).
+        """
         if self._connection is not None:
             yield self._connection
             return
-        with open_store(self.db, self.wait_seconds) as con:
+        with open_store(self.db, self.wait_seconds, read_only=read_only, create=False) as con:
             yield con
 
     @contextmanager
     def _read(self) -> Iterator[InterviewRepository]:
-        with self._store() as con:
+        with self._store(read_only=True) as con:
             yield InterviewRepository(con)
 
     @contextmanager
-    def _write(self, command: str) -> Iterator[_Call]:
+    def _write(self, command: str, at: dt.datetime | str | None = None) -> Iterator[_Call]:
         """One transaction per call, audited in ingest_runs; callbacks after the store closes."""
+        when = parse_at(at)
         with self._store() as con:
-            call = _Call(InterviewRepository(con), utc_now())
+            started = utc_now()
+            call = _Call(InterviewRepository(con), when or started, when)
             with call.repo.transaction():
                 yield call
                 con.execute(
                     "insert into ingest_runs (run_id, command, status, started_at, finished_at,"
                     " rows_read, accepted) values (?, ?, 'completed', ?, ?, 1, 1)",
-                    [call.repo.run_id, f"interview {command}", call.now, utc_now()],
+                    [call.repo.run_id, f"interview {command}", started, utc_now()],
                 )
         for trigger in call.triggers:
             for callback in self._callbacks:
                 callback(trigger)
+
+    def _save_outcome(
+        self,
+        call: _Call,
+        stage: InterviewStage,
+        process: InterviewProcess,
+        outcome: StageOutcome,
+        rating_values: dict[str, Any],
+        feedback: str | None,
+        interviewer_names: Sequence[str] | None,
+        completed_date: dt.datetime | str | None,
+    ) -> InterviewStage:
+        if completed_date is None and outcome in HELD_OUTCOMES:
+            completed_date = call.at or stage.completed_date or call.now
+        changes: dict[str, Any] = {
+            "outcome": outcome,
+            "completed_date": completed_date,
+            "updated_at": _next_time(call.now, stage.updated_at),
+            **rating_values,
+        }
+        if feedback is not None:
+            changes["feedback_notes"] = feedback
+        if interviewer_names is not None:
+            changes["interviewer_names"] = list(interviewer_names)
+        updated = _build(InterviewStage, "stage", **{**stage.model_dump(), **changes})
+        _check_stage_dates(updated, process)
+        return call.repo.update_stage(updated)
+
+    def _reopen(
+        self,
+        call: _Call,
+        process: InterviewProcess,
+        to: InterviewStatus,
+        reason: str,
+        changed_by: str,
+    ) -> InterviewProcess:
+        """Leave a terminal status (a correction, not a move of the state machine)."""
+        changes: dict[str, Any] = {
+            "status": to,
+            "final_outcome": None,
+            "updated_at": _next_time(call.now, process.updated_at),
+        }
+        if to not in OFFER_STATUSES:  # offer details go with offer statuses only
+            changes["offer_details"] = None
+        reopened = _build(InterviewProcess, "process", **{**process.model_dump(), **changes})
+        saved = call.repo.update_interview(reopened)
+        for name in ("status", "final_outcome", "offer_details"):
+            if getattr(process, name) != getattr(saved, name):
+                call.repo.record_correction(
+                    "process",
+                    process.id,
+                    process.id,
+                    name,
+                    getattr(process, name),
+                    getattr(saved, name),
+                    reason,
+                    changed_by,
+                )
+        return saved
 
     def _touch(self, call: _Call, process: InterviewProcess) -> InterviewProcess:
         """Save the process with its updated_at moved strictly forward."""
@@ -395,6 +659,69 @@ class InterviewService:
                 )
             )
         return saved
+
+
+def parse_at(value: dt.datetime | str | None) -> dt.datetime | None:
+    """An explicit event time (`--at`): the contract's timestamp rules, and not in the future."""
+    if value is None:
+        return None
+    try:
+        at = _TIMESTAMP.validate_python(value)
+    except ValidationError as exc:
+        raise Refused(f"--at '{value}' refused: {describe(exc)}") from None
+    if at > utc_now() + FUTURE_TOLERANCE:
+        raise Refused(
+            f"--at {at.isoformat()} is in the future; events are recorded when or after they happen"
+        )
+    return at
+
+
+def _check_at(call: _Call, process: InterviewProcess) -> None:
+    """A backdated event may not precede the process's last recorded change: history stays in
+    the order things happened."""
+    if call.at is not None and process.updated_at is not None and call.at < process.updated_at:
+        raise Refused(
+            f"--at {call.at.isoformat()} is before the last change of process {process.id} "
+            f"({process.updated_at.isoformat()}); backfill events in the order they happened"
+        )
+
+
+def _required_reason(reason: str | None) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise Refused("a correction needs a reason (--reason TEXT): it is kept in the audit trail")
+    return text
+
+
+def _changed_fields(before: BaseModel, after: BaseModel) -> list[str]:
+    skip = {"updated_at"}
+    return [
+        name
+        for name in type(before).model_fields
+        if name not in skip and getattr(before, name) != getattr(after, name)
+    ]
+
+
+def _check_name(known: list[str], value: str, what: str, flag: str, allow_new: bool) -> None:
+    """A company or feeder must be a known one, or deliberately new (`flag`); a name close to a
+    known one (typo, other case) is refused with the candidates."""
+    if value in known or allow_new:
+        return
+    close = [k for k in known if k.lower() == value.lower()]
+    close += [
+        k
+        for k in difflib.get_close_matches(value.lower(), [k.lower() for k in known], 3, 0.75)
+        if k not in close
+    ]
+    by_lower = {k.lower(): k for k in known}
+    close = list(dict.fromkeys(by_lower.get(c, c) for c in close))
+    if close:
+        options = " or ".join(f"'{c}'" for c in close)
+        raise Refused(
+            f"unknown {what} '{value}': did you mean {options}? "
+            f"(pass {flag} if '{value}' is really a new {what})"
+        )
+    raise Refused(f"{what} '{value}' is not known yet: pass {flag} to record a new {what}")
 
 
 def _next_time(now: dt.datetime, previous: dt.datetime | None) -> dt.datetime:

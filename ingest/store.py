@@ -32,6 +32,14 @@ class StoreError(RuntimeError):
     """The store cannot be opened or written (permissions, disk, corruption)."""
 
 
+class StoreMissingError(StoreError):
+    """A command that only uses an existing store was pointed at a path with none."""
+
+
+# Writers wait this long for another writer before reporting "busy" (`--wait` overrides it).
+DEFAULT_WAIT_SECONDS = 30.0
+
+
 def utc_now() -> dt.datetime:
     """Now as naive UTC, the way every timestamp is stored."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -154,6 +162,18 @@ create table if not exists feedback_runs (
     metrics json not null,
     written_at timestamp not null
 );
+create table if not exists corrections (
+    run_id varchar not null,
+    record_kind varchar not null,
+    record_id varchar not null,
+    interview_process_id varchar not null,
+    field varchar not null,
+    old_value varchar,
+    new_value varchar,
+    reason varchar not null,
+    changed_by varchar not null,
+    recorded_at timestamp not null
+);
 create table if not exists extract_watermarks (
     source varchar not null,
     table_name varchar not null,
@@ -221,17 +241,48 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def open_store(
-    db: Path | str | None = None, wait_seconds: float = 0.0, read_only: bool = False
+    db: Path | str | None = None,
+    wait_seconds: float = 0.0,
+    read_only: bool = False,
+    create: bool = True,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The raw store under the writer lock, schema ensured. Callers own their transactions."""
+    """The raw store. Callers own their transactions.
+
+    Writers (`read_only=False`) hold the writer lock and get the schema ensured; with
+    `create=False` a missing store is an error instead of a new empty file. Readers never
+    create anything (not even the folder or the lock file) and never take the writer lock: they
+    open the file read-only, waiting up to `wait_seconds` while a writer has it open (DuckDB lets
+    no other process open a file that one process writes).
+    """
     path = raw_store_path(db)
-    if read_only and not path.exists():
-        raise StoreError(f"no raw store at {path}: run `itrack ingest` first")
-    with store_lock(path, wait_seconds):
-        con = connect(path, read_only=read_only)
+    if (read_only or not create) and not path.exists():
+        raise StoreMissingError(
+            f"no raw store at {path}: check --db (or $ITRACK_DB), or load data first "
+            "with `itrack ingest` / `itrack build PATH`"
+        )
+    if read_only:
+        con = connect_waiting(path, wait_seconds)
         try:
-            if not read_only:
-                con.execute(SCHEMA)
             yield con
         finally:
             con.close()
+        return
+    with store_lock(path, wait_seconds):
+        con = connect(path)
+        try:
+            con.execute(SCHEMA)
+            yield con
+        finally:
+            con.close()
+
+
+def connect_waiting(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
+    """A read-only connection, retried while a writer holds the file (up to `wait_seconds`)."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            return connect(path, read_only=True)
+        except StoreBusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)

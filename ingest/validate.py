@@ -266,7 +266,9 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
         return None, Rejection(
-            "malformed_json", None, f"malformed JSON ({exc.msg} at column {exc.colno})"
+            "malformed_json",
+            None,
+            f"malformed JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})",
         )
     if not isinstance(data, dict):
         return None, Rejection(

@@ -259,7 +259,7 @@ def test_stages_add_list_get_and_outcome(api, db):
     stage = r.json()
     assert r.headers["location"] == f"/interviews/stages/{stage['id']}"
     assert api.get(r.headers["location"], headers=lead()).json() == stage
-    assert stage["scheduled_date"] == "2099-01-06T10:00:00"
+    assert stage["scheduled_date"] == "2099-01-06T10:00:00Z"
     listed = api.get(f"/interviews/{pid}/stages", headers=lead()).json()
     assert listed == {"interview_process_id": pid, "stages": [stage]}
 
@@ -279,7 +279,7 @@ def test_stages_add_list_get_and_outcome(api, db):
     got = r.json()
     assert (got["outcome"], got["overall_rating"], got["technical_rating"]) == ("passed", 4, 5)
     assert (got["feedback_notes"], got["interviewer_names"]) == ("solid", ["Dana"])
-    assert got["completed_date"] == "2099-01-06T11:00:00"
+    assert got["completed_date"] == "2099-01-06T11:00:00Z"
 
 
 def test_stage_refusals(api):

@@ -263,10 +263,11 @@ def test_anonymized_export_has_no_names_or_free_text(wh, tmp_path):
     secrets = {
         v
         for (v,) in con.execute(
-            "select full_name from raw.candidates union select recruiter_name from "
-            "raw.interview_processes union select unnest(interviewer_names) from "
-            "raw.interview_stages union select feedback_notes from raw.interview_stages "
-            "union select candidate_id from raw.interview_processes"
+            "select full_name from stg_itrack__candidates union select recruiter_name from "
+            "stg_itrack__interview_processes union select unnest(interviewer_names) from "
+            "stg_itrack__interview_stages union select feedback_notes from "
+            "stg_itrack__interview_stages union select candidate_id from "
+            "stg_itrack__interview_processes"
         ).fetchall()
         if v
     }

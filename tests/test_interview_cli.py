@@ -43,6 +43,7 @@ def test_full_life_of_an_interview(db, tmp_path):
     process = run_json(
         db,
         "create",
+        "--new-company",
         "--candidate",
         "c1",
         "--company",
@@ -89,7 +90,7 @@ def test_full_life_of_an_interview(db, tmp_path):
             "Bo",
             "--interviewer",
             "Zoë",
-        )
+        )["stage"]
         assert stage["outcome"] == "passed" and stage["completed_date"] is not None
         assert stage["overall_rating"] == rating
         assert stage["interviewer_names"] == ["Bo", "Zoë"]
@@ -146,11 +147,22 @@ def test_full_life_of_an_interview(db, tmp_path):
 
 
 def test_human_output_tables(db):
-    pid = run_json(db, "create", "--candidate", "c1", "--company", "Acme", "--role", "SWE")["id"]
+    pid = run_json(
+        db,
+        "create",
+        "--new-company",
+        "--new-feeder",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "SWE",
+    )["id"]
     stage_id = run_json(db, "add-stage", pid, "--name", "Technical Interview", "--order", "1")["id"]
     out = run(db, "outcome", stage_id, "failed", "--overall", "2")
-    assert "Interview stage" in out and "failed" in out
-    assert f"process {pid}: rejected_by_company" in out
+    assert "Interview stage:" in out and "  outcome: failed" in out
+    assert out.endswith(f"process {pid}: rejected_by_company\n")
     shown = run(db, "show", pid)
     assert "Failed Technical Interview" in shown and pid in shown and stage_id in shown
     listed = run(db, "list", "--company", "Acme")
@@ -160,9 +172,31 @@ def test_human_output_tables(db):
 
 
 def test_list_and_history_json(db):
-    first = run_json(db, "create", "--candidate", "c1", "--company", "Acme", "--role", "A")
+    first = run_json(
+        db,
+        "create",
+        "--new-company",
+        "--new-feeder",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "A",
+    )
     second = run_json(
-        db, "create", "--candidate", "c1", "--company", "Globex", "--role", "B", "--feeder", "gh"
+        db,
+        "create",
+        "--new-company",
+        "--new-feeder",
+        "--candidate",
+        "c1",
+        "--company",
+        "Globex",
+        "--role",
+        "B",
+        "--feeder",
+        "gh",
     )
     run(db, "complete", second["id"], "on_hold")
     assert [p["id"] for p in run_json(db, "list")] == [first["id"], second["id"]]
@@ -176,7 +210,18 @@ def test_list_and_history_json(db):
 
 
 def test_offer_as_inline_json_from_in_progress(db):
-    pid = run_json(db, "create", "--candidate", "c1", "--company", "Acme", "--role", "SWE")["id"]
+    pid = run_json(
+        db,
+        "create",
+        "--new-company",
+        "--new-feeder",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "SWE",
+    )["id"]
     offer = '{"base_salary": 100000, "currency": "EUR", "offer_date": "2025-02-01"}'
     done = run_json(db, "complete", pid, "offer_accepted", "--offer", offer)
     assert done["status"] == "offer_accepted"
@@ -187,11 +232,25 @@ def test_offer_as_inline_json_from_in_progress(db):
     ("args", "code", "message"),
     [
         (
-            ["create", "--candidate", "ghost", "--company", "A", "--role", "B"],
+            [
+                "create",
+                "--new-company",
+                "--new-feeder",
+                "--candidate",
+                "ghost",
+                "--company",
+                "A",
+                "--role",
+                "B",
+            ],
             1,
             "error: candidate 'ghost' not found: load the candidate first",
         ),
-        (["show", "not-a-uuid"], 1, "error: process 'not-a-uuid' not found (not a valid id)"),
+        (
+            ["show", "not-a-uuid"],
+            1,
+            "error: interview process 'not-a-uuid' not found (not a valid id)",
+        ),
         (
             ["show", "00000000-0000-0000-0000-000000000000"],
             1,
@@ -208,7 +267,18 @@ def test_refusals_exit_1_with_one_line(db, args, code, message):
 
 
 def test_process_refusals(db, tmp_path):
-    pid = run_json(db, "create", "--candidate", "c1", "--company", "Acme", "--role", "SWE")["id"]
+    pid = run_json(
+        db,
+        "create",
+        "--new-company",
+        "--new-feeder",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "SWE",
+    )["id"]
     err = run(db, "add-stage", pid, "--name", "Screen", "--order", "2", code=1)
     assert err.strip().endswith("must have stage_order 1")
     stage_id = run_json(db, "add-stage", pid, "--name", "Screen", "--order", "1")["id"]

@@ -153,8 +153,7 @@ def test_build_writes_a_self_contained_html_report(wh):
 
 def test_html_report_renders_in_headless_chromium(wh, tmp_path):
     chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium is not installed (make test installs Debian's chromium)")
+    assert chromium, "chromium is required: `make test` installs Debian's chromium"
     flags = [
         "--headless",
         "--no-sandbox",

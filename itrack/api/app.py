@@ -18,7 +18,7 @@ Interview processes and stages over the interview service, analytics from the pu
 warehouse, and the feedback step on demand.
 
 **Authentication**: `Authorization: Bearer <JWT>` (HS256, Supabase-compatible claims: `sub`,
-`role`, `app_metadata.organization_id`, `app_metadata.app_role` = recruiter | lead). A
+`role`, `app_metadata.org_id`, `app_metadata.itrack_role` = recruiter | lead). A
 recruiter changes only the processes assigned to them, a lead any process of the
 organization.
 

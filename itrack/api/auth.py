@@ -1,9 +1,9 @@
 """Bearer tokens: HS256 JWTs with Supabase-compatible claims.
 
     {"sub": "<user uuid>", "role": "authenticated", "aud": "authenticated", "exp": 1767225600,
-     "app_metadata": {"organization_id": "<org uuid>", "app_role": "recruiter" | "lead"}}
+     "app_metadata": {"org_id": "<org uuid>", "itrack_role": "recruiter" | "lead"}}
 
-`role` is the database role (Supabase: anon, authenticated, service_role); `app_role` says what
+`role` is the database role (Supabase: anon, authenticated, service_role); `itrack_role` says what
 the user may do: a recruiter changes only the processes assigned to them, a lead any process of
 the organization; anon (or a token without an app role) reads and changes nothing. On
 PostgreSQL the claims go into each transaction (`request.jwt.claims`) and row-level security
@@ -25,6 +25,9 @@ from itrack.api.errors import ApiError
 AppRole = Literal["recruiter", "lead"]
 AUDIENCE = "authenticated"
 ALGORITHM = "HS256"
+# app_metadata keys, as the row-level security policies read them (supabase/migrations)
+ORG_CLAIM = "org_id"
+ROLE_CLAIM = "itrack_role"
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,17 @@ class Principal:
     local: bool = False  # --no-auth on loopback: full access, no organization
 
     @property
+    def is_service(self) -> bool:
+        """The server key (service_role) or the local user: every row, every organization."""
+        return self.local or self.role == "service_role"
+
+    @property
     def can_read(self) -> bool:
-        return self.local or (self.role != "anon" and self.app_role is not None)
+        return self.is_service or (self.role == "authenticated" and self.app_role is not None)
 
     @property
     def is_lead(self) -> bool:
-        return self.local or self.app_role == "lead"
+        return self.is_service or (self.role == "authenticated" and self.app_role == "lead")
 
 
 LOCAL_USER = Principal(
@@ -70,9 +78,7 @@ def make_token(
         "iat": int(now.timestamp()),
         "exp": int((now + expires_in).timestamp()),
         "app_metadata": {
-            k: v
-            for k, v in (("organization_id", organization_id), ("app_role", app_role))
-            if v is not None
+            k: v for k, v in ((ORG_CLAIM, organization_id), (ROLE_CLAIM, app_role)) if v is not None
         },
         **extra,
     }
@@ -95,10 +101,10 @@ def decode(token: str, secret: str) -> Principal:
     meta = claims.get("app_metadata") or {}
     if not isinstance(meta, dict):
         raise _unauthorized("invalid bearer token: app_metadata must be an object")
-    app_role = meta.get("app_role")
+    app_role = meta.get(ROLE_CLAIM)
     if app_role not in (None, "recruiter", "lead"):
-        raise _unauthorized(f"invalid bearer token: unknown app_role '{app_role}'")
-    org = meta.get("organization_id")
+        raise _unauthorized(f"invalid bearer token: unknown {ROLE_CLAIM} '{app_role}'")
+    org = meta.get(ORG_CLAIM)
     return Principal(
         sub=str(claims["sub"]),
         role=str(claims["role"]),
@@ -136,5 +142,5 @@ def current_principal(request: Request) -> Principal:
 
 
 def require_writer(principal: Principal) -> None:
-    if not (principal.local or principal.app_role in ("recruiter", "lead")):
+    if not (principal.is_service or principal.app_role in ("recruiter", "lead")):
         raise ApiError(403, "only recruiters and leads may change interview processes")

@@ -56,7 +56,7 @@ class DuckDBSession:
 
     def check_org(self) -> None:
         p = self.principal
-        if p.local or self.organization_id is None:
+        if p.is_service or self.organization_id is None:
             return
         if p.organization_id != self.organization_id:
             raise ApiError(403, "this store belongs to another organization than the token's")

@@ -20,10 +20,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ingest.errors import Refused, UserError
 from ingest.repository import NotFoundError
 from ingest.store import StoreBusyError, StoreError
+from itrack.api.warehouse import WarehouseMissing
 
 log = logging.getLogger("itrack.api")
 
@@ -126,7 +128,13 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, ApiError):
         return _response(exc.status, str(exc), headers=exc.headers)
     if isinstance(exc, StarletteHTTPException):
-        return _response(exc.status_code, str(exc.detail), headers=exc.headers)
+        if exc.status_code == 400:  # the framework could not parse the body (not UTF-8 JSON)
+            error = FieldError(field="body", message=f"{exc.detail} (expected UTF-8 JSON)")
+            return _response(422, f"invalid input: body: {error.message}", [error])
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not just one route's
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return _response(exc.status_code, str(exc.detail), headers=headers)
     status = http_status_of(exc)
     if status is None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
@@ -140,6 +148,7 @@ _STATUS = (  # TODO(api): the shared mapping in itrack.errors once it lands
     (Refused, 409),
     (StoreBusyError, 503),
     (StoreError, 503),
+    (WarehouseMissing, 503),
     (UserError, 400),
 )
 DOMAIN_ERRORS = tuple(kind for kind, _ in _STATUS)
@@ -153,6 +162,15 @@ def http_status_of(exc: BaseException) -> int | None:
         if isinstance(exc, kind):
             return status
     return None
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods |= set(route.methods)
+    return sorted(methods)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -7,9 +7,10 @@ contract models themselves (subclassed only to attach OpenAPI examples).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_serializer
 
 from ingest.contract import (
     InterviewProcess,
@@ -18,6 +19,7 @@ from ingest.contract import (
     OfferDetails,
     Record,
     StageOutcome,
+    naive_utc,
 )
 
 PROCESS_ID = "5b1c7f0e-3a8d-4c1e-9f57-0d2a6e4b8c11"
@@ -32,16 +34,16 @@ PROCESS_EXAMPLE: dict[str, Any] = {
     "recruiter_name": "Dana Whitfield",
     "final_outcome": None,
     "offer_details": None,
-    "created_at": "2026-03-02T09:15:00",
-    "updated_at": "2026-03-02T09:15:00",
+    "created_at": "2026-03-02T09:15:00Z",
+    "updated_at": "2026-03-02T09:15:00Z",
 }
 STAGE_EXAMPLE: dict[str, Any] = {
     "id": STAGE_ID,
     "interview_process_id": PROCESS_ID,
     "stage_name": "Phone Screen",
     "stage_order": 1,
-    "scheduled_date": "2026-03-05T15:00:00",
-    "completed_date": "2026-03-05T15:45:00",
+    "scheduled_date": "2026-03-05T15:00:00Z",
+    "completed_date": "2026-03-05T15:45:00Z",
     "outcome": "passed",
     "overall_rating": 4,
     "technical_rating": 4,
@@ -50,8 +52,8 @@ STAGE_EXAMPLE: dict[str, Any] = {
     "feedback_notes": "Clear on trade-offs; strong on distributed systems.",
     "interviewer_names": ["Priya Natarajan"],
     "next_steps": None,
-    "created_at": "2026-03-02T09:20:00",
-    "updated_at": "2026-03-05T16:00:00",
+    "created_at": "2026-03-02T09:20:00Z",
+    "updated_at": "2026-03-05T16:00:00Z",
 }
 
 
@@ -183,25 +185,51 @@ StageOutcomeUpdate = _from_contract(
 )
 
 
+# Timestamps are stored as naive UTC; over HTTP they say so (RFC 3339: "...Z").
+UtcText = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+
+
+def _utc_text(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return naive_utc(value).isoformat() + "Z"
+
+
 class Process(InterviewProcess):
-    """An interview process (the record contract's InterviewProcess)."""
+    """An interview process (the record contract's InterviewProcess); timestamps in UTC."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [PROCESS_EXAMPLE]})
 
+    @field_serializer("created_at", when_used="json")
+    def _created(self, value: dt.datetime) -> UtcText:
+        return _utc_text(value)  # type: ignore[return-value]
+
+    @field_serializer("updated_at", when_used="json")
+    def _updated(self, value: dt.datetime | None) -> UtcText | None:
+        return _utc_text(value)
+
 
 class Stage(InterviewStage):
-    """An interview stage (the record contract's InterviewStage)."""
+    """An interview stage (the record contract's InterviewStage); timestamps in UTC."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [STAGE_EXAMPLE]})
 
+    @field_serializer("created_at", when_used="json")
+    def _created(self, value: dt.datetime) -> UtcText:
+        return _utc_text(value)  # type: ignore[return-value]
 
-class ProcessWithStages(InterviewProcess):
+    @field_serializer("updated_at", "scheduled_date", "completed_date", when_used="json")
+    def _optional(self, value: dt.datetime | None) -> UtcText | None:
+        return _utc_text(value)
+
+
+class ProcessWithStages(Process):
     """A process with its stages in stage order."""
 
     model_config = ConfigDict(
         json_schema_extra={"examples": [{**PROCESS_EXAMPLE, "stages": [STAGE_EXAMPLE]}]}
     )
-    stages: list[InterviewStage]
+    stages: list[Stage]
 
 
 class ProcessPage(BaseModel):
@@ -220,7 +248,7 @@ class ProcessPage(BaseModel):
             ]
         },
     )
-    items: list[InterviewProcess]
+    items: list[Process]
     limit: int
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
     next: str | None = Field(None, description="The next page's URL; null on the last page.")
@@ -234,7 +262,7 @@ class StageList(BaseModel):
         },
     )
     interview_process_id: str
-    stages: list[InterviewStage]
+    stages: list[Stage]
 
 
 class CandidateHistory(BaseModel):

@@ -20,7 +20,7 @@ final as (
         reached_offer,
         started_at,
         decided_at,
-        {{ dbt.datediff('started_at', 'decided_at', 'day') }} as days_to_decision,
+        days_to_decision,
         is_terminal,
         is_placement,
         placed_at,
@@ -30,15 +30,19 @@ final as (
         is_offer_declined,
         completed_stages_count,
         cleared_interviewing,
-        phone_screen_entered,
-        phone_screen_passed,
-        phone_screen_failed,
-        technical_entered,
-        technical_passed,
-        technical_failed,
-        onsite_entered,
-        onsite_passed,
-        onsite_failed,
+        {% for t in var('stage_types') %}
+        {{ t }}_entered,
+        {{ t }}_passed,
+        {{ t }}_failed,
+        {% endfor %}
+        company_key,
+        feeder_key,
+        is_offer_pending,
+        is_offer_withdrawn,
+        is_offer_rescinded,
+        elapsed_days_to_decision,
+        elapsed_days_to_hire,
+        is_decided_before_start
     from processes
 )
 

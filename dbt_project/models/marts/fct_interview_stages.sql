@@ -29,6 +29,14 @@ final as (
         stages.interviewer_names,
         stages.feedback_notes,
         stages.next_steps,
+        stages.stage_name_clean,
+        stages.stage_name_normalized,
+        stages.is_unmapped_stage_name,
+        stages.is_decided,
+        stages.is_completed,
+        stages.elapsed_days_scheduled_to_completed,
+        processes.company_key,
+        processes.feeder_key
     from stages
     inner join processes on stages.interview_process_id = processes.interview_process_id
 )

@@ -13,35 +13,45 @@ overall as (
 ),
 
 reasons as (
-    select feeder_source, coalesce({{ normalize_text('final_outcome') }}, 'unspecified') as reason,
-           count(*) as n
-    from processes
-    where status = 'rejected_by_company'
-    group by all
+    select * from {{ ref('int_processes_rejection_reasons') }}
+),
+
+reason_counts as (
+    select feeder_key, reason, count(*) as n
+    from reasons
+    {{ group_by(2) }}
+),
+
+ranked_reasons as (
+    select
+        reason_counts.*,
+        row_number() over (partition by feeder_key order by n desc, reason) as reason_rank
+    from reason_counts
 ),
 
 top_reasons as (
     select
-        feeder_source,
-        to_json(list(struct_pack(reason := reason, count := n) order by n desc, reason)[1:5])
+        feeder_key,
+        {{ json_objects_agg([('reason', 'reason'), ('count', 'n')], 'n desc, reason') }}
             as top_rejection_reasons
-    from reasons
-    group by all
+    from ranked_reasons
+    where reason_rank <= 5
+    {{ group_by(1) }}
 ),
 
 per_feeder as (
     select
-        feeder_source,
+        feeder_key,
+        min(feeder_source) as feeder_source,
         count(*) as candidates_sourced,
         count(*) filter (where is_placement) as placements,
         count(*) filter (where is_terminal) as decided_processes,
-        {% for t in ['phone_screen', 'technical', 'onsite'] %}
+        {% for t in var('stage_types') %}
         {{ safe_divide("count(*) filter (where " ~ t ~ "_passed)",
                        "count(*) filter (where " ~ t ~ "_passed or " ~ t ~ "_failed)") }}
             as {{ t }}_pass_rate,
         {% endfor %}
-        avg({{ dbt.datediff('started_at', 'placed_at', 'day') }})
-            filter (where is_placement) as avg_days_to_hire,
+        avg(elapsed_days_to_hire) filter (where is_placement) as avg_days_to_hire,
         -- how far along the canonical pipeline (phone screen -> technical -> onsite -> offer
         -- -> accepted) each finished process got, as a share of the 4 steps after entry
         avg(case
@@ -52,37 +62,41 @@ per_feeder as (
                 else 0
             end / 4.0) filter (where is_terminal) as pipeline_depth
     from processes
-    group by all
+    {{ group_by(1) }}
 ),
 
 metrics as (
+    {% set p = "(" ~ as_double('per_feeder.placements') ~ " / per_feeder.candidates_sourced)" %}
+    {% set n = as_double('per_feeder.candidates_sourced') %}
     select
         per_feeder.feeder_source,
         per_feeder.candidates_sourced,
         per_feeder.placements,
-        {{ safe_divide('placements', 'candidates_sourced') }} as conversion_rate,
+        {{ safe_divide('per_feeder.placements', 'per_feeder.candidates_sourced') }}
+            as conversion_rate,
         per_feeder.decided_processes,
-        {{ safe_divide('placements', 'decided_processes') }} as decided_conversion_rate,
+        {{ safe_divide('per_feeder.placements', 'per_feeder.decided_processes') }}
+            as decided_conversion_rate,
         -- clamped: the bounds are in [0, 1] mathematically, not always in floating point
-        greatest(0.0, (placements / candidates_sourced + {{ z * z }} / (2 * candidates_sourced)
-            - {{ z }} * sqrt(placements / candidates_sourced * (1 - placements / candidates_sourced)
-                        / candidates_sourced + {{ z * z }} / (4 * candidates_sourced ^ 2)))
-            / (1 + {{ z * z }} / candidates_sourced)) as wilson_lower,
-        least(1.0, (placements / candidates_sourced + {{ z * z }} / (2 * candidates_sourced)
-            + {{ z }} * sqrt(placements / candidates_sourced * (1 - placements / candidates_sourced)
-                        / candidates_sourced + {{ z * z }} / (4 * candidates_sourced ^ 2)))
-            / (1 + {{ z * z }} / candidates_sourced)) as wilson_upper,
-        (placements + {{ k }} * overall.prior_rate) / (candidates_sourced + {{ k }})
+        greatest(0.0, ({{ p }} + {{ z * z }} / (2 * {{ n }})
+            - {{ z }} * sqrt({{ p }} * (1 - {{ p }}) / {{ n }} + {{ z * z }} / (4 * {{ n }} * {{ n }})))
+            / (1 + {{ z * z }} / {{ n }})) as wilson_lower,
+        least(1.0, ({{ p }} + {{ z * z }} / (2 * {{ n }})
+            + {{ z }} * sqrt({{ p }} * (1 - {{ p }}) / {{ n }} + {{ z * z }} / (4 * {{ n }} * {{ n }})))
+            / (1 + {{ z * z }} / {{ n }})) as wilson_upper,
+        (per_feeder.placements + {{ k }} * overall.prior_rate) / (per_feeder.candidates_sourced + {{ k }})
             as smoothed_conversion_rate,
-        per_feeder.phone_screen_pass_rate,
-        per_feeder.technical_pass_rate,
-        per_feeder.onsite_pass_rate,
+        {% for t in var('stage_types') %}
+        per_feeder.{{ t }}_pass_rate,
+        {% endfor %}
         per_feeder.avg_days_to_hire,
-        coalesce(top_reasons.top_rejection_reasons, '[]')::json as top_rejection_reasons,
-        per_feeder.pipeline_depth
+        coalesce(top_reasons.top_rejection_reasons, {{ empty_json_array() }})
+            as top_rejection_reasons,
+        per_feeder.pipeline_depth,
+        per_feeder.feeder_key
     from per_feeder
     cross join overall
-    left join top_reasons using (feeder_source)
+    left join top_reasons on per_feeder.feeder_key = top_reasons.feeder_key
 )
 
 select * from metrics

@@ -1,5 +1,6 @@
--- Per interviewer: volume, pass rate, ratings against the stage-type average (harsh or
--- lenient), and adherence (completed stages with a rating and notes filled in).
+-- Per interviewer (normalised name key, display name): volume, pass rate, ratings against the
+-- stage-type average (harsh or lenient), and adherence. An interviewer listed twice on one
+-- stage (in any spelling) sits in it once.
 with
 
 stages as (
@@ -9,33 +10,93 @@ stages as (
 type_averages as (
     select stage_type, avg(overall_rating) as type_avg_overall_rating
     from stages
-    group by all
+    {{ group_by(1) }}
+),
+
+listed as (
+    select
+        interview_stage_id,
+        {{ clean_text('interviewer') }} as interviewer_spelling
+    from (
+        select interview_stage_id, unnest(interviewer_names) as interviewer
+        from stages
+    ) as unnested
+),
+
+keyed as (
+    select
+        interview_stage_id,
+        interviewer_spelling,
+        {{ normalize_name('interviewer_spelling') }} as interviewer_key
+    from listed
+    where interviewer_spelling <> ''
+),
+
+spellings as (
+    select interviewer_key, interviewer_spelling, count(*) as copies
+    from keyed
+    {{ group_by(2) }}
+),
+
+-- one display spelling per key: the most frequent listing, ties to the smallest
+names as (
+    select interviewer_key, interviewer_spelling as interviewer_name
+    from (
+        select
+            interviewer_key,
+            interviewer_spelling,
+            row_number() over (
+                partition by interviewer_key order by copies desc, interviewer_spelling
+            ) as spelling_rank
+        from spellings
+    ) as ranked
+    where spelling_rank = 1
+),
+
+sat_in as (
+    select distinct interview_stage_id, interviewer_key
+    from keyed
 ),
 
 by_interviewer as (
+    select sat_in.interviewer_key, stages.*
+    from sat_in
+    inner join stages on sat_in.interview_stage_id = stages.interview_stage_id
+),
+
+per_interviewer as (
     select
-        stages.*,
-        unnest(stages.interviewer_names) as interviewer_name
-    from stages
+        by_interviewer.interviewer_key,
+        count(*) as stages,
+        count(*) filter (where by_interviewer.is_decided) as decided_stages,
+        {{ safe_divide("count(*) filter (where by_interviewer.outcome = 'passed')",
+                       "count(*) filter (where by_interviewer.is_decided)") }} as pass_rate,
+        avg(by_interviewer.overall_rating) as avg_overall_rating,
+        stddev_samp(by_interviewer.overall_rating) as stddev_overall_rating,
+        avg(by_interviewer.overall_rating - type_averages.type_avg_overall_rating)
+            as avg_rating_vs_stage_type,
+        {{ safe_divide("count(*) filter (where by_interviewer.is_completed
+                            and by_interviewer.overall_rating is not null
+                            and by_interviewer.feedback_notes is not null)",
+                       "count(*) filter (where by_interviewer.is_completed)") }} as adherence
+    from by_interviewer
+    left join type_averages on by_interviewer.stage_type = type_averages.stage_type
+    {{ group_by(1) }}
 ),
 
 final as (
     select
-        by_interviewer.interviewer_name,
-        count(*) as stages,
-        count(*) filter (where outcome in ('passed', 'failed')) as decided_stages,
-        {{ safe_divide("count(*) filter (where outcome = 'passed')",
-                       "count(*) filter (where outcome in ('passed', 'failed'))") }} as pass_rate,
-        avg(overall_rating) as avg_overall_rating,
-        stddev_samp(overall_rating) as stddev_overall_rating,
-        avg(overall_rating - type_averages.type_avg_overall_rating)
-            as avg_rating_vs_stage_type,
-        {{ safe_divide("count(*) filter (where completed_date is not null
-                            and overall_rating is not null and feedback_notes is not null)",
-                       "count(*) filter (where completed_date is not null)") }} as adherence
-    from by_interviewer
-    left join type_averages using (stage_type)
-    group by all
+        names.interviewer_name,
+        per_interviewer.stages,
+        per_interviewer.decided_stages,
+        per_interviewer.pass_rate,
+        per_interviewer.avg_overall_rating,
+        per_interviewer.stddev_overall_rating,
+        per_interviewer.avg_rating_vs_stage_type,
+        per_interviewer.adherence,
+        per_interviewer.interviewer_key
+    from per_interviewer
+    inner join names on per_interviewer.interviewer_key = names.interviewer_key
 )
 
 select * from final

@@ -7,20 +7,22 @@ the marts' (dbt is the one definition), read through the analytics library
 
 from __future__ import annotations
 
+import json
+from importlib import resources
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
 from feedback.analytics import (
     CompanyHiringInsights,
     ConversionFunnel,
     StagePerformance,
     get_company_hiring_insights,
     get_conversion_funnel,
-    get_stage_performance,
+    get_stage_performances,
     rows,
 )
-from pydantic import BaseModel, ConfigDict, Field
-
 from itrack.api.auth import Principal, current_principal
 from itrack.api.errors import error_responses
 from itrack.api.warehouse import BuildInfo, open_warehouse
@@ -29,6 +31,12 @@ router = APIRouter(prefix="/interviews/analytics", tags=["analytics"])
 Caller = Annotated[Principal, Depends(current_principal)]
 ERRORS = error_responses(401, 403, 404, 422, 503)
 BUILD_EXAMPLE = BuildInfo.model_config["json_schema_extra"]["examples"][0]  # type: ignore[index]
+# Real results on the hand-computed test warehouse (tests/lib_data.py), for the docs.
+EXAMPLES = json.loads(resources.files("itrack.api").joinpath("analytics_examples.json").read_text())
+
+
+def _example(**body: Any) -> ConfigDict:
+    return ConfigDict(extra="forbid", json_schema_extra={"examples": [body]})
 
 
 class FeederConversion(BaseModel):
@@ -80,19 +88,19 @@ class ConversionRates(BaseModel):
 
 
 class StageSuccessRates(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _example(build=BUILD_EXAMPLE, stage_types=[EXAMPLES["stage"]])
     build: BuildInfo
     stage_types: list[StagePerformance]
 
 
 class CompanyStats(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _example(build=BUILD_EXAMPLE, company=EXAMPLES["company"])
     build: BuildInfo
     company: CompanyHiringInsights
 
 
 class Funnel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _example(build=BUILD_EXAMPLE, funnel=EXAMPLES["funnel"])
     build: BuildInfo
     funnel: ConversionFunnel
 
@@ -135,15 +143,7 @@ def conversion_rates(
 )
 def stage_success_rates(request: Request, caller: Caller) -> dict[str, Any]:
     with _warehouse(request) as (con, build):
-        types = [
-            r["group_key"]
-            for r in rows(
-                con,
-                "select group_key from mart_stage_performance where grain = 'stage_type' "
-                "order by group_key",
-            )
-        ]
-        found = [get_stage_performance(t, db=con).to_dict() for t in types]
+        found = [s.to_dict() for s in get_stage_performances(db=con)]
     return {"build": build.model_dump(), "stage_types": found}
 
 

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from ingest.contract import InterviewProcess, InterviewStatus, naive_utc
+from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
 from itrack.api.auth import Principal, current_principal
 from itrack.api.deps import read_session, write_session
 from itrack.api.errors import ApiError, error_responses
@@ -34,7 +34,36 @@ WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 503)
 MAX_LIMIT = 500
 
 
-class Filters:
+class CompanyFilters:
+    """Filters and paging of a company's processes (query parameters)."""
+
+    def __init__(
+        self,
+        status: InterviewStatus | None = None,
+        feeder: Annotated[
+            str | None,
+            Query(min_length=1, max_length=500, description="The process's feeder source."),
+        ] = None,
+        candidate: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        created_from: Annotated[
+            Timestamp | None, Query(description="Created at or after (ISO 8601).")
+        ] = None,
+        created_to: Annotated[
+            Timestamp | None, Query(description="Created before (ISO 8601).")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+        cursor: Annotated[
+            str | None,
+            Query(max_length=200, description="`next_cursor` of the previous page."),
+        ] = None,
+    ) -> None:
+        self.company: str | None = None
+        self.status, self.feeder, self.candidate = status, feeder, candidate
+        self.created_from, self.created_to = created_from, created_to
+        self.limit, self.cursor = limit, cursor
+
+
+class Filters(CompanyFilters):
     """List filters and paging (query parameters)."""
 
     def __init__(
@@ -47,10 +76,10 @@ class Filters:
         ] = None,
         candidate: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
         created_from: Annotated[
-            dt.datetime | None, Query(description="Created at or after (ISO 8601).")
+            Timestamp | None, Query(description="Created at or after (ISO 8601).")
         ] = None,
         created_to: Annotated[
-            dt.datetime | None, Query(description="Created before (ISO 8601).")
+            Timestamp | None, Query(description="Created before (ISO 8601).")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
         cursor: Annotated[
@@ -58,10 +87,8 @@ class Filters:
             Query(max_length=200, description="`next_cursor` of the previous page."),
         ] = None,
     ) -> None:
-        self.company, self.status, self.feeder, self.candidate = company, status, feeder, candidate
-        self.created_from = naive_utc(created_from) if created_from else None
-        self.created_to = naive_utc(created_to) if created_to else None
-        self.limit, self.cursor = limit, cursor
+        super().__init__(status, feeder, candidate, created_from, created_to, limit, cursor)
+        self.company = company
 
 
 def _encode_cursor(process: InterviewProcess) -> str:
@@ -115,7 +142,7 @@ def _page(request: Request, processes: list[InterviewProcess], filters: Filters)
     summary="A company's interview processes",
 )
 def company_interviews(
-    request: Request, name: str, caller: Caller, filters: Filters = Depends()
+    request: Request, name: str, caller: Caller, filters: CompanyFilters = Depends()
 ) -> dict[str, Any]:
     with read_session(request, caller) as session:
         processes = session.service.list_interviews(

@@ -8,7 +8,8 @@ renamed as (
     select
         id as candidate_id,
         full_name,
-        nullif(trim(feeder_source), '') as feeder_source,
+        nullif({{ clean_text('feeder_source') }}, '') as feeder_source,
+        nullif({{ normalize_name('feeder_source') }}, '') as feeder_key,
         current_company,
         linkedin_url,
         created_at,

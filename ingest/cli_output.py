@@ -1,0 +1,142 @@
+"""Output of every `itrack` command: rich tables on a terminal, plain complete text in logs, JSON
+for scripts (`--format json` everywhere; `--json` is kept as a hidden alias).
+
+On a terminal tables are drawn by rich. When stdout is not a terminal (cron, a pipe, a test) the
+output is plain: no colour codes, no box drawing, nothing cut to 80 columns, no blank lines.
+Tables of a few columns print one record per line under one header line; wide tables and single
+records print as `key: value` blocks. Values never wrap and never lose characters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Annotated, Any
+
+import typer
+
+# At most this many columns print as one line per record; wider tables print key/value blocks.
+MAX_LINE_COLUMNS = 9
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+FormatOption = Annotated[
+    Format,
+    typer.Option("--format", help="table (readable; plain text when not a terminal) or json."),
+]
+JsonAlias = Annotated[
+    bool, typer.Option("--json", hidden=True, help="Same as --format json (kept for scripts).")
+]
+
+
+def resolve(fmt: Any, as_json: bool) -> Any:
+    """`--json` is `--format json`."""
+    return Format.json if as_json else fmt
+
+
+def is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def text(value: Any) -> str:
+    """One cell: never more than one line, nothing dropped."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return " ".join(str(value).splitlines())
+
+
+def jsonable(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=jsonable) + "\n")
+
+
+def line(message: str = "") -> None:
+    """A line on stdout, as is (no markup, no highlighting, no wrapping)."""
+    sys.stdout.write(message + "\n")
+
+
+def warn(message: str) -> None:
+    sys.stderr.write(f"warning: {message}\n")
+
+
+def print_record(record: dict[str, Any], title: str, shown: Any = text) -> None:
+    """One record as a key/value block (a two-column table on a terminal)."""
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False)
+        table.add_column("field", style="bold")
+        table.add_column("value", overflow="fold")
+        for key, value in record.items():
+            table.add_row(key, shown(key, value) if shown is not text else text(value))
+        Console().print(table)
+        return
+    line(f"{title}:")
+    for key, value in record.items():
+        line(f"  {key}: {shown(key, value) if shown is not text else text(value)}")
+
+
+def print_table(
+    rows: Sequence[dict[str, Any]],
+    title: str,
+    columns: Sequence[str] | None = None,
+    shown: Any = None,
+) -> None:
+    """Rows as a table: rich on a terminal; else one line per record (or key/value blocks)."""
+    names = list(columns if columns is not None else (rows[0] if rows else ()))
+    cell = shown or (lambda _name, value: text(value))
+    cells = [[cell(n, row.get(n)) for n in names] for row in rows]
+    numeric = {n for i, n in enumerate(names) if rows and all(_is_number(r.get(n)) for r in rows)}
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for n in names:
+            table.add_column(n, justify="right" if n in numeric else "left", overflow="fold")
+        for values in cells:
+            table.add_row(*values)
+        Console().print(table)
+        return
+    line(f"{title}:")
+    if not rows:
+        line("  (none)")
+        return
+    if len(names) > MAX_LINE_COLUMNS:
+        for values in cells:
+            for i, (n, v) in enumerate(zip(names, values, strict=True)):
+                line(f"{'- ' if i == 0 else '  '}{n}: {v}")
+        return
+    widths = [max(len(n), *(len(v[i]) for v in cells)) for i, n in enumerate(names)]
+
+    def joined(values: Sequence[str]) -> str:
+        parts = [
+            v.rjust(w) if n in numeric else v.ljust(w)
+            for n, v, w in zip(names, values, widths, strict=True)
+        ]
+        return "  ".join(parts).rstrip()
+
+    line(joined(names))
+    for values in cells:
+        line(joined(values))
+
+
+def _is_number(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))

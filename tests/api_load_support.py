@@ -1,0 +1,106 @@
+"""Servers under load for tests/test_api_load.py and bench/api_load.py: a real API process on
+loopback over a seeded store, and a way to read back what the store holds afterwards."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import httpx
+
+from ingest.load import ingest_paths
+from ingest.store import raw_store_path
+from tests.api_server import free_port
+from tests.api_support import ORG, SECRET, lead
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "data" / "sample"
+Target = tuple[str, dict[str, str], list[str], Callable[[], tuple]]
+
+
+@contextmanager
+def server(*args: str) -> Iterator[tuple[str, list[str]]]:
+    """`python -m itrack.api.serve ARGS` on a free loopback port; yields (base URL, log lines
+    after it stopped: read them after the block). Stopped with SIGINT (graceful)."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "itrack.api.serve", "--port", str(port), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base, log = f"http://127.0.0.1:{port}", []
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the API server exited: {proc.stdout.read()}")
+            try:
+                httpx.get(f"{base}/health", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the API server did not start") from None
+                time.sleep(0.1)
+        yield base, log
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        log.extend(out.splitlines())
+
+
+def duckdb_candidates(db: Path) -> list[str]:
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    try:
+        return [r[0] for r in con.execute("select id from candidates order by id").fetchall()]
+    finally:
+        con.close()
+
+
+def duckdb_stored(db: Path) -> tuple[dict, dict, set, dict]:
+    """(rows per process id, rows per stage id, ids of passed stages, status histories)."""
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    try:
+        return _stored(con.execute)
+    finally:
+        con.close()
+
+
+def _stored(execute) -> tuple[dict, dict, set, dict]:
+    processes = dict(
+        execute("select id::text, count(*) from interview_processes group by 1").fetchall()
+    )
+    stages = dict(execute("select id::text, count(*) from interview_stages group by 1").fetchall())
+    passed = {
+        r[0]
+        for r in execute(
+            "select id::text from interview_stages where outcome = 'passed'"
+        ).fetchall()
+    }
+    histories: dict[str, list] = {}
+    for pid, frm, to in execute(
+        "select interview_process_id::text, from_status, to_status "
+        "from interview_status_history order by interview_process_id, changed_at"
+    ).fetchall():
+        histories.setdefault(pid, []).append((frm, to))
+    return processes, stages, passed, histories
+
+
+@contextmanager
+def duckdb_target(tmp: Path, _pg_dsn: str | None = None) -> Iterator[Target]:
+    db = tmp / "warehouse.duckdb"
+    ingest_paths([SAMPLE / "candidates.jsonl"], db=db)
+    candidates = duckdb_candidates(db)[:200]
+    with server("--db", str(db), "--jwt-secret", SECRET, "--org", ORG) as (base, _log):
+        yield base, lead(), candidates, lambda: duckdb_stored(db)

@@ -1,0 +1,189 @@
+"""HTTP API: analytics from the published warehouse, health and the feedback trigger.
+
+The warehouse is built by dbt from the hand-computed raw store of tests/lib_data.py; expected
+numbers are worked out by hand from its table (see that module's docstring).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ingest.dbt_runner import run_dbt, work_dir
+from ingest.store import raw_store_path
+from tests.api_support import assert_error, client, lead, recruiter, token
+from tests.dbt_helpers import write_raw_store
+from tests.lib_data import DATA
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("api_analytics")
+    raw = write_raw_store(root / "warehouse.raw.duckdb", DATA)
+    db = root / "warehouse.duckdb"
+    outcome = run_dbt(["build"], db, raw)
+    assert outcome.ok, outcome.failures
+    return db
+
+
+@pytest.fixture
+def db(built: Path, tmp_path: Path) -> Path:
+    """A private copy of the built warehouse and its raw store (the feedback test writes)."""
+    for path in (built, raw_store_path(built)):
+        shutil.copy2(path, tmp_path / path.name)
+    return tmp_path / built.name
+
+
+@pytest.fixture
+def api(db: Path):
+    with client(db) as c:
+        yield c
+
+
+def wilson(placed: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = placed / n
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, (centre - spread) / (1 + z * z / n)), min(
+        1.0, (centre + spread) / (1 + z * z / n)
+    )
+
+
+def test_conversion_rates_per_feeder_with_interval_and_smoothed_rate(api, db):
+    r = api.get("/interviews/analytics/conversion-rates", headers=lead())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["build"]["warehouse"] == str(db)
+    by_feeder = {f["feeder_source"]: f for f in body["feeders"]}
+    assert sorted(by_feeder) == ["agency", "linkedin", "referral"]
+    # referral: P1 (accepted), P2 (rejected), P5 (in progress); prior = 1 placement / 7 started
+    referral = by_feeder["referral"]
+    low, high = wilson(1, 3)
+    assert referral == {
+        "feeder_source": "referral",
+        "candidates_sourced": 3,
+        "placements": 1,
+        "conversion_rate": pytest.approx(1 / 3),
+        "decided_processes": 2,
+        "decided_conversion_rate": 0.5,
+        "wilson_lower": pytest.approx(low),
+        "wilson_upper": pytest.approx(high),
+        "smoothed_conversion_rate": pytest.approx((1 + 10 * (1 / 7)) / (3 + 10)),
+    }
+    one = api.get("/interviews/analytics/conversion-rates?feeder=LinkedIn", headers=lead())
+    assert [f["feeder_source"] for f in one.json()["feeders"]] == ["linkedin"]
+    assert one.json()["feeders"][0]["candidates_sourced"] == 3  # P3, P4, P6
+    assert_error(
+        api.get("/interviews/analytics/conversion-rates?feeder=linkdin", headers=lead()),
+        404,
+        contains="closest: linkedin",
+    )
+
+
+def test_stage_success_rates_per_stage_type(api):
+    r = api.get("/interviews/analytics/stage-success-rates", headers=lead())
+    assert r.status_code == 200, r.text
+    types = {t["name"]: t for t in r.json()["stage_types"]}
+    # phone screen: P1 4, P2 3, P3 4, P4 4 passed; P6 failed; P5 pending
+    phone = types["phone_screen"]
+    assert (phone["stages"], phone["passed"], phone["failed"], phone["pending"]) == (6, 4, 1, 1)
+    assert phone["pass_rate"] == pytest.approx(0.8)
+    technical = types["technical"]  # Technical Interview P1 pass, P2 fail; Coding P4 pass
+    assert (technical["stages"], technical["passed"], technical["failed"]) == (3, 2, 1)
+
+
+def test_company_stats_and_unknown_company(api):
+    r = api.get("/interviews/analytics/company-stats/acme", headers=lead())
+    assert r.status_code == 200, r.text
+    acme = r.json()["company"]
+    assert (acme["company_name"], acme["processes"], acme["avg_time_to_decision"]) == (
+        "Acme",
+        3,
+        "14 days",
+    )
+    assert acme["offer_rate"] == pytest.approx(1 / 3)
+    assert_error(
+        api.get("/interviews/analytics/company-stats/Acne", headers=lead()),
+        404,
+        contains="no such company 'Acne'; closest: Acme",
+    )
+
+
+def test_funnel_with_filters(api):
+    overall = api.get("/interviews/analytics/funnel", headers=lead()).json()
+    assert (overall["funnel"]["total_started"], overall["funnel"]["offers_accepted"]) == (7, 1)
+    referral = api.get("/interviews/analytics/funnel?feeder=referral", headers=lead()).json()
+    assert referral["funnel"]["total_started"] == 3
+    both = api.get(
+        "/interviews/analytics/funnel?feeder=referral&company=Beta", headers=lead()
+    ).json()
+    assert (both["funnel"]["feeder_source"], both["funnel"]["company"]) == ("referral", "Beta")
+    assert both["funnel"]["total_started"] == 1  # P5
+    assert overall["build"] == referral["build"] == both["build"]
+
+
+def test_analytics_need_auth_and_a_warehouse(api, db):
+    assert_error(api.get("/interviews/analytics/funnel"), 401)
+    assert_error(
+        api.get("/interviews/analytics/funnel", headers=token(role="anon", app_role=None)), 403
+    )
+    assert api.get("/interviews/analytics/funnel", headers=recruiter()).status_code == 200
+    db.unlink()
+    assert_error(
+        api.get("/interviews/analytics/funnel", headers=lead()),
+        503,
+        contains="no warehouse published yet",
+    )
+
+
+def test_each_build_is_named_by_its_build_id(api, db):
+    first = api.get("/interviews/analytics/funnel", headers=lead()).json()["build"]
+    republished = db.with_name("new.duckdb")
+    shutil.copy2(db, republished)
+    republished.replace(db)  # what `itrack build` does: a new file, one rename
+    second = api.get("/interviews/analytics/funnel", headers=lead()).json()["build"]
+    assert first["build_id"] != second["build_id"]
+
+
+def test_health_reports_store_and_warehouse(api, db):
+    r = api.get("/health")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["status"], body["store_kind"]) == ("ok", "duckdb")
+    assert body["store"] == {"ok": True, "detail": str(raw_store_path(db))}
+    assert body["warehouse"] == {"ok": True, "detail": str(db)}
+    assert body["build"]["warehouse"] == str(db)
+    db.unlink()
+    body = api.get("/health").json()
+    assert body["warehouse"]["ok"] is False and "no warehouse" in body["warehouse"]["detail"]
+    assert body["build"] is None
+
+
+def test_feedback_run_writes_feeders_json(api, db):
+    feeders = db.parent / "feeders.json"
+    assert not feeders.exists()
+    r = api.post("/feedback/run", headers=lead())
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["feeders_path"] == str(feeders)
+    assert body["feeders_written"] is True
+    assert body["updated_feeders"] == ["agency", "linkedin", "referral"]
+    written = json.loads(feeders.read_text())
+    assert written["feeders"]["referral"]["metrics"]["placements"] == 1
+    # the interview endpoints still work afterwards (the store was handed back)
+    assert api.get("/interviews", headers=lead()).status_code == 200
+    assert_error(api.post("/feedback/run", headers=recruiter()), 403, contains="only leads")
+
+
+def test_feedback_run_is_409_while_a_build_runs(api, db):
+    folder = work_dir(raw_store_path(db))
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # what a running dbt build holds
+        assert_error(api.post("/feedback/run", headers=lead()), 409, contains="a build is running")
+    assert not (db.parent / "feeders.json").exists()

@@ -1,0 +1,120 @@
+"""The contract as data: the dbt project's seeds, vars, accepted values and sources agree with
+ingest/contract.py and the raw store's DDL, column by column (no dbt run needed)."""
+
+from __future__ import annotations
+
+import csv
+import typing
+
+import duckdb
+import pytest
+import yaml
+
+from ingest import contract
+from ingest.dbt_runner import PROJECT_DIR
+from ingest.store import SCHEMA
+from tests.reference_model import normalize_name
+
+SEEDS = PROJECT_DIR / "seeds"
+SOURCES = PROJECT_DIR / "models" / "staging" / "itrack" / "_itrack__sources.yml"
+STAGING = PROJECT_DIR / "models" / "staging" / "itrack" / "_itrack__models.yml"
+BOOL = {"true": True, "false": False}
+# columns every raw record table has beyond the contract's fields
+LOAD_COLUMNS = ["_run_id", "_loaded_at"]
+
+
+def seed(name: str) -> list[dict[str, str]]:
+    with open(SEEDS / f"{name}.csv", encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def project() -> dict:
+    return yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+
+
+def test_interview_statuses_seed_is_the_contract_state_machine():
+    rows = {r["status"]: r for r in seed("interview_statuses")}
+    assert list(rows) == [s.value for s in contract.InterviewStatus]
+    for status in contract.InterviewStatus:
+        row = rows[status.value]
+        assert BOOL[row["is_terminal"]] == (status in contract.TERMINAL_STATUSES), status
+        assert BOOL[row["is_offer"]] == (status in contract.OFFER_STATUSES), status
+        assert BOOL[row["triggers_feedback"]] == (status in contract.FEEDBACK_TRIGGER_STATUSES), (
+            status
+        )
+
+
+def test_stage_type_list_is_the_contract_list():
+    types = [s.value for s in contract.STAGE_TYPES]
+    canonical = seed("canonical_stage_types")
+    assert [r["stage_type"] for r in canonical] == types
+    assert [int(r["funnel_position"]) for r in canonical] == list(range(1, len(types) + 1))
+    variables = project()["vars"]
+    assert variables["stage_types"] == types
+    assert variables["unmapped_stage_type"] == contract.UNMAPPED_STAGE_TYPE
+    assert {r["stage_type"] for r in seed("stage_types")} <= set(types)
+
+
+def test_stage_name_seed_keys_are_normalised_and_canonical_names_map_to_themselves():
+    mapping = {r["stage_name_normalized"]: r["stage_type"] for r in seed("stage_types")}
+    for key in mapping:
+        assert normalize_name(key, fold_separators=True) == key, key
+    for stage_type in contract.STAGE_TYPES:
+        assert mapping[normalize_name(stage_type.value, fold_separators=True)] == stage_type
+
+
+def _accepted_values(model: str, column: str) -> list:
+    document = yaml.safe_load(STAGING.read_text(encoding="utf-8"))
+    [entry] = [m for m in document["models"] if m["name"] == model]
+    [col] = [c for c in entry["columns"] if c["name"] == column]
+    [test] = [t for t in col["data_tests"] if isinstance(t, dict) and "accepted_values" in t]
+    return test["accepted_values"]["arguments"]["values"]
+
+
+def test_stage_outcomes_and_ratings_are_the_contract_values():
+    assert _accepted_values("stg_itrack__interview_stages", "outcome") == [
+        o.value for o in contract.StageOutcome
+    ]
+    rating = typing.get_args(contract.Rating)[1]
+    assert _accepted_values("stg_itrack__interview_stages", "overall_rating") == list(
+        range(rating.metadata[1].ge, rating.metadata[2].le + 1)
+    )
+
+
+def _ddl_columns() -> dict[str, list[tuple[str, str]]]:
+    con = duckdb.connect()
+    try:
+        con.execute(SCHEMA)
+        rows = con.execute(
+            "select table_name, column_name, lower(data_type) from information_schema.columns "
+            "order by table_name, ordinal_position"
+        ).fetchall()
+    finally:
+        con.close()
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in rows:
+        tables.setdefault(table, []).append((column, data_type))
+    return tables
+
+
+def _source_columns() -> dict[str, list[tuple[str, str]]]:
+    document = yaml.safe_load(SOURCES.read_text(encoding="utf-8"))
+    [source] = document["sources"]
+    return {
+        t["name"]: [(c["name"], c["data_type"]) for c in t["columns"]] for t in source["tables"]
+    }
+
+
+def test_dbt_sources_declare_the_raw_tables_column_by_column():
+    ddl, sources = _ddl_columns(), _source_columns()
+    assert set(sources) <= set(ddl)
+    for table, columns in sources.items():
+        assert columns == ddl[table], table
+
+
+@pytest.mark.parametrize("kind", contract.LOAD_ORDER)
+def test_raw_tables_hold_the_contract_fields_in_order(kind):
+    table = contract.TABLES[kind]
+    ddl = [name for name, _ in _ddl_columns()[table]]
+    assert ddl == [*contract.MODELS[kind].model_fields, *LOAD_COLUMNS]
+    assert [name for name, _ in _source_columns()[table]] == ddl

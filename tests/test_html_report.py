@@ -1,0 +1,263 @@
+"""The HTML report as an analyst sees it: every chart drawn (headless Chromium screenshots, pixel
+counts of the data colours), each feeder the same colour in every chart, the interval chart
+sorted by rate, heatmap cells with their counts and small-n marks, stage bars with n and an
+interval, axis ticks in their unit."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+from PIL import Image
+
+from feedback.html_report import (
+    ALL_FEEDERS_COLOR,
+    FEEDER_CHARTS,
+    PALETTE,
+    SMALL_N,
+    STATUS_COLORS,
+    write_report,
+)
+from ingest.generate import generate
+from ingest.pipeline import run_build
+
+CHARTS = (
+    "funnel",
+    "feeder-conversion",
+    "company-feeder-heatmap",
+    "time-to-decision",
+    "stage-pass-rates",
+    "feeder-trend",
+)
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> tuple[Path, str]:
+    root = tmp_path_factory.mktemp("html")
+    generate(root / "in", 1200, seed=11)
+    db = root / "warehouse.duckdb"
+    run_build([root / "in"], db=db, take_backup=False, write_html=False, note=lambda _m: None)
+    out = write_report(db, root / "report.html")
+    return db, out.read_text()
+
+
+def mart(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def figure(html: str, chart: str) -> str:
+    found = re.search(rf'<figure id="chart-{chart}">(.*?)</figure>', html, re.S)
+    assert found, chart
+    return found.group(1)
+
+
+def expected_colors(db: Path) -> dict[str, str]:
+    feeders = [
+        r[0] for r in mart(db, "select feeder_source from mart_feeder_conversion order by 1")
+    ]
+    return {f: PALETTE[i] for i, f in enumerate(feeders)}
+
+
+def mark_colors(svg: str, key: str) -> dict[str, set[str]]:
+    """feeder -> the fill/stroke colours of the marks whose label names it (`key: feeder`)."""
+    found: dict[str, set[str]] = {}
+    for tag in re.findall(r"<(?:path|line|text) [^>]*aria-label=\"[^\"]*\"[^>]*>", svg):
+        label = re.search(r'aria-label="([^"]*)"', tag).group(1)
+        name = re.search(rf"(?:^|; ){key}: ([^;]+)", label)
+        if not name:
+            continue
+        for attr in ("fill", "stroke"):
+            colour = re.search(rf' {attr}="(#[0-9a-f]{{6}})"', tag)
+            if colour:
+                found.setdefault(name.group(1), set()).add(colour.group(1))
+    return found
+
+
+def test_each_feeder_has_one_colour_in_every_chart(report):
+    db, html = report
+    colours = expected_colors(db)
+    assert len(colours) == 6
+    keys = {"funnel": "feeder", "feeder-conversion": "feeder_source", "feeder-trend": "feeder"}
+    assert set(keys) == set(FEEDER_CHARTS)
+    for chart, key in keys.items():
+        seen = mark_colors(figure(html, chart), key)
+        expected = {f: {c} for f, c in colours.items()}
+        if chart == "funnel":
+            expected["all feeders"] = {ALL_FEEDERS_COLOR}
+        assert seen == expected, chart
+
+
+def test_interval_chart_is_sorted_by_rate(report):
+    db, html = report
+    svg = figure(html, "feeder-conversion")
+    points = re.findall(
+        r'aria-label="conversion_rate: [^;]*; feeder_source: ([^"]+)" role="graphics-symbol" '
+        r'aria-roledescription="point" transform="translate\([^,]+,([0-9.]+)\)',
+        svg,
+    )
+    top_to_bottom = [name for name, _y in sorted(points, key=lambda p: float(p[1]))]
+    by_rate = [
+        r[0]
+        for r in mart(
+            db,
+            "select feeder_source from mart_feeder_conversion "
+            "order by conversion_rate desc, feeder_source",
+        )
+    ]
+    assert top_to_bottom == by_rate
+    for name, n in mart(db, "select feeder_source, candidates_sourced from mart_feeder_conversion"):
+        assert f">n={n}</text>" in svg, name
+
+
+def test_heatmap_cells_show_counts_and_mark_small_n(report):
+    db, html = report
+    svg = figure(html, "company-feeder-heatmap")
+    cells = mart(
+        db,
+        "select offers_extended, total_started from mart_conversion_funnel "
+        "where grain = 'feeder_company'",
+    )
+    texts = re.findall(r"<text[^>]*>([0-9]+/[0-9]+\*?)</text>", svg)
+    expected = sorted(f"{o}/{n}" + ("*" if n < SMALL_N else "") for o, n in cells)
+    assert sorted(texts) == expected
+    assert any(t.endswith("*") for t in texts) and any(not t.endswith("*") for t in texts)
+
+
+def test_stage_bars_show_n_and_an_interval(report):
+    db, html = report
+    svg = figure(html, "stage-pass-rates")
+    rows = mart(
+        db,
+        "select group_key, passed, passed + failed from mart_stage_performance "
+        "where grain = 'stage_type'",
+    )
+    whiskers = dict(
+        re.findall(
+            r'aria-label="stage_type: ([a-z_]+); lower: [0-9.e-]+; upper: [0-9.e-]+" '
+            r'role="graphics-symbol" aria-roledescription="(rule) mark"',
+            svg,
+        )
+    )
+    assert sorted(whiskers) == sorted(r[0] for r in rows)  # one interval per bar
+    for stage, passed, decided in rows:
+        assert f">n={decided}{'*' if decided < SMALL_N else ''}</text>" in svg
+        low, high = map(
+            float,
+            re.search(
+                rf"stage_type: {stage}; lower: ([0-9.e-]+); upper: ([0-9.e-]+)", svg
+            ).groups(),
+        )
+        # 95% Wilson score interval, written out independently of the report's code
+        z, n, p = 1.959964, decided, passed / decided
+        spread = z * ((p * (1 - p) + z * z / (4 * n)) / n) ** 0.5
+        assert low == pytest.approx((p + z * z / (2 * n) - spread) / (1 + z * z / n), abs=1e-9)
+        assert high == pytest.approx((p + z * z / (2 * n) + spread) / (1 + z * z / n), abs=1e-9)
+
+
+def test_axis_ticks_are_in_their_unit(report):
+    _db, html = report
+    assert "values from 0% to 100%" in figure(html, "funnel")
+    assert re.search(r">[0-9]+ d</text>", figure(html, "time-to-decision"))
+    assert re.search(r">[0-9]+%</text>", figure(html, "feeder-conversion"))
+    assert re.search(r">[0-9]{2} [A-Z][a-z]{2} [0-9]{4}</text>", figure(html, "feeder-trend"))
+
+
+def screenshot(html_text: str, folder: Path, name: str, height: int = 700) -> Image.Image:
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is required: `make test` installs Debian's chromium"
+    page = folder / f"{name}.html"
+    page.write_text(html_text)
+    shot = folder / f"{name}.png"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--hide-scrollbars",
+            f"--user-data-dir={folder / 'profile'}",
+            f"--window-size=800,{height}",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    return Image.open(shot).convert("RGB")
+
+
+def pixels_of(image: Image.Image, colour: str, tolerance: int = 6) -> int:
+    target = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return sum(
+        n
+        for n, rgb in image.getcolors(maxcolors=1 << 20)
+        if all(abs(a - b) <= tolerance for a, b in zip(rgb, target, strict=True))
+    )
+
+
+def colourful_pixels(image: Image.Image) -> int:
+    """Pixels that are neither white, black nor grey: drawn data, not axes or text."""
+    return sum(
+        n for n, (r, g, b) in image.getcolors(maxcolors=1 << 20) if max(r, g, b) - min(r, g, b) > 40
+    )
+
+
+MIN_DRAWN = {"feeder-trend": 150}  # one feedback run: one point per feeder
+
+
+def test_every_chart_is_drawn_in_chromium_with_the_feeder_colours(report, tmp_path):
+    db, html = report
+    colours = expected_colors(db)
+    # legends hidden: only drawn data may count (a legend shows its colours with no data)
+    head = html[: html.index("</header>") + len("</header>")].replace(
+        "</style>", ".role-legend { display: none; }</style>"
+    )
+    for chart in CHARTS:
+        alone = f'{head}<figure id="chart-{chart}">{figure(html, chart)}</figure></body></html>'
+        image = screenshot(alone, tmp_path, chart)
+        assert colourful_pixels(image) > MIN_DRAWN.get(chart, 1500), f"{chart}: nothing drawn"
+        if chart in FEEDER_CHARTS:
+            for feeder, colour in colours.items():
+                assert pixels_of(image, colour) >= 25, f"{chart}: {feeder} ({colour}) not drawn"
+        if chart == "time-to-decision":
+            drawn = [s for s, c in STATUS_COLORS.items() if pixels_of(image, c) >= 25]
+            statuses = mart(
+                db,
+                "select distinct status from fct_interview_processes "
+                "where days_to_decision is not null",
+            )
+            assert sorted(drawn) == sorted(r[0] for r in statuses)
+    whole = screenshot(html, tmp_path, "whole", height=3400)
+    assert colourful_pixels(whole) > 20_000
+
+
+def test_a_chart_with_no_data_or_another_colour_fails_the_checks(report, tmp_path):
+    """The checks above can fail: an empty chart and a swapped colour are caught."""
+    db, html = report
+    colours = expected_colors(db)
+    head = html[: html.index("</header>") + len("</header>")].replace(
+        "</style>", ".role-legend { display: none; }</style>"
+    )
+    svg = figure(html, "feeder-conversion")
+    emptied = re.sub(r'<path aria-label="conversion_rate[^>]*>', "", svg)
+    emptied = re.sub(r'<line[^>]*stroke="#[0-9a-f]{6}"[^>]*>', "", emptied)
+    emptied = re.sub(r'<path [^>]*aria-roledescription="rule"[^>]*>', "", emptied)
+    image = screenshot(f"{head}<figure>{emptied}</figure></body></html>", tmp_path, "emptied")
+    first = next(iter(colours.values()))
+    assert pixels_of(image, first) < 25
+    swapped = svg.replace(first, "#000001")
+    seen = mark_colors(swapped, "feeder_source")
+    assert seen == mark_colors(swapped, "feeder_source") and seen
+    assert seen != {f: {c} for f, c in colours.items()}
