@@ -51,9 +51,11 @@ def feedback(
     wait: Annotated[
         float,
         typer.Option(
-            "--wait", min=0, help="Seconds to wait for a busy raw store or a locked feeders.json."
+            "--wait",
+            min=0,
+            help="Seconds to wait for a busy raw store or a locked feeders.json (default 30).",
         ),
-    ] = 0.0,
+    ] = 30.0,  # ingest.store.DEFAULT_WAIT_SECONDS, as every command
 ) -> None:
     """Update feeders.json metrics and placement history from the published marts."""
     if ctx.invoked_subcommand:

@@ -79,7 +79,7 @@ def test_busy_store_exits_2_naming_the_holder_and_wait_waits(tmp_path, inputs):
     run_build([inputs["day1"]], db=db, **QUIET)
     before = state_of(db)
     holder = hold_lock(db, 4)
-    busy = itrack("build", str(inputs["day2"]), "--db", str(db), *NO_EXTRAS)
+    busy = itrack("build", str(inputs["day2"]), "--db", str(db), "--wait", "0", *NO_EXTRAS)
     assert busy.returncode == 2, busy.stderr
     assert f"database is busy (held by PID {holder.pid})" in busy.stderr
     assert "Traceback" not in busy.stderr and busy.stderr.count("\n") == 1
@@ -93,7 +93,7 @@ def test_feedback_honours_wait(tmp_path, inputs):
     db = tmp_path / "warehouse.duckdb"
     run_build([inputs["day1"]], db=db, **QUIET)
     holder = hold_lock(db, 4)
-    busy = itrack("feedback", "--db", str(db), "--full")
+    busy = itrack("feedback", "--db", str(db), "--full", "--wait", "0")
     assert busy.returncode == 2, busy.stderr
     assert f"database is busy (held by PID {holder.pid})" in busy.stderr
     waited = itrack("feedback", "--db", str(db), "--full", "--wait", "60")
@@ -124,7 +124,7 @@ def test_second_build_is_busy_exit_2_naming_the_first(tmp_path, inputs):
         not lock.exists() or lock.read_text().strip() != str(first.pid)
     ):
         time.sleep(0.02)
-    second = itrack("build", str(inputs["day2"]), "--db", str(db), *NO_EXTRAS)
+    second = itrack("build", str(inputs["day2"]), "--db", str(db), "--wait", "0", *NO_EXTRAS)
     assert first.wait(timeout=300) == 0, first.stderr.read()
     assert second.returncode == 2, second.stderr
     assert f"build is busy (held by PID {first.pid})" in second.stderr

@@ -190,7 +190,7 @@ def test_documented_advisory_lock_is_honoured(wh):
         text=True,
     )
     assert holder.stdout.readline().strip() == "locked"
-    busy = feedback_cli(wh)
+    busy = feedback_cli(wh, "--wait", "0")
     assert busy.exit_code == 2, busy.output
     assert f"is busy (locked by PID {holder.pid} via .feeders.json.lock)" in busy.stderr
     assert json.loads(feeders.read_text()) == {"feeders": {}}
