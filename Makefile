@@ -48,9 +48,10 @@ test: $(STAMP) browser postgres ## Run the test suite (fast tier, under ~5 minut
 test-all: $(STAMP) browser postgres ## Run every test, the slow fault-injection ones included (installs chromium if missing)
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff check and format check
+lint: $(STAMP) ## ruff check, format check and the import contracts (dependencies run one way)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .

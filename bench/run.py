@@ -141,7 +141,7 @@ def bench_scale(stages: int, work: Path, repeats: int) -> dict[str, object]:
             [
                 sys.executable,
                 "-c",
-                "import sys; from pathlib import Path; from ingest.generate import "
+                "import sys; from pathlib import Path; from itrack.generate import "
                 "generate_delta; generate_delta(Path(sys.argv[1]), Path(sys.argv[2]))",
                 str(data / "jsonl"),
                 str(delta),

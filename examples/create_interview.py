@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 
 from ingest.load import ingest_paths
-from ingest.service import InterviewService
+from itrack.services import interview_service
+from itrack.settings import get_settings
 
 CANDIDATE = {
     "id": "cand-demo-1",
@@ -27,12 +28,12 @@ def ensure_candidate() -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "candidates.jsonl"
         path.write_text(json.dumps(CANDIDATE) + "\n")
-        ingest_paths([path])
+        ingest_paths([path], db=get_settings().warehouse())
 
 
 def main() -> None:
     ensure_candidate()
-    service = InterviewService()
+    service = interview_service()
     process = service.create_interview_process(
         CANDIDATE["id"],
         "Acme Robotics",

@@ -1,4 +1,4 @@
-"""Feeder conversion report: live from the raw store, and from the marts after a build.
+"""Feeder conversion report from the marts, after rebuilding them from the raw store.
 
 ITRACK_DB=/tmp/demo/warehouse.duckdb python examples/generate_conversion_report.py
 """
@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import duckdb
 
-from ingest.service import InterviewService
-from ingest.store import warehouse_path
+from itrack.pipeline import run_build
+from itrack.settings import get_settings
 
 
 def main() -> None:
-    service = InterviewService()
-    feeders = sorted({p.feeder_source for p in service.list_interviews() if p.feeder_source})
-    print("live (raw store, before the nightly build):")
-    for feeder in feeders:
-        rates = service.calculate_conversion_rates(feeder)
-        print(
-            f"  {feeder:<20} sourced {rates.candidates_sourced:>4}  placements "
-            f"{rates.placements:>4}  conversion {rates.conversion_rate:.1%}"
-        )
-    warehouse = warehouse_path()
-    if not warehouse.exists():
-        print("no published warehouse yet: run `itrack build` for the full marts")
-        return
+    # Conversion is defined once, by the marts: rebuild them from the raw store first.
+    warehouse = get_settings().warehouse()
+    run_build([], db=warehouse, take_backup=False, write_html=False, note=lambda _m: None)
     con = duckdb.connect(str(warehouse), read_only=True)
     print("marts (last build):")
     for feeder, n, k, rate, low, high in con.execute(

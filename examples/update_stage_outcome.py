@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import sys
 
-from ingest.service import InterviewService
+from itrack.services import interview_service
 
 
 def main(process_id: str) -> None:
-    service = InterviewService()
+    service = interview_service()
     triggered = []
     service.on_feedback_trigger(triggered.append)  # the feedback step's hook
     for stage in service.get_interview(process_id).stages:

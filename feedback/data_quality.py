@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ingest.store import connect
+from feedback.marts import open_read_only
 
 SHOWN_NAMES = 10  # unmapped stage names named in the summary; the mart keeps them all
 
@@ -18,7 +18,7 @@ SHOWN_NAMES = 10  # unmapped stage names named in the summary; the mart keeps th
 def data_quality_lines(warehouse: Path) -> list[str]:
     """One line per check that found something, e.g.
     `unmapped stage names (3 stages, counted as other): 'Take-home Project' (2), 'Chat' (1)`."""
-    con = connect(Path(warehouse), read_only=True)
+    con = open_read_only(Path(warehouse))
     try:
         rows = con.execute(
             "select check_name, description, unit, affected, examples from mart_data_quality "

@@ -34,7 +34,7 @@ POLICY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-def export_anonymized(out: Path, db: Path | str | None = None) -> dict[str, int]:
+def export_anonymized(out: Path, db: Path | str) -> dict[str, int]:
     """Write one Parquet file per mart into `out` plus a manifest; returns rows per table."""
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ import vl_convert
 
 from feedback.atomic import write_atomic
 from feedback.marts import open_marts, records
-from ingest.store import utc_now
+from ingest.contract import utc_now
 
 WIDTH = 560
 STEPS = (

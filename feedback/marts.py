@@ -10,17 +10,24 @@ from typing import Any
 
 import duckdb
 
-from ingest.errors import Refused, UserError
-from ingest.store import connect, warehouse_path
+from ingest.errors import Refused, StoreError, UserError
+
+
+def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to a built warehouse file, failures worded for people."""
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except (OSError, duckdb.Error) as exc:
+        raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
 
 
 @contextmanager
-def open_marts(db: Path | str | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_marts(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
     """The published warehouse, read-only (never blocks nor is blocked by the nightly build)."""
-    path = warehouse_path(db)
+    path = Path(db)
     if not path.exists():
         raise UserError(f"{path}: no warehouse yet; run `itrack build` first")
-    con = connect(path, read_only=True)
+    con = open_read_only(path)
     try:
         yield con
     finally:

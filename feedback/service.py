@@ -3,10 +3,13 @@
 Which feeders a default run updates: those with a process that reached a trigger status
 (offer_accepted, rejected_by_company, candidate_withdrew) since the last run's watermark, as in
 the seed design, and also those with any other change to their processes or stages since then
-(a new in-flight process changes `candidates_sourced` too), and all of them when the overall
-conversion rate moved (it is the prior of every smoothed rate). That is exactly the set of
-feeders whose metrics can differ, so a default run and `--full` write the same file; the
-default run just touches less.
+(a new in-flight process changes `candidates_sourced` too), those whose stored metrics no longer
+match the marts although none of their rows changed (a process or a candidate moved to another
+feeder: the old feeder lost it), and all of them when the overall conversion rate moved (it is
+the prior of every smoothed rate). A feeder the file has metrics for but the marts no longer
+know gets the metrics of no processes (`empty_metrics`). So a default run and `--full` write
+the same file (a property test in tests/test_dbt_reference.py); the default run just touches
+less.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from feedback.feeders import (
     metrics_from_marts,
     plain,
 )
+from feedback.marts import open_read_only
 from feedback.placements import (
     merge_into_candidates,
     placements_bytes,
@@ -44,12 +48,13 @@ from feedback.placements import (
 )
 from ingest.contract import (
     FEEDBACK_TRIGGER_STATUSES,
+    STAGE_TYPES,
     TERMINAL_STATUSES,
     InterviewStatus,
     PlacementRecord,
+    new_run_id,
 )
 from ingest.errors import Refused, UserError
-from ingest.store import connect, new_run_id, open_store, utc_now
 
 REQUIRED_MARTS = ("fct_interview_processes", "mart_feeder_conversion")
 EPOCH = "1970-01-01 00:00:00"
@@ -91,10 +96,21 @@ def _check_marts(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
         )
 
 
-def _state(db: Path | str | None, key: str, default: str, wait_seconds: float = 0.0) -> str:
-    with open_store(db, wait_seconds) as store:
-        row = store.execute("select value from feedback_state where key = ?", [key]).fetchone()
-    return row[0] if row else default
+class FeedbackLog(Protocol):
+    """Where the feedback step keeps its watermark and logs what it wrote (the raw store's
+    `feedback_state` and `feedback_runs` on DuckDB)."""
+
+    def get_state(self, key: str, default: str) -> str: ...
+
+    def record_run(
+        self,
+        run_id: str,
+        metrics: dict[str, dict[str, Any]],
+        state: dict[str, str],
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """One transaction: `metrics` logged, `state` set; `before_commit()` (the files'
+        rename) runs inside it, so a failure there leaves the log unchanged."""
 
 
 def _feeders_of(con: duckdb.DuckDBPyConnection, process_ids_sql: str, watermark: str) -> set[str]:
@@ -144,37 +160,55 @@ def _new_watermark(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
-# The build's hooks: `before_publish(rows)` gets this run's feedback_runs rows once every output
-# is staged (no lock held; the build puts them into its warehouse); `publish()` runs under the
-# raw store's writer lock with the rows inserted but not committed (the build renames its
-# warehouse there). So the warehouse, feeders.json and the run log change together or not at all.
-LogRow = tuple[str, str, str, dt.datetime]
+def empty_metrics() -> dict[str, Any]:
+    """The metrics of a feeder with no processes."""
+    return {
+        "candidates_sourced": 0,
+        "placements": 0,
+        "conversion_rate": None,
+        "decided_processes": 0,
+        "decided_conversion_rate": None,
+        "wilson_interval": {"lower": None, "upper": None, "confidence": WILSON_CONFIDENCE},
+        "smoothed_conversion_rate": None,
+        "success_rate_by_stage": {t.value: None for t in STAGE_TYPES},
+        "avg_days_to_hire": None,
+        "pipeline_depth": None,
+        "top_rejection_reasons": [],
+    }
+
+
+def _stored_metrics(entries: dict[str, Any], feeder: str) -> dict[str, Any] | None:
+    metrics = entries.get(feeder, {}).get("metrics")
+    if metrics is None:
+        return None
+    return plain({k: v for k, v in metrics.items() if k != "updated_at"})
 
 
 def run_feedback(
     warehouse: Path,
-    raw_store_db: Path | str | None,
+    log: FeedbackLog,
     feeders_path: Path,
     placements_path: Path,
     candidates_path: Path | None = None,
     full: bool = False,
     now: str | None = None,
     wait_seconds: float = 0.0,
-    before_publish: Callable[[list[LogRow]], None] | None = None,
+    before_publish: Callable[[str, dict[str, dict[str, Any]]], None] | None = None,
     publish: Callable[[], None] | None = None,
 ) -> FeedbackResult:
-    """Compute from `warehouse` (a built file) and write the outputs; state in the raw store.
+    """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`.
 
-    Order, so that nothing is ever half-done: compute; stage feeders.json and the placements
-    (synced temp files) under feeders.json's advisory lock; then, under the raw store's writer
-    lock (waiting up to `wait_seconds` for either), log the run, `publish`, rename the staged
-    files (re-merging feeders.json if the scoring job wrote it meanwhile) and commit the log.
-    Any failure before the renames leaves every file and the store as they were."""
+    Order, so that nothing is ever half-done: compute; under feeders.json's advisory lock
+    (waiting up to `wait_seconds`) stage feeders.json and the placements (synced temp files);
+    `before_publish(run_id, metrics written)` (the build adds the run to its warehouse); then in
+    the log's transaction: `publish()` (the build renames its warehouse), rename the staged files
+    (re-merging feeders.json if the scoring job wrote it meanwhile), commit the log. A failure
+    before the renames leaves every file, the warehouse and the log as they were."""
     if not Path(warehouse).exists():
         raise UserError(f"{warehouse}: no warehouse; run `itrack build` first")
     result = FeedbackResult(new_run_id("feedback"))
-    load_feeders_file(feeders_path)  # refuse a corrupt file before any work
-    con = connect(Path(warehouse), read_only=True)
+    document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
+    con = open_read_only(Path(warehouse))
     try:
         _check_marts(con, warehouse)
         fresh = metrics_from_marts(con)
@@ -186,66 +220,60 @@ def run_feedback(
             or "0/0"
         )
         watermark = _new_watermark(con)
-        since = _state(raw_store_db, "watermark", EPOCH, wait_seconds)
+        since = log.get_state("watermark", EPOCH)
         result.triggered_feeders = sorted(triggered_feeders(con, since))
-        everything = full or _state(raw_store_db, "prior", "", wait_seconds) != prior
-        changed = set() if everything else changed_feeders(con, since)
+        entries = document.get("feeders", {})
+        # feeders the file has metrics for but the marts no longer know (every process moved
+        # to another feeder, or its spelling changed): their metrics become those of no
+        # processes, in a default run and with --full alike
+        fresh |= {
+            f: empty_metrics() for f, e in entries.items() if "metrics" in e and f not in fresh
+        }
+        if full or log.get_state("prior", "") != prior:
+            marked = set(fresh)
+        else:
+            marked = set(result.triggered_feeders) | changed_feeders(con, since)
+            # feeders the file has no metrics for yet, and feeders whose stored metrics no
+            # longer match the marts although none of their rows changed (a process or a
+            # candidate moved to another feeder: the old feeder lost it): so a default run
+            # writes exactly what --full writes
+            marked |= {f for f in fresh if _stored_metrics(entries, f) != fresh[f]}
         history = placements_from_marts(con)
     finally:
         con.close()
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def merge(document: dict) -> tuple[list[str], set[str]]:
-        if everything:
-            marked = set(fresh)
-        else:
-            entries = document.get("feeders", {})  # feeders the file has no metrics for yet
-            marked = set(result.triggered_feeders) | changed
-            marked |= {f for f in fresh if "metrics" not in entries.get(f, {})}
-        return merge_metrics(document, fresh, marked, now), marked
+    def merge(document: dict) -> list[str]:
+        """Our metrics into `document` (re-run on the scoring job's newer version, if any)."""
+        return merge_metrics(document, fresh, marked, now)
 
-    with locked(feeders_path, wait_seconds):
+    result.marked_feeders = sorted(marked)
+    with locked(feeders_path, wait_seconds):  # the documented advisory lock
         update = FeedersUpdate(feeders_path, merge)
         places = Staged(placements_path, placements_bytes(history))
         try:
-            rows = _log_rows(result.run_id, update.document, update.result[0])
+            written = {n: plain(update.document["feeders"][n]["metrics"]) for n in update.result}
             if before_publish is not None:
-                before_publish(rows)
-            with open_store(raw_store_db, wait_seconds) as store:
-                store.begin()
-                if rows:
-                    store.executemany("insert into feedback_runs values (?, ?, ?, ?)", rows)
-                _set_state(store, watermark, prior)
+                before_publish(result.run_id, written)
+
+            def commit_files() -> None:  # inside the log's transaction
                 if publish is not None:
                     publish()
                 result.feeders_written = update.commit()
                 result.placements_written = places.commit()
-                store.commit()
+
+            # the log's transaction: metrics written, new watermark; committed after the files
+            log.record_run(
+                result.run_id, written, {"watermark": watermark, "prior": prior}, commit_files
+            )
         finally:
             update.discard()
             places.discard()
-    result.updated_feeders, marked = update.result
-    result.marked_feeders = sorted(marked)
+    result.updated_feeders = update.result
     result.placements = sum(len(v) for v in history.values())
     if candidates_path is not None:
         result.candidates_written = merge_into_candidates(candidates_path, history)
     return result
-
-
-def _log_rows(run_id: str, document: dict, updated: list[str]) -> list[LogRow]:
-    """The feedback_runs rows of the metrics this run writes."""
-    now = utc_now()
-    return [
-        (run_id, name, json.dumps(plain(document["feeders"][name]["metrics"])), now)
-        for name in updated
-    ]
-
-
-def _set_state(store: duckdb.DuckDBPyConnection, watermark: str, prior: str) -> None:
-    """Advance the watermark (committed only once the files are written)."""
-    now = utc_now()
-    for key, value in (("watermark", watermark), ("prior", prior)):
-        store.execute("insert or replace into feedback_state values (?, ?, ?)", [key, value, now])
 
 
 # ---- the Python API: one process, one feeder ----------------------------------------------------
@@ -307,17 +335,6 @@ class FeederPerformanceReport(Result):
 
 
 LIVE_KEY = "live_outcomes"  # FeedbackLog state: outcomes processed since they were last built
-
-
-class FeedbackLog(Protocol):
-    """Where the feedback step keeps its state and logs what it wrote (the raw store's
-    `feedback_state` and `feedback_runs` on DuckDB)."""
-
-    def get_state(self, key: str, default: str) -> str: ...
-
-    def record_run(
-        self, run_id: str, metrics: dict[str, dict[str, Any]], state: dict[str, str]
-    ) -> None: ...
 
 
 class FeedbackService:
@@ -413,8 +430,9 @@ class FeedbackService:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks)."""
-        with locked(self.feeders_path):  # feedback.atomic: the documented advisory lock
+        """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks, the
+        scoring job): feedback.atomic.locked, the documented advisory lock."""
+        with locked(self.feeders_path):
             yield
 
     def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:

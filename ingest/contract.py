@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -93,15 +94,19 @@ def reachable(status: InterviewStatus) -> frozenset[InterviewStatus]:
     return frozenset(seen)
 
 
-def is_valid_snapshot(stored: InterviewStatus | str, new: InterviewStatus | str) -> bool:
-    """A new snapshot is valid when its status is the stored one or reachable from it."""
-    stored, new = InterviewStatus(stored), InterviewStatus(new)
-    return new == stored or new in reachable(stored)
-
-
 def is_valid_move(current: InterviewStatus | str, new: InterviewStatus | str) -> bool:
     """A single explicit change (service API): only the direct moves of the state machine."""
     return InterviewStatus(new) in TRANSITIONS.get(InterviewStatus(current), frozenset())
+
+
+def utc_now() -> dt.datetime:
+    """Now as naive UTC, the way the contract stores every timestamp."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def new_run_id(prefix: str = "run") -> str:
+    """Run id stamped on the rows a run writes (`_run_id`): `<prefix>-<UTC time>-<random>`."""
+    return f"{prefix}-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
 # ISO 4217 active currency codes.
@@ -207,6 +212,23 @@ Timestamp = Annotated[
     AfterValidator(_business_range),
 ]
 
+# A record cannot have been created after it is ingested: a created_at later than the clock of
+# the validating process by more than FUTURE_TOLERANCE (clock skew between systems) is refused
+# (error code `future_date`). Within the tolerance it is kept, and counted by the warehouse's
+# data-quality checks.
+FUTURE_TOLERANCE = dt.timedelta(minutes=5)
+FUTURE_MESSAGE = "is in the future (more than 5 minutes after now, UTC)"
+
+
+def _not_in_future(value: dt.datetime, info: ValidationInfo) -> dt.datetime:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    if not stored(info) and value > now + FUTURE_TOLERANCE:
+        raise ValueError(f"{value.isoformat()} {FUTURE_MESSAGE}")
+    return value
+
+
+CreatedAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
+
 # Names and ids: no control characters, not blank. Free text (notes) may hold any printable text.
 Name = Annotated[ShortStr, AfterValidator(_not_blank), AfterValidator(_no_control_chars)]
 CandidateId = Annotated[
@@ -231,6 +253,13 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=False)
     sql_checks: ClassVar[tuple[str, ...]] = ()
 
+    @model_validator(mode="after")
+    def _default_updated_at(self) -> Record:
+        """`updated_at` defaults to `created_at` and never precedes it (records that have both)."""
+        if "updated_at" in type(self).model_fields:
+            _check_updated_at(self)
+        return self
+
 
 _R = TypeVar("_R", bound=Record)
 
@@ -244,6 +273,11 @@ class OfferDetails(Record):
     offer_date: dt.date | None = None
     start_date: dt.date | None = None
     expiry_date: dt.date | None = None
+
+    sql_checks: ClassVar[tuple[str, ...]] = (
+        "{start_date} >= {offer_date}",
+        "{expiry_date} >= {offer_date}",
+    )
 
     @field_validator("currency")
     @classmethod
@@ -267,14 +301,10 @@ class Candidate(Record):
     feeder_source: Name | None = None
     current_company: Name | None = None
     linkedin_url: ShortStr | None = None
-    created_at: Timestamp
+    created_at: CreatedAt
     updated_at: Timestamp | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
-
-    @model_validator(mode="after")
-    def _default_updated_at(self) -> Candidate:
-        return _check_updated_at(self)
 
 
 class InterviewProcess(Record):
@@ -287,14 +317,10 @@ class InterviewProcess(Record):
     recruiter_name: Name | None = None
     final_outcome: NonEmptyStr | None = None
     offer_details: OfferDetails | None = None
-    created_at: Timestamp
+    created_at: CreatedAt
     updated_at: Timestamp | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = ("{updated_at} >= {created_at}",)
-
-    @model_validator(mode="after")
-    def _default_updated_at(self) -> InterviewProcess:
-        return _check_updated_at(self)
 
 
 class InterviewStage(Record):
@@ -312,7 +338,7 @@ class InterviewStage(Record):
     feedback_notes: NonEmptyStr | None = None
     interviewer_names: list[Name] = Field(default_factory=list)
     next_steps: NonEmptyStr | None = None
-    created_at: Timestamp
+    created_at: CreatedAt
     updated_at: Timestamp | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = (
@@ -325,7 +351,7 @@ class InterviewStage(Record):
         scheduled, completed = self.scheduled_date, self.completed_date
         if scheduled and completed and completed < scheduled:
             raise ValueError("completed_date is before scheduled_date")
-        return _check_updated_at(self)
+        return self
 
 
 def _check_updated_at(record: _R) -> _R:
@@ -356,7 +382,6 @@ class PlacementRecord(BaseModel):
     offer_details: OfferDetails | None = None
 
 
-RecordKind = Literal["candidates", "processes", "stages"]
 MODELS: dict[str, type[Record]] = {
     "candidates": Candidate,
     "processes": InterviewProcess,

@@ -27,11 +27,11 @@ from typing import Any
 
 import duckdb
 
-from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus
+from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus, utc_now
 from ingest.errors import UserError
 from ingest.load import Progress, RunSummary, ingest_inputs
 from ingest.readers import InputFile
-from ingest.store import connect, raw_store_path, utc_now
+from ingest.store.duckdb.store import connect, raw_store_path
 
 DATABASE_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_OVERLAP = dt.timedelta(minutes=15)
@@ -82,7 +82,7 @@ def source_name(dsn: str) -> str:
     return f"postgresql://{user}{host}:{port}/{params.get('dbname') or ''}"
 
 
-def read_watermarks(db: Path | str | None, source: str) -> dict[str, dt.datetime]:
+def read_watermarks(db: Path | str, source: str) -> dict[str, dt.datetime]:
     """The last successful extract's watermark per table (none before the first)."""
     path = raw_store_path(db)
     if not path.exists():
@@ -104,7 +104,7 @@ def read_watermarks(db: Path | str | None, source: str) -> dict[str, dt.datetime
 
 def extract(
     dsn: str,
-    db: Path | str | None = None,
+    db: Path | str,
     wait_seconds: float = 0.0,
     progress: Progress | None = None,
     overlap: dt.timedelta = DEFAULT_OVERLAP,

@@ -1,9 +1,8 @@
 """Service: the interview lifecycle one request at a time, with the business rules.
 
-Same raw store and same contract as the nightly ingest: records are built as the contract's
-models (so the rules are the contract's), status moves use `is_valid_move`, and every write of a
-call is one transaction stamped with an `api-<uuid4>` run id. Automatic rules (documented in
-docs/service.md):
+Same contract as the nightly ingest: records are built as the contract's models (so the rules
+are the contract's), status moves use `is_valid_move`, and every write of a call is one unit of
+work of the plugged-in store (`ingest.ports`). Automatic rules (README, "The rules"):
 
 - the process's `updated_at` moves strictly forward on every change to it or its stages;
 - a new stage must take the next `stage_order` (max + 1);
@@ -22,11 +21,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
-import duckdb
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ingest.contract import (
@@ -43,10 +40,10 @@ from ingest.contract import (
     Timestamp,
     is_valid_move,
     stage_date_error,
+    utc_now,
 )
-from ingest.errors import Refused
-from ingest.repository import CORRECTION_SOURCE, InterviewRepository, NotFoundError
-from ingest.store import open_store, utc_now
+from ingest.errors import NotFoundError, Refused
+from ingest.ports import CORRECTION_SOURCE, InterviewRepository, InterviewStore
 
 S = InterviewStatus
 ONE_TICK = dt.timedelta(microseconds=1)
@@ -85,18 +82,6 @@ class InterviewDetail:
         return record
 
 
-@dataclass(frozen=True)
-class ConversionRates:
-    """A feeder's conversion, as `mart_feeder_conversion` defines it (live, before the build)."""
-
-    feeder_source: str
-    candidates_sourced: int  # processes started with this feeder
-    placements: int  # of those, processes with status offer_accepted
-    conversion_rate: float | None  # placements / candidates_sourced; None when nothing started
-    decided_processes: int  # processes in a terminal status
-    decided_conversion_rate: float | None  # placements / decided_processes
-
-
 FeedbackCallback = Callable[[FeedbackTrigger], None]
 
 
@@ -127,22 +112,11 @@ class _Call:
 
 
 class InterviewService:
-    """The interview lifecycle on the raw store beside the warehouse `db`.
+    """The interview lifecycle on a store (`ingest.ports.InterviewStore`): one unit of work per
+    public method, so each call is one transaction on whichever store is plugged in."""
 
-    Each public method opens the store for the duration of the call under the writer lock, so a
-    second process gets `StoreBusyError` ("database is busy (held by PID n)") after
-    `wait_seconds` instead of interleaving writes. Tests may pass `connection` (no lock taken).
-    """
-
-    def __init__(
-        self,
-        db: Path | str | None = None,
-        wait_seconds: float = 0.0,
-        connection: duckdb.DuckDBPyConnection | None = None,
-    ) -> None:
-        self.db = db
-        self.wait_seconds = wait_seconds
-        self._connection = connection
+    def __init__(self, store: InterviewStore) -> None:
+        self.store = store
         self._callbacks: list[FeedbackCallback] = []
 
     def on_feedback_trigger(self, callback: FeedbackCallback) -> FeedbackCallback:
@@ -500,58 +474,22 @@ class InterviewService:
         with self._read() as repo:
             return repo.find_interviews(company_name, status, candidate_id)
 
-    def calculate_conversion_rates(self, feeder_source: str) -> ConversionRates:
-        """The live, pre-build view of `mart_feeder_conversion` for one feeder.
-
-        Computed from the raw store with the mart's definition: feeder = the process's feeder,
-        else its candidate's; candidates_sourced = processes started with that feeder;
-        placements = those with status offer_accepted; conversion_rate = placements /
-        candidates_sourced. The published warehouse catches up at the next `itrack build`.
-        """
-        terminal = sorted(s.value for s in TERMINAL_STATUSES)
-        with self._read() as repo:
-            started, placed, decided = repo.feeder_counts(feeder_source, terminal)
-        return ConversionRates(
-            feeder_source=feeder_source,
-            candidates_sourced=started,
-            placements=placed,
-            conversion_rate=placed / started if started else None,
-            decided_processes=decided,
-            decided_conversion_rate=placed / decided if decided else None,
-        )
-
     # -- internals ----------------------------------------------------------------------------
 
     @contextmanager
-    def _store(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The raw store: reads open it read-only (no writer lock, never created); writes take
-        the writer lock on an existing store (a wrong --db is an error, not a new empty store).
-        """
-        if self._connection is not None:
-            yield self._connection
-            return
-        with open_store(self.db, self.wait_seconds, read_only=read_only, create=False) as con:
-            yield con
-
-    @contextmanager
     def _read(self) -> Iterator[InterviewRepository]:
-        with self._store(read_only=True) as con:
-            yield InterviewRepository(con)
+        with self.store.reading() as repo:
+            yield repo
 
     @contextmanager
     def _write(self, command: str, at: dt.datetime | str | None = None) -> Iterator[_Call]:
-        """One transaction per call, audited in ingest_runs; callbacks after the store closes."""
+        """One transaction per call, audited by the store; callbacks after it is committed."""
         when = parse_at(at)
-        with self._store() as con:
+        with self.store.writing() as repo:
             started = utc_now()
-            call = _Call(InterviewRepository(con), when or started, when)
-            with call.repo.transaction():
-                yield call
-                con.execute(
-                    "insert into ingest_runs (run_id, command, status, started_at, finished_at,"
-                    " rows_read, accepted) values (?, ?, 'completed', ?, ?, 1, 1)",
-                    [call.repo.run_id, f"interview {command}", started, utc_now()],
-                )
+            call = _Call(repo, when or started, when)
+            yield call
+            repo.record_call(command, started)
         for trigger in call.triggers:
             for callback in self._callbacks:
                 callback(trigger)

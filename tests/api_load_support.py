@@ -15,7 +15,7 @@ import duckdb
 import httpx
 
 from ingest.load import ingest_paths
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
 from tests.api_server import free_port
 from tests.api_support import ORG, SECRET, lead
 

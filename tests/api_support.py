@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from ingest.store import open_store
+from ingest.store.duckdb.store import open_store
 from itrack.api import ApiConfig, create_app
 from itrack.api.auth import make_token
 

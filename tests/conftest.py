@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
 from tests import pg
 
 
@@ -23,6 +23,16 @@ def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def assert_exit(result, code: int) -> None:
+    """A CliRunner result ended with exactly `code` and no exception escaped the command
+    (CliRunner keeps an escaped exception in `result.exception`, not in the output)."""
+    assert result.exit_code == code, result.output
+    if code == 0:
+        assert result.exception is None, repr(result.exception)
+    else:
+        assert type(result.exception) is SystemExit, repr(result.exception)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,7 @@
 """A small hand-written raw store for the dbt tests, and a reader for the built warehouse.
 
-Rows go straight into the raw tables (ingest.store.SCHEMA), the way ingest leaves them, so
-the tests pin what dbt computes from raw data and nothing else.
+Rows go straight into the raw tables (ingest.store.duckdb.store.SCHEMA), the way ingest leaves
+them, so the tests pin what dbt computes from raw data and nothing else.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from ingest.store import SCHEMA
+from ingest.store.duckdb.store import SCHEMA
 
 LOADED = dt.datetime(2025, 4, 1)
 

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from feedback.service import FeedbackService, ProcessOutcome
-from ingest.repository import InterviewRepository
-from ingest.store import open_store, utc_now
+from ingest.contract import utc_now
+from ingest.store.duckdb.repository import InterviewRepository
+from ingest.store.duckdb.store import open_store
 
 
 def feedback_service(db: Path, **kw) -> FeedbackService:

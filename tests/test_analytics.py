@@ -19,8 +19,8 @@ from feedback.analytics import (
     get_stage_performance,
 )
 from feedback.gen_definitions import definitions_from_yml, render
-from ingest.dbt_runner import PROJECT_DIR, run_dbt
 from ingest.errors import Refused, UserError
+from itrack.dbt_runner import PROJECT_DIR, run_dbt
 from tests.dbt_helpers import write_raw_store
 from tests.lib_data import DATA
 

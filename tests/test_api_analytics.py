@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.dbt_runner import run_dbt, work_dir
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
+from itrack.dbt_runner import run_dbt, work_dir
 from tests.api_support import assert_error, client, lead, recruiter, token
 from tests.dbt_helpers import write_raw_store
 from tests.lib_data import DATA

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.store import open_store, raw_store_path, store_lock
+from ingest.store.duckdb.store import open_store, raw_store_path, store_lock
 from tests.api_support import (
     RECRUITER_A,
     RECRUITER_B,

@@ -14,9 +14,9 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from ingest.dbt_runner import run_dbt
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
 from itrack.api import ApiConfig, create_app
+from itrack.dbt_runner import run_dbt
 from tests.api_server import serve
 from tests.api_support import ORG, SECRET, lead
 from tests.dbt_helpers import write_raw_store

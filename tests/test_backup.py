@@ -8,13 +8,14 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from ingest.backup import MANIFEST, backup, restore
-from ingest.cli import app
 from ingest.errors import UserError
-from ingest.generate import generate
 from ingest.load import ingest_paths
-from ingest.pipeline import run_build
-from ingest.store import raw_store_path
+from ingest.store.duckdb.backup import MANIFEST, backup, restore
+from ingest.store.duckdb.store import raw_store_path
+from itrack.cli.main import app
+from itrack.generate import generate
+from itrack.pipeline import run_build
+from tests.conftest import assert_exit
 
 
 def marts(db) -> dict[str, list]:
@@ -65,7 +66,7 @@ def test_corrupt_database_restored_and_rebuilt_gives_the_same_outputs(tmp_path):
     data[4096:8192] = b"\xde\xad" * 2048  # corrupt the file's header blocks
     raw.write_bytes(bytes(data))
     broken = CliRunner().invoke(app, ["ingest", str(tmp_path / "in"), "--db", str(db)])
-    assert broken.exit_code != 0 and "Traceback" not in broken.output
+    assert_exit(broken, 2)
     restored = CliRunner().invoke(
         app, ["restore", str(tmp_path / "bk"), "--db", str(db), "--overwrite"]
     )

@@ -4,15 +4,19 @@ ingest/contract.py and the raw store's DDL, column by column (no dbt run needed)
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import json
 import typing
 
 import duckdb
+import pydantic
 import pytest
 import yaml
 
 from ingest import contract
-from ingest.dbt_runner import PROJECT_DIR
-from ingest.store import SCHEMA
+from ingest.load import ingest_paths
+from ingest.store.duckdb.store import SCHEMA
+from itrack.dbt_runner import PROJECT_DIR
 from tests.reference_model import normalize_name
 
 SEEDS = PROJECT_DIR / "seeds"
@@ -118,3 +122,29 @@ def test_raw_tables_hold_the_contract_fields_in_order(kind):
     ddl = [name for name, _ in _ddl_columns()[table]]
     assert ddl == [*contract.MODELS[kind].model_fields, *LOAD_COLUMNS]
     assert [name for name, _ in _source_columns()[table]] == ddl
+
+
+# ---- a created_at in the future is refused at ingest (beyond a small tolerance) -------------
+
+
+def _candidate(created_at: str) -> str:
+    return json.dumps({"id": "c1", "full_name": "Ann Lee", "created_at": created_at})
+
+
+@pytest.mark.parametrize(
+    ("ahead", "accepted"),
+    [(dt.timedelta(days=1), False), (dt.timedelta(minutes=1), True), (-dt.timedelta(days=3), True)],
+)
+def test_created_at_in_the_future_is_refused_beyond_the_tolerance(tmp_path, ahead, accepted):
+    created = (dt.datetime.now(dt.UTC) + ahead).strftime("%Y-%m-%dT%H:%M:%SZ")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "candidates.jsonl").write_text(_candidate(created) + "\n", encoding="utf-8")
+    summary = ingest_paths([folder], db=tmp_path / "w.duckdb")
+    assert (summary.accepted, summary.rejected) == ((1, 0) if accepted else (0, 1))
+    if not accepted:
+        assert summary.rejects_by_code == {"future_date": 1}
+        with pytest.raises(pydantic.ValidationError, match="is in the future"):
+            contract.Candidate.model_validate_json(_candidate(created))
+        # a stored row read back is never refused by the rule (it was accepted in its day)
+        contract.Candidate.model_validate_json(_candidate(created), context={"stored": True})

@@ -16,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.dbt_runner import PROJECT_DIR, run_dbt
+from itrack.dbt_runner import PROJECT_DIR, run_dbt
 from tests.dbt_helpers import Process, RawData, Stage, pid, query, write_raw_store
 
 OFFER = {"base_salary": 150000, "currency": "USD"}

@@ -9,22 +9,19 @@ from pathlib import Path
 
 import pytest
 
-generate_module = pytest.importorskip("ingest.generate")
-load_module = pytest.importorskip("ingest.load")
-
-from ingest.dbt_runner import run_dbt  # noqa: E402
-from ingest.store import raw_store_path  # noqa: E402
-from tests.dbt_helpers import query  # noqa: E402
-
-PLANTED = generate_module.PLANTED
+from ingest.load import ingest_paths
+from ingest.store.duckdb.store import raw_store_path
+from itrack.dbt_runner import run_dbt
+from itrack.generate import PLANTED, STAGES, generate
+from tests.dbt_helpers import query
 
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("planted")
-    generate_module.generate(root / "in", 2500, seed=2024)
+    generate(root / "in", 2500, seed=2024)
     db = root / "warehouse.duckdb"
-    load_module.ingest_paths([root / "in"], db=db, kind=None)
+    ingest_paths([root / "in"], db=db, kind=None)
     outcome = run_dbt(["build", "--exclude-resource-type", "unit_test"], db, raw_store_path(db))
     assert outcome.ok, outcome.failures
     return db
@@ -70,6 +67,6 @@ def test_every_exported_spelling_maps_to_its_canonical_type(warehouse):
             warehouse, "select distinct stage_name, stage_type from fct_interview_stages"
         )
     }
-    for stage_type, spellings in generate_module.STAGES:
+    for stage_type, spellings in STAGES:
         for spelling in spellings:
             assert all(t == stage_type for name, t in mapped if name == spelling), spelling

@@ -13,9 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.generate import generate
 from ingest.load import ingest_paths
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
+from itrack.generate import generate
 
 ITRACK = str(Path(sys.executable).parent / "itrack")
 TABLES = (
@@ -53,6 +53,26 @@ def itrack(*args: str, env: dict | None = None, **kw) -> subprocess.CompletedPro
     )
 
 
+# `itrack` in a child process that SIGKILLs itself when the ingest run reaches `step`.
+KILL_AT_STEP = """
+import os, signal, sys
+from ingest import load
+step = sys.argv.pop(1)
+load.STEP_HOOKS.append(lambda reached: reached == step and os.kill(os.getpid(), signal.SIGKILL))
+from itrack.cli.main import app
+app(prog_name="itrack")
+"""
+
+
+def itrack_killed_at(step: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", KILL_AT_STEP, step, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("faults")
@@ -76,7 +96,7 @@ def test_kill_at_each_step_leaves_the_store_as_before(tmp_path, data, step):
     db = tmp_path / "warehouse.duckdb"
     ingest_paths([data["day1"]], db=db)
     before = fingerprint(db)
-    killed = itrack("ingest", str(data["day2"]), "--db", str(db), env={"ITRACK_FAULT_AT": step})
+    killed = itrack_killed_at(step, "ingest", str(data["day2"]), "--db", str(db))
     assert killed.returncode == -9
     assert fingerprint(db) == before
     again = itrack("ingest", str(data["day2"]), "--db", str(db))
@@ -111,7 +131,7 @@ def test_second_writer_exits_2_naming_the_holder_or_waits(tmp_path, data):
         [
             sys.executable,
             "-c",
-            "import sys, time; from ingest.store import open_store\n"
+            "import sys, time; from ingest.store.duckdb.store import open_store\n"
             f"with open_store({str(db)!r}):\n    print('held', flush=True); time.sleep(3)",
         ],
         stdout=subprocess.PIPE,

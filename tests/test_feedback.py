@@ -10,10 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from feedback.service import run_feedback
-from ingest.cli import app
-from ingest.generate import generate
-from ingest.pipeline import run_build
-from ingest.store import raw_store_path
+from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+from ingest.store.duckdb.store import raw_store_path
+from itrack.cli.main import app
+from itrack.generate import generate
+from itrack.pipeline import run_build
+from tests.conftest import assert_exit
 
 NOW = "2026-01-01T00:00:00Z"
 QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
@@ -41,7 +43,7 @@ def wh(built_once, tmp_path) -> Path:
 def feed(db: Path, **kw):
     return run_feedback(
         warehouse=db,
-        raw_store_db=db,
+        log=DuckDBFeedbackLog(db),
         feeders_path=db.parent / "feeders.json",
         placements_path=db.parent / "placements.json",
         now=kw.pop("now", NOW),
@@ -112,8 +114,8 @@ def test_corrupt_or_mismatched_file_is_never_overwritten(wh, content):
     feeders = wh.parent / "feeders.json"
     feeders.write_text(content)
     result = CliRunner().invoke(app, ["feedback", "--db", str(wh), "--feeders", str(feeders)])
-    assert result.exit_code == 2, result.output
-    assert "left untouched" in result.output and "Traceback" not in result.output
+    assert_exit(result, 2)
+    assert "left untouched" in result.output
     assert feeders.read_text() == content
 
 
@@ -208,6 +210,7 @@ def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_pat
     import duckdb
 
     from ingest.service import InterviewService
+    from ingest.store.duckdb.repository import DuckDBInterviewStore
 
     feed(wh)
     placements_before = json.loads((wh.parent / "placements.json").read_text())
@@ -217,7 +220,7 @@ def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_pat
         where p.status = 'offer_extended' and p.feeder_source is not null
         order by p.id limit 1""").fetchone()
     con.close()
-    InterviewService(wh).complete_interview_process(pid, "offer_accepted")
+    InterviewService(DuckDBInterviewStore(wh)).complete_interview_process(pid, "offer_accepted")
     _rebuild(wh)
     full_copy = tmp_path / "full"
     full_copy.mkdir()
@@ -233,7 +236,7 @@ def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_pat
     assert changed == {candidate}
     full = run_feedback(
         warehouse=wh,
-        raw_store_db=wh,
+        log=DuckDBFeedbackLog(wh),
         feeders_path=full_copy / "feeders.json",
         placements_path=full_copy / "placements.json",
         full=True,
@@ -245,12 +248,10 @@ def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_pat
 
 def _rebuild(db: Path) -> None:
     """dbt build only (no new files to ingest), as `itrack build` would after the API write."""
-    from ingest.pipeline import _dbt_build, _fresh_build_file, build_dir
+    from itrack.dbt_runner import run_dbt
 
-    building = build_dir(db) / f"{db.stem}.build-test.duckdb"
-    _fresh_build_file(db, building)
-    _dbt_build(building, raw_store_path(db), raw_store_path(db), lambda _m: None)
-    building.replace(db)
+    outcome = run_dbt(["build"], db, raw_store_path(db))
+    assert outcome.ok, outcome.failures
 
 
 def test_anonymized_export_has_no_names_or_free_text(wh, tmp_path):

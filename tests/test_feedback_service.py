@@ -15,10 +15,11 @@ import pytest
 
 from feedback.analytics import UnknownNameError
 from feedback.service import derive_prior_strength, wilson
-from ingest.dbt_runner import run_dbt
 from ingest.errors import Refused, UserError
 from ingest.service import InterviewService
-from ingest.store import raw_store_path
+from ingest.store.duckdb.repository import DuckDBInterviewStore
+from ingest.store.duckdb.store import raw_store_path
+from itrack.dbt_runner import run_dbt
 from tests.dbt_helpers import pid, write_raw_store
 from tests.lib_data import DATA
 from tests.lib_wiring import feedback_service
@@ -80,7 +81,9 @@ REFERRAL_BUILT = {
 
 
 def test_accepted_offer_updates_the_feeder_placements_and_log(db):
-    InterviewService(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
     service = feedback_service(db, clock=lambda: NOW)
     result = service.process_interview_outcome(pid(5))
     assert (result.feeder_source, result.status, result.live_processes) == (
@@ -104,7 +107,7 @@ def test_accepted_offer_updates_the_feeder_placements_and_log(db):
         "updated_at": NOW,
     }
     history = json.loads((db.parent / "candidate_placements.json").read_text())
-    placed_at = InterviewService(db).get_interview(pid(5)).process.updated_at
+    placed_at = InterviewService(DuckDBInterviewStore(db)).get_interview(pid(5)).process.updated_at
     assert history == {
         "c1": [
             {
@@ -126,7 +129,9 @@ def test_accepted_offer_updates_the_feeder_placements_and_log(db):
 
 
 def test_process_interview_outcome_is_idempotent(db):
-    InterviewService(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
     feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
     files = {p.name: p.read_bytes() for p in db.parent.glob("*.json")}
     again = feedback_service(db, clock=lambda: "2030-01-01T00:00:00Z").process_interview_outcome(
@@ -140,7 +145,7 @@ def test_process_interview_outcome_is_idempotent(db):
 
 def test_every_outcome_since_the_build_stays_folded_in(db):
     """Two outcomes of one feeder on the same day: the second call keeps the first."""
-    service = InterviewService(db)
+    service = InterviewService(DuckDBInterviewStore(db))
     service.complete_interview_process(pid(5), "offer_accepted", OFFER)
     first = feedback_service(db).process_interview_outcome(pid(5))
     new = service.create_interview_process("c2", "Gamma", "Analyst")  # c2 came from referral
@@ -159,7 +164,9 @@ def test_every_outcome_since_the_build_stays_folded_in(db):
 
 
 def test_after_a_build_the_marts_speak_for_themselves(db):
-    InterviewService(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
     assert feedback_service(db).process_interview_outcome(pid(5)).live_processes == 1
     build(db)
     after = feedback_service(db).update_feeder_conversion_rates("referral")
@@ -168,7 +175,9 @@ def test_after_a_build_the_marts_speak_for_themselves(db):
 
 
 def test_a_rejection_moves_the_counts_and_records_no_placement(db):
-    InterviewService(db).complete_interview_process(pid(5), "candidate_withdrew")
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "candidate_withdrew"
+    )
     result = feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
     assert (result.metrics["placements"], result.metrics["decided_processes"]) == (1, 3)
     assert result.metrics["decided_conversion_rate"] == rounded(1 / 3)
@@ -178,7 +187,9 @@ def test_a_rejection_moves_the_counts_and_records_no_placement(db):
 
 def test_live_values_equal_what_the_next_build_computes(db):
     """The counts and the rates that follow from them are what the marts say after a build."""
-    InterviewService(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
     live = feedback_service(db).process_interview_outcome(pid(5)).metrics
     build(db)
     rebuilt = feedback_service(db).get_feeder_performance_report("referral").to_dict()
@@ -197,7 +208,9 @@ def test_live_values_equal_what_the_next_build_computes(db):
 def test_scoring_job_fields_are_kept_and_a_corrupt_file_is_refused(db):
     feeders = db.parent / "feeders.json"
     feeders.write_text(json.dumps({"version": 2, "feeders": {"referral": {"weight": 1.5}}}))
-    InterviewService(db).complete_interview_process(pid(5), "candidate_withdrew")
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "candidate_withdrew"
+    )
     feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
     document = json.loads(feeders.read_text())
     assert document["version"] == 2 and document["feeders"]["referral"]["weight"] == 1.5

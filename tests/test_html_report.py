@@ -22,8 +22,8 @@ from feedback.html_report import (
     STATUS_COLORS,
     write_report,
 )
-from ingest.generate import generate
-from ingest.pipeline import run_build
+from itrack.generate import generate
+from itrack.pipeline import run_build
 
 CHARTS = (
     "funnel",

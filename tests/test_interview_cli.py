@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ingest.interview_cli import app
-from ingest.store import open_store
+from ingest.store.duckdb.store import open_store
+from itrack.cli.interview import app
+from tests.conftest import assert_exit
 
 T0 = dt.datetime(2025, 1, 1)
 runner = CliRunner()
@@ -30,8 +31,7 @@ def db(tmp_path: Path) -> Path:
 
 def run(db: Path, *args: str, code: int = 0) -> str:
     result = runner.invoke(app, [*args, "--db", str(db)])
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
+    assert_exit(result, code)
     return result.stdout if code == 0 else result.stderr
 
 
@@ -300,6 +300,5 @@ def test_unwritable_store_exits_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     result = runner.invoke(app, ["list", "--db", str(blocker / "warehouse.duckdb")])
-    assert result.exit_code == 2
+    assert_exit(result, 2)
     assert result.stderr.startswith("error: ")
-    assert "Traceback" not in result.output

@@ -233,8 +233,12 @@ def test_a_killed_extract_leaves_store_and_watermark_as_they_were(source: str, d
     extract(source, db)
     sql(source, "update interview_stages set feedback_notes = 'Strong' where id = %s", [S1])
     before = query(db, "select * from extract_watermarks order by table_name")
-    script = "import sys; from ingest.extract import extract; extract(sys.argv[1], sys.argv[2])"
-    env = {**os.environ, "ITRACK_FAULT_AT": "commit", "PYTHONPATH": str(REPO)}
+    script = (
+        "import os, signal, sys; from ingest import load; from ingest.extract import extract\n"
+        "load.STEP_HOOKS.append(lambda step: step == 'commit' and os.kill(os.getpid(), 9))\n"
+        "extract(sys.argv[1], sys.argv[2])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     killed = subprocess.run(
         [sys.executable, "-c", script, source, str(db)], env=env, timeout=120, check=False
     )

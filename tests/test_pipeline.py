@@ -11,10 +11,10 @@ import textwrap
 import duckdb
 from typer.testing import CliRunner
 
-from ingest.cli import app
-from ingest.generate import generate
-from ingest.pipeline import run_build
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
+from itrack.cli.main import app
+from itrack.generate import generate
+from itrack.pipeline import run_build
 
 QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
 

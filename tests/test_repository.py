@@ -12,8 +12,8 @@ import pytest
 
 from ingest.contract import InterviewProcess, InterviewStage, OfferDetails
 from ingest.errors import Refused
-from ingest.repository import InterviewRepository, NotFoundError
-from ingest.store import open_store
+from ingest.store.duckdb.repository import InterviewRepository, NotFoundError
+from ingest.store.duckdb.store import open_store
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, 0, 123456)
 
@@ -125,15 +125,15 @@ def test_get_interviews_by_candidate_oldest_first(repo):
     assert repo.get_interviews_by_candidate("nobody") == []
 
 
-def test_get_interviews_by_company_and_status(repo):
+def test_find_interviews_by_company_and_status(repo):
     a1 = repo.create_interview_process(make_process())
     a2 = repo.create_interview_process(
         make_process(status="on_hold", created_at=T0 + dt.timedelta(minutes=1))
     )
     repo.create_interview_process(make_process(company_name="Globex"))
-    assert [p.id for p in repo.get_interviews_by_company("Acme")] == [a1.id, a2.id]
-    assert [p.id for p in repo.get_interviews_by_company("Acme", "on_hold")] == [a2.id]
-    assert repo.get_interviews_by_company("Initech") == []
+    assert [p.id for p in repo.find_interviews(company_name="Acme")] == [a1.id, a2.id]
+    assert [p.id for p in repo.find_interviews(company_name="Acme", status="on_hold")] == [a2.id]
+    assert repo.find_interviews(company_name="Initech") == []
 
 
 def test_update_interview_writes_history_on_status_change(repo, con):
@@ -154,28 +154,6 @@ def test_update_interview_writes_history_on_status_change(repo, con):
         (str(process.id), None, "in_progress", T0, "service"),
         (str(process.id), "in_progress", "offer_extended", T0 + dt.timedelta(days=3), "service"),
     ]
-
-
-def test_update_interview_status(repo, con):
-    process = repo.create_interview_process(make_process())
-    when = T0 + dt.timedelta(days=1)
-    updated = repo.update_interview_status(
-        process.id, "rejected_by_company", when, final_outcome="Failed Onsite"
-    )
-    assert (updated.status, updated.final_outcome, updated.updated_at) == (
-        "rejected_by_company",
-        "Failed Onsite",
-        when,
-    )
-    assert history(con)[-1] == (
-        str(process.id),
-        "in_progress",
-        "rejected_by_company",
-        when,
-        "service",
-    )
-    with pytest.raises(NotFoundError):
-        repo.update_interview_status(uuid.uuid4(), "on_hold", when)
 
 
 def test_update_missing_process_raises_not_found(repo):
@@ -257,18 +235,6 @@ def test_transaction_rolls_back_every_write(repo, con):
     assert counts == (0, 0, 0)
     repo.create_interview_process(make_process())  # the connection is usable afterwards
     assert con.execute("select count(*) from interview_processes").fetchone() == (1,)
-
-
-def test_feeder_counts_fall_back_to_candidate_feeder(repo):
-    # c1's feeder is linkedin, c2's is referral
-    repo.create_interview_process(make_process(status="offer_accepted"))
-    repo.create_interview_process(make_process(status="rejected_by_company"))
-    repo.create_interview_process(make_process(candidate_id="c2", feeder_source="linkedin"))
-    repo.create_interview_process(make_process(feeder_source="referral", status="offer_accepted"))
-    terminal = ["offer_accepted", "rejected_by_company", "offer_declined", "candidate_withdrew"]
-    assert repo.feeder_counts("linkedin", terminal) == (3, 1, 2)
-    assert repo.feeder_counts("referral", terminal) == (1, 1, 1)
-    assert repo.feeder_counts("nobody", terminal) == (0, 0, 0)
 
 
 def test_candidate_feeder(repo):

@@ -14,9 +14,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.generate import generate
-from ingest.pipeline import build_dir, run_build
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
+from itrack.generate import generate
+from itrack.pipeline import build_dir, run_build
 from tests.test_faults import itrack
 from tests.test_robust_store import hold_lock
 
@@ -27,7 +27,7 @@ NO_EXTRAS = ("--no-backup", "--no-html")
 # inserts a status-history row, holds the store open a moment, releases, again.
 WRITER = """
 import sys, time, uuid
-from ingest.store import open_store
+from ingest.store.duckdb.store import open_store
 end = time.monotonic() + float(sys.argv[2]); n = 0
 print('writing', flush=True)
 while time.monotonic() < end:
@@ -37,6 +37,16 @@ while time.monotonic() < end:
         time.sleep(0.3)
     time.sleep(0.02)
 print(n, flush=True)
+"""
+
+
+# `itrack` in a child process that SIGKILLs itself when the build reaches its publish step.
+KILL_AT_PUBLISH = """
+import os, signal
+from itrack import pipeline
+pipeline.STEP_HOOKS.append(lambda step: step == "publish" and os.kill(os.getpid(), signal.SIGKILL))
+from itrack.cli.main import app
+app(prog_name="itrack")
 """
 
 
@@ -139,13 +149,20 @@ def test_kill_at_publish_writes_no_feedback_for_an_unpublished_warehouse(tmp_pat
     log_before = con.execute("select count(*) from feedback_runs").fetchone()
     state_before = con.execute("select * from feedback_state order by key").fetchall()
     con.close()
-    killed = itrack(
-        "build",
-        str(inputs["day2"]),
-        "--db",
-        str(db),
-        *NO_EXTRAS,
-        env={"ITRACK_FAULT_AT": "publish"},
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILL_AT_PUBLISH,
+            "build",
+            str(inputs["day2"]),
+            "--db",
+            str(db),
+            *NO_EXTRAS,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert killed.returncode == -9
     assert state_of(db) == before  # neither the warehouse nor feeders.json nor placements

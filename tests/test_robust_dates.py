@@ -8,9 +8,9 @@ import json
 
 from typer.testing import CliRunner
 
-from ingest.cli import app
 from ingest.load import ingest_paths
-from ingest.store import open_store
+from ingest.store.duckdb.store import open_store
+from itrack.cli.main import app
 from tests.conftest import query
 from tests.factories import P1, candidate, process
 

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from feedback.feeders import FeedersUpdate, merge_metrics
-from ingest.cli import app
+from itrack.cli.main import app
 from tests.test_faults import small_mount  # noqa: F401 - fixture
 from tests.test_feedback import NOW, built_once, feed, wh  # noqa: F401 - fixtures
 

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.backup import MANIFEST, _digest, backup
-from ingest.generate import generate
 from ingest.load import ingest_paths
-from ingest.store import raw_store_path
+from ingest.store.duckdb.backup import MANIFEST, _digest, backup
+from ingest.store.duckdb.store import raw_store_path
+from itrack.generate import generate
 from tests.test_faults import fingerprint, itrack, small_mount  # noqa: F401 - fixture
 
 HOLD = (
-    "import sys, time; from ingest.store import open_store\n"
+    "import sys, time; from ingest.store.duckdb.store import open_store\n"
     "with open_store(sys.argv[1]) as con:\n"
     "    con.execute(\"insert into feedback_state values ('held', 'x', now())\")\n"
     "    print('held', flush=True); time.sleep(float(sys.argv[2]))\n"

@@ -17,10 +17,14 @@ from uuid import UUID
 
 import duckdb
 
-from ingest.contract import InterviewStage
-from ingest.repository import InterviewRepository, NotFoundError, parse_id
+from ingest.contract import InterviewStage, utc_now
+from ingest.errors import NotFoundError
 from ingest.service import InterviewService
-from ingest.store import utc_now
+from ingest.store.duckdb.repository import (
+    ConnectionInterviewStore,
+    InterviewRepository,
+    parse_id,
+)
 from itrack.api.auth import Principal
 from itrack.api.duckdb_gate import DuckDBGate
 from itrack.api.errors import ApiError
@@ -125,7 +129,10 @@ class DuckDBBackend:
     def session(self, principal: Principal, write: bool) -> Iterator[DuckDBSession]:
         with self.gate.session(write) as con:
             yield DuckDBSession(
-                InterviewService(connection=con), con, principal, self.organization_id
+                InterviewService(ConnectionInterviewStore(con)),
+                con,
+                principal,
+                self.organization_id,
             )
 
     def store_health(self) -> tuple[bool, str]:

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.store import StoreBusyError, open_store, raw_store_path
+from ingest.errors import StoreBusyError
+from ingest.store.duckdb.store import open_store, raw_store_path
 
 API_SCHEMA = """
 create table if not exists api_process_assignments (

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import duckdb
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -22,10 +23,9 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from ingest.errors import Refused, UserError
-from ingest.repository import NotFoundError
-from ingest.store import StoreBusyError, StoreError
+from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from itrack.api.warehouse import WarehouseMissing
+from itrack.errors import http_status
 
 log = logging.getLogger("itrack.api")
 
@@ -143,25 +143,23 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     return _response(status, _one_line(exc), headers=headers)
 
 
-_STATUS = (  # TODO(api): the shared mapping in itrack.errors once it lands
-    (NotFoundError, 404),
-    (Refused, 409),
-    (StoreBusyError, 503),
-    (StoreError, 503),
-    (WarehouseMissing, 503),
-    (UserError, 400),
-)
-DOMAIN_ERRORS = tuple(kind for kind, _ in _STATUS)
+def _api_statuses() -> tuple[tuple[type[BaseException], int], ...]:
+    """Where HTTP says more than the exit code can: refusals that are about rights (403) or an
+    unknown name (404); a warehouse not published yet (503). Everything else: itrack.errors."""
+    from ingest.store.postgres.repository import NotAllowed
+
+    from feedback.analytics import UnknownNameError
+
+    return ((UnknownNameError, 404), (NotAllowed, 403), (WarehouseMissing, 503))
 
 
 def http_status_of(exc: BaseException) -> int | None:
     """The HTTP status of a domain error (None: not a domain error, a bug)."""
-    if type(exc).__name__ == "UnknownNameError":  # feedback.analytics: an unknown name
-        return 404
-    for kind, status in _STATUS:
+    for kind, status in _api_statuses():
         if isinstance(exc, kind):
             return status
-    return None
+    status = http_status(exc)
+    return None if status == 500 else status
 
 
 def _allowed_methods(request: Request) -> list[str]:
@@ -181,7 +179,8 @@ def _one_line(exc: BaseException) -> str:
 def install(app: FastAPI) -> None:
     """Route every exception to `handle_error`. Domain errors are registered by class (handled
     inside the app); `Exception` last, for bugs: a 500 in the same shape, logged."""
-    for kind in (RequestValidationError, StarletteHTTPException, ApiError, *DOMAIN_ERRORS):
+    domain = (NotFoundError, Refused, StoreBusyError, StoreError, UserError, OSError, duckdb.Error)
+    for kind in (RequestValidationError, StarletteHTTPException, ApiError, *domain):
         app.add_exception_handler(kind, handle_error)
     app.add_exception_handler(Exception, handle_error)
 

@@ -11,7 +11,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.errors import UserError
-from ingest.store import connect
+from ingest.store.duckdb.store import connect
 
 
 class BuildInfo(BaseModel):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from ingest.errors import Refused
-from ingest.store import raw_store_path
+from ingest.store.duckdb.store import raw_store_path
 from itrack.api.auth import Principal, current_principal
 from itrack.api.errors import ApiError, error_responses
 from itrack.api.warehouse import BuildInfo, open_warehouse
@@ -60,7 +60,7 @@ class FeedbackRun(BaseModel):
 @contextmanager
 def no_build_running(warehouse: Path) -> Iterator[None]:
     """Hold the dbt runner's per-location lock for the duration, or refuse: a build running."""
-    from ingest.dbt_runner import work_dir
+    from itrack.dbt_runner import work_dir
 
     folder = work_dir(raw_store_path(warehouse))
     folder.mkdir(parents=True, exist_ok=True)
@@ -87,6 +87,7 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
     if not caller.is_lead:
         raise ApiError(403, "only leads may run the feedback step")
     from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     config = request.app.state.config
     warehouse = Path(config.db)
@@ -96,7 +97,7 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
         with request.app.state.backend.released():
             result = run_feedback(
                 warehouse=warehouse,
-                raw_store_db=warehouse,
+                log=DuckDBFeedbackLog(warehouse),
                 feeders_path=feeders,
                 placements_path=placements,
             )

@@ -16,10 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import duckdb
 import typer
 
-from ingest.cli_output import (
+from ingest.contract import InterviewProcess, InterviewStage
+from ingest.errors import UserError
+from ingest.service import InterviewDetail, InterviewService
+from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
+from itrack.cli.common import DbOption
+from itrack.cli.output import (
     Format,
     FormatOption,
     JsonAlias,
@@ -31,21 +35,11 @@ from ingest.cli_output import (
     text,
     warn,
 )
-from ingest.contract import InterviewProcess, InterviewStage
-from ingest.errors import UserError
-from ingest.service import InterviewDetail, InterviewService
-from ingest.store import DEFAULT_WAIT_SECONDS, StoreBusyError, StoreError
+from itrack.errors import new_app
+from itrack.services import interview_service
 
-app = typer.Typer(help="Track one interview process at a time.", no_args_is_help=True)
+app = new_app("Track one interview process at a time.")
 
-DbOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--db",
-        help="Warehouse path (default $ITRACK_DB or data/warehouse.duckdb); "
-        "writes go to the raw store beside it.",
-    ),
-]
 WaitOption = Annotated[
     float,
     typer.Option(
@@ -70,25 +64,8 @@ ByOption = Annotated[
 
 @contextmanager
 def _service(db: Path | None, wait: float) -> Iterator[InterviewService]:
-    """The service, with every expected failure turned into one line and an exit code."""
-    try:
-        yield InterviewService(db, wait)
-    except UserError as exc:
-        _fail(str(exc), exc.exit_code)
-    except (StoreBusyError, StoreError) as exc:
-        _fail(str(exc), 2)
-    except (OSError, duckdb.Error) as exc:  # I/O trouble the store did not already word
-        _fail(f"cannot use the store of {db or 'the default warehouse'}: {_first_line(exc)}", 2)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _fail(message: str, code: int) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+    """The service on the configured store (errors are the shared handler's job)."""
+    yield interview_service(db, wait)
 
 
 def _by(by: str | None) -> str:
@@ -380,10 +357,11 @@ def _read_offer(value: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        _fail(f"--offer: not a JSON object and no such file: {path}", 2)
-    except (OSError, UnicodeDecodeError) as exc:
-        _fail(f"--offer: cannot read {path}: {exc}", 2)
-    raise AssertionError("unreachable")
+        raise UserError(f"--offer: not a JSON object and no such file: {path}") from None
+    except OSError as exc:
+        raise UserError(f"--offer: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"--offer: {path} is not UTF-8 text") from None
 
 
 def _print_process(process: InterviewProcess, fmt: Format) -> None:

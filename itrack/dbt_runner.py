@@ -29,7 +29,20 @@ from typing import Any
 
 import duckdb
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_project"
+from ingest.errors import UserError
+
+
+def _project_dir() -> Path:
+    """`dbt_project/`: installed inside the package (`itrack/dbt_project`, see pyproject.toml),
+    else the checkout's top-level folder (editable installs and the source tree)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "dbt_project", here.parent / "dbt_project"):
+        if (candidate / "dbt_project.yml").is_file():
+            return candidate
+    raise RuntimeError(f"no dbt project beside {here}: reinstall interview-tracking")
+
+
+PROJECT_DIR = _project_dir()
 FAILED_STATUSES = ("fail", "error", "runtime error")
 
 
@@ -207,7 +220,6 @@ def _outcome(result: object, log_path: Path) -> DbtOutcome:
 def docs_generate(warehouse: Path, raw_store: Path) -> Path:
     """`dbt docs generate --static` (one self-contained index.html with the lineage of every
     model) into dbt_project/target/; returns that folder."""
-    from ingest.errors import UserError
 
     # On a private copy: the published warehouse may be held open by analysts (read-only).
     # DuckDB names a database after the file behind the symlink, and dbt's catalog query looks

@@ -23,6 +23,7 @@ holder, or `--wait`). Holding it, the build sweeps what a killed or failed build
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -30,17 +31,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
-from ingest.load import RunSummary, fault_point, ingest_paths
-from ingest.store import (
+from ingest.load import RunSummary, ingest_paths
+from ingest.store.duckdb.store import (
     StoreError,
     connect,
-    new_run_id,
     raw_store_path,
     store_lock,
-    utc_now,
-    warehouse_path,
 )
+
+# Callables told when a build reaches a step ("publish": every output staged, the writer lock
+# held, nothing renamed yet). The fault tests register one that kills the process there.
+STEP_HOOKS: list[Callable[[str], None]] = []
 
 
 @dataclass
@@ -85,8 +88,8 @@ def build_dir(warehouse: Path) -> Path:
 
 
 def run_build(
-    paths: list[Path] | None = None,
-    db: Path | str | None = None,
+    paths: list[Path] | None,
+    db: Path | str,
     wait_seconds: float = 0.0,
     feeders: Path | None = None,
     placements: Path | None = None,
@@ -100,7 +103,7 @@ def run_build(
     store as it is), dbt build, feedback, publish, HTML report. `note` gets one line per step
     as it finishes and whatever the steps report (dbt's notes included)."""
     clock = time.monotonic()
-    warehouse = warehouse_path(db).absolute()
+    warehouse = Path(db).absolute()
     raw_store = raw_store_path(warehouse)
     result = BuildResult(warehouse)
 
@@ -141,7 +144,7 @@ def _build_locked(
     warehouse = result.warehouse
     raw_store = raw_store_path(warehouse)
     if take_backup and raw_store.exists():
-        from ingest.backup import backup
+        from ingest.store.duckdb.backup import backup
 
         with _step(result, "backup", note) as out:
             result.backup = backup(warehouse, wait_seconds=wait_seconds)
@@ -233,7 +236,7 @@ def _fresh_build_file(warehouse: Path, building: Path) -> None:
 
 
 def _dbt_build(building: Path, snapshot: Path, raw_store: Path, note: Note) -> None:
-    from ingest.dbt_runner import run_dbt
+    from itrack.dbt_runner import run_dbt
 
     outcome = run_dbt(["build"], warehouse=building, raw_store=snapshot, location=raw_store)
     if not outcome.ok:
@@ -255,35 +258,41 @@ def _feedback(
     wait_seconds: float,
 ) -> object:
     from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     data = warehouse.parent
 
     def publish() -> None:  # under the writer lock, every output staged
-        fault_point("publish")
+        for hook in STEP_HOOKS:  # the fault tests kill the build here
+            hook("publish")
         building.replace(warehouse)  # the publish: atomic on one filesystem
 
     return run_feedback(
         warehouse=building,
-        raw_store_db=warehouse,
+        log=DuckDBFeedbackLog(warehouse, wait_seconds),
         feeders_path=feeders or data / "feeders.json",
         placements_path=placements or data / "candidate_placements.json",
         candidates_path=candidates,
         full=False,
         wait_seconds=wait_seconds,
-        before_publish=lambda rows: _refresh_feedback_runs(building, snapshot, warehouse, rows),
+        before_publish=lambda run_id, written: _refresh_feedback_runs(
+            building, snapshot, warehouse, run_id, written
+        ),
         publish=publish,
     )
 
 
 def _refresh_feedback_runs(
-    building: Path, snapshot: Path, warehouse: Path, rows: list[tuple]
+    building: Path, snapshot: Path, warehouse: Path, run_id: str, written: dict[str, dict]
 ) -> None:
     """This run's feedback log rows, added to the snapshot, then its staging table rebuilt (a
     dbt node reading the declared source) so the published warehouse has the run it publishes
     with. Private files only: no lock held, nobody waits."""
-    from ingest.dbt_runner import run_dbt
+    from itrack.dbt_runner import run_dbt
 
-    if rows:
+    if written:
+        now = utc_now()
+        rows = [(run_id, name, json.dumps(metrics), now) for name, metrics in written.items()]
         con = connect(snapshot)
         try:
             con.executemany("insert into feedback_runs values (?, ?, ?, ?)", rows)

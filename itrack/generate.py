@@ -68,11 +68,46 @@ class Planted:
 
 
 PLANTED = Planted()
-STAGES = (  # (canonical type, spellings seen in exports)
-    ("phone_screen", ("Phone Screen", "phone screen", "Recruiter Call", "Phone  Screen")),
-    ("technical", ("Technical Interview", "Coding", "Technical  Interview", "technical interview")),
-    ("onsite", ("Onsite", "Final Round", "On-site")),
+# (canonical type, spellings seen in exports: case, spaces, `_`/`-`, the type's own name)
+STAGES = (
+    (
+        "phone_screen",
+        (
+            "Phone Screen",
+            "phone screen",
+            "Recruiter Call",
+            "Phone  Screen",
+            "phone_screen",
+            "Phone-Screen",
+            "Phone\u00a0Screen ",
+        ),
+    ),
+    (
+        "technical",
+        (
+            "Technical Interview",
+            "Coding",
+            "Technical  Interview",
+            "technical interview",
+            "technical",
+            "Technical_Interview",
+        ),
+    ),
+    (
+        "onsite",
+        ("Onsite", "Final Round", "On-site", "onsite", "Final-Round", "Onsite\u00a0Interview"),
+    ),
 )
+# Messiness real exports have (issue #12), as shares of processes / stages / names.
+MESSY = {
+    "retake": 0.05,  # a failed stage is retaken (same type), passing with the usual chance
+    "skipped": 0.04,  # a no-show or cancelled stage before the real one
+    "offer_without_stages": 0.01,
+    "name_variant": 0.03,  # a company or feeder spelled in another case / with stray spaces
+    "double_listed": 0.02,  # an interviewer listed twice on one stage, in another spelling
+    "zone_offset": 0.2,  # created_at written with a +02:00 offset (the same instant)
+    "near_midnight": 0.05,  # a process created at 23:30
+}
 UNMAPPED_STAGE = "Take-home Review"
 THEMES_PASS = (
     "strong system design",
@@ -87,6 +122,8 @@ THEMES_FAIL = (
     "lacked depth in distributed systems",
     "unclear communication",
     "struggled with coding exercise",
+    "struggled with Node.js async code",
+    "scored 2.5 of 5 on algorithms",
 )
 ROLES = ("Backend Engineer", "Data Engineer", "Frontend Engineer", "SRE", "ML Engineer")
 RECRUITERS = ("Rita Gomez", "Sam Patel", "Mia Chen", "Olu Ade")
@@ -120,6 +157,20 @@ def _ratings(rng: random.Random, passed: bool) -> dict[str, int | None]:
     }
 
 
+def _variant(rng: random.Random, name: str) -> str:
+    """`name` as another export might spell it: other case, stray spaces (same grouping key)."""
+    if rng.random() >= MESSY["name_variant"]:
+        return name
+    return rng.choice((name.lower(), name.upper(), f"{name} ", f"  {name}", name.title()))
+
+
+def _offset_ts(rng: random.Random, value: dt.datetime) -> str:
+    """Sometimes written with a +02:00 zone offset: the same instant, another spelling."""
+    if rng.random() < MESSY["zone_offset"]:
+        return (value + dt.timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S+02:00")
+    return _ts(value)
+
+
 def _process(rng: random.Random, candidate: dict[str, Any], feeder: str) -> tuple[dict, list]:
     """One process and its stages, consistent with the contract's state machine."""
     company = rng.choice(PLANTED.companies)
@@ -127,53 +178,74 @@ def _process(rng: random.Random, candidate: dict[str, Any], feeder: str) -> tupl
     if PLANTED.company_preference.get(company) == feeder:
         p_pass = PLANTED.preferred_pass
     created = START + dt.timedelta(days=rng.uniform(0, SPAN_DAYS), hours=rng.randint(0, 8))
+    if rng.random() < MESSY["near_midnight"]:
+        created = created.replace(hour=23, minute=30)
     pid = _uuid(rng)
     in_flight = rng.random() < 0.15
     depth = rng.randint(1, 3) if in_flight else 3
+    if not in_flight and rng.random() < MESSY["offer_without_stages"]:
+        depth = 0
     stages, clock, failed_stage = [], created, None
-    for order, (canonical, names) in enumerate(STAGES[:depth], start=1):
-        name = (
-            UNMAPPED_STAGE
-            if canonical == "technical" and rng.random() < 0.02
-            else rng.choice(names)
-        )
+
+    def add(name: str, **fields: Any) -> dict[str, Any]:
         scheduled = clock + dt.timedelta(days=rng.randint(2, 10), hours=rng.randint(0, 6))
-        last_pending = in_flight and order == depth
-        passed = rng.random() < p_pass
         stage = {
             "id": _uuid(rng),
             "interview_process_id": pid,
             "stage_name": name,
-            "stage_order": order,
+            "stage_order": len(stages) + 1,
             "scheduled_date": _ts(scheduled),
             "created_at": _ts(clock + dt.timedelta(hours=1)),
+            **fields,
         }
-        if last_pending:
-            stage.update(outcome="pending", interviewer_names=[])
-        else:
-            completed = scheduled + dt.timedelta(days=rng.randint(0, 3), hours=1)
-            themes = THEMES_PASS if passed else THEMES_FAIL
-            stage.update(
-                outcome="passed" if passed else "failed",
-                completed_date=_ts(completed),
-                interviewer_names=rng.sample(INTERVIEWERS, rng.randint(1, 3)),
-                feedback_notes="; ".join(rng.sample(themes, 2)).capitalize() + ".",
-                **_ratings(rng, passed),
-            )
-            clock = completed
-        stage["updated_at"] = _ts(clock + dt.timedelta(hours=2))
         stages.append(stage)
+        return stage
+
+    for position, (canonical, names) in enumerate(STAGES[:depth], start=1):
+        last_pending = in_flight and position == depth
+        if not last_pending and rng.random() < MESSY["skipped"]:
+            skipped = add(rng.choice(names), outcome=rng.choice(("no_show", "cancelled")))
+            skipped["updated_at"] = _ts(clock + dt.timedelta(hours=2))
+        attempts = 2 if rng.random() < MESSY["retake"] else 1
+        for _attempt in range(attempts):
+            name = (
+                UNMAPPED_STAGE
+                if canonical == "technical" and rng.random() < 0.02
+                else rng.choice(names)
+            )
+            passed = rng.random() < p_pass
+            if last_pending:
+                stage = add(name, outcome="pending", interviewer_names=[])
+            else:
+                scheduled = dt.datetime.fromisoformat(add(name)["scheduled_date"].rstrip("Z"))
+                stage = stages[-1]
+                completed = scheduled + dt.timedelta(days=rng.randint(0, 3), hours=1)
+                themes = THEMES_PASS if passed else THEMES_FAIL
+                interviewers = rng.sample(INTERVIEWERS, rng.randint(1, 3))
+                if rng.random() < MESSY["double_listed"]:
+                    interviewers.append(rng.choice(interviewers).upper())
+                stage.update(
+                    outcome="passed" if passed else "failed",
+                    completed_date=_ts(completed),
+                    interviewer_names=interviewers,
+                    feedback_notes="; ".join(rng.sample(themes, 2)).capitalize() + ".",
+                    **_ratings(rng, passed),
+                )
+                clock = completed
+            stage["updated_at"] = _ts(clock + dt.timedelta(hours=2))
+            if last_pending or passed:
+                break
         if not last_pending and not passed:
             failed_stage = name
             break
     process = {
         "id": pid,
         "candidate_id": candidate["id"],
-        "company_name": company,
+        "company_name": _variant(rng, company),
         "role_title": rng.choice(ROLES),
-        "feeder_source": feeder,
+        "feeder_source": _variant(rng, feeder),
         "recruiter_name": rng.choice(RECRUITERS),
-        "created_at": _ts(created),
+        "created_at": _offset_ts(rng, created),
     }
     decided = clock + dt.timedelta(days=rng.randint(1, 5))
     status, extra = _status(rng, in_flight, failed_stage, p_pass, decided)

@@ -1,11 +1,12 @@
 """Repository: interview processes and stages in the raw store, one record at a time.
 
-Works on a DuckDB connection to the raw store (`ingest.store.open_store`). Records go in and
-come out as the contract models, so whatever is written was validated by the one contract and
-whatever is read compares equal to what was written (offer details as JSON text, interviewer
-names as VARCHAR[]). Every write runs in a transaction; every status write also appends to
-`interview_status_history` in that same transaction, which is what the feedback step's watermark
-reads. Business rules (which moves are allowed, what an outcome implies) live in the service.
+Works on a DuckDB connection to the raw store (`ingest.store.duckdb.store.open_store`). Records
+go in and come out as the contract models, so whatever is written was validated by the one
+contract and whatever is read compares equal to what was written (offer details as JSON text,
+interviewer names as VARCHAR[]). Every write runs in a transaction; every status write also
+appends to `interview_status_history` in that same transaction, which is what the feedback
+step's watermark reads. Business rules (which moves are allowed, what an outcome implies) live
+in the service.
 """
 
 from __future__ import annotations
@@ -15,19 +16,26 @@ import json
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import duckdb
 
-from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, to_row
-from ingest.errors import Refused
-from ingest.store import new_run_id, utc_now
+from ingest.contract import (
+    InterviewProcess,
+    InterviewStage,
+    InterviewStatus,
+    new_run_id,
+    to_row,
+    utc_now,
+)
+from ingest.errors import NotFoundError, Refused
+from ingest.ports import HISTORY_SOURCE
+from ingest.store.duckdb.store import open_store
 
 PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
 STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
-HISTORY_SOURCE = "service"
-CORRECTION_SOURCE = "correction"  # history rows written by amend / reopen
 MIN_PREFIX = 4  # an id may be given by a unique prefix of at least this many characters
 _ID_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]*")
 # kind -> (table, what a person calls it)
@@ -38,10 +46,6 @@ ID_KINDS = {
 
 # Rows read back were accepted under the rules of their day (see contract.stored).
 STORED = {"stored": True}
-
-
-class NotFoundError(Refused):
-    """A process, stage or candidate id that is not in the store (exit 1)."""
 
 
 def parse_id(value: UUID | str, what: str) -> UUID:
@@ -117,11 +121,6 @@ class InterviewRepository:
     def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
         return self.find_interviews(candidate_id=candidate_id)
 
-    def get_interviews_by_company(
-        self, company_name: str, status: InterviewStatus | str | None = None
-    ) -> list[InterviewProcess]:
-        return self.find_interviews(company_name=company_name, status=status)
-
     def find_interviews(
         self,
         company_name: str | None = None,
@@ -150,26 +149,6 @@ class InterviewRepository:
             if current.status != process.status:
                 self._append_history(process.id, current.status, process.status, process.updated_at)
         return self.get_interview_by_id(process.id)
-
-    def update_interview_status(
-        self,
-        interview_id: UUID | str,
-        status: InterviewStatus | str,
-        changed_at: dt.datetime,
-        final_outcome: str | None = None,
-    ) -> InterviewProcess:
-        """Set the status (and final outcome if given) as of `changed_at`, with history.
-
-        The record is re-validated through the contract; whether the move is allowed is the
-        service's decision.
-        """
-        with self.transaction():
-            current = self.get_interview_by_id(interview_id)
-            changes: dict[str, Any] = {"status": status, "updated_at": changed_at}
-            if final_outcome is not None:
-                changes["final_outcome"] = final_outcome
-            updated = InterviewProcess.model_validate({**current.model_dump(), **changes})
-            return self.update_interview(updated)
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -204,6 +183,14 @@ class InterviewRepository:
             [interview_id],
         ).fetchone()
         return int(row[0]) if row else 0
+
+    def record_call(self, command: str, started_at: dt.datetime) -> None:
+        """Audit one completed write call in `ingest_runs` (one record accepted)."""
+        self.con.execute(
+            "insert into ingest_runs (run_id, command, status, started_at, finished_at,"
+            " rows_read, accepted) values (?, ?, 'completed', ?, ?, 1, 1)",
+            [self.run_id, f"interview {command}", started_at, utc_now()],
+        )
 
     # -- ids, names, corrections -----------------------------------------------------------
 
@@ -344,32 +331,6 @@ class InterviewRepository:
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    # -- reporting ----------------------------------------------------------------------------
-
-    def feeder_counts(self, feeder_source: str, terminal: Sequence[str]) -> tuple[int, int, int]:
-        """(started, offer_accepted, terminal) process counts for a feeder.
-
-        Feeder = the process's feeder, else its candidate's: the dbt mart's definition.
-        """
-        row = self.con.execute(
-            """
-            with processes as (
-                select p.status, coalesce(p.feeder_source, c.feeder_source) as feeder
-                from interview_processes as p
-                left join candidates as c on c.id = p.candidate_id
-            )
-            select
-                count(*),
-                count(*) filter (where status = 'offer_accepted'),
-                count(*) filter (where list_contains(?::varchar[], status))
-            from processes
-            where feeder = ?
-            """,
-            [list(terminal), feeder_source],
-        ).fetchone()
-        assert row is not None
-        return int(row[0]), int(row[1]), int(row[2])
-
     # -- helpers ------------------------------------------------------------------------------
 
     def _insert(self, table: str, columns: Sequence[str], row: dict[str, Any]) -> None:
@@ -422,6 +383,49 @@ class InterviewRepository:
         sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
         cursor = self.con.execute(sql, params)
         return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
+
+
+class DuckDBInterviewStore:
+    """The embedded store: the raw store beside warehouse `db`, opened for each unit of work
+    under the writer lock, so a second process gets StoreBusyError ("database is busy (held by
+    PID n)") after `wait_seconds` instead of interleaving writes."""
+
+    def __init__(self, db: Path | str, wait_seconds: float = 0.0) -> None:
+        self.db = Path(db)
+        self.wait_seconds = wait_seconds
+
+    @contextmanager
+    def reading(self) -> Iterator[InterviewRepository]:
+        """Read-only: no writer lock, and a missing store is an error (never created)."""
+        with open_store(self.db, self.wait_seconds, read_only=True) as con:
+            yield InterviewRepository(con)
+
+    @contextmanager
+    def writing(self) -> Iterator[InterviewRepository]:
+        """Under the writer lock, on an existing store (a wrong --db is an error, not a new
+        empty store)."""
+        with open_store(self.db, self.wait_seconds, create=False) as con:
+            repo = InterviewRepository(con)
+            with repo.transaction():
+                yield repo
+
+
+class ConnectionInterviewStore:
+    """Units of work on a connection someone else holds open (and locked): a server that keeps
+    one connection, or a test. Writes are one transaction each, as with `DuckDBInterviewStore`."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    @contextmanager
+    def reading(self) -> Iterator[InterviewRepository]:
+        yield InterviewRepository(self.con)
+
+    @contextmanager
+    def writing(self) -> Iterator[InterviewRepository]:
+        repo = InterviewRepository(self.con)
+        with repo.transaction():
+            yield repo
 
 
 def _audit_text(value: Any) -> str | None:

@@ -10,53 +10,24 @@ Layout (see README "Where the data lives"):
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
-DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
-
-
-class StoreBusyError(RuntimeError):
-    """Another process holds the raw store."""
-
-
-class StoreError(RuntimeError):
-    """The store cannot be opened or written (permissions, disk, corruption)."""
-
-
-class StoreMissingError(StoreError):
-    """A command that only uses an existing store was pointed at a path with none."""
-
+from ingest.errors import StoreBusyError, StoreError, StoreMissingError
 
 # Writers wait this long for another writer before reporting "busy" (`--wait` overrides it).
 DEFAULT_WAIT_SECONDS = 30.0
 
 
-def utc_now() -> dt.datetime:
-    """Now as naive UTC, the way every timestamp is stored."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def new_run_id(prefix: str = "run") -> str:
-    """Run id stamped on the rows a run writes: `<prefix>-<UTC time>-<random>`, sortable."""
-    return f"{prefix}-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-
-
-def warehouse_path(db: Path | str | None = None) -> Path:
-    """The warehouse path: `--db`, else `ITRACK_DB`, else `data/warehouse.duckdb`."""
-    return Path(db or os.environ.get("ITRACK_DB") or DEFAULT_WAREHOUSE)
-
-
-def raw_store_path(db: Path | str | None = None) -> Path:
-    warehouse = warehouse_path(db)
+def raw_store_path(db: Path | str) -> Path:
+    """The raw store beside warehouse `db`: `<warehouse stem>.raw.duckdb`."""
+    warehouse = Path(db)
     return warehouse.with_name(f"{warehouse.stem}.raw.duckdb")
 
 
@@ -140,8 +111,13 @@ create table if not exists ingest_files (
     updated bigint not null,
     unchanged bigint not null,
     stale bigint not null,
-    rejected bigint not null
+    rejected bigint not null,
+    size_bytes bigint,
+    mtime_ns bigint
 );
+-- stores created before the skip check by size and mtime
+alter table ingest_files add column if not exists size_bytes bigint;
+alter table ingest_files add column if not exists mtime_ns bigint;
 create table if not exists quarantine (
     run_id varchar not null,
     file_path varchar,
@@ -156,12 +132,6 @@ create table if not exists quarantine (
     resolved_run_id varchar,
     quarantined_at timestamp not null
 );
-create table if not exists feedback_runs (
-    run_id varchar not null,
-    feeder_source varchar not null,
-    metrics json not null,
-    written_at timestamp not null
-);
 create table if not exists corrections (
     run_id varchar not null,
     record_kind varchar not null,
@@ -173,6 +143,20 @@ create table if not exists corrections (
     reason varchar not null,
     changed_by varchar not null,
     recorded_at timestamp not null
+);
+create table if not exists extract_watermarks (
+    source varchar not null,
+    table_name varchar not null,
+    watermark timestamp,
+    run_id varchar not null,
+    updated_at timestamp not null,
+    primary key (source, table_name)
+);
+create table if not exists feedback_runs (
+    run_id varchar not null,
+    feeder_source varchar not null,
+    metrics json not null,
+    written_at timestamp not null
 );
 create table if not exists extract_watermarks (
     source varchar not null,
@@ -223,12 +207,18 @@ def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") ->
         handle.close()  # closing releases the flock
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB file, turning lock conflicts and I/O failures into one-line errors."""
+def connect(
+    path: Path, read_only: bool = False, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file, turning lock conflicts and I/O failures into one-line errors.
+
+    `memory_limit` bounds DuckDB's memory whatever the file size (it spills to disk beyond it).
+    """
+    config = {"memory_limit": memory_limit} if memory_limit else {}
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(str(path), read_only=read_only)
+        return duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
@@ -241,12 +231,13 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
 
 @contextmanager
 def open_store(
-    db: Path | str | None = None,
+    db: Path | str,
     wait_seconds: float = 0.0,
     read_only: bool = False,
     create: bool = True,
+    memory_limit: str | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The raw store. Callers own their transactions.
+    """The raw store beside warehouse `db`. Callers own their transactions.
 
     Writers (`read_only=False`) hold the writer lock and get the schema ensured; with
     `create=False` a missing store is an error instead of a new empty file. Readers never
@@ -268,7 +259,7 @@ def open_store(
             con.close()
         return
     with store_lock(path, wait_seconds):
-        con = connect(path)
+        con = connect(path, memory_limit=memory_limit)
         try:
             con.execute(SCHEMA)
             yield con

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import typer
 
-from ingest.cli_output import (
+from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
+from itrack.cli.common import DbOption, WaitOption, warehouse
+from itrack.cli.output import (
     Format,
     FormatOption,
     JsonAlias,
@@ -16,21 +18,14 @@ from ingest.cli_output import (
     print_record,
     resolve,
 )
+from itrack.errors import HandledGroup
 
 app = typer.Typer(
-    help="Write metrics back to feeders.json and placement history.", invoke_without_command=True
+    help="Write metrics back to feeders.json and placement history.",
+    invoke_without_command=True,
+    pretty_exceptions_enable=False,
+    cls=HandledGroup,
 )
-
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
-]
-
-
-def _handled(func):  # the root CLI's error handling, imported lazily to avoid a cycle
-    from ingest.cli import handle_errors
-
-    return handle_errors(func)
 
 
 @app.callback()
@@ -48,38 +43,20 @@ def feedback(
         bool, typer.Option(help="Recompute every feeder, not only changed ones.")
     ] = False,
     db: DbOption = None,
-    wait: Annotated[
-        float,
-        typer.Option(
-            "--wait",
-            min=0,
-            help="Seconds to wait for a busy raw store or a locked feeders.json (default 30).",
-        ),
-    ] = 30.0,  # ingest.store.DEFAULT_WAIT_SECONDS, as every command
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,  # as every command; also for feeders.json's lock
 ) -> None:
     """Update feeders.json metrics and placement history from the published marts."""
     if ctx.invoked_subcommand:
         return
-    _handled(_run)(feeders, placements, candidates, full, db, wait)
-
-
-def _run(
-    feeders: Path | None,
-    placements: Path | None,
-    candidates: Path | None,
-    full: bool,
-    db: Path | None,
-    wait: float = 0.0,
-) -> None:
     from feedback.service import run_feedback
-    from ingest.store import warehouse_path
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
-    warehouse = warehouse_path(db)
+    published = warehouse(db)
     result = run_feedback(
-        warehouse=warehouse,
-        raw_store_db=warehouse,
-        feeders_path=feeders or warehouse.parent / "feeders.json",
-        placements_path=placements or warehouse.parent / "candidate_placements.json",
+        warehouse=published,
+        log=DuckDBFeedbackLog(published, wait),
+        feeders_path=feeders or published.parent / "feeders.json",
+        placements_path=placements or published.parent / "candidate_placements.json",
         candidates_path=candidates,
         full=full,
         wait_seconds=wait,
@@ -95,14 +72,11 @@ def report(
     as_json: JsonAlias = False,
 ) -> None:
     """The feeder performance report: sourced, success by stage, time to hire, rejections."""
-    _handled(_report)(feeder, resolve(fmt, as_json) is Format.json, db)
-
-
-def _report(feeder: str, as_json: bool, db: Path | None) -> None:
     from feedback.feeders import metrics_from_marts
     from feedback.marts import open_marts, require_known
 
-    with open_marts(db) as con:
+    as_json = resolve(fmt, as_json) is Format.json
+    with open_marts(warehouse(db)) as con:
         require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
         metrics = metrics_from_marts(con)[feeder]
     if as_json:

@@ -4,19 +4,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import duckdb
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ingest.cli_output import (
+from ingest.errors import Refused, UserError
+from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
+from itrack.cli import feedback as feedback_cli
+from itrack.cli import interview as interview_cli
+from itrack.cli import report as report_cli
+from itrack.cli import serve as serve_cli
+from itrack.cli.common import DbOption, warehouse
+from itrack.cli.output import (
     Format,
     FormatOption,
     JsonAlias,
@@ -27,10 +31,9 @@ from ingest.cli_output import (
     resolve,
     text,
 )
-from ingest.errors import Refused, UserError
-from ingest.store import DEFAULT_WAIT_SECONDS, StoreBusyError, StoreError
-
-F = TypeVar("F", bound=Callable[..., Any])
+from itrack.errors import HandledGroup, err_console, fail
+from itrack.generate import generate_command
+from itrack.settings import get_settings
 
 app = typer.Typer(
     help="interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes.",
@@ -38,9 +41,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     # usage errors as one plain line in logs; rich panels only for a person at a terminal
     rich_markup_mode="rich" if sys.stderr.isatty() else None,
+    cls=HandledGroup,  # every command: one line and an exit code (itrack/errors.py)
 )
 console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
-err_console = Console(stderr=True)
 
 
 def _version(value: bool) -> None:
@@ -63,10 +66,6 @@ def _root(
     """interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes."""
 
 
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
-]
 WaitOption = Annotated[
     float,
     typer.Option(
@@ -75,43 +74,7 @@ WaitOption = Annotated[
 ]
 
 
-def fail(message: str, code: int) -> None:
-    sys.stderr.write(f"error: {message}\n")
-    raise typer.Exit(code)
-
-
-def handle_errors(func: F) -> F:
-    """Map the project's errors to one line and an exit code; never a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
-        except UserError as exc:
-            fail(str(exc), exc.exit_code)
-        except (StoreBusyError, StoreError) as exc:
-            fail(str(exc), 2)
-        except (OSError, duckdb.IOException) as exc:  # disk full, read-only folder, ...
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            fail(f"cannot write: {reason}; nothing of this run was written", 2)
-        except KeyboardInterrupt:
-            fail("interrupted; nothing of this run was written", 130)
-        except Exception as exc:  # a bug: still one line, the traceback on request
-            if os.environ.get("ITRACK_DEBUG"):
-                raise
-            fail(
-                f"unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                " (set ITRACK_DEBUG=1 for the traceback)",
-                3,
-            )
-
-    return wrapper  # type: ignore[return-value]
-
-
 @app.command()
-@handle_errors
 def ingest(
     paths: Annotated[
         list[Path], typer.Argument(help="Files or folders (JSONL, JSON, CSV, Parquet).")
@@ -139,7 +102,13 @@ def ingest(
             bar.update(task, description=message, completed=done, total=total)
 
         summary = ingest_paths(
-            paths, db=db, kind=kind, wait_seconds=wait, force=force, progress=step
+            paths,
+            db=warehouse(db),
+            kind=kind,
+            wait_seconds=wait,
+            force=force,
+            progress=step,
+            memory_limit=get_settings().memory_limit,
         )
     if resolve(fmt, as_json) is Format.json:
         print_json(summary_dict(summary))
@@ -246,7 +215,6 @@ REJECT_COLUMNS = (
 
 
 @app.command()
-@handle_errors
 def rejects(
     run: Annotated[str | None, typer.Option("--run", help="Only this run's rejects.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
@@ -257,7 +225,7 @@ def rejects(
     as_json: JsonAlias = False,
 ) -> None:
     """List quarantined records with their reason (unresolved ones by default)."""
-    from ingest.store import open_store
+    from ingest.store.duckdb.store import open_store
 
     where, params = [], []
     if run:
@@ -270,7 +238,7 @@ def rejects(
         + (" where " + " and ".join(where) if where else "")
         + " order by quarantined_at, file_path, line_number limit ?"
     )
-    with open_store(db, wait, read_only=True) as con:
+    with open_store(warehouse(db), wait, read_only=True) as con:
         if (
             run
             and not con.execute(
@@ -296,7 +264,6 @@ def rejects(
 
 
 @app.command()
-@handle_errors
 def build(
     paths: Annotated[
         list[Path] | None,
@@ -313,7 +280,7 @@ def build(
 
     Without PATHs nothing is ingested: the marts are rebuilt from the raw store as it is. Each
     step prints one timestamped line as it finishes; a summary for the log follows."""
-    from ingest.pipeline import run_build
+    from itrack.pipeline import run_build
 
     as_json_output = resolve(fmt, as_json) is Format.json
 
@@ -322,7 +289,7 @@ def build(
         (sys.stderr if as_json_output else sys.stdout).write(stamped)
 
     result = run_build(
-        paths, db=db, wait_seconds=wait, take_backup=backup, write_html=html, note=live
+        paths, db=warehouse(db), wait_seconds=wait, take_backup=backup, write_html=html, note=live
     )
     summary = build_summary(result)
     if as_json_output:
@@ -381,7 +348,6 @@ KeyFileOption = Annotated[
 
 
 @app.command("backup")
-@handle_errors
 def backup_command(
     to: Annotated[Path | None, typer.Option("--to", help="Folder (default data/backups/).")] = None,
     keep: Annotated[int, typer.Option(min=1, help="Snapshots to keep (at least 1).")] = 7,
@@ -390,9 +356,9 @@ def backup_command(
     key_file: KeyFileOption = None,
 ) -> None:
     """Snapshot the raw store (Parquet + manifest of row counts and checksums)."""
-    from ingest.backup import backup
+    from ingest.store.duckdb.backup import backup
 
-    target = backup(db, to, keep, wait, sign_key=_read_key(key_file))
+    target = backup(warehouse(db), to, keep, wait, sign_key=_read_key(key_file))
     line(f"backup written: {target}")
 
 
@@ -409,7 +375,6 @@ def _read_key(path: Path | None) -> bytes | None:
 
 
 @app.command()
-@handle_errors
 def restore(
     snapshot: Annotated[Path, typer.Argument(help="A backup folder (or a folder of backups).")],
     db: DbOption = None,
@@ -420,18 +385,17 @@ def restore(
     """Restore a backup as the raw store, verifying its manifest; then run `itrack build`.
 
     Takes the writer lock like every writer: busy -> exit 2 naming the holder (or --wait)."""
-    from ingest.backup import MANIFEST, PARTIAL, latest, restore
+    from ingest.store.duckdb.backup import MANIFEST, PARTIAL, latest, restore
 
     if not snapshot.is_dir():
         raise UserError(f"{snapshot}: no such backup folder")
     if not (snapshot / MANIFEST).exists() and not snapshot.name.endswith(PARTIAL):
         snapshot = latest(snapshot)
-    target = restore(snapshot, db, overwrite, wait, sign_key=_read_key(key_file))
+    target = restore(snapshot, warehouse(db), overwrite, wait, sign_key=_read_key(key_file))
     line(f"restored {snapshot} -> {target}")
 
 
 @app.command()
-@handle_errors
 def export(
     out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet files.")],
     anonymize: Annotated[
@@ -447,18 +411,17 @@ def export(
             "only --anonymize exports exist: analysts inside the team query the "
             "warehouse itself (read-only)"
         )
-    counts = export_anonymized(out, db)
+    counts = export_anonymized(out, warehouse(db))
     line(f"exported {len(counts)} tables ({sum(counts.values())} rows) to {out}")
 
 
 @app.command()
-@handle_errors
 def docs(db: DbOption = None) -> None:
     """Build the dbt docs site (lineage of every model), offline."""
-    from ingest.dbt_runner import docs_generate
-    from ingest.store import raw_store_path, warehouse_path
+    from ingest.store.duckdb.store import raw_store_path
+    from itrack.dbt_runner import docs_generate
 
-    target = docs_generate(warehouse_path(db), raw_store_path(db))
+    target = docs_generate(warehouse(db), raw_store_path(warehouse(db)))
     line(
         f"dbt docs: open {target / 'static_index.html'} (self-contained, offline; "
         f"{target / 'index.html'} needs the files beside it)"
@@ -466,7 +429,6 @@ def docs(db: DbOption = None) -> None:
 
 
 @app.command()
-@handle_errors
 def sql(
     command: Annotated[
         str | None,
@@ -482,9 +444,9 @@ def sql(
     separate DuckDB CLI must be of the same version or newer). Statements end with `;`. At the
     prompt, `.tables` lists the tables and views, `.quit` (or Ctrl-D) leaves. Writing is
     refused: the warehouse is opened read-only and the nightly build replaces it whole."""
-    from ingest.store import connect_waiting, warehouse_path
+    from ingest.store.duckdb.store import connect_waiting
 
-    path = warehouse_path(db)
+    path = warehouse(db)
     if not path.exists():
         raise UserError(f"{path}: no warehouse yet; run `itrack build PATH` first (or check --db)")
     con = connect_waiting(path, 0.0)
@@ -565,24 +527,9 @@ def _sql_prompt(con: Any, path: Path, output: Format) -> None:
             buffer = ""
 
 
-def _register_subapps() -> None:
-    from feedback.cli import app as feedback_app
-    from feedback.reports import app as reports_app
-    from ingest.interview_cli import app as interview_app
-
-    app.add_typer(interview_app, name="interview")
-    try:
-        from ingest.generate import generate_command
-
-        app.command("generate")(handle_errors(generate_command))
-    except ImportError:  # pragma: no cover - lands with the generator
-        pass
-    app.add_typer(feedback_app, name="feedback")
-    app.add_typer(reports_app, name="report")
-
-
-_register_subapps()
-
-
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+app.add_typer(interview_cli.app, name="interview")
+app.add_typer(feedback_cli.app, name="feedback")
+app.add_typer(report_cli.app, name="report")
+app.command("generate")(generate_command)
+app.command("serve")(serve_cli.serve)
+app.command("token")(serve_cli.token)

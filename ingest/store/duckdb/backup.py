@@ -25,17 +25,9 @@ import re
 import shutil
 from pathlib import Path
 
+from ingest.contract import new_run_id, utc_now
 from ingest.errors import UserError
-from ingest.store import (
-    SCHEMA,
-    connect,
-    new_run_id,
-    open_store,
-    raw_store_path,
-    store_lock,
-    utc_now,
-    warehouse_path,
-)
+from ingest.store.duckdb.store import SCHEMA, connect, open_store, raw_store_path, store_lock
 
 MANIFEST = "manifest.json"
 DEFAULT_KEEP = 7
@@ -43,8 +35,9 @@ PARTIAL = ".partial"
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
-def default_backup_dir(db: Path | str | None = None) -> Path:
-    return warehouse_path(db).parent / "backups"
+def default_backup_dir(db: Path | str) -> Path:
+    """`backups/` beside the warehouse."""
+    return Path(db).parent / "backups"
 
 
 def _tables(con) -> list[str]:
@@ -72,7 +65,7 @@ def _signature(manifest: dict, key: bytes) -> str:
 
 
 def backup(
-    db: Path | str | None = None,
+    db: Path | str,
     to: Path | None = None,
     keep: int = DEFAULT_KEEP,
     wait_seconds: float = 0.0,
@@ -199,7 +192,7 @@ def verify(snapshot: Path, sign_key: bytes | None = None) -> dict:
 
 def restore(
     snapshot: Path,
-    db: Path | str | None = None,
+    db: Path | str,
     overwrite: bool = False,
     wait_seconds: float = 0.0,
     sign_key: bytes | None = None,

@@ -17,12 +17,11 @@ from typing import Annotated, Any
 import typer
 
 from feedback.marts import open_marts, records, require_known
-from ingest.cli_output import JsonAlias, jsonable, line, print_json, print_table
+from itrack.cli.common import DbOption, warehouse
+from itrack.cli.output import JsonAlias, jsonable, line, print_json, print_table
+from itrack.errors import new_app
 
-app = typer.Typer(
-    help="Analyst reports from the marts (tables, JSON or CSV; HTML with charts).",
-    no_args_is_help=True,
-)
+app = new_app("Analyst reports from the marts (tables, JSON or CSV; HTML with charts).")
 
 
 class Format(StrEnum):
@@ -31,10 +30,6 @@ class Format(StrEnum):
     csv = "csv"
 
 
-DbOption = Annotated[
-    Path | None,
-    typer.Option("--db", help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb)."),
-]
 FormatOption = Annotated[
     Format,
     typer.Option("--format", help="table (plain text when not a terminal), json or csv."),
@@ -52,12 +47,6 @@ FUNNEL_COLUMNS = (
     "offer_accepted_rate",
     "in_flight",
 )
-
-
-def _handled(func):
-    from feedback.cli import _handled as handled
-
-    return handled(func)
 
 
 def emit(rows: list[dict[str, Any]], fmt: Format, title: str, as_json: bool = False) -> None:
@@ -125,29 +114,24 @@ def funnel(
 ) -> None:
     """The conversion funnel: overall and per feeder, or for the feeder/company/cohort given."""
 
-    def run() -> None:
-        with open_marts(db) as con:
-            if feeder:
-                require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
-            if company:
-                require_known(con, "mart_company_insights", "company_name", company, "company")
-            if cohort:
-                require_known(con, "mart_conversion_funnel", "group_key", cohort, "cohort")
-            if feeder and company:
-                rows = _funnel_rows(
-                    con, "feeder_company", feeder_source=feeder, company_name=company
-                )
-            elif feeder:
-                rows = _funnel_rows(con, "feeder_source", group_key=feeder)
-            elif company:
-                rows = _funnel_rows(con, "company_name", group_key=company)
-            elif cohort:
-                rows = _funnel_rows(con, "cohort_month", group_key=cohort)
-            else:
-                rows = _funnel_rows(con, "overall") + _funnel_rows(con, "feeder_source")
-        emit(rows, fmt, "conversion funnel", as_json)
-
-    _handled(run)()
+    with open_marts(warehouse(db)) as con:
+        if feeder:
+            require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
+        if company:
+            require_known(con, "mart_company_insights", "company_name", company, "company")
+        if cohort:
+            require_known(con, "mart_conversion_funnel", "group_key", cohort, "cohort")
+        if feeder and company:
+            rows = _funnel_rows(con, "feeder_company", feeder_source=feeder, company_name=company)
+        elif feeder:
+            rows = _funnel_rows(con, "feeder_source", group_key=feeder)
+        elif company:
+            rows = _funnel_rows(con, "company_name", group_key=company)
+        elif cohort:
+            rows = _funnel_rows(con, "cohort_month", group_key=cohort)
+        else:
+            rows = _funnel_rows(con, "overall") + _funnel_rows(con, "feeder_source")
+    emit(rows, fmt, "conversion funnel", as_json)
 
 
 @app.command()
@@ -159,15 +143,10 @@ def company(
 ) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
-    def run() -> None:
-        with open_marts(db) as con:
-            require_known(con, "mart_company_insights", "company_name", name, "company")
-            rows = records(
-                con, "select * from mart_company_insights where company_name = ?", [name]
-            )
-        emit(_decode_json(rows), fmt, f"company {name}", as_json)
-
-    _handled(run)()
+    with open_marts(warehouse(db)) as con:
+        require_known(con, "mart_company_insights", "company_name", name, "company")
+        rows = records(con, "select * from mart_company_insights where company_name = ?", [name])
+    emit(_decode_json(rows), fmt, f"company {name}", as_json)
 
 
 @app.command()
@@ -179,18 +158,15 @@ def stage(
 ) -> None:
     """Stage performance: outcomes, pass rate, ratings, timing and feedback themes."""
 
-    def run() -> None:
-        with open_marts(db) as con:
-            require_known(con, "mart_stage_performance", "group_key", name, "stage")
-            rows = records(
-                con,
-                "select * exclude (stage_group_id) from mart_stage_performance "
-                "where group_key = ? order by grain desc",
-                [name],
-            )
-        emit(_decode_json(rows), fmt, f"stage {name}", as_json)
-
-    _handled(run)()
+    with open_marts(warehouse(db)) as con:
+        require_known(con, "mart_stage_performance", "group_key", name, "stage")
+        rows = records(
+            con,
+            "select * exclude (stage_group_id) from mart_stage_performance "
+            "where group_key = ? order by grain desc",
+            [name],
+        )
+    emit(_decode_json(rows), fmt, f"stage {name}", as_json)
 
 
 @app.command()
@@ -202,15 +178,10 @@ def feeder(
 ) -> None:
     """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
 
-    def run() -> None:
-        with open_marts(db) as con:
-            require_known(con, "mart_feeder_conversion", "feeder_source", name, "feeder")
-            rows = records(
-                con, "select * from mart_feeder_conversion where feeder_source = ?", [name]
-            )
-        emit(_decode_json(rows), fmt, f"feeder {name}", as_json)
-
-    _handled(run)()
+    with open_marts(warehouse(db)) as con:
+        require_known(con, "mart_feeder_conversion", "feeder_source", name, "feeder")
+        rows = records(con, "select * from mart_feeder_conversion where feeder_source = ?", [name])
+    emit(_decode_json(rows), fmt, f"feeder {name}", as_json)
 
 
 @app.command()
@@ -222,14 +193,10 @@ def html(
 ) -> None:
     """One self-contained HTML report with charts (opens offline)."""
 
-    def run() -> None:
-        from feedback.html_report import write_report
-        from ingest.store import warehouse_path
+    from feedback.html_report import write_report
 
-        path = write_report(warehouse_path(db), out)
-        line(f"report written: {path}")
-
-    _handled(run)()
+    path = write_report(warehouse(db), out)
+    line(f"report written: {path}")
 
 
 def _decode_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,83 @@
+"""`itrack serve` (the HTTP API under uvicorn) and `itrack token` (a bearer token for tries)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from ingest.errors import UserError
+from itrack.cli.common import DbOption
+from itrack.settings import get_settings
+
+
+def _config(db: Path | None, no_auth: bool):
+    from itrack.api import ApiConfig
+
+    settings = get_settings()
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    return ApiConfig(
+        db=settings.warehouse(db),
+        store=settings.store,
+        pg_dsn=settings.pg_dsn,
+        jwt_secret=secret,
+        no_auth=no_auth,
+        organization_id=settings.org_id,
+    )
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    no_auth: Annotated[
+        bool,
+        typer.Option(
+            "--no-auth",
+            help="No bearer tokens: every request acts as a local admin. Loopback only.",
+        ),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Serve the HTTP API: OpenAPI at /openapi.json, docs at /docs.
+
+    Store: ITRACK_STORE (duckdb: the raw store beside --db; postgres: ITRACK_PG_DSN). Tokens:
+    HS256 JWTs signed with ITRACK_JWT_SECRET (Supabase-compatible claims)."""
+    from itrack.api.serve import ServeError, run
+
+    config = _config(db, no_auth)
+    try:
+        run(config, host, port)
+    except ServeError as exc:
+        raise UserError(str(exc)) from None
+
+
+def token(
+    role: Annotated[
+        str, typer.Option(help="App role: recruiter or lead (app_metadata.itrack_role).")
+    ] = "lead",
+    org: Annotated[str | None, typer.Option(help="Organization id (app_metadata.org_id).")] = None,
+    sub: Annotated[str | None, typer.Option(help="User id (default: a new UUID).")] = None,
+    hours: Annotated[float, typer.Option(min=0.01, help="Valid for this many hours.")] = 8.0,
+) -> None:
+    """Print a bearer token signed with ITRACK_JWT_SECRET (for local tries and scripts)."""
+    from itrack.api.auth import make_token
+
+    if role not in ("recruiter", "lead"):
+        raise UserError(f"--role: '{role}' is not recruiter or lead")
+    settings = get_settings()
+    if settings.jwt_secret is None:
+        raise UserError("no ITRACK_JWT_SECRET set: the token must be signed with the server's")
+    app_role: Literal["recruiter", "lead"] = "lead" if role == "lead" else "recruiter"
+    typer.echo(
+        make_token(
+            settings.jwt_secret.get_secret_value(),
+            sub=sub,
+            organization_id=org or settings.org_id,
+            app_role=app_role,
+            expires_in=dt.timedelta(hours=hours),
+        )
+    )

@@ -1,0 +1,97 @@
+"""The one mapping from domain errors to what a person or a client sees.
+
+Exit codes are an interface: 0 done, 1 refused (a business rule said no, or --strict saw
+rejects), 2 cannot run (bad input, busy store, I/O), 3 a bug (never for anything a user can give),
+130 interrupted. HTTP statuses follow the same classes (the API uses `http_status`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import duckdb
+import typer
+from rich.console import Console
+from rich.text import Text
+from typer.core import TyperGroup
+
+from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
+from itrack.settings import get_settings
+
+# Most specific first: the first class an error is an instance of decides.
+_CLASSES: tuple[tuple[type[BaseException], int, int], ...] = (
+    # (error class, exit code, HTTP status)
+    (NotFoundError, 1, 404),
+    (Refused, 1, 409),
+    (StoreBusyError, 2, 503),
+    (StoreError, 2, 503),
+    (UserError, 2, 422),
+    (OSError, 2, 503),  # disk full, read-only folder, ... : nothing of the run was written
+    (duckdb.IOException, 2, 503),
+    (duckdb.Error, 2, 503),  # a store that cannot do what was asked (corrupt, locked, ...)
+)
+
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def exit_code(exc: BaseException) -> int:
+    for cls, code, _ in _CLASSES:
+        if isinstance(exc, cls):
+            return code
+    return 3
+
+
+def http_status(exc: BaseException) -> int:
+    for cls, _, status in _CLASSES:
+        if isinstance(exc, cls):
+            return status
+    return 500
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def message(exc: BaseException) -> str:
+    """One line for people: the domain error's own words, I/O trouble worded, bugs labelled."""
+    if isinstance(exc, UserError):
+        return first_line(exc)
+    if isinstance(exc, OSError | duckdb.IOException):
+        return f"cannot write: {first_line(exc)}; nothing of this run was written"
+    return (
+        f"unexpected {type(exc).__name__}: {first_line(exc)} (set ITRACK_DEBUG=1 for the traceback)"
+    )
+
+
+def fail(text: str, code: int) -> None:
+    """Print `error: <text>` on stderr (data never read as markup) and exit with `code`."""
+    err_console.print(Text("error: ", style="bold red") + Text(text))
+    raise typer.Exit(code)
+
+
+class HandledGroup(TyperGroup):
+    """Every `itrack` command group: errors become one line and an exit code, never a
+    traceback. Registered on each Typer app (`cls=HandledGroup`), so sub-apps invoked on their
+    own (tests, `python -m`) behave as under the root."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            fail("interrupted; nothing of this run was written", 130)
+        except Exception as exc:
+            code = exit_code(exc)
+            if code == 3 and get_settings().debug:
+                raise
+            fail(message(exc), code)
+
+
+def new_app(help: str) -> typer.Typer:
+    """A Typer app with the shared error handling."""
+    return typer.Typer(
+        help=help, no_args_is_help=True, pretty_exceptions_enable=False, cls=HandledGroup
+    )

@@ -1,0 +1,137 @@
+"""`itrack serve` and `itrack token`: a real server process on loopback, and the refusals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.api_server import free_port
+from tests.api_support import ORG, SECRET, seed_candidates
+
+ITRACK = str(Path(sys.executable).with_name("itrack"))
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("ITRACK_")}
+    return {**base, **extra}
+
+
+def run(*args: str, **extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [ITRACK, *args], capture_output=True, text=True, env=env(**extra), timeout=60
+    )
+
+
+def test_no_auth_is_refused_off_loopback():
+    done = run("serve", "--no-auth", "--host", "0.0.0.0", ITRACK_JWT_SECRET=SECRET)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: --no-auth is only allowed on a loopback address (127.0.0.1, ::1, localhost), "
+        "not 0.0.0.0: anyone on the network could change every interview"
+    )
+
+
+def test_a_server_without_secret_is_refused():
+    done = run("serve")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: no JWT secret: set ITRACK_JWT_SECRET")
+
+
+def test_token_needs_the_secret_and_a_known_role():
+    assert run("token").returncode == 2
+    bad = run("token", "--role", "admin", ITRACK_JWT_SECRET=SECRET)
+    assert (bad.returncode, bad.stderr.strip()) == (
+        2,
+        "error: --role: 'admin' is not recruiter or lead",
+    )
+
+
+def serve(db: Path, *args: str, **extra: str):
+    port = free_port()
+    proc = subprocess.Popen(
+        [ITRACK, "serve", "--port", str(port), "--db", str(db), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env(**extra),
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            httpx.get(f"{base}/health", timeout=1)
+            return proc, base
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("itrack serve did not start")
+
+
+def stop(proc: subprocess.Popen) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    return proc.returncode, out
+
+
+def test_itrack_serve_with_tokens_from_itrack_token(tmp_path: Path):
+    db = tmp_path / "warehouse.duckdb"
+    seed_candidates(db)
+    proc, base = serve(db, ITRACK_JWT_SECRET=SECRET, ITRACK_ORG_ID=ORG)
+    try:
+        assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "interview-tracking API"
+        docs = httpx.get(f"{base}/docs")
+        assert docs.status_code == 200 and "swagger-ui" in docs.text
+        assert httpx.get(f"{base}/interviews").status_code == 401
+        token = run(
+            "token", "--role", "lead", "--org", ORG, ITRACK_JWT_SECRET=SECRET
+        ).stdout.strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        made = httpx.post(
+            f"{base}/interviews",
+            headers=headers,
+            json={"candidate_id": "cand-1", "company_name": "Acme", "role_title": "SWE"},
+        )
+        assert made.status_code == 201, made.text
+        got = httpx.get(f"{base}{made.headers['location']}", headers=headers)
+        assert got.json()["id"] == made.json()["id"]
+        other = run("token", "--org", "another-org", ITRACK_JWT_SECRET=SECRET).stdout.strip()
+        assert (
+            httpx.get(
+                f"{base}/interviews", headers={"Authorization": f"Bearer {other}"}
+            ).status_code
+            == 403
+        )
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
+    assert "Traceback" not in out
+
+
+def test_itrack_serve_no_auth_on_loopback(tmp_path: Path):
+    db = tmp_path / "warehouse.duckdb"
+    seed_candidates(db)
+    proc, base = serve(db, "--no-auth")
+    try:
+        made = httpx.post(
+            f"{base}/interviews",
+            json={"candidate_id": "cand-1", "company_name": "Acme", "role_title": "SWE"},
+        )
+        assert made.status_code == 201, made.text
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1"])
+def test_loopback_addresses(host):
+    from itrack.api.app import is_loopback
+
+    assert is_loopback(host)
+    assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5")

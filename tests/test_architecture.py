@@ -1,0 +1,143 @@
+"""The layout's promises: dependencies run one way, every command shares one error handler,
+and an installed `itrack` works outside the checkout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from ingest.service import InterviewService
+from ingest.store.duckdb.store import open_store
+from itrack.cli.main import app
+from tests.conftest import assert_exit
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+
+
+def test_import_contracts_are_kept():
+    """import-linter (pyproject.toml [tool.importlinter]): itrack -> feedback -> ingest, feedback
+    sees only ingest's contract and errors, the service sees ports only."""
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 3 kept, 0 broken." in result.stdout
+
+
+def test_a_bug_in_any_command_is_one_line_and_exit_3(monkeypatch, tmp_path):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(InterviewService, "list_interviews", broken)
+    result = CliRunner().invoke(app, ["interview", "list", "--db", str(tmp_path / "w.duckdb")])
+    assert_exit(result, 3)
+    assert result.stderr == (
+        "error: unexpected RuntimeError: boom (set ITRACK_DEBUG=1 for the traceback)\n"
+    )
+
+
+def test_data_is_never_read_as_markup_in_errors(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    with open_store(db):  # an empty store: the name is simply not there
+        pass
+    result = CliRunner().invoke(app, ["interview", "history", "[bold]x[/]", "--db", str(db)])
+    assert_exit(result, 1)
+    assert result.stderr == "error: candidate '[bold]x[/]' not found\n"
+
+
+def test_reading_rejects_never_creates_a_store(tmp_path):
+    db = tmp_path / "nowhere" / "warehouse.duckdb"
+    result = CliRunner().invoke(app, ["rejects", "--db", str(db)])
+    assert_exit(result, 2)
+    raw = tmp_path / "nowhere" / "warehouse.raw.duckdb"
+    assert result.stderr == (
+        f"error: no raw store at {raw}: check --db (or $ITRACK_DB), or load data first with "
+        "`itrack ingest` / `itrack build PATH`\n"
+    )
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """`pip install .` (not editable) into a folder of its own; dependencies from this venv."""
+    target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("src") / "interview-tracking"  # setuptools builds in-tree
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "*.egg-info", "*.duckdb*", ".build", "backups", "target"
+        ),
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return target
+
+
+def test_installed_itrack_builds_in_an_empty_folder(installed, tmp_path):
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(installed), sysconfig.get_paths()["purelib"]]),
+    }
+    env.pop("ITRACK_DB", None)
+    work = tmp_path / "empty"
+    work.mkdir()
+    where = subprocess.run(
+        [sys.executable, "-c", "import itrack.dbt_runner as r; print(r.PROJECT_DIR)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert where.stdout.strip() == str(installed / "itrack" / "dbt_project")
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from itrack.cli.main import app; app(prog_name='itrack')",
+            "build",
+            str(SAMPLE),
+            "--no-backup",
+            "--no-html",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    con = duckdb.connect(str(work / "data" / "warehouse.duckdb"), read_only=True)
+    try:
+        assert con.execute("select count(*) from fct_interview_processes").fetchone()[0] > 0
+    finally:
+        con.close()
+    assert (work / "data" / "feeders.json").is_file()
