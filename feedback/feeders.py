@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 import duckdb
 import jsonschema
 
-from feedback.atomic import Staged, read_regular
+from feedback.atomic import Staged, dumps_indented, orjson_safe, read_regular
 from ingest.errors import UserError
 
 ROUND = 6  # decimals kept for rates: stable bytes across runs, far below any decision's noise
@@ -258,6 +258,8 @@ def _encode(value: Any, level: int) -> str:
 
 
 def dumps(document: dict[str, Any]) -> bytes:
-    """As `json.dumps(indent=2, ensure_ascii=False)` would, but numbers as read and lone
-    surrogates escaped (so the bytes are always valid UTF-8)."""
+    """As `json.dumps(indent=2, ensure_ascii=False)` would (orjson's fast path when it spells
+    the same bytes), but numbers as read and lone surrogates escaped (always valid UTF-8)."""
+    if orjson_safe(document):
+        return dumps_indented(document)
     return (_encode(document, 0) + "\n").encode("utf-8")

@@ -735,7 +735,7 @@ def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetim
         f.rejected = rejected.get(f.path, 0)
     run.rejects_by_code = dict(
         con.execute(
-            "select error_code, count(*) from rejects group by 1 order by 2 desc"
+            "select error_code, count(*) from rejects group by 1 order by 2 desc, 1"
         ).fetchall()
     )
     now = utc_now()

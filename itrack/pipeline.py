@@ -11,7 +11,7 @@ analyst session never blocks the build.
 Writers (the service API, `itrack interview`, ingest) and the build: dbt never opens the live
 raw store. The build copies it under the writer lock (a file copy: writers wait that long, or
 the build waits `--wait` for them, else exit 2 naming the holder) to
-`data/.build/<stem>.snapshot-<id>/<stem>.raw.duckdb`, and dbt reads that copy (its
+`data/.build/<stem>.snapshot/<stem>.raw.duckdb`, and dbt reads that copy (its
 `raw_store_path`). The feedback step takes the writer lock again only to log its run and
 publish: the warehouse, feeders.json, the placements and the run log change together.
 
@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
+from ingest.extract import extract, is_database_url
 from ingest.load import RunSummary, ingest_paths
 from ingest.store.duckdb.store import (
     StoreError,
@@ -66,6 +67,7 @@ class BuildResult:
     steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what dbt and the other steps reported
     published: dict[str, Path] = field(default_factory=dict)  # output -> where it went
+    dbt_nodes: list[str] = field(default_factory=list)  # unique ids dbt build ran
     seconds: float = 0.0
 
 
@@ -91,6 +93,7 @@ def run_build(
     paths: list[Path] | None,
     db: Path | str,
     wait_seconds: float = 0.0,
+    source: str | None = None,
     feeders: Path | None = None,
     placements: Path | None = None,
     candidates: Path | None = None,
@@ -111,7 +114,7 @@ def run_build(
         result.notes.append(message)
         note(message)
 
-    if not paths and not raw_store.exists():
+    if not paths and source is None and not raw_store.exists():
         raise UserError(
             f"no raw store at {raw_store}: nothing to build; name the files to ingest "
             "(itrack build PATH...) or check --db"
@@ -119,13 +122,19 @@ def run_build(
     with build_lock(warehouse, wait_seconds):
         sweep_leftovers(warehouse)
         _build_locked(
-            result, paths, wait_seconds, feeders, placements, candidates, take_backup, note, noted
+            result,
+            paths,
+            source,
+            wait_seconds,
+            feeders,
+            placements,
+            candidates,
+            report,
+            take_backup,
+            write_html,
+            note,
+            noted,
         )
-    if write_html:
-        with _step(result, "report", note) as out:
-            result.report = _report(warehouse, report)
-            result.published["report"] = result.report
-            out.append(str(result.report))
     result.seconds = round(time.monotonic() - clock, 2)
     return result
 
@@ -133,14 +142,18 @@ def run_build(
 def _build_locked(
     result: BuildResult,
     paths: list[Path] | None,
+    source: str | None,
     wait_seconds: float,
     feeders: Path | None,
     placements: Path | None,
     candidates: Path | None,
+    report: Path | None,
     take_backup: bool,
+    write_html: bool,
     note: Note,
     noted: Note,
 ) -> None:
+    """The build, holding the build lock (one per warehouse)."""
     warehouse = result.warehouse
     raw_store = raw_store_path(warehouse)
     if take_backup and raw_store.exists():
@@ -149,6 +162,20 @@ def _build_locked(
         with _step(result, "backup", note) as out:
             result.backup = backup(warehouse, wait_seconds=wait_seconds)
             out.append(str(result.backup))
+    if source is not None:
+        if paths:
+            raise UserError("build --from a database ingests no files: give one or the other")
+        if not is_database_url(source):
+            raise UserError(f"--from takes a postgresql:// URL, not '{source}'")
+        with _step(result, "ingest", note) as out:
+            extracted = extract(source, warehouse, wait_seconds=wait_seconds)
+            result.ingest = extracted.run
+            pulled = ", ".join(f"{n} {table}" for table, n in extracted.pulled.items())
+            out.append(
+                f"extract from {extracted.source}: pulled {pulled}; run "
+                f"{extracted.run.run_id}: {extracted.run.accepted} accepted, "
+                f"{extracted.run.rejected} rejected"
+            )
     if paths:
         with _step(result, "ingest", note) as out:
             result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)
@@ -158,20 +185,32 @@ def _build_locked(
             )
             if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
                 out.append("no new records")
+    data = warehouse.parent
+    outputs = [feeders or data / "feeders.json", placements or data / "candidate_placements.json"]
+    outputs += [candidates] if candidates else []
+    outputs += [report or data / "report.html"] if write_html else []
     run_id = new_run_id("build")
-    snapshot = build_dir(warehouse) / f"{warehouse.stem}.snapshot-{run_id}" / raw_store.name
+    # a fixed path per warehouse (one build at a time holds it): dbt's vars stay the same from
+    # one build to the next, so its partial parsing keeps working
+    snapshot = build_dir(warehouse) / f"{warehouse.stem}.snapshot" / raw_store.name
     building = build_dir(warehouse) / f"{warehouse.stem}.{run_id}.duckdb"
     try:
+        snapshot_raw_store(raw_store, snapshot, wait_seconds)
+        fingerprint = build_fingerprint(warehouse, outputs, snapshot)
+        if fingerprint is not None and fingerprint == _last_fingerprint(warehouse):
+            # Nothing the marts, the feedback or the report are made from has changed since the
+            # last published build: a no-op rerun publishes nothing and rewrites nothing.
+            with _step(result, "dbt build", note) as out:
+                out.append("skipped: nothing changed since the last build")
+            return
         with _step(result, "dbt build", note) as out:
-            snapshot_raw_store(raw_store, snapshot, wait_seconds)
             _fresh_build_file(warehouse, building)
-            _dbt_build(building, snapshot, raw_store, noted)
+            result.dbt_nodes = _dbt_build(building, snapshot, raw_store, noted)
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
                 building, snapshot, warehouse, feeders, placements, candidates, wait_seconds
             )
             out.append(str(result.feedback))
-            data = warehouse.parent
             result.published["feeders"] = feeders or data / "feeders.json"
             result.published["placements"] = placements or data / "candidate_placements.json"
             if candidates is not None:
@@ -179,9 +218,79 @@ def _build_locked(
             result.published["warehouse"] = warehouse
         with _step(result, "publish", note) as out:  # done with the feedback, in one step
             out.append(str(warehouse))
+        if write_html:
+            with _step(result, "report", note) as out:
+                result.report = _report(warehouse, report)
+                result.published["report"] = result.report
+                out.append(str(result.report))
+        # the snapshot now holds this run's feedback log too: what the next build compares
+        _remember_fingerprint(warehouse, build_fingerprint(warehouse, outputs, snapshot))
     finally:
         _remove_db(building)
         shutil.rmtree(snapshot.parent, ignore_errors=True)
+
+
+def build_fingerprint(
+    warehouse: Path, outputs: list[Path], raw_store: Path | None = None
+) -> str | None:
+    """What a build's outputs are made of: per raw table dbt reads (its declared sources; not
+    the audit tables every ingest appends to) the row count and a sum of row hashes (one scan,
+    under a second at 1M records), the dbt project's files, and the published outputs' sizes
+    and mtimes.
+    None when there is no raw store or an output is missing (build). `raw_store`: the build's
+    snapshot of it (the live store may be held by a writer)."""
+    raw_store = raw_store or raw_store_path(warehouse)
+    if not raw_store.exists() or not warehouse.exists():
+        return None
+    import hashlib
+    import json
+
+    import duckdb
+    import yaml
+
+    from itrack.dbt_runner import PROJECT_DIR
+
+    sources = yaml.safe_load(
+        (PROJECT_DIR / "models" / "staging" / "itrack" / "_itrack__sources.yml").read_text()
+    )
+    tables = sorted(t["name"] for s in sources["sources"] for t in s["tables"])
+    con = duckdb.connect(str(raw_store), read_only=True)
+    try:
+        present = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+        state: dict[str, object] = {}
+        for table in tables:
+            if table in present:  # the content itself: any change, even by hand, rebuilds
+                state[table] = con.execute(
+                    f'select count(*), sum(hash(t)::hugeint)::varchar from "{table}" t'
+                ).fetchone()
+    finally:
+        con.close()
+    for path in sorted(PROJECT_DIR.rglob("*")):
+        if path.is_file() and not {"target", "logs"} & set(path.relative_to(PROJECT_DIR).parts):
+            state[str(path.relative_to(PROJECT_DIR))] = path.stat().st_mtime_ns
+    for path in [warehouse, *outputs]:
+        if not path.exists():
+            return None
+        state[str(path)] = [path.stat().st_size, path.stat().st_mtime_ns]
+    return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
+
+
+def _fingerprint_file(warehouse: Path) -> Path:
+    return build_dir(warehouse) / f"{warehouse.name}.fingerprint"
+
+
+def _last_fingerprint(warehouse: Path) -> str | None:
+    path = _fingerprint_file(warehouse)
+    return path.read_text().strip() if path.exists() else None
+
+
+def _remember_fingerprint(warehouse: Path, fingerprint: str | None) -> None:
+    path = _fingerprint_file(warehouse)
+    if fingerprint is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(fingerprint + "\n")
 
 
 @contextmanager
@@ -198,7 +307,7 @@ def sweep_leftovers(warehouse: Path) -> list[Path]:
     `build_lock`: then no build of this warehouse is running)."""
     folder = build_dir(warehouse)
     swept = []
-    for pattern in (f"{warehouse.stem}.build-*.duckdb*", f"{warehouse.stem}.snapshot-*"):
+    for pattern in (f"{warehouse.stem}.build-*.duckdb*", f"{warehouse.stem}.snapshot"):
         for path in folder.glob(pattern):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -235,10 +344,17 @@ def _fresh_build_file(warehouse: Path, building: Path) -> None:
         shutil.copy2(warehouse, building)
 
 
-def _dbt_build(building: Path, snapshot: Path, raw_store: Path, note: Note) -> None:
+def _dbt_build(building: Path, snapshot: Path, raw_store: Path, note: Note) -> list[str]:
     from itrack.dbt_runner import run_dbt
 
-    outcome = run_dbt(["build"], warehouse=building, raw_store=snapshot, location=raw_store)
+    # Production builds run models, seeds and data tests; the unit tests (fixed inputs, no
+    # data) prove the SQL and run in `make test` (tests/test_dbt_marts.py), not every night.
+    outcome = run_dbt(
+        ["build", "--exclude-resource-type", "unit_test"],
+        warehouse=building,
+        raw_store=snapshot,
+        location=raw_store,
+    )
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
@@ -246,6 +362,7 @@ def _dbt_build(building: Path, snapshot: Path, raw_store: Path, note: Note) -> N
 
     for line in data_quality_lines(building):  # unmapped stage names, data-quality counts
         note(line)
+    return outcome.nodes
 
 
 def _feedback(

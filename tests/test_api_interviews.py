@@ -169,7 +169,7 @@ def test_list_filters(api):
     assert ids("company=Nobody") == []
     assert_error(api.get("/interviews?status=hired", headers=lead()), 422, "query.status")
     assert_error(api.get("/interviews?limit=0", headers=lead()), 422, "query.limit")
-    assert_error(api.get("/interviews?cursor=zzz", headers=lead()), 422, contains="cursor")
+    assert_error(api.get("/interviews?cursor=zzz", headers=lead()), 422, "query.cursor")
 
 
 def test_company_and_candidate_endpoints(api):
@@ -307,6 +307,55 @@ def test_stage_refusals(api):
     )
     assert_error(api.get(f"/interviews/stages/{random_id()}", headers=lead()), 404)
     assert_error(api.get(f"/interviews/{random_id()}/stages", headers=lead()), 404)
+
+
+def test_stage_details_update(api):
+    pid = new_process(api)["id"]
+    sid = api.post(
+        f"/interviews/{pid}/stages", json={"stage_name": "Onsite", "stage_order": 1}, headers=lead()
+    ).json()["id"]
+    body = {
+        "stage_name": "Onsite (virtual)",
+        "scheduled_date": "2099-02-01T14:00:00Z",
+        "interviewer_names": ["Bo Chen", "Ann Lee"],
+        "next_steps": "send the brief",
+    }
+    r = api.put(f"/interviews/stages/{sid}", json=body, headers=lead())
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert {k: got[k] for k in body} == body
+    assert (got["stage_order"], got["outcome"]) == (1, "pending")
+    assert api.get(f"/interviews/stages/{sid}", headers=lead()).json() == got
+    # only what is given changes
+    r = api.put(f"/interviews/stages/{sid}", json={"next_steps": "none"}, headers=lead())
+    assert (r.json()["stage_name"], r.json()["next_steps"]) == ("Onsite (virtual)", "none")
+    assert_error(api.put(f"/interviews/stages/{sid}", json={}, headers=lead()), 422, "body")
+    assert_error(
+        api.put(f"/interviews/stages/{sid}", json={"outcome": "passed"}, headers=lead()),
+        422,
+        "body.outcome",
+    )
+    assert_error(
+        api.put(f"/interviews/stages/{sid}", json={"scheduled_date": "2000-01-01"}, headers=lead()),
+        409,
+        contains="before the process was created",
+    )
+    assert_error(
+        api.put(f"/interviews/stages/{random_id()}", json={"next_steps": "x"}, headers=lead()),
+        404,
+    )
+    assert_error(
+        api.put(f"/interviews/stages/{sid}", json={"next_steps": "x"}, headers=recruiter()),
+        403,
+    )
+    failed = {"outcome": "failed", "completed_date": "2099-02-01T15:00:00Z"}
+    r = api.put(f"/interviews/stages/{sid}/outcome", json=failed, headers=lead())
+    assert r.status_code == 200, r.text
+    assert_error(
+        api.put(f"/interviews/stages/{sid}", json={"next_steps": "x"}, headers=lead()),
+        409,
+        contains="is closed (rejected_by_company): its stages cannot be changed",
+    )
 
 
 def test_failed_outcome_closes_the_process_and_then_everything_is_409(api, db):

@@ -106,6 +106,7 @@ def test_the_examples_are_valid_responses() -> None:
         models.InterviewUpdate,
         models.StageCreate,
         models.StageOutcomeUpdate,
+        models.StageUpdate,
     ):
         for example in model.model_config["json_schema_extra"]["examples"]:
             model.model_validate(example)

@@ -171,7 +171,7 @@ def test_kill_at_publish_writes_no_feedback_for_an_unpublished_warehouse(tmp_pat
     assert con.execute("select * from feedback_state order by key").fetchall() == state_before
     con.close()
     leftovers = sorted(
-        p.name for p in build_dir(db).iterdir() if "build-" in p.name or "snapshot-" in p.name
+        p.name for p in build_dir(db).iterdir() if "build-" in p.name or "snapshot" in p.name
     )
     assert leftovers  # the killed run left its build copy and snapshot ...
     again = itrack("build", str(inputs["day2"]), "--db", str(db), *NO_EXTRAS)
@@ -179,7 +179,7 @@ def test_kill_at_publish_writes_no_feedback_for_an_unpublished_warehouse(tmp_pat
     # ... which the next build swept
     assert (
         sorted(
-            p.name for p in build_dir(db).iterdir() if "build-" in p.name or "snapshot-" in p.name
+            p.name for p in build_dir(db).iterdir() if "build-" in p.name or "snapshot" in p.name
         )
         == []
     )

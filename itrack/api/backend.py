@@ -20,11 +20,7 @@ import duckdb
 from ingest.contract import InterviewStage, utc_now
 from ingest.errors import NotFoundError
 from ingest.service import InterviewService
-from ingest.store.duckdb.repository import (
-    ConnectionInterviewStore,
-    InterviewRepository,
-    parse_id,
-)
+from ingest.store.duckdb.repository import InterviewRepository, parse_id
 from itrack.api.auth import Principal
 from itrack.api.duckdb_gate import DuckDBGate
 from itrack.api.errors import ApiError
@@ -117,6 +113,30 @@ class DuckDBSession:
             )
 
 
+class _JoinedRepository(InterviewRepository):
+    """Writes join the request's transaction (begun and committed by `DuckDBBackend.session`),
+    so the access checks, the service call and the assignment commit together or not at all."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        yield
+
+
+class _RequestStore:
+    """The interview store port on the request's cursor, inside the request's transaction."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    @contextmanager
+    def reading(self) -> Iterator[InterviewRepository]:
+        yield _JoinedRepository(self.con)
+
+    @contextmanager
+    def writing(self) -> Iterator[InterviewRepository]:
+        yield _JoinedRepository(self.con)
+
+
 class DuckDBBackend:
     name = "duckdb"
 
@@ -127,13 +147,18 @@ class DuckDBBackend:
 
     @contextmanager
     def session(self, principal: Principal, write: bool) -> Iterator[DuckDBSession]:
+        """One transaction per request (a consistent snapshot for reads; for writes the checks
+        and every change of the request commit together)."""
         with self.gate.session(write) as con:
-            yield DuckDBSession(
-                InterviewService(ConnectionInterviewStore(con)),
-                con,
-                principal,
-                self.organization_id,
-            )
+            con.begin()
+            try:
+                yield DuckDBSession(
+                    InterviewService(_RequestStore(con)), con, principal, self.organization_id
+                )
+            except BaseException:
+                con.rollback()
+                raise
+            con.commit()
 
     def store_health(self) -> tuple[bool, str]:
         return self.gate.reachable()

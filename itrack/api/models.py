@@ -154,6 +154,24 @@ StageCreate = _from_contract(
     doc="The next stage of an open process: stage_order must be the current maximum + 1.",
 )
 
+StageUpdate = _from_contract(
+    "StageUpdate",
+    InterviewStage,
+    optional=("stage_name", "scheduled_date", "next_steps"),
+    interviewer_names=(
+        _annotated(InterviewStage, "interviewer_names") | None,  # type: ignore[operator]
+        None,
+    ),
+    example={
+        "stage_name": "Onsite (virtual)",
+        "scheduled_date": "2026-03-12T14:00:00Z",
+        "interviewer_names": ["Priya Natarajan", "Bo Chen"],
+        "next_steps": "Send the take-home brief the day before",
+    },
+    doc="Change a stage's name, schedule, interviewers or next steps (absent: unchanged); the "
+    "outcome has its own endpoint.",
+)
+
 StageOutcomeUpdate = _from_contract(
     "StageOutcomeUpdate",
     InterviewStage,
@@ -293,4 +311,5 @@ __all__ = [
     "StageList",
     "StageOutcomeUpdate",
     "StageOutcome",
+    "StageUpdate",
 ]
