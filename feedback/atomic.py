@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from ingest.errors import UserError
 
@@ -56,3 +61,39 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def dumps_indented(document: Any, sort_keys: bool = False) -> bytes:
+    """`json.dumps(document, indent=2, ensure_ascii=False, sort_keys=...) + "\\n"`, byte for
+    byte, through orjson's C encoder (the pure-Python indenting encoder took seconds on a 40 MB
+    placements file). What orjson spells differently (NaN, integers beyond 64 bits) takes the
+    standard library."""
+    if not _orjson_safe(document):
+        text = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=sort_keys)
+        return (text + "\n").encode("utf-8")
+    option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
+    return orjson.dumps(document, option=option) + b"\n"
+
+
+def _orjson_safe(value: Any) -> bool:
+    """Only str keys, finite floats in fixed notation, integers within 64 bits, JSON types."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if not all(type(k) is str for k in item):
+                return False
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float):
+            if not math.isfinite(item) or "e" in repr(item):  # 1e-07 vs orjson's 1e-7
+                return False
+        elif isinstance(item, bool) or item is None or isinstance(item, str):
+            continue
+        elif isinstance(item, int):
+            if not -(2**63) <= item < 2**64:
+                return False
+        else:
+            return False
+    return True

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import jsonschema
 
+from feedback.atomic import dumps_indented
 from ingest.errors import UserError
 
 ROUND = 6  # decimals kept for rates: stable bytes across runs, far below any decision's noise
@@ -103,4 +104,4 @@ def merge_metrics(
 
 
 def dumps(document: dict[str, Any]) -> bytes:
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return dumps_indented(document)

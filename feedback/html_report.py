@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -184,23 +185,55 @@ def heatmap_chart(con) -> alt.Chart:
     )
 
 
-def time_to_decision_chart(con) -> alt.Chart:
-    rows = records(
+MAX_BINS = 30
+
+
+def nice_step(lo: float, hi: float) -> int:
+    """The smallest bin width of 1, 2 or 5 x 10^k (whole days) giving at most MAX_BINS bins."""
+    magnitude = 1
+    while True:
+        for base in (1, 2, 5):
+            step = base * magnitude
+            if math.floor(hi / step) - math.floor(lo / step) + 1 <= MAX_BINS:
+                return step
+        magnitude *= 10
+
+
+def decision_bins(con) -> list[dict[str, Any]]:
+    """Processes per (days-to-decision bin, outcome), counted in SQL: the report carries at most
+    MAX_BINS x outcomes numbers whatever the warehouse size, never one value per process. Bins
+    are Vega-Lite's "nice" ones: a width of 1, 2 or 5 times a power of ten, at most MAX_BINS."""
+    lo, hi = con.execute(
+        "select min(days_to_decision), max(days_to_decision) from fct_interview_processes"
+    ).fetchone()
+    if lo is None:
+        return []
+    step = nice_step(lo, hi)
+    return records(
         con,
-        "select days_to_decision, status from fct_interview_processes "
-        "where days_to_decision is not null",
+        """select floor(days_to_decision / $step) * $step as bin_start,
+                  floor(days_to_decision / $step) * $step + $step as bin_end,
+                  status, count(*) as processes
+           from fct_interview_processes where days_to_decision is not null
+           group by all order by all""",
+        {"step": step},
     )
+
+
+def time_to_decision_chart(con) -> alt.Chart:
+    rows = decision_bins(con)
     return (
         alt.Chart(_data(rows))
         .mark_bar()
         .encode(
             x=alt.X(
-                "days_to_decision:Q",
-                bin=alt.Bin(maxbins=30),
+                "bin_start:Q",
+                bin="binned",
                 title="days from start to decision",
                 axis=alt.Axis(labelExpr="datum.value + ' d'", labelAngle=0),
             ),
-            y=alt.Y("count():Q", title="processes", axis=alt.Axis(format="d")),
+            x2="bin_end:Q",
+            y=alt.Y("processes:Q", stack="zero", title="processes", axis=alt.Axis(format="d")),
             color=alt.Color(
                 "status:N",
                 title="outcome",

@@ -66,6 +66,7 @@ class DbtOutcome:
     warned: list[FailedNode] = field(default_factory=list)
     error: str | None = None  # dbt itself failed (compile error, bad profile, ...)
     log_path: Path | None = None
+    nodes: list[str] = field(default_factory=list)  # unique ids of the nodes that ran
 
     @property
     def failures(self) -> list[str]:
@@ -197,6 +198,7 @@ def _outcome(result: object, log_path: Path) -> DbtOutcome:
     for node_result in getattr(getattr(result, "result", None), "results", None) or []:
         status = str(getattr(node_result, "status", "")).lower()
         node = getattr(node_result, "node", None)
+        outcome.nodes.append(str(getattr(node, "unique_id", "?")))
         failed = FailedNode(
             name=getattr(node, "name", "?"),
             kind=str(getattr(node, "resource_type", "?")).lower(),
