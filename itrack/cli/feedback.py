@@ -72,15 +72,13 @@ def report(
     as_json: JsonAlias = False,
 ) -> None:
     """The feeder performance report: sourced, success by stage, time to hire, rejections."""
-    from feedback.feeders import metrics_from_marts
-    from feedback.marts import open_marts, require_known
+    from itrack.services import feedback_service
 
     as_json = resolve(fmt, as_json) is Format.json
-    with open_marts(warehouse(db)) as con:
-        require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
-        metrics = metrics_from_marts(con)[feeder]
+    metrics = feedback_service(warehouse(db)).get_feeder_performance_report(feeder).to_dict()
+    feeder = metrics["feeder_source"]  # as the marts spell it
     if as_json:
-        print_json({"feeder_source": feeder, **metrics})
+        print_json(metrics)
         return
     wilson = metrics["wilson_interval"]
     days = metrics["avg_days_to_hire"]
