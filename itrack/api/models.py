@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_serializer
 
@@ -95,11 +96,9 @@ InterviewCreate = _from_contract(
     required=("candidate_id", "company_name", "role_title"),
     optional=("feeder_source", "recruiter_name"),
     recruiter_id=(
-        str | None,
+        UUID | None,
         Field(
             None,
-            min_length=1,
-            max_length=64,
             description="The user (token `sub`) the process is assigned to; a recruiter's own "
             "processes default to them. Only a lead may assign someone else.",
         ),

@@ -234,7 +234,8 @@ def create_interview(
     request: Request, response: Response, body: InterviewCreate, caller: Caller
 ) -> dict[str, Any]:
     with write_session(request, caller) as session:
-        assignee = session.check_can_create(body.recruiter_id)  # type: ignore[attr-defined]
+        wanted = body.recruiter_id  # type: ignore[attr-defined]
+        assignee = session.check_can_create(str(wanted) if wanted else None)
         process = session.service.create_interview_process(
             body.candidate_id,  # type: ignore[attr-defined]
             body.company_name,  # type: ignore[attr-defined]
