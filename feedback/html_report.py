@@ -15,6 +15,7 @@ from typing import Any
 import altair as alt
 import vl_convert
 
+from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
 from feedback.atomic import write_atomic
 from feedback.marts import open_marts, records
 from ingest.contract import utc_now
@@ -85,11 +86,8 @@ def _data(rows: list[dict[str, Any]]) -> alt.Data:
 
 
 def funnel_chart(con, colors: dict[str, str]) -> alt.Chart:
-    rows = records(
-        con,
-        f"select grain, group_key, {', '.join(STEPS)} from "
-        "mart_conversion_funnel where grain in ('overall', 'feeder_source')",
-    )
+    funnels = [get_conversion_funnel(db=con), *get_conversion_funnels("feeder_source", db=con)]
+    rows = [f.to_dict() for f in funnels if f.total_started]
     long = [
         {
             "group": ALL_FEEDERS if r["grain"] == "overall" else r["group_key"],
@@ -248,11 +246,10 @@ STAGE_ORDER = ["phone_screen", "technical", "onsite", "other"]
 
 
 def stage_pass_chart(con) -> alt.Chart:
-    rows = records(
-        con,
-        "select group_key as stage_type, pass_rate, stages, passed, failed "
-        "from mart_stage_performance where grain = 'stage_type'",
-    )
+    rows = [
+        {"stage_type": s.name, **s.model_dump(include={"pass_rate", "stages", "passed", "failed"})}
+        for s in get_stage_performances(db=con)
+    ]
     for r in rows:
         decided = (r["passed"] or 0) + (r["failed"] or 0)
         r["lower"], r["upper"] = wilson(r["passed"] or 0, decided)
