@@ -274,6 +274,11 @@ class OfferDetails(Record):
     start_date: dt.date | None = None
     expiry_date: dt.date | None = None
 
+    sql_checks: ClassVar[tuple[str, ...]] = (
+        "{start_date} >= {offer_date}",
+        "{expiry_date} >= {offer_date}",
+    )
+
     @field_validator("currency")
     @classmethod
     def _iso_currency(cls, value: str) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +60,8 @@ class FileCounts:
     unchanged: int = 0
     stale: int = 0
     rejected: int = 0
+    size_bytes: int | None = None
+    mtime_ns: int | None = None
 
 
 @dataclass
@@ -70,6 +74,9 @@ class RunSummary:
     waiting: int = 0  # orphans still waiting for their parent after this run (new ones too)
     waiting_since: dt.datetime | None = None  # when the oldest of those was quarantined
     skipped_paths: list[str] = field(default_factory=list)  # unrecognised files in folders
+    started: dt.datetime | None = None
+    # files read by a fast reader (no raw text landed): their lines are read back on demand
+    fast_files: dict[str, InputFile] = field(default_factory=dict, repr=False)
 
     def total(self, name: str) -> int:
         return sum(getattr(f, name) for f in self.files)
@@ -101,15 +108,20 @@ Progress = Callable[[str, int, int], None]
 def prepare_files(
     paths: list[Path], kind: str | None, skipped: list[str] | None = None
 ) -> list[InputFile]:
-    """Resolve, classify and fingerprint inputs before the store is touched (errors exit 2);
-    unrecognised files found in folders are appended to `skipped` (with the reason)."""
+    """Resolve, classify and stat inputs before the store is touched (errors exit 2);
+    unrecognised files found in folders are appended to `skipped` (with the reason). The
+    sha256 is computed later, only for files whose path, size and mtime were not loaded, and
+    while the file is read."""
     files = []
     found, passed_over = readers.expand_paths_reporting(paths, kind)
     if skipped is not None:
         skipped.extend(passed_over)
     for path in found:
         fmt = readers.detect_format(path)
-        files.append(InputFile(path, readers.detect_kind(path, kind), fmt, readers.sha256_of(path)))
+        size, mtime_ns = readers.stat_of(path)
+        files.append(
+            InputFile(path, readers.detect_kind(path, kind), fmt, "", size=size, mtime_ns=mtime_ns)
+        )
     files.sort(key=lambda f: LOAD_ORDER.index(f.kind))
     return files
 
@@ -162,9 +174,13 @@ def ingest_inputs(
     # Bounded memory whatever the file size: DuckDB spills to disk beyond `memory_limit`.
     with open_store(db, wait_seconds, memory_limit=memory_limit) as con:
         con.execute("set TimeZone = 'UTC'")
+        # Reading only fills temporary tables, outside the run's transaction: a fast reader
+        # refusing a file (a malformed line, a duplicate key) then costs nothing but the
+        # fallback to the line reader. Everything written to the store is in the transaction.
+        run = _land(con, files, note, force)
         con.begin()
         try:
-            summary = _run(con, files, note, force, derive_history)
+            summary = _run(con, run, note, derive_history)
             if before_commit is not None:
                 before_commit(con, summary)
             _reached("commit")
@@ -190,39 +206,72 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _run(
-    con: duckdb.DuckDBPyConnection,
-    files: list[InputFile],
-    note: Callable[[str], None],
-    force: bool,
-    derive_history: bool = True,
+def _land(
+    con: duckdb.DuckDBPyConnection, files: list[InputFile], note: Callable[[str], None], force: bool
 ) -> RunSummary:
+    """Skip files already loaded (same path, size and mtime; else same sha256), land the rest
+    into temporary tables, then queue earlier orphans for retry."""
     run = RunSummary(new_run_id())
-    started = utc_now()
+    run.started = utc_now()
     _create_work_tables(con)
-    loaded = _loaded_hashes(con)
-    for source in files:
+    by_stat, by_hash = _loaded_files(con)
+    for index, source in enumerate(files):
+        stat = (source.kind, source.label, source.size, source.mtime_ns)
+        if not force and stat in by_stat:
+            source.sha256 = by_stat[stat]
         counts = FileCounts(source.label, source.kind, source.fmt, source.sha256)
         run.files.append(counts)
-        if not force and (source.kind, source.sha256) in loaded:
+        if not force and source.sha256 and (source.kind, source.sha256) in by_hash:
             counts.skipped = True
             note(f"skip {source.label} (already loaded)")
             continue
         note(f"read {source.label}")
-        _land_file(con, source)
+        fast = _land_file(con, source, index + 1)
+        counts.sha256 = source.sha256
+        if not force and (source.kind, source.sha256) in by_hash:  # a copy, hashed while read
+            con.execute("delete from landing where file_path = ?", [source.label])
+            for kind in LOAD_ORDER:
+                con.execute(f"delete from parsed_{kind} where file_path = ?", [source.label])
+            counts.skipped = True
+            continue
+        counts.size_bytes, counts.mtime_ns = source.size, source.mtime_ns
+        if fast:
+            run.fast_files[source.label] = source
         counts.rows_read = con.execute(
             "select count(*) from landing where file_path = ?", [source.label]
         ).fetchone()[0] + len(source.problems)
     _reached("read")
     _split_inline_stages(con)
     run.retried = _queue_retries(con)
+    _parse_landed(con)
+    return run
+
+
+def _parse_landed(con: duckdb.DuckDBPyConnection) -> None:
+    """The line-read rows into `parsed_<kind>`: one parse for the fields, one for the keys."""
+    for kind in LOAD_ORDER:
+        con.execute(
+            f"insert into parsed_{kind} "
+            + compile_model(MODELS[kind]).parse_sql(
+                "(select rec, file_path, line_no, raw from landing where kind = ? and not fast)"
+            ),
+            [kind],
+        )
+
+
+def _run(
+    con: duckdb.DuckDBPyConnection,
+    run: RunSummary,
+    note: Callable[[str], None],
+    derive_history: bool = True,
+) -> RunSummary:
     for kind in LOAD_ORDER:
         note(f"validate {kind}")
-        _validate_kind(con, kind)
+        _validate_kind(con, kind, run.fast_files)
         _reached("validate")
         note(f"load {kind}")
-        _check_and_merge(con, kind, run.run_id, derive_history)
-    _finish(con, run, started)
+        _check_and_merge(con, kind, run.run_id, run.fast_files, derive_history)
+    _finish(con, run, run.started)
     return run
 
 
@@ -239,6 +288,7 @@ def validate_lines(kind: str, lines: list[str]) -> tuple[dict[int, dict], dict[i
             "insert into landing (kind, file_path, line_no, raw) values (?, '<lines>', ?, ?)",
             [[kind, line_no, raw] for line_no, raw in enumerate(lines, start=1)],
         )
+        _parse_landed(con)
         _validate_kind(con, kind)
         cursor = con.execute(
             f"select line_no, * exclude (rec, file_path, line_no) from staged_{kind}"
@@ -259,7 +309,7 @@ def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
         create or replace temp sequence landing_rec;
         create or replace temp table landing (
             rec bigint default nextval('landing_rec'), kind varchar, file_path varchar,
-            line_no bigint, raw varchar);
+            line_no bigint, raw varchar, fast boolean default false);
         create or replace temp table rejects (
             file_path varchar, line_no bigint, kind varchar, record_id varchar, raw varchar,
             error_code varchar, field varchar, error_message varchar, retryable boolean);
@@ -267,24 +317,41 @@ def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
             file_path varchar, kind varchar, outcome varchar, n bigint);
         create or replace temp table file_landing (line_no bigint, raw varchar);
     """)
+    for kind in LOAD_ORDER:
+        parse = compile_model(MODELS[kind]).parse_sql(
+            "(select 0::bigint as rec, ''::varchar as file_path, 0::bigint as line_no, "
+            "'{}'::varchar as raw limit 0)"
+        )
+        con.execute(f"create or replace temp table parsed_{kind} as {parse}")
 
 
-def _loaded_hashes(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+def _loaded_files(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[tuple[str, str, int, int], str], set[tuple[str, str]]]:
+    """Files of completed runs: by (kind, path, size, mtime) -> sha256, and by (kind, sha256)."""
     rows = con.execute("""
-        select distinct f.kind, f.sha256 from ingest_files f
-        join ingest_runs r using (run_id)
+        select distinct f.kind, f.file_path, f.size_bytes, f.mtime_ns, f.sha256
+        from ingest_files f join ingest_runs r using (run_id)
         where r.status = 'completed' and not f.skipped""").fetchall()
-    return {(k, s) for k, s in rows}
+    by_stat = {(k, p, n, m): h for k, p, n, m, h in rows if n is not None and m is not None}
+    return by_stat, {(k, h) for k, _, _, _, h in rows}
 
 
-def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
-    con.execute("delete from file_landing")
-    readers.land(con, source, "file_landing")
-    con.execute(
-        "insert into landing (kind, file_path, line_no, raw) "
-        "select ?, ?, line_no, raw from file_landing",
-        [source.kind, source.label],
-    )
+def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile, index: int) -> bool:
+    """Land one file; True when a fast reader took it (no raw text landed, rows in
+    `parsed_<kind>` directly). The sha256 is computed in a thread while DuckDB reads."""
+    with ThreadPoolExecutor(1) as pool:
+        scan = pool.submit(readers.scan, source.path)
+        fast = readers.land_fast(con, source, index, scan)
+        if not fast:
+            con.execute("delete from file_landing")
+            readers.land(con, source, "file_landing")
+            con.execute(
+                "insert into landing (kind, file_path, line_no, raw) "
+                "select ?, ?, line_no, raw from file_landing",
+                [source.kind, source.label],
+            )
+        source.sha256 = scan.result().sha256
     problems = [Rejection(p.code, None, p.message) for p in source.problems]
     _add_rejects(
         con,
@@ -293,7 +360,10 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
             for p, r in zip(source.problems, problems, strict=True)
         ],
     )
-    if not problems and not con.execute("select count(*) from file_landing").fetchone()[0]:
+    empty = not con.execute(
+        "select count(*) from landing where file_path = ?", [source.label]
+    ).fetchone()[0]
+    if not problems and empty:
         _add_rejects(
             con,
             [
@@ -309,6 +379,26 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile) -> None:
                     False,
                 )
             ],
+        )
+    return fast
+
+
+def _fill_raw(
+    con: duckdb.DuckDBPyConnection, recs_sql: str, fast_files: dict[str, InputFile]
+) -> None:
+    """Read back the raw text of fast-read rows in `recs_sql` (only rejected or unusual rows
+    need it: the quarantine keeps each record as it was written)."""
+    if not fast_files:
+        return
+    wanted = con.execute(f"""
+        select file_path, list(line_no order by line_no) from landing
+        where raw is null and fast and rec in ({recs_sql}) group by all""").fetchall()
+    for file_path, lines in wanted:
+        readers.read_back(con, fast_files[file_path], lines, "file_landing")
+        con.execute(
+            """update landing set raw = f.raw from file_landing f
+            where landing.file_path = ? and landing.fast and landing.line_no = f.line_no""",
+            [file_path],
         )
 
 
@@ -375,7 +465,9 @@ def _add_rejects(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
 # ---------------------------------------------------------------- per-record validation
 
 
-def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+def _validate_kind(
+    con: duckdb.DuckDBPyConnection, kind: str, fast_files: dict[str, InputFile] | None = None
+) -> None:
     """Fill `staged_<kind>` with every record valid on its own; explain the others."""
     model, table = MODELS[kind], TABLES[kind]
     compiled = compile_model(model)
@@ -384,20 +476,13 @@ def _validate_kind(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         select null::bigint as rec, null::varchar as file_path, null::bigint as line_no,
                * exclude (_run_id, _loaded_at)
         from {table} limit 0""")
-    con.execute(
-        f"""
-        create or replace temp table checked as
-        {compiled.checked_sql("(select rec, raw from landing where kind = ?)")}
-        """,
-        [kind],
-    )
-    con.execute(f"""
-        insert into staged_{kind}
-        select c.rec, l.file_path, l.line_no, {compiled.typed_columns()}
-        from checked c join landing l using (rec) where c.ok""")
+    con.execute(f"create or replace temp table checked as {compiled.checked_sql(f'parsed_{kind}')}")
+    con.execute(f"drop table parsed_{kind}")
+    con.execute(f"insert into staged_{kind} by name select * exclude (ok) from checked where ok")
+    _fill_raw(con, "select rec from checked where not ok", fast_files or {})
     slow = con.execute("""
         select l.rec, l.file_path, l.line_no, l.raw from checked c join landing l using (rec)
-        where not c.ok""").fetchall()
+        where not c.ok order by l.rec""").fetchall()
     valid, rejected = [], []
     for rec, file_path, line_no, raw in slow:
         row, why = explain(model, raw)
@@ -433,6 +518,7 @@ def _reject_where(
     condition: str,
     message_sql: str,
     field_name: str | None = None,
+    fast_files: dict[str, InputFile] | None = None,
 ) -> None:
     """Move staged rows matching `condition` to the rejects, with a per-row message.
     The condition is evaluated once; the (usually empty) result drives insert and delete."""
@@ -442,6 +528,7 @@ def _reject_where(
         from staged_{kind} s where {condition}""")
     if not con.execute("select count(*) from failing").fetchone()[0]:
         return
+    _fill_raw(con, "select rec from failing", fast_files or {})
     con.execute(f"""
         insert into rejects
         select f.file_path, f.line_no, '{kind}', f.record_id, l.raw, '{code}',
@@ -460,7 +547,9 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in rows if not r[0].startswith("_")]
 
 
-def _dedupe_in_run(con: duckdb.DuckDBPyConnection, kind: str, cols: list[str]) -> None:
+def _dedupe_in_run(
+    con: duckdb.DuckDBPyConnection, kind: str, cols: list[str], fast_files: dict[str, InputFile]
+) -> None:
     """Same id twice in one run: the newest `updated_at` wins (older copies are stale);
     copies with the same `updated_at` but different contents are ambiguous and rejected."""
     if con.execute(f"select count(*) = count(distinct id) from staged_{kind}").fetchone()[0]:
@@ -476,6 +565,9 @@ def _dedupe_in_run(con: duckdb.DuckDBPyConnection, kind: str, cols: list[str]) -
         create or replace temp table conflicts as
         select id, string_agg(distinct file_path || ':' || line_no, ', ') as places
         from ranked where _rank = 1 group by id having count(distinct _h) > 1;""")
+    _fill_raw(
+        con, "select rec from ranked r join conflicts c using (id) where r._rank = 1", fast_files
+    )
     con.execute(f"""
         insert into rejects
         select r.file_path, r.line_no, '{kind}', r.id::varchar,
@@ -494,9 +586,12 @@ def _dedupe_in_run(con: duckdb.DuckDBPyConnection, kind: str, cols: list[str]) -
         drop table ranked; drop table conflicts;""")
 
 
-def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
+def _check_references(
+    con: duckdb.DuckDBPyConnection, kind: str, fast_files: dict[str, InputFile]
+) -> None:
+    reject = functools.partial(_reject_where, fast_files=fast_files)
     if kind == "processes":
-        _reject_where(
+        reject(
             con,
             kind,
             "orphan_process",
@@ -508,7 +603,7 @@ def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
         allowed = ", ".join(
             f"'{a.value}>{b.value}'" for a in InterviewStatus for b in sorted(reachable(a) | {a})
         )
-        _reject_where(
+        reject(
             con,
             kind,
             "invalid_transition",
@@ -520,7 +615,7 @@ def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
             "status",
         )
     elif kind == "stages":
-        _reject_where(
+        reject(
             con,
             kind,
             "orphan_stage",
@@ -530,7 +625,7 @@ def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
             "retried on the next run'",
             "interview_process_id",
         )
-        _reject_where(
+        reject(
             con,
             kind,
             "date_before_process",
@@ -542,7 +637,7 @@ def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
             "'stage date is before its process was created'",
             "scheduled_date",
         )
-        _reject_where(
+        reject(
             con,
             kind,
             "duplicate_stage_order",
@@ -561,12 +656,16 @@ def _check_references(con: duckdb.DuckDBPyConnection, kind: str) -> None:
 
 
 def _check_and_merge(
-    con: duckdb.DuckDBPyConnection, kind: str, run_id: str, derive_history: bool = True
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    run_id: str,
+    fast_files: dict[str, InputFile] | None = None,
+    derive_history: bool = True,
 ) -> None:
     table = TABLES[kind]
     cols = _columns(con, table)
-    _dedupe_in_run(con, kind, cols)
-    _check_references(con, kind)
+    _dedupe_in_run(con, kind, cols, fast_files or {})
+    _check_references(con, kind, fast_files or {})
     same = " and ".join(f"s.{c} is not distinct from t.{c}" for c in cols)
     con.execute(f"""
         create or replace temp table classified as
@@ -636,7 +735,7 @@ def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetim
         f.rejected = rejected.get(f.path, 0)
     run.rejects_by_code = dict(
         con.execute(
-            "select error_code, count(*) from rejects group by 1 order by 2 desc"
+            "select error_code, count(*) from rejects group by 1 order by 2 desc, 1"
         ).fetchall()
     )
     now = utc_now()
@@ -656,7 +755,9 @@ def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetim
     ).fetchone()
     for f in run.files:
         con.execute(
-            "insert into ingest_files values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "insert into ingest_files (run_id, file_path, kind, format, sha256, skipped, rows_read,"
+            " inserted, updated, unchanged, stale, rejected, size_bytes, mtime_ns)"
+            " values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run.run_id,
                 f.path,
@@ -670,6 +771,8 @@ def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetim
                 f.unchanged,
                 f.stale,
                 f.rejected,
+                f.size_bytes,
+                f.mtime_ns,
             ],
         )
     con.execute(

@@ -14,6 +14,7 @@ import json
 import re
 import types
 import typing
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,10 +58,21 @@ class InputFile:
     # Where the records came from when `path` is only a local copy (e.g. a database table
     # extracted to a temporary file): what the audit and the quarantine name.
     origin: str | None = None
+    size: int | None = None
+    mtime_ns: int | None = None
 
     @property
     def label(self) -> str:
         return self.origin or str(self.path)
+
+
+@dataclass(frozen=True)
+class FileScan:
+    """What one pass over the bytes learns: the sha256, the physical line count, a BOM."""
+
+    sha256: str
+    lines: int
+    bom: bool
 
 
 def detect_format(path: Path) -> str:
@@ -124,6 +136,34 @@ def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Pa
     return files, skipped
 
 
+def stat_of(path: Path) -> tuple[int, int]:
+    """(size, mtime in ns): with the path, what the skip check compares before any hashing."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    return info.st_size, info.st_mtime_ns
+
+
+def scan(path: Path) -> FileScan:
+    """sha256 and line count in one pass (run in a thread while DuckDB reads the same file:
+    hashlib releases the GIL on large chunks)."""
+    digest, lines, last, first = hashlib.sha256(), 0, b"", b""
+    try:
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 22):
+                if not first:
+                    first = chunk[:3]
+                digest.update(chunk)
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if last and last != b"\n":
+        lines += 1  # a last line without its newline
+    return FileScan(digest.hexdigest(), lines, first.startswith(b"\xef\xbb\xbf"))
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     try:
@@ -146,6 +186,202 @@ def land(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
     reader(con, source, table)
 
 
+# ---------------------------------------------------------------- fast readers
+#
+# A fast reader lets DuckDB parse the file once, straight into one raw JSON token per contract
+# field plus the key list (`parsed_<kind>`), and lands no raw text. It takes a file only when
+# the line numbers are certain (one record per physical line: the row count equals the line
+# count, so no blank line, no quoted newline) and DuckDB reads it without error; anything else
+# (a malformed line, a duplicate key, a BOM, invalid UTF-8, a ragged CSV row) returns False and
+# the file takes the line reader below, exactly as before. Rows the checks do not accept have
+# their raw text read back (`read_back`) and go to pydantic, like line-read rows.
+
+FAST_READERS = True  # the tests turn it off to prove both paths give the same store
+FAST_REC = 1 << 32  # rec = file index * FAST_REC + line number
+MAX_OBJECT_BYTES = 64 << 20
+
+
+def land_fast(
+    con: duckdb.DuckDBPyConnection, source: InputFile, index: int, scanned: Future[FileScan]
+) -> bool:
+    reader = {"jsonl": _fast_jsonl, "csv": _fast_csv, "parquet": _fast_parquet}.get(source.fmt)
+    if reader is None or not FAST_READERS:
+        return False
+    fields = list(MODELS[source.kind].model_fields)
+    target = f"parsed_{source.kind}"
+    path = source.label
+    try:
+        select = reader(con, source, fields)
+        if select is None:
+            return False
+        tokens = ", ".join(f"v_{f}" for f in fields)
+        con.execute(
+            f"""insert into {target} (rec, file_path, line_no, keys, {tokens})
+            select ? + line_no, ?, line_no, keys, {tokens} from ({select})""",
+            [index * FAST_REC, path],  # (a skipped blank CSV row keeps line_no < 0)
+        )
+    except duckdb.Error:
+        con.execute(f"delete from {target} where file_path = ?", [path])
+        return False
+    rows, unusual, blank = con.execute(
+        f"""select count(*), count(*) filter (where list_contains(keys, 'stages')),
+                   count(*) filter (where line_no < 0)
+            from {target} where file_path = ?""",
+        [path],
+    ).fetchone()
+    expected = scanned.result().lines - (1 if source.fmt == "csv" else 0)
+    if (
+        (source.fmt != "parquet" and (scanned.result().bom or rows != expected))
+        or (source.kind == "processes" and unusual)  # inline stages: the line reader splits them
+        or blank  # a CSV row of blank cells: the Python reader skips it
+    ):
+        con.execute(f"delete from {target} where file_path = ?", [path])
+        return False
+    con.execute(
+        f"""insert into landing (rec, kind, file_path, line_no, raw, fast)
+        select rec, ?, file_path, line_no, null, true from {target} where file_path = ?""",
+        [source.kind, path],
+    )
+    return True
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
+    path = _sql_text(str(source.path))
+    columns = "{" + ", ".join(f"{_sql_text(f)}: 'JSON'" for f in fields) + "}"
+    options = f"format='newline_delimited', maximum_object_size={MAX_OBJECT_BYTES}"
+    picks = ", ".join(f"t.{_ident(f)} as v_{f}" for f in fields)
+    return f"""
+        select row_number() over () as line_no, k.keys, {picks}
+        from read_json({path}, {options}, columns={columns}) t
+        positional join (select json_keys(json) as keys
+                         from read_json_objects({path}, {options})) k"""
+
+
+def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
+    path = _sql_text(str(source.path))
+    names = [r[0] for r in con.execute(f"describe select * from read_parquet({path})").fetchall()]
+    keys = "[" + ", ".join(_sql_text(n) for n in names) + "]::varchar[]"
+    picks = ", ".join(
+        f"to_json(t.{_ident(f)}) as v_{f}" if f in names else f"null::json as v_{f}" for f in fields
+    )
+    return f"""
+        select row_number() over () as line_no, {keys} as keys, {picks}
+        from read_parquet({path}) t"""
+
+
+def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str | None:
+    """CSV through DuckDB's reader, each cell typed as the Python reader's `coerce_text_row`
+    would; a row whose cells it cannot mirror exactly gets no key list, so it goes to pydantic
+    with the Python reader's text."""
+    from ingest.validate import _NOT_WHITESPACE
+
+    with source.path.open("rb") as handle:
+        first = handle.readline()
+    try:
+        header = next(csv.reader([first.decode("utf-8")]))
+    except (UnicodeDecodeError, StopIteration, csv.Error):
+        return None
+    header = [name.strip() for name in header]
+    if len(set(header)) != len(header) or not header:
+        return None
+    model = MODELS[source.kind]
+    path = _sql_text(str(source.path))
+    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
+    cells = [f"c{i}" for i in range(len(header))]
+    present = {name: f"(c{i} is not null and c{i} <> '')" for i, name in enumerate(header)}
+    blank = " and ".join(
+        f"not regexp_matches(coalesce({c}, ''), '{_NOT_WHITESPACE}')" for c in cells
+    )
+    ascii_only = "regexp_full_match({x}, '[!-~][ -~]*')"  # no leading space, printable ASCII
+    picks, doubtful = [], []
+    for f in fields:
+        if f not in present:
+            picks.append(f"null::json as v_{f}")
+            continue
+        x = f"c{header.index(f)}"
+        before = len(doubtful)
+        base = field_base(model, f)
+        origin = typing.get_origin(base)
+        if base is int:
+            value = (
+                f"case when regexp_full_match({x}, ' *-?[0-9]+ *') "
+                f"then try_cast(trim({x}) as hugeint)::varchar::json else to_json({x}) end"
+            )
+            doubtful.append(
+                f"(regexp_full_match({x}, ' *-?[0-9]+ *') "
+                f"and try_cast(trim({x}) as hugeint) is null)"
+            )
+        elif origin is list:
+            value = (
+                f"case when starts_with({x}, '[') then try(json({x})) else to_json("
+                f"list_filter(list_transform(string_split({x}, ';'), lambda p: trim(p)), "
+                "lambda p: p <> '')) end"
+            )
+            doubtful.append(f"not {ascii_only.format(x=x)}")
+            doubtful.append(f"(starts_with({x}, '[') and try(json({x})) is null)")
+        elif isinstance(base, type) and issubclass(base, Record):
+            value = f"case when starts_with({x}, '{{') then try(json({x})) else to_json({x}) end"
+            doubtful.append(f"not {ascii_only.format(x=x)}")
+            doubtful.append(f"(starts_with({x}, '{{') and try(json({x})) is null)")
+        else:
+            value = f"to_json({x})"
+        doubtful[before:] = [f"({present[f]} and {d})" for d in doubtful[before:]]
+        picks.append(f"case when {present[f]} then {value} end as v_{f}")
+    key_list = (
+        "list_filter(["
+        + ", ".join(f"case when {present[n]} then {_sql_text(n)} end" for n in header)
+        + "], lambda k: k is not null)"
+    )
+    doubt = " or ".join(f"coalesce({d}, false)" for d in doubtful) or "false"
+    options = (
+        "header=true, delim=',', quote='\"', escape='\"', auto_detect=false, "
+        "strict_mode=true, null_padding=false"
+    )
+    return f"""
+        select case when {blank} then -1 else line_no end as line_no,
+               case when {doubt} then null else {key_list} end as keys, {", ".join(picks)}
+        from (select row_number() over () + 1 as line_no, *
+              from read_csv({path}, {options}, columns={columns}))"""
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def read_back(
+    con: duckdb.DuckDBPyConnection, source: InputFile, lines: list[int], table: str
+) -> None:
+    """Fill `table (line_no, raw)` with the given lines of a fast-read file, exactly as the
+    line reader would have landed them."""
+    con.execute(f"delete from {table}")
+    path = str(source.path)
+    if source.fmt == "jsonl":
+        con.execute(
+            f"""insert into {table}
+            select line_no, raw from ({_LINES_SQL}) where line_no in (select unnest(?))""",
+            [path, lines],
+        )
+    elif source.fmt == "parquet":
+        con.execute(
+            f"""insert into {table}
+            select line_no, raw from (select row_number() over () as line_no,
+                                             to_json(t)::varchar as raw from read_parquet(?) t)
+            where line_no in (select unnest(?))""",
+            [path, lines],
+        )
+    else:
+        wanted, got_lines, raws = set(lines), [], []
+        for line_no, raw in _csv_records(source, max(lines)):
+            if line_no in wanted and isinstance(raw, str):
+                got_lines.append(line_no)
+                raws.append(raw)
+        _insert(con, table, got_lines, raws)
+
+
 def _land_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
     # DuckDB splits lines at near its own load speed; the delimiter is NUL and quoting off, so
     # each physical line is one value. It refuses a file with invalid UTF-8 (and a failed
@@ -153,15 +389,16 @@ def _land_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -
     if not _is_utf8(source.path):
         _land_jsonl_python(con, source, table)
         return
-    con.execute(
-        f"""insert into {table}
-        select line_no, raw from (
-            select row_number() over () as line_no, line as raw
-            from read_csv(?, columns={{'line': 'VARCHAR'}}, header=false, delim='\\0',
-                          quote='', escape='', auto_detect=false, strict_mode=false))
-        where raw is not null and trim(raw) <> ''""",
-        [str(source.path)],
-    )
+    con.execute(f"insert into {table} {_LINES_SQL}", [str(source.path)])
+
+
+# One row per physical line: the delimiter is NUL and quoting off, so each line is one value.
+_LINES_SQL = """
+    select line_no, raw from (
+        select row_number() over () as line_no, line as raw
+        from read_csv(?, columns={'line': 'VARCHAR'}, header=false, delim='\\0',
+                      quote='', escape='', auto_detect=false, strict_mode=false))
+    where raw is not null and trim(raw) <> ''"""
 
 
 def _is_utf8(path: Path) -> bool:
@@ -239,8 +476,24 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
 
 
 def _land_csv(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
-    model = MODELS[source.kind]
     lines, raws = [], []
+    for line_no, item in _csv_records(source):
+        if isinstance(item, FileProblem):
+            source.problems.append(item)
+            if item.code == "invalid_utf8":
+                return  # the rows of this batch are dropped, as the file is refused
+            continue
+        lines.append(line_no)
+        raws.append(item)
+        if len(lines) >= BATCH_ROWS:  # memory grows with the batch, not the file
+            _insert(con, table, lines, raws)
+            lines, raws = [], []
+    _insert(con, table, lines, raws)
+
+
+def _csv_records(source: InputFile, last_line: int | None = None):
+    """(line_no, raw JSON text) per CSV row, or (line_no, FileProblem) for a bad row."""
+    model = MODELS[source.kind]
     try:
         with source.path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
@@ -251,36 +504,34 @@ def _land_csv(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> 
             start = reader.line_num
             for row in reader:
                 line_no, start = start + 1, reader.line_num
+                if last_line is not None and line_no > last_line:
+                    return
                 if not any(cell.strip() for cell in row):
                     continue
                 if len(row) != len(header):
-                    source.problems.append(
+                    yield (
+                        line_no,
                         FileProblem(
                             line_no,
                             "csv_columns",
                             f"row has {len(row)} columns, the header has {len(header)}",
                             json.dumps(row, ensure_ascii=False),
-                        )
+                        ),
                     )
                     continue
                 record = coerce_text_row(model, dict(zip(header, row, strict=True)))
-                lines.append(line_no)
-                raws.append(json.dumps(record, ensure_ascii=False))
-                if len(lines) >= BATCH_ROWS:  # memory grows with the batch, not the file
-                    _insert(con, table, lines, raws)
-                    lines, raws = [], []
+                yield line_no, json.dumps(record, ensure_ascii=False)
     except UnicodeDecodeError as exc:
-        source.problems.append(
+        yield (
+            None,
             FileProblem(
                 None,
                 "invalid_utf8",
                 f"file is not valid UTF-8 (byte {exc.start}); no record of this file was loaded",
-            )
+            ),
         )
-        return
     except csv.Error as exc:
         raise UserError(f"{source.path}: unreadable CSV ({exc})") from None
-    _insert(con, table, lines, raws)
 
 
 def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:

@@ -17,14 +17,15 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from ingest.contract import (
     FEEDBACK_TRIGGER_STATUSES,
@@ -82,22 +83,52 @@ class InterviewDetail:
         return record
 
 
-FeedbackCallback = Callable[[FeedbackTrigger], None]
+FeedbackCallback = Callable[[FeedbackTrigger], object]
+log = logging.getLogger(__name__)
+
+
+class FeedbackStatus(BaseModel):
+    """What became of the feedback step for a change that reached a trigger status: `ran`
+    (feeders.json and placements updated now) or `deferred` (the change stands; the next
+    `itrack build` picks it up), with why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    status: Literal["ran", "deferred"]
+    detail: str
+
+    def __str__(self) -> str:
+        what = "ran" if self.status == "ran" else "deferred to the next build"
+        return f"feedback {what}: {self.detail}"
+
+
+class CompletedProcess(InterviewProcess):
+    """The process after `complete_interview_process`, with `feedback` set when the move
+    reached offer_accepted, rejected_by_company or candidate_withdrew (else None)."""
+
+    feedback: FeedbackStatus | None = None
+
+    def as_process(self) -> InterviewProcess:
+        return InterviewProcess.model_validate(self.model_dump(exclude={"feedback"}))
 
 
 @dataclass(frozen=True)
 class OutcomeResult:
     """A stage after an outcome or an amendment, and its process (which it may have closed or
-    reopened)."""
+    reopened); `feedback` is set when the process was closed by a failed stage."""
 
     stage: InterviewStage
     process: InterviewProcess
+    feedback: FeedbackStatus | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        record = {
             "stage": self.stage.model_dump(mode="json"),
             "process": self.process.model_dump(mode="json"),
         }
+        if self.feedback is not None:
+            record["feedback"] = self.feedback.model_dump(mode="json")
+        return record
 
 
 @dataclass
@@ -109,6 +140,7 @@ class _Call:
     now: dt.datetime
     at: dt.datetime | None = None  # the explicit event time, when backfilling
     triggers: list[FeedbackTrigger] = field(default_factory=list)
+    feedback: FeedbackStatus | None = None  # set after the commit when a trigger fired
 
 
 class InterviewService:
@@ -277,7 +309,8 @@ class InterviewService:
                 process = self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=reason)
             else:
                 process = self._touch(call, process)
-            return OutcomeResult(saved, process)
+            result = OutcomeResult(saved, process)
+        return replace(result, feedback=call.feedback)
 
     def amend_stage_outcome(
         self,
@@ -356,7 +389,8 @@ class InterviewService:
                 )
             else:
                 process = self._touch(call, process)
-            return OutcomeResult(saved, process)
+            result = OutcomeResult(saved, process)
+        return replace(result, feedback=call.feedback)
 
     def reopen_interview_process(
         self,
@@ -395,13 +429,17 @@ class InterviewService:
         final_outcome: str | None = None,
         *,
         at: dt.datetime | str | None = None,
-    ) -> InterviewProcess:
+    ) -> CompletedProcess:
         """Move a process to `final_status` (one move of the state machine).
 
         Offer details (model, dict or JSON text) are stored and, if the process is not yet
         `offer_extended`, first move it there (a history row of its own), so
         `complete(id, 'offer_accepted', offer)` from in_progress records both moves. With
         status offer_extended on an offer_extended process, the details are revised.
+
+        Reaching offer_accepted, rejected_by_company or candidate_withdrew runs the registered
+        feedback step after the commit; `result.feedback` says whether it ran or was deferred
+        to the next build (the move itself stands either way).
         """
         target = _parse_enum(InterviewStatus, final_status, "status")
         offer = _offer(offer_details)
@@ -415,9 +453,11 @@ class InterviewService:
                 process = process.model_copy(update={"offer_details": offer})
                 if process.status is not S.OFFER_EXTENDED:
                     process = self._move(call, process, S.OFFER_EXTENDED)
-                if target is S.OFFER_EXTENDED:
-                    return self._touch(call, process)
-            return self._move(call, process, target, final_outcome=final_outcome)
+            if offer is not None and target is S.OFFER_EXTENDED:
+                saved = self._touch(call, process)
+            else:
+                saved = self._move(call, process, target, final_outcome=final_outcome)
+        return CompletedProcess.model_validate({**saved.model_dump(), "feedback": call.feedback})
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -490,9 +530,29 @@ class InterviewService:
             call = _Call(repo, when or started, when)
             yield call
             repo.record_call(command, started)
-        for trigger in call.triggers:
+        if call.triggers:
+            call.feedback = self._run_feedback(call.triggers)
+
+    def _run_feedback(self, triggers: list[FeedbackTrigger]) -> FeedbackStatus:
+        """Every callback for every trigger; a failure is reported, never raised: the
+        operational change is committed and the nightly build will do the feedback step."""
+        if not self._callbacks:
+            return FeedbackStatus(status="deferred", detail="no feedback step registered")
+        done, failed = [], []
+        for trigger in triggers:
             for callback in self._callbacks:
-                callback(trigger)
+                try:
+                    outcome = callback(trigger)
+                except Exception as exc:  # reported in the result, never raised
+                    log.warning("feedback for %s deferred: %s", trigger.interview_id, exc)
+                    text = str(exc).strip().splitlines()
+                    failed.append(text[0] if text else type(exc).__name__)
+                else:
+                    if outcome is not None:
+                        done.append(str(outcome))
+        if failed:
+            return FeedbackStatus(status="deferred", detail="; ".join(failed))
+        return FeedbackStatus(status="ran", detail="; ".join(done) or "callbacks ran")
 
     def _save_outcome(
         self,

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import annotated_types as at
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
@@ -41,6 +41,12 @@ _NOT_WHITESPACE = (
     r"[^\s\x0b\x0c\x1c-\x1f\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
     r"\x{202f}\x{205f}\x{3000}]"
 )
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 # SQL mirrors of the contract's reusable validators, keyed by the function itself.
 _VALIDATOR_SQL: dict[Any, str] = {
     contract._not_blank: f"regexp_matches({{s}}, '{_NOT_WHITESPACE}')",
@@ -55,6 +61,9 @@ _VALIDATOR_SQL: dict[Any, str] = {
         f"try_cast({{s}} as timestamptz) >= '{EARLIEST.isoformat()}+00:00'::timestamptz"
         f" and try_cast({{s}} as timestamptz) < '{LATEST.isoformat()}+00:00'::timestamptz"
     ),
+    contract.OfferDetails._iso_currency.__func__: "{s} in ("
+    + ", ".join(_q(c) for c in sorted(contract.ISO_4217))
+    + ")",
 }
 
 
@@ -65,17 +74,17 @@ def _fill(template: str, **subs: str) -> str:
     return template
 
 
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 @dataclass(frozen=True)
 class FieldSQL:
     name: str
     required: bool  # must be present
     nullable: bool  # JSON null allowed
-    check: str | None  # SQL over {t} (json type) and {s} (text) and {v} (json); None = unknown
-    typed: str  # SQL giving the column value for a fast-accepted row, over {s} and {v}
+    # SQL over {t} (json type), {s} (text), {v} (json token) and {c} (the cast below); None =
+    # a rule the compiler does not know (the field is then fast-accepted only when absent)
+    check: str | None
+    typed: str  # SQL giving the column value for a fast-accepted row, over {s}, {v} and {c}
+    cast: str | None = None  # computed once per row over {s}, e.g. the timestamp value
+    nested: str | None = None  # a nested model's struct type: {o} its fields, {k} its keys
 
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
@@ -98,8 +107,33 @@ def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
             return annotation, metadata, nullable
 
 
-def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str]:
-    """(check over {t}/{s}, typed value over {s}) for one scalar type with its constraints."""
+def _is_amount(base: Any) -> bool:
+    """`strict int | strict finite float` (the contract's Amount): JSON numbers, kept as spelled."""
+    if typing.get_origin(base) not in (typing.Union, types.UnionType):
+        return False
+    parts = []
+    for arg in typing.get_args(base):
+        inner, meta, _ = _unwrap(arg)
+        names = {type(m).__name__ for m in meta}
+        finite = any(getattr(m, "allow_inf_nan", True) is False for m in meta)
+        parts.append((inner, "Strict" in names, finite or inner is int))
+    return sorted(parts, key=str) == sorted([(int, True, True), (float, True, True)], key=str)
+
+
+# Amount tokens fast-accepted: those whose canonical spelling (pydantic's JSON output) is the
+# token itself: plain unsigned integers, and decimals in fixed notation with at most 15
+# significant digits (Python's repr of such a float is the same text). Others go to pydantic.
+_AMOUNT_CHECK = (
+    "(({t} = 'UBIGINT' and regexp_full_match({s}, '[0-9]+'))"
+    " or ({t} = 'DOUBLE' and regexp_full_match({s}, '(0|[1-9][0-9]{0,14})\\.[0-9]{1,15}')"
+    " and length(replace(ltrim({s}, '0'), '.', '')) <= 15"
+    " and not starts_with({s}, '0.0000')))"
+)
+
+
+def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str, str | None]:
+    """(check over {t}/{s}/{c}, typed value over {s}/{c}, cast over {s}) for one scalar type
+    with its constraints."""
     parts: list[str] = []
     for item in metadata:
         if isinstance(item, (AfterValidator, BeforeValidator)):
@@ -107,7 +141,7 @@ def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str]:
                 continue
             sql = _VALIDATOR_SQL.get(item.func)
             if sql is None:
-                return None, ""
+                return None, "", None
             parts.append(sql)
         elif isinstance(item, at.Ge):
             parts.append(f"try_cast({{s}} as double) >= {item.ge}")
@@ -127,48 +161,119 @@ def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str]:
         elif type(item).__name__ == "Strict":
             continue
         else:
-            return None, ""
+            return None, "", None
     strict = any(type(m).__name__ == "Strict" for m in metadata)
+    cast = None
     if base is str:
         head, typed = "{t} = 'VARCHAR'", "{s}"
     elif base is int and strict:
-        head, typed = "{t} in ('BIGINT', 'UBIGINT')", "{s}::integer"
+        head, typed = "{t} in ('BIGINT', 'UBIGINT')", "try_cast({s} as integer)"
     elif isinstance(base, type) and issubclass(base, StrEnum):
         values = ", ".join(_q(m.value) for m in base)
         head, typed = f"{{t}} = 'VARCHAR' and {{s}} in ({values})", "{s}"
     elif base is dt.datetime:
         head = (
             f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {_q(ISO_DATETIME_PATTERN)})"
-            " and try_cast({s} as timestamptz) is not null"
+            " and {c} is not null"
         )
-        typed = "{s}::timestamptz::timestamp"
+        cast, typed = "try_cast({s} as timestamptz)", "{c}::timestamp"
+    elif base is dt.date:  # offer dates: a plain ISO date from year 1 on (Python's range)
+        head = (
+            "{t} = 'VARCHAR' and regexp_full_match({s}, '[0-9]{4}-[0-9]{2}-[0-9]{2}')"
+            " and {s} >= '0001-01-01' and try_cast({s} as date) is not null"
+        )
+        typed = "{s}"
     elif base is UUID:
-        head, typed = f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {_q(_UUID)})", "{s}::uuid"
+        head = f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {_q(_UUID)})"
+        typed = "try_cast({s} as uuid)"
+    elif _is_amount(base):
+        head, typed = _AMOUNT_CHECK, "{s}"
     else:
-        return None, ""
-    return " and ".join([head, *parts]), typed
+        return None, "", None
+    if cast:  # validators over the same value use the one cast
+        parts = [part.replace(cast, "{c}") for part in parts]
+    return " and ".join([head, *parts]), typed, cast
 
 
-def _field_sql(name: str, info: FieldInfo) -> FieldSQL:
+def _field_validator_sql(model: type[BaseModel], name: str) -> list[str] | None:
+    """SQL for the model's `@field_validator`s of field `name`; None if one is unknown."""
+    parts = []
+    for decorator in model.__pydantic_decorators__.field_validators.values():
+        if name in decorator.info.fields:
+            sql = _VALIDATOR_SQL.get(getattr(decorator.func, "__func__", decorator.func))
+            if sql is None:
+                return None
+            parts.append(sql)
+    return parts
+
+
+def _field_sql(model: type[BaseModel], name: str, info: FieldInfo) -> FieldSQL:
     base, metadata, nullable = _unwrap(info.annotation)
     metadata = [*info.metadata, *metadata]
     required = info.is_required()
+    extra = _field_validator_sql(model, name)
+    if extra is None:
+        return FieldSQL(name, required, nullable, None, "null")
     if typing.get_origin(base) is list:
         (item,) = typing.get_args(base)
         item_base, item_meta, _ = _unwrap(item)
-        check, _ = _scalar_check(item_base, item_meta)
+        check, _, _ = _scalar_check(item_base, item_meta)
         if check is not None:
             element = _fill(check, t="json_type(x)", s="(x->>'$')")
             check = (
                 "{t} = 'ARRAY' and coalesce(list_bool_and(list_transform("
                 f"from_json({{v}}, '[\"JSON\"]'), lambda x: {element})), true)"
             )
-        typed = "coalesce(from_json({v}, '[\"VARCHAR\"]'), [])::varchar[]"
+        typed = "coalesce(try(from_json({v}, '[\"VARCHAR\"]')), [])::varchar[]"
         return FieldSQL(name, required, nullable, check, typed)
-    check, typed = _scalar_check(base, metadata)
+    if isinstance(base, type) and issubclass(base, Record):
+        check, typed, struct = _nested_sql(base)
+        return FieldSQL(name, required, nullable, check, typed, nested=struct)
+    check, typed, cast = _scalar_check(base, metadata)
+    if check is not None and extra:
+        check = " and ".join([check, *extra])
     if isinstance(info.default, StrEnum):
         typed = f"coalesce({typed}, {_q(info.default.value)})" if check else typed
-    return FieldSQL(name, required, nullable, check, typed or "null")
+    return FieldSQL(name, required, nullable, check, typed or "null", cast)
+
+
+def _nested_sql(model: type[Record]) -> tuple[str | None, str, str | None]:
+    """(check, typed) for a nested model held as a JSON object token {v}: its own fields checked
+    like a record's, and the value rebuilt as pydantic writes it (`model_dump_json(exclude_none)`:
+    fields in model order, no spaces), so fast and slow rows store the same text."""
+    fields = [_field_sql(model, n, i) for n, i in model.model_fields.items()]
+    if any(f.check is None or f.cast is not None for f in fields):
+        return None, "null", None
+    struct = "{" + ", ".join(f'"{f.name}": "JSON"' for f in fields) + "}"
+    obj = "{o}"
+    allowed = ", ".join(_q(f.name) for f in fields)
+    checks = [
+        "{t} = 'OBJECT'",
+        f"len(list_filter({{k}}, lambda x: x not in ({allowed}))) = 0",
+        "len({k}) = len(list_distinct({k}))",
+    ]
+    pieces = []
+    for f in fields:
+        token = f"{obj}.{f.name}"
+        value = _fill(f.check, t=f"json_type({token})", s=f"({token}->>'$')", v=token)
+        if f.required:
+            checks.append(f"({token} is not null and {value})")
+        else:
+            checks.append(f"({token} is null or {value})")
+        text = f"({token}->>'$')"
+        spelled = text
+        if "'VARCHAR'" in f.check:  # text with nothing to escape, spelled in quotes
+            checks.append(f"({token} is null or not regexp_matches({text}, '[\"\\\\\x00-\x1f]'))")
+            spelled = f"'\"' || {text} || '\"'"
+        pieces.append(f"'\"{f.name}\":' || {spelled}")
+    for rule in model.sql_checks:
+        typed = {f.name: f"try_cast({obj}.{f.name}->>'$' as date)" for f in fields}
+        checks.append(f"coalesce({rule.format(**typed)}, true)")
+    check = "coalesce(" + " and ".join(checks) + ", false)"
+    typed = (
+        "case when {v} is not null then '{' || concat_ws(',', " + ", ".join(pieces) + ") || '}' end"
+    )
+    return check, typed, struct
 
 
 @dataclass(frozen=True)
@@ -176,26 +281,58 @@ class CompiledModel:
     model: type[Record]
     fields: tuple[FieldSQL, ...]
 
-    def checked_sql(self, source: str) -> str:
-        """Parse each row of `source (rec, raw)` twice in all (fields, keys), then check the
-        small per-field fragments: `rec, ok, v_<field>...`."""
-        struct = "{" + ", ".join(f'"{f.name}": "JSON"' for f in self.fields) + "}"
-        fragments = ",\n".join(f"r.{f.name} as v_{f.name}" for f in self.fields)
+    def struct(self) -> str:
+        """The DuckDB type reading each contract field as one raw JSON token."""
+        return "{" + ", ".join(f'"{f.name}": "JSON"' for f in self.fields) + "}"
+
+    def parse_sql(self, source: str) -> str:
+        """`(rec, file_path, line_no, keys, v_<field>...)` from `source (rec, file_path, line_no,
+        raw)`: the slow path's one parse for the fields and one for the key list."""
+        fragments = ", ".join(f"r.{f.name} as v_{f.name}" for f in self.fields)
         return f"""
-            select rec, {self._ok_expr()} as ok, * exclude (rec, keys)
-            from (select rec, keys, {fragments}
-                  from (select rec, try(from_json(raw, '{struct}')) as r,
-                               try(json_keys(raw)) as keys
+            select rec, file_path, line_no,
+                   -- a repeated key: pydantic decides (DuckDB's fast reader refuses the file)
+                   case when len(keys) = len(list_distinct(keys)) then keys end as keys,
+                   {fragments}
+            from (select rec, file_path, line_no, try(from_json(raw, '{self.struct()}')) as r,
+                         try(json_keys(raw)) as keys
+                  from {source})"""
+
+    def checked_sql(self, source: str) -> str:
+        """Over `source (rec, file_path, line_no, keys, v_<field>...)` (one JSON token per
+        field): each field's type, text and cast computed once, then `rec, file_path, line_no,
+        ok` and the typed columns (null where not ok)."""
+        tokens = []
+        for f in self.fields:
+            v = f"v_{f.name}"
+            tokens += [v, f"json_type({v}) as t_{f.name}", f"({v}->>'$') as s_{f.name}"]
+            if f.cast:
+                tokens.append(f"{_fill(f.cast, s=f'({v}->>{_q(chr(36))})')} as c_{f.name}")
+            if f.nested:
+                obj = f"json_type({v}) = 'OBJECT'"
+                tokens += [
+                    f"case when {obj} then from_json({v}, '{f.nested}') end as o_{f.name}",
+                    f"case when {obj} then json_keys({v}) end as k_{f.name}",
+                ]
+        typed = ",\n".join(
+            f"case when ok then {expr} end as {name}" for name, expr in self._typed()
+        )
+        return f"""
+            select rec, file_path, line_no, ok, {typed}
+            from (select *, {self._ok_expr()} as ok
+                  from (select rec, file_path, line_no, keys, {", ".join(tokens)}
                         from {source}))"""
+
+    def _subs(self, f: FieldSQL) -> dict[str, str]:
+        names = ("t", "s", "v", "c", "o", "k")
+        return {x: f"{x}_{f.name}" for x in names}
 
     def _ok_expr(self) -> str:
         allowed = ", ".join(_q(f.name) for f in self.fields)
-        checks = ["keys is not null", f"list_has_all([{allowed}], keys)"]
+        checks = ["keys is not null", f"len(list_filter(keys, lambda k: k not in ({allowed}))) = 0"]
         for f in self.fields:
             v = f"v_{f.name}"
-            value = (
-                _fill(f.check, t=f"json_type({v})", s=f"({v}->>'$')", v=v) if f.check else "false"
-            )
+            value = _fill(f.check, **self._subs(f)) if f.check else "false"
             if f.required:
                 checks.append(f"({v} is not null and {value})")
             elif f.nullable:  # absent or JSON null both read as SQL null here
@@ -206,23 +343,31 @@ class CompiledModel:
                     f" or ({v} is not null and {value}))"
                 )
         for rule in self.model.sql_checks:
-            typed = {f.name: f"try_cast(v_{f.name}->>'$' as timestamptz)" for f in self.fields}
+            typed = {
+                f.name: f"c_{f.name}" if f.cast else f"try_cast(s_{f.name} as timestamptz)"
+                for f in self.fields
+            }
             checks.append(f"coalesce({rule.format(**typed)}, true)")
         return "coalesce(" + "\n and ".join(checks) + ", false)"
 
-    def typed_columns(self) -> str:
+    def _typed(self) -> list[tuple[str, str]]:
         """The table's columns for fast-accepted rows (defaults applied, timestamps naive UTC)."""
         cols = []
         for f in self.fields:
-            expr = _fill(f.typed, s=f"(v_{f.name}->>'$')", v=f"v_{f.name}")
+            expr = _fill(f.typed, **self._subs(f))
             if f.name == "updated_at":
-                expr = f"coalesce({expr}, (v_created_at->>'$')::timestamptz::timestamp)"
-            cols.append(f"{expr} as {f.name}")
-        return ",\n".join(cols)
+                expr = f"coalesce({expr}, c_created_at::timestamp)"
+            cols.append((f.name, expr))
+        return cols
+
+    def column_names(self) -> str:
+        return ", ".join(f.name for f in self.fields)
 
 
 def compile_model(model: type[Record]) -> CompiledModel:
-    return CompiledModel(model, tuple(_field_sql(n, i) for n, i in model.model_fields.items()))
+    return CompiledModel(
+        model, tuple(_field_sql(model, n, i) for n, i in model.model_fields.items())
+    )
 
 
 # ---------------------------------------------------------------- explaining failed rows

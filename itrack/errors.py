@@ -19,6 +19,11 @@ from typer.core import TyperGroup
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from itrack.settings import get_settings
 
+# Typer >= 0.20 ships its own click: its usage errors are not `click.ClickException`.
+_TYPER_CLICK_ERRORS: tuple[type[BaseException], ...] = tuple(
+    cls for cls in typer.BadParameter.__mro__ if cls.__name__ in ("ClickException", "Exit", "Abort")
+) or (click.ClickException,)
+
 # Most specific first: the first class an error is an instance of decides.
 _CLASSES: tuple[tuple[type[BaseException], int, int], ...] = (
     # (error class, exit code, HTTP status)
@@ -80,6 +85,8 @@ class HandledGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.Abort, click.ClickException):
+            raise
+        except _TYPER_CLICK_ERRORS:  # usage errors of typer's own click (exit 2, its message)
             raise
         except KeyboardInterrupt:
             fail("interrupted; nothing of this run was written", 130)

@@ -6,15 +6,88 @@ PostgreSQL) is decided in one place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from ingest.service import InterviewService
+from feedback.service import FeedbackService, OutcomeResult, ProcessOutcome
+from ingest.ports import InterviewStore
+from ingest.service import FeedbackTrigger, InterviewService
+from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 from ingest.store.duckdb.repository import DuckDBInterviewStore
 from itrack.settings import get_settings
 
 
-def interview_service(db: Path | None = None, wait_seconds: float = 0.0) -> InterviewService:
+def interview_service(
+    db: Path | None = None, wait_seconds: float = 0.0, feedback: bool = True
+) -> InterviewService:
     """The interview service on the configured store (`ITRACK_STORE`, default the raw store
-    beside the warehouse)."""
+    beside the warehouse). With `feedback`, a process reaching offer_accepted,
+    rejected_by_company or candidate_withdrew runs `FeedbackService.process_interview_outcome`
+    after the commit (its result's `feedback` says whether it ran or was deferred)."""
     settings = get_settings()
-    return InterviewService(DuckDBInterviewStore(settings.warehouse(db), wait_seconds))
+    store = DuckDBInterviewStore(settings.warehouse(db), wait_seconds)
+    service = InterviewService(store)
+    if feedback:
+        service.on_feedback_trigger(feedback_trigger(db, wait_seconds, store))
+    return service
+
+
+def feedback_service(
+    db: Path | None = None,
+    wait_seconds: float = 0.0,
+    *,
+    store: InterviewStore | None = None,
+    feeders: Path | None = None,
+    placements: Path | None = None,
+    candidates: Path | None = None,
+    clock: Callable[[], str] | None = None,
+) -> FeedbackService:
+    """The feedback step one process or one feeder at a time: the published warehouse, the
+    files beside it (`feeders.json`, `candidate_placements.json`), the operational store to
+    read a process from, and the raw store's feedback log."""
+    warehouse = get_settings().warehouse(db)
+    store = store or DuckDBInterviewStore(warehouse, wait_seconds)
+    return FeedbackService(
+        warehouse,
+        feeders or warehouse.parent / "feeders.json",
+        placements or warehouse.parent / "candidate_placements.json",
+        candidates_path=candidates,
+        read_process=process_reader(store),
+        log=DuckDBFeedbackLog(warehouse, wait_seconds),
+        clock=clock,
+    )
+
+
+def process_reader(store: InterviewStore) -> Callable[[str], ProcessOutcome]:
+    """`read_process` for FeedbackService on any store: the process, its feeder (its own, else
+    its candidate's) and the time it reached its status."""
+
+    def read(interview_id: str) -> ProcessOutcome:
+        with store.reading() as repo:
+            process = repo.get_interview_by_id(interview_id)
+            feeder = process.feeder_source or repo.candidate_feeder(process.candidate_id)
+        offer = process.offer_details
+        return ProcessOutcome(
+            interview_id=str(process.id),
+            candidate_id=process.candidate_id,
+            company_name=process.company_name,
+            role_title=process.role_title,
+            feeder_source=feeder,
+            status=process.status.value,
+            decided_at=process.updated_at,  # the status change's time (its history row's)
+            offer_details=offer.model_dump(mode="json", exclude_none=True) if offer else None,
+        )
+
+    return read
+
+
+def feedback_trigger(
+    db: Path | None, wait_seconds: float, store: InterviewStore
+) -> Callable[[FeedbackTrigger], OutcomeResult]:
+    """The callback the shell registers on InterviewService: one process's outcome."""
+
+    def run(trigger: FeedbackTrigger) -> OutcomeResult:
+        service = feedback_service(db, wait_seconds, store=store)
+        return service.process_interview_outcome(str(trigger.interview_id))
+
+    return run

@@ -20,9 +20,9 @@ from ingest.service import InterviewService
 from ingest.store.duckdb.repository import DuckDBInterviewStore
 from ingest.store.duckdb.store import raw_store_path
 from itrack.dbt_runner import run_dbt
+from itrack.services import feedback_service, interview_service
 from tests.dbt_helpers import pid, write_raw_store
 from tests.lib_data import DATA
-from tests.lib_wiring import feedback_service
 
 OFFER = {"base_salary": 120000, "currency": "EUR"}
 NOW = "2026-01-01T00:00:00Z"
@@ -257,3 +257,63 @@ def test_python_formulas_equal_the_marts(built):
         assert wilson(placed, sourced) == pytest.approx((low, high), abs=1e-12)
     prior = sum(r[0] for r in rows) / sum(r[1] for r in rows)
     assert derive_prior_strength([r[:3] for r in rows], prior) == 10  # dbt var default
+
+
+# ---- the interview service triggers it (wired by the shell) --------------------------------------
+
+
+def test_completing_a_process_runs_the_feedback_step(db):
+    done = interview_service(db).complete_interview_process(pid(5), "offer_accepted", OFFER)
+    assert done.status == "offer_accepted"
+    assert (done.feedback.status, done.feedback.detail) == (
+        "ran",
+        "feeders.json updated for referral; placement recorded",
+    )
+    metrics = json.loads((db.parent / "feeders.json").read_text())["feeders"]["referral"]["metrics"]
+    assert (metrics["placements"], metrics["candidates_sourced"]) == (2, 3)
+    assert "c1" in json.loads((db.parent / "candidate_placements.json").read_text())
+
+
+def test_a_failed_stage_that_closes_the_process_runs_it_too(db):
+    service = interview_service(db)
+    process = service.create_interview_process("c3", "Gamma", "Engineer")  # linkedin
+    stage = service.add_interview_stage(process.id, "Phone Screen", 1)
+    done = service.record_stage_outcome(stage.id, "failed")
+    assert done.process.status == "rejected_by_company"
+    assert done.feedback.status == "ran"
+    metrics = json.loads((db.parent / "feeders.json").read_text())["feeders"]["linkedin"]["metrics"]
+    assert (metrics["candidates_sourced"], metrics["decided_processes"]) == (4, 4)
+
+
+def test_feedback_that_cannot_run_is_deferred_and_the_change_stands(db):
+    feeders = db.parent / "feeders.json"
+    feeders.write_text("{not json")
+    done = interview_service(db).complete_interview_process(pid(5), "candidate_withdrew")
+    assert done.feedback.status == "deferred"
+    assert done.feedback.detail.startswith(f"{feeders}: not valid JSON")
+    assert str(done.feedback).startswith("feedback deferred to the next build: ")
+    assert interview_service(db).get_interview(pid(5)).process.status == "candidate_withdrew"
+    assert feeders.read_text() == "{not json"
+
+
+def test_no_feedback_for_other_moves_and_without_a_registered_step(db):
+    assert interview_service(db).complete_interview_process(pid(7), "on_hold").feedback is None
+    bare = interview_service(db, feedback=False)
+    done = bare.complete_interview_process(pid(7), "candidate_withdrew")
+    assert (done.feedback.status, done.feedback.detail) == (
+        "deferred",
+        "no feedback step registered",
+    )
+    assert not (db.parent / "feeders.json").exists()
+
+
+def test_interview_complete_prints_what_feedback_did(db):
+    from typer.testing import CliRunner
+
+    from itrack.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["interview", "complete", pid(5), "candidate_withdrew", "--db", str(db)]
+    )
+    assert result.exit_code == 0 and result.exception is None, result.output
+    assert result.output.endswith("feedback ran: feeders.json updated for referral\n")

@@ -162,7 +162,10 @@ def test_human_output_tables(db):
     stage_id = run_json(db, "add-stage", pid, "--name", "Technical Interview", "--order", "1")["id"]
     out = run(db, "outcome", stage_id, "failed", "--overall", "2")
     assert "Interview stage:" in out and "  outcome: failed" in out
-    assert out.endswith(f"process {pid}: rejected_by_company\n")
+    assert out.endswith(
+        f"process {pid}: rejected_by_company\n"
+        f"feedback deferred to the next build: {db}: no warehouse yet; run `itrack build` first\n"
+    )
     shown = run(db, "show", pid)
     assert "Failed Technical Interview" in shown and pid in shown and stage_id in shown
     listed = run(db, "list", "--company", "Acme")

@@ -367,8 +367,10 @@ def _read_offer(value: str) -> str:
 def _print_process(process: InterviewProcess, fmt: Format) -> None:
     if fmt is Format.json:
         print_json(process.model_dump(mode="json"))
-    else:
-        print_record(process.model_dump(mode="json"), "Interview process")
+        return
+    print_record(process.model_dump(mode="json", exclude={"feedback"}), "Interview process")
+    if getattr(process, "feedback", None) is not None:  # a completion that ran feedback
+        line(str(process.feedback))
 
 
 def _print_stage(stage: InterviewStage, fmt: Format) -> None:
@@ -384,6 +386,8 @@ def _print_outcome(done: Any, fmt: Format) -> None:
         return
     print_record(done.stage.model_dump(mode="json"), "Interview stage")
     line(f"process {done.process.id}: {done.process.status}")
+    if getattr(done, "feedback", None) is not None:
+        line(str(done.feedback))
 
 
 def _print_detail(detail: InterviewDetail) -> None:

@@ -225,7 +225,7 @@ def rejects(
     as_json: JsonAlias = False,
 ) -> None:
     """List quarantined records with their reason (unresolved ones by default)."""
-    from ingest.store.duckdb.store import open_store
+    from ingest.store.duckdb.store import open_store, raw_store_path
 
     where, params = [], []
     if run:
@@ -245,7 +245,7 @@ def rejects(
                 "select count(*) from ingest_runs where run_id = ?", [run]
             ).fetchone()[0]
         ):
-            raise Refused(f"no run '{run}' in {con.execute('pragma database_list').fetchone()[2]}")
+            raise Refused(f"no run '{run}' in {raw_store_path(warehouse(db))}")
         total = con.execute(
             "select count(*) from quarantine" + (" where " + " and ".join(where) if where else ""),
             params,
@@ -328,7 +328,7 @@ def print_build_summary(summary: dict[str, Any], result: Any) -> None:
     else:
         line("ingest: no paths given, nothing ingested (the marts were rebuilt)")
     for message in summary["notes"]:
-        line(f"note: {message}")
+        line(message)
     updated = summary["feeders_updated"]
     line(
         f"feeders: {len(summary['feeders_recomputed'])} recomputed, {len(updated)} changed"

@@ -75,6 +75,9 @@ def backup(
     root = to or default_backup_dir(db)
     target = root / new_run_id("backup")
     partial = target.with_name(target.name + PARTIAL)
+    if not raw_store_path(db).exists():  # a wrong --db: no empty backup folder, no new store
+        with open_store(db, wait_seconds, create=False):
+            pass
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,8 +112,13 @@ create table if not exists ingest_files (
     updated bigint not null,
     unchanged bigint not null,
     stale bigint not null,
-    rejected bigint not null
+    rejected bigint not null,
+    size_bytes bigint,
+    mtime_ns bigint
 );
+-- stores created before the skip check by size and mtime
+alter table ingest_files add column if not exists size_bytes bigint;
+alter table ingest_files add column if not exists mtime_ns bigint;
 create table if not exists quarantine (
     run_id varchar not null,
     file_path varchar,
@@ -217,7 +223,8 @@ def connect(
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
-            pid = message.split("PID", 1)[1].strip(" )\n").split()[0] if "PID" in message else "?"
+            found = re.search(r"PID (\d+)", message)
+            pid = found.group(1) if found else "?"
             raise StoreBusyError(f"database is busy (held by PID {pid}): {path}") from None
         raise StoreError(f"cannot open {path}: {message.splitlines()[0]}") from None
     except (OSError, duckdb.Error) as exc:

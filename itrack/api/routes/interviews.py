@@ -263,7 +263,7 @@ def update_interview(
         process = session.service.complete_interview_process(
             interview_id, body.status, body.offer_details, body.final_outcome
         )
-    return process.model_dump(mode="json")
+    return process.as_process().model_dump(mode="json")  # TODO(api): expose process.feedback
 
 
 @router.post(

@@ -1,0 +1,824 @@
+"""Daily use (#14): what a nightly log shows, writes that cannot silently go wrong, mistakes that
+can be corrected. Every CLI call runs with stdout not a terminal (CliRunner), asserts the whole
+output, the exact exit code and that no exception escaped."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from ingest.store.duckdb.store import open_store, raw_store_path, store_lock
+from itrack.cli.main import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+T0 = "2025-01-01T00:00:00"
+ANSI = re.compile(r"\x1b\[")
+
+
+def invoke(*args: str, code: int = 0, stdin: str | None = None):
+    result = runner.invoke(app, list(args), input=stdin)
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    for stream in (result.stdout, result.stderr):
+        assert "Traceback" not in stream and not ANSI.search(stream)
+    assert "\n\n" not in result.stdout.strip("\n")  # no stray blank lines
+    return result
+
+
+def out(*args: str, code: int = 0) -> str:
+    return invoke(*args, code=code).stdout
+
+
+def err(*args: str, code: int) -> str:
+    result = invoke(*args, code=code)
+    assert result.stdout == ""
+    return result.stderr
+
+
+def jsonl(path: Path, *records: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def rows(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+PROCESS_ORPHAN = "9b1c1f0e-0000-4000-8000-000000000001"
+
+
+@pytest.fixture
+def day1(tmp_path, monkeypatch) -> Path:
+    """Two good candidates, one without a name, a process whose candidate is not known yet and
+    a stray file; relative paths so the log lines are exact."""
+    monkeypatch.chdir(tmp_path)
+    jsonl(
+        Path("in/candidates.jsonl"),
+        {"id": "c1", "full_name": "Ann Lee", "feeder_source": "referral", "created_at": T0},
+        {"id": "c2", "full_name": "Bo Chen", "feeder_source": "bootcamp", "created_at": T0},
+        {"id": "c3", "created_at": T0},
+    )
+    jsonl(
+        Path("in/processes.jsonl"),
+        {
+            "id": PROCESS_ORPHAN,
+            "candidate_id": "c9",
+            "company_name": "Acme",
+            "role_title": "SWE",
+            "created_at": "2025-01-03",
+        },
+    )
+    Path("in/notes.txt").write_text("not data\n")
+    return tmp_path
+
+
+def since(text: str) -> tuple[str, str]:
+    """(the output with the run id and quarantine time replaced, the run id)."""
+    run_id = re.search(r"run (run-\d{8}T\d{6}-[0-9a-f]{8})", text).group(1)
+    text = text.replace(run_id, "RUN")
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "TS UTC", text), run_id
+
+
+# -- logs and terminal output -----------------------------------------------------------------
+
+
+def test_ingest_log_is_plain_and_complete(day1):
+    text, _run = since(out("ingest", "in", "--db", "w.duckdb"))
+    assert text == textwrap.dedent("""\
+        ingest run RUN: 2 accepted, 2 rejected:
+        file                 kind        rows_read  accepted  rejected  inserted  updated  unchanged  stale
+        in/candidates.jsonl  candidates          3         2         1         2        0          0      0
+        in/processes.jsonl   processes           1         0         1         0        0          0      0
+        skipped in/notes.txt: not a data file (.jsonl, .json, .csv or .parquet)
+        rejected records by error code:
+        error_code      records
+        missing_field         1
+        orphan_process        1
+        details: itrack rejects --run RUN
+        orphans waiting for their parent record: 1 (oldest quarantined TS UTC); see itrack rejects
+        """)  # noqa: E501
+
+
+def test_orphan_retries_say_resolved_and_waiting_since_when(day1):
+    first = out("ingest", "in", "--db", "w.duckdb")
+    quarantined = re.search(r"quarantined (\S+ \S+) UTC", first).group(1)
+    jsonl(Path("day2/candidates.jsonl"), {"id": "c4", "full_name": "Cy", "created_at": T0})
+    second = out("ingest", "day2", "--db", "w.duckdb")
+    assert second.splitlines()[-2:] == [
+        "orphans from earlier runs: 1 retried, 0 resolved, 1 still waiting",
+        f"orphans waiting for their parent record: 1 (oldest quarantined {quarantined} UTC); "
+        "see itrack rejects",
+    ]
+    jsonl(Path("day3/candidates.jsonl"), {"id": "c9", "full_name": "Di", "created_at": T0})
+    third = out("ingest", "day3", "--db", "w.duckdb")
+    assert (
+        third.splitlines()[-1]
+        == "orphans from earlier runs: 1 retried, 1 resolved, 0 still waiting"
+    )
+    assert rows(raw_store_path("w.duckdb"), "select count(*) from interview_processes") == [(1,)]
+
+
+def test_named_file_of_unknown_kind_is_refused_but_a_folder_skips_it(day1):
+    Path("in/export.jsonl").write_text('{"id": "x"}\n')
+    text = out("ingest", "in", "--db", "w.duckdb")
+    assert (
+        "skipped in/export.jsonl: kind unknown (name it *candidates*, *processes* or *stages*, "
+        "or pass --kind)\nskipped in/notes.txt: not a data file" in text
+    )
+    message = err("ingest", "in/export.jsonl", "--db", "w.duckdb", code=2)
+    assert message == (
+        "error: in/export.jsonl: cannot tell the record kind from the file name; name it "
+        "*candidates*, *processes* or *stages*, or pass --kind\n"
+    )
+
+
+def test_rejects_plain_json_and_unknown_run(day1):
+    _text, run_id = since(out("ingest", "in", "--db", "w.duckdb"))
+    listed = out("rejects", "--db", "w.duckdb")
+    assert listed == textwrap.dedent("""\
+        quarantine: 2 of 2 shown:
+        file_path            line_number  kind        record_id                             error_code      error_message
+        in/candidates.jsonl            3  candidates  c3                                    missing_field   field 'full_name': Field required
+        in/processes.jsonl             1  processes   9b1c1f0e-0000-4000-8000-000000000001  orphan_process  candidate c9 is not known yet; retried on the next run
+        """)  # noqa: E501
+    as_json = json.loads(out("rejects", "--db", "w.duckdb", "--format", "json"))
+    assert [(r["record_id"], r["error_code"], r["run_id"]) for r in as_json] == [
+        ("c3", "missing_field", run_id),
+        (PROCESS_ORPHAN, "orphan_process", run_id),
+    ]
+    assert out("rejects", "--db", "w.duckdb", "--json") == out(
+        "rejects", "--db", "w.duckdb", "--format", "json"
+    )
+    assert out("rejects", "--db", "w.duckdb", "--limit", "1").splitlines()[-1] == (
+        "1 more: pass --limit 2"
+    )
+    store = raw_store_path("w.duckdb")
+    assert err("rejects", "--run", "nonexistent", "--db", "w.duckdb", code=1) == (
+        f"error: no run 'nonexistent' in {store}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["rejects"],
+        ["interview", "list"],
+        ["interview", "show", "9b1c"],
+        ["interview", "history", "c1"],
+        ["backup"],
+        ["interview", "create", "--candidate", "c1", "--company", "A", "--role", "B"],
+    ],
+)
+def test_a_wrong_db_creates_nothing_and_names_the_missing_path(tmp_path, args):
+    db = tmp_path / "typo" / "warehouse.duckdb"
+    message = err(*args, "--db", str(db), code=2)
+    assert message == (
+        f"error: no raw store at {raw_store_path(db)}: check --db (or $ITRACK_DB), or load data "
+        "first with `itrack ingest` / `itrack build PATH`\n"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
+def test_reads_do_not_take_the_writer_lock(day1):
+    out("ingest", "in", "--db", "w.duckdb")
+    with store_lock(raw_store_path("w.duckdb")):  # a writer between two transactions
+        assert out("interview", "list", "--db", "w.duckdb", "--wait", "0") == (
+            "0 interview processes:\n  (none)\n"
+        )
+        assert json.loads(out("rejects", "--db", "w.duckdb", "--wait", "0", "--format", "json"))
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from ingest.store.duckdb.store import open_store
+    with open_store(sys.argv[1]) as con:
+        print("holding", flush=True)
+        time.sleep(float(sys.argv[2]))
+""")
+
+
+def hold(db: Path, seconds: float) -> subprocess.Popen:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    assert holder.stdout.readline().strip() == "holding"
+    return holder
+
+
+def test_writers_and_readers_wait_by_default_then_say_busy(day1):
+    out("ingest", "in", "--db", "w.duckdb")
+    db = day1 / "w.duckdb"
+    holder = hold(db, 2.0)
+    try:
+        started = time.monotonic()
+        created = json.loads(
+            out(
+                "interview",
+                "create",
+                "--candidate",
+                "c1",
+                "--company",
+                "Acme",
+                "--role",
+                "SWE",
+                "--new-company",
+                "--db",
+                str(db),
+                "--format",
+                "json",
+            )
+        )
+        assert time.monotonic() - started > 0.5  # it waited for the holder, without --wait
+    finally:
+        holder.wait(timeout=30)
+    assert created["company_name"] == "Acme"
+    holder = hold(db, 3.0)
+    try:
+        message = err("interview", "list", "--db", str(db), "--wait", "0", code=2)
+        assert (
+            message == f"error: database is busy (held by PID {holder.pid}): {raw_store_path(db)}\n"
+        )
+    finally:
+        holder.wait(timeout=30)
+
+
+# -- interview writes --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def store(tmp_path) -> Path:
+    db = tmp_path / "warehouse.duckdb"
+    with open_store(db) as con:
+        for cid, feeder in (("c1", "referral"), ("c2", "bootcamp")):
+            con.execute(
+                "insert into candidates values (?, ?, ?, null, null, ?, ?, 'seed', ?)",
+                [cid, cid.upper(), feeder, T0, T0, T0],
+            )
+    return db
+
+
+def create(db: Path, *args: str, code: int = 0) -> dict:
+    text = out("interview", "create", *args, "--db", str(db), "--format", "json", code=code)
+    return json.loads(text)
+
+
+def test_new_companies_and_feeders_must_be_deliberate(store):
+    db = str(store)
+    assert (
+        err(
+            "interview",
+            "create",
+            "--candidate",
+            "c1",
+            "--company",
+            "Stripe",
+            "--role",
+            "SWE",
+            "--db",
+            db,
+            code=1,
+        )
+        == "error: company 'Stripe' is not known yet: pass --new-company to record a new company\n"
+    )
+    create(store, "--candidate", "c1", "--company", "Stripe", "--role", "SWE", "--new-company")
+    assert err(
+        "interview",
+        "create",
+        "--candidate",
+        "c2",
+        "--company",
+        "Stripee",
+        "--role",
+        "SWE",
+        "--db",
+        db,
+        code=1,
+    ) == (
+        "error: unknown company 'Stripee': did you mean 'Stripe'? (pass --new-company if "
+        "'Stripee' is really a new company)\n"
+    )
+    assert err(
+        "interview",
+        "create",
+        "--candidate",
+        "c2",
+        "--company",
+        "stripe",
+        "--role",
+        "SWE",
+        "--feeder",
+        "refferal",
+        "--db",
+        db,
+        code=1,
+    ) == (
+        "error: unknown company 'stripe': did you mean 'Stripe'? (pass --new-company if "
+        "'stripe' is really a new company)\n"
+    )
+    assert err(
+        "interview",
+        "create",
+        "--candidate",
+        "c2",
+        "--company",
+        "Stripe",
+        "--role",
+        "SWE",
+        "--feeder",
+        "refferal",
+        "--db",
+        db,
+        code=1,
+    ) == (
+        "error: unknown feeder 'refferal': did you mean 'referral'? (pass --new-feeder if "
+        "'refferal' is really a new feeder)\n"
+    )
+    made = create(
+        store, "--candidate", "c2", "--company", "Stripe", "--role", "SWE", "--feeder", "referral"
+    )
+    assert (made["company_name"], made["feeder_source"]) == ("Stripe", "referral")
+    assert rows(raw_store_path(store), "select count(*) from interview_processes") == [(2,)]
+
+
+def test_a_second_open_process_for_the_same_role_warns(store):
+    first = create(
+        store, "--candidate", "c1", "--company", "Acme", "--role", "SWE", "--new-company"
+    )
+    result = invoke(
+        "interview",
+        "create",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "swe",
+        "--db",
+        str(store),
+        "--format",
+        "json",
+    )
+    second = json.loads(result.stdout)
+    assert second["id"] != first["id"]
+    assert result.stderr == (
+        f"warning: candidate c1 already has an open process for Acme / swe: {first['id']} "
+        f"(in_progress, since {first['created_at'].replace('T', ' ')[:19]})\n"
+    )
+    other = invoke(
+        "interview",
+        "create",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "PM",
+        "--db",
+        str(store),
+    )
+    assert other.stderr == ""
+
+
+def test_at_backfills_and_is_validated_by_the_contract(store):
+    db = str(store)
+    p = create(
+        store,
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "SWE",
+        "--new-company",
+        "--at",
+        "2025-02-01T09:00:00Z",
+    )
+    assert (p["created_at"], p["updated_at"]) == ("2025-02-01T09:00:00", "2025-02-01T09:00:00")
+    stage = json.loads(
+        out(
+            "interview",
+            "add-stage",
+            p["id"],
+            "--name",
+            "Phone Screen",
+            "--order",
+            "1",
+            "--at",
+            "2025-02-03",
+            "--db",
+            db,
+            "--format",
+            "json",
+        )
+    )
+    assert stage["created_at"] == "2025-02-03T00:00:00"
+    done = json.loads(
+        out(
+            "interview",
+            "outcome",
+            stage["id"],
+            "passed",
+            "--at",
+            "2025-02-04T10:00:00+01:00",
+            "--db",
+            db,
+            "--format",
+            "json",
+        )
+    )
+    assert done["stage"]["completed_date"] == "2025-02-04T09:00:00"
+    assert done["process"]["updated_at"] == "2025-02-04T09:00:00"
+    closed = json.loads(
+        out(
+            "interview",
+            "complete",
+            p["id"],
+            "candidate_withdrew",
+            "--at",
+            "2025-02-10",
+            "--db",
+            db,
+            "--format",
+            "json",
+        )
+    )
+    assert closed["updated_at"] == "2025-02-10T00:00:00"
+    assert rows(
+        raw_store_path(store),
+        "select from_status, to_status, changed_at::varchar from interview_status_history "
+        "order by changed_at",
+    ) == [
+        (None, "in_progress", "2025-02-01 09:00:00"),
+        ("in_progress", "candidate_withdrew", "2025-02-10 00:00:00"),
+    ]
+    assert err(
+        "interview",
+        "create",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "X",
+        "--at",
+        "20250201",
+        "--db",
+        db,
+        code=1,
+    ) == (
+        "error: --at '20250201' refused: must be an ISO 8601 date or timestamp, "
+        "e.g. 2025-03-01T10:00:00Z\n"
+    )
+    assert err(
+        "interview",
+        "create",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "X",
+        "--at",
+        "2098-01-01",
+        "--db",
+        db,
+        code=1,
+    ) == (
+        "error: --at 2098-01-01T00:00:00 is in the future; events are recorded when or after "
+        "they happen\n"
+    )
+    p2 = create(
+        store, "--candidate", "c2", "--company", "Acme", "--role", "SWE", "--at", "2025-03-01"
+    )
+    assert err(
+        "interview",
+        "add-stage",
+        p2["id"],
+        "--name",
+        "Screen",
+        "--order",
+        "1",
+        "--at",
+        "2025-02-28",
+        "--db",
+        db,
+        code=1,
+    ) == (
+        f"error: --at 2025-02-28T00:00:00 is before the last change of process {p2['id']} "
+        "(2025-03-01T00:00:00); backfill events in the order they happened\n"
+    )
+
+
+def test_outcome_json_returns_stage_and_process_and_ids_by_prefix(store):
+    db = str(store)
+    p = create(store, "--candidate", "c1", "--company", "Acme", "--role", "SWE", "--new-company")
+    stage = json.loads(
+        out(
+            "interview",
+            "add-stage",
+            p["id"][:8],
+            "--name",
+            "Onsite",
+            "--order",
+            "1",
+            "--db",
+            db,
+            "--format",
+            "json",
+        )
+    )
+    done = json.loads(out("interview", "outcome", stage["id"][:6], "failed", "--db", db, "--json"))
+    assert set(done) == {"stage", "process"}
+    assert (done["stage"]["id"], done["stage"]["outcome"]) == (stage["id"], "failed")
+    assert (done["process"]["id"], done["process"]["status"], done["process"]["final_outcome"]) == (
+        p["id"],
+        "rejected_by_company",
+        "Failed Onsite",
+    )
+    assert err("interview", "show", stage["id"], "--db", db, code=1) == (
+        f"error: '{stage['id']}' is an interview stage id, not an interview process id\n"
+    )
+    assert err("interview", "outcome", p["id"][:8], "passed", "--db", db, code=1) == (
+        f"error: '{p['id'][:8]}' is an interview process id, not an interview stage id\n"
+    )
+    assert err("interview", "show", "c1", "--db", db, code=1) == (
+        "error: 'c1' is a candidate id, not an interview process id\n"
+    )
+    assert err("interview", "show", "abc", "--db", db, code=1) == (
+        "error: interview process 'abc' not found\n"
+    )
+
+
+def test_ambiguous_prefix_is_refused(store):
+    import datetime as dt
+    from uuid import UUID
+
+    from ingest.contract import InterviewProcess
+    from ingest.store.duckdb.repository import InterviewRepository
+
+    ids = ["aaaa1111-0000-4000-8000-000000000001", "aaaa2222-0000-4000-8000-000000000002"]
+    with open_store(store) as con:
+        repo = InterviewRepository(con)
+        for pid in ids:
+            repo.create_interview_process(
+                InterviewProcess(
+                    id=UUID(pid),
+                    candidate_id="c1",
+                    company_name="Acme",
+                    role_title="SWE",
+                    created_at=dt.datetime(2025, 1, 1),
+                )
+            )
+    assert err("interview", "show", "aaaa", "--db", str(store), code=1) == (
+        f"error: interview process id prefix 'aaaa' is ambiguous: it matches {ids[0]}, {ids[1]}; "
+        "give more characters\n"
+    )
+    assert (
+        json.loads(out("interview", "show", "AAAA2", "--db", str(store), "--format", "json"))["id"]
+        == ids[1]
+    )
+    assert err("interview", "show", "aaa", "--db", str(store), code=1) == (
+        "error: interview process 'aaa' not found\n"  # under 4 characters: never a prefix
+    )
+
+
+# -- corrections -------------------------------------------------------------------------------
+
+
+def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
+    db = str(store)
+    p = create(store, "--candidate", "c1", "--company", "Acme", "--role", "SWE", "--new-company")
+    stage = json.loads(
+        out(
+            "interview",
+            "add-stage",
+            p["id"],
+            "--name",
+            "Technical",
+            "--order",
+            "1",
+            "--db",
+            db,
+            "--format",
+            "json",
+        )
+    )
+    out("interview", "outcome", stage["id"], "failed", "--overall", "2", "--db", db)
+    amended = json.loads(
+        out(
+            "interview",
+            "amend",
+            stage["id"],
+            "passed",
+            "--overall",
+            "4",
+            "--reason",
+            "recorded on the wrong candidate",
+            "--by",
+            "rita",
+            "--db",
+            db,
+            "--format",
+            "json",
+        )
+    )
+    assert (amended["stage"]["outcome"], amended["stage"]["overall_rating"]) == ("passed", 4)
+    assert (amended["process"]["status"], amended["process"]["final_outcome"]) == (
+        "in_progress",
+        None,
+    )
+    trail = json.loads(out("interview", "audit", p["id"][:8], "--db", db, "--format", "json"))
+    assert [(h["from_status"], h["to_status"], h["source"]) for h in trail["status_history"]] == [
+        (None, "in_progress", "service"),
+        ("in_progress", "rejected_by_company", "service"),
+        ("rejected_by_company", "in_progress", "correction"),
+    ]
+    assert sorted(
+        (
+            c["record_kind"],
+            c["field"],
+            c["old_value"] or "",
+            c["new_value"] or "",
+            c["reason"],
+            c["changed_by"],
+        )
+        for c in trail["corrections"]
+    ) == [
+        (
+            "process",
+            "final_outcome",
+            "Failed Technical",
+            "",
+            "recorded on the wrong candidate",
+            "rita",
+        ),
+        (
+            "process",
+            "status",
+            "rejected_by_company",
+            "in_progress",
+            "recorded on the wrong candidate",
+            "rita",
+        ),
+        ("stage", "outcome", "failed", "passed", "recorded on the wrong candidate", "rita"),
+        ("stage", "overall_rating", "2", "4", "recorded on the wrong candidate", "rita"),
+    ]
+    plain = out("interview", "audit", p["id"], "--db", db)
+    assert plain.startswith(f"status history of process {p['id']}:\nchanged_at")
+    assert "\ncorrections:\n" in plain
+    assert err(
+        "interview",
+        "amend",
+        stage["id"],
+        "passed",
+        "--overall",
+        "4",
+        "--reason",
+        "again",
+        "--db",
+        db,
+        code=1,
+    ) == (f"error: stage {stage['id']} already has outcome passed: nothing to amend\n")
+    assert err(
+        "interview", "amend", stage["id"], "failed", "--reason", " ", "--db", db, code=1
+    ) == ("error: a correction needs a reason (--reason TEXT): it is kept in the audit trail\n")
+
+
+def test_reopen_a_closed_process_with_a_reason(store):
+    db = str(store)
+    p = create(store, "--candidate", "c1", "--company", "Acme", "--role", "SWE", "--new-company")
+    out("interview", "complete", p["id"], "on_hold", "--db", db)
+    out("interview", "complete", p["id"], "candidate_withdrew", "--reason", "moved", "--db", db)
+    assert err("interview", "complete", p["id"], "in_progress", "--db", db, code=1).startswith(
+        f"error: process {p['id']} cannot move from candidate_withdrew to in_progress"
+    )
+    reopened = json.loads(
+        out(
+            "interview",
+            "reopen",
+            p["id"],
+            "--reason",
+            "withdrew the wrong one",
+            "--by",
+            "sam",
+            "--db",
+            db,
+            "--format",
+            "json",
+        )
+    )
+    assert (reopened["status"], reopened["final_outcome"]) == ("on_hold", None)  # as before
+    assert err("interview", "reopen", p["id"], "--reason", "x", "--db", db, code=1) == (
+        f"error: process {p['id']} is not closed (on_hold): nothing to reopen\n"
+    )
+    out("interview", "complete", p["id"], "rejected_by_company", "--db", db)
+    again = json.loads(
+        out(
+            "interview",
+            "reopen",
+            p["id"],
+            "--reason",
+            "r",
+            "--to",
+            "in_progress",
+            "--db",
+            db,
+            "--format",
+            "json",
+        )
+    )
+    assert again["status"] == "in_progress"
+    assert rows(
+        raw_store_path(store),
+        "select from_status, to_status, source from interview_status_history order by changed_at",
+    ) == [
+        (None, "in_progress", "service"),
+        ("in_progress", "on_hold", "service"),
+        ("on_hold", "candidate_withdrew", "service"),
+        ("candidate_withdrew", "on_hold", "correction"),
+        ("on_hold", "rejected_by_company", "service"),
+        ("rejected_by_company", "in_progress", "correction"),
+    ]
+
+
+# -- small things -------------------------------------------------------------------------------
+
+
+def test_version_and_refused_negative_numbers(tmp_path):
+    from importlib.metadata import version
+
+    assert out("--version") == f"itrack {version('interview-tracking')}\n"
+    assert err("generate", "--out", str(tmp_path / "g"), "--processes", "-5", code=2).endswith(
+        "Error: Invalid value for '--processes': Input should be greater than or equal to 1\n"
+    )
+    assert not (tmp_path / "g").exists()
+    assert err("backup", "--keep", "-1", "--db", str(tmp_path / "w.duckdb"), code=2).endswith(
+        "Error: Invalid value for '--keep': Input should be greater than or equal to 1\n"
+    )
+
+
+def test_malformed_json_message_says_at_once(tmp_path):
+    bad = tmp_path / "candidates.jsonl"
+    bad.write_text('{"id": "c1", "full_name": "unterminated\n')
+    out("ingest", str(bad), "--db", str(tmp_path / "w.duckdb"))
+    [(message,)] = rows(
+        raw_store_path(tmp_path / "w.duckdb"), "select error_message from quarantine"
+    )
+    assert message == "malformed JSON (Unterminated string starting at column 27)"
+    assert "at at" not in message
+
+
+def test_make_clean_keeps_the_raw_store_and_backups(tmp_path):
+    data = tmp_path / "data"
+    keep = [
+        data / "warehouse.raw.duckdb",
+        data / "backups" / "backup-1" / "manifest.json",
+        data / "feeders.json",
+        data / "candidate_placements.json",
+    ]
+    gone = [
+        data / "warehouse.duckdb",
+        data / "report.html",
+        data / ".build" / "x.duckdb",
+        tmp_path / ".venv" / "bin" / "python",
+        tmp_path / "dbt_project" / "target" / "manifest.json",
+    ]
+    for path in keep + gone:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    subprocess.run(
+        ["make", "-f", str(ROOT / "Makefile"), "clean"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    assert [p.exists() for p in keep] == [True] * len(keep)
+    assert [p.exists() for p in gone] == [False] * len(gone)
+
+
+def test_make_test_says_it_installs_chromium():
+    listed = subprocess.run(
+        ["make", "-C", str(ROOT), "help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "installs chromium first if missing" in listed
+    assert re.search(r"^  build .*ingest data/sample/", listed, re.M)
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\t$(ITRACK) build data/sample/\n" in makefile

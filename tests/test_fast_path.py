@@ -1,0 +1,172 @@
+"""The fast readers give exactly the store the line readers give.
+
+A fast reader lets DuckDB parse a JSONL, CSV or Parquet file straight into one JSON token per
+contract field (ingest/readers.py); the line readers land each record's raw text and parse it
+again. On every fixture (the bad-input corpus, generated data with planted bad records in every
+format, a delta run, and edge files written here), both must leave the same raw tables, status
+history, quarantine (code, line, field, message, raw text) and audit; and the fast reader must
+really have taken the files it can take (otherwise the comparison proves nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest import readers
+from ingest.load import ingest_paths
+from itrack.generate import generate, generate_delta
+from tests.conftest import query
+from tests.factories import P1, S1, S2, candidate, offer, process, stage, write_jsonl
+
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad"
+CASES = json.loads((CORPUS / "cases.json").read_text())
+
+SNAPSHOT = {
+    "candidates": "select * exclude (_run_id, _loaded_at) from candidates order by id",
+    "processes": "select * exclude (_run_id, _loaded_at) from interview_processes order by id",
+    "stages": "select * exclude (_run_id, _loaded_at) from interview_stages order by id",
+    "history": "select * exclude (run_id, recorded_at) from interview_status_history order by all",
+    "quarantine": "select * exclude (run_id, quarantined_at, resolved_run_id), "
+    "resolved_run_id is null from quarantine order by all",
+    "files": "select * exclude (run_id) from ingest_files order by all",
+    "runs": "select status, rows_read, accepted, rejected, stale, unchanged from ingest_runs "
+    "order by started_at",
+}
+
+
+def snapshot(db: Path) -> dict[str, list[tuple]]:
+    return {name: query(db, sql) for name, sql in SNAPSHOT.items()}
+
+
+def run_both(
+    tmp_path: Path, steps: list[tuple[list[Path], str | None]], monkeypatch
+) -> tuple[dict, dict, list[set[str]]]:
+    """Run the same ingest steps with the fast readers and with the line readers only."""
+    results, fast_used = {}, []
+    for fast in (True, False):
+        monkeypatch.setattr(readers, "FAST_READERS", fast)
+        db = tmp_path / f"{'fast' if fast else 'slow'}" / "warehouse.duckdb"
+        for paths, kind in steps:
+            summary = ingest_paths(paths, db=db, kind=kind)
+            if fast:
+                fast_used.append({Path(p).name for p in summary.fast_files})
+            else:
+                assert not summary.fast_files
+        results[fast] = snapshot(db)
+    return results[True], results[False], fast_used
+
+
+def assert_same(fast: dict, slow: dict) -> None:
+    for name in SNAPSHOT:
+        assert fast[name] == slow[name], name
+
+
+@pytest.mark.parametrize("case", CASES, ids=[Path(c["file"]).stem for c in CASES])
+def test_every_corpus_case(tmp_path, monkeypatch, case):
+    steps = [([CORPUS / "base"], None), ([CORPUS / case["file"]], case["kind"])]
+    fast, slow, used = run_both(tmp_path, steps, monkeypatch)
+    assert_same(fast, slow)
+    assert used[0] == {"candidates.jsonl", "processes.jsonl"}  # the clean base: fast
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_generated_data_with_planted_bad_records_and_a_delta(tmp_path, monkeypatch, fmt):
+    data = tmp_path / "data"
+    generate(data, processes=400, seed=11, invalid_share=0.08, fmt=fmt)
+    clean = tmp_path / "clean"
+    generate(clean, processes=300, seed=5, fmt=fmt)
+    steps = [([clean], None), ([data], None)]
+    if fmt == "jsonl":
+        generate_delta(clean, tmp_path / "delta")
+        steps.append(([tmp_path / "delta"], None))
+    fast, slow, used = run_both(tmp_path, steps, monkeypatch)
+    assert_same(fast, slow)
+    assert len(slow["quarantine"]) > 20  # the planted records are there
+    suffix = {"jsonl": "jsonl", "csv": "csv", "parquet": "parquet"}[fmt]
+    assert used[0] == {f"{k}.{suffix}" for k in ("candidates", "processes", "stages")}
+
+
+def _offer_cases() -> list[dict]:
+    amounts = [0, 150000, 1.5, 2.50, 1e3, 0.00001, 1e20, 10**20, -1, "5", True, 1234.5678]
+    cases = [offer(base_salary=a) for a in amounts]
+    cases += [offer(bonus=a) for a in (None, 0, 3.25, -2)]
+    cases += [offer(currency=c) for c in ("EUR", "usd", "XXX", "EURO", 5)]
+    cases += [
+        offer(offer_date=d)
+        for d in ("2025-02-01", "2025-2-1", "0000-01-01", "2025-02-30", "2025-02-01T00:00:00")
+    ]
+    cases += [
+        offer(start_date="2025-01-01"),
+        offer(start_date="2025-03-01", expiry_date="2025-02-15"),
+        offer(extra=1),
+        {"currency": "USD"},
+        "not an object",
+        None,
+    ]
+    return cases
+
+
+def test_offer_details_checked_in_sql_agree_with_pydantic(tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    records = []
+    for i, details in enumerate(_offer_cases()):
+        record = process(id=f"11111111-1111-4111-8111-{i:012d}", status="offer_extended")
+        record["offer_details"] = details
+        records.append(record)
+    write_jsonl(folder / "processes.jsonl", records)
+    fast, slow, used = run_both(tmp_path, [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert used == [{"candidates.jsonl", "processes.jsonl"}]
+    stored = {r[0] for r in slow["processes"]}
+    assert len(stored) + len(slow["quarantine"]) == len(records)
+    # pydantic's own spelling, fields in model order: 2.50 -> 2.5, 1e3 -> 1000.0
+    spelled = [json.loads(r[8]) for r in slow["processes"] if r[8]]
+    assert {"base_salary": 2.5, "currency": "USD", "offer_date": "2025-02-01"} in spelled
+
+
+def test_edge_files_fall_back_or_agree(tmp_path, monkeypatch):
+    """Files a fast reader must refuse (and the line reader takes) and odd but valid cells."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate(), candidate(id="cand-2")])
+    # a process file with inline stages and a duplicate key: the line reader's
+    inline = process(stages=[stage(), stage(id=S2, stage_order=2)])
+    (folder / "processes.jsonl").write_text(
+        json.dumps(inline) + "\n" + '{"id": "x", "id": "y"}\n', encoding="utf-8"
+    )
+    header = "id,interview_process_id,stage_name,stage_order,interviewer_names,created_at,outcome"
+    rows = [
+        f'{S1},{P1},Phone Screen, 1 ,"Ana; Bo ;",2025-01-06T00:00:00Z,passed',
+        f'aaaaaaaa-0000-4000-8000-000000000003,{P1},Onsite,007,"[""Jo""]",2025-01-06,',
+        f"aaaaaaaa-0000-4000-8000-000000000004,{P1},Zoë,3,\tAna,2025-01-06,passed",
+        f"aaaaaaaa-0000-4000-8000-000000000005,{P1},Tech,4,[broken,2025-01-06,passed",
+        f"aaaaaaaa-0000-4000-8000-000000000006,{P1},Tech,5x,,2025-01-06,passed",
+    ]
+    (folder / "stages.csv").write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    fast, slow, used = run_both(tmp_path, [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert used == [{"candidates.jsonl", "stages.csv"}]
+    # S1 inline and in the CSV with the same updated_at: both duplicate_id (raw text read back
+    # from the CSV); "[broken" and "5x" are refused; the "007", "[""Jo""]", "Ana; Bo ;" and
+    # tab cells were typed exactly as the Python reader types them
+    assert sorted((q[1], q[5]) for q in slow["quarantine"]) == [
+        (1, "duplicate_id"),
+        (2, "duplicate_id"),
+        (2, "invalid_uuid"),
+        (5, "wrong_type"),
+        (6, "wrong_type"),
+    ]
+    assert [(r[3], r[12]) for r in slow["stages"]] == [(2, ["Dana"]), (7, ["Jo"]), (3, ["Ana"])]
+    # a CSV with a blank row and a quoted newline: line numbers only the line reader knows
+    (folder / "stages.csv").write_text(
+        header + "\n" + rows[0] + "\n,,,,,,\n" + rows[1].replace("Onsite", '"On\nsite"') + "\n",
+        encoding="utf-8",
+    )
+    fast, slow, used = run_both(tmp_path / "again", [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert "stages.csv" not in used[0]
