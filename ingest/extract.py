@@ -30,6 +30,7 @@ import duckdb
 from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus, utc_now
 from ingest.errors import UserError
 from ingest.load import Progress, RunSummary, ingest_inputs
+from ingest.migrate import display_dsn
 from ingest.readers import InputFile
 from ingest.store.duckdb.store import connect, raw_store_path
 
@@ -73,13 +74,10 @@ def source_name(dsn: str) -> str:
     from psycopg.conninfo import conninfo_to_dict
 
     try:
-        params = conninfo_to_dict(dsn)
+        conninfo_to_dict(dsn)
     except Exception as exc:  # psycopg raises ProgrammingError for a malformed DSN
         raise ExtractError(f"not a valid PostgreSQL URL: {_first_line(exc)}") from None
-    user = f"{params['user']}@" if params.get("user") else ""
-    host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    return f"postgresql://{user}{host}:{port}/{params.get('dbname') or ''}"
+    return display_dsn(dsn)
 
 
 def read_watermarks(db: Path | str, source: str) -> dict[str, dt.datetime]:
@@ -273,7 +271,10 @@ def _load_history(
 ) -> int:
     """The source's status-history rows not yet in the raw store, for processes it holds.
 
-    A row is the same row when process, from, to and time agree (the overlap pulls some twice).
+    Rows land as recorded by the `service` (written live by the operational store, as the
+    service's own rows are; `ingest` marks rows inferred from snapshots), or as `correction`
+    when an amend or reopen wrote them. A row is the same
+    row when process, from, to and time agree (the overlap pulls some twice).
     A row whose process is not in the raw store (quarantined, or deleted at the source) is
     quarantined as `orphan_history` once, and retried by every later extract from the same
     source until its process arrives; a status outside the contract is quarantined for good.
@@ -335,7 +336,8 @@ def _load_history(
         insert into interview_status_history
         select h.interview_process_id, h.from_status, h.to_status,
                timezone('UTC', h.changed_at), coalesce(h.run_id, $run),
-               coalesce(h.source, 'postgres'), timezone('UTC', h.recorded_at)
+               case when h.source = 'correction' then 'correction' else 'service' end,
+               timezone('UTC', h.recorded_at)
         from pulled_history h
         where {known} and {valid_status}
           and not exists (

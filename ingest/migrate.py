@@ -99,20 +99,39 @@ def upgrade_postgres(
     try:
         conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        raise MigrationError(f"cannot connect to {_safe(dsn)}: {_first_line(exc)}") from None
+        raise MigrationError(f"cannot connect to {display_dsn(dsn)}: {_first_line(exc)}") from None
     with conn:
         conn.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
         try:
             _apply_postgres(conn, migrations, auth_shim, applied, report)
         except psycopg.Error as exc:
             raise MigrationError(
-                f"migration failed on {_safe(dsn)}: {_first_line(exc)} "
+                f"migration failed on {display_dsn(dsn)}: {_first_line(exc)} "
                 f"(applied before the failure: {', '.join(applied) or 'none'})"
             ) from None
         finally:
             if not conn.closed:
                 conn.execute("select pg_advisory_unlock(%s)", [_PG_LOCK_KEY])
     return applied
+
+
+def applied_postgres(dsn: str) -> list[str]:
+    """Versions recorded in the database's ledger (none when it has no ledger yet)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+            exists = conn.execute(
+                "select to_regclass('supabase_migrations.schema_migrations') is not null"
+            ).fetchone()[0]
+            if not exists:
+                return []
+            rows = conn.execute(
+                "select version from supabase_migrations.schema_migrations order by version"
+            ).fetchall()
+    except psycopg.Error as exc:
+        raise MigrationError(f"cannot read {display_dsn(dsn)}: {_first_line(exc)}") from None
+    return [row[0] for row in rows]
 
 
 def _apply_postgres(
@@ -147,17 +166,17 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
-def _safe(dsn: str) -> str:
-    """A DSN for messages: the password, if any, masked."""
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+def display_dsn(dsn: str) -> str:
+    """A DSN for messages: `postgresql://user@host:port/dbname`, never the password."""
+    from psycopg.conninfo import conninfo_to_dict
 
     try:
         params = conninfo_to_dict(dsn)
     except Exception:  # an unparsable DSN: show nothing of it
         return "the database"
-    if "password" in params:
-        params["password"] = "***"
-    return make_conninfo(**params)
+    user = f"{params['user']}@" if params.get("user") else ""
+    host = params.get("host") or "localhost"
+    return f"postgresql://{user}{host}:{params.get('port') or 5432}/{params.get('dbname') or ''}"
 
 
 # -- DuckDB -----------------------------------------------------------------------------------
@@ -187,12 +206,16 @@ def upgrade_duckdb(
 ) -> list[str]:
     """Apply the pending migrations on a DuckDB connection (the caller holds the writer lock).
 
+    A store that is current costs two reads and runs no DDL.
+
     An applied migration whose file has changed since is refused: a released file is never
     edited; write a new migration instead.
     """
     migrations = discover(folder)
-    con.execute(_DUCKDB_LEDGER)
-    done = duckdb_applied(con) or {}
+    done = duckdb_applied(con)
+    if done is None:  # a new store, or one from before migrations were versioned
+        con.execute(_DUCKDB_LEDGER)
+        done = {}
     for migration in migrations:
         recorded = done.get(migration.version)
         if recorded is not None and recorded != migration.checksum:

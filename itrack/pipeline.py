@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
+from ingest.extract import extract, is_database_url
 from ingest.load import RunSummary, ingest_paths
 from ingest.store.duckdb.store import raw_store_path
 
@@ -69,6 +70,7 @@ def run_build(
     paths: list[Path] | None,
     db: Path | str,
     wait_seconds: float = 0.0,
+    source: str | None = None,
     feeders: Path | None = None,
     placements: Path | None = None,
     candidates: Path | None = None,
@@ -89,7 +91,7 @@ def run_build(
         result.notes.append(message)
         note(message)
 
-    if not paths and not raw_store.exists():
+    if not paths and source is None and not raw_store.exists():
         raise UserError(
             f"no raw store at {raw_store}: nothing to build; name the files to ingest "
             "(itrack build PATH...) or check --db"
@@ -100,6 +102,20 @@ def run_build(
         with _step(result, "backup", note) as out:
             result.backup = backup(warehouse, wait_seconds=wait_seconds)
             out.append(str(result.backup))
+    if source is not None:
+        if paths:
+            raise UserError("build --from a database ingests no files: give one or the other")
+        if not is_database_url(source):
+            raise UserError(f"--from takes a postgresql:// URL, not '{source}'")
+        with _step(result, "ingest", note) as out:
+            extracted = extract(source, warehouse, wait_seconds=wait_seconds)
+            result.ingest = extracted.run
+            pulled = ", ".join(f"{n} {table}" for table, n in extracted.pulled.items())
+            out.append(
+                f"extract from {extracted.source}: pulled {pulled}; run "
+                f"{extracted.run.run_id}: {extracted.run.accepted} accepted, "
+                f"{extracted.run.rejected} rejected"
+            )
     if paths:
         with _step(result, "ingest", note) as out:
             result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)

@@ -6,15 +6,41 @@ PostgreSQL) is decided in one place.
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from feedback.service import FeedbackService, OutcomeResult, ProcessOutcome
+from ingest.errors import UserError
 from ingest.ports import InterviewStore
 from ingest.service import FeedbackTrigger, InterviewService
 from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 from ingest.store.duckdb.repository import DuckDBInterviewStore
 from itrack.settings import get_settings
+
+
+def interview_store(db: Path | None = None, wait_seconds: float = 0.0) -> InterviewStore:
+    """The configured store: `ITRACK_STORE=duckdb` (default: the raw store beside the
+    warehouse `db`) or `postgres` (`ITRACK_PG_DSN`, acting as service_role; the HTTP API acts
+    for each user with `postgres_store().as_user(claims)`)."""
+    settings = get_settings()
+    if settings.store == "postgres":
+        return postgres_store()
+    return DuckDBInterviewStore(settings.warehouse(db), wait_seconds)
+
+
+@cache
+def postgres_store() -> InterviewStore:
+    """One connection pool per process on `ITRACK_PG_DSN`, closed at exit."""
+    from ingest.store.postgres.repository import PostgresInterviewStore
+
+    dsn = get_settings().pg_dsn
+    if not dsn:
+        raise UserError("ITRACK_STORE=postgres needs ITRACK_PG_DSN (a postgresql:// URL)")
+    store = PostgresInterviewStore(dsn)
+    atexit.register(store.close)
+    return store
 
 
 def interview_service(
@@ -24,8 +50,7 @@ def interview_service(
     beside the warehouse). With `feedback`, a process reaching offer_accepted,
     rejected_by_company or candidate_withdrew runs `FeedbackService.process_interview_outcome`
     after the commit (its result's `feedback` says whether it ran or was deferred)."""
-    settings = get_settings()
-    store = DuckDBInterviewStore(settings.warehouse(db), wait_seconds)
+    store = interview_store(db, wait_seconds)
     service = InterviewService(store)
     if feedback:
         service.on_feedback_trigger(feedback_trigger(db, wait_seconds, store))

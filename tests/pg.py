@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 from ingest.migrate import upgrade_postgres
 
@@ -104,10 +104,18 @@ def server() -> Iterator[str]:
             yield dsn
 
 
+def _url(params: dict) -> str:
+    """Connection parameters as a postgresql:// URL (what users give `itrack`)."""
+    user = params.get("user") or "postgres"
+    password = f":{params['password']}" if params.get("password") else ""
+    host = params.get("host") or "127.0.0.1"
+    return f"postgresql://{user}{password}@{host}:{params.get('port') or 5432}/{params['dbname']}"
+
+
 def with_dbname(dsn: str, dbname: str) -> str:
     params = conninfo_to_dict(dsn)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return _url(params)
 
 
 @contextmanager
@@ -130,4 +138,11 @@ def with_user(dsn: str, user: str) -> str:
     params = conninfo_to_dict(dsn)
     params["user"] = user
     params.pop("password", None)
-    return make_conninfo(**params)
+    return _url(params)
+
+
+def display(dsn: str) -> str:
+    """The DSN as itrack's messages show it (no password)."""
+    from ingest.migrate import display_dsn
+
+    return display_dsn(dsn)

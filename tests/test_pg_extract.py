@@ -101,8 +101,8 @@ def test_first_extract_pulls_every_row_with_its_history(source: str, db: Path) -
         "select from_status, to_status, changed_at, source from interview_status_history"
         " order by changed_at",
     ) == [
-        (None, "in_progress", dt.datetime(2025, 1, 5), "postgres"),
-        ("in_progress", "offer_extended", dt.datetime(2025, 2, 1), "postgres"),
+        (None, "in_progress", dt.datetime(2025, 1, 5), "service"),
+        ("in_progress", "offer_extended", dt.datetime(2025, 2, 1), "service"),
     ]
     name = source_name(source)
     assert query(db, "select file_path, kind, inserted from ingest_files order by kind") == [

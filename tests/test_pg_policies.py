@@ -58,12 +58,13 @@ ACTORS: dict[str, tuple[str, dict[str, Any]]] = {
     "service": ("service_role", {"role": "service_role"}),
     "extract": ("itrack_extract", {}),
 }
-TABLES = ("candidates", "processes", "stages", "history")
+TABLES = ("candidates", "processes", "stages", "history", "corrections")
 TABLE_NAMES = {
     "candidates": "candidates",
     "processes": "interview_processes",
     "stages": "interview_stages",
     "history": "interview_status_history",
+    "corrections": "interview_corrections",
 }
 ALL = "all"
 
@@ -83,6 +84,9 @@ values
     ('{IDS["sA1"]}', '{ORG_A}', '{IDS["pA1"]}', 'Phone Screen', 1, '2025-01-03Z'),
     ('{IDS["sA2"]}', '{ORG_A}', '{IDS["pA2"]}', 'Phone Screen', 1, '2025-01-03Z'),
     ('{IDS["sB"]}', '{ORG_B}', '{IDS["pB"]}', 'Phone Screen', 1, '2025-01-03Z');
+insert into interview_corrections
+    (organization_id, interview_process_id, record_kind, record_id, field, reason, changed_by)
+select organization_id, id, 'process', id, 'status', 'typo', 'seed' from interview_processes;
 """
 
 # -- what each actor sees ---------------------------------------------------------------------
@@ -91,12 +95,14 @@ ORG_A_ROWS = {
     "processes": {"pA1", "pA2"},
     "stages": {"sA1", "sA2"},
     "history": {"pA1", "pA2"},
+    "corrections": {"pA1", "pA2"},
 }
 ORG_B_ROWS = {
     "candidates": {"cB", "cB0"},
     "processes": {"pB"},
     "stages": {"sB"},
     "history": {"pB"},
+    "corrections": {"pB"},
 }
 EVERY_ROW = {table: ORG_A_ROWS[table] | ORG_B_ROWS[table] for table in TABLES}
 SELECT: dict[str, dict[str, set[str] | str]] = {
@@ -114,6 +120,7 @@ INSERT_TARGETS = {
     "processes": ("org_a_for_ra1", "org_a_for_ra2", "org_b_for_rb"),
     "stages": ("of_pA1", "of_pA2", "of_pB"),
     "history": ("of_pA1",),
+    "corrections": ("of_pA1", "of_pA2", "of_pB"),
 }
 INSERT: dict[str, dict[str, dict[str, str]]] = {
     "anon": {t: dict.fromkeys(INSERT_TARGETS[t], "denied") for t in TABLES},
@@ -122,24 +129,28 @@ INSERT: dict[str, dict[str, dict[str, str]]] = {
         "processes": {"org_a_for_ra1": "ok", "org_a_for_ra2": "denied", "org_b_for_rb": "denied"},
         "stages": {"of_pA1": "ok", "of_pA2": "denied", "of_pB": "denied"},
         "history": {"of_pA1": "denied"},
+        "corrections": {"of_pA1": "ok", "of_pA2": "denied", "of_pB": "denied"},
     },
     "recruiter_b": {
         "candidates": {"in_org_a": "denied", "in_org_b": "ok"},
         "processes": {"org_a_for_ra1": "denied", "org_a_for_ra2": "denied", "org_b_for_rb": "ok"},
         "stages": {"of_pA1": "denied", "of_pA2": "denied", "of_pB": "ok"},
         "history": {"of_pA1": "denied"},
+        "corrections": {"of_pA1": "denied", "of_pA2": "denied", "of_pB": "ok"},
     },
     "lead_a": {
         "candidates": {"in_org_a": "ok", "in_org_b": "denied"},
         "processes": {"org_a_for_ra1": "ok", "org_a_for_ra2": "ok", "org_b_for_rb": "denied"},
         "stages": {"of_pA1": "ok", "of_pA2": "ok", "of_pB": "denied"},
         "history": {"of_pA1": "denied"},
+        "corrections": {"of_pA1": "ok", "of_pA2": "ok", "of_pB": "denied"},
     },
     "service": {
         "candidates": {"in_org_a": "ok", "in_org_b": "ok"},
         "processes": {"org_a_for_ra1": "ok", "org_a_for_ra2": "ok", "org_b_for_rb": "ok"},
         "stages": {"of_pA1": "ok", "of_pA2": "ok", "of_pB": "ok"},
         "history": {"of_pA1": "denied"},
+        "corrections": {"of_pA1": "ok", "of_pA2": "ok", "of_pB": "ok"},
     },
     "extract": {t: dict.fromkeys(INSERT_TARGETS[t], "denied") for t in TABLES},
 }
@@ -150,6 +161,7 @@ ROW_TARGETS = {
     "processes": ("pA1", "pA2", "pB"),
     "stages": ("sA1", "sA2", "sB"),
     "history": ("pA1", "pB"),
+    "corrections": ("pA1", "pB"),
 }
 DELETE_TARGETS = {**ROW_TARGETS, "candidates": ("cA0", "cB0")}  # candidates without processes
 UPDATE: dict[str, dict[str, dict[str, str]]] = {
@@ -159,24 +171,28 @@ UPDATE: dict[str, dict[str, dict[str, str]]] = {
         "processes": {"pA1": "ok", "pA2": "none", "pB": "none"},
         "stages": {"sA1": "ok", "sA2": "none", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
+        "corrections": {"pA1": "denied", "pB": "denied"},
     },
     "recruiter_b": {
         "candidates": {"cA": "none", "cB": "ok"},
         "processes": {"pA1": "none", "pA2": "none", "pB": "ok"},
         "stages": {"sA1": "none", "sA2": "none", "sB": "ok"},
         "history": {"pA1": "denied", "pB": "denied"},
+        "corrections": {"pA1": "denied", "pB": "denied"},
     },
     "lead_a": {
         "candidates": {"cA": "ok", "cB": "none"},
         "processes": {"pA1": "ok", "pA2": "ok", "pB": "none"},
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
+        "corrections": {"pA1": "denied", "pB": "denied"},
     },
     "service": {
         "candidates": {"cA": "ok", "cB": "ok"},
         "processes": {"pA1": "ok", "pA2": "ok", "pB": "ok"},
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "ok"},
         "history": {"pA1": "denied", "pB": "denied"},
+        "corrections": {"pA1": "denied", "pB": "denied"},
     },
     "extract": {t: dict.fromkeys(ROW_TARGETS[t], "denied") for t in TABLES},
 }
@@ -187,24 +203,28 @@ DELETE: dict[str, dict[str, dict[str, str]]] = {
         "processes": {"pA1": "none", "pA2": "none", "pB": "none"},
         "stages": {"sA1": "none", "sA2": "none", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
+        "corrections": {"pA1": "denied", "pB": "denied"},
     },
     "recruiter_b": {
         "candidates": {"cA0": "none", "cB0": "none"},
         "processes": {"pA1": "none", "pA2": "none", "pB": "none"},
         "stages": {"sA1": "none", "sA2": "none", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
+        "corrections": {"pA1": "denied", "pB": "denied"},
     },
     "lead_a": {
         "candidates": {"cA0": "ok", "cB0": "none"},
         "processes": {"pA1": "ok", "pA2": "ok", "pB": "none"},
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
+        "corrections": {"pA1": "denied", "pB": "denied"},
     },
     "service": {
         "candidates": {"cA0": "ok", "cB0": "ok"},
         "processes": {"pA1": "ok", "pA2": "ok", "pB": "ok"},
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "ok"},
         "history": {"pA1": "denied", "pB": "denied"},
+        "corrections": {"pA1": "denied", "pB": "denied"},
     },
     "extract": {t: dict.fromkeys(DELETE_TARGETS[t], "denied") for t in TABLES},
 }
@@ -238,6 +258,15 @@ def _insert_sql(table: str, target: str) -> tuple[str, list[Any]]:
             "stage_order, created_at) values (%s, %s, 'Onsite', 2, now())",
             [org, IDS[process]],
         )
+    if table == "corrections":
+        process = target.removeprefix("of_")
+        org = ORG_B if process == "pB" else ORG_A
+        return (
+            "insert into interview_corrections (organization_id, interview_process_id,"
+            " record_kind, record_id, field, reason, changed_by)"
+            " values (%s, %s, 'process', %s, 'role_title', 'typo', 'me')",
+            [org, IDS[process], IDS[process]],
+        )
     return (
         "insert into interview_status_history (organization_id, interview_process_id, "
         "to_status, changed_at) values (%s, %s, 'offer_accepted', now())",
@@ -253,12 +282,15 @@ def _update_sql(table: str, target: str) -> tuple[str, list[Any]]:
         "history": (
             "update interview_status_history set source = 'x' where interview_process_id = %s"
         ),
+        "corrections": (
+            "update interview_corrections set reason = 'x' where interview_process_id = %s"
+        ),
     }[table]
     return statement, [IDS[target]]
 
 
 def _delete_sql(table: str, target: str) -> tuple[str, list[Any]]:
-    key = "interview_process_id" if table == "history" else "id"
+    key = "interview_process_id" if table in ("history", "corrections") else "id"
     return f"delete from {TABLE_NAMES[table]} where {key} = %s", [IDS[target]]
 
 
@@ -290,7 +322,7 @@ def _as(conn: psycopg.Connection, actor: str, sql: str, params: list[Any]) -> An
 @pytest.mark.parametrize("table", TABLES)
 @pytest.mark.parametrize("actor", ACTORS)
 def test_select(conn: psycopg.Connection, actor: str, table: str) -> None:
-    key = "interview_process_id" if table == "history" else "id"
+    key = "interview_process_id" if table in ("history", "corrections") else "id"
     seen = _as(conn, actor, f"select {key} from {TABLE_NAMES[table]}", [])
     assert seen == SELECT[actor][table]
 

@@ -26,7 +26,13 @@ from ingest.migrate import POSTGRES_MIGRATIONS, discover, upgrade_postgres
 
 ORG = "0a000000-0000-4000-8000-00000000000a"
 P1 = "11111111-1111-4111-8111-111111111111"
-TABLES = ("candidates", "interview_processes", "interview_stages", "interview_status_history")
+TABLES = (
+    "candidates",
+    "interview_corrections",
+    "interview_processes",
+    "interview_stages",
+    "interview_status_history",
+)
 
 
 @pytest.fixture(scope="module")
@@ -252,7 +258,7 @@ def test_policies_are_scoped_and_evaluate_helpers_once(conn: psycopg.Connection)
         "select tablename, policyname, roles::text[], coalesce(qual, ''), coalesce(with_check, '')"
         " from pg_policies where schemaname = 'public'"
     ).fetchall()
-    assert len(rows) == 22
+    assert len(rows) == 27
     helper = re.compile(r"(auth\.uid|auth\.jwt|itrack\.org_id|itrack\.app_role)\(\)")
     for table, name, roles, qual, check in rows:
         assert "anon" not in roles, name

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from ingest.errors import Refused, UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
+from itrack.cli import db as db_cli
 from itrack.cli import feedback as feedback_cli
 from itrack.cli import interview as interview_cli
 from itrack.cli import report as report_cli
@@ -77,7 +78,12 @@ WaitOption = Annotated[
 @app.command()
 def ingest(
     paths: Annotated[
-        list[Path], typer.Argument(help="Files or folders (JSONL, JSON, CSV, Parquet).")
+        list[str],
+        typer.Argument(
+            help="Files or folders (JSONL, JSON, CSV, Parquet), or one postgresql:// URL: the "
+            "nightly extract of the rows changed there since the last extract.",
+            show_default=False,
+        ),
     ],
     kind: Annotated[
         str | None,
@@ -89,12 +95,29 @@ def ingest(
     wait: WaitOption = DEFAULT_WAIT_SECONDS,
     fmt: FormatOption = Format.table,
     as_json: JsonAlias = False,
+    overlap: Annotated[
+        float,
+        typer.Option(
+            help="Extract: minutes before the last watermark pulled again (late commits)."
+        ),
+    ] = 15.0,
+    full: Annotated[
+        bool, typer.Option(help="Extract: pull every row, ignoring the watermark.")
+    ] = False,
 ) -> None:
     """Validate records and load them into the raw store in one transaction."""
+    from ingest.extract import is_database_url
     from ingest.load import ingest_paths
 
     if kind is not None and kind not in ("candidates", "processes", "stages"):
         raise UserError(f"--kind must be candidates, processes or stages, not '{kind}'")
+    urls = [p for p in paths if is_database_url(p)]
+    if urls:
+        if len(paths) > 1:
+            raise UserError("a postgresql:// URL is extracted on its own: ingest files separately")
+        json_output = resolve(fmt, as_json) is Format.json
+        extract_command(urls[0], warehouse(db), wait, overlap, full, strict, json_output)
+        return
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=None)
 
@@ -102,7 +125,7 @@ def ingest(
             bar.update(task, description=message, completed=done, total=total)
 
         summary = ingest_paths(
-            paths,
+            [Path(p) for p in paths],
             db=warehouse(db),
             kind=kind,
             wait_seconds=wait,
@@ -114,6 +137,44 @@ def ingest(
         print_json(summary_dict(summary))
     else:
         print_summary(summary)
+    if strict and summary.rejected:
+        fail(f"{summary.rejected} record(s) rejected (--strict); see `itrack rejects`", 1)
+
+
+def extract_command(
+    url: str, db: Path, wait: float, overlap: float, full: bool, strict: bool, as_json: bool
+) -> None:
+    """`itrack ingest postgresql://...`: the nightly extract (ingest/extract.py)."""
+    from ingest.extract import extract
+
+    if overlap < 0:
+        raise UserError("--overlap must be 0 or more minutes")
+    with progress_bar() as bar:
+        task = bar.add_task("extract", total=None)
+
+        def step(message: str, done: int, total: int) -> None:
+            bar.update(task, description=message, completed=done, total=total)
+
+        result = extract(
+            url,
+            db,
+            wait_seconds=wait,
+            progress=step,
+            overlap=dt.timedelta(minutes=overlap),
+            full=full,
+        )
+    summary = result.run
+    if as_json:
+        marks = {t: m.isoformat() if m else None for t, m in result.watermarks.items()}
+        details = {"source": result.source, "pulled": result.pulled, "watermarks": marks}
+        print_json(
+            {**summary_dict(summary), "extract": {**details, "history_added": result.history_added}}
+        )
+    else:
+        pulled = ", ".join(f"{n} {table}" for table, n in result.pulled.items())
+        line(f"extract from {result.source}: pulled {pulled}")
+        print_summary(summary)
+        line(f"status history: {result.history_added} new row(s); watermarks saved with the run")
     if strict and summary.rejected:
         fail(f"{summary.rejected} record(s) rejected (--strict); see `itrack rejects`", 1)
 
@@ -275,6 +336,13 @@ def build(
     html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
     fmt: FormatOption = Format.table,
     as_json: JsonAlias = False,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Extract the changes of this postgresql:// database instead of ingesting files.",
+        ),
+    ] = None,
 ) -> None:
     """The nightly pipeline: backup, ingest PATHs, dbt build, feedback, publish, report.
 
@@ -289,7 +357,13 @@ def build(
         (sys.stderr if as_json_output else sys.stdout).write(stamped)
 
     result = run_build(
-        paths, db=warehouse(db), wait_seconds=wait, take_backup=backup, write_html=html, note=live
+        paths,
+        source=source,
+        db=warehouse(db),
+        wait_seconds=wait,
+        take_backup=backup,
+        write_html=html,
+        note=live,
     )
     summary = build_summary(result)
     if as_json_output:
@@ -530,6 +604,7 @@ def _sql_prompt(con: Any, path: Path, output: Format) -> None:
 app.add_typer(interview_cli.app, name="interview")
 app.add_typer(feedback_cli.app, name="feedback")
 app.add_typer(report_cli.app, name="report")
+app.add_typer(db_cli.app, name="db")
 app.command("generate")(generate_command)
 app.command("serve")(serve_cli.serve)
 app.command("token")(serve_cli.token)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import UserError
-from ingest.store.duckdb.store import SCHEMA, connect, open_store, raw_store_path, store_lock
+from ingest.store.duckdb.store import connect, open_store, raw_store_path, store_lock, upgrade
 
 MANIFEST = "manifest.json"
 DEFAULT_KEEP = 7
@@ -44,8 +44,8 @@ def _tables(con) -> list[str]:
     return [
         r[0]
         for r in con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = 'main' and table_type = 'BASE TABLE' order by 1"
+            "select table_name from information_schema.tables where table_schema = 'main'"
+            " and table_type = 'BASE TABLE' and table_name <> 'schema_migrations' order by 1"
         ).fetchall()
     ]
 
@@ -226,9 +226,11 @@ def restore(
 def _fill(staging: Path, snapshot: Path, manifest: dict) -> None:
     con = connect(staging)
     try:
-        con.execute(SCHEMA)  # the code's schema; tables added since the snapshot stay empty
+        upgrade(con)  # the code's schema, versioned; tables added since the snapshot stay empty
         known = set(_tables(con))
         for table, expected in manifest["row_counts"].items():
+            if table == "schema_migrations":  # schema, not data: the restored store's is current
+                continue
             if not isinstance(table, str) or not _TABLE_NAME.match(table) or table not in known:
                 raise UserError(f"{snapshot}: unknown table '{table}' in the manifest")
             source = snapshot / f"{table}.parquet"

@@ -14,13 +14,14 @@ import fcntl
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 
 from ingest.errors import StoreBusyError, StoreError, StoreMissingError
+from ingest.migrate import discover, upgrade_duckdb
 
 # Writers wait this long for another writer before reporting "busy" (`--wait` overrides it).
 DEFAULT_WAIT_SECONDS = 30.0
@@ -32,147 +33,30 @@ def raw_store_path(db: Path | str) -> Path:
     return warehouse.with_name(f"{warehouse.stem}.raw.duckdb")
 
 
-SCHEMA = """
-create table if not exists candidates (
-    id varchar primary key,
-    full_name varchar not null,
-    feeder_source varchar,
-    current_company varchar,
-    linkedin_url varchar,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-create table if not exists interview_processes (
-    id uuid primary key,
-    candidate_id varchar not null,
-    company_name varchar not null,
-    role_title varchar not null,
-    status varchar not null,
-    feeder_source varchar,
-    recruiter_name varchar,
-    final_outcome varchar,
-    offer_details json,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-create table if not exists interview_stages (
-    id uuid primary key,
-    interview_process_id uuid not null,
-    stage_name varchar not null,
-    stage_order integer not null,
-    scheduled_date timestamp,
-    completed_date timestamp,
-    outcome varchar not null,
-    overall_rating integer,
-    technical_rating integer,
-    culture_fit_rating integer,
-    communication_rating integer,
-    feedback_notes varchar,
-    interviewer_names varchar[] not null,
-    next_steps varchar,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-create table if not exists interview_status_history (
-    interview_process_id uuid not null,
-    from_status varchar,
-    to_status varchar not null,
-    changed_at timestamp not null,
-    run_id varchar not null,
-    source varchar not null,
-    recorded_at timestamp not null
-);
-create table if not exists ingest_runs (
-    run_id varchar primary key,
-    command varchar not null,
-    status varchar not null,
-    started_at timestamp not null,
-    finished_at timestamp,
-    rows_read bigint not null default 0,
-    accepted bigint not null default 0,
-    rejected bigint not null default 0,
-    stale bigint not null default 0,
-    unchanged bigint not null default 0
-);
-create table if not exists ingest_files (
-    run_id varchar not null,
-    file_path varchar not null,
-    kind varchar not null,
-    format varchar not null,
-    sha256 varchar not null,
-    skipped boolean not null,
-    rows_read bigint not null,
-    inserted bigint not null,
-    updated bigint not null,
-    unchanged bigint not null,
-    stale bigint not null,
-    rejected bigint not null,
-    size_bytes bigint,
-    mtime_ns bigint
-);
--- stores created before the skip check by size and mtime
-alter table ingest_files add column if not exists size_bytes bigint;
-alter table ingest_files add column if not exists mtime_ns bigint;
-create table if not exists quarantine (
-    run_id varchar not null,
-    file_path varchar,
-    line_number bigint,
-    kind varchar not null,
-    record_id varchar,
-    raw_payload varchar,
-    error_code varchar not null,
-    field varchar,
-    error_message varchar not null,
-    retryable boolean not null,
-    resolved_run_id varchar,
-    quarantined_at timestamp not null
-);
-create table if not exists corrections (
-    run_id varchar not null,
-    record_kind varchar not null,
-    record_id varchar not null,
-    interview_process_id varchar not null,
-    field varchar not null,
-    old_value varchar,
-    new_value varchar,
-    reason varchar not null,
-    changed_by varchar not null,
-    recorded_at timestamp not null
-);
-create table if not exists extract_watermarks (
-    source varchar not null,
-    table_name varchar not null,
-    watermark timestamp,
-    run_id varchar not null,
-    updated_at timestamp not null,
-    primary key (source, table_name)
-);
-create table if not exists feedback_runs (
-    run_id varchar not null,
-    feeder_source varchar not null,
-    metrics json not null,
-    written_at timestamp not null
-);
-create table if not exists extract_watermarks (
-    source varchar not null,
-    table_name varchar not null,
-    watermark timestamp,
-    run_id varchar not null,
-    updated_at timestamp not null,
-    primary key (source, table_name)
-);
-create table if not exists feedback_state (
-    key varchar primary key,
-    value varchar not null,
-    updated_at timestamp not null
-);
-"""
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Every migration's SQL in order: the whole schema, for in-memory and test databases. A raw
+# store on disk is created and upgraded by `upgrade` (versioned, recorded, never at a read).
+SCHEMA = "\n".join(m.sql for m in discover(MIGRATIONS))
+
+
+def upgrade(
+    con: duckdb.DuckDBPyConnection, report: Callable[[str], None] | None = None
+) -> list[str]:
+    """Apply the raw store's pending migrations (the caller holds the writer lock)."""
+    return upgrade_duckdb(con, MIGRATIONS, report)
+
+
+def upgrade_store(
+    db: Path | str, wait_seconds: float = 0.0, report: Callable[[str], None] | None = None
+) -> list[str]:
+    """`itrack db upgrade`: create or upgrade the raw store beside warehouse `db`."""
+    path = raw_store_path(db)
+    with store_lock(path, wait_seconds):
+        con = connect(path)
+        try:
+            return upgrade(con, report)
+        finally:
+            con.close()
 
 
 @contextmanager
@@ -241,7 +125,8 @@ def open_store(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """The raw store beside warehouse `db`. Callers own their transactions.
 
-    Writers (`read_only=False`) hold the writer lock and get the schema ensured; with
+    Writers (`read_only=False`) hold the writer lock and apply any pending migration first
+    (nothing at all when the store is current); with
     `create=False` a missing store is an error instead of a new empty file. Readers never
     create anything (not even the folder or the lock file) and never take the writer lock: they
     open the file read-only, waiting up to `wait_seconds` while a writer has it open (DuckDB lets
@@ -263,7 +148,7 @@ def open_store(
     with store_lock(path, wait_seconds):
         con = connect(path, memory_limit=memory_limit)
         try:
-            con.execute(SCHEMA)
+            upgrade(con)  # versioned migrations; no DDL when the store is current
             yield con
         finally:
             con.close()

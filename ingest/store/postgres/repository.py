@@ -1,0 +1,520 @@
+"""The interview store on PostgreSQL (Supabase): the ports of `ingest.ports` on psycopg 3.
+
+Concurrency is the database's business, not a lock file's:
+- every unit of work is one transaction on a pooled connection (`psycopg_pool`);
+- in a write, reading a process takes its row lock (`SELECT ... FOR UPDATE`), and reading a
+  stage locks its process first, so two calls on one process run one after the other and the
+  second sees what the first committed (two recruiters cannot both move one process; two
+  stages cannot both take the next order);
+- a stage order taken anyway (a writer outside the service) hits the unique constraint
+  `(interview_process_id, stage_order)` and is reported as a refusal, not a crash.
+
+Whose rights apply is decided by row-level security, not by this code: every transaction
+starts with `SET LOCAL ROLE` and `set_config('request.jwt.claims', ..., true)` for the actor it
+runs for (a user's JWT claims through `as_user`, else the `service_role`). New rows take their
+organization from their parent (a process from its candidate, a stage from its process) and
+`recruiter_id` from the acting user (`auth.uid()`); status history is written by the
+database's trigger, stamped with this call's run id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
+from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
+from ingest.migrate import display_dsn
+
+PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
+STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
+MIN_PREFIX = 4  # an id may be given by a unique prefix of at least this many characters
+_ID_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]*")
+# kind -> (table, what a person calls it)
+HISTORY_SOURCE = "service"  # as ingest.ports: status-history rows written by the service
+ID_KINDS = {
+    "process": ("interview_processes", "interview process"),
+    "stage": ("interview_stages", "interview stage"),
+}
+# Roles a call may act as (the ones the migrations grant to).
+ROLES = frozenset({"anon", "authenticated", "service_role", "itrack_extract"})
+
+
+class NotAllowed(Refused):
+    """Row-level security refused a change the user may see but not make."""
+
+
+class PostgresInterviewRepository:
+    """CRUD for processes and stages inside one transaction of a `PostgresInterviewStore`."""
+
+    def __init__(self, conn: psycopg.Connection, run_id: str, writing: bool) -> None:
+        self.conn = conn
+        self.run_id = run_id
+        self.writing = writing
+        self._history_source = HISTORY_SOURCE
+
+    @property
+    def history_source(self) -> str:
+        """What the status-history trigger stamps on the rows this call writes."""
+        return self._history_source
+
+    @history_source.setter
+    def history_source(self, value: str) -> None:
+        self.conn.execute("select set_config('itrack.source', %s, true)", [value])
+        self._history_source = value
+
+    # -- candidates (read only here: candidates arrive through ingest or the database) --------
+
+    def candidate_feeder(self, candidate_id: str) -> str | None:
+        row = self._one("select feeder_source from candidates where id = %s", [candidate_id])
+        if row is None:
+            raise NotFoundError(f"candidate '{candidate_id}' not found")
+        return row["feeder_source"]
+
+    # -- processes ----------------------------------------------------------------------------
+
+    def create_interview_process(self, process: InterviewProcess) -> InterviewProcess:
+        """Insert a process in its candidate's organization, assigned to the acting user."""
+        row = to_row(process)
+        names = ", ".join(PROCESS_COLUMNS)
+        values = ", ".join(_marks(PROCESS_COLUMNS))
+        with self._refusals(f"process {process.id}"):
+            inserted = self._one(
+                f"insert into interview_processes ({names}, organization_id, recruiter_id)"
+                f" select {values}, c.organization_id, (select auth.uid())"
+                " from candidates as c where c.id = %(candidate_id)s returning id",
+                row,
+            )
+        if inserted is None:
+            raise NotFoundError(f"candidate '{process.candidate_id}' not found")
+        return self.get_interview_by_id(process.id)
+
+    def get_interview_by_id(self, interview_id: UUID | str) -> InterviewProcess:
+        """A process; in a write, with its row lock held until the transaction ends."""
+        process_id = self.resolve_id("process", interview_id)
+        found = self._select_processes("where id = %s", [process_id], lock=self.writing)
+        if not found:
+            self._not_found_or_not_allowed("interview_processes", process_id, "interview process")
+        return found[0]
+
+    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
+        return self.find_interviews(candidate_id=candidate_id)
+
+    def find_interviews(
+        self,
+        company_name: str | None = None,
+        status: InterviewStatus | str | None = None,
+        candidate_id: str | None = None,
+    ) -> list[InterviewProcess]:
+        clauses, params = [], []
+        for column, value in (
+            ("company_name", company_name),
+            ("status", InterviewStatus(status).value if status else None),
+            ("candidate_id", candidate_id),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = %s")
+                params.append(value)
+        where = f"where {' and '.join(clauses)}" if clauses else ""
+        return self._select_processes(where, params)
+
+    def update_interview(self, process: InterviewProcess) -> InterviewProcess:
+        """Save a process; a status change gets its history row from the database's trigger."""
+        self._update("interview_processes", PROCESS_COLUMNS, to_row(process), "process")
+        return self.get_interview_by_id(process.id)
+
+    # -- stages -------------------------------------------------------------------------------
+
+    def create_interview_stage(self, stage: InterviewStage) -> InterviewStage:
+        self.get_interview_by_id(stage.interview_process_id)  # locks the process in a write
+        row = to_row(stage)
+        names = ", ".join(STAGE_COLUMNS)
+        values = ", ".join(_marks(STAGE_COLUMNS))
+        with self._refusals(f"stage {stage.id}", stage):
+            self.conn.execute(
+                f"insert into interview_stages ({names}, organization_id)"
+                f" select {values}, p.organization_id from interview_processes as p"
+                " where p.id = %(interview_process_id)s",
+                row,
+            )
+        return self.get_stage_by_id(stage.id)
+
+    def get_stage_by_id(self, stage_id: UUID | str) -> InterviewStage:
+        """A stage; in a write, its process's row lock is taken first (one lock order)."""
+        sid = self.resolve_id("stage", stage_id)
+        if self.writing:
+            owner = self._one(
+                "select p.id from interview_processes as p join interview_stages as s"
+                " on s.interview_process_id = p.id where s.id = %s for update of p",
+                [sid],
+            )
+            if owner is None:
+                self._not_found_or_not_allowed("interview_stages", sid, "interview stage")
+        found = self._select_stages("where id = %s", [sid])
+        if not found:
+            raise NotFoundError(f"interview stage '{stage_id}' not found")
+        return found[0]
+
+    def get_stages_by_interview(self, interview_id: UUID | str) -> list[InterviewStage]:
+        process_id = self.get_interview_by_id(interview_id).id
+        return self._select_stages("where interview_process_id = %s", [process_id])
+
+    def update_stage(self, stage: InterviewStage) -> InterviewStage:
+        self._update("interview_stages", STAGE_COLUMNS, to_row(stage), "stage", stage)
+        return self.get_stage_by_id(stage.id)
+
+    def max_stage_order(self, interview_id: UUID) -> int:
+        row = self._one(
+            "select coalesce(max(stage_order), 0) as n from interview_stages"
+            " where interview_process_id = %s",
+            [interview_id],
+        )
+        return int(row["n"]) if row else 0
+
+    def record_call(self, command: str, started_at: dt.datetime) -> None:
+        """The call's run id is on the status-history rows it wrote (set per transaction);
+        PostgreSQL keeps no separate call log (use the server's own logging for that)."""
+
+    # -- ids, names, corrections ----------------------------------------------------------
+
+    def resolve_id(self, kind: str, value: UUID | str) -> UUID:
+        """A full id as given, or the one visible id of this kind starting with `value` (at
+        least MIN_PREFIX characters); an ambiguous prefix is refused, saying so."""
+        if isinstance(value, UUID):
+            return value
+        text = str(value).strip().lower()
+        try:
+            return UUID(text)
+        except ValueError:
+            pass
+        table, what = ID_KINDS[kind]
+        if len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+            raise self._not_found(kind, value)
+        rows = self.conn.execute(
+            f"select id from {table} where starts_with(id::text, %s) order by id limit 4", [text]
+        ).fetchall()
+        if len(rows) == 1:
+            return rows[0][0]
+        if len(rows) > 1:
+            shown = ", ".join(str(r[0]) for r in rows[:3]) + (", ..." if len(rows) > 3 else "")
+            raise Refused(
+                f"{what} id prefix '{value}' is ambiguous: it matches {shown}; give more characters"
+            )
+        raise self._not_found(kind, value)
+
+    def _not_found(self, kind: str, value: UUID | str) -> NotFoundError:
+        """'not found', or what the id is instead (a stage id given for a process, ...)."""
+        what = ID_KINDS[kind][1]
+        text = str(value).strip().lower()
+        for other, (table, other_what) in ID_KINDS.items():
+            if other == kind or len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+                continue
+            hit = self.conn.execute(
+                f"select exists (select 1 from {table} where starts_with(id::text, %s))", [text]
+            ).fetchone()
+            if hit and hit[0]:
+                return NotFoundError(f"'{value}' is an {other_what} id, not an {what} id")
+        candidate = self.conn.execute(
+            "select exists (select 1 from candidates where id = %s)", [str(value).strip()]
+        ).fetchone()
+        if candidate and candidate[0]:
+            return NotFoundError(f"'{value}' is a candidate id, not an {what} id")
+        if not _ID_PREFIX.fullmatch(text):
+            return NotFoundError(f"{what} '{value}' not found (not a valid id)")
+        return NotFoundError(f"{what} '{value}' not found")
+
+    def known_names(self, column: str) -> list[str]:
+        """Distinct company names or feeders (from processes and candidates) visible, sorted."""
+        if column == "company_name":
+            sql = "select distinct company_name from interview_processes"
+        elif column == "feeder_source":
+            sql = (
+                "select feeder_source from interview_processes where feeder_source is not null"
+                " union select feeder_source from candidates where feeder_source is not null"
+            )
+        else:
+            raise ValueError(column)
+        return sorted(row[0] for row in self.conn.execute(sql).fetchall())
+
+    def open_processes_like(
+        self, candidate_id: str, company_name: str, role_title: str, terminal: Sequence[str]
+    ) -> list[InterviewProcess]:
+        """Open (non-terminal) processes of a candidate for the same company and role."""
+        return self._select_processes(
+            "where candidate_id = %s and lower(company_name) = lower(%s)"
+            " and lower(role_title) = lower(%s) and status <> all(%s::text[])",
+            [candidate_id, company_name, role_title, list(terminal)],
+        )
+
+    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
+        """The status a process had before it last moved to `status` (from the history)."""
+        row = self.conn.execute(
+            "select from_status from interview_status_history where interview_process_id = %s"
+            " and to_status = %s order by changed_at desc, id desc limit 1",
+            [interview_id, InterviewStatus(status).value],
+        ).fetchone()
+        return InterviewStatus(row[0]) if row and row[0] else None
+
+    def record_correction(
+        self,
+        record_kind: str,
+        record_id: UUID,
+        interview_process_id: UUID,
+        field: str,
+        old_value: Any,
+        new_value: Any,
+        reason: str,
+        changed_by: str,
+    ) -> None:
+        """One row of the corrections audit, in the process's organization."""
+        with self._refusals(f"correction of {record_kind} {record_id}"):
+            self.conn.execute(
+                "insert into interview_corrections (organization_id, interview_process_id,"
+                " record_kind, record_id, field, old_value, new_value, reason, changed_by,"
+                " run_id) select p.organization_id, p.id, %s, %s, %s, %s, %s, %s, %s, %s"
+                " from interview_processes as p where p.id = %s",
+                [
+                    record_kind,
+                    record_id,
+                    field,
+                    _audit_text(old_value),
+                    _audit_text(new_value),
+                    reason,
+                    changed_by,
+                    self.run_id,
+                    interview_process_id,
+                ],
+            )
+
+    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The corrections of a process and its stages, oldest first."""
+        rows = self._all(
+            "select recorded_at, record_kind, record_id::text as record_id, field, old_value,"
+            " new_value, reason, changed_by, run_id from interview_corrections"
+            " where interview_process_id = %s order by recorded_at, record_kind, field, id",
+            [interview_id],
+        )
+        return [{**row, "recorded_at": _naive(row["recorded_at"])} for row in rows]
+
+    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The status history of a process, oldest first."""
+        rows = self._all(
+            "select changed_at, from_status, to_status, source, run_id"
+            " from interview_status_history where interview_process_id = %s"
+            " order by changed_at, id",
+            [interview_id],
+        )
+        return [{**row, "changed_at": _naive(row["changed_at"])} for row in rows]
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _all(self, sql: str, params: Any) -> list[dict[str, Any]]:
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            return cursor.execute(sql, params).fetchall()
+
+    def _one(self, sql: str, params: Any) -> dict[str, Any] | None:
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            return cursor.execute(sql, params).fetchone()
+
+    def _update(
+        self,
+        table: str,
+        columns: Sequence[str],
+        row: dict[str, Any],
+        what: str,
+        stage: InterviewStage | None = None,
+    ) -> None:
+        assignments = ", ".join(
+            f"{c} = %({c})s::jsonb" if c == "offer_details" else f"{c} = %({c})s"
+            for c in columns
+            if c != "id"
+        )
+        with self._refusals(f"{what} {row['id']}", stage):
+            cursor = self.conn.execute(f"update {table} set {assignments} where id = %(id)s", row)
+        if cursor.rowcount == 0:
+            self._not_found_or_not_allowed(table, UUID(row["id"]), f"interview {what}")
+
+    def _not_found_or_not_allowed(self, table: str, row_id: UUID, what: str) -> None:
+        """A row the statement did not reach: unknown (or invisible to this user), or visible
+        but not this user's to change (row-level security)."""
+        if self.writing:
+            visible = self._one(f"select 1 as found from {table} where id = %s", [row_id])
+            if visible is not None:
+                raise NotAllowed(
+                    f"{what} '{row_id}' is not yours to change: it is assigned to another "
+                    "recruiter (a lead of the organization may change it)"
+                )
+        raise NotFoundError(f"{what} '{row_id}' not found")
+
+    @contextmanager
+    def _refusals(self, what: str, stage: InterviewStage | None = None) -> Iterator[None]:
+        """The database's refusals as the service's: one line, never a driver error."""
+        try:
+            with self.conn.transaction():  # a savepoint: the call's transaction stays usable
+                yield
+        except pg_errors.UniqueViolation as exc:
+            if stage is not None and exc.diag.constraint_name == (
+                "interview_stages_process_stage_order_key"
+            ):
+                raise Refused(
+                    f"stage_order {stage.stage_order} refused: process "
+                    f"{stage.interview_process_id} already has a stage with that order "
+                    "(another call took it first); reload and add the next one"
+                ) from None
+            raise Refused(f"{what} refused: it already exists") from None
+        except pg_errors.InsufficientPrivilege as exc:
+            raise NotAllowed(f"{what} refused: {_first_line(exc)}") from None
+        except (pg_errors.CheckViolation, pg_errors.ForeignKeyViolation) as exc:
+            raise Refused(f"{what} refused by the database: {_first_line(exc)}") from None
+
+    def _select_processes(
+        self, where: str, params: list[Any], lock: bool = False
+    ) -> list[InterviewProcess]:
+        rows = self._select(
+            "interview_processes", PROCESS_COLUMNS, where, params, "created_at", lock
+        )
+        return [InterviewProcess.model_validate(row) for row in rows]
+
+    def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
+        rows = self._select("interview_stages", STAGE_COLUMNS, where, params, "stage_order")
+        return [InterviewStage.model_validate(row) for row in rows]
+
+    def _select(
+        self,
+        table: str,
+        columns: Sequence[str],
+        where: str,
+        params: list[Any],
+        order: str,
+        lock: bool = False,
+    ) -> list[dict[str, Any]]:
+        sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
+        if lock:  # row-level security lets a user lock only the rows they may change
+            sql += " for update"
+        with self.conn.cursor(row_factory=dict_row) as cursor:
+            return cursor.execute(sql, params).fetchall()
+
+
+def _naive(value: dt.datetime | None) -> dt.datetime | None:
+    """timestamptz as the contract holds time: naive UTC."""
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value is not None else None
+
+
+def _audit_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(getattr(value, "value", value))
+
+
+def _marks(columns: Sequence[str]) -> list[str]:
+    return [f"%({c})s::jsonb" if c == "offer_details" else f"%({c})s" for c in columns]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+class PostgresInterviewStore:
+    """Units of work on a PostgreSQL/Supabase database through a connection pool.
+
+    `PostgresInterviewStore(dsn)` acts as `service_role` (the server's own rights: every
+    organization); `store.as_user(claims)` is the same pool acting for one user, so their
+    JWT claims decide, through row-level security, what they see and change.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        pool: ConnectionPool | None = None,
+        role: str = "service_role",
+        claims: Mapping[str, Any] | None = None,
+        max_size: int = 10,
+        timeout: float = 30.0,
+    ) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; one of {sorted(ROLES)}")
+        if pool is None:
+            if not dsn:
+                raise StoreError("no PostgreSQL connection string: set ITRACK_PG_DSN")
+            pool = ConnectionPool(
+                dsn,
+                min_size=1,
+                max_size=max_size,
+                timeout=timeout,
+                open=False,
+                configure=_configure,
+                name="itrack",
+            )
+            try:
+                pool.open(wait=True, timeout=timeout)
+            except PoolTimeout:
+                pool.close()
+                raise StoreError(
+                    f"cannot connect to PostgreSQL within {timeout:g} s: {display_dsn(dsn)}"
+                ) from None
+        self.pool = pool
+        self.role = role
+        self.claims = dict(claims or {"role": role})
+
+    def as_user(self, claims: Mapping[str, Any]) -> PostgresInterviewStore:
+        """The same pool acting for the user whose verified JWT claims these are."""
+        role = str(claims.get("role") or "authenticated")
+        return PostgresInterviewStore(pool=self.pool, role=role, claims=claims)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextmanager
+    def reading(self) -> Iterator[PostgresInterviewRepository]:
+        with self._unit(writing=False) as repo:
+            yield repo
+
+    @contextmanager
+    def writing(self) -> Iterator[PostgresInterviewRepository]:
+        with self._unit(writing=True) as repo:
+            yield repo
+
+    @contextmanager
+    def _unit(self, writing: bool) -> Iterator[PostgresInterviewRepository]:
+        run_id = new_run_id("api")
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                if not writing:
+                    conn.execute("set transaction read only")
+                conn.execute(f"set local role {self.role}")  # a name from ROLES, never input
+                conn.execute(
+                    "select set_config('request.jwt.claims', %s, true),"
+                    " set_config('itrack.run_id', %s, true),"
+                    " set_config('itrack.source', %s, true)",
+                    [json.dumps(self.claims), run_id, HISTORY_SOURCE],
+                )
+                yield PostgresInterviewRepository(conn, run_id, writing)
+        except PoolTimeout:
+            raise StoreBusyError(
+                "PostgreSQL: no free connection in the pool; retry later"
+            ) from None
+        except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+            raise StoreBusyError("PostgreSQL: the change collided with another; retry") from None
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"PostgreSQL unavailable: {_first_line(exc)}") from None
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    """Every pooled connection: UTC (timestamps are naive UTC in the contract)."""
+    conn.execute("set timezone to 'UTC'")
+    conn.commit()

@@ -1,0 +1,100 @@
+"""`itrack db`: versioned schema migrations of both stores.
+
+`itrack db upgrade --dsn postgresql://...` applies supabase/migrations to a PostgreSQL/Supabase
+database (`--auth-shim` first creates, on plain PostgreSQL, the roles and auth.uid()/auth.jwt()
+that Supabase provides); `itrack db upgrade` without `--dsn` upgrades the DuckDB raw store beside
+the warehouse. Both apply only what is missing and can be run again; `itrack db status` lists
+what is applied and what is pending.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ingest.errors import UserError
+from ingest.migrate import (
+    POSTGRES_MIGRATIONS,
+    applied_postgres,
+    discover,
+    duckdb_applied,
+    upgrade_postgres,
+)
+from ingest.store.duckdb.store import MIGRATIONS, open_store, raw_store_path, upgrade_store
+from itrack.cli.common import DbOption, WaitOption, console, warehouse
+from itrack.errors import new_app
+from itrack.settings import get_settings
+
+app = new_app("Schema migrations: PostgreSQL/Supabase (--dsn) or the DuckDB raw store.")
+
+DsnOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dsn",
+        help="A postgresql:// URL (default: $ITRACK_PG_DSN when ITRACK_STORE=postgres); "
+        "without it, the DuckDB raw store beside --db.",
+    ),
+]
+
+
+def _dsn(dsn: str | None) -> str | None:
+    settings = get_settings()
+    if dsn is None and settings.store == "postgres":
+        dsn = settings.pg_dsn
+    if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")):
+        raise UserError(f"--dsn takes a postgresql:// URL, not '{dsn}'")
+    return dsn
+
+
+@app.command()
+def upgrade(
+    dsn: DsnOption = None,
+    db: DbOption = None,
+    auth_shim: Annotated[
+        bool,
+        typer.Option(
+            "--auth-shim",
+            help="Plain PostgreSQL only: first create the roles anon, authenticated, "
+            "service_role and the auth.uid()/auth.jwt() helpers Supabase provides.",
+        ),
+    ] = False,
+    wait: WaitOption = 0.0,
+) -> None:
+    """Apply the pending migrations (each one with its ledger row, or not at all)."""
+    url = _dsn(dsn)
+    if url is not None:
+        applied = upgrade_postgres(url, auth_shim=auth_shim, report=_applied)
+        total = len(discover(POSTGRES_MIGRATIONS))
+        where = "PostgreSQL"
+    else:
+        if auth_shim:
+            raise UserError("--auth-shim is for PostgreSQL: give --dsn")
+        applied = upgrade_store(warehouse(db), wait, report=_applied)
+        total = len(discover(MIGRATIONS))
+        where = str(raw_store_path(warehouse(db)))
+    state = f"applied {len(applied)}" if applied else "nothing to apply"
+    console.print(f"{where}: {state}; {total} migration(s) in place", highlight=False)
+
+
+@app.command()
+def status(dsn: DsnOption = None, db: DbOption = None) -> None:
+    """List the migrations: applied or pending."""
+    url = _dsn(dsn)
+    if url is not None:
+        migrations, done = discover(POSTGRES_MIGRATIONS), set(applied_postgres(url))
+    else:
+        migrations = discover(MIGRATIONS)
+        path = raw_store_path(warehouse(db))
+        if path.exists():
+            with open_store(warehouse(db), read_only=True) as con:
+                done = set(duckdb_applied(con) or {})
+        else:
+            done = set()
+    for migration in migrations:
+        state = "applied" if migration.version in done else "pending"
+        console.print(f"{state:8} {migration.label}", highlight=False)
+
+
+def _applied(label: str) -> None:
+    console.print(f"applied {label}", highlight=False)

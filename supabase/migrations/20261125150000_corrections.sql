@@ -1,0 +1,74 @@
+-- Corrections: the audit of amended stage outcomes and reopened processes (what changed, from
+-- what to what, why, by whom), written by the service in the same transaction as the change.
+-- Like the status history: read within the organization, appended by whoever may change the
+-- process, never updated or deleted.
+
+create table if not exists public.interview_corrections (
+    id bigint generated always as identity primary key,
+    organization_id uuid not null,
+    interview_process_id uuid not null,
+    record_kind text not null check (record_kind in ('process', 'stage')),
+    record_id uuid not null,
+    field text not null check (char_length(field) between 1 and 100),
+    old_value text,
+    new_value text,
+    reason text not null check (btrim(reason) <> ''),
+    changed_by text not null check (btrim(changed_by) <> ''),
+    changed_by_user uuid default auth.uid(),
+    run_id text,
+    recorded_at timestamptz not null default now()
+);
+
+create index if not exists interview_corrections_organization_id_idx
+    on public.interview_corrections (organization_id);
+create index if not exists interview_corrections_process_idx
+    on public.interview_corrections (interview_process_id);
+create index if not exists interview_corrections_recorded_at_idx
+    on public.interview_corrections (recorded_at);
+
+drop trigger if exists interview_corrections_append_only on public.interview_corrections;
+create trigger interview_corrections_append_only
+    before update or delete on public.interview_corrections
+    for each row execute function itrack.forbid_history_change();
+drop trigger if exists interview_corrections_no_truncate on public.interview_corrections;
+create trigger interview_corrections_no_truncate
+    before truncate on public.interview_corrections
+    for each statement execute function itrack.forbid_history_change();
+
+revoke all on public.interview_corrections from anon, authenticated, service_role, itrack_extract;
+grant select, insert on public.interview_corrections to authenticated, service_role;
+grant select on public.interview_corrections to itrack_extract;
+
+alter table public.interview_corrections enable row level security;
+alter table public.interview_corrections force row level security;
+
+drop policy if exists corrections_select_own_org on public.interview_corrections;
+create policy corrections_select_own_org on public.interview_corrections
+    for select to authenticated
+    using (organization_id = (select itrack.org_id()));
+
+-- Appended by whoever may change the process: a lead of its organization, or its recruiter.
+drop policy if exists corrections_insert_assigned_or_lead on public.interview_corrections;
+create policy corrections_insert_assigned_or_lead on public.interview_corrections
+    for insert to authenticated
+    with check (
+        organization_id = (select itrack.org_id())
+        and (
+            (select itrack.app_role()) = 'lead'
+            or ((select itrack.app_role()) = 'recruiter' and exists (
+                select 1 from public.interview_processes as p
+                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
+            ))
+        )
+    );
+
+drop policy if exists service_role_corrections on public.interview_corrections;
+create policy service_role_corrections on public.interview_corrections
+    for select to service_role using (true);
+drop policy if exists service_role_append_corrections on public.interview_corrections;
+create policy service_role_append_corrections on public.interview_corrections
+    for insert to service_role with check (true);
+
+drop policy if exists extract_read_corrections on public.interview_corrections;
+create policy extract_read_corrections on public.interview_corrections
+    for select to itrack_extract using (true);

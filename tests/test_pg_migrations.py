@@ -1,0 +1,271 @@
+"""Versioned, re-runnable migrations for both stores, and the commands that use PostgreSQL.
+
+`itrack db upgrade|status` on the DuckDB raw store and on a real PostgreSQL database, the ledger,
+edited and broken migrations, reads that run no DDL; `itrack ingest postgresql://...` and
+`itrack build --from postgresql://...` end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+from pathlib import Path
+
+import duckdb
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from ingest.migrate import (
+    POSTGRES_MIGRATIONS,
+    MigrationError,
+    discover,
+    upgrade_duckdb,
+    upgrade_postgres,
+)
+from ingest.store.duckdb.store import MIGRATIONS, raw_store_path
+from itrack.cli.main import app
+from tests import pg
+from tests.conftest import assert_exit, query
+
+runner = CliRunner()
+DUCKDB_LABELS = [m.label for m in discover(MIGRATIONS)]
+PG_LABELS = [m.label for m in discover(POSTGRES_MIGRATIONS)]
+ORG = "0a000000-0000-4000-8000-00000000000a"
+P1 = "11111111-1111-4111-8111-111111111111"
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args), catch_exceptions=True)
+
+
+# -- DuckDB raw store -------------------------------------------------------------------------
+
+
+def test_duckdb_upgrade_creates_then_has_nothing_to_do(db: Path) -> None:
+    first = invoke("db", "upgrade", "--db", str(db))
+    assert_exit(first, 0)
+    raw = raw_store_path(db)
+    assert first.output.splitlines() == [
+        *(f"applied {label}" for label in DUCKDB_LABELS),
+        f"{raw}: applied {len(DUCKDB_LABELS)}; {len(DUCKDB_LABELS)} migration(s) in place",
+    ]
+    again = invoke("db", "upgrade", "--db", str(db))
+    assert_exit(again, 0)
+    assert again.output == f"{raw}: nothing to apply; {len(DUCKDB_LABELS)} migration(s) in place\n"
+    status = invoke("db", "status", "--db", str(db))
+    assert_exit(status, 0)
+    assert status.output.splitlines() == [f"applied  {label}" for label in DUCKDB_LABELS]
+    assert [row[0] for row in query(db, "select version from schema_migrations order by 1")] == [
+        label.split("_", 1)[0] for label in DUCKDB_LABELS
+    ]
+
+
+def test_a_store_from_before_versioned_migrations_is_adopted_with_its_rows(db: Path) -> None:
+    """The seed created tables at every connect and kept no ledger: the baseline applies as a
+    no-op, the rows stay, later migrations are added."""
+    raw = raw_store_path(db)
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(raw))
+    con.execute(discover(MIGRATIONS)[0].sql)
+    con.execute(
+        "insert into candidates values ('c1', 'Ann', null, null, null, '2025-01-01',"
+        " '2025-01-01', 'seed', '2025-01-01')"
+    )
+    con.close()
+    assert_exit(invoke("db", "status", "--db", str(db)), 0)
+    assert invoke("db", "status", "--db", str(db)).output.splitlines() == [
+        f"pending  {label}" for label in DUCKDB_LABELS
+    ]
+    assert_exit(invoke("db", "upgrade", "--db", str(db)), 0)
+    assert query(db, "select id from candidates") == [("c1",)]
+    assert query(db, "select count(*) from extract_watermarks") == [(0,)]
+
+
+def test_reading_commands_run_no_ddl(db: Path) -> None:
+    """`itrack rejects` on a store without the ledger leaves it without the ledger."""
+    raw = raw_store_path(db)
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(raw))
+    con.execute(discover(MIGRATIONS)[0].sql)
+    con.close()
+    result = invoke("rejects", "--db", str(db))
+    assert_exit(result, 0)
+    tables = {row[0] for row in query(db, "select table_name from information_schema.tables")}
+    assert "schema_migrations" not in tables
+    assert "extract_watermarks" not in tables
+
+
+def test_an_edited_migration_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "20260101000000_first.sql").write_text("create table t (a integer);")
+    con = duckdb.connect()
+    assert upgrade_duckdb(con, folder) == ["20260101000000_first"]
+    (folder / "20260101000000_first.sql").write_text("create table t (a bigint);")
+    with pytest.raises(MigrationError, match=r"^migration 20260101000000_first was edited after"):
+        upgrade_duckdb(con, folder)
+
+
+def test_a_failing_duckdb_migration_leaves_nothing_of_itself(tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "20260101000000_first.sql").write_text("create table t (a integer);")
+    (folder / "20260102000000_broken.sql").write_text("create table u (b integer); select nope;")
+    con = duckdb.connect()
+    with pytest.raises(duckdb.BinderException):
+        upgrade_duckdb(con, folder)
+    tables = con.execute("select table_name from information_schema.tables").fetchall()
+    assert {row[0] for row in tables} == {"t", "schema_migrations"}
+    assert con.execute("select version from schema_migrations").fetchall() == [("20260101000000",)]
+
+
+@pytest.mark.parametrize(
+    "name", ["1_first.sql", "20260101000000-first.sql", "20260101000000_A.sql"]
+)
+def test_misnamed_migration_files_are_refused(tmp_path: Path, name: str) -> None:
+    (tmp_path / name).write_text("select 1;")
+    with pytest.raises(MigrationError, match=r"migration files are named <YYYYMMDDHHMMSS>_<name>"):
+        discover(tmp_path)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def empty_pg(pg_server: str):
+    with pg.database(pg_server, migrate=False) as dsn:
+        yield dsn
+
+
+def test_postgres_upgrade_applies_once_and_reports(empty_pg: str) -> None:
+    status = invoke("db", "status", "--dsn", empty_pg)
+    assert_exit(status, 0)
+    assert status.output.splitlines() == [f"pending  {label}" for label in PG_LABELS]
+    first = invoke("db", "upgrade", "--dsn", empty_pg, "--auth-shim")
+    assert_exit(first, 0)
+    assert first.output.splitlines() == [
+        *(f"applied {label}" for label in PG_LABELS),
+        f"PostgreSQL: applied {len(PG_LABELS)}; {len(PG_LABELS)} migration(s) in place",
+    ]
+    again = invoke("db", "upgrade", "--dsn", empty_pg)
+    assert_exit(again, 0)
+    assert again.output == f"PostgreSQL: nothing to apply; {len(PG_LABELS)} migration(s) in place\n"
+    assert invoke("db", "status", "--dsn", empty_pg).output.splitlines() == [
+        f"applied  {label}" for label in PG_LABELS
+    ]
+
+
+def _upgrade(dsn: str) -> list[str]:
+    return upgrade_postgres(dsn, auth_shim=True)
+
+
+def test_concurrent_postgres_upgrades_apply_each_migration_once(empty_pg: str) -> None:
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        applied = pool.map_async(_upgrade, [empty_pg] * 3).get(timeout=120)
+    assert sorted(len(a) for a in applied) == [0, 0, len(PG_LABELS)]
+    with psycopg.connect(empty_pg) as conn:
+        rows = conn.execute("select count(*) from supabase_migrations.schema_migrations")
+        assert rows.fetchone() == (len(PG_LABELS),)
+
+
+def test_a_failing_postgres_migration_is_one_line_and_rolled_back(
+    empty_pg: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "migrations"
+    shutil.copytree(POSTGRES_MIGRATIONS, folder)
+    (folder / "20991231000000_broken.sql").write_text(
+        "create table public.half_done (a integer);\nselect no_such_function();\n"
+    )
+    with pytest.raises(MigrationError) as caught:
+        upgrade_postgres(empty_pg, folder=folder, auth_shim=True)
+    assert str(caught.value).startswith(
+        f"migration failed on {pg.display(empty_pg)}: function no_such_function() does not exist"
+    )
+    assert str(caught.value).endswith(f"(applied before the failure: {', '.join(PG_LABELS)})")
+    with psycopg.connect(empty_pg) as conn:
+        assert conn.execute("select to_regclass('public.half_done')").fetchone() == (None,)
+        versions = conn.execute("select count(*) from supabase_migrations.schema_migrations")
+        assert versions.fetchone() == (len(PG_LABELS),)
+
+
+def test_upgrade_without_a_server_is_one_line_exit_2() -> None:
+    result = invoke("db", "upgrade", "--dsn", "postgresql://nobody@127.0.0.1:1/x")
+    assert_exit(result, 2)
+    assert result.output.startswith(
+        "error: cannot connect to postgresql://nobody@127.0.0.1:1/x: connection"
+    )
+    assert len(result.output.strip().splitlines()) == 1
+
+
+# -- the extract through the CLI --------------------------------------------------------------
+
+
+@pytest.fixture
+def source(pg_server: str):
+    with pg.database(pg_server) as dsn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(
+                "insert into candidates (id, organization_id, full_name, feeder_source,"
+                " created_at) values ('cand-1', %s, 'Ann Lee', 'referral', '2025-01-01Z')",
+                [ORG],
+            )
+            conn.execute(
+                "insert into interview_processes (id, organization_id, candidate_id,"
+                " company_name, role_title, created_at) values (%s, %s, 'cand-1', 'Acme',"
+                " 'SWE', '2025-01-05Z')",
+                [P1, ORG],
+            )
+            conn.execute(
+                "insert into interview_stages (organization_id, interview_process_id,"
+                " stage_name, stage_order, outcome, created_at, completed_date,"
+                " scheduled_date) values (%s, %s, 'Phone Screen', 1, 'passed', '2025-01-06Z',"
+                " '2025-01-06T11:00Z', '2025-01-06T10:00Z')",
+                [ORG, P1],
+            )
+            conn.execute(
+                "update interview_processes set status = 'offer_extended',"
+                " updated_at = '2025-02-01Z' where id = %s",
+                [P1],
+            )
+        yield dsn
+
+
+def test_itrack_ingest_a_database_url(source: str, db: Path) -> None:
+    result = invoke("ingest", source, "--db", str(db), "--json")
+    assert_exit(result, 0)
+    summary = json.loads(result.output)
+    assert (summary["accepted"], summary["rejected"]) == (3, 0)
+    assert summary["extract"]["pulled"] == {
+        "candidates": 1,
+        "interview_processes": 1,
+        "interview_stages": 1,
+        "interview_status_history": 2,
+    }
+    assert summary["extract"]["history_added"] == 2
+    assert summary["extract"]["watermarks"]["interview_processes"] == "2025-02-01T00:00:00"
+    assert query(db, "select status from interview_processes") == [("offer_extended",)]
+
+
+def test_itrack_ingest_refuses_a_url_mixed_with_files(source: str, db: Path) -> None:
+    result = invoke("ingest", source, "data/sample", "--db", str(db))
+    assert_exit(result, 2)
+    assert result.output == (
+        "error: a postgresql:// URL is extracted on its own: ingest files separately\n"
+    )
+
+
+def test_itrack_build_from_a_database(source: str, tmp_path: Path) -> None:
+    db = tmp_path / "warehouse.duckdb"
+    result = invoke("build", "--from", source, "--db", str(db), "--no-backup", "--no-html")
+    assert_exit(result, 0)
+    assert "extract from postgresql://" in result.output
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(
+            "select interview_process_id::varchar, status from fct_interview_processes"
+        ).fetchall()
+    finally:
+        con.close()
+    assert rows == [(P1, "offer_extended")]

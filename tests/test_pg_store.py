@@ -1,0 +1,193 @@
+"""The PostgreSQL store under the service: users' claims, row locks' refusals, the wiring.
+
+What differs from the embedded store is tested here (the behaviour both share is in
+tests/test_service.py, run on both): calls made for a user carry that user's claims, so row-level
+security decides what they see and change; a stage order taken behind the service's back is a
+refusal; reads are read-only transactions; `ITRACK_STORE=postgres` routes the CLI to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from uuid import UUID
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from ingest.contract import InterviewStage, utc_now
+from ingest.errors import NotFoundError, Refused, StoreError
+from ingest.service import InterviewService
+from ingest.store.postgres.repository import NotAllowed, PostgresInterviewStore
+from itrack.cli.main import app
+from itrack.settings import get_settings
+from tests import pg
+from tests.conftest import assert_exit
+
+ORG_A = "0a000000-0000-4000-8000-00000000000a"
+ORG_B = "0b000000-0000-4000-8000-00000000000b"
+RA1 = "a1000000-0000-4000-8000-0000000000a1"
+RA2 = "a2000000-0000-4000-8000-0000000000a2"
+RB = "b1000000-0000-4000-8000-0000000000b1"
+LEAD_A = "1ead0000-0000-4000-8000-00000000001a"
+
+
+def claims(user: str, org: str, role: str) -> dict:
+    return {
+        "sub": user,
+        "role": "authenticated",
+        "app_metadata": {"org_id": org, "itrack_role": role},
+    }
+
+
+@pytest.fixture
+def dsn(pg_server: str) -> Iterator[str]:
+    with pg.database(pg_server) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "insert into candidates (id, organization_id, full_name, feeder_source,"
+                " created_at) values ('ca', %s, 'Ann A', 'referral', '2025-01-01Z'),"
+                " ('cb', %s, 'Bea B', 'linkedin', '2025-01-01Z')",
+                [ORG_A, ORG_B],
+            )
+        yield url
+
+
+@pytest.fixture
+def store(dsn: str) -> Iterator[PostgresInterviewStore]:
+    store = PostgresInterviewStore(dsn, max_size=2)
+    yield store
+    store.close()
+
+
+def as_user(store: PostgresInterviewStore, user: str, org: str, role: str) -> InterviewService:
+    return InterviewService(store.as_user(claims(user, org, role)))
+
+
+def test_a_recruiter_creates_processes_assigned_to_them_in_their_organization(
+    store: PostgresInterviewStore, dsn: str
+) -> None:
+    process = as_user(store, RA1, ORG_A, "recruiter").create_interview_process("ca", "Acme", "SWE")
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "select organization_id::text, recruiter_id::text from interview_processes"
+            " where id = %s",
+            [process.id],
+        ).fetchone()
+    assert row == (ORG_A, RA1)
+
+
+def test_users_see_their_organization_only(store: PostgresInterviewStore) -> None:
+    service = InterviewService(store)  # service_role: every organization
+    a = service.create_interview_process("ca", "Acme", "SWE")
+    b = service.create_interview_process("cb", "Globex", "PM")
+    assert [p.id for p in as_user(store, RA1, ORG_A, "recruiter").list_interviews()] == [a.id]
+    assert [p.id for p in as_user(store, RB, ORG_B, "recruiter").list_interviews()] == [b.id]
+    with pytest.raises(NotFoundError, match=f"^interview process '{a.id}' not found$"):
+        as_user(store, RB, ORG_B, "recruiter").get_interview(a.id)
+    with pytest.raises(NotFoundError, match="^candidate 'ca' not found"):
+        as_user(store, RB, ORG_B, "recruiter").create_interview_process("ca", "X", "Y")
+    assert {p.id for p in service.list_interviews()} == {a.id, b.id}
+
+
+def test_only_the_assigned_recruiter_or_a_lead_changes_a_process(
+    store: PostgresInterviewStore,
+) -> None:
+    process = as_user(store, RA1, ORG_A, "recruiter").create_interview_process("ca", "Acme", "SWE")
+    other = as_user(store, RA2, ORG_A, "recruiter")
+    assert other.get_interview(process.id).process.id == process.id  # may read it
+    with pytest.raises(NotAllowed, match=f"^interview process '{process.id}' is not yours"):
+        other.add_interview_stage(process.id, "Phone Screen", 1)
+    with pytest.raises(NotAllowed):
+        other.complete_interview_process(process.id, "on_hold")
+    lead = as_user(store, LEAD_A, ORG_A, "lead")
+    assert lead.add_interview_stage(process.id, "Phone Screen", 1).stage_order == 1
+    assert lead.complete_interview_process(process.id, "on_hold").status == "on_hold"
+    detail = InterviewService(store).get_interview(process.id)
+    assert (detail.process.status, len(detail.stages)) == ("on_hold", 1)
+
+
+def test_a_taken_stage_order_is_a_refusal_not_a_crash(store: PostgresInterviewStore) -> None:
+    """A writer outside the service took the order between the service's check and insert:
+    the unique constraint answers, reported as the service's refusal."""
+    service = InterviewService(store)
+    process = service.create_interview_process("ca", "Acme", "SWE")
+    service.add_interview_stage(process.id, "Phone Screen", 1)
+    twin = InterviewStage(
+        id=UUID("5aaa0001-0000-4000-8000-0000000000ff"),
+        interview_process_id=process.id,
+        stage_name="Onsite",
+        stage_order=1,
+        created_at=utc_now(),
+    )
+    with pytest.raises(Refused, match=r"^stage_order 1 refused: process .* already has a stage"):
+        with store.writing() as repo:
+            repo.create_interview_stage(twin)
+    assert [s.stage_name for s in service.get_interview(process.id).stages] == ["Phone Screen"]
+
+
+def test_reads_are_read_only_transactions(store: PostgresInterviewStore) -> None:
+    with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+        with store.reading() as repo:
+            repo.conn.execute("update candidates set full_name = 'X'")
+
+
+def test_history_rows_carry_the_call_run_id(store: PostgresInterviewStore, dsn: str) -> None:
+    service = InterviewService(store)
+    process = service.create_interview_process("ca", "Acme", "SWE")
+    service.complete_interview_process(process.id, "on_hold")
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "select to_status, run_id like 'api-%%', source from interview_status_history"
+            " where interview_process_id = %s order by id",
+            [process.id],
+        ).fetchall()
+    assert rows == [("in_progress", True, "service"), ("on_hold", True, "service")]
+
+
+def test_an_unreachable_server_is_one_line() -> None:
+    with pytest.raises(
+        StoreError, match=r"^cannot connect to PostgreSQL within 1 s: postgresql://"
+    ):
+        PostgresInterviewStore("postgresql://nobody@127.0.0.1:1/none", timeout=1)
+
+
+@pytest.fixture
+def postgres_settings(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from itrack import services
+
+    monkeypatch.setenv("ITRACK_STORE", "postgres")
+    monkeypatch.setenv("ITRACK_PG_DSN", dsn)
+    get_settings.cache_clear()
+    services.postgres_store.cache_clear()
+    yield dsn
+    get_settings.cache_clear()
+    services.postgres_store.cache_clear()
+
+
+def test_itrack_store_postgres_routes_the_interview_commands(postgres_settings: str) -> None:
+    runner = CliRunner()
+    created = runner.invoke(
+        app,
+        [
+            "interview",
+            "create",
+            "--candidate",
+            "ca",
+            "--company",
+            "Acme",
+            "--role",
+            "SWE",
+            "--new-company",
+            "--json",
+        ],
+    )
+    assert_exit(created, 0)
+    process_id = json.loads(created.output)["id"]
+    with psycopg.connect(postgres_settings) as conn:
+        stored = conn.execute(
+            "select company_name, organization_id::text from interview_processes where id = %s",
+            [process_id],
+        ).fetchone()
+    assert stored == ("Acme", ORG_A)
