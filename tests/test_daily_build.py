@@ -55,39 +55,39 @@ def test_build_log_reads_at_a_glance(built):
     data = db.parent
     in_ = root / "in"
     expected = [
-        r"\d\d:\d\d:\d\d ingest: run (run-\S+): 153 accepted, 8 rejected \(\d+\.\d s\)",
-        r"\d\d:\d\d:\d\d unmapped stage names \(2 stages, counted as other; add them to "
-        r"dbt_project/seeds/stage_types\.csv\): 'Take-home Review' \(2\)",
+        r"\d\d:\d\d:\d\d ingest: run (run-\S+): 152 accepted, 10 rejected \(\d+\.\d s\)",
+        r"\d\d:\d\d:\d\d unmapped stage names \(1 stages, counted as other; add them to "
+        r"dbt_project/seeds/stage_types\.csv\): 'Take-home Review' \(1\)",
         r"\d\d:\d\d:\d\d dbt build: ok \(\d+\.\d s\)",
         r"\d\d:\d\d:\d\d feedback: 6 feeder\(s\) recomputed, 6 changed \(bootcamp, ex-amazon, "
-        r"ex-google, linkedin-outbound, referral, university\), 11 placements \(\d+\.\d s\)",
+        r"ex-google, linkedin-outbound, referral, university\), 8 placements \(\d+\.\d s\)",
         rf"\d\d:\d\d:\d\d publish: {re.escape(str(db))} \(\d+\.\d s\)",
         rf"\d\d:\d\d:\d\d report: {re.escape(str(data / 'report.html'))} \(\d+\.\d s\)",
         r"build summary: started \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, took \d+\.\d s",
         r"steps:",
         r"step       seconds  result",
-        r"ingest +\d+\.\d  run run-\S+: 153 accepted, 8 rejected",
+        r"ingest +\d+\.\d  run run-\S+: 152 accepted, 10 rejected",
         r"dbt build +\d+\.\d  ok",
-        r"feedback +\d+\.\d  6 feeder\(s\) recomputed, 6 changed \(.*\), 11 placements",
+        r"feedback +\d+\.\d  6 feeder\(s\) recomputed, 6 changed \(.*\), 8 placements",
         rf"publish +\d+\.\d  {re.escape(str(db))}",
         rf"report +\d+\.\d  {re.escape(str(data / 'report.html'))}",
-        r"ingest run run-\S+: 153 accepted, 8 rejected:",
+        r"ingest run run-\S+: 152 accepted, 10 rejected:",
         r"file +kind +rows_read  accepted  rejected  inserted  updated  unchanged  stale",
-        rf"{re.escape(str(in_ / 'candidates.jsonl'))}  candidates +33 +32 +1 +32 +0 +0 +0",
-        rf"{re.escape(str(in_ / 'processes.jsonl'))} +processes +40 +39 +1 +39 +0 +0 +0",
-        rf"{re.escape(str(in_ / 'stages.jsonl'))} +stages +88 +82 +6 +82 +0 +0 +0",
+        rf"{re.escape(str(in_ / 'candidates.jsonl'))}  candidates +34 +33 +1 +33 +0 +0 +0",
+        rf"{re.escape(str(in_ / 'processes.jsonl'))} +processes +40 +38 +2 +38 +0 +0 +0",
+        rf"{re.escape(str(in_ / 'stages.jsonl'))} +stages +88 +81 +7 +81 +0 +0 +0",
         r"rejected records by error code:",
         r"error_code      records",
-        r"orphan_stage          2",
-        r"unknown_field         2",
-        r"empty_value           1",
+        r"orphan_stage          4",
+        r"malformed_json        2",
         r"invalid_rating        1",
-        r"malformed_json        1",
+        r"missing_field         1",
         r"orphan_process        1",
+        r"unknown_field         1",
         r"details: itrack rejects --run run-\S+",
-        r"orphans waiting for their parent record: 3 \(oldest quarantined "
+        r"orphans waiting for their parent record: 5 \(oldest quarantined "
         r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\); see itrack rejects",
-        r"unmapped stage names \(2 stages, .*\): 'Take-home Review' \(2\)",
+        r"unmapped stage names \(1 stages, .*\): 'Take-home Review' \(1\)",
         r"feeders: 6 recomputed, 6 changed \(bootcamp, ex-amazon, ex-google, linkedin-outbound, "
         r"referral, university\)",
         r"published:",
@@ -163,7 +163,7 @@ def test_sql_opens_the_warehouse_read_only(built, tmp_path):
     out = invoke(
         "sql", "--db", str(db), "-c", "select count(*) as processes from fct_interview_processes"
     ).stdout
-    assert out == "1 row(s):\nprocesses\n       39\n"
+    assert out == "1 row(s):\nprocesses\n       38\n"
     as_json = invoke(
         "sql", "--db", str(db), "--format", "json", "-c", "select 1 as one, 'a;b' as text"
     ).stdout

@@ -70,11 +70,11 @@ def test_data_quality_never_blocks_publishing_and_is_named_in_the_summary(tmp_pa
     result = build(str(second), "--db", db)
     assert result.exit_code == 0, result.output
     assert (
-        "note: unmapped stage names (1 stages, counted as other; add them to "
+        "unmapped stage names (1 stages, counted as other; add them to "
         "dbt_project/seeds/stage_types.csv): 'Hiring Manager Chat' (1)"
     ) in result.output
     assert (
-        "note: data quality: 1 processes: processes decided before they started (created_at "
+        "data quality: 1 processes: processes decided before they started (created_at "
         "corrected after the decision); days_to_decision left null"
     ) in result.output
     [row] = query(
