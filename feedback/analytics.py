@@ -33,7 +33,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.errors import Refused, UserError
+from ingest.errors import NotFoundError, UserError
 
 Db = Path | str | duckdb.DuckDBPyConnection
 FUNNEL = "mart_conversion_funnel"
@@ -71,9 +71,9 @@ def _with_definitions(model: str, columns: tuple[str, ...], intro: str) -> str:
 # ---- errors and names ------------------------------------------------------------------------
 
 
-class UnknownNameError(Refused):
+class UnknownNameError(NotFoundError):
     """A feeder, company or stage the warehouse does not know; `closest` names the nearest
-    known ones (the CLI prints the message, exit 1; the HTTP API answers 404)."""
+    known ones (a NotFoundError: exit 1 in the CLI, 404 from the HTTP API)."""
 
     def __init__(self, kind: str, name: str, closest: list[str], known: list[str]) -> None:
         self.kind = kind
@@ -206,6 +206,9 @@ FUNNEL_COUNTS = (
     "cleared_interviewing",
     "offers_accepted",
     "offers_declined",
+    "offers_withdrawn",
+    "offers_rescinded",
+    "offers_pending",
     "in_flight",
 )
 
@@ -239,6 +242,9 @@ class ConversionFunnel(Result):
     cleared_interviewing: int = _doc(FUNNEL, "cleared_interviewing")
     offers_accepted: int = _doc(FUNNEL, "offers_accepted")
     offers_declined: int = _doc(FUNNEL, "offers_declined")
+    offers_withdrawn: int = _doc(FUNNEL, "offers_withdrawn")
+    offers_rescinded: int = _doc(FUNNEL, "offers_rescinded")
+    offers_pending: int = _doc(FUNNEL, "offers_pending")
     in_flight: int = _doc(FUNNEL, "in_flight")
 
 
@@ -366,6 +372,8 @@ STAGE_COLUMNS = (
     "passed",
     "failed",
     "pending",
+    "cancelled",
+    "no_show",
     "pass_rate",
     "avg_overall_rating",
     "avg_technical_rating",
@@ -408,6 +416,8 @@ class StagePerformance(Result):
     passed: int = _doc(STAGES, "passed")
     failed: int = _doc(STAGES, "failed")
     pending: int = _doc(STAGES, "pending")
+    cancelled: int = _doc(STAGES, "cancelled")
+    no_show: int = _doc(STAGES, "no_show")
     pass_rate: float | None = _doc(STAGES, "pass_rate")
     fail_rate: float | None = Field(
         description="failed / (passed + failed); null when no stage is decided."

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 import altair as alt
 import vl_convert
 
+from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
 from feedback.atomic import write_atomic
 from feedback.marts import open_marts, records
 from ingest.contract import utc_now
@@ -84,11 +86,8 @@ def _data(rows: list[dict[str, Any]]) -> alt.Data:
 
 
 def funnel_chart(con, colors: dict[str, str]) -> alt.Chart:
-    rows = records(
-        con,
-        f"select grain, group_key, {', '.join(STEPS)} from "
-        "mart_conversion_funnel where grain in ('overall', 'feeder_source')",
-    )
+    funnels = [get_conversion_funnel(db=con), *get_conversion_funnels("feeder_source", db=con)]
+    rows = [f.to_dict() for f in funnels if f.total_started]
     long = [
         {
             "group": ALL_FEEDERS if r["grain"] == "overall" else r["group_key"],
@@ -184,23 +183,55 @@ def heatmap_chart(con) -> alt.Chart:
     )
 
 
-def time_to_decision_chart(con) -> alt.Chart:
-    rows = records(
+MAX_BINS = 30
+
+
+def nice_step(lo: float, hi: float) -> int:
+    """The smallest bin width of 1, 2 or 5 x 10^k (whole days) giving at most MAX_BINS bins."""
+    magnitude = 1
+    while True:
+        for base in (1, 2, 5):
+            step = base * magnitude
+            if math.floor(hi / step) - math.floor(lo / step) + 1 <= MAX_BINS:
+                return step
+        magnitude *= 10
+
+
+def decision_bins(con) -> list[dict[str, Any]]:
+    """Processes per (days-to-decision bin, outcome), counted in SQL: the report carries at most
+    MAX_BINS x outcomes numbers whatever the warehouse size, never one value per process. Bins
+    are Vega-Lite's "nice" ones: a width of 1, 2 or 5 times a power of ten, at most MAX_BINS."""
+    lo, hi = con.execute(
+        "select min(days_to_decision), max(days_to_decision) from fct_interview_processes"
+    ).fetchone()
+    if lo is None:
+        return []
+    step = nice_step(lo, hi)
+    return records(
         con,
-        "select days_to_decision, status from fct_interview_processes "
-        "where days_to_decision is not null",
+        """select floor(days_to_decision / $step) * $step as bin_start,
+                  floor(days_to_decision / $step) * $step + $step as bin_end,
+                  status, count(*) as processes
+           from fct_interview_processes where days_to_decision is not null
+           group by all order by all""",
+        {"step": step},
     )
+
+
+def time_to_decision_chart(con) -> alt.Chart:
+    rows = decision_bins(con)
     return (
         alt.Chart(_data(rows))
         .mark_bar()
         .encode(
             x=alt.X(
-                "days_to_decision:Q",
-                bin=alt.Bin(maxbins=30),
+                "bin_start:Q",
+                bin="binned",
                 title="days from start to decision",
                 axis=alt.Axis(labelExpr="datum.value + ' d'", labelAngle=0),
             ),
-            y=alt.Y("count():Q", title="processes", axis=alt.Axis(format="d")),
+            x2="bin_end:Q",
+            y=alt.Y("processes:Q", stack="zero", title="processes", axis=alt.Axis(format="d")),
             color=alt.Color(
                 "status:N",
                 title="outcome",
@@ -215,11 +246,10 @@ STAGE_ORDER = ["phone_screen", "technical", "onsite", "other"]
 
 
 def stage_pass_chart(con) -> alt.Chart:
-    rows = records(
-        con,
-        "select group_key as stage_type, pass_rate, stages, passed, failed "
-        "from mart_stage_performance where grain = 'stage_type'",
-    )
+    rows = [
+        {"stage_type": s.name, **s.model_dump(include={"pass_rate", "stages", "passed", "failed"})}
+        for s in get_stage_performances(db=con)
+    ]
     for r in rows:
         decided = (r["passed"] or 0) + (r["failed"] or 0)
         r["lower"], r["upper"] = wilson(r["passed"] or 0, decided)

@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from feedback.atomic import write_atomic
+from feedback.atomic import dumps_indented, write_atomic
 from ingest.contract import PlacementRecord
 from ingest.errors import UserError
 
@@ -44,9 +44,12 @@ def read_placements(path: Path) -> dict[str, list[dict[str, Any]]]:
     return history
 
 
+def placements_bytes(history: dict[str, list[dict[str, Any]]]) -> bytes:
+    return dumps_indented(history, sort_keys=True)
+
+
 def write_placements(path: Path, history: dict[str, list[dict[str, Any]]]) -> bool:
-    text = json.dumps(history, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-    return write_atomic(path, text.encode("utf-8"))
+    return write_atomic(path, placements_bytes(history))
 
 
 def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> bool:

@@ -253,6 +253,37 @@ class InterviewService:
             self._touch(call, process)
             return created
 
+    def update_stage_details(
+        self,
+        stage_id: UUID | str,
+        *,
+        stage_name: str | None = None,
+        scheduled_date: dt.datetime | str | None = None,
+        interviewer_names: Sequence[str] | None = None,
+        next_steps: str | None = None,
+    ) -> InterviewStage:
+        """Change a stage's name, schedule, interviewers or next steps (None: unchanged) on an
+        open process; its order and outcome do not change here (`update_stage_outcome`)."""
+        with self._write("update-stage") as call:
+            stage = call.repo.get_stage_by_id(stage_id)
+            process = call.repo.get_interview_by_id(stage.interview_process_id)
+            _require_open(process, "its stages cannot be changed")
+            given = {
+                "stage_name": stage_name,
+                "scheduled_date": scheduled_date,
+                "interviewer_names": (
+                    list(interviewer_names) if interviewer_names is not None else None
+                ),
+                "next_steps": next_steps,
+            }
+            changes = {k: v for k, v in given.items() if v is not None}
+            changes["updated_at"] = _next_time(call.now, stage.updated_at)
+            updated = _build(InterviewStage, "stage", **{**stage.model_dump(), **changes})
+            _check_stage_dates(updated, process)
+            saved = call.repo.update_stage(updated)
+            self._touch(call, process)
+            return saved
+
     def update_stage_outcome(
         self,
         stage_id: UUID | str,
@@ -544,7 +575,7 @@ class InterviewService:
                 try:
                     outcome = callback(trigger)
                 except Exception as exc:  # reported in the result, never raised
-                    log.warning("feedback for %s deferred: %s", trigger.interview_id, exc)
+                    log.info("feedback for %s deferred: %s", trigger.interview_id, exc)
                     text = str(exc).strip().splitlines()
                     failed.append(text[0] if text else type(exc).__name__)
                 else:

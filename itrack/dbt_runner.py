@@ -66,6 +66,7 @@ class DbtOutcome:
     warned: list[FailedNode] = field(default_factory=list)
     error: str | None = None  # dbt itself failed (compile error, bad profile, ...)
     log_path: Path | None = None
+    nodes: list[str] = field(default_factory=list)  # unique ids of the nodes that ran
 
     @property
     def failures(self) -> list[str]:
@@ -157,17 +158,20 @@ def run_dbt(
     quiet: bool = True,
     target_path: Path | None = None,
     variables: dict[str, Any] | None = None,
+    location: Path | None = None,
 ) -> DbtOutcome:
     """`dbt <args>` on `warehouse`, reading raw tables from `raw_store`; failing nodes named.
 
     Works from any current directory. `target_path` defaults to the location's work folder.
     `variables` are passed to dbt as `--vars` together with the two paths (a `--vars` given
-    in `args` is merged into them the same way).
+    in `args` is merged into them the same way). `location`: the live raw store whose work
+    folder to use when `raw_store` is a snapshot of it (the build's).
     """
     from dbt.cli.main import dbtRunner
 
     args, variables = _split_vars(list(args), variables)
-    folder = work_dir(raw_store)
+    location = location or raw_store
+    folder = work_dir(location)
     target = Path(target_path or folder / "target").absolute()
     flags = [
         "--project-dir",
@@ -183,7 +187,7 @@ def run_dbt(
     ]
     if quiet:
         flags = ["--quiet", "--log-level-file", "info", *flags]
-    with _locked(folder), _stable_path(warehouse, folder, _link_name(raw_store)) as link:
+    with _locked(folder), _stable_path(warehouse, folder, _link_name(location)) as link:
         flags += ["--vars", dbt_vars(link, raw_store, variables)]
         try:
             result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
@@ -197,6 +201,7 @@ def _outcome(result: object, log_path: Path) -> DbtOutcome:
     for node_result in getattr(getattr(result, "result", None), "results", None) or []:
         status = str(getattr(node_result, "status", "")).lower()
         node = getattr(node_result, "node", None)
+        outcome.nodes.append(str(getattr(node, "unique_id", "?")))
         failed = FailedNode(
             name=getattr(node, "name", "?"),
             kind=str(getattr(node, "resource_type", "?")).lower(),

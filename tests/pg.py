@@ -119,14 +119,16 @@ def with_dbname(dsn: str, dbname: str) -> str:
 
 
 @contextmanager
-def database(admin_dsn: str, migrate: bool = True) -> Iterator[str]:
-    """A new uniquely named database (migrated with the auth shim), dropped afterwards."""
+def database(admin_dsn: str, migrate: bool = True, template: str | None = None) -> Iterator[str]:
+    """A new uniquely named database (migrated with the auth shim, or a copy of `template`, a
+    migrated database nobody is connected to), dropped afterwards."""
     name = f"itrack_test_{uuid.uuid4().hex[:12]}"
+    source = template or "template0"
     with psycopg.connect(admin_dsn, autocommit=True) as admin:
-        admin.execute(f"create database \"{name}\" template template0 encoding 'UTF8'")
+        admin.execute(f'create database "{name}" template "{source}" encoding \'UTF8\'')
     dsn = with_dbname(admin_dsn, name)
     try:
-        if migrate:
+        if migrate and template is None:
             upgrade_postgres(dsn, auth_shim=True)
         yield dsn
     finally:

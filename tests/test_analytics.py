@@ -19,7 +19,7 @@ from feedback.analytics import (
     get_stage_performance,
 )
 from feedback.gen_definitions import definitions_from_yml, render
-from ingest.errors import Refused, UserError
+from ingest.errors import NotFoundError, UserError
 from itrack.dbt_runner import PROJECT_DIR, run_dbt
 from tests.dbt_helpers import write_raw_store
 from tests.lib_data import DATA
@@ -68,6 +68,9 @@ def test_overall_funnel_by_hand(wh):
         "cleared_interviewing": 3,
         "offers_accepted": 1,
         "offers_declined": 1,
+        "offers_withdrawn": 0,  # P3 withdrew before any offer
+        "offers_rescinded": 0,
+        "offers_pending": 0,
         "in_flight": 2,
     }
     assert funnel["total_started"] == 7  # the seed's dict-style access
@@ -291,7 +294,7 @@ def test_unknown_names_name_the_closest(wh, call, message, closest):
         call(wh)
     assert str(caught.value) == message
     assert caught.value.closest == closest
-    assert isinstance(caught.value, Refused)  # the CLI's exit 1
+    assert isinstance(caught.value, NotFoundError)  # exit 1, HTTP 404
 
 
 def test_any_connection_or_path(wh):
@@ -320,7 +323,7 @@ def test_results_are_json_and_polars(wh):
     insights = get_company_hiring_insights("Acme", db=wh)
     assert json.loads(json.dumps(insights.to_dict())) == insights.to_dict()
     frame = get_conversion_funnel(db=wh).to_polars()
-    assert frame.shape == (1, 25) and frame["total_started"].to_list() == [7]
+    assert frame.shape == (1, 28) and frame["total_started"].to_list() == [7]
     assert get_stage_performance("coding", db=wh).to_polars()["stages"].to_list() == [3]
 
 
@@ -346,3 +349,58 @@ def test_docstrings_and_fields_state_the_dbt_definitions():
     assert company["interview_rate"] in get_company_hiring_insights.__doc__
     stage = docs["mart_stage_performance"]["columns"]
     assert stage["pass_rate"] in get_stage_performance.__doc__
+
+
+# ---- the CLI reports are thin callers ----------------------------------------------------------
+
+
+def cli_json(*args: str) -> object:
+    from typer.testing import CliRunner
+
+    from itrack.cli.main import app
+
+    result = CliRunner().invoke(app, [*args, "--format", "json"])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    return json.loads(result.output)
+
+
+def test_cli_reports_print_what_the_library_returns(wh):
+    [acme] = cli_json("report", "company", "acme", "--db", str(wh))
+    assert acme == get_company_hiring_insights("Acme", db=wh).to_dict()
+    assert acme["avg_time_to_decision"] == "14 days"
+    [stage] = cli_json("report", "stage", "Coding", "--db", str(wh))
+    assert (stage["grain"], stage["group_key"], stage["stages"], stage["passed"]) == (
+        "stage_type",
+        "technical",
+        3,
+        2,
+    )
+    assert stage["stage_names"] == ["Technical Interview", "Coding"]
+    funnel = cli_json("report", "funnel", "--db", str(wh))
+    assert [(r["grain"], r["group_key"], r["total_started"]) for r in funnel] == [
+        ("overall", "all", 7),
+        ("feeder_source", "linkedin", 3),
+        ("feeder_source", "referral", 3),
+        ("feeder_source", "agency", 1),
+    ]
+    [pair] = cli_json(
+        "report", "funnel", "--feeder", "Referral", "--company", "ACME", "--db", str(wh)
+    )
+    assert (pair["grain"], pair["group_key"], pair["offers_accepted"]) == (
+        "feeder_company",
+        "referral @ Acme",
+        1,
+    )
+
+
+def test_feedback_report_is_the_feedback_service_report(wh):
+    from itrack.services import feedback_service
+
+    report = cli_json("feedback", "report", "REFERRAL", "--db", str(wh))
+    assert report == feedback_service(wh).get_feeder_performance_report("referral").to_dict()
+    assert (report["feeder_source"], report["candidates_sourced"], report["placements"]) == (
+        "referral",
+        3,
+        1,
+    )
+    assert report["success_rate_by_stage"] == {"phone_screen": 1.0, "technical": 0.5, "onsite": 1.0}

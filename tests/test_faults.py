@@ -138,7 +138,7 @@ def test_second_writer_exits_2_naming_the_holder_or_waits(tmp_path, data):
         text=True,
     )
     assert holder.stdout.readline().strip() == "held"
-    busy = itrack("ingest", str(data["day2"]), "--db", str(db))
+    busy = itrack("ingest", str(data["day2"]), "--db", str(db), "--wait", "0")
     assert busy.returncode == 2
     assert f"database is busy (held by PID {holder.pid})" in busy.stderr
     assert "Traceback" not in busy.stderr
@@ -158,7 +158,7 @@ def small_mount(tmp_path):
         ).returncode
         != 0
     ):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
+        pytest.fail("cannot mount a tmpfs here: the full-disk tests need root (as in CI)")
     yield mount
     subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 

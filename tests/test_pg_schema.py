@@ -297,3 +297,18 @@ def test_upgrade_is_versioned_and_rerunnable(pg_dsn: str, conn: psycopg.Connecti
     assert [row[0] for row in ledger] == versions
     assert upgrade_postgres(pg_dsn, auth_shim=True) == []
     assert upgrade_postgres(pg_dsn) == []
+
+
+def test_in_the_services_transactions_its_updated_at_is_kept(tx: psycopg.Connection) -> None:
+    """The service moves updated_at itself (the same rule on both stores): with itrack.source
+    set, the triggers neither bump a value written unchanged nor touch the process of a stage."""
+    _process(tx, updated_at="2025-01-05Z")
+    tx.execute("select set_config('itrack.source', 'service', true)")
+    tx.execute("update interview_processes set role_title = 'Staff SWE'")
+    _stage(tx, 1)
+    (kept,) = tx.execute("select updated_at::text from interview_processes").fetchone()
+    assert kept == "2025-01-05 00:00:00+00"
+    (recorded, now) = tx.execute(
+        "select max(recorded_at), now() from interview_status_history"
+    ).fetchone()
+    assert recorded > now  # the clock when written, not the transaction's start

@@ -41,7 +41,7 @@ def test_restore_takes_the_writer_lock_busy_exit_2_or_wait(tmp_path):
     ingest_paths([tmp_path / "in"], db=db)
     snapshot = backup(db, tmp_path / "bk")
     holder = hold_lock(db, 3)
-    busy = itrack("restore", str(snapshot), "--db", str(db), "--overwrite")
+    busy = itrack("restore", str(snapshot), "--db", str(db), "--overwrite", "--wait", "0")
     assert busy.returncode == 2, busy.stderr
     assert f"database is busy (held by PID {holder.pid})" in busy.stderr
     assert "Traceback" not in busy.stderr
@@ -82,7 +82,7 @@ def test_restore_started_during_an_ingest_never_loses_its_rows(tmp_path):
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and lock.read_text().strip() != str(ingest.pid):
         time.sleep(0.05)
-    restore_run = itrack("restore", str(snapshot), "--db", str(db), "--overwrite")
+    restore_run = itrack("restore", str(snapshot), "--db", str(db), "--overwrite", "--wait", "0")
     out, err = ingest.communicate(timeout=300)
     assert restore_run.returncode == 2, restore_run.stderr
     assert f"database is busy (held by PID {ingest.pid})" in restore_run.stderr

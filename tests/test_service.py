@@ -1,4 +1,9 @@
-"""InterviewService business rules on a real raw store: each rule refused and allowed."""
+"""InterviewService business rules, each refused and allowed, on both stores.
+
+Every behaviour test runs twice (the `db` fixture is parametrized): on the embedded DuckDB raw
+store and on a migrated PostgreSQL database, so the two adapters cannot drift. What only one
+store does (the DuckDB call audit in `ingest_runs`, its writer lock) is tested on that store.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,28 +22,23 @@ from ingest.contract import InterviewStatus, OfferDetails
 from ingest.errors import NotFoundError, Refused, StoreBusyError
 from ingest.service import FeedbackTrigger, InterviewService
 from ingest.store.duckdb.repository import DuckDBInterviewStore
-from ingest.store.duckdb.store import open_store
 from itrack.cli.interview import app
+from tests import pg
 from tests.conftest import assert_exit
+from tests.stores import DuckStore, PgStore
 
 T0 = dt.datetime(2025, 1, 1)
 OFFER = {"base_salary": 150000, "currency": "USD", "offer_date": "2025-03-01"}
 
 
-def add_candidate(db: Path, cid: str, feeder: str | None) -> None:
-    with open_store(db) as con:
-        con.execute(
-            "insert into candidates values (?, ?, ?, null, null, ?, ?, 'seed', ?)",
-            [cid, f"Candidate {cid}", feeder, T0, T0, T0],
-        )
+Store = DuckStore | PgStore
 
 
-def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    with open_store(db) as con:
-        return con.execute(sql, params or []).fetchall()
+def query(db: Store, sql: str, params: list | None = None) -> list[tuple]:
+    return db.query(sql, params)
 
 
-def history(db: Path, process_id: uuid.UUID) -> list[tuple]:
+def history(db: Store, process_id: uuid.UUID) -> list[tuple]:
     return query(
         db,
         "select from_status, to_status from interview_status_history "
@@ -46,17 +47,39 @@ def history(db: Path, process_id: uuid.UUID) -> list[tuple]:
     )
 
 
-@pytest.fixture
-def db(tmp_path: Path) -> Path:
-    path = tmp_path / "warehouse.duckdb"
-    add_candidate(path, "c1", "linkedin")
-    add_candidate(path, "c2", "referral")
-    return path
+@pytest.fixture(params=["duckdb", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The store under test, holding candidates c1 (linkedin) and c2 (referral)."""
+    if request.param == "duckdb":
+        yield from _seeded(DuckStore(tmp_path / "warehouse.duckdb"))
+        return
+    server = request.getfixturevalue("pg_server")
+    template = request.getfixturevalue("pg_template")
+    with pg.database(server, template=template) as dsn:
+        yield from _seeded(PgStore(dsn))
+
+
+def _seeded(store: Store) -> Iterator[Store]:
+    store.add_candidate("c1", "linkedin")
+    store.add_candidate("c2", "referral")
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 @pytest.fixture
-def service(db: Path) -> InterviewService:
-    return InterviewService(DuckDBInterviewStore(db))
+def duck(tmp_path: Path) -> DuckStore:
+    """The embedded store alone, for what only it does (its call audit, its writer lock)."""
+    store = DuckStore(tmp_path / "warehouse.duckdb")
+    store.add_candidate("c1", "linkedin")
+    store.add_candidate("c2", "referral")
+    return store
+
+
+@pytest.fixture
+def service(db: Store) -> InterviewService:
+    return db.service()
 
 
 @pytest.fixture
@@ -88,11 +111,21 @@ def test_create_process_for_known_candidate(service, db, process):
         "service",
         True,
     )
-    run_ids = query(db, "select _run_id from interview_processes")[0][0]
-    assert run_ids == run_id and run_id.startswith("api-")
-    assert query(db, "select command, status from ingest_runs where run_id = ?", [run_id]) == [
+    assert run_id.startswith("api-")
+
+
+def test_the_embedded_store_audits_each_call(duck):
+    process = duck.service().create_interview_process("c1", "Acme", "Engineer")
+    [(run_id,)] = query(duck, "select run_id from interview_status_history")
+    assert query(duck, "select _run_id from interview_processes where id = ?", [process.id]) == [
+        (run_id,)
+    ]
+    assert query(duck, "select command, status from ingest_runs where run_id = ?", [run_id]) == [
         ("interview create", "completed")
     ]
+    with pytest.raises(Refused):
+        duck.service().add_interview_stage(process.id, "Phone Screen", 2)
+    assert query(duck, "select count(*) from ingest_runs") == [(1,)]  # the refused call: none
 
 
 def test_create_process_for_unknown_candidate_refused(service, db):
@@ -122,8 +155,7 @@ def test_updated_at_moves_forward_on_every_change(service, process):
 
 def test_updated_at_moves_past_a_future_stamp(service, db, process):
     future = dt.datetime(2099, 6, 1, 12, 0, 0, 5)
-    with open_store(db) as con:
-        con.execute("update interview_processes set updated_at = ?", [future])
+    db.execute("update interview_processes set updated_at = ?", [future])
     service.add_interview_stage(process.id, "Phone Screen", 1)
     assert service.get_interview(process.id).process.updated_at == future + dt.timedelta(
         microseconds=1
@@ -135,7 +167,6 @@ def test_refused_change_leaves_updated_at_and_rows_alone(service, db, process):
         service.add_interview_stage(process.id, "Phone Screen", 2)
     assert service.get_interview(process.id).process.updated_at == process.updated_at
     assert query(db, "select count(*) from interview_stages") == [(0,)]
-    assert query(db, "select count(*) from ingest_runs") == [(1,)]  # the create only
 
 
 # -- stage order ------------------------------------------------------------------------------
@@ -441,7 +472,9 @@ def start_holder(db: Path, linger: float = 0.0) -> subprocess.Popen:
     return holder
 
 
-def test_second_writer_gets_busy_and_file_stays_intact(service, db, process):
+def test_second_writer_gets_busy_and_file_stays_intact(duck):
+    service, db = duck.service(), duck.path
+    process = service.create_interview_process("c1", "Acme", "Engineer")
     holder = start_holder(db)
     try:
         with pytest.raises(
@@ -457,13 +490,15 @@ def test_second_writer_gets_busy_and_file_stays_intact(service, db, process):
         holder.communicate("go\n", timeout=30)
     assert holder.returncode == 0
     # the holder's transaction landed, ours left nothing behind, and the store works
-    assert query(db, "select count(*) from candidates where id = 'held'") == [(1,)]
-    assert query(db, "select count(*) from interview_processes") == [(1,)]
-    assert query(db, "select count(*) from interview_stages") == [(0,)]
+    assert query(duck, "select count(*) from candidates where id = 'held'") == [(1,)]
+    assert query(duck, "select count(*) from interview_processes") == [(1,)]
+    assert query(duck, "select count(*) from interview_stages") == [(0,)]
     assert service.add_interview_stage(process.id, "Phone Screen", 1).stage_order == 1
 
 
-def test_writer_with_wait_goes_through_once_released(db, process):
+def test_writer_with_wait_goes_through_once_released(duck):
+    db = duck.path
+    process = duck.service().create_interview_process("c1", "Acme", "Engineer")
     holder = start_holder(db, linger=0.5)
     holder.stdin.write("go\n")
     holder.stdin.flush()
@@ -471,4 +506,4 @@ def test_writer_with_wait_goes_through_once_released(db, process):
     stage = waiting.add_interview_stage(process.id, "Screen", 1)
     holder.communicate(timeout=30)
     assert stage.stage_order == 1
-    assert query(db, "select count(*) from candidates where id = 'held'") == [(1,)]
+    assert query(duck, "select count(*) from candidates where id = 'held'") == [(1,)]

@@ -48,10 +48,17 @@ CODES = {
 class ApiError(Exception):
     """An HTTP-level refusal raised by the API itself (authentication, permissions)."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.headers = headers or {}
+        self.field = field
 
 
 class FieldError(BaseModel):
@@ -126,7 +133,8 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
         return _response(422, f"invalid input: {summary}", errors)
     if isinstance(exc, ApiError):
-        return _response(exc.status, str(exc), headers=exc.headers)
+        errors = [FieldError(field=exc.field, message=str(exc))] if exc.field else None
+        return _response(exc.status, str(exc), errors, headers=exc.headers)
     if isinstance(exc, StarletteHTTPException):
         if exc.status_code == 400:  # the framework could not parse the body (not UTF-8 JSON)
             error = FieldError(field="body", message=f"{exc.detail} (expected UTF-8 JSON)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_serializer
 
@@ -95,11 +96,9 @@ InterviewCreate = _from_contract(
     required=("candidate_id", "company_name", "role_title"),
     optional=("feeder_source", "recruiter_name"),
     recruiter_id=(
-        str | None,
+        UUID | None,
         Field(
             None,
-            min_length=1,
-            max_length=64,
             description="The user (token `sub`) the process is assigned to; a recruiter's own "
             "processes default to them. Only a lead may assign someone else.",
         ),
@@ -152,6 +151,24 @@ StageCreate = _from_contract(
         "scheduled_date": "2026-03-05T15:00:00Z",
     },
     doc="The next stage of an open process: stage_order must be the current maximum + 1.",
+)
+
+StageUpdate = _from_contract(
+    "StageUpdate",
+    InterviewStage,
+    optional=("stage_name", "scheduled_date", "next_steps"),
+    interviewer_names=(
+        _annotated(InterviewStage, "interviewer_names") | None,  # type: ignore[operator]
+        None,
+    ),
+    example={
+        "stage_name": "Onsite (virtual)",
+        "scheduled_date": "2026-03-12T14:00:00Z",
+        "interviewer_names": ["Priya Natarajan", "Bo Chen"],
+        "next_steps": "Send the take-home brief the day before",
+    },
+    doc="Change a stage's name, schedule, interviewers or next steps (absent: unchanged); the "
+    "outcome has its own endpoint.",
 )
 
 StageOutcomeUpdate = _from_contract(
@@ -293,4 +310,5 @@ __all__ = [
     "StageList",
     "StageOutcomeUpdate",
     "StageOutcome",
+    "StageUpdate",
 ]

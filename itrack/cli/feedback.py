@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.common import DbOption, WaitOption, warehouse
 from itrack.cli.output import (
     Format,
@@ -42,7 +43,7 @@ def feedback(
         bool, typer.Option(help="Recompute every feeder, not only changed ones.")
     ] = False,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,  # as every command; also for feeders.json's lock
 ) -> None:
     """Update feeders.json metrics and placement history from the published marts."""
     if ctx.invoked_subcommand:
@@ -58,6 +59,7 @@ def feedback(
         placements_path=placements or published.parent / "candidate_placements.json",
         candidates_path=candidates,
         full=full,
+        wait_seconds=wait,
     )
     line(f"feedback: {result}")
 
@@ -70,15 +72,13 @@ def report(
     as_json: JsonAlias = False,
 ) -> None:
     """The feeder performance report: sourced, success by stage, time to hire, rejections."""
-    from feedback.feeders import metrics_from_marts
-    from feedback.marts import open_marts, require_known
+    from itrack.services import feedback_service
 
     as_json = resolve(fmt, as_json) is Format.json
-    with open_marts(warehouse(db)) as con:
-        require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
-        metrics = metrics_from_marts(con)[feeder]
+    metrics = feedback_service(warehouse(db)).get_feeder_performance_report(feeder).to_dict()
+    feeder = metrics["feeder_source"]  # as the marts spell it
     if as_json:
-        print_json({"feeder_source": feeder, **metrics})
+        print_json(metrics)
         return
     wilson = metrics["wilson_interval"]
     days = metrics["avg_days_to_hire"]

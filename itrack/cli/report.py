@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from feedback.marts import open_marts, records, require_known
+from feedback import analytics
 from itrack.cli.common import DbOption, warehouse
 from itrack.cli.output import JsonAlias, jsonable, line, print_json, print_table
 from itrack.errors import new_app
@@ -68,9 +68,20 @@ def emit(rows: list[dict[str, Any]], fmt: Format, title: str, as_json: bool = Fa
 _jsonable = jsonable
 
 
+# OWASP's CSV-injection rule: a text cell a spreadsheet would read as a formula (starting with
+# = + - @, TAB or CR) gets a leading single quote; numbers are written as numbers.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, list | dict):
-        return json.dumps(value, default=_jsonable)
+        return neutralize(json.dumps(value, default=_jsonable))
+    if isinstance(value, str):
+        return neutralize(value)
     return "" if value is None else value
 
 
@@ -93,16 +104,6 @@ def _shown(name: str, value: Any) -> str:
     return " ".join(str(value).splitlines())
 
 
-def _funnel_rows(con, grain: str, **match: str) -> list[dict[str, Any]]:
-    where = " and ".join(["grain = ?", *(f"{column} = ?" for column in match)])
-    return records(
-        con,
-        f"select {', '.join(FUNNEL_COLUMNS)} from mart_conversion_funnel "
-        f"where {where} order by total_started desc, group_key",
-        [grain, *match.values()],
-    )
-
-
 @app.command()
 def funnel(
     feeder: Annotated[str | None, typer.Option(help="Only this feeder.")] = None,
@@ -114,23 +115,13 @@ def funnel(
 ) -> None:
     """The conversion funnel: overall and per feeder, or for the feeder/company/cohort given."""
 
-    with open_marts(warehouse(db)) as con:
-        if feeder:
-            require_known(con, "mart_feeder_conversion", "feeder_source", feeder, "feeder")
-        if company:
-            require_known(con, "mart_company_insights", "company_name", company, "company")
-        if cohort:
-            require_known(con, "mart_conversion_funnel", "group_key", cohort, "cohort")
-        if feeder and company:
-            rows = _funnel_rows(con, "feeder_company", feeder_source=feeder, company_name=company)
-        elif feeder:
-            rows = _funnel_rows(con, "feeder_source", group_key=feeder)
-        elif company:
-            rows = _funnel_rows(con, "company_name", group_key=company)
-        elif cohort:
-            rows = _funnel_rows(con, "cohort_month", group_key=cohort)
+    with analytics.connect(warehouse(db)) as con:
+        if feeder or company or cohort:
+            funnels = [analytics.get_conversion_funnel(feeder, company, cohort=cohort, db=con)]
         else:
-            rows = _funnel_rows(con, "overall") + _funnel_rows(con, "feeder_source")
+            funnels = [analytics.get_conversion_funnel(db=con)]
+            funnels += analytics.get_conversion_funnels("feeder_source", db=con)
+    rows = [{column: f[column] for column in FUNNEL_COLUMNS} for f in funnels]
     emit(rows, fmt, "conversion funnel", as_json)
 
 
@@ -143,30 +134,31 @@ def company(
 ) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
-    with open_marts(warehouse(db)) as con:
-        require_known(con, "mart_company_insights", "company_name", name, "company")
-        rows = records(con, "select * from mart_company_insights where company_name = ?", [name])
-    emit(_decode_json(rows), fmt, f"company {name}", as_json)
+    insights = analytics.get_company_hiring_insights(name, db=warehouse(db))
+    emit([insights.to_dict()], fmt, f"company {insights.company_name}", as_json)
 
 
 @app.command()
 def stage(
-    name: Annotated[str, typer.Argument(help="A stage type or a raw stage name.")],
+    name: Annotated[str, typer.Argument(help="A stage type or any spelling of one.")],
     fmt: FormatOption = Format.table,
     db: DbOption = None,
     as_json: JsonAlias = False,
 ) -> None:
     """Stage performance: outcomes, pass rate, ratings, timing and feedback themes."""
 
-    with open_marts(warehouse(db)) as con:
-        require_known(con, "mart_stage_performance", "group_key", name, "stage")
-        rows = records(
-            con,
-            "select * exclude (stage_group_id) from mart_stage_performance "
-            "where group_key = ? order by grain desc",
-            [name],
-        )
-    emit(_decode_json(rows), fmt, f"stage {name}", as_json)
+    found = analytics.get_stage_performance(name, db=warehouse(db)).to_dict()
+    themes = found.pop("common_feedback_themes")
+    names = found.pop("stage_names")
+    row = {
+        "grain": found.pop("grain"),
+        "group_key": found.pop("name"),
+        **found,
+        "top_terms_passed": themes["passed"],
+        "top_terms_failed": themes["failed"],
+        "stage_names": [n["stage_name"] for n in names],
+    }
+    emit([row], fmt, f"stage {row['group_key']}", as_json)
 
 
 @app.command()
@@ -178,10 +170,12 @@ def feeder(
 ) -> None:
     """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
 
-    with open_marts(warehouse(db)) as con:
-        require_known(con, "mart_feeder_conversion", "feeder_source", name, "feeder")
-        rows = records(con, "select * from mart_feeder_conversion where feeder_source = ?", [name])
-    emit(_decode_json(rows), fmt, f"feeder {name}", as_json)
+    with analytics.connect(warehouse(db)) as con:
+        known = analytics.resolve_feeder(con, name)
+        rows = analytics.rows(
+            con, "select * from mart_feeder_conversion where feeder_source = ?", [known]
+        )
+    emit(_decode_json(rows), fmt, f"feeder {known}", as_json)
 
 
 @app.command()

@@ -25,6 +25,7 @@ from itrack.api.models import (
     StageCreate,
     StageList,
     StageOutcomeUpdate,
+    StageUpdate,
 )
 
 router = APIRouter(prefix="/interviews", tags=["interviews"])
@@ -103,7 +104,9 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, UUID]:
         when, _, pid = raw.partition("|")
         return dt.datetime.fromisoformat(when), UUID(pid)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(422, "query.cursor: not a cursor this API returned") from None
+        raise ApiError(
+            422, "invalid input: query.cursor: not a cursor this API returned", field="query.cursor"
+        ) from None
 
 
 def _page(request: Request, processes: list[InterviewProcess], filters: Filters) -> dict[str, Any]:
@@ -176,6 +179,24 @@ def get_stage(request: Request, stage_id: UUID, caller: Caller) -> dict[str, Any
 
 
 @router.put(
+    "/stages/{stage_id}",
+    response_model=Stage,
+    responses=WRITE_ERRORS,
+    summary="Change a stage's name, schedule, interviewers or next steps",
+)
+def update_stage(
+    request: Request, stage_id: UUID, body: StageUpdate, caller: Caller
+) -> dict[str, Any]:
+    data = body.model_dump(exclude_unset=True)
+    if not data:
+        raise ApiError(422, "invalid input: body: give at least one field to change", field="body")
+    with write_session(request, caller) as session:
+        session.check_can_change_stage(stage_id)
+        stage = session.service.update_stage_details(stage_id, **data)
+    return stage.model_dump(mode="json")
+
+
+@router.put(
     "/stages/{stage_id}/outcome",
     response_model=Stage,
     responses=WRITE_ERRORS,
@@ -213,7 +234,8 @@ def create_interview(
     request: Request, response: Response, body: InterviewCreate, caller: Caller
 ) -> dict[str, Any]:
     with write_session(request, caller) as session:
-        assignee = session.check_can_create(body.recruiter_id)  # type: ignore[attr-defined]
+        wanted = body.recruiter_id  # type: ignore[attr-defined]
+        assignee = session.check_can_create(str(wanted) if wanted else None)
         process = session.service.create_interview_process(
             body.candidate_id,  # type: ignore[attr-defined]
             body.company_name,  # type: ignore[attr-defined]
