@@ -78,6 +78,7 @@ def test_readme_commands_work_as_written(checkout):
                 expected.append((command, [line for line in output if line.strip()]))
                 script.append(f"echo '{MARK}{index}'")
                 script.append(f"{command} 2>&1 || true")
+                script.append(f"echo '{MARK}end'")
         elif lang == "sql":
             sql = body.replace("'", "'\\''")
             script.append(f"itrack sql -c '{sql}' > /dev/null")
@@ -87,7 +88,7 @@ def test_readme_commands_work_as_written(checkout):
             )
         elif lang == "python":
             script.append(f"python - <<'README_PY'\n{body}\nREADME_PY")
-    script.append(f"echo '{MARK}vars'; declare -p | grep -E '^declare -[-x] [A-Z]+='")
+    script.append(f"echo '{MARK}vars'; declare -p | grep -E '^declare -[-x] [A-Z][A-Z0-9_]*='")
     done = subprocess.run(
         ["bash", "-c", "\n".join(script)],
         env=env(checkout),
@@ -98,12 +99,17 @@ def test_readme_commands_work_as_written(checkout):
     )
     assert done.returncode == 0, (done.stdout[-4000:], done.stderr[-4000:])
     parts = done.stdout.split(MARK)
-    variables = dict(re.findall(r'declare -[-x] ([A-Z]+)="([^"]*)"', parts[-1]))
-    outputs = {p.split("\n", 1)[0]: p.split("\n", 1)[1] for p in parts[1:-1]}
+    variables = dict(re.findall(r'declare -[-x] ([A-Z][A-Z0-9_]*)="([^"]*)"', parts[-1]))
+    outputs = {}  # console command index -> what it printed
+    for part in parts[1:-1]:
+        key, _newline, body = part.partition("\n")
+        outputs.setdefault(key, body)
     for index, (command, lines) in enumerate(expected):
         got = [line for line in outputs[str(index)].splitlines() if line.strip()]
-        want = [re.sub(r"\$([A-Z]+)", lambda m: variables.get(m.group(1), m.group(0)), line)
-                for line in lines]
+        want = [
+            re.sub(r"\$([A-Z][A-Z0-9_]*)", lambda m: variables.get(m.group(1), m.group(0)), line)
+            for line in lines
+        ]
         assert got == want, command
 
 
