@@ -112,6 +112,7 @@ def test_the_examples_are_valid_responses() -> None:
         feedback.FeedbackRun,
         health.Health,
         models.Process,
+        models.ProcessChange,
         models.Stage,
         models.ProcessPage,
         models.ProcessWithStages,
