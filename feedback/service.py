@@ -25,7 +25,13 @@ from typing import Any, Protocol
 
 import duckdb
 
-from feedback.analytics import Result, name_key, resolve_feeder, resolve_name
+from feedback.analytics import (
+    Result,
+    UnknownNameError,
+    name_key,
+    resolve_feeder,
+    resolve_name,
+)
 from feedback.analytics import connect as connect_marts
 from feedback.atomic import Staged, locked, write_atomic
 from feedback.feeders import (
@@ -444,7 +450,15 @@ class FeedbackService:
         with connect_marts(self.warehouse) as con:
             _check_marts(con, Path(str(self.warehouse)))
             fresh = metrics_from_marts(con)
-            feeder = resolve_name(feeder_source, list(fresh), "feeder")
+            try:
+                feeder = resolve_name(feeder_source, list(fresh), "feeder")
+            except UnknownNameError:
+                if outcome is None:
+                    raise
+                raise UserError(
+                    f"feeder '{feeder_source}' is not in the last build yet; the next build "
+                    "adds it to feeders.json"
+                ) from None
             totals = con.execute(
                 "select placements, candidates_sourced, smoothed_conversion_rate "
                 "from mart_feeder_conversion"
