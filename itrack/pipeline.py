@@ -260,8 +260,11 @@ def build_fingerprint(
         state: dict[str, object] = {}
         for table in tables:
             if table in present:  # the content itself: any change, even by hand, rebuilds
+                # (the feedback log by run and feeder: the build adds its own run's rows to
+                # its snapshot with its own clock, the live store with the log's)
+                row = "(run_id, feeder_source)" if table == "feedback_runs" else "t"
                 state[table] = con.execute(
-                    f'select count(*), sum(hash(t)::hugeint)::varchar from "{table}" t'
+                    f'select count(*), sum(hash({row})::hugeint)::varchar from "{table}" t'
                 ).fetchone()
     finally:
         con.close()
