@@ -1,12 +1,30 @@
-"""The one careful writer: outputs other programs read are replaced whole or not at all."""
+"""The one careful writer: outputs other programs read are replaced whole or not at all.
+
+- The target is resolved first: a symlink is written *through* (its target file is replaced, the
+  link stays a link); a path that exists but is not a regular file (a FIFO, a device, a folder)
+  is refused, as is a read-only file (exit 2, the file named; nothing written).
+- Data goes to a temp file `.<name>.<random>.tmp` in the target's folder, is fsynced, then
+  renamed over the target, and the folder is fsynced.
+- The previous version is kept as `<name>.bak`, written the same atomic way (a full disk never
+  leaves a truncated `.bak`).
+- `locked(path)` is the advisory lock of one file (`flock` on `.<name>.lock` beside it): the
+  read-merge-write of feeders.json holds it, the scoring job may take it too; holding it, the
+  temp files a killed writer left are swept.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
 import math
 import os
-import shutil
+import re
+import stat
 import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,35 +33,147 @@ import orjson
 from ingest.errors import UserError
 
 
-def write_atomic(path: Path, data: bytes, keep_backup: bool = True) -> bool:
-    """Replace `path` with `data`: temp file in the same folder, fsync, rename, fsync the folder.
-    The previous version is kept as `<name>.bak`. Returns False (nothing written) if unchanged."""
-    if path.exists() and path.read_bytes() == data:
-        return False
+def resolve_target(path: Path) -> Path:
+    """The file to replace: symlinks followed to their target (which may not exist yet);
+    anything that exists and is not a regular file is refused."""
+    path = Path(path)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        return target
     except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}") from None
+        raise UserError(f"cannot use {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{path}: not a regular file (a FIFO, device or folder); not touched")
+    return target
+
+
+def read_regular(path: Path) -> bytes | None:
+    """The bytes of a regular file (None if absent); never blocks on a FIFO."""
+    target = resolve_target(path)
     try:
-        os.chmod(tmp, _mode_for(path))  # mkstemp makes 0600: readers (the scoring job) need more
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the check
+            raise UserError(f"{path}: not a regular file; not touched")
+        return handle.read()
+
+
+def write_atomic(path: Path, data: bytes, keep_backup: bool = True) -> bool:
+    """Replace `path` (through a symlink) with `data`: temp file in the same folder, fsync,
+    rename, fsync the folder; the previous version kept as `<name>.bak`. Returns False (nothing
+    written) if unchanged."""
+    staged = Staged(path, data, keep_backup)
+    try:
+        return staged.commit()
+    finally:
+        staged.discard()
+
+
+_UNREAD: Any = object()
+
+
+class Staged:
+    """New content for `path`, already in a synced temp file beside its target: `commit()` is
+    then only the `.bak` copy and a rename, so several files can be made ready first and
+    replaced together (the build publishes the warehouse and feeders.json as one step)."""
+
+    def __init__(
+        self, path: Path, data: bytes, keep_backup: bool = True, previous: Any = _UNREAD
+    ) -> None:
+        self.path = Path(path)
+        self.target = resolve_target(self.path)
+        self.keep_backup = keep_backup
+        self.tmp: Path | None = None
+        self.restage(data, read_regular(self.target) if previous is _UNREAD else previous)
+
+    def restage(self, data: bytes, previous: bytes | None) -> None:
+        """Stage `data` against `previous` (the content it was merged into)."""
+        self.discard()
+        self.data, self.previous = data, previous
+        if previous == data:
+            return
+        if previous is not None and _read_only(self.target):
+            raise UserError(
+                f"{self.path}: the file is read-only; not overwritten (make it writable)"
+            )
+        self.tmp = _write_temp(self.target, data, self.path, _mode_for(self.target))
+
+    @property
+    def pending(self) -> bool:
+        return self.tmp is not None
+
+    def commit(self) -> bool:
+        """Rename the temp file over the target (after the `.bak` copy); False if unchanged."""
+        if self.tmp is None:
+            return False
+        if self.keep_backup and self.previous is not None:
+            _replace_with(
+                self.target.with_name(self.target.name + ".bak"), self.previous, self.path
+            )
+        try:
+            os.replace(self.tmp, self.target)
+            _fsync_dir(self.target.parent)
+        except OSError as exc:
+            raise UserError(
+                f"cannot write {self.path}: {exc.strerror}; the previous file is intact"
+            ) from None
+        self.tmp = None
+        return True
+
+    def discard(self) -> None:
+        if self.tmp is not None:
+            self.tmp.unlink(missing_ok=True)
+            self.tmp = None
+
+
+def _write_temp(target: Path, data: bytes, shown: Path, mode: int) -> Path:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write {shown}: {exc.strerror}") from None
+    try:
+        os.chmod(tmp, mode)  # mkstemp makes 0600: readers (the scoring job) need more
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if keep_backup and path.exists():
-            shutil.copy2(path, path.with_name(path.name + ".bak"))
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise UserError(
-            f"cannot write {path}: {exc.strerror}; the previous file is intact"
+            f"cannot write {shown}: {exc.strerror}; the previous file is intact"
         ) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return True
+    return Path(tmp)
+
+
+def _replace_with(target: Path, data: bytes, shown: Path, mode: int | None = None) -> None:
+    tmp = _write_temp(target, data, shown, mode if mode is not None else _mode_for(target))
+    try:
+        os.replace(tmp, target)
+        _fsync_dir(target.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UserError(
+            f"cannot write {shown}: {exc.strerror}; the previous file is intact"
+        ) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _read_only(path: Path) -> bool:
+    """No write permission bit at all (chmod a-w), or no access for this user: root's access()
+    says yes to everything, so the mode bits decide too."""
+    return not (path.stat().st_mode & 0o222) or not os.access(path, os.W_OK)
 
 
 def _mode_for(path: Path) -> int:
@@ -63,25 +193,89 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def lock_path(path: Path) -> Path:
+    target = resolve_target(path)
+    return target.with_name(f".{target.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path: Path, wait_seconds: float | None = None) -> Iterator[None]:
+    """The advisory lock of `path` (`flock(LOCK_EX)` on `.<name>.lock` beside its target).
+
+    `wait_seconds` None waits as long as it takes; otherwise busy after that long -> UserError
+    (exit 2) naming the holder's PID. Holding it, temp files a killed writer left are swept."""
+    lock = lock_path(path)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")  # noqa: SIM115 - held for the block
+    except OSError as exc:
+        raise UserError(f"cannot lock {path}: {exc.strerror}") from None
+    with handle:
+        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if deadline is not None and time.monotonic() >= deadline:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    raise UserError(
+                        f"{path} is busy (locked by PID {holder} via {lock.name}); "
+                        "retry later or pass --wait SECONDS"
+                    ) from None
+                time.sleep(0.05)
+        with contextlib.suppress(OSError):
+            handle.seek(0)
+            handle.truncate()
+            handle.write(str(os.getpid()))
+            handle.flush()
+        sweep_temp_files(path)
+        yield
+
+
+def sweep_temp_files(path: Path) -> list[Path]:
+    """Remove `.<name>.*.tmp` (of the file and of its `.bak`) that a killed writer left.
+    Only call it holding `locked(path)`: then no writer of this file is running."""
+    target = resolve_target(path)
+    swept = []
+    for name in (target.name, target.name + ".bak"):
+        for tmp in target.parent.glob(f".{_glob_escape(name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                swept.append(tmp)
+    return swept
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def dumps_indented(document: Any, sort_keys: bool = False) -> bytes:
     """`json.dumps(document, indent=2, ensure_ascii=False, sort_keys=...) + "\\n"`, byte for
     byte, through orjson's C encoder (the pure-Python indenting encoder took seconds on a 40 MB
     placements file). What orjson spells differently (NaN, integers beyond 64 bits) takes the
     standard library."""
-    if not _orjson_safe(document):
+    if not orjson_safe(document):
         text = json.dumps(document, indent=2, ensure_ascii=False, sort_keys=sort_keys)
         return (text + "\n").encode("utf-8")
     option = orjson.OPT_INDENT_2 | (orjson.OPT_SORT_KEYS if sort_keys else 0)
     return orjson.dumps(document, option=option) + b"\n"
 
 
-def _orjson_safe(value: Any) -> bool:
-    """Only str keys, finite floats in fixed notation, integers within 64 bits, JSON types."""
+def orjson_safe(value: Any) -> bool:
+    """Only str keys, finite floats in fixed notation, integers within 64 bits, JSON types, no
+    lone surrogates (orjson refuses them)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
-            if not all(type(k) is str for k in item):
+            if not all(type(k) is str and not _SURROGATES.search(k) for k in item):
                 return False
             stack.extend(item.values())
         elif isinstance(item, list):
@@ -89,7 +283,10 @@ def _orjson_safe(value: Any) -> bool:
         elif isinstance(item, float):
             if not math.isfinite(item) or "e" in repr(item):  # 1e-07 vs orjson's 1e-7
                 return False
-        elif isinstance(item, bool) or item is None or isinstance(item, str):
+        elif isinstance(item, str):
+            if _SURROGATES.search(item):
+                return False
+        elif isinstance(item, bool) or item is None:
             continue
         elif isinstance(item, int):
             if not -(2**63) <= item < 2**64:

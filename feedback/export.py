@@ -1,9 +1,19 @@
 """`itrack export --anonymize`: the marts without personal data, for sharing outside the team.
 
-Names and free text never leave: candidate, recruiter and interviewer names, feedback notes,
-next steps and anything derived from free text (final outcomes, reasons, top terms) are dropped;
-candidate ids and interviewer names become keyed hashes (a random key per export, so they still
-join within one export but cannot be looked up by guessing).
+An allow-list, so a column added later never leaks by default:
+- numbers, dates, timestamps and booleans are copied;
+- text is copied as is only in closed vocabularies (statuses, outcomes, the normalized stage
+  type, grains, how a status was recorded) and in `group_key` when its grain is one of those;
+- every other text column (candidate ids, company, feeder, role, interviewer, surrogate keys
+  derived from them, other group keys) becomes a keyed pseudonym: md5 of a random key per export
+  and the value, so the same value gets the same pseudonym in every table of
+  one export (they still join) but cannot be looked up by guessing;
+- free text and structured text are dropped: stage names as typed, notes, next steps, final
+  outcomes, recruiter names, offer details, lists of names, top terms and reasons (JSON).
+
+`--format csv` writes CSV instead of Parquet; its text cells are neutralized the OWASP way (a
+cell starting with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'`), as `itrack report
+--format csv` does.
 """
 
 from __future__ import annotations
@@ -15,59 +25,142 @@ from pathlib import Path
 from feedback.marts import open_marts
 from ingest.errors import UserError
 
-# table -> (columns dropped, columns pseudonymised). Every other column is copied as is.
-POLICY: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "fct_interview_processes": (
-        ("recruiter_name", "final_outcome", "offer_details"),
-        ("candidate_id",),
-    ),
-    "fct_interview_stages": (
-        ("feedback_notes", "next_steps", "interviewer_names"),
-        ("candidate_id",),
-    ),
-    "fct_process_status_history": ((), ()),
-    "mart_conversion_funnel": ((), ()),
-    "mart_stage_performance": (("top_terms_passed", "top_terms_failed"), ()),
-    "mart_company_insights": (("rejection_reasons",), ()),
-    "mart_feeder_conversion": (("top_rejection_reasons",), ()),
-    "mart_interviewer_calibration": ((), ("interviewer_name",)),
-}
+TABLES = (
+    "fct_interview_processes",
+    "fct_interview_stages",
+    "fct_process_status_history",
+    "mart_conversion_funnel",
+    "mart_stage_performance",
+    "mart_company_insights",
+    "mart_feeder_conversion",
+    "mart_interviewer_calibration",
+)
+# Text columns whose values come from a closed set defined by the contract or the models.
+CLOSED_VOCABULARIES = frozenset(
+    {
+        "status",
+        "previous_status",
+        "from_status",
+        "to_status",
+        "outcome",
+        "stage_type",
+        "furthest_stage_reached",
+        "grain",
+        "recorded_by",
+    }
+)
+# `group_key` is a closed value for these grains; otherwise it is a name and is pseudonymized.
+CLOSED_GRAINS = ("overall", "stage_type", "cohort_month", "status", "outcome")
+# Free text (or derived from it) that no pseudonym makes safe to share: dropped.
+FREE_TEXT = frozenset(
+    {
+        "recruiter_name",
+        "final_outcome",
+        "feedback_notes",
+        "next_steps",
+        "stage_name",
+        "stage_name_clean",
+        "stage_name_normalized",
+        "stage_name_key",
+    }
+)
+KEPT_TYPES = (
+    "BIGINT",
+    "INTEGER",
+    "SMALLINT",
+    "TINYINT",
+    "HUGEINT",
+    "UBIGINT",
+    "UINTEGER",
+    "DOUBLE",
+    "FLOAT",
+    "REAL",
+    "BOOLEAN",
+    "DATE",
+    "TIMESTAMP",
+    "TIMESTAMP WITH TIME ZONE",
+    "INTERVAL",
+)
+FORMULA_START = r"^[=+\-@\t\r]"
 
 
-def export_anonymized(out: Path, db: Path | str) -> dict[str, int]:
-    """Write one Parquet file per mart into `out` plus a manifest; returns rows per table."""
+def column_policy(name: str, data_type: str) -> str:
+    """keep, group, pseudonymize or drop: the allow-list above, by name and type."""
+    base = data_type.upper()
+    if base == "UUID":
+        return "pseudonymize"  # record ids: the same pseudonym in every table, so they join
+    if base.startswith(KEPT_TYPES) or base.startswith("DECIMAL"):
+        return "keep"
+    if base != "VARCHAR" or name in FREE_TEXT:
+        return "drop"  # JSON, lists, structs, free text
+    if name in CLOSED_VOCABULARIES:
+        return "keep"
+    if name == "group_key":
+        return "group"
+    return "pseudonymize"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[str, int]:
+    """Write one Parquet (or CSV) file per mart into `out` plus a manifest; rows per table."""
+    if fmt not in ("parquet", "csv"):
+        raise UserError(f"--format must be parquet or csv, not '{fmt}'")
+    if not Path(db).exists():  # before creating anything: a wrong --db leaves no folder behind
+        raise UserError(f"{db}: no warehouse yet; run `itrack build` first")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create {out}: {exc.strerror}") from None
     key = secrets.token_hex(16)
     counts: dict[str, int] = {}
+    policies: dict[str, dict[str, list[str]]] = {}
     with open_marts(db) as con:
-        for table, (dropped, hashed) in POLICY.items():
-            columns = [
-                r[0]
-                for r in con.execute(
-                    "select column_name from information_schema.columns where table_name = ? "
-                    "and table_schema = 'main' order by ordinal_position",
-                    [table],
-                ).fetchall()
-            ]
-            select = ", ".join(
-                f"md5(? || {c}::varchar) as {c}" if c in hashed else c
-                for c in columns
-                if c not in dropped
-            )
-            target = str(out / f"{table}.parquet").replace("'", "''")
-            con.execute(
-                f"copy (select {select} from {table}) to '{target}' (format parquet)",
-                [key] * sum(c in hashed for c in columns if c not in dropped),
-            )
+        for table in TABLES:
+            columns = con.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_name = ? and table_schema = 'main' order by ordinal_position",
+                [table],
+            ).fetchall()
+            if not columns:
+                continue
+            grains = ", ".join(f"'{g}'" for g in CLOSED_GRAINS)
+            select = []
+            policy: dict[str, list[str]] = {"kept": [], "pseudonymized": [], "dropped": []}
+            for name, data_type in columns:
+                rule = column_policy(name, data_type)
+                col = _quote(name)
+                if rule == "drop":
+                    policy["dropped"].append(name)
+                    continue
+                if rule == "keep":
+                    expr = col
+                    policy["kept"].append(name)
+                elif rule == "group":
+                    expr = f"case when grain in ({grains}) then {col} else md5(? || {col}) end"
+                    policy["pseudonymized"].append(f"{name} (unless grain is closed)")
+                else:
+                    expr = f"md5(? || {col}::varchar)"
+                    policy["pseudonymized"].append(name)
+                if fmt == "csv" and (rule != "keep" or data_type.upper() == "VARCHAR"):
+                    expr = (
+                        f"case when regexp_matches({expr}, '{FORMULA_START}') "
+                        f"then '''' || {expr} else {expr} end"
+                    )
+                select.append(f"{expr} as {col}")
+            target = str(out / f"{table}.{fmt}").replace("'", "''")
+            options = "format parquet" if fmt == "parquet" else "format csv, header true"
+            query = f"select {', '.join(select)} from {table}"
+            con.execute(f"copy ({query}) to '{target}' ({options})", _params(query, key))
             counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
-    manifest = {
-        "anonymized": True,
-        "tables": counts,
-        "removed": {t: list(d) for t, (d, _) in POLICY.items() if d},
-        "pseudonymised": {t: list(h) for t, (_, h) in POLICY.items() if h},
-    }
+            policies[table] = policy
+    manifest = {"anonymized": True, "format": fmt, "tables": counts, "columns": policies}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return counts
+
+
+def _params(query: str, key: str) -> list[str]:
+    """The export key for every `?` of the query (each one is a pseudonym's key)."""
+    return [key] * query.count("?")

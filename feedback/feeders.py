@@ -2,25 +2,39 @@
 
 The feedback step owns exactly one thing per feeder: its `metrics` object. Everything else in
 the file (top-level keys, per-feeder fields, their order and values) belongs to the scoring job
-and is written back as it was read.
+and is written back as it was read:
+
+- numbers keep their spelling (`1E2`, `0.30000000000000004`, `1e400` are written back as
+  read: decimals are parsed as `Number`, a `Decimal` that remembers its text);
+- strings keep every code point, lone surrogate escapes (`"\ud800"`) included (written back
+  escaped);
+- what is not JSON is refused with the reason, the file left untouched (exit 2): duplicate keys
+  (which value would be meant?), `NaN`/`Infinity`, invalid UTF-8, nesting deeper than Python
+  can parse;
+- a UTF-8 byte order mark is accepted and dropped on the next write (RFC 8259: JSON text is
+  written without one).
 """
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import duckdb
 import jsonschema
 
-from feedback.atomic import dumps_indented
+from feedback.atomic import Staged, dumps_indented, orjson_safe, read_regular
 from ingest.errors import UserError
 
 ROUND = 6  # decimals kept for rates: stable bytes across runs, far below any decision's noise
 WILSON_CONFIDENCE = 0.95
+T = TypeVar("T")
 
 
 @cache
@@ -28,16 +42,104 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("feedback").joinpath("feeders.schema.json").read_text())
 
 
-def load_feeders_file(path: Path) -> dict[str, Any]:
-    """The existing file (or an empty document); invalid JSON or schema -> UserError (exit 2)."""
-    if not path.exists():
-        return {"feeders": {}}
+class Number(Decimal):
+    """A JSON number as the file spelled it: compares as a decimal, written back as read."""
+
+    text: str
+
+    def __new__(cls, text: str) -> Number:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in document:
+            raise ValueError(f"duplicate key {json.dumps(key)} (which value is meant?)")
+        document[key] = value
+    return document
+
+
+def _not_finite(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def parse_json(data: bytes, path: Path | str) -> Any:
+    """Strict, lossless JSON (see the module docstring); anything else -> UserError (exit 2)."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path}: not valid JSON ({exc}); left untouched, fix or move it") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"{path}: not valid UTF-8 (byte {exc.start}); left untouched, fix or move it"
+        ) from None
+    text = text.removeprefix("\ufeff")
+    try:
+        return json.loads(
+            text,
+            parse_float=Number,
+            parse_constant=_not_finite,
+            object_pairs_hook=_no_duplicates,
+        )
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}"
+    except ValueError as exc:  # duplicate key, NaN/Infinity, an integer too long to read
+        reason = str(exc)
+    except RecursionError:
+        reason = "nested too deeply"
+    raise UserError(f"{path}: not valid JSON ({reason}); left untouched, fix or move it")
+
+
+def load_feeders_file(path: Path) -> dict[str, Any]:
+    """The existing file (or an empty document); invalid JSON or schema -> UserError (exit 2).
+    A symlink is read through; a FIFO or other non-regular file is refused, never opened."""
+    return _document(read_regular(path), path)
+
+
+def _document(data: bytes | None, path: Path) -> dict[str, Any]:
+    if data is None:
+        return {"feeders": {}}
+    document = parse_json(data, path)
     validate(document, path)
     return document
+
+
+class FeedersUpdate(Generic[T]):
+    """One read-merge-write of feeders.json that never loses the scoring job's concurrent edit.
+
+    `merge(document)` changes the document in place (our `metrics` only) and returns what the
+    caller wants to know (e.g. the feeders it changed). The merged file is staged at once (a
+    synced temp file); `commit()` re-reads the file and, if anything changed since it was read
+    (the scoring job wrote meanwhile), merges again into that version before the rename, so
+    neither side's fields are lost. Hold `feedback.atomic.locked(path)` around it to also close
+    the microseconds between that last read and the rename (the documented advisory lock)."""
+
+    def __init__(self, path: Path, merge: Callable[[dict[str, Any]], T]) -> None:
+        self.path, self.merge = Path(path), merge
+        self.staged: Staged | None = None
+        self._stage(read_regular(self.path))
+
+    def _stage(self, base: bytes | None) -> None:
+        self.document = _document(base, self.path)
+        self.result: T = self.merge(self.document)
+        if self.staged is None:
+            self.staged = Staged(self.path, dumps(self.document), previous=base)
+        else:
+            self.staged.restage(dumps(self.document), base)
+
+    def commit(self, attempts: int = 5) -> bool:
+        assert self.staged is not None
+        for _ in range(attempts):
+            current = read_regular(self.path)
+            if current == self.staged.previous:
+                return self.staged.commit()
+            self._stage(current)  # written meanwhile: merge into the version on disk
+        raise UserError(f"{self.path} keeps changing while feedback writes it; retry later")
+
+    def discard(self) -> None:
+        if self.staged is not None:
+            self.staged.discard()
 
 
 def validate(document: Any, path: Path | str) -> None:
@@ -95,7 +197,7 @@ def merge_metrics(
     changed = []
     for name in sorted(feeders & fresh.keys()):
         entry = entries.setdefault(name, {})
-        old = dict(entry.get("metrics") or {})
+        old = plain(dict(entry.get("metrics") or {}))
         old.pop("updated_at", None)
         if old != fresh[name]:
             entry["metrics"] = {**fresh[name], "updated_at": now}
@@ -103,5 +205,61 @@ def merge_metrics(
     return changed
 
 
+def plain(value: Any) -> Any:
+    """The document with `Number`s as floats: for comparing with freshly computed metrics."""
+    if isinstance(value, Number):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _string(text: str) -> str:
+    quoted = json.dumps(text, ensure_ascii=False)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", quoted)
+
+
+def _encode(value: Any, level: int) -> str:
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, Number):
+        return value.text
+    if isinstance(value, int):
+        return int.__repr__(value)
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise UserError(f"cannot write a non-finite number ({value}) to feeders.json")
+        return float.__repr__(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, str):
+        return _string(value)
+    inner, outer = "  " * (level + 1), "  " * level
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        items = (f"{inner}{_string(str(k))}: {_encode(v, level + 1)}" for k, v in value.items())
+        return "{\n" + ",\n".join(items) + "\n" + outer + "}"
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return "[]"
+        items = (f"{inner}{_encode(v, level + 1)}" for v in value)
+        return "[\n" + ",\n".join(items) + "\n" + outer + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
 def dumps(document: dict[str, Any]) -> bytes:
-    return dumps_indented(document)
+    """As `json.dumps(indent=2, ensure_ascii=False)` would (orjson's fast path when it spells
+    the same bytes), but numbers as read and lone surrogates escaped (always valid UTF-8)."""
+    if orjson_safe(document):
+        return dumps_indented(document)
+    return (_encode(document, 0) + "\n").encode("utf-8")

@@ -15,13 +15,14 @@ from typing import Any
 import altair as alt
 import vl_convert
 
+from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
 from feedback.atomic import write_atomic
 from feedback.marts import open_marts, records
 from ingest.contract import utc_now
 
 WIDTH = 560
 STEPS = (
-    "total_started",
+    "processes_started",
     "phone_screen_entered",
     "technical_entered",
     "onsite_entered",
@@ -85,17 +86,14 @@ def _data(rows: list[dict[str, Any]]) -> alt.Data:
 
 
 def funnel_chart(con, colors: dict[str, str]) -> alt.Chart:
-    rows = records(
-        con,
-        f"select grain, group_key, {', '.join(STEPS)} from "
-        "mart_conversion_funnel where grain in ('overall', 'feeder_source')",
-    )
+    funnels = [get_conversion_funnel(db=con), *get_conversion_funnels("feeder_source", db=con)]
+    rows = [f.to_dict() for f in funnels if f.total_started]
     long = [
         {
             "group": ALL_FEEDERS if r["grain"] == "overall" else r["group_key"],
             "step": label,
             "order": i,
-            "share": r[step] / r["total_started"],
+            "share": r[step] / r["processes_started"],
             "processes": r[step],
         }
         for r in rows
@@ -151,13 +149,12 @@ def feeder_ci_chart(con, colors: dict[str, str]) -> alt.Chart:
 def heatmap_chart(con) -> alt.Chart:
     rows = records(
         con,
-        "select feeder_source, company_name, total_started, offers_extended, "
-        "offers_extended / total_started as offer_rate "
+        "select feeder_source, company_name, processes_started, offers_extended, offer_rate "
         "from mart_conversion_funnel where grain = 'feeder_company'",
     )
     for r in rows:
-        small = r["total_started"] < SMALL_N
-        r["label"] = f"{r['offers_extended']}/{r['total_started']}" + ("*" if small else "")
+        small = r["processes_started"] < SMALL_N
+        r["label"] = f"{r['offers_extended']}/{r['processes_started']}" + ("*" if small else "")
         r["reliable"] = "no" if small else "yes"
     base = alt.Chart(_data(rows)).encode(
         x=alt.X("feeder_source:N", title="feeder", axis=alt.Axis(labelAngle=0, labelLimit=90)),
@@ -248,11 +245,10 @@ STAGE_ORDER = ["phone_screen", "technical", "onsite", "other"]
 
 
 def stage_pass_chart(con) -> alt.Chart:
-    rows = records(
-        con,
-        "select group_key as stage_type, pass_rate, stages, passed, failed "
-        "from mart_stage_performance where grain = 'stage_type'",
-    )
+    rows = [
+        {"stage_type": s.name, **s.model_dump(include={"pass_rate", "stages", "passed", "failed"})}
+        for s in get_stage_performances(db=con)
+    ]
     for r in rows:
         decided = (r["passed"] or 0) + (r["failed"] or 0)
         r["lower"], r["upper"] = wilson(r["passed"] or 0, decided)

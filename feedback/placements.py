@@ -44,8 +44,12 @@ def read_placements(path: Path) -> dict[str, list[dict[str, Any]]]:
     return history
 
 
+def placements_bytes(history: dict[str, list[dict[str, Any]]]) -> bytes:
+    return dumps_indented(history, sort_keys=True)
+
+
 def write_placements(path: Path, history: dict[str, list[dict[str, Any]]]) -> bool:
-    return write_atomic(path, dumps_indented(history, sort_keys=True))
+    return write_atomic(path, placements_bytes(history))
 
 
 def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> bool:

@@ -15,7 +15,6 @@ less.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import math
 from collections.abc import Callable, Iterator
@@ -25,21 +24,32 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+from pydantic import Field
 
-from feedback.analytics import Result, name_key, resolve_feeder, resolve_name
+from feedback.analytics import (
+    Result,
+    UnknownNameError,
+    definition,
+    name_key,
+    resolve_feeder,
+    resolve_name,
+)
 from feedback.analytics import connect as connect_marts
-from feedback.atomic import write_atomic
+from feedback.atomic import Staged, locked, write_atomic
 from feedback.feeders import (
     WILSON_CONFIDENCE,
+    FeedersUpdate,
     _rate,
     dumps,
     load_feeders_file,
     merge_metrics,
     metrics_from_marts,
+    plain,
 )
 from feedback.marts import open_read_only
 from feedback.placements import (
     merge_into_candidates,
+    placements_bytes,
     placements_from_marts,
     read_placements,
     write_placements,
@@ -101,8 +111,14 @@ class FeedbackLog(Protocol):
     def get_state(self, key: str, default: str) -> str: ...
 
     def record_run(
-        self, run_id: str, metrics: dict[str, dict[str, Any]], state: dict[str, str]
-    ) -> None: ...
+        self,
+        run_id: str,
+        metrics: dict[str, dict[str, Any]],
+        state: dict[str, str],
+        before_commit: Callable[[], None] | None = None,
+    ) -> None:
+        """One transaction: `metrics` logged, `state` set; `before_commit()` (the files'
+        rename) runs inside it, so a failure there leaves the log unchanged."""
 
 
 def _feeders_of(con: duckdb.DuckDBPyConnection, process_ids_sql: str, watermark: str) -> set[str]:
@@ -173,7 +189,7 @@ def _stored_metrics(entries: dict[str, Any], feeder: str) -> dict[str, Any] | No
     metrics = entries.get(feeder, {}).get("metrics")
     if metrics is None:
         return None
-    return {k: v for k, v in metrics.items() if k != "updated_at"}
+    return plain({k: v for k, v in metrics.items() if k != "updated_at"})
 
 
 def run_feedback(
@@ -184,8 +200,18 @@ def run_feedback(
     candidates_path: Path | None = None,
     full: bool = False,
     now: str | None = None,
+    wait_seconds: float = 0.0,
+    before_publish: Callable[[str, dict[str, dict[str, Any]]], None] | None = None,
+    publish: Callable[[], None] | None = None,
 ) -> FeedbackResult:
-    """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`."""
+    """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`.
+
+    Order, so that nothing is ever half-done: compute; under feeders.json's advisory lock
+    (waiting up to `wait_seconds`) stage feeders.json and the placements (synced temp files);
+    `before_publish(run_id, metrics written)` (the build adds the run to its warehouse); then in
+    the log's transaction: `publish()` (the build renames its warehouse), rename the staged files
+    (re-merging feeders.json if the scoring job wrote it meanwhile), commit the log. A failure
+    before the renames leaves every file, the warehouse and the log as they were."""
     if not Path(warehouse).exists():
         raise UserError(f"{warehouse}: no warehouse; run `itrack build` first")
     result = FeedbackResult(new_run_id("feedback"))
@@ -224,19 +250,37 @@ def run_feedback(
     finally:
         con.close()
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def merge(document: dict) -> list[str]:
+        """Our metrics into `document` (re-run on the scoring job's newer version, if any)."""
+        return merge_metrics(document, fresh, marked, now)
+
     result.marked_feeders = sorted(marked)
-    result.updated_feeders = merge_metrics(document, fresh, marked, now)
-    result.feeders_written = write_atomic(feeders_path, dumps(document))
+    with locked(feeders_path, wait_seconds):  # the documented advisory lock
+        update = FeedersUpdate(feeders_path, merge)
+        places = Staged(placements_path, placements_bytes(history))
+        try:
+            written = {n: plain(update.document["feeders"][n]["metrics"]) for n in update.result}
+            if before_publish is not None:
+                before_publish(result.run_id, written)
+
+            def commit_files() -> None:  # inside the log's transaction
+                if publish is not None:
+                    publish()
+                result.feeders_written = update.commit()
+                result.placements_written = places.commit()
+
+            # the log's transaction: metrics written, new watermark; committed after the files
+            log.record_run(
+                result.run_id, written, {"watermark": watermark, "prior": prior}, commit_files
+            )
+        finally:
+            update.discard()
+            places.discard()
+    result.updated_feeders = update.result
     result.placements = sum(len(v) for v in history.values())
-    result.placements_written = write_placements(placements_path, history)
     if candidates_path is not None:
         result.candidates_written = merge_into_candidates(candidates_path, history)
-    # After the files are written: log what was written, then advance the watermark.
-    log.record_run(
-        result.run_id,
-        {name: document["feeders"][name]["metrics"] for name in result.updated_feeders},
-        {"watermark": watermark, "prior": prior},
-    )
     return result
 
 
@@ -280,22 +324,30 @@ class OutcomeResult(Result):
         return text
 
 
+def _feeder_doc(*columns: str) -> Any:
+    """A field described by the dbt docs of `mart_feeder_conversion` (the one source)."""
+    text = " ".join(definition("mart_feeder_conversion", c) for c in columns)
+    return Field(description=text)
+
+
 class FeederPerformanceReport(Result):
     """`itrack feedback report FEEDER`: the feeder's metrics as the last build computed them
     (the same object feeders.json holds, without `updated_at`)."""
 
-    feeder_source: str
-    candidates_sourced: int
-    placements: int
-    conversion_rate: float | None
-    decided_processes: int
-    decided_conversion_rate: float | None
-    wilson_interval: dict[str, float | None]
-    smoothed_conversion_rate: float | None
-    success_rate_by_stage: dict[str, float | None]
-    avg_days_to_hire: float | None
-    pipeline_depth: float | None
-    top_rejection_reasons: list[dict[str, Any]]
+    feeder_source: str = _feeder_doc("feeder_source")
+    candidates_sourced: int = _feeder_doc("candidates_sourced")
+    placements: int = _feeder_doc("placements")
+    conversion_rate: float | None = _feeder_doc("conversion_rate")
+    decided_processes: int = _feeder_doc("decided_processes")
+    decided_conversion_rate: float | None = _feeder_doc("decided_conversion_rate")
+    wilson_interval: dict[str, float | None] = _feeder_doc("wilson_lower", "wilson_upper")
+    smoothed_conversion_rate: float | None = _feeder_doc("smoothed_conversion_rate")
+    success_rate_by_stage: dict[str, float | None] = _feeder_doc(
+        "phone_screen_pass_rate", "technical_pass_rate", "onsite_pass_rate"
+    )
+    avg_days_to_hire: float | None = _feeder_doc("avg_days_to_hire")
+    pipeline_depth: float | None = _feeder_doc("pipeline_depth")
+    top_rejection_reasons: list[dict[str, Any]] = _feeder_doc("top_rejection_reasons")
 
 
 LIVE_KEY = "live_outcomes"  # FeedbackLog state: outcomes processed since they were last built
@@ -394,15 +446,9 @@ class FeedbackService:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks)."""
-        lock = self.feeders_path.with_name(f".{self.feeders_path.name}.lock")
-        try:
-            lock.parent.mkdir(parents=True, exist_ok=True)
-            handle = open(lock, "a")  # held for the block
-        except OSError as exc:
-            raise UserError(f"cannot lock {self.feeders_path}: {exc.strerror}") from None
-        with handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks, the
+        scoring job): feedback.atomic.locked, the documented advisory lock."""
+        with locked(self.feeders_path):
             yield
 
     def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:
@@ -414,7 +460,15 @@ class FeedbackService:
         with connect_marts(self.warehouse) as con:
             _check_marts(con, Path(str(self.warehouse)))
             fresh = metrics_from_marts(con)
-            feeder = resolve_name(feeder_source, list(fresh), "feeder")
+            try:
+                feeder = resolve_name(feeder_source, list(fresh), "feeder")
+            except UnknownNameError:
+                if outcome is None:
+                    raise
+                raise UserError(
+                    f"feeder '{feeder_source}' is not in the last build yet; the next build "
+                    "adds it to feeders.json"
+                ) from None
             totals = con.execute(
                 "select placements, candidates_sourced, smoothed_conversion_rate "
                 "from mart_feeder_conversion"

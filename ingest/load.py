@@ -231,7 +231,7 @@ def _land(
         if not force and (source.kind, source.sha256) in by_hash:  # a copy, hashed while read
             con.execute("delete from landing where file_path = ?", [source.label])
             for kind in LOAD_ORDER:
-                con.execute(f"delete from parsed_{kind} where file_path = ?", [source.label])
+                con.execute(f"delete from checked_{kind} where file_path = ?", [source.label])
             counts.skipped = True
             continue
         counts.size_bytes, counts.mtime_ns = source.size, source.mtime_ns
@@ -248,15 +248,13 @@ def _land(
 
 
 def _parse_landed(con: duckdb.DuckDBPyConnection) -> None:
-    """The line-read rows into `parsed_<kind>`: one parse for the fields, one for the keys."""
+    """The line-read rows into `checked_<kind>`: one parse for the fields, one for the keys."""
     for kind in LOAD_ORDER:
-        con.execute(
-            f"insert into parsed_{kind} "
-            + compile_model(MODELS[kind]).parse_sql(
-                "(select rec, file_path, line_no, raw from landing where kind = ? and not fast)"
-            ),
-            [kind],
+        compiled = compile_model(MODELS[kind])
+        parsed = compiled.parse_sql(
+            "(select rec, file_path, line_no, raw from landing where kind = ? and not fast)"
         )
+        con.execute(f"insert into checked_{kind} {compiled.checked_sql(f'({parsed})')}", [kind])
 
 
 def _run(
@@ -317,12 +315,15 @@ def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
             file_path varchar, kind varchar, outcome varchar, n bigint);
         create or replace temp table file_landing (line_no bigint, raw varchar);
     """)
-    for kind in LOAD_ORDER:
-        parse = compile_model(MODELS[kind]).parse_sql(
+    for kind in LOAD_ORDER:  # checked rows (fast readers and line readers): see _validate_kind
+        compiled = compile_model(MODELS[kind])
+        parse = compiled.parse_sql(
             "(select 0::bigint as rec, ''::varchar as file_path, 0::bigint as line_no, "
             "'{}'::varchar as raw limit 0)"
         )
-        con.execute(f"create or replace temp table parsed_{kind} as {parse}")
+        con.execute(
+            f"create or replace temp table checked_{kind} as {compiled.checked_sql(f'({parse})')}"
+        )
 
 
 def _loaded_files(
@@ -470,15 +471,15 @@ def _validate_kind(
 ) -> None:
     """Fill `staged_<kind>` with every record valid on its own; explain the others."""
     model, table = MODELS[kind], TABLES[kind]
-    compiled = compile_model(model)
     con.execute(f"""
         create or replace temp table staged_{kind} as
         select null::bigint as rec, null::varchar as file_path, null::bigint as line_no,
                * exclude (_run_id, _loaded_at)
         from {table} limit 0""")
-    con.execute(f"create or replace temp table checked as {compiled.checked_sql(f'parsed_{kind}')}")
-    con.execute(f"drop table parsed_{kind}")
-    con.execute(f"insert into staged_{kind} by name select * exclude (ok) from checked where ok")
+    con.execute(f"alter table checked_{kind} rename to checked")
+    con.execute(
+        f"insert into staged_{kind} by name select * exclude (ok, has_stages) from checked where ok"
+    )
     _fill_raw(con, "select rec from checked where not ok", fast_files or {})
     slow = con.execute("""
         select l.rec, l.file_path, l.line_no, l.raw from checked c join landing l using (rec)

@@ -189,9 +189,10 @@ def land(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
 # ---------------------------------------------------------------- fast readers
 #
 # A fast reader lets DuckDB parse the file once, straight into one raw JSON token per contract
-# field plus the key list (`parsed_<kind>`), and lands no raw text. It takes a file only when
-# the line numbers are certain (one record per physical line: the row count equals the line
-# count, so no blank line, no quoted newline) and DuckDB reads it without error; anything else
+# field plus the key list, checked as it streams into `checked_<kind>`; it lands no raw text.
+# It takes a file only when the line numbers are certain (one record per physical line: the row
+# count equals the line count, so no blank line, no quoted newline) and DuckDB reads it without
+# error; anything else
 # (a malformed line, a duplicate key, a BOM, invalid UTF-8, a ragged CSV row) returns False and
 # the file takes the line reader below, exactly as before. Rows the checks do not accept have
 # their raw text read back (`read_back`) and go to pydantic, like line-read rows.
@@ -207,24 +208,27 @@ def land_fast(
     reader = {"jsonl": _fast_jsonl, "csv": _fast_csv, "parquet": _fast_parquet}.get(source.fmt)
     if reader is None or not FAST_READERS:
         return False
+    from ingest.validate import compile_model
+
     fields = list(MODELS[source.kind].model_fields)
-    target = f"parsed_{source.kind}"
+    target = f"checked_{source.kind}"
     path = source.label
     try:
         select = reader(con, source, fields)
         if select is None:
             return False
         tokens = ", ".join(f"v_{f}" for f in fields)
+        rows_sql = f"""(select ? + line_no as rec, ?::varchar as file_path, line_no, keys, {tokens}
+                        from ({select}))"""
         con.execute(
-            f"""insert into {target} (rec, file_path, line_no, keys, {tokens})
-            select ? + line_no, ?, line_no, keys, {tokens} from ({select})""",
+            f"insert into {target} {compile_model(MODELS[source.kind]).checked_sql(rows_sql)}",
             [index * FAST_REC, path],  # (a skipped blank CSV row keeps line_no < 0)
         )
     except duckdb.Error:
         con.execute(f"delete from {target} where file_path = ?", [path])
         return False
     rows, unusual, blank = con.execute(
-        f"""select count(*), count(*) filter (where list_contains(keys, 'stages')),
+        f"""select count(*), count(*) filter (where has_stages),
                    count(*) filter (where line_no < 0)
             from {target} where file_path = ?""",
         [path],

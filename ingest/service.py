@@ -575,7 +575,7 @@ class InterviewService:
                 try:
                     outcome = callback(trigger)
                 except Exception as exc:  # reported in the result, never raised
-                    log.warning("feedback for %s deferred: %s", trigger.interview_id, exc)
+                    log.info("feedback for %s deferred: %s", trigger.interview_id, exc)
                     text = str(exc).strip().splitlines()
                     failed.append(text[0] if text else type(exc).__name__)
                 else:

@@ -318,9 +318,11 @@ class CompiledModel:
             f"case when ok then {expr} end as {name}" for name, expr in self._typed()
         )
         return f"""
-            select rec, file_path, line_no, ok, {typed}
+            select rec, file_path, line_no, ok, has_stages, {typed}
             from (select *, {self._ok_expr()} as ok
-                  from (select rec, file_path, line_no, keys, {", ".join(tokens)}
+                  from (select rec, file_path, line_no, keys,
+                               coalesce(list_contains(keys, 'stages'), false) as has_stages,
+                               {", ".join(tokens)}
                         from {source}))"""
 
     def _subs(self, f: FieldSQL) -> dict[str, str]:

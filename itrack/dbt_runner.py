@@ -158,17 +158,20 @@ def run_dbt(
     quiet: bool = True,
     target_path: Path | None = None,
     variables: dict[str, Any] | None = None,
+    location: Path | None = None,
 ) -> DbtOutcome:
     """`dbt <args>` on `warehouse`, reading raw tables from `raw_store`; failing nodes named.
 
     Works from any current directory. `target_path` defaults to the location's work folder.
     `variables` are passed to dbt as `--vars` together with the two paths (a `--vars` given
-    in `args` is merged into them the same way).
+    in `args` is merged into them the same way). `location`: the live raw store whose work
+    folder to use when `raw_store` is a snapshot of it (the build's).
     """
     from dbt.cli.main import dbtRunner
 
     args, variables = _split_vars(list(args), variables)
-    folder = work_dir(raw_store)
+    location = location or raw_store
+    folder = work_dir(location)
     target = Path(target_path or folder / "target").absolute()
     flags = [
         "--project-dir",
@@ -184,7 +187,7 @@ def run_dbt(
     ]
     if quiet:
         flags = ["--quiet", "--log-level-file", "info", *flags]
-    with _locked(folder), _stable_path(warehouse, folder, _link_name(raw_store)) as link:
+    with _locked(folder), _stable_path(warehouse, folder, _link_name(location)) as link:
         flags += ["--vars", dbt_vars(link, raw_store, variables)]
         try:
             result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
@@ -223,6 +226,10 @@ def docs_generate(warehouse: Path, raw_store: Path) -> Path:
     # On a private copy: the published warehouse may be held open by analysts (read-only).
     # DuckDB names a database after the file behind the symlink, and dbt's catalog query looks
     # for the name of the link: the copy must have the link's name, or the catalog is empty.
+    if not Path(raw_store).exists():  # a wrong --db: say so, create nothing
+        raise UserError(
+            f"no raw store at {raw_store}: check --db, or build first (`itrack build PATH`)"
+        )
     scratch = work_dir(raw_store) / "docs" / _link_name(raw_store)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     scratch.unlink(missing_ok=True)

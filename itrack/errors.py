@@ -37,7 +37,7 @@ _CLASSES: tuple[tuple[type[BaseException], int, int], ...] = (
     (duckdb.Error, 2, 503),  # a store that cannot do what was asked (corrupt, locked, ...)
 )
 
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
 def exit_code(exc: BaseException) -> int:

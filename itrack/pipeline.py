@@ -1,16 +1,29 @@
 """`itrack build`: the nightly pipeline, safe for analysts holding the warehouse open.
 
-backup raw store -> ingest -> copy the published warehouse to data/.build/ -> dbt build there
--> feedback (reads the build file) -> publish with one atomic rename -> HTML report.
+backup raw store -> ingest -> snapshot of the raw store -> copy the published warehouse to
+data/.build/ -> dbt build there (reading the snapshot) -> feedback (reads the build file) ->
+publish with one atomic rename, together with feeders.json -> HTML report.
 
 Analysts' read-only connections keep the old file (its inode) until they reconnect, and a new
 connection sees the new file whole: nobody ever sees a half-built warehouse, and a read-only
 analyst session never blocks the build.
+
+Writers (the service API, `itrack interview`, ingest) and the build: dbt never opens the live
+raw store. The build copies it under the writer lock (a file copy: writers wait that long, or
+the build waits `--wait` for them, else exit 2 naming the holder) to
+`data/.build/<stem>.snapshot/<stem>.raw.duckdb`, and dbt reads that copy (its
+`raw_store_path`). The feedback step takes the writer lock again only to log its run and
+publish: the warehouse, feeders.json, the placements and the run log change together.
+
+One build per warehouse at a time (`data/.build/<stem>.build.lock`; busy: exit 2 naming the
+holder, or `--wait`). Holding it, the build sweeps what a killed or failed build left
+(`<stem>.build-*.duckdb`, snapshots), so a full disk never keeps the pipeline down.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +35,16 @@ from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
 from ingest.extract import extract, is_database_url
 from ingest.load import RunSummary, ingest_paths
-from ingest.store.duckdb.store import raw_store_path
+from ingest.store.duckdb.store import (
+    StoreError,
+    connect,
+    raw_store_path,
+    store_lock,
+)
+
+# Callables told when a build reaches a step ("publish": every output staged, the writer lock
+# held, nothing renamed yet). The fault tests register one that kills the process there.
+STEP_HOOKS: list[Callable[[str], None]] = []
 
 
 @dataclass
@@ -97,6 +119,43 @@ def run_build(
             f"no raw store at {raw_store}: nothing to build; name the files to ingest "
             "(itrack build PATH...) or check --db"
         )
+    with build_lock(warehouse, wait_seconds):
+        sweep_leftovers(warehouse)
+        _build_locked(
+            result,
+            paths,
+            source,
+            wait_seconds,
+            feeders,
+            placements,
+            candidates,
+            report,
+            take_backup,
+            write_html,
+            note,
+            noted,
+        )
+    result.seconds = round(time.monotonic() - clock, 2)
+    return result
+
+
+def _build_locked(
+    result: BuildResult,
+    paths: list[Path] | None,
+    source: str | None,
+    wait_seconds: float,
+    feeders: Path | None,
+    placements: Path | None,
+    candidates: Path | None,
+    report: Path | None,
+    take_backup: bool,
+    write_html: bool,
+    note: Note,
+    noted: Note,
+) -> None:
+    """The build, holding the build lock (one per warehouse)."""
+    warehouse = result.warehouse
+    raw_store = raw_store_path(warehouse)
     if take_backup and raw_store.exists():
         from ingest.store.duckdb.backup import backup
 
@@ -130,53 +189,57 @@ def run_build(
     outputs = [feeders or data / "feeders.json", placements or data / "candidate_placements.json"]
     outputs += [candidates] if candidates else []
     outputs += [report or data / "report.html"] if write_html else []
-    fingerprint = build_fingerprint(warehouse, outputs)
-    if fingerprint is not None and fingerprint == _last_fingerprint(warehouse):
-        # Nothing the marts, the feedback or the report are made from has changed since the
-        # last published build: a no-op rerun publishes nothing and rewrites nothing.
-        with _step(result, "dbt build", note) as out:
-            out.append("skipped: nothing changed since the last build")
-        result.seconds = round(time.monotonic() - clock, 2)
-        return result
-    building = _fresh_build_file(warehouse)
+    run_id = new_run_id("build")
+    # a fixed path per warehouse (one build at a time holds it): dbt's vars stay the same from
+    # one build to the next, so its partial parsing keeps working
+    snapshot = build_dir(warehouse) / f"{warehouse.stem}.snapshot" / raw_store.name
+    building = build_dir(warehouse) / f"{warehouse.stem}.{run_id}.duckdb"
     try:
+        snapshot_raw_store(raw_store, snapshot, wait_seconds)
+        fingerprint = build_fingerprint(warehouse, outputs, snapshot)
+        if fingerprint is not None and fingerprint == _last_fingerprint(warehouse):
+            # Nothing the marts, the feedback or the report are made from has changed since the
+            # last published build: a no-op rerun publishes nothing and rewrites nothing.
+            with _step(result, "dbt build", note) as out:
+                out.append("skipped: nothing changed since the last build")
+            return
         with _step(result, "dbt build", note) as out:
-            result.dbt_nodes = _dbt_build(building, raw_store, noted)
+            _fresh_build_file(warehouse, building)
+            result.dbt_nodes = _dbt_build(building, snapshot, raw_store, noted)
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
-                building, warehouse, feeders, placements, candidates, wait_seconds
+                building, snapshot, warehouse, feeders, placements, candidates, wait_seconds
             )
             out.append(str(result.feedback))
-            data = warehouse.parent
             result.published["feeders"] = feeders or data / "feeders.json"
             result.published["placements"] = placements or data / "candidate_placements.json"
             if candidates is not None:
                 result.published["candidates"] = candidates
-        with _step(result, "publish", note) as out:
-            _refresh_feedback_runs(building, raw_store)
-            building.replace(warehouse)  # the publish: atomic on one filesystem
             result.published["warehouse"] = warehouse
+        with _step(result, "publish", note) as out:  # done with the feedback, in one step
             out.append(str(warehouse))
+        if write_html:
+            with _step(result, "report", note) as out:
+                result.report = _report(warehouse, report)
+                result.published["report"] = result.report
+                out.append(str(result.report))
+        # the snapshot now holds this run's feedback log too: what the next build compares
+        _remember_fingerprint(warehouse, build_fingerprint(warehouse, outputs, snapshot))
     finally:
-        building.unlink(missing_ok=True)
-        building.with_name(building.name + ".wal").unlink(missing_ok=True)
-    if write_html:
-        with _step(result, "report", note) as out:
-            result.report = _report(warehouse, report)
-            result.published["report"] = result.report
-            out.append(str(result.report))
-    _remember_fingerprint(warehouse, build_fingerprint(warehouse, outputs))
-    result.seconds = round(time.monotonic() - clock, 2)
-    return result
+        _remove_db(building)
+        shutil.rmtree(snapshot.parent, ignore_errors=True)
 
 
-def build_fingerprint(warehouse: Path, outputs: list[Path]) -> str | None:
+def build_fingerprint(
+    warehouse: Path, outputs: list[Path], raw_store: Path | None = None
+) -> str | None:
     """What a build's outputs are made of: per raw table dbt reads (its declared sources; not
     the audit tables every ingest appends to) the row count and a sum of row hashes (one scan,
     under a second at 1M records), the dbt project's files, and the published outputs' sizes
     and mtimes.
-    None when there is no raw store or an output is missing (build)."""
-    raw_store = raw_store_path(warehouse)
+    None when there is no raw store or an output is missing (build). `raw_store`: the build's
+    snapshot of it (the live store may be held by a writer)."""
+    raw_store = raw_store or raw_store_path(warehouse)
     if not raw_store.exists() or not warehouse.exists():
         return None
     import hashlib
@@ -197,8 +260,11 @@ def build_fingerprint(warehouse: Path, outputs: list[Path]) -> str | None:
         state: dict[str, object] = {}
         for table in tables:
             if table in present:  # the content itself: any change, even by hand, rebuilds
+                # (the feedback log by run and feeder: the build adds its own run's rows to
+                # its snapshot with its own clock, the live store with the log's)
+                row = "(run_id, feeder_source)" if table == "feedback_runs" else "t"
                 state[table] = con.execute(
-                    f'select count(*), sum(hash(t)::hugeint)::varchar from "{table}" t'
+                    f'select count(*), sum(hash({row})::hugeint)::varchar from "{table}" t'
                 ).fetchone()
     finally:
         con.close()
@@ -230,24 +296,67 @@ def _remember_fingerprint(warehouse: Path, fingerprint: str | None) -> None:
     path.write_text(fingerprint + "\n")
 
 
-def _fresh_build_file(warehouse: Path) -> Path:
-    """A private copy of the published warehouse: incremental models keep their state, and the
-    published file is never opened for writing (an analyst may hold it open read-only)."""
+@contextmanager
+def build_lock(warehouse: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+    """One build per warehouse location; busy -> StoreBusyError (exit 2) naming the holder."""
     folder = build_dir(warehouse)
     folder.mkdir(parents=True, exist_ok=True)
-    building = folder / f"{warehouse.stem}.{new_run_id('build')}.duckdb"
+    with store_lock(folder / f"{warehouse.stem}.build", wait_seconds, what="build"):
+        yield
+
+
+def sweep_leftovers(warehouse: Path) -> list[Path]:
+    """Remove what killed or failed builds of `warehouse` left in data/.build (call it holding
+    `build_lock`: then no build of this warehouse is running)."""
+    folder = build_dir(warehouse)
+    swept = []
+    for pattern in (f"{warehouse.stem}.build-*.duckdb*", f"{warehouse.stem}.snapshot"):
+        for path in folder.glob(pattern):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            swept.append(path)
+    return swept
+
+
+def snapshot_raw_store(raw_store: Path, snapshot: Path, wait_seconds: float = 0.0) -> None:
+    """A consistent copy of the raw store for dbt to read: taken under the writer lock (no
+    writer has the file open then), the file and any WAL a killed writer left, folded."""
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    with store_lock(raw_store, wait_seconds):
+        if not raw_store.exists():
+            raise StoreError(f"no raw store at {raw_store}: run `itrack ingest` first")
+        shutil.copyfile(raw_store, snapshot)
+        wal = raw_store.with_name(raw_store.name + ".wal")
+        if wal.exists():
+            shutil.copyfile(wal, snapshot.with_name(snapshot.name + ".wal"))
+    connect(snapshot).close()  # replays a copied WAL into the private copy, if any
+
+
+def _remove_db(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+def _fresh_build_file(warehouse: Path, building: Path) -> None:
+    """A private copy of the published warehouse: incremental models keep their state, and the
+    published file is never opened for writing (an analyst may hold it open read-only)."""
+    building.parent.mkdir(parents=True, exist_ok=True)
     if warehouse.exists():
         shutil.copy2(warehouse, building)
-    return building
 
 
-def _dbt_build(building: Path, raw_store: Path, note: Note) -> list[str]:
+def _dbt_build(building: Path, snapshot: Path, raw_store: Path, note: Note) -> list[str]:
     from itrack.dbt_runner import run_dbt
 
     # Production builds run models, seeds and data tests; the unit tests (fixed inputs, no
     # data) prove the SQL and run in `make test` (tests/test_dbt_marts.py), not every night.
     outcome = run_dbt(
-        ["build", "--exclude-resource-type", "unit_test"], warehouse=building, raw_store=raw_store
+        ["build", "--exclude-resource-type", "unit_test"],
+        warehouse=building,
+        raw_store=snapshot,
+        location=raw_store,
     )
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
@@ -261,6 +370,7 @@ def _dbt_build(building: Path, raw_store: Path, note: Note) -> list[str]:
 
 def _feedback(
     building: Path,
+    snapshot: Path,
     warehouse: Path,
     feeders: Path | None,
     placements: Path | None,
@@ -271,23 +381,50 @@ def _feedback(
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     data = warehouse.parent
-    result = run_feedback(
+
+    def publish() -> None:  # under the writer lock, every output staged
+        for hook in STEP_HOOKS:  # the fault tests kill the build here
+            hook("publish")
+        building.replace(warehouse)  # the publish: atomic on one filesystem
+
+    return run_feedback(
         warehouse=building,
         log=DuckDBFeedbackLog(warehouse, wait_seconds),
         feeders_path=feeders or data / "feeders.json",
         placements_path=placements or data / "candidate_placements.json",
         candidates_path=candidates,
         full=False,
+        wait_seconds=wait_seconds,
+        before_publish=lambda run_id, written: _refresh_feedback_runs(
+            building, snapshot, warehouse, run_id, written
+        ),
+        publish=publish,
     )
-    return result
 
 
-def _refresh_feedback_runs(building: Path, raw_store: Path) -> None:
-    """Feedback appended to the raw store after dbt ran: rebuild its staging table (a dbt node,
-    read from the declared source) so the published warehouse has the run just written."""
+def _refresh_feedback_runs(
+    building: Path, snapshot: Path, warehouse: Path, run_id: str, written: dict[str, dict]
+) -> None:
+    """This run's feedback log rows, added to the snapshot, then its staging table rebuilt (a
+    dbt node reading the declared source) so the published warehouse has the run it publishes
+    with. Private files only: no lock held, nobody waits."""
     from itrack.dbt_runner import run_dbt
 
-    outcome = run_dbt(["run", "--select", "stg_itrack__feedback_runs"], building, raw_store)
+    if written:
+        now = utc_now()
+        rows = [(run_id, name, json.dumps(metrics), now) for name, metrics in written.items()]
+        con = connect(snapshot)
+        try:
+            con.executemany("insert into feedback_runs values (?, ?, ?, ?)", rows)
+            con.execute("checkpoint")
+        finally:
+            con.close()
+    outcome = run_dbt(
+        ["run", "--select", "stg_itrack__feedback_runs"],
+        building,
+        snapshot,
+        location=raw_store_path(warehouse),
+    )
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt could not refresh stg_itrack__feedback_runs: {failed}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import psycopg
 
 from ingest.load import ingest_paths
 from ingest.store.duckdb.store import raw_store_path
@@ -21,6 +22,8 @@ from tests.api_support import ORG, SECRET, lead
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "data" / "sample"
+# (base URL, headers, candidate ids, read_back) where read_back() gives what the store holds,
+# valid after the target's block (the server stopped, the store still there)
 Target = tuple[str, dict[str, str], list[str], Callable[[], tuple]]
 
 
@@ -102,5 +105,30 @@ def duckdb_target(tmp: Path, _pg_dsn: str | None = None) -> Iterator[Target]:
     db = tmp / "warehouse.duckdb"
     ingest_paths([SAMPLE / "candidates.jsonl"], db=db)
     candidates = duckdb_candidates(db)[:200]
+    held: dict[str, tuple] = {}
     with server("--db", str(db), "--jwt-secret", SECRET, "--org", ORG) as (base, _log):
-        yield base, lead(), candidates, lambda: duckdb_stored(db)
+        yield base, lead(), candidates, lambda: held["stored"]
+    held["stored"] = duckdb_stored(db)
+
+
+def postgres_stored(dsn: str) -> tuple[dict, dict, set, dict]:
+    with psycopg.connect(dsn) as conn:
+        return _stored(conn.execute)
+
+
+@contextmanager
+def postgres_target(tmp: Path, pg_admin: str | None) -> Iterator[Target]:
+    """A throw-away migrated database with 200 candidates of organization ORG; the server acts
+    for the clients' lead token (row-level security on every statement)."""
+    from tests import pg
+    from tests.api_support import seed_pg_candidates
+
+    assert pg_admin is not None
+    candidates = {f"load-{i:04d}": "referral" if i % 2 else "linkedin" for i in range(200)}
+    held: dict[str, tuple] = {}
+    with pg.database(pg_admin) as dsn:
+        seed_pg_candidates(dsn, candidates)
+        args = ("--db", str(tmp / "warehouse.duckdb"), "--store", "postgres", "--pg-dsn", dsn)
+        with server(*args, "--jwt-secret", SECRET, "--org", ORG) as (base, _log):
+            yield base, lead(), sorted(candidates), lambda: held["stored"]
+        held["stored"] = postgres_stored(dsn)

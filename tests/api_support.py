@@ -6,8 +6,10 @@ import datetime as dt
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from fastapi.testclient import TestClient
 
 from ingest.store.duckdb.store import open_store
@@ -30,6 +32,66 @@ def seed_candidates(db: Path, candidates: dict[str, str | None] = CANDIDATES) ->
                 "insert into candidates values (?, ?, ?, null, null, ?, ?, 'seed', ?)",
                 [cid, f"Candidate {cid}", feeder, T0, T0, T0],
             )
+
+
+@dataclass
+class StoreEnv:
+    """One store under test: its kind, the app settings for it, and its status history."""
+
+    kind: str
+    db: Path  # the warehouse path (the raw store beside it on DuckDB)
+    dsn: str | None = None
+
+    @property
+    def config(self) -> dict:
+        if self.kind == "postgres":
+            return {"store": "postgres", "pg_dsn": self.dsn}
+        return {}
+
+    def history(self, pid: str) -> list[tuple]:
+        sql = (
+            "select from_status, to_status from interview_status_history "
+            "where interview_process_id = {} order by changed_at"
+        )
+        if self.kind == "postgres":
+            with psycopg.connect(self.dsn) as conn:
+                return [tuple(r) for r in conn.execute(sql.format("%s"), [pid]).fetchall()]
+        with open_store(self.db, wait_seconds=5) as con:  # the server lets go when idle
+            return con.execute(sql.format("?"), [pid]).fetchall()
+
+
+def seed_pg_candidates(dsn: str, candidates: dict[str, str | None] = CANDIDATES) -> None:
+    """Candidates of organization ORG, written as the database owner (as ingest would)."""
+    with psycopg.connect(dsn) as conn:
+        for cid, feeder in candidates.items():
+            conn.execute(
+                "insert into candidates (id, organization_id, full_name, feeder_source, "
+                "created_at, updated_at) values (%s, %s, %s, %s, %s, %s)",
+                [cid, ORG, f"Candidate {cid}", feeder, T0, T0],
+            )
+
+
+@contextmanager
+def store_env(
+    kind: str, tmp: Path, pg_admin: str | None = None, fresh_dsn: str | None = None
+) -> Iterator[StoreEnv]:
+    """A seeded store: DuckDB in `tmp`, or a migrated PostgreSQL database (`fresh_dsn`, else a
+    throw-away one on `pg_admin`)."""
+    db = tmp / "warehouse.duckdb"
+    if kind == "duckdb":
+        seed_candidates(db)
+        yield StoreEnv("duckdb", db)
+        return
+    if fresh_dsn is not None:
+        seed_pg_candidates(fresh_dsn)
+        yield StoreEnv("postgres", db, fresh_dsn)
+        return
+    from tests import pg
+
+    assert pg_admin is not None
+    with pg.database(pg_admin) as dsn:
+        seed_pg_candidates(dsn)
+        yield StoreEnv("postgres", db, dsn)
 
 
 def token(sub: str = LEAD, app_role: str | None = "lead", **kw) -> dict[str, str]:

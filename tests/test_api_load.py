@@ -15,7 +15,14 @@ from pathlib import Path
 
 from ingest.load import ingest_paths
 from itrack.api.loadtest import check_stored, run_load
-from tests.api_load_support import ROOT, SAMPLE, duckdb_candidates, duckdb_stored, server
+from tests.api_load_support import (
+    ROOT,
+    SAMPLE,
+    duckdb_candidates,
+    duckdb_stored,
+    postgres_target,
+    server,
+)
 from tests.api_support import ORG, SECRET, lead
 
 
@@ -60,3 +67,14 @@ def test_concurrent_lifecycles_with_an_ingest_beside_lose_nothing(tmp_path: Path
     assert check_stored(result, processes, stages, passed, histories) == []
     # the ingest's processes are there too, beside the API's
     assert len(processes) > len(result.processes)
+
+
+def test_concurrent_lifecycles_on_postgres_lose_nothing(tmp_path: Path, pg_server: str):
+    """The same lifecycles on PostgreSQL, every request under the caller's row-level security:
+    row locks serialise the changes of one process, nothing acknowledged is lost or doubled."""
+    with postgres_target(tmp_path, pg_server) as (base, headers, candidates, read_back):
+        result = run_load(base, headers, candidates, clients=8, seconds=4)
+    assert result.errors == [], result.errors[:5]
+    assert len(result.processes) >= 8
+    assert [p for p in result.processes if len(p.statuses) == 3], "no lifecycle completed"
+    assert check_stored(result, *read_back()) == []

@@ -1,7 +1,10 @@
-"""The README's usage examples run against a temporary database."""
+"""The README's usage examples run against a temporary database, in the order a newcomer runs
+them: create a process, build, close it with an accepted offer (the feedback step runs at once),
+and report through the Python API."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +19,7 @@ def run(script: str, *args: str, db: Path) -> str:
         text=True,
         capture_output=True,
         env={**os.environ, "ITRACK_DB": str(db)},
-        timeout=120,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
@@ -27,7 +30,27 @@ def test_examples_run_end_to_end(tmp_path):
     created = run("create_interview.py", db=db)
     process_id = created.strip().splitlines()[-1]
     assert "with 3 stages (Phone Screen, Technical Interview, Onsite)" in created
+
+    before = run("generate_conversion_report.py", db=db)  # publishes a first build
+    assert (
+        before.splitlines()[0]
+        == "funnel: 1 started, 1 in flight, offers accepted - (0 of 0 answered)"
+    )
+    assert "  referral             sourced    1  placements    0  conversion 0.0%" in before
+
     updated = run("update_stage_outcome.py", process_id, db=db)
-    assert f"process {process_id}: offer_accepted; feedback triggered for ['referral']" in updated
+    assert updated.splitlines()[-2:] == [
+        f"process {process_id}: offer_accepted",
+        "feedback ran: feeders.json updated for referral; placement recorded",
+    ]
+    metrics = json.loads((tmp_path / "feeders.json").read_text())["feeders"]["referral"]["metrics"]
+    assert (metrics["placements"], metrics["conversion_rate"]) == (1, 1.0)
+    [placement] = json.loads((tmp_path / "candidate_placements.json").read_text())["cand-demo-1"]
+    assert (placement["company"], placement["role"]) == ("Acme Robotics", "Staff Engineer")
+
     report = run("generate_conversion_report.py", db=db)
-    assert "referral" in report and "placements    1  conversion 100.0%" in report
+    lines = report.splitlines()
+    assert lines[0] == "funnel: 1 started, 0 in flight, offers accepted 100.0% (1 of 1 answered)"
+    assert "  referral             sourced    1  placements    1  conversion 100.0%" in report
+    assert "  Acme Robotics        sent    1  offer rate 100.0%  time to decision 0 days" in lines
+    assert "  technical               1 stages  pass rate 100.0%  avg rating 4.0" in lines

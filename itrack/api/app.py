@@ -51,7 +51,9 @@ def is_loopback(host: str) -> bool:
 
 def make_backend(config: ApiConfig):
     if config.store == "postgres":
-        raise NotImplementedError("the PostgreSQL backend lands with ingest/store/postgres")
+        from itrack.api.backend import PostgresBackend
+
+        return PostgresBackend(config.pg_dsn)
     from itrack.api.backend import DuckDBBackend
 
     return DuckDBBackend(config.db, config.wait_seconds, config.organization_id)

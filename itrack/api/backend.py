@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import duckdb
@@ -169,3 +169,92 @@ class DuckDBBackend:
 
     def close(self) -> None:
         self.gate.close()
+
+
+class _RoleRules:
+    """The parts of the rights the API decides itself on every store: who may create, and
+    who may assign a process to someone else."""
+
+    principal: Principal
+
+    def check_can_create(self, recruiter_id: str | None) -> str | None:
+        p = self.principal
+        if p.is_lead:
+            return recruiter_id
+        if p.app_role != "recruiter":
+            raise ApiError(403, "only recruiters and leads may create interview processes")
+        if recruiter_id not in (None, p.sub):
+            raise ApiError(403, "a recruiter may not assign a process to someone else")
+        return p.sub
+
+
+@dataclass
+class PostgresSession(_RoleRules):
+    """On PostgreSQL the database decides: every unit of work runs as the caller (`set local
+    role`, `request.jwt.claims`) and row-level security filters what they see (another
+    organization's rows are not found) and refuses what they may not change (403)."""
+
+    service: InterviewService
+    store: Any
+    principal: Principal
+
+    def check_org(self) -> None:  # row-level security scopes every statement
+        return None
+
+    def check_can_change(self, process_id: UUID | str) -> None:
+        return None
+
+    def check_can_change_stage(self, stage_id: UUID | str) -> None:
+        return None
+
+    def get_stage(self, stage_id: UUID | str) -> InterviewStage:
+        with self.store.reading() as repo:
+            return repo.get_stage_by_id(stage_id)
+
+    def assign(self, process_id: UUID, recruiter_id: str | None) -> None:
+        """A new process is assigned to its creator by the database; a lead may name another
+        user (a second statement, as the caller: row-level security checks it)."""
+        if recruiter_id is None or recruiter_id == self.principal.sub:
+            return
+        try:
+            assignee = UUID(recruiter_id)
+        except ValueError:
+            raise ApiError(
+                422,
+                "invalid input: body.recruiter_id: not a user id (UUID)",
+                field="body.recruiter_id",
+            ) from None
+        with self.store.writing() as repo:
+            repo.conn.execute(
+                "update interview_processes set recruiter_id = %s where id = %s",
+                [assignee, process_id],
+            )
+
+
+class PostgresBackend:
+    name = "postgres"
+
+    def __init__(self, dsn: str | None, pool_size: int = 20) -> None:
+        from ingest.store.postgres.repository import PostgresInterviewStore
+
+        self.store = PostgresInterviewStore(dsn, max_size=pool_size, timeout=5.0)
+
+    @contextmanager
+    def session(self, principal: Principal, write: bool) -> Iterator[PostgresSession]:
+        store = self.store if principal.local else self.store.as_user(principal.claims)
+        yield PostgresSession(InterviewService(store), store, principal)
+
+    def store_health(self) -> tuple[bool, str]:
+        try:
+            with self.store.reading() as repo:
+                repo.conn.execute("select 1").fetchone()
+            return True, "postgresql"
+        except Exception as exc:  # health reports, never raises
+            return False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+    @contextmanager
+    def released(self) -> Iterator[None]:  # nothing held between requests
+        yield
+
+    def close(self) -> None:
+        self.store.close()

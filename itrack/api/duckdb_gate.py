@@ -29,14 +29,6 @@ import duckdb
 from ingest.errors import StoreBusyError
 from ingest.store.duckdb.store import open_store, raw_store_path
 
-API_SCHEMA = """
-create table if not exists api_process_assignments (
-    interview_process_id uuid primary key,
-    recruiter_id varchar not null,
-    assigned_at timestamp not null
-);
-"""
-
 
 class DuckDBGate:
     def __init__(
@@ -157,10 +149,10 @@ class DuckDBGate:
     def _open(self, deadline: float) -> None:
         stack = ExitStack()
         try:
+            # open_store applies pending migrations (api_process_assignments among them)
             con = stack.enter_context(
                 open_store(self.db, wait_seconds=max(0.0, deadline - time.monotonic()))
             )
-            con.execute(API_SCHEMA)
         except BaseException:
             stack.close()
             raise

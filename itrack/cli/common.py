@@ -10,7 +10,7 @@ from rich.console import Console
 
 from itrack.settings import get_settings
 
-console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
+console = Console(soft_wrap=True, markup=False)  # data is never markup; one line per path
 
 DbOption = Annotated[
     Path | None,

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.common import DbOption, WaitOption, warehouse
 from itrack.cli.output import (
     Format,
@@ -42,7 +43,7 @@ def feedback(
         bool, typer.Option(help="Recompute every feeder, not only changed ones.")
     ] = False,
     db: DbOption = None,
-    wait: WaitOption = 0.0,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,  # as every command; also for feeders.json's lock
 ) -> None:
     """Update feeders.json metrics and placement history from the published marts."""
     if ctx.invoked_subcommand:
@@ -58,6 +59,7 @@ def feedback(
         placements_path=placements or published.parent / "candidate_placements.json",
         candidates_path=candidates,
         full=full,
+        wait_seconds=wait,
     )
     line(f"feedback: {result}")
 

@@ -44,7 +44,7 @@ app = typer.Typer(
     rich_markup_mode="rich" if sys.stderr.isatty() else None,
     cls=HandledGroup,  # every command: one line and an exit code (itrack/errors.py)
 )
-console = Console(soft_wrap=True)  # paths and ids stay on one line, copy-pasteable
+console = Console(soft_wrap=True, markup=False)  # data is never markup; one line per path
 
 
 def _version(value: bool) -> None:
@@ -183,7 +183,7 @@ def progress_bar() -> Progress:
     """A progress bar on stderr for people; off entirely when stderr is not a terminal."""
     return Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # file names are data
         BarColumn(),
         TimeElapsedColumn(),
         console=err_console,
@@ -471,11 +471,15 @@ def restore(
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the Parquet files.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the files.")],
     anonymize: Annotated[
         bool, typer.Option("--anonymize", help="Drop names and free text (required).")
     ] = False,
     db: DbOption = None,
+    fmt: Annotated[
+        str,
+        typer.Option("--format", help="parquet or csv (text cells starting with = + - @ get a ')."),
+    ] = "parquet",
 ) -> None:
     """Export the marts without personal data (names, notes), for sharing outside the team."""
     from feedback.export import export_anonymized
@@ -485,7 +489,7 @@ def export(
             "only --anonymize exports exist: analysts inside the team query the "
             "warehouse itself (read-only)"
         )
-    counts = export_anonymized(out, warehouse(db))
+    counts = export_anonymized(out, warehouse(db), fmt)
     line(f"exported {len(counts)} tables ({sum(counts.values())} rows) to {out}")
 
 

@@ -80,13 +80,14 @@ def print_record(record: dict[str, Any], title: str, shown: Any = text) -> None:
     if is_terminal():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title, show_header=False)
+        table = Table(title=Text(title), show_header=False)
         table.add_column("field", style="bold")
         table.add_column("value", overflow="fold")
         for key, value in record.items():
             table.add_row(key, shown(key, value) if shown is not text else text(value))
-        Console().print(table)
+        Console(markup=False).print(table)  # data is never markup
         return
     line(f"{title}:")
     for key, value in record.items():
@@ -107,13 +108,14 @@ def print_table(
     if is_terminal():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=title)
+        table = Table(title=Text(title))
         for n in names:
             table.add_column(n, justify="right" if n in numeric else "left", overflow="fold")
         for values in cells:
             table.add_row(*values)
-        Console().print(table)
+        Console(markup=False).print(table)  # data is never markup
         return
     line(f"{title}:")
     if not rows:

@@ -37,12 +37,13 @@ FormatOption = Annotated[
 FUNNEL_COLUMNS = (
     "grain",
     "group_key",
-    "total_started",
+    "processes_started",
     "phone_screen_pass_rate",
     "technical_pass_rate",
     "onsite_pass_rate",
     "offers_extended",
-    "offer_extended_rate",
+    "offer_rate",
+    "offer_rate_after_interviews",
     "offers_accepted",
     "offer_accepted_rate",
     "in_flight",
@@ -68,9 +69,20 @@ def emit(rows: list[dict[str, Any]], fmt: Format, title: str, as_json: bool = Fa
 _jsonable = jsonable
 
 
+# OWASP's CSV-injection rule: a text cell a spreadsheet would read as a formula (starting with
+# = + - @, TAB or CR) gets a leading single quote; numbers are written as numbers.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralize(text: str) -> str:
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
 def _cell(value: Any) -> Any:
     if isinstance(value, list | dict):
-        return json.dumps(value, default=_jsonable)
+        return neutralize(json.dumps(value, default=_jsonable))
+    if isinstance(value, str):
+        return neutralize(value)
     return "" if value is None else value
 
 

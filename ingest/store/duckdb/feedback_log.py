@@ -5,6 +5,7 @@ never imports feedback)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,15 @@ class DuckDBFeedbackLog:
         return row[0] if row else default
 
     def record_run(
-        self, run_id: str, metrics: dict[str, dict[str, Any]], state: dict[str, str]
+        self,
+        run_id: str,
+        metrics: dict[str, dict[str, Any]],
+        state: dict[str, str],
+        before_commit: Callable[[], None] | None = None,
     ) -> None:
-        """One transaction: the metrics written for each feeder, then the new state."""
+        """One transaction: the metrics written for each feeder, then the new state;
+        `before_commit()` runs inside it under the writer lock (the build publishes there), so
+        if it fails nothing is logged."""
         now = utc_now()
         with open_store(self.db, self.wait_seconds) as store:
             store.begin()
@@ -38,4 +45,6 @@ class DuckDBFeedbackLog:
                 store.execute(
                     "insert or replace into feedback_state values (?, ?, ?)", [key, value, now]
                 )
+            if before_commit is not None:
+                before_commit()
             store.commit()

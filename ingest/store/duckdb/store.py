@@ -60,7 +60,7 @@ def upgrade_store(
 
 
 @contextmanager
-def store_lock(path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
+def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") -> Iterator[None]:
     """Exclusive writer lock on the raw store; busy -> StoreBusyError naming the holder's PID."""
     lock_path = path.with_name(path.name + ".lock")
     try:
@@ -79,7 +79,7 @@ def store_lock(path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
                     handle.seek(0)
                     holder = handle.read().strip() or "unknown"
                     raise StoreBusyError(
-                        f"database is busy (held by PID {holder}): {path}; "
+                        f"{what} is busy (held by PID {holder}): {path}; "
                         "retry later or pass --wait SECONDS"
                     ) from None
                 time.sleep(0.1)

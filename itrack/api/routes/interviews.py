@@ -19,6 +19,7 @@ from itrack.api.models import (
     InterviewCreate,
     InterviewUpdate,
     Process,
+    ProcessChange,
     ProcessPage,
     ProcessWithStages,
     Stage,
@@ -234,7 +235,8 @@ def create_interview(
     request: Request, response: Response, body: InterviewCreate, caller: Caller
 ) -> dict[str, Any]:
     with write_session(request, caller) as session:
-        assignee = session.check_can_create(body.recruiter_id)  # type: ignore[attr-defined]
+        wanted = body.recruiter_id  # type: ignore[attr-defined]
+        assignee = session.check_can_create(str(wanted) if wanted else None)
         process = session.service.create_interview_process(
             body.candidate_id,  # type: ignore[attr-defined]
             body.company_name,  # type: ignore[attr-defined]
@@ -272,7 +274,7 @@ def get_interview(request: Request, interview_id: UUID, caller: Caller) -> dict[
 
 @router.put(
     "/{interview_id}",
-    response_model=Process,
+    response_model=ProcessChange,
     responses=WRITE_ERRORS,
     summary="Change a process's status (through the state machine)",
 )
@@ -284,7 +286,7 @@ def update_interview(
         process = session.service.complete_interview_process(
             interview_id, body.status, body.offer_details, body.final_outcome
         )
-    return process.as_process().model_dump(mode="json")  # TODO(api): expose process.feedback
+    return process.model_dump(mode="json")  # with `feedback` (ran / deferred) on a trigger
 
 
 @router.post(
