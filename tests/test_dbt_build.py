@@ -114,6 +114,14 @@ def test_data_quality_never_blocks_publishing_and_is_named_in_the_summary(tmp_pa
         "select stage_name, stage_type from fct_interview_stages order by stage_order",
     )
     assert [r["stage_type"] for r in types] == ["phone_screen", "other"]
+    # the reason is split at sentence ends only: "Node.js" stays whole
+    [acme] = query(
+        tmp_path / "warehouse.duckdb",
+        "select rejection_reasons from mart_company_insights where company_name = 'Acme'",
+    )
+    assert json.loads(acme["rejection_reasons"]) == [
+        {"reason": "failed node.js exercise", "count": 1}
+    ]
 
 
 def test_empty_input_is_a_normal_night(tmp_path):
