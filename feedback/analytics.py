@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
+from feedback.marts import open_marts
 from ingest.errors import NotFoundError, UserError
 
 Db = Path | str | duckdb.DuckDBPyConnection
@@ -120,17 +121,8 @@ def connect(db: Db) -> Iterator[duckdb.DuckDBPyConnection]:
     if isinstance(db, duckdb.DuckDBPyConnection):
         yield db
         return
-    path = Path(db)
-    if not path.exists():
-        raise UserError(f"{path}: no warehouse yet; run `itrack build` first")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise UserError(f"{path}: cannot open the warehouse ({exc})") from None
-    try:
+    with open_marts(Path(db)) as con:
         yield con
-    finally:
-        con.close()
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict]:

@@ -352,6 +352,12 @@ def test_docstrings_and_fields_state_the_dbt_definitions():
     assert company["interview_rate"] in get_company_hiring_insights.__doc__
     stage = docs["mart_stage_performance"]["columns"]
     assert stage["pass_rate"] in get_stage_performance.__doc__
+    from feedback.service import FeederPerformanceReport
+
+    feeder = docs["mart_feeder_conversion"]["columns"]
+    fields = FeederPerformanceReport.model_fields
+    assert fields["smoothed_conversion_rate"].description == feeder["smoothed_conversion_rate"]
+    assert fields["avg_days_to_hire"].description == feeder["avg_days_to_hire"]
 
 
 # ---- the CLI reports are thin callers ----------------------------------------------------------
