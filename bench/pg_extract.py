@@ -112,7 +112,10 @@ def load_postgres(dsn: str, folder: Path) -> dict[str, int]:
             conn.execute(
                 f"insert into public.{table} select (jsonb_populate_record(null::public.{table},"
                 " raw || jsonb_build_object('organization_id', %s::text, 'updated_at',"
-                " coalesce(raw->'updated_at', raw->'created_at')))).* from landing",
+                " coalesce(raw->'updated_at', raw->'created_at'))"
+                " || case when jsonb_typeof(raw->'interviewer_names') = 'null'"
+                " then '{\"interviewer_names\": []}'::jsonb else '{}'::jsonb end)).*"
+                " from landing",
                 [ORG],
             )
             counts[table] = conn.execute(f"select count(*) from public.{table}").fetchone()[0]
