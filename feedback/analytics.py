@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
+from feedback.marts import open_marts
 from ingest.errors import NotFoundError, UserError
 
 Db = Path | str | duckdb.DuckDBPyConnection
@@ -120,17 +121,8 @@ def connect(db: Db) -> Iterator[duckdb.DuckDBPyConnection]:
     if isinstance(db, duckdb.DuckDBPyConnection):
         yield db
         return
-    path = Path(db)
-    if not path.exists():
-        raise UserError(f"{path}: no warehouse yet; run `itrack build` first")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise UserError(f"{path}: cannot open the warehouse ({exc})") from None
-    try:
+    with open_marts(Path(db)) as con:
         yield con
-    finally:
-        con.close()
 
 
 def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list[dict]:
@@ -192,6 +184,8 @@ FUNNEL_RATES = (
     "offer_extended_rate",
     "offer_accepted_rate",
 )
+# The one name per concept across marts (#14), beside the seed's names above.
+FUNNEL_UNIFIED_RATES = ("offer_rate", "offer_rate_after_interviews")
 FUNNEL_COUNTS = (
     "phone_screen_entered",
     "phone_screen_passed",
@@ -224,6 +218,9 @@ class ConversionFunnel(Result):
     grain: str = _doc(FUNNEL, "grain")
     group_key: str = _doc(FUNNEL, "group_key")
     total_started: int = _doc(FUNNEL, "total_started")
+    processes_started: int = _doc(FUNNEL, "processes_started")
+    offer_rate: float | None = _doc(FUNNEL, "offer_rate")
+    offer_rate_after_interviews: float | None = _doc(FUNNEL, "offer_rate_after_interviews")
     phone_screen_pass_rate: float | None = _doc(FUNNEL, "phone_screen_pass_rate")
     technical_pass_rate: float | None = _doc(FUNNEL, "technical_pass_rate")
     onsite_pass_rate: float | None = _doc(FUNNEL, "onsite_pass_rate")
@@ -267,8 +264,8 @@ def resolve_company(con: duckdb.DuckDBPyConnection, name: str) -> str:
 FUNNEL_GRAINS = ("overall", "feeder_source", "company_name", "feeder_company", "cohort_month")
 FUNNEL_SELECT = (
     "grain, group_key, feeder_source, company_name as company, "
-    "strftime(cohort_month, '%Y-%m') as cohort_month, total_started, "
-    + ", ".join((*FUNNEL_RATES, *FUNNEL_COUNTS))
+    "strftime(cohort_month, '%Y-%m') as cohort_month, total_started, processes_started, "
+    + ", ".join((*FUNNEL_RATES, *FUNNEL_UNIFIED_RATES, *FUNNEL_COUNTS))
 )
 
 
@@ -323,8 +320,9 @@ def get_conversion_funnel(
         grain=grain,
         group_key=f"{feeder} @ {firm}" if grain == "feeder_company" else "all",
         total_started=0,
+        processes_started=0,
         **dict.fromkeys(FUNNEL_COUNTS, 0),
-        **dict.fromkeys(FUNNEL_RATES),
+        **dict.fromkeys((*FUNNEL_RATES, *FUNNEL_UNIFIED_RATES)),
     )
 
 

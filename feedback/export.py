@@ -108,6 +108,8 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
     """Write one Parquet (or CSV) file per mart into `out` plus a manifest; rows per table."""
     if fmt not in ("parquet", "csv"):
         raise UserError(f"--format must be parquet or csv, not '{fmt}'")
+    if not Path(db).exists():  # before creating anything: a wrong --db leaves no folder behind
+        raise UserError(f"{db}: no warehouse yet; run `itrack build` first")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -22,7 +22,7 @@ from ingest.contract import utc_now
 
 WIDTH = 560
 STEPS = (
-    "total_started",
+    "processes_started",
     "phone_screen_entered",
     "technical_entered",
     "onsite_entered",
@@ -93,7 +93,7 @@ def funnel_chart(con, colors: dict[str, str]) -> alt.Chart:
             "group": ALL_FEEDERS if r["grain"] == "overall" else r["group_key"],
             "step": label,
             "order": i,
-            "share": r[step] / r["total_started"],
+            "share": r[step] / r["processes_started"],
             "processes": r[step],
         }
         for r in rows
@@ -149,13 +149,12 @@ def feeder_ci_chart(con, colors: dict[str, str]) -> alt.Chart:
 def heatmap_chart(con) -> alt.Chart:
     rows = records(
         con,
-        "select feeder_source, company_name, total_started, offers_extended, "
-        "offers_extended / total_started as offer_rate "
+        "select feeder_source, company_name, processes_started, offers_extended, offer_rate "
         "from mart_conversion_funnel where grain = 'feeder_company'",
     )
     for r in rows:
-        small = r["total_started"] < SMALL_N
-        r["label"] = f"{r['offers_extended']}/{r['total_started']}" + ("*" if small else "")
+        small = r["processes_started"] < SMALL_N
+        r["label"] = f"{r['offers_extended']}/{r['processes_started']}" + ("*" if small else "")
         r["reliable"] = "no" if small else "yes"
     base = alt.Chart(_data(rows)).encode(
         x=alt.X("feeder_source:N", title="feeder", axis=alt.Axis(labelAngle=0, labelLimit=90)),

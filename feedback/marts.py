@@ -1,8 +1,8 @@
-"""Reading the published marts: a read-only connection, and lookups that explain a miss."""
+"""Reading the published marts: a read-only connection (names are resolved by
+`feedback.analytics.resolve_name`, which explains a miss)."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from ingest.errors import Refused, StoreError, UserError
+from ingest.errors import StoreError, UserError
 
 
 def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
@@ -32,24 +32,6 @@ def open_marts(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
         yield con
     finally:
         con.close()
-
-
-def require_known(
-    con: duckdb.DuckDBPyConnection, table: str, column: str, value: str, what: str
-) -> None:
-    """Refuse an unknown name with the closest known ones: "no such company 'X' (did you mean
-    ...)". `table` and `column` are ours; `value` is only ever a parameter."""
-    known = [
-        r[0]
-        for r in con.execute(
-            f"select distinct {column} from {table} where {column} is not null"
-        ).fetchall()
-    ]
-    if value in known:
-        return
-    close = difflib.get_close_matches(value, known, n=3, cutoff=0.4)
-    hint = f"; closest: {', '.join(close)}" if close else f"; known: {', '.join(sorted(known)[:8])}"
-    raise Refused(f"no such {what} '{value}'{hint}")
 
 
 def records(

@@ -24,8 +24,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import duckdb
+from pydantic import Field
 
-from feedback.analytics import Result, name_key, resolve_feeder, resolve_name
+from feedback.analytics import (
+    Result,
+    UnknownNameError,
+    definition,
+    name_key,
+    resolve_feeder,
+    resolve_name,
+)
 from feedback.analytics import connect as connect_marts
 from feedback.atomic import Staged, locked, write_atomic
 from feedback.feeders import (
@@ -316,22 +324,30 @@ class OutcomeResult(Result):
         return text
 
 
+def _feeder_doc(*columns: str) -> Any:
+    """A field described by the dbt docs of `mart_feeder_conversion` (the one source)."""
+    text = " ".join(definition("mart_feeder_conversion", c) for c in columns)
+    return Field(description=text)
+
+
 class FeederPerformanceReport(Result):
     """`itrack feedback report FEEDER`: the feeder's metrics as the last build computed them
     (the same object feeders.json holds, without `updated_at`)."""
 
-    feeder_source: str
-    candidates_sourced: int
-    placements: int
-    conversion_rate: float | None
-    decided_processes: int
-    decided_conversion_rate: float | None
-    wilson_interval: dict[str, float | None]
-    smoothed_conversion_rate: float | None
-    success_rate_by_stage: dict[str, float | None]
-    avg_days_to_hire: float | None
-    pipeline_depth: float | None
-    top_rejection_reasons: list[dict[str, Any]]
+    feeder_source: str = _feeder_doc("feeder_source")
+    candidates_sourced: int = _feeder_doc("candidates_sourced")
+    placements: int = _feeder_doc("placements")
+    conversion_rate: float | None = _feeder_doc("conversion_rate")
+    decided_processes: int = _feeder_doc("decided_processes")
+    decided_conversion_rate: float | None = _feeder_doc("decided_conversion_rate")
+    wilson_interval: dict[str, float | None] = _feeder_doc("wilson_lower", "wilson_upper")
+    smoothed_conversion_rate: float | None = _feeder_doc("smoothed_conversion_rate")
+    success_rate_by_stage: dict[str, float | None] = _feeder_doc(
+        "phone_screen_pass_rate", "technical_pass_rate", "onsite_pass_rate"
+    )
+    avg_days_to_hire: float | None = _feeder_doc("avg_days_to_hire")
+    pipeline_depth: float | None = _feeder_doc("pipeline_depth")
+    top_rejection_reasons: list[dict[str, Any]] = _feeder_doc("top_rejection_reasons")
 
 
 LIVE_KEY = "live_outcomes"  # FeedbackLog state: outcomes processed since they were last built
@@ -444,7 +460,15 @@ class FeedbackService:
         with connect_marts(self.warehouse) as con:
             _check_marts(con, Path(str(self.warehouse)))
             fresh = metrics_from_marts(con)
-            feeder = resolve_name(feeder_source, list(fresh), "feeder")
+            try:
+                feeder = resolve_name(feeder_source, list(fresh), "feeder")
+            except UnknownNameError:
+                if outcome is None:
+                    raise
+                raise UserError(
+                    f"feeder '{feeder_source}' is not in the last build yet; the next build "
+                    "adds it to feeders.json"
+                ) from None
             totals = con.execute(
                 "select placements, candidates_sourced, smoothed_conversion_rate "
                 "from mart_feeder_conversion"

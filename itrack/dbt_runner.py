@@ -226,6 +226,10 @@ def docs_generate(warehouse: Path, raw_store: Path) -> Path:
     # On a private copy: the published warehouse may be held open by analysts (read-only).
     # DuckDB names a database after the file behind the symlink, and dbt's catalog query looks
     # for the name of the link: the copy must have the link's name, or the catalog is empty.
+    if not Path(raw_store).exists():  # a wrong --db: say so, create nothing
+        raise UserError(
+            f"no raw store at {raw_store}: check --db, or build first (`itrack build PATH`)"
+        )
     scratch = work_dir(raw_store) / "docs" / _link_name(raw_store)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     scratch.unlink(missing_ok=True)

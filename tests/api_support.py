@@ -72,12 +72,19 @@ def seed_pg_candidates(dsn: str, candidates: dict[str, str | None] = CANDIDATES)
 
 
 @contextmanager
-def store_env(kind: str, tmp: Path, pg_admin: str | None = None) -> Iterator[StoreEnv]:
-    """A seeded store: DuckDB in `tmp`, or a throw-away migrated PostgreSQL database."""
+def store_env(
+    kind: str, tmp: Path, pg_admin: str | None = None, fresh_dsn: str | None = None
+) -> Iterator[StoreEnv]:
+    """A seeded store: DuckDB in `tmp`, or a migrated PostgreSQL database (`fresh_dsn`, else a
+    throw-away one on `pg_admin`)."""
     db = tmp / "warehouse.duckdb"
     if kind == "duckdb":
         seed_candidates(db)
         yield StoreEnv("duckdb", db)
+        return
+    if fresh_dsn is not None:
+        seed_pg_candidates(fresh_dsn)
+        yield StoreEnv("postgres", db, fresh_dsn)
         return
     from tests import pg
 

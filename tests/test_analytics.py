@@ -50,6 +50,9 @@ def test_overall_funnel_by_hand(wh):
         "grain": "overall",
         "group_key": "all",
         "total_started": 7,
+        "processes_started": 7,  # the same count under the name every mart uses
+        "offer_rate": pytest.approx(2 / 7),  # P1, P4 offered of 7 started
+        "offer_rate_after_interviews": pytest.approx(2 / 3),  # of the 3 that cleared
         "phone_screen_pass_rate": 0.8,
         "technical_pass_rate": pytest.approx(2 / 3),
         "onsite_pass_rate": 1.0,
@@ -323,7 +326,7 @@ def test_results_are_json_and_polars(wh):
     insights = get_company_hiring_insights("Acme", db=wh)
     assert json.loads(json.dumps(insights.to_dict())) == insights.to_dict()
     frame = get_conversion_funnel(db=wh).to_polars()
-    assert frame.shape == (1, 28) and frame["total_started"].to_list() == [7]
+    assert frame.shape == (1, 31) and frame["total_started"].to_list() == [7]
     assert get_stage_performance("coding", db=wh).to_polars()["stages"].to_list() == [3]
 
 
@@ -349,6 +352,12 @@ def test_docstrings_and_fields_state_the_dbt_definitions():
     assert company["interview_rate"] in get_company_hiring_insights.__doc__
     stage = docs["mart_stage_performance"]["columns"]
     assert stage["pass_rate"] in get_stage_performance.__doc__
+    from feedback.service import FeederPerformanceReport
+
+    feeder = docs["mart_feeder_conversion"]["columns"]
+    fields = FeederPerformanceReport.model_fields
+    assert fields["smoothed_conversion_rate"].description == feeder["smoothed_conversion_rate"]
+    assert fields["avg_days_to_hire"].description == feeder["avg_days_to_hire"]
 
 
 # ---- the CLI reports are thin callers ----------------------------------------------------------
@@ -377,7 +386,7 @@ def test_cli_reports_print_what_the_library_returns(wh):
     )
     assert stage["stage_names"] == ["Technical Interview", "Coding"]
     funnel = cli_json("report", "funnel", "--db", str(wh))
-    assert [(r["grain"], r["group_key"], r["total_started"]) for r in funnel] == [
+    assert [(r["grain"], r["group_key"], r["processes_started"]) for r in funnel] == [
         ("overall", "all", 7),
         ("feeder_source", "linkedin", 3),
         ("feeder_source", "referral", 3),

@@ -6,7 +6,6 @@ numbers are worked out by hand from its table (see that module's docstring).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import shutil
@@ -15,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from ingest.store.duckdb.store import raw_store_path
-from itrack.dbt_runner import run_dbt, work_dir
+from itrack.dbt_runner import run_dbt
+from itrack.pipeline import build_lock
 from tests.api_support import assert_error, client, lead, recruiter, token
 from tests.dbt_helpers import write_raw_store
 from tests.lib_data import DATA
@@ -181,9 +181,6 @@ def test_feedback_run_writes_feeders_json(api, db):
 
 
 def test_feedback_run_is_409_while_a_build_runs(api, db):
-    folder = work_dir(raw_store_path(db))
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # what a running dbt build holds
+    with build_lock(db):  # what `itrack build` holds from start to publish
         assert_error(api.post("/feedback/run", headers=lead()), 409, contains="a build is running")
     assert not (db.parent / "feeders.json").exists()

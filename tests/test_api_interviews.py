@@ -31,8 +31,8 @@ OFFER = {"base_salary": 150000, "currency": "USD", "offer_date": "2025-03-01"}
 
 @pytest.fixture(params=["duckdb", "postgres"])
 def store(request, tmp_path: Path):
-    admin = request.getfixturevalue("pg_server") if request.param == "postgres" else None
-    with store_env(request.param, tmp_path, admin) as env:
+    fresh = request.getfixturevalue("pg_fresh") if request.param == "postgres" else None
+    with store_env(request.param, tmp_path, fresh_dsn=fresh) as env:
         yield env
 
 
@@ -196,6 +196,8 @@ def test_status_change_through_the_state_machine(api, store):
     assert r.json()["offer_details"]["base_salary"] == 150000
     r = api.put(f"/interviews/{pid}", json={"status": "offer_accepted"}, headers=lead())
     assert r.json()["status"] == "offer_accepted"
+    # a trigger status: the feedback step is left to the next build or POST /feedback/run
+    assert r.json()["feedback"] == {"status": "deferred", "detail": "no feedback step registered"}
     assert store.history(pid) == [
         (None, "in_progress"),
         ("in_progress", "offer_extended"),

@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from ingest.load import ingest_paths
 from itrack.api.loadtest import check_stored, run_load
 from tests.api_load_support import (
@@ -78,3 +80,43 @@ def test_concurrent_lifecycles_on_postgres_lose_nothing(tmp_path: Path, pg_serve
     assert len(result.processes) >= 8
     assert [p for p in result.processes if len(p.statuses) == 3], "no lifecycle completed"
     assert check_stored(result, *read_back()) == []
+
+
+@pytest.mark.slow
+def test_a_build_beside_the_server_under_load_neither_fails_nor_loses_a_request(tmp_path: Path):
+    """`itrack build` (ingest, raw-store snapshot under the store lock, dbt, feedback, publish)
+    while clients keep writing: the build exits 0 and every acknowledged write is stored."""
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([SAMPLE], db=db)
+    candidates = duckdb_candidates(db)[:50]
+    build: dict = {}
+
+    def build_beside() -> None:
+        time.sleep(1.0)
+        done = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("itrack")),
+                "build",
+                "--db",
+                str(db),
+                "--wait",
+                "30",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        build.update(code=done.returncode, out=done.stdout + done.stderr)
+
+    with server("--db", str(db), "--jwt-secret", SECRET, "--org", ORG) as (base, log):
+        side = threading.Thread(target=build_beside)
+        side.start()
+        try:
+            result = run_load(base, lead(), candidates, clients=4, seconds=15)
+        finally:
+            side.join()
+    assert build["code"] == 0, build["out"]
+    assert result.errors == [], result.errors[:5]
+    assert not any("Traceback" in line for line in log), log
+    assert check_stored(result, *duckdb_stored(db)) == []

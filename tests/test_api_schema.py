@@ -112,6 +112,7 @@ def test_the_examples_are_valid_responses() -> None:
         feedback.FeedbackRun,
         health.Health,
         models.Process,
+        models.ProcessChange,
         models.Stage,
         models.ProcessPage,
         models.ProcessWithStages,
@@ -123,6 +124,8 @@ def test_the_examples_are_valid_responses() -> None:
         models.StageOutcomeUpdate,
         models.StageUpdate,
     ):
+        # analytics examples stale after a change of feedback/analytics.py: run
+        # `.venv/bin/python -m tests.regen_api_examples`
         for example in model.model_config["json_schema_extra"]["examples"]:
             model.model_validate(example)
 

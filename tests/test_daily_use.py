@@ -194,6 +194,30 @@ def test_a_wrong_db_creates_nothing_and_names_the_missing_path(tmp_path, args):
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["docs"], "no raw store at {raw}: check --db, or build first (`itrack build PATH`)"),
+        (
+            ["export", "--anonymize", "--out", "{tmp}/typo/out"],
+            "{db}: no warehouse yet; run `itrack build` first",
+        ),
+        (["report", "funnel"], "{db}: no warehouse yet; run `itrack build` first"),
+        (["feedback", "report", "referral"], "{db}: no warehouse yet; run `itrack build` first"),
+        (
+            ["sql", "-c", "select 1"],
+            "{db}: no warehouse yet; run `itrack build PATH` first (or check --db)",
+        ),
+    ],
+)
+def test_warehouse_commands_on_a_wrong_db_create_nothing(tmp_path, args, message):
+    db = tmp_path / "typo" / "warehouse.duckdb"
+    args = [a.format(tmp=tmp_path) for a in args]
+    expected = message.format(raw=raw_store_path(db), db=db)
+    assert err(*args, "--db", str(db), code=2) == f"error: {expected}\n"
+    assert not (tmp_path / "typo").exists()
+
+
 def test_reads_do_not_take_the_writer_lock(day1):
     out("ingest", "in", "--db", "w.duckdb")
     with store_lock(raw_store_path("w.duckdb")):  # a writer between two transactions
@@ -546,7 +570,11 @@ def test_outcome_json_returns_stage_and_process_and_ids_by_prefix(store):
         )
     )
     done = json.loads(out("interview", "outcome", stage["id"][:6], "failed", "--db", db, "--json"))
-    assert set(done) == {"stage", "process"}
+    assert set(done) == {"stage", "process", "feedback"}  # feedback: the close fired a trigger
+    assert done["feedback"] == {  # no warehouse built yet: the next build picks it up
+        "status": "deferred",
+        "detail": f"{store}: no warehouse yet; run `itrack build` first",
+    }
     assert (done["stage"]["id"], done["stage"]["outcome"]) == (stage["id"], "failed")
     assert (done["process"]["id"], done["process"]["status"], done["process"]["final_outcome"]) == (
         p["id"],
@@ -822,3 +850,36 @@ def test_make_test_says_it_installs_chromium():
     assert re.search(r"^  build .*ingest data/sample/", listed, re.M)
     makefile = (ROOT / "Makefile").read_text()
     assert "\t$(ITRACK) build data/sample/\n" in makefile
+
+
+def test_quiet_prints_only_the_new_id_for_scripts(store):
+    db = str(store)
+    pid = out(
+        "interview",
+        "create",
+        "--candidate",
+        "c1",
+        "--company",
+        "Acme",
+        "--role",
+        "SWE",
+        "--new-company",
+        "-q",
+        "--db",
+        db,
+    )
+    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\n", pid)
+    sid = out(
+        "interview",
+        "add-stage",
+        pid.strip(),
+        "--name",
+        "Screen",
+        "--order",
+        "1",
+        "--quiet",
+        "--db",
+        db,
+    )
+    [(stored,)] = rows(raw_store_path(store), "select id::varchar from interview_stages")
+    assert sid == stored + "\n"

@@ -307,6 +307,16 @@ def test_no_feedback_for_other_moves_and_without_a_registered_step(db):
     assert not (db.parent / "feeders.json").exists()
 
 
+def test_a_feeder_new_since_the_build_is_deferred_with_why(db):
+    service = interview_service(db)
+    process = service.create_interview_process("c1", "Acme", "SRE", feeder_source="meetup")
+    done = service.complete_interview_process(process.id, "candidate_withdrew")
+    assert (done.feedback.status, done.feedback.detail) == (
+        "deferred",
+        "feeder 'meetup' is not in the last build yet; the next build adds it to feeders.json",
+    )
+
+
 def test_interview_complete_prints_what_feedback_did(db):
     from typer.testing import CliRunner
 

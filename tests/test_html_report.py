@@ -38,7 +38,7 @@ CHARTS = (
 @pytest.fixture(scope="module")
 def report(tmp_path_factory) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("html")
-    generate(root / "in", 1200, seed=11)
+    generate(root / "in", 700, seed=11)
     db = root / "warehouse.duckdb"
     run_build([root / "in"], db=db, take_backup=False, write_html=False, note=lambda _m: None)
     out = write_report(db, root / "report.html")
@@ -122,7 +122,7 @@ def test_heatmap_cells_show_counts_and_mark_small_n(report):
     svg = figure(html, "company-feeder-heatmap")
     cells = mart(
         db,
-        "select offers_extended, total_started from mart_conversion_funnel "
+        "select offers_extended, processes_started from mart_conversion_funnel "
         "where grain = 'feeder_company'",
     )
     texts = re.findall(r"<text[^>]*>([0-9]+/[0-9]+\*?)</text>", svg)

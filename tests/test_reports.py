@@ -61,11 +61,11 @@ def test_funnel_json_is_the_mart(wh):
     expected = dict(
         mart(
             wh,
-            "select group_key, total_started from mart_conversion_funnel "
+            "select group_key, processes_started from mart_conversion_funnel "
             "where grain in ('overall', 'feeder_source')",
         )
     )
-    assert {r["group_key"]: r["total_started"] for r in rows} == expected
+    assert {r["group_key"]: r["processes_started"] for r in rows} == expected
 
 
 def test_funnel_filters_pick_the_grain(wh):

@@ -155,18 +155,9 @@ def _api_statuses() -> tuple[tuple[type[BaseException], int], ...]:
     """Where HTTP says more than the exit code can: refusals that are about rights (403) or an
     unknown name (404); a warehouse not published yet (503). Everything else: itrack.errors."""
     from feedback.analytics import UnknownNameError
+    from ingest.store.postgres.repository import NotAllowed
 
-    found: list[tuple[type[BaseException], int]] = [
-        (UnknownNameError, 404),
-        (WarehouseMissing, 503),
-    ]
-    try:  # TODO(api): import plainly once the PostgreSQL adapter is on main
-        from ingest.store.postgres.repository import NotAllowed
-    except ImportError:
-        pass
-    else:
-        found.append((NotAllowed, 403))
-    return tuple(found)
+    return ((UnknownNameError, 404), (NotAllowed, 403), (WarehouseMissing, 503))
 
 
 def http_status_of(exc: BaseException) -> int | None:

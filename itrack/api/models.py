@@ -22,6 +22,7 @@ from ingest.contract import (
     StageOutcome,
     naive_utc,
 )
+from ingest.service import FeedbackStatus
 
 PROCESS_ID = "5b1c7f0e-3a8d-4c1e-9f57-0d2a6e4b8c11"
 STAGE_ID = "0e6f2d7a-91b4-4c3e-8a5d-7f1e2c9b4a60"
@@ -238,6 +239,25 @@ class Stage(InterviewStage):
     @field_serializer("updated_at", "scheduled_date", "completed_date", when_used="json")
     def _optional(self, value: dt.datetime | None) -> UtcText | None:
         return _utc_text(value)
+
+
+class ProcessChange(Process):
+    """The process after a status change. `feedback` is set when the change reached
+    offer_accepted, rejected_by_company or candidate_withdrew: whether the feedback step ran now
+    or is deferred to the next build (or `POST /feedback/run`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **PROCESS_EXAMPLE,
+                    "status": "offer_accepted",
+                    "feedback": {"status": "deferred", "detail": "no feedback step registered"},
+                }
+            ]
+        }
+    )
+    feedback: FeedbackStatus | None = None
 
 
 class ProcessWithStages(Process):

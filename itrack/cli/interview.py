@@ -57,6 +57,10 @@ AtOption = Annotated[
 ReasonOption = Annotated[
     str, typer.Option("--reason", help="Why the correction is made (kept in the audit trail).")
 ]
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print only the new id (for scripts: P=$(itrack ... -q))."),
+]
 ByOption = Annotated[
     str | None, typer.Option("--by", help="Who makes the correction (default: your user name).")
 ]
@@ -91,6 +95,7 @@ def create(
         bool, typer.Option("--new-feeder", help="The feeder is new on purpose (not a typo).")
     ] = False,
     at: AtOption = None,
+    quiet: QuietOption = False,
     db: DbOption = None,
     wait: WaitOption = DEFAULT_WAIT_SECONDS,
     fmt: FormatOption = Format.table,
@@ -120,6 +125,9 @@ def create(
             f"{process.company_name} / {process.role_title}: {other.id} ({other.status}, "
             f"since {text(other.created_at)})"
         )
+    if quiet:
+        line(str(process.id))
+        return
     _print_process(process, resolve(fmt, as_json))
 
 
@@ -133,6 +141,7 @@ def add_stage(
         typer.Option("--scheduled", help="ISO date or timestamp, e.g. 2025-03-01T10:00Z"),
     ] = None,
     at: AtOption = None,
+    quiet: QuietOption = False,
     db: DbOption = None,
     wait: WaitOption = DEFAULT_WAIT_SECONDS,
     fmt: FormatOption = Format.table,
@@ -141,6 +150,9 @@ def add_stage(
     """Add the next stage to an open process."""
     with _service(db, wait) as service:
         stage = service.add_interview_stage(process_id, name, order, scheduled, at=at)
+    if quiet:
+        line(str(stage.id))
+        return
     _print_stage(stage, resolve(fmt, as_json))
 
 

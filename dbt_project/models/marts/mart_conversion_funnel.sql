@@ -55,6 +55,7 @@ rates as (
         company_name,
         cohort_month,
         total_started,
+        total_started as processes_started,
         {% for t in var('stage_types') %}
         {{ t }}_entered,
         {{ t }}_passed,
@@ -64,6 +65,9 @@ rates as (
         offers_extended,
         cleared_interviewing,
         {{ safe_divide('offers_extended', 'cleared_interviewing') }} as offer_extended_rate,
+        {{ safe_divide('offers_extended', 'total_started') }} as offer_rate,
+        {{ safe_divide('offers_extended', 'cleared_interviewing') }}
+            as offer_rate_after_interviews,
         offers_accepted,
         offers_declined,
         {{ safe_divide('offers_accepted', 'offers_accepted + offers_declined + offers_withdrawn') }}

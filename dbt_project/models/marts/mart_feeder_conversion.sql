@@ -71,6 +71,7 @@ metrics as (
     select
         per_feeder.feeder_source,
         per_feeder.candidates_sourced,
+        per_feeder.candidates_sourced as processes_started,
         per_feeder.placements,
         {{ safe_divide('per_feeder.placements', 'per_feeder.candidates_sourced') }}
             as conversion_rate,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,8 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from ingest.errors import Refused
-from ingest.store.duckdb.store import raw_store_path
+from ingest.errors import Refused, StoreBusyError
 from itrack.api.auth import Principal, current_principal
 from itrack.api.errors import ApiError, error_responses
 from itrack.api.warehouse import BuildInfo, open_warehouse
@@ -59,22 +57,18 @@ class FeedbackRun(BaseModel):
 
 @contextmanager
 def no_build_running(warehouse: Path) -> Iterator[None]:
-    """Hold the dbt runner's per-location lock for the duration, or refuse: a build running."""
-    from itrack.dbt_runner import work_dir
+    """Hold the build lock for the duration (a build waits for us), or refuse: one running."""
+    from itrack.pipeline import build_lock
 
-    folder = work_dir(raw_store_path(warehouse))
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise BuildRunning(
-                "a build is running: feedback is written by it; retry when it has finished"
-            ) from None
-        try:
+    try:
+        with build_lock(warehouse, wait_seconds=0):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except StoreBusyError as exc:
+        if "build" not in str(exc):
+            raise
+        raise BuildRunning(
+            "a build is running: it writes feeders.json itself; retry when it has finished"
+        ) from None
 
 
 @router.post(

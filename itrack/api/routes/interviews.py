@@ -19,6 +19,7 @@ from itrack.api.models import (
     InterviewCreate,
     InterviewUpdate,
     Process,
+    ProcessChange,
     ProcessPage,
     ProcessWithStages,
     Stage,
@@ -273,7 +274,7 @@ def get_interview(request: Request, interview_id: UUID, caller: Caller) -> dict[
 
 @router.put(
     "/{interview_id}",
-    response_model=Process,
+    response_model=ProcessChange,
     responses=WRITE_ERRORS,
     summary="Change a process's status (through the state machine)",
 )
@@ -285,7 +286,7 @@ def update_interview(
         process = session.service.complete_interview_process(
             interview_id, body.status, body.offer_details, body.final_outcome
         )
-    return process.as_process().model_dump(mode="json")  # TODO(api): expose process.feedback
+    return process.model_dump(mode="json")  # with `feedback` (ran / deferred) on a trigger
 
 
 @router.post(
