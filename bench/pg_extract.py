@@ -1,8 +1,9 @@
 """`make bench`, PostgreSQL part: the nightly extract against DuckDB reading the same rows.
 
-The same generated records as bench/run.py (`itrack generate --seed 7`, stage records = 4 x
-processes) are loaded into a throw-away PostgreSQL database migrated with supabase/migrations
-(bulk COPY, triggers off: set-up, not measured). Then, side by side, each step its own process
+Records from `itrack generate --seed 7` with enough processes for about N stage rows (the
+generator gives about 2.13 stages per process; the actual count is reported) are loaded into a
+throw-away PostgreSQL database migrated with supabase/migrations (bulk COPY, triggers off:
+set-up, not measured). Then, side by side, each step its own process
 under /usr/bin/time, medians of several runs:
 
 - **extract**: `itrack ingest postgresql://...` into an empty raw store: COPY of every table,
@@ -63,6 +64,9 @@ TRANSFER_DUCKDB = textwrap.dedent("""
 """)
 
 
+STAGES_PER_PROCESS = 2.13  # what `itrack generate --seed 7` yields on average
+
+
 def generate(folder: Path, stages: int) -> None:
     if (folder / "stages.parquet").exists():
         return
@@ -74,7 +78,7 @@ def generate(folder: Path, stages: int) -> None:
             "--out",
             str(folder),
             "--processes",
-            str(max(stages // 4, 1)),
+            str(max(round(stages / STAGES_PER_PROCESS), 1)),
             "--seed",
             "7",
             "--format",
@@ -108,7 +112,10 @@ def load_postgres(dsn: str, folder: Path) -> dict[str, int]:
             conn.execute(
                 f"insert into public.{table} select (jsonb_populate_record(null::public.{table},"
                 " raw || jsonb_build_object('organization_id', %s::text, 'updated_at',"
-                " coalesce(raw->'updated_at', raw->'created_at')))).* from landing",
+                " coalesce(raw->'updated_at', raw->'created_at'))"
+                " || case when jsonb_typeof(raw->'interviewer_names') = 'null'"
+                " then '{\"interviewer_names\": []}'::jsonb else '{}'::jsonb end)).*"
+                " from landing",
                 [ORG],
             )
             counts[table] = conn.execute(f"select count(*) from public.{table}").fetchone()[0]
@@ -124,7 +131,7 @@ def load_postgres(dsn: str, folder: Path) -> dict[str, int]:
 
 
 def bench_scale(stages: int, work: Path, repeats: int, admin: str) -> dict[str, object]:
-    data = work / f"data-{stages}" / "parquet"
+    data = work / f"pg-data-{stages}" / "parquet"
     generate(data, stages)
     with pg.database(admin) as dsn:
         loaded = load_postgres(dsn, data)

@@ -85,7 +85,10 @@ def _parse(text: str, path: Path, line: int | None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         where = f" line {line}" if line else ""
-        raise UserError(f"{path}{where}: not valid JSON ({exc.msg}); left untouched") from None
+        raise UserError(
+            f"{path}{where}: not valid JSON ({exc.msg.removesuffix(' at')} "
+            f"at column {exc.colno}); left untouched"
+        ) from None
 
 
 def _apply(record: Any, history: dict[str, list[dict[str, Any]]], path: Path, where: int) -> None:

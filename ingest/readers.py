@@ -12,6 +12,7 @@ import csv
 import hashlib
 import json
 import re
+import stat
 import types
 import typing
 from concurrent.futures import Future
@@ -35,6 +36,14 @@ FORMATS = {
 KINDS = ("candidates", "processes", "stages")
 _INTEGER = re.compile(r"-?[0-9]+")
 BATCH_ROWS = 50_000  # rows the Python readers hold before handing them to DuckDB
+# One record (a JSONL line, an element of a JSON array, a CSV field) larger than this is
+# quarantined as `record_too_large` without being held in memory; the rest of its file loads.
+# Far above any valid record (the contract caps text fields at 2M characters).
+MAX_RECORD_BYTES = 64 << 20
+# A JSON file up to this size is parsed whole (fast); a larger one is split element by element,
+# so memory stays bounded by MAX_RECORD_BYTES whatever the file size.
+MAX_WHOLE_JSON_BYTES = 64 << 20
+csv.field_size_limit(MAX_RECORD_BYTES)
 LANDING_SCHEMA = pa.schema([("line_no", pa.int64()), ("raw", pa.string())])
 
 
@@ -73,6 +82,7 @@ class FileScan:
     sha256: str
     lines: int
     bom: bool
+    long_line: bool = False  # a line over MAX_RECORD_BYTES (the line reader quarantines it)
 
 
 def detect_format(path: Path) -> str:
@@ -118,6 +128,8 @@ def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Pa
             for entry in sorted(path.iterdir()):
                 if entry.is_dir():
                     continue
+                if entry.suffix.lower() in FORMATS and not entry.name.startswith("."):
+                    _require_regular(entry)
                 if entry.name.startswith("."):
                     skipped.append(f"{entry}: hidden file")
                 elif entry.suffix.lower() not in FORMATS:
@@ -130,10 +142,21 @@ def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Pa
                 else:
                     files.append(entry)
         elif path.exists():
+            _require_regular(path)
             files.append(path)
         else:
             raise UserError(f"{path}: no such file or directory")
     return files, skipped
+
+
+def _require_regular(path: Path) -> None:
+    """A FIFO, socket or device never holds records (and reading a FIFO would hang): exit 2."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{path}: not a regular file (a FIFO, socket or device); not read")
 
 
 def stat_of(path: Path) -> tuple[int, int]:
@@ -149,6 +172,7 @@ def scan(path: Path) -> FileScan:
     """sha256 and line count in one pass (run in a thread while DuckDB reads the same file:
     hashlib releases the GIL on large chunks)."""
     digest, lines, last, first = hashlib.sha256(), 0, b"", b""
+    running, long_line = 0, False  # bytes since the last newline; a line over the limit
     try:
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 22):
@@ -157,11 +181,18 @@ def scan(path: Path) -> FileScan:
                 digest.update(chunk)
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
+                newline = chunk.find(b"\n")
+                if newline < 0:
+                    running += len(chunk)
+                else:
+                    long_line |= running + newline > MAX_RECORD_BYTES
+                    running = len(chunk) - chunk.rfind(b"\n") - 1
+                long_line |= running > MAX_RECORD_BYTES
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     if last and last != b"\n":
         lines += 1  # a last line without its newline
-    return FileScan(digest.hexdigest(), lines, first.startswith(b"\xef\xbb\xbf"))
+    return FileScan(digest.hexdigest(), lines, first.startswith(b"\xef\xbb\xbf"), long_line)
 
 
 def sha256_of(path: Path) -> str:
@@ -236,6 +267,7 @@ def land_fast(
     expected = scanned.result().lines - (1 if source.fmt == "csv" else 0)
     if (
         (source.fmt != "parquet" and (scanned.result().bom or rows != expected))
+        or scanned.result().long_line  # the line reader quarantines the oversized lines
         or (source.kind == "processes" and unusual)  # inline stages: the line reader splits them
         or blank  # a CSV row of blank cells: the Python reader skips it
     ):
@@ -390,37 +422,81 @@ def _land_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -
     # DuckDB splits lines at near its own load speed; the delimiter is NUL and quoting off, so
     # each physical line is one value. It refuses a file with invalid UTF-8 (and a failed
     # statement would abort the run's transaction), so such files take the Python reader.
-    if not _is_utf8(source.path):
+    # A line over MAX_RECORD_BYTES would fail the whole statement: the Python reader skips it.
+    if not _is_utf8(source.path, MAX_RECORD_BYTES):
         _land_jsonl_python(con, source, table)
         return
     con.execute(f"insert into {table} {_LINES_SQL}", [str(source.path)])
 
 
 # One row per physical line: the delimiter is NUL and quoting off, so each line is one value.
-_LINES_SQL = """
+_LINES_SQL = f"""
     select line_no, raw from (
         select row_number() over () as line_no, line as raw
-        from read_csv(?, columns={'line': 'VARCHAR'}, header=false, delim='\\0',
-                      quote='', escape='', auto_detect=false, strict_mode=false))
+        from read_csv(?, columns={{'line': 'VARCHAR'}}, header=false, delim='\\0',
+                      quote='', escape='', auto_detect=false, strict_mode=false,
+                      max_line_size={MAX_RECORD_BYTES}))
     where raw is not null and trim(raw) <> ''"""
 
 
-def _is_utf8(path: Path) -> bool:
+def _is_utf8(path: Path, max_line: int | None = None) -> bool:
+    """Valid UTF-8 (and, given `max_line`, no line longer than that many bytes)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
+    running = 0  # bytes since the last newline
     try:
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 22):
                 decoder.decode(chunk)
+                if max_line is not None:
+                    first = chunk.find(b"\n")
+                    if first < 0:
+                        running += len(chunk)
+                    else:
+                        # lines inside one 4 MB chunk are shorter than any sensible limit
+                        if running + first > max_line:
+                            return False
+                        running = len(chunk) - chunk.rfind(b"\n") - 1
+                    if running > max_line:
+                        return False
             decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         return False
     return True
 
 
+def _read_line(handle, line_no: int, source: InputFile) -> bytes | None:
+    """The next physical line (b"" at the end), or None for a line over MAX_RECORD_BYTES, which
+    is skipped without being held in memory and reported as `record_too_large`."""
+    data = handle.readline(MAX_RECORD_BYTES + 1)
+    if len(data) <= MAX_RECORD_BYTES or data.endswith(b"\n"):
+        return data
+    size, preview = len(data), data[:200].decode("utf-8", errors="replace")
+    while more := handle.readline(1 << 20):
+        size += len(more)
+        if more.endswith(b"\n"):
+            break
+    source.problems.append(
+        FileProblem(
+            line_no,
+            "record_too_large",
+            f"line is {size} bytes; a record may take at most {MAX_RECORD_BYTES} bytes",
+            preview + "...",
+        )
+    )
+    return None
+
+
 def _land_jsonl_python(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
     lines, raws = [], []
     with source.path.open("rb") as handle:
-        for line_no, data in enumerate(handle, start=1):
+        line_no = 0
+        while True:
+            line_no += 1
+            data = _read_line(handle, line_no, source)
+            if data is None:
+                continue
+            if not data:
+                break
             if line_no == 1 and data.startswith(b"\xef\xbb\xbf"):
                 data = data[3:]
             try:
@@ -445,6 +521,17 @@ def _land_jsonl_python(con: duckdb.DuckDBPyConnection, source: InputFile, table:
 
 
 def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    """A JSON array of records (or one record). Up to MAX_WHOLE_JSON_BYTES it is parsed whole;
+    a larger file, or one nested too deeply for a whole parse, is split element by element
+    (memory bounded by MAX_RECORD_BYTES), each element parsed on its own: an element too large
+    or too deep is quarantined with its reason while the others load."""
+    try:
+        size = source.path.stat().st_size
+    except OSError as exc:
+        raise UserError(f"{source.path}: cannot read ({exc.strerror})") from None
+    if size > MAX_WHOLE_JSON_BYTES:
+        _land_json_elements(con, source, table)
+        return
     try:
         text = source.path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -455,7 +542,10 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
     if not text.strip():
         return
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except (RecursionError, _DuplicateKey):  # split: each element is read (and judged) alone
+        _land_json_elements(con, source, table)
+        return
     except json.JSONDecodeError as exc:
         source.problems.append(
             FileProblem(
@@ -475,8 +565,170 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
             FileProblem(None, "not_an_object", "a JSON file must hold an array of objects")
         )
         return
-    raws = [json.dumps(item, ensure_ascii=False) for item in data]
-    _insert(con, table, list(range(1, len(raws) + 1)), raws)
+    raws = []
+    for position, item in enumerate(data, start=1):
+        try:
+            raws.append((position, json.dumps(item, ensure_ascii=False)))
+        except RecursionError:
+            source.problems.append(_too_deep(position))
+    _insert(con, table, [p for p, _ in raws], [r for _, r in raws])
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        raise _DuplicateKey()
+    return record
+
+
+def _too_deep(position: int | None) -> FileProblem:
+    return FileProblem(
+        position, "too_deeply_nested", "the record is nested too deeply to read; not loaded"
+    )
+
+
+def _land_json_elements(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    lines, raws = [], []
+    try:
+        for position, element in split_json_array(source.path, MAX_RECORD_BYTES):
+            if isinstance(element, int):  # the size of an element over the limit
+                source.problems.append(
+                    FileProblem(
+                        position,
+                        "record_too_large",
+                        f"array element is {element} bytes; a record may take at most "
+                        f"{MAX_RECORD_BYTES} bytes",
+                    )
+                )
+                continue
+            try:
+                text = element.decode("utf-8")
+                json.loads(text)  # well-formed (the checks read it again from the text)
+            except UnicodeDecodeError as exc:
+                source.problems.append(
+                    FileProblem(position, "invalid_utf8", f"not valid UTF-8 (byte {exc.start})")
+                )
+                continue
+            except RecursionError:
+                source.problems.append(_too_deep(position))
+                continue
+            except json.JSONDecodeError as exc:
+                source.problems.append(
+                    FileProblem(
+                        position, "malformed_json", f"malformed JSON ({exc.msg})", text[:2000]
+                    )
+                )
+                continue
+            lines.append(position)
+            raws.append(text)
+            if len(lines) >= BATCH_ROWS:
+                _insert(con, table, lines, raws)
+                lines, raws = [], []
+    except ValueError as exc:  # the file itself is not an array or object
+        source.problems.append(FileProblem(None, "malformed_json", str(exc)))
+    _insert(con, table, lines, raws)
+
+
+_OUTSIDE = re.compile(rb'[\[\]{}",]')
+_INSIDE = re.compile(rb'["\\]')
+
+
+def split_json_array(path: Path, limit: int, chunk_size: int = 1 << 22):
+    """Yield (position, element bytes) of the top-level array in `path` (a top-level object is
+    one element), reading in chunks; an element over `limit` bytes yields (position, its size)
+    and is never held whole. Raises ValueError if the file is not an array or object."""
+    state = "start"  # start -> between <-> element; a single object: start -> element
+    single = False
+    depth, in_string, escaped = 0, False, False
+    position, size = 0, 0
+    element = bytearray()
+    with path.open("rb") as handle:
+        first = True
+        while chunk := handle.read(chunk_size):
+            if first:
+                chunk, first = chunk.removeprefix(b"\xef\xbb\xbf"), False
+            i, n = 0, len(chunk)
+            while i < n:
+                if state in ("start", "between"):
+                    skip = b" \t\r\n" if state == "start" else b" \t\r\n,"
+                    while i < n and chunk[i] in skip:
+                        i += 1
+                    if i == n:
+                        break
+                    head = chunk[i : i + 1]
+                    if state == "start":
+                        if head == b"[":
+                            state, i = "between", i + 1
+                            continue
+                        if head != b"{":
+                            raise ValueError("a JSON file must hold an array of objects")
+                        single = True
+                    elif head == b"]":
+                        return
+                    state, position, size, element, depth = (
+                        "element",
+                        position + 1,
+                        0,
+                        bytearray(),
+                        0,
+                    )
+                j, end = i, None
+                while j < n:
+                    if in_string:
+                        if escaped:
+                            escaped, j = False, j + 1
+                            continue
+                        match = _INSIDE.search(chunk, j)
+                        if match is None:
+                            j = n
+                            break
+                        j = match.end()
+                        if match.group() == b"\\":
+                            escaped = True
+                        else:
+                            in_string = False
+                        continue
+                    match = _OUTSIDE.search(chunk, j)
+                    if match is None:
+                        j = n
+                        break
+                    c, j = match.group(), match.end()
+                    if c == b'"':
+                        in_string = True
+                    elif c in (b"[", b"{"):
+                        depth += 1
+                    elif c in (b"]", b"}"):
+                        if depth == 0:  # the array's own closing bracket
+                            end = match.start()
+                            break
+                        depth -= 1
+                        if depth == 0 and single:
+                            end = j
+                            break
+                    elif depth == 0:  # a comma between elements
+                        end = match.start()
+                        break
+                stop = end if end is not None else n
+                size += stop - i
+                if size <= limit:
+                    element += chunk[i:stop]
+                else:
+                    element = bytearray()  # over the limit: only its size is kept
+                i = stop
+                if end is not None:
+                    yield position, (bytes(element).strip() if size <= limit else size)
+                    if single:
+                        return
+                    state = "between"
+    if state == "element":
+        raise ValueError(f"the file ends inside element {position}")
+    if state == "start":
+        return
+    raise ValueError("the file ends before the array is closed")
 
 
 def _land_csv(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
@@ -505,6 +757,12 @@ def _csv_records(source: InputFile, last_line: int | None = None):
             if header is None:
                 return
             header = [name.strip() for name in header]
+            twice = sorted({name for name in header if header.count(name) > 1})
+            if twice:
+                raise UserError(
+                    f"{source.path}: line 1: column {', '.join(twice)} appears more than once "
+                    "in the header (which value is meant?); nothing of this file was read"
+                )
             start = reader.line_num
             for row in reader:
                 line_no, start = start + 1, reader.line_num

@@ -331,7 +331,11 @@ class CompiledModel:
 
     def _ok_expr(self) -> str:
         allowed = ", ".join(_q(f.name) for f in self.fields)
-        checks = ["keys is not null", f"len(list_filter(keys, lambda k: k not in ({allowed}))) = 0"]
+        checks = [
+            "keys is not null",
+            f"len(list_filter(keys, lambda k: k not in ({allowed}))) = 0",
+            "len(keys) = len(list_distinct(keys))",  # a duplicate key: pydantic explains it
+        ]
         for f in self.fields:
             v = f"v_{f.name}"
             value = _fill(f.check, **self._subs(f)) if f.check else "false"
@@ -414,10 +418,33 @@ def _code_for(error: dict[str, Any], field: str | None) -> str:
     return "invalid_value"
 
 
+class DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A record with a key twice is ambiguous (the SQL path would keep the first value,
+    pydantic the last): refused, at any depth."""
+    record: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in record:
+            raise DuplicateKey(key)
+        record[key] = value
+    return record
+
+
 def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejection | None]:
     """Validate one raw JSON record with pydantic: (row, None) if valid, else (None, why)."""
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, object_pairs_hook=_refuse_duplicates)
+    except DuplicateKey as exc:
+        return None, Rejection(
+            "duplicate_key", exc.key, f"key '{exc.key}' appears more than once in the record"
+        )
+    except RecursionError:
+        return None, Rejection("too_deeply_nested", None, "the record is nested too deeply to read")
     except json.JSONDecodeError as exc:
         return None, Rejection(
             "malformed_json",

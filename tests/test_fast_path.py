@@ -157,7 +157,7 @@ def test_edge_files_fall_back_or_agree(tmp_path, monkeypatch):
     assert sorted((q[1], q[5]) for q in slow["quarantine"]) == [
         (1, "duplicate_id"),
         (2, "duplicate_id"),
-        (2, "invalid_uuid"),
+        (2, "duplicate_key"),  # {"id": "x", "id": "y"}: refused (issue #13), not read as "y"
         (5, "wrong_type"),
         (6, "wrong_type"),
     ]

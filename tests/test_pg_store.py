@@ -191,3 +191,30 @@ def test_itrack_store_postgres_routes_the_interview_commands(postgres_settings: 
             [process_id],
         ).fetchone()
     assert stored == ("Acme", ORG_A)
+
+
+def test_only_a_lead_assigns_a_process(store: PostgresInterviewStore, dsn: str) -> None:
+    process = as_user(store, RA1, ORG_A, "recruiter").create_interview_process("ca", "Acme", "SWE")
+    with pytest.raises(NotAllowed, match="refused: new row violates row-level security"):
+        with store.as_user(claims(RA1, ORG_A, "recruiter")).writing() as repo:
+            repo.assign_recruiter(process.id, RA2)
+    with store.as_user(claims(LEAD_A, ORG_A, "lead")).writing() as repo:
+        repo.assign_recruiter(process.id, RA2)
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            "select recruiter_id::text from interview_processes where id = %s", [process.id]
+        ).fetchone()
+    assert row == (RA2,)
+
+
+def test_health_says_reachable_and_migrated(store: PostgresInterviewStore, pg_server: str) -> None:
+    assert store.health() == (True, "PostgreSQL reachable")
+    with pg.database(pg_server, migrate=False) as empty:
+        bare = PostgresInterviewStore(empty, max_size=1)
+        try:
+            assert bare.health() == (
+                False,
+                "PostgreSQL reachable but not migrated: run `itrack db upgrade --dsn ...`",
+            )
+        finally:
+            bare.close()

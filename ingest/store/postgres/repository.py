@@ -185,6 +185,18 @@ class PostgresInterviewRepository:
         """The call's run id is on the status-history rows it wrote (set per transaction);
         PostgreSQL keeps no separate call log (use the server's own logging for that)."""
 
+    def assign_recruiter(self, interview_id: UUID | str, recruiter_id: UUID | str | None) -> None:
+        """Assign a process to a user (auth.users id), or unassign it: a lead's change (row-level
+        security refuses it to a recruiter, even for their own process)."""
+        process = self.get_interview_by_id(interview_id)
+        with self._refusals(f"process {process.id}"):
+            cursor = self.conn.execute(
+                "update interview_processes set recruiter_id = %s where id = %s",
+                [recruiter_id, process.id],
+            )
+        if cursor.rowcount == 0:
+            self._not_found_or_not_allowed("interview_processes", process.id, "interview process")
+
     # -- ids, names, corrections ----------------------------------------------------------
 
     def resolve_id(self, kind: str, value: UUID | str) -> UUID:
@@ -478,6 +490,19 @@ class PostgresInterviewStore:
 
     def close(self) -> None:
         self.pool.close()
+
+    def health(self) -> tuple[bool, str]:
+        """(reachable and migrated, one line saying so) for a health endpoint."""
+        try:
+            with self.pool.connection(timeout=5) as conn:
+                row = conn.execute(
+                    "select to_regclass('public.interview_processes') is not null"
+                ).fetchone()
+        except (PoolTimeout, psycopg.Error) as exc:
+            return False, f"PostgreSQL unavailable: {_first_line(exc)}"
+        if not row or not row[0]:
+            return False, "PostgreSQL reachable but not migrated: run `itrack db upgrade --dsn ...`"
+        return True, "PostgreSQL reachable"
 
     @contextmanager
     def reading(self) -> Iterator[PostgresInterviewRepository]:

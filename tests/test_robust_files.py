@@ -1,0 +1,159 @@
+"""Issue #13, hostile files: oversized records, huge and deeply nested JSON, duplicate keys and
+FIFOs. Each bad record is quarantined with its reason while the rest of its file loads; what
+is not a regular file is refused (exit 2); memory stays bounded. Real files, real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+
+from ingest.readers import MAX_RECORD_BYTES
+from ingest.store.duckdb.store import raw_store_path
+from tests.factories import P1, P2, candidate, process, write_jsonl
+
+ITRACK = str(Path(sys.executable).parent / "itrack")
+
+
+class Ran(subprocess.CompletedProcess):
+    peak_rss_mb: float
+
+
+def ingest(*paths: Path, db: Path) -> Ran:
+    """`itrack ingest` in a child process; its own peak RSS measured (wait4)."""
+    args = [ITRACK, "ingest", *map(str, paths), "--db", str(db), "--format", "json", "--wait", "0"]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(args, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        ran = Ran(args, proc.returncode, out.read().decode(), err.read().decode())
+    ran.peak_rss_mb = usage.ru_maxrss / 1024
+    return ran
+
+
+def rows(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def quarantined(db: Path) -> list[tuple]:
+    return rows(db, "select line_number, error_code, field from quarantine order by 1")
+
+
+def test_a_valid_record_over_2_mb_on_a_jsonl_line_loads(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    write_jsonl(tmp_path / "candidates.jsonl", [candidate()])
+    ingest(tmp_path / "candidates.jsonl", db=db)
+    notes = "\U0001f600" * 750_000  # 3 MB of UTF-8, 750k characters (under MAX_TEXT)
+    big = process(id=P1, final_outcome=notes, company_name="Acme")
+    path = write_jsonl(tmp_path / "processes.jsonl", [process(id=P2), big])
+    assert path.stat().st_size > 3_000_000
+    done = ingest(path, db=db)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["accepted"] == 2
+    assert rows(db, f"select length(final_outcome) from interview_processes where id = '{P1}'") == [
+        (750_000,)
+    ]
+
+
+def test_an_oversized_jsonl_line_is_quarantined_and_the_rest_loads(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "candidates.jsonl"
+    with path.open("w") as handle:
+        handle.write(json.dumps(candidate(id="c-1")) + "\n")
+        handle.write('{"id": "c-2", "full_name": "' + "x" * (MAX_RECORD_BYTES + 10) + '"}\n')
+        handle.write(json.dumps(candidate(id="c-3")) + "\n")
+    done = ingest(path, db=db)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["accepted"] == 2
+    assert quarantined(db) == [(2, "record_too_large", None)]
+    assert rows(db, "select id from candidates order by 1") == [("c-1",), ("c-3",)]
+    assert done.peak_rss_mb < 600, done.peak_rss_mb  # the 64 MB line was never held whole
+
+
+def test_a_huge_single_record_json_file_is_quarantined_in_bounded_memory(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "candidates.json"
+    with path.open("w") as handle:  # 200 MB, one record
+        handle.write('[{"id": "c-9", "full_name": "')
+        for _ in range(200):
+            handle.write("y" * (1 << 20))
+        handle.write('"}, ' + json.dumps(candidate(id="c-1")) + "]")
+    done = ingest(path, db=db)
+    assert done.returncode == 0, done.stderr
+    assert quarantined(db) == [(1, "record_too_large", None)]
+    assert rows(db, "select id from candidates") == [("c-1",)]
+    assert done.peak_rss_mb < 600, done.peak_rss_mb  # a whole parse took several times 200 MB
+
+
+def deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def test_deep_nesting_is_quarantined_with_its_reason(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    jsonl = tmp_path / "candidates.jsonl"
+    deep_line = json.dumps(candidate(id="c-2"))[:-1] + ', "x": ' + deep(100_000) + "}"
+    write_jsonl(jsonl, [candidate(id="c-1"), deep_line, candidate(id="c-3")])
+    array = tmp_path / "more_candidates.json"
+    array.write_text(
+        "[" + json.dumps(candidate(id="c-4")) + ", " + deep_line.replace("c-2", "c-5") + "]"
+    )
+    done = ingest(jsonl, array, db=db)
+    assert done.returncode == 0, done.stderr
+    assert rows(
+        db, "select file_path like '%.json', line_number, error_code from quarantine order by 1, 2"
+    ) == [
+        (False, 2, "too_deeply_nested"),
+        (True, 2, "too_deeply_nested"),
+    ]
+    assert rows(db, "select id from candidates order by 1") == [("c-1",), ("c-3",), ("c-4",)]
+
+
+def test_duplicate_keys_are_refused(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    twice = '{"id": "c-2", "full_name": "Ann", "full_name": "Bob", "created_at": "2025-01-01"}'
+    write_jsonl(tmp_path / "candidates.jsonl", [candidate(id="c-1"), twice])
+    (tmp_path / "b_candidates.json").write_text("[" + twice.replace("c-2", "c-3") + "]")
+    done = ingest(tmp_path / "candidates.jsonl", tmp_path / "b_candidates.json", db=db)
+    assert done.returncode == 0, done.stderr
+    assert rows(db, "select line_number, error_code, field from quarantine order by file_path") == [
+        (1, "duplicate_key", "full_name"),
+        (2, "duplicate_key", "full_name"),
+    ]
+    assert rows(db, "select id from candidates") == [("c-1",)]
+    csv_file = tmp_path / "c_candidates.csv"
+    csv_file.write_text("id,full_name,full_name,created_at\nc-4,Ann,Bob,2025-01-01\n")
+    refused = ingest(csv_file, db=db)
+    assert refused.returncode == 2
+    assert "column full_name appears more than once in the header" in refused.stderr
+
+
+def test_fifos_are_refused_not_read(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    fifo = tmp_path / "candidates.jsonl"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    named = ingest(fifo, db=db)
+    assert named.returncode == 2, named.stderr
+    assert f"{fifo}: not a regular file" in named.stderr
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    os.mkfifo(folder / "processes.jsonl")
+    in_folder = ingest(folder, db=db)
+    assert in_folder.returncode == 2, in_folder.stderr
+    assert "processes.jsonl: not a regular file" in in_folder.stderr
+    assert time.monotonic() - started < 120  # nothing hung on the FIFO
+    assert not raw_store_path(db).exists() or rows(db, "select count(*) from candidates") == [(0,)]
