@@ -57,11 +57,27 @@ def build(*args: str):
     return result
 
 
+def colliding(n: int, feeder: str, company: str) -> dict:
+    """Feeder `a @ b` x company `c` and feeder `a` x company `b @ c` share the label
+    `a @ b @ c`; their funnel keys must not collide (a unique test would stop the build)."""
+    return {
+        **process("2025-01-01T00:00:00Z", "2025-01-02T00:00:00Z"),
+        "id": f"00000000-0000-4000-8000-{n:012d}",
+        "status": "in_progress",
+        "feeder_source": feeder,
+        "company_name": company,
+    }
+
+
 def test_data_quality_never_blocks_publishing_and_is_named_in_the_summary(tmp_path):
     db = str(tmp_path / "warehouse.duckdb")
     first = write(
         tmp_path / "night1",
-        [process("2025-01-01T00:00:00Z", "2025-01-10T00:00:00Z")],
+        [
+            process("2025-01-01T00:00:00Z", "2025-01-10T00:00:00Z"),
+            colliding(2, "a @ b", "c"),
+            colliding(3, "a", "b @ c"),
+        ],
         [stage(1, "phone_screen"), stage(2, "Hiring Manager Chat")],
     )
     assert build(str(first), "--db", db).exit_code == 0
@@ -79,14 +95,33 @@ def test_data_quality_never_blocks_publishing_and_is_named_in_the_summary(tmp_pa
     ) in result.output
     [row] = query(
         tmp_path / "warehouse.duckdb",
-        "select days_to_decision, is_decided_before_start from fct_interview_processes",
+        "select days_to_decision, is_decided_before_start from fct_interview_processes "
+        f"where interview_process_id = '{PID}'",
     )
+    pair = query(
+        tmp_path / "warehouse.duckdb",
+        "select funnel_row_id, feeder_source, company_name from mart_conversion_funnel "
+        "where group_key = 'a @ b @ c' order by feeder_source",
+    )
+    assert [(r["feeder_source"], r["company_name"]) for r in pair] == [
+        ("a", "b @ c"),
+        ("a @ b", "c"),
+    ]
+    assert pair[0]["funnel_row_id"] != pair[1]["funnel_row_id"]
     assert row == {"days_to_decision": None, "is_decided_before_start": True}
     types = query(
         tmp_path / "warehouse.duckdb",
         "select stage_name, stage_type from fct_interview_stages order by stage_order",
     )
     assert [r["stage_type"] for r in types] == ["phone_screen", "other"]
+    # the reason is split at sentence ends only: "Node.js" stays whole
+    [acme] = query(
+        tmp_path / "warehouse.duckdb",
+        "select rejection_reasons from mart_company_insights where company_name = 'Acme'",
+    )
+    assert json.loads(acme["rejection_reasons"]) == [
+        {"reason": "failed node.js exercise", "count": 1}
+    ]
 
 
 def test_empty_input_is_a_normal_night(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 import typing
 
 import duckdb
@@ -148,3 +149,56 @@ def test_created_at_in_the_future_is_refused_beyond_the_tolerance(tmp_path, ahea
             contract.Candidate.model_validate_json(_candidate(created))
         # a stored row read back is never refused by the rule (it was accepted in its day)
         contract.Candidate.model_validate_json(_candidate(created), context={"stored": True})
+
+
+# ---- engine-specific SQL stays behind the dispatched macros ---------------------------------
+
+ENGINE_SPECIFIC = {
+    "group by all": "group_by()",
+    "::": "as_double() / as_json() / cast()",
+    "struct_pack": "json_objects_agg()",
+    "to_json(": "json_objects_agg()",
+    "list(": "json_objects_agg()",
+    "strftime(": "format_month()",
+    "median(": "median() macro",
+    "regexp_": "the text macros (split_phrases, extract_words, normalize_name)",
+    "epoch": "elapsed_days()",
+    "exclude (": "an explicit column list",
+    "[1:": "a row_number() filter",
+}
+
+
+def test_models_and_tests_use_no_engine_specific_sql_outside_macros():
+    """So the project can run on dbt-postgres: such SQL lives in macros/ behind
+    adapter.dispatch (DuckDB `default__`, PostgreSQL `postgres__`)."""
+    found = []
+    for folder in ("models", "tests"):
+        for path in sorted((PROJECT_DIR / folder).rglob("*.sql")):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                code = line.split("--")[0].lower()
+                code = code.replace("{{ median(", "{{ median_macro(")
+                for pattern, use in ENGINE_SPECIFIC.items():
+                    if pattern in code:
+                        found.append(f"{path.relative_to(PROJECT_DIR)}:{number}: {pattern} ({use})")
+    assert found == []
+
+
+def test_every_engine_specific_macro_has_a_postgres_version():
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (PROJECT_DIR / "macros").glob("*.sql"))
+    dispatched = set(re.findall(r"adapter\.dispatch\('(\w+)'", text))
+    assert dispatched >= {
+        "group_by",
+        "as_double",
+        "median",
+        "format_month",
+        "elapsed_days",
+        "json_objects_agg",
+        "normalize_name",
+        "clean_text",
+        "split_phrases",
+        "extract_words",
+    }
+    for name in dispatched:
+        assert f"macro default__{name}(" in text, name
+        if name != "as_json":  # `cast(x as json)` is the same on PostgreSQL
+            assert f"macro postgres__{name}(" in text, name

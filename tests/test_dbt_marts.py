@@ -473,3 +473,28 @@ def test_failing_test_is_named_and_the_file_released(tmp_path):
     assert "accepted_values_stg_itrack__interview_stages_outcome" in outcome.failures[0]
     duckdb.connect(str(db)).close()  # not held by dbt
     assert not (tmp_path / ".build" / "dbt" / "w.duckdb").exists()  # the stable link is gone
+
+
+def test_every_model_and_column_is_documented(warehouse):
+    """Each model's YAML describes the model and exactly the columns it has."""
+    import yaml
+
+    documented = {}
+    for path in (PROJECT_DIR / "models").rglob("_*__models.yml"):
+        for model in yaml.safe_load(path.read_text(encoding="utf-8"))["models"]:
+            assert model.get("description", "").strip(), model["name"]
+            for column in model["columns"]:
+                assert column.get("description", "").strip(), (model["name"], column["name"])
+            documented[model["name"]] = [c["name"] for c in model["columns"]]
+    built = {p.stem for p in (PROJECT_DIR / "models").rglob("*.sql")}
+    assert set(documented) == built
+    for name, columns in documented.items():
+        actual = [
+            r["column_name"]
+            for r in query(
+                warehouse,
+                "select column_name from information_schema.columns "
+                f"where table_name = '{name}' order by ordinal_position",
+            )
+        ]
+        assert sorted(columns) == sorted(actual), name

@@ -4,5 +4,5 @@
 select stage_name_normalized, count(*) as stages
 from {{ ref('int_stages_typed') }}
 where is_unmapped_stage_name
-group by all
+{{ group_by(1) }}
 order by stages desc

@@ -2,6 +2,6 @@
 {% test unique_combination(model, columns) %}
 select {{ columns | join(', ') }}, count(*) as copies
 from {{ model }}
-group by all
+group by {{ columns | join(', ') }}
 having count(*) > 1
 {% endtest %}
