@@ -63,6 +63,7 @@ docs: $(STAMP) ## Build the dbt docs site (offline) and say where it is
 bench: $(STAMP) ## Benchmark ingest / build / feedback against the DuckDB floor (SCALE=small for a quick run)
 	$(BIN)/python bench/run.py --scale $(SCALE)
 	$(BIN)/python bench/pg_extract.py --scale $(SCALE)
+	$(BIN)/python bench/api_load.py --store both --clients 20 --seconds 20
 
 # Build outputs only: the published warehouse, the build folder, dbt's artefacts, the report.
 # Never the raw store (data/*.raw.duckdb: the only copy of interviews recorded with
