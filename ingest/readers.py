@@ -244,6 +244,10 @@ def land_fast(
     fields = list(MODELS[source.kind].model_fields)
     target = f"checked_{source.kind}"
     path = source.label
+    # A file big enough to hold an oversized record: ask the scan first, so such a record is
+    # never read whole by DuckDB (the line reader quarantines it in bounded memory).
+    if source.fmt != "parquet" and _size(source) > MAX_RECORD_BYTES and scanned.result().long_line:
+        return False
     try:
         select = reader(con, source, fields)
         if select is None:
@@ -279,6 +283,13 @@ def land_fast(
         [source.kind, path],
     )
     return True
+
+
+def _size(source: InputFile) -> int:
+    try:
+        return source.path.stat().st_size
+    except (OSError, TypeError, AttributeError):
+        return 0
 
 
 def _sql_text(text: str) -> str:
