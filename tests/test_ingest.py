@@ -396,6 +396,6 @@ def test_busy_store_exits_2_naming_the_pid(tmp_path, db):
     folder.mkdir()
     write_jsonl(folder / "candidates.jsonl", [candidate()])
     with open_store(db):
-        busy = runner.invoke(app, ["ingest", str(folder), "--db", str(db)])
+        busy = runner.invoke(app, ["ingest", str(folder), "--db", str(db), "--wait", "0"])
     assert busy.exit_code == 2
     assert f"database is busy (held by PID {os.getpid()})" in busy.output

@@ -482,7 +482,20 @@ def test_second_writer_gets_busy_and_file_stays_intact(duck):
         ):
             service.add_interview_stage(process.id, "Phone Screen", 1)
         result = CliRunner().invoke(
-            app, ["create", "--candidate", "c1", "--company", "X", "--role", "Y", "--db", str(db)]
+            app,
+            [
+                "create",
+                "--candidate",
+                "c1",
+                "--company",
+                "X",
+                "--role",
+                "Y",
+                "--db",
+                str(db),
+                "--wait",
+                "0",
+            ],
         )
         assert_exit(result, 2)
         assert result.stderr.startswith(f"error: database is busy (held by PID {holder.pid})")
