@@ -18,6 +18,7 @@ from ingest.store.duckdb.store import raw_store_path
 from itrack.cli.main import app
 from itrack.generate import generate
 from itrack.services import interview_service
+from tests.conftest import assert_exit
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,9 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def invoke(*args: str, code: int = 0, stdin: str | None = None):
     result = runner.invoke(app, list(args), input=stdin)
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    assert "Traceback" not in result.stdout + result.stderr
+    assert_exit(result, code)
     assert "\x1b[" not in result.stdout + result.stderr
     assert "\n\n" not in result.stdout.strip("\n")
     return result

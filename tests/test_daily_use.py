@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from ingest.store.duckdb.store import open_store, raw_store_path, store_lock
 from itrack.cli.main import app
+from tests.conftest import assert_exit
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,10 +28,9 @@ ANSI = re.compile(r"\x1b\[")
 
 def invoke(*args: str, code: int = 0, stdin: str | None = None):
     result = runner.invoke(app, list(args), input=stdin)
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert_exit(result, code)
     for stream in (result.stdout, result.stderr):
-        assert "Traceback" not in stream and not ANSI.search(stream)
+        assert not ANSI.search(stream)
     assert "\n\n" not in result.stdout.strip("\n")  # no stray blank lines
     return result
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,17 +31,16 @@ from ingest.contract import (
 )
 from ingest.errors import NotFoundError, Refused
 from ingest.ports import HISTORY_SOURCE
+from ingest.store.common import (
+    ID_KINDS,
+    ID_PREFIX,
+    MIN_PREFIX,
+    PROCESS_COLUMNS,
+    STAGE_COLUMNS,
+    audit_text,
+    process_filters,
+)
 from ingest.store.duckdb.store import open_store
-
-PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
-STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
-MIN_PREFIX = 4  # an id may be given by a unique prefix of at least this many characters
-_ID_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]*")
-# kind -> (table, what a person calls it)
-ID_KINDS = {
-    "process": ("interview_processes", "interview process"),
-    "stage": ("interview_stages", "interview stage"),
-}
 
 # Rows read back were accepted under the rules of their day (see contract.stored).
 STORED = {"stored": True}
@@ -128,16 +126,7 @@ class InterviewRepository:
         candidate_id: str | None = None,
     ) -> list[InterviewProcess]:
         """Processes matching every filter given, oldest first."""
-        clauses, params = [], []
-        for column, value in (
-            ("company_name", company_name),
-            ("status", InterviewStatus(status).value if status else None),
-            ("candidate_id", candidate_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        where = f"where {' and '.join(clauses)}" if clauses else ""
+        where, params = process_filters("?", company_name, status, candidate_id)
         return self._select_processes(where, params)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
@@ -206,7 +195,7 @@ class InterviewRepository:
         except ValueError:
             pass
         table, what = ID_KINDS[kind]
-        if len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+        if len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
             raise self._not_found(kind, value)
         ids = [
             r[0]
@@ -230,7 +219,7 @@ class InterviewRepository:
         what = ID_KINDS[kind][1]
         text = str(value).strip().lower()
         for other, (table, other_what) in ID_KINDS.items():
-            if other == kind or len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+            if other == kind or len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
                 continue
             hit = self.con.execute(
                 f"select count(*) from {table} where starts_with(cast(id as varchar), ?)",
@@ -242,7 +231,7 @@ class InterviewRepository:
             "select count(*) from candidates where id = ?", [str(value).strip()]
         ).fetchone()[0]:
             return NotFoundError(f"'{value}' is a candidate id, not an {what} id")
-        if not _ID_PREFIX.fullmatch(text):
+        if not ID_PREFIX.fullmatch(text):
             return NotFoundError(f"{what} '{value}' not found (not a valid id)")
         return NotFoundError(f"{what} '{value}' not found")
 
@@ -301,8 +290,8 @@ class InterviewRepository:
                 str(record_id),
                 str(interview_process_id),
                 field,
-                _audit_text(old_value),
-                _audit_text(new_value),
+                audit_text(old_value),
+                audit_text(new_value),
                 reason,
                 changed_by,
                 utc_now(),
@@ -426,13 +415,3 @@ class ConnectionInterviewStore:
         repo = InterviewRepository(self.con)
         with repo.transaction():
             yield repo
-
-
-def _audit_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(getattr(value, "value", value))

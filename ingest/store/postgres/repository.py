@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -35,17 +34,17 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
+from ingest.store.common import (
+    ID_KINDS,
+    ID_PREFIX,
+    MIN_PREFIX,
+    PROCESS_COLUMNS,
+    STAGE_COLUMNS,
+    audit_text,
+    process_filters,
+)
 
-PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
-STAGE_COLUMNS: tuple[str, ...] = tuple(InterviewStage.model_fields)
-MIN_PREFIX = 4  # an id may be given by a unique prefix of at least this many characters
-_ID_PREFIX = re.compile(r"[0-9a-f][0-9a-f-]*")
-# kind -> (table, what a person calls it)
 HISTORY_SOURCE = "service"  # as ingest.ports: status-history rows written by the service
-ID_KINDS = {
-    "process": ("interview_processes", "interview process"),
-    "stage": ("interview_stages", "interview stage"),
-}
 # Roles a call may act as (the ones the migrations grant to).
 ROLES = frozenset({"anon", "authenticated", "service_role", "itrack_extract"})
 
@@ -116,16 +115,7 @@ class PostgresInterviewRepository:
         status: InterviewStatus | str | None = None,
         candidate_id: str | None = None,
     ) -> list[InterviewProcess]:
-        clauses, params = [], []
-        for column, value in (
-            ("company_name", company_name),
-            ("status", InterviewStatus(status).value if status else None),
-            ("candidate_id", candidate_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                params.append(value)
-        where = f"where {' and '.join(clauses)}" if clauses else ""
+        where, params = process_filters("%s", company_name, status, candidate_id)
         return self._select_processes(where, params)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
@@ -210,7 +200,7 @@ class PostgresInterviewRepository:
         except ValueError:
             pass
         table, what = ID_KINDS[kind]
-        if len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+        if len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
             raise self._not_found(kind, value)
         rows = self.conn.execute(
             f"select id from {table} where starts_with(id::text, %s) order by id limit 4", [text]
@@ -229,7 +219,7 @@ class PostgresInterviewRepository:
         what = ID_KINDS[kind][1]
         text = str(value).strip().lower()
         for other, (table, other_what) in ID_KINDS.items():
-            if other == kind or len(text) < MIN_PREFIX or not _ID_PREFIX.fullmatch(text):
+            if other == kind or len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
                 continue
             hit = self.conn.execute(
                 f"select exists (select 1 from {table} where starts_with(id::text, %s))", [text]
@@ -241,7 +231,7 @@ class PostgresInterviewRepository:
         ).fetchone()
         if candidate and candidate[0]:
             return NotFoundError(f"'{value}' is a candidate id, not an {what} id")
-        if not _ID_PREFIX.fullmatch(text):
+        if not ID_PREFIX.fullmatch(text):
             return NotFoundError(f"{what} '{value}' not found (not a valid id)")
         return NotFoundError(f"{what} '{value}' not found")
 
@@ -299,8 +289,8 @@ class PostgresInterviewRepository:
                     record_kind,
                     record_id,
                     field,
-                    _audit_text(old_value),
-                    _audit_text(new_value),
+                    audit_text(old_value),
+                    audit_text(new_value),
                     reason,
                     changed_by,
                     self.run_id,
@@ -420,16 +410,6 @@ class PostgresInterviewRepository:
 def _naive(value: dt.datetime | None) -> dt.datetime | None:
     """timestamptz as the contract holds time: naive UTC."""
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value is not None else None
-
-
-def _audit_text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(getattr(value, "value", value))
 
 
 def _marks(columns: Sequence[str]) -> list[str]:
