@@ -34,44 +34,12 @@ resolved as (
 ),
 
 -- one display name per key: the most frequent spelling, ties to the smallest
-company_spellings as (
-    select company_key, company_name, count(*) as copies
-    from resolved
-    {{ group_by(2) }}
-),
-
 company_names as (
-    select company_key, company_name as company_display
-    from (
-        select
-            company_key,
-            company_name,
-            row_number() over (
-                partition by company_key order by copies desc, company_name
-            ) as spelling_rank
-        from company_spellings
-    ) as ranked
-    where spelling_rank = 1
-),
-
-feeder_spellings as (
-    select resolved_feeder_key, feeder_spelling, count(*) as copies
-    from resolved
-    {{ group_by(2) }}
+    {{ most_frequent_spelling('resolved', 'company_key', 'company_name', 'company_display') }}
 ),
 
 feeder_names as (
-    select resolved_feeder_key, feeder_spelling as feeder_display
-    from (
-        select
-            resolved_feeder_key,
-            feeder_spelling,
-            row_number() over (
-                partition by resolved_feeder_key order by copies desc, feeder_spelling
-            ) as spelling_rank
-        from feeder_spellings
-    ) as ranked
-    where spelling_rank = 1
+    {{ most_frequent_spelling('resolved', 'resolved_feeder_key', 'feeder_spelling', 'feeder_display') }}
 ),
 
 enriched as (

@@ -32,25 +32,9 @@ keyed as (
     where interviewer_spelling <> ''
 ),
 
-spellings as (
-    select interviewer_key, interviewer_spelling, count(*) as copies
-    from keyed
-    {{ group_by(2) }}
-),
-
 -- one display spelling per key: the most frequent listing, ties to the smallest
 names as (
-    select interviewer_key, interviewer_spelling as interviewer_name
-    from (
-        select
-            interviewer_key,
-            interviewer_spelling,
-            row_number() over (
-                partition by interviewer_key order by copies desc, interviewer_spelling
-            ) as spelling_rank
-        from spellings
-    ) as ranked
-    where spelling_rank = 1
+    {{ most_frequent_spelling('keyed', 'interviewer_key', 'interviewer_spelling', 'interviewer_name') }}
 ),
 
 sat_in as (

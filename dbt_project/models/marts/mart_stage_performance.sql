@@ -13,24 +13,8 @@ stop_words as (
 ),
 
 -- one display spelling per normalised stage name: the most frequent, ties to the smallest
-name_spellings as (
-    select stage_name_normalized, stage_name_clean, count(*) as copies
-    from stages
-    {{ group_by(2) }}
-),
-
 name_display as (
-    select stage_name_normalized, stage_name_clean as stage_name_display
-    from (
-        select
-            stage_name_normalized,
-            stage_name_clean,
-            row_number() over (
-                partition by stage_name_normalized order by copies desc, stage_name_clean
-            ) as spelling_rank
-        from name_spellings
-    ) as ranked
-    where spelling_rank = 1
+    {{ most_frequent_spelling('stages', 'stage_name_normalized', 'stage_name_clean', 'stage_name_display') }}
 ),
 
 -- Notes repeat a lot (templates, copy-paste): tokenise each distinct note once, weighted by
