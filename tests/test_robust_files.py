@@ -25,17 +25,30 @@ class Ran(subprocess.CompletedProcess):
     peak_rss_mb: float
 
 
+# Linux carries a parent's RSS at fork into the child's ru_maxrss across exec, so a child of
+# the (large) pytest process would report pytest's size: a small launcher starts itrack instead
+# and reports its peak, measured with wait4, into a file.
+LAUNCH = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+open(sys.argv[1], "w").write(str(usage.ru_maxrss))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def ingest(*paths: Path, db: Path) -> Ran:
     """`itrack ingest` in a child process; its own peak RSS measured (wait4)."""
     args = [ITRACK, "ingest", *map(str, paths), "--db", str(db), "--format", "json", "--wait", "0"]
+    peak = Path(tempfile.mkdtemp()) / "peak_rss_kb"
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(args, stdout=out, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run(
+            [sys.executable, "-c", LAUNCH, str(peak), *args], stdout=out, stderr=err
+        )
         out.seek(0)
         err.seek(0)
         ran = Ran(args, proc.returncode, out.read().decode(), err.read().decode())
-    ran.peak_rss_mb = usage.ru_maxrss / 1024
+    ran.peak_rss_mb = int(peak.read_text()) / 1024
     return ran
 
 
