@@ -564,8 +564,12 @@ def _dedupe_in_run(
                    as _pos
         from staged_{kind};
         create or replace temp table conflicts as
-        select id, string_agg(distinct file_path || ':' || line_no, ', ') as places
-        from ranked where _rank = 1 group by id having count(distinct _h) > 1;""")
+        select id, string_agg(file_path || ':' || line_no, ', ' order by file_path, line_no)
+                   as places  -- ordered: the message is the same on every run
+        from (select distinct id, file_path, line_no from ranked where _rank = 1)
+        where id in (select id from ranked where _rank = 1
+                     group by id having count(distinct _h) > 1)
+        group by id;""")
     _fill_raw(
         con, "select rec from ranked r join conflicts c using (id) where r._rank = 1", fast_files
     )
