@@ -71,6 +71,25 @@ def seed_pg_candidates(dsn: str, candidates: dict[str, str | None] = CANDIDATES)
             )
 
 
+def seed_pg_process(
+    dsn: str,
+    process_id: str,
+    candidate_id: str,
+    company: str,
+    feeder: str | None,
+    created_at: dt.datetime,
+    role: str = "Engineer",
+) -> None:
+    """An in_progress process of organization ORG with a given id (as ingest would write it),
+    for tests that pair PostgreSQL with a warehouse built from the same rows."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "insert into interview_processes (id, organization_id, candidate_id, company_name, "
+            "role_title, feeder_source, created_at) values (%s, %s, %s, %s, %s, %s, %s)",
+            [process_id, ORG, candidate_id, company, role, feeder, created_at.isoformat() + "Z"],
+        )
+
+
 @contextmanager
 def store_env(
     kind: str, tmp: Path, pg_admin: str | None = None, fresh_dsn: str | None = None

@@ -11,8 +11,9 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
+from ingest.service import FeedbackStatus
 from itrack.api.auth import Principal, current_principal
-from itrack.api.deps import read_session, write_session
+from itrack.api.deps import feedback_after_commit, read_session, write_session
 from itrack.api.errors import ApiError, error_responses
 from itrack.api.models import (
     CandidateHistory,
@@ -23,6 +24,7 @@ from itrack.api.models import (
     ProcessPage,
     ProcessWithStages,
     Stage,
+    StageChange,
     StageCreate,
     StageList,
     StageOutcomeUpdate,
@@ -91,6 +93,10 @@ class Filters(CompanyFilters):
     ) -> None:
         super().__init__(status, feeder, candidate, created_from, created_to, limit, cursor)
         self.company = company
+
+
+def _json(feedback: FeedbackStatus | None) -> dict[str, str] | None:
+    return feedback.model_dump(mode="json") if feedback is not None else None
 
 
 def _encode_cursor(process: InterviewProcess) -> str:
@@ -199,7 +205,7 @@ def update_stage(
 
 @router.put(
     "/stages/{stage_id}/outcome",
-    response_model=Stage,
+    response_model=StageChange,
     responses=WRITE_ERRORS,
     summary="Record a stage's outcome, ratings and feedback",
 )
@@ -218,7 +224,8 @@ def record_outcome(
             interviewer_names=data.get("interviewer_names"),
             completed_date=data.get("completed_date"),
         )
-    return stage.model_dump(mode="json")
+    feedback = feedback_after_commit(request, session)  # a failure may have closed the process
+    return {**stage.model_dump(mode="json"), "feedback": _json(feedback)}
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -286,7 +293,8 @@ def update_interview(
         process = session.service.complete_interview_process(
             interview_id, body.status, body.offer_details, body.final_outcome
         )
-    return process.model_dump(mode="json")  # with `feedback` (ran / deferred) on a trigger
+    feedback = feedback_after_commit(request, session)
+    return {**process.as_process().model_dump(mode="json"), "feedback": _json(feedback)}
 
 
 @router.post(
