@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 from uuid import UUID
 
 import duckdb
@@ -30,7 +30,7 @@ from ingest.contract import (
     utc_now,
 )
 from ingest.errors import NotFoundError
-from ingest.ports import HISTORY_SOURCE
+from ingest.ports import HISTORY_SOURCE, ProcessFilters
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
@@ -123,10 +123,14 @@ class InterviewRepository(SharedQueries):
         company_name: str | None = None,
         status: InterviewStatus | str | None = None,
         candidate_id: str | None = None,
+        *,
+        limit: int | None = None,
+        **filters: Unpack[ProcessFilters],
     ) -> list[InterviewProcess]:
-        """Processes matching every filter given, oldest first."""
-        where, params = process_filters("?", company_name, status, candidate_id)
-        return self._select_processes(where, params)
+        """Processes matching every filter given (`common.process_filters`), oldest first
+        (created_at, id), at most `limit`."""
+        where, params = process_filters("?", company_name, status, candidate_id, **filters)
+        return self._select_processes(where, params, limit=limit)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Replace a stored process; a status change is appended to the history at updated_at."""
@@ -281,8 +285,12 @@ class InterviewRepository(SharedQueries):
             ],
         )
 
-    def _select_processes(self, where: str, params: list[Any]) -> list[InterviewProcess]:
-        rows = self._select("interview_processes", PROCESS_COLUMNS, where, params, "created_at")
+    def _select_processes(
+        self, where: str, params: list[Any], limit: int | None = None
+    ) -> list[InterviewProcess]:
+        rows = self._select(
+            "interview_processes", PROCESS_COLUMNS, where, params, "created_at", limit
+        )
         for row in rows:
             if row["offer_details"] is not None:
                 row["offer_details"] = json.loads(row["offer_details"])
@@ -293,9 +301,17 @@ class InterviewRepository(SharedQueries):
         return [InterviewStage.model_validate(row, context=STORED) for row in rows]
 
     def _select(
-        self, table: str, columns: Sequence[str], where: str, params: list[Any], order: str
+        self,
+        table: str,
+        columns: Sequence[str],
+        where: str,
+        params: list[Any],
+        order: str,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
+        if limit is not None:
+            sql += f" limit {int(limit)}"
         cursor = self.con.execute(sql, params)
         return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
 

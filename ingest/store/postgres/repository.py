@@ -23,7 +23,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Unpack
 from uuid import UUID
 
 import psycopg
@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
+from ingest.ports import ProcessFilters
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
@@ -116,9 +117,14 @@ class PostgresInterviewRepository(SharedQueries):
         company_name: str | None = None,
         status: InterviewStatus | str | None = None,
         candidate_id: str | None = None,
+        *,
+        limit: int | None = None,
+        **filters: Unpack[ProcessFilters],
     ) -> list[InterviewProcess]:
-        where, params = process_filters("%s", company_name, status, candidate_id)
-        return self._select_processes(where, params)
+        """Processes matching every filter given (`common.process_filters`), oldest first
+        (created_at, id), at most `limit`."""
+        where, params = process_filters("%s", company_name, status, candidate_id, **filters)
+        return self._select_processes(where, params, limit=limit)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Save a process; a status change gets its history row from the database's trigger."""
@@ -324,10 +330,10 @@ class PostgresInterviewRepository(SharedQueries):
             raise Refused(f"{what} refused by the database: {_first_line(exc)}") from None
 
     def _select_processes(
-        self, where: str, params: list[Any], lock: bool = False
+        self, where: str, params: list[Any], lock: bool = False, limit: int | None = None
     ) -> list[InterviewProcess]:
         rows = self._select(
-            "interview_processes", PROCESS_COLUMNS, where, params, "created_at", lock
+            "interview_processes", PROCESS_COLUMNS, where, params, "created_at", lock, limit
         )
         return [InterviewProcess.model_validate(row) for row in rows]
 
@@ -343,8 +349,11 @@ class PostgresInterviewRepository(SharedQueries):
         params: list[Any],
         order: str,
         lock: bool = False,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
         sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
+        if limit is not None:
+            sql += f" limit {int(limit)}"
         if lock:  # row-level security lets a user lock only the rows they may change
             sql += " for update"
         with self.conn.cursor(row_factory=dict_row) as cursor:
