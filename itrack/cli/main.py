@@ -166,15 +166,25 @@ def extract_command(
     summary = result.run
     if as_json:
         marks = {t: m.isoformat() if m else None for t, m in result.watermarks.items()}
-        details = {"source": result.source, "pulled": result.pulled, "watermarks": marks}
-        print_json(
-            {**summary_dict(summary), "extract": {**details, "history_added": result.history_added}}
-        )
+        details = {
+            "source": result.source,
+            "pulled": result.pulled,
+            "watermarks": marks,
+            "history_added": result.history_added,
+            "corrections_added": result.corrections_added,
+            "deleted": result.deleted,
+        }
+        print_json({**summary_dict(summary), "extract": details})
     else:
         pulled = ", ".join(f"{n} {table}" for table, n in result.pulled.items())
         line(f"extract from {result.source}: pulled {pulled}")
         print_summary(summary)
-        line(f"status history: {result.history_added} new row(s); watermarks saved with the run")
+        deleted = sum(result.deleted.values())
+        line(
+            f"status history: {result.history_added} new row(s); corrections: "
+            f"{result.corrections_added} new; deleted at the source: {deleted} row(s); "
+            "watermarks saved with the run"
+        )
     if strict and summary.rejected:
         fail(f"{summary.rejected} record(s) rejected (--strict); see `itrack rejects`", 1)
 
