@@ -29,26 +29,22 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def run(db: Path, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, [*args, "--db", str(db)])
+def run(db: Path, command: str, *args: str, code: int = 0) -> str:
+    """`itrack interview COMMAND ARGS... --db DB`: COMMAND is split on spaces (plain tokens),
+    ARGS are taken as they are."""
+    result = runner.invoke(app, [*command.split(), *args, "--db", str(db)])
     assert_exit(result, code)
     return result.stdout if code == 0 else result.stderr
 
 
-def run_json(db: Path, *args: str) -> object:
-    return json.loads(run(db, *args, "--json"))
+def run_json(db: Path, command: str, *args: str) -> object:
+    return json.loads(run(db, command, *args, "--json"))
 
 
 def test_full_life_of_an_interview(db, tmp_path):
     process = run_json(
         db,
-        "create",
-        "--new-company",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
+        "create --new-company --candidate c1 --company Acme --role",
         "Data Engineer",
         "--recruiter",
         "Rita",
@@ -148,16 +144,7 @@ def test_full_life_of_an_interview(db, tmp_path):
 
 def test_human_output_tables(db):
     pid = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "SWE",
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
     )["id"]
     stage_id = run_json(db, "add-stage", pid, "--name", "Technical Interview", "--order", "1")["id"]
     out = run(db, "outcome", stage_id, "failed", "--overall", "2")
@@ -168,62 +155,29 @@ def test_human_output_tables(db):
     )
     shown = run(db, "show", pid)
     assert "Failed Technical Interview" in shown and pid in shown and stage_id in shown
-    listed = run(db, "list", "--company", "Acme")
+    listed = run(db, "list --company Acme")
     assert "1 interview processes" in listed and pid in listed
-    assert "0 interview processes" in run(db, "list", "--status", "on_hold")
-    assert "rejected_by_company" in run(db, "history", "c1")
+    assert "0 interview processes" in run(db, "list --status on_hold")
+    assert "rejected_by_company" in run(db, "history c1")
 
 
 def test_list_and_history_json(db):
-    first = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "A",
-    )
+    first = run_json(db, "create --new-company --new-feeder --candidate c1 --company Acme --role A")
     second = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Globex",
-        "--role",
-        "B",
-        "--feeder",
-        "gh",
+        db, "create --new-company --new-feeder --candidate c1 --company Globex --role B --feeder gh"
     )
     run(db, "complete", second["id"], "on_hold")
     assert [p["id"] for p in run_json(db, "list")] == [first["id"], second["id"]]
-    assert [p["id"] for p in run_json(db, "list", "--status", "on_hold")] == [second["id"]]
-    assert [p["id"] for p in run_json(db, "list", "--company", "Acme", "--candidate", "c1")] == [
-        first["id"]
-    ]
-    assert run_json(db, "list", "--candidate", "nobody") == []
-    hist = run_json(db, "history", "c1")
+    assert [p["id"] for p in run_json(db, "list --status on_hold")] == [second["id"]]
+    assert [p["id"] for p in run_json(db, "list --company Acme --candidate c1")] == [first["id"]]
+    assert run_json(db, "list --candidate nobody") == []
+    hist = run_json(db, "history c1")
     assert [(p["company_name"], p["stages"]) for p in hist] == [("Acme", []), ("Globex", [])]
 
 
 def test_offer_as_inline_json_from_in_progress(db):
     pid = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "SWE",
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
     )["id"]
     offer = '{"base_salary": 100000, "currency": "EUR", "offer_date": "2025-02-01"}'
     done = run_json(db, "complete", pid, "offer_accepted", "--offer", offer)
@@ -271,16 +225,7 @@ def test_refusals_exit_1_with_one_line(db, args, code, message):
 
 def test_process_refusals(db, tmp_path):
     pid = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "SWE",
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
     )["id"]
     err = run(db, "add-stage", pid, "--name", "Screen", "--order", "2", code=1)
     assert err.strip().endswith("must have stage_order 1")
