@@ -12,13 +12,12 @@ import textwrap
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from ingest.store.duckdb.store import open_store, raw_store_path, store_lock
 from itrack.cli.main import app
-from tests.conftest import assert_exit
+from tests.conftest import assert_exit, read
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,12 +52,7 @@ def jsonl(path: Path, *records: dict) -> Path:
     return path
 
 
-def rows(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+rows = read
 
 
 PROCESS_ORPHAN = "9b1c1f0e-0000-4000-8000-000000000001"
@@ -297,6 +291,12 @@ def create(db: Path, options: str, *args: str, code: int = 0) -> dict:
     return json.loads(text)
 
 
+def add_stage(db: Path, process_id: str, name: str, *args: str) -> dict:
+    """`itrack interview add-stage PROCESS_ID --name NAME --order 1 ARGS...` as its JSON record."""
+    command = ("interview add-stage", process_id, "--name", name, "--order", "1", *args)
+    return json.loads(out(*command, "--db", str(db), "--format", "json"))
+
+
 def test_new_companies_and_feeders_must_be_deliberate(store):
     db = str(store)
     assert (
@@ -353,22 +353,7 @@ def test_at_backfills_and_is_validated_by_the_contract(store):
         store, "--candidate c1 --company Acme --role SWE --new-company --at 2025-02-01T09:00:00Z"
     )
     assert (p["created_at"], p["updated_at"]) == ("2025-02-01T09:00:00", "2025-02-01T09:00:00")
-    stage = json.loads(
-        out(
-            "interview add-stage",
-            p["id"],
-            "--name",
-            "Phone Screen",
-            "--order",
-            "1",
-            "--at",
-            "2025-02-03",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
-    )
+    stage = add_stage(store, p["id"], "Phone Screen", "--at", "2025-02-03")
     assert stage["created_at"] == "2025-02-03T00:00:00"
     done = json.loads(
         out(
@@ -441,20 +426,7 @@ def test_at_backfills_and_is_validated_by_the_contract(store):
 def test_outcome_json_returns_stage_and_process_and_ids_by_prefix(store):
     db = str(store)
     p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
-    stage = json.loads(
-        out(
-            "interview add-stage",
-            p["id"][:8],
-            "--name",
-            "Onsite",
-            "--order",
-            "1",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
-    )
+    stage = add_stage(store, p["id"][:8], "Onsite")
     done = json.loads(out("interview outcome", stage["id"][:6], "failed", "--db", db, "--json"))
     assert set(done) == {"stage", "process", "feedback"}  # feedback: the close fired a trigger
     assert done["feedback"] == {  # no warehouse built yet: the next build picks it up
@@ -519,20 +491,7 @@ def test_ambiguous_prefix_is_refused(store):
 def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
     db = str(store)
     p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
-    stage = json.loads(
-        out(
-            "interview add-stage",
-            p["id"],
-            "--name",
-            "Technical",
-            "--order",
-            "1",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
-    )
+    stage = add_stage(store, p["id"], "Technical")
     out("interview outcome", stage["id"], "failed", "--overall", "2", "--db", db)
     amended = json.loads(
         out(

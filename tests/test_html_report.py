@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import duckdb
 import pytest
 from PIL import Image
 
@@ -24,6 +23,7 @@ from feedback.html_report import (
 )
 from itrack.generate import generate
 from itrack.pipeline import run_build
+from tests.conftest import read
 
 CHARTS = (
     "funnel",
@@ -45,12 +45,7 @@ def report(tmp_path_factory) -> tuple[Path, str]:
     return db, out.read_text()
 
 
-def mart(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+mart = read
 
 
 def figure(html: str, chart: str) -> str:

@@ -32,8 +32,7 @@ DbOption = Annotated[
     ),
 ]
 WaitOption = Annotated[
-    float,
-    typer.Option("--wait", min=0, help="Seconds to wait for a busy store before giving up."),
+    float, typer.Option("--wait", min=0, help="Seconds to wait for a busy store before giving up.")
 ]
 
 

@@ -9,11 +9,7 @@ import typer
 
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.common import DbOption, Target, WaitOption, warehouse, with_target
-from itrack.cli.output import (
-    line,
-    print_json,
-    print_record,
-)
+from itrack.cli.output import line, print_json, print_record
 from itrack.errors import HandledGroup
 
 app = typer.Typer(
@@ -63,9 +59,7 @@ def feedback(
 @app.command()
 @with_target(wait=False)
 def report(
-    feeder: Annotated[str, typer.Argument(help="Feeder source, e.g. ex-amazon.")],
-    *,
-    target: Target,
+    feeder: Annotated[str, typer.Argument(help="Feeder source, e.g. ex-amazon.")], *, target: Target
 ) -> None:
     """The feeder performance report: sourced, success by stage, time to hire, rejections."""
     from itrack.services import feedback_service

@@ -21,15 +21,7 @@ from ingest.contract import InterviewProcess, InterviewStage
 from ingest.errors import UserError
 from ingest.service import InterviewDetail, InterviewService
 from itrack.cli.common import Target, with_target
-from itrack.cli.output import (
-    Format,
-    line,
-    print_json,
-    print_record,
-    print_table,
-    text,
-    warn,
-)
+from itrack.cli.output import Format, line, print_json, print_record, print_table, text, warn
 from itrack.errors import new_app
 from itrack.services import interview_service
 
@@ -240,11 +232,7 @@ def reopen(
 
 @app.command()
 @with_target()
-def audit(
-    process_id: ProcessArg,
-    *,
-    target: Target,
-) -> None:
+def audit(process_id: ProcessArg, *, target: Target) -> None:
     """A process's audit trail: every status change and every correction (who, why)."""
     service = _service(target)
     trail = service.get_audit(process_id)
@@ -273,8 +261,7 @@ def complete(
         ),
     ],
     offer: Annotated[
-        str | None,
-        typer.Option(help="Offer details: a JSON object, or a path to a JSON file."),
+        str | None, typer.Option(help="Offer details: a JSON object, or a path to a JSON file.")
     ] = None,
     reason: Annotated[
         str | None, typer.Option(help="Final outcome text, e.g. a rejection reason.")
@@ -292,11 +279,7 @@ def complete(
 
 @app.command()
 @with_target()
-def show(
-    process_id: ProcessArg,
-    *,
-    target: Target,
-) -> None:
+def show(process_id: ProcessArg, *, target: Target) -> None:
     """Show a process with its stages."""
     service = _service(target)
     detail = service.get_interview(process_id)

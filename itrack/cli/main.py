@@ -21,14 +21,7 @@ from itrack.cli import interview as interview_cli
 from itrack.cli import report as report_cli
 from itrack.cli import serve as serve_cli
 from itrack.cli.common import DbOption, Target, WaitOption, warehouse, with_target
-from itrack.cli.output import (
-    Format,
-    line,
-    print_json,
-    print_record,
-    print_table,
-    text,
-)
+from itrack.cli.output import Format, line, print_json, print_record, print_table, text
 from itrack.errors import HandledGroup, err_console, fail
 from itrack.generate import generate_command
 from itrack.settings import get_settings

@@ -31,8 +31,7 @@ class Format(StrEnum):
 
 
 FormatOption = Annotated[
-    Format,
-    typer.Option("--format", help="table (plain text when not a terminal), json or csv."),
+    Format, typer.Option("--format", help="table (plain text when not a terminal), json or csv.")
 ]
 reads_marts = with_target(wait=False, formats=(FormatOption, Format.table))
 FUNNEL_COLUMNS = (
@@ -129,11 +128,7 @@ def funnel(
 
 @app.command()
 @reads_marts
-def company(
-    name: Annotated[str, typer.Argument(help="Company name.")],
-    *,
-    target: Target,
-) -> None:
+def company(name: Annotated[str, typer.Argument(help="Company name.")], *, target: Target) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
     insights = analytics.get_company_hiring_insights(name, db=target.warehouse)
@@ -165,11 +160,7 @@ def stage(
 
 @app.command()
 @reads_marts
-def feeder(
-    name: Annotated[str, typer.Argument(help="Feeder source.")],
-    *,
-    target: Target,
-) -> None:
+def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")], *, target: Target) -> None:
     """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
 
     with analytics.connect(target.warehouse) as con:
