@@ -285,25 +285,10 @@ class InterviewService:
             return saved
 
     def update_stage_outcome(
-        self,
-        stage_id: UUID | str,
-        outcome: StageOutcome | str,
-        ratings: Mapping[str, Any] | None = None,
-        feedback: str | None = None,
-        interviewer_names: Sequence[str] | None = None,
-        completed_date: dt.datetime | str | None = None,
-        *,
-        at: dt.datetime | str | None = None,
+        self, stage_id: UUID | str, outcome: StageOutcome | str, *args: Any, **kwargs: Any
     ) -> InterviewStage:
-        """Record a stage's outcome, ratings, notes and interviewers.
-
-        passed / failed / no_show set `completed_date` (given, else `at`, else already stored,
-        else now); pending and cancelled clear it unless given. A failed stage closes an
-        in_progress process as rejected_by_company with final_outcome "Failed <stage name>".
-        """
-        return self.record_stage_outcome(
-            stage_id, outcome, ratings, feedback, interviewer_names, completed_date, at=at
-        ).stage
+        """The seed's name: `record_stage_outcome` (same arguments), returning only the stage."""
+        return self.record_stage_outcome(stage_id, outcome, *args, **kwargs).stage
 
     def record_stage_outcome(
         self,
@@ -316,8 +301,13 @@ class InterviewService:
         *,
         at: dt.datetime | str | None = None,
     ) -> OutcomeResult:
-        """`update_stage_outcome`, returning the stage and its process (a script sees an
-        automatic close)."""
+        """Record a stage's outcome, ratings, notes and interviewers; returns the stage and its
+        process (a script sees an automatic close).
+
+        passed / failed / no_show set `completed_date` (given, else `at`, else already stored,
+        else now); pending and cancelled clear it unless given. A failed stage closes an
+        in_progress process as rejected_by_company with final_outcome "Failed <stage name>".
+        """
         outcome = _parse_enum(StageOutcome, outcome, "outcome")
         rating_values = _rating_fields(ratings)
         with self._write("outcome", at) as call:
