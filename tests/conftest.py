@@ -9,6 +9,16 @@ import pytest
 from ingest.store.duckdb.store import raw_store_path
 from tests import pg
 
+# The charts of the HTML report, in page order (their figure ids are chart-<name>).
+CHARTS = (
+    "funnel",
+    "feeder-conversion",
+    "company-feeder-heatmap",
+    "time-to-decision",
+    "stage-pass-rates",
+    "feeder-trend",
+)
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:

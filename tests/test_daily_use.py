@@ -355,33 +355,12 @@ def test_at_backfills_and_is_validated_by_the_contract(store):
     assert (p["created_at"], p["updated_at"]) == ("2025-02-01T09:00:00", "2025-02-01T09:00:00")
     stage = add_stage(store, p["id"], "Phone Screen", "--at", "2025-02-03")
     assert stage["created_at"] == "2025-02-03T00:00:00"
-    done = json.loads(
-        out(
-            "interview outcome",
-            stage["id"],
-            "passed",
-            "--at",
-            "2025-02-04T10:00:00+01:00",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
-    )
+    at = "--at 2025-02-04T10:00:00+01:00"
+    done = json.loads(out(f"interview outcome {stage['id']} passed {at} --db {db} --format json"))
     assert done["stage"]["completed_date"] == "2025-02-04T09:00:00"
     assert done["process"]["updated_at"] == "2025-02-04T09:00:00"
     closed = json.loads(
-        out(
-            "interview complete",
-            p["id"],
-            "candidate_withdrew",
-            "--at",
-            "2025-02-10",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
+        out(f"interview complete {p['id']} candidate_withdrew --at 2025-02-10 --db {db} --json")
     )
     assert closed["updated_at"] == "2025-02-10T00:00:00"
     assert rows(
@@ -406,17 +385,7 @@ def test_at_backfills_and_is_validated_by_the_contract(store):
     )
     p2 = create(store, "--candidate c2 --company Acme --role SWE --at 2025-03-01")
     assert err(
-        "interview add-stage",
-        p2["id"],
-        "--name",
-        "Screen",
-        "--order",
-        "1",
-        "--at",
-        "2025-02-28",
-        "--db",
-        db,
-        code=1,
+        f"interview add-stage {p2['id']} --name Screen --order 1 --at 2025-02-28 --db {db}", code=1
     ) == (
         f"error: --at 2025-02-28T00:00:00 is before the last change of process {p2['id']} "
         "(2025-03-01T00:00:00); backfill events in the order they happened\n"
@@ -427,7 +396,7 @@ def test_outcome_json_returns_stage_and_process_and_ids_by_prefix(store):
     db = str(store)
     p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
     stage = add_stage(store, p["id"][:8], "Onsite")
-    done = json.loads(out("interview outcome", stage["id"][:6], "failed", "--db", db, "--json"))
+    done = json.loads(out(f"interview outcome {stage['id'][:6]} failed --db {db} --json"))
     assert set(done) == {"stage", "process", "feedback"}  # feedback: the close fired a trigger
     assert done["feedback"] == {  # no warehouse built yet: the next build picks it up
         "status": "deferred",
@@ -439,16 +408,16 @@ def test_outcome_json_returns_stage_and_process_and_ids_by_prefix(store):
         "rejected_by_company",
         "Failed Onsite",
     )
-    assert err("interview show", stage["id"], "--db", db, code=1) == (
+    assert err(f"interview show {stage['id']} --db {db}", code=1) == (
         f"error: '{stage['id']}' is an interview stage id, not an interview process id\n"
     )
-    assert err("interview outcome", p["id"][:8], "passed", "--db", db, code=1) == (
+    assert err(f"interview outcome {p['id'][:8]} passed --db {db}", code=1) == (
         f"error: '{p['id'][:8]}' is an interview process id, not an interview stage id\n"
     )
     assert err("interview show c1 --db", db, code=1) == (
         "error: 'c1' is a candidate id, not an interview process id\n"
     )
-    assert err("interview show abc --db", db, code=1) == (
+    assert err(f"interview show abc --db {db}", code=1) == (
         "error: interview process 'abc' not found\n"
     )
 
@@ -492,15 +461,10 @@ def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
     db = str(store)
     p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
     stage = add_stage(store, p["id"], "Technical")
-    out("interview outcome", stage["id"], "failed", "--overall", "2", "--db", db)
+    out(f"interview outcome {stage['id']} failed --overall 2 --db {db}")
     amended = json.loads(
         out(
-            "interview amend",
-            stage["id"],
-            "passed",
-            "--overall",
-            "4",
-            "--reason",
+            f"interview amend {stage['id']} passed --overall 4 --reason",
             "recorded on the wrong candidate",
             "--by",
             "rita",
@@ -515,7 +479,7 @@ def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
         "in_progress",
         None,
     )
-    trail = json.loads(out("interview audit", p["id"][:8], "--db", db, "--format", "json"))
+    trail = json.loads(out(f"interview audit {p['id'][:8]} --db {db} --format json"))
     assert [(h["from_status"], h["to_status"], h["source"]) for h in trail["status_history"]] == [
         (None, "in_progress", "service"),
         ("in_progress", "rejected_by_company", "service"),
@@ -551,22 +515,13 @@ def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
         ("stage", "outcome", "failed", "passed", "recorded on the wrong candidate", "rita"),
         ("stage", "overall_rating", "2", "4", "recorded on the wrong candidate", "rita"),
     ]
-    plain = out("interview audit", p["id"], "--db", db)
+    plain = out(f"interview audit {p['id']} --db {db}")
     assert plain.startswith(f"status history of process {p['id']}:\nchanged_at")
     assert "\ncorrections:\n" in plain
     assert err(
-        "interview amend",
-        stage["id"],
-        "passed",
-        "--overall",
-        "4",
-        "--reason",
-        "again",
-        "--db",
-        db,
-        code=1,
+        f"interview amend {stage['id']} passed --overall 4 --reason again --db {db}", code=1
     ) == (f"error: stage {stage['id']} already has outcome passed: nothing to amend\n")
-    assert err("interview amend", stage["id"], "failed", "--reason", " ", "--db", db, code=1) == (
+    assert err(f"interview amend {stage['id']} failed --reason", " ", "--db", db, code=1) == (
         "error: a correction needs a reason (--reason TEXT): it is kept in the audit trail\n"
     )
 
@@ -574,16 +529,14 @@ def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
 def test_reopen_a_closed_process_with_a_reason(store):
     db = str(store)
     p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
-    out("interview complete", p["id"], "on_hold", "--db", db)
-    out("interview complete", p["id"], "candidate_withdrew", "--reason", "moved", "--db", db)
-    assert err("interview complete", p["id"], "in_progress", "--db", db, code=1).startswith(
+    out(f"interview complete {p['id']} on_hold --db {db}")
+    out(f"interview complete {p['id']} candidate_withdrew --reason moved --db {db}")
+    assert err(f"interview complete {p['id']} in_progress --db {db}", code=1).startswith(
         f"error: process {p['id']} cannot move from candidate_withdrew to in_progress"
     )
     reopened = json.loads(
         out(
-            "interview reopen",
-            p["id"],
-            "--reason",
+            f"interview reopen {p['id']} --reason",
             "withdrew the wrong one",
             "--by",
             "sam",
@@ -594,23 +547,12 @@ def test_reopen_a_closed_process_with_a_reason(store):
         )
     )
     assert (reopened["status"], reopened["final_outcome"]) == ("on_hold", None)  # as before
-    assert err("interview reopen", p["id"], "--reason", "x", "--db", db, code=1) == (
+    assert err(f"interview reopen {p['id']} --reason x --db {db}", code=1) == (
         f"error: process {p['id']} is not closed (on_hold): nothing to reopen\n"
     )
-    out("interview complete", p["id"], "rejected_by_company", "--db", db)
+    out(f"interview complete {p['id']} rejected_by_company --db {db}")
     again = json.loads(
-        out(
-            "interview reopen",
-            p["id"],
-            "--reason",
-            "r",
-            "--to",
-            "in_progress",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
+        out(f"interview reopen {p['id']} --reason r --to in_progress --db {db} --format json")
     )
     assert again["status"] == "in_progress"
     assert rows(

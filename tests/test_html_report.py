@@ -23,16 +23,7 @@ from feedback.html_report import (
 )
 from itrack.generate import generate
 from itrack.pipeline import run_build
-from tests.conftest import read
-
-CHARTS = (
-    "funnel",
-    "feeder-conversion",
-    "company-feeder-heatmap",
-    "time-to-decision",
-    "stage-pass-rates",
-    "feeder-trend",
-)
+from tests.conftest import CHARTS, read
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from itrack.cli.main import app
-from tests.conftest import read
+from tests.conftest import CHARTS, read
 
 runner = CliRunner()
-CHARTS = (
-    "funnel",
-    "feeder-conversion",
-    "company-feeder-heatmap",
-    "time-to-decision",
-    "stage-pass-rates",
-    "feeder-trend",
-)
 
 
 @pytest.fixture
