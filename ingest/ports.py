@@ -10,13 +10,22 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 from uuid import UUID
 
 from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus
 
 HISTORY_SOURCE = "service"  # status-history rows written by the service
 CORRECTION_SOURCE = "correction"  # ... and by its corrections (amend / reopen)
+
+
+class ProcessFilters(TypedDict, total=False):
+    """List filters beyond company, status and candidate (`find_interviews`)."""
+
+    feeder: str  # the process's feeder, else its candidate's
+    created_from: dt.datetime  # created at or after
+    created_to: dt.datetime  # created before
+    after: tuple[dt.datetime, UUID]  # keyset cursor: the rows after this (created_at, id)
 
 
 class InterviewRepository(Protocol):
@@ -40,7 +49,12 @@ class InterviewRepository(Protocol):
         company_name: str | None = None,
         status: InterviewStatus | None = None,
         candidate_id: str | None = None,
-    ) -> list[InterviewProcess]: ...
+        *,
+        limit: int | None = None,
+        **filters: Unpack[ProcessFilters],
+    ) -> list[InterviewProcess]:
+        """Matching processes in the stable order (created_at, id), at most `limit`."""
+        ...
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Save a process; a status change appends its status-history row."""

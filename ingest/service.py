@@ -559,25 +559,7 @@ class InterviewService:
             call.feedback = self._run_feedback(call.triggers)
 
     def _run_feedback(self, triggers: list[FeedbackTrigger]) -> FeedbackStatus:
-        """Every callback for every trigger; a failure is reported, never raised: the
-        operational change is committed and the nightly build will do the feedback step."""
-        if not self._callbacks:
-            return FeedbackStatus(status="deferred", detail="no feedback step registered")
-        done, failed = [], []
-        for trigger in triggers:
-            for callback in self._callbacks:
-                try:
-                    outcome = callback(trigger)
-                except Exception as exc:  # reported in the result, never raised
-                    log.info("feedback for %s deferred: %s", trigger.interview_id, exc)
-                    text = str(exc).strip().splitlines()
-                    failed.append(text[0] if text else type(exc).__name__)
-                else:
-                    if outcome is not None:
-                        done.append(str(outcome))
-        if failed:
-            return FeedbackStatus(status="deferred", detail="; ".join(failed))
-        return FeedbackStatus(status="ran", detail="; ".join(done) or "callbacks ran")
+        return run_feedback_callbacks(self._callbacks, triggers)
 
     def _save_outcome(
         self, call: _Call, stage: InterviewStage, process: InterviewProcess, said: _StageResult
@@ -675,6 +657,32 @@ class InterviewService:
                 )
             )
         return saved
+
+
+def run_feedback_callbacks(
+    callbacks: Sequence[FeedbackCallback], triggers: Sequence[FeedbackTrigger]
+) -> FeedbackStatus:
+    """Every callback for every trigger, after the change is committed; a failure is reported,
+    never raised: the operational change stands and the nightly build does the feedback step.
+    (The service runs its own callbacks with this; the HTTP API, whose transaction ends after
+    the service call, runs it once the request has committed.)"""
+    if not callbacks:
+        return FeedbackStatus(status="deferred", detail="no feedback step registered")
+    done, failed = [], []
+    for trigger in triggers:
+        for callback in callbacks:
+            try:
+                outcome = callback(trigger)
+            except Exception as exc:  # reported in the result, never raised
+                log.info("feedback for %s deferred: %s", trigger.interview_id, exc)
+                text = str(exc).strip().splitlines()
+                failed.append(text[0] if text else type(exc).__name__)
+            else:
+                if outcome is not None:
+                    done.append(str(outcome))
+    if failed:
+        return FeedbackStatus(status="deferred", detail="; ".join(failed))
+    return FeedbackStatus(status="ran", detail="; ".join(done) or "callbacks ran")
 
 
 def parse_at(value: dt.datetime | str | None) -> dt.datetime | None:

@@ -193,7 +193,54 @@ def run_dbt(
             result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
         finally:
             close_dbt_connections()
-    return _outcome(result, folder / "logs" / "dbt.log")
+        outcome = _outcome(result, folder / "logs" / "dbt.log")
+        _name_failed_checks(result, outcome, link, raw_store)
+    return outcome
+
+
+def _name_failed_checks(result: object, outcome: DbtOutcome, link: Path, raw_store: Path) -> None:
+    """A failed or warning `invariants` test batches many checks: its message becomes which
+    ones failed and on what values (its failing rows, read back), not only a row count."""
+    compiled = {}
+    for node_result in getattr(getattr(result, "result", None), "results", None) or []:
+        node = getattr(node_result, "node", None)
+        metadata = getattr(node, "test_metadata", None)
+        if getattr(metadata, "name", None) == "invariants" and node.compiled_code:
+            compiled[node.name] = node.compiled_code
+    failing = [n for n in [*outcome.failed, *outcome.warned] if n.name in compiled]
+    if not failing:
+        return
+    con = duckdb.connect(str(link), read_only=True)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        path = str(Path(raw_store).absolute()).replace("'", "''")
+        con.execute(f"attach '{path}' as raw_store (read_only)")
+        for index, node in enumerate(outcome.failed):
+            if node.name in compiled:
+                outcome.failed[index] = _with_checks(con, node, compiled[node.name])
+        for index, node in enumerate(outcome.warned):
+            if node.name in compiled:
+                outcome.warned[index] = _with_checks(con, node, compiled[node.name])
+    finally:
+        con.close()
+
+
+def _with_checks(con: duckdb.DuckDBPyConnection, node: FailedNode, sql: str) -> FailedNode:
+    """`node` with its message listing each failed check, its rows and up to 3 values."""
+    try:
+        rows = con.execute(
+            "select failed_check, count(*), (list(distinct failing_value order by failing_value) "
+            f"filter (where failing_value is not null))[1:3] from ({sql}) "
+            "group by failed_check order by failed_check"
+        ).fetchall()
+    except duckdb.Error:  # the message stays dbt's
+        return node
+    checks = "; ".join(
+        f"{check}: {count} row(s)"
+        + (f", e.g. {', '.join(repr(v) for v in values)}" if values else "")
+        for check, count, values in rows
+    )
+    return FailedNode(node.name, node.kind, node.status, checks or node.message)
 
 
 def _outcome(result: object, log_path: Path) -> DbtOutcome:
@@ -217,6 +264,27 @@ def _outcome(result: object, log_path: Path) -> DbtOutcome:
         text = str(exception).strip().splitlines() if exception else []
         outcome.error = text[0] if text else f"dbt failed; see {log_path}"
     return outcome
+
+
+def rebuild_table(model: str, warehouse: Path, raw_store: Path, location: Path) -> None:
+    """Rebuild table model `model` in `warehouse` from `raw_store` with the SQL dbt compiled for
+    it in the last run on `location` (what dbt's table materialisation runs, in one
+    transaction), without a dbt invocation. Only for models that read sources alone."""
+    target = work_dir(location) / "target" / "compiled"
+    found = sorted(target.glob(f"*/models/**/{model}.sql"))
+    if len(found) != 1:
+        raise UserError(f"no compiled SQL for {model} under {target}: run the dbt build first")
+    sql = found[0].read_text(encoding="utf-8")
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("set TimeZone = 'UTC'")  # as the profile sets it
+        path = str(Path(raw_store).absolute()).replace("'", "''")
+        con.execute(f"attach '{path}' as raw_store (read_only)")
+        con.execute("begin")
+        con.execute(f'create or replace table main."{model}" as ({sql})')
+        con.execute("commit")
+    finally:
+        con.close()
 
 
 def docs_generate(warehouse: Path, raw_store: Path) -> Path:

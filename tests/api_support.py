@@ -59,6 +59,27 @@ class StoreEnv:
         with open_store(self.db, wait_seconds=5) as con:  # the server lets go when idle
             return con.execute(sql.format("?"), [pid]).fetchall()
 
+    def add_process(
+        self,
+        process_id: str,
+        candidate_id: str,
+        company: str,
+        feeder: str | None,
+        created_at: dt.datetime,
+    ) -> None:
+        """An in_progress process with a chosen id and creation time (as ingest writes them),
+        e.g. for ties in the list order."""
+        if self.kind == "postgres":
+            assert self.dsn is not None
+            seed_pg_process(self.dsn, process_id, candidate_id, company, feeder, created_at)
+            return
+        with open_store(self.db, wait_seconds=5) as con:
+            con.execute(
+                "insert into interview_processes values (?, ?, ?, 'Engineer', 'in_progress', ?, "
+                "null, null, null, ?, ?, 'seed', ?)",
+                [process_id, candidate_id, company, feeder, created_at, created_at, created_at],
+            )
+
 
 def seed_pg_candidates(dsn: str, candidates: dict[str, str | None] = CANDIDATES) -> None:
     """Candidates of organization ORG, written as the database owner (as ingest would)."""
@@ -69,6 +90,25 @@ def seed_pg_candidates(dsn: str, candidates: dict[str, str | None] = CANDIDATES)
                 "created_at, updated_at) values (%s, %s, %s, %s, %s, %s)",
                 [cid, ORG, f"Candidate {cid}", feeder, T0, T0],
             )
+
+
+def seed_pg_process(
+    dsn: str,
+    process_id: str,
+    candidate_id: str,
+    company: str,
+    feeder: str | None,
+    created_at: dt.datetime,
+    role: str = "Engineer",
+) -> None:
+    """An in_progress process of organization ORG with a given id (as ingest would write it),
+    for tests that pair PostgreSQL with a warehouse built from the same rows."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute(
+            "insert into interview_processes (id, organization_id, candidate_id, company_name, "
+            "role_title, feeder_source, created_at) values (%s, %s, %s, %s, %s, %s, %s)",
+            [process_id, ORG, candidate_id, company, role, feeder, created_at.isoformat() + "Z"],
+        )
 
 
 @contextmanager

@@ -7,6 +7,7 @@ per test); exact statuses, bodies and stored rows.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from tests.api_support import (
     store_env,
     token,
 )
+from tests.dbt_helpers import pid as fixed_id
 
 OFFER = {"base_salary": 150000, "currency": "USD", "offer_date": "2025-03-01"}
 
@@ -196,8 +198,12 @@ def test_status_change_through_the_state_machine(api, store):
     assert r.json()["offer_details"]["base_salary"] == 150000
     r = api.put(f"/interviews/{pid}", json={"status": "offer_accepted"}, headers=lead())
     assert r.json()["status"] == "offer_accepted"
-    # a trigger status: the feedback step is left to the next build or POST /feedback/run
-    assert r.json()["feedback"] == {"status": "deferred", "detail": "no feedback step registered"}
+    # a trigger status: the feedback step runs after the commit; with no warehouse built yet it
+    # is left to the next build (tests/test_api_feedback_trigger.py has it run)
+    assert r.json()["feedback"] == {
+        "status": "deferred",
+        "detail": f"{store.db}: no warehouse yet; run `itrack build` first",
+    }
     assert store.history(pid) == [
         (None, "in_progress"),
         ("in_progress", "offer_extended"),
@@ -533,3 +539,51 @@ def _busy(api, store, pid):
         assert r.headers["retry-after"] == "2"
         assert err["code"] == "busy"
     assert api.get(f"/interviews/{pid}", headers=lead()).status_code == 200
+
+
+# -- paging in SQL: keyset cursor, ties, the feeder fallback ---------------------------------------
+
+
+def _ids(api, url: str) -> list[list[str]]:
+    """Every page from `url` on, following `next`: the ids on each page."""
+    pages = []
+    while url:
+        r = api.get(url, headers=lead())
+        assert r.status_code == 200, r.text
+        pages.append([p["id"][-1] for p in r.json()["items"]])
+        url = r.json()["next"]
+    return pages
+
+
+def test_pages_filters_and_feeder_fallback_are_exact(store):
+    """Six processes, three created at the same microsecond (ordered by id). Candidates:
+    cand-1 ex-amazon, cand-2 referral, cand-3 none. Ids end in the digit used below."""
+    t0 = dt.datetime(2025, 1, 1, 9, 0)
+    t1 = dt.datetime(2025, 1, 2, 10, 0, 0, 123456)
+    rows = [  # id digit, candidate, company, own feeder, created
+        (6, "cand-1", "Acme", None, t0),  # feeder: ex-amazon (candidate's)
+        (3, "cand-2", "Acme", None, t1),  # referral (candidate's)
+        (1, "cand-1", "Acme", "referral", t1),  # referral (own)
+        (2, "cand-1", "Beta", None, t1),  # ex-amazon (candidate's)
+        (4, "cand-3", "Acme", None, dt.datetime(2025, 1, 3)),  # none
+        (5, "cand-2", "Beta", "ex-amazon", dt.datetime(2025, 1, 4)),  # ex-amazon (own wins)
+    ]
+    for n, candidate, company, feeder, created in rows:
+        store.add_process(fixed_id(n), candidate, company, feeder, created)
+    with client(store.db, **store.config) as api:
+        # order (created_at, id): 6, then the tie 1 < 2 < 3, then 4, 5
+        assert _ids(api, "/interviews?limit=2") == [["6", "1"], ["2", "3"], ["4", "5"]]
+        assert _ids(api, "/interviews?limit=4") == [["6", "1", "2", "3"], ["4", "5"]]
+        assert _ids(api, "/interviews?limit=6") == [["6", "1", "2", "3", "4", "5"]]
+        assert _ids(api, "/interviews?feeder=referral&limit=1") == [["1"], ["3"]]
+        assert _ids(api, "/interviews?feeder=ex-amazon&limit=2") == [["6", "2"], ["5"]]
+        assert _ids(api, "/interviews?company=Acme&feeder=ex-amazon") == [["6"]]
+        assert _ids(api, "/interviews?feeder=nobody") == [[]]
+        window = "created_from=2025-01-02T10:00:00.123456Z&created_to=2025-01-04T00:00:00Z"
+        assert _ids(api, f"/interviews?{window}&limit=3") == [["1", "2", "3"], ["4"]]
+        assert _ids(api, "/interviews/company/Acme?limit=2") == [["6", "1"], ["3", "4"]]
+        assert _ids(api, "/interviews/company/Beta?candidate=cand-2") == [["5"]]
+        # a cursor taken from the middle of the tie resumes right after it
+        first = api.get("/interviews?limit=2", headers=lead()).json()
+        rest = api.get(f"/interviews?limit=10&cursor={first['next_cursor']}", headers=lead())
+        assert [p["id"][-1] for p in rest.json()["items"]] == ["2", "3", "4", "5"]

@@ -71,9 +71,8 @@ def test_stage_name_seed_keys_are_normalised_and_canonical_names_map_to_themselv
 def _accepted_values(model: str, column: str) -> list:
     document = yaml.safe_load(STAGING.read_text(encoding="utf-8"))
     [entry] = [m for m in document["models"] if m["name"] == model]
-    [col] = [c for c in entry["columns"] if c["name"] == column]
-    [test] = [t for t in col["data_tests"] if isinstance(t, dict) and "accepted_values" in t]
-    return test["accepted_values"]["arguments"]["values"]
+    [test] = [t["invariants"] for t in entry["data_tests"] if "config" not in t["invariants"]]
+    return test["arguments"]["accepted_values"][column]
 
 
 def test_stage_outcomes_and_ratings_are_the_contract_values():

@@ -19,8 +19,11 @@ from feedback.html_report import (
     PALETTE,
     SMALL_N,
     STATUS_COLORS,
+    feeder_colors,
     write_report,
 )
+from feedback.html_report import CHARTS as REPORT_CHARTS
+from feedback.marts import open_marts
 from itrack.generate import generate
 from itrack.pipeline import run_build
 from tests.conftest import CHARTS, read
@@ -34,6 +37,17 @@ def report(tmp_path_factory) -> tuple[Path, str]:
     run_build([root / "in"], db=db, take_backup=False, write_html=False, note=lambda _m: None)
     out = write_report(db, root / "report.html")
     return db, out.read_text()
+
+
+def test_every_chart_is_a_valid_vega_lite_spec(report):
+    """The report draws the specs without Altair's schema validation (slow): checked here."""
+    db, _html = report
+    with open_marts(db) as con:
+        colors = feeder_colors(con)
+        assert [chart_id for chart_id, _build, _caption in REPORT_CHARTS] == list(CHARTS)
+        for chart_id, build, _caption in REPORT_CHARTS:
+            chart = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
+            assert chart.to_dict(validate=True)["$schema"].startswith("https://vega.github.io")
 
 
 mart = read

@@ -72,6 +72,9 @@ def test_failing_dbt_test_stops_before_publishing(tmp_path):
     )
     assert result.exit_code == 1
     assert "dbt build failed" in result.output
-    assert "accepted_values_stg_itrack__interview_stages_overall_rating" in result.output
+    assert (
+        "stg_itrack__interview_stages_invariants (fail: accepted_values(overall_rating): "
+        "1 row(s), e.g. '7')" in result.output
+    )
     assert db.read_bytes() == published
     assert (tmp_path / "feeders.json").read_bytes() == feeders  # no feedback written

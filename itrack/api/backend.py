@@ -9,8 +9,8 @@ transaction and row-level security decides.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
@@ -19,8 +19,9 @@ import duckdb
 
 from ingest.contract import InterviewStage, utc_now
 from ingest.errors import NotFoundError
-from ingest.service import InterviewService
-from ingest.store.duckdb.repository import InterviewRepository, parse_id
+from ingest.ports import InterviewStore
+from ingest.service import FeedbackStatus, FeedbackTrigger, InterviewService, run_feedback_callbacks
+from ingest.store.duckdb.repository import DuckDBInterviewStore, InterviewRepository, parse_id
 from itrack.api.auth import Principal
 from itrack.api.duckdb_gate import DuckDBGate
 from itrack.api.errors import ApiError
@@ -28,6 +29,7 @@ from itrack.api.errors import ApiError
 
 class Session(Protocol):
     service: InterviewService
+    triggers: list[FeedbackTrigger]
 
     def check_org(self) -> None: ...
     def check_can_change(self, process_id: UUID | str) -> None: ...
@@ -39,6 +41,8 @@ class Backend(Protocol):
     name: str
 
     def session(self, principal: Principal, write: bool) -> Iterator[Session]: ...
+    def released(self) -> AbstractContextManager[None]: ...
+    def feedback_store(self) -> InterviewStore: ...
     def store_health(self) -> tuple[bool, str]: ...
     def close(self) -> None: ...
 
@@ -53,6 +57,7 @@ class DuckDBSession:
     con: duckdb.DuckDBPyConnection
     principal: Principal
     organization_id: str | None
+    triggers: list[FeedbackTrigger] = field(default_factory=list)
 
     def check_org(self) -> None:
         p = self.principal
@@ -152,8 +157,10 @@ class DuckDBBackend:
         with self.gate.session(write) as con:
             con.begin()
             try:
-                yield DuckDBSession(
-                    InterviewService(_RequestStore(con)), con, principal, self.organization_id
+                yield _collecting(
+                    DuckDBSession(
+                        InterviewService(_RequestStore(con)), con, principal, self.organization_id
+                    )
                 )
             except BaseException:
                 con.rollback()
@@ -166,6 +173,10 @@ class DuckDBBackend:
     def released(self):
         """The store let go for a component that opens it itself (the feedback step)."""
         return self.gate.released()
+
+    def feedback_store(self) -> InterviewStore:
+        """Where the feedback step reads a process: the raw store, opened by itself."""
+        return DuckDBInterviewStore(self.db, self.gate.wait)
 
     def close(self) -> None:
         self.gate.close()
@@ -197,6 +208,7 @@ class PostgresSession(_RoleRules):
     service: InterviewService
     store: Any
     principal: Principal
+    triggers: list[FeedbackTrigger] = field(default_factory=list)
 
     def check_org(self) -> None:  # row-level security scopes every statement
         return None
@@ -242,7 +254,7 @@ class PostgresBackend:
     @contextmanager
     def session(self, principal: Principal, write: bool) -> Iterator[PostgresSession]:
         store = self.store if principal.local else self.store.as_user(principal.claims)
-        yield PostgresSession(InterviewService(store), store, principal)
+        yield _collecting(PostgresSession(InterviewService(store), store, principal))
 
     def store_health(self) -> tuple[bool, str]:
         try:
@@ -256,5 +268,43 @@ class PostgresBackend:
     def released(self) -> Iterator[None]:  # nothing held between requests
         yield
 
+    def feedback_store(self) -> InterviewStore:
+        """Where the feedback step reads a process: the pool as service_role (the process was
+        just changed by a user allowed to; the step itself acts for the organization)."""
+        return self.store
+
     def close(self) -> None:
         self.store.close()
+
+
+def _collecting(session: Any) -> Any:
+    """The session's service hands the processes that reached a feedback-trigger status to
+    `session.triggers` instead of running the step: inside the request's transaction (DuckDB)
+    the change is not committed yet. `run_feedback` runs it after the commit."""
+    session.service.on_feedback_trigger(session.triggers.append)
+    return session
+
+
+def run_feedback(
+    backend: Backend,
+    triggers: list[FeedbackTrigger],
+    warehouse: Path,
+    feeders: Path | None,
+    wait_seconds: float,
+) -> FeedbackStatus | None:
+    """`FeedbackService.process_interview_outcome` for each process a committed request moved
+    to a trigger status, with the store let go (the step opens it itself). Never raises: what
+    prevented it is reported as `deferred`, and the next build does it (the shared rule,
+    `run_feedback_callbacks`)."""
+    if not triggers:
+        return None
+    from itrack.services import feedback_service
+
+    def outcome(trigger: FeedbackTrigger) -> object:
+        with backend.released():
+            service = feedback_service(
+                warehouse, wait_seconds, store=backend.feedback_store(), feeders=feeders
+            )
+            return service.process_interview_outcome(str(trigger.interview_id))
+
+    return run_feedback_callbacks([outcome], triggers)

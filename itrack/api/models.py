@@ -252,7 +252,32 @@ class ProcessChange(Process):
                 {
                     **PROCESS_EXAMPLE,
                     "status": "offer_accepted",
-                    "feedback": {"status": "deferred", "detail": "no feedback step registered"},
+                    "feedback": {
+                        "status": "ran",
+                        "detail": "feeders.json updated for ex-amazon; placement recorded",
+                    },
+                }
+            ]
+        }
+    )
+    feedback: FeedbackStatus | None = None
+
+
+class StageChange(Stage):
+    """The stage after its outcome was recorded. `feedback` is set when a failed outcome closed
+    the process (rejected_by_company): whether the feedback step ran now or is deferred to the
+    next build (or `POST /feedback/run`), with why."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    **STAGE_EXAMPLE,
+                    "outcome": "failed",
+                    "feedback": {
+                        "status": "ran",
+                        "detail": "feeders.json updated for ex-amazon",
+                    },
                 }
             ]
         }
@@ -326,6 +351,7 @@ __all__ = [
     "ProcessPage",
     "ProcessWithStages",
     "Stage",
+    "StageChange",
     "StageCreate",
     "StageList",
     "StageOutcomeUpdate",

@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
+from ingest.ports import ProcessFilters
+from ingest.service import FeedbackStatus
 from itrack.api.auth import Principal, current_principal
-from itrack.api.deps import read_session, write_session
+from itrack.api.deps import feedback_after_commit, read_session, write_session
 from itrack.api.errors import ApiError, error_responses
 from itrack.api.models import (
     CandidateHistory,
@@ -23,6 +25,7 @@ from itrack.api.models import (
     ProcessPage,
     ProcessWithStages,
     Stage,
+    StageChange,
     StageCreate,
     StageList,
     StageOutcomeUpdate,
@@ -36,15 +39,20 @@ WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 503)
 MAX_LIMIT = 500
 
 
-class CompanyFilters:
-    """Filters and paging of a company's processes (query parameters)."""
+class Filters:
+    """Filters and paging of a list of processes (query parameters; the company is the path's
+    on /interviews/company/{name}, a query parameter on /interviews)."""
 
     def __init__(
         self,
         status: InterviewStatus | None = None,
         feeder: Annotated[
             str | None,
-            Query(min_length=1, max_length=500, description="The process's feeder source."),
+            Query(
+                min_length=1,
+                max_length=500,
+                description="The process's feeder source, else its candidate's.",
+            ),
         ] = None,
         candidate: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
         created_from: Annotated[
@@ -59,38 +67,23 @@ class CompanyFilters:
             Query(max_length=200, description="`next_cursor` of the previous page."),
         ] = None,
     ) -> None:
-        self.company: str | None = None
         self.status, self.feeder, self.candidate = status, feeder, candidate
         self.created_from, self.created_to = created_from, created_to
         self.limit, self.cursor = limit, cursor
 
+    def query(self) -> ProcessFilters:
+        """The repository's filters beyond company, status and candidate (those given)."""
+        given: dict[str, Any] = {
+            "feeder": self.feeder,
+            "created_from": self.created_from,
+            "created_to": self.created_to,
+            "after": _decode_cursor(self.cursor) if self.cursor else None,
+        }
+        return cast(ProcessFilters, {k: v for k, v in given.items() if v is not None})
 
-class Filters(CompanyFilters):
-    """List filters and paging (query parameters)."""
 
-    def __init__(
-        self,
-        company: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
-        status: InterviewStatus | None = None,
-        feeder: Annotated[
-            str | None,
-            Query(min_length=1, max_length=500, description="The process's feeder source."),
-        ] = None,
-        candidate: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-        created_from: Annotated[
-            Timestamp | None, Query(description="Created at or after (ISO 8601).")
-        ] = None,
-        created_to: Annotated[
-            Timestamp | None, Query(description="Created before (ISO 8601).")
-        ] = None,
-        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-        cursor: Annotated[
-            str | None,
-            Query(max_length=200, description="`next_cursor` of the previous page."),
-        ] = None,
-    ) -> None:
-        super().__init__(status, feeder, candidate, created_from, created_to, limit, cursor)
-        self.company = company
+def _json(feedback: FeedbackStatus | None) -> dict[str, str] | None:
+    return feedback.model_dump(mode="json") if feedback is not None else None
 
 
 def _encode_cursor(process: InterviewProcess) -> str:
@@ -110,23 +103,15 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, UUID]:
         ) from None
 
 
-def _page(request: Request, processes: list[InterviewProcess], filters: Filters) -> dict[str, Any]:
-    """Filter, then cut one page after the cursor, in the stable order (created_at, id)."""
-    after = _decode_cursor(filters.cursor) if filters.cursor else None
-    selected = [
-        p
-        for p in processes
-        if (filters.feeder is None or p.feeder_source == filters.feeder)
-        and (filters.created_from is None or p.created_at >= filters.created_from)
-        and (filters.created_to is None or p.created_at < filters.created_to)
-    ]
-    selected.sort(key=lambda p: (p.created_at, str(p.id)))
-    if after is not None:
-        key = (after[0], str(after[1]))
-        selected = [p for p in selected if (p.created_at, str(p.id)) > key]
-    items = selected[: filters.limit]
-    more = len(selected) > filters.limit
-    next_cursor = _encode_cursor(items[-1]) if more else None
+def _page(request: Request, session: Any, company: str | None, filters: Filters) -> dict[str, Any]:
+    """One page in the stable order (created_at, id) after the cursor, filtered and cut in
+    SQL; one row more than the page tells whether there is a next one."""
+    with session.service.store.reading() as repo:
+        found = repo.find_interviews(
+            company, filters.status, filters.candidate, limit=filters.limit + 1, **filters.query()
+        )
+    items = found[: filters.limit]
+    next_cursor = _encode_cursor(items[-1]) if len(found) > filters.limit else None
     next_url = str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None
     return {
         "items": [p.model_dump(mode="json") for p in items],
@@ -146,13 +131,10 @@ def _page(request: Request, processes: list[InterviewProcess], filters: Filters)
     summary="A company's interview processes",
 )
 def company_interviews(
-    request: Request, name: str, caller: Caller, filters: CompanyFilters = Depends()
+    request: Request, name: str, caller: Caller, filters: Filters = Depends()
 ) -> dict[str, Any]:
     with read_session(request, caller) as session:
-        processes = session.service.list_interviews(
-            company_name=name, status=filters.status, candidate_id=filters.candidate
-        )
-    return _page(request, processes, filters)
+        return _page(request, session, name, filters)
 
 
 @router.get(
@@ -199,7 +181,7 @@ def update_stage(
 
 @router.put(
     "/stages/{stage_id}/outcome",
-    response_model=Stage,
+    response_model=StageChange,
     responses=WRITE_ERRORS,
     summary="Record a stage's outcome, ratings and feedback",
 )
@@ -218,7 +200,8 @@ def record_outcome(
             interviewer_names=data.get("interviewer_names"),
             completed_date=data.get("completed_date"),
         )
-    return stage.model_dump(mode="json")
+    feedback = feedback_after_commit(request, session)  # a failure may have closed the process
+    return {**stage.model_dump(mode="json"), "feedback": _json(feedback)}
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -251,13 +234,13 @@ def create_interview(
 
 @router.get("", response_model=ProcessPage, responses=READ_ERRORS, summary="List processes")
 def list_interviews(
-    request: Request, caller: Caller, filters: Filters = Depends()
+    request: Request,
+    caller: Caller,
+    filters: Filters = Depends(),
+    company: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
 ) -> dict[str, Any]:
     with read_session(request, caller) as session:
-        processes = session.service.list_interviews(
-            company_name=filters.company, status=filters.status, candidate_id=filters.candidate
-        )
-    return _page(request, processes, filters)
+        return _page(request, session, company, filters)
 
 
 @router.get(
@@ -286,7 +269,8 @@ def update_interview(
         process = session.service.complete_interview_process(
             interview_id, body.status, body.offer_details, body.final_outcome
         )
-    return process.model_dump(mode="json")  # with `feedback` (ran / deferred) on a trigger
+    feedback = feedback_after_commit(request, session)
+    return {**process.as_process().model_dump(mode="json"), "feedback": _json(feedback)}
 
 
 @router.post(

@@ -1,0 +1,158 @@
+"""HTTP API status changes run the feedback step after their commit (#18): on the hand-computed
+warehouse of tests/lib_data.py, completing P5 through the API updates feeders.json with the
+values tests/test_feedback_service.py computes by hand; a failed stage that closes a process
+runs it too; without a warehouse the change stands and the step is deferred, saying why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ingest.store.duckdb.store import open_store
+from tests import test_feedback_service as by_hand
+from tests.api_support import (
+    assert_error,
+    client,
+    lead,
+    new_process,
+    seed_pg_candidates,
+    seed_pg_process,
+    store_env,
+)
+from tests.dbt_helpers import pid, ts
+from tests.lib_data import DATA
+from tests.test_feedback_service import REFERRAL_BUILT, rounded, wilson_by_hand
+
+OFFER = {"base_salary": 120000, "currency": "EUR"}
+# the built warehouse of tests/lib_data.py and a private copy of it per test
+built, db = by_hand.built, by_hand.db
+
+
+def _feeders(db: Path) -> dict:
+    return json.loads((db.parent / "feeders.json").read_text())["feeders"]
+
+
+def _files(db: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(db.parent.glob("*.json"))}
+
+
+def _runs(db: Path) -> list[tuple[str, dict]]:
+    """The feedback run log, read under the store lock (the server lets go when idle)."""
+    with open_store(db, wait_seconds=5) as con:
+        found = con.execute(
+            "select feeder_source, metrics from feedback_runs order by written_at"
+        ).fetchall()
+    return [(feeder, json.loads(metrics)) for feeder, metrics in found]
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store(request, db: Path) -> dict:
+    """The app's settings for the built warehouse `db`, its processes in the raw store beside it
+    or (only P5 and its candidate, all the step reads) in a fresh PostgreSQL database."""
+    if request.param == "duckdb":
+        return {}
+    dsn = request.getfixturevalue("pg_fresh")
+    p5 = next(p for p in DATA.processes if p.n == 5)
+    seed_pg_candidates(dsn, {p5.candidate: DATA.candidates[p5.candidate]})
+    seed_pg_process(dsn, p5.id, p5.candidate, p5.company, p5.feeder, ts(p5.created))
+    return {"store": "postgres", "pg_dsn": dsn}
+
+
+def test_offer_accepted_through_the_api_runs_the_feedback_step(db, store):
+    with client(db, **store) as api:
+        r = api.put(
+            f"/interviews/{pid(5)}",
+            json={"status": "offer_accepted", "offer_details": OFFER},
+            headers=lead(),
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "offer_accepted"
+        assert r.json()["feedback"] == {
+            "status": "ran",
+            "detail": "feeders.json updated for referral; placement recorded",
+        }
+        metrics = _feeders(db)["referral"]["metrics"]
+        # live counts: P1, P2, P5 sourced; P1, P5 placed; all three decided. Prior: 2 of 7.
+        lower, upper = wilson_by_hand(2, 3)
+        expected = dict(REFERRAL_BUILT)
+        expected["candidates_sourced"] = expected["decided_processes"] = 3
+        expected["placements"] = 2
+        expected["conversion_rate"] = expected["decided_conversion_rate"] = rounded(2 / 3)
+        expected["wilson_interval"] = {"lower": lower, "upper": upper, "confidence": 0.95}
+        expected["smoothed_conversion_rate"] = rounded((2 + 10 * 2 / 7) / (3 + 10))
+        assert {k: v for k, v in metrics.items() if k != "updated_at"} == expected
+        placements = json.loads((db.parent / "candidate_placements.json").read_text())
+        assert [(p["company"], p.get("offer_details")) for p in placements["c1"]] == [
+            ("Acme", {"base_salary": 150000, "currency": "USD"}),
+            ("Beta", OFFER),
+        ]
+        assert _runs(db) == [("referral", metrics)]
+
+        # the same call again: refused by the state machine, and nothing changes
+        files = _files(db)
+        again = api.put(
+            f"/interviews/{pid(5)}",
+            json={"status": "offer_accepted", "offer_details": OFFER},
+            headers=lead(),
+        )
+        assert_error(again, 409, contains="offer_accepted is final")
+        assert _files(db) == files
+        assert len(_runs(db)) == 1
+        # the server still serves after letting go of the store for the step
+        assert api.get(f"/interviews/{pid(5)}", headers=lead()).status_code == 200
+
+
+def test_a_failed_stage_closing_the_process_runs_it_too(db):
+    with client(db) as api:
+        process = new_process(api, candidate_id="c3", company_name="Gamma", role_title="Eng")
+        stage = api.post(
+            f"/interviews/{process['id']}/stages",
+            json={"stage_name": "Phone Screen", "stage_order": 1},
+            headers=lead(),
+        ).json()
+        passed = api.put(
+            f"/interviews/stages/{stage['id']}/outcome", json={"outcome": "passed"}, headers=lead()
+        )
+        assert passed.status_code == 200, passed.text
+        assert passed.json()["feedback"] is None  # the process stays open: nothing to run
+        assert not (db.parent / "feeders.json").exists()
+        stage = api.post(
+            f"/interviews/{process['id']}/stages",
+            json={"stage_name": "Onsite", "stage_order": 2},
+            headers=lead(),
+        ).json()
+        r = api.put(
+            f"/interviews/stages/{stage['id']}/outcome", json={"outcome": "failed"}, headers=lead()
+        )
+        assert r.status_code == 200, r.text
+        assert (r.json()["outcome"], r.json()["feedback"]) == (
+            "failed",
+            {"status": "ran", "detail": "feeders.json updated for linkedin"},
+        )
+        closed = api.get(f"/interviews/{process['id']}", headers=lead()).json()
+        assert (closed["status"], closed["final_outcome"]) == (
+            "rejected_by_company",
+            "Failed Onsite",
+        )
+    # c3 came from linkedin: P3, P4, P6 and the new one sourced, all four decided, none placed
+    metrics = _feeders(db)["linkedin"]["metrics"]
+    assert (metrics["candidates_sourced"], metrics["decided_processes"]) == (4, 4)
+    assert (metrics["placements"], metrics["conversion_rate"]) == (0, 0.0)
+
+
+def test_without_a_warehouse_the_change_stands_and_feedback_is_deferred(tmp_path):
+    with store_env("duckdb", tmp_path) as env, client(env.db) as api:
+        process_id = new_process(api)["id"]
+        r = api.put(
+            f"/interviews/{process_id}", json={"status": "candidate_withdrew"}, headers=lead()
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "candidate_withdrew"
+        assert r.json()["feedback"] == {
+            "status": "deferred",
+            "detail": f"{env.db}: no warehouse yet; run `itrack build` first",
+        }
+        assert env.history(process_id)[-1] == ("in_progress", "candidate_withdrew")
+    assert not (tmp_path / "feeders.json").exists()
