@@ -205,7 +205,13 @@ def _build_locked(
             return
         with _step(result, "dbt build", note) as out:
             _fresh_build_file(warehouse, building)
-            result.dbt_nodes = _dbt_build(building, snapshot, raw_store, noted)
+            # incremental models keep rows computed by the SQL of their day: any change to the
+            # project (a model, a macro, a seed) rebuilds everything with the current one
+            project = project_state()
+            full_refresh = project != _remembered(warehouse, "project")
+            if full_refresh:
+                out.append("full refresh (first build, or the dbt project changed)")
+            result.dbt_nodes = _dbt_build(building, snapshot, raw_store, noted, full_refresh)
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
                 building, snapshot, warehouse, feeders, placements, candidates, wait_seconds
@@ -225,6 +231,7 @@ def _build_locked(
                 out.append(str(result.report))
         # the snapshot now holds this run's feedback log too: what the next build compares
         _remember_fingerprint(warehouse, build_fingerprint(warehouse, outputs, snapshot))
+        _remember(warehouse, "project", project)
     finally:
         _remove_db(building)
         shutil.rmtree(snapshot.parent, ignore_errors=True)
@@ -276,6 +283,36 @@ def build_fingerprint(
             return None
         state[str(path)] = [path.stat().st_size, path.stat().st_mtime_ns]
     return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
+
+
+def project_state(project: Path | None = None) -> str:
+    """A hash of every file of the dbt project (not dbt's outputs `target/` and `logs/`)."""
+    import hashlib
+
+    from itrack.dbt_runner import PROJECT_DIR
+
+    root = project or PROJECT_DIR
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not {"target", "logs"} & set(relative.parts):
+            data = path.read_bytes()
+            digest.update(f"{relative}\0{len(data)}\0".encode() + data)
+    return digest.hexdigest()
+
+
+def _remembered(warehouse: Path, what: str) -> str | None:
+    """What the last published build of `warehouse` noted as `what` (None: nothing)."""
+    path = build_dir(warehouse) / f"{warehouse.name}.{what}"
+    if not warehouse.exists() or not path.exists():
+        return None
+    return path.read_text().strip()
+
+
+def _remember(warehouse: Path, what: str, value: str) -> None:
+    path = build_dir(warehouse) / f"{warehouse.name}.{what}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(value + "\n")
 
 
 def _fingerprint_file(warehouse: Path) -> Path:
@@ -347,13 +384,18 @@ def _fresh_build_file(warehouse: Path, building: Path) -> None:
         shutil.copy2(warehouse, building)
 
 
-def _dbt_build(building: Path, snapshot: Path, raw_store: Path, note: Note) -> list[str]:
+def _dbt_build(
+    building: Path, snapshot: Path, raw_store: Path, note: Note, full_refresh: bool
+) -> list[str]:
     from itrack.dbt_runner import run_dbt
 
     # Production builds run models, seeds and data tests; the unit tests (fixed inputs, no
     # data) prove the SQL and run in `make test` (tests/test_dbt_marts.py), not every night.
+    # --no-write-json: manifest.json and run_results.json cost ~0.3 s to write and nothing
+    # reads them (each node's time is in logs/dbt.log; `dbt build` by hand writes them)
     outcome = run_dbt(
-        ["build", "--exclude-resource-type", "unit_test"],
+        ["build", "--exclude-resource-type", "unit_test", "--no-write-json"]
+        + (["--full-refresh"] if full_refresh else []),
         warehouse=building,
         raw_store=snapshot,
         location=raw_store,

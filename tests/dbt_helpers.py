@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,3 +137,95 @@ def query(db: Path, sql: str) -> list[dict[str, Any]]:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
+
+
+# ---- the compiled project, run without dbt (cheap property-test examples) ---------------------
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    name: str
+    relation: str  # fully qualified and quoted, as dbt writes it: "warehouse"."main"."x"
+    sql: str  # the compiled select dbt itself runs
+
+
+@dataclass(frozen=True)
+class CompiledProject:
+    """The dbt project compiled once: its models' SQL in DAG order and a warehouse file holding
+    only the seeds. `build` runs that SQL on a warehouse the way `dbt run` does, without dbt's
+    start-up, parsing and per-node overhead (milliseconds instead of seconds), so property tests
+    can afford many examples. One real `dbt build` per session checks it against dbt
+    (tests/test_dbt_reference.py), so the two cannot drift apart.
+
+    Every model is created as a table: materialization (view, table, incremental) does not
+    change a model's rows, and the SQL is compiled with `--full-refresh` on an empty warehouse,
+    so incremental models take their `is_incremental()`-false (full) path."""
+
+    folder: Path  # where it was compiled: dbt's location (target folder, parse state)
+    seeds: Path
+    database: str  # the catalog name in the compiled SQL: the warehouse file's stem
+    models: tuple[CompiledModel, ...]
+    variables: dict[str, Any]
+
+    def build(self, warehouse: Path, raw_store: Path) -> None:
+        """Run every model on `warehouse` (created from the seeds when missing), reading the raw
+        tables from `raw_store`, as the dbt profile attaches it."""
+        assert warehouse.stem == self.database, f"the warehouse must be named {self.database}"
+        if not warehouse.exists():
+            shutil.copyfile(self.seeds, warehouse)
+        con = duckdb.connect(str(warehouse))
+        try:
+            con.execute("set TimeZone = 'UTC'")  # the profile's setting
+            con.execute("set threads = 1")  # tiny tables: threads cost more than they save
+            con.execute(f"attach '{raw_store}' as raw_store (read_only)")
+            for model in self.models:
+                con.execute(f"create or replace table {model.relation} as (\n{model.sql}\n)")
+        finally:
+            con.close()
+
+    def dbt_build(self, raw_store: Path) -> Path:
+        """A real `dbt build` (models, seeds, data tests) of a copy of `raw_store`, in the
+        compile folder: the same paths and vars as the compile, so dbt's partial parsing saves
+        the project parse. Returns the fresh warehouse it built."""
+        from itrack.dbt_runner import run_dbt
+
+        warehouse, raw = self.folder / "warehouse.duckdb", self.folder / "warehouse.raw.duckdb"
+        warehouse.unlink(missing_ok=True)  # a fresh warehouse: incremental models build in full
+        shutil.copyfile(raw_store, raw)
+        outcome = run_dbt(
+            ["build", "--exclude-resource-type", "unit_test"],
+            warehouse,
+            raw,
+            variables=self.variables,
+            target_path=self.folder / "target",
+        )
+        assert outcome.ok, outcome.failures
+        return warehouse
+
+
+def compile_project(folder: Path, variables: dict[str, Any]) -> CompiledProject:
+    """`dbt seed` and `dbt compile --full-refresh` on an empty warehouse in `folder` (named
+    warehouse.duckdb, beside an empty raw store), read back from dbt's manifest."""
+    from graphlib import TopologicalSorter
+
+    from itrack.dbt_runner import run_dbt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    warehouse, raw = folder / "warehouse.duckdb", folder / "warehouse.raw.duckdb"
+    write_raw_store(raw, RawData(candidates={}, processes=[]))
+    target = folder / "target"
+    for args in (["seed"], ["compile", "--full-refresh", "--select", "resource_type:model"]):
+        outcome = run_dbt(args, warehouse, raw, variables=variables, target_path=target)
+        assert outcome.ok, outcome.failures
+    seeds = shutil.copyfile(warehouse, folder / "seeds.duckdb")
+    nodes = json.loads((target / "manifest.json").read_text(encoding="utf-8"))["nodes"]
+    models = {uid: n for uid, n in nodes.items() if n["resource_type"] == "model"}
+    graph = {
+        u: sorted(d for d in n["depends_on"]["nodes"] if d in models) for u, n in models.items()
+    }
+    order = TopologicalSorter(graph).static_order()
+    compiled = tuple(
+        CompiledModel(models[u]["name"], models[u]["relation_name"], models[u]["compiled_code"])
+        for u in order
+    )
+    return CompiledProject(folder, Path(seeds), warehouse.stem, compiled, dict(variables))

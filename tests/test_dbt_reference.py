@@ -1,13 +1,22 @@
 """The marts and feeders.json against a plain-Python reference (tests/reference_model.py) on
-messy generated processes, through the real path: JSONL files -> `ingest` (several runs, with
-updates and stale copies) -> `dbt run` -> feedback.
+messy generated data.
 
 Hypothesis draws the messiness real exports have: every stage-name spelling (canonical names
 included, `_`/`-`, odd case and Unicode spaces), retakes, no-shows, cancellations, pending
-stages, offers without stages, on-hold loops, timestamps with zone offsets and near midnight,
-ties, company/feeder/interviewer name variants, later ingests with updates, stale copies and
-feeder changes. Each example costs a dbt run (seconds, whatever the data size), so `make test`
-runs a few examples of many processes; `make test-all` (marker `slow`) runs 40 of each.
+stages, offers without stages, on-hold loops, timestamps near midnight, ties, company/feeder/
+interviewer name variants, histories of several runs (a process arriving decided, changes at
+the same instant or dated backwards, created_at corrected past the decision or in the future).
+
+A dbt invocation costs seconds whatever the data size, so the examples do not run dbt: the
+project is compiled once per module (`CompiledProject`, tests/dbt_helpers.py) and each example
+runs the compiled SQL of every model, in DAG order, on its own warehouse file. Three kinds:
+- raw-store rows drawn directly (`raw_states`): one compiled build per example, the many;
+- JSONL exports through `ingest` (`exports`: zone offsets, several runs with updates, stale
+  copies and feeder changes), then the compiled build and a whole feedback run: a few;
+- one example built by a real `dbt build` (seeds, models, data tests) as well, every model
+  compared with the compiled build's: the shortcut cannot drift from what dbt runs.
+`make test` runs a bounded number of each (settings FAST); `make test-all` (marker `slow`) many
+more (SLOW).
 """
 
 from __future__ import annotations
@@ -24,11 +33,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from feedback.feeders import dumps, metrics_from_marts
 from feedback.service import run_feedback
 from ingest.load import ingest_paths
 from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
-from ingest.store.duckdb.store import raw_store_path
-from itrack.dbt_runner import PROJECT_DIR, run_dbt
+from ingest.store.duckdb.store import SCHEMA, raw_store_path
+from itrack.dbt_runner import PROJECT_DIR
+from tests.dbt_helpers import CompiledProject, compile_project
 from tests.reference_model import Params, Reference
 
 AS_OF = dt.datetime(2026, 1, 1, 12, 0)
@@ -187,6 +198,149 @@ def exports(draw: Any, max_processes: int = 8, max_batches: int = 3) -> list[dic
     return batches
 
 
+RAW_COLUMNS = {  # the raw store's columns, in SCHEMA order, for direct inserts
+    "candidates": "id full_name feeder_source current_company linkedin_url created_at updated_at"
+    " _run_id _loaded_at",
+    "interview_processes": "id candidate_id company_name role_title status feeder_source"
+    " recruiter_name final_outcome offer_details created_at updated_at _run_id _loaded_at",
+    "interview_stages": "id interview_process_id stage_name stage_order scheduled_date"
+    " completed_date outcome overall_rating technical_rating culture_fit_rating"
+    " communication_rating feedback_notes interviewer_names next_steps created_at updated_at"
+    " _run_id _loaded_at",
+    "interview_status_history": "interview_process_id from_status to_status changed_at run_id"
+    " source recorded_at",
+}
+
+
+@st.composite
+def raw_states(draw: Any, max_processes: int = 12) -> dict[str, list[dict]]:
+    """Raw-store rows as ingest and the service API leave them after several runs, drawn
+    directly (no ingest: an example costs one compiled build): the same messy names, stages and
+    offers as `exports`, and a status history with what runs produce: a process arriving decided
+    (`null -> in_progress` and `in_progress -> X`, maybe at the same instant), ties, changes
+    recorded by later runs, a change dated before the previous one, `created_at` corrected
+    forward past the decision or later than the build time."""
+    runs = [(f"r{i}", AS_OF - dt.timedelta(days=10 - i)) for i in range(3)]
+    state: dict[str, list[dict]] = {name: [] for name in RAW_COLUMNS}
+    n_candidates = draw(st.integers(1, 4))
+    for c in range(n_candidates):
+        run, loaded = draw(st.sampled_from(runs))
+        created = BASE - dt.timedelta(days=30)
+        state["candidates"].append(
+            {
+                "id": f"c{c}",
+                "full_name": f"Candidate {c}",
+                "feeder_source": draw(st.sampled_from(FEEDERS)),
+                "created_at": created,
+                "updated_at": created,
+                "_run_id": run,
+                "_loaded_at": loaded,
+            }
+        )
+    for n in range(draw(st.integers(1, max_processes))):
+        pid = str(uuid.UUID(int=n + 1, version=4))
+        created = BASE + dt.timedelta(minutes=draw(st.integers(0, 60 * 24 * 20)))
+        path = draw(st.sampled_from(STATUS_PATHS))
+        run, loaded = draw(st.sampled_from(runs))
+        history = [(None, "in_progress", created)]
+        stamp = created
+        for status in path:
+            if status == history[-1][1]:
+                continue
+            step = draw(st.integers(-2, 60))  # 0: a tie; below 0: dated before the previous
+            stamp += dt.timedelta(hours=step, minutes=draw(st.integers(0, 59)) if step else 0)
+            history.append((history[-1][1], status, stamp))
+        for previous, status, changed in history:
+            recorder, recorded = draw(st.sampled_from(runs))
+            state["interview_status_history"].append(
+                {
+                    "interview_process_id": pid,
+                    "from_status": previous,
+                    "to_status": status,
+                    "changed_at": changed,
+                    "run_id": recorder,
+                    "source": draw(st.sampled_from(["ingest", "api"])),
+                    "recorded_at": recorded,
+                }
+            )
+        fix = draw(st.integers(0, 9))
+        if fix == 0:  # created_at corrected forward, past the decision
+            created = max(stamp, created) + dt.timedelta(hours=1)
+        elif fix == 1:  # later than the build time
+            created = AS_OF + dt.timedelta(hours=draw(st.integers(1, 48)))
+        status = path[-1]
+        offer = status in ("offer_extended", "offer_accepted", "offer_declined") or (
+            status == "candidate_withdrew" and draw(st.booleans())
+        )
+        state["interview_processes"].append(
+            {
+                "id": pid,
+                "candidate_id": f"c{draw(st.integers(0, n_candidates - 1))}",
+                "company_name": draw(st.sampled_from(COMPANIES)),
+                "role_title": "Engineer",
+                "status": status,
+                "feeder_source": draw(st.sampled_from(FEEDERS)),
+                "final_outcome": draw(st.sampled_from(OUTCOMES_TEXT)),
+                "offer_details": json.dumps(OFFER) if offer and draw(st.integers(0, 4)) else None,
+                "created_at": created,
+                "updated_at": max(stamp, created),
+                "_run_id": run,
+                "_loaded_at": loaded,
+            }
+        )
+        clock = created
+        for order in range(1, draw(st.integers(0, 4)) + 1):
+            scheduled = clock + dt.timedelta(hours=draw(st.integers(0, 40)))
+            outcome = draw(st.sampled_from(["passed", "failed", "pending", "cancelled", "no_show"]))
+            completed = (
+                scheduled + dt.timedelta(minutes=draw(st.integers(0, 4000)))
+                if outcome in ("passed", "failed") or draw(st.booleans())
+                else None
+            )
+            state["interview_stages"].append(
+                {
+                    "id": str(uuid.UUID(int=(n + 1) * 1000 + order, version=4)),
+                    "interview_process_id": pid,
+                    "stage_name": draw(st.sampled_from(STAGE_NAMES)),
+                    "stage_order": order,
+                    "scheduled_date": scheduled,
+                    "completed_date": completed,
+                    "outcome": outcome,
+                    **{
+                        f"{r}_rating": draw(st.one_of(st.none(), st.integers(1, 5)))
+                        for r in ("overall", "technical", "culture_fit", "communication")
+                    },
+                    "feedback_notes": draw(st.sampled_from(NOTES)),
+                    "interviewer_names": draw(st.lists(st.sampled_from(INTERVIEWERS), max_size=3)),
+                    "next_steps": None,
+                    "created_at": created,
+                    "updated_at": created,
+                    "_run_id": run,
+                    "_loaded_at": loaded,
+                }
+            )
+            clock = completed or scheduled
+    return state
+
+
+def write_raw_state(db: Path, state: dict[str, list[dict]]) -> Path:
+    """The raw store beside warehouse `db`, holding exactly `state`'s rows."""
+    con = duckdb.connect(str(raw_store_path(db)))
+    try:
+        con.execute(SCHEMA)
+        for table, columns in RAW_COLUMNS.items():
+            names = columns.split()
+            if state[table]:
+                con.executemany(
+                    f"insert into {table} ({', '.join(names)}) values "
+                    f"({', '.join('?' for _ in names)})",
+                    [[r.get(c) for c in names] for r in state[table]],
+                )
+    finally:
+        con.close()
+    return db
+
+
 def write_batch(folder: Path, batch: dict[str, list]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for kind, records in batch.items():
@@ -199,25 +353,21 @@ def write_batch(folder: Path, batch: dict[str, list]) -> Path:
 # ---- reading the raw store and the marts -----------------------------------------------------
 
 
-def rows(db: Path, sql: str) -> list[dict[str, Any]]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        cursor = con.execute(sql)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-    finally:
-        con.close()
+def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
 
 
 def reference_of(db: Path) -> Reference:
-    raw = raw_store_path(db)
-    return Reference(
-        candidates=rows(raw, "select * from candidates"),
-        processes=rows(raw, "select * from interview_processes"),
-        stages=rows(raw, "select * from interview_stages"),
-        history=rows(raw, "select * from interview_status_history"),
-        params=Params.from_project(PROJECT_DIR, AS_OF, preferred_min=2),
-    )
+    with duckdb.connect(str(raw_store_path(db)), read_only=True) as raw:
+        return Reference(
+            candidates=rows(raw, "select * from candidates"),
+            processes=rows(raw, "select * from interview_processes"),
+            stages=rows(raw, "select * from interview_stages"),
+            history=rows(raw, "select * from interview_status_history"),
+            params=Params.from_project(PROJECT_DIR, AS_OF, preferred_min=2),
+        )
 
 
 def same(actual: Any, expected: Any, where: Any) -> None:
@@ -258,6 +408,11 @@ def compare(table: list[dict], expected: dict, key: Any) -> None:
 
 
 def assert_marts_equal_reference(db: Path, ref: Reference) -> None:
+    with duckdb.connect(str(db), read_only=True) as con:
+        marts_equal_reference(con, ref)
+
+
+def marts_equal_reference(db: duckdb.DuckDBPyConnection, ref: Reference) -> None:
     facts = {
         pid: {
             c: d[c]
@@ -308,17 +463,6 @@ def assert_marts_equal_reference(db: Path, ref: Reference) -> None:
     )
 
 
-def build(db: Path) -> None:
-    outcome = run_dbt(
-        ["build", "--exclude-resource-type", "test", "--exclude-resource-type", "unit_test"],
-        db,
-        raw_store_path(db),
-        variables=VARS,
-    )
-    assert outcome.ok, outcome.failures
-    duckdb.connect(str(db)).close()
-
-
 def feedback(db: Path, out: Path, full: bool, now: str) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     run_feedback(
@@ -332,78 +476,158 @@ def feedback(db: Path, out: Path, full: bool, now: str) -> dict[str, Any]:
     return json.loads((out / "feeders.json").read_text(encoding="utf-8"))
 
 
-def scenario(tmp: Path, batches: list[dict[str, list]], each: Any = None) -> Path:
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: Any) -> CompiledProject:
+    """The dbt project compiled once for the module (seeds loaded, SQL in DAG order)."""
+    return compile_project(tmp_path_factory.mktemp("compiled"), VARS)
+
+
+def scenario(
+    tmp: Path, batches: list[dict[str, list]], project: CompiledProject, each: Any = None
+) -> Path:
+    """Ingest each batch as a nightly run; build (the compiled SQL) after each when `each` is
+    given (then call it), else once at the end."""
     db = tmp / "warehouse.duckdb"
     for i, batch in enumerate(batches):
         ingest_paths([write_batch(tmp / f"batch{i}", batch)], db=db)
         if each is not None:
-            build(db)
+            project.build(db, raw_store_path(db))
             each(db, i)
     if each is None:
-        build(db)
+        project.build(db, raw_store_path(db))
     return db
 
 
 FAST = settings(
-    max_examples=2,
+    max_examples=30,
     deadline=None,
-    derandomize=True,
-    phases=[Phase.explicit, Phase.reuse, Phase.generate],  # no shrinking: dbt runs are slow
+    derandomize=True,  # make test: the same examples every run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-SLOW = settings(FAST, max_examples=40, derandomize=False)
+SLOW = settings(FAST, max_examples=400, derandomize=False)
 
 
-def check_reference(tmp_path_factory: Any, batches: list[dict[str, list]]) -> None:
-    tmp = tmp_path_factory.mktemp("ref")
-    db = scenario(tmp, batches)
+def check_reference(db: Path, out: Path | None = None) -> None:
+    """The marts and the feeders' metrics equal the reference. The metrics come from a whole
+    feedback run writing feeders.json into `out`, or (no `out`: the cheap examples) from the
+    same code that run uses: metrics_from_marts, serialized by feeders.json's `dumps`."""
     ref = reference_of(db)
-    assert_marts_equal_reference(db, ref)
-    written = feedback(db, tmp / "out", full=True, now="t")
-    assert {
-        name: {k: v for k, v in e["metrics"].items() if k != "updated_at"}
-        for name, e in written["feeders"].items()
-    } == ref.feeder_metrics()
+    with duckdb.connect(str(db), read_only=True) as con:
+        marts_equal_reference(con, ref)
+        if out is None:
+            written = json.loads(dumps({"feeders": metrics_from_marts(con)}))
+    if out is None:
+        metrics = written["feeders"]
+    else:
+        entries = feedback(db, out, full=True, now="t")["feeders"]
+        metrics = {
+            name: {k: v for k, v in e["metrics"].items() if k != "updated_at"}
+            for name, e in entries.items()
+        }
+    assert metrics == ref.feeder_metrics()
 
 
 @FAST
-@given(batches=exports(max_processes=12))
-def test_marts_and_feeders_json_equal_the_reference(tmp_path_factory, batches):
-    check_reference(tmp_path_factory, batches)
+@given(state=raw_states())
+def test_marts_and_feeders_json_equal_the_reference(tmp_path_factory, project, state):
+    tmp = tmp_path_factory.mktemp("ref")
+    db = write_raw_state(tmp / "warehouse.duckdb", state)
+    project.build(db, raw_store_path(db))
+    check_reference(db)
 
 
 @pytest.mark.slow
 @SLOW
+@given(state=raw_states(max_processes=24))
+def test_marts_and_feeders_json_equal_the_reference_many(tmp_path_factory, project, state):
+    tmp = tmp_path_factory.mktemp("ref")
+    db = write_raw_state(tmp / "warehouse.duckdb", state)
+    project.build(db, raw_store_path(db))
+    check_reference(db)
+
+
+@settings(FAST, max_examples=3)
+@given(batches=exports(max_processes=12))
+def test_marts_after_ingests_equal_the_reference(tmp_path_factory, project, batches):
+    """The same through ingest (JSONL exports with zone offsets, updates, stale copies, feeder
+    changes, several runs): the raw rows the reference reads are the ones ingest wrote."""
+    tmp = tmp_path_factory.mktemp("ref")
+    check_reference(scenario(tmp, batches, project), tmp / "out")
+
+
+@pytest.mark.slow
+@settings(SLOW, max_examples=60)
 @given(batches=exports(max_processes=20))
-def test_marts_and_feeders_json_equal_the_reference_many(tmp_path_factory, batches):
-    check_reference(tmp_path_factory, batches)
+def test_marts_after_ingests_equal_the_reference_many(tmp_path_factory, project, batches):
+    tmp = tmp_path_factory.mktemp("ref")
+    check_reference(scenario(tmp, batches, project), tmp / "out")
 
 
-def check_default_equals_full(tmp_path_factory: Any, batches: list[dict[str, list]]) -> None:
-    tmp = tmp_path_factory.mktemp("feedback")
+def same_tables(dbt_built: Path, ran: Path, names: list[str]) -> None:
+    """Every model has the same columns (names and types) and the same rows (a multiset, floats
+    to the bit) in both warehouses."""
+    con = duckdb.connect(str(dbt_built), read_only=True)  # catalog `warehouse`: its views resolve
+    try:
+        con.execute(f"attach '{ran}' as ran (read_only)")
+        for name in names:
+            columns = [
+                con.execute(
+                    "select column_name, data_type from duckdb_columns() "
+                    "where database_name = ? and table_name = ? order by column_index",
+                    [db, name],
+                ).fetchall()
+                for db in ("warehouse", "ran")
+            ]
+            assert columns[0] == columns[1], name
+            assert columns[0], name
+            for a, b in (("warehouse", "ran"), ("ran", "warehouse")):
+                extra = con.execute(
+                    f"select count(*) from (select * from {a}.main.{name} "
+                    f"except all select * from {b}.main.{name})"
+                ).fetchone()
+                assert extra == (0,), (name, a)
+    finally:
+        con.close()
 
+
+@settings(FAST, max_examples=1, phases=[Phase.generate])  # no shrinking: dbt runs are slow
+@given(batches=exports(max_processes=12))
+def test_the_compiled_sql_builds_what_dbt_builds(tmp_path_factory, project, batches):
+    """The shortcut the property tests take (CompiledProject.build) against a real `dbt build`
+    (seeds, models and data tests) of the same raw store: every model equal, and the dbt-built
+    marts equal the reference too."""
+    tmp = tmp_path_factory.mktemp("dbt")
+    ran = scenario(tmp, batches, project)
+    built = project.dbt_build(raw_store_path(ran))
+    same_tables(built, ran, [m.name for m in project.models])
+    check_reference(built, tmp / "out")
+
+
+def check_default_equals_full(tmp: Path, batches: list[dict[str, list]], project) -> None:
     def each(db: Path, i: int) -> None:
         default = feedback(db, tmp / "default", full=False, now=f"step{i}")
         full = feedback(db, tmp / "full", full=True, now=f"step{i}")
         assert default == full, i
 
-    scenario(tmp, batches, each)
+    scenario(tmp, batches, project, each)
 
 
-@settings(FAST, max_examples=1)
-@given(batches=exports(max_processes=8, max_batches=2))
-def test_default_feedback_equals_full_after_any_ingests(tmp_path_factory, batches):
-    check_default_equals_full(tmp_path_factory, batches)
+@settings(FAST, max_examples=4)
+@given(batches=exports(max_processes=8, max_batches=3))
+def test_default_feedback_equals_full_after_any_ingests(tmp_path_factory, project, batches):
+    check_default_equals_full(tmp_path_factory.mktemp("feedback"), batches, project)
 
 
 @pytest.mark.slow
-@SLOW
+@settings(SLOW, max_examples=200)
 @given(batches=exports(max_processes=12, max_batches=4))
-def test_default_feedback_equals_full_after_any_ingests_many(tmp_path_factory, batches):
-    check_default_equals_full(tmp_path_factory, batches)
+def test_default_feedback_equals_full_after_any_ingests_many(tmp_path_factory, project, batches):
+    check_default_equals_full(tmp_path_factory.mktemp("feedback"), batches, project)
 
 
-def test_a_process_moving_to_another_feeder_updates_both_in_a_default_run(tmp_path_factory):
+def test_a_process_moving_to_another_feeder_updates_both_in_a_default_run(
+    tmp_path_factory, project
+):
     """The old feeder loses the process although none of its rows changed: a default run
     rewrites it as --full does (here it has no process left: the metrics of none)."""
     candidate = {"id": "c0", "full_name": "Ann Lee", "created_at": "2025-01-01T00:00:00Z"}
@@ -441,7 +665,7 @@ def test_a_process_moving_to_another_feeder_updates_both_in_a_default_run(tmp_pa
         written["full"] = feedback(db, tmp / "full", full=True, now=f"step{i}")
         assert written["default"] == written["full"], i
 
-    scenario(tmp, [night1, night2], each)
+    scenario(tmp, [night1, night2], project, each)
     feeders = written["default"]["feeders"]
     assert feeders["linkedin"]["metrics"]["candidates_sourced"] == 2
     assert feeders["referral"]["metrics"]["candidates_sourced"] == 0
