@@ -37,6 +37,21 @@ class DuckStore:
             [cid, f"Candidate {cid}", feeder, T0, T0, T0],
         )
 
+    def add_process(self, pid: str, cid: str) -> None:
+        """A process written straight into the store (an id chosen by the test)."""
+        self.execute(
+            "insert into interview_processes values (?, ?, 'Acme', 'Engineer', 'in_progress',"
+            " null, null, null, null, ?, ?, 'seed', ?)",
+            [pid, cid, T0, T0, T0],
+        )
+
+    def calls(self) -> list[tuple]:
+        """(run id, command) of every audited service call, in order."""
+        return self.query(
+            "select run_id, command from ingest_runs where command like 'interview %'"
+            " order by started_at"
+        )
+
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with open_store(self.path) as con:
             return con.execute(sql, params or []).fetchall()
@@ -67,6 +82,16 @@ class PgStore:
             " values (?, ?, ?, ?, ?)",
             [cid, ORG, f"Candidate {cid}", feeder, T0],
         )
+
+    def add_process(self, pid: str, cid: str) -> None:
+        self.execute(
+            "insert into interview_processes (id, organization_id, candidate_id, company_name,"
+            " role_title, created_at) values (?, ?, ?, 'Acme', 'Engineer', ?)",
+            [pid, ORG, cid, T0],
+        )
+
+    def calls(self) -> list[tuple]:
+        return self.query("select run_id, command from service_calls order by id")
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with psycopg.connect(self.dsn, autocommit=True) as conn:

@@ -8,8 +8,10 @@ per test); exact statuses, bodies and stored rows.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ingest.store.duckdb.store import raw_store_path, store_lock
@@ -587,3 +589,47 @@ def test_pages_filters_and_feeder_fallback_are_exact(store):
         first = api.get("/interviews?limit=2", headers=lead()).json()
         rest = api.get(f"/interviews?limit=10&cursor={first['next_cursor']}", headers=lead())
         assert [p["id"][-1] for p in rest.json()["items"]] == ["2", "3", "4", "5"]
+
+
+def test_busy_postgres_pool_and_row_lock_are_503_with_retry_after(tmp_path, pg_fresh):
+    """A real pool of two connections, both held by other threads: a request waits
+    `wait_seconds`, then 503 + Retry-After. A row lock held by another session: the change
+    waits `lock_timeout` (the same seconds), then 503, and nothing of it is written."""
+    with (
+        store_env("postgres", tmp_path, fresh_dsn=pg_fresh) as env,
+        client(env.db, **env.config, pg_pool_size=2, wait_seconds=0.5) as api,
+    ):
+        process_id = new_process(api)["id"]
+        pool = api.app.state.backend.store.pool
+        taken, release = threading.Semaphore(0), threading.Event()
+
+        def hold() -> None:
+            with pool.connection():
+                taken.release()
+                release.wait(30)
+
+        holders = [threading.Thread(target=hold) for _ in range(2)]
+        for t in holders:
+            t.start()
+        for _ in holders:
+            assert taken.acquire(timeout=10)
+        try:
+            r = api.get(f"/interviews/{process_id}", headers=lead())
+            err = assert_error(r, 503, contains="no free connection in the pool")
+            assert (r.headers["retry-after"], err["code"]) == ("2", "busy")
+        finally:
+            release.set()
+            for t in holders:
+                t.join()
+        assert api.get(f"/interviews/{process_id}", headers=lead()).status_code == 200
+
+        with psycopg.connect(env.dsn) as other:  # another session holds the process's row lock
+            other.execute(
+                "select 1 from interview_processes where id = %s for update", [process_id]
+            )
+            r = api.put(f"/interviews/{process_id}", json={"status": "on_hold"}, headers=lead())
+            assert_error(r, 503, contains="lock timeout")
+            assert r.headers["retry-after"] == "2"
+        done = api.put(f"/interviews/{process_id}", json={"status": "on_hold"}, headers=lead())
+        assert done.status_code == 200, done.text
+        assert env.history(process_id) == [(None, "in_progress"), ("in_progress", "on_hold")]

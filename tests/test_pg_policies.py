@@ -37,6 +37,10 @@ IDS = {
     "cA0": "cand-a0",
     "cB": "cand-b",
     "cB0": "cand-b0",
+    "callA": "api-call-a",
+    "callB": "api-call-b",
+    "delA": "gone-a",
+    "delB": "gone-b",
 }
 LABELS = {value: key for key, value in IDS.items()}
 
@@ -58,13 +62,23 @@ ACTORS: dict[str, tuple[str, dict[str, Any]]] = {
     "service": ("service_role", {"role": "service_role"}),
     "extract": ("itrack_extract", {}),
 }
-TABLES = ("candidates", "processes", "stages", "history", "corrections")
+TABLES = ("candidates", "processes", "stages", "history", "corrections", "calls", "deletions")
 TABLE_NAMES = {
     "candidates": "candidates",
     "processes": "interview_processes",
     "stages": "interview_stages",
     "history": "interview_status_history",
-    "corrections": "interview_corrections",
+    "corrections": "corrections",
+    "calls": "service_calls",
+    "deletions": "deleted_rows",
+}
+# the column each table's rows are told apart by in these tests
+KEYS = {
+    **dict.fromkeys(TABLES, "id"),
+    "history": "interview_process_id",
+    "corrections": "interview_process_id",
+    "calls": "run_id",
+    "deletions": "record_id",
 }
 ALL = "all"
 
@@ -84,9 +98,14 @@ values
     ('{IDS["sA1"]}', '{ORG_A}', '{IDS["pA1"]}', 'Phone Screen', 1, '2025-01-03Z'),
     ('{IDS["sA2"]}', '{ORG_A}', '{IDS["pA2"]}', 'Phone Screen', 1, '2025-01-03Z'),
     ('{IDS["sB"]}', '{ORG_B}', '{IDS["pB"]}', 'Phone Screen', 1, '2025-01-03Z');
-insert into interview_corrections
+insert into corrections
     (organization_id, interview_process_id, record_kind, record_id, field, reason, changed_by)
 select organization_id, id, 'process', id, 'status', 'typo', 'seed' from interview_processes;
+insert into service_calls (run_id, command, organization_id, user_id, started_at) values
+    ('api-call-a', 'interview create', '{ORG_A}', '{RA1}', '2025-01-02Z'),
+    ('api-call-b', 'interview create', '{ORG_B}', '{RB}', '2025-01-02Z');
+insert into deleted_rows (table_name, record_id, organization_id) values
+    ('interview_stages', 'gone-a', '{ORG_A}'), ('interview_stages', 'gone-b', '{ORG_B}');
 """
 
 # -- what each actor sees ---------------------------------------------------------------------
@@ -96,6 +115,8 @@ ORG_A_ROWS = {
     "stages": {"sA1", "sA2"},
     "history": {"pA1", "pA2"},
     "corrections": {"pA1", "pA2"},
+    "calls": {"callA"},
+    "deletions": "denied",  # the server's and the extract's business
 }
 ORG_B_ROWS = {
     "candidates": {"cB", "cB0"},
@@ -103,8 +124,13 @@ ORG_B_ROWS = {
     "stages": {"sB"},
     "history": {"pB"},
     "corrections": {"pB"},
+    "calls": {"callB"},
+    "deletions": "denied",
 }
-EVERY_ROW = {table: ORG_A_ROWS[table] | ORG_B_ROWS[table] for table in TABLES}
+EVERY_ROW = {
+    **{table: ORG_A_ROWS[table] | ORG_B_ROWS[table] for table in TABLES if table != "deletions"},
+    "deletions": {"delA", "delB"},
+}
 SELECT: dict[str, dict[str, set[str] | str]] = {
     "anon": dict.fromkeys(TABLES, "denied"),
     "recruiter_a": dict(ORG_A_ROWS),
@@ -121,7 +147,11 @@ INSERT_TARGETS = {
     "stages": ("of_pA1", "of_pA2", "of_pB"),
     "history": ("of_pA1",),
     "corrections": ("of_pA1", "of_pA2", "of_pB"),
+    # a call logged with the defaults (the acting user and organization), or for someone
+    "calls": ("defaults", "ra1_in_org_a", "ra2_in_org_a", "rb_in_org_b"),
+    "deletions": ("of_sA1",),
 }
+DENIED_CALLS = {"ra1_in_org_a": "denied", "ra2_in_org_a": "denied", "rb_in_org_b": "denied"}
 INSERT: dict[str, dict[str, dict[str, str]]] = {
     "anon": {t: dict.fromkeys(INSERT_TARGETS[t], "denied") for t in TABLES},
     "recruiter_a": {
@@ -130,6 +160,8 @@ INSERT: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"of_pA1": "ok", "of_pA2": "denied", "of_pB": "denied"},
         "history": {"of_pA1": "denied"},
         "corrections": {"of_pA1": "ok", "of_pA2": "denied", "of_pB": "denied"},
+        "calls": {**DENIED_CALLS, "defaults": "ok", "ra1_in_org_a": "ok"},
+        "deletions": {"of_sA1": "denied"},
     },
     "recruiter_b": {
         "candidates": {"in_org_a": "denied", "in_org_b": "ok"},
@@ -137,6 +169,8 @@ INSERT: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"of_pA1": "denied", "of_pA2": "denied", "of_pB": "ok"},
         "history": {"of_pA1": "denied"},
         "corrections": {"of_pA1": "denied", "of_pA2": "denied", "of_pB": "ok"},
+        "calls": {**DENIED_CALLS, "defaults": "ok", "rb_in_org_b": "ok"},
+        "deletions": {"of_sA1": "denied"},
     },
     "lead_a": {
         "candidates": {"in_org_a": "ok", "in_org_b": "denied"},
@@ -144,6 +178,8 @@ INSERT: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"of_pA1": "ok", "of_pA2": "ok", "of_pB": "denied"},
         "history": {"of_pA1": "denied"},
         "corrections": {"of_pA1": "ok", "of_pA2": "ok", "of_pB": "denied"},
+        "calls": {**DENIED_CALLS, "defaults": "ok"},  # a lead logs their own calls only
+        "deletions": {"of_sA1": "denied"},
     },
     "service": {
         "candidates": {"in_org_a": "ok", "in_org_b": "ok"},
@@ -151,6 +187,8 @@ INSERT: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"of_pA1": "ok", "of_pA2": "ok", "of_pB": "ok"},
         "history": {"of_pA1": "denied"},
         "corrections": {"of_pA1": "ok", "of_pA2": "ok", "of_pB": "ok"},
+        "calls": dict.fromkeys(INSERT_TARGETS["calls"], "ok"),
+        "deletions": {"of_sA1": "denied"},
     },
     "extract": {t: dict.fromkeys(INSERT_TARGETS[t], "denied") for t in TABLES},
 }
@@ -162,6 +200,8 @@ ROW_TARGETS = {
     "stages": ("sA1", "sA2", "sB"),
     "history": ("pA1", "pB"),
     "corrections": ("pA1", "pB"),
+    "calls": ("callA", "callB"),
+    "deletions": ("delA", "delB"),
 }
 DELETE_TARGETS = {**ROW_TARGETS, "candidates": ("cA0", "cB0")}  # candidates without processes
 UPDATE: dict[str, dict[str, dict[str, str]]] = {
@@ -172,6 +212,8 @@ UPDATE: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"sA1": "ok", "sA2": "none", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
         "corrections": {"pA1": "denied", "pB": "denied"},
+        "calls": {"callA": "denied", "callB": "denied"},
+        "deletions": {"delA": "denied", "delB": "denied"},
     },
     "recruiter_b": {
         "candidates": {"cA": "none", "cB": "ok"},
@@ -179,6 +221,8 @@ UPDATE: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"sA1": "none", "sA2": "none", "sB": "ok"},
         "history": {"pA1": "denied", "pB": "denied"},
         "corrections": {"pA1": "denied", "pB": "denied"},
+        "calls": {"callA": "denied", "callB": "denied"},
+        "deletions": {"delA": "denied", "delB": "denied"},
     },
     "lead_a": {
         "candidates": {"cA": "ok", "cB": "none"},
@@ -186,6 +230,8 @@ UPDATE: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
         "corrections": {"pA1": "denied", "pB": "denied"},
+        "calls": {"callA": "denied", "callB": "denied"},
+        "deletions": {"delA": "denied", "delB": "denied"},
     },
     "service": {
         "candidates": {"cA": "ok", "cB": "ok"},
@@ -193,6 +239,8 @@ UPDATE: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "ok"},
         "history": {"pA1": "denied", "pB": "denied"},
         "corrections": {"pA1": "denied", "pB": "denied"},
+        "calls": {"callA": "denied", "callB": "denied"},
+        "deletions": {"delA": "denied", "delB": "denied"},
     },
     "extract": {t: dict.fromkeys(ROW_TARGETS[t], "denied") for t in TABLES},
 }
@@ -204,6 +252,8 @@ DELETE: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"sA1": "none", "sA2": "none", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
         "corrections": {"pA1": "denied", "pB": "denied"},
+        "calls": {"callA": "denied", "callB": "denied"},
+        "deletions": {"delA": "denied", "delB": "denied"},
     },
     "recruiter_b": {
         "candidates": {"cA0": "none", "cB0": "none"},
@@ -211,6 +261,8 @@ DELETE: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"sA1": "none", "sA2": "none", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
         "corrections": {"pA1": "denied", "pB": "denied"},
+        "calls": {"callA": "denied", "callB": "denied"},
+        "deletions": {"delA": "denied", "delB": "denied"},
     },
     "lead_a": {
         "candidates": {"cA0": "ok", "cB0": "none"},
@@ -218,6 +270,8 @@ DELETE: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "none"},
         "history": {"pA1": "denied", "pB": "denied"},
         "corrections": {"pA1": "denied", "pB": "denied"},
+        "calls": {"callA": "denied", "callB": "denied"},
+        "deletions": {"delA": "denied", "delB": "denied"},
     },
     "service": {
         "candidates": {"cA0": "ok", "cB0": "ok"},
@@ -225,6 +279,8 @@ DELETE: dict[str, dict[str, dict[str, str]]] = {
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "ok"},
         "history": {"pA1": "denied", "pB": "denied"},
         "corrections": {"pA1": "denied", "pB": "denied"},
+        "calls": {"callA": "denied", "callB": "denied"},
+        "deletions": {"delA": "denied", "delB": "denied"},
     },
     "extract": {t: dict.fromkeys(DELETE_TARGETS[t], "denied") for t in TABLES},
 }
@@ -258,11 +314,34 @@ def _insert_sql(table: str, target: str) -> tuple[str, list[Any]]:
             "stage_order, created_at) values (%s, %s, 'Onsite', 2, now())",
             [org, IDS[process]],
         )
+    if table == "calls":
+        if target == "defaults":
+            return (
+                "insert into service_calls (run_id, command, started_at)"
+                " values ('api-new', 'interview create', now())",
+                [],
+            )
+        user, org = {
+            "ra1_in_org_a": (RA1, ORG_A),
+            "ra2_in_org_a": (RA2, ORG_A),
+            "rb_in_org_b": (RB, ORG_B),
+        }[target]
+        return (
+            "insert into service_calls (run_id, command, started_at, organization_id, user_id)"
+            " values ('api-new', 'interview create', now(), %s, %s)",
+            [org, user],
+        )
+    if table == "deletions":
+        return (
+            "insert into deleted_rows (table_name, record_id, organization_id)"
+            " values ('interview_stages', %s, %s)",
+            [IDS["sA1"], ORG_A],
+        )
     if table == "corrections":
         process = target.removeprefix("of_")
         org = ORG_B if process == "pB" else ORG_A
         return (
-            "insert into interview_corrections (organization_id, interview_process_id,"
+            "insert into corrections (organization_id, interview_process_id,"
             " record_kind, record_id, field, reason, changed_by)"
             " values (%s, %s, 'process', %s, 'role_title', 'typo', 'me')",
             [org, IDS[process], IDS[process]],
@@ -282,16 +361,15 @@ def _update_sql(table: str, target: str) -> tuple[str, list[Any]]:
         "history": (
             "update interview_status_history set source = 'x' where interview_process_id = %s"
         ),
-        "corrections": (
-            "update interview_corrections set reason = 'x' where interview_process_id = %s"
-        ),
+        "corrections": ("update corrections set reason = 'x' where interview_process_id = %s"),
+        "calls": "update service_calls set command = 'x' where run_id = %s",
+        "deletions": "update deleted_rows set table_name = 'x' where record_id = %s",
     }[table]
     return statement, [IDS[target]]
 
 
 def _delete_sql(table: str, target: str) -> tuple[str, list[Any]]:
-    key = "interview_process_id" if table in ("history", "corrections") else "id"
-    return f"delete from {TABLE_NAMES[table]} where {key} = %s", [IDS[target]]
+    return f"delete from {TABLE_NAMES[table]} where {KEYS[table]} = %s", [IDS[target]]
 
 
 # -- running as a role ------------------------------------------------------------------------
@@ -322,8 +400,7 @@ def _as(conn: psycopg.Connection, actor: str, sql: str, params: list[Any]) -> An
 @pytest.mark.parametrize("table", TABLES)
 @pytest.mark.parametrize("actor", ACTORS)
 def test_select(conn: psycopg.Connection, actor: str, table: str) -> None:
-    key = "interview_process_id" if table in ("history", "corrections") else "id"
-    seen = _as(conn, actor, f"select {key} from {TABLE_NAMES[table]}", [])
+    seen = _as(conn, actor, f"select {KEYS[table]} from {TABLE_NAMES[table]}", [])
     assert seen == SELECT[actor][table]
 
 
@@ -389,21 +466,48 @@ def test_claims_decide_not_the_role_name(conn: psycopg.Connection) -> None:
             ACTORS.pop(extra, None)
 
 
-def test_history_is_append_only_even_for_the_owner(conn: psycopg.Connection) -> None:
+@pytest.mark.parametrize(
+    ("table", "column", "rows"),
+    [
+        ("interview_status_history", "source", 3),
+        ("corrections", "reason", 3),
+        ("service_calls", "command", 2),
+        ("deleted_rows", "table_name", 2),
+    ],
+)
+def test_logs_are_append_only_even_for_the_owner(
+    conn: psycopg.Connection, table: str, column: str, rows: int
+) -> None:
     """The table owner (here a superuser) is refused too: a trigger, not only grants."""
-    for sql in (
-        "update interview_status_history set source = 'x'",
-        "delete from interview_status_history",
-        "truncate interview_status_history",
-    ):
+    for sql in (f"update {table} set {column} = 'x'", f"delete from {table}", f"truncate {table}"):
         conn.execute("begin")
         try:
-            with pytest.raises(errors.InsufficientPrivilege, match="append-only"):
+            with pytest.raises(errors.InsufficientPrivilege, match=f"{table} is append-only"):
                 conn.execute(sql)
         finally:
             conn.execute("rollback")
-    count = conn.execute("select count(*) from interview_status_history").fetchone()
-    assert count == (3,)
+    assert conn.execute(f"select count(*) from {table}").fetchone() == (rows,)
+
+
+def test_deletions_are_logged_with_the_cascade(conn: psycopg.Connection) -> None:
+    """A lead deletes a process: it and its stage are in deleted_rows, written as the owner."""
+    role, claims = ACTORS["lead_a"]
+    conn.execute("begin")
+    try:
+        conn.execute(f"set local role {role}")
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+        conn.execute("delete from interview_processes where id = %s", [IDS["pA1"]])
+        conn.execute("reset role")
+        logged = conn.execute(
+            "select table_name, record_id, organization_id::text, deleted_by::text"
+            " from deleted_rows where record_id not like 'gone-%' order by table_name"
+        ).fetchall()
+    finally:
+        conn.execute("rollback")
+    assert logged == [
+        ("interview_processes", IDS["pA1"], ORG_A, LEAD_A),
+        ("interview_stages", IDS["sA1"], ORG_A, LEAD_A),
+    ]
 
 
 def test_status_history_written_for_a_recruiter_who_cannot_insert_it(

@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from ingest.contract import InterviewStatus, OfferDetails
 from ingest.errors import NotFoundError, Refused, StoreBusyError
-from ingest.service import FeedbackTrigger, InterviewService
+from ingest.service import FeedbackStatus, FeedbackTrigger, InterviewService
 from ingest.store.duckdb.repository import DuckDBInterviewStore
 from itrack.cli.interview import app
 from tests import pg
@@ -114,18 +114,33 @@ def test_create_process_for_known_candidate(service, db, process):
     assert run_id.startswith("api-")
 
 
-def test_the_embedded_store_audits_each_call(duck):
+def test_each_completed_call_is_audited(service, db, process):
+    [(run_id,)] = query(db, "select run_id from interview_status_history")
+    assert db.calls() == [(run_id, "interview create")]
+    with pytest.raises(Refused):
+        service.add_interview_stage(process.id, "Phone Screen", 2)
+    assert db.calls() == [(run_id, "interview create")]  # the refused call: none
+    stage = service.add_interview_stage(process.id, "Phone Screen", 1)
+    service.update_stage_details(stage.id, next_steps="book the onsite")
+    service.complete_interview_process(process.id, "on_hold")
+    assert [command for _, command in db.calls()] == [
+        "interview create",
+        "interview add-stage",
+        "interview update-stage",
+        "interview complete",
+    ]
+    assert len({run for run, _ in db.calls()}) == 4
+
+
+def test_the_embedded_store_stamps_rows_with_the_call(duck):
     process = duck.service().create_interview_process("c1", "Acme", "Engineer")
     [(run_id,)] = query(duck, "select run_id from interview_status_history")
     assert query(duck, "select _run_id from interview_processes where id = ?", [process.id]) == [
         (run_id,)
     ]
-    assert query(duck, "select command, status from ingest_runs where run_id = ?", [run_id]) == [
-        ("interview create", "completed")
+    assert query(duck, "select status from ingest_runs where run_id = ?", [run_id]) == [
+        ("completed",)
     ]
-    with pytest.raises(Refused):
-        duck.service().add_interview_stage(process.id, "Phone Screen", 2)
-    assert query(duck, "select count(*) from ingest_runs") == [(1,)]  # the refused call: none
 
 
 def test_create_process_for_unknown_candidate_refused(service, db):
@@ -438,6 +453,217 @@ def test_candidate_history_and_company_interviews(service):
     assert [p.id for p in service.list_interviews(candidate_id="c1", company_name="Globex")] == [
         second.id
     ]
+
+
+# -- stage details, outcomes and corrections --------------------------------------------------
+
+
+def test_update_stage_details(service, process):
+    day = process.created_at + dt.timedelta(days=3)
+    stage = service.add_interview_stage(process.id, "Phone", 1)
+    saved = service.update_stage_details(
+        stage.id,
+        stage_name="Phone Screen",
+        scheduled_date=day,
+        interviewer_names=["Ann", "Bo"],
+        next_steps="onsite",
+    )
+    assert (
+        saved.stage_name,
+        saved.scheduled_date,
+        saved.interviewer_names,
+        saved.next_steps,
+        saved.outcome,
+    ) == ("Phone Screen", day, ["Ann", "Bo"], "onsite", "pending")
+    assert saved.updated_at > stage.updated_at
+    again = service.update_stage_details(stage.id, next_steps="offer call")
+    assert (again.stage_name, again.interviewer_names, again.next_steps) == (
+        "Phone Screen",
+        ["Ann", "Bo"],
+        "offer call",
+    )
+    assert service.get_interview(process.id).stages == [again]
+    service.complete_interview_process(process.id, "candidate_withdrew")
+    with pytest.raises(
+        Refused, match=r"closed \(candidate_withdrew\): its stages cannot be changed"
+    ):
+        service.update_stage_details(stage.id, next_steps="none")
+
+
+def test_record_stage_outcome_returns_the_process_it_closed(service, process):
+    stage = service.add_interview_stage(process.id, "Onsite", 1)
+    result = service.record_stage_outcome(stage.id, "failed", {"overall": 2})
+    assert (result.stage.outcome, result.stage.overall_rating) == ("failed", 2)
+    assert (result.process.status, result.process.final_outcome) == (
+        "rejected_by_company",
+        "Failed Onsite",
+    )
+    assert result.feedback == FeedbackStatus(
+        status="deferred", detail="no feedback step registered"
+    )
+    assert result.process == service.get_interview(process.id).process
+
+
+def _corrections(audit: dict) -> list[tuple]:
+    return [
+        (c["record_kind"], c["field"], c["old_value"], c["new_value"], c["reason"], c["changed_by"])
+        for c in audit["corrections"]
+    ]
+
+
+def _moves(audit: dict) -> list[tuple]:
+    return [(h["from_status"], h["to_status"], h["source"]) for h in audit["status_history"]]
+
+
+def test_amend_reopens_the_process_closed_by_the_stage(service, process):
+    stage = service.add_interview_stage(process.id, "Onsite", 1)
+    service.update_stage_outcome(stage.id, "failed", {"overall": 2})
+    result = service.amend_stage_outcome(
+        stage.id, "passed", "typed the wrong outcome", "rita", {"overall": 4}
+    )
+    assert (result.stage.outcome, result.stage.overall_rating) == ("passed", 4)
+    assert (result.process.status, result.process.final_outcome) == ("in_progress", None)
+    audit = service.get_audit(str(process.id)[:8])
+    assert audit["process_id"] == str(process.id)
+    why = ("typed the wrong outcome", "rita")
+    assert _corrections(audit) == [
+        ("stage", "outcome", "failed", "passed", *why),
+        ("stage", "overall_rating", "2", "4", *why),
+        ("process", "status", "rejected_by_company", "in_progress", *why),
+        ("process", "final_outcome", "Failed Onsite", None, *why),
+    ]
+    assert [c["record_id"] for c in audit["corrections"]] == [str(stage.id)] * 2 + [
+        str(process.id)
+    ] * 2
+    assert _moves(audit) == [
+        (None, "in_progress", "service"),
+        ("in_progress", "rejected_by_company", "service"),
+        ("rejected_by_company", "in_progress", "correction"),
+    ]
+    amend_run = audit["status_history"][-1]["run_id"]
+    assert {c["run_id"] for c in audit["corrections"]} == {amend_run}
+
+
+def test_amend_to_failed_closes_and_needs_a_reason_and_a_change(service, process):
+    stage = service.add_interview_stage(process.id, "Phone Screen", 1)
+    service.update_stage_outcome(stage.id, "passed")
+    with pytest.raises(Refused, match="a correction needs a reason"):
+        service.amend_stage_outcome(stage.id, "failed", "  ", "rita")
+    with pytest.raises(Refused, match=f"stage {stage.id} already has outcome passed: nothing"):
+        service.amend_stage_outcome(stage.id, "passed", "why", "rita")
+    result = service.amend_stage_outcome(stage.id, "failed", "misheard", "rita")
+    assert (result.process.status, result.process.final_outcome) == (
+        "rejected_by_company",
+        "Failed Phone Screen",
+    )
+    audit = service.get_audit(process.id)
+    assert _corrections(audit) == [
+        ("stage", "outcome", "passed", "failed", "misheard", "rita"),
+        ("process", "status", "in_progress", "rejected_by_company", "misheard", "rita"),
+    ]
+    assert _moves(audit)[-1] == ("in_progress", "rejected_by_company", "correction")
+
+
+def test_reopen_returns_to_the_status_before_closing(service, process):
+    service.complete_interview_process(process.id, "on_hold")
+    service.complete_interview_process(
+        process.id, "candidate_withdrew", final_outcome="took another job"
+    )
+    with pytest.raises(Refused, match="reopened to an open status, not to offer_accepted"):
+        service.reopen_interview_process(process.id, "x", "rita", to_status="offer_accepted")
+    reopened = service.reopen_interview_process(process.id, "came back", "rita")
+    assert (reopened.status, reopened.final_outcome) == ("on_hold", None)
+    with pytest.raises(Refused, match=r"is not closed \(on_hold\): nothing to reopen"):
+        service.reopen_interview_process(process.id, "again", "rita")
+    service.complete_interview_process(process.id, "rejected_by_company")
+    to_start = service.reopen_interview_process(process.id, "wrong", "bo", "in_progress")
+    assert to_start.status is InterviewStatus.IN_PROGRESS
+    audit = service.get_audit(process.id)
+    assert _corrections(audit) == [
+        ("process", "status", "candidate_withdrew", "on_hold", "came back", "rita"),
+        ("process", "final_outcome", "took another job", None, "came back", "rita"),
+        ("process", "status", "rejected_by_company", "in_progress", "wrong", "bo"),
+    ]
+    assert _moves(audit)[2:] == [
+        ("on_hold", "candidate_withdrew", "service"),
+        ("candidate_withdrew", "on_hold", "correction"),
+        ("on_hold", "rejected_by_company", "service"),
+        ("rejected_by_company", "in_progress", "correction"),
+    ]
+
+
+# -- duplicates, names and ids ----------------------------------------------------------------
+
+
+def test_open_duplicates_same_candidate_company_and_role(service, process):
+    twin = service.create_interview_process("c1", "ACME", "engineer")
+    service.create_interview_process("c1", "Acme", "Manager")
+    service.create_interview_process("c2", "Acme", "Engineer")
+    closed = service.create_interview_process("c1", "Acme", "Engineer")
+    service.complete_interview_process(closed.id, "candidate_withdrew")
+    assert [p.id for p in service.open_duplicates(process)] == [twin.id]
+    assert [p.id for p in service.open_duplicates(twin)] == [process.id]
+    assert service.open_duplicates(closed) == [process, twin]
+
+
+def test_names_checked_against_the_stored_ones(service, process):
+    with pytest.raises(Refused) as info:
+        service.create_interview_process("c1", "acme", "Engineer", check_names=True)
+    assert str(info.value) == (
+        "unknown company 'acme': did you mean 'Acme'? "
+        "(pass --new-company if 'acme' is really a new company)"
+    )
+    with pytest.raises(Refused) as info:
+        service.create_interview_process("c1", "Globex", "Engineer", check_names=True)
+    assert str(info.value) == (
+        "company 'Globex' is not known yet: pass --new-company to record a new company"
+    )
+    with pytest.raises(Refused, match=r"unknown feeder 'linkdin': did you mean 'linkedin'\?"):
+        service.create_interview_process(
+            "c1", "Acme", "Engineer", feeder_source="linkdin", check_names=True
+        )
+    new = service.create_interview_process(
+        "c2", "Globex", "Analyst", "github", check_names=True, new_company=True, new_feeder=True
+    )
+    known = service.create_interview_process("c1", "Globex", "Lead", "github", check_names=True)
+    assert (new.company_name, new.feeder_source, known.feeder_source) == (
+        "Globex",
+        "github",
+        "github",
+    )
+
+
+P_A = "abcd0001-0000-4000-8000-000000000001"
+P_B = "abcd0002-0000-4000-8000-000000000002"
+
+
+def test_ids_by_unique_prefix_and_what_a_wrong_id_is(service, db, process):
+    db.add_process(P_A, "c1")
+    db.add_process(P_B, "c2")
+    assert service.get_interview("abcd0001").process.id == uuid.UUID(P_A)
+    assert service.get_interview(" ABCD0002-00 ").process.id == uuid.UUID(P_B)
+    stage = service.add_interview_stage("abcd0001-0", "Screen", 1)
+    assert service.update_stage_details(str(stage.id)[:6], next_steps="x").id == stage.id
+    with pytest.raises(Refused) as info:
+        service.get_interview("abcd")
+    assert str(info.value) == (
+        f"interview process id prefix 'abcd' is ambiguous: it matches {P_A}, {P_B}; "
+        "give more characters"
+    )
+    for given, message in [
+        (str(stage.id), f"'{stage.id}' is an interview stage id, not an interview process id"),
+        (str(stage.id)[:8], f"'{str(stage.id)[:8]}' is an interview stage id, not an"),
+        ("c1", "'c1' is a candidate id, not an interview process id"),
+        ("abc", "interview process 'abc' not found"),
+        ("zzzz-nope", "interview process 'zzzz-nope' not found (not a valid id)"),
+        (str(uuid.UUID(int=7)), f"interview process '{uuid.UUID(int=7)}' not found"),
+    ]:
+        with pytest.raises(NotFoundError) as info:
+            service.get_interview(given)
+        assert str(info.value).startswith(message), given
+    with pytest.raises(NotFoundError) as info:
+        service.update_stage_outcome("abcd", "passed")
+    assert str(info.value) == "'abcd' is an interview process id, not an interview stage id"
 
 
 # -- concurrency ------------------------------------------------------------------------------

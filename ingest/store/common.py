@@ -1,14 +1,18 @@
 """What every store implementation shares: the columns the contract gives each table, how ids
-are given by people, process filters and how corrected values are written in the audit."""
+are given by people, process filters, how corrected values are written in the audit, and the
+repository queries that are the same SQL on both engines (`SharedQueries`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import re
+from collections.abc import Sequence
 from typing import Any, Unpack
+from uuid import UUID
 
 from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus
+from ingest.errors import NotFoundError, Refused
 from ingest.ports import ProcessFilters
 
 PROCESS_COLUMNS: tuple[str, ...] = tuple(InterviewProcess.model_fields)
@@ -73,3 +77,96 @@ def audit_text(value: Any) -> str | None:
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
     return str(getattr(value, "value", value))
+
+
+class SharedQueries:
+    """The repository methods both stores answer with the same SQL: ids given by people,
+    stored names, open look-alike processes. A repository mixes this in and provides `MARK`
+    (its driver's parameter mark), `_rows` and `_select_processes`."""
+
+    MARK = "?"
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _select_processes(self, where: str, params: list[Any]) -> list[InterviewProcess]:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", self.MARK)
+
+    def resolve_id(self, kind: str, value: UUID | str) -> UUID:
+        """A full id as given, or the one (visible) id of this kind starting with `value` (at
+        least MIN_PREFIX characters). Ambiguous prefixes and ids of another kind are refused,
+        saying so; a full id that does not exist is reported by the caller's lookup."""
+        if isinstance(value, UUID):
+            return value
+        text = str(value).strip().lower()
+        try:
+            return UUID(text)
+        except ValueError:
+            pass
+        table, what = ID_KINDS[kind]
+        if len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
+            raise self._not_found(kind, value)
+        ids = [
+            row[0]
+            for row in self._rows(
+                self._sql(f"select id from {table} where {_STARTS_WITH} order by id limit 4"),
+                [text],
+            )
+        ]
+        if len(ids) == 1:
+            return ids[0] if isinstance(ids[0], UUID) else UUID(str(ids[0]))
+        if len(ids) > 1:
+            shown = ", ".join(str(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
+            raise Refused(
+                f"{what} id prefix '{value}' is ambiguous: it matches {shown}; give more characters"
+            )
+        raise self._not_found(kind, value)
+
+    def _not_found(self, kind: str, value: UUID | str) -> NotFoundError:
+        """'not found', or what the id is instead (a stage id given for a process, ...)."""
+        what = ID_KINDS[kind][1]
+        text = str(value).strip().lower()
+        for other, (table, other_what) in ID_KINDS.items():
+            if other == kind or len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
+                continue
+            if self._rows(self._sql(f"select 1 from {table} where {_STARTS_WITH} limit 1"), [text]):
+                return NotFoundError(f"'{value}' is an {other_what} id, not an {what} id")
+        if self._rows(self._sql("select 1 from candidates where id = ?"), [str(value).strip()]):
+            return NotFoundError(f"'{value}' is a candidate id, not an {what} id")
+        if not ID_PREFIX.fullmatch(text):
+            return NotFoundError(f"{what} '{value}' not found (not a valid id)")
+        return NotFoundError(f"{what} '{value}' not found")
+
+    def known_names(self, column: str) -> list[str]:
+        """Distinct company names (`company_name`) or feeders (`feeder_source`, from processes
+        and candidates) stored (visible), sorted."""
+        if column == "company_name":
+            sql = "select distinct company_name from interview_processes"
+        elif column == "feeder_source":
+            sql = (
+                "select feeder_source from interview_processes where feeder_source is not null "
+                "union select feeder_source from candidates where feeder_source is not null"
+            )
+        else:
+            raise ValueError(column)
+        return sorted(row[0] for row in self._rows(sql, []))
+
+    def open_processes_like(
+        self, candidate_id: str, company_name: str, role_title: str, terminal: Sequence[str]
+    ) -> list[InterviewProcess]:
+        """Open (non-terminal) processes of a candidate for the same company and role."""
+        closed = ", ".join("?" for _ in terminal) or "null"
+        return self._select_processes(
+            self._sql(
+                "where candidate_id = ? and lower(company_name) = lower(?) "
+                f"and lower(role_title) = lower(?) and status not in ({closed})"
+            ),
+            [candidate_id, company_name, role_title, *terminal],
+        )
+
+
+# an id column's text starts with the parameter (both engines spell it so)
+_STARTS_WITH = "starts_with(cast(id as varchar), ?)"

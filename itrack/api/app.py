@@ -36,8 +36,9 @@ class ApiConfig:
     jwt_secret: str | None = None
     no_auth: bool = False
     organization_id: str | None = None
-    wait_seconds: float = 2.0
+    wait_seconds: float = 2.0  # how long a request waits for the store, then 503
     feeders_path: Path | None = None
+    pg_pool_size: int = 20  # PostgreSQL connections of the server (one per request in flight)
 
 
 def is_loopback(host: str) -> bool:
@@ -53,7 +54,7 @@ def make_backend(config: ApiConfig):
     if config.store == "postgres":
         from itrack.api.backend import PostgresBackend
 
-        return PostgresBackend(config.pg_dsn)
+        return PostgresBackend(config.pg_dsn, config.pg_pool_size, config.wait_seconds)
     from itrack.api.backend import DuckDBBackend
 
     return DuckDBBackend(config.db, config.wait_seconds, config.organization_id)

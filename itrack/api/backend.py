@@ -22,6 +22,7 @@ from ingest.errors import NotFoundError
 from ingest.ports import InterviewStore
 from ingest.service import FeedbackStatus, FeedbackTrigger, InterviewService, run_feedback_callbacks
 from ingest.store.duckdb.repository import DuckDBInterviewStore, InterviewRepository, parse_id
+from ingest.store.duckdb.store import open_store
 from itrack.api.auth import Principal
 from itrack.api.duckdb_gate import DuckDBGate
 from itrack.api.errors import ApiError
@@ -142,6 +143,17 @@ class _RequestStore:
         yield _JoinedRepository(self.con)
 
 
+class _LockedStore(DuckDBInterviewStore):
+    """The raw store with reads under the store lock too. A read-only open takes no lock, and
+    an ingest or build that finds the file open in another process fails instead of waiting:
+    a server reading beside them must queue on the lock like every writer."""
+
+    @contextmanager
+    def reading(self) -> Iterator[InterviewRepository]:
+        with open_store(self.db, self.wait_seconds, create=False) as con:
+            yield InterviewRepository(con)
+
+
 class DuckDBBackend:
     name = "duckdb"
 
@@ -176,7 +188,7 @@ class DuckDBBackend:
 
     def feedback_store(self) -> InterviewStore:
         """Where the feedback step reads a process: the raw store, opened by itself."""
-        return DuckDBInterviewStore(self.db, self.gate.wait)
+        return _LockedStore(self.db, self.gate.wait)
 
     def close(self) -> None:
         self.gate.close()
@@ -246,10 +258,14 @@ class PostgresSession(_RoleRules):
 class PostgresBackend:
     name = "postgres"
 
-    def __init__(self, dsn: str | None, pool_size: int = 20) -> None:
+    def __init__(self, dsn: str | None, pool_size: int = 20, wait_seconds: float = 2.0) -> None:
+        """A request waits at most `wait_seconds` for a pooled connection and for each row
+        lock (`lock_timeout`), then gets 503 + Retry-After: a busy database never hangs it."""
         from ingest.store.postgres.repository import PostgresInterviewStore
 
-        self.store = PostgresInterviewStore(dsn, max_size=pool_size, timeout=5.0)
+        self.store = PostgresInterviewStore(
+            _with_lock_timeout(dsn, wait_seconds), max_size=pool_size, timeout=wait_seconds
+        )
 
     @contextmanager
     def session(self, principal: Principal, write: bool) -> Iterator[PostgresSession]:
@@ -308,3 +324,14 @@ def run_feedback(
             return service.process_interview_outcome(str(trigger.interview_id))
 
     return run_feedback_callbacks([outcome], triggers)
+
+
+def _with_lock_timeout(dsn: str | None, seconds: float) -> str | None:
+    """The DSN with `lock_timeout` set for every session (added to any `options` it has)."""
+    if not dsn:
+        return dsn
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    options = conninfo_to_dict(dsn).get("options") or ""
+    timeout = f"-c lock_timeout={max(1, round(seconds * 1000))}"
+    return make_conninfo(dsn, options=f"{options} {timeout}".strip())

@@ -74,7 +74,7 @@ language plpgsql
 set search_path = ''
 as $$
 begin
-    raise exception 'interview_status_history is append-only: % refused', tg_op
+    raise exception '% is append-only: % refused', tg_table_name, tg_op
         using errcode = 'insufficient_privilege';
 end;
 $$;

@@ -3,7 +3,7 @@
 -- Like the status history: read within the organization, appended by whoever may change the
 -- process, never updated or deleted.
 
-create table if not exists public.interview_corrections (
+create table if not exists public.corrections (
     id bigint generated always as identity primary key,
     organization_id uuid not null,
     interview_process_id uuid not null,
@@ -19,37 +19,37 @@ create table if not exists public.interview_corrections (
     recorded_at timestamptz not null default now()
 );
 
-create index if not exists interview_corrections_organization_id_idx
-    on public.interview_corrections (organization_id);
-create index if not exists interview_corrections_process_idx
-    on public.interview_corrections (interview_process_id);
-create index if not exists interview_corrections_recorded_at_idx
-    on public.interview_corrections (recorded_at);
+create index if not exists corrections_organization_id_idx
+    on public.corrections (organization_id);
+create index if not exists corrections_process_idx
+    on public.corrections (interview_process_id);
+create index if not exists corrections_recorded_at_idx
+    on public.corrections (recorded_at);
 
-drop trigger if exists interview_corrections_append_only on public.interview_corrections;
-create trigger interview_corrections_append_only
-    before update or delete on public.interview_corrections
+drop trigger if exists corrections_append_only on public.corrections;
+create trigger corrections_append_only
+    before update or delete on public.corrections
     for each row execute function itrack.forbid_history_change();
-drop trigger if exists interview_corrections_no_truncate on public.interview_corrections;
-create trigger interview_corrections_no_truncate
-    before truncate on public.interview_corrections
+drop trigger if exists corrections_no_truncate on public.corrections;
+create trigger corrections_no_truncate
+    before truncate on public.corrections
     for each statement execute function itrack.forbid_history_change();
 
-revoke all on public.interview_corrections from anon, authenticated, service_role, itrack_extract;
-grant select, insert on public.interview_corrections to authenticated, service_role;
-grant select on public.interview_corrections to itrack_extract;
+revoke all on public.corrections from anon, authenticated, service_role, itrack_extract;
+grant select, insert on public.corrections to authenticated, service_role;
+grant select on public.corrections to itrack_extract;
 
-alter table public.interview_corrections enable row level security;
-alter table public.interview_corrections force row level security;
+alter table public.corrections enable row level security;
+alter table public.corrections force row level security;
 
-drop policy if exists corrections_select_own_org on public.interview_corrections;
-create policy corrections_select_own_org on public.interview_corrections
+drop policy if exists corrections_select_own_org on public.corrections;
+create policy corrections_select_own_org on public.corrections
     for select to authenticated
     using (organization_id = (select itrack.org_id()));
 
 -- Appended by whoever may change the process: a lead of its organization, or its recruiter.
-drop policy if exists corrections_insert_assigned_or_lead on public.interview_corrections;
-create policy corrections_insert_assigned_or_lead on public.interview_corrections
+drop policy if exists corrections_insert_assigned_or_lead on public.corrections;
+create policy corrections_insert_assigned_or_lead on public.corrections
     for insert to authenticated
     with check (
         organization_id = (select itrack.org_id())
@@ -62,13 +62,13 @@ create policy corrections_insert_assigned_or_lead on public.interview_correction
         )
     );
 
-drop policy if exists service_role_corrections on public.interview_corrections;
-create policy service_role_corrections on public.interview_corrections
+drop policy if exists service_role_corrections on public.corrections;
+create policy service_role_corrections on public.corrections
     for select to service_role using (true);
-drop policy if exists service_role_append_corrections on public.interview_corrections;
-create policy service_role_append_corrections on public.interview_corrections
+drop policy if exists service_role_append_corrections on public.corrections;
+create policy service_role_append_corrections on public.corrections
     for insert to service_role with check (true);
 
-drop policy if exists extract_read_corrections on public.interview_corrections;
-create policy extract_read_corrections on public.interview_corrections
+drop policy if exists extract_read_corrections on public.corrections;
+create policy extract_read_corrections on public.corrections
     for select to itrack_extract using (true);

@@ -29,14 +29,12 @@ from ingest.contract import (
     to_row,
     utc_now,
 )
-from ingest.errors import NotFoundError, Refused
+from ingest.errors import NotFoundError
 from ingest.ports import HISTORY_SOURCE, ProcessFilters
 from ingest.store.common import (
-    ID_KINDS,
-    ID_PREFIX,
-    MIN_PREFIX,
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
+    SharedQueries,
     audit_text,
     process_filters,
 )
@@ -56,8 +54,9 @@ def parse_id(value: UUID | str, what: str) -> UUID:
         raise NotFoundError(f"{what} '{value}' not found (not a valid id)") from None
 
 
-class InterviewRepository:
-    """CRUD for `interview_processes` and `interview_stages` on one raw-store connection.
+class InterviewRepository(SharedQueries):
+    """CRUD for `interview_processes` and `interview_stages` on one raw-store connection
+    (ids by prefix, stored names and look-alike processes: `SharedQueries`).
 
     `run_id` is stamped on every row written (`_run_id`) and on status-history rows.
     """
@@ -187,82 +186,6 @@ class InterviewRepository:
 
     # -- ids, names, corrections -----------------------------------------------------------
 
-    def resolve_id(self, kind: str, value: UUID | str) -> UUID:
-        """A full id as given, or the one id of this kind starting with `value` (at least
-        MIN_PREFIX characters). Ambiguous prefixes and ids of another kind are refused, saying
-        so; a full id that does not exist is reported by the caller's lookup."""
-        if isinstance(value, UUID):
-            return value
-        text = str(value).strip().lower()
-        try:
-            return UUID(text)
-        except ValueError:
-            pass
-        table, what = ID_KINDS[kind]
-        if len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
-            raise self._not_found(kind, value)
-        ids = [
-            r[0]
-            for r in self.con.execute(
-                f"select id from {table} where starts_with(cast(id as varchar), ?) "
-                "order by id limit 4",
-                [text],
-            ).fetchall()
-        ]
-        if len(ids) == 1:
-            return ids[0] if isinstance(ids[0], UUID) else UUID(str(ids[0]))
-        if len(ids) > 1:
-            shown = ", ".join(str(i) for i in ids[:3]) + (", ..." if len(ids) > 3 else "")
-            raise Refused(
-                f"{what} id prefix '{value}' is ambiguous: it matches {shown}; give more characters"
-            )
-        raise self._not_found(kind, value)
-
-    def _not_found(self, kind: str, value: UUID | str) -> NotFoundError:
-        """'not found', or what the id is instead (a stage id given for a process, ...)."""
-        what = ID_KINDS[kind][1]
-        text = str(value).strip().lower()
-        for other, (table, other_what) in ID_KINDS.items():
-            if other == kind or len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
-                continue
-            hit = self.con.execute(
-                f"select count(*) from {table} where starts_with(cast(id as varchar), ?)",
-                [text],
-            ).fetchone()[0]
-            if hit:
-                return NotFoundError(f"'{value}' is an {other_what} id, not an {what} id")
-        if self.con.execute(
-            "select count(*) from candidates where id = ?", [str(value).strip()]
-        ).fetchone()[0]:
-            return NotFoundError(f"'{value}' is a candidate id, not an {what} id")
-        if not ID_PREFIX.fullmatch(text):
-            return NotFoundError(f"{what} '{value}' not found (not a valid id)")
-        return NotFoundError(f"{what} '{value}' not found")
-
-    def known_names(self, column: str) -> list[str]:
-        """Distinct company names (`company_name`) or feeders (`feeder_source`, from processes
-        and candidates) already stored, sorted."""
-        if column == "company_name":
-            sql = "select distinct company_name from interview_processes"
-        elif column == "feeder_source":
-            sql = (
-                "select feeder_source from interview_processes where feeder_source is not null "
-                "union select feeder_source from candidates where feeder_source is not null"
-            )
-        else:
-            raise ValueError(column)
-        return sorted(r[0] for r in self.con.execute(sql).fetchall())
-
-    def open_processes_like(
-        self, candidate_id: str, company_name: str, role_title: str, terminal: Sequence[str]
-    ) -> list[InterviewProcess]:
-        """Open (non-terminal) processes of a candidate for the same company and role."""
-        return self._select_processes(
-            "where candidate_id = ? and lower(company_name) = lower(?) "
-            "and lower(role_title) = lower(?) and not list_contains(?::varchar[], status)",
-            [candidate_id, company_name, role_title, list(terminal)],
-        )
-
     def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
         """The status a process had before it last moved to `status` (from the history)."""
         row = self.con.execute(
@@ -325,6 +248,9 @@ class InterviewRepository:
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self.con.execute(sql, list(params)).fetchall()
 
     def _insert(self, table: str, columns: Sequence[str], row: dict[str, Any]) -> None:
         names = [*columns, "_run_id", "_loaded_at"]

@@ -36,11 +36,9 @@ from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
 from ingest.ports import ProcessFilters
 from ingest.store.common import (
-    ID_KINDS,
-    ID_PREFIX,
-    MIN_PREFIX,
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
+    SharedQueries,
     audit_text,
     process_filters,
 )
@@ -54,8 +52,11 @@ class NotAllowed(Refused):
     """Row-level security refused a change the user may see but not make."""
 
 
-class PostgresInterviewRepository:
-    """CRUD for processes and stages inside one transaction of a `PostgresInterviewStore`."""
+class PostgresInterviewRepository(SharedQueries):
+    """CRUD for processes and stages inside one transaction of a `PostgresInterviewStore`
+    (ids by prefix, visible names and look-alike processes: `SharedQueries`)."""
+
+    MARK = "%s"
 
     def __init__(self, conn: psycopg.Connection, run_id: str, writing: bool) -> None:
         self.conn = conn
@@ -104,7 +105,8 @@ class PostgresInterviewRepository:
         process_id = self.resolve_id("process", interview_id)
         found = self._select_processes("where id = %s", [process_id], lock=self.writing)
         if not found:
-            self._not_found_or_not_allowed("interview_processes", process_id, "interview process")
+            self._refuse_if_visible("interview_processes", process_id, "interview process")
+            raise self._not_found("process", interview_id)
         return found[0]
 
     def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
@@ -155,10 +157,10 @@ class PostgresInterviewRepository:
                 [sid],
             )
             if owner is None:
-                self._not_found_or_not_allowed("interview_stages", sid, "interview stage")
+                self._refuse_if_visible("interview_stages", sid, "interview stage")
         found = self._select_stages("where id = %s", [sid])
         if not found:
-            raise NotFoundError(f"interview stage '{stage_id}' not found")
+            raise self._not_found("stage", stage_id)
         return found[0]
 
     def get_stages_by_interview(self, interview_id: UUID | str) -> list[InterviewStage]:
@@ -178,8 +180,13 @@ class PostgresInterviewRepository:
         return int(row["n"]) if row else 0
 
     def record_call(self, command: str, started_at: dt.datetime) -> None:
-        """The call's run id is on the status-history rows it wrote (set per transaction);
-        PostgreSQL keeps no separate call log (use the server's own logging for that)."""
+        """Audit one completed write call in `service_calls` (the user and organization are
+        the acting user's, from the claims), in the call's own transaction."""
+        with self._refusals(f"audit of call {command}"):
+            self.conn.execute(
+                "insert into service_calls (run_id, command, started_at) values (%s, %s, %s)",
+                [self.run_id, f"interview {command}", started_at],
+            )
 
     def assign_recruiter(self, interview_id: UUID | str, recruiter_id: UUID | str | None) -> None:
         """Assign a process to a user (auth.users id), or unassign it: a lead's change (row-level
@@ -191,78 +198,10 @@ class PostgresInterviewRepository:
                 [recruiter_id, process.id],
             )
         if cursor.rowcount == 0:
-            self._not_found_or_not_allowed("interview_processes", process.id, "interview process")
+            self._refuse_if_visible("interview_processes", process.id, "interview process")
+            raise self._not_found("process", process.id)
 
     # -- ids, names, corrections ----------------------------------------------------------
-
-    def resolve_id(self, kind: str, value: UUID | str) -> UUID:
-        """A full id as given, or the one visible id of this kind starting with `value` (at
-        least MIN_PREFIX characters); an ambiguous prefix is refused, saying so."""
-        if isinstance(value, UUID):
-            return value
-        text = str(value).strip().lower()
-        try:
-            return UUID(text)
-        except ValueError:
-            pass
-        table, what = ID_KINDS[kind]
-        if len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
-            raise self._not_found(kind, value)
-        rows = self.conn.execute(
-            f"select id from {table} where starts_with(id::text, %s) order by id limit 4", [text]
-        ).fetchall()
-        if len(rows) == 1:
-            return rows[0][0]
-        if len(rows) > 1:
-            shown = ", ".join(str(r[0]) for r in rows[:3]) + (", ..." if len(rows) > 3 else "")
-            raise Refused(
-                f"{what} id prefix '{value}' is ambiguous: it matches {shown}; give more characters"
-            )
-        raise self._not_found(kind, value)
-
-    def _not_found(self, kind: str, value: UUID | str) -> NotFoundError:
-        """'not found', or what the id is instead (a stage id given for a process, ...)."""
-        what = ID_KINDS[kind][1]
-        text = str(value).strip().lower()
-        for other, (table, other_what) in ID_KINDS.items():
-            if other == kind or len(text) < MIN_PREFIX or not ID_PREFIX.fullmatch(text):
-                continue
-            hit = self.conn.execute(
-                f"select exists (select 1 from {table} where starts_with(id::text, %s))", [text]
-            ).fetchone()
-            if hit and hit[0]:
-                return NotFoundError(f"'{value}' is an {other_what} id, not an {what} id")
-        candidate = self.conn.execute(
-            "select exists (select 1 from candidates where id = %s)", [str(value).strip()]
-        ).fetchone()
-        if candidate and candidate[0]:
-            return NotFoundError(f"'{value}' is a candidate id, not an {what} id")
-        if not ID_PREFIX.fullmatch(text):
-            return NotFoundError(f"{what} '{value}' not found (not a valid id)")
-        return NotFoundError(f"{what} '{value}' not found")
-
-    def known_names(self, column: str) -> list[str]:
-        """Distinct company names or feeders (from processes and candidates) visible, sorted."""
-        if column == "company_name":
-            sql = "select distinct company_name from interview_processes"
-        elif column == "feeder_source":
-            sql = (
-                "select feeder_source from interview_processes where feeder_source is not null"
-                " union select feeder_source from candidates where feeder_source is not null"
-            )
-        else:
-            raise ValueError(column)
-        return sorted(row[0] for row in self.conn.execute(sql).fetchall())
-
-    def open_processes_like(
-        self, candidate_id: str, company_name: str, role_title: str, terminal: Sequence[str]
-    ) -> list[InterviewProcess]:
-        """Open (non-terminal) processes of a candidate for the same company and role."""
-        return self._select_processes(
-            "where candidate_id = %s and lower(company_name) = lower(%s)"
-            " and lower(role_title) = lower(%s) and status <> all(%s::text[])",
-            [candidate_id, company_name, role_title, list(terminal)],
-        )
 
     def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
         """The status a process had before it last moved to `status` (from the history)."""
@@ -284,12 +223,14 @@ class PostgresInterviewRepository:
         reason: str,
         changed_by: str,
     ) -> None:
-        """One row of the corrections audit, in the process's organization."""
+        """One row of the corrections audit, in the process's organization, stamped with the
+        clock (not the transaction's start) so a call's rows keep the order they were written."""
         with self._refusals(f"correction of {record_kind} {record_id}"):
             self.conn.execute(
-                "insert into interview_corrections (organization_id, interview_process_id,"
+                "insert into corrections (organization_id, interview_process_id,"
                 " record_kind, record_id, field, old_value, new_value, reason, changed_by,"
-                " run_id) select p.organization_id, p.id, %s, %s, %s, %s, %s, %s, %s, %s"
+                " run_id, recorded_at) select p.organization_id, p.id, %s, %s, %s, %s, %s, %s,"
+                " %s, %s, clock_timestamp()"
                 " from interview_processes as p where p.id = %s",
                 [
                     record_kind,
@@ -308,8 +249,8 @@ class PostgresInterviewRepository:
         """The corrections of a process and its stages, oldest first."""
         rows = self._all(
             "select recorded_at, record_kind, record_id::text as record_id, field, old_value,"
-            " new_value, reason, changed_by, run_id from interview_corrections"
-            " where interview_process_id = %s order by recorded_at, record_kind, field, id",
+            " new_value, reason, changed_by, run_id from corrections"
+            " where interview_process_id = %s order by recorded_at, id",
             [interview_id],
         )
         return [{**row, "recorded_at": _naive(row["recorded_at"])} for row in rows]
@@ -325,6 +266,9 @@ class PostgresInterviewRepository:
         return [{**row, "changed_at": _naive(row["changed_at"])} for row in rows]
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        return self.conn.execute(sql, list(params)).fetchall()
 
     def _all(self, sql: str, params: Any) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cursor:
@@ -350,11 +294,12 @@ class PostgresInterviewRepository:
         with self._refusals(f"{what} {row['id']}", stage):
             cursor = self.conn.execute(f"update {table} set {assignments} where id = %(id)s", row)
         if cursor.rowcount == 0:
-            self._not_found_or_not_allowed(table, UUID(row["id"]), f"interview {what}")
+            self._refuse_if_visible(table, UUID(row["id"]), f"interview {what}")
+            raise self._not_found(what, row["id"])
 
-    def _not_found_or_not_allowed(self, table: str, row_id: UUID, what: str) -> None:
-        """A row the statement did not reach: unknown (or invisible to this user), or visible
-        but not this user's to change (row-level security)."""
+    def _refuse_if_visible(self, table: str, row_id: UUID, what: str) -> None:
+        """A row a write did not reach but this user sees is not theirs to change (row-level
+        security); one they do not see is the caller's 'not found'."""
         if self.writing:
             visible = self._one(f"select 1 as found from {table} where id = %s", [row_id])
             if visible is not None:
@@ -362,7 +307,6 @@ class PostgresInterviewRepository:
                     f"{what} '{row_id}' is not yours to change: it is assigned to another "
                     "recruiter (a lead of the organization may change it)"
                 )
-        raise NotFoundError(f"{what} '{row_id}' not found")
 
     @contextmanager
     def _refusals(self, what: str, stage: InterviewStage | None = None) -> Iterator[None]:
