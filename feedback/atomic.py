@@ -15,15 +15,12 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import math
 import os
 import re
 import stat
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from typing import Any
 import orjson
 
 from ingest.errors import UserError
+from ingest.pidlock import pid_lock
 
 
 def resolve_target(path: Path) -> Path:
@@ -205,33 +203,17 @@ def locked(path: Path, wait_seconds: float | None = None) -> Iterator[None]:
     `wait_seconds` None waits as long as it takes; otherwise busy after that long -> UserError
     (exit 2) naming the holder's PID. Holding it, temp files a killed writer left are swept."""
     lock = lock_path(path)
-    try:
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock, "a+")  # noqa: SIM115 - held for the block
-    except OSError as exc:
-        raise UserError(f"cannot lock {path}: {exc.strerror}") from None
-    with handle:
-        deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if deadline is not None and time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "unknown"
-                    raise UserError(
-                        f"{path} is busy (locked by PID {holder} via {lock.name}); "
-                        "retry later or pass --wait SECONDS"
-                    ) from None
-                time.sleep(0.05)
-        with contextlib.suppress(OSError):
-            handle.seek(0)
-            handle.truncate()
-            handle.write(str(os.getpid()))
-            handle.flush()
+
+    def busy(holder: str) -> Exception:
+        return UserError(
+            f"{path} is busy (locked by PID {holder} via {lock.name}); "
+            "retry later or pass --wait SECONDS"
+        )
+
+    def cannot_open(exc: OSError) -> Exception:
+        return UserError(f"cannot lock {path}: {exc.strerror}")
+
+    with pid_lock(lock, wait_seconds, busy, cannot_open):
         sweep_temp_files(path)
         yield
 

@@ -37,18 +37,62 @@ from ingest.store.duckdb.store import connect, raw_store_path
 DATABASE_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_OVERLAP = dt.timedelta(minutes=15)
 HISTORY = "interview_status_history"
+CORRECTIONS = "corrections"
+DELETIONS = "deleted_rows"
 # COPY in CSV format with a delimiter and quote that JSON text never holds unescaped: every
 # output line is the row's JSON exactly, i.e. the file is JSON Lines.
 _COPY_AS_JSONL = "(format csv, delimiter E'\\x02', quote E'\\x01')"
-_HISTORY_COLUMNS = (
-    "id",
-    "interview_process_id",
-    "from_status",
-    "to_status",
-    "changed_at",
-    "run_id",
-    "source",
-    "recorded_at",
+
+
+@dataclass(frozen=True)
+class Log:
+    """An append-only table of the operational store pulled as typed CSV (not through the
+    contract): rows `stamp`ed after the watermark, in `id` order."""
+
+    table: str
+    stamp: str
+    columns: dict[str, str]  # name -> DuckDB type
+
+    def copy_out(self) -> str:
+        return f"select {', '.join(self.columns)} from public.{self.table}"
+
+
+LOGS = (
+    Log(
+        HISTORY,
+        "recorded_at",
+        {
+            "id": "BIGINT",
+            "interview_process_id": "UUID",
+            "from_status": "VARCHAR",
+            "to_status": "VARCHAR",
+            "changed_at": "TIMESTAMPTZ",
+            "run_id": "VARCHAR",
+            "source": "VARCHAR",
+            "recorded_at": "TIMESTAMPTZ",
+        },
+    ),
+    Log(
+        CORRECTIONS,
+        "recorded_at",
+        {
+            "run_id": "VARCHAR",
+            "record_kind": "VARCHAR",
+            "record_id": "VARCHAR",
+            "interview_process_id": "VARCHAR",
+            "field": "VARCHAR",
+            "old_value": "VARCHAR",
+            "new_value": "VARCHAR",
+            "reason": "VARCHAR",
+            "changed_by": "VARCHAR",
+            "recorded_at": "TIMESTAMPTZ",
+        },
+    ),
+    Log(
+        DELETIONS,
+        "deleted_at",
+        {"table_name": "VARCHAR", "record_id": "VARCHAR", "deleted_at": "TIMESTAMPTZ"},
+    ),
 )
 
 
@@ -66,6 +110,8 @@ class ExtractSummary:
     run: RunSummary
     pulled: dict[str, int] = field(default_factory=dict)  # table -> rows pulled
     history_added: int = 0
+    corrections_added: int = 0
+    deleted: dict[str, int] = field(default_factory=dict)  # raw-store table -> rows deleted
     watermarks: dict[str, dt.datetime | None] = field(default_factory=dict)
 
 
@@ -125,7 +171,7 @@ def extract(
             if pulled[TABLES[kind]]  # a table without changes is not an empty file
         ]
         summary = ExtractSummary(source, RunSummary(""), pulled)
-        finish = _finisher(source, Path(folder) / "history.csv", marks, summary)
+        finish = _finisher(source, Path(folder), marks, summary)
         summary.run = ingest_inputs(
             files,
             db,
@@ -179,16 +225,16 @@ def _pull(
                         folder / f"{kind}.jsonl",
                     )
                     marks[table] = _max(conn, table, "updated_at", previous.get(table))
-                since = _since(previous.get(HISTORY), overlap)
-                where, params = _where("recorded_at", since)
-                pulled[HISTORY] = _copy_out(
-                    conn,
-                    f"copy (select {', '.join(_HISTORY_COLUMNS)} from public.{HISTORY} {where}"
-                    " order by id) to stdout (format csv)",
-                    params,
-                    folder / "history.csv",
-                )
-                marks[HISTORY] = _max(conn, HISTORY, "recorded_at", previous.get(HISTORY))
+                for log in LOGS:
+                    since = _since(previous.get(log.table), overlap)
+                    where, params = _where(log.stamp, since)
+                    pulled[log.table] = _copy_out(
+                        conn,
+                        f"copy ({log.copy_out()} {where} order by id) to stdout (format csv)",
+                        params,
+                        folder / f"{log.table}.csv",
+                    )
+                    marks[log.table] = _max(conn, log.table, log.stamp, previous.get(log.table))
     except psycopg.errors.UndefinedTable as exc:
         raise ExtractError(
             f"{source_name(dsn)} is not an itrack operational store ({_first_line(exc)}); "
@@ -236,16 +282,91 @@ def _max(conn: Any, table: str, column: str, previous: dt.datetime | None) -> dt
 
 def _finisher(
     source: str,
-    history_csv: Path,
+    folder: Path,
     marks: dict[str, dt.datetime | None],
     summary: ExtractSummary,
 ) -> Callable[[duckdb.DuckDBPyConnection, RunSummary], None]:
     def finish(con: duckdb.DuckDBPyConnection, run: RunSummary) -> None:
+        for log in LOGS:
+            _read_log(con, log, folder / f"{log.table}.csv")
         _forget_requarantined(con, source, run.run_id)
-        summary.history_added = _load_history(con, history_csv, run.run_id, source)
+        summary.deleted = _apply_deletions(con, source, run.run_id)
+        summary.history_added = _load_history(con, run.run_id, source)
+        summary.corrections_added = _load_corrections(con, run.run_id)
         _save_watermarks(con, source, marks, run.run_id)
+        for log in LOGS:
+            con.execute(f"drop table pulled_{log.table}")
 
     return finish
+
+
+def _read_log(con: duckdb.DuckDBPyConnection, log: Log, csv: Path) -> None:
+    """The pulled rows of a log as temp table `pulled_<table>`, typed as the log declares."""
+    columns = ", ".join(f"{name} {kind}" for name, kind in log.columns.items())
+    con.execute(f"create or replace temp table pulled_{log.table} ({columns})")
+    if csv.stat().st_size:
+        types = ", ".join(f"'{name}': '{kind}'" for name, kind in log.columns.items())
+        con.execute(
+            f"insert into pulled_{log.table} select * from read_csv(?, header = false,"
+            f" auto_detect = false, columns = {{{types}}})",
+            [str(csv)],
+        )
+
+
+# A raw-store row is deleted when the source deleted it at or after its last change (an id
+# deleted and then inserted again at the source stays).
+_DELETED_TABLES = ("interview_stages", "interview_processes", "candidates")
+
+
+def _apply_deletions(con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, int]:
+    """Delete from the raw store what the source deleted (children first), and note each
+    deletion in `source_deletions`; status history and corrections are kept."""
+    deleted = {}
+    for table in _DELETED_TABLES:
+        (deleted[table],) = con.execute(
+            f"""
+            delete from {table} t where exists (
+                select 1 from pulled_deleted_rows d
+                where d.table_name = $table and d.record_id = cast(t.id as varchar)
+                  and timezone('UTC', d.deleted_at) >= t.updated_at)
+            """,
+            {"table": table},
+        ).fetchone()
+    con.execute(
+        """
+        insert into source_deletions
+        select distinct $source, d.table_name, d.record_id, timezone('UTC', d.deleted_at), $run
+        from pulled_deleted_rows d
+        where not exists (
+            select 1 from source_deletions o
+            where o.source = $source and o.table_name = d.table_name
+              and o.record_id = d.record_id and o.deleted_at = timezone('UTC', d.deleted_at))
+        """,
+        {"source": source, "run": run_id},
+    )
+    return {table: int(n) for table, n in deleted.items() if n}
+
+
+def _load_corrections(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The source's corrections not yet in the raw store (the same row: same record, field,
+    reason and time; the overlap pulls some twice). Kept for deleted processes too."""
+    (added,) = con.execute(
+        """
+        insert into corrections (run_id, record_kind, record_id, interview_process_id, field,
+            old_value, new_value, reason, changed_by, recorded_at)
+        select distinct coalesce(c.run_id, $run), c.record_kind, c.record_id,
+               c.interview_process_id, c.field, c.old_value, c.new_value, c.reason,
+               c.changed_by, timezone('UTC', c.recorded_at)
+        from pulled_corrections c
+        where not exists (
+            select 1 from corrections o
+            where o.record_kind = c.record_kind and o.record_id = c.record_id
+              and o.field = c.field and o.reason = c.reason
+              and o.recorded_at = timezone('UTC', c.recorded_at))
+        """,
+        {"run": run_id},
+    ).fetchone()
+    return int(added)
 
 
 def _forget_requarantined(con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> None:
@@ -266,49 +387,38 @@ def _forget_requarantined(con: duckdb.DuckDBPyConnection, source: str, run_id: s
     )
 
 
-def _load_history(
-    con: duckdb.DuckDBPyConnection, history_csv: Path, run_id: str, source: str
-) -> int:
-    """The source's status-history rows not yet in the raw store, for processes it holds.
+def _load_history(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> int:
+    """The source's status-history rows not yet in the raw store, for processes it holds or
+    that were deleted at the source (their history stays, as everywhere).
 
     Rows land as recorded by the `service` (written live by the operational store, as the
     service's own rows are; `ingest` marks rows inferred from snapshots), or as `correction`
     when an amend or reopen wrote them. A row is the same
     row when process, from, to and time agree (the overlap pulls some twice).
-    A row whose process is not in the raw store (quarantined, or deleted at the source) is
-    quarantined as `orphan_history` once, and retried by every later extract from the same
-    source until its process arrives; a status outside the contract is quarantined for good.
+    A row whose process is not in the raw store (quarantined) is quarantined as
+    `orphan_history` once, and retried by every later extract from the same source until its
+    process arrives (or is deleted there); a status outside the contract is quarantined for good.
     """
     origin = f"{source}#{HISTORY}"
     statuses = ", ".join(f"'{s.value}'" for s in InterviewStatus)
-    con.execute(
-        """create or replace temp table pulled_history (
-            id bigint, interview_process_id uuid, from_status varchar, to_status varchar,
-            changed_at timestamptz, run_id varchar, source varchar, recorded_at timestamptz)"""
-    )
-    if history_csv.stat().st_size:
-        con.execute(
-            "insert into pulled_history select * from read_csv(?, header = false,"
-            " auto_detect = false, columns = {'id': 'BIGINT', 'interview_process_id': 'UUID',"
-            " 'from_status': 'VARCHAR', 'to_status': 'VARCHAR', 'changed_at': 'TIMESTAMPTZ',"
-            " 'run_id': 'VARCHAR', 'source': 'VARCHAR', 'recorded_at': 'TIMESTAMPTZ'})",
-            [str(history_csv)],
-        )
     waiting = """kind = 'history' and file_path = $origin and resolved_run_id is null
         and error_code = 'orphan_history'"""
     con.execute(
         f"""
-        insert into pulled_history
+        insert into pulled_interview_status_history
         select (j->>'id')::bigint, (j->>'interview_process_id')::uuid, j->>'from_status',
                j->>'to_status', (j->>'changed_at')::timestamptz, j->>'run_id', j->>'source',
                (j->>'recorded_at')::timestamptz
         from (select raw_payload::json as j, * from quarantine)
         where {waiting}
-          and record_id not in (select id::varchar from pulled_history)
+          and record_id not in (select id::varchar from pulled_interview_status_history)
         """,
         {"origin": origin},
     )
-    known = "h.interview_process_id in (select id from interview_processes)"
+    known = """(h.interview_process_id in (select id from interview_processes)
+        or cast(h.interview_process_id as varchar) in (
+            select record_id from source_deletions
+            where source = $source and table_name = 'interview_processes'))"""
     valid_status = f"""h.to_status in ({statuses})
         and (h.from_status is null or h.from_status in ({statuses}))"""
     con.execute(
@@ -320,16 +430,15 @@ def _load_history(
                case when not ({valid_status})
                     then 'status ' || coalesce(h.to_status, 'null') || ' is not in the contract'
                     else 'interview process ' || h.interview_process_id || ' is not in the raw '
-                         || 'store (quarantined, or deleted at the source); retried by the '
-                         || 'next extract'
+                         || 'store (quarantined); retried by the next extract'
                end,
                false, null, $now
-        from pulled_history h
+        from pulled_interview_status_history h
         where (not ({valid_status}) or not {known})
           and h.id::varchar not in (
               select record_id from quarantine where kind = 'history' and file_path = $origin)
         """,
-        {"run": run_id, "origin": origin, "now": utc_now()},
+        {"run": run_id, "origin": origin, "now": utc_now(), "source": source},
     )
     (added,) = con.execute(
         f"""
@@ -338,7 +447,7 @@ def _load_history(
                timezone('UTC', h.changed_at), coalesce(h.run_id, $run),
                case when h.source = 'correction' then 'correction' else 'service' end,
                timezone('UTC', h.recorded_at)
-        from pulled_history h
+        from pulled_interview_status_history h
         where {known} and {valid_status}
           and not exists (
             select 1 from interview_status_history o
@@ -347,17 +456,16 @@ def _load_history(
               and o.to_status = h.to_status
               and o.changed_at = timezone('UTC', h.changed_at))
         """,
-        {"run": run_id},
+        {"run": run_id, "source": source},
     ).fetchone()
     con.execute(
         f"""
         update quarantine set resolved_run_id = $run
         where {waiting} and record_id in (
-            select h.id::varchar from pulled_history h where {known})
+            select h.id::varchar from pulled_interview_status_history h where {known})
         """,
-        {"run": run_id, "origin": origin},
+        {"run": run_id, "origin": origin, "source": source},
     )
-    con.execute("drop table pulled_history")
     return int(added)
 
 

@@ -131,6 +131,30 @@ class OutcomeResult:
         return record
 
 
+@dataclass(frozen=True)
+class _StageResult:
+    """What a caller says about a stage: its outcome, ratings (as stage fields), notes,
+    interviewers and when it took place (None: decided by the outcome)."""
+
+    outcome: StageOutcome
+    ratings: dict[str, Any]
+    feedback: str | None
+    interviewer_names: Sequence[str] | None
+    completed_date: dt.datetime | str | None
+
+    @classmethod
+    def parse(
+        cls,
+        outcome: StageOutcome | str,
+        ratings: Mapping[str, Any] | None,
+        feedback: str | None,
+        interviewer_names: Sequence[str] | None,
+        completed_date: dt.datetime | str | None,
+    ) -> _StageResult:
+        parsed = _parse_enum(StageOutcome, outcome, "outcome")
+        return cls(parsed, _rating_fields(ratings), feedback, interviewer_names, completed_date)
+
+
 @dataclass
 class _Call:
     """State of one write call: its repository, the time of the event (`--at`, else the clock
@@ -285,25 +309,10 @@ class InterviewService:
             return saved
 
     def update_stage_outcome(
-        self,
-        stage_id: UUID | str,
-        outcome: StageOutcome | str,
-        ratings: Mapping[str, Any] | None = None,
-        feedback: str | None = None,
-        interviewer_names: Sequence[str] | None = None,
-        completed_date: dt.datetime | str | None = None,
-        *,
-        at: dt.datetime | str | None = None,
+        self, stage_id: UUID | str, outcome: StageOutcome | str, *args: Any, **kwargs: Any
     ) -> InterviewStage:
-        """Record a stage's outcome, ratings, notes and interviewers.
-
-        passed / failed / no_show set `completed_date` (given, else `at`, else already stored,
-        else now); pending and cancelled clear it unless given. A failed stage closes an
-        in_progress process as rejected_by_company with final_outcome "Failed <stage name>".
-        """
-        return self.record_stage_outcome(
-            stage_id, outcome, ratings, feedback, interviewer_names, completed_date, at=at
-        ).stage
+        """The seed's name: `record_stage_outcome` (same arguments), returning only the stage."""
+        return self.record_stage_outcome(stage_id, outcome, *args, **kwargs).stage
 
     def record_stage_outcome(
         self,
@@ -316,26 +325,21 @@ class InterviewService:
         *,
         at: dt.datetime | str | None = None,
     ) -> OutcomeResult:
-        """`update_stage_outcome`, returning the stage and its process (a script sees an
-        automatic close)."""
-        outcome = _parse_enum(StageOutcome, outcome, "outcome")
-        rating_values = _rating_fields(ratings)
+        """Record a stage's outcome, ratings, notes and interviewers; returns the stage and its
+        process (a script sees an automatic close).
+
+        passed / failed / no_show set `completed_date` (given, else `at`, else already stored,
+        else now); pending and cancelled clear it unless given. A failed stage closes an
+        in_progress process as rejected_by_company with final_outcome "Failed <stage name>".
+        """
+        said = _StageResult.parse(outcome, ratings, feedback, interviewer_names, completed_date)
         with self._write("outcome", at) as call:
             stage = call.repo.get_stage_by_id(stage_id)
             process = call.repo.get_interview_by_id(stage.interview_process_id)
             _require_open(process, "outcomes cannot be recorded")
             _check_at(call, process)
-            saved = self._save_outcome(
-                call,
-                stage,
-                process,
-                outcome,
-                rating_values,
-                feedback,
-                interviewer_names,
-                completed_date,
-            )
-            if outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
+            saved = self._save_outcome(call, stage, process, said)
+            if said.outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
                 reason = f"Failed {stage.stage_name}"
                 process = self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=reason)
             else:
@@ -364,23 +368,13 @@ class InterviewService:
         outcome is `failed` on an in_progress process, it closes as a recorded failure would.
         Status changes of the call are history rows with source `correction`.
         """
-        outcome = _parse_enum(StageOutcome, outcome, "outcome")
-        rating_values = _rating_fields(ratings)
+        said = _StageResult.parse(outcome, ratings, feedback, interviewer_names, completed_date)
         reason = _required_reason(reason)
         with self._write("amend", at) as call:
             call.repo.history_source = CORRECTION_SOURCE
             stage = call.repo.get_stage_by_id(stage_id)
             process = call.repo.get_interview_by_id(stage.interview_process_id)
-            saved = self._save_outcome(
-                call,
-                stage,
-                process,
-                outcome,
-                rating_values,
-                feedback,
-                interviewer_names,
-                completed_date,
-            )
+            saved = self._save_outcome(call, stage, process, said)
             changed = _changed_fields(stage, saved)
             if not changed:
                 raise Refused(
@@ -401,10 +395,10 @@ class InterviewService:
                 process.status is S.REJECTED_BY_COMPANY
                 and process.final_outcome == f"Failed {stage.stage_name}"
             )
-            if closed_by_it and outcome is not StageOutcome.FAILED:
+            if closed_by_it and said.outcome is not StageOutcome.FAILED:
                 before = call.repo.status_before(process.id, S.REJECTED_BY_COMPANY)
                 process = self._reopen(call, process, before or S.IN_PROGRESS, reason, changed_by)
-            elif outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
+            elif said.outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
                 process = self._move(
                     call, process, S.REJECTED_BY_COMPANY, final_outcome=f"Failed {stage.stage_name}"
                 )
@@ -568,28 +562,21 @@ class InterviewService:
         return run_feedback_callbacks(self._callbacks, triggers)
 
     def _save_outcome(
-        self,
-        call: _Call,
-        stage: InterviewStage,
-        process: InterviewProcess,
-        outcome: StageOutcome,
-        rating_values: dict[str, Any],
-        feedback: str | None,
-        interviewer_names: Sequence[str] | None,
-        completed_date: dt.datetime | str | None,
+        self, call: _Call, stage: InterviewStage, process: InterviewProcess, said: _StageResult
     ) -> InterviewStage:
-        if completed_date is None and outcome in HELD_OUTCOMES:
+        completed_date = said.completed_date
+        if completed_date is None and said.outcome in HELD_OUTCOMES:
             completed_date = call.at or stage.completed_date or call.now
         changes: dict[str, Any] = {
-            "outcome": outcome,
+            "outcome": said.outcome,
             "completed_date": completed_date,
             "updated_at": _next_time(call.now, stage.updated_at),
-            **rating_values,
+            **said.ratings,
         }
-        if feedback is not None:
-            changes["feedback_notes"] = feedback
-        if interviewer_names is not None:
-            changes["interviewer_names"] = list(interviewer_names)
+        if said.feedback is not None:
+            changes["feedback_notes"] = said.feedback
+        if said.interviewer_names is not None:
+            changes["interviewer_names"] = list(said.interviewer_names)
         updated = _build(InterviewStage, "stage", **{**stage.model_dump(), **changes})
         _check_stage_dates(updated, process)
         return call.repo.update_stage(updated)

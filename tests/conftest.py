@@ -9,6 +9,16 @@ import pytest
 from ingest.store.duckdb.store import raw_store_path
 from tests import pg
 
+# The charts of the HTML report, in page order (their figure ids are chart-<name>).
+CHARTS = (
+    "funnel",
+    "feeder-conversion",
+    "company-feeder-heatmap",
+    "time-to-decision",
+    "stage-pass-rates",
+    "feeder-trend",
+)
+
 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
@@ -16,13 +26,31 @@ def db(tmp_path: Path) -> Path:
     return tmp_path / "warehouse.duckdb"
 
 
-def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    """Read the raw store of warehouse `db` with a short-lived read-only connection."""
-    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+def read(path: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of `sql` on the DuckDB file `path` (a warehouse or a raw store), read-only."""
+    con = duckdb.connect(str(path), read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
+    """Read the raw store of warehouse `db` with a short-lived read-only connection."""
+    return read(raw_store_path(db), sql, params)
+
+
+@pytest.fixture(scope="session")
+def published_300(tmp_path_factory) -> Path:
+    """A warehouse built from `itrack generate` (300 processes, seed 5), shared read-only by the
+    report and analytics tests."""
+    from itrack.generate import generate
+    from itrack.pipeline import run_build
+
+    root = tmp_path_factory.mktemp("published_300")
+    generate(root / "in", 300, seed=5)
+    run_build([root / "in"], db=root / "warehouse.duckdb", take_backup=False, note=lambda _m: None)
+    return root / "warehouse.duckdb"
 
 
 def assert_exit(result, code: int) -> None:

@@ -10,7 +10,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -18,7 +17,7 @@ from ingest.store.duckdb.store import raw_store_path
 from itrack.cli.main import app
 from itrack.generate import generate
 from itrack.services import interview_service
-from tests.conftest import assert_exit
+from tests.conftest import assert_exit, read
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,12 +31,7 @@ def invoke(*args: str, code: int = 0, stdin: str | None = None):
     return result
 
 
-def rows(path: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+rows = read
 
 
 P1 = "11111111-0000-4000-8000-000000000001"

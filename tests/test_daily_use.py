@@ -12,13 +12,12 @@ import textwrap
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from ingest.store.duckdb.store import open_store, raw_store_path, store_lock
 from itrack.cli.main import app
-from tests.conftest import assert_exit
+from tests.conftest import assert_exit, read
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,8 +25,10 @@ T0 = "2025-01-01T00:00:00"
 ANSI = re.compile(r"\x1b\[")
 
 
-def invoke(*args: str, code: int = 0, stdin: str | None = None):
-    result = runner.invoke(app, list(args), input=stdin)
+def invoke(command: str, *args: str, code: int = 0, stdin: str | None = None):
+    """`itrack COMMAND ARGS...`: COMMAND is split on spaces (plain tokens), ARGS are taken as
+    they are (values with spaces, paths)."""
+    result = runner.invoke(app, [*command.split(), *args], input=stdin)
     assert_exit(result, code)
     for stream in (result.stdout, result.stderr):
         assert not ANSI.search(stream)
@@ -35,12 +36,12 @@ def invoke(*args: str, code: int = 0, stdin: str | None = None):
     return result
 
 
-def out(*args: str, code: int = 0) -> str:
-    return invoke(*args, code=code).stdout
+def out(command: str, *args: str, code: int = 0) -> str:
+    return invoke(command, *args, code=code).stdout
 
 
-def err(*args: str, code: int) -> str:
-    result = invoke(*args, code=code)
+def err(command: str, *args: str, code: int) -> str:
+    result = invoke(command, *args, code=code)
     assert result.stdout == ""
     return result.stderr
 
@@ -51,12 +52,7 @@ def jsonl(path: Path, *records: dict) -> Path:
     return path
 
 
-def rows(path: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+rows = read
 
 
 PROCESS_ORPHAN = "9b1c1f0e-0000-4000-8000-000000000001"
@@ -98,7 +94,7 @@ def since(text: str) -> tuple[str, str]:
 
 
 def test_ingest_log_is_plain_and_complete(day1):
-    text, _run = since(out("ingest", "in", "--db", "w.duckdb"))
+    text, _run = since(out("ingest in --db w.duckdb"))
     assert text == textwrap.dedent("""\
         ingest run RUN: 2 accepted, 2 rejected:
         file                 kind        rows_read  accepted  rejected  inserted  updated  unchanged  stale
@@ -115,17 +111,17 @@ def test_ingest_log_is_plain_and_complete(day1):
 
 
 def test_orphan_retries_say_resolved_and_waiting_since_when(day1):
-    first = out("ingest", "in", "--db", "w.duckdb")
+    first = out("ingest in --db w.duckdb")
     quarantined = re.search(r"quarantined (\S+ \S+) UTC", first).group(1)
     jsonl(Path("day2/candidates.jsonl"), {"id": "c4", "full_name": "Cy", "created_at": T0})
-    second = out("ingest", "day2", "--db", "w.duckdb")
+    second = out("ingest day2 --db w.duckdb")
     assert second.splitlines()[-2:] == [
         "orphans from earlier runs: 1 retried, 0 resolved, 1 still waiting",
         f"orphans waiting for their parent record: 1 (oldest quarantined {quarantined} UTC); "
         "see itrack rejects",
     ]
     jsonl(Path("day3/candidates.jsonl"), {"id": "c9", "full_name": "Di", "created_at": T0})
-    third = out("ingest", "day3", "--db", "w.duckdb")
+    third = out("ingest day3 --db w.duckdb")
     assert (
         third.splitlines()[-1]
         == "orphans from earlier runs: 1 retried, 1 resolved, 0 still waiting"
@@ -135,12 +131,12 @@ def test_orphan_retries_say_resolved_and_waiting_since_when(day1):
 
 def test_named_file_of_unknown_kind_is_refused_but_a_folder_skips_it(day1):
     Path("in/export.jsonl").write_text('{"id": "x"}\n')
-    text = out("ingest", "in", "--db", "w.duckdb")
+    text = out("ingest in --db w.duckdb")
     assert (
         "skipped in/export.jsonl: kind unknown (name it *candidates*, *processes* or *stages*, "
         "or pass --kind)\nskipped in/notes.txt: not a data file" in text
     )
-    message = err("ingest", "in/export.jsonl", "--db", "w.duckdb", code=2)
+    message = err("ingest in/export.jsonl --db w.duckdb", code=2)
     assert message == (
         "error: in/export.jsonl: cannot tell the record kind from the file name; name it "
         "*candidates*, *processes* or *stages*, or pass --kind\n"
@@ -148,27 +144,23 @@ def test_named_file_of_unknown_kind_is_refused_but_a_folder_skips_it(day1):
 
 
 def test_rejects_plain_json_and_unknown_run(day1):
-    _text, run_id = since(out("ingest", "in", "--db", "w.duckdb"))
-    listed = out("rejects", "--db", "w.duckdb")
+    _text, run_id = since(out("ingest in --db w.duckdb"))
+    listed = out("rejects --db w.duckdb")
     assert listed == textwrap.dedent("""\
         quarantine: 2 of 2 shown:
         file_path            line_number  kind        record_id                             error_code      error_message
         in/candidates.jsonl            3  candidates  c3                                    missing_field   field 'full_name': Field required
         in/processes.jsonl             1  processes   9b1c1f0e-0000-4000-8000-000000000001  orphan_process  candidate c9 is not known yet; retried on the next run
         """)  # noqa: E501
-    as_json = json.loads(out("rejects", "--db", "w.duckdb", "--format", "json"))
+    as_json = json.loads(out("rejects --db w.duckdb --format json"))
     assert [(r["record_id"], r["error_code"], r["run_id"]) for r in as_json] == [
         ("c3", "missing_field", run_id),
         (PROCESS_ORPHAN, "orphan_process", run_id),
     ]
-    assert out("rejects", "--db", "w.duckdb", "--json") == out(
-        "rejects", "--db", "w.duckdb", "--format", "json"
-    )
-    assert out("rejects", "--db", "w.duckdb", "--limit", "1").splitlines()[-1] == (
-        "1 more: pass --limit 2"
-    )
+    assert out("rejects --db w.duckdb --json") == out("rejects --db w.duckdb --format json")
+    assert out("rejects --db w.duckdb --limit 1").splitlines()[-1] == ("1 more: pass --limit 2")
     store = raw_store_path("w.duckdb")
-    assert err("rejects", "--run", "nonexistent", "--db", "w.duckdb", code=1) == (
+    assert err("rejects --run nonexistent --db w.duckdb", code=1) == (
         f"error: no run 'nonexistent' in {store}\n"
     )
 
@@ -219,12 +211,12 @@ def test_warehouse_commands_on_a_wrong_db_create_nothing(tmp_path, args, message
 
 
 def test_reads_do_not_take_the_writer_lock(day1):
-    out("ingest", "in", "--db", "w.duckdb")
+    out("ingest in --db w.duckdb")
     with store_lock(raw_store_path("w.duckdb")):  # a writer between two transactions
-        assert out("interview", "list", "--db", "w.duckdb", "--wait", "0") == (
+        assert out("interview list --db w.duckdb --wait 0") == (
             "0 interview processes:\n  (none)\n"
         )
-        assert json.loads(out("rejects", "--db", "w.duckdb", "--wait", "0", "--format", "json"))
+        assert json.loads(out("rejects --db w.duckdb --wait 0 --format json"))
 
 
 HOLDER = textwrap.dedent("""
@@ -248,23 +240,14 @@ def hold(db: Path, seconds: float) -> subprocess.Popen:
 
 
 def test_writers_and_readers_wait_by_default_then_say_busy(day1):
-    out("ingest", "in", "--db", "w.duckdb")
+    out("ingest in --db w.duckdb")
     db = day1 / "w.duckdb"
     holder = hold(db, 2.0)
     try:
         started = time.monotonic()
         created = json.loads(
             out(
-                "interview",
-                "create",
-                "--candidate",
-                "c1",
-                "--company",
-                "Acme",
-                "--role",
-                "SWE",
-                "--new-company",
-                "--db",
+                "interview create --candidate c1 --company Acme --role SWE --new-company --db",
                 str(db),
                 "--format",
                 "json",
@@ -276,7 +259,7 @@ def test_writers_and_readers_wait_by_default_then_say_busy(day1):
     assert created["company_name"] == "Acme"
     holder = hold(db, 3.0)
     try:
-        message = err("interview", "list", "--db", str(db), "--wait", "0", code=2)
+        message = err("interview list --db", str(db), "--wait", "0", code=2)
         assert (
             message == f"error: database is busy (held by PID {holder.pid}): {raw_store_path(db)}\n"
         )
@@ -299,58 +282,34 @@ def store(tmp_path) -> Path:
     return db
 
 
-def create(db: Path, *args: str, code: int = 0) -> dict:
-    text = out("interview", "create", *args, "--db", str(db), "--format", "json", code=code)
+def create(db: Path, options: str, *args: str, code: int = 0) -> dict:
+    """`itrack interview create OPTIONS ARGS... --db DB --format json` as its JSON record
+    (OPTIONS split on spaces, ARGS as they are)."""
+    text = out(
+        "interview create", *options.split(), *args, "--db", str(db), "--format", "json", code=code
+    )
     return json.loads(text)
+
+
+def add_stage(db: Path, process_id: str, name: str, *args: str) -> dict:
+    """`itrack interview add-stage PROCESS_ID --name NAME --order 1 ARGS...` as its JSON record."""
+    command = ("interview add-stage", process_id, "--name", name, "--order", "1", *args)
+    return json.loads(out(*command, "--db", str(db), "--format", "json"))
 
 
 def test_new_companies_and_feeders_must_be_deliberate(store):
     db = str(store)
     assert (
-        err(
-            "interview",
-            "create",
-            "--candidate",
-            "c1",
-            "--company",
-            "Stripe",
-            "--role",
-            "SWE",
-            "--db",
-            db,
-            code=1,
-        )
+        err("interview create --candidate c1 --company Stripe --role SWE --db", db, code=1)
         == "error: company 'Stripe' is not known yet: pass --new-company to record a new company\n"
     )
-    create(store, "--candidate", "c1", "--company", "Stripe", "--role", "SWE", "--new-company")
-    assert err(
-        "interview",
-        "create",
-        "--candidate",
-        "c2",
-        "--company",
-        "Stripee",
-        "--role",
-        "SWE",
-        "--db",
-        db,
-        code=1,
-    ) == (
+    create(store, "--candidate c1 --company Stripe --role SWE --new-company")
+    assert err("interview create --candidate c2 --company Stripee --role SWE --db", db, code=1) == (
         "error: unknown company 'Stripee': did you mean 'Stripe'? (pass --new-company if "
         "'Stripee' is really a new company)\n"
     )
     assert err(
-        "interview",
-        "create",
-        "--candidate",
-        "c2",
-        "--company",
-        "stripe",
-        "--role",
-        "SWE",
-        "--feeder",
-        "refferal",
-        "--db",
+        "interview create --candidate c2 --company stripe --role SWE --feeder refferal --db",
         db,
         code=1,
     ) == (
@@ -358,44 +317,22 @@ def test_new_companies_and_feeders_must_be_deliberate(store):
         "'stripe' is really a new company)\n"
     )
     assert err(
-        "interview",
-        "create",
-        "--candidate",
-        "c2",
-        "--company",
-        "Stripe",
-        "--role",
-        "SWE",
-        "--feeder",
-        "refferal",
-        "--db",
+        "interview create --candidate c2 --company Stripe --role SWE --feeder refferal --db",
         db,
         code=1,
     ) == (
         "error: unknown feeder 'refferal': did you mean 'referral'? (pass --new-feeder if "
         "'refferal' is really a new feeder)\n"
     )
-    made = create(
-        store, "--candidate", "c2", "--company", "Stripe", "--role", "SWE", "--feeder", "referral"
-    )
+    made = create(store, "--candidate c2 --company Stripe --role SWE --feeder referral")
     assert (made["company_name"], made["feeder_source"]) == ("Stripe", "referral")
     assert rows(raw_store_path(store), "select count(*) from interview_processes") == [(2,)]
 
 
 def test_a_second_open_process_for_the_same_role_warns(store):
-    first = create(
-        store, "--candidate", "c1", "--company", "Acme", "--role", "SWE", "--new-company"
-    )
+    first = create(store, "--candidate c1 --company Acme --role SWE --new-company")
     result = invoke(
-        "interview",
-        "create",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "swe",
-        "--db",
+        "interview create --candidate c1 --company Acme --role swe --db",
         str(store),
         "--format",
         "json",
@@ -406,83 +343,24 @@ def test_a_second_open_process_for_the_same_role_warns(store):
         f"warning: candidate c1 already has an open process for Acme / swe: {first['id']} "
         f"(in_progress, since {first['created_at'].replace('T', ' ')[:19]})\n"
     )
-    other = invoke(
-        "interview",
-        "create",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "PM",
-        "--db",
-        str(store),
-    )
+    other = invoke("interview create --candidate c1 --company Acme --role PM --db", str(store))
     assert other.stderr == ""
 
 
 def test_at_backfills_and_is_validated_by_the_contract(store):
     db = str(store)
     p = create(
-        store,
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "SWE",
-        "--new-company",
-        "--at",
-        "2025-02-01T09:00:00Z",
+        store, "--candidate c1 --company Acme --role SWE --new-company --at 2025-02-01T09:00:00Z"
     )
     assert (p["created_at"], p["updated_at"]) == ("2025-02-01T09:00:00", "2025-02-01T09:00:00")
-    stage = json.loads(
-        out(
-            "interview",
-            "add-stage",
-            p["id"],
-            "--name",
-            "Phone Screen",
-            "--order",
-            "1",
-            "--at",
-            "2025-02-03",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
-    )
+    stage = add_stage(store, p["id"], "Phone Screen", "--at", "2025-02-03")
     assert stage["created_at"] == "2025-02-03T00:00:00"
-    done = json.loads(
-        out(
-            "interview",
-            "outcome",
-            stage["id"],
-            "passed",
-            "--at",
-            "2025-02-04T10:00:00+01:00",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
-    )
+    at = "--at 2025-02-04T10:00:00+01:00"
+    done = json.loads(out(f"interview outcome {stage['id']} passed {at} --db {db} --format json"))
     assert done["stage"]["completed_date"] == "2025-02-04T09:00:00"
     assert done["process"]["updated_at"] == "2025-02-04T09:00:00"
     closed = json.loads(
-        out(
-            "interview",
-            "complete",
-            p["id"],
-            "candidate_withdrew",
-            "--at",
-            "2025-02-10",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
+        out(f"interview complete {p['id']} candidate_withdrew --at 2025-02-10 --db {db} --json")
     )
     assert closed["updated_at"] == "2025-02-10T00:00:00"
     assert rows(
@@ -494,57 +372,20 @@ def test_at_backfills_and_is_validated_by_the_contract(store):
         ("in_progress", "candidate_withdrew", "2025-02-10 00:00:00"),
     ]
     assert err(
-        "interview",
-        "create",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "X",
-        "--at",
-        "20250201",
-        "--db",
-        db,
-        code=1,
+        "interview create --candidate c1 --company Acme --role X --at 20250201 --db", db, code=1
     ) == (
         "error: --at '20250201' refused: must be an ISO 8601 date or timestamp, "
         "e.g. 2025-03-01T10:00:00Z\n"
     )
     assert err(
-        "interview",
-        "create",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "X",
-        "--at",
-        "2098-01-01",
-        "--db",
-        db,
-        code=1,
+        "interview create --candidate c1 --company Acme --role X --at 2098-01-01 --db", db, code=1
     ) == (
         "error: --at 2098-01-01T00:00:00 is in the future; events are recorded when or after "
         "they happen\n"
     )
-    p2 = create(
-        store, "--candidate", "c2", "--company", "Acme", "--role", "SWE", "--at", "2025-03-01"
-    )
+    p2 = create(store, "--candidate c2 --company Acme --role SWE --at 2025-03-01")
     assert err(
-        "interview",
-        "add-stage",
-        p2["id"],
-        "--name",
-        "Screen",
-        "--order",
-        "1",
-        "--at",
-        "2025-02-28",
-        "--db",
-        db,
-        code=1,
+        f"interview add-stage {p2['id']} --name Screen --order 1 --at 2025-02-28 --db {db}", code=1
     ) == (
         f"error: --at 2025-02-28T00:00:00 is before the last change of process {p2['id']} "
         "(2025-03-01T00:00:00); backfill events in the order they happened\n"
@@ -553,23 +394,9 @@ def test_at_backfills_and_is_validated_by_the_contract(store):
 
 def test_outcome_json_returns_stage_and_process_and_ids_by_prefix(store):
     db = str(store)
-    p = create(store, "--candidate", "c1", "--company", "Acme", "--role", "SWE", "--new-company")
-    stage = json.loads(
-        out(
-            "interview",
-            "add-stage",
-            p["id"][:8],
-            "--name",
-            "Onsite",
-            "--order",
-            "1",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
-    )
-    done = json.loads(out("interview", "outcome", stage["id"][:6], "failed", "--db", db, "--json"))
+    p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
+    stage = add_stage(store, p["id"][:8], "Onsite")
+    done = json.loads(out(f"interview outcome {stage['id'][:6]} failed --db {db} --json"))
     assert set(done) == {"stage", "process", "feedback"}  # feedback: the close fired a trigger
     assert done["feedback"] == {  # no warehouse built yet: the next build picks it up
         "status": "deferred",
@@ -581,16 +408,16 @@ def test_outcome_json_returns_stage_and_process_and_ids_by_prefix(store):
         "rejected_by_company",
         "Failed Onsite",
     )
-    assert err("interview", "show", stage["id"], "--db", db, code=1) == (
+    assert err(f"interview show {stage['id']} --db {db}", code=1) == (
         f"error: '{stage['id']}' is an interview stage id, not an interview process id\n"
     )
-    assert err("interview", "outcome", p["id"][:8], "passed", "--db", db, code=1) == (
+    assert err(f"interview outcome {p['id'][:8]} passed --db {db}", code=1) == (
         f"error: '{p['id'][:8]}' is an interview process id, not an interview stage id\n"
     )
-    assert err("interview", "show", "c1", "--db", db, code=1) == (
+    assert err("interview show c1 --db", db, code=1) == (
         "error: 'c1' is a candidate id, not an interview process id\n"
     )
-    assert err("interview", "show", "abc", "--db", db, code=1) == (
+    assert err(f"interview show abc --db {db}", code=1) == (
         "error: interview process 'abc' not found\n"
     )
 
@@ -615,15 +442,14 @@ def test_ambiguous_prefix_is_refused(store):
                     created_at=dt.datetime(2025, 1, 1),
                 )
             )
-    assert err("interview", "show", "aaaa", "--db", str(store), code=1) == (
+    assert err("interview show aaaa --db", str(store), code=1) == (
         f"error: interview process id prefix 'aaaa' is ambiguous: it matches {ids[0]}, {ids[1]}; "
         "give more characters\n"
     )
     assert (
-        json.loads(out("interview", "show", "AAAA2", "--db", str(store), "--format", "json"))["id"]
-        == ids[1]
+        json.loads(out("interview show AAAA2 --db", str(store), "--format", "json"))["id"] == ids[1]
     )
-    assert err("interview", "show", "aaa", "--db", str(store), code=1) == (
+    assert err("interview show aaa --db", str(store), code=1) == (
         "error: interview process 'aaa' not found\n"  # under 4 characters: never a prefix
     )
 
@@ -633,32 +459,12 @@ def test_ambiguous_prefix_is_refused(store):
 
 def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
     db = str(store)
-    p = create(store, "--candidate", "c1", "--company", "Acme", "--role", "SWE", "--new-company")
-    stage = json.loads(
-        out(
-            "interview",
-            "add-stage",
-            p["id"],
-            "--name",
-            "Technical",
-            "--order",
-            "1",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
-    )
-    out("interview", "outcome", stage["id"], "failed", "--overall", "2", "--db", db)
+    p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
+    stage = add_stage(store, p["id"], "Technical")
+    out(f"interview outcome {stage['id']} failed --overall 2 --db {db}")
     amended = json.loads(
         out(
-            "interview",
-            "amend",
-            stage["id"],
-            "passed",
-            "--overall",
-            "4",
-            "--reason",
+            f"interview amend {stage['id']} passed --overall 4 --reason",
             "recorded on the wrong candidate",
             "--by",
             "rita",
@@ -673,7 +479,7 @@ def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
         "in_progress",
         None,
     )
-    trail = json.loads(out("interview", "audit", p["id"][:8], "--db", db, "--format", "json"))
+    trail = json.loads(out(f"interview audit {p['id'][:8]} --db {db} --format json"))
     assert [(h["from_status"], h["to_status"], h["source"]) for h in trail["status_history"]] == [
         (None, "in_progress", "service"),
         ("in_progress", "rejected_by_company", "service"),
@@ -709,41 +515,28 @@ def test_amend_reopens_a_process_closed_by_a_mistaken_failure(store):
         ("stage", "outcome", "failed", "passed", "recorded on the wrong candidate", "rita"),
         ("stage", "overall_rating", "2", "4", "recorded on the wrong candidate", "rita"),
     ]
-    plain = out("interview", "audit", p["id"], "--db", db)
+    plain = out(f"interview audit {p['id']} --db {db}")
     assert plain.startswith(f"status history of process {p['id']}:\nchanged_at")
     assert "\ncorrections:\n" in plain
     assert err(
-        "interview",
-        "amend",
-        stage["id"],
-        "passed",
-        "--overall",
-        "4",
-        "--reason",
-        "again",
-        "--db",
-        db,
-        code=1,
+        f"interview amend {stage['id']} passed --overall 4 --reason again --db {db}", code=1
     ) == (f"error: stage {stage['id']} already has outcome passed: nothing to amend\n")
-    assert err(
-        "interview", "amend", stage["id"], "failed", "--reason", " ", "--db", db, code=1
-    ) == ("error: a correction needs a reason (--reason TEXT): it is kept in the audit trail\n")
+    assert err(f"interview amend {stage['id']} failed --reason", " ", "--db", db, code=1) == (
+        "error: a correction needs a reason (--reason TEXT): it is kept in the audit trail\n"
+    )
 
 
 def test_reopen_a_closed_process_with_a_reason(store):
     db = str(store)
-    p = create(store, "--candidate", "c1", "--company", "Acme", "--role", "SWE", "--new-company")
-    out("interview", "complete", p["id"], "on_hold", "--db", db)
-    out("interview", "complete", p["id"], "candidate_withdrew", "--reason", "moved", "--db", db)
-    assert err("interview", "complete", p["id"], "in_progress", "--db", db, code=1).startswith(
+    p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
+    out(f"interview complete {p['id']} on_hold --db {db}")
+    out(f"interview complete {p['id']} candidate_withdrew --reason moved --db {db}")
+    assert err(f"interview complete {p['id']} in_progress --db {db}", code=1).startswith(
         f"error: process {p['id']} cannot move from candidate_withdrew to in_progress"
     )
     reopened = json.loads(
         out(
-            "interview",
-            "reopen",
-            p["id"],
-            "--reason",
+            f"interview reopen {p['id']} --reason",
             "withdrew the wrong one",
             "--by",
             "sam",
@@ -754,24 +547,12 @@ def test_reopen_a_closed_process_with_a_reason(store):
         )
     )
     assert (reopened["status"], reopened["final_outcome"]) == ("on_hold", None)  # as before
-    assert err("interview", "reopen", p["id"], "--reason", "x", "--db", db, code=1) == (
+    assert err(f"interview reopen {p['id']} --reason x --db {db}", code=1) == (
         f"error: process {p['id']} is not closed (on_hold): nothing to reopen\n"
     )
-    out("interview", "complete", p["id"], "rejected_by_company", "--db", db)
+    out(f"interview complete {p['id']} rejected_by_company --db {db}")
     again = json.loads(
-        out(
-            "interview",
-            "reopen",
-            p["id"],
-            "--reason",
-            "r",
-            "--to",
-            "in_progress",
-            "--db",
-            db,
-            "--format",
-            "json",
-        )
+        out(f"interview reopen {p['id']} --reason r --to in_progress --db {db} --format json")
     )
     assert again["status"] == "in_progress"
     assert rows(
@@ -794,11 +575,11 @@ def test_version_and_refused_negative_numbers(tmp_path):
     from importlib.metadata import version
 
     assert out("--version") == f"itrack {version('interview-tracking')}\n"
-    assert err("generate", "--out", str(tmp_path / "g"), "--processes", "-5", code=2).endswith(
+    assert err("generate --out", str(tmp_path / "g"), "--processes", "-5", code=2).endswith(
         "Error: Invalid value for '--processes': Input should be greater than or equal to 1\n"
     )
     assert not (tmp_path / "g").exists()
-    assert err("backup", "--keep", "-1", "--db", str(tmp_path / "w.duckdb"), code=2).endswith(
+    assert err("backup --keep -1 --db", str(tmp_path / "w.duckdb"), code=2).endswith(
         "Error: Invalid value for '--keep': Input should be greater than or equal to 1\n"
     )
 
@@ -854,24 +635,10 @@ def test_make_test_says_it_installs_chromium():
 
 def test_quiet_prints_only_the_new_id_for_scripts(store):
     db = str(store)
-    pid = out(
-        "interview",
-        "create",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "SWE",
-        "--new-company",
-        "-q",
-        "--db",
-        db,
-    )
+    pid = out("interview create --candidate c1 --company Acme --role SWE --new-company -q --db", db)
     assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}\n", pid)
     sid = out(
-        "interview",
-        "add-stage",
+        "interview add-stage",
         pid.strip(),
         "--name",
         "Screen",

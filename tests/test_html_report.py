@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import duckdb
 import pytest
 from PIL import Image
 
@@ -27,15 +26,7 @@ from feedback.html_report import CHARTS as REPORT_CHARTS
 from feedback.marts import open_marts
 from itrack.generate import generate
 from itrack.pipeline import run_build
-
-CHARTS = (
-    "funnel",
-    "feeder-conversion",
-    "company-feeder-heatmap",
-    "time-to-decision",
-    "stage-pass-rates",
-    "feeder-trend",
-)
+from tests.conftest import CHARTS, read
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +50,7 @@ def test_every_chart_is_a_valid_vega_lite_spec(report):
             assert chart.to_dict(validate=True)["$schema"].startswith("https://vega.github.io")
 
 
-def mart(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+mart = read
 
 
 def figure(html: str, chart: str) -> str:

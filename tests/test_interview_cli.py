@@ -29,26 +29,22 @@ def db(tmp_path: Path) -> Path:
     return path
 
 
-def run(db: Path, *args: str, code: int = 0) -> str:
-    result = runner.invoke(app, [*args, "--db", str(db)])
+def run(db: Path, command: str, *args: str, code: int = 0) -> str:
+    """`itrack interview COMMAND ARGS... --db DB`: COMMAND is split on spaces (plain tokens),
+    ARGS are taken as they are."""
+    result = runner.invoke(app, [*command.split(), *args, "--db", str(db)])
     assert_exit(result, code)
     return result.stdout if code == 0 else result.stderr
 
 
-def run_json(db: Path, *args: str) -> object:
-    return json.loads(run(db, *args, "--json"))
+def run_json(db: Path, command: str, *args: str) -> object:
+    return json.loads(run(db, command, *args, "--json"))
 
 
 def test_full_life_of_an_interview(db, tmp_path):
     process = run_json(
         db,
-        "create",
-        "--new-company",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
+        "create --new-company --candidate c1 --company Acme --role",
         "Data Engineer",
         "--recruiter",
         "Rita",
@@ -62,7 +58,7 @@ def test_full_life_of_an_interview(db, tmp_path):
 
     stage_ids = []
     for order, name in enumerate(["Phone Screen", "Technical Interview", "Onsite"], start=1):
-        stage = run_json(db, "add-stage", pid, "--name", name, "--order", str(order))
+        stage = run_json(db, f"add-stage {pid} --name", name, "--order", str(order))
         assert (stage["stage_name"], stage["stage_order"], stage["outcome"]) == (
             name,
             order,
@@ -73,10 +69,7 @@ def test_full_life_of_an_interview(db, tmp_path):
     for stage_id, rating in zip(stage_ids, (3, 4, 5), strict=True):
         stage = run_json(
             db,
-            "outcome",
-            stage_id,
-            "passed",
-            "--overall",
+            f"outcome {stage_id} passed --overall",
             str(rating),
             "--technical",
             "4",
@@ -97,13 +90,13 @@ def test_full_life_of_an_interview(db, tmp_path):
 
     offer_file = tmp_path / "offer.json"
     offer_file.write_text(json.dumps({"base_salary": 140000, "currency": "GBP", "bonus": 10000}))
-    extended = run_json(db, "complete", pid, "offer_extended", "--offer", str(offer_file))
+    extended = run_json(db, f"complete {pid} offer_extended --offer", str(offer_file))
     assert extended["status"] == "offer_extended"
     assert extended["offer_details"]["base_salary"] == 140000.0
-    accepted = run_json(db, "complete", pid, "offer_accepted")
+    accepted = run_json(db, f"complete {pid} offer_accepted")
     assert accepted["status"] == "offer_accepted"
 
-    shown = run_json(db, "show", pid)
+    shown = run_json(db, f"show {pid}")
     assert shown["status"] == "offer_accepted"
     assert shown["offer_details"] == {
         "base_salary": 140000.0,
@@ -148,85 +141,43 @@ def test_full_life_of_an_interview(db, tmp_path):
 
 def test_human_output_tables(db):
     pid = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "SWE",
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
     )["id"]
-    stage_id = run_json(db, "add-stage", pid, "--name", "Technical Interview", "--order", "1")["id"]
-    out = run(db, "outcome", stage_id, "failed", "--overall", "2")
+    stage_id = run_json(db, f"add-stage {pid} --name", "Technical Interview", "--order", "1")["id"]
+    out = run(db, f"outcome {stage_id} failed --overall 2")
     assert "Interview stage:" in out and "  outcome: failed" in out
     assert out.endswith(
         f"process {pid}: rejected_by_company\n"
         f"feedback deferred to the next build: {db}: no warehouse yet; run `itrack build` first\n"
     )
-    shown = run(db, "show", pid)
+    shown = run(db, f"show {pid}")
     assert "Failed Technical Interview" in shown and pid in shown and stage_id in shown
-    listed = run(db, "list", "--company", "Acme")
+    listed = run(db, "list --company Acme")
     assert "1 interview processes" in listed and pid in listed
-    assert "0 interview processes" in run(db, "list", "--status", "on_hold")
-    assert "rejected_by_company" in run(db, "history", "c1")
+    assert "0 interview processes" in run(db, "list --status on_hold")
+    assert "rejected_by_company" in run(db, "history c1")
 
 
 def test_list_and_history_json(db):
-    first = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "A",
-    )
+    first = run_json(db, "create --new-company --new-feeder --candidate c1 --company Acme --role A")
     second = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Globex",
-        "--role",
-        "B",
-        "--feeder",
-        "gh",
+        db, "create --new-company --new-feeder --candidate c1 --company Globex --role B --feeder gh"
     )
-    run(db, "complete", second["id"], "on_hold")
+    run(db, f"complete {second['id']} on_hold")
     assert [p["id"] for p in run_json(db, "list")] == [first["id"], second["id"]]
-    assert [p["id"] for p in run_json(db, "list", "--status", "on_hold")] == [second["id"]]
-    assert [p["id"] for p in run_json(db, "list", "--company", "Acme", "--candidate", "c1")] == [
-        first["id"]
-    ]
-    assert run_json(db, "list", "--candidate", "nobody") == []
-    hist = run_json(db, "history", "c1")
+    assert [p["id"] for p in run_json(db, "list --status on_hold")] == [second["id"]]
+    assert [p["id"] for p in run_json(db, "list --company Acme --candidate c1")] == [first["id"]]
+    assert run_json(db, "list --candidate nobody") == []
+    hist = run_json(db, "history c1")
     assert [(p["company_name"], p["stages"]) for p in hist] == [("Acme", []), ("Globex", [])]
 
 
 def test_offer_as_inline_json_from_in_progress(db):
     pid = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "SWE",
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
     )["id"]
     offer = '{"base_salary": 100000, "currency": "EUR", "offer_date": "2025-02-01"}'
-    done = run_json(db, "complete", pid, "offer_accepted", "--offer", offer)
+    done = run_json(db, f"complete {pid} offer_accepted --offer", offer)
     assert done["status"] == "offer_accepted"
     assert done["offer_details"]["offer_date"] == "2025-02-01"
 
@@ -271,31 +222,22 @@ def test_refusals_exit_1_with_one_line(db, args, code, message):
 
 def test_process_refusals(db, tmp_path):
     pid = run_json(
-        db,
-        "create",
-        "--new-company",
-        "--new-feeder",
-        "--candidate",
-        "c1",
-        "--company",
-        "Acme",
-        "--role",
-        "SWE",
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
     )["id"]
-    err = run(db, "add-stage", pid, "--name", "Screen", "--order", "2", code=1)
+    err = run(db, f"add-stage {pid} --name Screen --order 2", code=1)
     assert err.strip().endswith("must have stage_order 1")
-    stage_id = run_json(db, "add-stage", pid, "--name", "Screen", "--order", "1")["id"]
-    err = run(db, "outcome", stage_id, "passed", "--overall", "9", code=1)
+    stage_id = run_json(db, f"add-stage {pid} --name Screen --order 1")["id"]
+    err = run(db, f"outcome {stage_id} passed --overall 9", code=1)
     assert (
         err.strip()
         == "error: stage refused: overall_rating: Input should be less than or equal to 5"
     )
-    err = run(db, "complete", pid, "offer_declined", code=1)
+    err = run(db, f"complete {pid} offer_declined", code=1)
     assert "allowed next: candidate_withdrew, offer_extended, on_hold, rejected_by_company" in err
-    err = run(db, "complete", pid, "offer_extended", "--offer", '{"base_salary": -1}', code=1)
+    err = run(db, f"complete {pid} offer_extended --offer", '{"base_salary": -1}', code=1)
     assert err.startswith("error: offer details refused: base_salary: Input should be greater")
     missing = tmp_path / "missing.json"
-    err = run(db, "complete", pid, "offer_extended", "--offer", str(missing), code=2)
+    err = run(db, f"complete {pid} offer_extended --offer", str(missing), code=2)
     assert err.strip() == f"error: --offer: not a JSON object and no such file: {missing}"
 
 

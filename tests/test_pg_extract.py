@@ -24,6 +24,7 @@ from tests.conftest import query
 ORG = "0a000000-0000-4000-8000-00000000000a"
 P1 = "11111111-1111-4111-8111-111111111111"
 P2 = "22222222-2222-4222-8222-222222222222"
+P3 = "33333333-3333-4333-8333-333333333333"
 S1 = "aaaaaaaa-0000-4000-8000-000000000001"
 S2 = "aaaaaaaa-0000-4000-8000-000000000002"
 REPO = Path(__file__).resolve().parents[1]
@@ -67,6 +68,8 @@ def test_first_extract_pulls_every_row_with_its_history(source: str, db: Path) -
         "interview_processes": 1,
         "interview_stages": 1,
         "interview_status_history": 2,
+        "corrections": 0,
+        "deleted_rows": 0,
     }
     assert (summary.run.accepted, summary.run.rejected, summary.history_added) == (3, 0, 2)
     assert query(db, "select id, full_name, feeder_source, created_at from candidates") == [
@@ -150,6 +153,8 @@ def test_only_rows_changed_since_the_watermark_are_pulled(source: str, db: Path)
         "interview_processes": 1,
         "interview_stages": 1,
         "interview_status_history": 2,
+        "corrections": 0,
+        "deleted_rows": 0,
     }
     assert (summary.run.total("updated"), summary.run.total("unchanged")) == (2, 1)
     assert summary.history_added == 0
@@ -279,3 +284,128 @@ def test_a_role_without_read_access_is_one_clear_error(source: str, db: Path) ->
 def test_an_unreachable_server_is_one_clear_error(db: Path) -> None:
     with pytest.raises(ExtractError, match=r"^cannot connect to postgresql://x@127\.0\.0\.1:1/d: "):
         extract("postgresql://x@127.0.0.1:1/d", db)
+
+
+def _rows(db: Path, statement: str) -> set[tuple]:
+    return set(query(db, statement))
+
+
+def test_corrections_are_extracted_once(source: str, db: Path) -> None:
+    sql(
+        source,
+        "insert into corrections (organization_id, interview_process_id, record_kind, record_id,"
+        " field, old_value, new_value, reason, changed_by, run_id, recorded_at) values"
+        " (%s, %s, 'stage', %s, 'outcome', 'failed', 'passed', 'typo', 'rita', 'api-1',"
+        "  '2025-02-02T10:00Z'),"
+        " (%s, %s, 'process', %s, 'status', 'rejected_by_company', 'in_progress', 'typo', 'rita',"
+        "  null, '2025-02-02T10:00Z')",
+        [ORG, P1, S1, ORG, P1, P1],
+    )
+    first = extract(source, db)
+    assert (first.pulled["corrections"], first.corrections_added) == (2, 2)
+    columns = (
+        "select run_id = $run, record_kind, record_id, interview_process_id, field, old_value,"
+        " new_value, reason, changed_by, recorded_at from corrections"
+    )
+    expected = {
+        (False, "stage", S1, P1, "outcome", "failed", "passed", "typo", "rita", T_FIX),
+        (
+            True,
+            "process",
+            P1,
+            P1,
+            "status",
+            "rejected_by_company",
+            "in_progress",
+            "typo",
+            "rita",
+            T_FIX,
+        ),
+    }
+    run = first.run.run_id
+    assert _rows(db, columns.replace("$run", f"'{run}'")) == expected
+    assert query(db, "select run_id from corrections where record_kind = 'stage'") == [("api-1",)]
+    again = extract(source, db, overlap=dt.timedelta(days=3650))
+    assert (again.pulled["corrections"], again.corrections_added) == (2, 0)
+    assert _rows(db, columns.replace("$run", f"'{run}'")) == expected
+
+
+T_FIX = dt.datetime(2025, 2, 2, 10)
+
+
+def test_deletions_at_the_source_are_deleted_from_the_raw_store(source: str, db: Path) -> None:
+    """A deleted process goes with its stages, a deleted candidate too; their status history
+    and corrections stay (nobody deletes history); each deletion is noted once."""
+    sql(
+        source,
+        "insert into candidates (id, organization_id, full_name, created_at) values"
+        " ('cand-2', %s, 'Bo Ma', '2025-01-01Z'), ('cand-3', %s, 'Cy Ng', '2025-01-01Z')",
+        [ORG, ORG],
+    )
+    sql(
+        source,
+        "insert into interview_processes (id, organization_id, candidate_id, company_name,"
+        " role_title, created_at) values (%s, %s, 'cand-2', 'Initech', 'SRE', '2025-03-01Z')",
+        [P2, ORG],
+    )
+    sql(
+        source,
+        "insert into interview_stages (id, organization_id, interview_process_id, stage_name,"
+        " stage_order, created_at) values (%s, %s, %s, 'Onsite', 1, '2025-03-02Z')",
+        [S2, ORG, P2],
+    )
+    extract(source, db)
+    history_before = _rows(
+        db, "select interview_process_id::varchar, to_status from interview_status_history"
+    )
+    assert len(history_before) == 3
+    sql(source, "delete from interview_processes where id = %s", [P1])
+    sql(source, "delete from candidates where id = 'cand-3'")
+    # created and deleted between two extracts: only its history and its deletion arrive
+    sql(
+        source,
+        "insert into interview_processes (id, organization_id, candidate_id, company_name,"
+        " role_title, created_at) values (%s, %s, 'cand-2', 'Hooli', 'PM', '2025-03-05Z')",
+        [P3, ORG],
+    )
+    sql(source, "delete from interview_processes where id = %s", [P3])
+    summary = extract(source, db, overlap=dt.timedelta(0))
+    assert summary.pulled["deleted_rows"] == 4
+    assert summary.deleted == {
+        "interview_stages": 1,
+        "interview_processes": 1,
+        "candidates": 1,
+    }
+    assert _rows(db, "select id from candidates") == {("cand-1",), ("cand-2",)}
+    assert _rows(db, "select id::varchar from interview_processes") == {(P2,)}
+    assert _rows(db, "select id::varchar from interview_stages") == {(S2,)}
+    assert _rows(
+        db, "select interview_process_id::varchar, to_status from interview_status_history"
+    ) == history_before | {(P3, "in_progress")}
+    assert query(db, "select count(*) from quarantine") == [(0,)]
+    noted = "select table_name, record_id, run_id = '{}' from source_deletions"
+    expected = {
+        ("interview_processes", P1, True),
+        ("interview_stages", S1, True),
+        ("candidates", "cand-3", True),
+        ("interview_processes", P3, True),
+    }
+    assert _rows(db, noted.format(summary.run.run_id)) == expected
+    again = extract(source, db, overlap=dt.timedelta(days=3650))
+    assert (again.pulled["deleted_rows"], again.deleted) == (4, {})
+    assert _rows(db, noted.format(summary.run.run_id)) == expected
+    assert _rows(db, "select id::varchar from interview_processes") == {(P2,)}
+
+
+def test_an_id_inserted_again_after_its_deletion_stays(source: str, db: Path) -> None:
+    extract(source, db)
+    sql(source, "delete from interview_stages where id = %s", [S1])
+    sql(
+        source,
+        "insert into interview_stages (id, organization_id, interview_process_id, stage_name,"
+        " stage_order, created_at) values (%s, %s, %s, 'Phone Screen', 1, now())",
+        [S1, ORG, P1],
+    )
+    summary = extract(source, db, overlap=dt.timedelta(0))
+    assert summary.deleted == {}
+    assert query(db, "select id::varchar, outcome from interview_stages") == [(S1, "pending")]

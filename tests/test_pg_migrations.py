@@ -242,8 +242,11 @@ def test_itrack_ingest_a_database_url(source: str, db: Path) -> None:
         "interview_processes": 1,
         "interview_stages": 1,
         "interview_status_history": 2,
+        "corrections": 0,
+        "deleted_rows": 0,
     }
     assert summary["extract"]["history_added"] == 2
+    assert (summary["extract"]["corrections_added"], summary["extract"]["deleted"]) == (0, {})
     assert summary["extract"]["watermarks"]["interview_processes"] == "2025-02-01T00:00:00"
     assert query(db, "select status from interview_processes") == [("offer_extended",)]
 

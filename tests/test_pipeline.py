@@ -15,16 +15,12 @@ from ingest.store.duckdb.store import raw_store_path
 from itrack.cli.main import app
 from itrack.generate import generate
 from itrack.pipeline import run_build
+from tests.conftest import read
 
 QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
 
 
-def rows(db, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+rows = read
 
 
 READER = textwrap.dedent("""

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 
 from feedback.analytics import UnknownNameError, get_company_hiring_insights
-from itrack.generate import generate
-from itrack.pipeline import run_build
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -22,12 +20,9 @@ def section_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text[start:end], re.S)
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("readme_api")
-    generate(root / "in", 300, seed=5)
-    run_build([root / "in"], db=root / "warehouse.duckdb", take_backup=False, note=lambda _m: None)
-    return root / "warehouse.duckdb"
+@pytest.fixture
+def db(published_300) -> Path:
+    return published_300
 
 
 def test_the_walk_through_runs_as_written(db):

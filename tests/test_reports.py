@@ -11,31 +11,18 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
 from itrack.cli.main import app
-from itrack.generate import generate
-from itrack.pipeline import run_build
+from tests.conftest import CHARTS, read
 
 runner = CliRunner()
-CHARTS = (
-    "funnel",
-    "feeder-conversion",
-    "company-feeder-heatmap",
-    "time-to-decision",
-    "stage-pass-rates",
-    "feeder-trend",
-)
 
 
-@pytest.fixture(scope="module")
-def wh(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("reports")
-    generate(root / "in", 300, seed=5)
-    run_build([root / "in"], db=root / "warehouse.duckdb", take_backup=False, note=lambda _m: None)
-    return root / "warehouse.duckdb"
+@pytest.fixture
+def wh(published_300) -> Path:
+    return published_300
 
 
 def report(wh: Path, *args: str) -> tuple[int, str]:
@@ -45,12 +32,7 @@ def report(wh: Path, *args: str) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def mart(wh: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
+mart = read
 
 
 def test_funnel_json_is_the_mart(wh):

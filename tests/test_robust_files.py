@@ -12,10 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import duckdb
-
 from ingest.readers import MAX_RECORD_BYTES
 from ingest.store.duckdb.store import raw_store_path
+from tests.conftest import query
 from tests.factories import P1, P2, candidate, process, write_jsonl
 
 ITRACK = str(Path(sys.executable).parent / "itrack")
@@ -52,12 +51,7 @@ def ingest(*paths: Path, db: Path) -> Ran:
     return ran
 
 
-def rows(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+rows = query  # the raw store of warehouse `db`
 
 
 def quarantined(db: Path) -> list[tuple]:

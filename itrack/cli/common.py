@@ -1,13 +1,24 @@
-"""Options and consoles shared by every `itrack` command."""
+"""Options and consoles shared by every `itrack` command.
+
+Most data commands take the same tail of options: `--db` (the warehouse), `--wait` (how long to
+wait for a busy store), `--format` (table or json) and the hidden `--json` alias. They are
+declared once here; a command decorated with `@with_target()` receives them as one `target`.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
+from itrack.cli.output import Format, FormatOption, JsonAlias
 from itrack.settings import get_settings
 
 console = Console(soft_wrap=True, markup=False)  # data is never markup; one line per path
@@ -21,11 +32,73 @@ DbOption = Annotated[
     ),
 ]
 WaitOption = Annotated[
-    float,
-    typer.Option("--wait", min=0, help="Seconds to wait for a busy store before giving up."),
+    float, typer.Option("--wait", min=0, help="Seconds to wait for a busy store before giving up.")
 ]
 
 
 def warehouse(db: Path | None) -> Path:
     """The warehouse a command works on: `--db`, else the settings."""
     return get_settings().warehouse(db)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a command reads or writes and how it prints: `--db`, `--wait`, `--format`."""
+
+    db: Path | None
+    wait: float
+    fmt: Any  # a Format (or the reports' Format, which adds csv)
+
+    @property
+    def warehouse(self) -> Path:
+        return warehouse(self.db)
+
+    @property
+    def json(self) -> bool:
+        return self.fmt == Format.json
+
+
+_TAIL = {  # name: (annotation, default): the options `with_target` appends
+    "db": (DbOption, None),
+    "wait": (WaitOption, DEFAULT_WAIT_SECONDS),
+    "fmt": (FormatOption, Format.table),
+    "as_json": (JsonAlias, False),
+}
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def with_target(
+    *, wait: bool = True, formats: tuple[Any, Any] = (FormatOption, Format.table)
+) -> Callable[[Command], Command]:
+    """Append `--db`, `--wait` (unless `wait=False`), `--format` (`formats`: its option and
+    default) and `--json` to a command whose last parameter is `target: Target`; Typer reads the
+    rewritten signature."""
+    tail = {k: v for k, v in _TAIL.items() if wait or k != "wait"} | {"fmt": formats}
+    json_format = type(formats[1])("json")
+
+    def decorate(command: Command) -> Command:
+        own = [
+            p
+            for p in inspect.signature(command, eval_str=True).parameters.values()
+            if p.name != "target"
+        ]
+        extra = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
+            for name, (a, d) in tail.items()
+        ]
+
+        @functools.wraps(command)
+        def run(**options: Any) -> Any:
+            target = Target(
+                options.pop("db"),
+                options.pop("wait", DEFAULT_WAIT_SECONDS),
+                json_format if options.pop("as_json") else options.pop("fmt"),
+            )
+            options.pop("fmt", None)
+            return command(**options, target=target)
+
+        run.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in own + extra}
+        return run  # type: ignore[return-value]
+
+    return decorate

@@ -8,16 +8,8 @@ from typing import Annotated
 import typer
 
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
-from itrack.cli.common import DbOption, WaitOption, warehouse
-from itrack.cli.output import (
-    Format,
-    FormatOption,
-    JsonAlias,
-    line,
-    print_json,
-    print_record,
-    resolve,
-)
+from itrack.cli.common import DbOption, Target, WaitOption, warehouse, with_target
+from itrack.cli.output import line, print_json, print_record
 from itrack.errors import HandledGroup
 
 app = typer.Typer(
@@ -65,19 +57,17 @@ def feedback(
 
 
 @app.command()
+@with_target(wait=False)
 def report(
-    feeder: Annotated[str, typer.Argument(help="Feeder source, e.g. ex-amazon.")],
-    fmt: FormatOption = Format.table,
-    db: DbOption = None,
-    as_json: JsonAlias = False,
+    feeder: Annotated[str, typer.Argument(help="Feeder source, e.g. ex-amazon.")], *, target: Target
 ) -> None:
     """The feeder performance report: sourced, success by stage, time to hire, rejections."""
     from itrack.services import feedback_service
 
-    as_json = resolve(fmt, as_json) is Format.json
-    metrics = feedback_service(warehouse(db)).get_feeder_performance_report(feeder).to_dict()
+    service = feedback_service(target.warehouse)
+    metrics = service.get_feeder_performance_report(feeder).to_dict()
     feeder = metrics["feeder_source"]  # as the marts spell it
-    if as_json:
+    if target.json:
         print_json(metrics)
         return
     wilson = metrics["wilson_interval"]

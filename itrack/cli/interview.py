@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,31 +20,20 @@ import typer
 from ingest.contract import InterviewProcess, InterviewStage
 from ingest.errors import UserError
 from ingest.service import InterviewDetail, InterviewService
-from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
-from itrack.cli.common import DbOption
-from itrack.cli.output import (
-    Format,
-    FormatOption,
-    JsonAlias,
-    line,
-    print_json,
-    print_record,
-    print_table,
-    resolve,
-    text,
-    warn,
-)
+from itrack.cli.common import Target, with_target
+from itrack.cli.output import Format, line, print_json, print_record, print_table, text, warn
 from itrack.errors import new_app
 from itrack.services import interview_service
 
 app = new_app("Track one interview process at a time.")
 
-WaitOption = Annotated[
-    float,
-    typer.Option(
-        "--wait", min=0, help="Seconds to wait if another process holds the store (default 30)."
-    ),
+ProcessArg = Annotated[
+    str, typer.Argument(metavar="PROCESS_ID", help="Interview process id (or a unique prefix).")
 ]
+StageArg = Annotated[
+    str, typer.Argument(metavar="STAGE_ID", help="Interview stage id (or a unique prefix).")
+]
+Rating = Annotated[int | None, typer.Option(help="Rating 1-5.")]
 AtOption = Annotated[
     str | None,
     typer.Option(
@@ -66,10 +54,9 @@ ByOption = Annotated[
 ]
 
 
-@contextmanager
-def _service(db: Path | None, wait: float) -> Iterator[InterviewService]:
+def _service(target: Target) -> InterviewService:
     """The service on the configured store (errors are the shared handler's job)."""
-    yield interview_service(db, wait)
+    return interview_service(target.db, target.wait)
 
 
 def _by(by: str | None) -> str:
@@ -82,6 +69,7 @@ def _by(by: str | None) -> str:
 
 
 @app.command()
+@with_target()
 def create(
     candidate: Annotated[str, typer.Option("--candidate", help="Candidate id (must be stored).")],
     company: Annotated[str, typer.Option("--company", help="Company name.")],
@@ -96,29 +84,27 @@ def create(
     ] = False,
     at: AtOption = None,
     quiet: QuietOption = False,
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """Start an interview process (status in_progress) for a stored candidate.
 
     A company or feeder not seen before is refused unless --new-company / --new-feeder says it
     is new on purpose; one close to a known name is refused with "did you mean". A second open
     process for the same candidate, company and role is created with a warning."""
-    with _service(db, wait) as service:
-        process = service.create_interview_process(
-            candidate,
-            company,
-            role,
-            feeder,
-            recruiter,
-            at=at,
-            check_names=True,
-            new_company=new_company,
-            new_feeder=new_feeder,
-        )
-        duplicates = service.open_duplicates(process)
+    service = _service(target)
+    process = service.create_interview_process(
+        candidate,
+        company,
+        role,
+        feeder,
+        recruiter,
+        at=at,
+        check_names=True,
+        new_company=new_company,
+        new_feeder=new_feeder,
+    )
+    duplicates = service.open_duplicates(process)
     for other in duplicates:
         warn(
             f"candidate {process.candidate_id} already has an open process for "
@@ -128,12 +114,13 @@ def create(
     if quiet:
         line(str(process.id))
         return
-    _print_process(process, resolve(fmt, as_json))
+    _print_process(process, target.fmt)
 
 
 @app.command("add-stage")
+@with_target()
 def add_stage(
-    process_id: Annotated[str, typer.Argument(metavar="PROCESS_ID", help="Interview process id.")],
+    process_id: ProcessArg,
     name: Annotated[str, typer.Option("--name", help="Stage name, e.g. 'Phone Screen'.")],
     order: Annotated[int, typer.Option("--order", help="Stage order: the next one (max + 1).")],
     scheduled: Annotated[
@@ -142,33 +129,32 @@ def add_stage(
     ] = None,
     at: AtOption = None,
     quiet: QuietOption = False,
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """Add the next stage to an open process."""
-    with _service(db, wait) as service:
-        stage = service.add_interview_stage(process_id, name, order, scheduled, at=at)
+    service = _service(target)
+    stage = service.add_interview_stage(process_id, name, order, scheduled, at=at)
     if quiet:
         line(str(stage.id))
         return
-    _print_stage(stage, resolve(fmt, as_json))
+    _print_stage(stage, target.fmt)
 
 
 RatingOptions = dict[str, int | None]
 
 
 @app.command()
+@with_target()
 def outcome(
-    stage_id: Annotated[str, typer.Argument(metavar="STAGE_ID", help="Interview stage id.")],
+    stage_id: StageArg,
     result: Annotated[
         str, typer.Argument(metavar="OUTCOME", help="pending, passed, failed, cancelled, no_show")
     ],
-    overall: Annotated[int | None, typer.Option(help="Overall rating 1-5.")] = None,
-    technical: Annotated[int | None, typer.Option(help="Technical rating 1-5.")] = None,
-    culture_fit: Annotated[int | None, typer.Option(help="Culture-fit rating 1-5.")] = None,
-    communication: Annotated[int | None, typer.Option(help="Communication rating 1-5.")] = None,
+    overall: Rating = None,
+    technical: Rating = None,
+    culture_fit: Rating = None,
+    communication: Rating = None,
     feedback: Annotated[str | None, typer.Option(help="Feedback notes.")] = None,
     interviewer: Annotated[
         list[str] | None,
@@ -178,57 +164,55 @@ def outcome(
         str | None, typer.Option(help="When the stage took place (default: --at, else now).")
     ] = None,
     at: AtOption = None,
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """Record a stage's outcome; a failed stage closes an in-progress process.
 
     JSON output is {"stage": ..., "process": ...}: a script sees when the process closed."""
     ratings = _ratings(overall, technical, culture_fit, communication)
-    with _service(db, wait) as service:
-        done = service.record_stage_outcome(
-            stage_id, result, ratings, feedback, interviewer or None, completed, at=at
-        )
-    _print_outcome(done, resolve(fmt, as_json))
+    service = _service(target)
+    done = service.record_stage_outcome(
+        stage_id, result, ratings, feedback, interviewer or None, completed, at=at
+    )
+    _print_outcome(done, target.fmt)
 
 
 @app.command()
+@with_target()
 def amend(
-    stage_id: Annotated[str, typer.Argument(metavar="STAGE_ID", help="Interview stage id.")],
+    stage_id: StageArg,
     result: Annotated[
         str,
         typer.Argument(metavar="OUTCOME", help="The correct outcome: pending, passed, failed, ..."),
     ],
     reason: ReasonOption,
     by: ByOption = None,
-    overall: Annotated[int | None, typer.Option(help="Overall rating 1-5.")] = None,
-    technical: Annotated[int | None, typer.Option(help="Technical rating 1-5.")] = None,
-    culture_fit: Annotated[int | None, typer.Option(help="Culture-fit rating 1-5.")] = None,
-    communication: Annotated[int | None, typer.Option(help="Communication rating 1-5.")] = None,
+    overall: Rating = None,
+    technical: Rating = None,
+    culture_fit: Rating = None,
+    communication: Rating = None,
     feedback: Annotated[str | None, typer.Option(help="Corrected feedback notes.")] = None,
     completed: Annotated[str | None, typer.Option(help="When the stage took place.")] = None,
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """Correct a recorded stage outcome (also on a closed process), with a reason.
 
     A process closed by this stage's failure reopens to the status it had before. The old and
     new values, the reason and who made it are kept (`itrack interview audit PROCESS_ID`)."""
     ratings = _ratings(overall, technical, culture_fit, communication)
-    with _service(db, wait) as service:
-        done = service.amend_stage_outcome(
-            stage_id, result, reason, _by(by), ratings, feedback, None, completed
-        )
-    _print_outcome(done, resolve(fmt, as_json))
+    service = _service(target)
+    done = service.amend_stage_outcome(
+        stage_id, result, reason, _by(by), ratings, feedback, None, completed
+    )
+    _print_outcome(done, target.fmt)
 
 
 @app.command()
+@with_target()
 def reopen(
-    process_id: Annotated[str, typer.Argument(metavar="PROCESS_ID", help="Interview process id.")],
+    process_id: ProcessArg,
     reason: ReasonOption,
     by: ByOption = None,
     to: Annotated[
@@ -237,29 +221,22 @@ def reopen(
             "--to", help="Status to reopen to (default: the one it had before it closed)."
         ),
     ] = None,
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """Reopen a closed process (a mistaken rejection, withdrawal, ...), with a reason."""
-    with _service(db, wait) as service:
-        process = service.reopen_interview_process(process_id, reason, _by(by), to)
-    _print_process(process, resolve(fmt, as_json))
+    service = _service(target)
+    process = service.reopen_interview_process(process_id, reason, _by(by), to)
+    _print_process(process, target.fmt)
 
 
 @app.command()
-def audit(
-    process_id: Annotated[str, typer.Argument(metavar="PROCESS_ID", help="Interview process id.")],
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
-) -> None:
+@with_target()
+def audit(process_id: ProcessArg, *, target: Target) -> None:
     """A process's audit trail: every status change and every correction (who, why)."""
-    with _service(db, wait) as service:
-        trail = service.get_audit(process_id)
-    if resolve(fmt, as_json) is Format.json:
+    service = _service(target)
+    trail = service.get_audit(process_id)
+    if target.json:
         print_json(trail)
         return
     print_table(trail["status_history"], f"status history of process {trail['process_id']}")
@@ -272,8 +249,9 @@ def _ratings(*values: int | None) -> dict[str, int]:
 
 
 @app.command()
+@with_target()
 def complete(
-    process_id: Annotated[str, typer.Argument(metavar="PROCESS_ID", help="Interview process id.")],
+    process_id: ProcessArg,
     status: Annotated[
         str,
         typer.Argument(
@@ -283,73 +261,63 @@ def complete(
         ),
     ],
     offer: Annotated[
-        str | None,
-        typer.Option(help="Offer details: a JSON object, or a path to a JSON file."),
+        str | None, typer.Option(help="Offer details: a JSON object, or a path to a JSON file.")
     ] = None,
     reason: Annotated[
         str | None, typer.Option(help="Final outcome text, e.g. a rejection reason.")
     ] = None,
     at: AtOption = None,
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """Move a process to its next status; offer details move it to offer_extended."""
     offer_text = _read_offer(offer) if offer is not None else None
-    with _service(db, wait) as service:
-        process = service.complete_interview_process(process_id, status, offer_text, reason, at=at)
-    _print_process(process, resolve(fmt, as_json))
+    service = _service(target)
+    process = service.complete_interview_process(process_id, status, offer_text, reason, at=at)
+    _print_process(process, target.fmt)
 
 
 @app.command()
-def show(
-    process_id: Annotated[str, typer.Argument(metavar="PROCESS_ID", help="Interview process id.")],
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
-) -> None:
+@with_target()
+def show(process_id: ProcessArg, *, target: Target) -> None:
     """Show a process with its stages."""
-    with _service(db, wait) as service:
-        detail = service.get_interview(process_id)
-    if resolve(fmt, as_json) is Format.json:
+    service = _service(target)
+    detail = service.get_interview(process_id)
+    if target.json:
         print_json(detail.as_json())
     else:
         _print_detail(detail)
 
 
 @app.command("list")
+@with_target()
 def list_(
     company: Annotated[str | None, typer.Option(help="Only this company.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     candidate: Annotated[str | None, typer.Option(help="Only this candidate.")] = None,
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """List processes (oldest first), filtered by company, status and candidate."""
-    with _service(db, wait) as service:
-        processes = service.list_interviews(company, status, candidate)
-    if resolve(fmt, as_json) is Format.json:
+    service = _service(target)
+    processes = service.list_interviews(company, status, candidate)
+    if target.json:
         print_json([p.model_dump(mode="json") for p in processes])
     else:
         _print_processes(processes, f"{len(processes)} interview processes")
 
 
 @app.command()
+@with_target()
 def history(
     candidate_id: Annotated[str, typer.Argument(metavar="CANDIDATE_ID", help="Candidate id.")],
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """A candidate's interview history: every process with its stages."""
-    with _service(db, wait) as service:
-        details = service.get_candidate_interview_history(candidate_id)
-    if resolve(fmt, as_json) is Format.json:
+    service = _service(target)
+    details = service.get_candidate_interview_history(candidate_id)
+    if target.json:
         print_json([d.as_json() for d in details])
         return
     if not details:

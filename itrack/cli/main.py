@@ -20,18 +20,8 @@ from itrack.cli import feedback as feedback_cli
 from itrack.cli import interview as interview_cli
 from itrack.cli import report as report_cli
 from itrack.cli import serve as serve_cli
-from itrack.cli.common import DbOption, warehouse
-from itrack.cli.output import (
-    Format,
-    FormatOption,
-    JsonAlias,
-    line,
-    print_json,
-    print_record,
-    print_table,
-    resolve,
-    text,
-)
+from itrack.cli.common import DbOption, Target, WaitOption, warehouse, with_target
+from itrack.cli.output import Format, line, print_json, print_record, print_table, text
 from itrack.errors import HandledGroup, err_console, fail
 from itrack.generate import generate_command
 from itrack.settings import get_settings
@@ -67,15 +57,8 @@ def _root(
     """interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes."""
 
 
-WaitOption = Annotated[
-    float,
-    typer.Option(
-        "--wait", min=0, help="Seconds to wait for a busy store before giving up (default 30)."
-    ),
-]
-
-
 @app.command()
+@with_target()
 def ingest(
     paths: Annotated[
         list[str],
@@ -89,12 +72,8 @@ def ingest(
         str | None,
         typer.Option("--kind", help="candidates, processes or stages (default: file name)."),
     ] = None,
-    db: DbOption = None,
     strict: Annotated[bool, typer.Option(help="Exit 1 if any record was rejected.")] = False,
     force: Annotated[bool, typer.Option(help="Load files whose sha256 was loaded.")] = False,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
     overlap: Annotated[
         float,
         typer.Option(
@@ -104,6 +83,8 @@ def ingest(
     full: Annotated[
         bool, typer.Option(help="Extract: pull every row, ignoring the watermark.")
     ] = False,
+    *,
+    target: Target,
 ) -> None:
     """Validate records and load them into the raw store in one transaction."""
     from ingest.extract import is_database_url
@@ -115,8 +96,7 @@ def ingest(
     if urls:
         if len(paths) > 1:
             raise UserError("a postgresql:// URL is extracted on its own: ingest files separately")
-        json_output = resolve(fmt, as_json) is Format.json
-        extract_command(urls[0], warehouse(db), wait, overlap, full, strict, json_output)
+        extract_command(urls[0], target.warehouse, target.wait, overlap, full, strict, target.json)
         return
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=None)
@@ -126,14 +106,14 @@ def ingest(
 
         summary = ingest_paths(
             [Path(p) for p in paths],
-            db=warehouse(db),
+            db=target.warehouse,
             kind=kind,
-            wait_seconds=wait,
+            wait_seconds=target.wait,
             force=force,
             progress=step,
             memory_limit=get_settings().memory_limit,
         )
-    if resolve(fmt, as_json) is Format.json:
+    if target.json:
         print_json(summary_dict(summary))
     else:
         print_summary(summary)
@@ -166,15 +146,25 @@ def extract_command(
     summary = result.run
     if as_json:
         marks = {t: m.isoformat() if m else None for t, m in result.watermarks.items()}
-        details = {"source": result.source, "pulled": result.pulled, "watermarks": marks}
-        print_json(
-            {**summary_dict(summary), "extract": {**details, "history_added": result.history_added}}
-        )
+        details = {
+            "source": result.source,
+            "pulled": result.pulled,
+            "watermarks": marks,
+            "history_added": result.history_added,
+            "corrections_added": result.corrections_added,
+            "deleted": result.deleted,
+        }
+        print_json({**summary_dict(summary), "extract": details})
     else:
         pulled = ", ".join(f"{n} {table}" for table, n in result.pulled.items())
         line(f"extract from {result.source}: pulled {pulled}")
         print_summary(summary)
-        line(f"status history: {result.history_added} new row(s); watermarks saved with the run")
+        deleted = sum(result.deleted.values())
+        line(
+            f"status history: {result.history_added} new row(s); corrections: "
+            f"{result.corrections_added} new; deleted at the source: {deleted} row(s); "
+            "watermarks saved with the run"
+        )
     if strict and summary.rejected:
         fail(f"{summary.rejected} record(s) rejected (--strict); see `itrack rejects`", 1)
 
@@ -276,14 +266,13 @@ REJECT_COLUMNS = (
 
 
 @app.command()
+@with_target()
 def rejects(
     run: Annotated[str | None, typer.Option("--run", help="Only this run's rejects.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
-    db: DbOption = None,
     limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """List quarantined records with their reason (unresolved ones by default)."""
     from ingest.store.duckdb.store import open_store, raw_store_path
@@ -299,14 +288,14 @@ def rejects(
         + (" where " + " and ".join(where) if where else "")
         + " order by quarantined_at, file_path, line_number limit ?"
     )
-    with open_store(warehouse(db), wait, read_only=True) as con:
+    with open_store(target.warehouse, target.wait, read_only=True) as con:
         if (
             run
             and not con.execute(
                 "select count(*) from ingest_runs where run_id = ?", [run]
             ).fetchone()[0]
         ):
-            raise Refused(f"no run '{run}' in {raw_store_path(warehouse(db))}")
+            raise Refused(f"no run '{run}' in {raw_store_path(target.warehouse)}")
         total = con.execute(
             "select count(*) from quarantine" + (" where " + " and ".join(where) if where else ""),
             params,
@@ -314,7 +303,7 @@ def rejects(
         cursor = con.execute(sql, [*params, limit])
         names = [d[0] for d in cursor.description]
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-    if resolve(fmt, as_json) is Format.json:
+    if target.json:
         print_json(rows)
         return
     shown = ("file_path", "line_number", "kind", "record_id", "error_code", "error_message")
@@ -325,17 +314,14 @@ def rejects(
 
 
 @app.command()
+@with_target()
 def build(
     paths: Annotated[
         list[Path] | None,
         typer.Argument(help="Files or folders to ingest first (none: only rebuild)."),
     ] = None,
-    db: DbOption = None,
-    wait: WaitOption = DEFAULT_WAIT_SECONDS,
     backup: Annotated[bool, typer.Option(help="Back up the raw store first.")] = True,
     html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
     source: Annotated[
         str | None,
         typer.Option(
@@ -343,6 +329,8 @@ def build(
             help="Extract the changes of this postgresql:// database instead of ingesting files.",
         ),
     ] = None,
+    *,
+    target: Target,
 ) -> None:
     """The nightly pipeline: backup, ingest PATHs, dbt build, feedback, publish, report.
 
@@ -350,23 +338,21 @@ def build(
     step prints one timestamped line as it finishes; a summary for the log follows."""
     from itrack.pipeline import run_build
 
-    as_json_output = resolve(fmt, as_json) is Format.json
-
     def live(message: str) -> None:  # progress lines: stdout for logs, stderr beside JSON
         stamped = f"{dt.datetime.now(dt.UTC):%H:%M:%S} {message}\n"
-        (sys.stderr if as_json_output else sys.stdout).write(stamped)
+        (sys.stderr if target.json else sys.stdout).write(stamped)
 
     result = run_build(
         paths,
         source=source,
-        db=warehouse(db),
-        wait_seconds=wait,
+        db=target.warehouse,
+        wait_seconds=target.wait,
         take_backup=backup,
         write_html=html,
         note=live,
     )
     summary = build_summary(result)
-    if as_json_output:
+    if target.json:
         print_json(summary)
         return
     print_build_summary(summary, result)
@@ -507,14 +493,14 @@ def docs(db: DbOption = None) -> None:
 
 
 @app.command()
+@with_target(wait=False)
 def sql(
     command: Annotated[
         str | None,
         typer.Option("--command", "-c", help="Run this SQL and exit (else read SQL from stdin)."),
     ] = None,
-    db: DbOption = None,
-    fmt: FormatOption = Format.table,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """Query the published warehouse read-only: `-c SQL`, SQL on stdin, or a prompt.
 
@@ -524,11 +510,11 @@ def sql(
     refused: the warehouse is opened read-only and the nightly build replaces it whole."""
     from ingest.store.duckdb.store import connect_waiting
 
-    path = warehouse(db)
+    path = target.warehouse
     if not path.exists():
         raise UserError(f"{path}: no warehouse yet; run `itrack build PATH` first (or check --db)")
     con = connect_waiting(path, 0.0)
-    output = resolve(fmt, as_json)
+    output = target.fmt
     try:
         if command is not None:
             if not _run_sql(con, command, output):

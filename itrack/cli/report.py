@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import typer
 
 from feedback import analytics
-from itrack.cli.common import DbOption, warehouse
-from itrack.cli.output import JsonAlias, jsonable, line, print_json, print_table
+from itrack.cli.common import DbOption, Target, warehouse, with_target
+from itrack.cli.output import jsonable, line, print_json, print_table
 from itrack.errors import new_app
 
 app = new_app("Analyst reports from the marts (tables, JSON or CSV; HTML with charts).")
@@ -31,9 +31,9 @@ class Format(StrEnum):
 
 
 FormatOption = Annotated[
-    Format,
-    typer.Option("--format", help="table (plain text when not a terminal), json or csv."),
+    Format, typer.Option("--format", help="table (plain text when not a terminal), json or csv.")
 ]
+reads_marts = with_target(wait=False, formats=(FormatOption, Format.table))
 FUNNEL_COLUMNS = (
     "grain",
     "group_key",
@@ -50,9 +50,9 @@ FUNNEL_COLUMNS = (
 )
 
 
-def emit(rows: list[dict[str, Any]], fmt: Format, title: str, as_json: bool = False) -> None:
+def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
     """Print rows as a table (plain text when not a terminal), a JSON array or CSV."""
-    if as_json or fmt is Format.json:
+    if fmt is Format.json:
         print_json(rows)
         return
     if fmt is Format.csv:
@@ -106,49 +106,45 @@ def _shown(name: str, value: Any) -> str:
 
 
 @app.command()
+@reads_marts
 def funnel(
     feeder: Annotated[str | None, typer.Option(help="Only this feeder.")] = None,
     company: Annotated[str | None, typer.Option(help="Only this company.")] = None,
     cohort: Annotated[str | None, typer.Option(help="Only this start month, YYYY-MM.")] = None,
-    fmt: FormatOption = Format.table,
-    db: DbOption = None,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """The conversion funnel: overall and per feeder, or for the feeder/company/cohort given."""
 
-    with analytics.connect(warehouse(db)) as con:
+    with analytics.connect(target.warehouse) as con:
         if feeder or company or cohort:
             funnels = [analytics.get_conversion_funnel(feeder, company, cohort=cohort, db=con)]
         else:
             funnels = [analytics.get_conversion_funnel(db=con)]
             funnels += analytics.get_conversion_funnels("feeder_source", db=con)
     rows = [{column: f[column] for column in FUNNEL_COLUMNS} for f in funnels]
-    emit(rows, fmt, "conversion funnel", as_json)
+    emit(rows, target.fmt, "conversion funnel")
 
 
 @app.command()
-def company(
-    name: Annotated[str, typer.Argument(help="Company name.")],
-    fmt: FormatOption = Format.table,
-    db: DbOption = None,
-    as_json: JsonAlias = False,
-) -> None:
+@reads_marts
+def company(name: Annotated[str, typer.Argument(help="Company name.")], *, target: Target) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
-    insights = analytics.get_company_hiring_insights(name, db=warehouse(db))
-    emit([insights.to_dict()], fmt, f"company {insights.company_name}", as_json)
+    insights = analytics.get_company_hiring_insights(name, db=target.warehouse)
+    emit([insights.to_dict()], target.fmt, f"company {insights.company_name}")
 
 
 @app.command()
+@reads_marts
 def stage(
     name: Annotated[str, typer.Argument(help="A stage type or any spelling of one.")],
-    fmt: FormatOption = Format.table,
-    db: DbOption = None,
-    as_json: JsonAlias = False,
+    *,
+    target: Target,
 ) -> None:
     """Stage performance: outcomes, pass rate, ratings, timing and feedback themes."""
 
-    found = analytics.get_stage_performance(name, db=warehouse(db)).to_dict()
+    found = analytics.get_stage_performance(name, db=target.warehouse).to_dict()
     themes = found.pop("common_feedback_themes")
     names = found.pop("stage_names")
     row = {
@@ -159,24 +155,20 @@ def stage(
         "top_terms_failed": themes["failed"],
         "stage_names": [n["stage_name"] for n in names],
     }
-    emit([row], fmt, f"stage {row['group_key']}", as_json)
+    emit([row], target.fmt, f"stage {row['group_key']}")
 
 
 @app.command()
-def feeder(
-    name: Annotated[str, typer.Argument(help="Feeder source.")],
-    fmt: FormatOption = Format.table,
-    db: DbOption = None,
-    as_json: JsonAlias = False,
-) -> None:
+@reads_marts
+def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")], *, target: Target) -> None:
     """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
 
-    with analytics.connect(warehouse(db)) as con:
+    with analytics.connect(target.warehouse) as con:
         known = analytics.resolve_feeder(con, name)
         rows = analytics.rows(
             con, "select * from mart_feeder_conversion where feeder_source = ?", [known]
         )
-    emit(_decode_json(rows), fmt, f"feeder {known}", as_json)
+    emit(_decode_json(rows), target.fmt, f"feeder {known}")
 
 
 @app.command()

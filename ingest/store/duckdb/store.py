@@ -10,8 +10,6 @@ Layout (see README "Where the data lives"):
 
 from __future__ import annotations
 
-import fcntl
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +20,7 @@ import duckdb
 
 from ingest.errors import StoreBusyError, StoreError, StoreMissingError
 from ingest.migrate import discover, upgrade_duckdb
+from ingest.pidlock import pid_lock
 
 # Writers wait this long for another writer before reporting "busy" (`--wait` overrides it).
 DEFAULT_WAIT_SECONDS = 30.0
@@ -63,33 +62,17 @@ def upgrade_store(
 def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") -> Iterator[None]:
     """Exclusive writer lock on the raw store; busy -> StoreBusyError naming the holder's PID."""
     lock_path = path.with_name(path.name + ".lock")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock_path, "a+")  # noqa: SIM115 - held for the whole block
-    except OSError as exc:
-        raise StoreError(f"cannot create lock file {lock_path}: {exc.strerror}") from exc
-    deadline = time.monotonic() + wait_seconds
-    try:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    handle.seek(0)
-                    holder = handle.read().strip() or "unknown"
-                    raise StoreBusyError(
-                        f"{what} is busy (held by PID {holder}): {path}; "
-                        "retry later or pass --wait SECONDS"
-                    ) from None
-                time.sleep(0.1)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
+
+    def busy(holder: str) -> Exception:
+        return StoreBusyError(
+            f"{what} is busy (held by PID {holder}): {path}; retry later or pass --wait SECONDS"
+        )
+
+    def cannot_open(exc: OSError) -> Exception:
+        return StoreError(f"cannot create lock file {lock_path}: {exc.strerror}")
+
+    with pid_lock(lock_path, wait_seconds, busy, cannot_open):
         yield
-    finally:
-        handle.close()  # closing releases the flock
 
 
 def connect(
