@@ -51,7 +51,9 @@ per_feeder as (
                        "count(*) filter (where " ~ t ~ "_passed or " ~ t ~ "_failed)") }}
             as {{ t }}_pass_rate,
         {% endfor %}
-        avg(elapsed_days_to_hire) filter (where is_placement) as avg_days_to_hire,
+        {{ mean_elapsed_days("case when is_placement and elapsed_days_to_hire is not null then "
+                             ~ elapsed_microseconds('started_at', 'placed_at') ~ " end") }}
+            as avg_days_to_hire,
         -- how far along the canonical pipeline (phone screen -> technical -> onsite -> offer
         -- -> accepted) each finished process got, as a share of the 4 steps after entry
         avg(case
