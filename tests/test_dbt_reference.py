@@ -490,7 +490,7 @@ FAST = settings(
     derandomize=True,  # make test: the same examples every run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-SLOW = settings(FAST, max_examples=400, derandomize=False)
+SLOW = settings(FAST, max_examples=300, derandomize=False)
 
 
 def check_reference(db: Path, out: Path | None = None) -> None:
@@ -546,7 +546,7 @@ def test_marts_after_ingests_equal_the_reference(tmp_path_factory, project, batc
 
 
 @pytest.mark.slow
-@settings(SLOW, max_examples=60)
+@settings(SLOW, max_examples=40)
 @given(batches=exports(max_processes=20))
 def test_marts_after_ingests_equal_the_reference_many(tmp_path_factory, project, batches):
     check_exports(tmp_path_factory.mktemp("ref"), project, batches)
@@ -608,7 +608,7 @@ def test_default_feedback_equals_full_after_any_ingests(tmp_path_factory, projec
 
 
 @pytest.mark.slow
-@settings(SLOW, max_examples=200)
+@settings(SLOW, max_examples=100)
 @given(batches=exports(max_processes=12, max_batches=4))
 def test_default_feedback_equals_full_after_any_ingests_many(tmp_path_factory, project, batches):
     check_default_equals_full(tmp_path_factory.mktemp("feedback"), batches, project)
