@@ -96,10 +96,11 @@ TARGETS_TEXT = {
 
 
 def timed(cmd: list[str]) -> dict[str, float]:
-    """Run a command under /usr/bin/time: wall seconds and peak RSS (MB)."""
+    """Run a command under /usr/bin/time: wall seconds, CPU seconds (user + system: what a
+    shared machine's load inflates least) and peak RSS (MB)."""
     with tempfile.NamedTemporaryFile("r", suffix=".time") as out:
         proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", out.name, *cmd],
+            ["/usr/bin/time", "-f", "%e %U %S %M", "-o", out.name, *cmd],
             capture_output=True,
             text=True,
         )
@@ -107,16 +108,26 @@ def timed(cmd: list[str]) -> dict[str, float]:
             raise SystemExit(
                 f"bench step failed: {' '.join(cmd)}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
             )
-        wall, rss_kb = out.read().split()[-2:]
-    return {"seconds": float(wall), "rss_mb": round(int(rss_kb) / 1024)}
+        wall, user, system, rss_kb = out.read().split()[-4:]
+    return {
+        "seconds": float(wall),
+        "cpu_seconds": round(float(user) + float(system), 2),
+        "rss_mb": round(int(rss_kb) / 1024),
+    }
 
 
 def med(runs: list[dict[str, float]]) -> dict[str, float]:
     return {
         "seconds": round(statistics.median(r["seconds"] for r in runs), 2),
+        "cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 2),
         "rss_mb": max(r["rss_mb"] for r in runs),
         "runs": len(runs),
     }
+
+
+def cpu(x: dict) -> str:
+    """CPU seconds of a measured step (absent from results of older runs)."""
+    return f"{x['cpu_seconds']:.2f}" if "cpu_seconds" in x else ""
 
 
 def load() -> str:
@@ -261,15 +272,16 @@ def verdicts(results: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
 
 def table(results: dict[str, dict]) -> str:
     rows = [
-        "| scale (stage records) | step | itrack s | floor s | ratio | peak RSS MB | runs |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| scale (stage records) | step | itrack s | itrack CPU s | floor s | ratio | peak RSS MB "
+        "| runs |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for scale, r in results.items():
         name = f"{scale} ({r['stage_records']:,})"
         for fmt in FORMATS:
             x = r[f"ingest_{fmt}"]
             rows.append(
-                f"| {name} | ingest {fmt} | {x['itrack']['seconds']:.2f} | "
+                f"| {name} | ingest {fmt} | {x['itrack']['seconds']:.2f} | {cpu(x['itrack'])} | "
                 f"{x['floor']['seconds']:.2f} | {x['ratio']:.1f}x | {x['itrack']['rss_mb']} | "
                 f"{x['itrack']['runs']} |"
             )
@@ -282,7 +294,7 @@ def table(results: dict[str, dict]) -> str:
             x = r[step]
             ratio = f"{r[share]:.0%} of full" if share else ""
             rows.append(
-                f"| {name} | {label} | {x['seconds']:.2f} | | {ratio} | {x['rss_mb']} | "
+                f"| {name} | {label} | {x['seconds']:.2f} | {cpu(x)} | | {ratio} | {x['rss_mb']} | "
                 f"{x['runs']} |"
             )
     return "\n".join(rows)
