@@ -1,7 +1,8 @@
-"""Incremental builds equal full ones: build, change the raw store (a delta ingested, a row
-edited by hand without a new load time, a row deleted as a restored backup would), build
-incrementally, and every published table equals, row for row, a full-refresh build of the same
-raw store. Also: `itrack build` refreshes fully when the dbt project changed."""
+"""A build on an existing warehouse equals a fresh one: build, change the raw store (a delta
+ingested, a row edited by hand without a new load time, a row deleted as a restored backup
+would), build again on the same warehouse, and every published table equals, row for row, a
+full-refresh build of the same raw store (the guard for any model made incremental). Also:
+`itrack build` refreshes fully when the dbt project changed."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import duckdb
 
 from ingest.load import ingest_paths
 from ingest.store.duckdb.store import raw_store_path
-from itrack.dbt_runner import PROJECT_DIR, run_dbt, work_dir
+from itrack.dbt_runner import PROJECT_DIR, run_dbt
 from itrack.generate import generate, generate_delta
 
 AS_OF = {"as_of": "2026-06-01 00:00:00"}  # "now" pinned: both builds measure days alike
@@ -84,11 +85,6 @@ def test_incremental_build_after_changes_equals_a_full_refresh(tmp_path):
     finally:
         con.close()
     build(incremental, raw)
-
-    # the second build was incremental: dbt ran the delete+insert into the existing tables
-    compiled = work_dir(raw) / "target" / "run" / "interview_tracking" / "models"
-    staged = (compiled / "staging" / "itrack" / "stg_itrack__interview_stages.sql").read_text()
-    assert "delete from" in staged and "insert into" in staged
 
     full = tmp_path / "full" / "warehouse.duckdb"
     full.parent.mkdir()
