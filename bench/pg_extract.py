@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -34,10 +33,11 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import ITRACK, median, timed  # noqa: E402
+from bench.run import ITRACK, med, timed  # noqa: E402
+from bench.run import generate as generate_format  # noqa: E402
 from tests import pg  # noqa: E402  (the same server discovery as the tests)
 
-SCALES = {"small": [10_000], "full": [1_000_000]}
+SCALES = {"small": [10_000], "medium": [100_000], "full": [1_000_000]}
 ORG = "0a000000-0000-4000-8000-00000000000a"
 TABLES = {
     "candidates": "candidates",
@@ -68,25 +68,8 @@ STAGES_PER_PROCESS = 2.13  # what `itrack generate --seed 7` yields on average
 
 
 def generate(folder: Path, stages: int) -> None:
-    if (folder / "stages.parquet").exists():
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            ITRACK,
-            "generate",
-            "--out",
-            str(folder),
-            "--processes",
-            str(max(round(stages / STAGES_PER_PROCESS), 1)),
-            "--seed",
-            "7",
-            "--format",
-            "parquet",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    """Parquet files with about `stages` stage records (bench.run's generator)."""
+    generate_format(folder, max(round(stages / STAGES_PER_PROCESS), 1), "parquet")
 
 
 def load_postgres(dsn: str, folder: Path) -> dict[str, int]:
@@ -163,10 +146,10 @@ def bench_scale(stages: int, work: Path, repeats: int, admin: str) -> dict[str, 
         "stage_records": stages,
         "rows_in_postgres": loaded,
         "stages_extracted": extracted,
-        "extract": median(extract),
-        "ingest_parquet": median(files),
-        "transfer_copy_stages": median(transfer_pg),
-        "transfer_duckdb_read_parquet": median(transfer_duckdb),
+        "extract": med(extract),
+        "ingest_parquet": med(files),
+        "transfer_copy_stages": med(transfer_pg),
+        "transfer_duckdb_read_parquet": med(transfer_duckdb),
     }
     result["extract_vs_ingest_parquet"] = (
         result["extract"]["seconds"] / result["ingest_parquet"]["seconds"]  # type: ignore[index]
