@@ -10,9 +10,9 @@ under /usr/bin/time, medians of several runs:
   contract checks, quarantine, upsert, status history, watermarks, audit;
 - **ingest parquet**: `itrack ingest <folder of the same rows as Parquet>` into an empty raw
   store: the same pipeline reading files;
-- **transfer only**: COPY of the stage table to local JSON Lines (what the extract adds) against
-  DuckDB reading the stage Parquet file into a table (`create table as select * from
-  read_parquet`).
+- **transfer only**: what the extract adds before the ingest, for the stage table: COPY to
+  local CSV and DuckDB turning it into Parquet, against DuckDB reading the stage Parquet file
+  into a table (`create table as select * from read_parquet`).
 
 Target (issue #15): extracting 1M stage rows costs no more than 3x DuckDB reading the same rows
 from Parquet. Results: bench/pg_results.json and the table printed at the end.
@@ -33,7 +33,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import ITRACK, med, timed  # noqa: E402
+from bench.run import ITRACK, load, machine, med, timed  # noqa: E402
 from bench.run import generate as generate_format  # noqa: E402
 from tests import pg  # noqa: E402  (the same server discovery as the tests)
 
@@ -48,14 +48,15 @@ COPY_JSONL = "(format csv, delimiter E'\\x02', quote E'\\x01')"
 
 TRANSFER_PG = textwrap.dedent("""
     import sys, psycopg
-    with psycopg.connect(sys.argv[1]) as conn, open(sys.argv[2], "wb") as out:
+    from pathlib import Path
+    from ingest.extract import _column_types, _copy_out, _csv_select, _to_parquet
+    folder = Path(sys.argv[2])
+    with psycopg.connect(sys.argv[1]) as conn:
         conn.execute("set timezone = 'UTC'")
-        with conn.cursor().copy(
-            "copy (select to_jsonb(s)::text from interview_stages s) to stdout "
-            "(format csv, delimiter E'\\\\x02', quote E'\\\\x01')"
-        ) as copy:
-            for chunk in copy:
-                out.write(chunk)
+        columns = _column_types(conn, "stages")
+        select = _csv_select("stages", columns)
+        _copy_out(conn, f"copy ({select}) to stdout (format csv)", [], folder / "stages.csv")
+    _to_parquet(folder, "stages", columns)
 """)
 TRANSFER_DUCKDB = textwrap.dedent("""
     import sys, duckdb
@@ -125,9 +126,7 @@ def bench_scale(stages: int, work: Path, repeats: int, admin: str) -> dict[str, 
             run.mkdir(parents=True)
             extract.append(timed([ITRACK, "ingest", dsn, "--db", str(run / "pg.duckdb")]))
             files.append(timed([ITRACK, "ingest", str(data), "--db", str(run / "files.duckdb")]))
-            transfer_pg.append(
-                timed([sys.executable, "-c", TRANSFER_PG, dsn, str(run / "stages.jsonl")])
-            )
+            transfer_pg.append(timed([sys.executable, "-c", TRANSFER_PG, dsn, str(run)]))
             transfer_duckdb.append(
                 timed(
                     [
@@ -192,12 +191,18 @@ def main() -> None:
     with pg.server() as admin:
         for stages in SCALES[args.scale]:
             repeats = args.repeats if stages < 1_000_000 else max(1, args.repeats - 1)
-            print(f"bench (PostgreSQL extract): {stages} stage records ...", flush=True)
+            before = load()
+            print(f"bench (PostgreSQL extract): {stages} stage records (load {before})", flush=True)
             results[str(stages)] = bench_scale(stages, args.work, repeats, admin)
-    (ROOT / "bench" / "pg_results.json").write_text(
-        json.dumps({"scale": args.scale, "results": results}, indent=2)
-    )
+            results[str(stages)].update(load_before=before, load_after=load())
+    report = {"machine": machine(), "scale": args.scale, "results": results}
+    (ROOT / "bench" / "pg_results.json").write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + table(results))
+    for stages, r in results.items():
+        print(
+            f"{stages}: load average (1 min/5 min) {r['load_before']} before,"
+            f" {r['load_after']} after"
+        )
 
 
 if __name__ == "__main__":
