@@ -19,7 +19,6 @@ as they were, and rows pulled twice (the overlap) are merged as unchanged.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus, utc_now
 from ingest.errors import UserError
 from ingest.load import Progress, RunSummary, ingest_inputs
 from ingest.migrate import display_dsn
-from ingest.readers import InputFile
+from ingest.readers import InputFile, sha256_of
 from ingest.store.duckdb.store import connect, raw_store_path
 
 DATABASE_SCHEMES = ("postgresql://", "postgres://")
@@ -164,7 +163,7 @@ def extract(
             parquet = _to_parquet(Path(folder), kind, columns[kind])
             files.append(
                 InputFile(
-                    parquet, kind, "parquet", _sha256(parquet), origin=f"{source}#{TABLES[kind]}"
+                    parquet, kind, "parquet", sha256_of(parquet), origin=f"{source}#{TABLES[kind]}"
                 )
             )
         summary = ExtractSummary(source, RunSummary(""), pulled)
@@ -524,14 +523,6 @@ def _save_watermarks(
             " updated_at) values (?, ?, ?, ?, ?)",
             [source, table, mark, run_id, utc_now()],
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:
