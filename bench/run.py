@@ -40,7 +40,14 @@ ITRACK = str(BIN / "itrack")
 SAMPLE = ROOT / "data" / "sample"
 # stage records -> processes for `itrack generate` (about 2.13 stage records per process)
 PROCESSES = {"100k": 50_000, "1M": 500_000}
-SCALES = {"small": ["sample"], "medium": ["sample", "100k"], "full": ["sample", "100k", "1M"]}
+SCALES = {
+    "small": ["sample"],
+    "medium": ["sample", "100k"],
+    "full": ["sample", "100k", "1M"],
+    # 1M alone, added to the sample and 100k results of the last run in bench/results.json
+    # (each scale keeps its own run time and load in the table)
+    "1M": ["1M"],
+}
 FORMATS = ("jsonl", "csv", "parquet")
 
 FLOOR = textwrap.dedent("""
@@ -279,17 +286,25 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scale", choices=sorted(SCALES), default="full")
+    parser.add_argument("--scale", choices=list(SCALES), default="full")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "data")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
     results = {}
+    if args.scale == "1M":  # keep the smaller scales of the last run
+        previous = json.loads((ROOT / "bench" / "results.json").read_text())
+        results = {k: v for k, v in previous["results"].items() if k != "1M"}
     for scale in SCALES[args.scale]:
         repeats = args.repeats if scale != "1M" else 1
         print(f"bench: {scale} ... (load {load()})", flush=True)
+        begun = dt.datetime.now(dt.UTC)
         results[scale] = bench_scale(scale, args.work, repeats)
+        results[scale]["ran"] = (
+            f"{begun:%Y-%m-%d %H:%M} to {dt.datetime.now(dt.UTC):%H:%M} UTC, "
+            f"--scale {args.scale}, {repeats} run(s) per step"
+        )
         print(f"bench: {scale} done (load {load()})", flush=True)
     report = {
         "machine": machine(),
@@ -311,8 +326,9 @@ def main() -> None:
 
 
 def results_markdown(report: dict) -> str:
-    loads = ", ".join(
+    loads = "; ".join(
         f"{scale}: {r['load_before']} before, {r['load_after']} after"
+        + (f" (ran {r['ran']})" if "ran" in r else "")
         for scale, r in report["results"].items()
     )
     lines = [

@@ -392,10 +392,12 @@ def _dbt_build(
     # Production builds run models, seeds and data tests; the unit tests (fixed inputs, no
     # data) prove the SQL and run in `make test` (tests/test_dbt_marts.py), not every night.
     # --no-write-json: manifest.json and run_results.json cost ~0.3 s to write and nothing
-    # reads them (each node's time is in logs/dbt.log; `dbt build` by hand writes them)
+    # reads them (each node's time is in logs/dbt.log; `dbt build` by hand writes them).
+    # Seeds are project files: the warehouse has them as of the last full refresh, which any
+    # change to the project triggers, so an incremental build runs models and data tests only.
+    selection = ["--full-refresh"] if full_refresh else ["--resource-type", "model", "test"]
     outcome = run_dbt(
-        ["build", "--exclude-resource-type", "unit_test", "--no-write-json"]
-        + (["--full-refresh"] if full_refresh else []),
+        ["build", "--no-write-json", "--exclude-resource-type", "unit_test", *selection],
         warehouse=building,
         raw_store=snapshot,
         location=raw_store,

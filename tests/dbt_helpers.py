@@ -15,7 +15,9 @@ from typing import Any
 
 import duckdb
 
-from ingest.store.duckdb.store import SCHEMA
+from feedback.service import FeedbackResult, run_feedback
+from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+from ingest.store.duckdb.store import SCHEMA, raw_store_path
 
 LOADED = dt.datetime(2025, 4, 1)
 
@@ -126,6 +128,28 @@ def _insert_process(con: duckdb.DuckDBPyConnection, p: Process) -> None:
             [p.id, previous, to_status, ts(changed), LOADED],
         )
         previous = to_status
+
+
+def run_feedback_into(db: Path, out: Path, now: str, **options: Any) -> FeedbackResult:
+    """The feedback step on warehouse `db`, writing feeders.json and placements.json into
+    folder `out` (created), logging to `db`'s raw store; `options` go to run_feedback."""
+    out.mkdir(parents=True, exist_ok=True)
+    return run_feedback(
+        warehouse=db,
+        log=DuckDBFeedbackLog(db),
+        feeders_path=out / "feeders.json",
+        placements_path=out / "placements.json",
+        now=now,
+        **options,
+    )
+
+
+def private_copy(built: Path, folder: Path) -> Path:
+    """A copy of warehouse `built` and its raw store in `folder`, for a test to change."""
+    copy = folder / "warehouse.duckdb"
+    shutil.copy2(built, copy)
+    shutil.copy2(raw_store_path(built), raw_store_path(copy))
+    return copy
 
 
 def query(db: Path, sql: str) -> list[dict[str, Any]]:

@@ -72,9 +72,43 @@ class Params:
         return cls(stage_map, stop, as_of, **kw)
 
 
+DAY_US = 86_400_000_000
+
+
+def microseconds(start: dt.datetime, end: dt.datetime) -> int:
+    return (end - start) // dt.timedelta(microseconds=1)
+
+
 def days(start: dt.datetime, end: dt.datetime) -> float:
-    """Elapsed days as a fraction (microsecond exact, like the warehouse)."""
-    return ((end - start) // dt.timedelta(microseconds=1)) / 86_400_000_000
+    """Elapsed days as a fraction: the exact microseconds over a day's, rounded once."""
+    return microseconds(start, end) / DAY_US
+
+
+def _mean_days(spans: list[int | None]) -> float | None:
+    """The exact mean of elapsed microseconds, in days, rounded once (int / int is exact
+    before its one rounding in Python)."""
+    spans = [s for s in spans if s is not None]
+    return sum(spans) / (len(spans) * DAY_US) if spans else None
+
+
+def _median_days(spans: list[int | None]) -> float | None:
+    """The exact median of elapsed microseconds (the mean of the middle two of an even count),
+    in days, rounded once."""
+    spans = sorted(s for s in spans if s is not None)
+    if not spans:
+        return None
+    middle = len(spans) // 2
+    if len(spans) % 2:
+        return spans[middle] / DAY_US
+    return (spans[middle - 1] + spans[middle]) / (2 * DAY_US)
+
+
+def _stddev(values: list[int]) -> float | None:
+    """Sample standard deviation: the square root of the exact sample variance rounded once."""
+    n = len(values)
+    if n < 2:
+        return None
+    return math.sqrt((n * sum(v * v for v in values) - sum(values) ** 2) / (n * (n - 1)))
 
 
 def _ratio(num: float, den: float) -> float | None:
@@ -122,7 +156,8 @@ class Reference:
         for row in self.stages:
             key = normalize_name(row["stage_name"], fold_separators=True)
             sched, done = row["scheduled_date"], row["completed_date"]
-            elapsed = days(sched, done) if sched and done else None
+            span = microseconds(sched, done) if sched and done else None
+            elapsed = span / DAY_US if span is not None else None
             self.s.append(
                 {
                     **row,
@@ -134,6 +169,7 @@ class Reference:
                     "completed": row["outcome"] in ("passed", "failed")
                     or (row["outcome"] == "pending" and done is not None),
                     "elapsed": elapsed,
+                    "span": span,
                     "whole": math.floor(elapsed) if elapsed is not None else None,
                 }
             )
@@ -230,19 +266,15 @@ class Reference:
                 if canonical
                 else (UNMAPPED_STAGE_TYPE if st else "none"),
                 "cohort_month": started.date().replace(day=1),
-                "elapsed_days_to_decision": days(started, decided)
-                if decided and decided >= started
-                else None,
-                "elapsed_days_to_hire": days(started, placed)
-                if placed and placed >= started
-                else None,
                 "is_decided_before_start": bool(decided and decided < started),
             }
-            d["days_to_decision"] = (
-                math.floor(d["elapsed_days_to_decision"])
-                if d["elapsed_days_to_decision"] is not None
-                else None
-            )
+            # elapsed spans, null when the dates contradict each other
+            for name, end in (("decision", decided), ("hire", placed)):
+                span = microseconds(started, end) if end and end >= started else None
+                d[f"us_to_{name}"] = span
+                d[f"elapsed_days_to_{name}"] = None if span is None else span / DAY_US
+            span = d["us_to_decision"]
+            d["days_to_decision"] = None if span is None else span // DAY_US
             for t in TYPES:
                 d[f"{t}_entered"] = t in per_type
                 d[f"{t}_passed"] = per_type.get(t, {}).get("passed", False)
@@ -379,9 +411,7 @@ class Reference:
                 "wilson_lower": max(0.0, (centre - half) / (1 + z * z / n)),
                 "wilson_upper": min(1.0, (centre + half) / (1 + z * z / n)),
                 "smoothed_conversion_rate": (placed + k * prior) / (n + k),
-                "avg_days_to_hire": _mean(
-                    [d["elapsed_days_to_hire"] for d in m if d["is_placement"]]
-                ),
+                "avg_days_to_hire": _mean_days([d["us_to_hire"] for d in m if d["is_placement"]]),
                 "pipeline_depth": _mean(
                     [
                         (
@@ -438,8 +468,8 @@ class Reference:
                     + sum(d["is_offer_declined"] for d in m)
                     + sum(d["is_offer_withdrawn"] for d in m),
                 ),
-                "avg_days_to_decision": _mean([d["elapsed_days_to_decision"] for d in m]),
-                "median_days_to_decision": _median([d["elapsed_days_to_decision"] for d in m]),
+                "avg_days_to_decision": _mean_days([d["us_to_decision"] for d in m]),
+                "median_days_to_decision": _median_days([d["us_to_decision"] for d in m]),
                 "preferred_feeders": [
                     {"feeder_source": f, "processes": c, "offer_rate": round4(r)}
                     for f, c, r in preferred
@@ -472,7 +502,7 @@ class Reference:
                 "cancelled": sum(x["outcome"] == "cancelled" for x in m),
                 "no_show": sum(x["outcome"] == "no_show" for x in m),
                 "pass_rate": _ratio(passed, passed + failed),
-                "median_days_scheduled_to_completed": _median([x["elapsed"] for x in m]),
+                "median_days_scheduled_to_completed": _median_days([x["span"] for x in m]),
             }
             for r in ("overall", "technical", "culture_fit", "communication"):
                 row[f"avg_{r}_rating"] = _mean([x[f"{r}_rating"] for x in m])
@@ -492,10 +522,28 @@ class Reference:
     # -- mart_interviewer_calibration ----------------------------------------------------
     def interviewers(self) -> dict[str, dict[str, Any]]:
         stages = [x for x in self.s if str(x["interview_process_id"]) in self.p]
-        type_avg = {
-            t: _mean([x["overall_rating"] for x in stages if x["type"] == t])
-            for t in {x["type"] for x in stages}
+        rated = [x for x in stages if x["overall_rating"] is not None]
+        type_totals = {
+            t: (
+                sum(x["overall_rating"] for x in rated if x["type"] == t),
+                sum(x["type"] == t for x in rated),
+            )
+            for t in {x["type"] for x in rated}
         }
+
+        def vs_type(m: list[dict]) -> float | None:
+            """The mean over the rated stages of (rating - the stage type's average), added per
+            type in funnel order (the unmapped type last): ratings total - rated x the type's
+            total / the type's rated count."""
+            mine = [x for x in m if x["overall_rating"] is not None]
+            total: float = 0
+            for t in [*TYPES, UNMAPPED_STAGE_TYPE]:
+                ratings = [x["overall_rating"] for x in mine if x["type"] == t]
+                if ratings:
+                    type_total, type_rated = type_totals[t]
+                    total = total + (sum(ratings) - len(ratings) * type_total / type_rated)
+            return _ratio(total, len(mine))
+
         spellings: dict[str, list[str]] = defaultdict(list)
         sat: dict[str, dict[str, dict]] = defaultdict(dict)
         for x in stages:
@@ -516,14 +564,8 @@ class Reference:
                 "decided_stages": decided,
                 "pass_rate": _ratio(sum(x["outcome"] == "passed" for x in m), decided),
                 "avg_overall_rating": _mean(ratings),
-                "stddev_overall_rating": statistics.stdev(ratings) if len(ratings) > 1 else None,
-                "avg_rating_vs_stage_type": _mean(
-                    [
-                        x["overall_rating"] - type_avg[x["type"]]
-                        for x in m
-                        if x["overall_rating"] is not None
-                    ]
-                ),
+                "stddev_overall_rating": _stddev(ratings),
+                "avg_rating_vs_stage_type": vs_type(m),
                 "adherence": _ratio(
                     sum(
                         x["overall_rating"] is not None and x["feedback_notes"] is not None
@@ -568,26 +610,28 @@ class Reference:
         def r6(v: float | None) -> float | None:
             return None if v is None else round(float(v), 6)
 
-        out = {}
-        for name, f in self.feeders().items():
-            out[name] = {
-                "candidates_sourced": f["candidates_sourced"],
-                "placements": f["placements"],
-                "conversion_rate": r6(f["conversion_rate"]),
-                "decided_processes": f["decided_processes"],
-                "decided_conversion_rate": r6(f["decided_conversion_rate"]),
+        counts = ("candidates_sourced", "placements", "decided_processes")
+        rates = (
+            "conversion_rate",
+            "decided_conversion_rate",
+            "smoothed_conversion_rate",
+            "avg_days_to_hire",
+            "pipeline_depth",
+        )
+        return {
+            name: {c: f[c] for c in counts}
+            | {r: r6(f[r]) for r in rates}
+            | {
                 "wilson_interval": {
                     "lower": r6(f["wilson_lower"]),
                     "upper": r6(f["wilson_upper"]),
                     "confidence": 0.95,
                 },
-                "smoothed_conversion_rate": r6(f["smoothed_conversion_rate"]),
                 "success_rate_by_stage": {t: r6(f[f"{t}_pass_rate"]) for t in TYPES},
-                "avg_days_to_hire": r6(f["avg_days_to_hire"]),
-                "pipeline_depth": r6(f["pipeline_depth"]),
                 "top_rejection_reasons": f["top_rejection_reasons"],
             }
-        return out
+            for name, f in self.feeders().items()
+        }
 
 
 def round4(value: float) -> float:

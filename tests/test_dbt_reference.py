@@ -17,13 +17,22 @@ runs the compiled SQL of every model, in DAG order, on its own warehouse file. T
   compared with the compiled build's: the shortcut cannot drift from what dbt runs.
 `make test` runs a bounded number of each (settings FAST); `make test-all` (marker `slow`) many
 more (SLOW).
+
+Floats are compared exactly (==, no tolerance). The choice: bit-identical doubles, not a
+rounding. Every float in the marts is defined so that its double does not depend on the order
+the engine adds rows in: a ratio is one division of two counts; an elapsed day figure, a mean or
+a median of them is exact integer microseconds divided once; a standard deviation is the square
+root of one division of exact integer sums; `avg_rating_vs_stage_type` adds per-type terms in a
+documented fixed order; the Wilson bounds and the smoothed rate are one documented formula of
+those. IEEE division and square root are correctly rounded in Python and in the engine, so the
+reference (tests/reference_model.py), computing the same documented definitions from the raw
+rows, gets the same doubles; feeders.json rounds those with the same `round(x, 6)` on both sides.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,12 +43,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from feedback.feeders import dumps, metrics_from_marts
-from feedback.service import run_feedback
 from ingest.load import ingest_paths
-from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 from ingest.store.duckdb.store import SCHEMA, raw_store_path
 from itrack.dbt_runner import PROJECT_DIR
-from tests.dbt_helpers import CompiledProject, compile_project
+from tests.dbt_helpers import CompiledProject, compile_project, run_feedback_into
 from tests.reference_model import Params, Reference
 
 AS_OF = dt.datetime(2026, 1, 1, 12, 0)
@@ -371,19 +378,8 @@ def reference_of(db: Path) -> Reference:
 
 
 def same(actual: Any, expected: Any, where: Any) -> None:
-    """Equal; floats to 1e-9 relative (the SQL engine may add in another order)."""
-    if isinstance(expected, float) and actual is not None:
-        assert math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-12), (where, actual)
-    elif isinstance(expected, list) and isinstance(actual, list):
-        assert len(actual) == len(expected), (where, actual, expected)
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            same(a, e, (where, i))
-    elif isinstance(expected, dict) and isinstance(actual, dict):
-        assert set(actual) == set(expected), (where, actual, expected)
-        for key in expected:
-            same(actual[key], expected[key], (where, key))
-    else:
-        assert actual == expected, (where, actual, expected)
+    """Equal, floats to the bit: no tolerance (see `check_reference`)."""
+    assert actual == expected, (where, actual, expected)
 
 
 JSON_COLUMNS = {
@@ -417,62 +413,52 @@ def marts_equal_reference(db: duckdb.DuckDBPyConnection, ref: Reference) -> None
         pid: {
             c: d[c]
             for c in d
-            if c not in ("id", "company_spelling", "feeder_spelling", "final_outcome")
+            if c
+            not in (
+                "id",
+                "company_spelling",
+                "feeder_spelling",
+                "final_outcome",
+                "us_to_decision",
+                "us_to_hire",
+            )
         }
         for pid, d in ref.p.items()
     }
-    compare(
-        rows(db, "select * from fct_interview_processes"),
-        facts,
-        lambda r: str(r["interview_process_id"]),
-    )
-    compare(
-        rows(db, "select * from fct_process_status_history"),
-        ref.status_history(),
-        lambda r: (str(r["interview_process_id"]), r["status_sequence"]),
-    )
-    compare(
-        rows(db, "select * from mart_conversion_funnel"),
-        ref.funnel(),
-        lambda r: (r["grain"], r["group_key"]),
-    )
-    compare(
-        rows(db, "select * from mart_feeder_conversion"),
-        ref.feeders(),
-        lambda r: r["feeder_source"],
-    )
-    compare(
-        rows(db, "select * from mart_company_insights"),
-        ref.companies(),
-        lambda r: r["company_name"],
-    )
-    compare(
-        rows(db, "select * from mart_stage_performance"),
-        ref.stage_performance(),
-        lambda r: (r["grain"], r["group_key"]),
-    )
-    compare(
-        rows(db, "select * from mart_interviewer_calibration"),
-        ref.interviewers(),
-        lambda r: r["interviewer_name"],
-    )
-    compare(
-        rows(db, "select check_name, affected, examples from mart_data_quality"),
-        ref.data_quality(),
-        lambda r: r["check_name"],
-    )
+
+    def by(*columns: str) -> Any:
+        """A row's key, as the reference keys it: one value, or a tuple (ids as text)."""
+
+        def key(r: dict) -> Any:
+            values = tuple(str(r[c]) if c.endswith("_id") else r[c] for c in columns)
+            return values if len(values) > 1 else values[0]
+
+        return key
+
+    marts = [  # (the mart's rows, the reference's rows, the mart's key)
+        ("select * from fct_interview_processes", facts, by("interview_process_id")),
+        (
+            "select * from fct_process_status_history",
+            ref.status_history(),
+            by("interview_process_id", "status_sequence"),
+        ),
+        ("select * from mart_conversion_funnel", ref.funnel(), by("grain", "group_key")),
+        ("select * from mart_feeder_conversion", ref.feeders(), by("feeder_source")),
+        ("select * from mart_company_insights", ref.companies(), by("company_name")),
+        ("select * from mart_stage_performance", ref.stage_performance(), by("grain", "group_key")),
+        ("select * from mart_interviewer_calibration", ref.interviewers(), by("interviewer_name")),
+        (
+            "select check_name, affected, examples from mart_data_quality",
+            ref.data_quality(),
+            by("check_name"),
+        ),
+    ]
+    for sql, expected, key in marts:
+        compare(rows(db, sql), expected, key)
 
 
 def feedback(db: Path, out: Path, full: bool, now: str) -> dict[str, Any]:
-    out.mkdir(parents=True, exist_ok=True)
-    run_feedback(
-        warehouse=db,
-        log=DuckDBFeedbackLog(db),
-        feeders_path=out / "feeders.json",
-        placements_path=out / "placements.json",
-        full=full,
-        now=now,
-    )
+    run_feedback_into(db, out, now=now, full=full)
     return json.loads((out / "feeders.json").read_text(encoding="utf-8"))
 
 
@@ -504,7 +490,7 @@ FAST = settings(
     derandomize=True,  # make test: the same examples every run
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-SLOW = settings(FAST, max_examples=400, derandomize=False)
+SLOW = settings(FAST, max_examples=300, derandomize=False)
 
 
 def check_reference(db: Path, out: Path | None = None) -> None:
@@ -527,40 +513,43 @@ def check_reference(db: Path, out: Path | None = None) -> None:
     assert metrics == ref.feeder_metrics()
 
 
-@FAST
-@given(state=raw_states())
-def test_marts_and_feeders_json_equal_the_reference(tmp_path_factory, project, state):
-    tmp = tmp_path_factory.mktemp("ref")
+def check_raw_state(tmp: Path, project: CompiledProject, state: dict[str, list[dict]]) -> None:
     db = write_raw_state(tmp / "warehouse.duckdb", state)
     project.build(db, raw_store_path(db))
     check_reference(db)
+
+
+@FAST
+@given(state=raw_states())
+def test_marts_and_feeders_json_equal_the_reference(tmp_path_factory, project, state):
+    check_raw_state(tmp_path_factory.mktemp("ref"), project, state)
 
 
 @pytest.mark.slow
 @SLOW
 @given(state=raw_states(max_processes=24))
 def test_marts_and_feeders_json_equal_the_reference_many(tmp_path_factory, project, state):
-    tmp = tmp_path_factory.mktemp("ref")
-    db = write_raw_state(tmp / "warehouse.duckdb", state)
-    project.build(db, raw_store_path(db))
-    check_reference(db)
+    check_raw_state(tmp_path_factory.mktemp("ref"), project, state)
+
+
+def check_exports(tmp: Path, project: CompiledProject, batches: list[dict[str, list]]) -> None:
+    """The same through ingest (JSONL exports with zone offsets, updates, stale copies, feeder
+    changes, several runs) and a whole feedback run: the raw rows the reference reads are the
+    ones ingest wrote."""
+    check_reference(scenario(tmp, batches, project), tmp / "out")
 
 
 @settings(FAST, max_examples=3)
 @given(batches=exports(max_processes=12))
 def test_marts_after_ingests_equal_the_reference(tmp_path_factory, project, batches):
-    """The same through ingest (JSONL exports with zone offsets, updates, stale copies, feeder
-    changes, several runs): the raw rows the reference reads are the ones ingest wrote."""
-    tmp = tmp_path_factory.mktemp("ref")
-    check_reference(scenario(tmp, batches, project), tmp / "out")
+    check_exports(tmp_path_factory.mktemp("ref"), project, batches)
 
 
 @pytest.mark.slow
-@settings(SLOW, max_examples=60)
+@settings(SLOW, max_examples=40)
 @given(batches=exports(max_processes=20))
 def test_marts_after_ingests_equal_the_reference_many(tmp_path_factory, project, batches):
-    tmp = tmp_path_factory.mktemp("ref")
-    check_reference(scenario(tmp, batches, project), tmp / "out")
+    check_exports(tmp_path_factory.mktemp("ref"), project, batches)
 
 
 def same_tables(dbt_built: Path, ran: Path, names: list[str]) -> None:
@@ -619,7 +608,7 @@ def test_default_feedback_equals_full_after_any_ingests(tmp_path_factory, projec
 
 
 @pytest.mark.slow
-@settings(SLOW, max_examples=200)
+@settings(SLOW, max_examples=100)
 @given(batches=exports(max_processes=12, max_batches=4))
 def test_default_feedback_equals_full_after_any_ingests_many(tmp_path_factory, project, batches):
     check_default_equals_full(tmp_path_factory.mktemp("feedback"), batches, project)

@@ -35,6 +35,12 @@ def test_nightly_build_skips_unit_tests_and_a_noop_rerun_skips_everything(tmp_pa
     generate(tmp_path / "day2", 130, seed=4)  # the same 120 processes and 10 new ones
     third = run_build([tmp_path / "day2"], db=db, **QUIET)
     assert third.ingest.total("inserted") > 0
+    # incremental (same project): the seeds are in the warehouse already, models and every
+    # data test run (those of the seeds too); the first build loaded the seeds
+    assert sorted(n.split(".")[0] for n in third.dbt_nodes if not n.startswith("model.")) == [
+        "test"
+    ] * len([n for n in nodes if n.startswith("test.")])
+    assert len([n for n in nodes if n.startswith("seed.")]) == 4
     assert [s.name for s in third.steps if s.name != "ingest"] == [
         "dbt build",
         "feedback",

@@ -86,6 +86,46 @@
   (extract(epoch from ({{ finish }} - {{ start }}))::double precision / 86400.0)
 {%- endmacro %}
 
+{# Elapsed time in whole microseconds (exact): the integer the day means and medians use #}
+{% macro elapsed_microseconds(start, finish) -%}
+  {{ return(adapter.dispatch('elapsed_microseconds', 'interview_tracking')(start, finish)) }}
+{%- endmacro %}
+
+{% macro default__elapsed_microseconds(start, finish) -%}
+  (epoch_us({{ finish }}) - epoch_us({{ start }}))
+{%- endmacro %}
+
+{% macro postgres__elapsed_microseconds(start, finish) -%}
+  cast(round(extract(epoch from ({{ finish }} - {{ start }})) * 1000000) as bigint)
+{%- endmacro %}
+
+{#
+  The mean and the median of elapsed days (aggregates) over the rows where `microseconds`
+  (an elapsed_microseconds expression, null to leave a row out) is not null. Computed on the
+  exact microseconds and divided once, so each is the exact mean or median (the median of an
+  even count: the mean of the two middle values) rounded once to a double, whatever order the
+  engine adds in: the same value on every run, equal to the plain-Python reference's
+  (tests/reference_model.py) while the group's total stays under 2^53 µs (285 years).
+#}
+{% macro mean_elapsed_days(microseconds) -%}
+  {{ as_double('sum(' ~ microseconds ~ ')') }} / (nullif(count({{ microseconds }}), 0) * 86400000000)
+{%- endmacro %}
+
+{% macro median_elapsed_days(microseconds) -%}
+  {{ as_double(median(microseconds)) }} / 86400000000
+{%- endmacro %}
+
+{#
+  The sample standard deviation of an integer expression (an aggregate), from exact integer
+  sums: the square root of the exact sample variance rounded once to a double; null below two
+  values.
+#}
+{% macro stddev_of_integers(expression) -%}
+  sqrt({{ as_double('count(' ~ expression ~ ') * sum(' ~ expression ~ ' * ' ~ expression ~ ')'
+                    ~ ' - sum(' ~ expression ~ ') * sum(' ~ expression ~ ')') }}
+       / nullif(count({{ expression }}) * (count({{ expression }}) - 1), 0))
+{%- endmacro %}
+
 {% macro whole_days(start, finish) -%}
   cast(floor({{ elapsed_days(start, finish) }}) as bigint)
 {%- endmacro %}

@@ -2,6 +2,8 @@
 -- for it, why people are rejected (int_processes_rejection_reasons: the same definition as the
 -- feeder mart's top_rejection_reasons).
 {% set min_n = var('preferred_feeder_min_processes') %}
+{% set decision_us = "case when elapsed_days_to_decision is not null then "
+                     ~ elapsed_microseconds('started_at', 'decided_at') ~ " end" %}
 with
 
 processes as (
@@ -35,19 +37,8 @@ preferred as (
     {{ group_by(1) }}
 ),
 
-reason_counts as (
-    select company_key, reason, count(*) as n
-    from reasons
-    {{ group_by(2) }}
-),
-
 company_reasons as (
-    select
-        company_key,
-        {{ json_objects_agg([('reason', 'reason'), ('count', 'n')], 'n desc, reason') }}
-            as rejection_reasons
-    from reason_counts
-    {{ group_by(1) }}
+    {{ rejection_reason_lists('reasons', 'company_key', 'rejection_reasons') }}
 ),
 
 per_company as (
@@ -63,8 +54,8 @@ per_company as (
                        'count(*) filter (where is_placement or is_offer_declined
                                               or is_offer_withdrawn)') }}
             as acceptance_rate,
-        avg(elapsed_days_to_decision) as avg_days_to_decision,
-        {{ median('elapsed_days_to_decision') }} as median_days_to_decision
+        {{ mean_elapsed_days(decision_us) }} as avg_days_to_decision,
+        {{ median_elapsed_days(decision_us) }} as median_days_to_decision
     from processes
     {{ group_by(1) }}
 ),

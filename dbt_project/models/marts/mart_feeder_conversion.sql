@@ -16,27 +16,8 @@ reasons as (
     select * from {{ ref('int_processes_rejection_reasons') }}
 ),
 
-reason_counts as (
-    select feeder_key, reason, count(*) as n
-    from reasons
-    {{ group_by(2) }}
-),
-
-ranked_reasons as (
-    select
-        reason_counts.*,
-        row_number() over (partition by feeder_key order by n desc, reason) as reason_rank
-    from reason_counts
-),
-
 top_reasons as (
-    select
-        feeder_key,
-        {{ json_objects_agg([('reason', 'reason'), ('count', 'n')], 'n desc, reason') }}
-            as top_rejection_reasons
-    from ranked_reasons
-    where reason_rank <= 5
-    {{ group_by(1) }}
+    {{ rejection_reason_lists('reasons', 'feeder_key', 'top_rejection_reasons', top=5) }}
 ),
 
 per_feeder as (
@@ -51,7 +32,9 @@ per_feeder as (
                        "count(*) filter (where " ~ t ~ "_passed or " ~ t ~ "_failed)") }}
             as {{ t }}_pass_rate,
         {% endfor %}
-        avg(elapsed_days_to_hire) filter (where is_placement) as avg_days_to_hire,
+        {{ mean_elapsed_days("case when is_placement and elapsed_days_to_hire is not null then "
+                             ~ elapsed_microseconds('started_at', 'placed_at') ~ " end") }}
+            as avg_days_to_hire,
         -- how far along the canonical pipeline (phone screen -> technical -> onsite -> offer
         -- -> accepted) each finished process got, as a share of the 4 steps after entry
         avg(case

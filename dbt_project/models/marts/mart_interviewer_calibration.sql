@@ -7,8 +7,8 @@ stages as (
     select * from {{ ref('fct_interview_stages') }}
 ),
 
-type_averages as (
-    select stage_type, avg(overall_rating) as type_avg_overall_rating
+type_totals as (
+    select stage_type, count(overall_rating) as rated, sum(overall_rating) as rating_total
     from stages
     {{ group_by(1) }}
 ),
@@ -48,6 +48,34 @@ by_interviewer as (
     inner join stages on sat_in.interview_stage_id = stages.interview_stage_id
 ),
 
+-- the sum over an interviewer's rated stages of (rating - the stage type's average), per
+-- type: ratings total - rated stages x type total / type rated (one division: exact inputs)
+vs_type_parts as (
+    select
+        by_interviewer.interviewer_key,
+        by_interviewer.stage_type,
+        sum(by_interviewer.overall_rating)
+            - {{ as_double('count(by_interviewer.overall_rating) * type_totals.rating_total') }}
+            / type_totals.rated as vs_type
+    from by_interviewer
+    inner join type_totals on by_interviewer.stage_type = type_totals.stage_type
+    where by_interviewer.overall_rating is not null
+    group by by_interviewer.interviewer_key, by_interviewer.stage_type,
+        type_totals.rating_total, type_totals.rated
+),
+
+-- added in a fixed order (funnel order, then the unmapped type): the same double every run
+vs_type as (
+    select
+        interviewer_key,
+        {% for t in var('stage_types') + [var('unmapped_stage_type')] -%}
+        coalesce(max(vs_type) filter (where stage_type = '{{ t }}'), 0)
+        {%- if not loop.last %} + {% endif %}
+        {%- endfor %} as vs_type_total
+    from vs_type_parts
+    {{ group_by(1) }}
+),
+
 per_interviewer as (
     select
         by_interviewer.interviewer_key,
@@ -56,15 +84,13 @@ per_interviewer as (
         {{ safe_divide("count(*) filter (where by_interviewer.outcome = 'passed')",
                        "count(*) filter (where by_interviewer.is_decided)") }} as pass_rate,
         avg(by_interviewer.overall_rating) as avg_overall_rating,
-        stddev_samp(by_interviewer.overall_rating) as stddev_overall_rating,
-        avg(by_interviewer.overall_rating - type_averages.type_avg_overall_rating)
-            as avg_rating_vs_stage_type,
+        {{ stddev_of_integers('by_interviewer.overall_rating') }} as stddev_overall_rating,
         {{ safe_divide("count(*) filter (where by_interviewer.is_completed
                             and by_interviewer.overall_rating is not null
                             and by_interviewer.feedback_notes is not null)",
-                       "count(*) filter (where by_interviewer.is_completed)") }} as adherence
+                       "count(*) filter (where by_interviewer.is_completed)") }} as adherence,
+        count(by_interviewer.overall_rating) as rated_stages
     from by_interviewer
-    left join type_averages on by_interviewer.stage_type = type_averages.stage_type
     {{ group_by(1) }}
 ),
 
@@ -76,11 +102,13 @@ final as (
         per_interviewer.pass_rate,
         per_interviewer.avg_overall_rating,
         per_interviewer.stddev_overall_rating,
-        per_interviewer.avg_rating_vs_stage_type,
+        vs_type.vs_type_total / nullif(per_interviewer.rated_stages, 0)
+            as avg_rating_vs_stage_type,
         per_interviewer.adherence,
         per_interviewer.interviewer_key
     from per_interviewer
     inner join names on per_interviewer.interviewer_key = names.interviewer_key
+    left join vs_type on per_interviewer.interviewer_key = vs_type.interviewer_key
 )
 
 select * from final

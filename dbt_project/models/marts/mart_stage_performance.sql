@@ -92,7 +92,8 @@ aggregated as (
         avg(technical_rating) as avg_technical_rating,
         avg(culture_fit_rating) as avg_culture_fit_rating,
         avg(communication_rating) as avg_communication_rating,
-        {{ median('elapsed_days_scheduled_to_completed') }} as median_days_scheduled_to_completed
+        {{ median_elapsed_days(elapsed_microseconds('scheduled_date', 'completed_date')) }}
+            as median_days_scheduled_to_completed
     from stages
     group by grouping sets ((stage_type), (stage_type, stage_name_normalized))
 ),

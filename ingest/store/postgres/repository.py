@@ -418,17 +418,19 @@ class PostgresInterviewStore:
     def _unit(self, writing: bool) -> Iterator[PostgresInterviewRepository]:
         run_id = new_run_id("api")
         try:
-            with self.pool.connection() as conn, conn.transaction():
-                if not writing:
-                    conn.execute("set transaction read only")
-                conn.execute(f"set local role {self.role}")  # a name from ROLES, never input
-                conn.execute(
-                    "select set_config('request.jwt.claims', %s, true),"
-                    " set_config('itrack.run_id', %s, true),"
-                    " set_config('itrack.source', %s, true)",
-                    [json.dumps(self.claims), run_id, HISTORY_SOURCE],
-                )
-                yield PostgresInterviewRepository(conn, run_id, writing)
+            with self.pool.connection() as conn:
+                conn.read_only = not writing  # BEGIN READ ONLY: no statement of its own
+                with conn.transaction():
+                    # one round trip: the role (= set local role; a name from ROLES, never
+                    # input), the caller's claims and the audit stamps, for this transaction
+                    conn.execute(
+                        "select set_config('role', %s, true),"
+                        " set_config('request.jwt.claims', %s, true),"
+                        " set_config('itrack.run_id', %s, true),"
+                        " set_config('itrack.source', %s, true)",
+                        [self.role, json.dumps(self.claims), run_id, HISTORY_SOURCE],
+                    )
+                    yield PostgresInterviewRepository(conn, run_id, writing)
         except PoolTimeout:
             raise StoreBusyError(
                 "PostgreSQL: no free connection in the pool; retry later"
