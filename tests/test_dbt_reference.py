@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 
 from feedback.feeders import dumps, metrics_from_marts
 from ingest.load import ingest_paths
-from ingest.store.duckdb.store import SCHEMA, raw_store_path
+from ingest.store.duckdb.store import raw_store_path
 from itrack.dbt_runner import PROJECT_DIR
 from tests.dbt_helpers import CompiledProject, compile_project, run_feedback_into
 from tests.reference_model import Params, Reference
@@ -330,22 +330,16 @@ def raw_states(draw: Any, max_processes: int = 12) -> dict[str, list[dict]]:
     return state
 
 
-def write_raw_state(db: Path, state: dict[str, list[dict]]) -> Path:
-    """The raw store beside warehouse `db`, holding exactly `state`'s rows."""
-    con = duckdb.connect(str(raw_store_path(db)))
-    try:
-        con.execute(SCHEMA)
-        for table, columns in RAW_COLUMNS.items():
-            names = columns.split()
-            if state[table]:
-                con.executemany(
-                    f"insert into {table} ({', '.join(names)}) values "
-                    f"({', '.join('?' for _ in names)})",
-                    [[r.get(c) for c in names] for r in state[table]],
-                )
-    finally:
-        con.close()
-    return db
+def insert_raw_state(con: duckdb.DuckDBPyConnection, state: dict[str, list[dict]]) -> None:
+    """`state`'s rows into the raw tables of `con`'s catalog `raw_store`."""
+    for table, columns in RAW_COLUMNS.items():
+        names = columns.split()
+        if state[table]:
+            con.executemany(
+                f"insert into raw_store.main.{table} ({', '.join(names)}) values "
+                f"({', '.join('?' for _ in names)})",
+                [[r.get(c) for c in names] for r in state[table]],
+            )
 
 
 def write_batch(folder: Path, batch: dict[str, list]) -> Path:
@@ -368,13 +362,18 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict[str, Any]]:
 
 def reference_of(db: Path) -> Reference:
     with duckdb.connect(str(raw_store_path(db)), read_only=True) as raw:
-        return Reference(
-            candidates=rows(raw, "select * from candidates"),
-            processes=rows(raw, "select * from interview_processes"),
-            stages=rows(raw, "select * from interview_stages"),
-            history=rows(raw, "select * from interview_status_history"),
-            params=Params.from_project(PROJECT_DIR, AS_OF, preferred_min=2),
-        )
+        return reference_from(raw, "main")
+
+
+def reference_from(con: duckdb.DuckDBPyConnection, raw: str) -> Reference:
+    """The reference of the raw tables in schema `raw` of `con` (e.g. raw_store.main)."""
+    return Reference(
+        candidates=rows(con, f"select * from {raw}.candidates"),
+        processes=rows(con, f"select * from {raw}.interview_processes"),
+        stages=rows(con, f"select * from {raw}.interview_stages"),
+        history=rows(con, f"select * from {raw}.interview_status_history"),
+        params=Params.from_project(PROJECT_DIR, AS_OF, preferred_min=2),
+    )
 
 
 def same(actual: Any, expected: Any, where: Any) -> None:
@@ -493,43 +492,44 @@ FAST = settings(
 SLOW = settings(FAST, max_examples=300, derandomize=False)
 
 
-def check_reference(db: Path, out: Path | None = None) -> None:
-    """The marts and the feeders' metrics equal the reference. The metrics come from a whole
-    feedback run writing feeders.json into `out`, or (no `out`: the cheap examples) from the
-    same code that run uses: metrics_from_marts, serialized by feeders.json's `dumps`."""
+def check_reference(db: Path, out: Path) -> None:
+    """The marts and feeders.json (a whole feedback run writing it into `out`) equal the
+    reference."""
     ref = reference_of(db)
     with duckdb.connect(str(db), read_only=True) as con:
         marts_equal_reference(con, ref)
-        if out is None:
-            written = json.loads(dumps({"feeders": metrics_from_marts(con)}))
-    if out is None:
-        metrics = written["feeders"]
-    else:
-        entries = feedback(db, out, full=True, now="t")["feeders"]
-        metrics = {
-            name: {k: v for k, v in e["metrics"].items() if k != "updated_at"}
-            for name, e in entries.items()
-        }
+    entries = feedback(db, out, full=True, now="t")["feeders"]
+    metrics = {
+        name: {k: v for k, v in e["metrics"].items() if k != "updated_at"}
+        for name, e in entries.items()
+    }
     assert metrics == ref.feeder_metrics()
 
 
-def check_raw_state(tmp: Path, project: CompiledProject, state: dict[str, list[dict]]) -> None:
-    db = write_raw_state(tmp / "warehouse.duckdb", state)
-    project.build(db, raw_store_path(db))
-    check_reference(db)
+def check_raw_state(project: CompiledProject, state: dict[str, list[dict]]) -> None:
+    """The cheap examples: raw store and warehouse in memory; the feeders' metrics from the
+    code the feedback run writes them with (metrics_from_marts, serialized by feeders.json's
+    `dumps`)."""
+    with project.in_memory() as con:
+        insert_raw_state(con, state)
+        project.run_models(con)
+        ref = reference_from(con, "raw_store.main")
+        marts_equal_reference(con, ref)
+        written = json.loads(dumps({"feeders": metrics_from_marts(con)}))
+    assert written["feeders"] == ref.feeder_metrics()
 
 
 @FAST
 @given(state=raw_states())
-def test_marts_and_feeders_json_equal_the_reference(tmp_path_factory, project, state):
-    check_raw_state(tmp_path_factory.mktemp("ref"), project, state)
+def test_marts_and_feeders_json_equal_the_reference(project, state):
+    check_raw_state(project, state)
 
 
 @pytest.mark.slow
 @SLOW
 @given(state=raw_states(max_processes=24))
-def test_marts_and_feeders_json_equal_the_reference_many(tmp_path_factory, project, state):
-    check_raw_state(tmp_path_factory.mktemp("ref"), project, state)
+def test_marts_and_feeders_json_equal_the_reference_many(project, state):
+    check_raw_state(project, state)
 
 
 def check_exports(tmp: Path, project: CompiledProject, batches: list[dict[str, list]]) -> None:
