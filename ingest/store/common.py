@@ -80,8 +80,9 @@ def audit_text(value: Any) -> str | None:
 
 
 class SharedQueries:
-    """The repository methods both stores answer with the same SQL: ids given by people,
-    stored names, open look-alike processes. A repository mixes this in and provides `MARK`
+    """The repository methods both stores answer with the same SQL: candidates' feeders,
+    process searches, stage orders, ids given by people, stored names, open look-alike
+    processes. A repository mixes this in and provides `MARK`
     (its driver's parameter mark), `_rows` and `_select_processes`."""
 
     MARK = "?"
@@ -89,11 +90,50 @@ class SharedQueries:
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def _select_processes(self, where: str, params: list[Any]) -> list[InterviewProcess]:
+    def _select_processes(
+        self, where: str, params: list[Any], *, limit: int | None = None
+    ) -> list[InterviewProcess]:
         raise NotImplementedError
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.MARK)
+
+    def candidate_feeder(self, candidate_id: str) -> str | None:
+        """The candidate's feeder source; NotFoundError when the candidate is unknown."""
+        rows = self._rows(
+            self._sql("select feeder_source from candidates where id = ?"), [candidate_id]
+        )
+        if not rows:
+            raise NotFoundError(f"candidate '{candidate_id}' not found")
+        return rows[0][0]
+
+    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
+        return self.find_interviews(candidate_id=candidate_id)
+
+    def find_interviews(
+        self,
+        company_name: str | None = None,
+        status: InterviewStatus | str | None = None,
+        candidate_id: str | None = None,
+        *,
+        limit: int | None = None,
+        **filters: Unpack[ProcessFilters],
+    ) -> list[InterviewProcess]:
+        """Processes matching every filter given (`process_filters`), oldest first
+        (created_at, id), at most `limit`."""
+        where, params = process_filters(self.MARK, company_name, status, candidate_id, **filters)
+        return self._select_processes(where, params, limit=limit)
+
+    def max_stage_order(self, interview_id: UUID) -> int:
+        """Highest stage_order of a process, 0 when it has no stages."""
+        rows = self._rows(
+            self._sql(
+                "select coalesce(max(stage_order), 0) from interview_stages"
+                " where interview_process_id = ?"
+            ),
+            [interview_id],
+        )
+        return int(rows[0][0]) if rows else 0
 
     def resolve_id(self, kind: str, value: UUID | str) -> UUID:
         """A full id as given, or the one (visible) id of this kind starting with `value` (at
