@@ -112,6 +112,40 @@ STATUS_PATHS = [  # a process's statuses over successive exports (each reachable
 ]
 
 
+def draw_stages(draw: Any, n: int, pid: str, start: dt.datetime) -> list[dict[str, Any]]:
+    """Process `n`'s stages after `start` (naive UTC): none to four, with retakes, no-shows,
+    cancellations, pending ones, every name spelling, notes, ratings and interviewer lists."""
+    stages = []
+    clock = start
+    for order in range(1, draw(st.integers(0, 4)) + 1):
+        scheduled = clock + dt.timedelta(hours=draw(st.integers(0, 40)))
+        outcome = draw(st.sampled_from(["passed", "failed", "pending", "cancelled", "no_show"]))
+        completed = (
+            scheduled + dt.timedelta(minutes=draw(st.integers(0, 4000)))
+            if outcome in ("passed", "failed") or draw(st.booleans())
+            else None
+        )
+        stages.append(
+            {
+                "id": str(uuid.UUID(int=(n + 1) * 1000 + order, version=4)),
+                "interview_process_id": pid,
+                "stage_name": draw(st.sampled_from(STAGE_NAMES)),
+                "stage_order": order,
+                "scheduled_date": scheduled,
+                "completed_date": completed,
+                "outcome": outcome,
+                **{
+                    f"{r}_rating": draw(st.one_of(st.none(), st.integers(1, 5)))
+                    for r in ("overall", "technical", "culture_fit", "communication")
+                },
+                "feedback_notes": draw(st.sampled_from(NOTES)),
+                "interviewer_names": draw(st.lists(st.sampled_from(INTERVIEWERS), max_size=3)),
+            }
+        )
+        clock = completed or scheduled
+    return stages
+
+
 @st.composite
 def exports(draw: Any, max_processes: int = 8, max_batches: int = 3) -> list[dict[str, list]]:
     """Batches of records (candidates, processes, stages), as successive nightly exports."""
@@ -148,7 +182,7 @@ def exports(draw: Any, max_processes: int = 8, max_batches: int = 3) -> list[dic
         }
         stamp = created + dt.timedelta(hours=draw(st.integers(0, 30)))  # 0: ties at creation
         versions = []
-        for step, status in enumerate(path):
+        for status in path:
             version = dict(process, status=status, updated_at=_ts(stamp, 0))
             if status in ("offer_extended", "offer_accepted", "offer_declined") or (
                 status == "candidate_withdrew" and draw(st.booleans())
@@ -157,8 +191,6 @@ def exports(draw: Any, max_processes: int = 8, max_batches: int = 3) -> list[dic
                     version["offer_details"] = OFFER
             versions.append(version)
             stamp += dt.timedelta(hours=draw(st.integers(1, 60)), minutes=draw(st.integers(0, 59)))
-            if step + 1 < len(path) and draw(st.booleans()) and n_batches > 1:
-                pass
         # successive versions go to successive batches (from `first` on); the rest of the
         # path collapses into the last batch's snapshot
         for i, version in enumerate(versions):
@@ -175,33 +207,13 @@ def exports(draw: Any, max_processes: int = 8, max_batches: int = 3) -> list[dic
                 moved["created_at"] = _ts(stamp + dt.timedelta(hours=1), 0)
             batches[n_batches - 1]["processes"].append(moved)
             stamp += dt.timedelta(hours=1)
-        # stages: retakes, no-shows, cancellations, pending; none at all is an option
-        clock = created
-        for order in range(1, draw(st.integers(0, 4)) + 1):
-            scheduled = clock + dt.timedelta(hours=draw(st.integers(0, 40)))
-            outcome = draw(st.sampled_from(["passed", "failed", "pending", "cancelled", "no_show"]))
-            completed = (
-                scheduled + dt.timedelta(minutes=draw(st.integers(0, 4000)))
-                if outcome in ("passed", "failed") or draw(st.booleans())
-                else None
-            )
-            stage = {
-                "id": str(uuid.UUID(int=(n + 1) * 1000 + order, version=4)),
-                "interview_process_id": pid,
-                "stage_name": draw(st.sampled_from(STAGE_NAMES)),
-                "stage_order": order,
-                "scheduled_date": _ts(scheduled, draw(st.sampled_from([0, 1]))),
-                "completed_date": _ts(completed, 0) if completed else None,
-                "outcome": outcome,
-                "overall_rating": draw(st.one_of(st.none(), st.integers(1, 5))),
-                "technical_rating": draw(st.one_of(st.none(), st.integers(1, 5))),
-                "feedback_notes": draw(st.sampled_from(NOTES)),
-                "interviewer_names": draw(st.lists(st.sampled_from(INTERVIEWERS), max_size=3)),
-                "created_at": _ts(created, 0),
-            }
-            stage = {k: v for k, v in stage.items() if v is not None}
-            clock = completed or scheduled
-            batches[min(first + draw(st.integers(0, 1)), n_batches - 1)]["stages"].append(stage)
+        for stage in draw_stages(draw, n, pid, created):
+            record = {k: v for k, v in stage.items() if v is not None}
+            record["scheduled_date"] = _ts(stage["scheduled_date"], draw(st.sampled_from([0, 1])))
+            if stage["completed_date"] is not None:
+                record["completed_date"] = _ts(stage["completed_date"], 0)
+            record["created_at"] = _ts(created, 0)
+            batches[min(first + draw(st.integers(0, 1)), n_batches - 1)]["stages"].append(record)
     return batches
 
 
@@ -295,30 +307,10 @@ def raw_states(draw: Any, max_processes: int = 12) -> dict[str, list[dict]]:
                 "_loaded_at": loaded,
             }
         )
-        clock = created
-        for order in range(1, draw(st.integers(0, 4)) + 1):
-            scheduled = clock + dt.timedelta(hours=draw(st.integers(0, 40)))
-            outcome = draw(st.sampled_from(["passed", "failed", "pending", "cancelled", "no_show"]))
-            completed = (
-                scheduled + dt.timedelta(minutes=draw(st.integers(0, 4000)))
-                if outcome in ("passed", "failed") or draw(st.booleans())
-                else None
-            )
+        for stage in draw_stages(draw, n, pid, created):
             state["interview_stages"].append(
-                {
-                    "id": str(uuid.UUID(int=(n + 1) * 1000 + order, version=4)),
-                    "interview_process_id": pid,
-                    "stage_name": draw(st.sampled_from(STAGE_NAMES)),
-                    "stage_order": order,
-                    "scheduled_date": scheduled,
-                    "completed_date": completed,
-                    "outcome": outcome,
-                    **{
-                        f"{r}_rating": draw(st.one_of(st.none(), st.integers(1, 5)))
-                        for r in ("overall", "technical", "culture_fit", "communication")
-                    },
-                    "feedback_notes": draw(st.sampled_from(NOTES)),
-                    "interviewer_names": draw(st.lists(st.sampled_from(INTERVIEWERS), max_size=3)),
+                stage
+                | {
                     "next_steps": None,
                     "created_at": created,
                     "updated_at": created,
@@ -326,7 +318,6 @@ def raw_states(draw: Any, max_processes: int = 12) -> dict[str, list[dict]]:
                     "_loaded_at": loaded,
                 }
             )
-            clock = completed or scheduled
     return state
 
 
