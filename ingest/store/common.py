@@ -90,6 +90,9 @@ class SharedQueries:
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    def _dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
     def _select_processes(
         self, where: str, params: list[Any], *, limit: int | None = None
     ) -> list[InterviewProcess]:
@@ -179,6 +182,39 @@ class SharedQueries:
         if not ID_PREFIX.fullmatch(text):
             return NotFoundError(f"{what} '{value}' not found (not a valid id)")
         return NotFoundError(f"{what} '{value}' not found")
+
+    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
+        """The status a process had before it last moved to `status` (from the history)."""
+        rows = self._rows(
+            self._sql(
+                "select from_status from interview_status_history where interview_process_id = ?"
+                " and to_status = ? order by changed_at desc, recorded_at desc limit 1"
+            ),
+            [str(interview_id), InterviewStatus(status).value],
+        )
+        return InterviewStatus(rows[0][0]) if rows and rows[0][0] else None
+
+    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The corrections of a process and its stages, oldest first (as written)."""
+        return self._dicts(
+            self._sql(
+                "select recorded_at, record_kind, cast(record_id as varchar) as record_id, field,"
+                " old_value, new_value, reason, changed_by, run_id from corrections"
+                " where interview_process_id = ? order by recorded_at, record_kind, field"
+            ),
+            [str(interview_id)],
+        )
+
+    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The status history of a process, oldest first."""
+        return self._dicts(
+            self._sql(
+                "select changed_at, from_status, to_status, source, run_id"
+                " from interview_status_history where interview_process_id = ?"
+                " order by changed_at, recorded_at"
+            ),
+            [str(interview_id)],
+        )
 
     def known_names(self, column: str) -> list[str]:
         """Distinct company names (`company_name`) or feeders (`feeder_source`, from processes
