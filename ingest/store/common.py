@@ -89,11 +89,30 @@ class SharedQueries:
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def _select_processes(self, where: str, params: list[Any]) -> list[InterviewProcess]:
+    def _select_processes(
+        self, where: str, params: list[Any], limit: int | None = None
+    ) -> list[InterviewProcess]:
         raise NotImplementedError
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.MARK)
+
+    def find_interviews(
+        self,
+        company_name: str | None = None,
+        status: InterviewStatus | str | None = None,
+        candidate_id: str | None = None,
+        *,
+        limit: int | None = None,
+        **filters: Unpack[ProcessFilters],
+    ) -> list[InterviewProcess]:
+        """Processes matching every filter given (`process_filters`), oldest first
+        (created_at, id), at most `limit`."""
+        where, params = process_filters(self.MARK, company_name, status, candidate_id, **filters)
+        return self._select_processes(where, params, limit=limit)
+
+    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
+        return self.find_interviews(candidate_id=candidate_id)
 
     def resolve_id(self, kind: str, value: UUID | str) -> UUID:
         """A full id as given, or the one (visible) id of this kind starting with `value` (at

@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any
 from uuid import UUID
 
 import duckdb
@@ -30,13 +30,12 @@ from ingest.contract import (
     utc_now,
 )
 from ingest.errors import NotFoundError
-from ingest.ports import HISTORY_SOURCE, ProcessFilters
+from ingest.ports import HISTORY_SOURCE
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
     SharedQueries,
     audit_text,
-    process_filters,
 )
 from ingest.store.duckdb.store import open_store
 
@@ -114,23 +113,6 @@ class InterviewRepository(SharedQueries):
         if not found:
             raise self._not_found("process", interview_id)
         return found[0]
-
-    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
-        return self.find_interviews(candidate_id=candidate_id)
-
-    def find_interviews(
-        self,
-        company_name: str | None = None,
-        status: InterviewStatus | str | None = None,
-        candidate_id: str | None = None,
-        *,
-        limit: int | None = None,
-        **filters: Unpack[ProcessFilters],
-    ) -> list[InterviewProcess]:
-        """Processes matching every filter given (`common.process_filters`), oldest first
-        (created_at, id), at most `limit`."""
-        where, params = process_filters("?", company_name, status, candidate_id, **filters)
-        return self._select_processes(where, params, limit=limit)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Replace a stored process; a status change is appended to the history at updated_at."""

@@ -23,7 +23,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Unpack
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -34,13 +34,11 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
-from ingest.ports import ProcessFilters
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
     SharedQueries,
     audit_text,
-    process_filters,
 )
 
 HISTORY_SOURCE = "service"  # as ingest.ports: status-history rows written by the service
@@ -108,23 +106,6 @@ class PostgresInterviewRepository(SharedQueries):
             self._refuse_if_visible("interview_processes", process_id, "interview process")
             raise self._not_found("process", interview_id)
         return found[0]
-
-    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
-        return self.find_interviews(candidate_id=candidate_id)
-
-    def find_interviews(
-        self,
-        company_name: str | None = None,
-        status: InterviewStatus | str | None = None,
-        candidate_id: str | None = None,
-        *,
-        limit: int | None = None,
-        **filters: Unpack[ProcessFilters],
-    ) -> list[InterviewProcess]:
-        """Processes matching every filter given (`common.process_filters`), oldest first
-        (created_at, id), at most `limit`."""
-        where, params = process_filters("%s", company_name, status, candidate_id, **filters)
-        return self._select_processes(where, params, limit=limit)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Save a process; a status change gets its history row from the database's trigger."""
