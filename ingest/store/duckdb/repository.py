@@ -89,15 +89,6 @@ class InterviewRepository(SharedQueries):
 
     # -- candidates (read only: candidates arrive through ingest) ------------------------------
 
-    def candidate_feeder(self, candidate_id: str) -> str | None:
-        """The candidate's feeder source; NotFoundError when the candidate is unknown."""
-        row = self.con.execute(
-            "select feeder_source from candidates where id = ?", [candidate_id]
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"candidate '{candidate_id}' not found")
-        return row[0]
-
     # -- processes ----------------------------------------------------------------------------
 
     def create_interview_process(self, process: InterviewProcess) -> InterviewProcess:
@@ -149,15 +140,6 @@ class InterviewRepository(SharedQueries):
             self._update("interview_stages", STAGE_COLUMNS, to_row(stage))
         return self.get_stage_by_id(stage.id)
 
-    def max_stage_order(self, interview_id: UUID) -> int:
-        """Highest stage_order of a process, 0 when it has no stages."""
-        row = self.con.execute(
-            "select coalesce(max(stage_order), 0) from interview_stages "
-            "where interview_process_id = ?",
-            [interview_id],
-        ).fetchone()
-        return int(row[0]) if row else 0
-
     def record_call(self, command: str, started_at: dt.datetime) -> None:
         """Audit one completed write call in `ingest_runs` (one record accepted)."""
         self.con.execute(
@@ -167,15 +149,6 @@ class InterviewRepository(SharedQueries):
         )
 
     # -- ids, names, corrections -----------------------------------------------------------
-
-    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
-        """The status a process had before it last moved to `status` (from the history)."""
-        row = self.con.execute(
-            "select from_status from interview_status_history where interview_process_id = ? "
-            "and to_status = ? order by changed_at desc, recorded_at desc limit 1",
-            [str(interview_id), InterviewStatus(status).value],
-        ).fetchone()
-        return InterviewStatus(row[0]) if row and row[0] else None
 
     def record_correction(
         self,
@@ -207,32 +180,15 @@ class InterviewRepository(SharedQueries):
             ],
         )
 
-    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The corrections of a process and its stages, oldest first."""
-        cursor = self.con.execute(
-            "select recorded_at, record_kind, record_id, field, old_value, new_value, reason, "
-            "changed_by, run_id from corrections where interview_process_id = ? "
-            "order by recorded_at, record_kind, field",
-            [str(interview_id)],
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The status history of a process, oldest first."""
-        cursor = self.con.execute(
-            "select changed_at, from_status, to_status, source, run_id "
-            "from interview_status_history where interview_process_id = ? "
-            "order by changed_at, recorded_at",
-            [str(interview_id)],
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
     # -- helpers ------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
+
+    def _dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _insert(self, table: str, columns: Sequence[str], row: dict[str, Any]) -> None:
         names = [*columns, "_run_id", "_loaded_at"]

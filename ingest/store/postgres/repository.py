@@ -31,7 +31,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
+from ingest.contract import InterviewProcess, InterviewStage, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
 from ingest.store.common import (
@@ -73,12 +73,6 @@ class PostgresInterviewRepository(SharedQueries):
         self._history_source = value
 
     # -- candidates (read only here: candidates arrive through ingest or the database) --------
-
-    def candidate_feeder(self, candidate_id: str) -> str | None:
-        row = self._one("select feeder_source from candidates where id = %s", [candidate_id])
-        if row is None:
-            raise NotFoundError(f"candidate '{candidate_id}' not found")
-        return row["feeder_source"]
 
     # -- processes ----------------------------------------------------------------------------
 
@@ -152,14 +146,6 @@ class PostgresInterviewRepository(SharedQueries):
         self._update("interview_stages", STAGE_COLUMNS, to_row(stage), "stage", stage)
         return self.get_stage_by_id(stage.id)
 
-    def max_stage_order(self, interview_id: UUID) -> int:
-        row = self._one(
-            "select coalesce(max(stage_order), 0) as n from interview_stages"
-            " where interview_process_id = %s",
-            [interview_id],
-        )
-        return int(row["n"]) if row else 0
-
     def record_call(self, command: str, started_at: dt.datetime) -> None:
         """Audit one completed write call in `service_calls` (the user and organization are
         the acting user's, from the claims), in the call's own transaction."""
@@ -183,15 +169,6 @@ class PostgresInterviewRepository(SharedQueries):
             raise self._not_found("process", process.id)
 
     # -- ids, names, corrections ----------------------------------------------------------
-
-    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
-        """The status a process had before it last moved to `status` (from the history)."""
-        row = self.conn.execute(
-            "select from_status from interview_status_history where interview_process_id = %s"
-            " and to_status = %s order by changed_at desc, id desc limit 1",
-            [interview_id, InterviewStatus(status).value],
-        ).fetchone()
-        return InterviewStatus(row[0]) if row and row[0] else None
 
     def record_correction(
         self,
@@ -226,30 +203,17 @@ class PostgresInterviewRepository(SharedQueries):
                 ],
             )
 
-    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The corrections of a process and its stages, oldest first."""
-        rows = self._all(
-            "select recorded_at, record_kind, record_id::text as record_id, field, old_value,"
-            " new_value, reason, changed_by, run_id from corrections"
-            " where interview_process_id = %s order by recorded_at, id",
-            [interview_id],
-        )
-        return [{**row, "recorded_at": _naive(row["recorded_at"])} for row in rows]
-
-    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The status history of a process, oldest first."""
-        rows = self._all(
-            "select changed_at, from_status, to_status, source, run_id"
-            " from interview_status_history where interview_process_id = %s"
-            " order by changed_at, id",
-            [interview_id],
-        )
-        return [{**row, "changed_at": _naive(row["changed_at"])} for row in rows]
-
     # -- helpers ------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, list(params)).fetchall()
+
+    def _dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows as dicts, timestamps as the contract holds time (naive UTC)."""
+        return [
+            {k: _naive(v) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+            for row in self._all(sql, params)
+        ]
 
     def _all(self, sql: str, params: Any) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cursor:
