@@ -209,8 +209,6 @@ def _build_locked(
             # project (a model, a macro, a seed) rebuilds everything with the current one
             project = project_state()
             full_refresh = project != _remembered(warehouse, "project")
-            if full_refresh:
-                out.append("full refresh (first build, or the dbt project changed)")
             result.dbt_nodes = _dbt_build(building, snapshot, raw_store, noted, full_refresh)
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(

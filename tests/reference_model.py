@@ -266,25 +266,15 @@ class Reference:
                 if canonical
                 else (UNMAPPED_STAGE_TYPE if st else "none"),
                 "cohort_month": started.date().replace(day=1),
-                "elapsed_days_to_decision": days(started, decided)
-                if decided and decided >= started
-                else None,
-                "us_to_decision": microseconds(started, decided)
-                if decided and decided >= started
-                else None,
-                "elapsed_days_to_hire": days(started, placed)
-                if placed and placed >= started
-                else None,
-                "us_to_hire": microseconds(started, placed)
-                if placed and placed >= started
-                else None,
                 "is_decided_before_start": bool(decided and decided < started),
             }
-            d["days_to_decision"] = (
-                math.floor(d["elapsed_days_to_decision"])
-                if d["elapsed_days_to_decision"] is not None
-                else None
-            )
+            # elapsed spans, null when the dates contradict each other
+            for name, end in (("decision", decided), ("hire", placed)):
+                span = microseconds(started, end) if end and end >= started else None
+                d[f"us_to_{name}"] = span
+                d[f"elapsed_days_to_{name}"] = None if span is None else span / DAY_US
+            span = d["us_to_decision"]
+            d["days_to_decision"] = None if span is None else span // DAY_US
             for t in TYPES:
                 d[f"{t}_entered"] = t in per_type
                 d[f"{t}_passed"] = per_type.get(t, {}).get("passed", False)
@@ -620,26 +610,28 @@ class Reference:
         def r6(v: float | None) -> float | None:
             return None if v is None else round(float(v), 6)
 
-        out = {}
-        for name, f in self.feeders().items():
-            out[name] = {
-                "candidates_sourced": f["candidates_sourced"],
-                "placements": f["placements"],
-                "conversion_rate": r6(f["conversion_rate"]),
-                "decided_processes": f["decided_processes"],
-                "decided_conversion_rate": r6(f["decided_conversion_rate"]),
+        counts = ("candidates_sourced", "placements", "decided_processes")
+        rates = (
+            "conversion_rate",
+            "decided_conversion_rate",
+            "smoothed_conversion_rate",
+            "avg_days_to_hire",
+            "pipeline_depth",
+        )
+        return {
+            name: {c: f[c] for c in counts}
+            | {r: r6(f[r]) for r in rates}
+            | {
                 "wilson_interval": {
                     "lower": r6(f["wilson_lower"]),
                     "upper": r6(f["wilson_upper"]),
                     "confidence": 0.95,
                 },
-                "smoothed_conversion_rate": r6(f["smoothed_conversion_rate"]),
                 "success_rate_by_stage": {t: r6(f[f"{t}_pass_rate"]) for t in TYPES},
-                "avg_days_to_hire": r6(f["avg_days_to_hire"]),
-                "pipeline_depth": r6(f["pipeline_depth"]),
                 "top_rejection_reasons": f["top_rejection_reasons"],
             }
-        return out
+            for name, f in self.feeders().items()
+        }
 
 
 def round4(value: float) -> float:

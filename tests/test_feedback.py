@@ -9,13 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from feedback.service import run_feedback
-from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 from ingest.store.duckdb.store import raw_store_path
 from itrack.cli.main import app
 from itrack.generate import generate
 from itrack.pipeline import run_build
 from tests.conftest import assert_exit
+from tests.dbt_helpers import private_copy, run_feedback_into
 
 NOW = "2026-01-01T00:00:00Z"
 QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
@@ -34,21 +33,11 @@ def built_once(tmp_path_factory) -> Path:
 @pytest.fixture
 def wh(built_once, tmp_path) -> Path:
     """A private copy of the built warehouse and its raw store."""
-    db = tmp_path / "warehouse.duckdb"
-    shutil.copy2(built_once, db)
-    shutil.copy2(raw_store_path(built_once), raw_store_path(db))
-    return db
+    return private_copy(built_once, tmp_path)
 
 
 def feed(db: Path, **kw):
-    return run_feedback(
-        warehouse=db,
-        log=DuckDBFeedbackLog(db),
-        feeders_path=db.parent / "feeders.json",
-        placements_path=db.parent / "placements.json",
-        now=kw.pop("now", NOW),
-        **kw,
-    )
+    return run_feedback_into(db, db.parent, now=kw.pop("now", NOW), **kw)
 
 
 def test_fields_of_the_scoring_job_are_preserved(wh):
@@ -234,14 +223,7 @@ def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_pat
         if placements_before.get(c) != placements_after.get(c)
     }
     assert changed == {candidate}
-    full = run_feedback(
-        warehouse=wh,
-        log=DuckDBFeedbackLog(wh),
-        feeders_path=full_copy / "feeders.json",
-        placements_path=full_copy / "placements.json",
-        full=True,
-        now=NOW,
-    )
+    full = run_feedback_into(wh, full_copy, now=NOW, full=True)
     assert feeder in full.updated_feeders
     assert (full_copy / "feeders.json").read_bytes() == (wh.parent / "feeders.json").read_bytes()
 

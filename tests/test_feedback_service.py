@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -21,7 +20,7 @@ from ingest.store.duckdb.repository import DuckDBInterviewStore
 from ingest.store.duckdb.store import raw_store_path
 from itrack.dbt_runner import run_dbt
 from itrack.services import feedback_service, interview_service
-from tests.dbt_helpers import pid, write_raw_store
+from tests.dbt_helpers import pid, private_copy, write_raw_store
 from tests.lib_data import DATA
 
 OFFER = {"base_salary": 120000, "currency": "EUR"}
@@ -44,10 +43,7 @@ def built(tmp_path_factory) -> Path:
 @pytest.fixture
 def db(built, tmp_path) -> Path:
     """A private copy of the built warehouse and its raw store."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy2(built, copy)
-    shutil.copy2(raw_store_path(built), raw_store_path(copy))
-    return copy
+    return private_copy(built, tmp_path)
 
 
 def runs(db: Path) -> list[tuple]:

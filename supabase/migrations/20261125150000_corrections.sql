@@ -26,14 +26,8 @@ create index if not exists corrections_process_idx
 create index if not exists corrections_recorded_at_idx
     on public.corrections (recorded_at);
 
-drop trigger if exists corrections_append_only on public.corrections;
-create trigger corrections_append_only
-    before update or delete on public.corrections
-    for each row execute function itrack.forbid_history_change();
-drop trigger if exists corrections_no_truncate on public.corrections;
-create trigger corrections_no_truncate
-    before truncate on public.corrections
-    for each statement execute function itrack.forbid_history_change();
+-- Append-only (update, delete, truncate refused even for the owner): the triggers are made
+-- with those of the other logs, in 20261125160000_calls_and_deletions.sql.
 
 revoke all on public.corrections from anon, authenticated, service_role, itrack_extract;
 grant select, insert on public.corrections to authenticated, service_role;

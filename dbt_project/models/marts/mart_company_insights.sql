@@ -37,19 +37,8 @@ preferred as (
     {{ group_by(1) }}
 ),
 
-reason_counts as (
-    select company_key, reason, count(*) as n
-    from reasons
-    {{ group_by(2) }}
-),
-
 company_reasons as (
-    select
-        company_key,
-        {{ json_objects_agg([('reason', 'reason'), ('count', 'n')], 'n desc, reason') }}
-            as rejection_reasons
-    from reason_counts
-    {{ group_by(1) }}
+    {{ rejection_reason_lists('reasons', 'company_key', 'rejection_reasons') }}
 ),
 
 per_company as (

@@ -16,27 +16,8 @@ reasons as (
     select * from {{ ref('int_processes_rejection_reasons') }}
 ),
 
-reason_counts as (
-    select feeder_key, reason, count(*) as n
-    from reasons
-    {{ group_by(2) }}
-),
-
-ranked_reasons as (
-    select
-        reason_counts.*,
-        row_number() over (partition by feeder_key order by n desc, reason) as reason_rank
-    from reason_counts
-),
-
 top_reasons as (
-    select
-        feeder_key,
-        {{ json_objects_agg([('reason', 'reason'), ('count', 'n')], 'n desc, reason') }}
-            as top_rejection_reasons
-    from ranked_reasons
-    where reason_rank <= 5
-    {{ group_by(1) }}
+    {{ rejection_reason_lists('reasons', 'feeder_key', 'top_rejection_reasons', top=5) }}
 ),
 
 per_feeder as (

@@ -23,7 +23,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Unpack
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -31,16 +31,14 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
+from ingest.contract import InterviewProcess, InterviewStage, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
-from ingest.ports import ProcessFilters
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
     SharedQueries,
     audit_text,
-    process_filters,
 )
 
 HISTORY_SOURCE = "service"  # as ingest.ports: status-history rows written by the service
@@ -76,12 +74,6 @@ class PostgresInterviewRepository(SharedQueries):
 
     # -- candidates (read only here: candidates arrive through ingest or the database) --------
 
-    def candidate_feeder(self, candidate_id: str) -> str | None:
-        row = self._one("select feeder_source from candidates where id = %s", [candidate_id])
-        if row is None:
-            raise NotFoundError(f"candidate '{candidate_id}' not found")
-        return row["feeder_source"]
-
     # -- processes ----------------------------------------------------------------------------
 
     def create_interview_process(self, process: InterviewProcess) -> InterviewProcess:
@@ -108,23 +100,6 @@ class PostgresInterviewRepository(SharedQueries):
             self._refuse_if_visible("interview_processes", process_id, "interview process")
             raise self._not_found("process", interview_id)
         return found[0]
-
-    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
-        return self.find_interviews(candidate_id=candidate_id)
-
-    def find_interviews(
-        self,
-        company_name: str | None = None,
-        status: InterviewStatus | str | None = None,
-        candidate_id: str | None = None,
-        *,
-        limit: int | None = None,
-        **filters: Unpack[ProcessFilters],
-    ) -> list[InterviewProcess]:
-        """Processes matching every filter given (`common.process_filters`), oldest first
-        (created_at, id), at most `limit`."""
-        where, params = process_filters("%s", company_name, status, candidate_id, **filters)
-        return self._select_processes(where, params, limit=limit)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Save a process; a status change gets its history row from the database's trigger."""
@@ -171,14 +146,6 @@ class PostgresInterviewRepository(SharedQueries):
         self._update("interview_stages", STAGE_COLUMNS, to_row(stage), "stage", stage)
         return self.get_stage_by_id(stage.id)
 
-    def max_stage_order(self, interview_id: UUID) -> int:
-        row = self._one(
-            "select coalesce(max(stage_order), 0) as n from interview_stages"
-            " where interview_process_id = %s",
-            [interview_id],
-        )
-        return int(row["n"]) if row else 0
-
     def record_call(self, command: str, started_at: dt.datetime) -> None:
         """Audit one completed write call in `service_calls` (the user and organization are
         the acting user's, from the claims), in the call's own transaction."""
@@ -202,15 +169,6 @@ class PostgresInterviewRepository(SharedQueries):
             raise self._not_found("process", process.id)
 
     # -- ids, names, corrections ----------------------------------------------------------
-
-    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
-        """The status a process had before it last moved to `status` (from the history)."""
-        row = self.conn.execute(
-            "select from_status from interview_status_history where interview_process_id = %s"
-            " and to_status = %s order by changed_at desc, id desc limit 1",
-            [interview_id, InterviewStatus(status).value],
-        ).fetchone()
-        return InterviewStatus(row[0]) if row and row[0] else None
 
     def record_correction(
         self,
@@ -245,30 +203,17 @@ class PostgresInterviewRepository(SharedQueries):
                 ],
             )
 
-    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The corrections of a process and its stages, oldest first."""
-        rows = self._all(
-            "select recorded_at, record_kind, record_id::text as record_id, field, old_value,"
-            " new_value, reason, changed_by, run_id from corrections"
-            " where interview_process_id = %s order by recorded_at, id",
-            [interview_id],
-        )
-        return [{**row, "recorded_at": _naive(row["recorded_at"])} for row in rows]
-
-    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The status history of a process, oldest first."""
-        rows = self._all(
-            "select changed_at, from_status, to_status, source, run_id"
-            " from interview_status_history where interview_process_id = %s"
-            " order by changed_at, id",
-            [interview_id],
-        )
-        return [{**row, "changed_at": _naive(row["changed_at"])} for row in rows]
-
     # -- helpers ------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, list(params)).fetchall()
+
+    def _dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows as dicts, timestamps as the contract holds time (naive UTC)."""
+        return [
+            {k: _naive(v) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+            for row in self._all(sql, params)
+        ]
 
     def _all(self, sql: str, params: Any) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cursor:
