@@ -2,16 +2,47 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 
 from ingest.service import FeedbackStatus
-from itrack.api.auth import Principal, require_writer
+from itrack.api.auth import Principal, current_principal, require_writer
 from itrack.api.backend import run_feedback
+from itrack.api.errors import error_responses
+
+Caller = Annotated[Principal, Depends(current_principal)]
+READ_ERRORS = error_responses(401, 403, 404, 422, 503)
+WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 503)
+
+
+def reads(router: APIRouter) -> Callable[..., Any]:
+    """`get(path, model, summary)`: `@router.get` with the response model, the read errors and
+    a summary (OpenAPI)."""
+
+    def get(path: str, model: Any, summary: str) -> Any:
+        return router.get(path, response_model=model, responses=READ_ERRORS, summary=summary)
+
+    return get
+
+
+def writes(router: APIRouter, method: str) -> Callable[..., Any]:
+    """`put(path, model, summary)` (or post): the route with the write errors."""
+    route = getattr(router, method)
+
+    def decorate(path: str, model: Any, summary: str, status_code: int = 200) -> Any:
+        return route(
+            path,
+            status_code=status_code,
+            response_model=model,
+            responses=WRITE_ERRORS,
+            summary=summary,
+        )
+
+    return decorate
 
 
 @contextmanager
