@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
 from uuid import UUID
 
@@ -26,6 +27,21 @@ class ProcessFilters(TypedDict, total=False):
     created_from: dt.datetime  # created at or after
     created_to: dt.datetime  # created before
     after: tuple[dt.datetime, UUID]  # keyset cursor: the rows after this (created_at, id)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One corrected field of a stage or a process: from what to what, why and by whom (a row
+    of the corrections audit)."""
+
+    record_kind: str  # "stage" or "process"
+    record_id: UUID
+    interview_process_id: UUID
+    field: str
+    old_value: Any
+    new_value: Any
+    reason: str
+    changed_by: str
 
 
 class InterviewRepository(Protocol):
@@ -88,17 +104,7 @@ class InterviewRepository(Protocol):
         self, interview_id: UUID, status: InterviewStatus
     ) -> InterviewStatus | None: ...
 
-    def record_correction(
-        self,
-        record_kind: str,
-        record_id: UUID,
-        interview_process_id: UUID,
-        field: str,
-        old_value: Any,
-        new_value: Any,
-        reason: str,
-        changed_by: str,
-    ) -> None: ...
+    def record_correction(self, correction: Correction) -> None: ...
 
     def corrections(self, interview_id: UUID) -> list[dict[str, Any]]: ...
 

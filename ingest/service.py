@@ -44,7 +44,7 @@ from ingest.contract import (
     utc_now,
 )
 from ingest.errors import NotFoundError, Refused
-from ingest.ports import CORRECTION_SOURCE, InterviewRepository, InterviewStore
+from ingest.ports import CORRECTION_SOURCE, Correction, InterviewRepository, InterviewStore
 
 S = InterviewStatus
 ONE_TICK = dt.timedelta(microseconds=1)
@@ -380,17 +380,9 @@ class InterviewService:
                 raise Refused(
                     f"stage {stage.id} already has outcome {stage.outcome}: nothing to amend"
                 )
-            for name in changed:
-                call.repo.record_correction(
-                    "stage",
-                    stage.id,
-                    process.id,
-                    name,
-                    getattr(stage, name),
-                    getattr(saved, name),
-                    reason,
-                    changed_by,
-                )
+            _record_corrections(
+                call, "stage", stage, saved, process.id, changed, reason, changed_by
+            )
             closed_by_it = (
                 process.status is S.REJECTED_BY_COMPANY
                 and process.final_outcome == f"Failed {stage.stage_name}"
@@ -399,18 +391,13 @@ class InterviewService:
                 before = call.repo.status_before(process.id, S.REJECTED_BY_COMPANY)
                 process = self._reopen(call, process, before or S.IN_PROGRESS, reason, changed_by)
             elif said.outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
+                before = process
                 process = self._move(
                     call, process, S.REJECTED_BY_COMPANY, final_outcome=f"Failed {stage.stage_name}"
                 )
-                call.repo.record_correction(
-                    "process",
-                    process.id,
-                    process.id,
-                    "status",
-                    S.IN_PROGRESS,
-                    process.status,
-                    reason,
-                    changed_by,
+                fields = ("status",)
+                _record_corrections(
+                    call, "process", before, process, process.id, fields, reason, changed_by
                 )
             else:
                 process = self._touch(call, process)
@@ -599,18 +586,8 @@ class InterviewService:
             changes["offer_details"] = None
         reopened = _build(InterviewProcess, "process", **{**process.model_dump(), **changes})
         saved = call.repo.update_interview(reopened)
-        for name in ("status", "final_outcome", "offer_details"):
-            if getattr(process, name) != getattr(saved, name):
-                call.repo.record_correction(
-                    "process",
-                    process.id,
-                    process.id,
-                    name,
-                    getattr(process, name),
-                    getattr(saved, name),
-                    reason,
-                    changed_by,
-                )
+        fields = ("status", "final_outcome", "offer_details")
+        _record_corrections(call, "process", process, saved, process.id, fields, reason, changed_by)
         return saved
 
     def _touch(self, call: _Call, process: InterviewProcess) -> InterviewProcess:
@@ -708,6 +685,25 @@ def _check_at(call: _Call, process: InterviewProcess) -> None:
             f"--at {call.at.isoformat()} is before the last change of process {process.id} "
             f"({process.updated_at.isoformat()}); backfill events in the order they happened"
         )
+
+
+def _record_corrections(
+    call: _Call,
+    kind: str,
+    before: InterviewProcess | InterviewStage,
+    after: InterviewProcess | InterviewStage,
+    process_id: UUID,
+    fields: Sequence[str],
+    reason: str,
+    changed_by: str,
+) -> None:
+    """One corrections-audit row per field of `fields` that the correction changed."""
+    for name in fields:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            call.repo.record_correction(
+                Correction(kind, before.id, process_id, name, old, new, reason, changed_by)
+            )
 
 
 def _required_reason(reason: str | None) -> str:
