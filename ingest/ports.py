@@ -20,19 +20,10 @@ HISTORY_SOURCE = "service"  # status-history rows written by the service
 CORRECTION_SOURCE = "correction"  # ... and by its corrections (amend / reopen)
 
 
-class ProcessFilters(TypedDict, total=False):
-    """List filters beyond company, status and candidate (`find_interviews`)."""
-
-    feeder: str  # the process's feeder, else its candidate's
-    created_from: dt.datetime  # created at or after
-    created_to: dt.datetime  # created before
-    after: tuple[dt.datetime, UUID]  # keyset cursor: the rows after this (created_at, id)
-
-
 @dataclass(frozen=True)
 class Correction:
-    """One corrected field of a stage or a process: from what to what, why and by whom (a row
-    of the corrections audit)."""
+    """One row of the corrections audit: a field of a stage or process changed after the fact,
+    from what to what, why and by whom."""
 
     record_kind: str  # "stage" or "process"
     record_id: UUID
@@ -42,6 +33,15 @@ class Correction:
     new_value: Any
     reason: str
     changed_by: str
+
+
+class ProcessFilters(TypedDict, total=False):
+    """List filters beyond company, status and candidate (`find_interviews`)."""
+
+    feeder: str  # the process's feeder, else its candidate's
+    created_from: dt.datetime  # created at or after
+    created_to: dt.datetime  # created before
+    after: tuple[dt.datetime, UUID]  # keyset cursor: the rows after this (created_at, id)
 
 
 class InterviewRepository(Protocol):

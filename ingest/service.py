@@ -131,6 +131,25 @@ class OutcomeResult:
         return record
 
 
+def _record_changes(
+    repo: InterviewRepository,
+    kind: str,
+    before: InterviewStage | InterviewProcess,
+    after: InterviewStage | InterviewProcess,
+    fields: Sequence[str],
+    reason: str,
+    changed_by: str,
+) -> None:
+    """One corrections row per field in `fields` whose value differs from `before` to `after`
+    (a stage or a process), with the reason and who made the change."""
+    process_id = after.interview_process_id if isinstance(after, InterviewStage) else after.id
+    for name in fields:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            correction = Correction(kind, after.id, process_id, name, old, new, reason, changed_by)
+            repo.record_correction(correction)
+
+
 @dataclass(frozen=True)
 class _StageResult:
     """What a caller says about a stage: its outcome, ratings (as stage fields), notes,
@@ -380,9 +399,7 @@ class InterviewService:
                 raise Refused(
                     f"stage {stage.id} already has outcome {stage.outcome}: nothing to amend"
                 )
-            _record_corrections(
-                call, "stage", stage, saved, process.id, changed, reason, changed_by
-            )
+            _record_changes(call.repo, "stage", stage, saved, changed, reason, changed_by)
             closed_by_it = (
                 process.status is S.REJECTED_BY_COMPANY
                 and process.final_outcome == f"Failed {stage.stage_name}"
@@ -391,14 +408,11 @@ class InterviewService:
                 before = call.repo.status_before(process.id, S.REJECTED_BY_COMPANY)
                 process = self._reopen(call, process, before or S.IN_PROGRESS, reason, changed_by)
             elif said.outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
-                before = process
-                process = self._move(
-                    call, process, S.REJECTED_BY_COMPANY, final_outcome=f"Failed {stage.stage_name}"
-                )
-                fields = ("status",)
-                _record_corrections(
-                    call, "process", before, process, process.id, fields, reason, changed_by
-                )
+                failed = f"Failed {stage.stage_name}"
+                closed = self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=failed)
+                why = (reason, changed_by)
+                _record_changes(call.repo, "process", process, closed, ["status"], *why)
+                process = closed
             else:
                 process = self._touch(call, process)
             result = OutcomeResult(saved, process)
@@ -586,8 +600,8 @@ class InterviewService:
             changes["offer_details"] = None
         reopened = _build(InterviewProcess, "process", **{**process.model_dump(), **changes})
         saved = call.repo.update_interview(reopened)
-        fields = ("status", "final_outcome", "offer_details")
-        _record_corrections(call, "process", process, saved, process.id, fields, reason, changed_by)
+        fields = ["status", "final_outcome", "offer_details"]
+        _record_changes(call.repo, "process", process, saved, fields, reason, changed_by)
         return saved
 
     def _touch(self, call: _Call, process: InterviewProcess) -> InterviewProcess:
@@ -685,25 +699,6 @@ def _check_at(call: _Call, process: InterviewProcess) -> None:
             f"--at {call.at.isoformat()} is before the last change of process {process.id} "
             f"({process.updated_at.isoformat()}); backfill events in the order they happened"
         )
-
-
-def _record_corrections(
-    call: _Call,
-    kind: str,
-    before: InterviewProcess | InterviewStage,
-    after: InterviewProcess | InterviewStage,
-    process_id: UUID,
-    fields: Sequence[str],
-    reason: str,
-    changed_by: str,
-) -> None:
-    """One corrections-audit row per field of `fields` that the correction changed."""
-    for name in fields:
-        old, new = getattr(before, name), getattr(after, name)
-        if old != new:
-            call.repo.record_correction(
-                Correction(kind, before.id, process_id, name, old, new, reason, changed_by)
-            )
 
 
 def _required_reason(reason: str | None) -> str:

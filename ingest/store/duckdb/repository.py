@@ -150,7 +150,7 @@ class InterviewRepository(SharedQueries):
 
     # -- ids, names, corrections -----------------------------------------------------------
 
-    def record_correction(self, correction: Correction) -> None:
+    def record_correction(self, c: Correction) -> None:
         """One row of the corrections audit: what changed, from what to what, why, by whom."""
         self.con.execute(
             "insert into corrections (run_id, record_kind, record_id, interview_process_id, "
@@ -158,14 +158,14 @@ class InterviewRepository(SharedQueries):
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 self.run_id,
-                correction.record_kind,
-                str(correction.record_id),
-                str(correction.interview_process_id),
-                correction.field,
-                audit_text(correction.old_value),
-                audit_text(correction.new_value),
-                correction.reason,
-                correction.changed_by,
+                c.record_kind,
+                str(c.record_id),
+                str(c.interview_process_id),
+                c.field,
+                audit_text(c.old_value),
+                audit_text(c.new_value),
+                c.reason,
+                c.changed_by,
                 utc_now(),
             ],
         )

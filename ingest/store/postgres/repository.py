@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ingest.contract import InterviewProcess, InterviewStage, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
-from ingest.ports import HISTORY_SOURCE, Correction
+from ingest.ports import Correction
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
@@ -42,6 +42,7 @@ from ingest.store.common import (
     audit_text,
 )
 
+HISTORY_SOURCE = "service"  # as ingest.ports: status-history rows written by the service
 # Roles a call may act as (the ones the migrations grant to).
 ROLES = frozenset({"anon", "authenticated", "service_role", "itrack_extract"})
 
@@ -170,10 +171,9 @@ class PostgresInterviewRepository(SharedQueries):
 
     # -- ids, names, corrections ----------------------------------------------------------
 
-    def record_correction(self, correction: Correction) -> None:
+    def record_correction(self, c: Correction) -> None:
         """One row of the corrections audit, in the process's organization, stamped with the
         clock (not the transaction's start) so a call's rows keep the order they were written."""
-        c = correction
         with self._refusals(f"correction of {c.record_kind} {c.record_id}"):
             self.conn.execute(
                 "insert into corrections (organization_id, interview_process_id,"
