@@ -40,10 +40,25 @@ as $$
     select (select auth.jwt()) -> 'app_metadata' ->> 'itrack_role'
 $$;
 
+-- Whether the acting user may change a process assigned to `recruiter` (the policies check
+-- the organization themselves): a lead, or the recruiter it is assigned to.
+create or replace function itrack.may_change(recruiter uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+    select coalesce(
+        (select itrack.app_role()) = 'lead'
+        or ((select itrack.app_role()) = 'recruiter' and recruiter = (select auth.uid())),
+        false
+    )
+$$;
+
 revoke all on function itrack.org_id() from public;
 revoke all on function itrack.app_role() from public;
+revoke all on function itrack.may_change(uuid) from public;
 grant usage on schema itrack to authenticated, service_role, itrack_extract;
-grant execute on function itrack.org_id(), itrack.app_role() to authenticated;
+grant execute on function itrack.org_id(), itrack.app_role(), itrack.may_change(uuid)
+    to authenticated;
 
 -- Privileges: what each role may attempt at all; the policies below then pick the rows.
 revoke all on public.candidates, public.interview_processes, public.interview_stages,
@@ -101,31 +116,13 @@ create policy processes_select_own_org on public.interview_processes
 drop policy if exists processes_insert_assigned_or_lead on public.interview_processes;
 create policy processes_insert_assigned_or_lead on public.interview_processes
     for insert to authenticated
-    with check (
-        organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
-        )
-    );
+    with check (organization_id = (select itrack.org_id()) and itrack.may_change(recruiter_id));
 
 drop policy if exists processes_update_assigned_or_lead on public.interview_processes;
 create policy processes_update_assigned_or_lead on public.interview_processes
     for update to authenticated
-    using (
-        organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
-        )
-    )
-    with check (
-        organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
-        )
-    );
+    using (organization_id = (select itrack.org_id()) and itrack.may_change(recruiter_id))
+    with check (organization_id = (select itrack.org_id()) and itrack.may_change(recruiter_id));
 
 drop policy if exists processes_delete_lead on public.interview_processes;
 create policy processes_delete_lead on public.interview_processes
@@ -143,13 +140,10 @@ create policy stages_insert_assigned_or_lead on public.interview_stages
     for insert to authenticated
     with check (
         organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and exists (
-                select 1 from public.interview_processes as p
-                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
-            ))
-        )
+        and itrack.may_change((
+            select p.recruiter_id from public.interview_processes as p
+            where p.id = interview_process_id
+        ))
     );
 
 drop policy if exists stages_update_assigned_or_lead on public.interview_stages;
@@ -157,23 +151,17 @@ create policy stages_update_assigned_or_lead on public.interview_stages
     for update to authenticated
     using (
         organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and exists (
-                select 1 from public.interview_processes as p
-                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
-            ))
-        )
+        and itrack.may_change((
+            select p.recruiter_id from public.interview_processes as p
+            where p.id = interview_process_id
+        ))
     )
     with check (
         organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and exists (
-                select 1 from public.interview_processes as p
-                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
-            ))
-        )
+        and itrack.may_change((
+            select p.recruiter_id from public.interview_processes as p
+            where p.id = interview_process_id
+        ))
     );
 
 drop policy if exists stages_delete_lead on public.interview_stages;

@@ -47,13 +47,10 @@ create policy corrections_insert_assigned_or_lead on public.corrections
     for insert to authenticated
     with check (
         organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and exists (
-                select 1 from public.interview_processes as p
-                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
-            ))
-        )
+        and itrack.may_change((
+            select p.recruiter_id from public.interview_processes as p
+            where p.id = interview_process_id
+        ))
     );
 
 drop policy if exists service_role_corrections on public.corrections;

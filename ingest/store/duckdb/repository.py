@@ -30,7 +30,7 @@ from ingest.contract import (
     utc_now,
 )
 from ingest.errors import NotFoundError
-from ingest.ports import HISTORY_SOURCE
+from ingest.ports import HISTORY_SOURCE, Correction
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
@@ -150,17 +150,7 @@ class InterviewRepository(SharedQueries):
 
     # -- ids, names, corrections -----------------------------------------------------------
 
-    def record_correction(
-        self,
-        record_kind: str,
-        record_id: UUID,
-        interview_process_id: UUID,
-        field: str,
-        old_value: Any,
-        new_value: Any,
-        reason: str,
-        changed_by: str,
-    ) -> None:
+    def record_correction(self, c: Correction) -> None:
         """One row of the corrections audit: what changed, from what to what, why, by whom."""
         self.con.execute(
             "insert into corrections (run_id, record_kind, record_id, interview_process_id, "
@@ -168,14 +158,14 @@ class InterviewRepository(SharedQueries):
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 self.run_id,
-                record_kind,
-                str(record_id),
-                str(interview_process_id),
-                field,
-                audit_text(old_value),
-                audit_text(new_value),
-                reason,
-                changed_by,
+                c.record_kind,
+                str(c.record_id),
+                str(c.interview_process_id),
+                c.field,
+                audit_text(c.old_value),
+                audit_text(c.new_value),
+                c.reason,
+                c.changed_by,
                 utc_now(),
             ],
         )

@@ -34,6 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ingest.contract import InterviewProcess, InterviewStage, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
+from ingest.ports import Correction
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
@@ -170,20 +171,10 @@ class PostgresInterviewRepository(SharedQueries):
 
     # -- ids, names, corrections ----------------------------------------------------------
 
-    def record_correction(
-        self,
-        record_kind: str,
-        record_id: UUID,
-        interview_process_id: UUID,
-        field: str,
-        old_value: Any,
-        new_value: Any,
-        reason: str,
-        changed_by: str,
-    ) -> None:
+    def record_correction(self, c: Correction) -> None:
         """One row of the corrections audit, in the process's organization, stamped with the
         clock (not the transaction's start) so a call's rows keep the order they were written."""
-        with self._refusals(f"correction of {record_kind} {record_id}"):
+        with self._refusals(f"correction of {c.record_kind} {c.record_id}"):
             self.conn.execute(
                 "insert into corrections (organization_id, interview_process_id,"
                 " record_kind, record_id, field, old_value, new_value, reason, changed_by,"
@@ -191,15 +182,15 @@ class PostgresInterviewRepository(SharedQueries):
                 " %s, %s, clock_timestamp()"
                 " from interview_processes as p where p.id = %s",
                 [
-                    record_kind,
-                    record_id,
-                    field,
-                    audit_text(old_value),
-                    audit_text(new_value),
-                    reason,
-                    changed_by,
+                    c.record_kind,
+                    c.record_id,
+                    c.field,
+                    audit_text(c.old_value),
+                    audit_text(c.new_value),
+                    c.reason,
+                    c.changed_by,
                     self.run_id,
-                    interview_process_id,
+                    c.interview_process_id,
                 ],
             )
 
