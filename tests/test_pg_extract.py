@@ -395,3 +395,14 @@ def test_an_id_inserted_again_after_its_deletion_stays(source: str, db: Path) ->
     summary = extract(source, db, overlap=dt.timedelta(0))
     assert summary.deleted == {}
     assert query(db, "select id::varchar, outcome from interview_stages") == [(S1, "pending")]
+
+
+def test_text_survives_the_csv_transfer_exactly(source: str, db: Path) -> None:
+    """Newlines, quotes, commas, backslashes and non-ASCII text come through the CSV and
+    Parquet steps unchanged."""
+    notes = 'line one\nline "two", with a comma\\n and a tab\t and ünïcødé ✓'
+    sql(source, "update interview_stages set feedback_notes = %s where id = %s", [notes, S1])
+    extract(source, db)
+    assert query(db, "select feedback_notes, interviewer_names from interview_stages") == [
+        (notes, ["Dana", 'Lee "LJ" Jones'])
+    ]
