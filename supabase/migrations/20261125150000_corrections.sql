@@ -53,13 +53,6 @@ create policy corrections_insert_assigned_or_lead on public.corrections
         ))
     );
 
-drop policy if exists service_role_corrections on public.corrections;
-create policy service_role_corrections on public.corrections
-    for select to service_role using (true);
-drop policy if exists service_role_append_corrections on public.corrections;
-create policy service_role_append_corrections on public.corrections
-    for insert to service_role with check (true);
-
-drop policy if exists extract_read_corrections on public.corrections;
-create policy extract_read_corrections on public.corrections
-    for select to itrack_extract using (true);
+select itrack.allow_all('corrections', 'service_role', 'select');
+select itrack.allow_all('corrections', 'service_role', 'insert');
+select itrack.allow_all('corrections', 'itrack_extract', 'select');

@@ -101,12 +101,6 @@ create policy calls_insert_own on public.service_calls
         and user_id = (select auth.uid())
         and (select itrack.app_role()) in ('recruiter', 'lead')
     );
-drop policy if exists service_role_calls on public.service_calls;
-create policy service_role_calls on public.service_calls
-    for select to service_role using (true);
-drop policy if exists service_role_log_calls on public.service_calls;
-create policy service_role_log_calls on public.service_calls
-    for insert to service_role with check (true);
 
 -- Deletions: written only by the trigger (as the owner), read by the server and the extract.
 drop policy if exists deleted_rows_insert_by_owner on public.deleted_rows;
@@ -117,13 +111,9 @@ create policy deleted_rows_insert_by_owner on public.deleted_rows
         from pg_catalog.pg_class as c
         where c.oid = 'public.deleted_rows'::regclass
     ));
-drop policy if exists service_role_deleted_rows on public.deleted_rows;
-create policy service_role_deleted_rows on public.deleted_rows
-    for select to service_role using (true);
 
-drop policy if exists extract_read_calls on public.service_calls;
-create policy extract_read_calls on public.service_calls
-    for select to itrack_extract using (true);
-drop policy if exists extract_read_deleted_rows on public.deleted_rows;
-create policy extract_read_deleted_rows on public.deleted_rows
-    for select to itrack_extract using (true);
+select itrack.allow_all('service_calls', 'service_role', 'select');
+select itrack.allow_all('service_calls', 'service_role', 'insert');
+select itrack.allow_all('deleted_rows', 'service_role', 'select');
+select itrack.allow_all(t, 'itrack_extract', 'select')
+from unnest(array['service_calls', 'deleted_rows']) as t;
