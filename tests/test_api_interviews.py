@@ -415,6 +415,28 @@ def test_authentication_required(api):
     )
 
 
+def test_a_verified_token_is_remembered_only_until_it_expires():
+    """The server keeps verified tokens (no signature check per request) but never past their
+    `exp`, and a token is never taken for another secret's."""
+    import time
+
+    from itrack.api.auth import decode, make_token
+    from itrack.api.errors import ApiError
+
+    secret = "test-secret-0123456789abcdef0123456789abcdef"
+    token = make_token(secret, app_role="lead", expires_in=dt.timedelta(seconds=2))
+    first = decode(token, secret)
+    assert first.app_role == "lead"
+    assert decode(token, secret) is first  # remembered, not decoded again
+    with pytest.raises(ApiError, match="Signature verification failed") as other:
+        decode(token, "another-secret-0123456789abcdef01234567")
+    assert other.value.status == 401
+    time.sleep(max(0.0, first.claims["exp"] - time.time()) + 0.05)
+    with pytest.raises(ApiError, match="expired") as late:
+        decode(token, secret)
+    assert late.value.status == 401
+
+
 def test_anon_and_other_organizations_get_nothing(api, store):
     assert_error(api.get("/interviews", headers=token(role="anon", app_role=None)), 403)
     assert_error(
