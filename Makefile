@@ -42,11 +42,15 @@ postgres: ## Install Debian's postgresql for the throw-away test server (if no s
 	  || { echo "error: no PostgreSQL server and could not install Debian's postgresql"; exit 2; }; \
 	fi
 
-test: $(STAMP) browser postgres ## Run the test suite (fast tier, under ~5 minutes); installs chromium first if missing
-	$(BIN)/pytest -m "not slow"
+# Tests run on every core (pytest-xdist), one test file per worker at a time (--dist loadfile) so a
+# file's module fixtures (built warehouses) are built once.
+PYTEST := $(BIN)/pytest -n auto --dist loadfile
+
+test: $(STAMP) browser postgres ## Run the test suite (fast tier, about 6 minutes on 2 cores); installs chromium first if missing
+	$(PYTEST) -m "not slow"
 
 test-all: $(STAMP) browser postgres ## Run every test, the slow fault-injection ones included (installs chromium if missing)
-	$(BIN)/pytest
+	$(PYTEST)
 
 lint: $(STAMP) ## ruff check, format check and the import contracts (dependencies run one way)
 	$(BIN)/ruff check .

@@ -10,9 +10,9 @@ under /usr/bin/time, medians of several runs:
   contract checks, quarantine, upsert, status history, watermarks, audit;
 - **ingest parquet**: `itrack ingest <folder of the same rows as Parquet>` into an empty raw
   store: the same pipeline reading files;
-- **transfer only**: COPY of the stage table to local JSON Lines (what the extract adds) against
-  DuckDB reading the stage Parquet file into a table (`create table as select * from
-  read_parquet`).
+- **transfer only**: what the extract adds before the ingest, for the stage table: COPY to
+  local CSV and DuckDB turning it into Parquet, against DuckDB reading the stage Parquet file
+  into a table (`create table as select * from read_parquet`).
 
 Target (issue #15): extracting 1M stage rows costs no more than 3x DuckDB reading the same rows
 from Parquet. Results: bench/pg_results.json and the table printed at the end.
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -34,10 +33,11 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import ITRACK, median, timed  # noqa: E402
+from bench.run import ITRACK, load, machine, med, timed  # noqa: E402
+from bench.run import generate as generate_format  # noqa: E402
 from tests import pg  # noqa: E402  (the same server discovery as the tests)
 
-SCALES = {"small": [10_000], "full": [1_000_000]}
+SCALES = {"small": [10_000], "medium": [100_000], "full": [1_000_000]}
 ORG = "0a000000-0000-4000-8000-00000000000a"
 TABLES = {
     "candidates": "candidates",
@@ -48,14 +48,15 @@ COPY_JSONL = "(format csv, delimiter E'\\x02', quote E'\\x01')"
 
 TRANSFER_PG = textwrap.dedent("""
     import sys, psycopg
-    with psycopg.connect(sys.argv[1]) as conn, open(sys.argv[2], "wb") as out:
+    from pathlib import Path
+    from ingest.extract import _column_types, _copy_out, _csv_select, _to_parquet
+    folder = Path(sys.argv[2])
+    with psycopg.connect(sys.argv[1]) as conn:
         conn.execute("set timezone = 'UTC'")
-        with conn.cursor().copy(
-            "copy (select to_jsonb(s)::text from interview_stages s) to stdout "
-            "(format csv, delimiter E'\\\\x02', quote E'\\\\x01')"
-        ) as copy:
-            for chunk in copy:
-                out.write(chunk)
+        columns = _column_types(conn, "stages")
+        select = _csv_select("stages", columns)
+        _copy_out(conn, f"copy ({select}) to stdout (format csv)", [], folder / "stages.csv")
+    _to_parquet(folder, "stages", columns)
 """)
 TRANSFER_DUCKDB = textwrap.dedent("""
     import sys, duckdb
@@ -68,25 +69,8 @@ STAGES_PER_PROCESS = 2.13  # what `itrack generate --seed 7` yields on average
 
 
 def generate(folder: Path, stages: int) -> None:
-    if (folder / "stages.parquet").exists():
-        return
-    folder.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            ITRACK,
-            "generate",
-            "--out",
-            str(folder),
-            "--processes",
-            str(max(round(stages / STAGES_PER_PROCESS), 1)),
-            "--seed",
-            "7",
-            "--format",
-            "parquet",
-        ],
-        check=True,
-        capture_output=True,
-    )
+    """Parquet files with about `stages` stage records (bench.run's generator)."""
+    generate_format(folder, max(round(stages / STAGES_PER_PROCESS), 1), "parquet")
 
 
 def load_postgres(dsn: str, folder: Path) -> dict[str, int]:
@@ -142,9 +126,7 @@ def bench_scale(stages: int, work: Path, repeats: int, admin: str) -> dict[str, 
             run.mkdir(parents=True)
             extract.append(timed([ITRACK, "ingest", dsn, "--db", str(run / "pg.duckdb")]))
             files.append(timed([ITRACK, "ingest", str(data), "--db", str(run / "files.duckdb")]))
-            transfer_pg.append(
-                timed([sys.executable, "-c", TRANSFER_PG, dsn, str(run / "stages.jsonl")])
-            )
+            transfer_pg.append(timed([sys.executable, "-c", TRANSFER_PG, dsn, str(run)]))
             transfer_duckdb.append(
                 timed(
                     [
@@ -163,10 +145,10 @@ def bench_scale(stages: int, work: Path, repeats: int, admin: str) -> dict[str, 
         "stage_records": stages,
         "rows_in_postgres": loaded,
         "stages_extracted": extracted,
-        "extract": median(extract),
-        "ingest_parquet": median(files),
-        "transfer_copy_stages": median(transfer_pg),
-        "transfer_duckdb_read_parquet": median(transfer_duckdb),
+        "extract": med(extract),
+        "ingest_parquet": med(files),
+        "transfer_copy_stages": med(transfer_pg),
+        "transfer_duckdb_read_parquet": med(transfer_duckdb),
     }
     result["extract_vs_ingest_parquet"] = (
         result["extract"]["seconds"] / result["ingest_parquet"]["seconds"]  # type: ignore[index]
@@ -209,12 +191,18 @@ def main() -> None:
     with pg.server() as admin:
         for stages in SCALES[args.scale]:
             repeats = args.repeats if stages < 1_000_000 else max(1, args.repeats - 1)
-            print(f"bench (PostgreSQL extract): {stages} stage records ...", flush=True)
+            before = load()
+            print(f"bench (PostgreSQL extract): {stages} stage records (load {before})", flush=True)
             results[str(stages)] = bench_scale(stages, args.work, repeats, admin)
-    (ROOT / "bench" / "pg_results.json").write_text(
-        json.dumps({"scale": args.scale, "results": results}, indent=2)
-    )
+            results[str(stages)].update(load_before=before, load_after=load())
+    report = {"machine": machine(), "scale": args.scale, "results": results}
+    (ROOT / "bench" / "pg_results.json").write_text(json.dumps(report, indent=2) + "\n")
     print("\n" + table(results))
+    for stages, r in results.items():
+        print(
+            f"{stages}: load average (1 min/5 min) {r['load_before']} before,"
+            f" {r['load_after']} after"
+        )
 
 
 if __name__ == "__main__":

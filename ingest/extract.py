@@ -3,10 +3,11 @@
 `itrack ingest postgresql://...` (and `itrack build --from postgresql://...`) run this. Per
 table it pulls the rows whose `updated_at` is past the last successful extract's watermark,
 minus a safety overlap (a transaction still open at the last extract may commit rows stamped
-before its watermark), and the status-history rows recorded since. The transfer is bulk: one
-`COPY (select <contract columns as JSON> ...) TO STDOUT` per table, in one read-only
-repeatable-read transaction (every table from the same snapshot), streamed to a local JSON Lines
-file that the ordinary ingest run then reads. So database rows pass the same contract checks,
+before its watermark), and the status history, corrections and deletions recorded since. The
+transfer is bulk: one `COPY (select <contract columns> ...) TO STDOUT (format csv)` per table,
+in one read-only repeatable-read transaction (every table from the same snapshot), streamed to
+a local CSV file that DuckDB turns into Parquet (typed so each value reads as its JSON value),
+which the ordinary ingest run then reads. So database rows pass the same contract checks,
 quarantine and audit as files; the quarantine and `ingest_files` name the table they came from
 (`postgresql://host:port/db#interview_stages`) and the row's id.
 
@@ -18,7 +19,6 @@ as they were, and rows pulled twice (the overlap) are merged as unchanged.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +31,7 @@ from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus, utc_now
 from ingest.errors import UserError
 from ingest.load import Progress, RunSummary, ingest_inputs
 from ingest.migrate import display_dsn
-from ingest.readers import InputFile
+from ingest.readers import InputFile, sha256_of
 from ingest.store.duckdb.store import connect, raw_store_path
 
 DATABASE_SCHEMES = ("postgresql://", "postgres://")
@@ -39,9 +39,6 @@ DEFAULT_OVERLAP = dt.timedelta(minutes=15)
 HISTORY = "interview_status_history"
 CORRECTIONS = "corrections"
 DELETIONS = "deleted_rows"
-# COPY in CSV format with a delimiter and quote that JSON text never holds unescaped: every
-# output line is the row's JSON exactly, i.e. the file is JSON Lines.
-_COPY_AS_JSONL = "(format csv, delimiter E'\\x02', quote E'\\x01')"
 
 
 @dataclass(frozen=True)
@@ -158,18 +155,17 @@ def extract(
     source = source_name(dsn)
     previous = {} if full else read_watermarks(db, source)
     with tempfile.TemporaryDirectory(prefix="itrack-extract-") as folder:
-        pulled, marks = _pull(dsn, Path(folder), previous, overlap)
-        files = [
-            InputFile(
-                Path(folder) / f"{kind}.jsonl",
-                kind,
-                "jsonl",
-                _sha256(Path(folder) / f"{kind}.jsonl"),
-                origin=f"{source}#{TABLES[kind]}",
+        pulled, marks, columns = _pull(dsn, Path(folder), previous, overlap)
+        files = []
+        for kind in LOAD_ORDER:
+            if not pulled[TABLES[kind]]:  # a table without changes is not an empty file
+                continue
+            parquet = _to_parquet(Path(folder), kind, columns[kind])
+            files.append(
+                InputFile(
+                    parquet, kind, "parquet", sha256_of(parquet), origin=f"{source}#{TABLES[kind]}"
+                )
             )
-            for kind in LOAD_ORDER
-            if pulled[TABLES[kind]]  # a table without changes is not an empty file
-        ]
         summary = ExtractSummary(source, RunSummary(""), pulled)
         finish = _finisher(source, Path(folder), marks, summary)
         summary.run = ingest_inputs(
@@ -188,19 +184,65 @@ def extract(
 # -- reading PostgreSQL -----------------------------------------------------------------------
 
 
-def _json_select(kind: str) -> str:
-    """The contract's columns of a table as one JSON object per row (nothing else leaves)."""
-    fields = ", ".join(f"'{name}', {name}" for name in MODELS[kind].model_fields)
-    return f"select jsonb_build_object({fields})::text from public.{TABLES[kind]}"
+# How a PostgreSQL column of the contract leaves the database (text in CSV) and how DuckDB
+# types it in the Parquet file the ingest reads, so that every value reads back as the JSON
+# value a JSON Lines export would hold: timestamps as ISO 8601 text, offer details as an
+# object, interviewer names as a list, numbers as numbers, the rest as text.
+_OUT = {
+    "timestamp with time zone": ("to_json({c}) #>> '{{}}'", "VARCHAR", "{c}"),
+    "jsonb": ("{c}::text", "VARCHAR", "json_transform({c}, '\"MAP(VARCHAR, JSON)\"')"),
+    "ARRAY": ("to_json({c})::text", "VARCHAR", "{c}::json::varchar[]"),
+    "integer": ("{c}", "BIGINT", "{c}"),
+    "smallint": ("{c}", "BIGINT", "{c}"),
+}
+_TEXT = ("{c}", "VARCHAR", "{c}")
+
+
+def _column_types(conn: Any, kind: str) -> dict[str, str]:
+    """The contract's columns of a table with their PostgreSQL types (nothing else leaves)."""
+    rows = conn.execute(
+        "select column_name, data_type from information_schema.columns"
+        " where table_schema = 'public' and table_name = %s",
+        [TABLES[kind]],
+    ).fetchall()
+    types = dict(rows)
+    return {name: types.get(name, "text") for name in MODELS[kind].model_fields}
+
+
+def _csv_select(kind: str, columns: dict[str, str]) -> str:
+    picks = ", ".join(_OUT.get(t, _TEXT)[0].format(c=c) for c, t in columns.items())
+    return f"select {picks} from public.{TABLES[kind]}"
+
+
+def _to_parquet(folder: Path, kind: str, columns: dict[str, str]) -> Path:
+    """The pulled CSV of a contract table as Parquet (DuckDB's fastest input for the ingest)."""
+    csv, parquet = folder / f"{kind}.csv", folder / f"{kind}.parquet"
+    types = ", ".join(f"'{c}': '{_OUT.get(t, _TEXT)[1]}'" for c, t in columns.items())
+    picks = ", ".join(f"{_OUT.get(t, _TEXT)[2].format(c=c)} as {c}" for c, t in columns.items())
+    con = duckdb.connect()
+    try:
+        con.execute(
+            f"copy (select {picks} from read_csv(?, header = false, auto_detect = false,"
+            f" allow_quoted_nulls = false, columns = {{{types}}})) to '{parquet}'"
+            " (format parquet)",
+            [str(csv)],
+        )
+    finally:
+        con.close()
+    csv.unlink()
+    return parquet
 
 
 def _pull(
     dsn: str, folder: Path, previous: dict[str, dt.datetime], overlap: dt.timedelta
-) -> tuple[dict[str, int], dict[str, dt.datetime | None]]:
+) -> tuple[dict[str, int], dict[str, dt.datetime | None], dict[str, dict[str, str]]]:
+    """Every table's changes as CSV files in `folder`, from one snapshot: rows pulled per
+    table, the new watermarks, and the contract tables' column types."""
     import psycopg
 
     pulled: dict[str, int] = {}
     marks: dict[str, dt.datetime | None] = {}
+    columns: dict[str, dict[str, str]] = {}
     try:
         conn = psycopg.connect(dsn, connect_timeout=10)
     except psycopg.OperationalError as exc:
@@ -217,12 +259,12 @@ def _pull(
                     table = TABLES[kind]
                     since = _since(previous.get(table), overlap)
                     where, params = _where("updated_at", since)
+                    columns[kind] = _column_types(conn, kind)
                     pulled[table] = _copy_out(
                         conn,
-                        f"copy ({_json_select(kind)} {where} order by updated_at, id)"
-                        f" to stdout {_COPY_AS_JSONL}",
+                        f"copy ({_csv_select(kind, columns[kind])} {where}) to stdout (format csv)",
                         params,
-                        folder / f"{kind}.jsonl",
+                        folder / f"{kind}.csv",
                     )
                     marks[table] = _max(conn, table, "updated_at", previous.get(table))
                 for log in LOGS:
@@ -230,7 +272,7 @@ def _pull(
                     where, params = _where(log.stamp, since)
                     pulled[log.table] = _copy_out(
                         conn,
-                        f"copy ({log.copy_out()} {where} order by id) to stdout (format csv)",
+                        f"copy ({log.copy_out()} {where}) to stdout (format csv)",
                         params,
                         folder / f"{log.table}.csv",
                     )
@@ -247,7 +289,7 @@ def _pull(
         ) from None
     except psycopg.Error as exc:
         raise ExtractError(f"extract from {source_name(dsn)} failed: {_first_line(exc)}") from None
-    return pulled, marks
+    return pulled, marks, columns
 
 
 def _since(mark: dt.datetime | None, overlap: dt.timedelta) -> dt.datetime | None:
@@ -481,14 +523,6 @@ def _save_watermarks(
             " updated_at) values (?, ?, ?, ?, ?)",
             [source, table, mark, run_id, utc_now()],
         )
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:

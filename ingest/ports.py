@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol, TypedDict, Unpack
 from uuid import UUID
 
@@ -17,6 +18,21 @@ from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus
 
 HISTORY_SOURCE = "service"  # status-history rows written by the service
 CORRECTION_SOURCE = "correction"  # ... and by its corrections (amend / reopen)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One row of the corrections audit: a field of a stage or process changed after the fact,
+    from what to what, why and by whom."""
+
+    record_kind: str  # "stage" or "process"
+    record_id: UUID
+    interview_process_id: UUID
+    field: str
+    old_value: Any
+    new_value: Any
+    reason: str
+    changed_by: str
 
 
 class ProcessFilters(TypedDict, total=False):
@@ -88,17 +104,7 @@ class InterviewRepository(Protocol):
         self, interview_id: UUID, status: InterviewStatus
     ) -> InterviewStatus | None: ...
 
-    def record_correction(
-        self,
-        record_kind: str,
-        record_id: UUID,
-        interview_process_id: UUID,
-        field: str,
-        old_value: Any,
-        new_value: Any,
-        reason: str,
-        changed_by: str,
-    ) -> None: ...
+    def record_correction(self, correction: Correction) -> None: ...
 
     def corrections(self, interview_id: UUID) -> list[dict[str, Any]]: ...
 

@@ -44,7 +44,7 @@ from ingest.contract import (
     utc_now,
 )
 from ingest.errors import NotFoundError, Refused
-from ingest.ports import CORRECTION_SOURCE, InterviewRepository, InterviewStore
+from ingest.ports import CORRECTION_SOURCE, Correction, InterviewRepository, InterviewStore
 
 S = InterviewStatus
 ONE_TICK = dt.timedelta(microseconds=1)
@@ -129,6 +129,25 @@ class OutcomeResult:
         if self.feedback is not None:
             record["feedback"] = self.feedback.model_dump(mode="json")
         return record
+
+
+def _record_changes(
+    repo: InterviewRepository,
+    kind: str,
+    before: InterviewStage | InterviewProcess,
+    after: InterviewStage | InterviewProcess,
+    fields: Sequence[str],
+    reason: str,
+    changed_by: str,
+) -> None:
+    """One corrections row per field in `fields` whose value differs from `before` to `after`
+    (a stage or a process), with the reason and who made the change."""
+    process_id = after.interview_process_id if isinstance(after, InterviewStage) else after.id
+    for name in fields:
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            correction = Correction(kind, after.id, process_id, name, old, new, reason, changed_by)
+            repo.record_correction(correction)
 
 
 @dataclass(frozen=True)
@@ -380,17 +399,7 @@ class InterviewService:
                 raise Refused(
                     f"stage {stage.id} already has outcome {stage.outcome}: nothing to amend"
                 )
-            for name in changed:
-                call.repo.record_correction(
-                    "stage",
-                    stage.id,
-                    process.id,
-                    name,
-                    getattr(stage, name),
-                    getattr(saved, name),
-                    reason,
-                    changed_by,
-                )
+            _record_changes(call.repo, "stage", stage, saved, changed, reason, changed_by)
             closed_by_it = (
                 process.status is S.REJECTED_BY_COMPANY
                 and process.final_outcome == f"Failed {stage.stage_name}"
@@ -399,19 +408,11 @@ class InterviewService:
                 before = call.repo.status_before(process.id, S.REJECTED_BY_COMPANY)
                 process = self._reopen(call, process, before or S.IN_PROGRESS, reason, changed_by)
             elif said.outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
-                process = self._move(
-                    call, process, S.REJECTED_BY_COMPANY, final_outcome=f"Failed {stage.stage_name}"
-                )
-                call.repo.record_correction(
-                    "process",
-                    process.id,
-                    process.id,
-                    "status",
-                    S.IN_PROGRESS,
-                    process.status,
-                    reason,
-                    changed_by,
-                )
+                failed = f"Failed {stage.stage_name}"
+                closed = self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=failed)
+                why = (reason, changed_by)
+                _record_changes(call.repo, "process", process, closed, ["status"], *why)
+                process = closed
             else:
                 process = self._touch(call, process)
             result = OutcomeResult(saved, process)
@@ -599,18 +600,8 @@ class InterviewService:
             changes["offer_details"] = None
         reopened = _build(InterviewProcess, "process", **{**process.model_dump(), **changes})
         saved = call.repo.update_interview(reopened)
-        for name in ("status", "final_outcome", "offer_details"):
-            if getattr(process, name) != getattr(saved, name):
-                call.repo.record_correction(
-                    "process",
-                    process.id,
-                    process.id,
-                    name,
-                    getattr(process, name),
-                    getattr(saved, name),
-                    reason,
-                    changed_by,
-                )
+        fields = ["status", "final_outcome", "offer_details"]
+        _record_changes(call.repo, "process", process, saved, fields, reason, changed_by)
         return saved
 
     def _touch(self, call: _Call, process: InterviewProcess) -> InterviewProcess:

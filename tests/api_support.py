@@ -164,6 +164,14 @@ def new_process(c: TestClient, headers=None, **body) -> dict:
     return r.json()
 
 
+def move(c: TestClient, process_id: str, status: str, **body) -> dict:
+    """`PUT /interviews/{id}` as the lead: the answer (checked: 200 and the new status)."""
+    r = c.put(f"/interviews/{process_id}", json={"status": status, **body}, headers=lead())
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == status
+    return r.json()
+
+
 def assert_error(r, status: int, field: str | None = None, contains: str = "") -> dict:
     assert r.status_code == status, r.text
     body = r.json()

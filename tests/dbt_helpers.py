@@ -199,13 +199,34 @@ class CompiledProject:
             shutil.copyfile(self.seeds, warehouse)
         con = duckdb.connect(str(warehouse))
         try:
-            con.execute("set TimeZone = 'UTC'")  # the profile's setting
-            con.execute("set threads = 1")  # tiny tables: threads cost more than they save
             con.execute(f"attach '{raw_store}' as raw_store (read_only)")
-            for model in self.models:
-                con.execute(f"create or replace table {model.relation} as (\n{model.sql}\n)")
+            self.run_models(con)
         finally:
             con.close()
+
+    def in_memory(self) -> duckdb.DuckDBPyConnection:
+        """A connection to an in-memory warehouse (named like the compiled one, holding the
+        seeds, the default catalog) and an empty in-memory raw store `raw_store` (the raw
+        schema): nothing touches the disk, so no file syncs. Fill the raw store, then
+        `run_models`."""
+        con = duckdb.connect()
+        con.execute(f"attach '{self.seeds}' as seeds (read_only)")
+        con.execute(f"attach ':memory:' as {self.database}")
+        con.execute(f"copy from database seeds to {self.database}")
+        con.execute("detach seeds")
+        con.execute("attach ':memory:' as raw_store")
+        con.execute("use raw_store")
+        con.execute(SCHEMA)
+        con.execute(f"use {self.database}")
+        return con
+
+    def run_models(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Every model's compiled SQL, in DAG order, as a table, on `con` (its raw store
+        attached as `raw_store`)."""
+        con.execute("set TimeZone = 'UTC'")  # the profile's setting
+        con.execute("set threads = 1")  # tiny tables: threads cost more than they save
+        for model in self.models:
+            con.execute(f"create or replace table {model.relation} as (\n{model.sql}\n)")
 
     def dbt_build(self, raw_store: Path) -> Path:
         """A real `dbt build` (models, seeds, data tests) of a copy of `raw_store`, in the

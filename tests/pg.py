@@ -28,6 +28,16 @@ from psycopg.conninfo import conninfo_to_dict
 from ingest.migrate import upgrade_postgres
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# What a first extract pulls from the extract tests' seed: one candidate, one process that
+# moved once (two status-history rows), one stage; no corrections, nothing deleted.
+SEED_PULLED = {
+    "candidates": 1,
+    "interview_processes": 1,
+    "interview_stages": 1,
+    "interview_status_history": 2,
+    "corrections": 0,
+    "deleted_rows": 0,
+}
 ENV_DSN = "ITRACK_TEST_PG_DSN"
 
 

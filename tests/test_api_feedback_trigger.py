@@ -16,6 +16,7 @@ from tests.api_support import (
     assert_error,
     client,
     lead,
+    move,
     new_process,
     seed_pg_candidates,
     seed_pg_process,
@@ -62,14 +63,8 @@ def store(request, db: Path) -> dict:
 
 def test_offer_accepted_through_the_api_runs_the_feedback_step(db, store):
     with client(db, **store) as api:
-        r = api.put(
-            f"/interviews/{pid(5)}",
-            json={"status": "offer_accepted", "offer_details": OFFER},
-            headers=lead(),
-        )
-        assert r.status_code == 200, r.text
-        assert r.json()["status"] == "offer_accepted"
-        assert r.json()["feedback"] == {
+        done = move(api, pid(5), "offer_accepted", offer_details=OFFER)
+        assert done["feedback"] == {
             "status": "ran",
             "detail": "feeders.json updated for referral; placement recorded",
         }
@@ -104,28 +99,27 @@ def test_offer_accepted_through_the_api_runs_the_feedback_step(db, store):
         assert api.get(f"/interviews/{pid(5)}", headers=lead()).status_code == 200
 
 
+def _stage_with_outcome(api, process_id: str, name: str, order: int, outcome: str):
+    """Add the next stage and record its outcome: the outcome's response (checked 200)."""
+    stage = api.post(
+        f"/interviews/{process_id}/stages",
+        json={"stage_name": name, "stage_order": order},
+        headers=lead(),
+    ).json()
+    r = api.put(
+        f"/interviews/stages/{stage['id']}/outcome", json={"outcome": outcome}, headers=lead()
+    )
+    assert r.status_code == 200, r.text
+    return r
+
+
 def test_a_failed_stage_closing_the_process_runs_it_too(db):
     with client(db) as api:
         process = new_process(api, candidate_id="c3", company_name="Gamma", role_title="Eng")
-        stage = api.post(
-            f"/interviews/{process['id']}/stages",
-            json={"stage_name": "Phone Screen", "stage_order": 1},
-            headers=lead(),
-        ).json()
-        passed = api.put(
-            f"/interviews/stages/{stage['id']}/outcome", json={"outcome": "passed"}, headers=lead()
-        )
-        assert passed.status_code == 200, passed.text
+        passed = _stage_with_outcome(api, process["id"], "Phone Screen", 1, "passed")
         assert passed.json()["feedback"] is None  # the process stays open: nothing to run
         assert not (db.parent / "feeders.json").exists()
-        stage = api.post(
-            f"/interviews/{process['id']}/stages",
-            json={"stage_name": "Onsite", "stage_order": 2},
-            headers=lead(),
-        ).json()
-        r = api.put(
-            f"/interviews/stages/{stage['id']}/outcome", json={"outcome": "failed"}, headers=lead()
-        )
+        r = _stage_with_outcome(api, process["id"], "Onsite", 2, "failed")
         assert r.status_code == 200, r.text
         assert (r.json()["outcome"], r.json()["feedback"]) == (
             "failed",
@@ -145,12 +139,8 @@ def test_a_failed_stage_closing_the_process_runs_it_too(db):
 def test_without_a_warehouse_the_change_stands_and_feedback_is_deferred(tmp_path):
     with store_env("duckdb", tmp_path) as env, client(env.db) as api:
         process_id = new_process(api)["id"]
-        r = api.put(
-            f"/interviews/{process_id}", json={"status": "candidate_withdrew"}, headers=lead()
-        )
-        assert r.status_code == 200, r.text
-        assert r.json()["status"] == "candidate_withdrew"
-        assert r.json()["feedback"] == {
+        done = move(api, process_id, "candidate_withdrew")
+        assert done["feedback"] == {
             "status": "deferred",
             "detail": f"{env.db}: no warehouse yet; run `itrack build` first",
         }

@@ -22,6 +22,7 @@ from tests.api_support import (
     assert_error,
     client,
     lead,
+    move,
     new_process,
     random_id,
     recruiter,
@@ -190,19 +191,12 @@ def test_company_and_candidate_endpoints(api):
 
 def test_status_change_through_the_state_machine(api, store):
     pid = new_process(api)["id"]
-    r = api.put(
-        f"/interviews/{pid}",
-        json={"status": "offer_extended", "offer_details": OFFER},
-        headers=lead(),
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["status"] == "offer_extended"
-    assert r.json()["offer_details"]["base_salary"] == 150000
-    r = api.put(f"/interviews/{pid}", json={"status": "offer_accepted"}, headers=lead())
-    assert r.json()["status"] == "offer_accepted"
+    extended = move(api, pid, "offer_extended", offer_details=OFFER)
+    assert extended["offer_details"]["base_salary"] == 150000
+    accepted = move(api, pid, "offer_accepted")
     # a trigger status: the feedback step runs after the commit; with no warehouse built yet it
     # is left to the next build (tests/test_api_feedback_trigger.py has it run)
-    assert r.json()["feedback"] == {
+    assert accepted["feedback"] == {
         "status": "deferred",
         "detail": f"{store.db}: no warehouse yet; run `itrack build` first",
     }
@@ -367,42 +361,24 @@ def test_failed_outcome_closes_the_process_and_then_everything_is_409(api, store
     sid = api.post(
         f"/interviews/{pid}/stages", json={"stage_name": "Onsite", "stage_order": 1}, headers=lead()
     ).json()["id"]
-    r = api.put(f"/interviews/stages/{sid}/outcome", json={"outcome": "failed"}, headers=lead())
+
+    def outcome(stage_id: str, **body):
+        return api.put(f"/interviews/stages/{stage_id}/outcome", json=body, headers=lead())
+
+    r = outcome(sid, outcome="failed")
     assert r.status_code == 200, r.text
     process = api.get(f"/interviews/{pid}", headers=lead()).json()
     assert (process["status"], process["final_outcome"]) == ("rejected_by_company", "Failed Onsite")
     assert store.history(pid)[-1] == ("in_progress", "rejected_by_company")
-    err = assert_error(
-        api.put(f"/interviews/stages/{sid}/outcome", json={"outcome": "passed"}, headers=lead()),
-        409,
-    )
+    err = assert_error(outcome(sid, outcome="passed"), 409)
     assert err["message"] == (
         f"process {pid} is closed (rejected_by_company): outcomes cannot be recorded"
     )
-    assert_error(
-        api.post(
-            f"/interviews/{pid}/stages",
-            json={"stage_name": "Again", "stage_order": 2},
-            headers=lead(),
-        ),
-        409,
-        contains="is closed",
-    )
-    assert_error(
-        api.put(
-            f"/interviews/stages/{random_id()}/outcome", json={"outcome": "passed"}, headers=lead()
-        ),
-        404,
-    )
-    assert_error(
-        api.put(
-            f"/interviews/stages/{sid}/outcome",
-            json={"outcome": "passed", "overall_rating": 6},
-            headers=lead(),
-        ),
-        422,
-        "body.overall_rating",
-    )
+    again = {"stage_name": "Again", "stage_order": 2}
+    r = api.post(f"/interviews/{pid}/stages", json=again, headers=lead())
+    assert_error(r, 409, contains="is closed")
+    assert_error(outcome(random_id(), outcome="passed"), 404)
+    assert_error(outcome(sid, outcome="passed", overall_rating=6), 422, "body.overall_rating")
 
 
 # -- authentication and rights -----------------------------------------------------------------
@@ -437,6 +413,28 @@ def test_authentication_required(api):
         401,
         contains="Signature verification failed",
     )
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires():
+    """The server keeps verified tokens (no signature check per request) but never past their
+    `exp`, and a token is never taken for another secret's."""
+    import time
+
+    from itrack.api.auth import decode, make_token
+    from itrack.api.errors import ApiError
+
+    secret = "test-secret-0123456789abcdef0123456789abcdef"
+    token = make_token(secret, app_role="lead", expires_in=dt.timedelta(seconds=2))
+    first = decode(token, secret)
+    assert first.app_role == "lead"
+    assert decode(token, secret) is first  # remembered, not decoded again
+    with pytest.raises(ApiError, match="Signature verification failed") as other:
+        decode(token, "another-secret-0123456789abcdef01234567")
+    assert other.value.status == 401
+    time.sleep(max(0.0, first.claims["exp"] - time.time()) + 0.05)
+    with pytest.raises(ApiError, match="expired") as late:
+        decode(token, secret)
+    assert late.value.status == 401
 
 
 def test_anon_and_other_organizations_get_nothing(api, store):

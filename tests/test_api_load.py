@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from ingest.load import ingest_paths
-from itrack.api.loadtest import check_stored, run_load
+from itrack.api.loadtest import LoadResult, check_stored, run_load
 from tests.api_load_support import (
     ROOT,
     SAMPLE,
@@ -28,47 +28,52 @@ from tests.api_load_support import (
 from tests.api_support import ORG, SECRET, lead
 
 
-def test_concurrent_lifecycles_with_an_ingest_beside_lose_nothing(tmp_path: Path):
-    db = tmp_path / "warehouse.duckdb"
-    ingest_paths([SAMPLE / "candidates.jsonl"], db=db)
-    candidates = duckdb_candidates(db)[:50]
-    ingest_result: dict = {}
+def _load_beside(
+    db: Path, command: list[str], clients: int, seconds: float
+) -> tuple[LoadResult, list[str], subprocess.CompletedProcess]:
+    """Clients running lifecycles against a real server on `db` while `itrack COMMAND --db DB
+    --wait 30` runs beside them (started a second in, while the clients are busy): the load's
+    result, the server's log and the command's outcome."""
+    beside: dict[str, subprocess.CompletedProcess] = {}
 
-    def ingest_beside() -> None:
-        time.sleep(1.0)  # while the clients are busy
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("itrack")),
-                "ingest",
-                str(SAMPLE),
-                "--db",
-                str(db),
-                "--wait",
-                "30",
-            ],
+    def run() -> None:
+        time.sleep(1.0)
+        itrack = str(Path(sys.executable).with_name("itrack"))
+        beside["done"] = subprocess.run(
+            [itrack, *command, "--db", str(db), "--wait", "30"],
             cwd=ROOT,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=300,
         )
-        ingest_result.update(code=done.returncode, out=done.stdout + done.stderr)
 
+    candidates = duckdb_candidates(db)[:50]
     with server("--db", str(db), "--jwt-secret", SECRET, "--org", ORG) as (base, log):
-        side = threading.Thread(target=ingest_beside)
+        side = threading.Thread(target=run)
         side.start()
         try:
-            result = run_load(base, lead(), candidates, clients=8, seconds=5)
+            result = run_load(base, lead(), candidates, clients=clients, seconds=seconds)
         finally:
             side.join()
-    assert ingest_result["code"] == 0, ingest_result["out"]
+    return result, log, beside["done"]
+
+
+def _assert_nothing_lost(db: Path, result: LoadResult, log: list[str], beside) -> None:
+    assert beside.returncode == 0, beside.stdout + beside.stderr
     assert result.errors == [], result.errors[:5]
     assert not any("Traceback" in line for line in log), log
+    assert check_stored(result, *duckdb_stored(db)) == []
+
+
+def test_concurrent_lifecycles_with_an_ingest_beside_lose_nothing(tmp_path: Path):
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([SAMPLE / "candidates.jsonl"], db=db)
+    result, log, ingest = _load_beside(db, ["ingest", str(SAMPLE)], clients=8, seconds=5)
+    _assert_nothing_lost(db, result, log, ingest)
     assert len(result.processes) >= 8  # every client created at least one process
     assert [p for p in result.processes if len(p.statuses) == 3], "no lifecycle completed"
-    processes, stages, passed, histories = duckdb_stored(db)
-    assert check_stored(result, processes, stages, passed, histories) == []
     # the ingest's processes are there too, beside the API's
-    assert len(processes) > len(result.processes)
+    assert len(duckdb_stored(db)[0]) > len(result.processes)
 
 
 def test_concurrent_lifecycles_on_postgres_lose_nothing(tmp_path: Path, pg_server: str):
@@ -88,35 +93,5 @@ def test_a_build_beside_the_server_under_load_neither_fails_nor_loses_a_request(
     while clients keep writing: the build exits 0 and every acknowledged write is stored."""
     db = tmp_path / "warehouse.duckdb"
     ingest_paths([SAMPLE], db=db)
-    candidates = duckdb_candidates(db)[:50]
-    build: dict = {}
-
-    def build_beside() -> None:
-        time.sleep(1.0)
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("itrack")),
-                "build",
-                "--db",
-                str(db),
-                "--wait",
-                "30",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        build.update(code=done.returncode, out=done.stdout + done.stderr)
-
-    with server("--db", str(db), "--jwt-secret", SECRET, "--org", ORG) as (base, log):
-        side = threading.Thread(target=build_beside)
-        side.start()
-        try:
-            result = run_load(base, lead(), candidates, clients=4, seconds=15)
-        finally:
-            side.join()
-    assert build["code"] == 0, build["out"]
-    assert result.errors == [], result.errors[:5]
-    assert not any("Traceback" in line for line in log), log
-    assert check_stored(result, *duckdb_stored(db)) == []
+    result, log, build = _load_beside(db, ["build"], clients=4, seconds=15)
+    _assert_nothing_lost(db, result, log, build)

@@ -127,13 +127,15 @@ def test_kill_at_random_times_leaves_the_store_as_before(tmp_path, data, delay):
 def test_second_writer_exits_2_naming_the_holder_or_waits(tmp_path, data):
     db = tmp_path / "warehouse.duckdb"
     ingest_paths([data["day1"]], db=db)
+    # The holder keeps the store until told to let go (stdin), however slow the machine is.
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys, time; from ingest.store.duckdb.store import open_store\n"
-            f"with open_store({str(db)!r}):\n    print('held', flush=True); time.sleep(3)",
+            "import sys; from ingest.store.duckdb.store import open_store\n"
+            f"with open_store({str(db)!r}):\n    print('held', flush=True); sys.stdin.readline()",
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -142,9 +144,17 @@ def test_second_writer_exits_2_naming_the_holder_or_waits(tmp_path, data):
     assert busy.returncode == 2
     assert f"database is busy (held by PID {holder.pid})" in busy.stderr
     assert "Traceback" not in busy.stderr
-    waited = itrack("ingest", str(data["day2"]), "--db", str(db), "--wait", "30")
-    assert waited.returncode == 0, waited.stderr
-    holder.wait()
+    waiter = subprocess.Popen(
+        [ITRACK, "ingest", str(data["day2"]), "--db", str(db), "--wait", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1)  # the waiter is starting or already waiting; it must not give up
+    assert waiter.poll() is None
+    holder.communicate("go\n", timeout=30)
+    _out, err = waiter.communicate(timeout=120)
+    assert waiter.returncode == 0, err
 
 
 @pytest.fixture

@@ -63,14 +63,7 @@ def sql(dsn: str, statement: str, params: list | None = None) -> list[tuple]:
 
 def test_first_extract_pulls_every_row_with_its_history(source: str, db: Path) -> None:
     summary = extract(source, db)
-    assert summary.pulled == {
-        "candidates": 1,
-        "interview_processes": 1,
-        "interview_stages": 1,
-        "interview_status_history": 2,
-        "corrections": 0,
-        "deleted_rows": 0,
-    }
+    assert summary.pulled == pg.SEED_PULLED
     assert (summary.run.accepted, summary.run.rejected, summary.history_added) == (3, 0, 2)
     assert query(db, "select id, full_name, feeder_source, created_at from candidates") == [
         ("cand-1", "Ann Lee", "ex-amazon", dt.datetime(2025, 1, 1))
@@ -148,14 +141,7 @@ def test_only_rows_changed_since_the_watermark_are_pulled(source: str, db: Path)
     summary = extract(source, db, overlap=dt.timedelta(minutes=1))
     # Within the overlap of a watermark: cand-1 (at the candidates' watermark) and the
     # history recorded a moment ago; cand-0, older than watermark minus overlap, is not pulled.
-    assert summary.pulled == {
-        "candidates": 1,
-        "interview_processes": 1,
-        "interview_stages": 1,
-        "interview_status_history": 2,
-        "corrections": 0,
-        "deleted_rows": 0,
-    }
+    assert summary.pulled == pg.SEED_PULLED
     assert (summary.run.total("updated"), summary.run.total("unchanged")) == (2, 1)
     assert summary.history_added == 0
     assert query(db, "select feedback_notes from interview_stages") == [("Strong",)]
@@ -409,3 +395,14 @@ def test_an_id_inserted_again_after_its_deletion_stays(source: str, db: Path) ->
     summary = extract(source, db, overlap=dt.timedelta(0))
     assert summary.deleted == {}
     assert query(db, "select id::varchar, outcome from interview_stages") == [(S1, "pending")]
+
+
+def test_text_survives_the_csv_transfer_exactly(source: str, db: Path) -> None:
+    """Newlines, quotes, commas, backslashes and non-ASCII text come through the CSV and
+    Parquet steps unchanged."""
+    notes = 'line one\nline "two", with a comma\\n and a tab\t and ünïcødé ✓'
+    sql(source, "update interview_stages set feedback_notes = %s where id = %s", [notes, S1])
+    extract(source, db)
+    assert query(db, "select feedback_notes, interviewer_names from interview_stages") == [
+        (notes, ["Dana", 'Lee "LJ" Jones'])
+    ]

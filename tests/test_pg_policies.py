@@ -204,43 +204,36 @@ ROW_TARGETS = {
     "deletions": ("delA", "delB"),
 }
 DELETE_TARGETS = {**ROW_TARGETS, "candidates": ("cA0", "cB0")}  # candidates without processes
+# Nobody updates or deletes a row of a log (history, corrections, calls, deletions).
+LOG_ROWS_DENIED = {
+    t: dict.fromkeys(ROW_TARGETS[t], "denied")
+    for t in ("history", "corrections", "calls", "deletions")
+}
 UPDATE: dict[str, dict[str, dict[str, str]]] = {
     "anon": {t: dict.fromkeys(ROW_TARGETS[t], "denied") for t in TABLES},
     "recruiter_a": {
         "candidates": {"cA": "ok", "cB": "none"},
         "processes": {"pA1": "ok", "pA2": "none", "pB": "none"},
         "stages": {"sA1": "ok", "sA2": "none", "sB": "none"},
-        "history": {"pA1": "denied", "pB": "denied"},
-        "corrections": {"pA1": "denied", "pB": "denied"},
-        "calls": {"callA": "denied", "callB": "denied"},
-        "deletions": {"delA": "denied", "delB": "denied"},
+        **LOG_ROWS_DENIED,
     },
     "recruiter_b": {
         "candidates": {"cA": "none", "cB": "ok"},
         "processes": {"pA1": "none", "pA2": "none", "pB": "ok"},
         "stages": {"sA1": "none", "sA2": "none", "sB": "ok"},
-        "history": {"pA1": "denied", "pB": "denied"},
-        "corrections": {"pA1": "denied", "pB": "denied"},
-        "calls": {"callA": "denied", "callB": "denied"},
-        "deletions": {"delA": "denied", "delB": "denied"},
+        **LOG_ROWS_DENIED,
     },
     "lead_a": {
         "candidates": {"cA": "ok", "cB": "none"},
         "processes": {"pA1": "ok", "pA2": "ok", "pB": "none"},
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "none"},
-        "history": {"pA1": "denied", "pB": "denied"},
-        "corrections": {"pA1": "denied", "pB": "denied"},
-        "calls": {"callA": "denied", "callB": "denied"},
-        "deletions": {"delA": "denied", "delB": "denied"},
+        **LOG_ROWS_DENIED,
     },
     "service": {
         "candidates": {"cA": "ok", "cB": "ok"},
         "processes": {"pA1": "ok", "pA2": "ok", "pB": "ok"},
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "ok"},
-        "history": {"pA1": "denied", "pB": "denied"},
-        "corrections": {"pA1": "denied", "pB": "denied"},
-        "calls": {"callA": "denied", "callB": "denied"},
-        "deletions": {"delA": "denied", "delB": "denied"},
+        **LOG_ROWS_DENIED,
     },
     "extract": {t: dict.fromkeys(ROW_TARGETS[t], "denied") for t in TABLES},
 }
@@ -250,37 +243,25 @@ DELETE: dict[str, dict[str, dict[str, str]]] = {
         "candidates": {"cA0": "none", "cB0": "none"},
         "processes": {"pA1": "none", "pA2": "none", "pB": "none"},
         "stages": {"sA1": "none", "sA2": "none", "sB": "none"},
-        "history": {"pA1": "denied", "pB": "denied"},
-        "corrections": {"pA1": "denied", "pB": "denied"},
-        "calls": {"callA": "denied", "callB": "denied"},
-        "deletions": {"delA": "denied", "delB": "denied"},
+        **LOG_ROWS_DENIED,
     },
     "recruiter_b": {
         "candidates": {"cA0": "none", "cB0": "none"},
         "processes": {"pA1": "none", "pA2": "none", "pB": "none"},
         "stages": {"sA1": "none", "sA2": "none", "sB": "none"},
-        "history": {"pA1": "denied", "pB": "denied"},
-        "corrections": {"pA1": "denied", "pB": "denied"},
-        "calls": {"callA": "denied", "callB": "denied"},
-        "deletions": {"delA": "denied", "delB": "denied"},
+        **LOG_ROWS_DENIED,
     },
     "lead_a": {
         "candidates": {"cA0": "ok", "cB0": "none"},
         "processes": {"pA1": "ok", "pA2": "ok", "pB": "none"},
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "none"},
-        "history": {"pA1": "denied", "pB": "denied"},
-        "corrections": {"pA1": "denied", "pB": "denied"},
-        "calls": {"callA": "denied", "callB": "denied"},
-        "deletions": {"delA": "denied", "delB": "denied"},
+        **LOG_ROWS_DENIED,
     },
     "service": {
         "candidates": {"cA0": "ok", "cB0": "ok"},
         "processes": {"pA1": "ok", "pA2": "ok", "pB": "ok"},
         "stages": {"sA1": "ok", "sA2": "ok", "sB": "ok"},
-        "history": {"pA1": "denied", "pB": "denied"},
-        "corrections": {"pA1": "denied", "pB": "denied"},
-        "calls": {"callA": "denied", "callB": "denied"},
-        "deletions": {"delA": "denied", "delB": "denied"},
+        **LOG_ROWS_DENIED,
     },
     "extract": {t: dict.fromkeys(DELETE_TARGETS[t], "denied") for t in TABLES},
 }

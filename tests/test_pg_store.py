@@ -33,6 +33,11 @@ RB = "b1000000-0000-4000-8000-0000000000b1"
 LEAD_A = "1ead0000-0000-4000-8000-00000000001a"
 
 
+def _rows(dsn: str, sql: str, params: list) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
 def claims(user: str, org: str, role: str) -> dict:
     return {
         "sub": user,
@@ -69,13 +74,12 @@ def test_a_recruiter_creates_processes_assigned_to_them_in_their_organization(
     store: PostgresInterviewStore, dsn: str
 ) -> None:
     process = as_user(store, RA1, ORG_A, "recruiter").create_interview_process("ca", "Acme", "SWE")
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "select organization_id::text, recruiter_id::text from interview_processes"
-            " where id = %s",
-            [process.id],
-        ).fetchone()
-    assert row == (ORG_A, RA1)
+    row = _rows(
+        dsn,
+        "select organization_id::text, recruiter_id::text from interview_processes where id = %s",
+        [process.id],
+    )
+    assert row == [(ORG_A, RA1)]
 
 
 def test_users_see_their_organization_only(store: PostgresInterviewStore) -> None:
@@ -137,12 +141,12 @@ def test_history_rows_carry_the_call_run_id(store: PostgresInterviewStore, dsn: 
     service = InterviewService(store)
     process = service.create_interview_process("ca", "Acme", "SWE")
     service.complete_interview_process(process.id, "on_hold")
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(
-            "select to_status, run_id like 'api-%%', source from interview_status_history"
-            " where interview_process_id = %s order by id",
-            [process.id],
-        ).fetchall()
+    rows = _rows(
+        dsn,
+        "select to_status, run_id like 'api-%%', source from interview_status_history"
+        " where interview_process_id = %s order by id",
+        [process.id],
+    )
     assert rows == [("in_progress", True, "service"), ("on_hold", True, "service")]
 
 
@@ -200,11 +204,10 @@ def test_only_a_lead_assigns_a_process(store: PostgresInterviewStore, dsn: str) 
             repo.assign_recruiter(process.id, RA2)
     with store.as_user(claims(LEAD_A, ORG_A, "lead")).writing() as repo:
         repo.assign_recruiter(process.id, RA2)
-    with psycopg.connect(dsn) as conn:
-        row = conn.execute(
-            "select recruiter_id::text from interview_processes where id = %s", [process.id]
-        ).fetchone()
-    assert row == (RA2,)
+    row = _rows(
+        dsn, "select recruiter_id::text from interview_processes where id = %s", [process.id]
+    )
+    assert row == [(RA2,)]
 
 
 def test_health_says_reachable_and_migrated(store: PostgresInterviewStore, pg_server: str) -> None:

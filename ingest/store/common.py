@@ -80,8 +80,9 @@ def audit_text(value: Any) -> str | None:
 
 
 class SharedQueries:
-    """The repository methods both stores answer with the same SQL: ids given by people,
-    stored names, open look-alike processes. A repository mixes this in and provides `MARK`
+    """The repository methods both stores answer with the same SQL: candidates' feeders,
+    process searches, stage orders, ids given by people, stored names, open look-alike
+    processes. A repository mixes this in and provides `MARK`
     (its driver's parameter mark), `_rows` and `_select_processes`."""
 
     MARK = "?"
@@ -89,11 +90,53 @@ class SharedQueries:
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def _select_processes(self, where: str, params: list[Any]) -> list[InterviewProcess]:
+    def _dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _select_processes(
+        self, where: str, params: list[Any], *, limit: int | None = None
+    ) -> list[InterviewProcess]:
         raise NotImplementedError
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", self.MARK)
+
+    def candidate_feeder(self, candidate_id: str) -> str | None:
+        """The candidate's feeder source; NotFoundError when the candidate is unknown."""
+        rows = self._rows(
+            self._sql("select feeder_source from candidates where id = ?"), [candidate_id]
+        )
+        if not rows:
+            raise NotFoundError(f"candidate '{candidate_id}' not found")
+        return rows[0][0]
+
+    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
+        return self.find_interviews(candidate_id=candidate_id)
+
+    def find_interviews(
+        self,
+        company_name: str | None = None,
+        status: InterviewStatus | str | None = None,
+        candidate_id: str | None = None,
+        *,
+        limit: int | None = None,
+        **filters: Unpack[ProcessFilters],
+    ) -> list[InterviewProcess]:
+        """Processes matching every filter given (`process_filters`), oldest first
+        (created_at, id), at most `limit`."""
+        where, params = process_filters(self.MARK, company_name, status, candidate_id, **filters)
+        return self._select_processes(where, params, limit=limit)
+
+    def max_stage_order(self, interview_id: UUID) -> int:
+        """Highest stage_order of a process, 0 when it has no stages."""
+        rows = self._rows(
+            self._sql(
+                "select coalesce(max(stage_order), 0) from interview_stages"
+                " where interview_process_id = ?"
+            ),
+            [interview_id],
+        )
+        return int(rows[0][0]) if rows else 0
 
     def resolve_id(self, kind: str, value: UUID | str) -> UUID:
         """A full id as given, or the one (visible) id of this kind starting with `value` (at
@@ -139,6 +182,39 @@ class SharedQueries:
         if not ID_PREFIX.fullmatch(text):
             return NotFoundError(f"{what} '{value}' not found (not a valid id)")
         return NotFoundError(f"{what} '{value}' not found")
+
+    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
+        """The status a process had before it last moved to `status` (from the history)."""
+        rows = self._rows(
+            self._sql(
+                "select from_status from interview_status_history where interview_process_id = ?"
+                " and to_status = ? order by changed_at desc, recorded_at desc limit 1"
+            ),
+            [str(interview_id), InterviewStatus(status).value],
+        )
+        return InterviewStatus(rows[0][0]) if rows and rows[0][0] else None
+
+    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The corrections of a process and its stages, oldest first (as written)."""
+        return self._dicts(
+            self._sql(
+                "select recorded_at, record_kind, cast(record_id as varchar) as record_id, field,"
+                " old_value, new_value, reason, changed_by, run_id from corrections"
+                " where interview_process_id = ? order by recorded_at, record_kind, field"
+            ),
+            [str(interview_id)],
+        )
+
+    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
+        """The status history of a process, oldest first."""
+        return self._dicts(
+            self._sql(
+                "select changed_at, from_status, to_status, source, run_id"
+                " from interview_status_history where interview_process_id = ?"
+                " order by changed_at, recorded_at"
+            ),
+            [str(interview_id)],
+        )
 
     def known_names(self, column: str) -> list[str]:
         """Distinct company names (`company_name`) or feeders (`feeder_source`, from processes

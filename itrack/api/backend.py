@@ -48,8 +48,27 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+class _RoleRules:
+    """The parts of the rights the API decides itself on every store: who may create, and
+    who may assign a process to someone else."""
+
+    principal: Principal
+
+    def check_can_create(self, recruiter_id: str | None) -> str | None:
+        """Who the new process is assigned to (None: nobody, leads only); the organization
+        was checked when the session began (`deps.write_session`)."""
+        p = self.principal
+        if p.is_lead:
+            return recruiter_id
+        if p.app_role != "recruiter":
+            raise ApiError(403, "only recruiters and leads may create interview processes")
+        if recruiter_id not in (None, p.sub):
+            raise ApiError(403, "a recruiter may not assign a process to someone else")
+        return p.sub
+
+
 @dataclass
-class DuckDBSession:
+class DuckDBSession(_RoleRules):
     """Access rules on DuckDB: the store belongs to one organization (`organization_id` in the
     settings, any when unset); leads change any process, recruiters only those assigned to them
     (api_process_assignments), anyone else nothing."""
@@ -96,18 +115,6 @@ class DuckDBSession:
             raise NotFoundError(f"interview stage '{stage_id}' not found")
         self.check_can_change(row[0])
 
-    def check_can_create(self, recruiter_id: str | None) -> str | None:
-        """Who the new process is assigned to (None: nobody, leads only)."""
-        self.check_org()
-        p = self.principal
-        if p.is_lead:
-            return recruiter_id
-        if p.app_role != "recruiter":
-            raise ApiError(403, "only recruiters and leads may create interview processes")
-        if recruiter_id not in (None, p.sub):
-            raise ApiError(403, "a recruiter may not assign a process to someone else")
-        return p.sub
-
     def get_stage(self, stage_id: UUID | str) -> InterviewStage:
         return InterviewRepository(self.con).get_stage_by_id(stage_id)
 
@@ -138,9 +145,7 @@ class _RequestStore:
     def reading(self) -> Iterator[InterviewRepository]:
         yield _JoinedRepository(self.con)
 
-    @contextmanager
-    def writing(self) -> Iterator[InterviewRepository]:
-        yield _JoinedRepository(self.con)
+    writing = reading  # the unit of work is the request's transaction, either way
 
 
 class _LockedStore(DuckDBInterviewStore):
@@ -192,23 +197,6 @@ class DuckDBBackend:
 
     def close(self) -> None:
         self.gate.close()
-
-
-class _RoleRules:
-    """The parts of the rights the API decides itself on every store: who may create, and
-    who may assign a process to someone else."""
-
-    principal: Principal
-
-    def check_can_create(self, recruiter_id: str | None) -> str | None:
-        p = self.principal
-        if p.is_lead:
-            return recruiter_id
-        if p.app_role != "recruiter":
-            raise ApiError(403, "only recruiters and leads may create interview processes")
-        if recruiter_id not in (None, p.sub):
-            raise ApiError(403, "a recruiter may not assign a process to someone else")
-        return p.sub
 
 
 @dataclass

@@ -59,6 +59,15 @@ STAGE_EXAMPLE: dict[str, Any] = {
 }
 
 
+def with_example(body: dict[str, Any], forbid: bool = True) -> ConfigDict:
+    """A model's config with its OpenAPI example; unknown fields refused (`forbid`; a contract
+    model's subclass keeps the contract's own setting)."""
+    config = ConfigDict(json_schema_extra={"examples": [body]})
+    if forbid:
+        config["extra"] = "forbid"
+    return config
+
+
 def _from_contract(
     name: str,
     model: type[Record],
@@ -76,7 +85,7 @@ def _from_contract(
     for field in optional:
         fields[field] = (_annotated(model, field) | None, None)
     fields.update(extra)
-    config = ConfigDict(extra="forbid", json_schema_extra={"examples": [example or {}]})
+    config = with_example(example or {})
     created = create_model(name, __base__=Record, __doc__=doc, **fields)  # type: ignore[call-overload]
     created.model_config.update(config)
     created.model_rebuild(force=True)
@@ -119,22 +128,17 @@ class InterviewUpdate(Record):
     """A change of status (one move of the state machine), with offer details or a final
     outcome. Offer details on a process not yet offer_extended first move it there."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "status": "offer_extended",
-                    "offer_details": {
-                        "base_salary": 185000,
-                        "currency": "USD",
-                        "bonus": 20000,
-                        "offer_date": "2026-04-01",
-                        "start_date": "2026-05-04",
-                    },
-                }
-            ]
-        },
+    model_config = with_example(
+        {
+            "status": "offer_extended",
+            "offer_details": {
+                "base_salary": 185000,
+                "currency": "USD",
+                "bonus": 20000,
+                "offer_date": "2026-04-01",
+                "start_date": "2026-05-04",
+            },
+        }
     )
     status: InterviewStatus
     offer_details: OfferDetails | None = None
@@ -188,15 +192,18 @@ StageOutcomeUpdate = _from_contract(
         _annotated(InterviewStage, "interviewer_names") | None,  # type: ignore[operator]
         None,
     ),
-    example={
-        "outcome": "passed",
-        "overall_rating": 4,
-        "technical_rating": 4,
-        "culture_fit_rating": 5,
-        "communication_rating": 4,
-        "feedback_notes": "Clear on trade-offs; strong on distributed systems.",
-        "interviewer_names": ["Priya Natarajan"],
-        "completed_date": "2026-03-05T15:45:00Z",
+    example={  # the example stage's outcome, as recorded
+        k: STAGE_EXAMPLE[k]
+        for k in (
+            "outcome",
+            "overall_rating",
+            "technical_rating",
+            "culture_fit_rating",
+            "communication_rating",
+            "feedback_notes",
+            "interviewer_names",
+            "completed_date",
+        )
     },
     doc="A stage's outcome with ratings and notes; failed closes an in_progress process as "
     "rejected_by_company.",
@@ -216,7 +223,7 @@ def _utc_text(value: dt.datetime | None) -> str | None:
 class Process(InterviewProcess):
     """An interview process (the record contract's InterviewProcess); timestamps in UTC."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [PROCESS_EXAMPLE]})
+    model_config = with_example(PROCESS_EXAMPLE, forbid=False)
 
     @field_serializer("created_at", when_used="json")
     def _created(self, value: dt.datetime) -> UtcText:
@@ -230,7 +237,7 @@ class Process(InterviewProcess):
 class Stage(InterviewStage):
     """An interview stage (the record contract's InterviewStage); timestamps in UTC."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [STAGE_EXAMPLE]})
+    model_config = with_example(STAGE_EXAMPLE, forbid=False)
 
     @field_serializer("created_at", when_used="json")
     def _created(self, value: dt.datetime) -> UtcText:
@@ -241,24 +248,19 @@ class Stage(InterviewStage):
         return _utc_text(value)
 
 
+def _with_feedback(record: dict[str, Any], detail: str) -> ConfigDict:
+    """The example of a change that ran the feedback step (the record with `feedback`)."""
+    return with_example({**record, "feedback": {"status": "ran", "detail": detail}}, forbid=False)
+
+
 class ProcessChange(Process):
     """The process after a status change. `feedback` is set when the change reached
     offer_accepted, rejected_by_company or candidate_withdrew: whether the feedback step ran now
     or is deferred to the next build (or `POST /feedback/run`)."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    **PROCESS_EXAMPLE,
-                    "status": "offer_accepted",
-                    "feedback": {
-                        "status": "ran",
-                        "detail": "feeders.json updated for ex-amazon; placement recorded",
-                    },
-                }
-            ]
-        }
+    model_config = _with_feedback(
+        {**PROCESS_EXAMPLE, "status": "offer_accepted"},
+        "feeders.json updated for ex-amazon; placement recorded",
     )
     feedback: FeedbackStatus | None = None
 
@@ -268,19 +270,8 @@ class StageChange(Stage):
     the process (rejected_by_company): whether the feedback step ran now or is deferred to the
     next build (or `POST /feedback/run`), with why."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    **STAGE_EXAMPLE,
-                    "outcome": "failed",
-                    "feedback": {
-                        "status": "ran",
-                        "detail": "feeders.json updated for ex-amazon",
-                    },
-                }
-            ]
-        }
+    model_config = _with_feedback(
+        {**STAGE_EXAMPLE, "outcome": "failed"}, "feeders.json updated for ex-amazon"
     )
     feedback: FeedbackStatus | None = None
 
@@ -288,27 +279,20 @@ class StageChange(Stage):
 class ProcessWithStages(Process):
     """A process with its stages in stage order."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{**PROCESS_EXAMPLE, "stages": [STAGE_EXAMPLE]}]}
-    )
+    model_config = with_example({**PROCESS_EXAMPLE, "stages": [STAGE_EXAMPLE]}, forbid=False)
     stages: list[Stage]
 
 
 class ProcessPage(BaseModel):
     """One page of processes in a stable order (created_at, then id)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "items": [PROCESS_EXAMPLE],
-                    "limit": 1,
-                    "next_cursor": "MjAyNi0wMy0wMlQwOToxNTowMHw1YjFj",
-                    "next": "/interviews?limit=1&cursor=MjAyNi0wMy0wMlQwOToxNTowMHw1YjFj",
-                }
-            ]
-        },
+    model_config = with_example(
+        {
+            "items": [PROCESS_EXAMPLE],
+            "limit": 1,
+            "next_cursor": "MjAyNi0wMy0wMlQwOToxNTowMHw1YjFj",
+            "next": "/interviews?limit=1&cursor=MjAyNi0wMy0wMlQwOToxNTowMHw1YjFj",
+        }
     )
     items: list[Process]
     limit: int
@@ -317,27 +301,17 @@ class ProcessPage(BaseModel):
 
 
 class StageList(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"interview_process_id": PROCESS_ID, "stages": [STAGE_EXAMPLE]}]
-        },
-    )
+    model_config = with_example({"interview_process_id": PROCESS_ID, "stages": [STAGE_EXAMPLE]})
     interview_process_id: str
     stages: list[Stage]
 
 
 class CandidateHistory(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "candidate_id": "cand-0042",
-                    "processes": [{**PROCESS_EXAMPLE, "stages": [STAGE_EXAMPLE]}],
-                }
-            ]
-        },
+    model_config = with_example(
+        {
+            "candidate_id": "cand-0042",
+            "processes": [{**PROCESS_EXAMPLE, "stages": [STAGE_EXAMPLE]}],
+        }
     )
     candidate_id: str
     processes: list[ProcessWithStages]

@@ -90,7 +90,7 @@ create table if not exists public.interview_status_history (
     changed_by uuid,
     run_id text,
     source text not null default 'postgres',
-    recorded_at timestamptz not null default now()
+    recorded_at timestamptz not null default clock_timestamp()
 );
 
 -- Indexes: the columns row-level security filters on, the foreign keys, the extract's watermark.

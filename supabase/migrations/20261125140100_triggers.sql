@@ -4,8 +4,10 @@
 
 create schema if not exists itrack;
 
--- updated_at: kept when the writer sets it (the service computes it), else moved to now()
--- and never backwards.
+-- updated_at: the itrack service keeps it itself (strictly forward on every change to a
+-- process or its stages, the same rule on every store): in its transactions (itrack.source
+-- set) the triggers take its values as written. For every other writer (SQL, Supabase
+-- clients) the database keeps it: moved to now() when not set, never backwards.
 create or replace function itrack.set_updated_at() returns trigger
 language plpgsql
 set search_path = ''
@@ -13,14 +15,16 @@ as $$
 begin
     if tg_op = 'INSERT' then
         new.updated_at := coalesce(new.updated_at, new.created_at, now());
-    elsif new.updated_at is not distinct from old.updated_at then
+    elsif coalesce(current_setting('itrack.source', true), '') = ''
+          and new.updated_at is not distinct from old.updated_at then
         new.updated_at := greatest(now(), old.updated_at + interval '1 microsecond');
     end if;
     return new;
 end;
 $$;
 
--- A stage written or deleted is a change to its process: move the process's updated_at.
+-- A stage written or deleted is a change to its process: move the process's updated_at
+-- (the service touches the process itself, in the same transaction).
 create or replace function itrack.touch_process_of_stage() returns trigger
 language plpgsql
 set search_path = ''
@@ -29,6 +33,9 @@ declare
     process_id uuid := case when tg_op = 'DELETE' then old.interview_process_id
                             else new.interview_process_id end;
 begin
+    if coalesce(current_setting('itrack.source', true), '') <> '' then
+        return null;  -- the service touches the process itself, in the same transaction
+    end if;
     update public.interview_processes
        set updated_at = greatest(now(), updated_at + interval '1 microsecond')
      where id = process_id;
@@ -43,7 +50,8 @@ $$;
 
 -- Status history: the first status at created_at, every change at the new updated_at. Runs
 -- as the table owner (users hold no INSERT on the history); the writer's run id and source
--- come from the transaction settings itrack.run_id / itrack.source when the service sets them.
+-- come from the transaction settings itrack.run_id / itrack.source when the service sets them;
+-- recorded_at is the clock at the moment the row is written (not the transaction's start).
 create or replace function itrack.record_status_change() returns trigger
 language plpgsql
 security definer
@@ -53,7 +61,7 @@ begin
     if tg_op = 'INSERT' or old.status is distinct from new.status then
         insert into public.interview_status_history (
             organization_id, interview_process_id, from_status, to_status, changed_at,
-            changed_by, run_id, source
+            changed_by, run_id, source, recorded_at
         ) values (
             new.organization_id,
             new.id,
@@ -62,7 +70,8 @@ begin
             case when tg_op = 'INSERT' then new.created_at else new.updated_at end,
             auth.uid(),
             nullif(current_setting('itrack.run_id', true), ''),
-            coalesce(nullif(current_setting('itrack.source', true), ''), 'postgres')
+            coalesce(nullif(current_setting('itrack.source', true), ''), 'postgres'),
+            clock_timestamp()
         );
     end if;
     return null;

@@ -40,10 +40,45 @@ as $$
     select (select auth.jwt()) -> 'app_metadata' ->> 'itrack_role'
 $$;
 
+-- Whether the acting user may change a process assigned to `recruiter` (the policies check
+-- the organization themselves): a lead, or the recruiter it is assigned to.
+create or replace function itrack.may_change(recruiter uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+    select coalesce(
+        (select itrack.app_role()) = 'lead'
+        or ((select itrack.app_role()) = 'recruiter' and recruiter = (select auth.uid())),
+        false
+    )
+$$;
+
+-- A policy letting `role` do `command` (select, insert or all) on every row of a table: the
+-- server's and the extract's policies, named <role>_<command>_<table>.
+create or replace function itrack.allow_all(tbl text, role text, command text) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+    name text := format('%s_%s_%s', role, command, tbl);
+    rule text := case command
+        when 'all' then 'using (true) with check (true)'
+        when 'insert' then 'with check (true)'
+        else 'using (true)'
+    end;
+begin
+    execute format('drop policy if exists %I on public.%I', name, tbl);
+    execute format('create policy %I on public.%I for %s to %I %s', name, tbl, command, role, rule);
+end;
+$$;
+
+revoke all on function itrack.allow_all(text, text, text) from public;
 revoke all on function itrack.org_id() from public;
 revoke all on function itrack.app_role() from public;
+revoke all on function itrack.may_change(uuid) from public;
 grant usage on schema itrack to authenticated, service_role, itrack_extract;
-grant execute on function itrack.org_id(), itrack.app_role() to authenticated;
+grant execute on function itrack.org_id(), itrack.app_role(), itrack.may_change(uuid)
+    to authenticated;
 
 -- Privileges: what each role may attempt at all; the policies below then pick the rows.
 revoke all on public.candidates, public.interview_processes, public.interview_stages,
@@ -101,31 +136,13 @@ create policy processes_select_own_org on public.interview_processes
 drop policy if exists processes_insert_assigned_or_lead on public.interview_processes;
 create policy processes_insert_assigned_or_lead on public.interview_processes
     for insert to authenticated
-    with check (
-        organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
-        )
-    );
+    with check (organization_id = (select itrack.org_id()) and itrack.may_change(recruiter_id));
 
 drop policy if exists processes_update_assigned_or_lead on public.interview_processes;
 create policy processes_update_assigned_or_lead on public.interview_processes
     for update to authenticated
-    using (
-        organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
-        )
-    )
-    with check (
-        organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and recruiter_id = (select auth.uid()))
-        )
-    );
+    using (organization_id = (select itrack.org_id()) and itrack.may_change(recruiter_id))
+    with check (organization_id = (select itrack.org_id()) and itrack.may_change(recruiter_id));
 
 drop policy if exists processes_delete_lead on public.interview_processes;
 create policy processes_delete_lead on public.interview_processes
@@ -143,13 +160,10 @@ create policy stages_insert_assigned_or_lead on public.interview_stages
     for insert to authenticated
     with check (
         organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and exists (
-                select 1 from public.interview_processes as p
-                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
-            ))
-        )
+        and itrack.may_change((
+            select p.recruiter_id from public.interview_processes as p
+            where p.id = interview_process_id
+        ))
     );
 
 drop policy if exists stages_update_assigned_or_lead on public.interview_stages;
@@ -157,23 +171,17 @@ create policy stages_update_assigned_or_lead on public.interview_stages
     for update to authenticated
     using (
         organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and exists (
-                select 1 from public.interview_processes as p
-                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
-            ))
-        )
+        and itrack.may_change((
+            select p.recruiter_id from public.interview_processes as p
+            where p.id = interview_process_id
+        ))
     )
     with check (
         organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and exists (
-                select 1 from public.interview_processes as p
-                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
-            ))
-        )
+        and itrack.may_change((
+            select p.recruiter_id from public.interview_processes as p
+            where p.id = interview_process_id
+        ))
     );
 
 drop policy if exists stages_delete_lead on public.interview_stages;
@@ -198,30 +206,12 @@ create policy history_insert_by_owner on public.interview_status_history
         where c.oid = 'public.interview_status_history'::regclass
     ));
 
--- service_role (Supabase's server key; bypasses RLS on Supabase, explicit here too) ----------
-drop policy if exists service_role_all_candidates on public.candidates;
-create policy service_role_all_candidates on public.candidates
-    for all to service_role using (true) with check (true);
-drop policy if exists service_role_all_processes on public.interview_processes;
-create policy service_role_all_processes on public.interview_processes
-    for all to service_role using (true) with check (true);
-drop policy if exists service_role_all_stages on public.interview_stages;
-create policy service_role_all_stages on public.interview_stages
-    for all to service_role using (true) with check (true);
-drop policy if exists service_role_read_history on public.interview_status_history;
-create policy service_role_read_history on public.interview_status_history
-    for select to service_role using (true);
-
--- itrack_extract: the nightly extract reads everything, writes nothing -----------------------
-drop policy if exists extract_read_candidates on public.candidates;
-create policy extract_read_candidates on public.candidates
-    for select to itrack_extract using (true);
-drop policy if exists extract_read_processes on public.interview_processes;
-create policy extract_read_processes on public.interview_processes
-    for select to itrack_extract using (true);
-drop policy if exists extract_read_stages on public.interview_stages;
-create policy extract_read_stages on public.interview_stages
-    for select to itrack_extract using (true);
-drop policy if exists extract_read_history on public.interview_status_history;
-create policy extract_read_history on public.interview_status_history
-    for select to itrack_extract using (true);
+-- service_role (Supabase's server key; bypasses RLS on Supabase, explicit here too) and
+-- itrack_extract (the nightly extract reads everything, writes nothing): every row --------
+select itrack.allow_all(t, 'service_role', 'all')
+from unnest(array['candidates', 'interview_processes', 'interview_stages']) as t;
+select itrack.allow_all('interview_status_history', 'service_role', 'select');
+select itrack.allow_all(t, 'itrack_extract', 'select')
+from unnest(array[
+    'candidates', 'interview_processes', 'interview_stages', 'interview_status_history'
+]) as t;

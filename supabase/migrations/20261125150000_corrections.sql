@@ -26,14 +26,8 @@ create index if not exists corrections_process_idx
 create index if not exists corrections_recorded_at_idx
     on public.corrections (recorded_at);
 
-drop trigger if exists corrections_append_only on public.corrections;
-create trigger corrections_append_only
-    before update or delete on public.corrections
-    for each row execute function itrack.forbid_history_change();
-drop trigger if exists corrections_no_truncate on public.corrections;
-create trigger corrections_no_truncate
-    before truncate on public.corrections
-    for each statement execute function itrack.forbid_history_change();
+-- Append-only (update, delete, truncate refused even for the owner): the triggers are made
+-- with those of the other logs, in 20261125160000_calls_and_deletions.sql.
 
 revoke all on public.corrections from anon, authenticated, service_role, itrack_extract;
 grant select, insert on public.corrections to authenticated, service_role;
@@ -53,22 +47,12 @@ create policy corrections_insert_assigned_or_lead on public.corrections
     for insert to authenticated
     with check (
         organization_id = (select itrack.org_id())
-        and (
-            (select itrack.app_role()) = 'lead'
-            or ((select itrack.app_role()) = 'recruiter' and exists (
-                select 1 from public.interview_processes as p
-                where p.id = interview_process_id and p.recruiter_id = (select auth.uid())
-            ))
-        )
+        and itrack.may_change((
+            select p.recruiter_id from public.interview_processes as p
+            where p.id = interview_process_id
+        ))
     );
 
-drop policy if exists service_role_corrections on public.corrections;
-create policy service_role_corrections on public.corrections
-    for select to service_role using (true);
-drop policy if exists service_role_append_corrections on public.corrections;
-create policy service_role_append_corrections on public.corrections
-    for insert to service_role with check (true);
-
-drop policy if exists extract_read_corrections on public.corrections;
-create policy extract_read_corrections on public.corrections
-    for select to itrack_extract using (true);
+select itrack.allow_all('corrections', 'service_role', 'select');
+select itrack.allow_all('corrections', 'service_role', 'insert');
+select itrack.allow_all('corrections', 'itrack_extract', 'select');

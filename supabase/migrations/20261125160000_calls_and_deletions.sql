@@ -46,36 +46,36 @@ $$;
 revoke all on function itrack.record_deletion() from public;
 grant execute on function itrack.org_id() to service_role;
 
-drop trigger if exists candidates_record_deletion on public.candidates;
-create trigger candidates_record_deletion
-    after delete on public.candidates
-    for each row execute function itrack.record_deletion();
-drop trigger if exists interview_processes_record_deletion on public.interview_processes;
-create trigger interview_processes_record_deletion
-    after delete on public.interview_processes
-    for each row execute function itrack.record_deletion();
-drop trigger if exists interview_stages_record_deletion on public.interview_stages;
-create trigger interview_stages_record_deletion
-    after delete on public.interview_stages
-    for each row execute function itrack.record_deletion();
-
--- Append-only, as the status history: a trigger refuses even the owner.
-drop trigger if exists service_calls_append_only on public.service_calls;
-create trigger service_calls_append_only
-    before update or delete on public.service_calls
-    for each row execute function itrack.forbid_history_change();
-drop trigger if exists service_calls_no_truncate on public.service_calls;
-create trigger service_calls_no_truncate
-    before truncate on public.service_calls
-    for each statement execute function itrack.forbid_history_change();
-drop trigger if exists deleted_rows_append_only on public.deleted_rows;
-create trigger deleted_rows_append_only
-    before update or delete on public.deleted_rows
-    for each row execute function itrack.forbid_history_change();
-drop trigger if exists deleted_rows_no_truncate on public.deleted_rows;
-create trigger deleted_rows_no_truncate
-    before truncate on public.deleted_rows
-    for each statement execute function itrack.forbid_history_change();
+-- Per table, the same triggers: deletions logged on the three tables, and the logs made
+-- append-only as the status history is (a trigger refuses even the owner).
+do $$
+declare
+    name text;
+begin
+    foreach name in array array['candidates', 'interview_processes', 'interview_stages'] loop
+        execute format('drop trigger if exists %1$I on public.%2$I', name || '_record_deletion', name);
+        execute format(
+            'create trigger %1$I after delete on public.%2$I'
+            ' for each row execute function itrack.record_deletion()',
+            name || '_record_deletion', name
+        );
+    end loop;
+    foreach name in array array['corrections', 'service_calls', 'deleted_rows'] loop
+        execute format('drop trigger if exists %1$I on public.%2$I', name || '_append_only', name);
+        execute format(
+            'create trigger %1$I before update or delete on public.%2$I'
+            ' for each row execute function itrack.forbid_history_change()',
+            name || '_append_only', name
+        );
+        execute format('drop trigger if exists %1$I on public.%2$I', name || '_no_truncate', name);
+        execute format(
+            'create trigger %1$I before truncate on public.%2$I'
+            ' for each statement execute function itrack.forbid_history_change()',
+            name || '_no_truncate', name
+        );
+    end loop;
+end
+$$;
 
 revoke all on public.service_calls, public.deleted_rows
     from anon, authenticated, service_role, itrack_extract;
@@ -101,12 +101,6 @@ create policy calls_insert_own on public.service_calls
         and user_id = (select auth.uid())
         and (select itrack.app_role()) in ('recruiter', 'lead')
     );
-drop policy if exists service_role_calls on public.service_calls;
-create policy service_role_calls on public.service_calls
-    for select to service_role using (true);
-drop policy if exists service_role_log_calls on public.service_calls;
-create policy service_role_log_calls on public.service_calls
-    for insert to service_role with check (true);
 
 -- Deletions: written only by the trigger (as the owner), read by the server and the extract.
 drop policy if exists deleted_rows_insert_by_owner on public.deleted_rows;
@@ -117,13 +111,9 @@ create policy deleted_rows_insert_by_owner on public.deleted_rows
         from pg_catalog.pg_class as c
         where c.oid = 'public.deleted_rows'::regclass
     ));
-drop policy if exists service_role_deleted_rows on public.deleted_rows;
-create policy service_role_deleted_rows on public.deleted_rows
-    for select to service_role using (true);
 
-drop policy if exists extract_read_calls on public.service_calls;
-create policy extract_read_calls on public.service_calls
-    for select to itrack_extract using (true);
-drop policy if exists extract_read_deleted_rows on public.deleted_rows;
-create policy extract_read_deleted_rows on public.deleted_rows
-    for select to itrack_extract using (true);
+select itrack.allow_all('service_calls', 'service_role', 'select');
+select itrack.allow_all('service_calls', 'service_role', 'insert');
+select itrack.allow_all('deleted_rows', 'service_role', 'select');
+select itrack.allow_all(t, 'itrack_extract', 'select')
+from unnest(array['service_calls', 'deleted_rows']) as t;

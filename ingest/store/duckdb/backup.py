@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import UserError
+from ingest.readers import sha256_of
 from ingest.store.duckdb.store import connect, open_store, raw_store_path, store_lock, upgrade
 
 MANIFEST = "manifest.json"
@@ -48,14 +49,6 @@ def _tables(con) -> list[str]:
             " and table_type = 'BASE TABLE' and table_name <> 'schema_migrations' order by 1"
         ).fetchall()
     ]
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _signature(manifest: dict, key: bytes) -> str:
@@ -97,7 +90,7 @@ def backup(
                 "created_at": utc_now().isoformat(),
                 "source": str(raw_store_path(db)),
                 "row_counts": counts,
-                "files": {p.name: _digest(p) for p in sorted(partial.iterdir())},
+                "files": {p.name: sha256_of(p) for p in sorted(partial.iterdir())},
             }
             if sign_key:
                 manifest["signature"] = _signature(manifest, sign_key)
@@ -188,7 +181,7 @@ def verify(snapshot: Path, sign_key: bytes | None = None) -> dict:
         path = snapshot / str(name)
         if "/" in str(name) or name in ("", ".", "..") or not path.is_file():
             raise UserError(f"{snapshot}: {name} is missing or not a file")
-        if _digest(path) != digest:
+        if sha256_of(path) != digest:
             raise UserError(f"{snapshot}: {name} does not match the manifest checksum")
     return manifest
 

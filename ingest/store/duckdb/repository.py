@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any
 from uuid import UUID
 
 import duckdb
@@ -30,13 +30,12 @@ from ingest.contract import (
     utc_now,
 )
 from ingest.errors import NotFoundError
-from ingest.ports import HISTORY_SOURCE, ProcessFilters
+from ingest.ports import HISTORY_SOURCE, Correction
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
     SharedQueries,
     audit_text,
-    process_filters,
 )
 from ingest.store.duckdb.store import open_store
 
@@ -90,15 +89,6 @@ class InterviewRepository(SharedQueries):
 
     # -- candidates (read only: candidates arrive through ingest) ------------------------------
 
-    def candidate_feeder(self, candidate_id: str) -> str | None:
-        """The candidate's feeder source; NotFoundError when the candidate is unknown."""
-        row = self.con.execute(
-            "select feeder_source from candidates where id = ?", [candidate_id]
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"candidate '{candidate_id}' not found")
-        return row[0]
-
     # -- processes ----------------------------------------------------------------------------
 
     def create_interview_process(self, process: InterviewProcess) -> InterviewProcess:
@@ -114,23 +104,6 @@ class InterviewRepository(SharedQueries):
         if not found:
             raise self._not_found("process", interview_id)
         return found[0]
-
-    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
-        return self.find_interviews(candidate_id=candidate_id)
-
-    def find_interviews(
-        self,
-        company_name: str | None = None,
-        status: InterviewStatus | str | None = None,
-        candidate_id: str | None = None,
-        *,
-        limit: int | None = None,
-        **filters: Unpack[ProcessFilters],
-    ) -> list[InterviewProcess]:
-        """Processes matching every filter given (`common.process_filters`), oldest first
-        (created_at, id), at most `limit`."""
-        where, params = process_filters("?", company_name, status, candidate_id, **filters)
-        return self._select_processes(where, params, limit=limit)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Replace a stored process; a status change is appended to the history at updated_at."""
@@ -167,15 +140,6 @@ class InterviewRepository(SharedQueries):
             self._update("interview_stages", STAGE_COLUMNS, to_row(stage))
         return self.get_stage_by_id(stage.id)
 
-    def max_stage_order(self, interview_id: UUID) -> int:
-        """Highest stage_order of a process, 0 when it has no stages."""
-        row = self.con.execute(
-            "select coalesce(max(stage_order), 0) from interview_stages "
-            "where interview_process_id = ?",
-            [interview_id],
-        ).fetchone()
-        return int(row[0]) if row else 0
-
     def record_call(self, command: str, started_at: dt.datetime) -> None:
         """Audit one completed write call in `ingest_runs` (one record accepted)."""
         self.con.execute(
@@ -186,26 +150,7 @@ class InterviewRepository(SharedQueries):
 
     # -- ids, names, corrections -----------------------------------------------------------
 
-    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
-        """The status a process had before it last moved to `status` (from the history)."""
-        row = self.con.execute(
-            "select from_status from interview_status_history where interview_process_id = ? "
-            "and to_status = ? order by changed_at desc, recorded_at desc limit 1",
-            [str(interview_id), InterviewStatus(status).value],
-        ).fetchone()
-        return InterviewStatus(row[0]) if row and row[0] else None
-
-    def record_correction(
-        self,
-        record_kind: str,
-        record_id: UUID,
-        interview_process_id: UUID,
-        field: str,
-        old_value: Any,
-        new_value: Any,
-        reason: str,
-        changed_by: str,
-    ) -> None:
+    def record_correction(self, c: Correction) -> None:
         """One row of the corrections audit: what changed, from what to what, why, by whom."""
         self.con.execute(
             "insert into corrections (run_id, record_kind, record_id, interview_process_id, "
@@ -213,44 +158,27 @@ class InterviewRepository(SharedQueries):
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 self.run_id,
-                record_kind,
-                str(record_id),
-                str(interview_process_id),
-                field,
-                audit_text(old_value),
-                audit_text(new_value),
-                reason,
-                changed_by,
+                c.record_kind,
+                str(c.record_id),
+                str(c.interview_process_id),
+                c.field,
+                audit_text(c.old_value),
+                audit_text(c.new_value),
+                c.reason,
+                c.changed_by,
                 utc_now(),
             ],
         )
-
-    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The corrections of a process and its stages, oldest first."""
-        cursor = self.con.execute(
-            "select recorded_at, record_kind, record_id, field, old_value, new_value, reason, "
-            "changed_by, run_id from corrections where interview_process_id = ? "
-            "order by recorded_at, record_kind, field",
-            [str(interview_id)],
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The status history of a process, oldest first."""
-        cursor = self.con.execute(
-            "select changed_at, from_status, to_status, source, run_id "
-            "from interview_status_history where interview_process_id = ? "
-            "order by changed_at, recorded_at",
-            [str(interview_id)],
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.con.execute(sql, list(params)).fetchall()
+
+    def _dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = self.con.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
     def _insert(self, table: str, columns: Sequence[str], row: dict[str, Any]) -> None:
         names = [*columns, "_run_id", "_loaded_at"]

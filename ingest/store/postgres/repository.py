@@ -23,7 +23,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Unpack
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -31,16 +31,15 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus, new_run_id, to_row
+from ingest.contract import InterviewProcess, InterviewStage, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
 from ingest.migrate import display_dsn
-from ingest.ports import ProcessFilters
+from ingest.ports import Correction
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
     SharedQueries,
     audit_text,
-    process_filters,
 )
 
 HISTORY_SOURCE = "service"  # as ingest.ports: status-history rows written by the service
@@ -63,6 +62,8 @@ class PostgresInterviewRepository(SharedQueries):
         self.run_id = run_id
         self.writing = writing
         self._history_source = HISTORY_SOURCE
+        # processes this transaction has read (and, in a write, locked): not read again
+        self._held: set[UUID] = set()
 
     @property
     def history_source(self) -> str:
@@ -76,12 +77,6 @@ class PostgresInterviewRepository(SharedQueries):
 
     # -- candidates (read only here: candidates arrive through ingest or the database) --------
 
-    def candidate_feeder(self, candidate_id: str) -> str | None:
-        row = self._one("select feeder_source from candidates where id = %s", [candidate_id])
-        if row is None:
-            raise NotFoundError(f"candidate '{candidate_id}' not found")
-        return row["feeder_source"]
-
     # -- processes ----------------------------------------------------------------------------
 
     def create_interview_process(self, process: InterviewProcess) -> InterviewProcess:
@@ -93,12 +88,13 @@ class PostgresInterviewRepository(SharedQueries):
             inserted = self._one(
                 f"insert into interview_processes ({names}, organization_id, recruiter_id)"
                 f" select {values}, c.organization_id, (select auth.uid())"
-                " from candidates as c where c.id = %(candidate_id)s returning id",
+                f" from candidates as c where c.id = %(candidate_id)s returning {names}",
                 row,
             )
         if inserted is None:
             raise NotFoundError(f"candidate '{process.candidate_id}' not found")
-        return self.get_interview_by_id(process.id)
+        self._held.add(process.id)  # the new row is this transaction's until it commits
+        return InterviewProcess.model_validate(inserted)
 
     def get_interview_by_id(self, interview_id: UUID | str) -> InterviewProcess:
         """A process; in a write, with its row lock held until the transaction ends."""
@@ -107,77 +103,63 @@ class PostgresInterviewRepository(SharedQueries):
         if not found:
             self._refuse_if_visible("interview_processes", process_id, "interview process")
             raise self._not_found("process", interview_id)
+        self._held.add(process_id)
         return found[0]
-
-    def get_interviews_by_candidate(self, candidate_id: str) -> list[InterviewProcess]:
-        return self.find_interviews(candidate_id=candidate_id)
-
-    def find_interviews(
-        self,
-        company_name: str | None = None,
-        status: InterviewStatus | str | None = None,
-        candidate_id: str | None = None,
-        *,
-        limit: int | None = None,
-        **filters: Unpack[ProcessFilters],
-    ) -> list[InterviewProcess]:
-        """Processes matching every filter given (`common.process_filters`), oldest first
-        (created_at, id), at most `limit`."""
-        where, params = process_filters("%s", company_name, status, candidate_id, **filters)
-        return self._select_processes(where, params, limit=limit)
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Save a process; a status change gets its history row from the database's trigger."""
-        self._update("interview_processes", PROCESS_COLUMNS, to_row(process), "process")
-        return self.get_interview_by_id(process.id)
+        row = self._update("interview_processes", PROCESS_COLUMNS, to_row(process), "process")
+        return InterviewProcess.model_validate(row)
 
     # -- stages -------------------------------------------------------------------------------
 
     def create_interview_stage(self, stage: InterviewStage) -> InterviewStage:
-        self.get_interview_by_id(stage.interview_process_id)  # locks the process in a write
+        if stage.interview_process_id not in self._held:
+            self.get_interview_by_id(stage.interview_process_id)  # locks the process in a write
         row = to_row(stage)
         names = ", ".join(STAGE_COLUMNS)
         values = ", ".join(_marks(STAGE_COLUMNS))
         with self._refusals(f"stage {stage.id}", stage):
-            self.conn.execute(
+            inserted = self._one(
                 f"insert into interview_stages ({names}, organization_id)"
                 f" select {values}, p.organization_id from interview_processes as p"
-                " where p.id = %(interview_process_id)s",
+                f" where p.id = %(interview_process_id)s returning {names}",
                 row,
             )
-        return self.get_stage_by_id(stage.id)
+        if inserted is None:  # the process went away between the check and the insert
+            raise self._not_found("process", stage.interview_process_id)
+        return InterviewStage.model_validate(inserted)
 
     def get_stage_by_id(self, stage_id: UUID | str) -> InterviewStage:
-        """A stage; in a write, its process's row lock is taken first (one lock order)."""
+        """A stage; in a write, its process's row lock is taken in the same statement (one
+        lock order: the process before the stage)."""
         sid = self.resolve_id("stage", stage_id)
         if self.writing:
-            owner = self._one(
-                "select p.id from interview_processes as p join interview_stages as s"
+            names = ", ".join(f"s.{c}" for c in STAGE_COLUMNS)
+            row = self._one(
+                f"select {names} from interview_stages as s join interview_processes as p"
                 " on s.interview_process_id = p.id where s.id = %s for update of p",
                 [sid],
             )
-            if owner is None:
+            if row is None:
                 self._refuse_if_visible("interview_stages", sid, "interview stage")
+                raise self._not_found("stage", stage_id)
+            self._held.add(row["interview_process_id"])
+            return InterviewStage.model_validate(row)
         found = self._select_stages("where id = %s", [sid])
         if not found:
             raise self._not_found("stage", stage_id)
         return found[0]
 
     def get_stages_by_interview(self, interview_id: UUID | str) -> list[InterviewStage]:
-        process_id = self.get_interview_by_id(interview_id).id
+        process_id = self.resolve_id("process", interview_id)
+        if process_id not in self._held:  # not found (or not visible) raises here
+            process_id = self.get_interview_by_id(process_id).id
         return self._select_stages("where interview_process_id = %s", [process_id])
 
     def update_stage(self, stage: InterviewStage) -> InterviewStage:
-        self._update("interview_stages", STAGE_COLUMNS, to_row(stage), "stage", stage)
-        return self.get_stage_by_id(stage.id)
-
-    def max_stage_order(self, interview_id: UUID) -> int:
-        row = self._one(
-            "select coalesce(max(stage_order), 0) as n from interview_stages"
-            " where interview_process_id = %s",
-            [interview_id],
-        )
-        return int(row["n"]) if row else 0
+        row = self._update("interview_stages", STAGE_COLUMNS, to_row(stage), "stage", stage)
+        return InterviewStage.model_validate(row)
 
     def record_call(self, command: str, started_at: dt.datetime) -> None:
         """Audit one completed write call in `service_calls` (the user and organization are
@@ -203,29 +185,10 @@ class PostgresInterviewRepository(SharedQueries):
 
     # -- ids, names, corrections ----------------------------------------------------------
 
-    def status_before(self, interview_id: UUID, status: InterviewStatus) -> InterviewStatus | None:
-        """The status a process had before it last moved to `status` (from the history)."""
-        row = self.conn.execute(
-            "select from_status from interview_status_history where interview_process_id = %s"
-            " and to_status = %s order by changed_at desc, id desc limit 1",
-            [interview_id, InterviewStatus(status).value],
-        ).fetchone()
-        return InterviewStatus(row[0]) if row and row[0] else None
-
-    def record_correction(
-        self,
-        record_kind: str,
-        record_id: UUID,
-        interview_process_id: UUID,
-        field: str,
-        old_value: Any,
-        new_value: Any,
-        reason: str,
-        changed_by: str,
-    ) -> None:
+    def record_correction(self, c: Correction) -> None:
         """One row of the corrections audit, in the process's organization, stamped with the
         clock (not the transaction's start) so a call's rows keep the order they were written."""
-        with self._refusals(f"correction of {record_kind} {record_id}"):
+        with self._refusals(f"correction of {c.record_kind} {c.record_id}"):
             self.conn.execute(
                 "insert into corrections (organization_id, interview_process_id,"
                 " record_kind, record_id, field, old_value, new_value, reason, changed_by,"
@@ -233,42 +196,29 @@ class PostgresInterviewRepository(SharedQueries):
                 " %s, %s, clock_timestamp()"
                 " from interview_processes as p where p.id = %s",
                 [
-                    record_kind,
-                    record_id,
-                    field,
-                    audit_text(old_value),
-                    audit_text(new_value),
-                    reason,
-                    changed_by,
+                    c.record_kind,
+                    c.record_id,
+                    c.field,
+                    audit_text(c.old_value),
+                    audit_text(c.new_value),
+                    c.reason,
+                    c.changed_by,
                     self.run_id,
-                    interview_process_id,
+                    c.interview_process_id,
                 ],
             )
-
-    def corrections(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The corrections of a process and its stages, oldest first."""
-        rows = self._all(
-            "select recorded_at, record_kind, record_id::text as record_id, field, old_value,"
-            " new_value, reason, changed_by, run_id from corrections"
-            " where interview_process_id = %s order by recorded_at, id",
-            [interview_id],
-        )
-        return [{**row, "recorded_at": _naive(row["recorded_at"])} for row in rows]
-
-    def status_history(self, interview_id: UUID) -> list[dict[str, Any]]:
-        """The status history of a process, oldest first."""
-        rows = self._all(
-            "select changed_at, from_status, to_status, source, run_id"
-            " from interview_status_history where interview_process_id = %s"
-            " order by changed_at, id",
-            [interview_id],
-        )
-        return [{**row, "changed_at": _naive(row["changed_at"])} for row in rows]
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         return self.conn.execute(sql, list(params)).fetchall()
+
+    def _dicts(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Rows as dicts, timestamps as the contract holds time (naive UTC)."""
+        return [
+            {k: _naive(v) if isinstance(v, dt.datetime) else v for k, v in row.items()}
+            for row in self._all(sql, params)
+        ]
 
     def _all(self, sql: str, params: Any) -> list[dict[str, Any]]:
         with self.conn.cursor(row_factory=dict_row) as cursor:
@@ -285,17 +235,20 @@ class PostgresInterviewRepository(SharedQueries):
         row: dict[str, Any],
         what: str,
         stage: InterviewStage | None = None,
-    ) -> None:
+    ) -> dict[str, Any]:
+        """The row as saved (`returning`: the database's triggers included), one statement."""
         assignments = ", ".join(
             f"{c} = %({c})s::jsonb" if c == "offer_details" else f"{c} = %({c})s"
             for c in columns
             if c != "id"
         )
+        sql = f"update {table} set {assignments} where id = %(id)s returning {', '.join(columns)}"
         with self._refusals(f"{what} {row['id']}", stage):
-            cursor = self.conn.execute(f"update {table} set {assignments} where id = %(id)s", row)
-        if cursor.rowcount == 0:
+            saved = self._one(sql, row)
+        if saved is None:
             self._refuse_if_visible(table, UUID(row["id"]), f"interview {what}")
             raise self._not_found(what, row["id"])
+        return saved
 
     def _refuse_if_visible(self, table: str, row_id: UUID, what: str) -> None:
         """A row a write did not reach but this user sees is not theirs to change (row-level
@@ -310,10 +263,11 @@ class PostgresInterviewRepository(SharedQueries):
 
     @contextmanager
     def _refusals(self, what: str, stage: InterviewStage | None = None) -> Iterator[None]:
-        """The database's refusals as the service's: one line, never a driver error."""
+        """The database's refusals as the service's: one line, never a driver error. No
+        savepoint (two round trips per statement): a refusal ends the unit of work, whose
+        transaction is rolled back as the exception leaves it."""
         try:
-            with self.conn.transaction():  # a savepoint: the call's transaction stays usable
-                yield
+            yield
         except pg_errors.UniqueViolation as exc:
             if stage is not None and exc.diag.constraint_name == (
                 "interview_stages_process_stage_order_key"

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 
 from ingest.errors import Refused, StoreBusyError
-from itrack.api.auth import Principal, current_principal
+from itrack.api.deps import Caller
 from itrack.api.errors import ApiError, error_responses
+from itrack.api.models import with_example
 from itrack.api.warehouse import BuildInfo, open_warehouse
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
-Caller = Annotated[Principal, Depends(current_principal)]
 
 
 class BuildRunning(Refused):
@@ -26,25 +26,20 @@ class BuildRunning(Refused):
 class FeedbackRun(BaseModel):
     """Which feeders got new metrics; the files written."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "run_id": "feedback-20260306T101500-3fa2b1c0",
-                    "build": {
-                        "build_id": "1f3a9c2b7d-4e21",
-                        "published_at": "2026-03-06T02:14:09Z",
-                        "warehouse": "data/warehouse.duckdb",
-                    },
-                    "updated_feeders": ["ex-amazon", "referral"],
-                    "triggered_feeders": ["ex-amazon"],
-                    "feeders_path": "data/feeders.json",
-                    "feeders_written": True,
-                    "placements": 12,
-                }
-            ]
-        },
+    model_config = with_example(
+        {
+            "run_id": "feedback-20260306T101500-3fa2b1c0",
+            "build": {
+                "build_id": "1f3a9c2b7d-4e21",
+                "published_at": "2026-03-06T02:14:09Z",
+                "warehouse": "data/warehouse.duckdb",
+            },
+            "updated_feeders": ["ex-amazon", "referral"],
+            "triggered_feeders": ["ex-amazon"],
+            "feeders_path": "data/feeders.json",
+            "feeders_written": True,
+            "placements": 12,
+        }
     )
     run_id: str
     build: BuildInfo

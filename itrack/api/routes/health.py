@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from itrack.api.models import with_example
 from itrack.api.warehouse import BuildInfo, open_warehouse
 
 router = APIRouter(tags=["health"])
@@ -23,23 +24,18 @@ class Health(BaseModel):
     """`status` is ok when the store is reachable; the warehouse is reported beside it (the
     interview endpoints work without one, the analytics endpoints need it)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "status": "ok",
-                    "store_kind": "duckdb",
-                    "store": {"ok": True, "detail": "data/warehouse.raw.duckdb"},
-                    "warehouse": {"ok": True, "detail": "data/warehouse.duckdb"},
-                    "build": {
-                        "build_id": "1f3a9c2b7d-4e21",
-                        "published_at": "2026-03-06T02:14:09Z",
-                        "warehouse": "data/warehouse.duckdb",
-                    },
-                }
-            ]
-        },
+    model_config = with_example(
+        {
+            "status": "ok",
+            "store_kind": "duckdb",
+            "store": {"ok": True, "detail": "data/warehouse.raw.duckdb"},
+            "warehouse": {"ok": True, "detail": "data/warehouse.duckdb"},
+            "build": {
+                "build_id": "1f3a9c2b7d-4e21",
+                "published_at": "2026-03-06T02:14:09Z",
+                "warehouse": "data/warehouse.duckdb",
+            },
+        }
     )
     status: str
     store_kind: str

@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from typing import Annotated, Any, cast
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -13,9 +14,16 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
 from ingest.ports import ProcessFilters
 from ingest.service import FeedbackStatus
-from itrack.api.auth import Principal, current_principal
-from itrack.api.deps import feedback_after_commit, read_session, write_session
-from itrack.api.errors import ApiError, error_responses
+from itrack.api.auth import Principal
+from itrack.api.deps import (
+    Caller,
+    feedback_after_commit,
+    read_session,
+    reads,
+    write_session,
+    writes,
+)
+from itrack.api.errors import ApiError
 from itrack.api.models import (
     CandidateHistory,
     InterviewCreate,
@@ -33,10 +41,9 @@ from itrack.api.models import (
 )
 
 router = APIRouter(prefix="/interviews", tags=["interviews"])
-Caller = Annotated[Principal, Depends(current_principal)]
-READ_ERRORS = error_responses(401, 403, 404, 422, 503)
-WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 503)
+get, put, post = reads(router), writes(router, "put"), writes(router, "post")
 MAX_LIMIT = 500
+_T = TypeVar("_T")
 
 
 class Filters:
@@ -82,6 +89,12 @@ class Filters:
         return cast(ProcessFilters, {k: v for k, v in given.items() if v is not None})
 
 
+def _read(request: Request, caller: Principal, read: Callable[[Any], _T]) -> _T:
+    """`read(session)` in the caller's read session (one snapshot)."""
+    with read_session(request, caller) as session:
+        return read(session)
+
+
 def _json(feedback: FeedbackStatus | None) -> dict[str, str] | None:
     return feedback.model_dump(mode="json") if feedback is not None else None
 
@@ -103,10 +116,12 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, UUID]:
         ) from None
 
 
-def _page(request: Request, session: Any, company: str | None, filters: Filters) -> dict[str, Any]:
+def _page(
+    request: Request, caller: Principal, company: str | None, filters: Filters
+) -> dict[str, Any]:
     """One page in the stable order (created_at, id) after the cursor, filtered and cut in
     SQL; one row more than the page tells whether there is a next one."""
-    with session.service.store.reading() as repo:
+    with read_session(request, caller) as session, session.service.store.reading() as repo:
         found = repo.find_interviews(
             company, filters.status, filters.candidate, limit=filters.limit + 1, **filters.query()
         )
@@ -124,49 +139,27 @@ def _page(request: Request, session: Any, company: str | None, filters: Filters)
 # -- processes: the literal paths first (company/, candidate/, stages/) --------------------------
 
 
-@router.get(
-    "/company/{name}",
-    response_model=ProcessPage,
-    responses=READ_ERRORS,
-    summary="A company's interview processes",
-)
+@get("/company/{name}", ProcessPage, "A company's interview processes")
 def company_interviews(
     request: Request, name: str, caller: Caller, filters: Filters = Depends()
 ) -> dict[str, Any]:
-    with read_session(request, caller) as session:
-        return _page(request, session, name, filters)
+    return _page(request, caller, name, filters)
 
 
-@router.get(
-    "/candidate/{candidate_id}",
-    response_model=CandidateHistory,
-    responses=READ_ERRORS,
-    summary="A candidate's interview history",
-)
+@get("/candidate/{candidate_id}", CandidateHistory, "A candidate's interview history")
 def candidate_history(request: Request, candidate_id: str, caller: Caller) -> dict[str, Any]:
-    with read_session(request, caller) as session:
-        details = session.service.get_candidate_interview_history(candidate_id)
-    return {"candidate_id": candidate_id, "processes": [d.as_json() for d in details]}
+    history = _read(
+        request, caller, lambda s: s.service.get_candidate_interview_history(candidate_id)
+    )
+    return {"candidate_id": candidate_id, "processes": [d.as_json() for d in history]}
 
 
-@router.get(
-    "/stages/{stage_id}",
-    response_model=Stage,
-    responses=READ_ERRORS,
-    summary="One stage",
-)
+@get("/stages/{stage_id}", Stage, "One stage")
 def get_stage(request: Request, stage_id: UUID, caller: Caller) -> dict[str, Any]:
-    with read_session(request, caller) as session:
-        stage = session.get_stage(stage_id)
-    return stage.model_dump(mode="json")
+    return _read(request, caller, lambda s: s.get_stage(stage_id)).model_dump(mode="json")
 
 
-@router.put(
-    "/stages/{stage_id}",
-    response_model=Stage,
-    responses=WRITE_ERRORS,
-    summary="Change a stage's name, schedule, interviewers or next steps",
-)
+@put("/stages/{stage_id}", Stage, "Change a stage's name, schedule, interviewers or next steps")
 def update_stage(
     request: Request, stage_id: UUID, body: StageUpdate, caller: Caller
 ) -> dict[str, Any]:
@@ -179,12 +172,7 @@ def update_stage(
     return stage.model_dump(mode="json")
 
 
-@router.put(
-    "/stages/{stage_id}/outcome",
-    response_model=StageChange,
-    responses=WRITE_ERRORS,
-    summary="Record a stage's outcome, ratings and feedback",
-)
+@put("/stages/{stage_id}/outcome", StageChange, "Record a stage's outcome, ratings and feedback")
 def record_outcome(
     request: Request, stage_id: UUID, body: StageOutcomeUpdate, caller: Caller
 ) -> dict[str, Any]:
@@ -207,13 +195,7 @@ def record_outcome(
 # -- processes --------------------------------------------------------------------------------
 
 
-@router.post(
-    "",
-    status_code=201,
-    response_model=Process,
-    responses=WRITE_ERRORS,
-    summary="Create an interview process",
-)
+@post("", Process, "Create an interview process", status_code=201)
 def create_interview(
     request: Request, response: Response, body: InterviewCreate, caller: Caller
 ) -> dict[str, Any]:
@@ -232,35 +214,22 @@ def create_interview(
     return process.model_dump(mode="json")
 
 
-@router.get("", response_model=ProcessPage, responses=READ_ERRORS, summary="List processes")
+@get("", ProcessPage, "List processes")
 def list_interviews(
     request: Request,
     caller: Caller,
     filters: Filters = Depends(),
     company: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
 ) -> dict[str, Any]:
-    with read_session(request, caller) as session:
-        return _page(request, session, company, filters)
+    return _page(request, caller, company, filters)
 
 
-@router.get(
-    "/{interview_id}",
-    response_model=ProcessWithStages,
-    responses=READ_ERRORS,
-    summary="A process with its stages",
-)
+@get("/{interview_id}", ProcessWithStages, "A process with its stages")
 def get_interview(request: Request, interview_id: UUID, caller: Caller) -> dict[str, Any]:
-    with read_session(request, caller) as session:
-        detail = session.service.get_interview(interview_id)
-    return detail.as_json()
+    return _read(request, caller, lambda s: s.service.get_interview(interview_id)).as_json()
 
 
-@router.put(
-    "/{interview_id}",
-    response_model=ProcessChange,
-    responses=WRITE_ERRORS,
-    summary="Change a process's status (through the state machine)",
-)
+@put("/{interview_id}", ProcessChange, "Change a process's status (through the state machine)")
 def update_interview(
     request: Request, interview_id: UUID, body: InterviewUpdate, caller: Caller
 ) -> dict[str, Any]:
@@ -273,13 +242,7 @@ def update_interview(
     return {**process.as_process().model_dump(mode="json"), "feedback": _json(feedback)}
 
 
-@router.post(
-    "/{interview_id}/stages",
-    status_code=201,
-    response_model=Stage,
-    responses=WRITE_ERRORS,
-    summary="Add the next stage",
-)
+@post("/{interview_id}/stages", Stage, "Add the next stage", status_code=201)
 def add_stage(
     request: Request, response: Response, interview_id: UUID, body: StageCreate, caller: Caller
 ) -> dict[str, Any]:
@@ -295,15 +258,9 @@ def add_stage(
     return stage.model_dump(mode="json")
 
 
-@router.get(
-    "/{interview_id}/stages",
-    response_model=StageList,
-    responses=READ_ERRORS,
-    summary="A process's stages in order",
-)
+@get("/{interview_id}/stages", StageList, "A process's stages in order")
 def list_stages(request: Request, interview_id: UUID, caller: Caller) -> dict[str, Any]:
-    with read_session(request, caller) as session:
-        detail = session.service.get_interview(interview_id)
+    detail = _read(request, caller, lambda s: s.service.get_interview(interview_id))
     return {
         "interview_process_id": str(detail.process.id),
         "stages": [s.model_dump(mode="json") for s in detail.stages],
