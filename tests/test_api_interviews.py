@@ -415,6 +415,16 @@ def test_authentication_required(api):
     )
 
 
+def test_a_nul_character_in_a_filter_is_invalid_input_not_a_crash(api, store):
+    """PostgreSQL text cannot hold NUL (found by schemathesis: it was a 500)."""
+    r = api.get("/interviews/company/a%00b", headers=lead())
+    if store.kind == "postgres":
+        assert_error(r, 422, contains="NUL")
+    else:  # DuckDB stores any text: no process has that company
+        assert r.status_code == 200, r.text
+        assert r.json()["items"] == []
+
+
 def test_a_verified_token_is_remembered_only_until_it_expires():
     """The server keeps verified tokens (no signature check per request) but never past their
     `exp`, and a token is never taken for another secret's."""

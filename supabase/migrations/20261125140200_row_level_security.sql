@@ -72,6 +72,27 @@ begin
 end;
 $$;
 
+-- Row-level security enabled and forced on a table, and its rows readable by the users of
+-- their organization (policy <table>_select_own_org).
+create or replace function itrack.scope_to_org(tbl text) returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+    name text := tbl || '_select_own_org';
+begin
+    execute format('alter table public.%I enable row level security', tbl);
+    execute format('alter table public.%I force row level security', tbl);
+    execute format('drop policy if exists %I on public.%I', name, tbl);
+    execute format(
+        'create policy %I on public.%I for select to authenticated'
+        ' using (organization_id = (select itrack.org_id()))',
+        name, tbl
+    );
+end;
+$$;
+
+revoke all on function itrack.scope_to_org(text) from public;
 revoke all on function itrack.allow_all(text, text, text) from public;
 revoke all on function itrack.org_id() from public;
 revoke all on function itrack.app_role() from public;
@@ -90,21 +111,13 @@ grant select on public.interview_status_history to authenticated, service_role;
 grant select on public.candidates, public.interview_processes, public.interview_stages,
     public.interview_status_history to itrack_extract;
 
-alter table public.candidates enable row level security;
-alter table public.candidates force row level security;
-alter table public.interview_processes enable row level security;
-alter table public.interview_processes force row level security;
-alter table public.interview_stages enable row level security;
-alter table public.interview_stages force row level security;
-alter table public.interview_status_history enable row level security;
-alter table public.interview_status_history force row level security;
+-- Every table: row-level security on and forced; a user reads their organization's rows.
+select itrack.scope_to_org(t)
+from unnest(array[
+    'candidates', 'interview_processes', 'interview_stages', 'interview_status_history'
+]) as t;
 
 -- candidates --------------------------------------------------------------------------------
-drop policy if exists candidates_select_own_org on public.candidates;
-create policy candidates_select_own_org on public.candidates
-    for select to authenticated
-    using (organization_id = (select itrack.org_id()));
-
 drop policy if exists candidates_insert_own_org on public.candidates;
 create policy candidates_insert_own_org on public.candidates
     for insert to authenticated
@@ -128,11 +141,6 @@ create policy candidates_delete_lead on public.candidates
     using (organization_id = (select itrack.org_id()) and (select itrack.app_role()) = 'lead');
 
 -- interview_processes -----------------------------------------------------------------------
-drop policy if exists processes_select_own_org on public.interview_processes;
-create policy processes_select_own_org on public.interview_processes
-    for select to authenticated
-    using (organization_id = (select itrack.org_id()));
-
 drop policy if exists processes_insert_assigned_or_lead on public.interview_processes;
 create policy processes_insert_assigned_or_lead on public.interview_processes
     for insert to authenticated
@@ -150,11 +158,6 @@ create policy processes_delete_lead on public.interview_processes
     using (organization_id = (select itrack.org_id()) and (select itrack.app_role()) = 'lead');
 
 -- interview_stages: a recruiter writes the stages of the processes assigned to them ----------
-drop policy if exists stages_select_own_org on public.interview_stages;
-create policy stages_select_own_org on public.interview_stages
-    for select to authenticated
-    using (organization_id = (select itrack.org_id()));
-
 drop policy if exists stages_insert_assigned_or_lead on public.interview_stages;
 create policy stages_insert_assigned_or_lead on public.interview_stages
     for insert to authenticated
@@ -190,11 +193,6 @@ create policy stages_delete_lead on public.interview_stages
     using (organization_id = (select itrack.org_id()) and (select itrack.app_role()) = 'lead');
 
 -- interview_status_history: read within the organization; written only by the trigger -------
-drop policy if exists history_select_own_org on public.interview_status_history;
-create policy history_select_own_org on public.interview_status_history
-    for select to authenticated
-    using (organization_id = (select itrack.org_id()));
-
 -- The trigger function runs as the table's owner, which FORCE subjects to policies too: the
 -- owner (and only the owner: no other role holds INSERT) may append.
 drop policy if exists history_insert_by_owner on public.interview_status_history;

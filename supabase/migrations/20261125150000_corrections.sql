@@ -33,13 +33,7 @@ revoke all on public.corrections from anon, authenticated, service_role, itrack_
 grant select, insert on public.corrections to authenticated, service_role;
 grant select on public.corrections to itrack_extract;
 
-alter table public.corrections enable row level security;
-alter table public.corrections force row level security;
-
-drop policy if exists corrections_select_own_org on public.corrections;
-create policy corrections_select_own_org on public.corrections
-    for select to authenticated
-    using (organization_id = (select itrack.org_id()));
+select itrack.scope_to_org('corrections');
 
 -- Appended by whoever may change the process: a lead of its organization, or its recruiter.
 drop policy if exists corrections_insert_assigned_or_lead on public.corrections;

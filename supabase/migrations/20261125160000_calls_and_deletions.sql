@@ -83,16 +83,11 @@ grant select, insert on public.service_calls to authenticated, service_role;
 grant select on public.deleted_rows to service_role;
 grant select on public.service_calls, public.deleted_rows to itrack_extract;
 
-alter table public.service_calls enable row level security;
-alter table public.service_calls force row level security;
+select itrack.scope_to_org('service_calls');  -- a user reads their organization's calls
 alter table public.deleted_rows enable row level security;
 alter table public.deleted_rows force row level security;
 
--- A user reads their organization's calls and logs their own calls only.
-drop policy if exists calls_select_own_org on public.service_calls;
-create policy calls_select_own_org on public.service_calls
-    for select to authenticated
-    using (organization_id = (select itrack.org_id()));
+-- A user logs their own calls only.
 drop policy if exists calls_insert_own on public.service_calls;
 create policy calls_insert_own on public.service_calls
     for insert to authenticated

@@ -32,7 +32,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import InterviewProcess, InterviewStage, new_run_id, to_row
-from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError
+from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from ingest.migrate import display_dsn
 from ingest.ports import Correction
 from ingest.store.common import (
@@ -426,6 +426,8 @@ class PostgresInterviewStore:
             raise StoreBusyError("PostgreSQL: the change collided with another; retry") from None
         except psycopg.OperationalError as exc:
             raise StoreError(f"PostgreSQL unavailable: {_first_line(exc)}") from None
+        except psycopg.DataError as exc:  # a value PostgreSQL cannot hold, e.g. a NUL in text
+            raise UserError(f"invalid input: {_first_line(exc)}") from None
 
 
 def _configure(conn: psycopg.Connection) -> None:
