@@ -20,7 +20,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
@@ -358,13 +358,9 @@ class InterviewService:
             _require_open(process, "outcomes cannot be recorded")
             _check_at(call, process)
             saved = self._save_outcome(call, stage, process, said)
-            if said.outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
-                reason = f"Failed {stage.stage_name}"
-                process = self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=reason)
-            else:
-                process = self._touch(call, process)
-            result = OutcomeResult(saved, process)
-        return replace(result, feedback=call.feedback)
+            closed = self._close_on_failure(call, stage, process, said)
+            process = closed or self._touch(call, process)
+        return OutcomeResult(saved, process, call.feedback)
 
     def amend_stage_outcome(
         self,
@@ -407,16 +403,13 @@ class InterviewService:
             if closed_by_it and said.outcome is not StageOutcome.FAILED:
                 before = call.repo.status_before(process.id, S.REJECTED_BY_COMPANY)
                 process = self._reopen(call, process, before or S.IN_PROGRESS, reason, changed_by)
-            elif said.outcome is StageOutcome.FAILED and process.status is S.IN_PROGRESS:
-                failed = f"Failed {stage.stage_name}"
-                closed = self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=failed)
-                why = (reason, changed_by)
-                _record_changes(call.repo, "process", process, closed, ["status"], *why)
+            elif closed := self._close_on_failure(call, stage, process, said):
+                status = ["status"]
+                _record_changes(call.repo, "process", process, closed, status, reason, changed_by)
                 process = closed
             else:
                 process = self._touch(call, process)
-            result = OutcomeResult(saved, process)
-        return replace(result, feedback=call.feedback)
+        return OutcomeResult(saved, process, call.feedback)
 
     def reopen_interview_process(
         self,
@@ -561,6 +554,16 @@ class InterviewService:
 
     def _run_feedback(self, triggers: list[FeedbackTrigger]) -> FeedbackStatus:
         return run_feedback_callbacks(self._callbacks, triggers)
+
+    def _close_on_failure(
+        self, call: _Call, stage: InterviewStage, process: InterviewProcess, said: _StageResult
+    ) -> InterviewProcess | None:
+        """A failed stage closes an in_progress process as rejected_by_company ("Failed
+        <stage name>"); the closed process, or None when nothing closed."""
+        if said.outcome is not StageOutcome.FAILED or process.status is not S.IN_PROGRESS:
+            return None
+        reason = f"Failed {stage.stage_name}"
+        return self._move(call, process, S.REJECTED_BY_COMPANY, final_outcome=reason)
 
     def _save_outcome(
         self, call: _Call, stage: InterviewStage, process: InterviewProcess, said: _StageResult

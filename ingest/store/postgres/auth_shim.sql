@@ -4,26 +4,22 @@
 -- migrations; never on Supabase, which has its own. Idempotent.
 
 do $$
+declare
+    api_role record;
 begin
-    create role anon nologin noinherit;
-exception when duplicate_object or unique_violation then
-    null;
-end
-$$;
-
-do $$
-begin
-    create role authenticated nologin noinherit;
-exception when duplicate_object or unique_violation then
-    null;
-end
-$$;
-
-do $$
-begin
-    create role service_role nologin noinherit bypassrls;
-exception when duplicate_object or unique_violation then
-    null;
+    for api_role in
+        select * from (values
+            ('anon', 'nologin noinherit'),
+            ('authenticated', 'nologin noinherit'),
+            ('service_role', 'nologin noinherit bypassrls')
+        ) as roles (name, options)
+    loop
+        begin
+            execute format('create role %I %s', api_role.name, api_role.options);
+        exception when duplicate_object or unique_violation then
+            null;  -- another database of this server (or a parallel test) made it first
+        end;
+    end loop;
 end
 $$;
 
