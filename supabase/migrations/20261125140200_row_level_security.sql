@@ -53,6 +53,27 @@ as $$
     )
 $$;
 
+-- The same for a row of a process (a stage, a correction): may the user change its process?
+create or replace function itrack.may_change_process(process uuid) returns boolean
+language sql stable
+set search_path = ''
+as $$
+    select itrack.may_change((
+        select p.recruiter_id from public.interview_processes as p where p.id = process
+    ))
+$$;
+
+-- Whether the acting role owns `tbl`: the logs are appended by their triggers only, which run
+-- as the table's owner (FORCE subjects the owner to the policies too).
+create or replace function itrack.acting_as_owner(tbl regclass) returns boolean
+language sql stable
+set search_path = ''
+as $$
+    select pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
+    from pg_catalog.pg_class as c
+    where c.oid = tbl
+$$;
+
 -- A policy letting `role` do `command` (select, insert or all) on every row of a table: the
 -- server's and the extract's policies, named <role>_<command>_<table>.
 create or replace function itrack.allow_all(tbl text, role text, command text) returns void
@@ -97,9 +118,10 @@ revoke all on function itrack.allow_all(text, text, text) from public;
 revoke all on function itrack.org_id() from public;
 revoke all on function itrack.app_role() from public;
 revoke all on function itrack.may_change(uuid) from public;
+revoke all on function itrack.may_change_process(uuid) from public;
 grant usage on schema itrack to authenticated, service_role, itrack_extract;
-grant execute on function itrack.org_id(), itrack.app_role(), itrack.may_change(uuid)
-    to authenticated;
+grant execute on function itrack.org_id(), itrack.app_role(), itrack.may_change(uuid),
+    itrack.may_change_process(uuid) to authenticated;
 
 -- Privileges: what each role may attempt at all; the policies below then pick the rows.
 revoke all on public.candidates, public.interview_processes, public.interview_stages,
@@ -163,10 +185,7 @@ create policy stages_insert_assigned_or_lead on public.interview_stages
     for insert to authenticated
     with check (
         organization_id = (select itrack.org_id())
-        and itrack.may_change((
-            select p.recruiter_id from public.interview_processes as p
-            where p.id = interview_process_id
-        ))
+        and itrack.may_change_process(interview_process_id)
     );
 
 drop policy if exists stages_update_assigned_or_lead on public.interview_stages;
@@ -174,17 +193,11 @@ create policy stages_update_assigned_or_lead on public.interview_stages
     for update to authenticated
     using (
         organization_id = (select itrack.org_id())
-        and itrack.may_change((
-            select p.recruiter_id from public.interview_processes as p
-            where p.id = interview_process_id
-        ))
+        and itrack.may_change_process(interview_process_id)
     )
     with check (
         organization_id = (select itrack.org_id())
-        and itrack.may_change((
-            select p.recruiter_id from public.interview_processes as p
-            where p.id = interview_process_id
-        ))
+        and itrack.may_change_process(interview_process_id)
     );
 
 drop policy if exists stages_delete_lead on public.interview_stages;
@@ -198,11 +211,7 @@ create policy stages_delete_lead on public.interview_stages
 drop policy if exists history_insert_by_owner on public.interview_status_history;
 create policy history_insert_by_owner on public.interview_status_history
     for insert
-    with check ((
-        select pg_catalog.pg_has_role(current_user, c.relowner, 'MEMBER')
-        from pg_catalog.pg_class as c
-        where c.oid = 'public.interview_status_history'::regclass
-    ));
+    with check (itrack.acting_as_owner('public.interview_status_history'));
 
 -- service_role (Supabase's server key; bypasses RLS on Supabase, explicit here too) and
 -- itrack_extract (the nightly extract reads everything, writes nothing): every row --------

@@ -41,10 +41,7 @@ create policy corrections_insert_assigned_or_lead on public.corrections
     for insert to authenticated
     with check (
         organization_id = (select itrack.org_id())
-        and itrack.may_change((
-            select p.recruiter_id from public.interview_processes as p
-            where p.id = interview_process_id
-        ))
+        and itrack.may_change_process(interview_process_id)
     );
 
 select itrack.allow_all('corrections', 'service_role', 'select');
