@@ -13,7 +13,8 @@ from pathlib import Path
 import duckdb
 
 from ingest.load import ingest_paths
-from ingest.store.duckdb.backup import MANIFEST, _digest, backup
+from ingest.readers import sha256_of
+from ingest.store.duckdb.backup import MANIFEST, backup
 from ingest.store.duckdb.store import raw_store_path
 from itrack.generate import generate
 from tests.test_faults import fingerprint, itrack, small_mount  # noqa: F401 - fixture
@@ -148,7 +149,7 @@ def _pwn(snapshot: Path, marker: Path) -> None:
     for name in ("schema.sql", "load.sql"):
         (snapshot / name).write_text(sql)
     manifest = json.loads((snapshot / MANIFEST).read_text())
-    manifest["files"].update({n: _digest(snapshot / n) for n in ("schema.sql", "load.sql")})
+    manifest["files"].update({n: sha256_of(snapshot / n) for n in ("schema.sql", "load.sql")})
     (snapshot / MANIFEST).write_text(json.dumps(manifest))
 
 
@@ -189,7 +190,7 @@ def test_signed_manifest_detects_tampering(tmp_path):
     con.close()
     table.write_bytes((tmp_path / "t.parquet").read_bytes())
     manifest = json.loads((snapshot / MANIFEST).read_text())
-    manifest["files"]["candidates.parquet"] = _digest(table)
+    manifest["files"]["candidates.parquet"] = sha256_of(table)
     manifest["row_counts"]["candidates"] = 1
     (snapshot / MANIFEST).write_text(json.dumps(manifest))
     refused = itrack(*args, "--db", str(tmp_path / "b.duckdb"))
