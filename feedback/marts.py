@@ -21,13 +21,18 @@ def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
         raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
 
 
-@contextmanager
-def open_marts(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
-    """The published warehouse, read-only (never blocks nor is blocked by the nightly build)."""
+def require_published(db: Path | str) -> Path:
+    """The published warehouse's path; UserError when no build has published one yet."""
     path = Path(db)
     if not path.exists():
         raise UserError(f"{path}: no warehouse yet; run `itrack build` first")
-    con = open_read_only(path)
+    return path
+
+
+@contextmanager
+def open_marts(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The published warehouse, read-only (never blocks nor is blocked by the nightly build)."""
+    con = open_read_only(require_published(db))
     try:
         yield con
     finally:

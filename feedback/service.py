@@ -46,7 +46,7 @@ from feedback.feeders import (
     metrics_from_marts,
     plain,
 )
-from feedback.marts import open_read_only
+from feedback.marts import open_read_only, require_published
 from feedback.placements import (
     merge_into_candidates,
     placements_bytes,
@@ -405,6 +405,8 @@ class FeedbackService:
         writes nothing and logs nothing."""
         if self._read_process is None:
             raise UserError("FeedbackService needs `read_process` to look up a process")
+        if not isinstance(self.warehouse, duckdb.DuckDBPyConnection):
+            require_published(self.warehouse)  # no build yet: refuse before opening the store
         outcome = self._read_process(str(interview_id))
         triggers = sorted(s.value for s in FEEDBACK_TRIGGER_STATUSES)
         if outcome.status not in triggers:

@@ -515,3 +515,17 @@ def test_status_history_written_for_a_recruiter_who_cannot_insert_it(
         (None, "in_progress", None, None, "postgres"),
         ("in_progress", "on_hold", RA1, "api-test-1", "postgres"),
     ]
+
+
+@pytest.mark.parametrize("role", ["authenticated", "anon"])
+def test_every_row_policies_are_only_for_the_server_and_the_extract(
+    conn: psycopg.Connection, role: str
+) -> None:
+    """`itrack.allow_all` (a policy on every row) refuses a user's role: no `using (true)` for
+    anyone who signs in with the public key."""
+    with conn.transaction(force_rollback=True):
+        with pytest.raises(errors.RaiseException) as refused:
+            conn.execute("select itrack.allow_all('interview_processes', %s, 'select')", [role])
+    assert str(refused.value).splitlines()[0] == (
+        f"itrack.allow_all is for service_role and itrack_extract, not {role}"
+    )

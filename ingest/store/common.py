@@ -79,6 +79,14 @@ def audit_text(value: Any) -> str | None:
     return str(getattr(value, "value", value))
 
 
+def select_sql(
+    table: str, columns: Sequence[str], where: str, order: str, limit: int | None = None
+) -> str:
+    """The one shape of every process and stage read: ties broken by id, so pages are stable."""
+    sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
+    return sql if limit is None else f"{sql} limit {int(limit)}"
+
+
 class SharedQueries:
     """The repository methods both stores answer with the same SQL: candidates' feeders,
     process searches, stage orders, ids given by people, stored names, open look-alike

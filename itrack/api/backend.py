@@ -302,12 +302,9 @@ def run_feedback(
     `run_feedback_callbacks`)."""
     if not triggers:
         return None
-    from feedback.marts import open_marts
     from itrack.services import feedback_service
 
     def outcome(trigger: FeedbackTrigger) -> object:
-        with open_marts(warehouse):  # none published: deferred at once, no store opened
-            pass
         with backend.released():
             service = feedback_service(
                 warehouse, wait_seconds, store=backend.feedback_store(), feeders=feeders

@@ -89,13 +89,9 @@ def with_target(
 
         @functools.wraps(command)
         def run(**options: Any) -> Any:
-            target = Target(
-                options.pop("db"),
-                options.pop("wait", DEFAULT_WAIT_SECONDS),
-                json_format if options.pop("as_json") else options.pop("fmt"),
-            )
-            options.pop("fmt", None)
-            return command(**options, target=target)
+            fmt, as_json = options.pop("fmt"), options.pop("as_json")
+            db, wait = options.pop("db"), options.pop("wait", DEFAULT_WAIT_SECONDS)
+            return command(**options, target=Target(db, wait, json_format if as_json else fmt))
 
         run.__signature__ = inspect.Signature(own + extra)  # type: ignore[attr-defined]
         run.__annotations__ = {p.name: p.annotation for p in own + extra}

@@ -88,6 +88,10 @@ declare
         else 'using (true)'
     end;
 begin
+    -- every row, so only for the server's and the extract's roles, never for a user's
+    if role not in ('service_role', 'itrack_extract') then
+        raise exception 'itrack.allow_all is for service_role and itrack_extract, not %', role;
+    end if;
     execute format('drop policy if exists %I on public.%I', name, tbl);
     execute format('create policy %I on public.%I for %s to %I %s', name, tbl, command, role, rule);
 end;

@@ -36,6 +36,7 @@ from ingest.store.common import (
     STAGE_COLUMNS,
     SharedQueries,
     audit_text,
+    select_sql,
 )
 from ingest.store.duckdb.store import open_store
 
@@ -216,8 +217,8 @@ class InterviewRepository(SharedQueries):
     def _select_processes(
         self, where: str, params: list[Any], limit: int | None = None
     ) -> list[InterviewProcess]:
-        rows = self._select(
-            "interview_processes", PROCESS_COLUMNS, where, params, "created_at", limit
+        rows = self._dicts(
+            select_sql("interview_processes", PROCESS_COLUMNS, where, "created_at", limit), params
         )
         for row in rows:
             if row["offer_details"] is not None:
@@ -225,23 +226,9 @@ class InterviewRepository(SharedQueries):
         return [InterviewProcess.model_validate(row, context=STORED) for row in rows]
 
     def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
-        rows = self._select("interview_stages", STAGE_COLUMNS, where, params, "stage_order")
+        sql = select_sql("interview_stages", STAGE_COLUMNS, where, "stage_order")
+        rows = self._dicts(sql, params)
         return [InterviewStage.model_validate(row, context=STORED) for row in rows]
-
-    def _select(
-        self,
-        table: str,
-        columns: Sequence[str],
-        where: str,
-        params: list[Any],
-        order: str,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
-        if limit is not None:
-            sql += f" limit {int(limit)}"
-        cursor = self.con.execute(sql, params)
-        return [dict(zip(columns, values, strict=True)) for values in cursor.fetchall()]
 
 
 class DuckDBInterviewStore:

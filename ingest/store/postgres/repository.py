@@ -34,15 +34,15 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ingest.contract import InterviewProcess, InterviewStage, new_run_id, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from ingest.migrate import display_dsn
-from ingest.ports import Correction
+from ingest.ports import HISTORY_SOURCE, Correction
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
     SharedQueries,
     audit_text,
+    select_sql,
 )
 
-HISTORY_SOURCE = "service"  # as ingest.ports: status-history rows written by the service
 # Roles a call may act as (the ones the migrations grant to).
 ROLES = frozenset({"anon", "authenticated", "service_role", "itrack_extract"})
 
@@ -286,32 +286,16 @@ class PostgresInterviewRepository(SharedQueries):
     def _select_processes(
         self, where: str, params: list[Any], lock: bool = False, limit: int | None = None
     ) -> list[InterviewProcess]:
-        rows = self._select(
-            "interview_processes", PROCESS_COLUMNS, where, params, "created_at", lock, limit
-        )
+        sql = select_sql("interview_processes", PROCESS_COLUMNS, where, "created_at", limit)
+        if lock:  # row-level security lets a user lock only the rows they may change
+            sql += " for update"
+        rows = self._all(sql, params)
         return [InterviewProcess.model_validate(row) for row in rows]
 
     def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
-        rows = self._select("interview_stages", STAGE_COLUMNS, where, params, "stage_order")
+        sql = select_sql("interview_stages", STAGE_COLUMNS, where, "stage_order")
+        rows = self._all(sql, params)
         return [InterviewStage.model_validate(row) for row in rows]
-
-    def _select(
-        self,
-        table: str,
-        columns: Sequence[str],
-        where: str,
-        params: list[Any],
-        order: str,
-        lock: bool = False,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        sql = f"select {', '.join(columns)} from {table} {where} order by {order}, id"
-        if limit is not None:
-            sql += f" limit {int(limit)}"
-        if lock:  # row-level security lets a user lock only the rows they may change
-            sql += " for update"
-        with self.conn.cursor(row_factory=dict_row) as cursor:
-            return cursor.execute(sql, params).fetchall()
 
 
 def _naive(value: dt.datetime | None) -> dt.datetime | None:
