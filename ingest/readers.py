@@ -253,15 +253,30 @@ def land_fast(
         if select is None:
             return False
         tokens = ", ".join(f"v_{f}" for f in fields)
-        rows_sql = f"""(select ? + line_no as rec, ?::varchar as file_path, line_no, keys, {tokens}
+        rows_sql = f"""(select null::bigint as rec, null::varchar as file_path, line_no, keys,
+                               {tokens}
                         from ({select}))"""
+        # Checked in parallel into a table of this file alone, in file order (DuckDB keeps the
+        # insertion order, so a row's rowid is its position in the file): no row_number()
+        # window, which would run the whole scan and every check on one thread.
         con.execute(
-            f"insert into {target} {compile_model(MODELS[source.kind]).checked_sql(rows_sql)}",
+            "create or replace temp table fast_file as "
+            + compile_model(MODELS[source.kind]).checked_sql(rows_sql)
+        )
+        first = 2 if source.fmt == "csv" else 1  # the line of the first record (CSV: header)
+        con.execute(
+            f"""insert into {target} by name
+            select ? + rowid + {first} as rec, ?::varchar as file_path,
+                   coalesce(line_no, rowid + {first}) as line_no,
+                   * exclude (rec, file_path, line_no)
+            from fast_file""",
             [index * FAST_REC, path],  # (a skipped blank CSV row keeps line_no < 0)
         )
     except duckdb.Error:
         con.execute(f"delete from {target} where file_path = ?", [path])
         return False
+    finally:
+        con.execute("drop table if exists fast_file")
     rows, unusual, blank = con.execute(
         f"""select count(*), count(*) filter (where has_stages),
                    count(*) filter (where line_no < 0)
@@ -297,15 +312,17 @@ def _sql_text(text: str) -> str:
 
 
 def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
+    """One scan of the lines (DuckDB splits them and refuses a malformed one), each parsed as
+    the line reader's rows are (`parse_sql`: the field tokens and the key list)."""
+    from ingest.validate import compile_model
+
     path = _sql_text(str(source.path))
-    columns = "{" + ", ".join(f"{_sql_text(f)}: 'JSON'" for f in fields) + "}"
     options = f"format='newline_delimited', maximum_object_size={MAX_OBJECT_BYTES}"
-    picks = ", ".join(f"t.{_ident(f)} as v_{f}" for f in fields)
-    return f"""
-        select row_number() over () as line_no, k.keys, {picks}
-        from read_json({path}, {options}, columns={columns}) t
-        positional join (select json_keys(json) as keys
-                         from read_json_objects({path}, {options})) k"""
+    lines = f"""(select 0::bigint as rec, ''::varchar as file_path, null::bigint as line_no,
+                        json as raw
+                 from read_json_objects({path}, {options}))"""
+    tokens = ", ".join(f"v_{f}" for f in fields)
+    return f"select line_no, keys, {tokens} from ({compile_model(MODELS[source.kind]).parse_sql(lines)})"
 
 
 def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
@@ -316,7 +333,7 @@ def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: lis
         f"to_json(t.{_ident(f)}) as v_{f}" if f in names else f"null::json as v_{f}" for f in fields
     )
     return f"""
-        select row_number() over () as line_no, {keys} as keys, {picks}
+        select null::bigint as line_no, {keys} as keys, {picks}
         from read_parquet({path}) t"""
 
 
@@ -389,10 +406,9 @@ def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[st
         "strict_mode=true, null_padding=false"
     )
     return f"""
-        select case when {blank} then -1 else line_no end as line_no,
+        select case when {blank} then -1 end as line_no,
                case when {doubt} then null else {key_list} end as keys, {", ".join(picks)}
-        from (select row_number() over () + 1 as line_no, *
-              from read_csv({path}, {options}, columns={columns}))"""
+        from read_csv({path}, {options}, columns={columns})"""
 
 
 def _ident(name: str) -> str:
