@@ -237,6 +237,29 @@ def _field_sql(model: type[BaseModel], name: str, info: FieldInfo) -> FieldSQL:
     return FieldSQL(name, required, nullable, check, typed or "null", cast)
 
 
+def _json_type(v: str) -> str:
+    """json_type of a JSON token, without parsing the (common) string token: DuckDB writes its
+    tokens without leading space, so one starting with a quote is a string."""
+    return f"case when starts_with({v}, '\"') then 'VARCHAR' else json_type({v}) end"
+
+
+def _json_text(v: str) -> str:
+    """`v->>'$'` (a string token's text, any other token's JSON) without parsing a string token
+    that holds no escape: its only quotes are the two around it."""
+    return (
+        f"case when starts_with({v}, '\"') and not contains({v}, '\\') "
+        f"then replace({v}::varchar, '\"', '') else ({v}->>'$') end"
+    )
+
+
+def _only_known_keys_once(keys: str, names: list[str]) -> str:
+    """The key list holds only these names, none twice: as many keys as names it contains
+    (an unknown or repeated key makes the list longer). Cheaper than filtering the list with
+    a lambda and comparing it with its distinct values."""
+    found = " + ".join(f"list_contains({keys}, {_q(n)})::int" for n in names)
+    return f"len({keys}) = {found}"
+
+
 def _nested_sql(model: type[Record]) -> tuple[str | None, str, str | None]:
     """(check, typed) for a nested model held as a JSON object token {v}: its own fields checked
     like a record's, and the value rebuilt as pydantic writes it (`model_dump_json(exclude_none)`:
@@ -246,12 +269,7 @@ def _nested_sql(model: type[Record]) -> tuple[str | None, str, str | None]:
         return None, "null", None
     struct = "{" + ", ".join(f'"{f.name}": "JSON"' for f in fields) + "}"
     obj = "{o}"
-    allowed = ", ".join(_q(f.name) for f in fields)
-    checks = [
-        "{t} = 'OBJECT'",
-        f"len(list_filter({{k}}, lambda x: x not in ({allowed}))) = 0",
-        "len({k}) = len(list_distinct({k}))",
-    ]
+    checks = ["{t} = 'OBJECT'", _only_known_keys_once("{k}", [f.name for f in fields])]
     pieces = []
     for f in fields:
         token = f"{obj}.{f.name}"
@@ -291,8 +309,7 @@ class CompiledModel:
         fragments = ", ".join(f"r.{f.name} as v_{f.name}" for f in self.fields)
         return f"""
             select rec, file_path, line_no,
-                   -- a repeated key: pydantic decides (DuckDB's fast reader refuses the file)
-                   case when len(keys) = len(list_distinct(keys)) then keys end as keys,
+                   keys,  -- a repeated or unknown key: not ok (`checked_sql`), pydantic decides
                    {fragments}
             from (select rec, file_path, line_no, try(from_json(raw, '{self.struct()}')) as r,
                          try(json_keys(raw)) as keys
@@ -302,12 +319,12 @@ class CompiledModel:
         """Over `source (rec, file_path, line_no, keys, v_<field>...)` (one JSON token per
         field): each field's type, text and cast computed once, then `rec, file_path, line_no,
         ok` and the typed columns (null where not ok)."""
-        tokens = []
+        tokens, casts = [], []
         for f in self.fields:
             v = f"v_{f.name}"
-            tokens += [v, f"json_type({v}) as t_{f.name}", f"({v}->>'$') as s_{f.name}"]
+            tokens += [v, f"{_json_type(v)} as t_{f.name}", f"{_json_text(v)} as s_{f.name}"]
             if f.cast:
-                tokens.append(f"{_fill(f.cast, s=f'({v}->>{_q(chr(36))})')} as c_{f.name}")
+                casts.append(f"{_fill(f.cast, s=f's_{f.name}')} as c_{f.name}")
             if f.nested:
                 obj = f"json_type({v}) = 'OBJECT'"
                 tokens += [
@@ -320,21 +337,21 @@ class CompiledModel:
         return f"""
             select rec, file_path, line_no, ok, has_stages, {typed}
             from (select *, {self._ok_expr()} as ok
-                  from (select rec, file_path, line_no, keys,
-                               coalesce(list_contains(keys, 'stages'), false) as has_stages,
-                               {", ".join(tokens)}
-                        from {source}))"""
+                  from (select *{"".join(", " + c for c in casts)}
+                        from (select rec, file_path, line_no, keys,
+                                     coalesce(list_contains(keys, 'stages'), false) as has_stages,
+                                     {", ".join(tokens)}
+                              from {source})))"""
 
     def _subs(self, f: FieldSQL) -> dict[str, str]:
         names = ("t", "s", "v", "c", "o", "k")
         return {x: f"{x}_{f.name}" for x in names}
 
     def _ok_expr(self) -> str:
-        allowed = ", ".join(_q(f.name) for f in self.fields)
         checks = [
             "keys is not null",
-            f"len(list_filter(keys, lambda k: k not in ({allowed}))) = 0",
-            "len(keys) = len(list_distinct(keys))",  # a duplicate key: pydantic explains it
+            # no unknown key and none twice (pydantic explains either)
+            _only_known_keys_once("keys", [f.name for f in self.fields]),
         ]
         for f in self.fields:
             v = f"v_{f.name}"
