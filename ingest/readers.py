@@ -322,7 +322,8 @@ def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[
                         json as raw
                  from read_json_objects({path}, {options}))"""
     tokens = ", ".join(f"v_{f}" for f in fields)
-    return f"select line_no, keys, {tokens} from ({compile_model(MODELS[source.kind]).parse_sql(lines)})"
+    parsed = compile_model(MODELS[source.kind]).parse_sql(lines)
+    return f"select line_no, keys, {tokens} from ({parsed})"
 
 
 def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
