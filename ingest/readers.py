@@ -430,11 +430,26 @@ def read_back(
             [path, lines],
         )
     elif source.fmt == "parquet":
+        names = [
+            r[0] for r in con.execute("describe select * from read_parquet(?)", [path]).fetchall()
+        ]
+        if "file_row_number" in names:  # DuckDB's own name for the row's position: numbered here
+            con.execute(
+                f"""insert into {table}
+                select line_no, raw from (select row_number() over () as line_no,
+                                                 to_json(t)::varchar as raw from read_parquet(?) t)
+                where line_no in (select unnest(?))""",
+                [path, lines],
+            )
+            return
+        # Only the wanted rows are turned into JSON (the row as to_json(t) writes it: the same
+        # columns in the same order), found by their position in the file, in parallel.
+        row = "{" + ", ".join(f"{_sql_text(n)}: t.{_ident(n)}" for n in names) + "}"
         con.execute(
             f"""insert into {table}
-            select line_no, raw from (select row_number() over () as line_no,
-                                             to_json(t)::varchar as raw from read_parquet(?) t)
-            where line_no in (select unnest(?))""",
+            select file_row_number + 1 as line_no, to_json({row})::varchar as raw
+            from read_parquet(?, file_row_number = true) t
+            where file_row_number + 1 in (select unnest(?))""",
             [path, lines],
         )
     else:
