@@ -396,10 +396,12 @@ def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[st
             value = f"to_json({x})"
         doubtful[before:] = [f"({present[f]} and {d})" for d in doubtful[before:]]
         picks.append(f"case when {present[f]} then {value} end as v_{f}")
+    # the names of the non-empty cells; a row with every cell filled has the whole header
+    every = "[" + ", ".join(_sql_text(n) for n in header) + "]::varchar[]"
     key_list = (
-        "list_filter(["
+        f"case when {' and '.join(present[n] for n in header)} then {every} else list_filter(["
         + ", ".join(f"case when {present[n]} then {_sql_text(n)} end" for n in header)
-        + "], lambda k: k is not null)"
+        + "], lambda k: k is not null) end"
     )
     doubt = " or ".join(f"coalesce({d}, false)" for d in doubtful) or "false"
     options = (
