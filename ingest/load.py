@@ -424,6 +424,10 @@ def _split_inline_stages(con: duckdb.DuckDBPyConnection) -> None:
 def _queue_retries(con: duckdb.DuckDBPyConnection) -> int:
     """Unresolved orphans from earlier runs are validated again in this one (unless their file
     is being read again anyway)."""
+    if not con.execute(
+        "select count(*) from quarantine where retryable and resolved_run_id is null"
+    ).fetchone()[0]:
+        return 0  # the common case: no scan of the landed rows
     return con.execute("""
         insert into landing (kind, file_path, line_no, raw)
         select kind, file_path, line_number, raw_payload from quarantine q
