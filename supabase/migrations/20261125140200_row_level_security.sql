@@ -62,14 +62,16 @@ $$;
 
 -- The same for a row of a process (a stage, a correction): may the user change its process?
 -- It reads the process (as the caller: row-level security applies), so it cannot be inlined;
--- in PL/pgSQL its query is planned once per connection, not at every statement.
+-- in PL/pgSQL its query is planned once per connection, not at every statement. No SET clause
+-- either (it would cost a configuration change at every call, per row): every name is
+-- schema-qualified, as in the helpers above.
 create or replace function itrack.may_change_process(process uuid) returns boolean
 language plpgsql stable
-set search_path = ''
 as $$
 begin
     return itrack.may_change((
-        select p.recruiter_id from public.interview_processes as p where p.id = process
+        select p.recruiter_id from public.interview_processes as p
+        where p.id operator(pg_catalog.=) process
     ));
 end;
 $$;
