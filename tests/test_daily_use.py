@@ -329,6 +329,34 @@ def test_new_companies_and_feeders_must_be_deliberate(store):
     assert rows(raw_store_path(store), "select count(*) from interview_processes") == [(2,)]
 
 
+def test_did_you_mean_names_each_feeder_once(store):
+    """Stored spellings that differ only in case or spacing are one name: suggested once, in
+    the spelling without stray spaces."""
+    with open_store(store) as con:
+        for cid, feeder in (("c3", "referral "), ("c4", "REFERRAL"), ("c5", "Ex  Amazon")):
+            con.execute(
+                "insert into candidates values (?, ?, ?, null, null, ?, ?, 'seed', ?)",
+                [cid, cid.upper(), feeder, T0, T0, T0],
+            )
+    db = str(store)
+    create(store, "--candidate c1 --company Acme --role SWE --new-company")
+    for typed, meant in (
+        ("Referal", "referral"),
+        ("referral  ", "referral"),
+        ("ex amazon", "Ex  Amazon"),
+    ):
+        assert err(
+            "interview create --candidate c2 --company Acme --role SWE --feeder",
+            typed,
+            "--db",
+            db,
+            code=1,
+        ) == (
+            f"error: unknown feeder '{typed}': did you mean '{meant}'? (pass --new-feeder if "
+            f"'{typed}' is really a new feeder)\n"
+        )
+
+
 def test_a_second_open_process_for_the_same_role_warns(store):
     first = create(store, "--candidate c1 --company Acme --role SWE --new-company")
     result = invoke(
