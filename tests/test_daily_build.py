@@ -292,6 +292,7 @@ def test_json_is_one_flag_everywhere(built):
         ["feedback", "report", "referral"],
         ["rejects"],
         ["interview", "list"],
+        ["db", "status"],
     ):
         by_format = invoke(*args, "--db", str(db), "--format", "json").stdout
         assert json.loads(by_format)
