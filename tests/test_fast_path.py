@@ -170,3 +170,53 @@ def test_edge_files_fall_back_or_agree(tmp_path, monkeypatch):
     fast, slow, used = run_both(tmp_path / "again", [([folder], None)], monkeypatch)
     assert_same(fast, slow)
     assert "stages.csv" not in used[0]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_line_numbers_of_a_file_checked_in_parallel(tmp_path, fmt):
+    """The fast readers check a file in parallel and take each row's line number from its
+    position in the file-ordered table: past several of DuckDB's row groups (122,880 rows) the
+    numbers must still be the file's. Blank names planted far apart are quarantined at exactly
+    their lines (CSV: one more, the header is line 1)."""
+    rows, bad = 300_000, [7, 122_881, 150_001, 299_998]
+    names = ["Ann Lee"] * rows
+    for position in bad:
+        names[position - 1] = " "
+    ids = [f"cand-{i}" for i in range(1, rows + 1)]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = folder / f"candidates.{fmt}"
+    if fmt == "jsonl":
+        path.write_text(
+            "".join(
+                f'{{"id": "{i}", "full_name": "{n}", "created_at": "2025-01-01T00:00:00Z"}}\n'
+                for i, n in zip(ids, names, strict=True)
+            ),
+            encoding="utf-8",
+        )
+    elif fmt == "csv":
+        path.write_text(
+            "id,full_name,created_at\n"
+            + "".join(f"{i},{n},2025-01-01T00:00:00Z\n" for i, n in zip(ids, names, strict=True)),
+            encoding="utf-8",
+        )
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        created = ["2025-01-01T00:00:00Z"] * rows
+        pq.write_table(
+            pa.table({"id": ids, "full_name": names, "created_at": created}),
+            path,
+            row_group_size=50_000,
+        )
+    summary = ingest_paths([folder], db=tmp_path / "w" / "warehouse.duckdb")
+    assert set(summary.fast_files) == {str(path)}
+    first = 2 if fmt == "csv" else 1
+    assert query(
+        tmp_path / "w" / "warehouse.duckdb",
+        "select line_number, record_id, error_code from quarantine order by line_number",
+    ) == [(p + first - 1, f"cand-{p}", "empty_value") for p in bad]
+    assert query(tmp_path / "w" / "warehouse.duckdb", "select count(*) from candidates") == [
+        (rows - len(bad),)
+    ]
