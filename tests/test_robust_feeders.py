@@ -219,3 +219,31 @@ def test_full_disk_never_truncates_the_backup_copy(small_mount):  # noqa: F811
     assert feeders.read_bytes() == current
     assert feeders.with_name("feeders.json.bak").read_bytes() == bak  # whole, never truncated
     assert [p.name for p in small_mount.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "not a regular file (a FIFO, device or folder); not touched"),
+        (b"\xff[]", "not valid UTF-8 (byte 0); left untouched"),
+        (
+            b'[{"id": "cand-1", "n": ' + b"9" * 5000 + b"}]",
+            "not valid JSON (a number of 5000 digits (at most 4300 are read)); left untouched",
+        ),
+    ],
+)
+def test_candidates_file_that_cannot_be_read_is_refused_not_a_crash(wh, content, reason):
+    """`feedback --candidates`: a FIFO used to hang, bad UTF-8 and long numbers exit 3."""
+    path = wh.parent / "people.json"
+    path.unlink(missing_ok=True)
+    os.mkfifo(path) if content is None else path.write_bytes(content)
+    result = subprocess.run(  # a child process with a timeout: the FIFO used to hang
+        [str(Path(sys.executable).parent / "itrack"), "feedback", "--db", str(wh), "--full"]
+        + ["--feeders", str(wh.parent / "feeders.json"), "--candidates", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout
+    assert result.stderr == f"error: {path}: {reason}\n"
+    assert content is None or path.read_bytes() == content
