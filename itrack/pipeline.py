@@ -573,4 +573,6 @@ def _refresh_feedback_runs(
 def _report(warehouse: Path, report: Path | None) -> Path:
     from feedback.html_report import write_report
 
-    return write_report(warehouse, report or warehouse.parent / "report.html")
+    # the charts drawn by the last build's report, per warehouse location
+    cache = build_dir(warehouse) / f"{warehouse.stem}.report-charts"
+    return write_report(warehouse, report or warehouse.parent / "report.html", cache)
