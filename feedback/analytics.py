@@ -527,9 +527,11 @@ get_stage_performance.__doc__ = _with_definitions(
 
 COMPANY_COLUMNS = (
     "total_candidates_sent",
+    "processes_started",
     "processes",
     "interview_rate",
     "offer_rate",
+    "offer_accepted_rate",
     "acceptance_rate",
     "avg_days_to_decision",
     "median_days_to_decision",
@@ -553,9 +555,11 @@ class CompanyHiringInsights(Result):
 
     company_name: str = _doc(COMPANIES, "company_name")
     total_candidates_sent: int = _doc(COMPANIES, "total_candidates_sent")
+    processes_started: int = _doc(COMPANIES, "processes_started")
     processes: int = _doc(COMPANIES, "processes")
     interview_rate: float | None = _doc(COMPANIES, "interview_rate")
     offer_rate: float | None = _doc(COMPANIES, "offer_rate")
+    offer_accepted_rate: float | None = _doc(COMPANIES, "offer_accepted_rate")
     acceptance_rate: float | None = _doc(COMPANIES, "acceptance_rate")
     avg_time_to_decision: str | None = Field(
         description="avg_days_to_decision rounded to whole days, as text: '14 days' (null when "

@@ -213,7 +213,7 @@ def run_feedback(
     (re-merging feeders.json if the scoring job wrote it meanwhile), commit the log. A failure
     before the renames leaves every file, the warehouse and the log as they were."""
     if not Path(warehouse).exists():
-        raise UserError(f"{warehouse}: no warehouse; run `itrack build` first")
+        raise UserError(f"{warehouse}: no warehouse yet; run `itrack build` first")
     result = FeedbackResult(new_run_id("feedback"))
     document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
     con = open_read_only(Path(warehouse))

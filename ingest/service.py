@@ -720,19 +720,27 @@ def _changed_fields(before: BaseModel, after: BaseModel) -> list[str]:
     ]
 
 
+def _spelling(name: str) -> str:
+    """What makes two spellings one name: case and runs of whitespace do not count."""
+    return " ".join(name.split()).casefold()
+
+
 def _check_name(known: list[str], value: str, what: str, flag: str, allow_new: bool) -> None:
     """A company or feeder must be a known one, or deliberately new (`flag`); a name close to a
-    known one (typo, other case) is refused with the candidates."""
+    known one (typo, other case or spacing) is refused with the candidates, one spelling each
+    (one without stray spaces preferred)."""
     if value in known or allow_new:
         return
-    close = [k for k in known if k.lower() == value.lower()]
-    close += [
-        k
-        for k in difflib.get_close_matches(value.lower(), [k.lower() for k in known], 3, 0.75)
-        if k not in close
-    ]
-    by_lower = {k.lower(): k for k in known}
-    close = list(dict.fromkeys(by_lower.get(c, c) for c in close))
+    spelled: dict[str, str] = {}
+    for name in known:  # sorted: of two clean spellings the later (lower case) one stays
+        current = spelled.get(_spelling(name))
+        if current is None or current.strip() != current or name.strip() == name:
+            spelled[_spelling(name)] = name
+    key = _spelling(value)
+    close = ([key] if key in spelled else []) + difflib.get_close_matches(
+        key, list(spelled), 3, 0.75
+    )
+    close = list(dict.fromkeys(spelled[c] for c in close))
     if close:
         options = " or ".join(f"'{c}'" for c in close)
         raise Refused(

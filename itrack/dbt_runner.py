@@ -298,11 +298,15 @@ def docs_generate(warehouse: Path, raw_store: Path) -> Path:
         raise UserError(
             f"no raw store at {raw_store}: check --db, or build first (`itrack build PATH`)"
         )
+    if not Path(warehouse).exists():  # a catalog without the built tables has no models
+        raise UserError(
+            f"{warehouse}: no warehouse yet; the catalog describes the built tables: run "
+            "`itrack build` first"
+        )
     scratch = work_dir(raw_store) / "docs" / _link_name(raw_store)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     scratch.unlink(missing_ok=True)
-    if Path(warehouse).exists():
-        shutil.copy2(warehouse, scratch)
+    shutil.copy2(warehouse, scratch)
     target = PROJECT_DIR / "target"
     try:
         outcome = run_dbt(["docs", "generate", "--static"], scratch, raw_store, target_path=target)

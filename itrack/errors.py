@@ -2,7 +2,8 @@
 
 Exit codes are an interface: 0 done, 1 refused (a business rule said no, or --strict saw
 rejects), 2 cannot run (bad input, busy store, I/O), 3 a bug (never for anything a user can give),
-130 interrupted. HTTP statuses follow the same classes (the API uses `http_status`).
+130 interrupted, 141 stdout's reader went away (`| head`; silently). HTTP statuses follow the same
+classes (the API uses `http_status`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,21 @@ def fail(text: str, code: int) -> None:
     raise typer.Exit(code)
 
 
+def reader_left() -> None:
+    """stdout's reader closed the pipe (`| head`): stop quietly with 141, the status of a
+    process killed by SIGPIPE, as `git log | head` does; no error line (what ran stands, e.g.
+    an ingest committed before its summary was printed)."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again
+    raise typer.Exit(BROKEN_PIPE)
+
+
+BROKEN_PIPE = 141
+
+
 class HandledGroup(TyperGroup):
     """Every `itrack` command group: errors become one line and an exit code, never a
     traceback. Registered on each Typer app (`cls=HandledGroup`), so sub-apps invoked on their
@@ -90,6 +106,8 @@ class HandledGroup(TyperGroup):
             raise
         except KeyboardInterrupt:
             fail("interrupted; nothing of this run was written", 130)
+        except BrokenPipeError:  # `itrack ... | head`: the reader left; what ran stands
+            reader_left()
         except Exception as exc:
             code = exit_code(exc)
             if code == 3 and get_settings().debug:

@@ -226,10 +226,12 @@ def test_company_insights_by_hand(wh):
     assert acme.to_dict() == {
         "company_name": "Acme",
         "total_candidates_sent": 3,
-        "processes": 3,
+        "processes_started": 3,
+        "processes": 3,  # the older name, kept
         "interview_rate": 1.0,
         "offer_rate": pytest.approx(1 / 3),
-        "acceptance_rate": 1.0,
+        "offer_accepted_rate": 1.0,
+        "acceptance_rate": 1.0,  # the older name, kept
         "avg_time_to_decision": "14 days",  # (14 + 10 + 18) / 3
         "avg_days_to_decision": 14.0,
         "median_days_to_decision": 14.0,

@@ -292,6 +292,7 @@ def test_json_is_one_flag_everywhere(built):
         ["feedback", "report", "referral"],
         ["rejects"],
         ["interview", "list"],
+        ["db", "status"],
     ):
         by_format = invoke(*args, "--db", str(db), "--format", "json").stdout
         assert json.loads(by_format)
@@ -362,3 +363,35 @@ def test_one_concept_one_name_across_marts(built):
     assert rows(db, "select count(*) from mart_company_insights") == rows(
         db, "select count(*) from mart_conversion_funnel where grain = 'company_name'"
     )
+
+
+def test_reports_print_one_name_per_concept(built):
+    """Tables show the one name (processes_started, offer_accepted_rate); JSON keeps the older
+    aliases beside them, with equal values."""
+    _root, db, _log = built
+
+    def keys(text: str) -> list[str]:
+        return [line.split(":")[0].lstrip("- ").strip() for line in text.splitlines()[1:]]
+
+    company = invoke("report", "company", "stripe", "--db", str(db)).stdout
+    assert company.splitlines()[0] == "company Stripe:"
+    assert keys(company) == [
+        "company_name",
+        "total_candidates_sent",
+        "processes_started",
+        "interview_rate",
+        "offer_rate",
+        "offer_accepted_rate",
+        "avg_time_to_decision",
+        "avg_days_to_decision",
+        "median_days_to_decision",
+        "preferred_feeders",
+        "rejection_reasons",
+    ]
+    [as_json] = json.loads(invoke("report", "company", "Stripe", "--db", str(db), "--json").stdout)
+    assert as_json["processes_started"] == as_json["processes"] == 2
+    assert as_json["offer_accepted_rate"] == as_json["acceptance_rate"]
+    feeder = invoke("report", "feeder", "referral", "--db", str(db)).stdout
+    assert "candidates_sourced" not in keys(feeder) and "processes_started" in keys(feeder)
+    [as_json] = json.loads(invoke("report", "feeder", "referral", "--db", str(db), "--json").stdout)
+    assert as_json["candidates_sourced"] == as_json["processes_started"] == 2

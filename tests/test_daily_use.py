@@ -33,6 +33,7 @@ def invoke(command: str, *args: str, code: int = 0, stdin: str | None = None):
     for stream in (result.stdout, result.stderr):
         assert not ANSI.search(stream)
     assert "\n\n" not in result.stdout.strip("\n")  # no stray blank lines
+    assert not re.search(r" $", result.stdout, re.M)  # no trailing spaces (an empty value)
     return result
 
 
@@ -173,6 +174,7 @@ def test_rejects_plain_json_and_unknown_run(day1):
         ["interview", "show", "9b1c"],
         ["interview", "history", "c1"],
         ["backup"],
+        ["db", "status"],
         ["interview", "create", "--candidate", "c1", "--company", "A", "--role", "B"],
     ],
 )
@@ -195,6 +197,11 @@ def test_a_wrong_db_creates_nothing_and_names_the_missing_path(tmp_path, args):
             "{db}: no warehouse yet; run `itrack build` first",
         ),
         (["report", "funnel"], "{db}: no warehouse yet; run `itrack build` first"),
+        (
+            ["report", "html", "--out", "{tmp}/typo/report.html"],
+            "{db}: no warehouse yet; run `itrack build` first",
+        ),
+        (["feedback"], "{db}: no warehouse yet; run `itrack build` first"),
         (["feedback", "report", "referral"], "{db}: no warehouse yet; run `itrack build` first"),
         (
             ["sql", "-c", "select 1"],
@@ -208,6 +215,72 @@ def test_warehouse_commands_on_a_wrong_db_create_nothing(tmp_path, args, message
     expected = message.format(raw=raw_store_path(db), db=db)
     assert err(*args, "--db", str(db), code=2) == f"error: {expected}\n"
     assert not (tmp_path / "typo").exists()
+
+
+def test_docs_before_a_build_is_refused(day1):
+    """A raw store but no built warehouse: a catalog would describe no model; say so."""
+    out("ingest in --db w.duckdb")
+    catalog = ROOT / "dbt_project" / "target" / "catalog.json"
+    before = catalog.stat().st_mtime_ns if catalog.exists() else None
+    assert err("docs --db w.duckdb", code=2) == (
+        "error: w.duckdb: no warehouse yet; the catalog describes the built tables: run "
+        "`itrack build` first\n"
+    )
+    assert (catalog.stat().st_mtime_ns if catalog.exists() else None) == before
+
+
+def test_rejects_all_says_which_run_resolved_each(day1):
+    first = out("ingest in --db w.duckdb")
+    jsonl(Path("day2/candidates.jsonl"), {"id": "c9", "full_name": "Di", "created_at": T0})
+    _text, resolver = since(out("ingest day2 --db w.duckdb"))
+    assert out("rejects --db w.duckdb").splitlines()[1:] == [
+        "file_path            line_number  kind        record_id  error_code     error_message",
+        "in/candidates.jsonl            3  candidates  c3         missing_field  field "
+        "'full_name': Field required",
+    ]
+    assert out("rejects --all --db w.duckdb") == textwrap.dedent(f"""\
+        quarantine: 2 of 2 shown:
+        file_path            line_number  kind        record_id                             error_code      error_message                                           resolved_run_id
+        in/candidates.jsonl            3  candidates  c3                                    missing_field   field 'full_name': Field required
+        in/processes.jsonl             1  processes   9b1c1f0e-0000-4000-8000-000000000001  orphan_process  candidate c9 is not known yet; retried on the next run  {resolver}
+        """)  # noqa: E501
+    _text, run_id = since(first)
+    assert (
+        out(f"rejects --run {run_id} --db w.duckdb")
+        .splitlines()[1]
+        .endswith("error_message                                           resolved_run_id")
+    )
+    [db_status] = [
+        r
+        for r in json.loads(out("db status --db w.duckdb --format json"))
+        if r["migration"].endswith("_raw_store")
+    ]
+    assert db_status == {"migration": "20261125000000_raw_store", "state": "applied"}
+    assert out("db status --db w.duckdb").splitlines()[0] == "applied  20261125000000_raw_store"
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
+    """`itrack sql ... | head -1`: exit 141 (as if killed by SIGPIPE), no error line."""
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "w.duckdb")).close()
+    reader = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "itrack"),
+            "sql",
+            "--db",
+            str(tmp_path / "w.duckdb"),
+            "-c",
+            "select range from range(200000)",  # far more than a pipe's buffer
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout.readline() == "200000 row(s):\n"
+    reader.stdout.close()
+    assert reader.wait(timeout=120) == 141
+    assert reader.stderr.read() == ""
 
 
 def test_reads_do_not_take_the_writer_lock(day1):
@@ -327,6 +400,34 @@ def test_new_companies_and_feeders_must_be_deliberate(store):
     made = create(store, "--candidate c2 --company Stripe --role SWE --feeder referral")
     assert (made["company_name"], made["feeder_source"]) == ("Stripe", "referral")
     assert rows(raw_store_path(store), "select count(*) from interview_processes") == [(2,)]
+
+
+def test_did_you_mean_names_each_feeder_once(store):
+    """Stored spellings that differ only in case or spacing are one name: suggested once, in
+    the spelling without stray spaces."""
+    with open_store(store) as con:
+        for cid, feeder in (("c3", "referral "), ("c4", "REFERRAL"), ("c5", "Ex  Amazon")):
+            con.execute(
+                "insert into candidates values (?, ?, ?, null, null, ?, ?, 'seed', ?)",
+                [cid, cid.upper(), feeder, T0, T0, T0],
+            )
+    db = str(store)
+    create(store, "--candidate c1 --company Acme --role SWE --new-company")
+    for typed, meant in (
+        ("Referal", "referral"),
+        ("referral  ", "referral"),
+        ("ex amazon", "Ex  Amazon"),
+    ):
+        assert err(
+            "interview create --candidate c2 --company Acme --role SWE --feeder",
+            typed,
+            "--db",
+            db,
+            code=1,
+        ) == (
+            f"error: unknown feeder '{typed}': did you mean '{meant}'? (pass --new-feeder if "
+            f"'{typed}' is really a new feeder)\n"
+        )
 
 
 def test_a_second_open_process_for_the_same_role_warns(store):

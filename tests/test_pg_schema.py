@@ -272,6 +272,41 @@ def test_policies_are_scoped_and_evaluate_helpers_once(conn: psycopg.Connection)
         assert table in TABLES
 
 
+def test_claim_helpers_are_inlined_into_the_policies(tx: psycopg.Connection) -> None:
+    """The claim helpers and `may_change` are plain SQL expressions the planner inlines: a
+    statement under the policies calls none of them (a SET clause on one would make it a
+    function call planned again at every statement); `may_change_process` reads a table, so
+    it stays a call."""
+    _process(tx)
+    claims = (
+        '{"sub": "5950b438-b07c-4012-8190-6ce79e4bd8e5", "role": "authenticated",'
+        f' "app_metadata": {{"org_id": "{ORG}", "itrack_role": "recruiter"}}}}'
+    )
+    tx.execute("select set_config('request.jwt.claims', %s, true)", [claims])
+    tx.execute("set local role authenticated")
+    plans = {
+        sql: "\n".join(row[0] for row in tx.execute(f"explain (verbose, costs off) {sql}"))
+        for sql in (
+            f"update interview_processes set role_title = 'x' where id = '{P1}'",
+            "insert into service_calls (run_id, command, started_at) values ('r', 'c', now())",
+            f"update interview_stages set stage_name = 'x' where interview_process_id = '{P1}'",
+        )
+    }
+    called = re.compile(r"(itrack\.(org_id|app_role|may_change)|auth\.(uid|jwt))\(")
+    assert {sql: called.findall(plan) for sql, plan in plans.items()} == {sql: [] for sql in plans}
+    assert all("current_setting('request.jwt.claims'" in plan for plan in plans.values())
+    stage_update = plans[
+        f"update interview_stages set stage_name = 'x' where interview_process_id = '{P1}'"
+    ]
+    assert "itrack.may_change_process(interview_stages.interview_process_id)" in stage_update
+    helpers = tx.execute(
+        "select p.proname, p.proconfig from pg_proc p join pg_namespace n on n.oid = p.pronamespace"
+        " where n.nspname = 'itrack' and p.proname in ('org_id', 'app_role', 'may_change')"
+        " order by 1"
+    ).fetchall()
+    assert helpers == [("app_role", None), ("may_change", None), ("org_id", None)]
+
+
 def test_policy_columns_are_indexed(conn: psycopg.Connection) -> None:
     """Each column a policy filters on leads an index of its table."""
     rows = conn.execute(

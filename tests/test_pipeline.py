@@ -72,6 +72,7 @@ def test_failing_dbt_test_stops_before_publishing(tmp_path):
     )
     assert result.exit_code == 1
     assert "dbt build failed" in result.output
+    assert "\x1b[" not in result.output  # stdout not a terminal: no colour codes from dbt
     assert (
         "stg_itrack__interview_stages_invariants (fail: accepted_values(overall_rating): "
         "1 row(s), e.g. '7')" in result.output

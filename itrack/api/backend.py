@@ -26,6 +26,7 @@ from ingest.store.duckdb.store import open_store
 from itrack.api.auth import Principal
 from itrack.api.duckdb_gate import DuckDBGate
 from itrack.api.errors import ApiError
+from itrack.services import feedback_service  # with the server, not at the first offer
 
 
 class Session(Protocol):
@@ -302,7 +303,6 @@ def run_feedback(
     `run_feedback_callbacks`)."""
     if not triggers:
         return None
-    from itrack.services import feedback_service
 
     def outcome(trigger: FeedbackTrigger) -> object:
         with backend.released():

@@ -22,7 +22,8 @@ from ingest.migrate import (
     upgrade_postgres,
 )
 from ingest.store.duckdb.store import MIGRATIONS, open_store, raw_store_path, upgrade_store
-from itrack.cli.common import DbOption, WaitOption, console, warehouse
+from itrack.cli.common import DbOption, Target, WaitOption, console, warehouse, with_target
+from itrack.cli.output import print_json
 from itrack.errors import new_app
 from itrack.settings import get_settings
 
@@ -78,22 +79,26 @@ def upgrade(
 
 
 @app.command()
-def status(dsn: DsnOption = None, db: DbOption = None) -> None:
+@with_target()
+def status(dsn: DsnOption = None, *, target: Target) -> None:
     """List the migrations: applied or pending."""
     url = _dsn(dsn)
     if url is not None:
         migrations, done = discover(POSTGRES_MIGRATIONS), set(applied_postgres(url))
     else:
         migrations = discover(MIGRATIONS)
-        path = raw_store_path(warehouse(db))
-        if path.exists():
-            with open_store(warehouse(db), read_only=True) as con:
-                done = set(duckdb_applied(con) or {})
-        else:
-            done = set()
-    for migration in migrations:
-        state = "applied" if migration.version in done else "pending"
-        console.print(f"{state:8} {migration.label}", highlight=False)
+        # a read: a missing raw store (a mistyped --db) is exit 2 naming it, never created
+        with open_store(target.warehouse, target.wait, read_only=True) as con:
+            done = set(duckdb_applied(con) or {})
+    rows = [
+        {"migration": m.label, "state": "applied" if m.version in done else "pending"}
+        for m in migrations
+    ]
+    if target.json:
+        print_json(rows)
+        return
+    for row in rows:
+        console.print(f"{row['state']:8} {row['migration']}", highlight=False)
 
 
 def _applied(label: str) -> None:

@@ -307,6 +307,8 @@ def rejects(
         print_json(rows)
         return
     shown = ("file_path", "line_number", "kind", "record_id", "error_code", "error_message")
+    if all_ or run:  # resolved ones are listed too: say which run loaded each
+        shown += ("resolved_run_id",)
     title = f"quarantine: {len(rows)} of {total} shown" + (f" (run {run})" if run else "")
     print_table([{n: r[n] for n in shown} for r in rows], title)
     if total > len(rows):

@@ -91,7 +91,7 @@ def print_record(record: dict[str, Any], title: str, shown: Any = text) -> None:
         return
     line(f"{title}:")
     for key, value in record.items():
-        line(f"  {key}: {shown(key, value) if shown is not text else text(value)}")
+        line(_pair("  ", key, shown(key, value) if shown is not text else text(value)))
 
 
 def print_table(
@@ -124,7 +124,7 @@ def print_table(
     if len(names) > MAX_LINE_COLUMNS:
         for values in cells:
             for i, (n, v) in enumerate(zip(names, values, strict=True)):
-                line(f"{'- ' if i == 0 else '  '}{n}: {v}")
+                line(_pair("- " if i == 0 else "  ", n, v))
         return
     widths = [max(len(n), *(len(v[i]) for v in cells)) for i, n in enumerate(names)]
 
@@ -138,6 +138,11 @@ def print_table(
     line(joined(names))
     for values in cells:
         line(joined(values))
+
+
+def _pair(indent: str, key: str, value: str) -> str:
+    """`key: value`; an empty value leaves no trailing space."""
+    return f"{indent}{key}: {value}" if value else f"{indent}{key}:"
 
 
 def _is_number(value: Any) -> bool:

@@ -49,6 +49,10 @@ FUNNEL_COLUMNS = (
     "in_flight",
 )
 
+# Older names the marts keep for existing queries (README "One concept, one name"): tables show
+# processes_started and offer_accepted_rate only; JSON and CSV keep every column.
+COMPANY_ALIASES = ("processes", "acceptance_rate")
+
 
 def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
     """Print rows as a table (plain text when not a terminal), a JSON array or CSV."""
@@ -131,8 +135,11 @@ def funnel(
 def company(name: Annotated[str, typer.Argument(help="Company name.")], *, target: Target) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
-    insights = analytics.get_company_hiring_insights(name, db=target.warehouse)
-    emit([insights.to_dict()], target.fmt, f"company {insights.company_name}")
+    insights = analytics.get_company_hiring_insights(name, db=target.warehouse).to_dict()
+    if target.fmt is Format.table:  # one name per concept; JSON and CSV keep the older aliases
+        for alias in COMPANY_ALIASES:
+            insights.pop(alias)
+    emit([insights], target.fmt, f"company {insights['company_name']}")
 
 
 @app.command()
@@ -168,6 +175,8 @@ def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")], *, targe
         rows = analytics.rows(
             con, "select * from mart_feeder_conversion where feeder_source = ?", [known]
         )
+    if target.fmt is Format.table:  # candidates_sourced: the feeders.json key, = processes_started
+        rows = [{k: v for k, v in r.items() if k != "candidates_sourced"} for r in rows]
     emit(_decode_json(rows), target.fmt, f"feeder {known}")
 
 

@@ -93,30 +93,51 @@ revoke all on function itrack.touch_process_of_stage() from public;
 revoke all on function itrack.record_status_change() from public;
 revoke all on function itrack.forbid_history_change() from public;
 
-drop trigger if exists candidates_set_updated_at on public.candidates;
-create trigger candidates_set_updated_at
-    before insert or update on public.candidates
-    for each row execute function itrack.set_updated_at();
-
-drop trigger if exists interview_processes_set_updated_at on public.interview_processes;
-create trigger interview_processes_set_updated_at
-    before insert or update on public.interview_processes
-    for each row execute function itrack.set_updated_at();
-
-drop trigger if exists interview_stages_set_updated_at on public.interview_stages;
-create trigger interview_stages_set_updated_at
-    before insert or update on public.interview_stages
-    for each row execute function itrack.set_updated_at();
+-- Each trigger's WHEN clause says when its function has something to do, so the rows it would
+-- leave alone (every row the service writes: it sets updated_at itself and writes a process
+-- whole, status included) cost no function call: a call of a PL/pgSQL function with a SET
+-- clause is tens of microseconds, a WHEN test a few.
+do $$
+declare
+    name text;
+begin
+    foreach name in array array['candidates', 'interview_processes', 'interview_stages'] loop
+        execute format('drop trigger if exists %1$I on public.%2$I', name || '_set_updated_at', name);
+        execute format(
+            'create trigger %1$I before insert on public.%2$I for each row'
+            ' when (new.updated_at is null) execute function itrack.set_updated_at()',
+            name || '_set_updated_at', name
+        );
+        execute format(
+            'drop trigger if exists %1$I on public.%2$I', name || '_keep_updated_at', name
+        );
+        execute format(
+            'create trigger %1$I before update on public.%2$I for each row'
+            ' when (new.updated_at is not distinct from old.updated_at)'
+            ' execute function itrack.set_updated_at()',
+            name || '_keep_updated_at', name
+        );
+    end loop;
+end
+$$;
 
 drop trigger if exists interview_stages_touch_process on public.interview_stages;
 create trigger interview_stages_touch_process
     after insert or update or delete on public.interview_stages
-    for each row execute function itrack.touch_process_of_stage();
+    for each row
+    when (coalesce(current_setting('itrack.source', true), '') = '')
+    execute function itrack.touch_process_of_stage();
 
 drop trigger if exists interview_processes_status_history on public.interview_processes;
 create trigger interview_processes_status_history
-    after insert or update of status on public.interview_processes
+    after insert on public.interview_processes
     for each row execute function itrack.record_status_change();
+
+drop trigger if exists interview_processes_status_change on public.interview_processes;
+create trigger interview_processes_status_change
+    after update of status on public.interview_processes
+    for each row when (old.status is distinct from new.status)
+    execute function itrack.record_status_change();
 
 drop trigger if exists interview_status_history_append_only on public.interview_status_history;
 create trigger interview_status_history_append_only

@@ -101,7 +101,7 @@ create policy calls_insert_own on public.service_calls
 drop policy if exists deleted_rows_insert_by_owner on public.deleted_rows;
 create policy deleted_rows_insert_by_owner on public.deleted_rows
     for insert
-    with check (itrack.acting_as_owner('public.deleted_rows'));
+    with check ((select itrack.acting_as_owner('public.deleted_rows')));
 
 select itrack.allow_all('service_calls', 'service_role', 'select');
 select itrack.allow_all('service_calls', 'service_role', 'insert');

@@ -62,8 +62,12 @@ class PostgresInterviewRepository(SharedQueries):
         self.run_id = run_id
         self.writing = writing
         self._history_source = HISTORY_SOURCE
-        # processes this transaction has read (and, in a write, locked): not read again
-        self._held: set[UUID] = set()
+        # processes as this transaction last read or wrote them (in a write, locked): not read
+        # again; only this transaction changes them (the row lock; the service's own
+        # transactions leave updated_at to it, so the stage triggers do not touch them)
+        self._held: dict[UUID, InterviewProcess] = {}
+        # in a read, the stages read with their process (one statement): not read again
+        self._stages: dict[UUID, list[InterviewStage]] = {}
 
     @property
     def history_source(self) -> str:
@@ -93,23 +97,30 @@ class PostgresInterviewRepository(SharedQueries):
             )
         if inserted is None:
             raise NotFoundError(f"candidate '{process.candidate_id}' not found")
-        self._held.add(process.id)  # the new row is this transaction's until it commits
-        return InterviewProcess.model_validate(inserted)
+        # the new row is this transaction's until it commits
+        return self._hold(InterviewProcess.model_validate(inserted))
 
     def get_interview_by_id(self, interview_id: UUID | str) -> InterviewProcess:
-        """A process; in a write, with its row lock held until the transaction ends."""
+        """A process; in a write, with its row lock held until the transaction ends; in a
+        read, with its stages in the same statement (`get_stages_by_interview` then reads
+        none)."""
         process_id = self.resolve_id("process", interview_id)
-        found = self._select_processes("where id = %s", [process_id], lock=self.writing)
+        held = self._held.get(process_id)
+        if held is not None:
+            return held
+        if self.writing:
+            found = self._select_processes("where id = %s", [process_id], lock=True)
+        else:
+            found = self._select_with_stages(process_id)
         if not found:
             self._refuse_if_visible("interview_processes", process_id, "interview process")
             raise self._not_found("process", interview_id)
-        self._held.add(process_id)
-        return found[0]
+        return self._hold(found[0])
 
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Save a process; a status change gets its history row from the database's trigger."""
         row = self._update("interview_processes", PROCESS_COLUMNS, to_row(process), "process")
-        return InterviewProcess.model_validate(row)
+        return self._hold(InterviewProcess.model_validate(row))
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -134,18 +145,17 @@ class PostgresInterviewRepository(SharedQueries):
         """A stage; in a write, its process's row lock is taken in the same statement (one
         lock order: the process before the stage)."""
         sid = self.resolve_id("stage", stage_id)
-        if self.writing:
-            names = ", ".join(f"s.{c}" for c in STAGE_COLUMNS)
+        if self.writing:  # the process comes along (the service reads it next)
             row = self._one(
-                f"select {names} from interview_stages as s join interview_processes as p"
+                f"select {_JOINED} from interview_stages as s join interview_processes as p"
                 " on s.interview_process_id = p.id where s.id = %s for update of p",
                 [sid],
             )
             if row is None:
                 self._refuse_if_visible("interview_stages", sid, "interview stage")
                 raise self._not_found("stage", stage_id)
-            self._held.add(row["interview_process_id"])
-            return InterviewStage.model_validate(row)
+            self._hold(InterviewProcess.model_validate(_columns(row, PROCESS_COLUMNS, "p_")))
+            return InterviewStage.model_validate(_columns(row, STAGE_COLUMNS, "s_"))
         found = self._select_stages("where id = %s", [sid])
         if not found:
             raise self._not_found("stage", stage_id)
@@ -155,6 +165,9 @@ class PostgresInterviewRepository(SharedQueries):
         process_id = self.resolve_id("process", interview_id)
         if process_id not in self._held:  # not found (or not visible) raises here
             process_id = self.get_interview_by_id(process_id).id
+        read = self._stages.get(process_id)
+        if read is not None:
+            return read
         return self._select_stages("where interview_process_id = %s", [process_id])
 
     def update_stage(self, stage: InterviewStage) -> InterviewStage:
@@ -292,6 +305,27 @@ class PostgresInterviewRepository(SharedQueries):
         rows = self._all(sql, params)
         return [InterviewProcess.model_validate(row) for row in rows]
 
+    def _hold(self, process: InterviewProcess) -> InterviewProcess:
+        self._held[process.id] = process
+        return process
+
+    def _select_with_stages(self, process_id: UUID) -> list[InterviewProcess]:
+        """A process and its stages (in stage order) in one statement; the stages are kept for
+        `get_stages_by_interview`."""
+        rows = self._all(
+            f"select {_JOINED} from interview_processes as p left join interview_stages as s"
+            " on s.interview_process_id = p.id where p.id = %s order by s.stage_order, s.id",
+            [process_id],
+        )
+        if not rows:
+            return []
+        self._stages[process_id] = [
+            InterviewStage.model_validate(_columns(row, STAGE_COLUMNS, "s_"))
+            for row in rows
+            if row["s_id"] is not None
+        ]
+        return [InterviewProcess.model_validate(_columns(rows[0], PROCESS_COLUMNS, "p_"))]
+
     def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
         sql = select_sql("interview_stages", STAGE_COLUMNS, where, "stage_order")
         rows = self._all(sql, params)
@@ -301,6 +335,16 @@ class PostgresInterviewRepository(SharedQueries):
 def _naive(value: dt.datetime | None) -> dt.datetime | None:
     """timestamptz as the contract holds time: naive UTC."""
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value is not None else None
+
+
+# A process's columns and a stage's in one row (p_<column>, s_<column>): tables p and s.
+_JOINED = ", ".join(
+    [f"p.{c} as p_{c}" for c in PROCESS_COLUMNS] + [f"s.{c} as s_{c}" for c in STAGE_COLUMNS]
+)
+
+
+def _columns(row: Mapping[str, Any], columns: Sequence[str], prefix: str) -> dict[str, Any]:
+    return {c: row[prefix + c] for c in columns}
 
 
 def _marks(columns: Sequence[str]) -> list[str]:

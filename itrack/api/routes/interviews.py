@@ -13,13 +13,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
 from ingest.ports import ProcessFilters
-from ingest.service import FeedbackStatus
 from itrack.api.auth import Principal
 from itrack.api.deps import (
     Caller,
+    construct,
     feedback_after_commit,
     read_session,
     reads,
+    record_response,
     write_session,
     writes,
 )
@@ -95,10 +96,6 @@ def _read(request: Request, caller: Principal, read: Callable[[Any], _T]) -> _T:
         return read(session)
 
 
-def _json(feedback: FeedbackStatus | None) -> dict[str, str] | None:
-    return feedback.model_dump(mode="json") if feedback is not None else None
-
-
 def _encode_cursor(process: InterviewProcess) -> str:
     assert process.created_at is not None
     raw = f"{process.created_at.isoformat()}|{process.id}".encode()
@@ -155,27 +152,25 @@ def candidate_history(request: Request, candidate_id: str, caller: Caller) -> di
 
 
 @get("/stages/{stage_id}", Stage, "One stage")
-def get_stage(request: Request, stage_id: UUID, caller: Caller) -> dict[str, Any]:
-    return _read(request, caller, lambda s: s.get_stage(stage_id)).model_dump(mode="json")
+def get_stage(request: Request, stage_id: UUID, caller: Caller) -> Response:
+    return record_response(Stage, _read(request, caller, lambda s: s.get_stage(stage_id)))
 
 
 @put("/stages/{stage_id}", Stage, "Change a stage's name, schedule, interviewers or next steps")
-def update_stage(
-    request: Request, stage_id: UUID, body: StageUpdate, caller: Caller
-) -> dict[str, Any]:
+def update_stage(request: Request, stage_id: UUID, body: StageUpdate, caller: Caller) -> Response:
     data = body.model_dump(exclude_unset=True)
     if not data:
         raise ApiError(422, "invalid input: body: give at least one field to change", field="body")
     with write_session(request, caller) as session:
         session.check_can_change_stage(stage_id)
         stage = session.service.update_stage_details(stage_id, **data)
-    return stage.model_dump(mode="json")
+    return record_response(Stage, stage)
 
 
 @put("/stages/{stage_id}/outcome", StageChange, "Record a stage's outcome, ratings and feedback")
 def record_outcome(
     request: Request, stage_id: UUID, body: StageOutcomeUpdate, caller: Caller
-) -> dict[str, Any]:
+) -> Response:
     data = body.model_dump(exclude_unset=True)
     ratings = {k: data.pop(k) for k in list(data) if k.endswith("_rating")}
     with write_session(request, caller) as session:
@@ -189,16 +184,14 @@ def record_outcome(
             completed_date=data.get("completed_date"),
         )
     feedback = feedback_after_commit(request, session)  # a failure may have closed the process
-    return {**stage.model_dump(mode="json"), "feedback": _json(feedback)}
+    return record_response(StageChange, stage, feedback=feedback)
 
 
 # -- processes --------------------------------------------------------------------------------
 
 
 @post("", Process, "Create an interview process", status_code=201)
-def create_interview(
-    request: Request, response: Response, body: InterviewCreate, caller: Caller
-) -> dict[str, Any]:
+def create_interview(request: Request, body: InterviewCreate, caller: Caller) -> Response:
     with write_session(request, caller) as session:
         wanted = body.recruiter_id  # type: ignore[attr-defined]
         assignee = session.check_can_create(str(wanted) if wanted else None)
@@ -210,8 +203,7 @@ def create_interview(
             body.recruiter_name,  # type: ignore[attr-defined]
         )
         session.assign(process.id, assignee)
-    response.headers["Location"] = f"/interviews/{process.id}"
-    return process.model_dump(mode="json")
+    return record_response(Process, process, 201, f"/interviews/{process.id}")
 
 
 @get("", ProcessPage, "List processes")
@@ -225,27 +217,27 @@ def list_interviews(
 
 
 @get("/{interview_id}", ProcessWithStages, "A process with its stages")
-def get_interview(request: Request, interview_id: UUID, caller: Caller) -> dict[str, Any]:
-    return _read(request, caller, lambda s: s.service.get_interview(interview_id)).as_json()
+def get_interview(request: Request, interview_id: UUID, caller: Caller) -> Response:
+    detail = _read(request, caller, lambda s: s.service.get_interview(interview_id))
+    stages = [construct(Stage, stage) for stage in detail.stages]
+    return record_response(ProcessWithStages, detail.process, stages=stages)
 
 
 @put("/{interview_id}", ProcessChange, "Change a process's status (through the state machine)")
 def update_interview(
     request: Request, interview_id: UUID, body: InterviewUpdate, caller: Caller
-) -> dict[str, Any]:
+) -> Response:
     with write_session(request, caller) as session:
         session.check_can_change(interview_id)
         process = session.service.complete_interview_process(
             interview_id, body.status, body.offer_details, body.final_outcome
         )
     feedback = feedback_after_commit(request, session)
-    return {**process.as_process().model_dump(mode="json"), "feedback": _json(feedback)}
+    return record_response(ProcessChange, process, feedback=feedback)
 
 
 @post("/{interview_id}/stages", Stage, "Add the next stage", status_code=201)
-def add_stage(
-    request: Request, response: Response, interview_id: UUID, body: StageCreate, caller: Caller
-) -> dict[str, Any]:
+def add_stage(request: Request, interview_id: UUID, body: StageCreate, caller: Caller) -> Response:
     with write_session(request, caller) as session:
         session.check_can_change(interview_id)
         stage = session.service.add_interview_stage(
@@ -254,8 +246,7 @@ def add_stage(
             body.stage_order,  # type: ignore[attr-defined]
             body.scheduled_date,  # type: ignore[attr-defined]
         )
-    response.headers["Location"] = f"/interviews/stages/{stage.id}"
-    return stage.model_dump(mode="json")
+    return record_response(Stage, stage, 201, f"/interviews/stages/{stage.id}")
 
 
 @get("/{interview_id}/stages", StageList, "A process's stages in order")
