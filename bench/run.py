@@ -44,8 +44,8 @@ SCALES = {
     "small": ["sample"],
     "medium": ["sample", "100k"],
     "full": ["sample", "100k", "1M"],
-    # 1M alone, added to the sample and 100k results of the last run in bench/results.json
-    # (each scale keeps its own run time and load in the table)
+    # 1M alone; every run keeps the last results (bench/results.json) of the scales it does
+    # not measure (each scale keeps its own run time and load in the table)
     "1M": ["1M"],
 }
 FORMATS = ("jsonl", "csv", "parquet")
@@ -329,9 +329,10 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
     results = {}
-    if args.scale == "1M":  # keep the smaller scales of the last run
-        previous = json.loads((ROOT / "bench" / "results.json").read_text())
-        results = {k: v for k, v in previous["results"].items() if k != "1M"}
+    last = ROOT / "bench" / "results.json"
+    if last.exists():  # the scales this run does not measure keep the last run's results
+        previous = json.loads(last.read_text())["results"]
+        results = {k: v for k, v in previous.items() if k not in SCALES[args.scale]}
     for scale in SCALES[args.scale]:
         repeats = args.repeats if scale != "1M" else 1
         print(f"bench: {scale} ... (load {load()})", flush=True)
@@ -342,6 +343,7 @@ def main() -> None:
             f"--scale {args.scale}, {repeats} run(s) per step"
         )
         print(f"bench: {scale} done (load {load()})", flush=True)
+    results = {k: results[k] for k in SCALES["full"] if k in results}
     report = {
         "machine": machine(),
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),
