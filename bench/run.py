@@ -302,6 +302,8 @@ def table(results: dict[str, dict]) -> str:
         ):
             if step not in r:  # results of older runs
                 continue
+            if step == "build_noop" and "build_noop_first" not in r:  # the code before 21:00
+                label = "no-op rerun (nothing new; that code backed up and copied the raw store)"
             x = r[step]
             ratio = f"{r[share]:.0%} of full" if share else ""
             rows.append(
