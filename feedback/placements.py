@@ -9,9 +9,9 @@ from typing import Any
 
 import duckdb
 
-from feedback.atomic import dumps_indented, write_atomic
+from feedback.atomic import dumps_indented, read_regular, write_atomic
 from ingest.contract import PlacementRecord
-from ingest.errors import UserError
+from ingest.errors import UserError, json_reason
 
 
 def placements_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
@@ -36,9 +36,10 @@ def placements_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict
 
 def read_placements(path: Path) -> dict[str, list[dict[str, Any]]]:
     """The placements file as written by `write_placements` ({} if there is none yet)."""
-    if not path.exists():
+    text = _read_text(path)
+    if text is None:
         return {}
-    history = _parse(path.read_text(encoding="utf-8"), path, None)
+    history = _parse(text, path, None)
     if not isinstance(history, dict) or not all(isinstance(v, list) for v in history.values()):
         raise UserError(f"{path}: expected {{candidate id: [placement, ...]}}; left untouched")
     return history
@@ -56,9 +57,9 @@ def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) 
     """Set `placement_history` on each candidate of a JSON (array or {"candidates": [...]}) or
     JSONL file; other fields untouched; the history is replaced, never appended, so re-running
     never duplicates a record."""
-    if not path.exists():
+    text = _read_text(path)
+    if text is None:
         raise UserError(f"{path}: no such candidates file")
-    text = path.read_text(encoding="utf-8")
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         lines = []
         for number, line in enumerate(text.splitlines(), start=1):
@@ -81,14 +82,31 @@ def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) 
 
 
 def _parse(text: str, path: Path, line: int | None) -> Any:
+    where = f" line {line}" if line else ""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        where = f" line {line}" if line else ""
         raise UserError(
             f"{path}{where}: not valid JSON ({exc.msg.removesuffix(' at')} "
             f"at column {exc.colno}); left untouched"
         ) from None
+    except ValueError as exc:  # a number too long to read
+        reason = json_reason(exc)
+    except RecursionError:
+        reason = "nested too deeply"
+    raise UserError(f"{path}{where}: not valid JSON ({reason}); left untouched")
+
+
+def _read_text(path: Path) -> str | None:
+    """The UTF-8 text of a regular file (None if absent): a FIFO or device is refused, never
+    opened for reading (it would hang), invalid UTF-8 is refused with the byte."""
+    data = read_regular(path)
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}); left untouched") from None
 
 
 def _apply(record: Any, history: dict[str, list[dict[str, Any]]], path: Path, where: int) -> None:

@@ -7,6 +7,7 @@ the service layer and the tests all import from here. Change a rule here and eve
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import uuid
 from enum import StrEnum
@@ -142,6 +143,27 @@ NAME_FORBIDDEN_SQL = (
 _CONTROL = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 )
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_UNPRINTABLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return json.dumps(match.group())[1:-1]  # \t, \u001b, \u202e, \ud800
+
+
+def storable(text: str) -> str:
+    """Lone surrogates (a JSON `\\ud800` escape with no pair) as their escape text: no UTF-8
+    store can hold them. Used for what a store keeps about refused input (ids, messages)."""
+    return _SURROGATES.sub(_escape, text) if _SURROGATES.search(text) else text
+
+
+def printable(text: str) -> str:
+    """Text for a terminal: the characters names may not hold (controls, bidi overrides,
+    separators) and lone surrogates shown as escapes (`\\t`, `\\u202e`), the rest as is. Data
+    that predates a rule, file names and refused values are shown this way, never raw."""
+    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
 
 
 def stored(info: ValidationInfo | None) -> bool:
@@ -164,8 +186,11 @@ def _not_blank(value: str) -> str:
 
 # ISO 8601 timestamps only: a date, or a date and time with optional seconds, fraction and zone.
 # Numbers and numeric strings (which pydantic would read as Unix time) are refused.
+# Hours 00-23, minutes and seconds 00-59, zone offsets below 24 hours: what pydantic accepts
+# (DuckDB's cast would also take 24:00:00, +24:00 or +23:60, which pydantic refuses).
 ISO_DATETIME_PATTERN = (
-    r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
 )
 _ISO_DATETIME = re.compile(ISO_DATETIME_PATTERN)
 

@@ -27,3 +27,20 @@ class StoreError(UserError):
 
 class StoreMissingError(StoreError):
     """A command that only uses an existing store was pointed at a path with none."""
+
+
+def json_reason(exc: ValueError) -> str:
+    """Why `json.loads` refused a text, in words. Besides its JSONDecodeError it raises a plain
+    ValueError for an integer of more than `sys.get_int_max_str_digits()` digits (4300; a
+    guard against quadratic parsing), which is bad input like any other, never a bug."""
+    import sys
+
+    text = str(exc)
+    if "integer string conversion" in text:
+        digits = text.rsplit("value has ", 1)[-1].split(" ", 1)[0]
+        return (
+            f"a number of {digits} digits (at most {sys.get_int_max_str_digits()} are read)"
+            if digits.isdigit()
+            else f"a number of more than {sys.get_int_max_str_digits()} digits"
+        )
+    return text.splitlines()[0] if text else type(exc).__name__

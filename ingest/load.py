@@ -25,6 +25,7 @@ from ingest.contract import (
     InterviewStatus,
     new_run_id,
     reachable,
+    storable,
     utc_now,
 )
 from ingest.errors import StoreError
@@ -463,7 +464,10 @@ def _settle_retries(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
 def _add_rejects(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
     if not rows:
         return
-    columns = list(zip(*rows, strict=True))
+    # refused input may hold lone surrogates (JSON escapes) that no UTF-8 column can hold
+    columns = [
+        [storable(v) if isinstance(v, str) else v for v in col] for col in zip(*rows, strict=True)
+    ]
     readers.insert_arrow(
         con,
         "rejects",

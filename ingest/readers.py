@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import stat
+import sys
 import types
 import typing
 from concurrent.futures import Future
@@ -22,8 +23,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from ingest.contract import MODELS, Record
-from ingest.errors import UserError
+from ingest.contract import MODELS, Record, printable, storable
+from ingest.errors import UserError, json_reason
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -157,6 +158,8 @@ def _require_regular(path: Path) -> None:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     if not stat.S_ISREG(mode):
         raise UserError(f"{path}: not a regular file (a FIFO, socket or device); not read")
+    if storable(str(path)) != str(path):  # bytes that are not UTF-8 (lone surrogates here)
+        raise UserError(f"{printable(str(path))}: the file name is not valid UTF-8; rename it")
 
 
 def stat_of(path: Path) -> tuple[int, int]:
@@ -569,6 +572,9 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
             )
         )
         return
+    except ValueError:  # a number too long to read: split, that element alone is quarantined
+        _land_json_elements(con, source, table)
+        return
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
@@ -579,7 +585,10 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
     raws = []
     for position, item in enumerate(data, start=1):
         try:
-            raws.append((position, json.dumps(item, ensure_ascii=False)))
+            raw = json.dumps(item, ensure_ascii=False)
+            if raw != storable(raw):  # lone surrogates: kept as escapes, judged by the checks
+                raw = json.dumps(item)
+            raws.append((position, raw))
         except RecursionError:
             source.problems.append(_too_deep(position))
     _insert(con, table, [p for p, _ in raws], [r for _, r in raws])
@@ -631,6 +640,16 @@ def _land_json_elements(con: duckdb.DuckDBPyConnection, source: InputFile, table
                 source.problems.append(
                     FileProblem(
                         position, "malformed_json", f"malformed JSON ({exc.msg})", text[:2000]
+                    )
+                )
+                continue
+            except ValueError as exc:  # a number too long to read
+                source.problems.append(
+                    FileProblem(
+                        position,
+                        "malformed_json",
+                        f"malformed JSON ({json_reason(exc)})",
+                        text[:2000],
                     )
                 )
                 continue
@@ -849,6 +868,12 @@ def field_base(model: type[Record], name: str) -> type | None:
             return annotation
 
 
+def _readable_int(text: str) -> bool:
+    """Within Python's limit on integer digits (longer stays text and is refused as wrong_type)."""
+    limit = sys.get_int_max_str_digits()
+    return limit == 0 or len(text.strip().lstrip("-")) <= limit
+
+
 def coerce_text_row(model: type[Record], row: dict[str, str]) -> dict[str, object]:
     """Type the text cells of a CSV row by the contract: integers, lists and objects parsed,
     empty cells absent. Anything that does not parse stays text and fails validation."""
@@ -858,7 +883,7 @@ def coerce_text_row(model: type[Record], row: dict[str, str]) -> dict[str, objec
             continue
         base = field_base(model, key) if key in model.model_fields else None
         origin = typing.get_origin(base)
-        if base is int and _INTEGER.fullmatch(text.strip()):
+        if base is int and _INTEGER.fullmatch(text.strip()) and _readable_int(text):
             record[key] = int(text)
         elif origin is list:
             record[key] = _parse_list(text)
@@ -878,5 +903,5 @@ def _parse_list(text: str) -> object:
 def _json_or_text(text: str) -> object:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON (or a number too long to read): the text fails validation
         return text

@@ -43,7 +43,7 @@ from ingest.contract import (
     stage_date_error,
     utc_now,
 )
-from ingest.errors import NotFoundError, Refused
+from ingest.errors import NotFoundError, Refused, json_reason
 from ingest.ports import CORRECTION_SOURCE, Correction, InterviewRepository, InterviewStore
 
 S = InterviewStatus
@@ -828,6 +828,10 @@ def _offer(value: OfferDetails | Mapping[str, Any] | str | None) -> OfferDetails
             value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise Refused(f"offer details are not valid JSON: {exc.msg} (char {exc.pos})") from None
+        except ValueError as exc:  # a number too long to read
+            raise Refused(f"offer details are not valid JSON: {json_reason(exc)}") from None
+        except RecursionError:
+            raise Refused("offer details are not valid JSON: nested too deeply") from None
     if not isinstance(value, Mapping):
         raise Refused("offer details must be a JSON object")
     return _build(OfferDetails, "offer details", **value)

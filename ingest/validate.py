@@ -34,6 +34,7 @@ from ingest.contract import (
     Record,
     to_row,
 )
+from ingest.errors import json_reason
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # Python's str.strip() whitespace: a blank name is refused by `_not_blank`.
@@ -451,6 +452,8 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
             None,
             f"malformed JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})",
         )
+    except ValueError as exc:  # a number too long to read
+        return None, Rejection("malformed_json", None, f"malformed JSON ({json_reason(exc)})")
     if not isinstance(data, dict):
         return None, Rejection(
             "not_an_object", None, f"expected a JSON object, got {type(data).__name__}"

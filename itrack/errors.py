@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
+from ingest.contract import printable, storable
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from itrack.settings import get_settings
 
@@ -72,8 +73,9 @@ def message(exc: BaseException) -> str:
 
 
 def fail(text: str, code: int) -> None:
-    """Print `error: <text>` on stderr (data never read as markup) and exit with `code`."""
-    err_console.print(Text("error: ", style="bold red") + Text(text))
+    """Print `error: <text>` on stderr (data never read as markup, control characters and bidi
+    overrides escaped) and exit with `code`."""
+    err_console.print(Text("error: ", style="bold red") + Text(printable(text)))
     raise typer.Exit(code)
 
 
@@ -96,6 +98,12 @@ class HandledGroup(TyperGroup):
     """Every `itrack` command group: errors become one line and an exit code, never a
     traceback. Registered on each Typer app (`cls=HandledGroup`), so sub-apps invoked on their
     own (tests, `python -m`) behave as under the root."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for arg in args:  # bytes that are not UTF-8 reach Python as lone surrogates
+            if storable(arg) != arg:
+                fail(f"argument '{printable(arg)}' is not valid UTF-8", 2)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -40,6 +40,21 @@ DATE_RANGE_EDGES = {
     "0001-01-01T00:00:00+01:00": False,
     "0001-01-01": False,
 }
+# Clock and zone edges: DuckDB's cast takes 24:00:00 and offsets of 24 hours or 60 minutes,
+# which the contract refuses; the bulk checks must refuse them too (and keep what it accepts).
+CLOCK_EDGES = {
+    "2025-06-01T23:59:59+23:59": True,
+    "2025-06-01T00:00:00-23:59": True,
+    "2025-06-01T10:00:00-00:00": True,
+    "2025-06-01 10:00+05:30": True,
+    "2025-06-01T00:00:00+24:00": False,
+    "2025-06-01T00:00:00-24:00": False,
+    "2025-06-01T00:00:00+23:60": False,
+    "2025-06-01T00:00:00+99:99": False,
+    "2025-06-01T24:00:00Z": False,
+    "2025-06-01T23:60:00Z": False,
+    "2025-06-01T23:59:60Z": False,
+}
 TEXTS = st.sampled_from(
     [
         "Ann",
@@ -75,6 +90,7 @@ TIMES = st.sampled_from(
         "2024-12-31T23:59:59-01:00",
         "2025-01-06T10:00:00.1234567Z",
         *DATE_RANGE_EDGES,
+        *CLOCK_EDGES,
     ]
 )
 NUMBERS = st.sampled_from([0, 1, 3, 5, 6, -1, 3.5, 5.0, "5", True, None, 10**20])
@@ -237,6 +253,15 @@ def test_date_range_edges_agree_and_are_exact(value, valid, field):
         record.pop("updated_at", None)
         if not value.startswith("19"):  # also refused as a created_at in the future
             valid = False
+    assert (pydantic_row("candidates", record) is not None) == valid
+    loaded, rejected = run_bulk("candidates", [record])
+    assert (1 in loaded, 1 in rejected) == (valid, not valid)
+
+
+@pytest.mark.parametrize(("value", "valid"), CLOCK_EDGES.items())
+def test_clock_and_zone_edges_agree(value, valid):
+    """An hour of 24, a minute of 60 or an offset of a day: refused by both paths."""
+    record = candidate(created_at="2025-01-01T00:00:00Z", updated_at=value)
     assert (pydantic_row("candidates", record) is not None) == valid
     loaded, rejected = run_bulk("candidates", [record])
     assert (1 in loaded, 1 in rejected) == (valid, not valid)

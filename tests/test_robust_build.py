@@ -18,7 +18,7 @@ from ingest.store.duckdb.store import raw_store_path
 from itrack.generate import generate
 from itrack.pipeline import build_dir, run_build
 from tests.test_faults import itrack
-from tests.test_robust_store import hold_lock
+from tests.test_robust_store import hold_lock, release, wait_until_waiting, writer_lock
 
 QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
 NO_EXTRAS = ("--no-backup", "--no-html")
@@ -88,27 +88,40 @@ def test_busy_store_exits_2_naming_the_holder_and_wait_waits(tmp_path, inputs):
     db = tmp_path / "warehouse.duckdb"
     run_build([inputs["day1"]], db=db, **QUIET)
     before = state_of(db)
-    holder = hold_lock(db, 4)
+    holder = hold_lock(db)
     busy = itrack("build", str(inputs["day2"]), "--db", str(db), "--wait", "0", *NO_EXTRAS)
     assert busy.returncode == 2, busy.stderr
     assert f"database is busy (held by PID {holder.pid})" in busy.stderr
     assert "Traceback" not in busy.stderr and busy.stderr.count("\n") == 1
     assert state_of(db) == before
-    waited = itrack("build", str(inputs["day2"]), "--db", str(db), "--wait", "60", *NO_EXTRAS)
-    assert waited.returncode == 0, waited.stderr
-    assert holder.wait() == 0
+    waiter = background("build", str(inputs["day2"]), "--db", str(db), "--wait", "300", *NO_EXTRAS)
+    wait_until_waiting(waiter, writer_lock(db))
+    release(holder)
+    _out, err = waiter.communicate(timeout=600)
+    assert waiter.returncode == 0, err
 
 
 def test_feedback_honours_wait(tmp_path, inputs):
     db = tmp_path / "warehouse.duckdb"
     run_build([inputs["day1"]], db=db, **QUIET)
-    holder = hold_lock(db, 4)
+    holder = hold_lock(db)
     busy = itrack("feedback", "--db", str(db), "--full", "--wait", "0")
     assert busy.returncode == 2, busy.stderr
     assert f"database is busy (held by PID {holder.pid})" in busy.stderr
-    waited = itrack("feedback", "--db", str(db), "--full", "--wait", "60")
-    assert waited.returncode == 0, waited.stderr
-    assert holder.wait() == 0
+    waiter = background("feedback", "--db", str(db), "--full", "--wait", "300")
+    wait_until_waiting(waiter, writer_lock(db))
+    release(holder)
+    _out, err = waiter.communicate(timeout=300)
+    assert waiter.returncode == 0, err
+
+
+def background(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "itrack"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.slow  # ~30-50 s on the shared machine: `make test-all`

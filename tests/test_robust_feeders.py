@@ -20,6 +20,7 @@ from feedback.feeders import FeedersUpdate, merge_metrics
 from itrack.cli.main import app
 from tests.test_faults import small_mount  # noqa: F401 - fixture
 from tests.test_feedback import NOW, built_once, feed, wh  # noqa: F401 - fixtures
+from tests.test_robust_store import wait_until_waiting
 
 FOREIGN = (
     b'{\n  "version": 1E2,\n  "threshold": 0.30000000000000004,\n  "huge": 1e400,\n'
@@ -171,12 +172,12 @@ def test_scoring_job_edit_between_read_and_write_is_merged_not_lost(wh):
 
 
 LOCK_HOLDER = """
-import fcntl, os, sys, time
+import fcntl, os, sys
 handle = open(sys.argv[1], "a+")
 fcntl.flock(handle, fcntl.LOCK_EX)
 handle.seek(0); handle.truncate(); handle.write(str(os.getpid())); handle.flush()
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.readline()
 """
 
 
@@ -184,8 +185,10 @@ def test_documented_advisory_lock_is_honoured(wh):
     """The scoring job holds `flock` on `.feeders.json.lock`: feedback waits or exits 2."""
     feeders = wh.parent / "feeders.json"
     feeders.write_text(json.dumps({"feeders": {}}))
+    lock = wh.parent / ".feeders.json.lock"
     holder = subprocess.Popen(
-        [sys.executable, "-c", LOCK_HOLDER, str(wh.parent / ".feeders.json.lock"), "4"],
+        [sys.executable, "-c", LOCK_HOLDER, str(lock)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -194,9 +197,18 @@ def test_documented_advisory_lock_is_honoured(wh):
     assert busy.exit_code == 2, busy.output
     assert f"is busy (locked by PID {holder.pid} via .feeders.json.lock)" in busy.stderr
     assert json.loads(feeders.read_text()) == {"feeders": {}}
-    waited = feedback_cli(wh, "--wait", "60")
-    assert waited.exit_code == 0, waited.output
-    assert holder.wait() == 0
+    waiter = subprocess.Popen(
+        [str(Path(sys.executable).parent / "itrack"), "feedback", "--db", str(wh)]
+        + ["--feeders", str(feeders), "--placements", str(wh.parent / "placements.json")]
+        + ["--wait", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until_waiting(waiter, lock)  # it queued behind the scoring job ...
+    holder.communicate("go\n", timeout=60)
+    _out, err = waiter.communicate(timeout=300)
+    assert waiter.returncode == 0, err  # ... and wrote once it let go
     assert json.loads(feeders.read_text())["feeders"]
 
 
@@ -219,3 +231,31 @@ def test_full_disk_never_truncates_the_backup_copy(small_mount):  # noqa: F811
     assert feeders.read_bytes() == current
     assert feeders.with_name("feeders.json.bak").read_bytes() == bak  # whole, never truncated
     assert [p.name for p in small_mount.iterdir() if p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "not a regular file (a FIFO, device or folder); not touched"),
+        (b"\xff[]", "not valid UTF-8 (byte 0); left untouched"),
+        (
+            b'[{"id": "cand-1", "n": ' + b"9" * 5000 + b"}]",
+            "not valid JSON (a number of 5000 digits (at most 4300 are read)); left untouched",
+        ),
+    ],
+)
+def test_candidates_file_that_cannot_be_read_is_refused_not_a_crash(wh, content, reason):
+    """`feedback --candidates`: a FIFO used to hang, bad UTF-8 and long numbers exit 3."""
+    path = wh.parent / "people.json"
+    path.unlink(missing_ok=True)
+    os.mkfifo(path) if content is None else path.write_bytes(content)
+    result = subprocess.run(  # a child process with a timeout: the FIFO used to hang
+        [str(Path(sys.executable).parent / "itrack"), "feedback", "--db", str(wh), "--full"]
+        + ["--feeders", str(wh.parent / "feeders.json"), "--candidates", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout
+    assert result.stderr == f"error: {path}: {reason}\n"
+    assert content is None or path.read_bytes() == content

@@ -164,3 +164,112 @@ def test_fifos_are_refused_not_read(tmp_path):
     assert "processes.jsonl: not a regular file" in in_folder.stderr
     assert time.monotonic() - started < 120  # nothing hung on the FIFO
     assert not raw_store_path(db).exists() or rows(db, "select count(*) from candidates") == [(0,)]
+
+
+BIG = "9" * 5000  # Python reads at most 4300 digits of an integer (a ValueError, not JSON's)
+
+
+def test_lone_surrogates_and_numbers_too_long_are_quarantined_not_a_crash(tmp_path):
+    """Both used to end the whole run with exit 3 (UnicodeEncodeError storing the reject,
+    ValueError parsing the number)."""
+    db = tmp_path / "warehouse.duckdb"
+    ok = json.dumps(candidate(id="c-1"))
+    write_jsonl(
+        tmp_path / "candidates.jsonl",
+        [
+            ok,
+            ok.replace('"c-1"', '"c-\\ud800"'),
+            ok.replace('"c-1"', '"c-3"').replace('"Ann Lee"', '"Ann \\udfff"'),
+            ok.replace('"c-1"', '"c-4"')[:-1] + ', "\\ud800": 1}',
+            ok.replace('"c-1"', '"c-5"')[:-1] + f', "x": {BIG}}}',
+        ],
+    )
+    (tmp_path / "b_processes.json").write_text(
+        "["
+        + json.dumps(process(id=P1, candidate_id="c-1"))
+        + ", "
+        + json.dumps(process(id=P2)).replace('"Acme"', '"Ac\\udfffme"')
+        + "]"
+    )
+    (tmp_path / "c_processes.json").write_text(
+        "["
+        + json.dumps(process(id=P2, offer_details={"base_salary": 1, "currency": "USD"})).replace(
+            '"base_salary": 1', f'"base_salary": {BIG}'
+        )
+        + "]"
+    )
+    (tmp_path / "d_stages.csv").write_text(
+        "id,interview_process_id,stage_name,stage_order,created_at\n"
+        f"aaaaaaaa-0000-4000-8000-000000000001,{P1},Phone Screen,{BIG},2025-01-06\n"
+    )
+    paths = ["candidates.jsonl", "b_processes.json", "c_processes.json", "d_stages.csv"]
+    done = ingest(*(tmp_path / p for p in paths), db=db)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["accepted"] == 2
+    assert rows(
+        db,
+        "select regexp_extract(file_path, '[^/]*$'), line_number, record_id, error_code, field"
+        " from quarantine order by 1, 2",
+    ) == [
+        ("b_processes.json", 2, P2, "invalid_value", "company_name"),
+        ("c_processes.json", 1, None, "malformed_json", None),
+        ("candidates.jsonl", 2, "c-\\ud800", "invalid_value", "id"),
+        ("candidates.jsonl", 3, "c-3", "invalid_value", "full_name"),
+        ("candidates.jsonl", 4, "c-4", "invalid_value", None),
+        ("candidates.jsonl", 5, None, "malformed_json", None),
+        ("d_stages.csv", 2, "aaaaaaaa-0000-4000-8000-000000000001", "wrong_type", "stage_order"),
+    ]
+    assert rows(
+        db, "select error_message from quarantine where error_code = 'malformed_json' limit 1"
+    ) == [("malformed JSON (a number of 5000 digits (at most 4300 are read))",)]
+    assert rows(db, "select id from candidates") == [("c-1",)]
+
+
+def test_file_names_and_arguments_that_are_not_utf8_are_refused_not_a_crash(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    bad = os.fsencode(folder) + b"/x\xff_candidates.jsonl"
+    with open(bad, "w") as handle:
+        handle.write(json.dumps(candidate()) + "\n")
+    in_folder = ingest(folder, db=db)
+    assert in_folder.returncode == 2, in_folder.stderr
+    assert in_folder.stderr == (
+        f"error: {folder}/x\\udcff_candidates.jsonl: the file name is not valid UTF-8; rename it\n"
+    )
+    argument = subprocess.run(
+        [os.fsencode(ITRACK), b"report", b"company", b"Ac\xffme", b"--db", os.fsencode(db)],
+        capture_output=True,
+    )
+    assert argument.returncode == 2
+    assert argument.stderr == b"error: argument 'Ac\\udcffme' is not valid UTF-8\n"
+
+
+def test_offer_files_that_are_fifos_are_refused_without_hanging(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    write_jsonl(tmp_path / "candidates.jsonl", [candidate()])
+    write_jsonl(tmp_path / "processes.jsonl", [process(id=P1)])
+    assert (
+        ingest(tmp_path / "candidates.jsonl", tmp_path / "processes.jsonl", db=db).returncode == 0
+    )
+    fifo = tmp_path / "offer.json"
+    os.mkfifo(fifo)
+    args = [ITRACK, "interview", "complete", P1, "offer_extended", "--db", str(db)]
+    done = subprocess.run(
+        [*args, "--offer", str(fifo)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert (
+        done.stderr
+        == f"error: --offer: {fifo}: not a regular file (a FIFO, device or folder); not touched\n"
+    )
+    big = subprocess.run(
+        [*args, "--offer", f'{{"base_salary": {BIG}, "currency": "USD"}}'],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert big.returncode == 1, big.stderr
+    assert big.stderr == (
+        "error: offer details are not valid JSON: a number of 5000 digits (at most 4300 are read)\n"
+    )

@@ -3,6 +3,7 @@ survive full disks and killed runs, and restore never runs SQL taken from a back
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -17,23 +18,51 @@ from ingest.readers import sha256_of
 from ingest.store.duckdb.backup import MANIFEST, backup
 from ingest.store.duckdb.store import raw_store_path
 from itrack.generate import generate
-from tests.test_faults import fingerprint, itrack, small_mount  # noqa: F401 - fixture
+from tests.test_faults import ITRACK, fingerprint, itrack, small_mount  # noqa: F401 - fixture
 
 HOLD = (
-    "import sys, time; from ingest.store.duckdb.store import open_store\n"
+    "import sys; from ingest.store.duckdb.store import open_store\n"
     "with open_store(sys.argv[1]) as con:\n"
     "    con.execute(\"insert into feedback_state values ('held', 'x', now())\")\n"
-    "    print('held', flush=True); time.sleep(float(sys.argv[2]))\n"
+    "    print('held', flush=True); sys.stdin.readline()\n"
 )
 
 
-def hold_lock(db: Path, seconds: float) -> subprocess.Popen:
-    """A real second process holding the writer lock (and writing) for `seconds`."""
+def hold_lock(db: Path) -> subprocess.Popen:
+    """A real second process holding the writer lock (and writing) until `release(holder)`,
+    however slow the machine is."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLD, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert holder.stdout.readline().strip() == "held"
     return holder
+
+
+def release(holder: subprocess.Popen) -> None:
+    holder.communicate("go\n", timeout=120)
+    assert holder.returncode == 0
+
+
+def writer_lock(db: Path) -> Path:
+    return raw_store_path(db).with_name(raw_store_path(db).name + ".lock")
+
+
+def wait_until_waiting(proc: subprocess.Popen, lock: Path) -> None:
+    """Return once `proc` has `lock` open: with the lock still held elsewhere, it is waiting in
+    the lock's loop (no guessing with sleeps on a loaded machine)."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        with contextlib.suppress(OSError):  # an fd closed while we looked
+            for fd in Path(f"/proc/{proc.pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    if os.readlink(fd) == str(lock):
+                        return
+        time.sleep(0.02)
+    raise AssertionError(f"{proc.args} never waited for {lock}")
 
 
 def test_restore_takes_the_writer_lock_busy_exit_2_or_wait(tmp_path):
@@ -41,16 +70,21 @@ def test_restore_takes_the_writer_lock_busy_exit_2_or_wait(tmp_path):
     db = tmp_path / "warehouse.duckdb"
     ingest_paths([tmp_path / "in"], db=db)
     snapshot = backup(db, tmp_path / "bk")
-    holder = hold_lock(db, 3)
+    holder = hold_lock(db)
     busy = itrack("restore", str(snapshot), "--db", str(db), "--overwrite", "--wait", "0")
     assert busy.returncode == 2, busy.stderr
     assert f"database is busy (held by PID {holder.pid})" in busy.stderr
     assert "Traceback" not in busy.stderr
-    started = time.monotonic()
-    waited = itrack("restore", str(snapshot), "--db", str(db), "--overwrite", "--wait", "30")
-    assert waited.returncode == 0, waited.stderr
-    assert holder.wait() == 0
-    assert time.monotonic() - started > 1  # it queued behind the holder instead of racing it
+    waiter = subprocess.Popen(
+        [ITRACK, "restore", str(snapshot), "--db", str(db), "--overwrite", "--wait", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until_waiting(waiter, writer_lock(db))  # it queued behind the holder ...
+    release(holder)
+    _out, err = waiter.communicate(timeout=300)
+    assert waiter.returncode == 0, err  # ... and restored once the holder let go
     con = duckdb.connect(str(raw_store_path(db)), read_only=True)
     # the restore ran after the writer committed, so it replaced a store nobody was writing
     assert con.execute("select count(*) from feedback_state where key = 'held'").fetchone() == (0,)
@@ -79,7 +113,7 @@ def test_restore_started_during_an_ingest_never_loses_its_rows(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    lock = raw_store_path(db).with_name(raw_store_path(db).name + ".lock")
+    lock = writer_lock(db)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and lock.read_text().strip() != str(ingest.pid):
         time.sleep(0.05)

@@ -204,3 +204,19 @@ def test_anonymized_export_has_only_closed_vocabularies_and_pseudonyms(hostile, 
     if fmt == "csv":
         raw = "".join(p.read_text() for p in out.glob("*.csv"))
         assert formula_cells(raw) == []
+
+
+def test_refused_names_are_shown_escaped_never_raw(hostile):
+    """`rejects` quotes the refused value: its bidi override or separator reaches neither the
+    terminal nor a log raw (nor does one in an argument echoed by an error)."""
+    raw = ("\u202e", "\u2066", "\t", "\x1b")
+    code, out = terminal("rejects", "--db", str(hostile["db"]))
+    assert code == 0, out
+    assert not any(c in out for c in raw)
+    plain = run("rejects", "--db", str(hostile["db"]))
+    assert plain.returncode == 0, plain.stderr
+    assert not any(c in plain.stdout for c in raw)
+    assert '(got "evil\\u202egnp.exe")' in plain.stdout and '(got "x\\u2066y")' in plain.stdout
+    assert '(got "Tab\\tName")' in plain.stdout
+    code, out = terminal("report", "company", "a\u202eb", "--db", str(hostile["db"]))
+    assert code == 1 and "no such company 'a\\u202eb'" in out and "\u202e" not in out

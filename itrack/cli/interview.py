@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from feedback.atomic import read_regular
 from ingest.contract import InterviewProcess, InterviewStage
 from ingest.errors import UserError
 from ingest.service import InterviewDetail, InterviewService
@@ -335,11 +336,13 @@ def _read_offer(value: str) -> str:
         return value
     path = Path(value)
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"--offer: not a JSON object and no such file: {path}") from None
-    except OSError as exc:
-        raise UserError(f"--offer: cannot read {path}: {exc.strerror}") from None
+        data = read_regular(path)  # a FIFO or device is refused, never read (it would hang)
+    except UserError as exc:
+        raise UserError(f"--offer: {exc}") from None
+    if data is None:
+        raise UserError(f"--offer: not a JSON object and no such file: {path}")
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         raise UserError(f"--offer: {path} is not UTF-8 text") from None
 

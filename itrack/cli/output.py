@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ingest.contract import printable
+
 # At most this many columns print as one line per record; wider tables print key/value blocks.
 MAX_LINE_COLUMNS = 9
 
@@ -46,7 +48,8 @@ def is_terminal() -> bool:
 
 
 def text(value: Any) -> str:
-    """One cell: never more than one line, nothing dropped."""
+    """One cell: never more than one line, nothing dropped; control characters and bidi
+    overrides (a refused name quoted in a reject, a file name) shown escaped, never raw."""
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
@@ -54,8 +57,8 @@ def text(value: Any) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return " ".join(str(value).splitlines())
+        return printable(json.dumps(value, ensure_ascii=False, default=str))
+    return printable(" ".join(str(value).splitlines()))
 
 
 def jsonable(value: Any) -> Any:
@@ -72,7 +75,7 @@ def line(message: str = "") -> None:
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.write(f"warning: {printable(message)}\n")
 
 
 def print_record(record: dict[str, Any], title: str, shown: Any = text) -> None:
