@@ -613,7 +613,7 @@ def _land_json_elements(con: duckdb.DuckDBPyConnection, source: InputFile, table
                     FileProblem(
                         position,
                         "record_too_large",
-                        f"array element is {element} bytes; a record may take at most "
+                        f"record is {element} bytes; a record may take at most "
                         f"{MAX_RECORD_BYTES} bytes",
                     )
                 )

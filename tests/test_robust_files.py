@@ -140,6 +140,10 @@ def test_a_huge_single_record_json_file_is_quarantined_in_bounded_memory(tmp_pat
     done = ingest(path, db=db)
     assert done.returncode == 0, done.stderr
     assert quarantined(db) == [(1, "record_too_large", None)]
+    size = 200 * (1 << 20) + len('{"id": "c-9", "full_name": ""}')
+    assert rows(db, "select error_message from quarantine") == [
+        (f"record is {size} bytes; a record may take at most {MAX_RECORD_BYTES} bytes",)
+    ]
     assert rows(db, "select id from candidates") == [("c-1",)]
     assert done.peak_rss_mb < 600, done.peak_rss_mb  # a whole parse took several times 200 MB
 
