@@ -44,8 +44,8 @@ SCALES = {
     "small": ["sample"],
     "medium": ["sample", "100k"],
     "full": ["sample", "100k", "1M"],
-    # 1M alone, added to the sample and 100k results of the last run in bench/results.json
-    # (each scale keeps its own run time and load in the table)
+    # 1M alone; every run keeps the last results (bench/results.json) of the scales it does
+    # not measure (each scale keeps its own run time and load in the table)
     "1M": ["1M"],
 }
 FORMATS = ("jsonl", "csv", "parquet")
@@ -236,12 +236,16 @@ def bench_scale(scale: str, work: Path, repeats: int) -> dict[str, object]:
         deltas.append(timed([ITRACK, "build", str(delta), "--db", db]))
     shutil.rmtree(saved, ignore_errors=True)
     result["build_delta"] = med(deltas)
-    result["build_noop"] = med(
-        [timed([ITRACK, "build", str(delta), "--db", db]) for _ in range(repeats)]
-    )
+    # the first rerun after a build that changed the raw store backs it up (the newest backup
+    # predates that build's ingest); the next ones find nothing to do at all: both are shown,
+    # the target is judged on the second kind (3 runs at every scale: they are cheap)
+    noops = [timed([ITRACK, "build", str(delta), "--db", db]) for _ in range(max(repeats, 3) + 1)]
+    result["build_noop_first"] = med(noops[:1])
+    result["build_noop"] = med(noops[1:])
     full_s = result["build_full"]["seconds"]  # type: ignore[index]
     result["delta_share"] = round(result["build_delta"]["seconds"] / full_s, 3)  # type: ignore[index]
     result["noop_share"] = round(result["build_noop"]["seconds"] / full_s, 3)  # type: ignore[index]
+    result["noop_first_share"] = round(result["build_noop_first"]["seconds"] / full_s, 3)  # type: ignore[index]
     result["load_after"] = load()
     shutil.rmtree(place, ignore_errors=True)
     return result
@@ -289,8 +293,17 @@ def table(results: dict[str, dict]) -> str:
             ("first_run", "first run: `itrack build FOLDER` on an empty location", None),
             ("build_full", "nightly build, full (backup, dbt, feedback, report)", None),
             ("build_delta", "nightly build after a 1% delta", "delta_share"),
-            ("build_noop", "no-op rerun (nothing new)", "noop_share"),
+            (
+                "build_noop_first",
+                "first no-op rerun after a changing build (backs up the raw store)",
+                "noop_first_share",
+            ),
+            ("build_noop", "no-op rerun (nothing new, nothing to back up)", "noop_share"),
         ):
+            if step not in r:  # results of older runs
+                continue
+            if step == "build_noop" and "build_noop_first" not in r:  # the code before 21:00
+                label = "no-op rerun (nothing new; that code backed up and copied the raw store)"
             x = r[step]
             ratio = f"{r[share]:.0%} of full" if share else ""
             rows.append(
@@ -318,9 +331,10 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
     results = {}
-    if args.scale == "1M":  # keep the smaller scales of the last run
-        previous = json.loads((ROOT / "bench" / "results.json").read_text())
-        results = {k: v for k, v in previous["results"].items() if k != "1M"}
+    last = ROOT / "bench" / "results.json"
+    if last.exists():  # the scales this run does not measure keep the last run's results
+        previous = json.loads(last.read_text())["results"]
+        results = {k: v for k, v in previous.items() if k not in SCALES[args.scale]}
     for scale in SCALES[args.scale]:
         repeats = args.repeats if scale != "1M" else 1
         print(f"bench: {scale} ... (load {load()})", flush=True)
@@ -331,6 +345,7 @@ def main() -> None:
             f"--scale {args.scale}, {repeats} run(s) per step"
         )
         print(f"bench: {scale} done (load {load()})", flush=True)
+    results = {k: results[k] for k in SCALES["full"] if k in results}
     report = {
         "machine": machine(),
         "started": started.strftime("%Y-%m-%d %H:%M UTC"),

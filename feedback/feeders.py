@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import duckdb
-import jsonschema
 
 from feedback.atomic import Staged, dumps_indented, orjson_safe, read_regular
 from ingest.errors import UserError
@@ -143,6 +142,8 @@ class FeedersUpdate(Generic[T]):
 
 
 def validate(document: Any, path: Path | str) -> None:
+    import jsonschema  # here: most commands import this module and never validate
+
     try:
         jsonschema.validate(document, schema())
     except jsonschema.ValidationError as exc:

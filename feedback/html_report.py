@@ -2,6 +2,11 @@
 
 Charts are Altair (Vega-Lite) specs rendered to inline SVG by vl-convert, so the file needs no
 network, no JavaScript and no other file to open. Every number comes from the marts.
+
+Drawing is most of the report's cost (vl-convert starts a JavaScript engine, then draws each
+chart): with a `cache` folder (the nightly build's), a chart whose spec, data included, is the
+same as in the last report is not drawn again: its SVG is read back, keyed by a hash of the
+spec and the vl-convert version.
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import altair as alt
-import vl_convert
 
 from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
 from feedback.atomic import write_atomic
@@ -340,9 +344,37 @@ CHARTS = (
 FEEDER_CHARTS = ("funnel", "feeder-conversion", "feeder-trend")  # coloured by feeder
 
 
-def render(warehouse: Path) -> str:
-    """The report as one HTML string (inline SVG, no scripts, no external resources)."""
+def _svg(spec: dict[str, Any], cache: Path | None, used: set[Path]) -> str:
+    """The SVG of a Vega-Lite spec: drawn by vl-convert, or read from `cache` when the same spec
+    was drawn by the same vl-convert version before."""
+    if cache is None:
+        import vl_convert
+
+        return vl_convert.vegalite_to_svg(spec)
+    import hashlib
+    from importlib.metadata import version
+
+    text = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    key = hashlib.sha256(f"{version('vl-convert-python')}\0{text}".encode()).hexdigest()
+    path = cache / f"{key}.svg"
+    used.add(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        pass
+    import vl_convert
+
+    svg = vl_convert.vegalite_to_svg(spec)
+    cache.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, svg.encode("utf-8"), keep_backup=False)
+    return svg
+
+
+def render(warehouse: Path, cache: Path | None = None) -> str:
+    """The report as one HTML string (inline SVG, no scripts, no external resources). `cache`:
+    a folder of the charts drawn last time (see the module's docstring)."""
     figures = []
+    used: set[Path] = set()
     with open_marts(warehouse) as con:
         totals = records(
             con,
@@ -355,11 +387,14 @@ def render(warehouse: Path) -> str:
             chart = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
             # Altair's JSON-schema validation of a spec costs more than drawing it; the specs
             # are fixed code, validated by tests/test_html_report.py instead of every night
-            svg = vl_convert.vegalite_to_svg(chart.to_dict(validate=False))
+            svg = _svg(chart.to_dict(validate=False), cache, used)
             figures.append(
                 f'<figure id="chart-{chart_id}">{svg}'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"
             )
+    for stale in cache.glob("*.svg") if cache is not None and cache.is_dir() else []:
+        if stale not in used:  # only this report's charts are kept
+            stale.unlink(missing_ok=True)
     summary = (
         f"{totals['processes']} interview processes, {totals['placements']} placements, "
         f"{totals['companies']} companies"
@@ -380,6 +415,6 @@ header p {{ color: #555; }}
 """
 
 
-def write_report(warehouse: Path, out: Path) -> Path:
-    write_atomic(out, render(warehouse).encode("utf-8"), keep_backup=False)
+def write_report(warehouse: Path, out: Path, cache: Path | None = None) -> Path:
+    write_atomic(out, render(warehouse, cache).encode("utf-8"), keep_backup=False)
     return out

@@ -127,6 +127,14 @@ def prepare_files(
     return files
 
 
+def already_loaded(paths: list[Path], con: duckdb.DuckDBPyConnection) -> bool:
+    """True when every file `paths` name was loaded by a completed run with the same path, size
+    and mtime: an ingest of them would skip them all without reading one (`con`: the raw store,
+    read-only is enough)."""
+    by_stat, _ = _loaded_files(con)
+    return all((f.kind, f.label, f.size, f.mtime_ns) in by_stat for f in prepare_files(paths, None))
+
+
 def ingest_paths(
     paths: list[Path],
     db: Path | str,

@@ -523,14 +523,7 @@ def _read_line(handle, line_no: int, source: InputFile) -> bytes | None:
         size += len(more)
         if more.endswith(b"\n"):
             break
-    source.problems.append(
-        FileProblem(
-            line_no,
-            "record_too_large",
-            f"line is {size} bytes; a record may take at most {MAX_RECORD_BYTES} bytes",
-            preview + "...",
-        )
-    )
+    source.problems.append(_too_large(line_no, size, preview))
     return None
 
 
@@ -654,7 +647,7 @@ def _land_json_elements(con: duckdb.DuckDBPyConnection, source: InputFile, table
                     FileProblem(
                         position,
                         "record_too_large",
-                        f"array element is {element} bytes; a record may take at most "
+                        f"record is {element} bytes; a record may take at most "
                         f"{MAX_RECORD_BYTES} bytes",
                     )
                 )
@@ -816,10 +809,16 @@ def _csv_records(source: InputFile, last_line: int | None = None):
     model = MODELS[source.kind]
     try:
         with source.path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
+            oversized: dict[int, tuple[int, str]] = {}
+            reader = csv.reader(_bounded_lines(handle, oversized))
             header = next(reader, None)
             if header is None:
                 return
+            if header == [_OVERSIZED]:
+                raise UserError(
+                    f"{source.path}: line 1: the header is over {MAX_RECORD_BYTES} bytes; "
+                    "nothing of this file was read"
+                )
             header = [name.strip() for name in header]
             twice = sorted({name for name in header if header.count(name) > 1})
             if twice:
@@ -832,6 +831,9 @@ def _csv_records(source: InputFile, last_line: int | None = None):
                 line_no, start = start + 1, reader.line_num
                 if last_line is not None and line_no > last_line:
                     return
+                if row == [_OVERSIZED]:
+                    yield line_no, _too_large(line_no, *oversized.pop(line_no))
+                    continue
                 if not any(cell.strip() for cell in row):
                     continue
                 if len(row) != len(header):
@@ -860,6 +862,40 @@ def _csv_records(source: InputFile, last_line: int | None = None):
         raise UserError(f"{source.path}: unreadable CSV ({exc})") from None
 
 
+# Stands in for a CSV line over MAX_RECORD_BYTES, which is skipped unread: the csv module then
+# sees a one-cell row in its place (line numbers stay right) instead of holding the whole line.
+_OVERSIZED = "\x00itrack: line too large\x00"
+
+
+def _bounded_lines(handle, oversized: dict[int, tuple[int, str]]):
+    """The physical lines of a CSV text file, each held only up to MAX_RECORD_BYTES characters;
+    a longer line is read to its end in bounded pieces, replaced by _OVERSIZED, and its size
+    noted in `oversized` by line number."""
+    line_no = 0
+    while line := handle.readline(MAX_RECORD_BYTES + 1):
+        line_no += 1
+        if len(line) <= MAX_RECORD_BYTES or line.endswith("\n"):
+            yield line
+            continue
+        size, preview = len(line.encode("utf-8")), line[:200]
+        while more := handle.readline(1 << 20):
+            size += len(more.encode("utf-8"))
+            if more.endswith("\n"):
+                break
+        oversized[line_no] = (size, preview)
+        yield _OVERSIZED + "\n"
+
+
+def _too_large(line_no: int, size: int, preview: str) -> FileProblem:
+    """A line over MAX_RECORD_BYTES, quarantined with its first characters only."""
+    return FileProblem(
+        line_no,
+        "record_too_large",
+        f"line is {size} bytes; a record may take at most {MAX_RECORD_BYTES} bytes",
+        preview + "...",
+    )
+
+
 def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
     try:
         con.execute(
@@ -870,6 +906,14 @@ def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str)
         )
     except duckdb.Error as exc:
         raise UserError(f"{source.path}: unreadable Parquet ({str(exc).splitlines()[0]})") from None
+    # A row over MAX_RECORD_BYTES as JSON is quarantined here, as a line of the other formats is:
+    # parsing it with the rest would take several times its size in memory.
+    too_large = f"from {table} where strlen(raw) > {MAX_RECORD_BYTES}"
+    for line_no, size, preview in con.execute(
+        f"select line_no, strlen(raw), left(raw, 200) {too_large} order by line_no"
+    ).fetchall():
+        source.problems.append(_too_large(line_no, size, preview))
+    con.execute(f"delete {too_large}")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, lines: list[int], raws: list[str]) -> None:

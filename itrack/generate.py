@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import polars as pl
 import typer
 
 from ingest.contract import ISO_4217
@@ -356,6 +355,8 @@ def write_records(records: list[dict[str, Any] | str], path: Path, fmt: str) -> 
     if fmt == "json":
         path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
         return
+    import polars as pl  # here: every `itrack` command imports this module, few write CSV
+
     columns = sorted({key for row in rows for key in row})
     flat = [{c: _cell(row.get(c), fmt) for c in columns} for row in rows]
     frame = pl.DataFrame(

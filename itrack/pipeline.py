@@ -4,6 +4,11 @@ backup raw store -> ingest -> snapshot of the raw store -> copy the published wa
 data/.build/ -> dbt build there (reading the snapshot) -> feedback (reads the build file) ->
 publish with one atomic rename, together with feeders.json -> HTML report.
 
+First, before it copies or writes anything, a build decides whether it can change anything:
+with every input file loaded already (path, size, mtime) and the raw store, the dbt project and
+the outputs as the last published build left them, it stops there (after a backup only if the
+raw store differs from the newest backup).
+
 Analysts' read-only connections keep the old file (its inode) until they reconnect, and a new
 connection sees the new file whole: nobody ever sees a half-built warehouse, and a read-only
 analyst session never blocks the build.
@@ -35,6 +40,7 @@ from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
 from ingest.extract import extract, is_database_url
 from ingest.load import RunSummary, ingest_paths
+from ingest.store.duckdb.backup import backup
 from ingest.store.duckdb.store import (
     StoreError,
     connect,
@@ -156,9 +162,32 @@ def _build_locked(
     """The build, holding the build lock (one per warehouse)."""
     warehouse = result.warehouse
     raw_store = raw_store_path(warehouse)
+    data = warehouse.parent
+    outputs = [feeders or data / "feeders.json", placements or data / "candidate_placements.json"]
+    outputs += [candidates] if candidates else []
+    outputs += [report or data / "report.html"] if write_html else []
+    # Before anything is copied or written: can this build change anything at all?
+    check = _unchanged(warehouse, paths, source, outputs, take_backup, wait_seconds)
+    if check.inputs_loaded and check.build_current:
+        # Every input file is loaded already (same path, size and mtime), and the raw store,
+        # the dbt project and the outputs are as the last published build left them: ingest
+        # would find nothing, dbt and feedback would rebuild the same. Back up only if the
+        # raw store differs from the newest backup (the last build's own ingest and feedback
+        # log changed it after its backup); no snapshot, nothing rewritten.
+        if take_backup:
+            with _step(result, "backup", note) as out:
+                if check.backup_current:
+                    out.append("skipped: the newest backup holds the raw store as it is")
+                else:
+                    result.backup = backup(warehouse, wait_seconds=wait_seconds)
+                    out.append(str(result.backup))
+        if paths:
+            with _step(result, "ingest", note) as out:
+                out.append("skipped: every file is loaded already (same path, size and mtime)")
+        with _step(result, "dbt build", note) as out:
+            out.append("skipped: nothing changed since the last build")
+        return
     if take_backup and raw_store.exists():
-        from ingest.store.duckdb.backup import backup
-
         with _step(result, "backup", note) as out:
             result.backup = backup(warehouse, wait_seconds=wait_seconds)
             out.append(str(result.backup))
@@ -185,10 +214,6 @@ def _build_locked(
             )
             if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
                 out.append("no new records")
-    data = warehouse.parent
-    outputs = [feeders or data / "feeders.json", placements or data / "candidate_placements.json"]
-    outputs += [candidates] if candidates else []
-    outputs += [report or data / "report.html"] if write_html else []
     run_id = new_run_id("build")
     # a fixed path per warehouse (one build at a time holds it): dbt's vars stay the same from
     # one build to the next, so its partial parsing keeps working
@@ -196,7 +221,12 @@ def _build_locked(
     building = build_dir(warehouse) / f"{warehouse.stem}.{run_id}.duckdb"
     try:
         snapshot_raw_store(raw_store, snapshot, wait_seconds)
-        fingerprint = build_fingerprint(warehouse, outputs, snapshot)
+        # (when the raw store differed from the last build's before ingest: no second scan)
+        fingerprint = (
+            None
+            if check.build_current is False
+            else build_fingerprint(warehouse, outputs, snapshot)
+        )
         if fingerprint is not None and fingerprint == _last_fingerprint(warehouse):
             # Nothing the marts, the feedback or the report are made from has changed since the
             # last published build: a no-op rerun publishes nothing and rewrites nothing.
@@ -247,32 +277,56 @@ def build_fingerprint(
     raw_store = raw_store or raw_store_path(warehouse)
     if not raw_store.exists() or not warehouse.exists():
         return None
-    import hashlib
-    import json
-
     import duckdb
+
+    con = duckdb.connect(str(raw_store), read_only=True)
+    try:
+        state = _source_digests(con)
+    finally:
+        con.close()
+    return _fingerprint(state, warehouse, outputs)
+
+
+def _source_digests(con, digests: dict[str, list] | None = None) -> dict[str, object]:
+    """Per raw table dbt reads (its declared sources), the row count and sum of row hashes:
+    the content itself, so any change, even by hand, rebuilds. The feedback log by run and
+    feeder: the build adds its own run's rows to its snapshot with its own clock, the live store
+    with the log's. `digests`: the other tables' digests already taken (`table_digests`)."""
     import yaml
 
+    from ingest.store.duckdb.backup import table_digests
     from itrack.dbt_runner import PROJECT_DIR
 
     sources = yaml.safe_load(
         (PROJECT_DIR / "models" / "staging" / "itrack" / "_itrack__sources.yml").read_text()
     )
     tables = sorted(t["name"] for s in sources["sources"] for t in s["tables"])
-    con = duckdb.connect(str(raw_store), read_only=True)
-    try:
-        present = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
-        state: dict[str, object] = {}
-        for table in tables:
-            if table in present:  # the content itself: any change, even by hand, rebuilds
-                # (the feedback log by run and feeder: the build adds its own run's rows to
-                # its snapshot with its own clock, the live store with the log's)
-                row = "(run_id, feeder_source)" if table == "feedback_runs" else "t"
-                state[table] = con.execute(
-                    f'select count(*), sum(hash({row})::hugeint)::varchar from "{table}" t'
+    present = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+    state: dict[str, object] = {}
+    for table in tables:
+        if table == "feedback_runs" and table in present:
+            state[table] = list(
+                con.execute(
+                    "select count(*), sum(hash((run_id, feeder_source))::hugeint)::varchar "
+                    "from feedback_runs"
                 ).fetchone()
-    finally:
-        con.close()
+            )
+        elif digests is not None and table in digests:
+            state[table] = digests[table]
+        elif table in present:
+            state[table] = table_digests(con, [table])[table]
+    return state
+
+
+def _fingerprint(state: dict[str, object], warehouse: Path, outputs: list[Path]) -> str | None:
+    """The build fingerprint of raw-store digests `state`: with the dbt project's files and the
+    published outputs' sizes and mtimes (None: an output is missing)."""
+    import hashlib
+    import json
+
+    from itrack.dbt_runner import PROJECT_DIR
+
+    state = dict(state)
     for path in sorted(PROJECT_DIR.rglob("*")):
         if path.is_file() and not {"target", "logs"} & set(path.relative_to(PROJECT_DIR).parts):
             state[str(path.relative_to(PROJECT_DIR))] = path.stat().st_mtime_ns
@@ -281,6 +335,57 @@ def build_fingerprint(
             return None
         state[str(path)] = [path.stat().st_size, path.stat().st_mtime_ns]
     return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Unchanged:
+    """What a build can skip, decided before it copies or writes anything."""
+
+    inputs_loaded: bool = False  # every input file loaded already (path, size, mtime)
+    # the raw store's sources, the dbt project and the outputs as the last build left them
+    # (None: not known before ingest, e.g. an extract; the snapshot decides)
+    build_current: bool | None = None
+    backup_current: bool = False  # the raw store equals the newest backup
+
+
+def _unchanged(
+    warehouse: Path,
+    paths: list[Path] | None,
+    source: str | None,
+    outputs: list[Path],
+    take_backup: bool,
+    wait_seconds: float,
+) -> Unchanged:
+    """Whether the inputs are loaded already and the raw store (one scan of its tables, under
+    the writer lock so no write is half done), the project and the outputs are as the last
+    published build and the newest backup recorded them. An extract (`--from`) always runs."""
+    raw_store = raw_store_path(warehouse)
+    last = _last_fingerprint(warehouse)
+    wal = raw_store.with_name(raw_store.name + ".wal")
+    if source is not None or last is None or not raw_store.exists() or wal.exists():
+        return Unchanged()
+    from ingest.load import already_loaded
+    from ingest.store.duckdb.backup import (
+        content_fingerprint,
+        default_backup_dir,
+        newest_fingerprint,
+        table_digests,
+    )
+
+    with store_lock(raw_store, wait_seconds):
+        con = connect(raw_store, read_only=True)
+        try:
+            loaded = already_loaded(paths or [], con)
+            digests = table_digests(con)
+            state = _source_digests(con, digests)
+        finally:
+            con.close()
+    return Unchanged(
+        inputs_loaded=loaded,
+        build_current=_fingerprint(state, warehouse, outputs) == last,
+        backup_current=take_backup
+        and newest_fingerprint(default_backup_dir(warehouse)) == content_fingerprint(digests),
+    )
 
 
 def project_state(project: Path | None = None) -> str:
@@ -468,4 +573,6 @@ def _refresh_feedback_runs(
 def _report(warehouse: Path, report: Path | None) -> Path:
     from feedback.html_report import write_report
 
-    return write_report(warehouse, report or warehouse.parent / "report.html")
+    # the charts drawn by the last build's report, per warehouse location
+    cache = build_dir(warehouse) / f"{warehouse.stem}.report-charts"
+    return write_report(warehouse, report or warehouse.parent / "report.html", cache)

@@ -395,3 +395,32 @@ def test_reports_print_one_name_per_concept(built):
     assert "candidates_sourced" not in keys(feeder) and "processes_started" in keys(feeder)
     [as_json] = json.loads(invoke("report", "feeder", "referral", "--db", str(db), "--json").stdout)
     assert as_json["candidates_sourced"] == as_json["processes_started"] == 2
+
+
+def test_a_rerun_with_nothing_new_says_what_it_skipped(tmp_path):
+    write_inputs(tmp_path / "in")
+    db = tmp_path / "data" / "warehouse.duckdb"
+    build = ("build", str(tmp_path / "in"), "--db", str(db), "--no-html")
+    invoke(*build)
+    backups = db.parent / "backups"
+    assert not backups.exists()  # the first build had no raw store to back up
+    second = invoke(*build).stdout
+    (taken,) = backups.iterdir()  # the first build changed the raw store since: backed up
+    third = invoke(*build).stdout
+    assert list(backups.iterdir()) == [taken]
+    for out, backup in (
+        (second, re.escape(str(taken))),
+        (third, "skipped: the newest backup holds the raw store as it is"),
+    ):
+        steps = [s for s in out.splitlines() if re.match(r"\d\d:\d\d:\d\d ", s)]
+        expected = [
+            rf"\d\d:\d\d:\d\d backup: {backup} \(\d+\.\d s\)",
+            r"\d\d:\d\d:\d\d ingest: skipped: every file is loaded already \(same path, size and "
+            r"mtime\) \(\d+\.\d s\)",
+            r"\d\d:\d\d:\d\d dbt build: skipped: nothing changed since the last build "
+            r"\(\d+\.\d s\)",
+        ]
+        assert len(steps) == len(expected), out
+        for pattern, got in zip(expected, steps, strict=True):
+            assert re.fullmatch(pattern, got), (pattern, got)
+        assert "no paths given" not in out and "ingest run" not in out

@@ -261,3 +261,52 @@ def test_a_chart_with_no_data_or_another_colour_fails_the_checks(report, tmp_pat
     seen = mark_colors(swapped, "feeder_source")
     assert seen == mark_colors(swapped, "feeder_source") and seen
     assert seen != {f: {c} for f, c in colours.items()}
+
+
+def same_drawing(svg: str, other: str) -> bool:
+    return re.sub(r"gradient_\d+", "gradient", svg) == re.sub(r"gradient_\d+", "gradient", other)
+
+
+def test_a_cached_chart_is_the_chart_drawn(report, tmp_path):
+    """The nightly build's chart cache: a report drawn with it is the report drawn without it,
+    figure for figure; a chart whose spec changed is drawn again, and only the current
+    report's charts stay in the cache."""
+    from feedback import html_report
+
+    db, html = report
+    cache = tmp_path / "charts"
+    first = write_report(db, tmp_path / "first.html", cache).read_text()
+    stored = sorted(cache.glob("*.svg"))
+    assert len(stored) == len(REPORT_CHARTS)
+    for chart in CHARTS:  # (vl-convert numbers gradients per process: gradient_0, _1, ...)
+        assert same_drawing(figure(first, chart), figure(html, chart))
+    funnel = [p for p in stored if figure(first, "funnel").startswith(p.read_text())]
+    assert len(funnel) == 1
+    # a planted SVG under the funnel's key is what the next report shows: read, not drawn
+    funnel[0].write_text("<svg>planted</svg>", encoding="utf-8")
+    second = write_report(db, tmp_path / "second.html", cache).read_text()
+    assert figure(second, "funnel").startswith("<svg>planted</svg>")
+    for chart in CHARTS[1:]:
+        assert same_drawing(figure(second, chart), figure(html, chart))
+    assert sorted(cache.glob("*.svg")) == stored
+
+    # the funnel's spec changes: it is drawn again, its old SVG leaves the cache
+    original = html_report.CHARTS
+    funnel_id, funnel_build, funnel_caption = original[0]
+    assert funnel_id == "funnel"
+    html_report.CHARTS = (
+        (
+            funnel_id,
+            lambda con, colors: funnel_build(con, colors).properties(title="Funnel, changed"),
+            funnel_caption,
+        ),
+        *original[1:],
+    )
+    try:
+        third = write_report(db, tmp_path / "third.html", cache).read_text()
+    finally:
+        html_report.CHARTS = original
+    assert "planted" not in third and "Funnel, changed" in figure(third, "funnel")
+    now = sorted(cache.glob("*.svg"))
+    assert len(now) == len(REPORT_CHARTS)
+    assert set(stored) - set(now) == {funnel[0]} and len(set(now) - set(stored)) == 1

@@ -48,3 +48,74 @@ def test_nightly_build_skips_unit_tests_and_a_noop_rerun_skips_everything(tmp_pa
         "report",
     ]
     assert _stamps(outputs[:1]) != before[:1]
+
+
+def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path):
+    """A backup before each build that can change the raw store: a rerun with nothing new
+    backs up only a raw store that differs from the newest backup, and then nothing else."""
+    import duckdb
+
+    from ingest.store.duckdb.backup import latest, restore, table_digests
+
+    generate(tmp_path / "day1", 40, seed=5)
+    db = tmp_path / "warehouse.duckdb"
+    raw = tmp_path / "warehouse.raw.duckdb"
+    backups = tmp_path / "backups"
+    quiet = {"write_html": False, "note": lambda _m: None}
+    first = run_build([tmp_path / "day1"], db=db, **quiet)
+    assert "backup" not in [s.name for s in first.steps]  # no raw store yet: nothing to back up
+    assert not backups.exists()
+
+    # the first build's ingest and feedback log wrote the raw store after any backup: the
+    # rerun backs it up, and ingests, copies and rebuilds nothing
+    second = run_build([tmp_path / "day1"], db=db, **quiet)
+    taken = sorted(backups.iterdir())
+    assert [(s.name, s.result) for s in second.steps] == [
+        ("backup", str(taken[0])),
+        ("ingest", "skipped: every file is loaded already (same path, size and mtime)"),
+        ("dbt build", "skipped: nothing changed since the last build"),
+    ]
+    assert len(taken) == 1 and second.ingest is None
+
+    stamp = raw.stat().st_mtime_ns
+    third = run_build([tmp_path / "day1"], db=db, **quiet)
+    assert [(s.name, s.result) for s in third.steps] == [
+        ("backup", "skipped: the newest backup holds the raw store as it is"),
+        ("ingest", "skipped: every file is loaded already (same path, size and mtime)"),
+        ("dbt build", "skipped: nothing changed since the last build"),
+    ]
+    assert sorted(backups.iterdir()) == taken and raw.stat().st_mtime_ns == stamp
+    # and the backup it did not take would have been the newest one: restored, it holds the
+    # raw store exactly, table by table
+    restore(latest(backups), tmp_path / "restored" / "warehouse.duckdb")
+    live = duckdb.connect(str(raw), read_only=True)
+    back = duckdb.connect(str(tmp_path / "restored" / "warehouse.raw.duckdb"), read_only=True)
+    try:
+        assert table_digests(back) == table_digests(live)
+        assert table_digests(live)["candidates"][0] > 0
+    finally:
+        live.close()
+        back.close()
+
+    # a change to the raw store (here by hand) is backed up before the build that reads it
+    con = duckdb.connect(str(raw))
+    con.execute(
+        "update candidates set full_name = 'Changed By Hand' "
+        "where id = (select min(id) from candidates)"
+    )
+    con.close()
+    fourth = run_build([tmp_path / "day1"], db=db, **quiet)
+    assert len(sorted(backups.iterdir())) == 2
+    assert [s.name for s in fourth.steps] == [
+        "backup",
+        "ingest",
+        "dbt build",
+        "feedback",
+        "publish",
+    ]
+    assert fourth.backup in set(backups.iterdir()) - set(taken)
+    assert fourth.ingest is not None and fourth.ingest.total("inserted") == 0
+    with duckdb.connect(str(db), read_only=True) as published:
+        assert published.execute(
+            "select count(*) from stg_itrack__candidates where full_name = 'Changed By Hand'"
+        ).fetchone() == (1,)

@@ -12,6 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import duckdb
+
 from ingest.readers import MAX_RECORD_BYTES
 from ingest.store.duckdb.store import raw_store_path
 from tests.conftest import query
@@ -89,6 +91,44 @@ def test_an_oversized_jsonl_line_is_quarantined_and_the_rest_loads(tmp_path):
     assert done.peak_rss_mb < 600, done.peak_rss_mb  # the 64 MB line was never held whole
 
 
+def test_an_oversized_csv_line_is_quarantined_and_the_rest_loads(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "candidates.csv"
+    with path.open("w") as handle:
+        handle.write("id,full_name,created_at\n")
+        handle.write("c-1,Ann,2025-01-01T00:00:00Z\n")
+        handle.write('c-2,"' + "x" * (MAX_RECORD_BYTES + 10) + '",2025-01-01T00:00:00Z\n')
+        handle.write("c-3,Bob,2025-01-02T00:00:00Z\n")
+    done = ingest(path, db=db)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["accepted"] == 2
+    assert rows(db, "select line_number, error_code, left(raw_payload, 8) from quarantine") == [
+        (3, "record_too_large", 'c-2,"xxx')
+    ]
+    assert rows(db, "select id from candidates order by 1") == [("c-1",), ("c-3",)]
+    assert done.peak_rss_mb < 600, done.peak_rss_mb  # the 64 MB line was never held whole
+
+
+def test_an_oversized_parquet_row_is_quarantined_and_the_rest_loads(tmp_path):
+    db = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "candidates.parquet"
+    with duckdb.connect() as con:  # 70 MB of one name: over MAX_RECORD_BYTES as JSON
+        con.execute(
+            f"""copy (select * from (values
+                  ('c-1', 'Ann', '2025-01-01T00:00:00Z'),
+                  ('c-2', repeat('x', {MAX_RECORD_BYTES + 10}), '2025-01-01T00:00:00Z'),
+                  ('c-3', 'Bob', '2025-01-02T00:00:00Z')) t(id, full_name, created_at))
+                to '{path}'"""
+        )
+    done = ingest(path, db=db)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["accepted"] == 2
+    assert rows(db, "select line_number, error_code, left(raw_payload, 20) from quarantine") == [
+        (2, "record_too_large", '{"id":"c-2","full_na')
+    ]
+    assert rows(db, "select id from candidates order by 1") == [("c-1",), ("c-3",)]
+
+
 def test_a_huge_single_record_json_file_is_quarantined_in_bounded_memory(tmp_path):
     db = tmp_path / "warehouse.duckdb"
     path = tmp_path / "candidates.json"
@@ -100,6 +140,10 @@ def test_a_huge_single_record_json_file_is_quarantined_in_bounded_memory(tmp_pat
     done = ingest(path, db=db)
     assert done.returncode == 0, done.stderr
     assert quarantined(db) == [(1, "record_too_large", None)]
+    size = 200 * (1 << 20) + len('{"id": "c-9", "full_name": ""}')
+    assert rows(db, "select error_message from quarantine") == [
+        (f"record is {size} bytes; a record may take at most {MAX_RECORD_BYTES} bytes",)
+    ]
     assert rows(db, "select id from candidates") == [("c-1",)]
     assert done.peak_rss_mb < 600, done.peak_rss_mb  # a whole parse took several times 200 MB
 

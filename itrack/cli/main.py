@@ -385,10 +385,11 @@ def print_build_summary(summary: dict[str, Any], result: Any) -> None:
         "steps",
         shown=lambda name, value: f"{value:.1f}" if name == "seconds" else text(value),
     )
+    rebuilt = any(s.name == "dbt build" and s.result == "ok" for s in result.steps)
     if result.ingest is not None:
         print_summary(result.ingest)
-    else:
-        line("ingest: no paths given, nothing ingested (the marts were rebuilt)")
+    elif not any(s.name == "ingest" for s in result.steps):  # (a skipped one says why above)
+        line("ingest: no paths given, nothing ingested" + (" (the marts were rebuilt)" * rebuilt))
     for message in summary["notes"]:
         line(message)
     updated = summary["feeders_updated"]

@@ -6,8 +6,10 @@
 -- once per process.
 with
 
+-- the processes' table, not int_processes_enriched: that view inlines the whole enrichment
+-- (status history windows, stage reach), which fct_interview_processes has computed already
 processes as (
-    select * from {{ ref('int_processes_enriched') }}
+    select * from {{ ref('fct_interview_processes') }}
 ),
 
 stages as (
