@@ -291,7 +291,8 @@ def land_fast(
         (source.fmt != "parquet" and (scanned.result().bom or rows != expected))
         or scanned.result().long_line  # the line reader quarantines the oversized lines
         or (source.kind == "processes" and unusual)  # inline stages: the line reader splits them
-        or blank  # a CSV row of blank cells: the Python reader skips it
+        or blank  # a CSV row of blank cells (the Python reader skips it), a Parquet row
+        # too large (the line reader quarantines it)
     ):
         con.execute(f"delete from {target} where file_path = ?", [path])
         return False
@@ -336,8 +337,17 @@ def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: lis
     picks = ", ".join(
         f"to_json(t.{_ident(f)}) as v_{f}" if f in names else f"null::json as v_{f}" for f in fields
     )
+    # The length of the row as JSON (`to_json(t)`, what the line reader lands): a row over
+    # MAX_RECORD_BYTES marks itself (line_no -1) and the file takes the line reader, which
+    # quarantines it as `record_too_large`.
+    size = " + ".join(
+        f"{len(json.dumps(n, ensure_ascii=False).encode()) + 2}"
+        f" + coalesce(strlen(to_json(t.{_ident(n)})), 4)"
+        for n in names
+    )
     return f"""
-        select null::bigint as line_no, {keys} as keys, {picks}
+        select case when 1 + {size or 1} > {MAX_RECORD_BYTES} then -1 end as line_no,
+               {keys} as keys, {picks}
         from read_parquet({path}) t"""
 
 
