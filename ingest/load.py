@@ -142,7 +142,7 @@ def ingest_paths(
     wait_seconds: float = 0.0,
     progress: Progress | None = None,
     force: bool = False,
-    memory_limit: str | None = "800MB",
+    memory_limit: str | None = "1GB",
 ) -> RunSummary:
     """Load the given files as one run into the raw store beside warehouse `db`."""
     skipped: list[str] = []
@@ -166,7 +166,7 @@ def ingest_inputs(
     force: bool = False,
     derive_history: bool = True,
     before_commit: BeforeCommit | None = None,
-    memory_limit: str | None = "800MB",
+    memory_limit: str | None = "1GB",
 ) -> RunSummary:
     """Load prepared inputs (files, or local copies of a database's tables) as one run.
 

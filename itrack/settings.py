@@ -6,7 +6,7 @@ values, so a long-running server and the tests can hold several configurations a
 | variable | default | what |
 |---|---|---|
 | `ITRACK_DB` | `data/warehouse.duckdb` | the published warehouse; the raw store lives beside it |
-| `ITRACK_MEMORY_LIMIT` | `800MB` | DuckDB memory limit for ingest (it spills to disk beyond) |
+| `ITRACK_MEMORY_LIMIT` | `1GB` | DuckDB memory limit for ingest (it spills to disk beyond) |
 | `ITRACK_STORE` | `duckdb` | operational store: `duckdb` (embedded) or `postgres` |
 | `ITRACK_PG_DSN` | none | PostgreSQL/Supabase connection string when the store is `postgres` |
 | `ITRACK_DEBUG` | off | show tracebacks of unexpected errors |
@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ITRACK_", extra="ignore")
 
     db: Path = DEFAULT_WAREHOUSE
-    memory_limit: str = "800MB"
+    memory_limit: str = "1GB"
     store: Literal["duckdb", "postgres"] = "duckdb"
     pg_dsn: str | None = None
     debug: bool = False
