@@ -85,12 +85,7 @@ def _parse(text: str, path: Path, line: int | None) -> Any:
     where = f" line {line}" if line else ""
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path}{where}: not valid JSON ({exc.msg.removesuffix(' at')} "
-            f"at column {exc.colno}); left untouched"
-        ) from None
-    except ValueError as exc:  # a number too long to read
+    except ValueError as exc:  # malformed, or a number too long to read
         reason = json_reason(exc)
     except RecursionError:
         reason = "nested too deeply"

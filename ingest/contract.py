@@ -140,13 +140,11 @@ NAME_FORBIDDEN_SQL = (
     r"[\x00-\x1f\x7f-\x{9f}\x{61c}\x{200e}\x{200f}\x{2028}\x{2029}\x{202a}-\x{202e}"
     r"\x{2066}-\x{2069}]"
 )
-_CONTROL = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_UNPRINTABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
-)
+_CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_SURROGATE_CLASS = r"\ud800-\udfff"
+_CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
+_SURROGATES = re.compile(f"[{_SURROGATE_CLASS}]")
+_UNPRINTABLE = re.compile(f"[{_CONTROL_CLASS}{_SURROGATE_CLASS}]")  # what `printable` escapes
 
 
 def _escape(match: re.Match[str]) -> str:

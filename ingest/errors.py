@@ -4,6 +4,9 @@ They say nothing about exit codes or HTTP statuses: the application shell maps t
 (`itrack/errors.py`), for the CLI and for the HTTP API alike.
 """
 
+import json
+import sys
+
 
 class UserError(Exception):
     """A problem with the input or the environment that the user can fix."""
@@ -30,11 +33,11 @@ class StoreMissingError(StoreError):
 
 
 def json_reason(exc: ValueError) -> str:
-    """Why `json.loads` refused a text, in words. Besides its JSONDecodeError it raises a plain
-    ValueError for an integer of more than `sys.get_int_max_str_digits()` digits (4300; a
-    guard against quadratic parsing), which is bad input like any other, never a bug."""
-    import sys
-
+    """Why `json.loads` refused a text, in words: its JSONDecodeError with the column, or the
+    plain ValueError it raises for an integer of more than `sys.get_int_max_str_digits()` digits
+    (4300; a guard against quadratic parsing), which is bad input like any other, never a bug."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg.removesuffix(' at')} at column {exc.colno}"
     text = str(exc)
     if "integer string conversion" in text:
         digits = text.rsplit("value has ", 1)[-1].split(" ", 1)[0]

@@ -653,14 +653,7 @@ def _land_json_elements(con: duckdb.DuckDBPyConnection, source: InputFile, table
     try:
         for position, element in split_json_array(source.path, MAX_RECORD_BYTES):
             if isinstance(element, int):  # the size of an element over the limit
-                source.problems.append(
-                    FileProblem(
-                        position,
-                        "record_too_large",
-                        f"record is {element} bytes; a record may take at most "
-                        f"{MAX_RECORD_BYTES} bytes",
-                    )
-                )
+                source.problems.append(_too_large(position, element, None, "record"))
                 continue
             try:
                 text = element.decode("utf-8")
@@ -896,13 +889,14 @@ def _bounded_lines(handle, oversized: dict[int, tuple[int, str]]):
         yield _OVERSIZED + "\n"
 
 
-def _too_large(line_no: int, size: int, preview: str) -> FileProblem:
-    """A line over MAX_RECORD_BYTES, quarantined with its first characters only."""
+def _too_large(position: int, size: int, preview: str | None, unit: str = "line") -> FileProblem:
+    """A line (or JSON element: `unit`) over MAX_RECORD_BYTES, quarantined with its first
+    characters only (`preview`; none for a JSON element, read in pieces)."""
     return FileProblem(
-        line_no,
+        position,
         "record_too_large",
-        f"line is {size} bytes; a record may take at most {MAX_RECORD_BYTES} bytes",
-        preview + "...",
+        f"{unit} is {size} bytes; a record may take at most {MAX_RECORD_BYTES} bytes",
+        None if preview is None else preview + "...",
     )
 
 

@@ -463,13 +463,7 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
         )
     except RecursionError:
         return None, Rejection("too_deeply_nested", None, "the record is nested too deeply to read")
-    except json.JSONDecodeError as exc:
-        return None, Rejection(
-            "malformed_json",
-            None,
-            f"malformed JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})",
-        )
-    except ValueError as exc:  # a number too long to read
+    except ValueError as exc:  # malformed, or a number too long to read
         return None, Rejection("malformed_json", None, f"malformed JSON ({json_reason(exc)})")
     if not isinstance(data, dict):
         return None, Rejection(

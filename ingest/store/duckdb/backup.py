@@ -107,10 +107,9 @@ def backup(
         _sweep_partials(root)  # under the lock: no other backup of this store is running
         try:
             partial.mkdir()
-            counts = {}
             digests = table_digests(con)  # what the next build compares the store with
-            for table in _tables(con):
-                counts[table] = con.execute(f'select count(*) from "{table}"').fetchone()[0]
+            counts = {table: count for table, (count, _) in digests.items()}
+            for table in counts:
                 con.execute(
                     f"copy (select * from \"{table}\") to '{_sql_path(partial / table)}.parquet'"
                     " (format parquet)"
