@@ -88,6 +88,22 @@ begin
 end;
 $$;
 
+-- A trigger named <table>_<suffix> on public.<table>, replaced if it exists: `definition` is
+-- what follows `create trigger <name>`, with %2$I standing for the table.
+create or replace function itrack.replace_trigger(tbl text, suffix text, definition text)
+returns void
+language plpgsql
+set search_path = ''
+as $$
+declare
+    name text := tbl || '_' || suffix;
+begin
+    execute format('drop trigger if exists %I on public.%I', name, tbl);
+    execute format('create trigger %1$I ' || definition, name, tbl);
+end;
+$$;
+
+revoke all on function itrack.replace_trigger(text, text, text) from public;
 revoke all on function itrack.set_updated_at() from public;
 revoke all on function itrack.touch_process_of_stage() from public;
 revoke all on function itrack.record_status_change() from public;
@@ -97,29 +113,17 @@ revoke all on function itrack.forbid_history_change() from public;
 -- leave alone (every row the service writes: it sets updated_at itself and writes a process
 -- whole, status included) cost no function call: a call of a PL/pgSQL function with a SET
 -- clause is tens of microseconds, a WHEN test a few.
-do $$
-declare
-    name text;
-begin
-    foreach name in array array['candidates', 'interview_processes', 'interview_stages'] loop
-        execute format('drop trigger if exists %1$I on public.%2$I', name || '_set_updated_at', name);
-        execute format(
-            'create trigger %1$I before insert on public.%2$I for each row'
-            ' when (new.updated_at is null) execute function itrack.set_updated_at()',
-            name || '_set_updated_at', name
-        );
-        execute format(
-            'drop trigger if exists %1$I on public.%2$I', name || '_keep_updated_at', name
-        );
-        execute format(
-            'create trigger %1$I before update on public.%2$I for each row'
-            ' when (new.updated_at is not distinct from old.updated_at)'
-            ' execute function itrack.set_updated_at()',
-            name || '_keep_updated_at', name
-        );
-    end loop;
-end
-$$;
+select itrack.replace_trigger(
+    t, 'set_updated_at',
+    'before insert on public.%2$I for each row'
+    ' when (new.updated_at is null) execute function itrack.set_updated_at()'
+), itrack.replace_trigger(
+    t, 'keep_updated_at',
+    'before update on public.%2$I for each row'
+    ' when (new.updated_at is not distinct from old.updated_at)'
+    ' execute function itrack.set_updated_at()'
+)
+from unnest(array['candidates', 'interview_processes', 'interview_stages']) as t;
 
 drop trigger if exists interview_stages_touch_process on public.interview_stages;
 create trigger interview_stages_touch_process
@@ -139,12 +143,26 @@ create trigger interview_processes_status_change
     for each row when (old.status is distinct from new.status)
     execute function itrack.record_status_change();
 
-drop trigger if exists interview_status_history_append_only on public.interview_status_history;
-create trigger interview_status_history_append_only
-    before update or delete on public.interview_status_history
-    for each row execute function itrack.forbid_history_change();
+-- A log made append-only: updates, deletes and truncation refused by triggers (even for the
+-- owner). The status history here; the later logs (corrections, calls, deletions) too.
+create or replace function itrack.make_append_only(tbl text) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+    perform itrack.replace_trigger(
+        tbl, 'append_only',
+        'before update or delete on public.%2$I for each row'
+        ' execute function itrack.forbid_history_change()'
+    );
+    perform itrack.replace_trigger(
+        tbl, 'no_truncate',
+        'before truncate on public.%2$I for each statement'
+        ' execute function itrack.forbid_history_change()'
+    );
+end;
+$$;
 
-drop trigger if exists interview_status_history_no_truncate on public.interview_status_history;
-create trigger interview_status_history_no_truncate
-    before truncate on public.interview_status_history
-    for each statement execute function itrack.forbid_history_change();
+revoke all on function itrack.make_append_only(text) from public;
+
+select itrack.make_append_only('interview_status_history');

@@ -48,34 +48,14 @@ grant execute on function itrack.org_id() to service_role;
 
 -- Per table, the same triggers: deletions logged on the three tables, and the logs made
 -- append-only as the status history is (a trigger refuses even the owner).
-do $$
-declare
-    name text;
-begin
-    foreach name in array array['candidates', 'interview_processes', 'interview_stages'] loop
-        execute format('drop trigger if exists %1$I on public.%2$I', name || '_record_deletion', name);
-        execute format(
-            'create trigger %1$I after delete on public.%2$I'
-            ' for each row execute function itrack.record_deletion()',
-            name || '_record_deletion', name
-        );
-    end loop;
-    foreach name in array array['corrections', 'service_calls', 'deleted_rows'] loop
-        execute format('drop trigger if exists %1$I on public.%2$I', name || '_append_only', name);
-        execute format(
-            'create trigger %1$I before update or delete on public.%2$I'
-            ' for each row execute function itrack.forbid_history_change()',
-            name || '_append_only', name
-        );
-        execute format('drop trigger if exists %1$I on public.%2$I', name || '_no_truncate', name);
-        execute format(
-            'create trigger %1$I before truncate on public.%2$I'
-            ' for each statement execute function itrack.forbid_history_change()',
-            name || '_no_truncate', name
-        );
-    end loop;
-end
-$$;
+select itrack.replace_trigger(
+    t, 'record_deletion',
+    'after delete on public.%2$I for each row execute function itrack.record_deletion()'
+)
+from unnest(array['candidates', 'interview_processes', 'interview_stages']) as t;
+
+select itrack.make_append_only(t)
+from unnest(array['corrections', 'service_calls', 'deleted_rows']) as t;
 
 revoke all on public.service_calls, public.deleted_rows
     from anon, authenticated, service_role, itrack_extract;
