@@ -666,14 +666,7 @@ def _land_json_elements(con: duckdb.DuckDBPyConnection, source: InputFile, table
             except RecursionError:
                 source.problems.append(_too_deep(position))
                 continue
-            except json.JSONDecodeError as exc:
-                source.problems.append(
-                    FileProblem(
-                        position, "malformed_json", f"malformed JSON ({exc.msg})", text[:2000]
-                    )
-                )
-                continue
-            except ValueError as exc:  # a number too long to read
+            except ValueError as exc:  # malformed, or a number too long to read
                 source.problems.append(
                     FileProblem(
                         position,

@@ -826,9 +826,7 @@ def _offer(value: OfferDetails | Mapping[str, Any] | str | None) -> OfferDetails
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise Refused(f"offer details are not valid JSON: {exc.msg} (char {exc.pos})") from None
-        except ValueError as exc:  # a number too long to read
+        except ValueError as exc:  # malformed, or a number too long to read
             raise Refused(f"offer details are not valid JSON: {json_reason(exc)}") from None
         except RecursionError:
             raise Refused("offer details are not valid JSON: nested too deeply") from None
