@@ -49,9 +49,18 @@ FUNNEL_COLUMNS = (
     "in_flight",
 )
 
-# Older names the marts keep for existing queries (README "One concept, one name"): tables show
-# processes_started and offer_accepted_rate only; JSON and CSV keep every column.
+# Second names of one concept (README "One concept, one name"): older names the marts keep for
+# existing queries (= processes_started, offer_accepted_rate) and feeders.json's key
+# candidates_sourced (= processes_started). Tables show one name; JSON and CSV every column.
 COMPANY_ALIASES = ("processes", "acceptance_rate")
+FEEDER_ALIASES = ("candidates_sourced",)
+
+
+def one_name(rows: list[dict[str, Any]], aliases: tuple[str, ...], fmt: Format) -> list[dict]:
+    """`rows` as printed: in a table without the `aliases` columns."""
+    if fmt is not Format.table:
+        return rows
+    return [{k: v for k, v in row.items() if k not in aliases} for row in rows]
 
 
 def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
@@ -136,10 +145,8 @@ def company(name: Annotated[str, typer.Argument(help="Company name.")], *, targe
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
 
     insights = analytics.get_company_hiring_insights(name, db=target.warehouse).to_dict()
-    if target.fmt is Format.table:  # one name per concept; JSON and CSV keep the older aliases
-        for alias in COMPANY_ALIASES:
-            insights.pop(alias)
-    emit([insights], target.fmt, f"company {insights['company_name']}")
+    rows = one_name([insights], COMPANY_ALIASES, target.fmt)
+    emit(rows, target.fmt, f"company {insights['company_name']}")
 
 
 @app.command()
@@ -175,9 +182,7 @@ def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")], *, targe
         rows = analytics.rows(
             con, "select * from mart_feeder_conversion where feeder_source = ?", [known]
         )
-    if target.fmt is Format.table:  # candidates_sourced: the feeders.json key, = processes_started
-        rows = [{k: v for k, v in r.items() if k != "candidates_sourced"} for r in rows]
-    emit(_decode_json(rows), target.fmt, f"feeder {known}")
+    emit(_decode_json(one_name(rows, FEEDER_ALIASES, target.fmt)), target.fmt, f"feeder {known}")
 
 
 @app.command()
