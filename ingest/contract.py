@@ -2,6 +2,11 @@
 
 Ingest (bulk SQL checks are generated from these models, pydantic explains the failures),
 the service layer and the tests all import from here. Change a rule here and every path follows.
+
+A field is absent when a JSON record has no key for it, or when a columnar file (CSV, Parquet:
+every row has every column) has an empty or null cell for it (`ingest/readers.py` lands such a
+cell as a missing key); an absent field takes its default, and a required one is
+`missing_field`. An explicit JSON `null` is a value these models judge.
 """
 
 from __future__ import annotations

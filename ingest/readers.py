@@ -1,8 +1,10 @@
 """Readers: every input format lands as one row per record, `(line_no, raw JSON text)`.
 
 Landing everything as JSON text keeps one validation path for all formats: the bulk SQL checks
-and pydantic both read the same object. Line numbers are physical lines for JSONL, rows for CSV
-(header = line 1) and Parquet, array positions (1-based) for JSON arrays.
+and pydantic both read the same object. In a columnar file (CSV, Parquet) an empty or null cell
+is an absent field, so it lands as a missing key (see "columnar files: null = absent" below).
+Line numbers are physical lines for JSONL, rows for CSV (header = line 1) and Parquet, array
+positions (1-based) for JSON arrays.
 """
 
 from __future__ import annotations
@@ -333,22 +335,75 @@ def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[
 def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
     path = _sql_text(str(source.path))
     names = [r[0] for r in con.execute(f"describe select * from read_parquet({path})").fetchall()]
-    keys = "[" + ", ".join(_sql_text(n) for n in names) + "]::varchar[]"
+    present = _parquet_present(names)
+    # a null cell gives no token (to_json(null) is null) and no key: the field is absent
     picks = ", ".join(
         f"to_json(t.{_ident(f)}) as v_{f}" if f in names else f"null::json as v_{f}" for f in fields
     )
-    # The length of the row as JSON (`to_json(t)`, what the line reader lands): a row over
-    # MAX_RECORD_BYTES marks itself (line_no -1) and the file takes the line reader, which
-    # quarantines it as `record_too_large`.
-    size = " + ".join(
-        f"{len(json.dumps(n, ensure_ascii=False).encode()) + 2}"
-        f" + coalesce(strlen(to_json(t.{_ident(n)})), 4)"
+    # A row over MAX_RECORD_BYTES as JSON marks itself (line_no -1) and the file takes the line
+    # reader, which quarantines it as `record_too_large`.
+    return f"""
+        select case when {_parquet_row_size(names)} > {MAX_RECORD_BYTES} then -1 end as line_no,
+               {_columnar_keys(names, present)} as keys, {picks}
+        from read_parquet({path}) t"""
+
+
+# ---------------------------------------------------------------- columnar files: null = absent
+#
+# In a columnar file (CSV, Parquet) every row has every column, so a record cannot leave a field
+# out: an empty CSV cell or a null Parquet cell is how it says "absent". Every reader of such a
+# file (fast and line) lands that cell as a missing key, and the contract treats it as any
+# absent field: its default (`interviewer_names` = []), None, or `missing_field` when required.
+# JSON and JSONL can leave a key out, so there an explicit null is a value the contract judges.
+
+
+def _columnar_keys(names: list[str], present: dict[str, str]) -> str:
+    """SQL: the key list of a columnar row, the names of its present cells in file order (a row
+    with every cell present has the whole header, without building a list)."""
+    every = "[" + ", ".join(_sql_text(n) for n in names) + "]::varchar[]"
+    if not names:
+        return every
+    return (
+        f"case when {' and '.join(present[n] for n in names)} then {every} else list_filter(["
+        + ", ".join(f"case when {present[n]} then {_sql_text(n)} end" for n in names)
+        + "], lambda k: k is not null) end"
+    )
+
+
+def _parquet_present(names: list[str]) -> dict[str, str]:
+    """SQL per column of a Parquet row `t`: the cell is present (not null)."""
+    return {n: f"(t.{_ident(n)} is not null)" for n in names}
+
+
+def _json_key(name: str) -> str:
+    return json.dumps(name, ensure_ascii=False)
+
+
+def _parquet_row_json(names: list[str], cell_chars: int | None = None) -> str:
+    """SQL: a Parquet row `t` as the JSON text the line reader lands, its present cells in file
+    order, each value as `to_json` spells it; a null cell is left out (absent). With
+    `cell_chars`, each value is cut to that many characters (a preview, not JSON)."""
+    present = _parquet_present(names)
+    members = []
+    for n in names:
+        value = f"to_json(t.{_ident(n)})"
+        if cell_chars is not None:
+            value = f"left({value}, {cell_chars})"
+        members.append(
+            f"case when {present[n]} then {_sql_text(_json_key(n) + ':')} || {value} end"
+        )
+    return f"concat('{{', concat_ws(',', {', '.join(members) or 'null'}), '}}')"
+
+
+def _parquet_row_size(names: list[str]) -> str:
+    """SQL: the length in bytes of `_parquet_row_json(names)`, without building it (a cell may
+    be far over MAX_RECORD_BYTES)."""
+    members = " + ".join(
+        f"coalesce({len(_json_key(n).encode()) + 2} + strlen(to_json(t.{_ident(n)})), 0)"
         for n in names
     )
-    return f"""
-        select case when 1 + {size or 1} > {MAX_RECORD_BYTES} then -1 end as line_no,
-               {keys} as keys, {picks}
-        from read_parquet({path}) t"""
+    # "{" + each present `"key":value,` + "}" minus the last comma; "{}" when none is present
+    return f"greatest(2, 1 + {members or 0})"
 
 
 def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str | None:
@@ -409,13 +464,7 @@ def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[st
             value = f"to_json({x})"
         doubtful[before:] = [f"({present[f]} and {d})" for d in doubtful[before:]]
         picks.append(f"case when {present[f]} then {value} end as v_{f}")
-    # the names of the non-empty cells; a row with every cell filled has the whole header
-    every = "[" + ", ".join(_sql_text(n) for n in header) + "]::varchar[]"
-    key_list = (
-        f"case when {' and '.join(present[n] for n in header)} then {every} else list_filter(["
-        + ", ".join(f"case when {present[n]} then {_sql_text(n)} end" for n in header)
-        + "], lambda k: k is not null) end"
-    )
+    key_list = _columnar_keys(header, present)  # the names of the non-empty cells
     doubt = " or ".join(f"coalesce({d}, false)" for d in doubtful) or "false"
     options = (
         "header=true, delim=',', quote='\"', escape='\"', auto_detect=false, "
@@ -448,21 +497,21 @@ def read_back(
         names = [
             r[0] for r in con.execute("describe select * from read_parquet(?)", [path]).fetchall()
         ]
+        row = _parquet_row_json(names)
         if "file_row_number" in names:  # DuckDB's own name for the row's position: numbered here
             con.execute(
                 f"""insert into {table}
                 select line_no, raw from (select row_number() over () as line_no,
-                                                 to_json(t)::varchar as raw from read_parquet(?) t)
+                                                 {row} as raw from read_parquet(?) t)
                 where line_no in (select unnest(?))""",
                 [path, lines],
             )
             return
-        # Only the wanted rows are turned into JSON (the row as to_json(t) writes it: the same
-        # columns in the same order), found by their position in the file, in parallel.
-        row = "{" + ", ".join(f"{_sql_text(n)}: t.{_ident(n)}" for n in names) + "}"
+        # Only the wanted rows are turned into JSON (as the line reader lands them), found by
+        # their position in the file, in parallel.
         con.execute(
             f"""insert into {table}
-            select file_row_number + 1 as line_no, to_json({row})::varchar as raw
+            select file_row_number + 1 as line_no, {row} as raw
             from read_parquet(?, file_row_number = true) t
             where file_row_number + 1 in (select unnest(?))""",
             [path, lines],
@@ -894,23 +943,39 @@ def _too_large(position: int, size: int, preview: str | None, unit: str = "line"
 
 
 def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
+    """Each row as its JSON object, a null cell left out (a columnar file's absent field).
+
+    A row over MAX_RECORD_BYTES as JSON is quarantined, as a line of the other formats is, with
+    its first characters only: it is never built whole, nor parsed with the rest (which would
+    take several times its size in memory). One projection straight over the file (DuckDB runs
+    out of memory filtering such a row before it is stored)."""
+    path = str(source.path)
     try:
+        names = [
+            r[0] for r in con.execute("describe select * from read_parquet(?)", [path]).fetchall()
+        ]
+        preview = _parquet_row_json(names, 200)
+        con.execute(
+            f"""create or replace temp table parquet_rows as
+            select row_number() over () as line_no, {_parquet_row_size(names)} as size,
+                   case when size > {MAX_RECORD_BYTES} then left({preview}, 200)
+                        else {_parquet_row_json(names)} end as raw
+            from read_parquet(?) as t""",
+            [path],
+        )
+        too_large = con.execute(
+            f"""select line_no, size, raw from parquet_rows where size > {MAX_RECORD_BYTES}
+            order by line_no"""
+        ).fetchall()
         con.execute(
             f"""insert into {table}
-            select row_number() over () as line_no, to_json(t)::varchar as raw
-            from read_parquet(?) as t""",
-            [str(source.path)],
+            select line_no, raw from parquet_rows where size <= {MAX_RECORD_BYTES}"""
         )
+        con.execute("drop table parquet_rows")
     except duckdb.Error as exc:
         raise UserError(f"{source.path}: unreadable Parquet ({str(exc).splitlines()[0]})") from None
-    # A row over MAX_RECORD_BYTES as JSON is quarantined here, as a line of the other formats is:
-    # parsing it with the rest would take several times its size in memory.
-    too_large = f"from {table} where strlen(raw) > {MAX_RECORD_BYTES}"
-    for line_no, size, preview in con.execute(
-        f"select line_no, strlen(raw), left(raw, 200) {too_large} order by line_no"
-    ).fetchall():
+    for line_no, size, preview in too_large:
         source.problems.append(_too_large(line_no, size, preview))
-    con.execute(f"delete {too_large}")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, lines: list[int], raws: list[str]) -> None:

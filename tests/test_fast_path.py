@@ -19,7 +19,7 @@ from ingest import readers
 from ingest.load import ingest_paths
 from itrack.generate import generate, generate_delta
 from tests.conftest import query
-from tests.factories import P1, S1, S2, candidate, offer, process, stage, write_jsonl
+from tests.factories import P1, P2, S1, S2, S3, candidate, offer, process, stage, write_jsonl
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "bad"
 CASES = json.loads((CORPUS / "cases.json").read_text())
@@ -220,3 +220,68 @@ def test_line_numbers_of_a_file_checked_in_parallel(tmp_path, fmt):
     assert query(tmp_path / "w" / "warehouse.duckdb", "select count(*) from candidates") == [
         (rows - len(bad),)
     ]
+
+
+def without_nulls(record: dict) -> str:
+    """The raw text a Parquet row is quarantined with: its non-null cells, compact JSON."""
+    present = {k: v for k, v in record.items() if v is not None}
+    return json.dumps(present, ensure_ascii=False, separators=(",", ":"))
+
+
+def test_null_parquet_cells_are_absent_fields_on_both_paths(tmp_path, monkeypatch):
+    """A columnar file cannot leave a field out, so a null Parquet cell is an absent field (as an
+    empty CSV cell is): an optional field is None, `interviewer_names` takes its default [] and
+    a required field is `missing_field` at its row. A JSONL null stays a value the contract
+    judges (`interviewer_names: null` is refused there)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    processes = [process(recruiter_name=None), process(id=P2, company_name=None)]
+    pq.write_table(pa.Table.from_pylist(processes), folder / "processes.parquet")
+    stages = [
+        stage(interviewer_names=None, feedback_notes=None),
+        stage(id=S2, stage_order=2, feedback_notes="strong"),
+        stage(id=S3, stage_order=3, stage_name=None, feedback_notes=None),
+    ]
+    pq.write_table(pa.Table.from_pylist(stages), folder / "stages.parquet")
+    assert pq.read_table(folder / "stages.parquet").column("interviewer_names").null_count == 1
+    fast, slow, used = run_both(tmp_path, [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert used == [{"candidates.jsonl", "processes.parquet", "stages.parquet"}]
+    db = tmp_path / "slow" / "warehouse.duckdb"
+    assert query(db, "select id::varchar, recruiter_name from interview_processes") == [(P1, None)]
+    assert query(
+        db,
+        "select id::varchar, interviewer_names, feedback_notes from interview_stages order by id",
+    ) == [(S1, [], None), (S2, ["Dana"], "strong")]
+    assert query(
+        db,
+        "select file_path, line_number, record_id, error_code, field, error_message, raw_payload"
+        " from quarantine order by kind",
+    ) == [
+        (
+            str(folder / "processes.parquet"),
+            2,
+            P2,
+            "missing_field",
+            "company_name",
+            "field 'company_name': Field required",
+            without_nulls(processes[1]),
+        ),
+        (
+            str(folder / "stages.parquet"),
+            3,
+            S3,
+            "missing_field",
+            "stage_name",
+            "field 'stage_name': Field required",
+            without_nulls(stages[2]),
+        ),
+    ]
+    # the same null in JSON Lines is a value, and `interviewer_names` may not be null
+    write_jsonl(folder / "stages.jsonl", [stage(id=S3, interviewer_names=None)])
+    summary = ingest_paths([folder / "stages.jsonl"], db=db)
+    assert summary.rejects_by_code == {"wrong_type": 1}
