@@ -24,6 +24,7 @@ from pathlib import Path
 
 from feedback.marts import open_marts
 from ingest.errors import UserError
+from ingest.sqltext import sql_text
 
 TABLES = (
     "fct_interview_processes",
@@ -150,10 +151,10 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
                         f"then '''' || {expr} else {expr} end"
                     )
                 select.append(f"{expr} as {col}")
-            target = str(out / f"{table}.{fmt}").replace("'", "''")
+            target = sql_text(str(out / f"{table}.{fmt}"))
             options = "format parquet" if fmt == "parquet" else "format csv, header true"
             query = f"select {', '.join(select)} from {table}"
-            con.execute(f"copy ({query}) to '{target}' ({options})", _params(query, key))
+            con.execute(f"copy ({query}) to {target} ({options})", _params(query, key))
             counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
             policies[table] = policy
     manifest = {"anonymized": True, "format": fmt, "tables": counts, "columns": policies}

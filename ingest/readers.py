@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from ingest.contract import MODELS, Record, printable, storable
 from ingest.errors import UserError, json_reason
+from ingest.sqltext import sql_text
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -313,16 +314,12 @@ def _size(source: InputFile) -> int:
         return 0
 
 
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
     """One scan of the lines (DuckDB splits them and refuses a malformed one), each parsed as
     the line reader's rows are (`parse_sql`: the field tokens and the key list)."""
     from ingest.validate import compile_model
 
-    path = _sql_text(str(source.path))
+    path = sql_text(str(source.path))
     options = f"format='newline_delimited', maximum_object_size={MAX_OBJECT_BYTES}"
     lines = f"""(select 0::bigint as rec, ''::varchar as file_path, null::bigint as line_no,
                         json as raw
@@ -333,7 +330,7 @@ def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[
 
 
 def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
-    path = _sql_text(str(source.path))
+    path = sql_text(str(source.path))
     names = [r[0] for r in con.execute(f"describe select * from read_parquet({path})").fetchall()]
     present = _parquet_present(names)
     # a null cell gives no token (to_json(null) is null) and no key: the field is absent
@@ -360,12 +357,12 @@ def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: lis
 def _columnar_keys(names: list[str], present: dict[str, str]) -> str:
     """SQL: the key list of a columnar row, the names of its present cells in file order (a row
     with every cell present has the whole header, without building a list)."""
-    every = "[" + ", ".join(_sql_text(n) for n in names) + "]::varchar[]"
+    every = "[" + ", ".join(sql_text(n) for n in names) + "]::varchar[]"
     if not names:
         return every
     return (
         f"case when {' and '.join(present[n] for n in names)} then {every} else list_filter(["
-        + ", ".join(f"case when {present[n]} then {_sql_text(n)} end" for n in names)
+        + ", ".join(f"case when {present[n]} then {sql_text(n)} end" for n in names)
         + "], lambda k: k is not null) end"
     )
 
@@ -389,9 +386,7 @@ def _parquet_row_json(names: list[str], cell_chars: int | None = None) -> str:
         value = f"to_json(t.{_ident(n)})"
         if cell_chars is not None:
             value = f"left({value}, {cell_chars})"
-        members.append(
-            f"case when {present[n]} then {_sql_text(_json_key(n) + ':')} || {value} end"
-        )
+        members.append(f"case when {present[n]} then {sql_text(_json_key(n) + ':')} || {value} end")
     return f"concat('{{', concat_ws(',', {', '.join(members) or 'null'}), '}}')"
 
 
@@ -422,7 +417,7 @@ def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[st
     if len(set(header)) != len(header) or not header:
         return None
     model = MODELS[source.kind]
-    path = _sql_text(str(source.path))
+    path = sql_text(str(source.path))
     columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(header))) + "}"
     cells = [f"c{i}" for i in range(len(header))]
     present = {name: f"(c{i} is not null and c{i} <> '')" for i, name in enumerate(header)}

@@ -35,6 +35,7 @@ from ingest.contract import (
     to_row,
 )
 from ingest.errors import json_reason
+from ingest.sqltext import sql_text
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # Python's str.strip() whitespace: a blank name is refused by `_not_blank`.
@@ -42,10 +43,6 @@ _NOT_WHITESPACE = (
     r"[^\s\x0b\x0c\x1c-\x1f\x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}"
     r"\x{202f}\x{205f}\x{3000}]"
 )
-
-
-def _q(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 # SQL mirrors of the contract's reusable validators, keyed by the function itself.
@@ -63,7 +60,7 @@ _VALIDATOR_SQL: dict[Any, str] = {
         f" and try_cast({{s}} as timestamptz) < '{LATEST.isoformat()}+00:00'::timestamptz"
     ),
     contract.OfferDetails._iso_currency.__func__: "{s} in ("
-    + ", ".join(_q(c) for c in sorted(contract.ISO_4217))
+    + ", ".join(sql_text(c) for c in sorted(contract.ISO_4217))
     + ")",
 }
 
@@ -158,7 +155,7 @@ def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str, str 
             if item.max_length is not None:
                 parts.append(f"length({{s}}) <= {item.max_length}")
             if item.pattern is not None:
-                parts.append(f"regexp_full_match({{s}}, {_q(item.pattern)})")
+                parts.append(f"regexp_full_match({{s}}, {sql_text(item.pattern)})")
         elif type(item).__name__ == "Strict":
             continue
         else:
@@ -170,11 +167,11 @@ def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str, str 
     elif base is int and strict:
         head, typed = "{t} in ('BIGINT', 'UBIGINT')", "try_cast({s} as integer)"
     elif isinstance(base, type) and issubclass(base, StrEnum):
-        values = ", ".join(_q(m.value) for m in base)
+        values = ", ".join(sql_text(m.value) for m in base)
         head, typed = f"{{t}} = 'VARCHAR' and {{s}} in ({values})", "{s}"
     elif base is dt.datetime:
         head = (
-            f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {_q(ISO_DATETIME_PATTERN)})"
+            f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {sql_text(ISO_DATETIME_PATTERN)})"
             " and {c} is not null"
         )
         cast, typed = "try_cast({s} as timestamptz)", "{c}::timestamp"
@@ -185,7 +182,7 @@ def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str, str 
         )
         typed = "{s}"
     elif base is UUID:
-        head = f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {_q(_UUID)})"
+        head = f"{{t}} = 'VARCHAR' and regexp_full_match({{s}}, {sql_text(_UUID)})"
         typed = "try_cast({s} as uuid)"
     elif _is_amount(base):
         head, typed = _AMOUNT_CHECK, "{s}"
@@ -234,7 +231,7 @@ def _field_sql(model: type[BaseModel], name: str, info: FieldInfo) -> FieldSQL:
     if check is not None and extra:
         check = " and ".join([check, *extra])
     if isinstance(info.default, StrEnum):
-        typed = f"coalesce({typed}, {_q(info.default.value)})" if check else typed
+        typed = f"coalesce({typed}, {sql_text(info.default.value)})" if check else typed
     return FieldSQL(name, required, nullable, check, typed or "null", cast)
 
 
@@ -257,7 +254,7 @@ def _only_known_keys_once(keys: str, names: list[str]) -> str:
     """The key list holds only these names, none twice: as many keys as names it contains
     (an unknown or repeated key makes the list longer). Cheaper than filtering the list with
     a lambda and comparing it with its distinct values."""
-    found = " + ".join(f"list_contains({keys}, {_q(n)})::int" for n in names)
+    found = " + ".join(f"list_contains({keys}, {sql_text(n)})::int" for n in names)
     return f"len({keys}) = {found}"
 
 
@@ -363,7 +360,7 @@ class CompiledModel:
                 checks.append(f"({v} is null or {value})")
             else:  # may be absent (it has a default) but not null
                 checks.append(
-                    f"(({v} is null and not list_contains(keys, {_q(f.name)}))"
+                    f"(({v} is null and not list_contains(keys, {sql_text(f.name)}))"
                     f" or ({v} is not null and {value}))"
                 )
         for rule in self.model.sql_checks:

@@ -28,6 +28,7 @@ from pathlib import Path
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import UserError
 from ingest.readers import sha256_of
+from ingest.sqltext import sql_text
 from ingest.store.duckdb.store import connect, open_store, raw_store_path, store_lock, upgrade
 
 MANIFEST = "manifest.json"
@@ -111,7 +112,7 @@ def backup(
             counts = {table: count for table, (count, _) in digests.items()}
             for table in counts:
                 con.execute(
-                    f"copy (select * from \"{table}\") to '{_sql_path(partial / table)}.parquet'"
+                    f'copy (select * from "{table}") to {sql_text(f"{partial / table}.parquet")}'
                     " (format parquet)"
                 )
             manifest = {
@@ -185,10 +186,6 @@ def _prune(root: Path, keep: int) -> None:
     snapshots = _snapshots(root)
     for old in snapshots[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def verify(snapshot: Path, sign_key: bytes | None = None) -> dict:
