@@ -468,12 +468,14 @@ class InterviewService:
         with self._write("complete", at) as call:
             process = call.repo.get_interview_by_id(interview_id)
             _check_at(call, process)
+            extended = False  # moved to offer_extended with the details in this call
             if offer is not None:
                 process = process.model_copy(update={"offer_details": offer})
                 if process.status is not S.OFFER_EXTENDED:
-                    process = self._move(call, process, S.OFFER_EXTENDED)
+                    process, extended = self._move(call, process, S.OFFER_EXTENDED), True
             if offer is not None and target is S.OFFER_EXTENDED:
-                saved = self._touch(call, process)
+                # the move saved the details; else they revise an extended offer
+                saved = process if extended else self._touch(call, process)
             else:
                 saved = self._move(call, process, target, final_outcome=final_outcome)
         return CompletedProcess.model_validate({**saved.model_dump(), "feedback": call.feedback})
