@@ -1,8 +1,8 @@
 """`itrack build`: the nightly pipeline, safe for analysts holding the warehouse open.
 
-backup raw store -> ingest -> snapshot of the raw store -> copy the published warehouse to
-data/.build/ -> dbt build there (reading the snapshot) -> feedback (reads the build file) ->
-publish with one atomic rename, together with feeders.json -> HTML report.
+backup raw store -> ingest -> snapshot of the raw store -> a new build file in data/.build/
+(with the published seeds) -> dbt build there (reading the snapshot) -> feedback (reads the build
+file) -> publish with one atomic rename, together with feeders.json -> HTML report.
 
 First, before it copies or writes anything, a build decides whether it can change anything:
 with every input file loaded already (path, size, mtime) and the raw store, the dbt project and
@@ -221,10 +221,11 @@ def _build_locked(
     building = build_dir(warehouse) / f"{warehouse.stem}.{run_id}.duckdb"
     try:
         snapshot_raw_store(raw_store, snapshot, wait_seconds)
-        # (when the raw store differed from the last build's before ingest: no second scan)
+        # No second scan when the answer is known: the raw store differed from the last
+        # build's before ingest, or this ingest inserted or changed rows of the sources
         fingerprint = (
             None
-            if check.build_current is False
+            if check.build_current is False or _ingest_changed(result.ingest)
             else build_fingerprint(warehouse, outputs, snapshot)
         )
         if fingerprint is not None and fingerprint == _last_fingerprint(warehouse):
@@ -234,11 +235,11 @@ def _build_locked(
                 out.append("skipped: nothing changed since the last build")
             return
         with _step(result, "dbt build", note) as out:
-            _fresh_build_file(warehouse, building)
-            # incremental models keep rows computed by the SQL of their day: any change to the
-            # project (a model, a macro, a seed) rebuilds everything with the current one
+            # seeds are loaded by a full refresh, which any change to the project (a model, a
+            # macro, a seed) triggers; otherwise the build file takes the published ones
             project = project_state()
             full_refresh = project != _remembered(warehouse, "project")
+            full_refresh |= not _fresh_build_file(warehouse, building, keep_seeds=not full_refresh)
             result.dbt_nodes = _dbt_build(building, snapshot, raw_store, noted, full_refresh)
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
@@ -343,7 +344,8 @@ class Unchanged:
 
     inputs_loaded: bool = False  # every input file loaded already (path, size, mtime)
     # the raw store's sources, the dbt project and the outputs as the last build left them
-    # (None: not known before ingest, e.g. an extract; the snapshot decides)
+    # (None: not known before ingest, e.g. an extract or an input file not loaded yet; the
+    # ingest's counts or a scan of the snapshot decide)
     build_current: bool | None = None
     backup_current: bool = False  # the raw store equals the newest backup
 
@@ -358,7 +360,8 @@ def _unchanged(
 ) -> Unchanged:
     """Whether the inputs are loaded already and the raw store (one scan of its tables, under
     the writer lock so no write is half done), the project and the outputs are as the last
-    published build and the newest backup recorded them. An extract (`--from`) always runs."""
+    published build and the newest backup recorded them. An extract (`--from`) always runs;
+    with an input file not loaded yet the build runs too, and the raw store is not scanned."""
     raw_store = raw_store_path(warehouse)
     last = _last_fingerprint(warehouse)
     wal = raw_store.with_name(raw_store.name + ".wal")
@@ -375,13 +378,16 @@ def _unchanged(
     with store_lock(raw_store, wait_seconds):
         con = connect(raw_store, read_only=True)
         try:
-            loaded = already_loaded(paths or [], con)
+            if not already_loaded(paths or [], con):
+                # the build ingests, backs up and then learns from the ingest (or one scan of
+                # the snapshot) whether anything changed: this scan would decide nothing
+                return Unchanged()
             digests = table_digests(con)
             state = _source_digests(con, digests)
         finally:
             con.close()
     return Unchanged(
-        inputs_loaded=loaded,
+        inputs_loaded=True,
         build_current=_fingerprint(state, warehouse, outputs) == last,
         backup_current=take_backup
         and newest_fingerprint(default_backup_dir(warehouse)) == content_fingerprint(digests),
@@ -479,12 +485,44 @@ def _remove_db(path: Path) -> None:
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
 
 
-def _fresh_build_file(warehouse: Path, building: Path) -> None:
-    """A private copy of the published warehouse: incremental models keep their state, and the
-    published file is never opened for writing (an analyst may hold it open read-only)."""
+def _ingest_changed(run: RunSummary | None) -> bool:
+    """Whether an ingest inserted or changed source rows (then the raw store's digests moved)."""
+    return run is not None and run.total("inserted") + run.total("updated") > 0
+
+
+def _fresh_build_file(warehouse: Path, building: Path, keep_seeds: bool) -> bool:
+    """A new, private build file; with `keep_seeds` it holds the published warehouse's seed
+    tables (every table outside the models' schema `main`), which a build without
+    --full-refresh does not load. No model is incremental, so nothing else is taken over: a
+    copy of the whole published file cost a second at 1M and left the old tables' blocks free
+    in the next published file (293 MB became 568 MB after one build at 1M). The published file
+    is only read (an analyst may hold it open read-only). Returns whether the file has the
+    seeds: not when they were not asked for, or when a process holds the published file open
+    for writing (it cannot be attached then; the build loads the seeds itself)."""
+    import duckdb
+
+    from ingest.sqltext import sql_text
+
+    _remove_db(building)
     building.parent.mkdir(parents=True, exist_ok=True)
-    if warehouse.exists():
-        shutil.copy2(warehouse, building)
+    con = duckdb.connect(str(building))
+    try:
+        if not (keep_seeds and warehouse.exists()):
+            return False
+        try:
+            con.execute(f"attach {sql_text(str(warehouse))} as published (read_only)")
+        except duckdb.IOException:  # "Could not set lock on file": a writer holds it
+            return False
+        seeds = con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = 'published' and schema_name <> 'main' order by all"
+        ).fetchall()
+        for schema, table in seeds:
+            con.execute(f'create schema if not exists "{schema}"')
+            con.execute(f'create table "{schema}"."{table}" as from published."{schema}"."{table}"')
+        return bool(seeds)
+    finally:
+        con.close()
 
 
 def _dbt_build(

@@ -119,3 +119,68 @@ def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path):
         assert published.execute(
             "select count(*) from stg_itrack__candidates where full_name = 'Changed By Hand'"
         ).fetchone() == (1,)
+
+
+def _seeds_and_free_blocks(db) -> tuple[dict[str, list[tuple]], int]:
+    """The published warehouse's seed tables (schema, name -> sorted rows) and free blocks."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        seeds = {
+            f"{schema}.{table}": sorted(con.execute(f'from "{schema}"."{table}"').fetchall())
+            for schema, table in con.execute(
+                "select schema_name, table_name from duckdb_tables() "
+                "where schema_name <> 'main' order by all"
+            ).fetchall()
+        }
+        free = con.execute("select free_blocks from pragma_database_size()").fetchone()[0]
+        return seeds, free
+    finally:
+        con.close()
+
+
+def test_a_build_on_a_published_warehouse_builds_a_new_file_with_its_seeds(tmp_path, monkeypatch):
+    """A build with the project unchanged loads no seeds: its build file starts with the
+    published warehouse's seed tables and nothing else (no copy of the whole file, whose
+    replaced tables would stay behind as free blocks in the next published file). Its ingest
+    inserted rows, so the raw store is not scanned a second time to find out whether it
+    changed: one fingerprint, the one kept for the next build."""
+    import itrack.pipeline as pipeline
+
+    generate(tmp_path / "day1", 120, seed=4)
+    db = tmp_path / "warehouse.duckdb"
+    quiet = {**QUIET, "write_html": False}
+    first = run_build([tmp_path / "day1"], db=db, **quiet)
+    assert len([n for n in first.dbt_nodes if n.startswith("seed.")]) == 4
+    seeds, _ = _seeds_and_free_blocks(db)
+    assert sorted(seeds) == [
+        "main_reference.canonical_stage_types",
+        "main_reference.feedback_stop_words",
+        "main_reference.interview_statuses",
+        "main_reference.stage_types",
+    ]
+    assert seeds["main_reference.canonical_stage_types"] == [
+        ("onsite", 3),
+        ("phone_screen", 1),
+        ("technical", 2),
+    ]
+
+    fingerprints = []
+
+    def counted(*args, **kwargs):
+        fingerprints.append(args)
+        return build_fingerprint(*args, **kwargs)
+
+    build_fingerprint = pipeline.build_fingerprint
+    monkeypatch.setattr(pipeline, "build_fingerprint", counted)
+    generate(tmp_path / "day2", 130, seed=4)  # the same 120 processes and 10 new ones
+    second = run_build([tmp_path / "day2"], db=db, **quiet)
+    assert second.ingest is not None and second.ingest.total("inserted") > 0
+    assert [n for n in second.dbt_nodes if n.startswith("seed.")] == []
+    assert len(fingerprints) == 1
+    after, free_blocks = _seeds_and_free_blocks(db)
+    assert after == seeds
+    # a copy of the first file would leave every rebuilt table's old blocks free (about as
+    # many as it used); only the feedback-runs table, rebuilt after dbt, frees one
+    assert free_blocks <= 1

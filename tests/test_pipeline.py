@@ -56,6 +56,31 @@ def test_reader_holding_the_warehouse_open_during_a_build(tmp_path):
     assert rows(db, "select count(*) from fct_interview_processes") == [(260,)]
 
 
+def test_a_process_writing_the_published_warehouse_does_not_stop_a_build(tmp_path):
+    """The build file takes the published warehouse's seeds by attaching it read-only; a
+    process holding it open for writing (DuckDB's default mode) refuses that, and the build
+    then loads the seeds itself."""
+    generate(tmp_path / "day1", 200, seed=1)
+    generate(tmp_path / "day2", 260, seed=1)
+    db = tmp_path / "warehouse.duckdb"
+    run_build([tmp_path / "day1"], db=db, **QUIET)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", READER.replace(", read_only=True", ""), str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert int(writer.stdout.readline()) == 200
+        second = run_build([tmp_path / "day2"], db=db, **QUIET)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert len([n for n in second.dbt_nodes if n.startswith("seed.")]) == 4
+    assert rows(db, "select count(*) from fct_interview_processes") == [(260,)]
+    assert rows(db, "select count(*) from main_reference.interview_statuses") == [(7,)]
+
+
 def test_failing_dbt_test_stops_before_publishing(tmp_path):
     generate(tmp_path / "in", 50, seed=3)
     db = tmp_path / "warehouse.duckdb"
