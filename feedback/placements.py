@@ -13,13 +13,26 @@ from feedback.atomic import dumps_indented, read_regular, write_atomic
 from ingest.contract import PlacementRecord
 from ingest.errors import UserError, json_reason
 
+# What the placements file is rendered from: one row per accepted process
+PLACEMENT_ROWS = """
+    select candidate_id, company_name, role_title, placed_at, offer_details
+    from fct_interview_processes where is_placement"""
+
+
+def placements_digest(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+    """(placements, a digest of their rows: count and sum of row hashes, one scan). The file
+    is a function of these rows alone, so an equal digest renders the same bytes."""
+    count, total = con.execute(
+        f"select count(*), coalesce(sum(hash(p)::hugeint), 0)::varchar from ({PLACEMENT_ROWS}) p"
+    ).fetchone()
+    return count, f"{count}/{total}"
+
 
 def placements_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
     """candidate id -> placement records sorted by date (then company, role)."""
-    rows = con.execute("""
-        select candidate_id, company_name, role_title, placed_at, offer_details
-        from fct_interview_processes where is_placement
-        order by candidate_id, placed_at, company_name, role_title""").fetchall()
+    rows = con.execute(
+        f"{PLACEMENT_ROWS} order by candidate_id, placed_at, company_name, role_title"
+    ).fetchall()
     history: dict[str, list[dict[str, Any]]] = {}
     for candidate_id, company, role, placed_at, offer in rows:
         record = PlacementRecord(

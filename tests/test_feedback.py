@@ -273,3 +273,62 @@ def test_outputs_are_readable_by_other_users(wh):
     feed(wh)
     for name in ("feeders.json", "placements.json"):
         assert (wh.parent / name).stat().st_mode & 0o044 == 0o044  # group and others read
+
+
+def test_placements_are_rendered_only_when_their_rows_or_the_file_changed(
+    wh, tmp_path, monkeypatch
+):
+    """The placements file is a function of the accepted processes' rows: with the rows'
+    digest the last run logged and the file still holding the bytes it wrote, a run renders
+    nothing; a file edited or deleted by hand, or a new placement, renders it again, and the
+    file is then byte for byte what --full writes."""
+    import duckdb
+
+    import feedback.service as service
+    from ingest.service import InterviewService
+    from ingest.store.duckdb.repository import DuckDBInterviewStore
+
+    rendered: list[int] = []
+    render = service.placements_from_marts
+
+    def counted(con):
+        rendered.append(1)
+        return render(con)
+
+    monkeypatch.setattr(service, "placements_from_marts", counted)
+    placements = wh.parent / "placements.json"
+    con = duckdb.connect(str(wh), read_only=True)
+    accepted = con.execute(
+        "select count(*) from fct_interview_processes where status = 'offer_accepted'"
+    ).fetchone()[0]
+    con.close()
+    first = feed(wh)
+    written = placements.read_bytes()
+    assert (len(rendered), first.placements_written, first.placements) == (1, True, accepted)
+    again = feed(wh)
+    assert (len(rendered), again.placements_written, again.placements) == (1, False, accepted)
+    assert placements.read_bytes() == written
+
+    placements.write_text("{}\n")  # by hand
+    edited = feed(wh)
+    assert (len(rendered), edited.placements_written) == (2, True)
+    assert placements.read_bytes() == written
+    placements.unlink()
+    feed(wh)
+    assert len(rendered) == 3 and placements.read_bytes() == written
+
+    con = duckdb.connect(str(raw_store_path(wh)), read_only=True)
+    pid = con.execute(
+        "select min(id) from interview_processes where status = 'offer_extended'"
+    ).fetchone()[0]
+    con.close()
+    InterviewService(DuckDBInterviewStore(wh)).complete_interview_process(pid, "offer_accepted")
+    _rebuild(wh)
+    changed = feed(wh)
+    assert (len(rendered), changed.placements_written, changed.placements) == (
+        4,
+        True,
+        accepted + 1,
+    )
+    run_feedback_into(wh, tmp_path / "full", now=NOW, full=True)
+    assert (tmp_path / "full" / "placements.json").read_bytes() == placements.read_bytes()
