@@ -11,7 +11,8 @@ from feedback.html_report import MAX_BINS, decision_bins, nice_step, time_to_dec
 def _warehouse(days_and_status: list[tuple[int | None, str]]) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("create table fct_interview_processes (days_to_decision bigint, status varchar)")
-    con.executemany("insert into fct_interview_processes values (?, ?)", days_and_status)
+    if days_and_status:
+        con.executemany("insert into fct_interview_processes values (?, ?)", days_and_status)
     return con
 
 
@@ -39,8 +40,12 @@ def test_bins_are_counted_in_sql():
 
 def test_the_chart_embeds_no_row_level_data():
     statuses = ["offer_accepted", "offer_declined", "rejected_by_company", "candidate_withdrew"]
-    rows = [(i % 400, statuses[i % 4]) for i in range(50_000)]
-    con = _warehouse(rows)
+    con = _warehouse([])
+    # 50,000 processes: day i % 400, status i % 4 (made in SQL: executemany takes ~0.5 ms a row)
+    con.execute(
+        "insert into fct_interview_processes select i % 400, (?)[i % 4 + 1] from range(50000) t(i)",
+        [statuses],
+    )
     spec = time_to_decision_chart(con).to_dict()
     values = spec["data"]["values"]
     assert len(values) <= MAX_BINS * len(statuses)
