@@ -83,8 +83,13 @@ class RunSummary:
         return sum(getattr(f, name) for f in self.files)
 
     @property
+    def changed(self) -> int:
+        """Records that inserted or changed a row of the store."""
+        return self.total("inserted") + self.total("updated")
+
+    @property
     def accepted(self) -> int:
-        return self.total("inserted") + self.total("updated") + self.total("unchanged")
+        return self.changed + self.total("unchanged")
 
     @property
     def rejected(self) -> int:

@@ -331,7 +331,7 @@ def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[
 
 def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
     path = sql_text(str(source.path))
-    names = [r[0] for r in con.execute(f"describe select * from read_parquet({path})").fetchall()]
+    names = _parquet_columns(con, str(source.path))
     present = _parquet_present(names)
     # a null cell gives no token (to_json(null) is null) and no key: the field is absent
     picks = ", ".join(
@@ -365,6 +365,11 @@ def _columnar_keys(names: list[str], present: dict[str, str]) -> str:
         + ", ".join(f"case when {present[n]} then {sql_text(n)} end" for n in names)
         + "], lambda k: k is not null) end"
     )
+
+
+def _parquet_columns(con: duckdb.DuckDBPyConnection, path: str) -> list[str]:
+    """The column names of a Parquet file, in file order."""
+    return [r[0] for r in con.execute("describe select * from read_parquet(?)", [path]).fetchall()]
 
 
 def _parquet_present(names: list[str]) -> dict[str, str]:
@@ -489,9 +494,7 @@ def read_back(
             [path, lines],
         )
     elif source.fmt == "parquet":
-        names = [
-            r[0] for r in con.execute("describe select * from read_parquet(?)", [path]).fetchall()
-        ]
+        names = _parquet_columns(con, path)
         row = _parquet_row_json(names)
         if "file_row_number" in names:  # DuckDB's own name for the row's position: numbered here
             con.execute(
@@ -946,9 +949,7 @@ def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str)
     out of memory filtering such a row before it is stored)."""
     path = str(source.path)
     try:
-        names = [
-            r[0] for r in con.execute("describe select * from read_parquet(?)", [path]).fetchall()
-        ]
+        names = _parquet_columns(con, path)
         preview = _parquet_row_json(names, 200)
         con.execute(
             f"""create or replace temp table parquet_rows as

@@ -212,7 +212,7 @@ def _build_locked(
                 f"run {result.ingest.run_id}: {result.ingest.accepted} accepted, "
                 f"{result.ingest.rejected} rejected"
             )
-            if result.ingest.total("inserted") + result.ingest.total("updated") == 0:
+            if result.ingest.changed == 0:
                 out.append("no new records")
     run_id = new_run_id("build")
     # a fixed path per warehouse (one build at a time holds it): dbt's vars stay the same from
@@ -225,7 +225,7 @@ def _build_locked(
         # build's before ingest, or this ingest inserted or changed rows of the sources
         fingerprint = (
             None
-            if check.build_current is False or _ingest_changed(result.ingest)
+            if check.build_current is False or (result.ingest is not None and result.ingest.changed)
             else build_fingerprint(warehouse, outputs, snapshot)
         )
         if fingerprint is not None and fingerprint == _last_fingerprint(warehouse):
@@ -483,11 +483,6 @@ def snapshot_raw_store(raw_store: Path, snapshot: Path, wait_seconds: float = 0.
 def _remove_db(path: Path) -> None:
     path.unlink(missing_ok=True)
     path.with_name(path.name + ".wal").unlink(missing_ok=True)
-
-
-def _ingest_changed(run: RunSummary | None) -> bool:
-    """Whether an ingest inserted or changed source rows (then the raw store's digests moved)."""
-    return run is not None and run.total("inserted") + run.total("updated") > 0
 
 
 def _fresh_build_file(warehouse: Path, building: Path, keep_seeds: bool) -> bool:
