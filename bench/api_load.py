@@ -4,11 +4,14 @@ target p95 < 50 ms on PostgreSQL. Each run also checks that every acknowledged w
 exactly once with its complete status history (a failed check fails the run: exit 1).
 
     python bench/api_load.py [--clients 20] [--seconds 20] [--store duckdb|postgres|both]
+                             [--workers 2] [--history 5000]
                              [--pg-dsn DSN] [--out bench/api_results.json]
 
 The server is a real `itrack serve`-equivalent process (`python -m itrack.api.serve`) on
-127.0.0.1; the clients are threads in this process. PostgreSQL: `--pg-dsn` (an admin DSN: a
-throw-away database is created, migrated and dropped), default the local server.
+127.0.0.1 with its default threads; the clients are coroutines in this process. PostgreSQL:
+`--pg-dsn` (an admin DSN: a throw-away database is created, migrated and dropped), default the
+local server; the server runs `--workers` processes (`itrack serve --workers 2`: one per core
+here) over an organization with `--history` past processes, analyzed (a database in use).
 """
 
 from __future__ import annotations
@@ -34,17 +37,32 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--store", choices=["duckdb", "postgres", "both"], default="both")
     parser.add_argument("--pg-dsn", default="postgresql://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--workers", type=int, default=2, help="PostgreSQL server processes")
+    parser.add_argument("--threads", type=int, default=None, help="server threads per process")
+    parser.add_argument("--history", type=int, default=5000, help="past processes (PostgreSQL)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "api_results.json")
     args = parser.parse_args()
     stores = ["duckdb", "postgres"] if args.store == "both" else [args.store]
     results, failed = {}, False
     for store in stores:
         with tempfile.TemporaryDirectory(prefix="itrack-api-bench-") as tmp:
-            target = getattr(support, f"{store}_target")
-            with target(Path(tmp), args.pg_dsn) as (base, headers, candidates, read_back):
+            target = (
+                support.postgres_target(
+                    Path(tmp), args.pg_dsn, args.workers, args.history, args.threads
+                )
+                if store == "postgres"
+                else support.duckdb_target(Path(tmp))
+            )
+            with target as (base, headers, candidates, read_back):
                 load = run_load(base, headers, candidates, args.clients, args.seconds)
             problems = check_stored(load, *read_back())
         summary = load.summary()
+        if store == "postgres":
+            summary["server"] = {
+                "workers": args.workers,
+                "threads": args.threads or "default",
+                "history_processes": args.history,
+            }
         summary["lost_or_duplicated"] = problems[:10]
         for kind in ("read", "write"):
             p95 = summary.get(kind, {}).get("p95_ms")

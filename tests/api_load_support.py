@@ -117,9 +117,13 @@ def postgres_stored(dsn: str) -> tuple[dict, dict, set, dict]:
 
 
 @contextmanager
-def postgres_target(tmp: Path, pg_admin: str | None) -> Iterator[Target]:
-    """A throw-away migrated database with 200 candidates of organization ORG; the server acts
-    for the clients' lead token (row-level security on every statement)."""
+def postgres_target(
+    tmp: Path, pg_admin: str | None, workers: int = 1, history: int = 0, threads: int | None = None
+) -> Iterator[Target]:
+    """A throw-away migrated database with 200 candidates of organization ORG and `history`
+    past processes (two passed stages each), analyzed; the server (`workers` processes of
+    `threads` threads, else the default) acts for the clients' lead token (row-level security
+    on every statement)."""
     from tests import pg
     from tests.api_support import seed_pg_candidates
 
@@ -128,7 +132,35 @@ def postgres_target(tmp: Path, pg_admin: str | None) -> Iterator[Target]:
     held: dict[str, tuple] = {}
     with pg.database(pg_admin) as dsn:
         seed_pg_candidates(dsn, candidates)
+        seed_pg_history(dsn, history, sorted(candidates))
         args = ("--db", str(tmp / "warehouse.duckdb"), "--store", "postgres", "--pg-dsn", dsn)
+        args += ("--workers", str(workers), *(("--threads", str(threads)) if threads else ()))
         with server(*args, "--jwt-secret", SECRET, "--org", ORG) as (base, _log):
             yield base, lead(), sorted(candidates), lambda: held["stored"]
         held["stored"] = postgres_stored(dsn)
+
+
+def seed_pg_history(dsn: str, processes: int, candidates: list[str]) -> None:
+    """`processes` past processes of organization ORG (a month old, two passed stages each),
+    then ANALYZE, as a database in use is: autovacuum analyzes a table soon after it grows. On a
+    new, empty table the planner takes the organization's index for a lookup by id (to it, the
+    table is a page), and a pooled connection keeps that plan of its prepared statements until
+    statistics change it: every lookup then reads all of the organization's rows."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if processes:
+            conn.execute(
+                "insert into interview_processes (id, organization_id, candidate_id,"
+                " company_name, role_title, created_at)"
+                " select gen_random_uuid(), %s, (%s::text[])[1 + g %% cardinality(%s::text[])],"
+                " 'Past Co ' || g %% 50, 'Engineer', now() - interval '30 days'"
+                " from generate_series(1, %s) as g",
+                [ORG, candidates, candidates, processes],
+            )
+            conn.execute(
+                "insert into interview_stages (id, organization_id, interview_process_id,"
+                " stage_name, stage_order, outcome, created_at, updated_at)"
+                " select gen_random_uuid(), p.organization_id, p.id, s.name, s.stage_order,"
+                " 'passed', p.created_at, p.created_at from interview_processes as p cross join"
+                " (values (1, 'Phone Screen'), (2, 'Technical Interview')) as s (stage_order, name)"
+            )
+        conn.execute("analyze")

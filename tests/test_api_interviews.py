@@ -641,3 +641,23 @@ def test_busy_postgres_pool_and_row_lock_are_503_with_retry_after(tmp_path, pg_f
         done = api.put(f"/interviews/{process_id}", json={"status": "on_hold"}, headers=lead())
         assert done.status_code == 200, done.text
         assert env.history(process_id) == [(None, "in_progress"), ("in_progress", "on_hold")]
+
+
+def test_a_request_that_waited_too_long_for_a_thread_is_503_and_not_run(tmp_path):
+    """The server's threads (`--threads`, here 1) all taken for longer than `wait_seconds`: a
+    request queued behind them answers 503 + Retry-After when its turn comes, and its change
+    is not made (its client was told to retry)."""
+    with store_env("duckdb", tmp_path) as env, client(env.db, threads=1, wait_seconds=0.3) as api:
+        process_id = new_process(api)["id"]
+        release = threading.Event()
+        busy = api.app.state.workers.submit(release.wait, 30)  # the only thread, taken
+        timer = threading.Timer(0.6, release.set)
+        timer.start()
+        r = api.put(f"/interviews/{process_id}", json={"status": "on_hold"}, headers=lead())
+        timer.join()
+        assert busy.result(timeout=5) is True
+        err = assert_error(r, 503, contains="every worker thread was taken")
+        assert (r.headers["retry-after"], err["code"]) == ("2", "busy")
+        assert env.history(process_id) == [(None, "in_progress")]
+        done = api.put(f"/interviews/{process_id}", json={"status": "on_hold"}, headers=lead())
+        assert done.status_code == 200, done.text

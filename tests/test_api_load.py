@@ -78,15 +78,19 @@ def test_concurrent_lifecycles_with_an_ingest_beside_lose_nothing(tmp_path: Path
 
 
 def test_concurrent_lifecycles_on_postgres_lose_nothing(tmp_path: Path, pg_server: str):
-    """The same lifecycles on PostgreSQL, every request under the caller's row-level security:
-    row locks serialise the changes of one process, nothing acknowledged is lost or doubled."""
-    with postgres_target(tmp_path, pg_server) as (base, headers, candidates, read_back):
+    """The same lifecycles on PostgreSQL, every request under the caller's row-level security,
+    served by two processes (`--workers 2`) over an organization with a history: row locks
+    serialise the changes of one process, nothing acknowledged is lost or doubled."""
+    target = postgres_target(tmp_path, pg_server, workers=2, history=300)
+    with target as (base, headers, candidates, read_back):
         result = run_load(base, headers, candidates, clients=8, seconds=4)
     assert result.errors == [], result.errors[:5]
     assert len(result.processes) >= 8
     # a client finishes the lifecycle it is in when the time is up: every one completed
     assert [len(p.statuses) for p in result.processes] == [3] * len(result.processes)
-    assert check_stored(result, *read_back()) == []
+    stored = read_back()
+    assert check_stored(result, *stored) == []
+    assert len(stored[0]) == 300 + len(result.processes)  # the history, and the load's
 
 
 @pytest.mark.slow

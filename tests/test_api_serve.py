@@ -135,3 +135,63 @@ def test_loopback_addresses(host):
 
     assert is_loopback(host)
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.5")
+
+
+def test_workers_need_the_postgres_store():
+    done = run("serve", "--workers", "2", ITRACK_JWT_SECRET=SECRET)
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error: --workers 2 needs the PostgreSQL store (ITRACK_STORE=postgres): the embedded "
+        "DuckDB store has one writing process, so it is served by one"
+    )
+
+
+def _served_by(server_pid: int) -> dict[int, int]:
+    """Established client connections per process of the server (its children)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    counts = {}
+    for child in map(int, children):
+        inodes = {
+            os.readlink(f"/proc/{child}/fd/{fd}")
+            for fd in os.listdir(f"/proc/{child}/fd")
+            if os.readlink(f"/proc/{child}/fd/{fd}").startswith("socket:")
+        }
+        counts[child] = len(inodes)
+    return counts
+
+
+def test_itrack_serve_workers_on_postgres_share_the_connections(tmp_path: Path, pg_fresh: str):
+    """`itrack serve --workers 2`: two processes, each on its own SO_REUSEPORT socket, so a
+    burst of keep-alive clients is spread over both (uvicorn's shared socket gives one all of
+    them); both serve the same database, and SIGINT stops both cleanly."""
+    from tests.api_support import lead, seed_pg_candidates
+
+    seed_pg_candidates(pg_fresh, {"cand-1": "referral"})
+    pg = {"ITRACK_STORE": "postgres", "ITRACK_PG_DSN": pg_fresh, "ITRACK_JWT_SECRET": SECRET}
+    proc, base = serve(tmp_path / "warehouse.duckdb", "--workers", "2", **pg)
+    try:
+        time.sleep(1.0)  # both processes listening (the first answered /health)
+        before = _served_by(proc.pid)
+        assert len(before) == 2
+        clients = [httpx.Client(base_url=base, headers=lead()) for _ in range(40)]
+        made = [
+            c.post(
+                "/interviews",
+                json={"candidate_id": "cand-1", "company_name": "Acme", "role_title": "SWE"},
+            )
+            for c in clients
+        ]
+        assert [r.status_code for r in made] == [201] * 40
+        after = _served_by(proc.pid)
+        opened = {pid: after[pid] - before[pid] for pid in after}
+        assert sum(opened.values()) == 40
+        assert min(opened.values()) >= 5, opened  # 40 hashed over 2: never (nearly) all on one
+        # every process reads what any of them wrote
+        assert {c.get(made[0].headers["location"]).status_code for c in clients} == {200}
+        for c in clients:
+            c.close()
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
+    assert "Traceback" not in out
+    assert out.count("Application startup complete") == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,13 @@ class ApiConfig:
     jwt_secret: str | None = None
     no_auth: bool = False
     organization_id: str | None = None
-    wait_seconds: float = 2.0  # how long a request waits for the store, then 503
+    wait_seconds: float = 2.0  # how long a request waits for a thread or the store, then 503
     feeders_path: Path | None = None
-    pg_pool_size: int = 20  # PostgreSQL connections of the server (one per request in flight)
+    # Threads running the blocking endpoints, per server process (`itrack serve --threads`).
+    # Few: each thread hop and every database round trip of a thread is a GIL hand-over,
+    # and past a few threads those cost more than the extra concurrency gains (bench/README).
+    threads: int = 4
+    pg_pool_size: int | None = None  # PostgreSQL connections per process; None: `threads`
 
 
 def is_loopback(host: str) -> bool:
@@ -54,7 +59,8 @@ def make_backend(config: ApiConfig):
     if config.store == "postgres":
         from itrack.api.backend import PostgresBackend
 
-        return PostgresBackend(config.pg_dsn, config.pg_pool_size, config.wait_seconds)
+        pool_size = config.pg_pool_size or config.threads  # a thread holds one at a time
+        return PostgresBackend(config.pg_dsn, pool_size, config.wait_seconds)
     from itrack.api.backend import DuckDBBackend
 
     return DuckDBBackend(config.db, config.wait_seconds, config.organization_id)
@@ -67,6 +73,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
+        app.state.workers.shutdown(wait=True)
         app.state.backend.close()
 
     app = FastAPI(
@@ -76,6 +83,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.config = config
+    app.state.workers = ThreadPoolExecutor(config.threads, thread_name_prefix="itrack-api")
     app.state.backend = make_backend(config)
     errors.install(app)
     app.include_router(health.router)

@@ -6,8 +6,8 @@ import asyncio
 import contextvars
 import functools
 import inspect
+import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel
 
+from ingest.errors import StoreBusyError
 from ingest.service import FeedbackStatus
 from itrack.api.auth import Principal, current_principal, require_writer
 from itrack.api.backend import run_feedback
@@ -26,25 +27,34 @@ READ_ERRORS = error_responses(401, 403, 404, 422, 503)
 WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 503)
 
 
-# The worker threads of the blocking endpoints (as many as Starlette's thread pool allows).
-_WORKERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="itrack-api")
-
-
 def one_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """A blocking endpoint run in one worker-thread hop. FastAPI runs a sync endpoint in the
-    thread pool and then validates its response in a second hop; as a coroutine that awaits the
-    thread, the validation runs on the event loop (it does not block: pure CPU, microseconds).
-    Each hop is a thread hand-over under the GIL: at 20 clients they cost more than the work.
-    The hop is asyncio's own (`run_in_executor`, the caller's context variables copied), about
-    half the Python of Starlette's `run_in_threadpool` (anyio's capacity limiter and cancel
-    scope, which these endpoints do not use)."""
+    """A blocking endpoint run in one worker-thread hop, on the app's few threads
+    (`ApiConfig.threads`). FastAPI runs a sync endpoint in the thread pool and then validates
+    its response in a second hop; as a coroutine that awaits the thread, the validation runs on
+    the event loop (it does not block: pure CPU, microseconds). Each hop is a thread hand-over
+    under the GIL: at 20 clients they cost more than the work. The hop is asyncio's own
+    (`run_in_executor`, the caller's context variables copied), about half the Python of
+    Starlette's `run_in_threadpool` (anyio's capacity limiter and cancel scope, which these
+    endpoints do not use).
+
+    A request that waited for a thread longer than `wait_seconds` is not run: 503 +
+    Retry-After, as when the store is busy (its client has waited as long as it would for the
+    store)."""
     if inspect.iscoroutinefunction(endpoint):
         return endpoint
 
     @functools.wraps(endpoint)  # FastAPI reads the parameters of the wrapped function
     async def run(*args: Any, **kwargs: Any) -> Any:
-        call = functools.partial(contextvars.copy_context().run, endpoint, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(_WORKERS, call)
+        app = kwargs["request"].app  # every endpoint takes the request
+        queued = time.monotonic()
+
+        def in_thread() -> Any:
+            if time.monotonic() - queued > app.state.config.wait_seconds:
+                raise StoreBusyError("the server is busy: every worker thread was taken; retry")
+            return endpoint(*args, **kwargs)
+
+        call = functools.partial(contextvars.copy_context().run, in_thread)
+        return await asyncio.get_running_loop().run_in_executor(app.state.workers, call)
 
     return run
 

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 from itrack.api.app import ApiConfig, create_app, is_loopback
+
+# How `run` hands the configuration to its worker processes (they start afresh and build the
+# app with `app_from_environment`); set by `run` only, never by users.
+CONFIG_VARIABLE = "ITRACK_API_CONFIG"
 
 
 class ServeError(ValueError):
     """The server cannot start as asked (one line for the CLI)."""
 
 
-def check(config: ApiConfig, host: str) -> None:
+def check(config: ApiConfig, host: str, workers: int = 1) -> None:
     if config.no_auth and not is_loopback(host):
         raise ServeError(
             f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1, localhost), "
@@ -22,22 +35,90 @@ def check(config: ApiConfig, host: str) -> None:
             "no JWT secret: set ITRACK_JWT_SECRET (HS256, the Supabase project's JWT secret), "
             "or pass --no-auth for local use on 127.0.0.1"
         )
+    if workers > 1 and config.store != "postgres":
+        raise ServeError(
+            f"--workers {workers} needs the PostgreSQL store (ITRACK_STORE=postgres): the "
+            "embedded DuckDB store has one writing process, so it is served by one"
+        )
 
 
 def run(config: ApiConfig, host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
-    """Serve until interrupted. One process: the embedded store is shared by its threads."""
+    """Serve until interrupted. One process by default (the embedded store is shared by its
+    threads); on PostgreSQL `workers` processes, so the server's Python runs on more than one
+    core (one interpreter lock per process), each with its own pool (`_serve_processes`)."""
     import uvicorn
 
-    check(config, host)
-    app = create_app(config)
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False)
+    check(config, host, workers)
+    if workers == 1:
+        uvicorn.run(create_app(config), **_uvicorn_options(host, port))
+        return
+    _serve_processes(config, host, port, workers)
+
+
+def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
+    return {"host": host, "port": port, "log_level": "info", "access_log": False}
+
+
+def _serve_processes(config: ApiConfig, host: str, port: int, workers: int) -> None:
+    """`workers` server processes, each listening on its own socket bound to host:port with
+    SO_REUSEPORT, so the kernel spreads new connections evenly over them. (uvicorn's own
+    `--workers` share one socket: whichever process wakes first accepts, and a burst of
+    keep-alive clients all land on one.) Stopped together: SIGINT or SIGTERM is passed on to
+    every process; one that exits early stops the others."""
+    env = {**os.environ, CONFIG_VARIABLE: json.dumps(dataclasses.asdict(config), default=str)}
+    command = [sys.executable, "-m", "itrack.api.serve", "--worker-of", f"{host}:{port}"]
+    # own sessions: a Ctrl-C in the terminal reaches them once, passed on by `stop`
+    children = [subprocess.Popen(command, env=env, start_new_session=True) for _ in range(workers)]
+
+    def stop(signum: int, _frame: Any) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    while all(child.poll() is None for child in children):
+        time.sleep(0.2)
+    stop(signal.SIGTERM, None)  # one ended (stopped, or failed to start): end them all
+    codes = [child.wait() for child in children]
+    failed = [code for code in codes if code not in (0, -signal.SIGINT, -signal.SIGTERM)]
+    if failed:
+        raise ServeError(f"a server process exited with code {failed[0]}; see its lines above")
+
+
+def _serve_worker(address: str) -> None:
+    """One of `_serve_processes`'s processes: the app from the environment on its own
+    SO_REUSEPORT socket."""
+    import uvicorn
+
+    host, _, port = address.rpartition(":")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, int(port)))
+    sock.listen(2048)
+    server = uvicorn.Server(uvicorn.Config(app_from_environment(), **_uvicorn_options(host, 0)))
+    try:
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped for, as uvicorn.run
+        pass
+
+
+def app_from_environment():
+    """The app of one worker process, from the configuration `run` left in the environment."""
+    values = json.loads(os.environ[CONFIG_VARIABLE])
+    for name in ("db", "feeders_path"):
+        if values[name] is not None:
+            values[name] = Path(values[name])
+    return create_app(ApiConfig(**values))
 
 
 def main(argv: list[str] | None = None) -> None:  # python -m itrack.api.serve (tests, bench)
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m itrack.api.serve")
-    parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--db", type=Path)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--store", choices=["duckdb", "postgres"], default="duckdb")
@@ -45,7 +126,15 @@ def main(argv: list[str] | None = None) -> None:  # python -m itrack.api.serve (
     parser.add_argument("--jwt-secret")
     parser.add_argument("--org")
     parser.add_argument("--no-auth", action="store_true")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=ApiConfig.threads)
+    parser.add_argument("--worker-of", help=argparse.SUPPRESS)  # one of `--workers N`
     args = parser.parse_args(argv)
+    if args.worker_of:
+        _serve_worker(args.worker_of)
+        return
+    if args.db is None:
+        parser.error("--db is required")
     run(
         ApiConfig(
             db=args.db,
@@ -54,9 +143,11 @@ def main(argv: list[str] | None = None) -> None:  # python -m itrack.api.serve (
             jwt_secret=args.jwt_secret,
             organization_id=args.org,
             no_auth=args.no_auth,
+            threads=args.threads,
         ),
         args.host,
         args.port,
+        args.workers,
     )
 
 

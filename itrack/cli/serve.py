@@ -13,7 +13,7 @@ from itrack.cli.common import DbOption
 from itrack.settings import get_settings
 
 
-def _config(db: Path | None, no_auth: bool):
+def _config(db: Path | None, no_auth: bool, threads: int | None):
     from itrack.api import ApiConfig
 
     settings = get_settings()
@@ -25,6 +25,7 @@ def _config(db: Path | None, no_auth: bool):
         jwt_secret=secret,
         no_auth=no_auth,
         organization_id=settings.org_id,
+        **({"threads": threads} if threads else {}),  # else ApiConfig's default
     )
 
 
@@ -40,6 +41,22 @@ def serve(
             help="No bearer tokens: every request acts as a local admin. Loopback only.",
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes (PostgreSQL store only): one per core uses every core.",
+        ),
+    ] = 1,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Threads per process running requests, and its pooled connections [default: 4].",
+            show_default=False,
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """Serve the HTTP API: OpenAPI at /openapi.json, docs at /docs.
@@ -48,9 +65,9 @@ def serve(
     HS256 JWTs signed with ITRACK_JWT_SECRET (Supabase-compatible claims)."""
     from itrack.api.serve import ServeError, run
 
-    config = _config(db, no_auth)
+    config = _config(db, no_auth, threads)
     try:
-        run(config, host, port)
+        run(config, host, port, workers)
     except ServeError as exc:
         raise UserError(str(exc)) from None
 
