@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -161,16 +162,16 @@ def _served_by(server_pid: int) -> dict[int, int]:
 
 
 def test_itrack_serve_workers_on_postgres_share_the_connections(tmp_path: Path, pg_fresh: str):
-    """`itrack serve --workers 2`: two processes, each on its own SO_REUSEPORT socket, so a
-    burst of keep-alive clients is spread over both (uvicorn's shared socket gives one all of
-    them); both serve the same database, and SIGINT stops both cleanly."""
+    """`itrack serve --workers 2`: two processes, each on its own SO_REUSEPORT socket bound
+    before they start, so a burst of keep-alive clients right after the first answer is spread
+    over both (uvicorn's shared socket gives one all of them); both serve the same database,
+    and SIGINT stops both cleanly. A port already taken is one line and exit 2."""
     from tests.api_support import lead, seed_pg_candidates
 
     seed_pg_candidates(pg_fresh, {"cand-1": "referral"})
     pg = {"ITRACK_STORE": "postgres", "ITRACK_PG_DSN": pg_fresh, "ITRACK_JWT_SECRET": SECRET}
     proc, base = serve(tmp_path / "warehouse.duckdb", "--workers", "2", **pg)
     try:
-        time.sleep(1.0)  # both processes listening (the first answered /health)
         before = _served_by(proc.pid)
         assert len(before) == 2
         clients = [httpx.Client(base_url=base, headers=lead()) for _ in range(40)]
@@ -195,3 +196,13 @@ def test_itrack_serve_workers_on_postgres_share_the_connections(tmp_path: Path, 
     assert code == 0, out
     assert "Traceback" not in out
     assert out.count("Application startup complete") == 2
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run("serve", "--workers", "2", "--port", str(port), **pg)
+    assert (done.returncode, done.stderr.strip()) == (
+        2,
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use",
+    )

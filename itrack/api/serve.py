@@ -60,15 +60,31 @@ def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
 
 
 def _serve_processes(config: ApiConfig, host: str, port: int, workers: int) -> None:
-    """`workers` server processes, each listening on its own socket bound to host:port with
-    SO_REUSEPORT, so the kernel spreads new connections evenly over them. (uvicorn's own
+    """`workers` server processes, each accepting on its own socket bound to host:port with
+    SO_REUSEPORT, so the kernel spreads new connections evenly over them (uvicorn's own
     `--workers` share one socket: whichever process wakes first accepts, and a burst of
-    keep-alive clients all land on one.) Stopped together: SIGINT or SIGTERM is passed on to
-    every process; one that exits early stops the others."""
+    keep-alive clients all land on one). The sockets are bound here, before the processes
+    start, so from the first connection on every one of them gets its share (a connection
+    waits in its socket's backlog until its process is up). Stopped together: SIGINT or
+    SIGTERM is passed on to every process; one that exits early stops the others."""
+    try:
+        sockets = [_reuse_port_socket(host, port) for _ in range(workers)]
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     env = {**os.environ, CONFIG_VARIABLE: json.dumps(dataclasses.asdict(config), default=str)}
     command = [sys.executable, "-m", "itrack.api.serve", "--worker-of", f"{host}:{port}"]
     # own sessions: a Ctrl-C in the terminal reaches them once, passed on by `stop`
-    children = [subprocess.Popen(command, env=env, start_new_session=True) for _ in range(workers)]
+    children = [
+        subprocess.Popen(
+            [*command, "--socket-fd", str(sock.fileno())],
+            env=env,
+            pass_fds=[sock.fileno()],
+            start_new_session=True,
+        )
+        for sock in sockets
+    ]
+    for sock in sockets:
+        sock.close()  # the processes hold them
 
     def stop(signum: int, _frame: Any) -> None:
         for child in children:
@@ -86,18 +102,24 @@ def _serve_processes(config: ApiConfig, host: str, port: int, workers: int) -> N
         raise ServeError(f"a server process exited with code {failed[0]}; see its lines above")
 
 
-def _serve_worker(address: str) -> None:
-    """One of `_serve_processes`'s processes: the app from the environment on its own
-    SO_REUSEPORT socket."""
-    import uvicorn
-
-    host, _, port = address.rpartition(":")
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, int(port)))
+    sock.bind((host, port))
     sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _serve_worker(address: str, fd: int) -> None:
+    """One of `_serve_processes`'s processes: the app from the environment, accepting on the
+    socket it was handed."""
+    import uvicorn
+
+    host, _, port = address.rpartition(":")
+    sock = socket.socket(fileno=fd)
     server = uvicorn.Server(uvicorn.Config(app_from_environment(), **_uvicorn_options(host, 0)))
     try:
         server.run(sockets=[sock])
@@ -129,9 +151,10 @@ def main(argv: list[str] | None = None) -> None:  # python -m itrack.api.serve (
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=ApiConfig.threads)
     parser.add_argument("--worker-of", help=argparse.SUPPRESS)  # one of `--workers N`
+    parser.add_argument("--socket-fd", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker_of:
-        _serve_worker(args.worker_of)
+        _serve_worker(args.worker_of, args.socket_fd)
         return
     if args.db is None:
         parser.error("--db is required")
