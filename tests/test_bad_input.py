@@ -4,6 +4,7 @@ with the right code and line, loads the good records around them, and round-trip
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,18 @@ def test_the_corpus_is_broad():
     assert {case["kind"] for case in CASES} == {"candidates", "processes", "stages"}
 
 
+@pytest.fixture(scope="module")
+def base_store(tmp_path_factory) -> Path:
+    """The corpus's clean base, ingested once, for every case to start from a copy of."""
+    root = tmp_path_factory.mktemp("base")
+    ingest_paths([CORPUS / "base"], db=root / "warehouse.duckdb")
+    return root
+
+
 @pytest.mark.parametrize("case", CASES, ids=[Path(c["file"]).stem for c in CASES])
-def test_case(tmp_path, case):
+def test_case(tmp_path, base_store, case):
+    shutil.copytree(base_store, tmp_path, dirs_exist_ok=True)
     db = tmp_path / "warehouse.duckdb"
-    ingest_paths([CORPUS / "base"], db=db)
     base = {
         t: query(db, f"select count(*) from {t}")[0][0]
         for t in ("candidates", "interview_processes", "interview_stages")
