@@ -210,3 +210,16 @@ def test_itrack_serve_workers_on_postgres_share_the_connections(tmp_path: Path, 
         2,
         f"error: cannot listen on 127.0.0.1:{port}: Address already in use",
     )
+    # a database nobody answers at: each process says so in one line, then the server exits
+    nobody = {**pg, "ITRACK_PG_DSN": f"postgresql://postgres@127.0.0.1:{port}/x"}
+    done = run("serve", "--workers", "2", "--port", str(free_port()), **nobody)
+    lines = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert (done.returncode, lines) == (
+        2,
+        [
+            f"error: cannot connect to PostgreSQL within 2 s: postgresql://postgres@127.0.0.1:{port}/x"
+        ]
+        * 2
+        + ["error: a server process exited with code 2; see its lines above"],
+    )
+    assert "Traceback" not in done.stderr

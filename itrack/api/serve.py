@@ -115,14 +115,20 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
 
 def _serve_worker(address: str, fd: int) -> None:
     """One of `_serve_processes`'s processes: the app from the environment, accepting on the
-    socket it was handed."""
+    socket it was handed. A store it cannot open is one line and exit 2, as `itrack serve`."""
     import uvicorn
 
-    host, _, port = address.rpartition(":")
-    sock = socket.socket(fileno=fd)
-    server = uvicorn.Server(uvicorn.Config(app_from_environment(), **_uvicorn_options(host, 0)))
+    from ingest.errors import UserError
+
     try:
-        server.run(sockets=[sock])
+        app = app_from_environment()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    host = address.rpartition(":")[0]
+    server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(host, 0)))
+    try:
+        server.run(sockets=[socket.socket(fileno=fd)])
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped for, as uvicorn.run
         pass
 
