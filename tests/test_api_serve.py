@@ -166,16 +166,28 @@ def _served_by(server_pid: int, port: int) -> dict[int, int]:
     }
 
 
+def _on(dsn: str) -> dict[str, str]:
+    return {"ITRACK_STORE": "postgres", "ITRACK_PG_DSN": dsn, "ITRACK_JWT_SECRET": SECRET}
+
+
+def _running(pid: int) -> bool:
+    """Whether the process exists and has not exited (a zombie waiting to be reaped has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def test_itrack_serve_workers_on_postgres_share_the_connections(tmp_path: Path, pg_fresh: str):
     """`itrack serve --workers 2`: two processes, each on its own SO_REUSEPORT socket bound
     before they start, so a burst of keep-alive clients right after the first answer is spread
     over both (uvicorn's shared socket gives one all of them); both serve the same database,
-    and SIGINT stops both cleanly. A port already taken is one line and exit 2."""
+    and SIGINT stops both cleanly."""
     from tests.api_support import lead, seed_pg_candidates
 
     seed_pg_candidates(pg_fresh, {"cand-1": "referral"})
-    pg = {"ITRACK_STORE": "postgres", "ITRACK_PG_DSN": pg_fresh, "ITRACK_JWT_SECRET": SECRET}
-    proc, base = serve(tmp_path / "warehouse.duckdb", "--workers", "2", **pg)
+    proc, base = serve(tmp_path / "warehouse.duckdb", "--workers", "2", **_on(pg_fresh))
     try:
         port = int(base.rsplit(":", 1)[1])
         clients = [httpx.Client(base_url=base, headers=lead()) for _ in range(40)]
@@ -201,6 +213,27 @@ def test_itrack_serve_workers_on_postgres_share_the_connections(tmp_path: Path, 
     assert "Traceback" not in out
     assert out.count("Application startup complete") == 2
 
+
+def test_the_processes_of_a_killed_server_stop_by_themselves(tmp_path: Path, pg_fresh: str):
+    """Killed outright, the server cannot pass a signal on: its processes notice and stop, and
+    the port is free again."""
+    proc, base = serve(tmp_path / "warehouse.duckdb", "--workers", "2", **_on(pg_fresh))
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    assert len(children) == 2
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while any(_running(int(child)) for child in children):
+        assert time.monotonic() < deadline, "a worker outlived the killed server"
+        time.sleep(0.2)
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{base}/health", timeout=2)
+
+
+def test_workers_that_cannot_listen_or_connect_exit_2_in_one_line_each(pg_fresh: str):
+    """A port already taken: one line, exit 2. A database nobody answers at: each process says
+    so in one line, then the server exits 2 naming it; no traceback."""
+    pg = _on(pg_fresh)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -127,10 +128,19 @@ def _serve_worker(address: str, fd: int) -> None:
         raise SystemExit(2) from None
     host = address.rpartition(":")[0]
     server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(host, 0)))
+    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
     try:
         server.run(sockets=[socket.socket(fileno=fd)])
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped for, as uvicorn.run
         pass
+
+
+def _stop_when_orphaned(parent: int) -> None:
+    """SIGTERM to this process once its parent is gone (killed, so it could not pass the signal
+    on): a worker never keeps serving, and holding the port, on its own."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def app_from_environment():
