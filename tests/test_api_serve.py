@@ -215,19 +215,35 @@ def test_itrack_serve_workers_on_postgres_share_the_connections(tmp_path: Path, 
 
 
 def test_the_processes_of_a_killed_server_stop_by_themselves(tmp_path: Path, pg_fresh: str):
-    """Killed outright, the server cannot pass a signal on: its processes notice and stop, and
-    the port is free again."""
-    proc, base = serve(tmp_path / "warehouse.duckdb", "--workers", "2", **_on(pg_fresh))
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    assert len(children) == 2
-    proc.kill()
-    proc.communicate(timeout=30)
-    deadline = time.monotonic() + 30
-    while any(_running(int(child)) for child in children):
-        assert time.monotonic() < deadline, "a worker outlived the killed server"
-        time.sleep(0.2)
-    with pytest.raises(httpx.TransportError):
-        httpx.get(f"{base}/health", timeout=2)
+    """Killed outright, the server cannot pass a signal on: its processes notice and stop,
+    whether they were still starting or serving, and the port is free again."""
+    db = str(tmp_path / "warehouse.duckdb")
+    for serving in (False, True):
+        port = free_port()
+        proc = subprocess.Popen(
+            [ITRACK, "serve", "--port", str(port), "--db", db, "--workers", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env(**_on(pg_fresh)),
+        )
+        deadline = time.monotonic() + 30
+        while len(children := _children(proc.pid)) < 2:
+            assert time.monotonic() < deadline, "the server did not start its processes"
+            time.sleep(0.05)
+        if serving:  # both answer before the kill (each health check may reach either)
+            for _ in range(20):
+                assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        proc.kill()
+        proc.wait(timeout=30)
+        while any(_running(child) for child in children):
+            assert time.monotonic() < deadline + 30, f"a worker outlived the server ({serving=})"
+            time.sleep(0.2)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def test_workers_that_cannot_listen_or_connect_exit_2_in_one_line_each(pg_fresh: str):

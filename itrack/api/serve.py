@@ -74,6 +74,7 @@ def _serve_processes(config: ApiConfig, host: str, port: int, workers: int) -> N
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     env = {**os.environ, CONFIG_VARIABLE: json.dumps(dataclasses.asdict(config), default=str)}
     command = [sys.executable, "-m", "itrack.api.serve", "--worker-of", f"{host}:{port}"]
+    command += ["--parent-pid", str(os.getpid())]
     # own sessions: a Ctrl-C in the terminal reaches them once, passed on by `stop`
     children = [
         subprocess.Popen(
@@ -114,13 +115,15 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_worker(address: str, fd: int) -> None:
+def _serve_worker(address: str, fd: int, parent: int) -> None:
     """One of `_serve_processes`'s processes: the app from the environment, accepting on the
     socket it was handed. A store it cannot open is one line and exit 2, as `itrack serve`."""
     import uvicorn
 
     from ingest.errors import UserError
 
+    # first: the server may be killed while this process still starts
+    threading.Thread(target=_stop_when_orphaned, args=(parent,), daemon=True).start()
     try:
         app = app_from_environment()
     except UserError as exc:
@@ -128,7 +131,6 @@ def _serve_worker(address: str, fd: int) -> None:
         raise SystemExit(2) from None
     host = address.rpartition(":")[0]
     server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(host, 0)))
-    threading.Thread(target=_stop_when_orphaned, args=(os.getppid(),), daemon=True).start()
     try:
         server.run(sockets=[socket.socket(fileno=fd)])
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped for, as uvicorn.run
@@ -168,9 +170,10 @@ def main(argv: list[str] | None = None) -> None:  # python -m itrack.api.serve (
     parser.add_argument("--threads", type=int, default=ApiConfig.threads)
     parser.add_argument("--worker-of", help=argparse.SUPPRESS)  # one of `--workers N`
     parser.add_argument("--socket-fd", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker_of:
-        _serve_worker(args.worker_of, args.socket_fd)
+        _serve_worker(args.worker_of, args.socket_fd, args.parent_pid)
         return
     if args.db is None:
         parser.error("--db is required")
