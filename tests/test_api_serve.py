@@ -156,13 +156,12 @@ def _served_by(server_pid: int, port: int) -> dict[int, int]:
             fields = line.split()
             if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
                 established.add(f"socket:[{fields[9]}]")
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
     return {
-        int(child): sum(
+        child: sum(
             os.readlink(f"/proc/{child}/fd/{fd}") in established
             for fd in os.listdir(f"/proc/{child}/fd")
         )
-        for child in children
+        for child in _children(server_pid)
     }
 
 

@@ -247,7 +247,7 @@ class PostgresSession(_RoleRules):
 class PostgresBackend:
     name = "postgres"
 
-    def __init__(self, dsn: str | None, pool_size: int = 20, wait_seconds: float = 2.0) -> None:
+    def __init__(self, dsn: str | None, pool_size: int, wait_seconds: float) -> None:
         """A request waits at most `wait_seconds` for a pooled connection and for each row
         lock (`lock_timeout`), then gets 503 + Retry-After: a busy database never hangs it."""
         from ingest.store.postgres.repository import PostgresInterviewStore

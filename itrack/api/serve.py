@@ -25,7 +25,7 @@ class ServeError(ValueError):
     """The server cannot start as asked (one line for the CLI)."""
 
 
-def check(config: ApiConfig, host: str, workers: int = 1) -> None:
+def check(config: ApiConfig, host: str, workers: int) -> None:
     if config.no_auth and not is_loopback(host):
         raise ServeError(
             f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1, localhost), "
@@ -51,13 +51,9 @@ def run(config: ApiConfig, host: str = "127.0.0.1", port: int = 8000, workers: i
 
     check(config, host, workers)
     if workers == 1:
-        uvicorn.run(create_app(config), **_uvicorn_options(host, port))
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
         return
     _serve_processes(config, host, port, workers)
-
-
-def _uvicorn_options(host: str, port: int) -> dict[str, Any]:
-    return {"host": host, "port": port, "log_level": "info", "access_log": False}
 
 
 def _serve_processes(config: ApiConfig, host: str, port: int, workers: int) -> None:
@@ -73,8 +69,7 @@ def _serve_processes(config: ApiConfig, host: str, port: int, workers: int) -> N
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     env = {**os.environ, CONFIG_VARIABLE: json.dumps(dataclasses.asdict(config), default=str)}
-    command = [sys.executable, "-m", "itrack.api.serve", "--worker-of", f"{host}:{port}"]
-    command += ["--parent-pid", str(os.getpid())]
+    command = [sys.executable, "-m", "itrack.api.serve", "--parent-pid", str(os.getpid())]
     # own sessions: a Ctrl-C in the terminal reaches them once, passed on by `stop`
     children = [
         subprocess.Popen(
@@ -115,9 +110,10 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _serve_worker(address: str, fd: int, parent: int) -> None:
+def _serve_worker(fd: int, parent: int) -> None:
     """One of `_serve_processes`'s processes: the app from the environment, accepting on the
-    socket it was handed. A store it cannot open is one line and exit 2, as `itrack serve`."""
+    socket it was handed (bound already: uvicorn's host and port go unused). A store it cannot
+    open is one line and exit 2, as `itrack serve`."""
     import uvicorn
 
     from ingest.errors import UserError
@@ -129,10 +125,9 @@ def _serve_worker(address: str, fd: int, parent: int) -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    host = address.rpartition(":")[0]
-    server = uvicorn.Server(uvicorn.Config(app, **_uvicorn_options(host, 0)))
+    config = uvicorn.Config(app, log_level="info", access_log=False)
     try:
-        server.run(sockets=[socket.socket(fileno=fd)])
+        uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped for, as uvicorn.run
         pass
 
@@ -168,12 +163,12 @@ def main(argv: list[str] | None = None) -> None:  # python -m itrack.api.serve (
     parser.add_argument("--no-auth", action="store_true")
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=ApiConfig.threads)
-    parser.add_argument("--worker-of", help=argparse.SUPPRESS)  # one of `--workers N`
+    # one of the processes of `--workers N`: its socket and the server that started it
     parser.add_argument("--socket-fd", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker_of:
-        _serve_worker(args.worker_of, args.socket_fd, args.parent_pid)
+    if args.socket_fd is not None:
+        _serve_worker(args.socket_fd, args.parent_pid)
         return
     if args.db is None:
         parser.error("--db is required")
