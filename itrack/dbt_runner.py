@@ -67,6 +67,7 @@ class DbtOutcome:
     error: str | None = None  # dbt itself failed (compile error, bad profile, ...)
     log_path: Path | None = None
     nodes: list[str] = field(default_factory=list)  # unique ids of the nodes that ran
+    results: list[Any] = field(default_factory=list, repr=False)  # dbt's node results
 
     @property
     def failures(self) -> list[str]:
@@ -194,19 +195,27 @@ def run_dbt(
         finally:
             close_dbt_connections()
         outcome = _outcome(result, folder / "logs" / "dbt.log")
-        _name_failed_checks(result, outcome, link, raw_store)
+        name_failed_checks(outcome, _invariants_sql(outcome.results), link, raw_store)
     return outcome
 
 
-def _name_failed_checks(result: object, outcome: DbtOutcome, link: Path, raw_store: Path) -> None:
-    """A failed or warning `invariants` test batches many checks: its message becomes which
-    ones failed and on what values (its failing rows, read back), not only a row count."""
+def _invariants_sql(results: list[Any]) -> dict[str, str]:
+    """The compiled SQL of every batched `invariants` test among dbt's node results, by name."""
     compiled = {}
-    for node_result in getattr(getattr(result, "result", None), "results", None) or []:
+    for node_result in results:
         node = getattr(node_result, "node", None)
         metadata = getattr(node, "test_metadata", None)
         if getattr(metadata, "name", None) == "invariants" and node.compiled_code:
             compiled[node.name] = node.compiled_code
+    return compiled
+
+
+def name_failed_checks(
+    outcome: DbtOutcome, compiled: dict[str, str], link: Path, raw_store: Path
+) -> None:
+    """A failed or warning `invariants` test batches many checks: its message becomes which
+    ones failed and on what values (its failing rows, read back), not only a row count.
+    `compiled`: the SQL of those tests by name."""
     failing = [n for n in [*outcome.failed, *outcome.warned] if n.name in compiled]
     if not failing:
         return
@@ -245,7 +254,8 @@ def _with_checks(con: duckdb.DuckDBPyConnection, node: FailedNode, sql: str) -> 
 
 def _outcome(result: object, log_path: Path) -> DbtOutcome:
     outcome = DbtOutcome(ok=bool(getattr(result, "success", False)), log_path=log_path)
-    for node_result in getattr(getattr(result, "result", None), "results", None) or []:
+    outcome.results = list(getattr(getattr(result, "result", None), "results", None) or [])
+    for node_result in outcome.results:
         status = str(getattr(node_result, "status", "")).lower()
         node = getattr(node_result, "node", None)
         outcome.nodes.append(str(getattr(node, "unique_id", "?")))
@@ -266,15 +276,19 @@ def _outcome(result: object, log_path: Path) -> DbtOutcome:
     return outcome
 
 
-def rebuild_table(model: str, warehouse: Path, raw_store: Path, location: Path) -> None:
-    """Rebuild table model `model` in `warehouse` from `raw_store` with the SQL dbt compiled for
-    it in the last run on `location` (what dbt's table materialisation runs, in one
-    transaction), without a dbt invocation. Only for models that read sources alone."""
-    target = work_dir(location) / "target" / "compiled"
-    found = sorted(target.glob(f"*/models/**/{model}.sql"))
-    if len(found) != 1:
-        raise UserError(f"no compiled SQL for {model} under {target}: run the dbt build first")
-    sql = found[0].read_text(encoding="utf-8")
+def rebuild_table(
+    model: str, warehouse: Path, raw_store: Path, location: Path, sql: str | None = None
+) -> None:
+    """Rebuild table model `model` in `warehouse` from `raw_store` with `sql`, by default the
+    SQL dbt compiled for it in the last run on `location` (what dbt's table materialisation
+    runs, in one transaction), without a dbt invocation. Only for models that read sources
+    alone."""
+    if sql is None:
+        target = work_dir(location) / "target" / "compiled"
+        found = sorted(target.glob(f"*/models/**/{model}.sql"))
+        if len(found) != 1:
+            raise UserError(f"no compiled SQL for {model} under {target}: run the dbt build first")
+        sql = found[0].read_text(encoding="utf-8")
     con = duckdb.connect(str(warehouse))
     try:
         con.execute("set TimeZone = 'UTC'")  # as the profile sets it

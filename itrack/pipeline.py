@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
@@ -107,10 +108,12 @@ def run_build(
     take_backup: bool = True,
     write_html: bool = True,
     note: Note = print,
+    replay: bool = True,
 ) -> BuildResult:
     """Backup, ingest `paths` (none: nothing is ingested, the marts are rebuilt from the raw
     store as it is), dbt build, feedback, publish, HTML report. `note` gets one line per step
-    as it finishes and whatever the steps report (dbt's notes included)."""
+    as it finishes and whatever the steps report (dbt's notes included). `replay`: run the
+    compiled plan of the last dbt run when the project is unchanged (False: dbt runs)."""
     clock = time.monotonic()
     warehouse = Path(db).absolute()
     raw_store = raw_store_path(warehouse)
@@ -138,6 +141,7 @@ def run_build(
             report,
             take_backup,
             write_html,
+            replay,
             note,
             noted,
         )
@@ -156,6 +160,7 @@ def _build_locked(
     report: Path | None,
     take_backup: bool,
     write_html: bool,
+    replay: bool,
     note: Note,
     noted: Note,
 ) -> None:
@@ -235,15 +240,19 @@ def _build_locked(
                 out.append("skipped: nothing changed since the last build")
             return
         with _step(result, "dbt build", note) as out:
-            # seeds are loaded by a full refresh, which any change to the project (a model, a
-            # macro, a seed) triggers; otherwise the build file takes the published ones
             project = project_state()
-            full_refresh = project != _remembered(warehouse, "project")
-            full_refresh |= not _fresh_build_file(warehouse, building, keep_seeds=not full_refresh)
-            result.dbt_nodes = _dbt_build(building, snapshot, raw_store, noted, full_refresh)
+            plan = _dbt_build(building, snapshot, warehouse, project, replay, noted, out)
+            result.dbt_nodes = plan.ran
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
-                building, snapshot, warehouse, feeders, placements, candidates, wait_seconds
+                building,
+                snapshot,
+                warehouse,
+                feeders,
+                placements,
+                candidates,
+                wait_seconds,
+                plan.feedback_runs_sql,
             )
             out.append(str(result.feedback))
             result.published["feeders"] = feeders or data / "feeders.json"
@@ -376,13 +385,19 @@ def _unchanged(
     )
 
     with store_lock(raw_store, wait_seconds):
+        stamp = _file_stamp(raw_store)  # under the writer lock: nobody writes it meanwhile
         con = connect(raw_store, read_only=True)
         try:
             if not already_loaded(paths or [], con):
                 # the build ingests, backs up and then learns from the ingest (or one scan of
                 # the snapshot) whether anything changed: this scan would decide nothing
                 return Unchanged()
-            digests = table_digests(con)
+            digests = _digests_seen(warehouse, stamp)
+            if digests is None:
+                digests = table_digests(con)
+                _remember(
+                    warehouse, "raw-digests", json.dumps({"stamp": stamp, "digests": digests})
+                )
             state = _source_digests(con, digests)
         finally:
             con.close()
@@ -392,6 +407,24 @@ def _unchanged(
         backup_current=take_backup
         and newest_fingerprint(default_backup_dir(warehouse)) == content_fingerprint(digests),
     )
+
+
+def _file_stamp(path: Path) -> list[int]:
+    """What changes whenever a file is written or replaced: inode, size, mtime and ctime (ctime
+    cannot be set back by hand)."""
+    stat = path.stat()
+    return [stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns]
+
+
+def _digests_seen(warehouse: Path, stamp: list[int]) -> dict[str, list] | None:
+    """The raw store's table digests as the last scan found them, if the file has not been
+    written since (same `_file_stamp`): a no-op rerun then decides without reading a row (the
+    scan took 0.45 s at 1M records)."""
+    try:
+        seen = json.loads(_remembered(warehouse, "raw-digests") or "{}")
+    except ValueError:  # damaged: scan
+        return None
+    return seen.get("digests") if seen.get("stamp") == stamp else None
 
 
 def project_state(project: Path | None = None) -> str:
@@ -419,9 +452,12 @@ def _remembered(warehouse: Path, what: str) -> str | None:
 
 
 def _remember(warehouse: Path, what: str, value: str) -> None:
+    """Note `value` as `what` for the next build (replaced whole: a reader never sees half)."""
     path = build_dir(warehouse) / f"{warehouse.name}.{what}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(value + "\n")
+    staged = path.with_name(path.name + ".new")
+    staged.write_text(value + "\n")
+    staged.replace(path)
 
 
 def _fingerprint_file(warehouse: Path) -> Path:
@@ -497,6 +533,7 @@ def _fresh_build_file(warehouse: Path, building: Path, keep_seeds: bool) -> bool
     import duckdb
 
     from ingest.sqltext import sql_text
+    from itrack.dbt_plan import copy_seed_tables
 
     _remove_db(building)
     building.parent.mkdir(parents=True, exist_ok=True)
@@ -508,36 +545,55 @@ def _fresh_build_file(warehouse: Path, building: Path, keep_seeds: bool) -> bool
             con.execute(f"attach {sql_text(str(warehouse))} as published (read_only)")
         except duckdb.IOException:  # "Could not set lock on file": a writer holds it
             return False
-        seeds = con.execute(
-            "select schema_name, table_name from duckdb_tables() "
-            "where database_name = 'published' and schema_name <> 'main' order by all"
-        ).fetchall()
-        for schema, table in seeds:
-            con.execute(f'create schema if not exists "{schema}"')
-            con.execute(f'create table "{schema}"."{table}" as from published."{schema}"."{table}"')
-        return bool(seeds)
+        return copy_seed_tables(con, "published") > 0
     finally:
         con.close()
 
 
-def _dbt_build(
-    building: Path, snapshot: Path, raw_store: Path, note: Note, full_refresh: bool
-) -> list[str]:
-    from itrack.dbt_runner import run_dbt
+# how the dbt step counts the nodes it ran, by unique-id prefix
+NODE_KINDS = {"seed": "seeds", "model": "models", "test": "data tests"}
 
-    # Production builds run models, seeds and data tests; the unit tests (fixed inputs, no
-    # data) prove the SQL and run in `make test` (tests/test_dbt_marts.py), not every night.
-    # --no-write-json: manifest.json and run_results.json cost ~0.3 s to write and nothing
-    # reads them (each node's time is in logs/dbt.log; `dbt build` by hand writes them).
-    # Seeds are project files: the warehouse has them as of the last full refresh, which any
-    # change to the project triggers, so an incremental build runs models and data tests only.
-    selection = ["--full-refresh"] if full_refresh else ["--resource-type", "model", "test"]
-    outcome = run_dbt(
-        ["build", "--no-write-json", "--exclude-resource-type", "unit_test", *selection],
-        warehouse=building,
-        raw_store=snapshot,
-        location=raw_store,
-    )
+
+@dataclass
+class _DbtRun:
+    ran: list[str]  # unique ids of the models and tests run (seeds too when dbt loaded them)
+    feedback_runs_sql: str | None = None  # the replayed SQL of stg_itrack__feedback_runs
+
+
+def _dbt_build(
+    building: Path,
+    snapshot: Path,
+    warehouse: Path,
+    project: str,
+    replay: bool,
+    note: Note,
+    out: list[str],
+) -> _DbtRun:
+    """Models and data tests into the new build file `building`, reading `snapshot`: by
+    replaying the compiled plan of the last dbt run when it is valid for this project
+    (itrack/dbt_plan.py), else by `dbt build`, whose results become the next plan."""
+    from itrack import dbt_plan
+
+    raw_store = raw_store_path(warehouse)
+    key = dbt_plan.plan_key(project, dbt_plan.catalog_of(warehouse))
+    plan = dbt_plan.load(raw_store, key) if replay else None
+    outcome = None
+    if plan is not None:
+        _fresh_build_file(warehouse, building, keep_seeds=False)
+        outcome = dbt_plan.replay(plan, building, snapshot, raw_store, as_of=utc_now())
+    feedback_runs_sql = None
+    if outcome is None:  # no valid plan, or the build file is not named as the plan expects
+        outcome = _run_dbt_build(building, snapshot, warehouse, project)
+        plan = dbt_plan.record(outcome.results, key) if outcome.ok else None
+        if plan is not None:
+            dbt_plan.save(plan, raw_store, building)
+        how = "ran dbt"
+    else:
+        how = "replayed dbt's compiled plan"
+        feedback_runs_sql = plan.sql_of("stg_itrack__feedback_runs")
+    counts = {kind: sum(n.startswith(f"{kind}.") for n in outcome.nodes) for kind in NODE_KINDS}
+    ran = ", ".join(f"{n} {NODE_KINDS[kind]}" for kind, n in counts.items() if n)
+    out.append(f"ok: {how} ({ran})" if outcome.ok else how)
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
@@ -545,7 +601,30 @@ def _dbt_build(
 
     for line in data_quality_lines(building):  # unmapped stage names, data-quality counts
         note(line)
-    return outcome.nodes
+    return _DbtRun(outcome.nodes, feedback_runs_sql)
+
+
+def _run_dbt_build(building: Path, snapshot: Path, warehouse: Path, project: str) -> Any:
+    """`dbt build` of the models and data tests (seeds too when the project changed)."""
+    from itrack.dbt_runner import run_dbt
+
+    # Seeds are loaded by a full refresh, which any change to the project (a model, a macro,
+    # a seed) triggers; otherwise the build file takes the published ones.
+    full_refresh = project != _remembered(warehouse, "project")
+    full_refresh |= not _fresh_build_file(warehouse, building, keep_seeds=not full_refresh)
+    # Production builds run models, seeds and data tests; the unit tests (fixed inputs, no
+    # data) prove the SQL and run in `make test` (tests/test_dbt_marts.py), not every night.
+    # --no-write-json: manifest.json and run_results.json cost ~0.3 s to write and nothing
+    # reads them (each node's time is in logs/dbt.log; `dbt build` by hand writes them).
+    # Seeds are project files: the warehouse has them as of the last full refresh, which any
+    # change to the project triggers, so an incremental build runs models and data tests only.
+    selection = ["--full-refresh"] if full_refresh else ["--resource-type", "model", "test"]
+    return run_dbt(
+        ["build", "--no-write-json", "--exclude-resource-type", "unit_test", *selection],
+        warehouse=building,
+        raw_store=snapshot,
+        location=raw_store_path(warehouse),
+    )
 
 
 def _feedback(
@@ -556,6 +635,7 @@ def _feedback(
     placements: Path | None,
     candidates: Path | None,
     wait_seconds: float,
+    feedback_runs_sql: str | None,
 ) -> object:
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
@@ -576,19 +656,24 @@ def _feedback(
         full=False,
         wait_seconds=wait_seconds,
         before_publish=lambda run_id, written: _refresh_feedback_runs(
-            building, snapshot, warehouse, run_id, written
+            building, snapshot, warehouse, run_id, written, feedback_runs_sql
         ),
         publish=publish,
     )
 
 
 def _refresh_feedback_runs(
-    building: Path, snapshot: Path, warehouse: Path, run_id: str, written: dict[str, dict]
+    building: Path,
+    snapshot: Path,
+    warehouse: Path,
+    run_id: str,
+    written: dict[str, dict],
+    sql: str | None,
 ) -> None:
     """This run's feedback log rows, added to the snapshot, then its staging table rebuilt by
-    the SQL dbt compiled for it in this build, so the published warehouse has the run it
-    publishes with. Private files only: no lock held, nobody waits. (A second dbt invocation
-    did the same in about a second: start-up, parse, one node.)"""
+    the SQL dbt compiled for it in this build (`sql`: the replayed plan's), so the published
+    warehouse has the run it publishes with. Private files only: no lock held, nobody waits.
+    (A second dbt invocation did the same in about a second: start-up, parse, one node.)"""
     from itrack.dbt_runner import rebuild_table
 
     if written:
@@ -600,7 +685,8 @@ def _refresh_feedback_runs(
             con.execute("checkpoint")
         finally:
             con.close()
-    rebuild_table("stg_itrack__feedback_runs", building, snapshot, raw_store_path(warehouse))
+    location = raw_store_path(warehouse)
+    rebuild_table("stg_itrack__feedback_runs", building, snapshot, location, sql)
 
 
 def _report(warehouse: Path, report: Path | None) -> Path:

@@ -50,12 +50,22 @@ def test_nightly_build_skips_unit_tests_and_a_noop_rerun_skips_everything(tmp_pa
     assert _stamps(outputs[:1]) != before[:1]
 
 
-def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path):
+def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, monkeypatch):
     """A backup before each build that can change the raw store: a rerun with nothing new
-    backs up only a raw store that differs from the newest backup, and then nothing else."""
+    backs up only a raw store that differs from the newest backup, and then nothing else. The
+    raw store is scanned only when its file was written since the last scan."""
     import duckdb
 
+    import ingest.store.duckdb.backup as backup_module
     from ingest.store.duckdb.backup import latest, restore, table_digests
+
+    scans: list[int] = []
+
+    def counted(con, tables=None):
+        scans.append(1)
+        return table_digests(con, tables)
+
+    monkeypatch.setattr(backup_module, "table_digests", counted)
 
     generate(tmp_path / "day1", 40, seed=5)
     db = tmp_path / "warehouse.duckdb"
@@ -78,7 +88,9 @@ def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path):
     assert len(taken) == 1 and second.ingest is None
 
     stamp = raw.stat().st_mtime_ns
+    scans.clear()
     third = run_build([tmp_path / "day1"], db=db, **quiet)
+    assert scans == []  # the file is as the second build's scan found it
     assert [(s.name, s.result) for s in third.steps] == [
         ("backup", "skipped: the newest backup holds the raw store as it is"),
         ("ingest", "skipped: every file is loaded already (same path, size and mtime)"),
@@ -104,7 +116,9 @@ def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path):
         "where id = (select min(id) from candidates)"
     )
     con.close()
+    scans.clear()
     fourth = run_build([tmp_path / "day1"], db=db, **quiet)
+    assert scans  # written since: scanned
     assert len(sorted(backups.iterdir())) == 2
     assert [s.name for s in fourth.steps] == [
         "backup",

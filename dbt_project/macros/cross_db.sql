@@ -168,8 +168,13 @@
   )
 {%- endmacro %}
 
-{# The build time as a naive-UTC timestamp literal: var `as_of` when given, else the run's start #}
+{# The build time as a naive-UTC timestamp literal: var `as_of` when given, else the run's start.
+   The run's start carries a marker: a replay of the compiled build (itrack/dbt_plan.py) puts
+   its own start in its place. #}
 {% macro as_of() -%}
-  {%- set value = var('as_of', none) or run_started_at.strftime('%Y-%m-%d %H:%M:%S') -%}
-  cast('{{ value }}' as timestamp)
+  {%- if var('as_of', none) -%}
+  cast('{{ var('as_of') }}' as timestamp)
+  {%- else -%}
+  cast('{{ run_started_at.strftime('%Y-%m-%d %H:%M:%S') }}' as timestamp) /* itrack:run_started_at */
+  {%- endif -%}
 {%- endmacro %}

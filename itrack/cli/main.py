@@ -324,6 +324,13 @@ def build(
     ] = None,
     backup: Annotated[bool, typer.Option(help="Back up the raw store first.")] = True,
     html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            help="With the dbt project unchanged, replay the compiled plan of the last dbt "
+            "run (--no-replay: run dbt itself).",
+        ),
+    ] = True,
     source: Annotated[
         str | None,
         typer.Option(
@@ -352,6 +359,7 @@ def build(
         take_backup=backup,
         write_html=html,
         note=live,
+        replay=replay,
     )
     summary = build_summary(result)
     if target.json:
@@ -385,7 +393,7 @@ def print_build_summary(summary: dict[str, Any], result: Any) -> None:
         "steps",
         shown=lambda name, value: f"{value:.1f}" if name == "seconds" else text(value),
     )
-    rebuilt = any(s.name == "dbt build" and s.result == "ok" for s in result.steps)
+    rebuilt = any(s.name == "dbt build" and s.result.startswith("ok") for s in result.steps)
     if result.ingest is not None:
         print_summary(result.ingest)
     elif not any(s.name == "ingest" for s in result.steps):  # (a skipped one says why above)

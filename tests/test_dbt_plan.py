@@ -1,0 +1,222 @@
+"""The nightly build's replay of dbt's compiled plan (itrack/dbt_plan.py) against dbt itself:
+on the shipped sample (rejected records, an unmapped stage name: a warning test) both leave
+the same tables, views, column types, constraints and rows, and the same test verdicts; a
+model that fails is reported as dbt reports it and what is built on it is skipped; an enforced
+contract is enforced; the plan is tied to the project's files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import duckdb
+
+from ingest.store.duckdb.store import raw_store_path
+from itrack import dbt_plan
+from itrack.dbt_runner import PROJECT_DIR, FailedNode, run_dbt
+from itrack.pipeline import project_state, run_build
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
+QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
+AS_OF = dt.datetime(2026, 6, 1, 12, 30, 5)
+
+
+def _recorded(tmp_path: Path) -> tuple[Path, dbt_plan.Plan, Path]:
+    """A location built once by dbt (which records the plan), and a private copy of its raw
+    store to build from."""
+    db = tmp_path / "data" / "warehouse.duckdb"
+    first = run_build([SAMPLE], db=db, replay=False, **QUIET)
+    assert [s.result for s in first.steps if s.name == "dbt build"] == [
+        "ok: ran dbt (4 seeds, 20 models, 22 data tests)"
+    ]
+    raw_store = raw_store_path(db)
+    plan = dbt_plan.load(raw_store, dbt_plan.plan_key(project_state(), "warehouse"))
+    assert plan is not None
+    snapshot = tmp_path / "snapshot" / raw_store.name
+    snapshot.parent.mkdir()
+    shutil.copyfile(raw_store, snapshot)
+    return raw_store, plan, snapshot
+
+
+def _catalog(path: Path) -> dict[str, object]:
+    """Every table and view of a DuckDB file: columns (name, type, nullable), rows (sorted),
+    and the constraints."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        relations = con.execute(
+            "select schema_name, table_name from duckdb_tables() union all "
+            "select schema_name, view_name from duckdb_views() where not internal order by all"
+        ).fetchall()
+        found: dict[str, object] = {}
+        for schema, name in relations:
+            columns = con.execute(
+                "select column_name, data_type, is_nullable from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, name],
+            ).fetchall()
+            rows = con.execute(f'select * from "{schema}"."{name}"').fetchall()
+            found[f"{schema}.{name}"] = (columns, sorted(rows, key=repr))
+        found["constraints"] = con.execute(
+            "select table_name, constraint_type, constraint_column_names from duckdb_constraints() "
+            "order by all"
+        ).fetchall()
+        return found
+    finally:
+        con.close()
+
+
+def test_a_replay_builds_what_dbt_builds(tmp_path):
+    raw_store, plan, snapshot = _recorded(tmp_path)
+    by_dbt = tmp_path / "dbt" / "warehouse.duckdb"
+    by_dbt.parent.mkdir()
+    dbt = run_dbt(
+        ["build", "--full-refresh", "--exclude-resource-type", "unit_test"],
+        warehouse=by_dbt,
+        raw_store=snapshot,
+        variables={"as_of": f"{AS_OF:%Y-%m-%d %H:%M:%S}"},
+        location=raw_store,
+    )
+    assert dbt.ok, dbt.failures
+    replayed_file = tmp_path / "replay" / "warehouse.duckdb"
+    replayed_file.parent.mkdir()
+    replayed = dbt_plan.replay(plan, replayed_file, snapshot, raw_store, as_of=AS_OF)
+    assert replayed is not None and replayed.ok
+    assert replayed.nodes == [n.unique_id for n in plan.nodes]
+    assert sorted(replayed.nodes) == sorted(n for n in dbt.nodes if not n.startswith("seed."))
+    assert len(replayed.nodes) == 42
+    assert (
+        replayed.warned
+        == dbt.warned
+        == [
+            FailedNode(
+                "assert_stage_names_mapped",
+                "test",
+                "warn",
+                "Got 1 result, configured to warn if != 0",
+            )
+        ]
+    )
+    expected, got = _catalog(by_dbt), _catalog(replayed_file)
+    assert sorted(got) == sorted(expected)
+    for name in expected:
+        assert got[name] == expected[name], name
+    # the build time reached the rows: days in the current status up to AS_OF
+    con = duckdb.connect(str(replayed_file), read_only=True)
+    days = con.execute(
+        "select max(days_in_status) from fct_process_status_history where valid_until is null"
+    ).fetchone()
+    con.close()
+    assert days[0] > 300
+
+
+def test_a_failing_model_is_reported_as_dbt_does_and_its_dependents_are_skipped(tmp_path):
+    raw_store, plan, snapshot = _recorded(tmp_path)
+    con = duckdb.connect(str(snapshot))
+    con.execute("alter table interview_stages drop column next_steps")
+    con.close()
+    by_dbt = tmp_path / "dbt" / "warehouse.duckdb"
+    by_dbt.parent.mkdir()
+    dbt = run_dbt(
+        ["build", "--full-refresh", "--exclude-resource-type", "unit_test"],
+        warehouse=by_dbt,
+        raw_store=snapshot,
+        location=raw_store,
+    )
+    out = tmp_path / "replay" / "warehouse.duckdb"
+    out.parent.mkdir()
+    replayed = dbt_plan.replay(plan, out, snapshot, raw_store, as_of=AS_OF)
+    assert replayed is not None and not replayed.ok and not dbt.ok
+    [failed] = replayed.failed
+    assert (
+        [(f.name, f.kind, f.status) for f in dbt.failed]
+        == [(failed.name, failed.kind, failed.status)]
+        == [("stg_itrack__interview_stages", "model", "error")]
+    )
+    assert failed.message.startswith('Binder Error: Referenced column "next_steps" not found')
+    # what dbt ran, not skipped, the replay ran (the seeds aside), and nothing else
+    ran_by_dbt = {r.node.unique_id for r in dbt.results if str(r.status).lower() != "skipped"}
+    assert set(replayed.nodes) == {n for n in ran_by_dbt if not n.startswith("seed.")}
+    assert [n.split(".")[-1] for n in replayed.nodes if n.startswith("model.")] == [
+        "stg_itrack__candidates",
+        "stg_itrack__feedback_runs",
+        "stg_itrack__interview_processes",
+        "stg_itrack__interview_stages",
+        "stg_itrack__interview_status_history",
+        "int_status_changes_sequenced",
+        "int_processes_status_dates",
+    ]
+    con = duckdb.connect(str(out), read_only=True)
+    tables = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
+    con.close()
+    assert "stg_itrack__interview_stages" not in tables  # its transaction was rolled back
+    assert "stg_itrack__interview_processes" in tables
+
+
+def test_an_enforced_contract_is_enforced(tmp_path):
+    location = tmp_path / "warehouse.raw.duckdb"
+    duckdb.connect(str(location)).close()
+    seeds = dbt_plan.seeds_path(location)
+    seeds.parent.mkdir(parents=True)
+    duckdb.connect(str(seeds)).close()
+
+    def contracted(sql: str) -> dbt_plan.Plan:
+        node = dbt_plan.PlanNode(
+            unique_id="model.p.m",
+            name="m",
+            kind="model",
+            sql=sql,
+            depends_on=[],
+            database="warehouse",
+            schema="main",
+            relation='"warehouse"."main"."m"',
+            materialized="table",
+            contract=[["id", "integer", True], ["label", "varchar", False]],
+        )
+        return dbt_plan.Plan("k", [node])
+
+    def replay(sql: str, name: str):
+        out = tmp_path / name / "warehouse.duckdb"
+        out.parent.mkdir()
+        return dbt_plan.replay(contracted(sql), out, location, location, as_of=AS_OF), out
+
+    ok, out = replay("select 1 as id, 'a' as label", "ok")
+    assert ok is not None and ok.ok
+    con = duckdb.connect(str(out), read_only=True)
+    assert con.execute("select id, label from m").fetchall() == [(1, "a")]
+    assert con.execute(
+        "select column_name, data_type, is_nullable from information_schema.columns "
+        "where table_name = 'm' order by ordinal_position"
+    ).fetchall() == [("id", "INTEGER", "NO"), ("label", "VARCHAR", "YES")]
+    con.close()
+
+    wrong, _ = replay("select 'x' as id, 'a' as label, 2 as extra", "wrong")
+    assert wrong is not None
+    assert wrong.failed == [
+        FailedNode(
+            "m",
+            "model",
+            "error",
+            "m: the enforced contract failed: id is VARCHAR, the contract says INTEGER; "
+            "extra is not in the contract",
+        )
+    ]
+    null, _ = replay("select cast(null as integer) as id, 'a' as label", "null")
+    assert null is not None and [f.status for f in null.failed] == ["error"]
+    assert null.failed[0].message.startswith("Constraint Error: NOT NULL constraint failed")
+
+
+def test_the_plan_is_valid_for_its_project_only(tmp_path):
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    assert project_state(project) == project_state(PROJECT_DIR)
+    key = dbt_plan.plan_key(project_state(project), "warehouse")
+    model = project / "models" / "marts" / "mart_data_quality.sql"
+    model.write_text(model.read_text() + "\n-- changed\n")
+    assert dbt_plan.plan_key(project_state(project), "warehouse") != key
+    assert dbt_plan.plan_key(project_state(PROJECT_DIR), "other") != key
+
+    raw_store, plan, _snapshot = _recorded(tmp_path / "built")
+    assert dbt_plan.load(raw_store, "another key") is None
+    dbt_plan.seeds_path(raw_store).unlink()  # no seeds: no plan, dbt runs
+    assert dbt_plan.load(raw_store, plan.key) is None
