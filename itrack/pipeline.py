@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ingest.contract import new_run_id, utc_now
 from ingest.errors import Refused, UserError
@@ -48,6 +48,9 @@ from ingest.store.duckdb.store import (
     raw_store_path,
     store_lock,
 )
+
+if TYPE_CHECKING:
+    from itrack.dbt_runner import DbtOutcome
 
 # Callables told when a build reaches a step ("publish": every output staged, the writer lock
 # held, nothing renamed yet). The fault tests register one that kills the process there.
@@ -604,7 +607,7 @@ def _dbt_build(
     return _DbtRun(outcome.nodes, feedback_runs_sql)
 
 
-def _run_dbt_build(building: Path, snapshot: Path, warehouse: Path, project: str) -> Any:
+def _run_dbt_build(building: Path, snapshot: Path, warehouse: Path, project: str) -> DbtOutcome:
     """`dbt build` of the models and data tests (seeds too when the project changed)."""
     from itrack.dbt_runner import run_dbt
 
