@@ -242,13 +242,14 @@ def _land(
         note(f"read {source.label}")
         fast = _land_file(con, source, index + 1)
         counts.sha256 = source.sha256
+        # the path, size and mtime are recorded even for a copy: the next run skips it unread
+        counts.size_bytes, counts.mtime_ns = source.size, source.mtime_ns
         if not force and (source.kind, source.sha256) in by_hash:  # a copy, hashed while read
             con.execute("delete from landing where file_path = ?", [source.label])
             for kind in LOAD_ORDER:
                 con.execute(f"delete from checked_{kind} where file_path = ?", [source.label])
             counts.skipped = True
             continue
-        counts.size_bytes, counts.mtime_ns = source.size, source.mtime_ns
         if fast:
             run.fast_files[source.label] = source
         counts.rows_read = con.execute(
@@ -343,13 +344,15 @@ def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
 def _loaded_files(
     con: duckdb.DuckDBPyConnection,
 ) -> tuple[dict[tuple[str, str, int, int], str], set[tuple[str, str]]]:
-    """Files of completed runs: by (kind, path, size, mtime) -> sha256, and by (kind, sha256)."""
+    """Files of completed runs: by (kind, path, size, mtime) -> sha256 (copies of loaded files
+    included: read once, found to be copies, skipped unread from then on), and by (kind,
+    sha256) those whose records were loaded."""
     rows = con.execute("""
-        select distinct f.kind, f.file_path, f.size_bytes, f.mtime_ns, f.sha256
+        select distinct f.kind, f.file_path, f.size_bytes, f.mtime_ns, f.sha256, f.skipped
         from ingest_files f join ingest_runs r using (run_id)
-        where r.status = 'completed' and not f.skipped""").fetchall()
-    by_stat = {(k, p, n, m): h for k, p, n, m, h in rows if n is not None and m is not None}
-    return by_stat, {(k, h) for k, _, _, _, h in rows}
+        where r.status = 'completed'""").fetchall()
+    by_stat = {(k, p, n, m): h for k, p, n, m, h, _ in rows if n is not None and m is not None}
+    return by_stat, {(k, h) for k, _, _, _, h, skipped in rows if not skipped}
 
 
 def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile, index: int) -> bool:

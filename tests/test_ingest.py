@@ -4,6 +4,7 @@ upsert semantics, status history, formats, retries of orphans and the exit codes
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -217,6 +218,31 @@ def test_same_files_twice_change_nothing(tmp_path, db):
         0,
     )
     assert query(db, "select count(*) from ingest_runs") == [(3,)]
+
+
+def test_a_copy_of_loaded_files_is_read_once_then_skipped_unread(tmp_path, db):
+    """The same files under another path (a nightly job naming them differently, yesterday's
+    export copied into today's folder): read once to find they are copies, loaded nothing, and
+    from then on skipped by path, size and mtime without reading them."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    write_jsonl(folder / "processes.jsonl", [process()])
+    ingest_paths([folder], db=db)
+    copy = tmp_path / "copy"
+    shutil.copytree(folder, copy)
+    before = snapshot(db)
+    for expected in ("read", "skip"):
+        steps: list[str] = []
+        run = ingest_paths([copy], db=db, progress=lambda message, _i, _n: steps.append(message))
+        assert [m for m in steps if m.startswith(("read ", "skip "))] == [
+            f"{expected} {copy / 'candidates.jsonl'}"
+            + (" (already loaded)" * (expected == "skip")),
+            f"{expected} {copy / 'processes.jsonl'}" + (" (already loaded)" * (expected == "skip")),
+        ]
+        assert [f.skipped for f in run.files] == [True, True]
+        assert run.total("inserted") + run.total("updated") + run.total("unchanged") == 0
+    assert snapshot(db) == before
 
 
 def test_newer_record_replaces_older_is_stale_and_history_records_changes(tmp_path, db):
