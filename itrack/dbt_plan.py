@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -39,6 +40,8 @@ PLAN_VERSION = 1
 RUN_START = re.compile(r"cast\('[^']*' as timestamp\) /\* itrack:run_started_at \*/")
 RUN_START_TOKEN = "__itrack_run_started_at__"
 REPLAYABLE = {"view", "table"}
+WORKERS = 2  # nodes run at once, as dbt's threads in dbt_project/profiles.yml
+MEMORY_LIMIT = "1GB"  # DuckDB's buffers during a replay
 
 
 @dataclass(frozen=True)
@@ -274,33 +277,93 @@ def replay(
         if {n.database for n in plan.nodes} != {catalog}:
             return None  # the SQL names another catalog than this file's: dbt runs
         con.execute("set TimeZone = 'UTC'")  # as the profile sets it
+        # two statements at once hold more buffers: bounded (DuckDB spills beyond it), so the
+        # build's peak stays under 1.5 GB at 1M records (issue #17)
+        con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"attach {sql_text(str(Path(raw_store).absolute()))} as raw_store (read_only)")
         con.execute(f"attach {sql_text(str(seeds_path(location)))} as plan_seeds (read_only)")
         copy_seed_tables(con, "plan_seeds")
         con.execute("detach plan_seeds")
-        gates = _gates(plan.nodes)
-        blocked: set[str] = set()  # failed or skipped: what depends on them is skipped
-        for node in plan.nodes:
-            if blocked & (set(node.depends_on) | gates.get(node.unique_id, set())):
-                blocked.add(node.unique_id)
-                continue
-            outcome.nodes.append(node.unique_id)
-            status, message = _run(con, node, node.sql.replace(RUN_START_TOKEN, stamp))
-            if status in ("fail", "error"):
-                blocked.add(node.unique_id)
-                outcome.ok = False
-                outcome.failed.append(FailedNode(node.name, node.kind, status, message))
-            elif status == "warn":
-                outcome.warned.append(FailedNode(node.name, node.kind, status, message))
+        for database, schema in sorted({(n.database, n.schema) for n in plan.nodes if n.relation}):
+            con.execute(f'create schema if not exists "{database}"."{schema}"')
+        results = _run_all(con, plan, stamp)
     finally:
         con.close()
+    for node in plan.nodes:  # reported in the plan's order, whichever finished first
+        if node.unique_id not in results:
+            continue  # skipped: something it is built on failed
+        outcome.nodes.append(node.unique_id)
+        status, message = results[node.unique_id]
+        if status in ("fail", "error"):
+            outcome.ok = False
+            outcome.failed.append(FailedNode(node.name, node.kind, status, message))
+        elif status == "warn":
+            outcome.warned.append(FailedNode(node.name, node.kind, status, message))
     compiled = {n.name: n.sql.replace(RUN_START_TOKEN, stamp) for n in plan.nodes if n.invariants}
     name_failed_checks(outcome, compiled, building, raw_store)
     return outcome
 
 
+def _run_all(con: duckdb.DuckDBPyConnection, plan: Plan, stamp: str) -> dict[str, tuple[str, str]]:
+    """Every node whose parents and gating tests passed, two at a time (as dbt's two threads),
+    each on its own cursor: (status, message) by unique id; the others are skipped (absent).
+    Two at a time, not one: DuckDB keeps both cores busy within most statements, not all (a
+    window's sort, a table's compression), and overlapping them took 0.4 s off 8.4 s at 1M."""
+    gates = _gates(plan.nodes)
+    known = {n.unique_id for n in plan.nodes}
+    waits = {
+        n.unique_id: (set(n.depends_on) | gates.get(n.unique_id, set())) & known for n in plan.nodes
+    }
+    pending = list(plan.nodes)
+    results: dict[str, tuple[str, str]] = {}
+    finished: set[str] = set()
+    blocked: set[str] = set()  # failed or skipped: what waits for them is skipped
+    cursors = [con.cursor() for _ in range(WORKERS)]
+    try:
+        for cursor in cursors:
+            cursor.execute("set TimeZone = 'UTC'")  # a connection setting: on each cursor
+        running: dict[Future[tuple[str, str]], tuple[PlanNode, duckdb.DuckDBPyConnection]] = {}
+        with ThreadPoolExecutor(WORKERS) as pool:
+            while pending or running:
+                decided = False
+                for node in [n for n in pending if waits[n.unique_id] <= finished]:
+                    if waits[node.unique_id] & blocked:
+                        pending.remove(node)
+                        blocked.add(node.unique_id)
+                        finished.add(node.unique_id)
+                        decided = True
+                    elif len(running) < len(cursors):
+                        pending.remove(node)
+                        cursor = _free(cursors, running)
+                        sql = node.sql.replace(RUN_START_TOKEN, stamp)
+                        running[pool.submit(_run, cursor, node, sql)] = (node, cursor)
+                if not running:
+                    if not decided:
+                        raise RuntimeError("dbt plan: the nodes' dependencies form a cycle")
+                    continue  # only skips were decided: look again
+                done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                for future in done:
+                    node, _cursor = running.pop(future)
+                    results[node.unique_id] = future.result()
+                    finished.add(node.unique_id)
+                    if results[node.unique_id][0] in ("fail", "error"):
+                        blocked.add(node.unique_id)
+    finally:
+        for cursor in cursors:
+            cursor.close()
+    return results
+
+
+def _free(
+    cursors: list[duckdb.DuckDBPyConnection],
+    running: dict[Future[tuple[str, str]], tuple[PlanNode, duckdb.DuckDBPyConnection]],
+) -> duckdb.DuckDBPyConnection:
+    busy = {id(cursor) for _node, cursor in running.values()}
+    return next(c for c in cursors if id(c) not in busy)
+
+
 def _run(con: duckdb.DuckDBPyConnection, node: PlanNode, sql: str) -> tuple[str, str]:
-    """One node: (status, message) as dbt reports them."""
+    """One node on its own cursor: (status, message) as dbt reports them."""
     try:
         if node.kind == "model":
             _materialize(con, node, sql)
@@ -314,8 +377,7 @@ def _run(con: duckdb.DuckDBPyConnection, node: PlanNode, sql: str) -> tuple[str,
 
 def _materialize(con: duckdb.DuckDBPyConnection, node: PlanNode, sql: str) -> None:
     """What dbt-duckdb's view and table materialisations leave, in one transaction."""
-    con.execute("begin")
-    con.execute(f'create schema if not exists "{node.database}"."{node.schema}"')
+    con.execute("begin")  # (its schema was created before any node ran)
     if node.materialized == "view":
         con.execute(f"create or replace view {node.relation} as (\n{sql}\n)")
     elif node.contract is None:

@@ -234,11 +234,11 @@ def test_a_copy_of_loaded_files_is_read_once_then_skipped_unread(tmp_path, db):
     before = snapshot(db)
     for expected in ("read", "skip"):
         steps: list[str] = []
-        run = ingest_paths([copy], db=db, progress=lambda message, _i, _n: steps.append(message))
+        run = ingest_paths([copy], db=db, progress=lambda m, _i, _n, seen=steps: seen.append(m))
+        why = " (already loaded)" if expected == "skip" else ""
         assert [m for m in steps if m.startswith(("read ", "skip "))] == [
-            f"{expected} {copy / 'candidates.jsonl'}"
-            + (" (already loaded)" * (expected == "skip")),
-            f"{expected} {copy / 'processes.jsonl'}" + (" (already loaded)" * (expected == "skip")),
+            f"{expected} {copy / 'candidates.jsonl'}{why}",
+            f"{expected} {copy / 'processes.jsonl'}{why}",
         ]
         assert [f.skipped for f in run.files] == [True, True]
         assert run.total("inserted") + run.total("updated") + run.total("unchanged") == 0

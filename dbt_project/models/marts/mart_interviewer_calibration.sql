@@ -14,22 +14,25 @@ type_totals as (
 ),
 
 listed as (
-    select
-        interview_stage_id,
-        {{ clean_text('interviewer') }} as interviewer_spelling
-    from (
-        select interview_stage_id, unnest(interviewer_names) as interviewer
-        from stages
-    ) as unnested
+    select interview_stage_id, unnest(interviewer_names) as interviewer
+    from stages
 ),
 
-keyed as (
+-- each distinct spelling cleaned and keyed once (a few hundred), not once per listing
+spellings as (
     select
-        interview_stage_id,
-        interviewer_spelling,
-        {{ normalize_name('interviewer_spelling') }} as interviewer_key
+        interviewer,
+        {{ clean_text('interviewer') }} as interviewer_spelling,
+        {{ normalize_name('interviewer') }} as interviewer_key
+    from (select distinct interviewer from listed) as raw_spellings
+),
+
+-- read twice below (display names, who sat in): computed once
+keyed as materialized (
+    select listed.interview_stage_id, spellings.interviewer_spelling, spellings.interviewer_key
     from listed
-    where interviewer_spelling <> ''
+    inner join spellings on listed.interviewer = spellings.interviewer
+    where spellings.interviewer_spelling <> ''
 ),
 
 -- one display spelling per key: the most frequent listing, ties to the smallest

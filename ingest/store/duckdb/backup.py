@@ -110,6 +110,9 @@ def backup(
             partial.mkdir()
             digests = table_digests(con)  # what the next build compares the store with
             counts = {table: count for table, (count, _) in digests.items()}
+            # a table's rows in any order (a restore compares contents, never positions): the
+            # Parquet writer then runs on every core (1.2 -> 0.9 s at 1M records)
+            con.execute("set preserve_insertion_order = false")
             for table in counts:
                 con.execute(
                     f'copy (select * from "{table}") to {sql_text(f"{partial / table}.parquet")}'
