@@ -66,21 +66,44 @@ def _catalog(path: Path) -> dict[str, object]:
         con.close()
 
 
-def test_a_replay_builds_what_dbt_builds(tmp_path):
-    raw_store, plan, snapshot = _recorded(tmp_path)
+def _by_dbt(tmp_path: Path, raw_store: Path, snapshot: Path, **variables: str) -> tuple:
+    """`dbt build` of everything but the unit tests on a new file: (outcome, the file)."""
     by_dbt = tmp_path / "dbt" / "warehouse.duckdb"
     by_dbt.parent.mkdir()
-    dbt = run_dbt(
+    outcome = run_dbt(
         ["build", "--full-refresh", "--exclude-resource-type", "unit_test"],
         warehouse=by_dbt,
         raw_store=snapshot,
-        variables={"as_of": f"{AS_OF:%Y-%m-%d %H:%M:%S}"},
+        variables=variables,
         location=raw_store,
     )
+    return outcome, by_dbt
+
+
+def _replayed(
+    tmp_path: Path, name: str, plan: dbt_plan.Plan, snapshot: Path, raw_store: Path, as_of
+) -> tuple:
+    """The plan replayed on a new file named like the warehouse: (outcome, the file)."""
+    out = tmp_path / name / "warehouse.duckdb"
+    out.parent.mkdir()
+    return dbt_plan.replay(plan, out, snapshot, raw_store, as_of=as_of), out
+
+
+def _max_days_in_current_status(path: Path) -> int:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(
+            "select max(days_in_status) from fct_process_status_history where valid_until is null"
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_a_replay_builds_what_dbt_builds(tmp_path):
+    raw_store, plan, snapshot = _recorded(tmp_path)
+    dbt, by_dbt = _by_dbt(tmp_path, raw_store, snapshot, as_of=f"{AS_OF:%Y-%m-%d %H:%M:%S}")
     assert dbt.ok, dbt.failures
-    replayed_file = tmp_path / "replay" / "warehouse.duckdb"
-    replayed_file.parent.mkdir()
-    replayed = dbt_plan.replay(plan, replayed_file, snapshot, raw_store, as_of=AS_OF)
+    replayed, replayed_file = _replayed(tmp_path, "replay", plan, snapshot, raw_store, AS_OF)
     assert replayed is not None and replayed.ok
     assert replayed.nodes == [n.unique_id for n in plan.nodes]
     assert sorted(replayed.nodes) == sorted(n for n in dbt.nodes if not n.startswith("seed."))
@@ -101,13 +124,13 @@ def test_a_replay_builds_what_dbt_builds(tmp_path):
     assert sorted(got) == sorted(expected)
     for name in expected:
         assert got[name] == expected[name], name
-    # the build time reached the rows: days in the current status up to AS_OF
-    con = duckdb.connect(str(replayed_file), read_only=True)
-    days = con.execute(
-        "select max(days_in_status) from fct_process_status_history where valid_until is null"
-    ).fetchone()
-    con.close()
-    assert days[0] > 300
+    # the replay's own build time takes the place of the run's start: ten days later, the
+    # longest current status is ten days longer
+    later, later_file = _replayed(
+        tmp_path, "later", plan, snapshot, raw_store, AS_OF + dt.timedelta(days=10)
+    )
+    assert later is not None and later.ok
+    assert _max_days_in_current_status(later_file) == _max_days_in_current_status(by_dbt) + 10
 
 
 def test_a_failing_model_is_reported_as_dbt_does_and_its_dependents_are_skipped(tmp_path):
@@ -115,17 +138,8 @@ def test_a_failing_model_is_reported_as_dbt_does_and_its_dependents_are_skipped(
     con = duckdb.connect(str(snapshot))
     con.execute("alter table interview_stages drop column next_steps")
     con.close()
-    by_dbt = tmp_path / "dbt" / "warehouse.duckdb"
-    by_dbt.parent.mkdir()
-    dbt = run_dbt(
-        ["build", "--full-refresh", "--exclude-resource-type", "unit_test"],
-        warehouse=by_dbt,
-        raw_store=snapshot,
-        location=raw_store,
-    )
-    out = tmp_path / "replay" / "warehouse.duckdb"
-    out.parent.mkdir()
-    replayed = dbt_plan.replay(plan, out, snapshot, raw_store, as_of=AS_OF)
+    dbt, _ = _by_dbt(tmp_path, raw_store, snapshot)
+    replayed, out = _replayed(tmp_path, "replay", plan, snapshot, raw_store, AS_OF)
     assert replayed is not None and not replayed.ok and not dbt.ok
     [failed] = replayed.failed
     assert (
@@ -176,9 +190,7 @@ def test_an_enforced_contract_is_enforced(tmp_path):
         return dbt_plan.Plan("k", [node])
 
     def replay(sql: str, name: str):
-        out = tmp_path / name / "warehouse.duckdb"
-        out.parent.mkdir()
-        return dbt_plan.replay(contracted(sql), out, location, location, as_of=AS_OF), out
+        return _replayed(tmp_path, name, contracted(sql), location, location, AS_OF)
 
     ok, out = replay("select 1 as id, 'a' as label", "ok")
     assert ok is not None and ok.ok
