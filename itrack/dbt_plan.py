@@ -100,8 +100,8 @@ def catalog_of(location: Path) -> str:
 
 
 def record(results: list[Any], key: str) -> Plan | None:
-    """The plan of a successful `dbt build` from its node results; None when a node cannot be
-    replayed exactly. Seeds and unit tests are not part of it."""
+    """The plan of a successful `dbt build` from its node results (seeds aside: `save` keeps
+    their tables); None when a node cannot be replayed exactly (a unit test among them)."""
     nodes = []
     for node_result in results:
         node = node_result.node
