@@ -207,27 +207,28 @@ def _gates(nodes: list[PlanNode]) -> dict[str, set[str]]:
 
 
 def save(plan: Plan, location: Path, building: Path) -> None:
-    """Write the plan and a copy of the build file's seed tables, each atomically."""
+    """Write the plan and a copy of the build file's seed tables, each atomically (staged under
+    a name of this process: two builds of warehouses sharing a plan never write one file)."""
     path = plan_path(location)
     path.parent.mkdir(parents=True, exist_ok=True)
     seeds = seeds_path(location)
-    staged = seeds.with_name(seeds.name + ".new")
-    staged.unlink(missing_ok=True)
-    con = duckdb.connect(str(staged))
+    staged = seeds.with_name(f"{seeds.name}.{os.getpid()}.new")
+    staged_plan = path.with_name(f"{path.name}.{os.getpid()}.new")
     try:
-        con.execute(f"attach {sql_text(str(Path(building).absolute()))} as built (read_only)")
-        copy_seed_tables(con, "built")
-    finally:
-        con.close()
-    os.replace(staged, seeds)
-    document = {"key": plan.key, "nodes": [asdict(n) for n in plan.nodes]}
-    staged_plan = path.with_name(path.name + ".new")
-    staged_plan.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    os.replace(staged_plan, path)
-
-
-def forget(location: Path) -> None:
-    plan_path(location).unlink(missing_ok=True)
+        staged.unlink(missing_ok=True)
+        con = duckdb.connect(str(staged))
+        try:
+            con.execute(f"attach {sql_text(str(Path(building).absolute()))} as built (read_only)")
+            copy_seed_tables(con, "built")
+        finally:
+            con.close()
+        document = {"key": plan.key, "nodes": [asdict(n) for n in plan.nodes]}
+        staged_plan.write_text(json.dumps(document, indent=1), encoding="utf-8")
+        os.replace(staged, seeds)
+        os.replace(staged_plan, path)
+    finally:  # a failed write leaves nothing behind
+        staged.unlink(missing_ok=True)
+        staged_plan.unlink(missing_ok=True)
 
 
 def load(location: Path, key: str) -> Plan | None:
