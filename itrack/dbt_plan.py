@@ -33,11 +33,18 @@ from typing import Any
 import duckdb
 
 from ingest.sqltext import sql_text
-from itrack.dbt_runner import DbtOutcome, FailedNode, name_failed_checks, work_dir
+from itrack.dbt_runner import (
+    DbtOutcome,
+    FailedNode,
+    is_invariants,
+    name_failed_checks,
+    work_dir,
+)
 
 PLAN_VERSION = 1
-# what macro as_of() emits for the run's start (dbt_project/macros/cross_db.sql)
-RUN_START = re.compile(r"cast\('[^']*' as timestamp\) /\* itrack:run_started_at \*/")
+# what macro as_of() writes after the run's start (dbt_project/macros/cross_db.sql)
+RUN_START_MARKER = "/* itrack:run_started_at */"
+RUN_START = re.compile(r"cast\('[^']*' as timestamp\) " + re.escape(RUN_START_MARKER))
 RUN_START_TOKEN = "__itrack_run_started_at__"
 REPLAYABLE = {"view", "table"}
 WORKERS = 2  # nodes run at once, as dbt's threads in dbt_project/profiles.yml
@@ -132,7 +139,6 @@ def _plan_node(node: Any, kind: str) -> PlanNode | None:
     if kind == "test":
         if getattr(config, "store_failures", None) or getattr(config, "where", None):
             return None
-        metadata = getattr(node, "test_metadata", None)
         return PlanNode(
             **common,
             severity=str(config.severity).lower(),
@@ -140,7 +146,7 @@ def _plan_node(node: Any, kind: str) -> PlanNode | None:
             error_if=config.error_if,
             fail_calc=config.fail_calc,
             limit=config.limit,
-            invariants=getattr(metadata, "name", None) == "invariants",
+            invariants=is_invariants(node),
         )
     if config.materialized not in REPLAYABLE or config.pre_hook or config.post_hook:
         return None
@@ -163,14 +169,9 @@ def _plan_node(node: Any, kind: str) -> PlanNode | None:
 
 
 def _ordered(nodes: list[PlanNode]) -> list[PlanNode]:
-    """dbt build's order: a node after its parents, and a model after the tests gating it
-    (`_gates`); ties by unique id."""
+    """dbt build's order (`_waits`); ties by unique id."""
     by_id = {n.unique_id: n for n in nodes}
-    gates = _gates(nodes)
-    waits = {
-        n.unique_id: {d for d in n.depends_on if d in by_id} | gates.get(n.unique_id, set())
-        for n in nodes
-    }
+    waits = _waits(nodes)
     order: list[PlanNode] = []
     done: set[str] = set()
     while len(order) < len(nodes):
@@ -181,6 +182,14 @@ def _ordered(nodes: list[PlanNode]) -> list[PlanNode]:
             done.add(unique_id)
             order.append(by_id[unique_id])
     return order
+
+
+def _waits(nodes: list[PlanNode]) -> dict[str, set[str]]:
+    """Per node, what runs before it: its parents among `nodes`, and for a model the tests
+    gating it (`_gates`), whose failure skips it as dbt build does."""
+    known = {n.unique_id for n in nodes}
+    gates = _gates(nodes)
+    return {n.unique_id: (set(n.depends_on) | gates.get(n.unique_id, set())) & known for n in nodes}
 
 
 def _gates(nodes: list[PlanNode]) -> dict[str, set[str]]:
@@ -270,7 +279,8 @@ def replay(
     read-only as `raw_store`, as the profile does): its seeds first, then every model and data
     test in order. `as_of`: the build time (UTC) where the SQL used the run's start. None
     when the file's catalog is not the one the plan's SQL names (nothing was run)."""
-    stamp = f"cast('{as_of:%Y-%m-%d %H:%M:%S}' as timestamp) /* itrack:run_started_at */"
+    stamp = f"cast('{as_of:%Y-%m-%d %H:%M:%S}' as timestamp) {RUN_START_MARKER}"
+    sqls = {n.unique_id: n.sql.replace(RUN_START_TOKEN, stamp) for n in plan.nodes}
     outcome = DbtOutcome(ok=True)
     con = duckdb.connect(str(building))
     try:
@@ -287,7 +297,7 @@ def replay(
         con.execute("detach plan_seeds")
         for database, schema in sorted({(n.database, n.schema) for n in plan.nodes if n.relation}):
             con.execute(f'create schema if not exists "{database}"."{schema}"')
-        results = _run_all(con, plan, stamp)
+        results = _run_all(con, plan, sqls)
     finally:
         con.close()
     for node in plan.nodes:  # reported in the plan's order, whichever finished first
@@ -300,21 +310,20 @@ def replay(
             outcome.failed.append(FailedNode(node.name, node.kind, status, message))
         elif status == "warn":
             outcome.warned.append(FailedNode(node.name, node.kind, status, message))
-    compiled = {n.name: n.sql.replace(RUN_START_TOKEN, stamp) for n in plan.nodes if n.invariants}
+    compiled = {n.name: sqls[n.unique_id] for n in plan.nodes if n.invariants}
     name_failed_checks(outcome, compiled, building, raw_store)
     return outcome
 
 
-def _run_all(con: duckdb.DuckDBPyConnection, plan: Plan, stamp: str) -> dict[str, tuple[str, str]]:
+def _run_all(
+    con: duckdb.DuckDBPyConnection, plan: Plan, sqls: dict[str, str]
+) -> dict[str, tuple[str, str]]:
     """Every node whose parents and gating tests passed, two at a time (as dbt's two threads),
-    each on its own cursor: (status, message) by unique id; the others are skipped (absent).
-    Two at a time, not one: DuckDB keeps both cores busy within most statements, not all (a
-    window's sort, a table's compression), and overlapping them took 0.4 s off 8.4 s at 1M."""
-    gates = _gates(plan.nodes)
-    known = {n.unique_id for n in plan.nodes}
-    waits = {
-        n.unique_id: (set(n.depends_on) | gates.get(n.unique_id, set())) & known for n in plan.nodes
-    }
+    each on its own cursor, running `sqls[unique id]`: (status, message) by unique id; the
+    others are skipped (absent). Two at a time, not one: DuckDB keeps both cores busy within
+    most statements, not all (a window's sort, a table's compression), and overlapping them
+    took 0.4 s off 8.4 s at 1M."""
+    waits = _waits(plan.nodes)
     pending = list(plan.nodes)
     results: dict[str, tuple[str, str]] = {}
     finished: set[str] = set()
@@ -336,8 +345,8 @@ def _run_all(con: duckdb.DuckDBPyConnection, plan: Plan, stamp: str) -> dict[str
                     elif len(running) < len(cursors):
                         pending.remove(node)
                         cursor = _free(cursors, running)
-                        sql = node.sql.replace(RUN_START_TOKEN, stamp)
-                        running[pool.submit(_run, cursor, node, sql)] = (node, cursor)
+                        job = pool.submit(_run, cursor, node, sqls[node.unique_id])
+                        running[job] = (node, cursor)
                 if not running:
                     if not decided:
                         raise RuntimeError("dbt plan: the nodes' dependencies form a cycle")

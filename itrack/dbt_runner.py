@@ -199,15 +199,15 @@ def run_dbt(
     return outcome
 
 
+def is_invariants(node: Any) -> bool:
+    """Whether a dbt node is a batched `invariants` test (tests/generic/invariants.sql)."""
+    return getattr(getattr(node, "test_metadata", None), "name", None) == "invariants"
+
+
 def _invariants_sql(results: list[Any]) -> dict[str, str]:
     """The compiled SQL of every batched `invariants` test among dbt's node results, by name."""
-    compiled = {}
-    for node_result in results:
-        node = getattr(node_result, "node", None)
-        metadata = getattr(node, "test_metadata", None)
-        if getattr(metadata, "name", None) == "invariants" and node.compiled_code:
-            compiled[node.name] = node.compiled_code
-    return compiled
+    nodes = [getattr(node_result, "node", None) for node_result in results]
+    return {n.name: n.compiled_code for n in nodes if is_invariants(n) and n.compiled_code}
 
 
 def name_failed_checks(

@@ -594,12 +594,12 @@ def _dbt_build(
     else:
         how = "replayed dbt's compiled plan"
         feedback_runs_sql = plan.sql_of("stg_itrack__feedback_runs")
-    counts = {kind: sum(n.startswith(f"{kind}.") for n in outcome.nodes) for kind in NODE_KINDS}
-    ran = ", ".join(f"{n} {NODE_KINDS[kind]}" for kind, n in counts.items() if n)
-    out.append(f"ok: {how} ({ran})" if outcome.ok else how)
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
+    counts = {kind: sum(n.startswith(f"{kind}.") for n in outcome.nodes) for kind in NODE_KINDS}
+    ran = ", ".join(f"{n} {NODE_KINDS[kind]}" for kind, n in counts.items() if n)
+    out.append(f"ok: {how} ({ran})")
     from feedback.data_quality import data_quality_lines
 
     for line in data_quality_lines(building):  # unmapped stage names, data-quality counts
