@@ -3,14 +3,16 @@ process: `candidate_placements.json`, and optionally merged into a candidates JS
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
 from feedback.atomic import dumps_indented, read_regular, write_atomic
-from ingest.contract import PlacementRecord
+from ingest.contract import OfferDetails
 from ingest.errors import UserError, json_reason
 
 # What the placements file is rendered from: one row per accepted process
@@ -28,23 +30,69 @@ def placements_digest(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
     return count, f"{count}/{total}"
 
 
-def placements_from_marts(con: duckdb.DuckDBPyConnection) -> dict[str, list[dict[str, Any]]]:
-    """candidate id -> placement records sorted by date (then company, role)."""
+def placements_from_marts(
+    con: duckdb.DuckDBPyConnection, candidate_id: str | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """candidate id -> placement records sorted by date (then company, role); one candidate's
+    alone when `candidate_id` is given."""
+    return _history(con, candidate_id)[0]
+
+
+def render_placements(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[str, list[dict[str, Any]]], bytes]:
+    """Every candidate's placement history and the bytes of the placements file it makes."""
+    history, plain = _history(con, None)
+    if plain:
+        # what `placements_bytes` writes, without its safety walk over 128k records at 1M
+        # (0.8 s): every key is a str, every string came from DuckDB or orjson (valid UTF-8),
+        # every float is spelled alike by both encoders; orjson refuses what else could differ
+        with contextlib.suppress(orjson.JSONEncodeError):
+            return history, orjson.dumps(history, option=_INDENTED_SORTED) + b"\n"
+    return history, placements_bytes(history)
+
+
+_INDENTED_SORTED = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
+# PlacementRecord.offer_details' fields in the order its model_dump gives them
+_OFFER_FIELDS = tuple(OfferDetails.model_fields)
+
+
+def _history(
+    con: duckdb.DuckDBPyConnection, candidate_id: str | None
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    """(history, whether orjson spells every number in it as the standard library does). Each
+    record is what PlacementRecord(...).model_dump(mode="json", exclude_none=True) gives (same
+    keys in the same order, same values; tests/test_feedback.py compares them), built without
+    pydantic: the rows were validated by the contract when they were written, and validating
+    them again took 1.2 s of the feedback step at 1M."""
+    where, params = ("", []) if candidate_id is None else (" and candidate_id = ?", [candidate_id])
     rows = con.execute(
-        f"{PLACEMENT_ROWS} order by candidate_id, placed_at, company_name, role_title"
+        f"{PLACEMENT_ROWS}{where} order by candidate_id, placed_at, company_name, role_title",
+        params,
     ).fetchall()
     history: dict[str, list[dict[str, Any]]] = {}
-    for candidate_id, company, role, placed_at, offer in rows:
-        record = PlacementRecord(
-            company=company,
-            role=role,
-            placement_date=placed_at,
-            offer_details=json.loads(offer) if offer else None,
-        )
-        history.setdefault(candidate_id, []).append(
-            record.model_dump(mode="json", exclude_none=True)
-        )
-    return history
+    plain = True
+    for candidate, company, role, placed_at, offer in rows:
+        record = {"company": company, "role": role, "placement_date": placed_at.isoformat()}
+        if offer:
+            details, simple = _offer_details(offer)
+            record["offer_details"] = details
+            plain = plain and simple
+        history.setdefault(candidate, []).append(record)
+    return history, plain
+
+
+def _offer_details(text: str) -> tuple[dict[str, Any], bool]:
+    """The stored offer JSON as OfferDetails dumps it (field order, no nulls), and whether its
+    numbers are plain: finite floats in fixed notation. orjson reads an integer beyond 64 bits
+    as a float, always in exponent notation: such an offer is read again by the standard
+    library, which keeps the integer."""
+    values = orjson.loads(text)
+    plain = all(type(v) is not float or "e" not in repr(v) for v in values.values())
+    if not plain:
+        values = json.loads(text)
+    details = {k: values[k] for k in _OFFER_FIELDS if values.get(k) is not None}
+    return details, plain
 
 
 def read_placements(path: Path) -> dict[str, list[dict[str, Any]]]:

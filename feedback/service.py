@@ -50,10 +50,10 @@ from feedback.feeders import (
 from feedback.marts import open_read_only, require_published
 from feedback.placements import (
     merge_into_candidates,
-    placements_bytes,
     placements_digest,
     placements_from_marts,
     read_placements,
+    render_placements,
     write_placements,
 )
 from ingest.contract import (
@@ -212,10 +212,10 @@ def _placements_current(stored: str, path: Path, digest: str) -> bool:
     return data is not None and stored == _state(digest, data)
 
 
-def _placements_of(warehouse: Path) -> dict[str, list[dict[str, Any]]]:
+def _placements_of(warehouse: Path) -> tuple[dict[str, list[dict[str, Any]]], bytes]:
     con = open_read_only(Path(warehouse))
     try:
-        return placements_from_marts(con)
+        return render_placements(con)
     finally:
         con.close()
 
@@ -276,7 +276,7 @@ def run_feedback(
             marked |= {f for f in fresh if _stored_metrics(entries, f) != fresh[f]}
         placements, digest = placements_digest(con)
         # rendered below only when the file lacks it (the candidates file merge needs it too)
-        history = placements_from_marts(con) if full or candidates_path is not None else None
+        rendering = render_placements(con) if full or candidates_path is not None else None
     finally:
         con.close()
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -289,9 +289,9 @@ def run_feedback(
     with locked(feeders_path, wait_seconds):  # the documented advisory lock
         update = FeedersUpdate(feeders_path, merge)
         rendered = log.get_state(PLACEMENTS_KEY, "")
-        if history is None and not _placements_current(rendered, placements_path, digest):
-            history = _placements_of(warehouse)
-        places = None if history is None else Staged(placements_path, placements_bytes(history))
+        if rendering is None and not _placements_current(rendered, placements_path, digest):
+            rendering = _placements_of(warehouse)
+        places = None if rendering is None else Staged(placements_path, rendering[1])
         if places is not None:
             rendered = _state(digest, places.data)
         try:
@@ -314,8 +314,8 @@ def run_feedback(
                 places.discard()
     result.updated_feeders = update.result
     result.placements = placements
-    if candidates_path is not None and history is not None:
-        result.candidates_written = merge_into_candidates(candidates_path, history)
+    if candidates_path is not None and rendering is not None:
+        result.candidates_written = merge_into_candidates(candidates_path, rendering[0])
     return result
 
 
@@ -545,7 +545,7 @@ class FeedbackService:
         ).model_dump(mode="json", exclude_none=True)
         history = read_placements(self.placements_path)
         with connect_marts(self.warehouse) as con:
-            built = placements_from_marts(con).get(outcome.candidate_id, [])
+            built = placements_from_marts(con, outcome.candidate_id).get(outcome.candidate_id, [])
         records = history.setdefault(outcome.candidate_id, [])
         for item in [*built, record]:
             if item not in records:

@@ -289,13 +289,13 @@ def test_placements_are_rendered_only_when_their_rows_or_the_file_changed(
     from ingest.store.duckdb.repository import DuckDBInterviewStore
 
     rendered: list[int] = []
-    render = service.placements_from_marts
+    render = service.render_placements
 
     def counted(con):
         rendered.append(1)
         return render(con)
 
-    monkeypatch.setattr(service, "placements_from_marts", counted)
+    monkeypatch.setattr(service, "render_placements", counted)
     placements = wh.parent / "placements.json"
     con = duckdb.connect(str(wh), read_only=True)
     accepted = con.execute(
@@ -332,3 +332,87 @@ def test_placements_are_rendered_only_when_their_rows_or_the_file_changed(
     )
     run_feedback_into(wh, tmp_path / "full", now=NOW, full=True)
     assert (tmp_path / "full" / "placements.json").read_bytes() == placements.read_bytes()
+
+
+# offer details as the contract stores them (compact JSON, the model's field order or any
+# other, nulls for absent fields) and what each must become
+OFFERS = [
+    None,
+    '{"base_salary":125000,"currency":"EUR","bonus":10000,"offer_date":"2025-11-19"}',
+    '{"currency":"USD","base_salary":150000.5,"equity":null,"start_date":"2026-01-05"}',
+    '{"base_salary":1e22,"currency":"GBP","sign_on_bonus":0.000001}',
+    '{"base_salary":123456789012345678901234,"currency":"CHF","bonus":18446744073709551615}',
+    '{"base_salary":0,"currency":"JPY","expiry_date":"2026-02-01","bonus":2.5}',
+]
+
+
+def _placement_rows(con, rows) -> None:
+    con.execute(
+        "create table fct_interview_processes (candidate_id varchar, company_name varchar, "
+        "role_title varchar, placed_at timestamp, offer_details json, is_placement boolean)"
+    )
+    con.executemany("insert into fct_interview_processes values (?, ?, ?, ?, ?, ?)", rows)
+
+
+def test_placements_are_what_the_contract_model_dumps():
+    """The placements are built from the rows without pydantic (1.2 s at 1M): each record must
+    be what PlacementRecord dumps (keys, their order, values), and the file's bytes what the
+    standard library's indented encoder writes of them, numbers orjson spells differently
+    (exponents, integers beyond 64 bits) included."""
+    import datetime as dt
+
+    import duckdb
+
+    from feedback.placements import placements_from_marts, render_placements
+    from ingest.contract import PlacementRecord
+
+    at = dt.datetime(2025, 3, 1, 9, 30)
+    rows = [
+        (
+            f"cand-{i % 4}",
+            name,
+            "Engineer",
+            at + dt.timedelta(days=i, microseconds=i * 1000),
+            offer,
+            True,
+        )
+        for i, (name, offer) in enumerate(
+            zip(
+                ["Zoë & Co", "李明", 'Quote"Back\\', "Acme", "Monzo", "Tab\tCo"],
+                OFFERS,
+                strict=True,
+            )
+        )
+    ] + [("cand-9", "Never", "Placed", at, None, False)]
+    con = duckdb.connect()
+    _placement_rows(con, rows)
+    reference: dict[str, list] = {}
+    for candidate, company, role, placed_at, offer, placed in sorted(
+        rows, key=lambda r: (r[0], r[3])
+    ):
+        if placed:
+            record = PlacementRecord(
+                company=company,
+                role=role,
+                placement_date=placed_at,
+                offer_details=json.loads(offer) if offer else None,
+            )
+            reference.setdefault(candidate, []).append(
+                record.model_dump(mode="json", exclude_none=True)
+            )
+    history, data = render_placements(con)
+    assert json.dumps(history) == json.dumps(reference)  # key order included
+    expected = json.dumps(reference, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    assert data == expected.encode("utf-8")
+    assert '"base_salary": 123456789012345678901234' in data.decode()
+    assert '"base_salary": 1e+22' in data.decode()
+    assert placements_from_marts(con, "cand-1") == {"cand-1": reference["cand-1"]}
+    assert placements_from_marts(con, "cand-9") == {}
+    # with plain numbers only, the same (through orjson alone)
+    plain = duckdb.connect()
+    _placement_rows(
+        plain, [r for r in rows if r[4] is None or "e2" not in r[4] and "1234567" not in r[4]]
+    )
+    history, data = render_placements(plain)
+    text = json.dumps(history, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    assert sorted(history) == ["cand-0", "cand-1", "cand-2"] and data == text.encode("utf-8")
