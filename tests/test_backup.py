@@ -83,3 +83,70 @@ def test_corrupt_database_restored_and_rebuilt_gives_the_same_outputs(tmp_path):
         k: {m: v for m, v in e["metrics"].items() if m != "updated_at"}
         for k, e in feeders["feeders"].items()
     }
+
+
+def _recode(snapshot, table: str, db) -> bytes:
+    """Write `table` of the raw store into `snapshot` as zstd Parquet (the same rows, other
+    bytes than a backup writes) and record its checksum in the (unsigned) manifest."""
+    import hashlib
+
+    path = snapshot / f"{table}.parquet"
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    con.execute(f"copy {table} to '{path}' (format parquet, compression zstd)")
+    con.close()
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    manifest["files"][path.name] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (snapshot / MANIFEST).write_text(json.dumps(manifest))
+    return path.read_bytes()
+
+
+def _rows(db, table: str) -> list:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return sorted(map(repr, con.execute(f"select * from {table}").fetchall()))
+    finally:
+        con.close()
+
+
+def test_a_table_unchanged_since_the_newest_backup_is_copied_from_it(tmp_path):
+    """A nightly build backs up a raw store whose big tables the last backup holds already:
+    their files are copied (checked against their checksums) instead of written again; a
+    changed table, a file that lost its checksum and a manifest the key did not sign are
+    written anew, and every backup restores to the raw store it was taken of."""
+    generate(tmp_path / "in", 60, seed=4)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    first = backup(db, tmp_path / "bk")
+    recoded = _recode(first, "interview_stages", db)
+    con = duckdb.connect(str(raw_store_path(db)))
+    con.execute("update candidates set full_name = full_name || ' Jr' where rowid % 2 = 0")
+    con.close()
+
+    second = backup(db, tmp_path / "bk")
+    assert (second / "interview_stages.parquet").read_bytes() == recoded  # copied
+    fresh = tmp_path / "fresh.duckdb"
+    restore(second, fresh)
+    for table in ("candidates", "interview_stages", "interview_processes"):
+        assert _rows(raw_store_path(fresh), table) == _rows(raw_store_path(db), table)
+    manifest = json.loads((second / MANIFEST).read_text())
+    assert (
+        manifest["digests"]["candidates"]
+        != json.loads((first / MANIFEST).read_text())["digests"]["candidates"]
+    )
+
+    # the newest backup's file damaged: the next backup writes the table anew
+    damaged = second / "interview_stages.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    third = backup(db, tmp_path / "bk")
+    assert (third / "interview_stages.parquet").read_bytes() not in (recoded, damaged.read_bytes())
+    restore(third, tmp_path / "third.duckdb")
+    assert _rows(raw_store_path(tmp_path / "third.duckdb"), "interview_stages") == _rows(
+        raw_store_path(db), "interview_stages"
+    )
+
+    # signed: a manifest edited without the key is not trusted for copies
+    signed = backup(db, tmp_path / "bk", sign_key=b"k")
+    recoded = _recode(signed, "interview_stages", db)
+    after = backup(db, tmp_path / "bk", sign_key=b"k")
+    assert (after / "interview_stages.parquet").read_bytes() != recoded
+    restore(after, tmp_path / "after.duckdb", sign_key=b"k")
