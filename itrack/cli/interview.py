@@ -13,18 +13,20 @@ import datetime as dt
 import getpass
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from feedback.atomic import read_regular
 from ingest.contract import InterviewProcess, InterviewStage
 from ingest.errors import UserError
-from ingest.service import InterviewDetail, InterviewService
 from itrack.cli.common import Target, with_target
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text, warn
 from itrack.errors import new_app
-from itrack.services import interview_service
+
+if TYPE_CHECKING:  # the service and its store are imported when a command runs: every other
+    # `itrack` command (the nightly build among them) starts without them
+    from ingest.service import InterviewDetail, InterviewService
 
 app = new_app("Track one interview process at a time.")
 
@@ -57,6 +59,8 @@ ByOption = Annotated[
 
 def _service(target: Target) -> InterviewService:
     """The service on the configured store (errors are the shared handler's job)."""
+    from itrack.services import interview_service
+
     return interview_service(target.db, target.wait)
 
 
