@@ -86,6 +86,12 @@ def _signature(manifest: dict, key: bytes) -> str:
     return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
+def _signed_by(manifest: dict, key: bytes) -> bool:
+    """Whether the manifest carries the signature `key` gives its contents."""
+    given = manifest.get("signature")
+    return isinstance(given, str) and hmac.compare_digest(given, _signature(manifest, key))
+
+
 def backup(
     db: Path | str,
     to: Path | None = None,
@@ -180,7 +186,7 @@ def _reusable(
     manifest = _read_manifest(snapshots[-1]) if snapshots else None
     if manifest is None or not isinstance(manifest.get("digests"), dict):
         return {}
-    if sign_key is not None and manifest.get("signature") != _signature(manifest, sign_key):
+    if sign_key is not None and not _signed_by(manifest, sign_key):
         return {}
     old_columns = manifest.get("columns")
     old_columns = old_columns if isinstance(old_columns, dict) else {}
@@ -271,12 +277,8 @@ def verify(snapshot: Path, sign_key: bytes | None = None) -> dict:
     manifest = _read_manifest(snapshot)
     if manifest is None:
         raise UserError(f"{snapshot}: {MANIFEST} is unreadable or incomplete; not restored")
-    if sign_key is not None:
-        given = manifest.get("signature")
-        if not isinstance(given, str) or not hmac.compare_digest(
-            given, _signature(manifest, sign_key)
-        ):
-            raise UserError(f"{snapshot}: the manifest's signature does not match the key")
+    if sign_key is not None and not _signed_by(manifest, sign_key):
+        raise UserError(f"{snapshot}: the manifest's signature does not match the key")
     for name, digest in manifest["files"].items():
         path = snapshot / str(name)
         if "/" in str(name) or name in ("", ".", "..") or not path.is_file():
