@@ -543,7 +543,7 @@ class FeedbackService:
             placement_date=outcome.decided_at,
             offer_details=outcome.offer_details,
         ).model_dump(mode="json", exclude_none=True)
-        history = read_placements(self.placements_path)
+        history, finite = read_placements(self.placements_path)
         with connect_marts(self.warehouse) as con:
             built = placements_from_marts(con, outcome.candidate_id).get(outcome.candidate_id, [])
         records = history.setdefault(outcome.candidate_id, [])
@@ -551,7 +551,9 @@ class FeedbackService:
             if item not in records:
                 records.append(item)
         records.sort(key=lambda r: (r["placement_date"], r["company"], r["role"]))
-        written = write_placements(self.placements_path, history)
+        # finite: the file read by orjson; the marts' records and this one (OfferDetails'
+        # amounts are finite) hold no NaN either
+        written = write_placements(self.placements_path, history, finite)
         candidates = False
         if self.candidates_path is not None:
             candidates = merge_into_candidates(
