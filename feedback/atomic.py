@@ -238,12 +238,12 @@ def _glob_escape(text: str) -> str:
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 
-# Each byte of a JSON text -> "0" for a digit, "e" for e/E, itself for . - +, else a space: the
+# Each byte of a JSON text -> "0" for a digit, "e" for e/E, "." for itself, else a space: the
 # shapes of its numbers, searched with `in` (C) instead of a regex (1.4 s on the 40 MB
 # placements file). A string that merely looks like such a number is a false alarm, never a
 # miss: the caller then takes the standard library's slower, exact path.
 _NUMBER_SHAPES = bytes(
-    ord("0") if chr(b).isdigit() else b if chr(b) in ".-+" else ord("e") if chr(b) in "eE" else 32
+    ord("0") if chr(b).isdigit() else ord("e") if chr(b) in "eE" else b if b == ord(".") else 32
     for b in range(256)
 )
 
@@ -254,15 +254,16 @@ def number_shapes(data: bytes) -> bytes:
 
 def spelled_alike(data: bytes) -> bool:
     """Whether every float in orjson's output `data` is spelled as the standard library (`repr`)
-    spells it: none in exponent notation (orjson 1e-7, `repr` 1e-07), none in fixed notation
-    where `repr` uses an exponent (orjson 0.00001 / 1e-05: under 1e-4, a value after a space or
-    a minus; 10000000000000000.0 / 1e+16: 17 digits or more before the point)."""
+    spells it: none in exponent notation (orjson 1e-7, `repr` 1e-07: a digit then e), none in
+    fixed notation where `repr` uses an exponent (orjson 0.00001 / 1e-05: under 1e-4, "0.0000"
+    after a space, a minus or nothing; 10000000000000000.0 / 1e+16: 17 digits or more before
+    the point)."""
     shapes = number_shapes(data)
     return not (
-        any(shape in shapes for shape in (b"0e0", b"0e-", b"0e+", b"0" * 17 + b"."))
-        or b" 0.0000" in data
-        or b"-0.0000" in data
-        or data.startswith(b"0.0000")  # the document a bare number
+        b"0e" in shapes
+        or b" 0.0000" in shapes
+        or shapes.startswith(b"0.0000")
+        or b"0" * 17 + b"." in shapes
     )
 
 

@@ -34,65 +34,45 @@ def placements_from_marts(
     con: duckdb.DuckDBPyConnection, candidate_id: str | None = None
 ) -> dict[str, list[dict[str, Any]]]:
     """candidate id -> placement records sorted by date (then company, role); one candidate's
-    alone when `candidate_id` is given."""
-    return _history(con, candidate_id)[0]
-
-
-def render_placements(
-    con: duckdb.DuckDBPyConnection,
-) -> tuple[dict[str, list[dict[str, Any]]], bytes]:
-    """Every candidate's placement history and the bytes of the placements file it makes."""
-    history, plain = _history(con, None)
-    if plain:
-        # what `placements_bytes` writes, without its safety walk over 128k records at 1M
-        # (0.8 s): every key is a str, every string came from DuckDB or orjson (valid UTF-8),
-        # every float is spelled alike by both encoders; orjson refuses what else could differ
-        with contextlib.suppress(orjson.JSONEncodeError):
-            return history, orjson.dumps(history, option=_INDENTED_SORTED) + b"\n"
-    return history, placements_bytes(history)
-
-
-_INDENTED_SORTED = orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS
-# PlacementRecord.offer_details' fields in the order its model_dump gives them
-_OFFER_FIELDS = tuple(OfferDetails.model_fields)
-
-
-def _history(
-    con: duckdb.DuckDBPyConnection, candidate_id: str | None
-) -> tuple[dict[str, list[dict[str, Any]]], bool]:
-    """(history, whether orjson spells every number in it as the standard library does). Each
-    record is what PlacementRecord(...).model_dump(mode="json", exclude_none=True) gives (same
-    keys in the same order, same values; tests/test_feedback.py compares them), built without
-    pydantic: the rows were validated by the contract when they were written, and validating
-    them again took 1.2 s of the feedback step at 1M."""
+    alone when `candidate_id` is given. Each record is what
+    PlacementRecord(...).model_dump(mode="json", exclude_none=True) gives (same keys in the
+    same order, same values; tests/test_feedback.py compares them), built without pydantic: the
+    rows were validated by the contract when they were written, and validating them again took
+    1.2 s of the feedback step at 1M. No float in them is NaN or infinite (JSON has none)."""
     where, params = ("", []) if candidate_id is None else (" and candidate_id = ?", [candidate_id])
     rows = con.execute(
         f"{PLACEMENT_ROWS}{where} order by candidate_id, placed_at, company_name, role_title",
         params,
     ).fetchall()
     history: dict[str, list[dict[str, Any]]] = {}
-    plain = True
     for candidate, company, role, placed_at, offer in rows:
         record = {"company": company, "role": role, "placement_date": placed_at.isoformat()}
         if offer:
-            details, simple = _offer_details(offer)
-            record["offer_details"] = details
-            plain = plain and simple
+            record["offer_details"] = _offer_details(offer)
         history.setdefault(candidate, []).append(record)
-    return history, plain
+    return history
 
 
-def _offer_details(text: str) -> tuple[dict[str, Any], bool]:
-    """The stored offer JSON as OfferDetails dumps it (field order, no nulls), and whether its
-    numbers are plain: finite floats in fixed notation. orjson reads an integer beyond 64 bits
-    as a float, always in exponent notation: such an offer is read again by the standard
-    library, which keeps the integer."""
+def render_placements(
+    con: duckdb.DuckDBPyConnection,
+) -> tuple[dict[str, list[dict[str, Any]]], bytes]:
+    """Every candidate's placement history and the bytes of the placements file it makes."""
+    history = placements_from_marts(con)
+    return history, placements_bytes(history, finite=True)
+
+
+# PlacementRecord.offer_details' fields in the order its model_dump gives them
+_OFFER_FIELDS = tuple(OfferDetails.model_fields)
+
+
+def _offer_details(text: str) -> dict[str, Any]:
+    """The stored offer JSON as OfferDetails dumps it (field order, no nulls). orjson reads an
+    integer beyond 64 bits as a float, always in exponent notation: such an offer is read
+    again by the standard library, which keeps the integer."""
     values = orjson.loads(text)
-    plain = all(type(v) is not float or "e" not in repr(v) for v in values.values())
-    if not plain:
+    if any(type(v) is float and "e" in repr(v) for v in values.values()):
         values = json.loads(text)
-    details = {k: values[k] for k in _OFFER_FIELDS if values.get(k) is not None}
-    return details, plain
+    return {k: values[k] for k in _OFFER_FIELDS if values.get(k) is not None}
 
 
 def read_placements(path: Path) -> tuple[dict[str, list[dict[str, Any]]], bool]:
