@@ -248,17 +248,13 @@ _NUMBER_SHAPES = bytes(
 )
 
 
-def number_shapes(data: bytes) -> bytes:
-    return data.translate(_NUMBER_SHAPES)
-
-
 def spelled_alike(data: bytes) -> bool:
     """Whether every float in orjson's output `data` is spelled as the standard library (`repr`)
     spells it: none in exponent notation (orjson 1e-7, `repr` 1e-07: a digit then e), none in
     fixed notation where `repr` uses an exponent (orjson 0.00001 / 1e-05: under 1e-4, "0.0000"
     after a space, a minus or nothing; 10000000000000000.0 / 1e+16: 17 digits or more before
     the point)."""
-    shapes = number_shapes(data)
+    shapes = data.translate(_NUMBER_SHAPES)
     return not (
         b"0e" in shapes
         or b" 0.0000" in shapes
