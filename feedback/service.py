@@ -551,8 +551,8 @@ class FeedbackService:
             if item not in records:
                 records.append(item)
         records.sort(key=lambda r: (r["placement_date"], r["company"], r["role"]))
-        # finite: the file read by orjson; the marts' records and this one (OfferDetails'
-        # amounts are finite) hold no NaN either
+        # finite: no NaN or infinity in the file as read; the marts' records and this one
+        # (OfferDetails' amounts are finite) hold none either
         written = write_placements(self.placements_path, history, finite)
         candidates = False
         if self.candidates_path is not None:

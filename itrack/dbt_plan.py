@@ -78,8 +78,16 @@ class Plan:
     key: str
     nodes: list[PlanNode] = field(default_factory=list)
 
-    def sql_of(self, model: str) -> str | None:
-        return next((n.sql for n in self.nodes if n.name == model), None)
+    def sql_of(self, model: str, as_of: dt.datetime) -> str | None:
+        """A model's SQL as `replay` runs it, with the build time `as_of`."""
+        return next((stamped(n.sql, as_of) for n in self.nodes if n.name == model), None)
+
+
+def stamped(sql: str, as_of: dt.datetime) -> str:
+    """Recorded SQL with the build time `as_of` (UTC) where dbt's run used its start."""
+    return sql.replace(
+        RUN_START_TOKEN, f"cast('{as_of:%Y-%m-%d %H:%M:%S}' as timestamp) {RUN_START_MARKER}"
+    )
 
 
 def plan_key(project_state: str, database: str) -> str:
@@ -279,8 +287,7 @@ def replay(
     read-only as `raw_store`, as the profile does): its seeds first, then every model and data
     test in order. `as_of`: the build time (UTC) where the SQL used the run's start. None
     when the file's catalog is not the one the plan's SQL names (nothing was run)."""
-    stamp = f"cast('{as_of:%Y-%m-%d %H:%M:%S}' as timestamp) {RUN_START_MARKER}"
-    sqls = {n.unique_id: n.sql.replace(RUN_START_TOKEN, stamp) for n in plan.nodes}
+    sqls = {n.unique_id: stamped(n.sql, as_of) for n in plan.nodes}
     outcome = DbtOutcome(ok=True)
     con = duckdb.connect(str(building))
     try:

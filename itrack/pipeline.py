@@ -581,9 +581,10 @@ def _dbt_build(
     key = dbt_plan.plan_key(project, dbt_plan.catalog_of(warehouse))
     plan = dbt_plan.load(raw_store, key) if replay else None
     outcome = None
+    as_of = utc_now()
     if plan is not None:
         _fresh_build_file(warehouse, building, keep_seeds=False)
-        outcome = dbt_plan.replay(plan, building, snapshot, raw_store, as_of=utc_now())
+        outcome = dbt_plan.replay(plan, building, snapshot, raw_store, as_of=as_of)
     feedback_runs_sql = None
     if outcome is None:  # no valid plan, or the build file is not named as the plan expects
         outcome = _run_dbt_build(building, snapshot, warehouse, project)
@@ -593,7 +594,7 @@ def _dbt_build(
         how = "ran dbt"
     else:
         how = "replayed dbt's compiled plan"
-        feedback_runs_sql = plan.sql_of("stg_itrack__feedback_runs")
+        feedback_runs_sql = plan.sql_of("stg_itrack__feedback_runs", as_of)
     if not outcome.ok:
         failed = "; ".join(outcome.failures) or f"see {outcome.log_path}"
         raise Refused(f"dbt build failed, nothing published and no feedback written: {failed}")
