@@ -59,10 +59,10 @@ def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, mon
     import ingest.store.duckdb.backup as backup_module
     from ingest.store.duckdb.backup import latest, restore, table_digests
 
-    scans: list[int] = []
+    scans: list[str] = []  # per call, the tables scanned ("all": every table)
 
     def counted(con, tables=None):
-        scans.append(1)
+        scans.append("all" if tables is None else ",".join(tables))
         return table_digests(con, tables)
 
     monkeypatch.setattr(backup_module, "table_digests", counted)
@@ -118,7 +118,10 @@ def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, mon
     con.close()
     scans.clear()
     fourth = run_build([tmp_path / "day1"], db=db, **quiet)
-    assert scans  # written since: scanned
+    # written since: scanned (before deciding, by the backup, and the snapshot's source
+    # tables for the next build's fingerprint)
+    sources = ["candidates", "interview_processes", "interview_stages", "interview_status_history"]
+    assert scans == ["all", "all", *sources]
     assert len(sorted(backups.iterdir())) == 2
     assert [s.name for s in fourth.steps] == [
         "backup",
