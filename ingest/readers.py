@@ -255,10 +255,11 @@ def land_fast(
     if source.fmt != "parquet" and _size(source) > MAX_RECORD_BYTES and scanned.result().long_line:
         return False
     try:
-        select = reader(con, source, fields)
-        if select is None:
+        found = reader(con, source, fields)
+        if found is None:
             return False
-        tokens = ", ".join(f"v_{f}" for f in fields)
+        select, given = found
+        tokens = ", ".join(f"v_{f}" + (f", t_{f}, s_{f}" if f in given else "") for f in fields)
         rows_sql = f"""(select null::bigint as rec, null::varchar as file_path, line_no, keys,
                                {tokens}
                         from ({select}))"""
@@ -267,7 +268,7 @@ def land_fast(
         # window, which would run the whole scan and every check on one thread.
         con.execute(
             "create or replace temp table fast_file as "
-            + compile_model(MODELS[source.kind]).checked_sql(rows_sql)
+            + compile_model(MODELS[source.kind]).checked_sql(rows_sql, given)
         )
         first = 2 if source.fmt == "csv" else 1  # the line of the first record (CSV: header)
         con.execute(
@@ -314,7 +315,12 @@ def _size(source: InputFile) -> int:
         return 0
 
 
-def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
+# A fast reader's select: `line_no, keys, v_<field>...` and, for the fields it names, the JSON
+# type `t_<field>` and text `s_<field>` it gives without a token (CompiledModel.checked_sql).
+FastSelect = tuple[str, frozenset[str]]
+
+
+def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> FastSelect:
     """One scan of the lines (DuckDB splits them and refuses a malformed one), each parsed as
     the line reader's rows are (`parse_sql`: the field tokens and the key list)."""
     from ingest.validate import compile_model
@@ -326,23 +332,55 @@ def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[
                  from read_json_objects({path}, {options}))"""
     tokens = ", ".join(f"v_{f}" for f in fields)
     parsed = compile_model(MODELS[source.kind]).parse_sql(lines)
-    return f"select line_no, keys, {tokens} from ({parsed})"
+    return f"select line_no, keys, {tokens} from ({parsed})", frozenset()
 
 
-def _fast_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str:
+# Parquet column types whose values `to_json` writes as JSON integers (json_type UBIGINT from 0
+# up, BIGINT below), spelled as DuckDB casts them to text
+_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"} | {
+    f"U{t}" for t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT")
+}
+
+
+def _typed_text(column_type: str, x: str) -> tuple[str, str] | None:
+    """(JSON type, text) of a typed column's non-null value `x` as its `to_json` token would
+    give them (`_json_type`, `_json_text`), without the token; None for other column types."""
+    if column_type == "VARCHAR":
+        return "'VARCHAR'", x
+    if column_type in _INTEGER_TYPES:
+        return f"case when {x} >= 0 then 'UBIGINT' else 'BIGINT' end", f"{x}::varchar"
+    return None
+
+
+def _fast_parquet(
+    con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]
+) -> FastSelect:
     path = sql_text(str(source.path))
-    names = _parquet_columns(con, str(source.path))
+    types = _parquet_types(con, str(source.path))
+    names = list(types)
     present = _parquet_present(names)
+    from ingest.validate import compile_model
+
+    compiled = compile_model(MODELS[source.kind])
     # a null cell gives no token (to_json(null) is null) and no key: the field is absent
-    picks = ", ".join(
-        f"to_json(t.{_ident(f)}) as v_{f}" if f in names else f"null::json as v_{f}" for f in fields
-    )
+    picks, given = [], set()
+    for f in fields:
+        x = f"t.{_ident(f)}" if f in types else None
+        typed = _typed_text(types[f], x) if x and compiled.text_only(f) else None
+        if typed:  # its type and text straight from the column: no token built and parsed
+            picks.append(f"{x} as v_{f}, {typed[0]} as t_{f}, {typed[1]} as s_{f}")
+            given.add(f)
+        else:
+            picks.append(f"to_json({x}) as v_{f}" if x else f"null::json as v_{f}")
     # A row over MAX_RECORD_BYTES as JSON marks itself (line_no -1) and the file takes the line
     # reader, which quarantines it as `record_too_large`.
-    return f"""
-        select case when {_parquet_row_size(names)} > {MAX_RECORD_BYTES} then -1 end as line_no,
-               {_columnar_keys(names, present)} as keys, {picks}
-        from read_parquet({path}) t"""
+    return (
+        f"""
+        select case when {_parquet_row_too_large(types)} then -1 end as line_no,
+               {_columnar_keys(names, present)} as keys, {", ".join(picks)}
+        from read_parquet({path}) t""",
+        frozenset(given),
+    )
 
 
 # ---------------------------------------------------------------- columnar files: null = absent
@@ -369,7 +407,13 @@ def _columnar_keys(names: list[str], present: dict[str, str]) -> str:
 
 def _parquet_columns(con: duckdb.DuckDBPyConnection, path: str) -> list[str]:
     """The column names of a Parquet file, in file order."""
-    return [r[0] for r in con.execute("describe select * from read_parquet(?)", [path]).fetchall()]
+    return list(_parquet_types(con, path))
+
+
+def _parquet_types(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, str]:
+    """Column name -> DuckDB type of a Parquet file, in file order."""
+    described = con.execute("describe select * from read_parquet(?)", [path]).fetchall()
+    return {r[0]: r[1] for r in described}
 
 
 def _parquet_present(names: list[str]) -> dict[str, str]:
@@ -406,11 +450,28 @@ def _parquet_row_size(names: list[str]) -> str:
     return f"greatest(2, 1 + {members or 0})"
 
 
-def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> str | None:
+def _parquet_row_too_large(types: dict[str, str]) -> str:
+    """SQL: `_parquet_row_size` is over MAX_RECORD_BYTES, measured only where a cheap upper
+    bound is (a text cell's JSON takes at most 6 bytes per byte of it, as in `\\u001f`, plus its
+    quotes): building every cell's JSON only to measure the row costs a text-heavy file more
+    than its checks."""
+    cells = []
+    for n, typ in types.items():
+        x = f"t.{_ident(n)}"
+        size = f"6 * strlen({x}) + 2" if typ == "VARCHAR" else f"strlen(to_json({x}))"
+        cells.append(f"coalesce({len(_json_key(n).encode()) + 2} + {size}, 0)")
+    bound = " + ".join(cells)
+    exact = f"{_parquet_row_size(list(types))} > {MAX_RECORD_BYTES}"
+    return f"case when 1 + {bound or 0} > {MAX_RECORD_BYTES} then {exact} else false end"
+
+
+def _fast_csv(
+    con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]
+) -> FastSelect | None:
     """CSV through DuckDB's reader, each cell typed as the Python reader's `coerce_text_row`
     would; a row whose cells it cannot mirror exactly gets no key list, so it goes to pydantic
     with the Python reader's text."""
-    from ingest.validate import _NOT_WHITESPACE
+    from ingest.validate import _NOT_WHITESPACE, compile_model
 
     with source.path.open("rb") as handle:
         first = handle.readline()
@@ -430,7 +491,8 @@ def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[st
         f"not regexp_matches(coalesce({c}, ''), '{_NOT_WHITESPACE}')" for c in cells
     )
     ascii_only = "regexp_full_match({x}, '[!-~][ -~]*')"  # no leading space, printable ASCII
-    picks, doubtful = [], []
+    compiled = compile_model(model)
+    picks, doubtful, given = [], [], set()
     for f in fields:
         if f not in present:
             picks.append(f"null::json as v_{f}")
@@ -460,6 +522,11 @@ def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[st
             value = f"case when starts_with({x}, '{{') then try(json({x})) else to_json({x}) end"
             doubtful.append(f"not {ascii_only.format(x=x)}")
             doubtful.append(f"(starts_with({x}, '{{') and try(json({x})) is null)")
+        elif compiled.text_only(f):  # a text cell: its type and text, no token built and parsed
+            cell = f"case when {present[f]} then {x} end"
+            picks.append(f"{cell} as v_{f}, 'VARCHAR' as t_{f}, {cell} as s_{f}")
+            given.add(f)
+            continue
         else:
             value = f"to_json({x})"
         doubtful[before:] = [f"({present[f]} and {d})" for d in doubtful[before:]]
@@ -470,10 +537,13 @@ def _fast_csv(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[st
         "header=true, delim=',', quote='\"', escape='\"', auto_detect=false, "
         "strict_mode=true, null_padding=false"
     )
-    return f"""
+    return (
+        f"""
         select case when {blank} then -1 end as line_no,
                case when {doubt} then null else {key_list} end as keys, {", ".join(picks)}
-        from read_csv({path}, {options}, columns={columns})"""
+        from read_csv({path}, {options}, columns={columns})""",
+        frozenset(given),
+    )
 
 
 def _ident(name: str) -> str:

@@ -313,14 +313,29 @@ class CompiledModel:
                          try(json_keys(raw)) as keys
                   from {source})"""
 
-    def checked_sql(self, source: str) -> str:
+    def text_only(self, name: str) -> bool:
+        """Whether field `name` is checked and typed from its JSON type and text alone, never
+        its token: a reader that knows both without a token (a typed column) may give them to
+        `checked_sql`."""
+        (f,) = (f for f in self.fields if f.name == name)
+        rules = (f.check or "") + f.typed
+        return f.check is not None and not f.nested and "{v}" not in rules
+
+    def checked_sql(self, source: str, given: frozenset[str] = frozenset()) -> str:
         """Over `source (rec, file_path, line_no, keys, v_<field>...)` (one JSON token per
         field): each field's type, text and cast computed once, then `rec, file_path, line_no,
-        ok` and the typed columns (null where not ok)."""
+        ok` and the typed columns (null where not ok). For a field in `given` (`text_only`
+        ones), `source` gives its JSON type `t_<field>` and text `s_<field>` itself, as the
+        token would have them (a CSV cell or Parquet column: no token is built and parsed
+        back), and `v_<field>` is anything non-null exactly when the field is present."""
         tokens, casts = [], []
         for f in self.fields:
             v = f"v_{f.name}"
-            tokens += [v, f"{_json_type(v)} as t_{f.name}", f"{_json_text(v)} as s_{f.name}"]
+            if f.name in given:
+                assert self.text_only(f.name), f.name
+                tokens += [v, f"t_{f.name}", f"s_{f.name}"]
+            else:
+                tokens += [v, f"{_json_type(v)} as t_{f.name}", f"{_json_text(v)} as s_{f.name}"]
             if f.cast:
                 casts.append(f"{_fill(f.cast, s=f's_{f.name}')} as c_{f.name}")
             if f.nested:

@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from ingest import readers
@@ -300,3 +301,119 @@ def test_null_parquet_cells_are_absent_fields_on_both_paths(tmp_path, monkeypatc
     write_jsonl(folder / "stages.jsonl", [stage(id=S3, interviewer_names=None)])
     summary = ingest_paths([folder / "stages.jsonl"], db=db)
     assert summary.rejects_by_code == {"wrong_type": 1}
+
+
+def test_typed_cells_checked_from_their_values_agree_with_the_line_reader(tmp_path, monkeypatch):
+    """Text and integer cells of CSV and Parquet files are checked from their values (the JSON
+    type and text their token would have), not from a JSON token built and parsed back: quotes,
+    backslashes, tabs, control characters, non-ASCII text, blank names, negative and
+    out-of-range integers of every width, and columns of the wrong type must be judged exactly
+    as the line reader judges them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ingest.contract import MODELS
+    from ingest.readers import InputFile, _fast_csv, _fast_parquet
+
+    day1, day2, day3 = tmp_path / "day1", tmp_path / "day2", tmp_path / "day3"
+    for day in (day1, day2, day3):
+        day.mkdir()
+    (day1 / "candidates.csv").write_text(
+        "id,full_name,feeder_source,created_at\n"
+        'cand-1,"Ann ""the Quote"" \\ Lée",ex-amazon,2025-01-01T00:00:00Z\n'
+        "cand-2,\t,referral,2025-01-01T00:00:00Z\n"
+        "cand-3,Bo\x01b,referral,2025-01-01T00:00:00Z\n"
+        "cand-4, Cy  Lo ,referral,2025-01-01T00:00:00Z\n",
+        encoding="utf-8",
+    )
+    write_jsonl(day1 / "processes.jsonl", [process()])
+    names = ['Phone "Screen" \\ café 🎉', "   ", "Tech", "Tech", "Tech", "On\x01site", "Tech"]
+    ids = [
+        S1,
+        S2,
+        S3,
+        *(f"aaaaaaaa-0000-4000-8000-00000000000{i}" for i in (4, 5, 6)),
+        "not-a-uuid",
+    ]
+    pq.write_table(
+        pa.table(
+            {
+                "id": ids,
+                "interview_process_id": [P1] * 7,
+                "stage_name": names,
+                "stage_order": pa.array([1, 2, 3, 4, 5, 6, 7], pa.int8()),
+                "outcome": ["passed", "passed", "passed", "passed", "maybe", "passed", "passed"],
+                "overall_rating": pa.array([5, 4, 4, 4, 4, 4, 4], pa.uint8()),
+                "technical_rating": pa.array([4, None, -1, 3, 3, 3, 3], pa.int64()),
+                "culture_fit_rating": pa.array([3, 3, 3, 2**64 - 1, 3, 3, 3], pa.uint64()),
+                "communication_rating": pa.array([5, 5, 5, 5, 5, 5, 5], pa.int32()),
+                "feedback_notes": ['a "quoted" \\ note\twith tab', None, "", "x", "x", "x", "x"],
+                "created_at": ["2025-01-06T00:00:00Z"] * 7,
+            }
+        ),
+        day1 / "stages.parquet",
+    )
+    # then columns of the wrong type: a text stage_order, integer notes
+    for day, order, notes in ((day2, pa.array(["8"]), None), (day3, pa.array([9]), 7)):
+        pq.write_table(
+            pa.table(
+                {
+                    "id": [f"aaaaaaaa-0000-4000-8000-00000000000{order[0]}"],
+                    "interview_process_id": [P1],
+                    "stage_name": ["Onsite"],
+                    "stage_order": order,
+                    "feedback_notes": pa.array([notes], pa.int64()),
+                    "created_at": ["2025-01-06T00:00:00Z"],
+                }
+            ),
+            day / "stages.parquet",
+        )
+    pq.write_table(
+        pa.table({"id": ["cand-9"], "full_name": [5], "created_at": ["2025-01-01T00:00:00Z"]}),
+        day3 / "candidates.parquet",
+    )
+    steps = [([day1], None), ([day2], None), ([day3], None)]
+    fast, slow, used = run_both(tmp_path, steps, monkeypatch)
+    assert_same(fast, slow)
+    assert used == [
+        {"candidates.csv", "processes.jsonl", "stages.parquet"},
+        {"stages.parquet"},
+        {"candidates.parquet", "stages.parquet"},
+    ]
+    assert sorted((q[0].split("/")[-2], q[1], q[3], q[5]) for q in slow["quarantine"]) == [
+        ("day1", 2, S2, "empty_value"),
+        ("day1", 3, S3, "invalid_rating"),  # -1
+        ("day1", 3, "cand-2", "empty_value"),  # a tab is blank (CSV line 3: the header is 1)
+        ("day1", 4, "aaaaaaaa-0000-4000-8000-000000000004", "invalid_rating"),  # 2**64 - 1
+        ("day1", 4, "cand-3", "control_character"),
+        ("day1", 5, "aaaaaaaa-0000-4000-8000-000000000005", "invalid_enum"),
+        ("day1", 6, "aaaaaaaa-0000-4000-8000-000000000006", "control_character"),
+        ("day1", 7, "not-a-uuid", "invalid_uuid"),
+        ("day2", 1, "aaaaaaaa-0000-4000-8000-000000000008", "wrong_type"),
+        ("day3", 1, "aaaaaaaa-0000-4000-8000-000000000009", "wrong_type"),
+        ("day3", 1, "cand-9", "wrong_type"),  # an integer name
+    ]
+    assert [(r[2], r[8], r[11]) for r in slow["stages"]] == [
+        ('Phone "Screen" \\ café 🎉', 4, 'a "quoted" \\ note\twith tab')
+    ]
+    assert [r[1] for r in slow["candidates"]] == ['Ann "the Quote" \\ Lée', " Cy  Lo "]
+    # the typed values really were used: every text and integer field of these files
+    con = duckdb.connect()
+    day1_stages = InputFile(day1 / "stages.parquet", "stages", "parquet", "")
+    _, given = _fast_parquet(con, day1_stages, list(MODELS["stages"].model_fields))
+    assert given == {
+        "id",
+        "interview_process_id",
+        "stage_name",
+        "stage_order",
+        "outcome",
+        "overall_rating",
+        "technical_rating",
+        "culture_fit_rating",
+        "communication_rating",
+        "feedback_notes",
+        "created_at",
+    }
+    day1_candidates = InputFile(day1 / "candidates.csv", "candidates", "csv", "")
+    _, given = _fast_csv(con, day1_candidates, list(MODELS["candidates"].model_fields))
+    assert given == {"id", "full_name", "feeder_source", "created_at"}
