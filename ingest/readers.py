@@ -258,11 +258,8 @@ def land_fast(
         found = reader(con, source, fields)
         if found is None:
             return False
-        select, given = found
-        tokens = ", ".join(f"v_{f}" + (f", t_{f}, s_{f}" if f in given else "") for f in fields)
-        rows_sql = f"""(select null::bigint as rec, null::varchar as file_path, line_no, keys,
-                               {tokens}
-                        from ({select}))"""
+        select, given = found  # line_no, keys and each field's token or given values
+        rows_sql = f"(select null::bigint as rec, null::varchar as file_path, * from ({select}))"
         # Checked in parallel into a table of this file alone, in file order (DuckDB keeps the
         # insertion order, so a row's rowid is its position in the file): no row_number()
         # window, which would run the whole scan and every check on one thread.
@@ -369,6 +366,9 @@ def _fast_parquet(
         typed = _typed_text(types[f], x) if x and compiled.text_only(f) else None
         if typed:  # its type and text straight from the column: no token built and parsed
             picks.append(f"{x} as v_{f}, {typed[0]} as t_{f}, {typed[1]} as s_{f}")
+            given.add(f)
+        elif x and types[f] == "VARCHAR[]" and compiled.field(f).list_check:
+            picks.append(f"{x} as v_{f}, {x} as l_{f}")  # a list of strings, as it is
             given.add(f)
         else:
             picks.append(f"to_json({x}) as v_{f}" if x else f"null::json as v_{f}")

@@ -83,6 +83,10 @@ class FieldSQL:
     typed: str  # SQL giving the column value for a fast-accepted row, over {s}, {v} and {c}
     cast: str | None = None  # computed once per row over {s}, e.g. the timestamp value
     nested: str | None = None  # a nested model's struct type: {o} its fields, {k} its keys
+    # a list of strings given as a native VARCHAR[] {l} (a Parquet list column), not a token:
+    # the check and typed value over it
+    list_check: str | None = None
+    list_typed: str | None = None
 
 
 def _unwrap(annotation: Any) -> tuple[Any, list[Any], bool]:
@@ -216,14 +220,30 @@ def _field_sql(model: type[BaseModel], name: str, info: FieldInfo) -> FieldSQL:
         (item,) = typing.get_args(base)
         item_base, item_meta, _ = _unwrap(item)
         check, _, _ = _scalar_check(item_base, item_meta)
-        if check is not None:
-            element = _fill(check, t="json_type(x)", s="(x->>'$')")
-            check = (
-                "{t} = 'ARRAY' and coalesce(list_bool_and(list_transform("
-                f"from_json({{v}}, '[\"JSON\"]'), lambda x: {element})), true)"
-            )
         typed = "coalesce(try(from_json({v}, '[\"VARCHAR\"]')), [])::varchar[]"
-        return FieldSQL(name, required, nullable, check, typed)
+        if check is None:
+            return FieldSQL(name, required, nullable, None, typed)
+        # from_json reads a JSON null element as SQL null, which no check may let through
+        # (its checks would be null, and the list's `true`): pydantic refuses it
+        element = _fill(check, t="json_type(x)", s="(x->>'$')")
+        token_check = (
+            "{t} = 'ARRAY' and coalesce(list_bool_and(list_transform("
+            f"from_json({{v}}, '[\"JSON\"]'), lambda x: x is not null and {element})), true)"
+        )
+        if item_base is not str:
+            return FieldSQL(name, required, nullable, token_check, typed)
+        # the same over a native list: a null element is JSON null there, never a string
+        native = _fill(check, t="'VARCHAR'", s="x")
+        return FieldSQL(
+            name,
+            required,
+            nullable,
+            token_check,
+            typed,
+            list_check="coalesce(list_bool_and(list_transform({l}, lambda x: x is not null"
+            f" and {native})), true)",
+            list_typed="coalesce({l}, [])::varchar[]",
+        )
     if isinstance(base, type) and issubclass(base, Record):
         check, typed, struct = _nested_sql(base)
         return FieldSQL(name, required, nullable, check, typed, nested=struct)
@@ -313,25 +333,34 @@ class CompiledModel:
                          try(json_keys(raw)) as keys
                   from {source})"""
 
+    def field(self, name: str) -> FieldSQL:
+        (found,) = (f for f in self.fields if f.name == name)
+        return found
+
     def text_only(self, name: str) -> bool:
         """Whether field `name` is checked and typed from its JSON type and text alone, never
         its token: a reader that knows both without a token (a typed column) may give them to
         `checked_sql`."""
-        (f,) = (f for f in self.fields if f.name == name)
+        f = self.field(name)
         rules = (f.check or "") + f.typed
         return f.check is not None and not f.nested and "{v}" not in rules
 
     def checked_sql(self, source: str, given: frozenset[str] = frozenset()) -> str:
         """Over `source (rec, file_path, line_no, keys, v_<field>...)` (one JSON token per
         field): each field's type, text and cast computed once, then `rec, file_path, line_no,
-        ok` and the typed columns (null where not ok). For a field in `given` (`text_only`
-        ones), `source` gives its JSON type `t_<field>` and text `s_<field>` itself, as the
-        token would have them (a CSV cell or Parquet column: no token is built and parsed
-        back), and `v_<field>` is anything non-null exactly when the field is present."""
+        ok` and the typed columns (null where not ok).
+
+        A reader of typed columns (CSV, Parquet) gives some fields' values instead of a token
+        built and parsed back: for a field in `given`, `v_<field>` is anything non-null exactly
+        when the field is present, and `source` also gives, for a `text_only` field, the JSON
+        type `t_<field>` and text `s_<field>` its token would have; for a list of strings (a
+        field with a `list_check`), the native VARCHAR[] `l_<field>`."""
         tokens, casts = [], []
         for f in self.fields:
             v = f"v_{f.name}"
-            if f.name in given:
+            if f.name in given and f.list_check:
+                tokens += [v, f"l_{f.name}"]
+            elif f.name in given:
                 assert self.text_only(f.name), f.name
                 tokens += [v, f"t_{f.name}", f"s_{f.name}"]
             else:
@@ -345,22 +374,29 @@ class CompiledModel:
                     f"case when {obj} then json_keys({v}) end as k_{f.name}",
                 ]
         typed = ",\n".join(
-            f"case when ok then {expr} end as {name}" for name, expr in self._typed()
+            f"case when ok then {expr} end as {name}" for name, expr in self._typed(given)
         )
         return f"""
             select rec, file_path, line_no, ok, has_stages, {typed}
-            from (select *, {self._ok_expr()} as ok
+            from (select *, {self._ok_expr(given)} as ok
                   from (select *{"".join(", " + c for c in casts)}
                         from (select rec, file_path, line_no, keys,
                                      coalesce(list_contains(keys, 'stages'), false) as has_stages,
                                      {", ".join(tokens)}
                               from {source})))"""
 
-    def _subs(self, f: FieldSQL) -> dict[str, str]:
-        names = ("t", "s", "v", "c", "o", "k")
-        return {x: f"{x}_{f.name}" for x in names}
+    def _rules(self, f: FieldSQL, given: frozenset[str]) -> tuple[str | None, str]:
+        """(check, typed value) of field `f`, filled in: over its given native list, or over
+        its type, text and token."""
+        if f.name in given and f.list_check and f.list_typed:
+            check, typed = f.list_check, f.list_typed
+        else:
+            check, typed = f.check, f.typed
+        names = ("t", "s", "v", "c", "o", "k", "l")
+        subs = {x: f"{x}_{f.name}" for x in names}
+        return (_fill(check, **subs) if check else None), _fill(typed, **subs)
 
-    def _ok_expr(self) -> str:
+    def _ok_expr(self, given: frozenset[str]) -> str:
         checks = [
             "keys is not null",
             # no unknown key and none twice (pydantic explains either)
@@ -368,7 +404,7 @@ class CompiledModel:
         ]
         for f in self.fields:
             v = f"v_{f.name}"
-            value = _fill(f.check, **self._subs(f)) if f.check else "false"
+            value = self._rules(f, given)[0] or "false"
             if f.required:
                 checks.append(f"({v} is not null and {value})")
             elif f.nullable:  # absent or JSON null both read as SQL null here
@@ -386,11 +422,11 @@ class CompiledModel:
             checks.append(f"coalesce({rule.format(**typed)}, true)")
         return "coalesce(" + "\n and ".join(checks) + ", false)"
 
-    def _typed(self) -> list[tuple[str, str]]:
+    def _typed(self, given: frozenset[str]) -> list[tuple[str, str]]:
         """The table's columns for fast-accepted rows (defaults applied, timestamps naive UTC)."""
         cols = []
         for f in self.fields:
-            expr = _fill(f.typed, **self._subs(f))
+            expr = self._rules(f, given)[1]
             if f.name == "updated_at":
                 expr = f"coalesce({expr}, c_created_at::timestamp)"
             cols.append((f.name, expr))

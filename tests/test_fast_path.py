@@ -327,28 +327,45 @@ def test_typed_cells_checked_from_their_values_agree_with_the_line_reader(tmp_pa
         encoding="utf-8",
     )
     write_jsonl(day1 / "processes.jsonl", [process()])
-    names = ['Phone "Screen" \\ café 🎉', "   ", "Tech", "Tech", "Tech", "On\x01site", "Tech"]
-    ids = [
-        S1,
-        S2,
-        S3,
-        *(f"aaaaaaaa-0000-4000-8000-00000000000{i}" for i in (4, 5, 6)),
-        "not-a-uuid",
+
+    def sid(n: int) -> str:
+        return f"aaaaaaaa-0000-4000-8000-{n:012d}"
+
+    # stage rows, one problem each but the first and the last two:
+    # (id, stage_name, outcome, technical_rating, culture_fit_rating, interviewer_names)
+    rows = [
+        (S1, 'Phone "Screen" \\ café 🎉', "passed", 4, 3, ["Dana", 'Eve "Q" \\']),
+        (S2, "   ", "passed", None, 3, ["Dana"]),
+        (S3, "Tech", "passed", -1, 3, None),
+        (sid(4), "Tech", "passed", 3, 2**64 - 1, []),
+        (sid(5), "Tech", "maybe", 3, 3, ["Dana"]),
+        (sid(6), "On\x01site", "passed", 3, 3, ["Dana"]),
+        ("not-a-uuid", "Tech", "passed", 3, 3, ["Dana"]),
+        (sid(10), "Tech", "passed", 3, 3, [None]),
+        (sid(11), "Tech", "passed", 3, 3, ["  "]),
+        (sid(12), "Tech", "passed", 3, 3, ["Bo\x01"]),
+        (sid(13), "Tech", "passed", 3, 3, None),  # absent: no interviewers
+        (sid(14), "Tech", "passed", 3, 3, []),
     ]
+    ids, names, outcomes, technical, culture, interviewers = (
+        list(c) for c in zip(*rows, strict=True)
+    )
+    n = len(rows)
     pq.write_table(
         pa.table(
             {
                 "id": ids,
-                "interview_process_id": [P1] * 7,
+                "interview_process_id": [P1] * n,
                 "stage_name": names,
-                "stage_order": pa.array([1, 2, 3, 4, 5, 6, 7], pa.int8()),
-                "outcome": ["passed", "passed", "passed", "passed", "maybe", "passed", "passed"],
-                "overall_rating": pa.array([5, 4, 4, 4, 4, 4, 4], pa.uint8()),
-                "technical_rating": pa.array([4, None, -1, 3, 3, 3, 3], pa.int64()),
-                "culture_fit_rating": pa.array([3, 3, 3, 2**64 - 1, 3, 3, 3], pa.uint64()),
-                "communication_rating": pa.array([5, 5, 5, 5, 5, 5, 5], pa.int32()),
-                "feedback_notes": ['a "quoted" \\ note\twith tab', None, "", "x", "x", "x", "x"],
-                "created_at": ["2025-01-06T00:00:00Z"] * 7,
+                "stage_order": pa.array(range(1, n + 1), pa.int8()),
+                "outcome": outcomes,
+                "overall_rating": pa.array([5] * n, pa.uint8()),
+                "technical_rating": pa.array(technical, pa.int64()),
+                "culture_fit_rating": pa.array(culture, pa.uint64()),
+                "communication_rating": pa.array([5] * n, pa.int32()),
+                "feedback_notes": ['a "quoted" \\ note\twith tab', None, ""] + [None] * (n - 3),
+                "interviewer_names": pa.array(interviewers, pa.list_(pa.string())),
+                "created_at": ["2025-01-06T00:00:00Z"] * n,
             }
         ),
         day1 / "stages.parquet",
@@ -384,17 +401,22 @@ def test_typed_cells_checked_from_their_values_agree_with_the_line_reader(tmp_pa
         ("day1", 2, S2, "empty_value"),
         ("day1", 3, S3, "invalid_rating"),  # -1
         ("day1", 3, "cand-2", "empty_value"),  # a tab is blank (CSV line 3: the header is 1)
-        ("day1", 4, "aaaaaaaa-0000-4000-8000-000000000004", "invalid_rating"),  # 2**64 - 1
+        ("day1", 4, sid(4), "invalid_rating"),  # 2**64 - 1
         ("day1", 4, "cand-3", "control_character"),
-        ("day1", 5, "aaaaaaaa-0000-4000-8000-000000000005", "invalid_enum"),
-        ("day1", 6, "aaaaaaaa-0000-4000-8000-000000000006", "control_character"),
+        ("day1", 5, sid(5), "invalid_enum"),
+        ("day1", 6, sid(6), "control_character"),
         ("day1", 7, "not-a-uuid", "invalid_uuid"),
+        ("day1", 8, sid(10), "wrong_type"),  # a null interviewer
+        ("day1", 9, sid(11), "empty_value"),
+        ("day1", 10, sid(12), "control_character"),
         ("day2", 1, "aaaaaaaa-0000-4000-8000-000000000008", "wrong_type"),
         ("day3", 1, "aaaaaaaa-0000-4000-8000-000000000009", "wrong_type"),
         ("day3", 1, "cand-9", "wrong_type"),  # an integer name
     ]
-    assert [(r[2], r[8], r[11]) for r in slow["stages"]] == [
-        ('Phone "Screen" \\ café 🎉', 4, 'a "quoted" \\ note\twith tab')
+    assert [(r[2], r[8], r[11], r[12]) for r in slow["stages"]] == [
+        ('Phone "Screen" \\ café 🎉', 4, 'a "quoted" \\ note\twith tab', ["Dana", 'Eve "Q" \\']),
+        ("Tech", 3, None, []),  # an empty text cell is an absent field
+        ("Tech", 3, None, []),
     ]
     assert [r[1] for r in slow["candidates"]] == ['Ann "the Quote" \\ Lée', " Cy  Lo "]
     # the typed values really were used: every text and integer field of these files
@@ -412,8 +434,50 @@ def test_typed_cells_checked_from_their_values_agree_with_the_line_reader(tmp_pa
         "culture_fit_rating",
         "communication_rating",
         "feedback_notes",
+        "interviewer_names",
         "created_at",
     }
     day1_candidates = InputFile(day1 / "candidates.csv", "candidates", "csv", "")
     _, given = _fast_csv(con, day1_candidates, list(MODELS["candidates"].model_fields))
     assert given == {"id", "full_name", "feeder_source", "created_at"}
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_a_null_among_the_interviewers_is_refused_as_pydantic_refuses_it(
+    tmp_path, monkeypatch, fmt
+):
+    """The SQL check of a list read a JSON null element as SQL null, whose check is null, and
+    let the list through (`[null, "Dana"]` was stored as is): every reader now refuses it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    write_jsonl(folder / "processes.jsonl", [process()])
+    names = [None, "Dana"]
+    if fmt == "jsonl":
+        write_jsonl(folder / "stages.jsonl", [stage(interviewer_names=names)])
+    elif fmt == "csv":
+        (folder / "stages.csv").write_text(
+            "id,interview_process_id,stage_name,stage_order,interviewer_names,created_at\n"
+            f'{S1},{P1},Tech,1,"[null, ""Dana""]",2025-01-06T00:00:00Z\n',
+            encoding="utf-8",
+        )
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(
+            pa.Table.from_pylist([stage(interviewer_names=names)]), folder / "stages.parquet"
+        )
+    fast, slow, used = run_both(tmp_path, [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert f"stages.{fmt}" in used[0]
+    assert slow["stages"] == []
+    assert [(q[1], q[3], q[5], q[6], q[7]) for q in slow["quarantine"]] == [
+        (
+            2 if fmt == "csv" else 1,
+            S1,
+            "wrong_type",
+            "interviewer_names.0",
+            "field 'interviewer_names.0': Input should be a valid string (got null)",
+        )
+    ]
