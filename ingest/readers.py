@@ -258,24 +258,29 @@ def land_fast(
         found = reader(con, source, fields)
         if found is None:
             return False
-        select, given = found  # line_no, keys and each field's token or given values
-        rows_sql = f"(select null::bigint as rec, null::varchar as file_path, * from ({select}))"
-        # Checked in parallel into a table of this file alone, in file order (DuckDB keeps the
-        # insertion order, so a row's rowid is its position in the file): no row_number()
-        # window, which would run the whole scan and every check on one thread.
-        con.execute(
-            "create or replace temp table fast_file as "
-            + compile_model(MODELS[source.kind]).checked_sql(rows_sql, given)
-        )
-        first = 2 if source.fmt == "csv" else 1  # the line of the first record (CSV: header)
-        con.execute(
-            f"""insert into {target} by name
-            select ? + rowid + {first} as rec, ?::varchar as file_path,
-                   coalesce(line_no, rowid + {first}) as line_no,
-                   * exclude (rec, file_path, line_no)
-            from fast_file""",
-            [index * FAST_REC, path],  # (a skipped blank CSV row keeps line_no < 0)
-        )
+        rows_sql = f"(select null::bigint as rec, null::varchar as file_path, * from ({found.sql}))"
+        checked = compile_model(MODELS[source.kind]).checked_sql(rows_sql, found.given)
+        if found.numbered:  # every row's line is known: checked straight into the kind's table
+            con.execute(
+                f"""insert into {target} by name
+                select ? + line_no as rec, ?::varchar as file_path, * exclude (rec, file_path)
+                from ({checked})""",
+                [index * FAST_REC, path],
+            )
+        else:
+            # Checked in parallel into a table of this file alone, in file order (DuckDB keeps
+            # the insertion order, so a row's rowid is its position in the file): no
+            # row_number() window, which would run the whole scan and every check on one thread.
+            con.execute(f"create or replace temp table fast_file as {checked}")
+            first = 2 if source.fmt == "csv" else 1  # the line of the first record (CSV: header)
+            con.execute(
+                f"""insert into {target} by name
+                select ? + rowid + {first} as rec, ?::varchar as file_path,
+                       coalesce(line_no, rowid + {first}) as line_no,
+                       * exclude (rec, file_path, line_no)
+                from fast_file""",
+                [index * FAST_REC, path],  # (a skipped blank CSV row keeps line_no < 0)
+            )
     except duckdb.Error:
         con.execute(f"delete from {target} where file_path = ?", [path])
         return False
@@ -312,9 +317,16 @@ def _size(source: InputFile) -> int:
         return 0
 
 
-# A fast reader's select: `line_no, keys, v_<field>...` and, for the fields it names, the JSON
-# type `t_<field>` and text `s_<field>` it gives without a token (CompiledModel.checked_sql).
-FastSelect = tuple[str, frozenset[str]]
+@dataclass(frozen=True)
+class FastSelect:
+    """A fast reader's query: `line_no, keys, v_<field>...`, and the values it gives instead of
+    a token for the fields in `given` (CompiledModel.checked_sql). `line_no` is -1 on a row
+    the line reader must take the file for; otherwise, when `numbered`, the row's line, else
+    null (its position in the file numbers it)."""
+
+    sql: str
+    given: frozenset[str] = frozenset()
+    numbered: bool = False
 
 
 def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]) -> FastSelect:
@@ -329,7 +341,7 @@ def _fast_jsonl(con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[
                  from read_json_objects({path}, {options}))"""
     tokens = ", ".join(f"v_{f}" for f in fields)
     parsed = compile_model(MODELS[source.kind]).parse_sql(lines)
-    return f"select line_no, keys, {tokens} from ({parsed})", frozenset()
+    return FastSelect(f"select line_no, keys, {tokens} from ({parsed})")
 
 
 # Parquet column types whose values `to_json` writes as JSON integers (json_type UBIGINT from 0
@@ -373,13 +385,18 @@ def _fast_parquet(
         else:
             picks.append(f"to_json({x}) as v_{f}" if x else f"null::json as v_{f}")
     # A row over MAX_RECORD_BYTES as JSON marks itself (line_no -1) and the file takes the line
-    # reader, which quarantines it as `record_too_large`.
-    return (
+    # reader, which quarantines it as `record_too_large`. A row's line is its position, which
+    # DuckDB gives (unless a column has the name it gives it).
+    numbered = "file_row_number" not in types
+    position = "file_row_number + 1" if numbered else "null"
+    options = ", file_row_number = true" if numbered else ""
+    return FastSelect(
         f"""
-        select case when {_parquet_row_too_large(types)} then -1 end as line_no,
+        select case when {_parquet_row_too_large(types)} then -1 else {position} end as line_no,
                {_columnar_keys(names, present)} as keys, {", ".join(picks)}
-        from read_parquet({path}) t""",
+        from read_parquet({path}{options}) t""",
         frozenset(given),
+        numbered,
     )
 
 
@@ -537,7 +554,7 @@ def _fast_csv(
         "header=true, delim=',', quote='\"', escape='\"', auto_detect=false, "
         "strict_mode=true, null_padding=false"
     )
-    return (
+    return FastSelect(
         f"""
         select case when {blank} then -1 end as line_no,
                case when {doubt} then null else {key_list} end as keys, {", ".join(picks)}
