@@ -304,7 +304,8 @@ def validate_lines(kind: str, lines: list[str]) -> tuple[dict[int, dict], dict[i
         _parse_landed(con)
         _validate_kind(con, kind)
         cursor = con.execute(
-            f"select line_no, * exclude (rec, file_path, line_no) from staged_{kind}"
+            "select line_no, * exclude (rec, file_path, line_no, ok, has_stages) "
+            f"from staged_{kind}"
         )
         names = [d[0] for d in cursor.description]
         passed = {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in cursor.fetchall()}
@@ -493,26 +494,30 @@ def _add_rejects(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
 def _validate_kind(
     con: duckdb.DuckDBPyConnection, kind: str, fast_files: dict[str, InputFile] | None = None
 ) -> None:
-    """Fill `staged_<kind>` with every record valid on its own; explain the others."""
-    model, table = MODELS[kind], TABLES[kind]
-    con.execute(f"""
-        create or replace temp table staged_{kind} as
-        select null::bigint as rec, null::varchar as file_path, null::bigint as line_no,
-               * exclude (_run_id, _loaded_at)
-        from {table} limit 0""")
-    con.execute(f"alter table checked_{kind} rename to checked")
-    con.execute(
-        f"insert into staged_{kind} by name select * exclude (ok, has_stages) from checked where ok"
-    )
-    _fill_raw(con, "select rec from checked where not ok", fast_files or {})
-    slow = con.execute("""
-        select l.rec, l.file_path, l.line_no, l.raw from checked c join landing l using (rec)
+    """`staged_<kind>`: every record valid on its own; the others explained (pydantic).
+
+    The checked rows become the staged rows where they are (a rename, not a copy of a million
+    rows): those the SQL did not accept are explained and deleted, and the ones pydantic
+    accepts after all are added back. Its columns: `rec, file_path, line_no, ok, has_stages`
+    and the raw table's, in the contract's order (`_check_and_merge` names the columns it
+    writes)."""
+    model = MODELS[kind]
+    staged = f"staged_{kind}"
+    con.execute(f"drop table if exists {staged}")
+    con.execute(f"alter table checked_{kind} rename to {staged}")
+    _fill_raw(con, f"select rec from {staged} where not ok", fast_files or {})
+    slow = con.execute(f"""
+        select l.rec, l.file_path, l.line_no, l.raw from {staged} c join landing l using (rec)
         where not c.ok order by l.rec""").fetchall()
+    if slow:
+        con.execute(f"delete from {staged} where not ok")
     valid, rejected = [], []
     for rec, file_path, line_no, raw in slow:
         row, why = explain(model, raw)
         if row is not None:
-            valid.append({"rec": rec, "file_path": file_path, "line_no": line_no, **row})
+            valid.append(
+                {"rec": rec, "file_path": file_path, "line_no": line_no, "ok": True, **row}
+            )
         else:
             rejected.append(
                 (
@@ -528,9 +533,8 @@ def _validate_kind(
                 )
             )
     if valid:
-        readers.insert_arrow(con, f"staged_{kind}", pa.Table.from_pylist(valid))
+        readers.insert_arrow(con, staged, pa.Table.from_pylist(valid))
     _add_rejects(con, rejected)
-    con.execute("drop table checked")
 
 
 # ---------------------------------------------------------------- cross-record checks and merge

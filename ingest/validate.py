@@ -306,8 +306,11 @@ def _nested_sql(model: type[Record]) -> tuple[str | None, str, str | None]:
         typed = {f.name: f"try_cast({obj}.{f.name}->>'$' as date)" for f in fields}
         checks.append(f"coalesce({rule.format(**typed)}, true)")
     check = "coalesce(" + " and ".join(checks) + ", false)"
+    # JSON, the raw table's type (the checked rows become the staged rows as they are)
     typed = (
-        "case when {v} is not null then '{' || concat_ws(',', " + ", ".join(pieces) + ") || '}' end"
+        "(case when {v} is not null then '{' || concat_ws(',', "
+        + ", ".join(pieces)
+        + ") || '}' end)::json"
     )
     return check, typed, struct
 
