@@ -519,14 +519,27 @@ def _fast_csv(
         base = field_base(model, f)
         origin = typing.get_origin(base)
         if base is int:
-            value = (
-                f"case when regexp_full_match({x}, ' *-?[0-9]+ *') "
-                f"then try_cast(trim({x}) as hugeint)::varchar::json else to_json({x}) end"
-            )
-            doubtful.append(
-                f"(regexp_full_match({x}, ' *-?[0-9]+ *') "
-                f"and try_cast(trim({x}) as hugeint) is null)"
-            )
+            # an integer cell reads as the JSON number of its value ("007" -> 7), any other
+            # as text: the type and text such a token would have, no token built and parsed
+            integer = f"regexp_full_match({x}, ' *-?[0-9]+ *')"
+            n = f"try_cast(trim({x}) as hugeint)"
+            doubtful.append(f"({integer} and {n} is null)")
+            if compiled.text_only(f):
+                cell = f"case when {present[f]} then {x} end"
+                json_type = (
+                    f"case when not {integer} then 'VARCHAR' "
+                    f"when {n} between 0 and {2**64 - 1} then 'UBIGINT' "
+                    f"when {n} between {-(2**63)} and -1 then 'BIGINT' else 'DOUBLE' end"
+                )
+                text = f"case when {integer} then {n}::varchar else {x} end"
+                picks.append(
+                    f"{cell} as v_{f}, {json_type} as t_{f}, "
+                    f"case when {present[f]} then {text} end as s_{f}"
+                )
+                given.add(f)
+                doubtful[-1] = f"({present[f]} and {doubtful[-1]})"
+                continue
+            value = f"case when {integer} then {n}::varchar::json else to_json({x}) end"
         elif origin is list:
             value = (
                 f"case when starts_with({x}, '[') then try(json({x})) else to_json("

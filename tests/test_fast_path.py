@@ -389,13 +389,34 @@ def test_typed_cells_checked_from_their_values_agree_with_the_line_reader(tmp_pa
         pa.table({"id": ["cand-9"], "full_name": [5], "created_at": ["2025-01-01T00:00:00Z"]}),
         day3 / "candidates.parquet",
     )
-    steps = [([day1], None), ([day2], None), ([day3], None)]
+    # integer cells of a CSV: padded, leading zeros, negative, not a number, beyond 64 bits
+    day4 = tmp_path / "day4"
+    day4.mkdir()
+    (day4 / "stages.csv").write_text(
+        "id,interview_process_id,stage_name,stage_order,overall_rating,created_at\n"
+        + "".join(
+            f"{sid(n)},{P1},Panel,{order},{rating},2025-01-06T00:00:00Z\n"
+            for n, order, rating in [
+                (20, " 15 ", "004"),
+                (21, "16", "-1"),
+                (22, "17", "5x"),
+                (23, "18", "99999999999999999999"),
+                (24, "19", "18446744073709551615"),
+                (25, "-9223372036854775809", "3"),
+                (26, "1001", "3"),
+                (27, "20", ""),
+            ]
+        ),
+        encoding="utf-8",
+    )
+    steps = [([day1], None), ([day2], None), ([day3], None), ([day4], None)]
     fast, slow, used = run_both(tmp_path, steps, monkeypatch)
     assert_same(fast, slow)
     assert used == [
         {"candidates.csv", "processes.jsonl", "stages.parquet"},
         {"stages.parquet"},
         {"candidates.parquet", "stages.parquet"},
+        {"stages.csv"},
     ]
     assert sorted((q[0].split("/")[-2], q[1], q[3], q[5]) for q in slow["quarantine"]) == [
         ("day1", 2, S2, "empty_value"),
@@ -412,12 +433,21 @@ def test_typed_cells_checked_from_their_values_agree_with_the_line_reader(tmp_pa
         ("day2", 1, "aaaaaaaa-0000-4000-8000-000000000008", "wrong_type"),
         ("day3", 1, "aaaaaaaa-0000-4000-8000-000000000009", "wrong_type"),
         ("day3", 1, "cand-9", "wrong_type"),  # an integer name
+        ("day4", 3, sid(21), "invalid_rating"),  # CSV: the header is line 1
+        ("day4", 4, sid(22), "invalid_rating"),  # any rating problem, "5x" too
+        ("day4", 5, sid(23), "invalid_rating"),
+        ("day4", 6, sid(24), "invalid_rating"),
+        ("day4", 7, sid(25), "invalid_value"),
+        ("day4", 8, sid(26), "invalid_value"),
     ]
     assert [(r[2], r[8], r[11], r[12]) for r in slow["stages"]] == [
         ('Phone "Screen" \\ café 🎉', 4, 'a "quoted" \\ note\twith tab', ["Dana", 'Eve "Q" \\']),
         ("Tech", 3, None, []),  # an empty text cell is an absent field
         ("Tech", 3, None, []),
+        ("Panel", None, None, []),
+        ("Panel", None, None, []),
     ]
+    assert [(r[3], r[7]) for r in slow["stages"] if r[2] == "Panel"] == [(15, 4), (20, None)]
     assert [r[1] for r in slow["candidates"]] == ['Ann "the Quote" \\ Lée', " Cy  Lo "]
     # the typed values really were used: every text and integer field of these files
     con = duckdb.connect()
@@ -442,6 +472,17 @@ def test_typed_cells_checked_from_their_values_agree_with_the_line_reader(tmp_pa
     found = _fast_csv(con, day1_candidates, list(MODELS["candidates"].model_fields))
     assert found is not None and not found.numbered
     assert found.given == {"id", "full_name", "feeder_source", "created_at"}
+    day4_stages = InputFile(day4 / "stages.csv", "stages", "csv", "")
+    found = _fast_csv(con, day4_stages, list(MODELS["stages"].model_fields))
+    assert found is not None
+    assert found.given == {
+        "id",
+        "interview_process_id",
+        "stage_name",
+        "stage_order",
+        "overall_rating",
+        "created_at",
+    }
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
