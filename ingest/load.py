@@ -699,49 +699,60 @@ def _check_and_merge(
     cols = _columns(con, table)
     _dedupe_in_run(con, kind, cols, fast_files or {})
     _check_references(con, kind, fast_files or {})
-    same = " and ".join(f"s.{c} is not distinct from t.{c}" for c in cols)
-    con.execute(f"""
-        create or replace temp table classified as
-        select s.*, case
-                 when t.id is null then 'inserted'
-                 when t.updated_at > s.updated_at then 'stale'
-                 when {same} then 'unchanged'
-                 else 'updated' end as _outcome,
-               t.status_before
-        from staged_{kind} s
-        left join (select *, {"status" if kind == "processes" else "null"} as status_before
-                   from {table}) t using (id)""")
+    status = "status" if kind == "processes" else "null"
+    if con.execute(f"select count(*) = 0 from {table}").fetchone()[0]:
+        # A first load: every staged row is new, written straight from the staged rows
+        # (classifying them against an empty table would only copy all of them once more).
+        con.execute(f"""
+            create or replace temp table classified as
+            select *, null::varchar as _outcome, null::varchar as status_before
+            from staged_{kind} limit 0""")
+        new = f"staged_{kind}"
+    else:
+        same = " and ".join(f"s.{c} is not distinct from t.{c}" for c in cols)
+        con.execute(f"""
+            create or replace temp table classified as
+            select s.*, case
+                     when t.id is null then 'inserted'
+                     when t.updated_at > s.updated_at then 'stale'
+                     when {same} then 'unchanged'
+                     else 'updated' end as _outcome,
+                   t.status_before
+            from staged_{kind} s
+            left join (select *, {status} as status_before from {table}) t using (id)""")
+        new = "(select * from classified where _outcome = 'inserted')"
     con.execute(
-        """
-        insert into outcomes select file_path, ?, _outcome, count(*)
-        from classified group by all""",
-        [kind],
+        f"""
+        insert into outcomes select file_path, ?, 'inserted', count(*) from {new} group by all
+        union all
+        select file_path, ?, _outcome, count(*) from classified where _outcome <> 'inserted'
+        group by all""",
+        [kind, kind],
     )
     if kind == "processes" and derive_history:
-        _record_status_history(con, run_id)
+        _record_status_history(con, run_id, new)
         _reached("history")
     col_list = ", ".join(cols)
-    for outcome, verb in (("inserted", "insert"), ("updated", "insert or replace")):
-        con.execute(
-            f"""
-            {verb} into {table} ({col_list}, _run_id, _loaded_at)
-            select {col_list}, ?, ? from classified where _outcome = ?""",
-            [run_id, utc_now(), outcome],
-        )
+    write = f"into {table} ({col_list}, _run_id, _loaded_at) select {col_list}, ?, ? from"
+    con.execute(f"insert {write} {new}", [run_id, utc_now()])
+    con.execute(
+        f"insert or replace {write} classified where _outcome = 'updated'", [run_id, utc_now()]
+    )
     _reached("load")
     con.execute("drop table classified")
 
 
-def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """New processes start in in_progress at creation; every observed change is a row."""
+def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str, new: str) -> None:
+    """New processes (`new`) start in in_progress at creation; every observed change is a
+    row."""
     con.execute(
-        """
+        f"""
         insert into interview_status_history
         select id, null, 'in_progress', created_at, $run, 'ingest', $now
-        from classified where _outcome = 'inserted'
+        from {new}
         union all
         select id, 'in_progress', status, updated_at, $run, 'ingest', $now
-        from classified where _outcome = 'inserted' and status <> 'in_progress'
+        from {new} where status <> 'in_progress'
         union all
         select id, status_before, status, updated_at, $run, 'ingest', $now
         from classified where _outcome = 'updated' and status <> status_before""",
