@@ -544,3 +544,24 @@ def test_a_parquet_column_named_file_row_number_keeps_the_lines_right(tmp_path, 
         (2, "cand-2", "unknown_field", "file_row_number")
     ]
     assert [r[0] for r in slow["candidates"]] == ["cand-1", "cand-3"]
+
+
+def test_a_csv_row_of_whitespace_cells_is_skipped_as_the_line_reader_skips_it(
+    tmp_path, monkeypatch
+):
+    """A row whose cells are all blank (spaces, a tab, a no-break space) is no record: the
+    Python reader skips it, so the fast reader hands the file over instead of checking it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "candidates.csv").write_text(
+        "id,full_name,created_at\n"
+        "cand-1,Ann,2025-01-01T00:00:00Z\n"
+        " ,\t,\u00a0\n"
+        "cand-2,Bo,2025-01-01T00:00:00Z\n",
+        encoding="utf-8",
+    )
+    fast, slow, used = run_both(tmp_path, [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert used == [set()]  # the line reader took it
+    assert [r[0] for r in slow["candidates"]] == ["cand-1", "cand-2"]
+    assert slow["quarantine"] == []
