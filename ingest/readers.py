@@ -514,6 +514,7 @@ def _fast_csv(
     ascii_only = "regexp_full_match({x}, '[!-~][ -~]*')"  # no leading space, printable ASCII
     compiled = compile_model(model)
     picks, doubtful, given = [], [], set()
+    helpers = []  # computed once per row, below the picks and checks that use them
     for f in fields:
         if f not in present:
             picks.append(f"null::json as v_{f}")
@@ -525,8 +526,11 @@ def _fast_csv(
         if base is int:
             # an integer cell reads as the JSON number of its value ("007" -> 7), any other
             # as text: the type and text such a token would have, no token built and parsed
-            integer = f"regexp_full_match({x}, ' *-?[0-9]+ *')"
-            n = f"try_cast(trim({x}) as hugeint)"
+            integer, n = f"i_{x}", f"n_{x}"  # looks like an integer; its value
+            helpers += [
+                f"regexp_full_match({x}, ' *-?[0-9]+ *') as {integer}",
+                f"try_cast(trim({x}) as hugeint) as {n}",
+            ]
             doubtful.append(f"({integer} and {n} is null)")
             if compiled.text_only(f):
                 cell = f"case when {present[f]} then {x} end"
@@ -575,7 +579,8 @@ def _fast_csv(
         f"""
         select case when {blank} then -1 end as line_no,
                case when {doubt} then null else {key_list} end as keys, {", ".join(picks)}
-        from read_csv({path}, {options}, columns={columns})""",
+        from (select *{"".join(", " + h for h in helpers)}
+              from read_csv({path}, {options}, columns={columns}))""",
         frozenset(given),
     )
 
