@@ -364,12 +364,12 @@ def _typed_text(column_type: str, x: str) -> tuple[str, str] | None:
 def _fast_parquet(
     con: duckdb.DuckDBPyConnection, source: InputFile, fields: list[str]
 ) -> FastSelect:
+    from ingest.validate import compile_model
+
     path = sql_text(str(source.path))
     types = _parquet_types(con, str(source.path))
     names = list(types)
     present = _parquet_present(names)
-    from ingest.validate import compile_model
-
     compiled = compile_model(MODELS[source.kind])
     # a null cell gives no token (to_json(null) is null) and no key: the field is absent
     picks, given = [], set()
