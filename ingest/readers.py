@@ -351,13 +351,22 @@ _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT"} | {
 }
 
 
+def _integer_json_type(n: str) -> str:
+    """SQL: the `json_type` DuckDB gives the JSON number of integer `n` (a typed column's value
+    or a CSV cell's): UBIGINT from 0 to 2**64 - 1, BIGINT below 0 down to -2**63, else DOUBLE."""
+    return (
+        f"case when {n} between 0 and {2**64 - 1} then 'UBIGINT' "
+        f"when {n} between {-(2**63)} and -1 then 'BIGINT' else 'DOUBLE' end"
+    )
+
+
 def _typed_text(column_type: str, x: str) -> tuple[str, str] | None:
     """(JSON type, text) of a typed column's non-null value `x` as its `to_json` token would
     give them (`_json_type`, `_json_text`), without the token; None for other column types."""
     if column_type == "VARCHAR":
         return "'VARCHAR'", x
     if column_type in _INTEGER_TYPES:
-        return f"case when {x} >= 0 then 'UBIGINT' else 'BIGINT' end", f"{x}::varchar"
+        return _integer_json_type(x), f"{x}::varchar"
     return None
 
 
@@ -523,9 +532,12 @@ def _fast_csv(
         before = len(doubtful)
         base = field_base(model, f)
         origin = typing.get_origin(base)
+        # the cell as a JSON token, or (text_only fields) the JSON type and text such a token
+        # would have, without building it and parsing it back
+        value, typed = "", None
         if base is int:
             # an integer cell reads as the JSON number of its value ("007" -> 7), any other
-            # as text: the type and text such a token would have, no token built and parsed
+            # as text
             integer, n = f"i_{x}", f"n_{x}"  # looks like an integer; its value
             helpers += [
                 f"regexp_full_match({x}, ' *-?[0-9]+ *') as {integer}",
@@ -533,21 +545,12 @@ def _fast_csv(
             ]
             doubtful.append(f"({integer} and {n} is null)")
             if compiled.text_only(f):
-                cell = f"case when {present[f]} then {x} end"
-                json_type = (
-                    f"case when not {integer} then 'VARCHAR' "
-                    f"when {n} between 0 and {2**64 - 1} then 'UBIGINT' "
-                    f"when {n} between {-(2**63)} and -1 then 'BIGINT' else 'DOUBLE' end"
+                typed = (
+                    f"case when {integer} then {_integer_json_type(n)} else 'VARCHAR' end",
+                    f"case when {integer} then {n}::varchar else {x} end",
                 )
-                text = f"case when {integer} then {n}::varchar else {x} end"
-                picks.append(
-                    f"{cell} as v_{f}, {json_type} as t_{f}, "
-                    f"case when {present[f]} then {text} end as s_{f}"
-                )
-                given.add(f)
-                doubtful[-1] = f"({present[f]} and {doubtful[-1]})"
-                continue
-            value = f"case when {integer} then {n}::varchar::json else to_json({x}) end"
+            else:
+                value = f"case when {integer} then {n}::varchar::json else to_json({x}) end"
         elif origin is list:
             value = (
                 f"case when starts_with({x}, '[') then try(json({x})) else to_json("
@@ -560,15 +563,20 @@ def _fast_csv(
             value = f"case when starts_with({x}, '{{') then try(json({x})) else to_json({x}) end"
             doubtful.append(f"not {ascii_only.format(x=x)}")
             doubtful.append(f"(starts_with({x}, '{{') and try(json({x})) is null)")
-        elif compiled.text_only(f):  # a text cell: its type and text, no token built and parsed
-            cell = f"case when {present[f]} then {x} end"
-            picks.append(f"{cell} as v_{f}, 'VARCHAR' as t_{f}, {cell} as s_{f}")
-            given.add(f)
-            continue
+        elif compiled.text_only(f):
+            typed = ("'VARCHAR'", x)
         else:
             value = f"to_json({x})"
         doubtful[before:] = [f"({present[f]} and {d})" for d in doubtful[before:]]
-        picks.append(f"case when {present[f]} then {value} end as v_{f}")
+        if typed is None:
+            picks.append(f"case when {present[f]} then {value} end as v_{f}")
+            continue
+        json_type, text = typed
+        picks.append(
+            f"case when {present[f]} then {x} end as v_{f}, {json_type} as t_{f}, "
+            f"case when {present[f]} then {text} end as s_{f}"
+        )
+        given.add(f)
     key_list = _columnar_keys(header, present)  # the names of the non-empty cells
     doubt = " or ".join(f"coalesce({d}, false)" for d in doubtful) or "false"
     options = (
