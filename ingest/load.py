@@ -735,9 +735,12 @@ def _check_and_merge(
     col_list = ", ".join(cols)
     write = f"into {table} ({col_list}, _run_id, _loaded_at) select {col_list}, ?, ? from"
     con.execute(f"insert {write} {new}", [run_id, utc_now()])
+    # An update replaces the row of its id: the raw tables keep ids unique without an index
+    # (migration 20261126120000), and every row written here has an id classified just above.
     con.execute(
-        f"insert or replace {write} classified where _outcome = 'updated'", [run_id, utc_now()]
+        f"delete from {table} where id in (select id from classified where _outcome = 'updated')"
     )
+    con.execute(f"insert {write} classified where _outcome = 'updated'", [run_id, utc_now()])
     _reached("load")
     con.execute("drop table classified")
 

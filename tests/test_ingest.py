@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from ingest.load import ingest_paths
 from itrack.cli.main import app
 from tests.conftest import assert_exit, query
-from tests.factories import P1, P2, S2, S3, candidate, offer, process, stage, write_jsonl
+from tests.factories import P1, P2, S1, S2, S3, candidate, offer, process, stage, write_jsonl
 
 runner = CliRunner()
 
@@ -262,6 +262,49 @@ def test_newer_record_replaces_older_is_stale_and_history_records_changes(tmp_pa
         "select from_status, to_status, changed_at::date::varchar "
         "from interview_status_history order by changed_at",
     ) == [(None, "in_progress", "2025-01-05"), ("in_progress", "offer_extended", "2025-02-01")]
+
+
+def test_ids_stay_unique_without_a_key_index(tmp_path, db):
+    """The raw tables have no primary-key index (migration 20261126120000): the merge alone
+    keeps one row per id. Inserts, updates (an update replaces its row), unchanged and stale
+    records, copies within one run and a forced re-read leave exactly one row per id, holding
+    the newest record."""
+    load(
+        tmp_path,
+        db,
+        [candidate(), candidate(id="c2", full_name="Bo Ng")],
+        [process()],
+        [stage(), stage(id=S2, stage_order=2, outcome="failed")],
+    )
+    newer = "2025-02-01T00:00:00Z"
+    second = load(
+        tmp_path,
+        db,
+        [
+            candidate(full_name="Ann Lee-Park", updated_at=newer),
+            candidate(id="c2", full_name="Bo Ng"),
+            candidate(id="c3", full_name="Cy Roe"),
+            candidate(id="c3", full_name="Cy Roe-Li", updated_at=newer),
+        ],
+        [process(status="on_hold", updated_at=newer)],
+        [stage(id=S2, stage_order=2, outcome="passed", completed_date=newer, updated_at=newer)],
+    )
+    assert (second.total("inserted"), second.total("updated")) == (1, 3)
+    assert (second.total("unchanged"), second.total("stale")) == (1, 1)
+    forced = ingest_paths([tmp_path / "in1"], db=db, force=True)
+    assert (forced.total("unchanged"), forced.total("stale"), forced.changed) == (5, 1, 0)
+    for table in ("candidates", "interview_processes", "interview_stages"):
+        assert query(db, f"select id from {table} group by id having count(*) > 1") == []
+    assert query(db, "select id, full_name from candidates order by id") == [
+        ("c2", "Bo Ng"),
+        ("c3", "Cy Roe-Li"),
+        ("cand-1", "Ann Lee-Park"),
+    ]
+    assert query(db, "select id::varchar, status from interview_processes") == [(P1, "on_hold")]
+    assert query(db, "select id::varchar, outcome from interview_stages order by 1") == [
+        (S1, "passed"),
+        (S2, "passed"),
+    ]
 
 
 def test_skipped_state_is_valid_but_leaving_a_terminal_state_is_not(tmp_path, db):

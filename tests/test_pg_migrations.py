@@ -34,6 +34,7 @@ DUCKDB_LABELS = [m.label for m in discover(MIGRATIONS)]
 PG_LABELS = [m.label for m in discover(POSTGRES_MIGRATIONS)]
 ORG = "0a000000-0000-4000-8000-00000000000a"
 P1 = "11111111-1111-4111-8111-111111111111"
+S1 = "aaaaaaaa-0000-4000-8000-000000000001"
 
 
 def invoke(*args: str):
@@ -81,6 +82,63 @@ def test_a_store_from_before_versioned_migrations_is_adopted_with_its_rows(db: P
     assert_exit(invoke("db", "upgrade", "--db", str(db)), 0)
     assert query(db, "select id from candidates") == [("c1",)]
     assert query(db, "select count(*) from extract_watermarks") == [(0,)]
+
+
+RAW_TABLES = ("candidates", "interview_processes", "interview_stages")
+
+
+def test_the_raw_tables_lose_their_key_index_and_keep_rows_columns_and_not_nulls(
+    tmp_path: Path, db: Path
+) -> None:
+    """Migration 20261126120000 rebuilds the three raw tables without the primary-key index
+    (ingest keeps ids unique; issue #17): a store migrated up to the one before keeps its rows,
+    its columns in order with their types, and every NOT NULL."""
+    before = tmp_path / "before"
+    before.mkdir()
+    for migration in discover(MIGRATIONS):
+        if migration.version < "20261126120000":
+            (before / f"{migration.label}.sql").write_text(migration.sql, encoding="utf-8")
+    raw = raw_store_path(db)
+    con = duckdb.connect(str(raw))
+    upgrade_duckdb(con, before)
+    con.execute(
+        "insert into candidates values ('c1', 'Ann', null, null, null, '2025-01-01',"
+        " '2025-01-02', 'seed', '2025-01-03')"
+    )
+    con.execute(
+        f"insert into interview_processes values ('{P1}', 'c1', 'Acme', 'SWE', 'on_hold', null,"
+        " null, null, '{\"currency\":\"USD\"}', '2025-01-01', '2025-01-02', 'seed', '2025-01-03')"
+    )
+    con.execute(
+        f"insert into interview_stages values ('{S1}', '{P1}', 'Phone Screen', 1, null, null,"
+        " 'pending', null, null, null, null, null, ['Dana'], null, '2025-01-01', '2025-01-02',"
+        " 'seed', '2025-01-03')"
+    )
+
+    def shape(c: duckdb.DuckDBPyConnection) -> list[tuple]:
+        return c.execute(
+            "select table_name, column_name, data_type, is_nullable from "
+            "information_schema.columns where table_name in ('candidates', "
+            "'interview_processes', 'interview_stages') order by table_name, ordinal_position"
+        ).fetchall()
+
+    columns = shape(con)
+    rows = {t: con.execute(f"select * from {t}").fetchall() for t in RAW_TABLES}
+    assert con.execute(
+        "select table_name from duckdb_constraints() where constraint_type = 'PRIMARY KEY' "
+        "and table_name in ('candidates', 'interview_processes', 'interview_stages') order by 1"
+    ).fetchall() == [(t,) for t in RAW_TABLES]
+    con.close()
+    assert_exit(invoke("db", "upgrade", "--db", str(db)), 0)
+    con = duckdb.connect(str(raw), read_only=True)
+    assert shape(con) == columns
+    assert {t: con.execute(f"select * from {t}").fetchall() for t in RAW_TABLES} == rows
+    assert con.execute(
+        "select count(*) from duckdb_constraints() where constraint_type = 'PRIMARY KEY' "
+        "and table_name in ('candidates', 'interview_processes', 'interview_stages')"
+    ).fetchall() == [(0,)]
+    assert len(columns) == 9 + 13 + 18
+    con.close()
 
 
 def test_reading_commands_run_no_ddl(db: Path) -> None:
