@@ -13,6 +13,7 @@ import codecs
 import csv
 import hashlib
 import json
+import mmap
 import re
 import stat
 import sys
@@ -201,6 +202,31 @@ def scan(path: Path) -> FileScan:
     return FileScan(digest.hexdigest(), lines, first.startswith(b"\xef\xbb\xbf"), long_line)
 
 
+def has_long_line(path: Path, limit: int = MAX_RECORD_BYTES) -> bool:
+    """Whether the file holds a line over `limit` bytes (as `scan` counts them), without reading
+    it: such a line spans a multiple of `limit`, so from each such probe the newlines before and
+    after it are looked for in a memory map, which reads only the pages around the probes."""
+    try:
+        size = path.stat().st_size
+    except (OSError, TypeError, AttributeError):
+        return False  # not a readable file: the readers report it
+    if size <= limit:
+        return False
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
+        for probe in range(limit, size, limit):
+            # the line around the probe starts after `before` (-1: the file's start) and ends
+            # at `after` (the file's end when it has no newline there)
+            before = m.rfind(b"\n", max(probe - limit - 1, 0), probe)
+            if before < 0 and probe - limit - 1 > 0:
+                return True  # no newline in the `limit` + 1 bytes before the probe
+            after = m.find(b"\n", probe, probe + limit + 1)
+            if after < 0 and probe + limit + 1 < size:
+                return True  # none in the `limit` + 1 bytes from it
+            if (after if after >= 0 else size) - before - 1 > limit:
+                return True
+    return False
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     try:
@@ -250,9 +276,9 @@ def land_fast(
     fields = list(MODELS[source.kind].model_fields)
     target = f"checked_{source.kind}"
     path = source.label
-    # A file big enough to hold an oversized record: ask the scan first, so such a record is
-    # never read whole by DuckDB (the line reader quarantines it in bounded memory).
-    if source.fmt != "parquet" and _size(source) > MAX_RECORD_BYTES and scanned.result().long_line:
+    # DuckDB reads a line whole, however long: a file holding a line over the limit goes to the
+    # line reader (which quarantines it in bounded memory) before DuckDB reads it.
+    if source.fmt != "parquet" and has_long_line(source.path):
         return False
     try:
         found = reader(con, source, fields)
@@ -308,13 +334,6 @@ def land_fast(
         [source.kind, path],
     )
     return True
-
-
-def _size(source: InputFile) -> int:
-    try:
-        return source.path.stat().st_size
-    except (OSError, TypeError, AttributeError):
-        return 0
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest import readers
 from ingest.load import ingest_paths
@@ -553,3 +555,22 @@ def test_a_csv_row_of_whitespace_cells_is_skipped_as_the_line_reader_skips_it(
     assert used == [set()]  # the line reader took it
     assert [r[0] for r in slow["candidates"]] == ["cand-1", "cand-2"]
     assert slow["quarantine"] == []
+
+
+@given(
+    lengths=st.lists(st.integers(min_value=0, max_value=15), max_size=12),
+    newline_at_end=st.booleans(),
+    limit=st.integers(min_value=1, max_value=12),
+)
+@settings(max_examples=400, deadline=None)
+def test_has_long_line_finds_exactly_the_lines_over_the_limit(
+    tmp_path_factory, lengths, newline_at_end, limit
+):
+    """The probe `land_fast` asks before DuckDB reads a JSONL or CSV file (DuckDB would hold an
+    oversized line whole) against splitting the bytes at every newline."""
+    data = b"\n".join(b"a\r\xe9"[n % 3 : n % 3 + 1] * n for n in lengths)
+    data += b"\n" if newline_at_end and data else b""
+    path = tmp_path_factory.mktemp("lines") / "f.jsonl"
+    path.write_bytes(data)
+    expected = any(len(line) > limit for line in data.split(b"\n"))
+    assert readers.has_long_line(path, limit) is expected
