@@ -8,62 +8,42 @@
 -- (an update deletes its row and inserts the new one; tests/test_ingest.py
 -- ::test_ids_stay_unique_without_a_key_index), the interview service creates rows with new
 -- uuid4 ids and updates them in place.
--- Each table is rebuilt with the same columns, types and NOT NULL constraints, in order.
+-- Each table is copied (the same columns and types, in order), given back its NOT NULL
+-- constraints, and takes the old one's place.
 
-create table candidates__rebuilt (
-    id varchar not null,
-    full_name varchar not null,
-    feeder_source varchar,
-    current_company varchar,
-    linkedin_url varchar,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-insert into candidates__rebuilt select * from candidates;
+create table candidates__rebuilt as select * from candidates;
+alter table candidates__rebuilt alter column id set not null;
+alter table candidates__rebuilt alter column full_name set not null;
+alter table candidates__rebuilt alter column created_at set not null;
+alter table candidates__rebuilt alter column updated_at set not null;
+alter table candidates__rebuilt alter column _run_id set not null;
+alter table candidates__rebuilt alter column _loaded_at set not null;
 drop table candidates;
 alter table candidates__rebuilt rename to candidates;
 
-create table interview_processes__rebuilt (
-    id uuid not null,
-    candidate_id varchar not null,
-    company_name varchar not null,
-    role_title varchar not null,
-    status varchar not null,
-    feeder_source varchar,
-    recruiter_name varchar,
-    final_outcome varchar,
-    offer_details json,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-insert into interview_processes__rebuilt select * from interview_processes;
+create table interview_processes__rebuilt as select * from interview_processes;
+alter table interview_processes__rebuilt alter column id set not null;
+alter table interview_processes__rebuilt alter column candidate_id set not null;
+alter table interview_processes__rebuilt alter column company_name set not null;
+alter table interview_processes__rebuilt alter column role_title set not null;
+alter table interview_processes__rebuilt alter column status set not null;
+alter table interview_processes__rebuilt alter column created_at set not null;
+alter table interview_processes__rebuilt alter column updated_at set not null;
+alter table interview_processes__rebuilt alter column _run_id set not null;
+alter table interview_processes__rebuilt alter column _loaded_at set not null;
 drop table interview_processes;
 alter table interview_processes__rebuilt rename to interview_processes;
 
-create table interview_stages__rebuilt (
-    id uuid not null,
-    interview_process_id uuid not null,
-    stage_name varchar not null,
-    stage_order integer not null,
-    scheduled_date timestamp,
-    completed_date timestamp,
-    outcome varchar not null,
-    overall_rating integer,
-    technical_rating integer,
-    culture_fit_rating integer,
-    communication_rating integer,
-    feedback_notes varchar,
-    interviewer_names varchar[] not null,
-    next_steps varchar,
-    created_at timestamp not null,
-    updated_at timestamp not null,
-    _run_id varchar not null,
-    _loaded_at timestamp not null
-);
-insert into interview_stages__rebuilt select * from interview_stages;
+create table interview_stages__rebuilt as select * from interview_stages;
+alter table interview_stages__rebuilt alter column id set not null;
+alter table interview_stages__rebuilt alter column interview_process_id set not null;
+alter table interview_stages__rebuilt alter column stage_name set not null;
+alter table interview_stages__rebuilt alter column stage_order set not null;
+alter table interview_stages__rebuilt alter column outcome set not null;
+alter table interview_stages__rebuilt alter column interviewer_names set not null;
+alter table interview_stages__rebuilt alter column created_at set not null;
+alter table interview_stages__rebuilt alter column updated_at set not null;
+alter table interview_stages__rebuilt alter column _run_id set not null;
+alter table interview_stages__rebuilt alter column _loaded_at set not null;
 drop table interview_stages;
 alter table interview_stages__rebuilt rename to interview_stages;
