@@ -261,10 +261,17 @@ def verdicts(results: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
     out: list[tuple[str, str, bool | None]] = []
     big = results.get("1M")
     sample = results.get("sample")
+
+    # judged on the measured seconds, never on a rounded ratio or share (0.0497 is met, and
+    # shows as 4.97%; a ratio of 2.004 is missed)
+    def share(step: str) -> float:
+        return big[step]["seconds"] / big["build_full"]["seconds"]
+
     if big:
         for fmt, limit in (("jsonl", 2.5), ("csv", 3.0), ("parquet", 2.0)):
-            ratio = big[f"ingest_{fmt}"]["ratio"]
-            out.append((TARGETS_TEXT[f"ingest_{fmt}"], f"{ratio:.1f}x", ratio <= limit))
+            ingest = big[f"ingest_{fmt}"]
+            ratio = ingest["itrack"]["seconds"] / ingest["floor"]["seconds"]
+            out.append((TARGETS_TEXT[f"ingest_{fmt}"], f"{ratio:.2f}x", ratio <= limit))
         rss = max(big[f"ingest_{fmt}"]["itrack"]["rss_mb"] for fmt in FORMATS)
         out.append((TARGETS_TEXT["ingest_rss"], f"{rss} MB", rss < 1200))
     if sample:
@@ -274,8 +281,9 @@ def verdicts(results: dict[str, dict]) -> list[tuple[str, str, bool | None]]:
         seconds, rss = big["build_full"]["seconds"], big["build_full"]["rss_mb"]
         out.append((TARGETS_TEXT["build_1m"], f"{seconds:.1f} s", seconds < 12))
         out.append((TARGETS_TEXT["build_rss"], f"{rss} MB", rss < 1500))
-        out.append((TARGETS_TEXT["delta"], f"{big['delta_share']:.0%}", big["delta_share"] < 0.4))
-        out.append((TARGETS_TEXT["noop"], f"{big['noop_share']:.0%}", big["noop_share"] < 0.05))
+        delta, noop = share("build_delta"), share("build_noop")
+        out.append((TARGETS_TEXT["delta"], f"{delta:.0%}", delta < 0.4))
+        out.append((TARGETS_TEXT["noop"], f"{noop:.2%}", noop < 0.05))
     return out
 
 
@@ -332,7 +340,20 @@ def main() -> None:
     parser.add_argument("--scale", choices=list(SCALES), default="full")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--work", type=Path, default=ROOT / "bench" / "data")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: judge the targets and rewrite the table and bench/README.md's "
+        "block from bench/results.json",
+    )
     args = parser.parse_args()
+    if args.report_only:
+        report = json.loads((ROOT / "bench" / "results.json").read_text())
+        report["targets"] = [
+            {"target": t, "measured": m, "met": ok} for t, m, ok in verdicts(report["results"])
+        ]
+        publish(report)
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     started = dt.datetime.now(dt.UTC)
     results = {}
@@ -359,6 +380,11 @@ def main() -> None:
         "results": results,
         "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in verdicts(results)],
     }
+    publish(report)
+
+
+def publish(report: dict) -> None:
+    """bench/results.json, the table printed, and bench/README.md's block between its markers."""
     (ROOT / "bench" / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     md = results_markdown(report)
     print("\n" + md)
