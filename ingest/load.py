@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from ingest import readers
 from ingest.contract import (
@@ -481,6 +480,8 @@ def _add_rejects(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
     columns = [
         [storable(v) if isinstance(v, str) else v for v in col] for col in zip(*rows, strict=True)
     ]
+    import pyarrow as pa  # here, not at the top: a no-op build never loads Arrow (0.08 s)
+
     readers.insert_arrow(
         con,
         "rejects",
@@ -533,6 +534,8 @@ def _validate_kind(
                 )
             )
     if valid:
+        import pyarrow as pa  # as in `_add_rejects`
+
         readers.insert_arrow(con, staged, pa.Table.from_pylist(valid))
     _add_rejects(con, rejected)
 
