@@ -13,7 +13,7 @@ import codecs
 import csv
 import hashlib
 import json
-import mmap
+import os
 import re
 import stat
 import sys
@@ -204,29 +204,54 @@ def scan(path: Path) -> FileScan:
     return FileScan(digest.hexdigest(), lines, first.startswith(b"\xef\xbb\xbf"), long_line)
 
 
-def has_long_line(path: Path, limit: int = MAX_RECORD_BYTES) -> bool:
-    """Whether the file holds a line over `limit` bytes (as `scan` counts them), without reading
-    it: such a line spans a multiple of `limit`, so from each such probe the newlines before and
-    after it are looked for in a memory map, which reads only the pages around the probes."""
+def has_long_line(path: Path, limit: int = MAX_RECORD_BYTES, chunk: int = 1 << 16) -> bool:
+    """Whether the file holds a line over `limit` bytes (as `scan` counts them), reading only a
+    little of it: such a line spans a multiple of `limit`, so from each such probe the newlines
+    before and after it are looked for (usually within a few hundred bytes). Positional reads,
+    not a memory map: a file truncated meanwhile reads short instead of killing the process."""
     try:
-        size = path.stat().st_size
+        with path.open("rb") as handle:
+            fd = handle.fileno()
+            size = os.fstat(fd).st_size
+            for probe in range(limit, size, limit):
+                # the line around the probe starts after `before` (-1: the file's start) and
+                # ends at `after` (the file's end when it has no newline there)
+                start = max(probe - limit - 1, 0)
+                before = _find_newline(fd, start, probe, chunk, backwards=True)
+                if before < 0 and start > 0:
+                    return True  # no newline in the `limit` + 1 bytes before the probe
+                after = _find_newline(fd, probe, min(probe + limit + 1, size), chunk)
+                if after < 0 and probe + limit + 1 < size:
+                    return True  # none in the `limit` + 1 bytes from it
+                if (after if after >= 0 else size) - before - 1 > limit:
+                    return True
     except (OSError, TypeError, AttributeError):
         return False  # not a readable file: the readers report it
-    if size <= limit:
-        return False
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        for probe in range(limit, size, limit):
-            # the line around the probe starts after `before` (-1: the file's start) and ends
-            # at `after` (the file's end when it has no newline there)
-            before = m.rfind(b"\n", max(probe - limit - 1, 0), probe)
-            if before < 0 and probe - limit - 1 > 0:
-                return True  # no newline in the `limit` + 1 bytes before the probe
-            after = m.find(b"\n", probe, probe + limit + 1)
-            if after < 0 and probe + limit + 1 < size:
-                return True  # none in the `limit` + 1 bytes from it
-            if (after if after >= 0 else size) - before - 1 > limit:
-                return True
     return False
+
+
+def _find_newline(fd: int, start: int, end: int, chunk: int, backwards: bool = False) -> int:
+    """The offset of the first (or, `backwards`, the last) newline in bytes [start, end) of
+    file `fd`, or -1; read `chunk` bytes at a time from the end it searches from."""
+    if backwards:
+        high = end
+        while high > start:
+            low = max(start, high - chunk)
+            found = os.pread(fd, high - low, low).rfind(b"\n")
+            if found >= 0:
+                return low + found
+            high = low
+        return -1
+    low = start
+    while low < end:
+        data = os.pread(fd, min(chunk, end - low), low)
+        if not data:
+            return -1  # the file ended early (truncated meanwhile)
+        found = data.find(b"\n")
+        if found >= 0:
+            return low + found
+        low += len(data)
+    return -1
 
 
 def sha256_of(path: Path) -> str:

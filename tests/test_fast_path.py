@@ -561,10 +561,11 @@ def test_a_csv_row_of_whitespace_cells_is_skipped_as_the_line_reader_skips_it(
     lengths=st.lists(st.integers(min_value=0, max_value=15), max_size=12),
     newline_at_end=st.booleans(),
     limit=st.integers(min_value=1, max_value=12),
+    chunk=st.integers(min_value=1, max_value=8),
 )
 @settings(max_examples=400, deadline=None)
 def test_has_long_line_finds_exactly_the_lines_over_the_limit(
-    tmp_path_factory, lengths, newline_at_end, limit
+    tmp_path_factory, lengths, newline_at_end, limit, chunk
 ):
     """The probe `land_fast` asks before DuckDB reads a JSONL or CSV file (DuckDB would hold an
     oversized line whole) against splitting the bytes at every newline."""
@@ -573,4 +574,4 @@ def test_has_long_line_finds_exactly_the_lines_over_the_limit(
     path = tmp_path_factory.mktemp("lines") / "f.jsonl"
     path.write_bytes(data)
     expected = any(len(line) > limit for line in data.split(b"\n"))
-    assert readers.has_long_line(path, limit) is expected
+    assert readers.has_long_line(path, limit, chunk) is expected  # reads `chunk` bytes at a time
