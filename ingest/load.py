@@ -480,12 +480,8 @@ def _add_rejects(con: duckdb.DuckDBPyConnection, rows: list[tuple]) -> None:
     columns = [
         [storable(v) if isinstance(v, str) else v for v in col] for col in zip(*rows, strict=True)
     ]
-    import pyarrow as pa  # here, not at the top: a no-op build never loads Arrow (0.08 s)
-
-    readers.insert_arrow(
-        con,
-        "rejects",
-        pa.table({name: list(col) for name, col in zip(REJECT_COLUMNS, columns, strict=True)}),
+    readers.insert_columns(
+        con, "rejects", {name: list(col) for name, col in zip(REJECT_COLUMNS, columns, strict=True)}
     )
 
 
@@ -534,9 +530,7 @@ def _validate_kind(
                 )
             )
     if valid:
-        import pyarrow as pa  # as in `_add_rejects`
-
-        readers.insert_arrow(con, staged, pa.Table.from_pylist(valid))
+        readers.insert_columns(con, staged, {name: [r[name] for r in valid] for name in valid[0]})
     _add_rejects(con, rejected)
 
 

@@ -22,16 +22,12 @@ import typing
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import duckdb
 
 from ingest.contract import MODELS, Record, printable, storable
 from ingest.errors import UserError, json_reason
 from ingest.sqltext import sql_text
-
-if TYPE_CHECKING:
-    import pyarrow
 
 FORMATS = {
     ".jsonl": "jsonl",
@@ -89,7 +85,6 @@ class FileScan:
     sha256: str
     lines: int
     bom: bool
-    long_line: bool = False  # a line over MAX_RECORD_BYTES (the line reader quarantines it)
 
 
 def detect_format(path: Path) -> str:
@@ -181,7 +176,6 @@ def scan(path: Path) -> FileScan:
     """sha256 and line count in one pass (run in a thread while DuckDB reads the same file:
     hashlib releases the GIL on large chunks)."""
     digest, lines, last, first = hashlib.sha256(), 0, b"", b""
-    running, long_line = 0, False  # bytes since the last newline; a line over the limit
     try:
         with path.open("rb") as handle:
             while chunk := handle.read(1 << 22):
@@ -190,22 +184,15 @@ def scan(path: Path) -> FileScan:
                 digest.update(chunk)
                 lines += chunk.count(b"\n")
                 last = chunk[-1:]
-                newline = chunk.find(b"\n")
-                if newline < 0:
-                    running += len(chunk)
-                else:
-                    long_line |= running + newline > MAX_RECORD_BYTES
-                    running = len(chunk) - chunk.rfind(b"\n") - 1
-                long_line |= running > MAX_RECORD_BYTES
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror})") from None
     if last and last != b"\n":
         lines += 1  # a last line without its newline
-    return FileScan(digest.hexdigest(), lines, first.startswith(b"\xef\xbb\xbf"), long_line)
+    return FileScan(digest.hexdigest(), lines, first.startswith(b"\xef\xbb\xbf"))
 
 
 def has_long_line(path: Path, limit: int = MAX_RECORD_BYTES, chunk: int = 1 << 16) -> bool:
-    """Whether the file holds a line over `limit` bytes (as `scan` counts them), reading only a
+    """Whether the file holds a line over `limit` bytes (its newline not counted), reading only a
     little of it: such a line spans a multiple of `limit`, so from each such probe the newlines
     before and after it are looked for (usually within a few hundred bytes). Positional reads,
     not a memory map: a file truncated meanwhile reads short instead of killing the process."""
@@ -348,7 +335,6 @@ def land_fast(
     expected = scanned.result().lines - (1 if source.fmt == "csv" else 0)
     if (
         (source.fmt != "parquet" and (scanned.result().bom or rows != expected))
-        or scanned.result().long_line  # the line reader quarantines the oversized lines
         or (source.kind == "processes" and unusual)  # inline stages: the line reader splits them
         or blank  # a CSV row of blank cells (the Python reader skips it), a Parquet row
         # too large (the line reader quarantines it)
@@ -1138,18 +1124,17 @@ def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str)
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, lines: list[int], raws: list[str]) -> None:
-    import pyarrow as pa  # here, not at the top: a no-op build never loads Arrow (0.08 s)
-
     if lines:
-        batch = pa.table(
-            [pa.array(lines, pa.int64()), pa.array(raws, pa.string())], names=["line_no", "raw"]
-        )
-        insert_arrow(con, table, batch)
+        insert_columns(con, table, {"line_no": lines, "raw": raws})
 
 
-def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, batch: pyarrow.Table) -> None:
-    """Insert an Arrow table by column name (DuckDB scans the local variable by its name)."""
-    arrow_batch = batch  # noqa: F841 - read by DuckDB's replacement scan
+def insert_columns(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list]) -> None:
+    """Insert rows given as equally long columns, by column name, through one Arrow table.
+    Arrow is imported here, not at the top: a no-op build, which inserts nothing, never loads
+    it (0.08 s)."""
+    import pyarrow as pa
+
+    arrow_batch = pa.table(columns)  # noqa: F841 - read by DuckDB's replacement scan
     con.execute(f"insert into {table} by name select * from arrow_batch")
 
 
