@@ -1,7 +1,10 @@
 """The HTML report: one self-contained file of charts an analyst would rather look at than read.
 
-Charts are Altair (Vega-Lite) specs rendered to inline SVG by vl-convert, so the file needs no
-network, no JavaScript and no other file to open. Every number comes from the marts.
+Charts are Vega-Lite specs, written here as the plain JSON Vega-Lite defines, rendered to inline
+SVG by vl-convert, so the file needs no network, no JavaScript and no other file to open. Every
+number comes from the marts. (Not built with Altair: importing it and building its spec objects
+cost about 0.8 s of every nightly build, most of the report's time once its charts are cached;
+tests/test_html_report.py validates each spec against Vega-Lite's JSON schema instead.)
 
 Drawing is most of the report's cost (vl-convert starts a JavaScript engine, then draws each
 chart): with a `cache` folder (the nightly build's), a chart whose spec, data included, is the
@@ -16,8 +19,6 @@ import json
 import math
 from pathlib import Path
 from typing import Any
-
-import altair as alt
 
 from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
 from feedback.atomic import write_atomic
@@ -58,6 +59,11 @@ STATUS_COLORS = {
 }
 SMALL_N = 10  # heatmap cells and bars with fewer processes are marked as unreliable
 Z95 = 1.959964
+# The Vega-Lite version the specs are written for, and the view size Vega-Lite's Python
+# wrapper (Altair) sets by default: the charts were drawn with it, and look the same
+VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.4.1.json"
+VIEW_CONFIG = {"view": {"continuousWidth": 300, "continuousHeight": 300}}
+Spec = dict[str, Any]  # a Vega-Lite spec (JSON)
 
 
 def feeder_colors(con) -> dict[str, str]:
@@ -69,10 +75,35 @@ def feeder_colors(con) -> dict[str, str]:
     return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(feeders)}
 
 
-def _feeder_scale(colors: dict[str, str], with_all: bool = False) -> alt.Scale:
+def _feeder_scale(colors: dict[str, str], with_all: bool = False) -> Spec:
     domain = [*colors, *([ALL_FEEDERS] if with_all else [])]
     colours = [*colors.values(), *([ALL_FEEDERS_COLOR] if with_all else [])]
-    return alt.Scale(domain=domain, range=colours)
+    return {"domain": domain, "range": colours}
+
+
+TYPES = {"N": "nominal", "Q": "quantitative", "T": "temporal"}
+
+
+def _field(shorthand: str, **properties: Any) -> Spec:
+    """An encoding channel of a field: `"name:Q"` (Vega-Lite's type by its initial) or a bare
+    name (x2/y2 take their main channel's type)."""
+    name, _, kind = shorthand.partition(":")
+    return {"field": name, **({"type": TYPES[kind]} if kind else {}), **properties}
+
+
+def _spec(rows: list[dict[str, Any]], title: str, height: int, **body: Any) -> Spec:
+    """A chart of `rows` (the data inline, as JSON: dates become text) and `body` (its mark and
+    encoding, or its layers), `WIDTH` wide."""
+    data = {"values": json.loads(json.dumps(rows, default=str))}
+    return {
+        "config": VIEW_CONFIG,
+        "data": data,
+        **body,
+        "height": height,
+        "title": title,
+        "width": WIDTH,
+        "$schema": VEGA_LITE_SCHEMA,
+    }
 
 
 def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
@@ -85,11 +116,7 @@ def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _data(rows: list[dict[str, Any]]) -> alt.Data:
-    return alt.Data(values=json.loads(json.dumps(rows, default=str)))
-
-
-def funnel_chart(con, colors: dict[str, str]) -> alt.Chart:
+def funnel_chart(con, colors: dict[str, str]) -> Spec:
     funnels = [get_conversion_funnel(db=con), *get_conversion_funnels("feeder_source", db=con)]
     rows = [f.to_dict() for f in funnels if f.total_started]
     long = [
@@ -103,20 +130,21 @@ def funnel_chart(con, colors: dict[str, str]) -> alt.Chart:
         for r in rows
         for i, (step, label) in enumerate(zip(STEPS, STEP_LABELS, strict=True))
     ]
-    base = alt.Chart(_data(long)).encode(
-        x=alt.X("step:N", sort=list(STEP_LABELS), title=None, axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share of processes started"),
-        color=alt.Color("group:N", title="feeder", scale=_feeder_scale(colors, with_all=True)),
-    )
-    return (
-        base.mark_line(point=True)
-        + base.mark_text(dy=-8, fontSize=9)
-        .encode(text="processes:Q")
-        .transform_filter(f"datum.group == '{ALL_FEEDERS}'")
-    ).properties(width=WIDTH, height=280, title="Conversion funnel, overall and per feeder")
+    base = {
+        "color": _field("group:N", scale=_feeder_scale(colors, with_all=True), title="feeder"),
+        "x": _field("step:N", axis={"labelAngle": 0}, sort=list(STEP_LABELS), title=None),
+        "y": _field("share:Q", axis={"format": "%"}, title="share of processes started"),
+    }
+    line = {"mark": {"type": "line", "point": True}, "encoding": base}
+    counts = {
+        "mark": {"type": "text", "dy": -8, "fontSize": 9},
+        "encoding": {**base, "text": _field("processes:Q")},
+        "transform": [{"filter": f"datum.group == '{ALL_FEEDERS}'"}],
+    }
+    return _spec(long, "Conversion funnel, overall and per feeder", 280, layer=[line, counts])
 
 
-def feeder_ci_chart(con, colors: dict[str, str]) -> alt.Chart:
+def feeder_ci_chart(con, colors: dict[str, str]) -> Spec:
     rows = records(
         con,
         "select feeder_source, conversion_rate, wilson_lower, wilson_upper, "
@@ -128,29 +156,36 @@ def feeder_ci_chart(con, colors: dict[str, str]) -> alt.Chart:
     ]
     for r in rows:
         r["label"] = f"n={r['candidates_sourced']}"
-    y = alt.Y("feeder_source:N", sort=order, title=None)
-    color = alt.Color("feeder_source:N", scale=_feeder_scale(colors), legend=None)
-    base = alt.Chart(_data(rows)).encode(y=y, color=color)
-    bars = base.mark_rule(strokeWidth=3).encode(
-        x=alt.X(
-            "wilson_lower:Q",
-            axis=alt.Axis(format="%"),
-            title="placements per process started (95% Wilson interval)",
-        ),
-        x2="wilson_upper:Q",
+    base = {
+        "color": _field("feeder_source:N", legend=None, scale=_feeder_scale(colors)),
+        "y": _field("feeder_source:N", sort=order, title=None),
+    }
+    interval = _field(
+        "wilson_lower:Q",
+        axis={"format": "%"},
+        title="placements per process started (95% Wilson interval)",
     )
-    points = base.mark_point(filled=True, size=90, opacity=1).encode(x="conversion_rate:Q")
-    labels = base.mark_text(align="left", dx=6, fontSize=10, color="#555").encode(
-        x="wilson_upper:Q", text="label:N"
-    )
-    return (bars + points + labels).properties(
-        width=WIDTH,
-        height=30 * max(len(rows), 3),
-        title="Feeder conversion rate with confidence interval, best first",
+    bars = {
+        "mark": {"type": "rule", "strokeWidth": 3},
+        "encoding": {**base, "x": interval, "x2": _field("wilson_upper")},
+    }
+    points = {
+        "mark": {"type": "point", "filled": True, "opacity": 1, "size": 90},
+        "encoding": {**base, "x": _field("conversion_rate:Q")},
+    }
+    labels = {
+        "mark": {"type": "text", "align": "left", "color": "#555", "dx": 6, "fontSize": 10},
+        "encoding": {**base, "text": _field("label:N"), "x": _field("wilson_upper:Q")},
+    }
+    return _spec(
+        rows,
+        "Feeder conversion rate with confidence interval, best first",
+        30 * max(len(rows), 3),
+        layer=[bars, points, labels],
     )
 
 
-def heatmap_chart(con) -> alt.Chart:
+def heatmap_chart(con) -> Spec:
     rows = records(
         con,
         "select feeder_source, company_name, processes_started, offers_extended, offer_rate "
@@ -160,29 +195,33 @@ def heatmap_chart(con) -> alt.Chart:
         small = r["processes_started"] < SMALL_N
         r["label"] = f"{r['offers_extended']}/{r['processes_started']}" + ("*" if small else "")
         r["reliable"] = "no" if small else "yes"
-    base = alt.Chart(_data(rows)).encode(
-        x=alt.X("feeder_source:N", title="feeder", axis=alt.Axis(labelAngle=0, labelLimit=90)),
-        y=alt.Y("company_name:N", title="company"),
+    base = {
+        "x": _field("feeder_source:N", axis={"labelAngle": 0, "labelLimit": 90}, title="feeder"),
+        "y": _field("company_name:N", title="company"),
+    }
+    rate = _field(
+        "offer_rate:Q",
+        legend={"format": "%"},
+        scale={"domain": [0, 1], "scheme": "viridis"},
+        title="offer rate",
     )
-    cells = base.mark_rect(stroke="white").encode(
-        color=alt.Color(
-            "offer_rate:Q",
-            title="offer rate",
-            scale=alt.Scale(scheme="viridis", domain=[0, 1]),
-            legend=alt.Legend(format="%"),
-        ),
-        opacity=alt.Opacity(
-            "reliable:N", scale=alt.Scale(domain=["yes", "no"], range=[1.0, 0.45]), legend=None
-        ),
+    reliable = _field(
+        "reliable:N", legend=None, scale={"domain": ["yes", "no"], "range": [1.0, 0.45]}
     )
-    counts = base.mark_text(fontSize=10).encode(
-        text="label:N",
-        color=alt.condition("datum.offer_rate > 0.5", alt.value("black"), alt.value("white")),
-    )
-    return (cells + counts).properties(
-        width=WIDTH,
-        height=22 * max(len({r["company_name"] for r in rows}), 3),
-        title="Offer rate by company and feeder (offers/processes in each cell)",
+    cells = {
+        "mark": {"type": "rect", "stroke": "white"},
+        "encoding": {"color": rate, "opacity": reliable, **base},
+    }
+    dark = {"condition": {"test": "datum.offer_rate > 0.5", "value": "black"}, "value": "white"}
+    counts = {
+        "mark": {"type": "text", "fontSize": 10},
+        "encoding": {"color": dark, "text": _field("label:N"), **base},
+    }
+    return _spec(
+        rows,
+        "Offer rate by company and feeder (offers/processes in each cell)",
+        22 * max(len({r["company_name"] for r in rows}), 3),
+        layer=[cells, counts],
     )
 
 
@@ -221,34 +260,28 @@ def decision_bins(con) -> list[dict[str, Any]]:
     )
 
 
-def time_to_decision_chart(con) -> alt.Chart:
-    rows = decision_bins(con)
-    return (
-        alt.Chart(_data(rows))
-        .mark_bar()
-        .encode(
-            x=alt.X(
-                "bin_start:Q",
-                bin="binned",
-                title="days from start to decision",
-                axis=alt.Axis(labelExpr="datum.value + ' d'", labelAngle=0),
-            ),
-            x2="bin_end:Q",
-            y=alt.Y("processes:Q", stack="zero", title="processes", axis=alt.Axis(format="d")),
-            color=alt.Color(
-                "status:N",
-                title="outcome",
-                scale=alt.Scale(domain=list(STATUS_COLORS), range=list(STATUS_COLORS.values())),
-            ),
-        )
-        .properties(width=WIDTH, height=240, title="Time to decision")
+def time_to_decision_chart(con) -> Spec:
+    outcomes = {"domain": list(STATUS_COLORS), "range": list(STATUS_COLORS.values())}
+    encoding = {
+        "color": _field("status:N", scale=outcomes, title="outcome"),
+        "x": _field(
+            "bin_start:Q",
+            axis={"labelAngle": 0, "labelExpr": "datum.value + ' d'"},
+            bin="binned",
+            title="days from start to decision",
+        ),
+        "x2": _field("bin_end"),
+        "y": _field("processes:Q", axis={"format": "d"}, stack="zero", title="processes"),
+    }
+    return _spec(
+        decision_bins(con), "Time to decision", 240, mark={"type": "bar"}, encoding=encoding
     )
 
 
 STAGE_ORDER = ["phone_screen", "technical", "onsite", "other"]
 
 
-def stage_pass_chart(con) -> alt.Chart:
+def stage_pass_chart(con) -> Spec:
     rows = [
         {"stage_type": s.name, **s.model_dump(include={"pass_rate", "stages", "passed", "failed"})}
         for s in get_stage_performances(db=con)
@@ -257,47 +290,45 @@ def stage_pass_chart(con) -> alt.Chart:
         decided = (r["passed"] or 0) + (r["failed"] or 0)
         r["lower"], r["upper"] = wilson(r["passed"] or 0, decided)
         r["label"] = f"n={decided}" + ("*" if decided < SMALL_N else "")
-    x = alt.X("stage_type:N", sort=STAGE_ORDER, title=None, axis=alt.Axis(labelAngle=0))
-    base = alt.Chart(_data(rows)).encode(x=x)
-    bars = base.mark_bar(color="#4c78a8").encode(
-        y=alt.Y(
-            "pass_rate:Q",
-            axis=alt.Axis(format="%"),
-            title="pass rate (95% Wilson interval)",
-            scale=alt.Scale(domain=[0, 1]),
-        ),
-        tooltip=["stages:Q", "passed:Q", "failed:Q"],
+    x = _field("stage_type:N", axis={"labelAngle": 0}, sort=STAGE_ORDER, title=None)
+    rate = _field(
+        "pass_rate:Q",
+        axis={"format": "%"},
+        scale={"domain": [0, 1]},
+        title="pass rate (95% Wilson interval)",
     )
-    whiskers = base.mark_rule(color="#222", strokeWidth=2).encode(y="lower:Q", y2="upper:Q")
-    labels = base.mark_text(dy=-6, fontSize=10, baseline="bottom").encode(
-        y="upper:Q", text="label:N"
-    )
-    return (bars + whiskers + labels).properties(
-        width=WIDTH, height=220, title="Stage pass rates (n = decided stages)"
-    )
+    tooltip = [_field("stages:Q"), _field("passed:Q"), _field("failed:Q")]
+    bars = {
+        "mark": {"type": "bar", "color": "#4c78a8"},
+        "encoding": {"tooltip": tooltip, "x": x, "y": rate},
+    }
+    whiskers = {
+        "mark": {"type": "rule", "color": "#222", "strokeWidth": 2},
+        "encoding": {"x": x, "y": _field("lower:Q"), "y2": _field("upper")},
+    }
+    labels = {
+        "mark": {"type": "text", "baseline": "bottom", "dy": -6, "fontSize": 10},
+        "encoding": {"text": _field("label:N"), "x": x, "y": _field("upper:Q")},
+    }
+    return _spec(rows, "Stage pass rates (n = decided stages)", 220, layer=[bars, whiskers, labels])
 
 
-def trend_chart(con, colors: dict[str, str]) -> alt.Chart:
+def trend_chart(con, colors: dict[str, str]) -> Spec:
     rows = records(
         con,
         "select feeder_source, written_at, "
         "(metrics->>'conversion_rate')::double as conversion_rate "
         "from stg_itrack__feedback_runs order by written_at",
     )
-    return (
-        alt.Chart(_data(rows))
-        .mark_line(point=alt.OverlayMarkDef(filled=True, size=70))
-        .encode(
-            x=alt.X(
-                "written_at:T",
-                title="feedback run",
-                axis=alt.Axis(format="%d %b %Y", labelAngle=0),
-            ),
-            y=alt.Y("conversion_rate:Q", axis=alt.Axis(format="%"), title="conversion rate"),
-            color=alt.Color("feeder_source:N", title="feeder", scale=_feeder_scale(colors)),
-        )
-        .properties(width=WIDTH, height=240, title="Feeder conversion over feedback runs")
-    )
+    encoding = {
+        "color": _field("feeder_source:N", scale=_feeder_scale(colors), title="feeder"),
+        "x": _field(
+            "written_at:T", axis={"format": "%d %b %Y", "labelAngle": 0}, title="feedback run"
+        ),
+        "y": _field("conversion_rate:Q", axis={"format": "%"}, title="conversion rate"),
+    }
+    mark = {"type": "line", "point": {"filled": True, "size": 70}}
+    return _spec(rows, "Feeder conversion over feedback runs", 240, mark=mark, encoding=encoding)
 
 
 CHARTS = (
@@ -384,10 +415,10 @@ def render(warehouse: Path, cache: Path | None = None) -> str:
         )[0]
         colors = feeder_colors(con)
         for chart_id, build, caption in CHARTS:
-            chart = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
-            # Altair's JSON-schema validation of a spec costs more than drawing it; the specs
-            # are fixed code, validated by tests/test_html_report.py instead of every night
-            svg = _svg(chart.to_dict(validate=False), cache, used)
+            spec = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
+            # no JSON-schema validation here (it costs more than drawing): the specs are fixed
+            # code, validated by tests/test_html_report.py
+            svg = _svg(spec, cache, used)
             figures.append(
                 f'<figure id="chart-{chart_id}">{svg}'
                 f"<figcaption>{html.escape(caption)}</figcaption></figure>"

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 from PIL import Image
 
@@ -19,7 +20,9 @@ from feedback.html_report import (
     PALETTE,
     SMALL_N,
     STATUS_COLORS,
+    VEGA_LITE_SCHEMA,
     feeder_colors,
+    funnel_chart,
     write_report,
 )
 from feedback.html_report import CHARTS as REPORT_CHARTS
@@ -39,15 +42,31 @@ def report(tmp_path_factory) -> tuple[Path, str]:
     return db, out.read_text()
 
 
+def vega_lite_errors(spec: dict) -> list[str]:
+    """What Vega-Lite's JSON schema (the copy of version 6 Altair ships, the major version the
+    specs name) finds wrong with `spec`."""
+    from altair.vegalite.v6.schema import SCHEMA_URL, load_schema
+
+    assert spec["$schema"] == VEGA_LITE_SCHEMA
+    assert SCHEMA_URL.rsplit("/", 1)[1].startswith("v6.") and "/v6." in VEGA_LITE_SCHEMA
+    schema = load_schema()
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    return [error.message for error in validator.iter_errors(spec)]
+
+
 def test_every_chart_is_a_valid_vega_lite_spec(report):
-    """The report draws the specs without Altair's schema validation (slow): checked here."""
+    """The report draws the specs without validating them (slow): checked here, against the
+    schema, and a spec with one wrong channel type is refused by the same check."""
     db, _html = report
     with open_marts(db) as con:
         colors = feeder_colors(con)
         assert [chart_id for chart_id, _build, _caption in REPORT_CHARTS] == list(CHARTS)
         for chart_id, build, _caption in REPORT_CHARTS:
-            chart = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
-            assert chart.to_dict(validate=True)["$schema"].startswith("https://vega.github.io")
+            spec = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
+            assert vega_lite_errors(spec) == [], chart_id
+        spec = funnel_chart(con, colors)
+    spec["layer"][0]["encoding"]["x"]["type"] = "nominl"
+    assert len(vega_lite_errors(spec)) == 1
 
 
 mart = read
@@ -297,7 +316,7 @@ def test_a_cached_chart_is_the_chart_drawn(report, tmp_path):
     html_report.CHARTS = (
         (
             funnel_id,
-            lambda con, colors: funnel_build(con, colors).properties(title="Funnel, changed"),
+            lambda con, colors: {**funnel_build(con, colors), "title": "Funnel, changed"},
             funnel_caption,
         ),
         *original[1:],

@@ -46,7 +46,7 @@ def test_the_chart_embeds_no_row_level_data():
         "insert into fct_interview_processes select i % 400, (?)[i % 4 + 1] from range(50000) t(i)",
         [statuses],
     )
-    spec = time_to_decision_chart(con).to_dict()
+    spec = time_to_decision_chart(con)
     values = spec["data"]["values"]
     assert len(values) <= MAX_BINS * len(statuses)
     assert sum(v["processes"] for v in values) == 50_000
