@@ -3,6 +3,7 @@ process: `candidate_placements.json`, and optionally merged into a candidates JS
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 from pathlib import Path
@@ -15,31 +16,45 @@ from feedback.atomic import dumps_indented, read_regular, write_atomic
 from ingest.contract import OfferDetails
 from ingest.errors import UserError, json_reason
 
-# What the placements file is rendered from: one row per accepted process
-PLACEMENT_ROWS = """
+
+def placement_rows(catalog: str | None = None) -> str:
+    """What the placements file is rendered from: one row per accepted process (of the
+    warehouse attached as `catalog`, else the connection's own)."""
+    facts = f"{catalog}.main.fct_interview_processes" if catalog else "fct_interview_processes"
+    return f"""
     select candidate_id, company_name, role_title, placed_at, offer_details
-    from fct_interview_processes where is_placement"""
+    from {facts} where is_placement"""
 
 
-def placements_digest(con: duckdb.DuckDBPyConnection) -> tuple[int, str]:
+PLACEMENT_ROWS = placement_rows()
+
+
+def placements_digest(
+    con: duckdb.DuckDBPyConnection, catalog: str | None = None
+) -> tuple[int, str]:
     """(placements, a digest of their rows: count and sum of row hashes, one scan). The file
     is a function of these rows alone, so an equal digest renders the same bytes."""
     count, total = con.execute(
-        f"select count(*), coalesce(sum(hash(p)::hugeint), 0)::varchar from ({PLACEMENT_ROWS}) p"
+        "select count(*), coalesce(sum(hash(p)::hugeint), 0)::varchar "
+        f"from ({placement_rows(catalog)}) p"
     ).fetchone()
     return count, f"{count}/{total}"
 
 
 def placements_from_marts(
-    con: duckdb.DuckDBPyConnection, candidate_id: str | None = None
+    con: duckdb.DuckDBPyConnection, candidate_id: str | list[str] | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """candidate id -> placement records sorted by date (then company, role); one candidate's
-    alone when `candidate_id` is given. Each record is what
+    """candidate id -> placement records sorted by date (then company, role); only the given
+    candidate's (or candidates') when `candidate_id` is given. Each record is what
     PlacementRecord(...).model_dump(mode="json", exclude_none=True) gives (same keys in the
     same order, same values; tests/test_feedback.py compares them), built without pydantic: the
     rows were validated by the contract when they were written, and validating them again took
     1.2 s of the feedback step at 1M. No float in them is NaN or infinite (JSON has none)."""
-    where, params = ("", []) if candidate_id is None else (" and candidate_id = ?", [candidate_id])
+    if candidate_id is None:
+        where, params = "", []
+    else:
+        ids = [candidate_id] if isinstance(candidate_id, str) else candidate_id
+        where, params = " and candidate_id in (select unnest(?::varchar[]))", [ids]
     rows = con.execute(
         f"{PLACEMENT_ROWS}{where} order by candidate_id, placed_at, company_name, role_title",
         params,
@@ -59,6 +74,63 @@ def render_placements(
     """Every candidate's placement history and the bytes of the placements file it makes."""
     history = placements_from_marts(con)
     return history, placements_bytes(history, finite=True)
+
+
+# Between two top-level entries of an indented JSON object: nothing nested is indented by
+# only two spaces, and no string holds a raw newline
+_ENTRY = b',\n  "'
+
+
+def _entries(data: bytes) -> list[tuple[bytes, bytes]] | None:
+    """The top-level entries of a JSON object as `placements_bytes` writes it (indented, keys
+    sorted), in file order: (key, entry) with the key's UTF-8 bytes and the entry's bytes from
+    the key on. None when a key holds an escape (a backslash): its bytes then are not its text."""
+    if data == b"{}\n":
+        return []
+    if not (data.startswith(b'{\n  "') and data.endswith(b"\n}\n")):
+        return None
+    pieces = data[5:-3].split(_ENTRY)
+    try:
+        keys = [piece[: piece.index(b'"')] for piece in pieces]
+    except ValueError:
+        return None
+    return None if b"\\" in b"".join(keys) else list(zip(keys, pieces, strict=True))
+
+
+def patch_placements(
+    con: duckdb.DuckDBPyConnection, previous: str, data: bytes
+) -> tuple[bytes, int] | None:
+    """The placements file of `con`'s warehouse made from `data`, the file rendered from the
+    rows of the warehouse attached as `previous`: only the candidates whose placement rows
+    differ (per candidate the sum of its row hashes, both sides) are rendered again, the other
+    entries are kept as bytes (an entry depends on its candidate's rows alone, and the keys stay
+    sorted as the encoder sorts them: by code point, which is UTF-8's byte order). (bytes,
+    candidates rendered), the bytes exactly what `render_placements` gives; None when `data` is
+    not a file `placements_bytes` wrote or a key holds an escape (then it is rendered whole).
+    After a 1% delta at 1M (600 of 117k candidates changed): 0.3 s instead of 1.3 s."""
+    entries = _entries(data)
+    if entries is None:
+        return None
+    per_candidate = "select candidate_id, sum(hash(p)::hugeint) as h from ({}) p group by 1"
+    changed = [
+        candidate
+        for (candidate,) in con.execute(
+            f"""select coalesce(new.candidate_id, old.candidate_id)
+            from ({per_candidate.format(PLACEMENT_ROWS)}) new
+            full join ({per_candidate.format(placement_rows(previous))}) old
+                on new.candidate_id = old.candidate_id
+            where new.h is distinct from old.h"""
+        ).fetchall()
+    ]
+    fresh = _entries(placements_bytes(placements_from_marts(con, changed), finite=True))
+    if fresh is None:
+        return None
+    gone = {candidate.encode("utf-8") for candidate in changed}
+    kept = [entry for entry in entries if entry[0] not in gone]
+    merged = [entry for _key, entry in heapq.merge(kept, fresh)]  # both sorted by key
+    if not merged:
+        return b"{}\n", len(changed)
+    return b'{\n  "' + _ENTRY.join(merged) + b"\n}\n", len(changed)
 
 
 # PlacementRecord.offer_details' fields in the order its model_dump gives them

@@ -14,6 +14,7 @@ less.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -50,6 +51,7 @@ from feedback.feeders import (
 from feedback.marts import open_read_only, require_published
 from feedback.placements import (
     merge_into_candidates,
+    patch_placements,
     placements_digest,
     placements_from_marts,
     read_placements,
@@ -79,6 +81,8 @@ class FeedbackResult:
     feeders_written: bool = False
     placements: int = 0
     placements_written: bool = False
+    # candidates whose placements were rendered again when only they changed (None: all)
+    placements_rendered: int | None = None
     candidates_written: bool = False
 
     def __str__(self) -> str:
@@ -88,6 +92,11 @@ class FeedbackResult:
             f"{len(self.updated_feeders)} changed"
             + (f" ({changed})" if changed else "")
             + f", {self.placements} placements"
+            + (
+                f" (rendered again for {self.placements_rendered} changed candidates)"
+                if self.placements_rendered is not None
+                else ""
+            )
         )
 
 
@@ -212,10 +221,26 @@ def _placements_current(stored: str, path: Path, digest: str) -> bool:
     return data is not None and stored == _state(digest, data)
 
 
-def _placements_of(warehouse: Path) -> tuple[dict[str, list[dict[str, Any]]], bytes]:
+def _placements_of(
+    warehouse: Path, previous: Path | None, stored: str, path: Path
+) -> tuple[bytes, int | None]:
+    """The bytes of `warehouse`'s placements file: patched from the file at `path` when it
+    holds what the rows of the `previous` warehouse rendered to (the last run logged their
+    digest and the file's sha256 as `stored`), else rendered whole; and how many candidates
+    were rendered again (None: all of them)."""
     con = open_read_only(Path(warehouse))
     try:
-        return render_placements(con)
+        data = read_regular(resolve_target(path)) if previous and previous.exists() else None
+        if data is not None:
+            with contextlib.suppress(duckdb.Error):  # unreadable or another shape: render all
+                quoted = str(previous).replace("'", "''")
+                con.execute(f"attach '{quoted}' as previous (read_only)")
+                _count, digest = placements_digest(con, "previous")
+                if stored == _state(digest, data):
+                    patched = patch_placements(con, "previous", data)
+                    if patched is not None:
+                        return patched
+        return render_placements(con)[1], None
     finally:
         con.close()
 
@@ -231,8 +256,11 @@ def run_feedback(
     wait_seconds: float = 0.0,
     before_publish: Callable[[str, dict[str, dict[str, Any]]], None] | None = None,
     publish: Callable[[], None] | None = None,
+    previous: Path | None = None,
 ) -> FeedbackResult:
     """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`.
+    `previous`: the warehouse the placements file was last rendered from, if still there (the
+    build's published one): then only the candidates whose placements changed are rendered.
 
     Order, so that nothing is ever half-done: compute; under feeders.json's advisory lock
     (waiting up to `wait_seconds`) stage feeders.json and the placements (synced temp files);
@@ -276,7 +304,9 @@ def run_feedback(
             marked |= {f for f in fresh if _stored_metrics(entries, f) != fresh[f]}
         placements, digest = placements_digest(con)
         # rendered below only when the file lacks it (the candidates file merge needs it too)
-        rendering = render_placements(con) if full or candidates_path is not None else None
+        history, data = (
+            render_placements(con) if full or candidates_path is not None else (None, None)
+        )
     finally:
         con.close()
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -289,9 +319,11 @@ def run_feedback(
     with locked(feeders_path, wait_seconds):  # the documented advisory lock
         update = FeedersUpdate(feeders_path, merge)
         rendered = log.get_state(PLACEMENTS_KEY, "")
-        if rendering is None and not _placements_current(rendered, placements_path, digest):
-            rendering = _placements_of(warehouse)
-        places = None if rendering is None else Staged(placements_path, rendering[1])
+        if data is None and not _placements_current(rendered, placements_path, digest):
+            data, result.placements_rendered = _placements_of(
+                warehouse, previous, rendered, placements_path
+            )
+        places = None if data is None else Staged(placements_path, data)
         if places is not None:
             rendered = _state(digest, places.data)
         try:
@@ -314,8 +346,8 @@ def run_feedback(
                 places.discard()
     result.updated_feeders = update.result
     result.placements = placements
-    if candidates_path is not None and rendering is not None:
-        result.candidates_written = merge_into_candidates(candidates_path, rendering[0])
+    if candidates_path is not None and history is not None:
+        result.candidates_written = merge_into_candidates(candidates_path, history)
     return result
 
 

@@ -663,6 +663,7 @@ def _feedback(
             building, snapshot, warehouse, run_id, written, feedback_runs_sql
         ),
         publish=publish,
+        previous=warehouse,  # the published warehouse the placements file was rendered from
     )
 
 

@@ -416,3 +416,94 @@ def test_placements_are_what_the_contract_model_dumps():
     history, data = render_placements(plain)
     text = json.dumps(history, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
     assert sorted(history) == ["cand-0", "cand-1", "cand-2"] and data == text.encode("utf-8")
+
+
+def test_a_build_renders_again_only_the_candidates_whose_placements_changed(tmp_path):
+    """After a delta, the build's placements file is patched from the last one: only the
+    candidates whose placement rows changed are rendered, and the file is byte for byte what
+    a full render of the new warehouse writes. The count is checked against the candidates
+    whose entries differ between the two files, found independently (parsed JSON compared)."""
+    import duckdb
+
+    from feedback.placements import render_placements
+    from itrack.generate import generate_delta
+
+    generate(tmp_path / "day1", 300, seed=5)
+    db = tmp_path / "warehouse.duckdb"
+    first = run_build([tmp_path / "day1"], db=db, **QUIET)
+    assert first.feedback.placements_rendered is None  # no earlier file: rendered whole
+    before = (tmp_path / "candidate_placements.json").read_bytes()
+    generate_delta(tmp_path / "day1", tmp_path / "delta", share=0.2)
+    second = run_build([tmp_path / "delta"], db=db, **QUIET)
+    after = (tmp_path / "candidate_placements.json").read_bytes()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert after == render_placements(con)[1]
+    finally:
+        con.close()
+    old, new = json.loads(before), json.loads(after)
+    differ = {c for c in old.keys() | new.keys() if old.get(c) != new.get(c)}
+    assert len(differ) > 0 and len(differ) < len(new)
+    assert second.feedback.placements_rendered == len(differ)
+    assert f"(rendered again for {len(differ)} changed candidates)" in str(second.feedback)
+
+
+def test_patched_placements_equal_a_full_render(tmp_path):
+    """patch_placements on hand-made rows: a candidate's placements changed, one gone, one
+    new, keys in UTF-8 (sorted by code point, as the encoder sorts them), numbers orjson
+    spells differently; every time the bytes a full render writes. A key with an escape, or a
+    file the renderer did not write, is not patched (None: rendered whole)."""
+    import datetime as dt
+
+    import duckdb
+
+    from feedback.placements import patch_placements, render_placements
+
+    at = dt.datetime(2025, 3, 1, 9, 30)
+
+    def row(candidate, company, day, offer=None, placed=True):
+        return (candidate, company, "Engineer", at + dt.timedelta(days=day), offer, placed)
+
+    old_rows = [
+        row("cand-a", "Acme", 1, OFFERS[1]),
+        row("cand-é", "Zoë & Co", 2, OFFERS[3]),
+        row("cand-€", "Monzo", 3),
+        row("cand-😀", "李明", 4, OFFERS[5]),
+        row("cand-z", "Gone Ltd", 5),
+        row("cand-b", "Never", 6, placed=False),
+    ]
+    new_rows = [
+        row("cand-a", "Acme", 1, OFFERS[1]),
+        row("cand-é", "Zoë & Co", 2, OFFERS[3]),
+        row("cand-é", "Second", 9, OFFERS[2]),  # changed: a second placement
+        row("cand-€", "Monzo", 3),
+        row("cand-😀", "李明", 4, OFFERS[5]),
+        row("cand-b", "Now placed", 6),  # new, sorts between existing keys
+        row("cand-y", "Tab\tCo", 7, OFFERS[1]),  # new
+    ]  # cand-z: gone
+    previous = duckdb.connect(str(tmp_path / "previous.duckdb"))
+    _placement_rows(previous, old_rows)
+    old_file = render_placements(previous)[1]
+    previous.close()
+    con = duckdb.connect()
+    _placement_rows(con, new_rows)
+    con.execute(f"attach '{tmp_path / 'previous.duckdb'}' as previous (read_only)")
+    data, rendered = patch_placements(con, "previous", old_file)
+    assert data == render_placements(con)[1]
+    assert rendered == 4  # cand-é, cand-b, cand-y, cand-z
+    assert list(json.loads(data)) == ["cand-a", "cand-b", "cand-y", "cand-é", "cand-€", "cand-😀"]
+    # nothing changed: nothing rendered, the same bytes
+    same = duckdb.connect()
+    _placement_rows(same, old_rows)
+    same.execute(f"attach '{tmp_path / 'previous.duckdb'}' as previous (read_only)")
+    assert patch_placements(same, "previous", old_file) == (old_file, 0)
+    # every placement gone
+    empty = duckdb.connect()
+    _placement_rows(empty, [row("cand-a", "Acme", 1, placed=False)])
+    empty.execute(f"attach '{tmp_path / 'previous.duckdb'}' as previous (read_only)")
+    assert patch_placements(empty, "previous", old_file) == (b"{}\n", 5)
+    # not patched: a key with an escape (its bytes are not its text), another file's shape
+    quoted = duckdb.connect()
+    _placement_rows(quoted, [*old_rows, row('cand-"q"', "Acme", 8)])
+    assert patch_placements(con, "previous", render_placements(quoted)[1]) is None
+    assert patch_placements(con, "previous", json.dumps(json.loads(old_file)).encode()) is None
