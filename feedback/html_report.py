@@ -9,7 +9,8 @@ tests/test_html_report.py validates each spec against Vega-Lite's JSON schema in
 Drawing is most of the report's cost (vl-convert starts a JavaScript engine, then draws each
 chart): with a `cache` folder (the nightly build's), a chart whose spec, data included, is the
 same as in the last report is not drawn again: its SVG is read back, keyed by a hash of the
-spec and the vl-convert version.
+spec and the vl-convert version. So every chart's rows are read in a fixed order: a warehouse
+built again returns its tables' rows in any order, and unchanged data must give the same spec.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ def feeder_ci_chart(con, colors: dict[str, str]) -> Spec:
     rows = records(
         con,
         "select feeder_source, conversion_rate, wilson_lower, wilson_upper, "
-        "candidates_sourced from mart_feeder_conversion",
+        "candidates_sourced from mart_feeder_conversion order by feeder_source",
     )
     order = [
         r["feeder_source"]
@@ -189,7 +190,8 @@ def heatmap_chart(con) -> Spec:
     rows = records(
         con,
         "select feeder_source, company_name, processes_started, offers_extended, offer_rate "
-        "from mart_conversion_funnel where grain = 'feeder_company'",
+        "from mart_conversion_funnel where grain = 'feeder_company' "
+        "order by feeder_source, company_name",
     )
     for r in rows:
         small = r["processes_started"] < SMALL_N
@@ -318,7 +320,7 @@ def trend_chart(con, colors: dict[str, str]) -> Spec:
         con,
         "select feeder_source, written_at, "
         "(metrics->>'conversion_rate')::double as conversion_rate "
-        "from stg_itrack__feedback_runs order by written_at",
+        "from stg_itrack__feedback_runs order by written_at, feeder_source",
     )
     encoding = {
         "color": _field("feeder_source:N", scale=_feeder_scale(colors), title="feeder"),
