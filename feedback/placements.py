@@ -107,7 +107,7 @@ def patch_placements(
     sorted as the encoder sorts them: by code point, which is UTF-8's byte order). (bytes,
     candidates rendered), the bytes exactly what `render_placements` gives; None when `data` is
     not a file `placements_bytes` wrote or a key holds an escape (then it is rendered whole).
-    After a 1% delta at 1M (600 of 117k candidates changed): 0.3 s instead of 1.3 s."""
+    After a 1% delta at 1M (600 of 117k candidates changed): about 0.4 s instead of 1.3 s."""
     entries = _entries(data)
     if entries is None:
         return None
