@@ -3,7 +3,7 @@
 Charts are Vega-Lite specs, written here as the plain JSON Vega-Lite defines, rendered to inline
 SVG by vl-convert, so the file needs no network, no JavaScript and no other file to open. Every
 number comes from the marts. (Not built with Altair: importing it and building its spec objects
-cost about 0.8 s of every nightly build, most of the report's time once its charts are cached;
+cost about 0.55 s of every report, most of its time once its charts are cached;
 tests/test_html_report.py validates each spec against Vega-Lite's JSON schema instead.)
 
 Drawing is most of the report's cost (vl-convert starts a JavaScript engine, then draws each
