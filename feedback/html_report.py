@@ -63,7 +63,7 @@ Z95 = 1.959964
 # The Vega-Lite version the specs are written for, and the view size Vega-Lite's Python
 # wrapper (Altair) sets by default: the charts were drawn with it, and look the same
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.4.1.json"
-VIEW_CONFIG = {"view": {"continuousWidth": 300, "continuousHeight": 300}}
+VIEW_SIZE = {"continuousWidth": 300, "continuousHeight": 300}
 Spec = dict[str, Any]  # a Vega-Lite spec (JSON)
 
 
@@ -82,14 +82,14 @@ def _feeder_scale(colors: dict[str, str], with_all: bool = False) -> Spec:
     return {"domain": domain, "range": colours}
 
 
-TYPES = {"N": "nominal", "Q": "quantitative", "T": "temporal"}
+FIELD_TYPES = {"N": "nominal", "Q": "quantitative", "T": "temporal"}
 
 
 def _field(shorthand: str, **properties: Any) -> Spec:
     """An encoding channel of a field: `"name:Q"` (Vega-Lite's type by its initial) or a bare
     name (x2/y2 take their main channel's type)."""
     name, _, kind = shorthand.partition(":")
-    return {"field": name, **({"type": TYPES[kind]} if kind else {}), **properties}
+    return {"field": name, **({"type": FIELD_TYPES[kind]} if kind else {}), **properties}
 
 
 def _spec(rows: list[dict[str, Any]], title: str, height: int, **body: Any) -> Spec:
@@ -97,7 +97,7 @@ def _spec(rows: list[dict[str, Any]], title: str, height: int, **body: Any) -> S
     encoding, or its layers), `WIDTH` wide."""
     data = {"values": json.loads(json.dumps(rows, default=str))}
     return {
-        "config": VIEW_CONFIG,
+        "config": {"view": dict(VIEW_SIZE)},  # a new dict per spec: callers may edit theirs
         "data": data,
         **body,
         "height": height,
