@@ -403,6 +403,15 @@ def _svg(spec: dict[str, Any], cache: Path | None, used: set[Path]) -> str:
     return svg
 
 
+def chart_specs(con) -> list[tuple[str, Spec, str]]:
+    """(id, Vega-Lite spec, caption) of every chart, in the report's order."""
+    colors = feeder_colors(con)
+    return [
+        (chart_id, build(con, colors) if chart_id in FEEDER_CHARTS else build(con), caption)
+        for chart_id, build, caption in CHARTS
+    ]
+
+
 def render(warehouse: Path, cache: Path | None = None) -> str:
     """The report as one HTML string (inline SVG, no scripts, no external resources). `cache`:
     a folder of the charts drawn last time (see the module's docstring)."""
@@ -415,9 +424,7 @@ def render(warehouse: Path, cache: Path | None = None) -> str:
             "is_placement) as placements, count(distinct company_name) as "
             "companies from fct_interview_processes",
         )[0]
-        colors = feeder_colors(con)
-        for chart_id, build, caption in CHARTS:
-            spec = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
+        for chart_id, spec, caption in chart_specs(con):
             # no JSON-schema validation here (it costs more than drawing): the specs are fixed
             # code, validated by tests/test_html_report.py
             svg = _svg(spec, cache, used)

@@ -67,6 +67,7 @@ from ingest.contract import (
     new_run_id,
 )
 from ingest.errors import Refused, UserError
+from ingest.sqltext import sql_text
 
 REQUIRED_MARTS = ("fct_interview_processes", "mart_feeder_conversion")
 EPOCH = "1970-01-01 00:00:00"
@@ -233,8 +234,7 @@ def _placements_of(
         data = read_regular(resolve_target(path)) if previous and previous.exists() else None
         if data is not None:
             with contextlib.suppress(duckdb.Error):  # unreadable or another shape: render all
-                quoted = str(previous).replace("'", "''")
-                con.execute(f"attach '{quoted}' as previous (read_only)")
+                con.execute(f"attach {sql_text(str(previous))} as previous (read_only)")
                 _count, digest = placements_digest(con, "previous")
                 if stored == _state(digest, data):
                     patched = patch_placements(con, "previous", data)

@@ -30,6 +30,7 @@ from typing import Any
 import duckdb
 
 from ingest.errors import UserError
+from ingest.sqltext import sql_text
 
 
 def _project_dir() -> Path:
@@ -222,8 +223,7 @@ def name_failed_checks(
     con = duckdb.connect(str(link), read_only=True)
     try:
         con.execute("set TimeZone = 'UTC'")
-        path = str(Path(raw_store).absolute()).replace("'", "''")
-        con.execute(f"attach '{path}' as raw_store (read_only)")
+        con.execute(f"attach {sql_text(str(Path(raw_store).absolute()))} as raw_store (read_only)")
         for index, node in enumerate(outcome.failed):
             if node.name in compiled:
                 outcome.failed[index] = _with_checks(con, node, compiled[node.name])
@@ -292,8 +292,7 @@ def rebuild_table(
     con = duckdb.connect(str(warehouse))
     try:
         con.execute("set TimeZone = 'UTC'")  # as the profile sets it
-        path = str(Path(raw_store).absolute()).replace("'", "''")
-        con.execute(f"attach '{path}' as raw_store (read_only)")
+        con.execute(f"attach {sql_text(str(Path(raw_store).absolute()))} as raw_store (read_only)")
         con.execute("begin")
         con.execute(f'create or replace table main."{model}" as ({sql})')
         con.execute("commit")

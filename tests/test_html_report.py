@@ -22,6 +22,7 @@ from feedback.html_report import (
     SMALL_N,
     STATUS_COLORS,
     VEGA_LITE_SCHEMA,
+    chart_specs,
     feeder_colors,
     funnel_chart,
     write_report,
@@ -60,12 +61,11 @@ def test_every_chart_is_a_valid_vega_lite_spec(report):
     schema, and a spec with one wrong channel type is refused by the same check."""
     db, _html = report
     with open_marts(db) as con:
-        colors = feeder_colors(con)
-        assert [chart_id for chart_id, _build, _caption in REPORT_CHARTS] == list(CHARTS)
-        for chart_id, build, _caption in REPORT_CHARTS:
-            spec = build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
+        specs = chart_specs(con)
+        assert [chart_id for chart_id, _spec, _caption in specs] == list(CHARTS)
+        for chart_id, spec, _caption in specs:
             assert vega_lite_errors(spec) == [], chart_id
-        spec = funnel_chart(con, colors)
+        spec = funnel_chart(con, feeder_colors(con))
     spec["layer"][0]["encoding"]["x"]["type"] = "nominl"
     assert len(vega_lite_errors(spec)) == 1
 
@@ -75,13 +75,9 @@ def test_the_specs_do_not_depend_on_the_order_of_the_rows(report, tmp_path):
     several threads): the charts' specs, and so the chart cache's keys, stay the same."""
     db, _html = report
 
-    def specs(path: Path) -> list[dict]:
+    def specs(path: Path) -> list[tuple[str, dict, str]]:
         with open_marts(path) as con:
-            colors = feeder_colors(con)
-            return [
-                build(con, colors) if chart_id in FEEDER_CHARTS else build(con)
-                for chart_id, build, _caption in REPORT_CHARTS
-            ]
+            return chart_specs(con)
 
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(db, copy)
