@@ -40,10 +40,13 @@ note_reasons as (
         from stages
         inner join rejected on stages.interview_process_id = rejected.interview_process_id
         cross join {{ split_phrases('stages.feedback_notes') }}
+        -- only the processes without outcome reasons: their notes are split, no others
         where stages.outcome = 'failed' and stages.feedback_notes is not null
+            and stages.interview_process_id not in (
+                select interview_process_id from outcome_reasons
+            )
     ) as split
     where reason <> ''
-        and interview_process_id not in (select interview_process_id from outcome_reasons)
 ),
 
 reasons as (

@@ -16,22 +16,27 @@ statuses as (
 sequenced as (
     select
         history.*,
-        row_number() over (
-            partition by history.interview_process_id
-            order by
-                history.changed_at,
-                history.recorded_at,
-                history.from_status is not null,
-                statuses.is_terminal,
-                statuses.is_offer,
-                history.to_status,
-                history.from_status,
-                history.run_id
-        ) as status_sequence,
+        row_number() over in_sequence as status_sequence,
         statuses.is_terminal,
-        statuses.is_offer
+        statuses.is_offer,
+        -- the next change's time, from the same sort as the numbering (fct_process_status_history
+        -- numbered, then sorted again by the number for this: 0.5 CPU seconds at 1M records);
+        -- any order of fully tied rows gives the same times, as their changed_at are equal
+        lead(history.changed_at) over in_sequence as next_changed_at
     from history
     left join statuses on history.to_status = statuses.status
+    window in_sequence as (
+        partition by history.interview_process_id
+        order by
+            history.changed_at,
+            history.recorded_at,
+            history.from_status is not null,
+            statuses.is_terminal,
+            statuses.is_offer,
+            history.to_status,
+            history.from_status,
+            history.run_id
+    )
 ),
 
 final as (

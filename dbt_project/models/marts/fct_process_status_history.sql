@@ -18,9 +18,7 @@ intervals as (
         history.to_status as status,
         history.from_status as previous_status,
         history.changed_at as valid_from,
-        lead(history.changed_at) over (
-            partition by history.interview_process_id order by history.status_sequence
-        ) as valid_until,
+        history.next_changed_at as valid_until,
         history.is_terminal as is_terminal_status,
         history.recorded_by,
         history.run_id

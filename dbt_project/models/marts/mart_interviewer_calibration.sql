@@ -18,8 +18,10 @@ listed as (
     from stages
 ),
 
--- each distinct spelling cleaned and keyed once (a few hundred), not once per listing
-spellings as (
+-- each distinct spelling cleaned and keyed once (a few hundred), not once per listing:
+-- materialized, or the optimizer moves the cleaning across the join below onto every listing
+-- (2M at 1M records: 3.0 -> 1.8 CPU seconds)
+spellings as materialized (
     select
         interviewer,
         {{ clean_text('interviewer') }} as interviewer_spelling,
