@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -726,20 +726,36 @@ def _check_and_merge(
         group by all""",
         [kind, kind],
     )
-    if kind == "processes" and derive_history:
-        _record_status_history(con, run_id, new)
-        _reached("history")
-    col_list = ", ".join(cols)
-    write = f"into {table} ({col_list}, _run_id, _loaded_at) select {col_list}, ?, ? from"
-    con.execute(f"insert {write} {new}", [run_id, utc_now()])
-    # An update replaces the row of its id: the raw tables keep ids unique without an index
-    # (migration 20261126120000), and every row written here has an id classified just above.
-    con.execute(
-        f"delete from {table} where id in (select id from classified where _outcome = 'updated')"
-    )
-    con.execute(f"insert {write} classified where _outcome = 'updated'", [run_id, utc_now()])
+    with _rows_in_any_order(con):
+        if kind == "processes" and derive_history:
+            _record_status_history(con, run_id, new)
+            _reached("history")
+        col_list = ", ".join(cols)
+        write = f"into {table} ({col_list}, _run_id, _loaded_at) select {col_list}, ?, ? from"
+        con.execute(f"insert {write} {new}", [run_id, utc_now()])
+        # An update replaces the row of its id: the raw tables keep ids unique without an index
+        # (migration 20261126120000), and every row written here has an id classified above.
+        con.execute(
+            f"delete from {table} where id in "
+            "(select id from classified where _outcome = 'updated')"
+        )
+        con.execute(f"insert {write} classified where _outcome = 'updated'", [run_id, utc_now()])
     _reached("load")
     con.execute("drop table classified")
+
+
+@contextlib.contextmanager
+def _rows_in_any_order(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The raw tables' inserts, free to write rows in any order (a table's rows have none).
+    Keeping the staged rows' order kept the small row groups the parallel landing left (three
+    of about 9,500 rows in the 1M stage file), and the store's next checkpoint rewrote the
+    table to merge them: 0.6-1.0 s per big table at the end of a 1M ingest."""
+    (before,) = con.execute("select current_setting('preserve_insertion_order')").fetchone()
+    con.execute("set preserve_insertion_order = false")
+    try:
+        yield
+    finally:
+        con.execute(f"set preserve_insertion_order = {'true' if before else 'false'}")
 
 
 def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str, new: str) -> None:
