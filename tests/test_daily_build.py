@@ -143,7 +143,7 @@ def test_build_log_reads_at_a_glance(built):
     expected = [
         r"\d\d:\d\d:\d\d ingest: run (run-\S+): 12 accepted, 3 rejected \(\d+\.\d s\)",
         r"\d\d:\d\d:\d\d unmapped stage names \(.*\): 'Take-home Review' \(1\)",
-        r"\d\d:\d\d:\d\d dbt build: ok: ran dbt \(4 seeds, 20 models, 22 data tests\) "
+        r"\d\d:\d\d:\d\d dbt build: ok: ran dbt \(4 seeds, 20 models, 23 data tests\) "
         r"\(\d+\.\d s\)",
         r"\d\d:\d\d:\d\d feedback: 2 feeder\(s\) recomputed, 2 changed \(bootcamp, referral\), "
         r"1 placements \(\d+\.\d s\)",
@@ -153,7 +153,7 @@ def test_build_log_reads_at_a_glance(built):
         r"steps:",
         r"step       seconds  result",
         r"ingest +\d+\.\d  run run-\S+: 12 accepted, 3 rejected",
-        r"dbt build +\d+\.\d  ok: ran dbt \(4 seeds, 20 models, 22 data tests\)",
+        r"dbt build +\d+\.\d  ok: ran dbt \(4 seeds, 20 models, 23 data tests\)",
         r"feedback +\d+\.\d  2 feeder\(s\) recomputed, 2 changed \(bootcamp, referral\), "
         r"1 placements",
         rf"publish +\d+\.\d  {re.escape(str(db))}",
@@ -194,7 +194,7 @@ def test_build_json_summary(built, tmp_path):
     assert summary["published"]["warehouse"] == str(db)
     assert re.fullmatch(
         r"\d\d:\d\d:\d\d dbt build: ok: replayed dbt's compiled plan \(20 models, "
-        r"22 data tests\) \(\d+\.\d s\)",
+        r"23 data tests\) \(\d+\.\d s\)",
         result.stderr.splitlines()[-3],
     )
 

@@ -28,7 +28,7 @@ def _recorded(tmp_path: Path) -> tuple[Path, dbt_plan.Plan, Path]:
     db = tmp_path / "data" / "warehouse.duckdb"
     first = run_build([SAMPLE], db=db, replay=False, **QUIET)
     assert [s.result for s in first.steps if s.name == "dbt build"] == [
-        "ok: ran dbt (4 seeds, 20 models, 22 data tests)"
+        "ok: ran dbt (4 seeds, 20 models, 23 data tests)"
     ]
     raw_store = raw_store_path(db)
     plan = dbt_plan.load(raw_store, dbt_plan.plan_key(project_state(), "warehouse"))
@@ -107,7 +107,7 @@ def test_a_replay_builds_what_dbt_builds(tmp_path):
     assert replayed is not None and replayed.ok
     assert replayed.nodes == [n.unique_id for n in plan.nodes]
     assert sorted(replayed.nodes) == sorted(n for n in dbt.nodes if not n.startswith("seed."))
-    assert len(replayed.nodes) == 42
+    assert len(replayed.nodes) == 43
     assert (
         replayed.warned
         == dbt.warned

@@ -82,9 +82,9 @@ def test_a_process_writing_the_published_warehouse_does_not_stop_a_build(tmp_pat
     assert len([n for n in second.dbt_nodes if n.startswith("seed.")]) == (0 if replay else 4)
     (dbt_step,) = [s.result for s in second.steps if s.name == "dbt build"]
     assert dbt_step == (
-        "ok: replayed dbt's compiled plan (20 models, 22 data tests)"
+        "ok: replayed dbt's compiled plan (20 models, 23 data tests)"
         if replay
-        else "ok: ran dbt (4 seeds, 20 models, 22 data tests)"
+        else "ok: ran dbt (4 seeds, 20 models, 23 data tests)"
     )
     assert rows(db, "select count(*) from fct_interview_processes") == [(260,)]
     assert rows(db, "select count(*) from main_reference.interview_statuses") == [(7,)]
