@@ -18,6 +18,7 @@ and is written back as it was read:
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -33,12 +34,27 @@ from ingest.errors import UserError
 
 ROUND = 6  # decimals kept for rates: stable bytes across runs, far below any decision's noise
 WILSON_CONFIDENCE = 0.95
+# its z, as mart_feeder_conversion writes it (tests/test_feedback_service.py compares the two)
+WILSON_Z = 1.96
 T = TypeVar("T")
 
 
 @cache
 def schema() -> dict[str, Any]:
     return json.loads(resources.files("feedback").joinpath("feeders.schema.json").read_text())
+
+
+def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
+    """The 95% Wilson score interval of successes / n, as mart_feeder_conversion computes it
+    (clamped to [0, 1]); (None, None) when n is 0. The one Python copy of that rule: the live
+    feeder metrics and the report's stage pass rates use it."""
+    if not n:
+        return None, None
+    p = successes / n
+    centre = p + WILSON_Z * WILSON_Z / (2 * n)
+    half = WILSON_Z * math.sqrt(p * (1 - p) / n + WILSON_Z * WILSON_Z / (4 * n**2))
+    scale = 1 + WILSON_Z * WILSON_Z / n
+    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
 
 
 class Number(Decimal):

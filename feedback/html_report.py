@@ -23,6 +23,7 @@ from typing import Any
 
 from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
 from feedback.atomic import write_atomic
+from feedback.feeders import wilson
 from feedback.marts import open_marts, records
 from ingest.contract import utc_now
 
@@ -59,7 +60,6 @@ STATUS_COLORS = {
     "candidate_withdrew": "#a6a6a6",
 }
 SMALL_N = 10  # heatmap cells and bars with fewer processes are marked as unreliable
-Z95 = 1.959964
 # The Vega-Lite version the specs are written for, and the view size Vega-Lite's Python
 # wrapper (Altair) sets by default: the charts were drawn with it, and look the same
 VEGA_LITE_SCHEMA = "https://vega.github.io/schema/vega-lite/v6.4.1.json"
@@ -105,16 +105,6 @@ def _spec(rows: list[dict[str, Any]], title: str, height: int, **body: Any) -> S
         "width": WIDTH,
         "$schema": VEGA_LITE_SCHEMA,
     }
-
-
-def wilson(successes: int, n: int) -> tuple[float | None, float | None]:
-    """95% Wilson score interval of successes / n (None when n is 0)."""
-    if not n:
-        return None, None
-    p = successes / n
-    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-    half = Z95 * ((p * (1 - p) / n + Z95**2 / (4 * n * n)) ** 0.5) / (1 + Z95**2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def funnel_chart(con, colors: dict[str, str]) -> Spec:

@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from feedback.feeders import (
     merge_metrics,
     metrics_from_marts,
     plain,
+    wilson,
 )
 from feedback.marts import open_read_only, require_published
 from feedback.placements import (
@@ -595,7 +595,6 @@ class FeedbackService:
 
 
 UNATTRIBUTED = "unattributed"
-Z = 1.96
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
@@ -670,17 +669,6 @@ def live_metrics(
         prior = placed_all / sourced_all
         out["smoothed_conversion_rate"] = _rate((placed + k * prior) / (n + k))
     return out
-
-
-def wilson(placements: int, sourced: int) -> tuple[float | None, float | None]:
-    """The 95% Wilson score interval, as `mart_feeder_conversion` computes it (clamped)."""
-    if not sourced:
-        return None, None
-    p = placements / sourced
-    centre = p + Z * Z / (2 * sourced)
-    half = Z * math.sqrt(p * (1 - p) / sourced + Z * Z / (4 * sourced**2))
-    scale = 1 + Z * Z / sourced
-    return max(0.0, (centre - half) / scale), min(1.0, (centre + half) / scale)
 
 
 def derive_prior_strength(
