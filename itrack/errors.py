@@ -118,9 +118,17 @@ class HandledGroup(TyperGroup):
             reader_left()
         except Exception as exc:
             code = exit_code(exc)
-            if code == 3 and get_settings().debug:
+            if code == 3 and _debugging():
                 raise
             fail(message(exc), code)
+
+
+def _debugging() -> bool:
+    """ITRACK_DEBUG, off when the settings themselves are not valid (that error is shown)."""
+    try:
+        return get_settings().debug
+    except UserError:
+        return False
 
 
 def new_app(help: str) -> typer.Typer:

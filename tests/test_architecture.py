@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from ingest.service import InterviewService
 from ingest.store.duckdb.store import open_store
 from itrack.cli.main import app
+from itrack.settings import Settings, from_environment, get_settings
 from tests.conftest import assert_exit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +44,71 @@ def test_a_bug_in_any_command_is_one_line_and_exit_3(monkeypatch, tmp_path):
 
     monkeypatch.setattr(InterviewService, "list_interviews", broken)
     result = CliRunner().invoke(app, ["interview", "list", "--db", str(tmp_path / "w.duckdb")])
+    assert_exit(result, 3)
+    assert result.stderr == (
+        "error: unexpected RuntimeError: boom (set ITRACK_DEBUG=1 for the traceback)\n"
+    )
+
+
+def test_settings_are_the_itrack_variables_in_any_case():
+    settings = from_environment(
+        {
+            "ITRACK_DB": "/srv/x/warehouse.duckdb",
+            "itrack_store": "postgres",
+            "Itrack_Debug": "1",
+            "ITRACK_JWT_SECRET": "s3cret",
+            "ITRACK_UNKNOWN": "ignored",
+            "HOME": "/root",
+        }
+    )
+    assert settings.model_dump() == {
+        "db": Path("/srv/x/warehouse.duckdb"),
+        "memory_limit": "1GB",
+        "store": "postgres",
+        "pg_dsn": None,
+        "debug": True,
+        "jwt_secret": settings.jwt_secret,
+        "org_id": None,
+    }
+    assert settings.jwt_secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+    assert from_environment({}) == Settings()
+
+
+@pytest.mark.parametrize(
+    "variable, value, why",
+    [
+        ("ITRACK_STORE", "mysql", "Input should be 'duckdb' or 'postgres'"),
+        ("ITRACK_DEBUG", "maybe", "Input should be a valid boolean, unable to interpret input"),
+    ],
+)
+def test_a_setting_pydantic_refuses_is_one_line_naming_the_variable(
+    monkeypatch, variable, value, why
+):
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()  # read again, from this environment
+    try:
+        result = CliRunner().invoke(app, ["rejects"])  # no --db: the settings name the file
+    finally:
+        get_settings.cache_clear()
+    assert_exit(result, 2)
+    assert result.stderr == f"error: {variable}='{value}' is not valid: {why}\n"
+
+
+def test_a_bug_while_the_settings_are_not_valid_is_still_one_line(monkeypatch, tmp_path):
+    """The handler asks ITRACK_DEBUG only for an unexpected error; settings it cannot read
+    mean no traceback, not a second error."""
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("itrack.generate.generate", broken)
+    monkeypatch.setenv("ITRACK_DEBUG", "maybe")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "out")])
+    finally:
+        get_settings.cache_clear()
     assert_exit(result, 3)
     assert result.stderr == (
         "error: unexpected RuntimeError: boom (set ITRACK_DEBUG=1 for the traceback)\n"
