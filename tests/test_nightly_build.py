@@ -201,3 +201,46 @@ def test_a_build_on_a_published_warehouse_builds_a_new_file_with_its_seeds(tmp_p
     # a copy of the first file would leave every rebuilt table's old blocks free (about as
     # many as it used); only the feedback-runs table, rebuilt after dbt, frees one
     assert free_blocks <= 1
+
+
+def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path):
+    """The dbt sources' table names come from the last build's note while the sources file
+    keeps its size and mtime: a no-op rerun (a fresh process, as cron runs it) imports no YAML
+    parser. A note for another stamp is not used, and is replaced."""
+    import json
+    import subprocess
+    import sys
+
+    from itrack.pipeline import _source_tables
+
+    generate(tmp_path / "day1", 40, seed=4)
+    db = tmp_path / "warehouse.duckdb"
+    run_build([tmp_path / "day1"], db=db, **QUIET)
+    note = tmp_path / ".build" / "warehouse.duckdb.sources"
+    remembered = json.loads(note.read_text())
+    tables = [
+        "candidates",
+        "feedback_runs",
+        "interview_processes",
+        "interview_stages",
+        "interview_status_history",
+    ]
+    assert remembered["tables"] == tables
+    rerun = (
+        "import sys; from pathlib import Path; from itrack.pipeline import run_build; "
+        f"r = run_build([Path({str(tmp_path / 'day1')!r})], db=Path({str(db)!r}), "
+        "take_backup=False, note=lambda m: None); "
+        "print([s.result for s in r.steps if s.name == 'dbt build'], 'yaml' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", rerun], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert done.stdout == "['skipped: nothing changed since the last build'] False\n"
+
+    # the note is what is read while the stamp matches ...
+    note.write_text(json.dumps({"stamp": remembered["stamp"], "tables": ["x"]}))
+    assert _source_tables(db) == ["x"]
+    # ... and a note of another stamp is parsed again from the file and replaced
+    note.write_text(json.dumps({"stamp": [0, 0], "tables": ["x"]}))
+    assert _source_tables(db) == tables
+    assert json.loads(note.read_text()) == remembered
