@@ -35,7 +35,7 @@ class Settings(BaseModel):
     """Validated by pydantic from `ITRACK_<FIELD>` variables (`from_environment`). Not a
     pydantic-settings class: importing that library (its env, dotenv, cloud and CLI sources,
     asyncio) took about 0.1 s of every `itrack` command's start, a quarter of a no-op nightly
-    run, for seven flat variables (README, "Settings")."""
+    run, for seven flat variables (README, "Rules that follow from it")."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

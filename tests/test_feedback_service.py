@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from feedback.analytics import UnknownNameError
-from feedback.service import derive_prior_strength, wilson
+from feedback.feeders import wilson
+from feedback.service import derive_prior_strength
 from ingest.errors import Refused, UserError
 from ingest.service import InterviewService
 from ingest.store.duckdb.repository import DuckDBInterviewStore
