@@ -150,11 +150,24 @@ def test_history_rows_carry_the_call_run_id(store: PostgresInterviewStore, dsn: 
     assert rows == [("in_progress", True, "service"), ("on_hold", True, "service")]
 
 
-def test_an_unreachable_server_is_one_line() -> None:
-    with pytest.raises(
-        StoreError, match=r"^cannot connect to PostgreSQL within 1 s: postgresql://"
-    ):
+def test_an_unreachable_server_is_one_line(caplog, pg_server: str) -> None:
+    """One line naming the server and why, and nothing else: the pool's own warning of each
+    failed attempt (several lines each, on stderr in a command) is folded into it."""
+    caplog.set_level("WARNING", logger="psycopg.pool")
+    with pytest.raises(StoreError) as refused:
         PostgresInterviewStore("postgresql://nobody@127.0.0.1:1/none", timeout=1)
+    assert str(refused.value) == (
+        "cannot connect to PostgreSQL within 1 s: postgresql://nobody@127.0.0.1:1/none: "
+        'connection failed: connection to server at "127.0.0.1", port 1 failed: '
+        "Connection refused"
+    )
+    missing = pg_server.rsplit("/", 1)[0] + "/itrack_test_no_such_database"
+    with pytest.raises(StoreError) as refused:
+        PostgresInterviewStore(missing, timeout=1)
+    assert str(refused.value).endswith(
+        'failed: FATAL:  database "itrack_test_no_such_database" does not exist'
+    )
+    assert [r.getMessage() for r in caplog.records if r.name == "psycopg.pool"] == []
 
 
 @pytest.fixture

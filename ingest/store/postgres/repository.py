@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -355,6 +356,25 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+POOL_LOG = logging.getLogger("psycopg.pool")
+
+
+class _ConnectFailures(logging.Filter):
+    """While the pool opens: its failed attempts, one warning of several lines each (printed to
+    stderr by Python's last-resort handler in a command), are kept instead, and the last one's
+    first line ends the one-line error if the server never answers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last: str | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg != "error connecting in %r: %s" or len(record.args or ()) != 2:
+            return True  # anything else the pool says goes where it went before
+        self.last = (str(record.args[1]).strip().splitlines() or [""])[0]  # type: ignore[index]
+        return False
+
+
 class PostgresInterviewStore:
     """Units of work on a PostgreSQL/Supabase database through a connection pool.
 
@@ -387,13 +407,18 @@ class PostgresInterviewStore:
                 configure=_configure,
                 name="itrack",
             )
+            failures = _ConnectFailures()
+            POOL_LOG.addFilter(failures)
             try:
                 pool.open(wait=True, timeout=timeout)
             except PoolTimeout:
                 pool.close()
+                why = f": {failures.last}" if failures.last else ""
                 raise StoreError(
-                    f"cannot connect to PostgreSQL within {timeout:g} s: {display_dsn(dsn)}"
+                    f"cannot connect to PostgreSQL within {timeout:g} s: {display_dsn(dsn)}{why}"
                 ) from None
+            finally:
+                POOL_LOG.removeFilter(failures)
         self.pool = pool
         self.role = role
         self.claims = dict(claims or {"role": role})
