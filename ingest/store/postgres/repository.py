@@ -369,9 +369,10 @@ class _ConnectFailures(logging.Filter):
         self.last: str | None = None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg != "error connecting in %r: %s" or len(record.args or ()) != 2:
+        args = record.args if isinstance(record.args, tuple) else ()
+        if record.msg != "error connecting in %r: %s" or len(args) != 2:
             return True  # anything else the pool says goes where it went before
-        self.last = (str(record.args[1]).strip().splitlines() or [""])[0]  # type: ignore[index]
+        self.last = _first_line(args[1]) if isinstance(args[1], BaseException) else str(args[1])
         return False
 
 
