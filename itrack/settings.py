@@ -58,12 +58,12 @@ class Settings(BaseModel):
 def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
     """The settings given by `environ`: `ITRACK_<FIELD>`, the name in any case; other variables
     are ignored. A value pydantic refuses is a UserError naming the variable, one line."""
-    given = {
+    named = {
         key[len(ENV_PREFIX) :].lower(): value
         for key, value in environ.items()
         if key.upper().startswith(ENV_PREFIX)
-        and key[len(ENV_PREFIX) :].lower() in Settings.model_fields
     }
+    given = {name: value for name, value in named.items() if name in Settings.model_fields}
     try:
         return Settings.model_validate(given)
     except ValidationError as exc:

@@ -225,7 +225,7 @@ def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path):
         "interview_stages",
         "interview_status_history",
     ]
-    assert remembered["tables"] == tables
+    assert remembered["value"] == tables
     rerun = (
         "import sys; from pathlib import Path; from itrack.pipeline import run_build; "
         f"r = run_build([Path({str(tmp_path / 'day1')!r})], db=Path({str(db)!r}), "
@@ -238,9 +238,9 @@ def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path):
     assert done.stdout == "['skipped: nothing changed since the last build'] False\n"
 
     # the note is what is read while the stamp matches ...
-    note.write_text(json.dumps({"stamp": remembered["stamp"], "tables": ["x"]}))
+    note.write_text(json.dumps({"stamp": remembered["stamp"], "value": ["x"]}))
     assert _source_tables(db) == ["x"]
     # ... and a note of another stamp is parsed again from the file and replaced
-    note.write_text(json.dumps({"stamp": [0, 0], "tables": ["x"]}))
+    note.write_text(json.dumps({"stamp": [0, 0], "value": ["x"]}))
     assert _source_tables(db) == tables
     assert json.loads(note.read_text()) == remembered
