@@ -89,6 +89,36 @@ def test_invalid_json_is_refused_with_the_reason(wh, content, reason):
     assert feeders.read_bytes() == content
 
 
+@pytest.mark.parametrize(
+    ("content", "where", "message"),
+    [  # each message as jsonschema.validate words it (its best match)
+        (b'{"feeders": []}', "feeders", "[] is not of type 'object'"),
+        (b"{}", "(top level)", "'feeders' is a required property"),
+        (
+            b'{"feeders": {"x": {"metrics": {"placements": -1}}}}',
+            "feeders/x/metrics",
+            "'candidates_sourced' is a required property",
+        ),
+        (
+            b'{"feeders": {"x": {"metrics": null}}}',
+            "feeders/x/metrics",
+            "None is not of type 'object'",
+        ),
+    ],
+)
+def test_a_file_against_the_schema_is_refused_naming_where(wh, content, where, message):
+    feeders = wh.parent / "feeders.json"
+    feeders.write_bytes(content)
+    for _ in range(2):  # the schema's validator is built once per process: the same answer again
+        result = feedback_cli(wh)
+        assert result.exit_code == 2, result.output
+        assert result.stderr == (
+            f"error: {feeders}: does not match feedback/feeders.schema.json at {where}: "
+            f"{message}; left untouched\n"
+        )
+        assert feeders.read_bytes() == content
+
+
 def test_bom_is_accepted_and_dropped(wh):
     feeders = wh.parent / "feeders.json"
     feeders.write_bytes(b"\xef\xbb\xbf" + json.dumps({"feeders": {}, "keep": "me"}).encode())
