@@ -131,12 +131,14 @@ def prepare_files(
     return files
 
 
-def already_loaded(paths: list[Path], con: duckdb.DuckDBPyConnection) -> bool:
-    """True when every file `paths` name was loaded by a completed run with the same path, size
-    and mtime: an ingest of them would skip them all without reading one (`con`: the raw store,
-    read-only is enough)."""
+def loaded_already(paths: list[Path], con: duckdb.DuckDBPyConnection) -> list[InputFile] | None:
+    """The files `paths` name when a completed run loaded every one with the same path, size and
+    mtime (an ingest of them would skip them all without reading one); None when one was not
+    (`con`: the raw store, read-only is enough)."""
     by_stat, _ = _loaded_files(con)
-    return all((f.kind, f.label, f.size, f.mtime_ns) in by_stat for f in prepare_files(paths, None))
+    files = prepare_files(paths, None)
+    loaded = all((f.kind, f.label, f.size, f.mtime_ns) in by_stat for f in files)
+    return files if loaded else None
 
 
 def ingest_paths(
@@ -440,12 +442,17 @@ def _split_inline_stages(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def retries_waiting(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether orphans of earlier runs wait in quarantine: every ingest validates them again."""
+    return con.execute(
+        "select count(*) > 0 from quarantine where retryable and resolved_run_id is null"
+    ).fetchone()[0]
+
+
 def _queue_retries(con: duckdb.DuckDBPyConnection) -> int:
     """Unresolved orphans from earlier runs are validated again in this one (unless their file
     is being read again anyway)."""
-    if not con.execute(
-        "select count(*) from quarantine where retryable and resolved_run_id is null"
-    ).fetchone()[0]:
+    if not retries_waiting(con):
         return 0  # the common case: no scan of the landed rows
     return con.execute("""
         insert into landing (kind, file_path, line_no, raw)

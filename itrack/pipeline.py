@@ -153,6 +153,9 @@ def run_build(
     return result
 
 
+_ALL_LOADED = "skipped: every file is loaded already (same path, size and mtime)"
+
+
 def _build_locked(
     result: BuildResult,
     paths: list[Path] | None,
@@ -192,7 +195,7 @@ def _build_locked(
                     out.append(str(result.backup))
         if paths:
             with _step(result, "ingest", note) as out:
-                out.append("skipped: every file is loaded already (same path, size and mtime)")
+                out.append(_ALL_LOADED)
         with _step(result, "dbt build", note) as out:
             out.append("skipped: nothing changed since the last build")
         return
@@ -214,7 +217,12 @@ def _build_locked(
                 f"{extracted.run.run_id}: {extracted.run.accepted} accepted, "
                 f"{extracted.run.rejected} rejected"
             )
-    if paths:
+    if paths and check.ingest_idle:
+        # every file loaded, no orphan waiting: the ingest would only record an empty run (the
+        # raw store changed otherwise, by hand or through the interview service)
+        with _step(result, "ingest", note) as out:
+            out.append(_ALL_LOADED)
+    elif paths:
         with _step(result, "ingest", note) as out:
             result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)
             out.append(
@@ -374,6 +382,9 @@ class Unchanged:
     """What a build can skip, decided before it copies or writes anything."""
 
     inputs_loaded: bool = False  # every input file loaded already (path, size, mtime)
+    # and an ingest of them would record an empty run and change nothing: at least one input
+    # file, and no orphan of an earlier run waiting to be validated again
+    ingest_idle: bool = False
     # the raw store's sources, the dbt project and the outputs as the last build left them
     # (None: not known before ingest, e.g. an extract or an input file not loaded yet; the
     # ingest's counts or a scan of the snapshot decide)
@@ -396,9 +407,9 @@ def _unchanged(
     raw_store = raw_store_path(warehouse)
     last = _last_fingerprint(warehouse)
     wal = raw_store.with_name(raw_store.name + ".wal")
-    if source is not None or last is None or not raw_store.exists() or wal.exists():
+    if source is not None or not raw_store.exists() or wal.exists():
         return Unchanged()
-    from ingest.load import already_loaded
+    from ingest.load import loaded_already, retries_waiting
     from ingest.store.duckdb.backup import (
         content_fingerprint,
         default_backup_dir,
@@ -410,10 +421,14 @@ def _unchanged(
         stamp = _file_stamp(raw_store)  # under the writer lock: nobody writes it meanwhile
         con = connect(raw_store, read_only=True)
         try:
-            if not already_loaded(paths or [], con):
+            files = loaded_already(paths or [], con)
+            if files is None:
                 # the build ingests, backs up and then learns from the ingest (or one scan of
                 # the snapshot) whether anything changed: this scan would decide nothing
                 return Unchanged()
+            idle = bool(files) and not retries_waiting(con)
+            if last is None:  # no published build to compare with: it builds
+                return Unchanged(inputs_loaded=True, ingest_idle=idle)
             # the digests as the last scan found them, if the file has not been written since:
             # a no-op rerun then decides without reading a row (the scan took 0.45 s at 1M)
             digests = _noted_for(warehouse, "raw-digests", stamp)
@@ -425,6 +440,7 @@ def _unchanged(
             con.close()
     return Unchanged(
         inputs_loaded=True,
+        ingest_idle=idle,
         build_current=_fingerprint(state, warehouse, outputs) == last,
         backup_current=take_backup
         and newest_fingerprint(default_backup_dir(warehouse)) == content_fingerprint(digests),

@@ -123,15 +123,16 @@ def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, mon
     sources = ["candidates", "interview_processes", "interview_stages", "interview_status_history"]
     assert scans == ["all", "all", *sources]
     assert len(sorted(backups.iterdir())) == 2
-    assert [s.name for s in fourth.steps] == [
-        "backup",
-        "ingest",
-        "dbt build",
-        "feedback",
-        "publish",
+    assert [(s.name, s.result if s.name == "ingest" else "") for s in fourth.steps] == [
+        ("backup", ""),
+        # every file loaded, no orphan waiting: no empty ingest run is recorded
+        ("ingest", "skipped: every file is loaded already (same path, size and mtime)"),
+        ("dbt build", ""),
+        ("feedback", ""),
+        ("publish", ""),
     ]
     assert fourth.backup in set(backups.iterdir()) - set(taken)
-    assert fourth.ingest is not None and fourth.ingest.total("inserted") == 0
+    assert fourth.ingest is None
     with duckdb.connect(str(db), read_only=True) as published:
         assert published.execute(
             "select count(*) from stg_itrack__candidates where full_name = 'Changed By Hand'"
@@ -244,3 +245,82 @@ def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path):
     note.write_text(json.dumps({"stamp": [0, 0], "value": ["x"]}))
     assert _source_tables(db) == tables
     assert json.loads(note.read_text()) == remembered
+
+
+def _count(path, sql: str) -> int:
+    import duckdb
+
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchone()[0]
+
+
+def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path):
+    """The published warehouse gone (a rebuild from scratch), every file loaded already and no
+    orphan waiting: the ingest is skipped, as on a no-op rerun, instead of recording a run that
+    reads nothing; the warehouse is built again from the raw store, the same rows."""
+    generate(tmp_path / "day1", 40, seed=4)
+    db = tmp_path / "warehouse.duckdb"
+    raw = tmp_path / "warehouse.raw.duckdb"
+    quiet = {**QUIET, "write_html": False}
+    run_build([tmp_path / "day1"], db=db, **quiet)
+    processes = _count(db, "select count(*) from fct_interview_processes")
+    assert processes == 40
+    runs = _count(raw, "select count(*) from ingest_runs")
+    for stale in [db, *tmp_path.glob(".build/*.fingerprint")]:
+        stale.unlink()
+
+    again = run_build([tmp_path / "day1"], db=db, **quiet)
+    assert [(s.name, s.result if s.name == "ingest" else "") for s in again.steps] == [
+        ("ingest", "skipped: every file is loaded already (same path, size and mtime)"),
+        ("dbt build", ""),
+        ("feedback", ""),
+        ("publish", ""),
+    ]
+    assert again.ingest is None
+    assert _count(raw, "select count(*) from ingest_runs") == runs
+    assert _count(db, "select count(*) from fct_interview_processes") == processes
+
+
+def test_an_orphan_waiting_for_its_process_is_retried_by_a_build_of_loaded_files(tmp_path):
+    """A stage whose process was not loaded waits in quarantine; once its process is in the raw
+    store (here written there directly, as the interview service writes), a build of the same,
+    already loaded files runs the ingest again: it retries the orphan, which loads."""
+    import json
+
+    generate(tmp_path / "day1", 40, seed=4)
+    processes_file = tmp_path / "day1" / "processes.jsonl"
+    lines = processes_file.read_text().splitlines(keepends=True)
+    held_back = json.loads(lines[-1])["id"]  # its stages become orphans
+    processes_file.write_text("".join(lines[:-1]))
+    stages = [
+        json.loads(line)
+        for line in (tmp_path / "day1" / "stages.jsonl").read_text().splitlines()
+        if json.loads(line)["interview_process_id"] == held_back
+    ]
+    assert stages  # the generated process has stages
+    db = tmp_path / "warehouse.duckdb"
+    raw = tmp_path / "warehouse.raw.duckdb"
+    quiet = {**QUIET, "write_html": False}
+    run_build([tmp_path / "day1"], db=db, **quiet)
+    waiting = "select count(*) from quarantine where retryable and resolved_run_id is null"
+    assert _count(raw, waiting) == len(stages)
+
+    import duckdb
+
+    with duckdb.connect(str(raw)) as con:  # the process arrives without a file
+        con.execute(
+            "insert into interview_processes select ?::uuid as id, * exclude (id) "
+            "from interview_processes limit 1",
+            [held_back],
+        )
+    again = run_build([tmp_path / "day1"], db=db, **quiet)
+    assert again.ingest is not None and again.ingest.total("inserted") == len(stages)
+    assert _count(raw, waiting) == 0
+    assert _count(
+        raw, f"select count(*) from interview_stages where interview_process_id = '{held_back}'"
+    ) == len(stages)
+
+    third = run_build([tmp_path / "day1"], db=db, **quiet)  # nothing waits any more
+    assert [(s.name, s.result) for s in third.steps if s.name == "ingest"] == [
+        ("ingest", "skipped: every file is loaded already (same path, size and mtime)")
+    ]
