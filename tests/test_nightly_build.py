@@ -254,10 +254,21 @@ def _count(path, sql: str) -> int:
         return con.execute(sql).fetchone()[0]
 
 
-def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path):
+def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path, monkeypatch):
     """The published warehouse gone (a rebuild from scratch), every file loaded already and no
     orphan waiting: the ingest is skipped, as on a no-op rerun, instead of recording a run that
-    reads nothing; the warehouse is built again from the raw store, the same rows."""
+    reads nothing; the warehouse is built again from the raw store, the same rows, and the raw
+    store's sources are scanned once (for the next build's fingerprint)."""
+    import ingest.store.duckdb.backup as backup_module
+
+    scans: list[str] = []
+
+    def counted(con, tables=None):
+        scans.append("all" if tables is None else ",".join(tables))
+        return table_digests(con, tables)
+
+    table_digests = backup_module.table_digests
+    monkeypatch.setattr(backup_module, "table_digests", counted)
     generate(tmp_path / "day1", 40, seed=4)
     db = tmp_path / "warehouse.duckdb"
     raw = tmp_path / "warehouse.raw.duckdb"
@@ -269,7 +280,10 @@ def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path):
     for stale in [db, *tmp_path.glob(".build/*.fingerprint")]:
         stale.unlink()
 
+    scans.clear()
     again = run_build([tmp_path / "day1"], db=db, **quiet)
+    sources = ["candidates", "interview_processes", "interview_stages", "interview_status_history"]
+    assert scans == sources  # once: for the next build's fingerprint
     assert [(s.name, s.result if s.name == "ingest" else "") for s in again.steps] == [
         ("ingest", "skipped: every file is loaded already (same path, size and mtime)"),
         ("dbt build", ""),
