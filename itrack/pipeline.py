@@ -402,8 +402,10 @@ def _unchanged(
 ) -> Unchanged:
     """Whether the inputs are loaded already and the raw store (one scan of its tables, under
     the writer lock so no write is half done), the project and the outputs are as the last
-    published build and the newest backup recorded them. An extract (`--from`) always runs;
-    with an input file not loaded yet the build runs too, and the raw store is not scanned."""
+    published build and the newest backup recorded them, and whether an ingest of the inputs
+    would have nothing to do (`ingest_idle`, also known without a published build). An extract
+    (`--from`) always runs; with an input file not loaded yet the build runs too, and the raw
+    store is not scanned."""
     raw_store = raw_store_path(warehouse)
     last = _last_fingerprint(warehouse)
     wal = raw_store.with_name(raw_store.name + ".wal")
