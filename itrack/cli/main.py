@@ -6,12 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import duckdb
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ingest.errors import Refused, UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
@@ -25,6 +24,9 @@ from itrack.cli.output import Format, line, print_json, print_record, print_tabl
 from itrack.errors import HandledGroup, err_console, fail
 from itrack.generate import generate_command
 from itrack.settings import get_settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 app = typer.Typer(
     help="interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes.",
@@ -171,6 +173,9 @@ def extract_command(
 
 def progress_bar() -> Progress:
     """A progress bar on stderr for people; off entirely when stderr is not a terminal."""
+    # imported here: a command that shows no progress does not pay for it (about 10 ms)
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),  # file names are data

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import typer
 
-from feedback import analytics
 from itrack.cli.common import DbOption, Target, warehouse, with_target
 from itrack.cli.output import jsonable, line, print_json, print_table
 from itrack.errors import new_app
@@ -33,6 +32,8 @@ class Format(StrEnum):
 FormatOption = Annotated[
     Format, typer.Option("--format", help="table (plain text when not a terminal), json or csv.")
 ]
+# feedback.analytics is imported by the commands that use it: at module level, every `itrack`
+# command's start would pay for it (about 10 ms)
 reads_marts = with_target(wait=False, formats=(FormatOption, Format.table))
 FUNNEL_COLUMNS = (
     "grain",
@@ -128,6 +129,7 @@ def funnel(
     target: Target,
 ) -> None:
     """The conversion funnel: overall and per feeder, or for the feeder/company/cohort given."""
+    from feedback import analytics
 
     with analytics.connect(target.warehouse) as con:
         if feeder or company or cohort:
@@ -143,6 +145,7 @@ def funnel(
 @reads_marts
 def company(name: Annotated[str, typer.Argument(help="Company name.")], *, target: Target) -> None:
     """Company insights: rates, time to decision, preferred feeders, rejection reasons."""
+    from feedback import analytics
 
     insights = analytics.get_company_hiring_insights(name, db=target.warehouse).to_dict()
     rows = one_name([insights], COMPANY_ALIASES, target.fmt)
@@ -157,6 +160,7 @@ def stage(
     target: Target,
 ) -> None:
     """Stage performance: outcomes, pass rate, ratings, timing and feedback themes."""
+    from feedback import analytics
 
     found = analytics.get_stage_performance(name, db=target.warehouse).to_dict()
     themes = found.pop("common_feedback_themes")
@@ -176,6 +180,7 @@ def stage(
 @reads_marts
 def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")], *, target: Target) -> None:
     """Feeder conversion: the feedback metric with its interval, smoothing and stage rates."""
+    from feedback import analytics
 
     with analytics.connect(target.warehouse) as con:
         known = analytics.resolve_feeder(con, name)
