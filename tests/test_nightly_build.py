@@ -4,10 +4,29 @@ dbt, no publish, no rewritten feedback file or report), while any new record reb
 
 from __future__ import annotations
 
+import pytest
+
 from itrack.generate import generate
 from itrack.pipeline import run_build
+from tests.conftest import read
 
 QUIET = {"take_backup": False, "note": lambda _m: None}
+
+
+@pytest.fixture
+def digest_scans(monkeypatch) -> list[str]:
+    """Per call of the raw store's table digests, the tables scanned ("all": every table)."""
+    import ingest.store.duckdb.backup as backup_module
+
+    scans: list[str] = []
+    table_digests = backup_module.table_digests
+
+    def counted(con, tables=None):
+        scans.append("all" if tables is None else ",".join(tables))
+        return table_digests(con, tables)
+
+    monkeypatch.setattr(backup_module, "table_digests", counted)
+    return scans
 
 
 def _stamps(paths) -> list[int]:
@@ -50,23 +69,15 @@ def test_nightly_build_skips_unit_tests_and_a_noop_rerun_skips_everything(tmp_pa
     assert _stamps(outputs[:1]) != before[:1]
 
 
-def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, monkeypatch):
+def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, digest_scans):
     """A backup before each build that can change the raw store: a rerun with nothing new
     backs up only a raw store that differs from the newest backup, and then nothing else. The
     raw store is scanned only when its file was written since the last scan."""
     import duckdb
 
-    import ingest.store.duckdb.backup as backup_module
     from ingest.store.duckdb.backup import latest, restore, table_digests
 
-    scans: list[str] = []  # per call, the tables scanned ("all": every table)
-
-    def counted(con, tables=None):
-        scans.append("all" if tables is None else ",".join(tables))
-        return table_digests(con, tables)
-
-    monkeypatch.setattr(backup_module, "table_digests", counted)
-
+    scans = digest_scans
     generate(tmp_path / "day1", 40, seed=5)
     db = tmp_path / "warehouse.duckdb"
     raw = tmp_path / "warehouse.raw.duckdb"
@@ -247,36 +258,20 @@ def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path):
     assert json.loads(note.read_text()) == remembered
 
 
-def _count(path, sql: str) -> int:
-    import duckdb
-
-    with duckdb.connect(str(path), read_only=True) as con:
-        return con.execute(sql).fetchone()[0]
-
-
-def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path, monkeypatch):
+def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path, digest_scans):
     """The published warehouse gone (a rebuild from scratch), every file loaded already and no
     orphan waiting: the ingest is skipped, as on a no-op rerun, instead of recording a run that
     reads nothing; the warehouse is built again from the raw store, the same rows, and the raw
     store's sources are scanned once (for the next build's fingerprint)."""
-    import ingest.store.duckdb.backup as backup_module
-
-    scans: list[str] = []
-
-    def counted(con, tables=None):
-        scans.append("all" if tables is None else ",".join(tables))
-        return table_digests(con, tables)
-
-    table_digests = backup_module.table_digests
-    monkeypatch.setattr(backup_module, "table_digests", counted)
+    scans = digest_scans
     generate(tmp_path / "day1", 40, seed=4)
     db = tmp_path / "warehouse.duckdb"
     raw = tmp_path / "warehouse.raw.duckdb"
     quiet = {**QUIET, "write_html": False}
     run_build([tmp_path / "day1"], db=db, **quiet)
-    processes = _count(db, "select count(*) from fct_interview_processes")
+    [(processes,)] = read(db, "select count(*) from fct_interview_processes")
     assert processes == 40
-    runs = _count(raw, "select count(*) from ingest_runs")
+    [(runs,)] = read(raw, "select count(*) from ingest_runs")
     for stale in [db, *tmp_path.glob(".build/*.fingerprint")]:
         stale.unlink()
 
@@ -291,8 +286,8 @@ def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path, monkeypat
         ("publish", ""),
     ]
     assert again.ingest is None
-    assert _count(raw, "select count(*) from ingest_runs") == runs
-    assert _count(db, "select count(*) from fct_interview_processes") == processes
+    assert read(raw, "select count(*) from ingest_runs") == [(runs,)]
+    assert read(db, "select count(*) from fct_interview_processes") == [(processes,)]
 
 
 def test_an_orphan_waiting_for_its_process_is_retried_by_a_build_of_loaded_files(tmp_path):
@@ -317,7 +312,7 @@ def test_an_orphan_waiting_for_its_process_is_retried_by_a_build_of_loaded_files
     quiet = {**QUIET, "write_html": False}
     run_build([tmp_path / "day1"], db=db, **quiet)
     waiting = "select count(*) from quarantine where retryable and resolved_run_id is null"
-    assert _count(raw, waiting) == len(stages)
+    assert read(raw, waiting) == [(len(stages),)]
 
     import duckdb
 
@@ -329,10 +324,10 @@ def test_an_orphan_waiting_for_its_process_is_retried_by_a_build_of_loaded_files
         )
     again = run_build([tmp_path / "day1"], db=db, **quiet)
     assert again.ingest is not None and again.ingest.total("inserted") == len(stages)
-    assert _count(raw, waiting) == 0
-    assert _count(
-        raw, f"select count(*) from interview_stages where interview_process_id = '{held_back}'"
-    ) == len(stages)
+    assert read(raw, waiting) == [(0,)]
+    assert read(
+        raw, "select count(*) from interview_stages where interview_process_id = ?", [held_back]
+    ) == [(len(stages),)]
 
     third = run_build([tmp_path / "day1"], db=db, **quiet)  # nothing waits any more
     assert [(s.name, s.result) for s in third.steps if s.name == "ingest"] == [
