@@ -50,6 +50,14 @@ def test_a_bug_in_any_command_is_one_line_and_exit_3(monkeypatch, tmp_path):
     )
 
 
+@pytest.fixture
+def fresh_settings():
+    """The settings read again from the environment the test sets, and again after it."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 def test_settings_are_the_itrack_variables_in_any_case():
     settings = from_environment(
         {
@@ -83,19 +91,17 @@ def test_settings_are_the_itrack_variables_in_any_case():
     ],
 )
 def test_a_setting_pydantic_refuses_is_one_line_naming_the_variable(
-    monkeypatch, variable, value, why
+    monkeypatch, fresh_settings, variable, value, why
 ):
     monkeypatch.setenv(variable, value)
-    get_settings.cache_clear()  # read again, from this environment
-    try:
-        result = CliRunner().invoke(app, ["rejects"])  # no --db: the settings name the file
-    finally:
-        get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["rejects"])  # no --db: the settings name the file
     assert_exit(result, 2)
     assert result.stderr == f"error: {variable}='{value}' is not valid: {why}\n"
 
 
-def test_a_bug_while_the_settings_are_not_valid_is_still_one_line(monkeypatch, tmp_path):
+def test_a_bug_while_the_settings_are_not_valid_is_still_one_line(
+    monkeypatch, fresh_settings, tmp_path
+):
     """The handler asks ITRACK_DEBUG only for an unexpected error; settings it cannot read
     mean no traceback, not a second error."""
 
@@ -104,11 +110,7 @@ def test_a_bug_while_the_settings_are_not_valid_is_still_one_line(monkeypatch, t
 
     monkeypatch.setattr("itrack.generate.generate", broken)
     monkeypatch.setenv("ITRACK_DEBUG", "maybe")
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "out")])
-    finally:
-        get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "out")])
     assert_exit(result, 3)
     assert result.stderr == (
         "error: unexpected RuntimeError: boom (set ITRACK_DEBUG=1 for the traceback)\n"
