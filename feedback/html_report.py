@@ -25,7 +25,7 @@ from feedback.analytics import get_conversion_funnel, get_conversion_funnels, ge
 from feedback.atomic import write_atomic
 from feedback.feeders import wilson
 from feedback.marts import open_marts, records
-from ingest.contract import utc_now
+from ingest.stamps import utc_now
 
 WIDTH = 560
 STEPS = (

@@ -64,10 +64,10 @@ from ingest.contract import (
     TERMINAL_STATUSES,
     InterviewStatus,
     PlacementRecord,
-    new_run_id,
 )
 from ingest.errors import Refused, UserError
 from ingest.sqltext import sql_text
+from ingest.stamps import new_run_id
 
 REQUIRED_MARTS = ("fct_interview_processes", "mart_feeder_conversion")
 EPOCH = "1970-01-01 00:00:00"

@@ -12,9 +12,7 @@ cell as a missing key); an absent field takes its default, and a required one is
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
-import uuid
 from enum import StrEnum
 from functools import cache
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -31,6 +29,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from ingest.text import CONTROL
 
 
 class InterviewStatus(StrEnum):
@@ -105,16 +105,6 @@ def is_valid_move(current: InterviewStatus | str, new: InterviewStatus | str) ->
     return InterviewStatus(new) in TRANSITIONS.get(InterviewStatus(current), frozenset())
 
 
-def utc_now() -> dt.datetime:
-    """Now as naive UTC, the way the contract stores every timestamp."""
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def new_run_id(prefix: str = "run") -> str:
-    """Run id stamped on the rows a run writes (`_run_id`): `<prefix>-<UTC time>-<random>`."""
-    return f"{prefix}-{utc_now().strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
-
-
 # ISO 4217 active currency codes.
 ISO_4217 = frozenset(
     """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
@@ -136,37 +126,6 @@ Amount = Annotated[
     Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True, allow_inf_nan=False)],
     Field(ge=0),
 ]
-# Names reach terminals, CSV files and reports: no control characters at all (TAB, LF and CR
-# included; C0, DEL and C1) and no bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE and its
-# kin, which reorder what a terminal shows), nor line/paragraph separators. Free text (notes)
-# may hold line breaks. NAME_FORBIDDEN_SQL is the same class for
-# DuckDB's RE2 (the bulk checks in ingest/validate.py).
-NAME_FORBIDDEN_SQL = (
-    r"[\x00-\x1f\x7f-\x{9f}\x{61c}\x{200e}\x{200f}\x{2028}\x{2029}\x{202a}-\x{202e}"
-    r"\x{2066}-\x{2069}]"
-)
-_CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_SURROGATE_CLASS = r"\ud800-\udfff"
-_CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
-_SURROGATES = re.compile(f"[{_SURROGATE_CLASS}]")
-_UNPRINTABLE = re.compile(f"[{_CONTROL_CLASS}{_SURROGATE_CLASS}]")  # what `printable` escapes
-
-
-def _escape(match: re.Match[str]) -> str:
-    return json.dumps(match.group())[1:-1]  # \t, \u001b, \u202e, \ud800
-
-
-def storable(text: str) -> str:
-    """Lone surrogates (a JSON `\\ud800` escape with no pair) as their escape text: no UTF-8
-    store can hold them. Used for what a store keeps about refused input (ids, messages)."""
-    return _SURROGATES.sub(_escape, text) if _SURROGATES.search(text) else text
-
-
-def printable(text: str) -> str:
-    """Text for a terminal: the characters names may not hold (controls, bidi overrides,
-    separators) and lone surrogates shown as escapes (`\\t`, `\\u202e`), the rest as is. Data
-    that predates a rule, file names and refused values are shown this way, never raw."""
-    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
 
 
 def stored(info: ValidationInfo | None) -> bool:
@@ -176,7 +135,7 @@ def stored(info: ValidationInfo | None) -> bool:
 
 
 def _no_control_chars(value: str, info: ValidationInfo) -> str:
-    if not stored(info) and _CONTROL.search(value):
+    if not stored(info) and CONTROL.search(value):
         raise ValueError("contains control characters or bidirectional overrides")
     return value
 

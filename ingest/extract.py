@@ -27,11 +27,12 @@ from typing import Any
 
 import duckdb
 
-from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus, utc_now
+from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus
 from ingest.errors import UserError
+from ingest.inputs import InputFile, sha256_of
 from ingest.load import Progress, RunSummary, ingest_inputs
 from ingest.migrate import display_dsn
-from ingest.readers import InputFile, sha256_of
+from ingest.stamps import utc_now
 from ingest.store.duckdb.store import connect, raw_store_path
 
 DATABASE_SCHEMES = ("postgresql://", "postgres://")

@@ -17,19 +17,12 @@ from pathlib import Path
 import duckdb
 
 from ingest import readers
-from ingest.contract import (
-    LOAD_ORDER,
-    MODELS,
-    TABLES,
-    InterviewStatus,
-    new_run_id,
-    reachable,
-    storable,
-    utc_now,
-)
+from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus, reachable
 from ingest.errors import StoreError
-from ingest.readers import InputFile
+from ingest.inputs import InputFile, prepare_files
+from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.store import SCHEMA, open_store, raw_store_path
+from ingest.text import storable
 from ingest.validate import Rejection, compile_model, explain
 
 # Orphans may be fixed by a later run that brings the parent: they are retried automatically.
@@ -110,35 +103,11 @@ def _reached(step: str) -> None:
 Progress = Callable[[str, int, int], None]
 
 
-def prepare_files(
-    paths: list[Path], kind: str | None, skipped: list[str] | None = None
-) -> list[InputFile]:
-    """Resolve, classify and stat inputs before the store is touched (errors exit 2);
-    unrecognised files found in folders are appended to `skipped` (with the reason). The
-    sha256 is computed later, only for files whose path, size and mtime were not loaded, and
-    while the file is read."""
-    files = []
-    found, passed_over = readers.expand_paths_reporting(paths, kind)
-    if skipped is not None:
-        skipped.extend(passed_over)
-    for path in found:
-        fmt = readers.detect_format(path)
-        size, mtime_ns = readers.stat_of(path)
-        files.append(
-            InputFile(path, readers.detect_kind(path, kind), fmt, "", size=size, mtime_ns=mtime_ns)
-        )
-    files.sort(key=lambda f: LOAD_ORDER.index(f.kind))
-    return files
-
-
-def loaded_already(paths: list[Path], con: duckdb.DuckDBPyConnection) -> list[InputFile] | None:
-    """The files `paths` name when a completed run loaded every one with the same path, size and
-    mtime (an ingest of them would skip them all without reading one); None when one was not
-    (`con`: the raw store, read-only is enough)."""
-    by_stat, _ = _loaded_files(con)
-    files = prepare_files(paths, None)
-    loaded = all((f.kind, f.label, f.size, f.mtime_ns) in by_stat for f in files)
-    return files if loaded else None
+def loaded_stats(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, int, int]]:
+    """(kind, path, size, mtime in ns) of every file a completed run loaded (or found to be a
+    copy of a loaded one): an ingest skips a file with one of these unread (`con`: the raw
+    store, read-only is enough)."""
+    return list(_loaded_files(con)[0])
 
 
 def ingest_paths(

@@ -15,29 +15,21 @@ import hashlib
 import json
 import os
 import re
-import stat
 import sys
 import types
 import typing
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from ingest.contract import MODELS, Record, printable, storable
+from ingest.contract import MODELS, Record
 from ingest.errors import UserError, json_reason
+from ingest.inputs import FileProblem, InputFile
 from ingest.sqltext import sql_text
+from ingest.text import storable
 
-FORMATS = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".json": "json",
-    ".csv": "csv",
-    ".parquet": "parquet",
-    ".pq": "parquet",
-}
-KINDS = ("candidates", "processes", "stages")
 _INTEGER = re.compile(r"-?[0-9]+")
 BATCH_ROWS = 50_000  # rows the Python readers hold before handing them to DuckDB
 # One record (a JSONL line, an element of a JSON array, a CSV field) larger than this is
@@ -50,34 +42,6 @@ MAX_WHOLE_JSON_BYTES = 64 << 20
 csv.field_size_limit(MAX_RECORD_BYTES)
 
 
-@dataclass
-class FileProblem:
-    """A record-level problem found while reading (before validation)."""
-
-    line_no: int | None
-    code: str
-    message: str
-    raw: str | None = None
-
-
-@dataclass
-class InputFile:
-    path: Path
-    kind: str
-    fmt: str
-    sha256: str
-    problems: list[FileProblem] = field(default_factory=list)
-    # Where the records came from when `path` is only a local copy (e.g. a database table
-    # extracted to a temporary file): what the audit and the quarantine name.
-    origin: str | None = None
-    size: int | None = None
-    mtime_ns: int | None = None
-
-    @property
-    def label(self) -> str:
-        return self.origin or str(self.path)
-
-
 @dataclass(frozen=True)
 class FileScan:
     """What one pass over the bytes learns: the sha256, the physical line count, a BOM."""
@@ -85,91 +49,6 @@ class FileScan:
     sha256: str
     lines: int
     bom: bool
-
-
-def detect_format(path: Path) -> str:
-    fmt = FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise UserError(
-            f"{path}: unknown format '{path.suffix or '(none)'}'; "
-            "expected .jsonl, .json, .csv or .parquet"
-        )
-    return fmt
-
-
-def detect_kind(path: Path, kind: str | None) -> str:
-    if kind:
-        return kind
-    name = path.name.lower()
-    matches = [k for k in KINDS if k in name]
-    if len(matches) != 1:
-        raise UserError(
-            f"{path}: cannot tell the record kind from the file name; "
-            "name it *candidates*, *processes* or *stages*, or pass --kind"
-        )
-    return matches[0]
-
-
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; folders expand to their data files (sorted, so runs are reproducible)."""
-    return expand_paths_reporting(paths, None)[0]
-
-
-def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Path], list[str]]:
-    """(files to read, skipped files with the reason).
-
-    A file named on the command line must be readable as records (else exit 2, naming it). In a
-    folder, a file that is not .jsonl/.json/.csv/.parquet, or whose name does not tell its kind
-    (without --kind), is skipped with a warning: one stray README or lock file does not stop the
-    night's ingest, and the summary names it. Hidden files (".name") are skipped the same way.
-    """
-    files: list[Path] = []
-    skipped: list[str] = []
-    for path in paths:
-        if path.is_dir():
-            for entry in sorted(path.iterdir()):
-                if entry.is_dir():
-                    continue
-                if entry.suffix.lower() in FORMATS and not entry.name.startswith("."):
-                    _require_regular(entry)
-                if entry.name.startswith("."):
-                    skipped.append(f"{entry}: hidden file")
-                elif entry.suffix.lower() not in FORMATS:
-                    skipped.append(f"{entry}: not a data file (.jsonl, .json, .csv or .parquet)")
-                elif kind is None and sum(k in entry.name.lower() for k in KINDS) != 1:
-                    skipped.append(
-                        f"{entry}: kind unknown (name it *candidates*, *processes* or "
-                        "*stages*, or pass --kind)"
-                    )
-                else:
-                    files.append(entry)
-        elif path.exists():
-            _require_regular(path)
-            files.append(path)
-        else:
-            raise UserError(f"{path}: no such file or directory")
-    return files, skipped
-
-
-def _require_regular(path: Path) -> None:
-    """A FIFO, socket or device never holds records (and reading a FIFO would hang): exit 2."""
-    try:
-        mode = path.stat().st_mode
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    if not stat.S_ISREG(mode):
-        raise UserError(f"{path}: not a regular file (a FIFO, socket or device); not read")
-    if storable(str(path)) != str(path):  # bytes that are not UTF-8 (lone surrogates here)
-        raise UserError(f"{printable(str(path))}: the file name is not valid UTF-8; rename it")
-
-
-def stat_of(path: Path) -> tuple[int, int]:
-    """(size, mtime in ns): with the path, what the skip check compares before any hashing."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    return info.st_size, info.st_mtime_ns
 
 
 def scan(path: Path) -> FileScan:
@@ -239,17 +118,6 @@ def _find_newline(fd: int, start: int, end: int, chunk: int, backwards: bool = F
             return low + found
         low += len(data)
     return -1
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    return digest.hexdigest()
 
 
 def land(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:

@@ -41,10 +41,10 @@ from ingest.contract import (
     Timestamp,
     is_valid_move,
     stage_date_error,
-    utc_now,
 )
 from ingest.errors import NotFoundError, Refused, json_reason
 from ingest.ports import CORRECTION_SOURCE, Correction, InterviewRepository, InterviewStore
+from ingest.stamps import utc_now
 
 S = InterviewStatus
 ONE_TICK = dt.timedelta(microseconds=1)

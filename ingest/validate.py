@@ -25,17 +25,10 @@ from pydantic.fields import FieldInfo
 from pydantic.functional_validators import AfterValidator, BeforeValidator
 
 from ingest import contract
-from ingest.contract import (
-    EARLIEST,
-    ISO_DATETIME_PATTERN,
-    LATEST,
-    NAME_FORBIDDEN_SQL,
-    RATING_FIELDS,
-    Record,
-    to_row,
-)
+from ingest.contract import EARLIEST, ISO_DATETIME_PATTERN, LATEST, RATING_FIELDS, Record, to_row
 from ingest.errors import json_reason
 from ingest.sqltext import sql_text
+from ingest.text import NAME_FORBIDDEN_SQL
 
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # Python's str.strip() whitespace: a blank name is refused by `_not_blank`.

@@ -25,12 +25,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import UserError
 from ingest.sqltext import sql_text
+
+if TYPE_CHECKING:  # imported where a connection is opened: a no-op build opens none
+    import duckdb
 
 
 def _project_dir() -> Path:
@@ -116,6 +117,8 @@ def _stable_path(warehouse: Path, folder: Path, name: str) -> Iterator[Path]:
         yield link
     finally:
         if wal.exists():  # not checkpointed: fold it into the file before the link goes
+            import duckdb
+
             duckdb.connect(str(link)).close()
         link.unlink(missing_ok=True)
 
@@ -220,6 +223,8 @@ def name_failed_checks(
     failing = [n for n in [*outcome.failed, *outcome.warned] if n.name in compiled]
     if not failing:
         return
+    import duckdb
+
     con = duckdb.connect(str(link), read_only=True)
     try:
         con.execute("set TimeZone = 'UTC'")
@@ -236,6 +241,8 @@ def name_failed_checks(
 
 def _with_checks(con: duckdb.DuckDBPyConnection, node: FailedNode, sql: str) -> FailedNode:
     """`node` with its message listing each failed check, its rows and up to 3 values."""
+    import duckdb
+
     try:
         rows = con.execute(
             "select failed_check, count(*), (list(distinct failing_value order by failing_value) "
@@ -289,6 +296,8 @@ def rebuild_table(
         if len(found) != 1:
             raise UserError(f"no compiled SQL for {model} under {target}: run the dbt build first")
         sql = found[0].read_text(encoding="utf-8")
+    import duckdb
+
     con = duckdb.connect(str(warehouse))
     try:
         con.execute("set TimeZone = 'UTC'")  # as the profile sets it

@@ -8,17 +8,17 @@ classes (the API uses `http_status`).
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import click
-import duckdb
 import typer
 from rich.console import Console
 from rich.text import Text
 from typer.core import TyperGroup
 
-from ingest.contract import printable, storable
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
+from ingest.text import printable, storable
 from itrack.settings import get_settings
 
 # Typer >= 0.20 ships its own click: its usage errors are not `click.ClickException`.
@@ -35,22 +35,30 @@ _CLASSES: tuple[tuple[type[BaseException], int, int], ...] = (
     (StoreError, 2, 503),
     (UserError, 2, 422),
     (OSError, 2, 503),  # disk full, read-only folder, ... : nothing of the run was written
-    (duckdb.IOException, 2, 503),
-    (duckdb.Error, 2, 503),  # a store that cannot do what was asked (corrupt, locked, ...)
 )
 
 err_console = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 
+def _classes() -> tuple[tuple[type[BaseException], int, int], ...]:
+    """`_CLASSES` and DuckDB's errors (a store that cannot do what was asked: corrupt, locked,
+    I/O). DuckDB is imported by what opens a store, not here: an error can only be DuckDB's
+    when DuckDB was imported, and a command that never opens one starts 0.1 s sooner."""
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is None:
+        return _CLASSES
+    return (*_CLASSES, (duckdb.IOException, 2, 503), (duckdb.Error, 2, 503))
+
+
 def exit_code(exc: BaseException) -> int:
-    for cls, code, _ in _CLASSES:
+    for cls, code, _ in _classes():
         if isinstance(exc, cls):
             return code
     return 3
 
 
 def http_status(exc: BaseException) -> int:
-    for cls, _, status in _CLASSES:
+    for cls, _, status in _classes():
         if isinstance(exc, cls):
             return status
     return 500
@@ -65,7 +73,8 @@ def message(exc: BaseException) -> str:
     """One line for people: the domain error's own words, I/O trouble worded, bugs labelled."""
     if isinstance(exc, UserError):
         return first_line(exc)
-    if isinstance(exc, OSError | duckdb.IOException):
+    duckdb = sys.modules.get("duckdb")  # see `_classes`
+    if isinstance(exc, OSError) or (duckdb is not None and isinstance(exc, duckdb.IOException)):
         return f"cannot write: {first_line(exc)}; nothing of this run was written"
     return (
         f"unexpected {type(exc).__name__}: {first_line(exc)} (set ITRACK_DEBUG=1 for the traceback)"
@@ -84,7 +93,6 @@ def reader_left() -> None:
     process killed by SIGPIPE, as `git log | head` does; no error line (what ran stands, e.g.
     an ingest committed before its summary was printed)."""
     import os
-    import sys
 
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush must not fail again

@@ -315,7 +315,8 @@ def test_typed_cells_checked_from_their_values_agree_with_the_line_reader(tmp_pa
     import pyarrow.parquet as pq
 
     from ingest.contract import MODELS
-    from ingest.readers import InputFile, _fast_csv, _fast_parquet
+    from ingest.inputs import InputFile
+    from ingest.readers import _fast_csv, _fast_parquet
 
     day1, day2, day3 = tmp_path / "day1", tmp_path / "day2", tmp_path / "day3"
     for day in (day1, day2, day3):

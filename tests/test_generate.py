@@ -9,9 +9,9 @@ from collections import Counter
 import polars as pl
 import pytest
 
-from ingest.contract import MODELS
+from ingest.contract import ISO_4217, MODELS
 from ingest.load import ingest_paths
-from itrack.generate import PLANTED, build_records, generate
+from itrack.generate import CURRENCIES, PLANTED, build_records, generate
 from tests.conftest import query
 
 
@@ -20,6 +20,11 @@ def test_same_seed_same_bytes(tmp_path):
     generate(tmp_path / "b", 200, seed=3, invalid_share=0.05)
     for name in ("candidates.jsonl", "processes.jsonl", "stages.jsonl"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_the_offers_currencies_are_iso_4217_codes():
+    assert set(CURRENCIES) == {"USD", "EUR", "GBP"}
+    assert set(CURRENCIES) <= ISO_4217
 
 
 def test_valid_records_follow_the_contract_and_the_state_machine():

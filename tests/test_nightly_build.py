@@ -4,6 +4,10 @@ dbt, no publish, no rewritten feedback file or report), while any new record reb
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from itrack.generate import generate
@@ -67,6 +71,54 @@ def test_nightly_build_skips_unit_tests_and_a_noop_rerun_skips_everything(tmp_pa
         "report",
     ]
     assert _stamps(outputs[:1]) != before[:1]
+
+
+# Runs `itrack` and reports, after its output, its exit code and which of DuckDB and the
+# contract's models it imported.
+_IMPORTS_PROBE = """
+import sys
+from itrack.cli.main import app
+try:
+    app()
+except SystemExit as done:
+    print("exit", done.code, "duckdb" in sys.modules, "ingest.contract" in sys.modules)
+"""
+
+
+def test_a_noop_rerun_imports_neither_duckdb_nor_the_contracts_models(tmp_path):
+    """A no-op rerun decides from what the last check read of the raw store, noted with the
+    file's stamp: it opens no store, and starts without importing DuckDB or the contract's
+    models (a third of its time). Any write to the store, or a new input file, and it reads."""
+    generate(tmp_path / "day1", 20, seed=6)
+    db = tmp_path / "warehouse.duckdb"
+    run_build([tmp_path / "day1"], db=db, **QUIET)
+    run_build([tmp_path / "day1"], db=db, **QUIET)  # its check reads the raw store and notes it
+
+    def rerun(*paths: Path) -> list[str]:
+        args = [sys.executable, "-c", _IMPORTS_PROBE, "build", *map(str, paths)]
+        done = subprocess.run(
+            [*args, "--db", str(db), "--no-backup"], capture_output=True, text=True
+        )
+        assert done.stderr == ""
+        return done.stdout.splitlines()
+
+    out = rerun(tmp_path / "day1")
+    assert [line.split(" ", 1)[1] for line in out[:2]] == [
+        "ingest: skipped: every file is loaded already (same path, size and mtime) (0.0 s)",
+        "dbt build: skipped: nothing changed since the last build (0.0 s)",
+    ]
+    assert out[-1] == "exit 0 False False"
+    generate(tmp_path / "day2", 25, seed=6)  # five new processes: this one ingests and builds
+    out = rerun(tmp_path / "day2")
+    assert "dbt build: skipped" not in "\n".join(out)
+    assert out[-1] == "exit 0 True True"
+
+
+def test_the_input_kinds_are_listed_in_load_order():
+    from ingest.contract import LOAD_ORDER
+    from ingest.inputs import KINDS
+
+    assert KINDS == LOAD_ORDER == ("candidates", "processes", "stages")
 
 
 def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, digest_scans):

@@ -16,9 +16,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from ingest.contract import InterviewStage, utc_now
+from ingest.contract import InterviewStage
 from ingest.errors import NotFoundError, Refused, StoreError
 from ingest.service import InterviewService
+from ingest.stamps import utc_now
 from ingest.store.postgres.repository import NotAllowed, PostgresInterviewStore
 from itrack.cli.main import app
 from itrack.settings import get_settings

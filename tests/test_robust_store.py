@@ -13,8 +13,8 @@ from pathlib import Path
 
 import duckdb
 
+from ingest.inputs import sha256_of
 from ingest.load import ingest_paths
-from ingest.readers import sha256_of
 from ingest.store.duckdb.backup import MANIFEST, backup
 from ingest.store.duckdb.store import raw_store_path
 from itrack.generate import generate

@@ -17,10 +17,11 @@ from uuid import UUID
 
 import duckdb
 
-from ingest.contract import InterviewStage, utc_now
+from ingest.contract import InterviewStage
 from ingest.errors import NotFoundError
 from ingest.ports import InterviewStore
 from ingest.service import FeedbackStatus, FeedbackTrigger, InterviewService, run_feedback_callbacks
+from ingest.stamps import utc_now
 from ingest.store.duckdb.repository import DuckDBInterviewStore, InterviewRepository, parse_id
 from ingest.store.duckdb.store import open_store
 from itrack.api.auth import Principal

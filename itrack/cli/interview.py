@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from feedback.atomic import read_regular
-from ingest.contract import InterviewProcess, InterviewStage
 from ingest.errors import UserError
 from itrack.cli.common import Target, with_target
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text, warn
@@ -26,6 +25,7 @@ from itrack.errors import new_app
 
 if TYPE_CHECKING:  # the service and its store are imported when a command runs: every other
     # `itrack` command (the nightly build among them) starts without them
+    from ingest.contract import InterviewProcess, InterviewStage
     from ingest.service import InterviewDetail, InterviewService
 
 app = new_app("Track one interview process at a time.")

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import duckdb
 import typer
 from rich.console import Console
 
@@ -566,6 +565,8 @@ def _statements(script: str) -> list[str]:
 
 def _run_sql(con: Any, statement: str, output: Format) -> bool:
     """Run one statement and print its rows; a DuckDB error is one line (False)."""
+    import duckdb  # the shell's connection imported it already (`connect_waiting`)
+
     try:
         cursor = con.execute(statement)
         names = [d[0] for d in cursor.description] if cursor.description else []

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ingest.contract import printable
+from ingest.text import printable
 
 # At most this many columns print as one line per record; wider tables print key/value blocks.
 MAX_LINE_COLUMNS = 9

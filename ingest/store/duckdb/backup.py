@@ -25,10 +25,10 @@ import re
 import shutil
 from pathlib import Path
 
-from ingest.contract import new_run_id, utc_now
 from ingest.errors import UserError
-from ingest.readers import sha256_of
+from ingest.inputs import sha256_of
 from ingest.sqltext import sql_text
+from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.store import connect, open_store, raw_store_path, store_lock, upgrade
 
 MANIFEST = "manifest.json"

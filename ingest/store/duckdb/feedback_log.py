@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ingest.contract import utc_now
+from ingest.stamps import utc_now
 from ingest.store.duckdb.store import open_store
 
 

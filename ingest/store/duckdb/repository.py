@@ -25,12 +25,11 @@ from ingest.contract import (
     InterviewProcess,
     InterviewStage,
     InterviewStatus,
-    new_run_id,
     to_row,
-    utc_now,
 )
 from ingest.errors import NotFoundError
 from ingest.ports import HISTORY_SOURCE, Correction
+from ingest.stamps import new_run_id, utc_now
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,

@@ -15,12 +15,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-import duckdb
+from typing import TYPE_CHECKING
 
 from ingest.errors import StoreBusyError, StoreError, StoreMissingError
 from ingest.migrate import discover, upgrade_duckdb
 from ingest.pidlock import pid_lock
+
+if TYPE_CHECKING:
+    import duckdb
 
 # Writers wait this long for another writer before reporting "busy" (`--wait` overrides it).
 DEFAULT_WAIT_SECONDS = 30.0
@@ -82,6 +84,8 @@ def connect(
 
     `memory_limit` bounds DuckDB's memory whatever the file size (it spills to disk beyond it).
     """
+    import duckdb  # here, not at the top: a no-op build never opens a store (0.1 s of its start)
+
     config = {"memory_limit": memory_limit} if memory_limit else {}
     try:
         if not read_only:

@@ -32,10 +32,11 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest.contract import InterviewProcess, InterviewStage, new_run_id, to_row
+from ingest.contract import InterviewProcess, InterviewStage, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from ingest.migrate import display_dsn
 from ingest.ports import HISTORY_SOURCE, Correction
+from ingest.stamps import new_run_id
 from ingest.store.common import (
     PROCESS_COLUMNS,
     STAGE_COLUMNS,
