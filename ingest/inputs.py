@@ -78,11 +78,6 @@ def detect_kind(path: Path, kind: str | None) -> str:
     return matches[0]
 
 
-def expand_paths(paths: list[Path]) -> list[Path]:
-    """Files as given; folders expand to their data files (sorted, so runs are reproducible)."""
-    return expand_paths_reporting(paths, None)[0]
-
-
 def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Path], list[str]]:
     """(files to read, skipped files with the reason).
 

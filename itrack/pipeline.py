@@ -318,15 +318,19 @@ def build_fingerprint(
 
 
 def _source_digests(
-    con, warehouse: Path, digests: dict[str, list] | None = None
+    con,
+    warehouse: Path,
+    digests: dict[str, list] | None = None,
+    tables: list[str] | None = None,
 ) -> dict[str, object]:
     """Per raw table dbt reads (its declared sources), the row count and sum of row hashes:
     the content itself, so any change, even by hand, rebuilds. The feedback log by run and
     feeder: the build adds its own run's rows to its snapshot with its own clock, the live store
-    with the log's. `digests`: the other tables' digests already taken (`table_digests`)."""
+    with the log's. `digests`: the other tables' digests already taken (`table_digests`);
+    `tables`: the sources' tables (`_source_tables`), when the caller has them."""
     from ingest.store.duckdb.backup import table_digests
 
-    tables = _source_tables(warehouse)
+    tables = _source_tables(warehouse) if tables is None else tables
     present = {r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()}
     state: dict[str, object] = {}
     for table in tables:
@@ -426,14 +430,14 @@ def _unchanged(
         # under the writer lock: nobody writes the store meanwhile. What was read of the store
         # is noted with its stamp: a no-op rerun decides without opening it (the digests' scan
         # took 0.45 s at 1M; opening it, DuckDB's import 0.1 s of every no-op)
-        stamp = [*_file_stamp(raw_store), *_source_tables(warehouse)]
+        tables = _source_tables(warehouse)
+        stamp = [*_file_stamp(raw_store), *tables]
         facts = _noted_for(warehouse, "raw-store", stamp)
         if not isinstance(facts, dict):
-            facts = _store_facts(raw_store, warehouse, files, scan=last is not None)
+            facts = _store_facts(raw_store, warehouse, files, tables, scan=last is not None)
             if "digests" in facts:
                 _note_for(warehouse, "raw-store", stamp, facts)
-    loaded = {tuple(f) for f in facts["loaded"]}
-    if not all(f in loaded for f in files):
+    if not _all_loaded(files, facts["loaded"]):
         # the build ingests, backs up and then learns from the ingest (or one scan of the
         # snapshot) whether anything changed: a scan now would decide nothing
         return Unchanged()
@@ -451,7 +455,11 @@ def _unchanged(
 
 
 def _store_facts(
-    raw_store: Path, warehouse: Path, files: list[tuple[str, str, int, int]], scan: bool
+    raw_store: Path,
+    warehouse: Path,
+    files: list[tuple[str, str, int, int]],
+    tables: list[str],
+    scan: bool,
 ) -> dict[str, object]:
     """What `_unchanged` reads of the raw store: the files completed runs loaded (`loaded`),
     whether orphans wait for a retry (`retries`), and when `scan` and every one of `files` is
@@ -463,12 +471,19 @@ def _store_facts(
     try:
         loaded = loaded_stats(con)
         facts: dict[str, object] = {"loaded": loaded, "retries": retries_waiting(con)}
-        if scan and set(files) <= set(loaded):
+        if scan and _all_loaded(files, loaded):
             digests = table_digests(con)
-            facts |= {"digests": digests, "sources": _source_digests(con, warehouse, digests)}
+            sources = _source_digests(con, warehouse, digests, tables)
+            facts |= {"digests": digests, "sources": sources}
         return facts
     finally:
         con.close()
+
+
+def _all_loaded(files: list[tuple[str, str, int, int]], loaded: list) -> bool:
+    """Every input file's (kind, path, size, mtime) is one a completed run loaded (`loaded`:
+    as read from the store, or from the note, where JSON made the tuples lists)."""
+    return {tuple(f) for f in files} <= {tuple(f) for f in loaded}
 
 
 def _file_stamp(path: Path) -> list[int]:
