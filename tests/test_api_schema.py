@@ -8,7 +8,9 @@ and a built warehouse, so generated requests reach the happy paths as well as th
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import schemathesis
@@ -63,6 +65,34 @@ QUICK = settings(
 THOROUGH = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
 
 
+def _route_pattern(template: str) -> re.Pattern[str]:
+    """The paths a template routes: each `{parameter}` is one segment, as in Starlette."""
+    parts = re.split(r"\{[^{}]+\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
+
+
+# (method, path pattern, template) in the app's route order: the order Starlette tries them
+ROUTES = [
+    (method.upper(), _route_pattern(template), template)
+    for template, methods in SERVED["paths"].items()
+    for method in methods
+]
+
+
+@schema.hook
+def filter_case(context, case) -> bool:
+    """Send a case only if its own operation serves its URL. The process id shares its segment
+    with fixed words of earlier routes: `GET /interviews/{interview_id}/stages` with the id
+    `company` is `GET /interviews/company/stages`, which `GET /interviews/company/{name}` (the
+    first route that matches, as Starlette routes) answers for a company named "stages". Such a
+    URL is the other operation's request, generated and checked as that operation's."""
+    path = unquote(case.formatted_path)
+    for method, pattern, template in ROUTES:
+        if method == case.method.upper() and pattern.fullmatch(path):
+            return template == case.path
+    return True
+
+
 @schema.parametrize()
 @QUICK
 def test_api_conforms_to_its_schema(case, base_url: str) -> None:
@@ -74,6 +104,26 @@ def test_api_conforms_to_its_schema(case, base_url: str) -> None:
 @THOROUGH
 def test_api_conforms_to_its_schema_thoroughly(case, base_url: str) -> None:
     case.call_and_validate(base_url=base_url, headers=HEADERS, excluded_checks=EXCLUDED)
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "value", "sent"),
+    [
+        ("GET", "/interviews/{interview_id}/stages", "company", False),  # a company's processes
+        ("GET", "/interviews/{interview_id}/stages", "candidate", False),  # a candidate's
+        ("GET", "/interviews/{interview_id}/stages", "stages", False),  # a stage
+        ("GET", "/interviews/{interview_id}/stages", "analytics", True),  # nothing else routes it
+        ("GET", "/interviews/{interview_id}/stages", "0b7d3c52-6a4f-4e1a-9d5e-2f1c8a7b6e90", True),
+        ("POST", "/interviews/{interview_id}/stages", "stages", True),  # no other POST matches
+        ("GET", "/interviews/company/{name}", "stages", True),  # the first route: its own
+    ],
+)
+def test_a_case_is_sent_only_to_the_operation_that_serves_its_url(
+    method: str, template: str, value: str, sent: bool
+) -> None:
+    name = "name" if "{name}" in template else "interview_id"
+    case = schema[template][method].Case(path_parameters={name: value})
+    assert filter_case(None, case) is sent
 
 
 def test_every_endpoint_has_an_example_request_and_response(base_url: str) -> None:
