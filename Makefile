@@ -8,19 +8,30 @@ STAMP := $(VENV)/.installed
 SCALE ?= full
 
 .DEFAULT_GOAL := help
-.PHONY: help install build test test-all lint format docs bench clean browser postgres
+.PHONY: help install lock build test test-all lint format docs bench clean browser postgres
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The versions in constraints.txt: the set the suite last passed with, so a fresh clone (and CI)
+# installs what was tested, not whatever was released since (see `lock`)
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ required)"; exit 2; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install the package with its dev tools
+install: $(STAMP) ## Create .venv and install the package with its dev tools (versions: constraints.txt)
+
+lock: ## Re-resolve constraints.txt to the newest versions pyproject.toml allows (then make test, commit)
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11+ required)"; exit 2; }
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .venv-lock/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
+	@echo "constraints.txt re-resolved: run make install (it reinstalls) and make test, then commit it"
 
 build: $(STAMP) ## Nightly pipeline on the sample: ingest data/sample/, dbt build, feedback, publish, report
 	$(ITRACK) build data/sample/
