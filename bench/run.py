@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -329,10 +330,24 @@ def table(results: dict[str, dict]) -> str:
 def machine() -> str:
     cpus = os.cpu_count()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    engines = ", ".join(f"{name} {version(name)}" for name in ("duckdb", "dbt-core", "dbt-duckdb"))
     return (
         f"{platform.machine()}, {cpus} cores, {mem:.0f} GiB RAM, Python "
-        f"{platform.python_version()}, {platform.platform(terse=True)}"
+        f"{platform.python_version()}, {platform.platform(terse=True)}; {engines}; code "
+        f"`{code()}`"
     )
+
+
+def code() -> str:
+    """The commit measured, `+changes` when the measured code (the packages, the dbt project,
+    this script) differs from it in the working tree."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown"
+    measured = ["itrack", "ingest", "feedback", "dbt_project", "bench/run.py"]
+    dirty = subprocess.run([*git, "diff", "--quiet", "HEAD", "--", *measured], capture_output=True)
+    return head.stdout.strip() + ("+changes" if dirty.returncode else "")
 
 
 def main() -> None:
