@@ -71,7 +71,8 @@ def _route_pattern(template: str) -> re.Pattern[str]:
     return re.compile("[^/]+".join(re.escape(part) for part in parts))
 
 
-# (method, path pattern, template) in the app's route order: the order Starlette tries them
+# (method, path pattern, template) in the app's route order, the order Starlette tries them:
+# FastAPI writes the schema's paths in that order (each path where its first method stands)
 ROUTES = [
     (method.upper(), _route_pattern(template), template)
     for template, methods in SERVED["paths"].items()
