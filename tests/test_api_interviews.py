@@ -130,6 +130,21 @@ def test_get_unknown_id_is_404_and_malformed_id_is_422(api):
     assert_error(api.get("/interviews/not-a-uuid", headers=lead()), 422, "path.interview_id")
 
 
+def test_a_method_the_path_does_not_take_is_405_listing_those_it_does(api):
+    pid = random_id()
+    cases = {
+        f"/interviews/{pid}": "GET, PUT",
+        f"/interviews/{pid}/stages": "GET, POST",
+        "/interviews": "GET, POST",
+        f"/interviews/stages/{pid}/outcome": "PUT",
+        "/feedback/run": "POST",
+    }
+    for path, allowed in cases.items():
+        r = api.delete(path, headers=lead())
+        assert_error(r, 405, contains="Method Not Allowed")
+        assert r.headers["allow"] == allowed, path
+
+
 # -- list, filters, paging --------------------------------------------------------------------
 
 
