@@ -8,17 +8,29 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 
 # Names reach terminals, CSV files and reports: no control characters at all (TAB, LF and CR
 # included; C0, DEL and C1) and no bidirectional controls (U+202E RIGHT-TO-LEFT OVERRIDE and its
 # kin, which reorder what a terminal shows), nor line/paragraph separators. Free text (notes)
-# may hold line breaks. NAME_FORBIDDEN_SQL is the same class for
-# DuckDB's RE2 (the bulk checks in ingest/validate.py).
-NAME_FORBIDDEN_SQL = (
-    r"[\x00-\x1f\x7f-\x{9f}\x{61c}\x{200e}\x{200f}\x{2028}\x{2029}\x{202a}-\x{202e}"
-    r"\x{2066}-\x{2069}]"
+# may hold line breaks. The code point ranges, written once; the Python class and DuckDB's
+# (RE2, the bulk checks in ingest/validate.py) are spelled from them.
+NAME_FORBIDDEN = (
+    (0x00, 0x1F),  # C0: TAB, LF, CR, ESC, ...
+    (0x7F, 0x9F),  # DEL and C1
+    (0x61C, 0x61C),  # ARABIC LETTER MARK
+    (0x200E, 0x200F),  # LEFT-TO-RIGHT and RIGHT-TO-LEFT MARK
+    (0x2028, 0x202E),  # line and paragraph separators, the embeddings and overrides
+    (0x2066, 0x2069),  # the isolates
 )
-_CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+
+
+def _char_class(spell: Callable[[int], str]) -> str:
+    return "".join(spell(a) if a == b else f"{spell(a)}-{spell(b)}" for a, b in NAME_FORBIDDEN)
+
+
+NAME_FORBIDDEN_SQL = "[" + _char_class(lambda c: f"\\x{{{c:x}}}") + "]"
+_CONTROL_CLASS = _char_class(lambda c: f"\\u{c:04x}")
 _SURROGATE_CLASS = r"\ud800-\udfff"
 CONTROL = re.compile(f"[{_CONTROL_CLASS}]")
 _SURROGATES = re.compile(f"[{_SURROGATE_CLASS}]")

@@ -133,6 +133,32 @@ def test_names_with_control_or_bidi_characters_are_refused(hostile):
     ]
 
 
+def test_the_python_and_the_sql_name_rule_refuse_the_same_characters():
+    """ingest.text spells one list of code points twice: for Python (the line reader and every
+    output) and for DuckDB's RE2 (the bulk checks). Both refuse exactly these 79: C0 (32), DEL
+    and C1 (33), U+061C, U+200E-U+200F, U+2028-U+202E (7) and U+2066-U+2069 (4)."""
+    from ingest.text import CONTROL, NAME_FORBIDDEN_SQL
+
+    points = [*range(0xD800), *range(0xE000, 0x10000), 0x1F600, 0x10FFFF]
+    expected = [
+        *range(0x20),
+        *range(0x7F, 0xA0),
+        0x61C,
+        0x200E,
+        0x200F,
+        *range(0x2028, 0x202F),
+        *range(0x2066, 0x206A),
+    ]
+    assert [c for c in points if CONTROL.search(chr(c))] == expected
+    con = duckdb.connect()
+    con.execute("create table t (c integer, s varchar)")
+    con.executemany("insert into t values (?, ?)", [(c, chr(c)) for c in points])
+    in_sql = con.execute(
+        f"select c from t where regexp_matches(s, '{NAME_FORBIDDEN_SQL}') order by c"
+    ).fetchall()
+    assert [c for (c,) in in_sql] == expected
+
+
 @pytest.mark.parametrize(
     ("args", "shown"),
     [
