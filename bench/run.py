@@ -7,7 +7,8 @@ about 2.1 stage records per process):
   quarantine, audit) into an empty store, against DuckDB alone loading the same files into typed
   tables (`read_json` with the contract's columns, `read_csv`, `read_parquet`): the floor.
   Floor and ingest alternate, each its own process, medians of the repeats;
-- **first run**: `itrack build FOLDER` on an empty location (ingest, dbt, feedback, report);
+- **first run**: `itrack build FOLDER` on an empty location (ingest, dbt, feedback, report),
+  with no plan shared from another location (`ITRACK_PLAN_CACHE` unset: dbt runs);
 - **nightly build, full**: `itrack build FOLDER` as the nightly job runs it (backup, ingest
   finds nothing new, dbt build of every mart, feedback, publish, HTML report), the warehouse
   removed first so dbt builds everything, after one untimed such build (the location's first
@@ -370,6 +371,9 @@ def main() -> None:
         publish(report)
         return
     args.work.mkdir(parents=True, exist_ok=True)
+    # no dbt plans shared from other locations, should the environment name a folder for them
+    # (ITRACK_PLAN_CACHE): a first run at each scale runs dbt, as on a new machine
+    os.environ.pop("ITRACK_PLAN_CACHE", None)
     # every command timed loads the project's cached bytecode, as an installed package does
     # (with PYTHONDONTWRITEBYTECODE set nothing else writes it, and a module edited since its
     # last compile would be compiled again by every timed run: 0.05 s of a no-op)

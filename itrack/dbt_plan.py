@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -262,6 +263,67 @@ def load(location: Path, key: str) -> Plan | None:
         return None
 
 
+# Plans shared between warehouse locations (`ITRACK_PLAN_CACHE`): a plan holds no path of its
+# location (its SQL names the catalog, which its key holds, and the attached raw store by its
+# alias), so a plan recorded at one location is valid at any other with the same key.
+SHARED_PLANS_KEPT = 8  # the newest keys kept (one per project state and catalog)
+
+
+def _shared_files(cache: Path, key: str) -> tuple[Path, Path]:
+    return cache / f"{key}.plan.json", cache / f"{key}.seeds.duckdb"
+
+
+def share(location: Path, key: str, cache: Path) -> str | None:
+    """Copy the location's plan (valid for `key`) into the shared folder `cache`, the seeds
+    first (a shared plan file means its seeds are there), each atomically; then keep only the
+    newest SHARED_PLANS_KEPT. None, or why the folder could not be written: the build goes on
+    (it has its own plan), and says so."""
+    plan, seeds = _shared_files(cache, key)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for source, target in ((seeds_path(location), seeds), (plan_path(location), plan)):
+            _copy_atomically(source, target)
+        _prune(cache)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+    return None
+
+
+def adopt(cache: Path, key: str, location: Path) -> bool:
+    """Copy the shared plan of `key`, with its seeds, to the location (where `load` finds it);
+    whether there was one. Should a copy fail, the location is left with no plan (dbt runs):
+    never a plan beside another plan's seeds."""
+    plan, seeds = _shared_files(cache, key)
+    if not (plan.exists() and seeds.exists()):
+        return False
+    try:
+        plan_path(location).parent.mkdir(parents=True, exist_ok=True)
+        _copy_atomically(seeds, seeds_path(location))
+        _copy_atomically(plan, plan_path(location))
+        os.utime(plan)  # recently used: kept longest by `_prune`
+    except OSError:
+        plan_path(location).unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    staged = target.with_name(f"{target.name}.{os.getpid()}.new")
+    try:
+        shutil.copyfile(source, staged)
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+
+
+def _prune(cache: Path) -> None:
+    plans = sorted(cache.glob("*.plan.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in plans[SHARED_PLANS_KEPT:]:
+        key = old.name.removesuffix(".plan.json")
+        for path in _shared_files(cache, key):
+            path.unlink(missing_ok=True)
+
+
 def copy_seed_tables(con: duckdb.DuckDBPyConnection, source: str) -> int:
     """Copy every table of attached `source` outside the models' schema `main` (the seeds)
     into the connection's own database."""
@@ -286,7 +348,8 @@ def replay(
     """Run the plan on the (new, empty) build file `building`, reading `raw_store` (attached
     read-only as `raw_store`, as the profile does): its seeds first, then every model and data
     test in order. `as_of`: the build time (UTC) where the SQL used the run's start. None
-    when the file's catalog is not the one the plan's SQL names (nothing was run)."""
+    when the file's catalog is not the one the plan's SQL names, or the plan's seed file cannot
+    be read (nothing was run)."""
     sqls = {n.unique_id: stamped(n.sql, as_of) for n in plan.nodes}
     outcome = DbtOutcome(ok=True)
     con = duckdb.connect(str(building))
@@ -299,9 +362,12 @@ def replay(
         # build's peak stays under 1.5 GB at 1M records (issue #17)
         con.execute(f"set memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"attach {sql_text(str(Path(raw_store).absolute()))} as raw_store (read_only)")
-        con.execute(f"attach {sql_text(str(seeds_path(location)))} as plan_seeds (read_only)")
-        copy_seed_tables(con, "plan_seeds")
-        con.execute("detach plan_seeds")
+        try:
+            con.execute(f"attach {sql_text(str(seeds_path(location)))} as plan_seeds (read_only)")
+            copy_seed_tables(con, "plan_seeds")
+            con.execute("detach plan_seeds")
+        except duckdb.Error:
+            return None  # the plan's seed file is damaged: dbt runs (and records them anew)
         for database, schema in sorted({(n.database, n.schema) for n in plan.nodes if n.relation}):
             con.execute(f'create schema if not exists "{database}"."{schema}"')
         results = _run_all(con, plan, sqls)

@@ -117,11 +117,15 @@ def run_build(
     write_html: bool = True,
     note: Note = print,
     replay: bool = True,
+    plan_cache: Path | None = None,
 ) -> BuildResult:
     """Backup, ingest `paths` (none: nothing is ingested, the marts are rebuilt from the raw
     store as it is), dbt build, feedback, publish, HTML report. `note` gets one line per step
     as it finishes and whatever the steps report (dbt's notes included). `replay`: run the
-    compiled plan of the last dbt run when the project is unchanged (False: dbt runs)."""
+    compiled plan of the last dbt run when the project is unchanged (False: dbt runs).
+    `plan_cache`: a folder of plans shared between warehouse locations (`ITRACK_PLAN_CACHE`):
+    a location without a plan for its project takes one recorded elsewhere, and a plan
+    recorded here is shared there."""
     clock = time.monotonic()
     warehouse = Path(db).absolute()
     raw_store = raw_store_path(warehouse)
@@ -150,6 +154,7 @@ def run_build(
             take_backup,
             write_html,
             replay,
+            plan_cache,
             note,
             noted,
         )
@@ -172,6 +177,7 @@ def _build_locked(
     take_backup: bool,
     write_html: bool,
     replay: bool,
+    plan_cache: Path | None,
     note: Note,
     noted: Note,
 ) -> None:
@@ -261,7 +267,9 @@ def _build_locked(
             return
         with _step(result, "dbt build", note) as out:
             project = project_state()
-            plan = _dbt_build(building, snapshot, warehouse, project, replay, noted, out)
+            plan = _dbt_build(
+                building, snapshot, warehouse, project, replay, plan_cache, noted, out
+            )
             result.dbt_nodes = plan.ran
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
@@ -647,17 +655,22 @@ def _dbt_build(
     warehouse: Path,
     project: str,
     replay: bool,
+    plan_cache: Path | None,
     note: Note,
     out: list[str],
 ) -> _DbtRun:
     """Models and data tests into the new build file `building`, reading `snapshot`: by
     replaying the compiled plan of the last dbt run when it is valid for this project
-    (itrack/dbt_plan.py), else by `dbt build`, whose results become the next plan."""
+    (itrack/dbt_plan.py; the location's own, else one shared in `plan_cache`), else by `dbt
+    build`, whose results become the next plan (shared too)."""
     from itrack import dbt_plan
 
     raw_store = raw_store_path(warehouse)
     key = dbt_plan.plan_key(project, dbt_plan.catalog_of(warehouse))
     plan = dbt_plan.load(raw_store, key) if replay else None
+    if plan is None and replay and plan_cache is not None:
+        if dbt_plan.adopt(plan_cache, key, raw_store):
+            plan = dbt_plan.load(raw_store, key)
     outcome = None
     as_of = utc_now()
     if plan is not None:
@@ -669,6 +682,9 @@ def _dbt_build(
         plan = dbt_plan.record(outcome.results, key) if outcome.ok else None
         if plan is not None:
             dbt_plan.save(plan, raw_store, building)
+            problem = dbt_plan.share(raw_store, key, plan_cache) if plan_cache else None
+            if problem:
+                note(f"dbt plan not shared: cannot write {plan_cache} ({problem})")
         how = "ran dbt"
     else:
         how = "replayed dbt's compiled plan"

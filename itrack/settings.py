@@ -12,6 +12,7 @@ values, so a long-running server and the tests can hold several configurations a
 | `ITRACK_DEBUG` | off | show tracebacks of unexpected errors |
 | `ITRACK_JWT_SECRET` | none | HTTP API: HS256 secret of bearer tokens (Supabase's JWT secret) |
 | `ITRACK_ORG_ID` | none | HTTP API: the organization an embedded (DuckDB) store belongs to |
+| `ITRACK_PLAN_CACHE` | none | a folder where builds of other locations share their dbt plans |
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Settings(BaseModel):
     debug: bool = False
     jwt_secret: SecretStr | None = None
     org_id: str | None = None
+    plan_cache: str | None = None
 
     def warehouse(self, override: Path | str | None = None) -> Path:
         """The warehouse path: the command's `--db` if given, else `ITRACK_DB`, else the default."""
@@ -53,6 +55,14 @@ class Settings(BaseModel):
 
     def raw_store(self, override: Path | str | None = None) -> Path:
         return raw_store_path(self.warehouse(override))
+
+    def plan_cache_dir(self) -> Path | None:
+        """The folder where builds of different warehouse locations share dbt plans
+        (itrack/dbt_plan.py), `ITRACK_PLAN_CACHE`; None (unset or empty): each location
+        records its own."""
+        if self.plan_cache is None or not self.plan_cache.strip():
+            return None
+        return Path(self.plan_cache).expanduser()
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -8,6 +11,26 @@ import pytest
 
 from ingest.store.duckdb.store import raw_store_path
 from tests import pg
+
+# One folder of shared dbt plans for the whole run (`ITRACK_PLAN_CACHE`: every xdist worker,
+# started with the controller's environment, and every `itrack` a test starts): the first build
+# of the project runs dbt, the first build of any other location replays its plan
+# (itrack/dbt_plan.py; tests/test_dbt_plan.py proves a replay builds what dbt builds) instead
+# of running dbt again (about 6 s each). Never the user's own folder; removed by the process
+# that made it. A test that checks a first build's dbt run clears it (test_daily_build.py).
+_PLANS_VARIABLE = "TESTS_SHARED_PLANS"
+_MADE_HERE = _PLANS_VARIABLE not in os.environ
+SHARED_PLANS = Path(
+    os.environ.get(_PLANS_VARIABLE) or tempfile.mkdtemp(prefix="itrack-test-plans-")
+)
+os.environ[_PLANS_VARIABLE] = str(SHARED_PLANS)
+os.environ["ITRACK_PLAN_CACHE"] = str(SHARED_PLANS)
+
+
+def pytest_sessionfinish(session) -> None:
+    if _MADE_HERE:  # the run's controller, after its workers (or the only process)
+        shutil.rmtree(SHARED_PLANS, ignore_errors=True)
+
 
 # The charts of the HTML report, in page order (their figure ids are chart-<name>).
 CHARTS = (
@@ -41,7 +64,7 @@ def query(db: Path, sql: str, params: list | None = None) -> list[tuple]:
 
 
 @pytest.fixture(scope="session")
-def published_300(tmp_path_factory) -> Path:
+def published_300(tmp_path_factory, shared_plans: Path) -> Path:
     """A warehouse built from `itrack generate` (300 processes, seed 5), shared read-only by the
     report and analytics tests."""
     from itrack.generate import generate
@@ -49,8 +72,21 @@ def published_300(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("published_300")
     generate(root / "in", 300, seed=5)
-    run_build([root / "in"], db=root / "warehouse.duckdb", take_backup=False, note=lambda _m: None)
+    run_build(
+        [root / "in"],
+        db=root / "warehouse.duckdb",
+        take_backup=False,
+        note=lambda _m: None,
+        plan_cache=shared_plans,
+    )
     return root / "warehouse.duckdb"
+
+
+@pytest.fixture(scope="session")
+def shared_plans() -> Path:
+    """The run's folder of shared dbt plans (SHARED_PLANS), for `run_build(plan_cache=...)` in
+    tests that check what a build leaves, not whether dbt ran."""
+    return SHARED_PLANS
 
 
 def assert_exit(result, code: int) -> None:

@@ -274,3 +274,32 @@ def compile_project(folder: Path, variables: dict[str, Any]) -> CompiledProject:
         for u in order
     )
     return CompiledProject(folder, Path(seeds), warehouse.stem, compiled, dict(variables))
+
+
+def catalog(path: Path, leave_out: frozenset[str] = frozenset()) -> dict[str, object]:
+    """Every table and view of a DuckDB file: columns (name, type, nullable), rows (sorted),
+    and the constraints; without the columns named in `leave_out`."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        relations = con.execute(
+            "select schema_name, table_name from duckdb_tables() union all "
+            "select schema_name, view_name from duckdb_views() where not internal order by all"
+        ).fetchall()
+        found: dict[str, object] = {}
+        for schema, name in relations:
+            columns = con.execute(
+                "select column_name, data_type, is_nullable from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, name],
+            ).fetchall()
+            columns = [c for c in columns if c[0] not in leave_out]
+            listed = ", ".join(f'"{c[0]}"' for c in columns)
+            rows = con.execute(f'select {listed} from "{schema}"."{name}"').fetchall()
+            found[f"{schema}.{name}"] = (columns, sorted(rows, key=repr))
+        found["constraints"] = con.execute(
+            "select table_name, constraint_type, constraint_column_names from duckdb_constraints() "
+            "order by all"
+        ).fetchall()
+        return found
+    finally:
+        con.close()

@@ -77,10 +77,22 @@ def test_settings_are_the_itrack_variables_in_any_case():
         "debug": True,
         "jwt_secret": settings.jwt_secret,
         "org_id": None,
+        "plan_cache": None,
     }
     assert settings.jwt_secret.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(settings)
     assert from_environment({}) == Settings()
+
+
+def test_plans_are_shared_only_in_the_folder_itrack_plan_cache_names():
+    assert from_environment({}).plan_cache_dir() is None
+    assert from_environment({"ITRACK_PLAN_CACHE": ""}).plan_cache_dir() is None
+    assert from_environment({"ITRACK_PLAN_CACHE": "  "}).plan_cache_dir() is None
+    given = from_environment({"ITRACK_PLAN_CACHE": "~/plans"})
+    assert given.plan_cache_dir() == Path.home() / "plans"
+    assert from_environment({"itrack_plan_cache": "/srv/plans"}).plan_cache_dir() == Path(
+        "/srv/plans"
+    )
 
 
 @pytest.mark.parametrize(

@@ -54,11 +54,11 @@ def test_manifest_counts_checksums_and_retention(tmp_path):
         restore(snapshots[-1], tmp_path / "other.duckdb")
 
 
-def test_corrupt_database_restored_and_rebuilt_gives_the_same_outputs(tmp_path):
+def test_corrupt_database_restored_and_rebuilt_gives_the_same_outputs(tmp_path, shared_plans):
     generate(tmp_path / "in", 300, seed=6)
     db = tmp_path / "warehouse.duckdb"
     quiet = {"write_html": False, "note": lambda _m: None}
-    run_build([tmp_path / "in"], db=db, take_backup=False, **quiet)
+    run_build([tmp_path / "in"], db=db, take_backup=False, **quiet, plan_cache=shared_plans)
     before, feeders = marts(db), json.loads((tmp_path / "feeders.json").read_text())
     snapshot = backup(db, tmp_path / "bk")
     raw = raw_store_path(db)

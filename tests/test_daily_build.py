@@ -17,6 +17,7 @@ from ingest.store.duckdb.store import raw_store_path
 from itrack.cli.main import app
 from itrack.generate import generate
 from itrack.services import interview_service
+from itrack.settings import get_settings
 from tests.conftest import assert_exit, read
 
 runner = CliRunner()
@@ -132,7 +133,14 @@ def built(tmp_path_factory) -> tuple[Path, Path, str]:
     root = tmp_path_factory.mktemp("daily_build")
     write_inputs(root / "in")
     db = root / "data" / "warehouse.duckdb"
-    result = invoke("build", str(root / "in"), "--db", str(db))
+    # the log of a first build as on a new machine: dbt runs (no plan shared by other builds)
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("ITRACK_PLAN_CACHE")
+        get_settings.cache_clear()
+        try:
+            result = invoke("build", str(root / "in"), "--db", str(db))
+        finally:
+            get_settings.cache_clear()
     return root, db, result.stdout
 
 

@@ -16,6 +16,7 @@ from ingest.store.duckdb.store import raw_store_path
 from itrack import dbt_plan
 from itrack.dbt_runner import PROJECT_DIR, FailedNode, run_dbt
 from itrack.pipeline import project_state, run_build
+from tests.dbt_helpers import catalog
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
@@ -37,33 +38,6 @@ def _recorded(tmp_path: Path) -> tuple[Path, dbt_plan.Plan, Path]:
     snapshot.parent.mkdir()
     shutil.copyfile(raw_store, snapshot)
     return raw_store, plan, snapshot
-
-
-def _catalog(path: Path) -> dict[str, object]:
-    """Every table and view of a DuckDB file: columns (name, type, nullable), rows (sorted),
-    and the constraints."""
-    con = duckdb.connect(str(path), read_only=True)
-    try:
-        relations = con.execute(
-            "select schema_name, table_name from duckdb_tables() union all "
-            "select schema_name, view_name from duckdb_views() where not internal order by all"
-        ).fetchall()
-        found: dict[str, object] = {}
-        for schema, name in relations:
-            columns = con.execute(
-                "select column_name, data_type, is_nullable from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
-                [schema, name],
-            ).fetchall()
-            rows = con.execute(f'select * from "{schema}"."{name}"').fetchall()
-            found[f"{schema}.{name}"] = (columns, sorted(rows, key=repr))
-        found["constraints"] = con.execute(
-            "select table_name, constraint_type, constraint_column_names from duckdb_constraints() "
-            "order by all"
-        ).fetchall()
-        return found
-    finally:
-        con.close()
 
 
 def _by_dbt(tmp_path: Path, raw_store: Path, snapshot: Path, **variables: str) -> tuple:
@@ -120,7 +94,7 @@ def test_a_replay_builds_what_dbt_builds(tmp_path):
             )
         ]
     )
-    expected, got = _catalog(by_dbt), _catalog(replayed_file)
+    expected, got = catalog(by_dbt), catalog(replayed_file)
     assert sorted(got) == sorted(expected)
     for name in expected:
         assert got[name] == expected[name], name

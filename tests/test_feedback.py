@@ -21,10 +21,10 @@ QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
 
 
 @pytest.fixture(scope="module")
-def built_once(tmp_path_factory) -> Path:
+def built_once(tmp_path_factory, shared_plans: Path) -> Path:
     root = tmp_path_factory.mktemp("feedback")
     generate(root / "in", 400, seed=77)
-    run_build([root / "in"], db=root / "warehouse.duckdb", **QUIET)
+    run_build([root / "in"], db=root / "warehouse.duckdb", **QUIET, plan_cache=shared_plans)
     for output in ("feeders.json", "candidate_placements.json"):
         (root / output).unlink(missing_ok=True)  # each test starts from its own files
     return root / "warehouse.duckdb"
@@ -418,7 +418,7 @@ def test_placements_are_what_the_contract_model_dumps():
     assert sorted(history) == ["cand-0", "cand-1", "cand-2"] and data == text.encode("utf-8")
 
 
-def test_a_build_renders_again_only_the_candidates_whose_placements_changed(tmp_path):
+def test_a_build_renders_again_only_the_candidates_whose_placements_changed(tmp_path, shared_plans):
     """After a delta, the build's placements file is patched from the last one: only the
     candidates whose placement rows changed are rendered, and the file is byte for byte what
     a full render of the new warehouse writes. The count is checked against the candidates
@@ -430,7 +430,7 @@ def test_a_build_renders_again_only_the_candidates_whose_placements_changed(tmp_
 
     generate(tmp_path / "day1", 300, seed=5)
     db = tmp_path / "warehouse.duckdb"
-    first = run_build([tmp_path / "day1"], db=db, **QUIET)
+    first = run_build([tmp_path / "day1"], db=db, **QUIET, plan_cache=shared_plans)
     assert first.feedback.placements_rendered is None  # no earlier file: rendered whole
     before = (tmp_path / "candidate_placements.json").read_bytes()
     generate_delta(tmp_path / "day1", tmp_path / "delta", share=0.2)

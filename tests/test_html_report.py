@@ -35,11 +35,18 @@ from tests.conftest import CHARTS, read
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory) -> tuple[Path, str]:
+def report(tmp_path_factory, shared_plans: Path) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("html")
     generate(root / "in", 700, seed=11)
     db = root / "warehouse.duckdb"
-    run_build([root / "in"], db=db, take_backup=False, write_html=False, note=lambda _m: None)
+    run_build(
+        [root / "in"],
+        db=db,
+        take_backup=False,
+        write_html=False,
+        note=lambda _m: None,
+        plan_cache=shared_plans,
+    )
     out = write_report(db, root / "report.html")
     return db, out.read_text()
 

@@ -85,13 +85,13 @@ except SystemExit as done:
 """
 
 
-def test_a_noop_rerun_imports_neither_duckdb_nor_the_contracts_models(tmp_path):
+def test_a_noop_rerun_imports_neither_duckdb_nor_the_contracts_models(tmp_path, shared_plans):
     """A no-op rerun decides from what the last check read of the raw store, noted with the
     file's stamp: it opens no store, and starts without importing DuckDB or the contract's
     models (a third of its time). Any write to the store, or a new input file, and it reads."""
     generate(tmp_path / "day1", 20, seed=6)
     db = tmp_path / "warehouse.duckdb"
-    run_build([tmp_path / "day1"], db=db, **QUIET)
+    run_build([tmp_path / "day1"], db=db, **QUIET, plan_cache=shared_plans)
     run_build([tmp_path / "day1"], db=db, **QUIET)  # its check reads the raw store and notes it
 
     def rerun(*paths: Path) -> list[str]:
@@ -121,7 +121,9 @@ def test_the_input_kinds_are_listed_in_load_order():
     assert KINDS == LOAD_ORDER == ("candidates", "processes", "stages")
 
 
-def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, digest_scans):
+def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(
+    tmp_path, digest_scans, shared_plans
+):
     """A backup before each build that can change the raw store: a rerun with nothing new
     backs up only a raw store that differs from the newest backup, and then nothing else. The
     raw store is scanned only when its file was written since the last scan."""
@@ -135,7 +137,7 @@ def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(tmp_path, dig
     raw = tmp_path / "warehouse.raw.duckdb"
     backups = tmp_path / "backups"
     quiet = {"write_html": False, "note": lambda _m: None}
-    first = run_build([tmp_path / "day1"], db=db, **quiet)
+    first = run_build([tmp_path / "day1"], db=db, **quiet, plan_cache=shared_plans)
     assert "backup" not in [s.name for s in first.steps]  # no raw store yet: nothing to back up
     assert not backups.exists()
 
@@ -267,7 +269,7 @@ def test_a_build_on_a_published_warehouse_builds_a_new_file_with_its_seeds(tmp_p
     assert free_blocks <= 1
 
 
-def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path):
+def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path, shared_plans):
     """The dbt sources' table names come from the last build's note while the sources file
     keeps its size and mtime: a no-op rerun (a fresh process, as cron runs it) imports no YAML
     parser. A note for another stamp is not used, and is replaced."""
@@ -279,7 +281,7 @@ def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path):
 
     generate(tmp_path / "day1", 40, seed=4)
     db = tmp_path / "warehouse.duckdb"
-    run_build([tmp_path / "day1"], db=db, **QUIET)
+    run_build([tmp_path / "day1"], db=db, **QUIET, plan_cache=shared_plans)
     note = tmp_path / ".build" / "warehouse.duckdb.sources"
     remembered = json.loads(note.read_text())
     tables = [
@@ -310,7 +312,7 @@ def test_a_noop_rerun_reads_the_remembered_sources_not_the_yaml(tmp_path):
     assert json.loads(note.read_text()) == remembered
 
 
-def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path, digest_scans):
+def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path, digest_scans, shared_plans):
     """The published warehouse gone (a rebuild from scratch), every file loaded already and no
     orphan waiting: the ingest is skipped, as on a no-op rerun, instead of recording a run that
     reads nothing; the warehouse is built again from the raw store, the same rows, and the raw
@@ -320,7 +322,7 @@ def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path, digest_sc
     db = tmp_path / "warehouse.duckdb"
     raw = tmp_path / "warehouse.raw.duckdb"
     quiet = {**QUIET, "write_html": False}
-    run_build([tmp_path / "day1"], db=db, **quiet)
+    run_build([tmp_path / "day1"], db=db, **quiet, plan_cache=shared_plans)
     [(processes,)] = read(db, "select count(*) from fct_interview_processes")
     assert processes == 40
     [(runs,)] = read(raw, "select count(*) from ingest_runs")
@@ -342,7 +344,9 @@ def test_a_build_of_loaded_files_records_no_empty_ingest_run(tmp_path, digest_sc
     assert read(db, "select count(*) from fct_interview_processes") == [(processes,)]
 
 
-def test_an_orphan_waiting_for_its_process_is_retried_by_a_build_of_loaded_files(tmp_path):
+def test_an_orphan_waiting_for_its_process_is_retried_by_a_build_of_loaded_files(
+    tmp_path, shared_plans
+):
     """A stage whose process was not loaded waits in quarantine; once its process is in the raw
     store (here written there directly, as the interview service writes), a build of the same,
     already loaded files runs the ingest again: it retries the orphan, which loads."""
@@ -362,7 +366,7 @@ def test_an_orphan_waiting_for_its_process_is_retried_by_a_build_of_loaded_files
     db = tmp_path / "warehouse.duckdb"
     raw = tmp_path / "warehouse.raw.duckdb"
     quiet = {**QUIET, "write_html": False}
-    run_build([tmp_path / "day1"], db=db, **quiet)
+    run_build([tmp_path / "day1"], db=db, **quiet, plan_cache=shared_plans)
     waiting = "select count(*) from quarantine where retryable and resolved_run_id is null"
     assert read(raw, waiting) == [(len(stages),)]
 

@@ -35,11 +35,11 @@ READER = textwrap.dedent("""
 """)
 
 
-def test_reader_holding_the_warehouse_open_during_a_build(tmp_path):
+def test_reader_holding_the_warehouse_open_during_a_build(tmp_path, shared_plans):
     generate(tmp_path / "day1", 200, seed=1)
     generate(tmp_path / "day2", 260, seed=1)  # same first 200 processes plus 60 more
     db = tmp_path / "warehouse.duckdb"
-    run_build([tmp_path / "day1"], db=db, **QUIET)
+    run_build([tmp_path / "day1"], db=db, **QUIET, plan_cache=shared_plans)
     reader = subprocess.Popen(
         [sys.executable, "-c", READER, str(db)],
         stdin=subprocess.PIPE,
@@ -58,7 +58,9 @@ def test_reader_holding_the_warehouse_open_during_a_build(tmp_path):
 
 
 @pytest.mark.parametrize("replay", [False, True])
-def test_a_process_writing_the_published_warehouse_does_not_stop_a_build(tmp_path, replay):
+def test_a_process_writing_the_published_warehouse_does_not_stop_a_build(
+    tmp_path, replay, shared_plans
+):
     """dbt's build file takes the published warehouse's seeds by attaching it read-only; a
     process holding it open for writing (DuckDB's default mode) refuses that, and dbt then
     loads the seeds itself. A replay of the compiled plan takes the seeds recorded with the
@@ -66,7 +68,7 @@ def test_a_process_writing_the_published_warehouse_does_not_stop_a_build(tmp_pat
     generate(tmp_path / "day1", 200, seed=1)
     generate(tmp_path / "day2", 260, seed=1)
     db = tmp_path / "warehouse.duckdb"
-    run_build([tmp_path / "day1"], db=db, **QUIET)
+    run_build([tmp_path / "day1"], db=db, **QUIET, plan_cache=shared_plans)
     writer = subprocess.Popen(
         [sys.executable, "-c", READER.replace(", read_only=True", ""), str(db)],
         stdin=subprocess.PIPE,
@@ -90,10 +92,10 @@ def test_a_process_writing_the_published_warehouse_does_not_stop_a_build(tmp_pat
     assert rows(db, "select count(*) from main_reference.interview_statuses") == [(7,)]
 
 
-def test_failing_dbt_test_stops_before_publishing(tmp_path):
+def test_failing_dbt_test_stops_before_publishing(tmp_path, shared_plans):
     generate(tmp_path / "in", 50, seed=3)
     db = tmp_path / "warehouse.duckdb"
-    run_build([tmp_path / "in"], db=db, **QUIET)
+    run_build([tmp_path / "in"], db=db, **QUIET, plan_cache=shared_plans)
     published, feeders = db.read_bytes(), (tmp_path / "feeders.json").read_bytes()
     con = duckdb.connect(str(raw_store_path(db)))
     con.execute(

@@ -65,9 +65,11 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.mark.slow  # ~30-50 s on the shared machine: `make test-all`
-def test_build_with_a_busy_writer_reads_a_snapshot_and_never_fails_on_the_lock(tmp_path, inputs):
+def test_build_with_a_busy_writer_reads_a_snapshot_and_never_fails_on_the_lock(
+    tmp_path, inputs, shared_plans
+):
     db = tmp_path / "warehouse.duckdb"
-    run_build([inputs["day1"]], db=db, **QUIET)
+    run_build([inputs["day1"]], db=db, **QUIET, plan_cache=shared_plans)
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER, str(db), "25"], stdout=subprocess.PIPE, text=True
     )
@@ -84,9 +86,9 @@ def test_build_with_a_busy_writer_reads_a_snapshot_and_never_fails_on_the_lock(t
     assert sorted(p.name for p in build_dir(db).iterdir() if "build-" in p.name) == []
 
 
-def test_busy_store_exits_2_naming_the_holder_and_wait_waits(tmp_path, inputs):
+def test_busy_store_exits_2_naming_the_holder_and_wait_waits(tmp_path, inputs, shared_plans):
     db = tmp_path / "warehouse.duckdb"
-    run_build([inputs["day1"]], db=db, **QUIET)
+    run_build([inputs["day1"]], db=db, **QUIET, plan_cache=shared_plans)
     before = state_of(db)
     holder = hold_lock(db)
     busy = itrack("build", str(inputs["day2"]), "--db", str(db), "--wait", "0", *NO_EXTRAS)
@@ -101,9 +103,9 @@ def test_busy_store_exits_2_naming_the_holder_and_wait_waits(tmp_path, inputs):
     assert waiter.returncode == 0, err
 
 
-def test_feedback_honours_wait(tmp_path, inputs):
+def test_feedback_honours_wait(tmp_path, inputs, shared_plans):
     db = tmp_path / "warehouse.duckdb"
-    run_build([inputs["day1"]], db=db, **QUIET)
+    run_build([inputs["day1"]], db=db, **QUIET, plan_cache=shared_plans)
     holder = hold_lock(db)
     busy = itrack("feedback", "--db", str(db), "--full", "--wait", "0")
     assert busy.returncode == 2, busy.stderr
@@ -125,9 +127,9 @@ def background(*args: str) -> subprocess.Popen:
 
 
 @pytest.mark.slow  # ~30-50 s on the shared machine: `make test-all`
-def test_second_build_is_busy_exit_2_naming_the_first(tmp_path, inputs):
+def test_second_build_is_busy_exit_2_naming_the_first(tmp_path, inputs, shared_plans):
     db = tmp_path / "warehouse.duckdb"
-    run_build([inputs["day1"]], db=db, **QUIET)
+    run_build([inputs["day1"]], db=db, **QUIET, plan_cache=shared_plans)
     first = subprocess.Popen(
         [
             str(Path(sys.executable).parent / "itrack"),
@@ -154,9 +156,11 @@ def test_second_build_is_busy_exit_2_naming_the_first(tmp_path, inputs):
 
 
 @pytest.mark.slow  # ~30-50 s on the shared machine: `make test-all`
-def test_kill_at_publish_writes_no_feedback_for_an_unpublished_warehouse(tmp_path, inputs):
+def test_kill_at_publish_writes_no_feedback_for_an_unpublished_warehouse(
+    tmp_path, inputs, shared_plans
+):
     db = tmp_path / "warehouse.duckdb"
-    run_build([inputs["day1"]], db=db, **QUIET)
+    run_build([inputs["day1"]], db=db, **QUIET, plan_cache=shared_plans)
     before = state_of(db)
     con = duckdb.connect(str(raw_store_path(db)), read_only=True)
     log_before = con.execute("select count(*) from feedback_runs").fetchone()
@@ -219,9 +223,9 @@ def fill(mount: Path, leave: int) -> Path:
     return filler
 
 
-def test_full_disk_build_fails_cleanly_and_the_next_one_works(disk, inputs):
+def test_full_disk_build_fails_cleanly_and_the_next_one_works(disk, inputs, shared_plans):
     db = disk / "warehouse.duckdb"
-    run_build([inputs["day1"]], db=db, **QUIET)
+    run_build([inputs["day1"]], db=db, **QUIET, plan_cache=shared_plans)
     before = state_of(db)
     for leave in (2 << 20, 64 << 10):  # fails while copying the build file, or earlier
         filler = fill(disk, leave)

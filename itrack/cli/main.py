@@ -364,6 +364,7 @@ def build(
         write_html=html,
         note=live,
         replay=replay,
+        plan_cache=get_settings().plan_cache_dir(),
     )
     summary = build_summary(result)
     if target.json:
