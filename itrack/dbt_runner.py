@@ -14,6 +14,10 @@ safe and fast:
   strings every night, so partial parsing keeps working between builds.
 - Runs for one warehouse location are serialised by a lock file: the link, dbt's target
   folder and its partial-parse state are per location and not safe to share concurrently.
+- That state holds absolute paths (each seed's CSV file), and dbt reuses it while the files'
+  contents are unchanged, even when the project now lives elsewhere (a checkout moved, a
+  virtualenv rebuilt at another path): it is dropped when the project's folder is not the one
+  it was parsed from (`_parsed_here`).
 """
 
 from __future__ import annotations
@@ -193,6 +197,7 @@ def run_dbt(
     if quiet:
         flags = ["--quiet", "--log-level-file", "info", *flags]
     with _locked(folder), _stable_path(warehouse, folder, _link_name(location)) as link:
+        _parsed_here(target)
         flags += ["--vars", dbt_vars(link, raw_store, variables)]
         try:
             result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
@@ -201,6 +206,20 @@ def run_dbt(
         outcome = _outcome(result, folder / "logs" / "dbt.log")
         name_failed_checks(outcome, _invariants_sql(outcome.results), link, raw_store)
     return outcome
+
+
+PARSED_FROM = "itrack-project-dir"  # beside dbt's partial_parse.msgpack: the folder it parsed
+
+
+def _parsed_here(target: Path) -> None:
+    """Drop dbt's partial-parse state in `target` unless it was parsed from PROJECT_DIR (dbt
+    then parses the whole project once, about 7 s), and note the folder it will parse."""
+    marker, here = target / PARSED_FROM, str(PROJECT_DIR.resolve())
+    if marker.exists() and marker.read_text(encoding="utf-8") == here:
+        return
+    (target / "partial_parse.msgpack").unlink(missing_ok=True)
+    target.mkdir(parents=True, exist_ok=True)
+    marker.write_text(here, encoding="utf-8")
 
 
 def is_invariants(node: Any) -> bool:

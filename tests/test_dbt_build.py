@@ -5,12 +5,18 @@ build summary, and an empty input folder, which is a normal night."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from typer.testing import CliRunner
 
+from ingest.load import ingest_paths
+from ingest.store.duckdb.store import raw_store_path
+from itrack import dbt_runner
 from itrack.cli.main import app
 from tests.dbt_helpers import query
+
+SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 
 PID = "00000000-0000-4000-8000-000000000001"
 
@@ -139,3 +145,20 @@ def test_empty_input_is_a_normal_night(tmp_path):
     )
     assert report.exit_code == 0 and report.exception is None, report.output
     assert (tmp_path / "r.html").exists()
+
+
+def test_a_project_moved_elsewhere_is_parsed_from_where_it_is(tmp_path, monkeypatch):
+    """dbt's partial-parse state holds each seed's absolute path and is reused while the files
+    are unchanged: after the project moved (the same files in another folder, the old one
+    gone), dbt must read the seeds where they are now."""
+    db = tmp_path / "data" / "warehouse.duckdb"
+    ingest_paths([SAMPLE], db)
+    args, files = ["build", "--exclude-resource-type", "unit_test"], dbt_runner.PROJECT_DIR
+    for checkout in ("one", "two"):
+        project = tmp_path / checkout / "dbt_project"
+        shutil.copytree(files, project, ignore=shutil.ignore_patterns("target", "logs"))
+        monkeypatch.setattr(dbt_runner, "PROJECT_DIR", project)
+        outcome = dbt_runner.run_dbt(args, db, raw_store_path(db))
+        assert outcome.ok, outcome.failures
+        assert len([n for n in outcome.nodes if n.startswith("seed.")]) == 4
+        shutil.rmtree(project)  # the old checkout is gone
