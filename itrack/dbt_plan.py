@@ -19,6 +19,7 @@ not-null, stored failures) means no plan: dbt runs every time, as before.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -300,10 +301,11 @@ def adopt(cache: Path, key: str, location: Path) -> bool:
         plan_path(location).parent.mkdir(parents=True, exist_ok=True)
         _copy_atomically(seeds, seeds_path(location))
         _copy_atomically(plan, plan_path(location))
-        os.utime(plan)  # recently used: kept longest by `_prune`
     except OSError:
         plan_path(location).unlink(missing_ok=True)
         return False
+    with contextlib.suppress(OSError):  # a folder this user may only read is still used
+        os.utime(plan)  # recently used: kept longest by `_prune`
     return True
 
 

@@ -91,6 +91,22 @@ def test_a_damaged_shared_plan_is_not_taken(tmp_path):
     assert not dbt_plan.adopt(cache, "other", location)
 
 
+def test_a_folder_this_user_may_only_read_is_still_used(tmp_path, monkeypatch):
+    location = raw_store_path(tmp_path / "warehouse.duckdb")
+    cache = tmp_path / "plans"
+    cache.mkdir()
+    (cache / "k.plan.json").write_text('{"key": "k", "nodes": []}', encoding="utf-8")
+    (cache / "k.seeds.duckdb").write_bytes(b"seeds")
+
+    def refused(path, *args, **kwargs):  # what a read-only folder answers (the tests run as root)
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr(dbt_plan.os, "utime", refused)
+    assert dbt_plan.adopt(cache, "k", location)
+    assert dbt_plan.load(location, "k") == dbt_plan.Plan("k", [])
+    assert dbt_plan.seeds_path(location).read_bytes() == b"seeds"
+
+
 def test_a_cache_that_cannot_be_written_is_no_error(tmp_path):
     not_a_folder = tmp_path / "plans"
     not_a_folder.write_text("a file where the folder should be")
