@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
@@ -226,28 +228,41 @@ def _gates(nodes: list[PlanNode]) -> dict[str, set[str]]:
 
 
 def save(plan: Plan, location: Path, building: Path) -> None:
-    """Write the plan and a copy of the build file's seed tables, each atomically (staged under
-    a name of this process: two builds of warehouses sharing a plan never write one file)."""
-    path = plan_path(location)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    seeds = seeds_path(location)
-    staged = seeds.with_name(f"{seeds.name}.{os.getpid()}.new")
-    staged_plan = path.with_name(f"{path.name}.{os.getpid()}.new")
-    try:
-        staged.unlink(missing_ok=True)
+    """Write the plan and a copy of the build file's seed tables (`_replace_pair`)."""
+    plan_path(location).parent.mkdir(parents=True, exist_ok=True)
+
+    def write_seeds(staged: Path) -> None:
         con = duckdb.connect(str(staged))
         try:
             con.execute(f"attach {sql_text(str(Path(building).absolute()))} as built (read_only)")
             copy_seed_tables(con, "built")
         finally:
             con.close()
+
+    def write_plan(staged: Path) -> None:
         document = {"key": plan.key, "nodes": [asdict(n) for n in plan.nodes]}
-        staged_plan.write_text(json.dumps(document, indent=1), encoding="utf-8")
-        os.replace(staged, seeds)
-        os.replace(staged_plan, path)
-    finally:  # a failed write leaves nothing behind
-        staged.unlink(missing_ok=True)
-        staged_plan.unlink(missing_ok=True)
+        staged.write_text(json.dumps(document, indent=1), encoding="utf-8")
+
+    _replace_pair((seeds_path(location), write_seeds), (plan_path(location), write_plan))
+
+
+def _replace_pair(
+    seeds: tuple[Path, Callable[[Path], object]], plan: tuple[Path, Callable[[Path], object]]
+) -> None:
+    """Replace a plan file and its seed file, each whole: both are written first, each under a
+    name of this process beside its target (two builds sharing a folder never write one file),
+    then the seeds replace theirs before the plan does (a plan file means its seeds are there).
+    A failed write leaves nothing staged behind and the targets as they were."""
+    staged = [(t.with_name(f"{t.name}.{os.getpid()}.new"), t, w) for t, w in (seeds, plan)]
+    try:
+        for path, _target, write in staged:
+            path.unlink(missing_ok=True)
+            write(path)
+        for path, target, _write in staged:
+            os.replace(path, target)
+    finally:
+        for path, _target, _write in staged:
+            path.unlink(missing_ok=True)
 
 
 def load(location: Path, key: str) -> Plan | None:
@@ -282,8 +297,10 @@ def share(location: Path, key: str, cache: Path) -> str | None:
     plan, seeds = _shared_files(cache, key)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        for source, target in ((seeds_path(location), seeds), (plan_path(location), plan)):
-            _copy_atomically(source, target)
+        _replace_pair(
+            (seeds, functools.partial(shutil.copyfile, seeds_path(location))),
+            (plan, functools.partial(shutil.copyfile, plan_path(location))),
+        )
         _prune(cache)
     except OSError as exc:
         return exc.strerror or type(exc).__name__
@@ -299,23 +316,16 @@ def adopt(cache: Path, key: str, location: Path) -> bool:
         return False
     try:
         plan_path(location).parent.mkdir(parents=True, exist_ok=True)
-        _copy_atomically(seeds, seeds_path(location))
-        _copy_atomically(plan, plan_path(location))
+        _replace_pair(
+            (seeds_path(location), functools.partial(shutil.copyfile, seeds)),
+            (plan_path(location), functools.partial(shutil.copyfile, plan)),
+        )
     except OSError:
         plan_path(location).unlink(missing_ok=True)
         return False
     with contextlib.suppress(OSError):  # a folder this user may only read is still used
         os.utime(plan)  # recently used: kept longest by `_prune`
     return True
-
-
-def _copy_atomically(source: Path, target: Path) -> None:
-    staged = target.with_name(f"{target.name}.{os.getpid()}.new")
-    try:
-        shutil.copyfile(source, staged)
-        os.replace(staged, target)
-    finally:
-        staged.unlink(missing_ok=True)
 
 
 def _prune(cache: Path) -> None:
