@@ -92,11 +92,27 @@ def _serve_processes(config: ApiConfig, host: str, port: int, workers: int) -> N
         signal.signal(signum, stop)
     while all(child.poll() is None for child in children):
         time.sleep(0.2)
+    if any(_failed(child.returncode) for child in children):
+        # one failed (mostly at its start: a store it cannot open): the others, starting beside it,
+        # may be about to say why they fail too: their lines, not a SIGTERM cutting them short
+        deadline = time.monotonic() + config.wait_seconds + START_MARGIN_SECONDS
+        while time.monotonic() < deadline and any(c.poll() is None for c in children):
+            time.sleep(0.2)
     stop(signal.SIGTERM, None)  # one ended (stopped, or failed to start): end them all
     codes = [child.wait() for child in children]
-    failed = [code for code in codes if code not in (0, -signal.SIGINT, -signal.SIGTERM)]
+    failed = [code for code in codes if _failed(code)]
     if failed:
         raise ServeError(f"a server process exited with code {failed[0]}; see its lines above")
+
+
+# Once one process failed to start, the others get the store's wait (a process starting waits
+# that long for it) and this much more (their own start on a loaded machine) to end by themselves
+START_MARGIN_SECONDS = 8.0
+
+
+def _failed(code: int | None) -> bool:
+    """An exit code that is not a clean end nor a stop by SIGINT or SIGTERM (None: running)."""
+    return code not in (None, 0, -signal.SIGINT, -signal.SIGTERM)
 
 
 def _reuse_port_socket(host: str, port: int) -> socket.socket:
