@@ -20,8 +20,11 @@ from tests import pg
 # that made it. A test that checks a first build's dbt run clears it (test_daily_build.py).
 _PLANS_VARIABLE = "TESTS_SHARED_PLANS"
 _MADE_HERE = _PLANS_VARIABLE not in os.environ
+# named here, made by the first build that shares a plan (a run that stops before its session
+# starts, a usage error, leaves no folder behind)
 SHARED_PLANS = Path(
-    os.environ.get(_PLANS_VARIABLE) or tempfile.mkdtemp(prefix="itrack-test-plans-")
+    os.environ.get(_PLANS_VARIABLE)
+    or Path(tempfile.gettempdir()) / f"itrack-test-plans-{os.getpid()}"
 )
 os.environ[_PLANS_VARIABLE] = str(SHARED_PLANS)
 os.environ["ITRACK_PLAN_CACHE"] = str(SHARED_PLANS)
