@@ -378,8 +378,9 @@ class InterviewService:
         """Correct a stage's recorded outcome (also on a closed process), with a reason.
 
         Every changed field is written to `corrections` (old value, new value, reason, who).
-        If the process was closed by this stage's failure ("Failed <stage name>") and the stage
-        no longer failed, the process is reopened to the status it had before; if the amended
+        If the process was closed by this stage's failure (the stage had failed and the process
+        is rejected_by_company, "Failed <stage name>") and the stage no longer failed, the
+        process is reopened to the status it had before; if the amended
         outcome is `failed` on an in_progress process, it closes as a recorded failure would.
         Status changes of the call are history rows with source `correction`.
         """
@@ -396,8 +397,12 @@ class InterviewService:
                     f"stage {stage.id} already has outcome {stage.outcome}: nothing to amend"
                 )
             _record_changes(call.repo, "stage", stage, saved, changed, reason, changed_by)
+            # Only the failure that closed the process reopens it: a stage that had failed,
+            # by its name (another stage of that name that passed, or a rating added to a
+            # passed stage of a process closed by hand, leaves the process closed).
             closed_by_it = (
-                process.status is S.REJECTED_BY_COMPANY
+                stage.outcome == StageOutcome.FAILED
+                and process.status is S.REJECTED_BY_COMPANY
                 and process.final_outcome == f"Failed {stage.stage_name}"
             )
             if closed_by_it and said.outcome is not StageOutcome.FAILED:

@@ -544,6 +544,47 @@ def test_amend_reopens_the_process_closed_by_the_stage(service, process):
     assert {c["run_id"] for c in audit["corrections"]} == {amend_run}
 
 
+def test_amend_leaves_closed_a_process_another_stage_closed(service, process):
+    """Two stages of one name: correcting the one that passed does not reopen the process the
+    other one's failure closed."""
+    first = service.add_interview_stage(process.id, "Interview", 1)
+    second = service.add_interview_stage(process.id, "Interview", 2)
+    service.update_stage_outcome(first.id, "passed")
+    service.update_stage_outcome(second.id, "failed")
+    result = service.amend_stage_outcome(first.id, "no_show", "was a no-show", "rita")
+    assert result.stage.outcome == "no_show"
+    assert (result.process.status, result.process.final_outcome) == (
+        "rejected_by_company",
+        "Failed Interview",
+    )
+    audit = service.get_audit(process.id)
+    assert _corrections(audit) == [
+        ("stage", "outcome", "passed", "no_show", "was a no-show", "rita"),
+    ]
+    assert _moves(audit)[-1] == ("in_progress", "rejected_by_company", "service")
+
+
+def test_amend_leaves_closed_a_process_closed_by_hand(service, process):
+    """A close by hand whose reason reads like a stage's failure is not that stage's: adding a
+    rating to the passed stage leaves the process closed."""
+    stage = service.add_interview_stage(process.id, "Phone Screen", 1)
+    service.update_stage_outcome(stage.id, "passed")
+    service.complete_interview_process(
+        process.id, "rejected_by_company", final_outcome="Failed Phone Screen"
+    )
+    result = service.amend_stage_outcome(
+        stage.id, "passed", "add missing rating", "rita", {"overall": 3}
+    )
+    assert (result.stage.outcome, result.stage.overall_rating) == ("passed", 3)
+    assert (result.process.status, result.process.final_outcome) == (
+        "rejected_by_company",
+        "Failed Phone Screen",
+    )
+    assert _corrections(service.get_audit(process.id)) == [
+        ("stage", "overall_rating", None, "3", "add missing rating", "rita"),
+    ]
+
+
 def test_amend_to_failed_closes_and_needs_a_reason_and_a_change(service, process):
     stage = service.add_interview_stage(process.id, "Phone Screen", 1)
     service.update_stage_outcome(stage.id, "passed")
