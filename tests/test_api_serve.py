@@ -274,3 +274,36 @@ def test_workers_that_cannot_listen_or_connect_exit_2_in_one_line_each(pg_fresh:
     )
     assert "Traceback" not in done.stderr
     assert "error connecting" not in done.stderr  # the pool's attempts are in the one line
+
+
+def test_one_process_on_a_taken_port_exits_2_in_one_line(tmp_path: Path):
+    """`itrack serve` in one process (the embedded store): a port already taken is one line and
+    exit 2, as with --workers; uvicorn alone would log it and exit 3 (a bug, by the CLI's
+    codes)."""
+    db = tmp_path / "warehouse.duckdb"
+    seed_candidates(db)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run("serve", "--port", str(port), "--db", str(db), ITRACK_JWT_SECRET=SECRET)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        2,
+        "",
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use\n",
+    )
+
+
+def test_one_process_says_where_it_listens(tmp_path: Path):
+    """The address line uvicorn prints for the sockets it binds, printed for the ones bound
+    here, with the host as given (`localhost` resolves to 127.0.0.1, where `serve` asks)."""
+    db = tmp_path / "warehouse.duckdb"
+    seed_candidates(db)
+    proc, base = serve(db, "--no-auth", "--host", "localhost")
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        assert httpx.get(f"{base}/health").status_code == 200
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
+    assert f"INFO:     Uvicorn running on http://localhost:{port} (Press CTRL+C to quit)\n" in out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import signal
 import socket
@@ -50,10 +51,47 @@ def run(config: ApiConfig, host: str = "127.0.0.1", port: int = 8000, workers: i
     import uvicorn
 
     check(config, host, workers)
-    if workers == 1:
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info", access_log=False)
+    if workers > 1:
+        _serve_processes(config, host, port, workers)
         return
-    _serve_processes(config, host, port, workers)
+    app = create_app(config)
+    sockets = _listening_sockets(host, port)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
+    )
+    # uvicorn says where it listens only for the sockets it bound itself
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)",
+        shown,
+        sockets[0].getsockname()[1],
+    )
+    try:
+        server.run(sockets=sockets)
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped for, as uvicorn.run
+        pass
+
+
+def _listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """The sockets uvicorn would listen on, bound as it binds them (asyncio's `create_server`:
+    every address the host resolves to, an IPv6 one for IPv6 only), but here: a port in use or
+    a host that does not resolve is one line (exit 2), where uvicorn logs it and exits 3."""
+    sockets: list[socket.socket] = []
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        for family, kind, proto, _, address in dict.fromkeys(found):
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(2048)
+    except OSError as exc:
+        for sock in sockets:
+            sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sockets
 
 
 def _serve_processes(config: ApiConfig, host: str, port: int, workers: int) -> None:
