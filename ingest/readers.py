@@ -397,7 +397,7 @@ def _fast_csv(
     """CSV through DuckDB's reader, each cell typed as the Python reader's `coerce_text_row`
     would; a row whose cells it cannot mirror exactly gets no key list, so it goes to pydantic
     with the Python reader's text."""
-    from ingest.validate import _NOT_WHITESPACE, compile_model
+    from ingest.validate import _NOT_WHITESPACE, compile_model, maybe_trailing_comma
 
     with source.path.open("rb") as handle:
         first = handle.readline()
@@ -459,10 +459,18 @@ def _fast_csv(
             )
             doubtful.append(f"not {ascii_only.format(x=x)}")
             doubtful.append(f"(starts_with({x}, '[') and try(json({x})) is null)")
+            doubtful.append(f"(starts_with({x}, '[') and {maybe_trailing_comma(x)})")
         elif isinstance(base, type) and issubclass(base, Record):
             value = f"case when starts_with({x}, '{{') then try(json({x})) else to_json({x}) end"
             doubtful.append(f"not {ascii_only.format(x=x)}")
             doubtful.append(f"(starts_with({x}, '{{') and try(json({x})) is null)")
+            # what DuckDB reads and Python's JSON does not (a trailing comma), or reads
+            # differently (a key twice: one value kept): the Python reader's text decides
+            keys = f"try(json_keys({x}))"
+            doubtful.append(
+                f"(starts_with({x}, '{{') and ({maybe_trailing_comma(x)}"
+                f" or len({keys}) <> len(list_distinct({keys}))))"
+            )
         elif compiled.text_only(f):
             typed = ("'VARCHAR'", x)
         else:
@@ -908,7 +916,7 @@ def _csv_records(source: InputFile, last_line: int | None = None):
                     )
                     continue
                 record = coerce_text_row(model, dict(zip(header, row, strict=True)))
-                yield line_no, json.dumps(record, ensure_ascii=False)
+                yield line_no, _record_json(record)
     except UnicodeDecodeError as exc:
         yield (
             None,
@@ -1053,6 +1061,38 @@ def _parse_list(text: str) -> object:
 
 def _json_or_text(text: str) -> object:
     try:
-        return json.loads(text)
-    except ValueError:  # not JSON (or a number too long to read): the text fails validation
-        return text
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey:
+        return _Verbatim(text)
+    except (ValueError, RecursionError):  # not JSON (or a number too long to read, or nested
+        return text  # too deeply to read): the text fails validation
+
+
+@dataclass(frozen=True)
+class _Verbatim:
+    """A cell's JSON as written, for one that holds a key twice: reading it would keep the
+    last value and hide the ambiguity, so the record's text carries it as it is and the
+    contract refuses it (`duplicate_key`), as in a JSON record."""
+
+    text: str
+
+
+def _record_json(record: dict[str, object]) -> str:
+    """A CSV row's record as the JSON text the line reader lands: `_Verbatim` cells as written,
+    and lone surrogates (a cell's `\\ud800` escape) kept as escapes, as no UTF-8 store can
+    hold them (the checks refuse them)."""
+    verbatim = any(isinstance(v, _Verbatim) for v in record.values())
+    for ascii_only in (False, True):
+        if not verbatim:
+            raw = json.dumps(record, ensure_ascii=ascii_only)
+        else:  # json.dumps's own spelling, member by member
+            members = (
+                json.dumps(key, ensure_ascii=ascii_only)
+                + ": "
+                + (v.text if isinstance(v, _Verbatim) else json.dumps(v, ensure_ascii=ascii_only))
+                for key, v in record.items()
+            )
+            raw = "{" + ", ".join(members) + "}"
+        if raw == storable(raw):
+            break
+    return raw

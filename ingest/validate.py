@@ -263,6 +263,13 @@ def _json_text(v: str) -> str:
     )
 
 
+def maybe_trailing_comma(text: str) -> str:
+    """SQL: JSON text `text` may hold a comma before a closing bracket (`[1,]`, `{"a": 1,}`),
+    which DuckDB's JSON functions read and JSON does not. Such a record goes to Python's
+    parser, which refuses it as malformed (a string merely holding `,]` is accepted there)."""
+    return f"regexp_matches({text}, ',[ \\t\\n\\r]*[\\]}}]')"
+
+
 def _only_known_keys_once(keys: str, names: list[str]) -> str:
     """The key list holds only these names, none twice: as many keys as names it contains
     (an unknown or repeated key makes the list longer). Cheaper than filtering the list with
@@ -326,7 +333,8 @@ class CompiledModel:
                    keys,  -- a repeated or unknown key: not ok (`checked_sql`), pydantic decides
                    {fragments}
             from (select rec, file_path, line_no, try(from_json(raw, '{self.struct()}')) as r,
-                         try(json_keys(raw)) as keys
+                         case when not {maybe_trailing_comma("raw")}
+                              then try(json_keys(raw)) end as keys
                   from {source})"""
 
     def field(self, name: str) -> FieldSQL:
