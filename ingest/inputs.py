@@ -88,6 +88,16 @@ def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Pa
     """
     files: list[Path] = []
     skipped: list[str] = []
+    seen: set[tuple[int, int]] = set()  # (device, inode): a file named twice is read once
+
+    def add(path: Path) -> None:
+        info = path.stat()
+        if (info.st_dev, info.st_ino) in seen:
+            skipped.append(f"{path}: named more than once (read once)")
+        else:
+            seen.add((info.st_dev, info.st_ino))
+            files.append(path)
+
     for path in paths:
         if path.is_dir():
             for entry in sorted(path.iterdir()):
@@ -105,10 +115,10 @@ def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Pa
                         "*stages*, or pass --kind)"
                     )
                 else:
-                    files.append(entry)
+                    add(entry)
         elif path.exists():
             _require_regular(path)
-            files.append(path)
+            add(path)
         else:
             raise UserError(f"{path}: no such file or directory")
     return files, skipped

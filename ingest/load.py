@@ -198,6 +198,10 @@ def _land(
     run = RunSummary(new_run_id())
     run.started = utc_now()
     _create_work_tables(con)
+    con.executemany(
+        "insert into run_files values (?, ?)",
+        [[source.label, position] for position, source in enumerate(files, start=1)],
+    )
     by_stat, by_hash = _loaded_files(con)
     for index, source in enumerate(files):
         stat = (source.kind, source.label, source.size, source.mtime_ns)
@@ -302,6 +306,7 @@ def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
         create or replace temp table outcomes (
             file_path varchar, kind varchar, outcome varchar, n bigint);
         create or replace temp table file_landing (line_no bigint, raw varchar);
+        create or replace temp table run_files (file_path varchar, position integer);
     """)
     for kind in LOAD_ORDER:  # checked rows (fast readers and line readers): see _validate_kind
         compiled = compile_model(MODELS[kind])
@@ -395,16 +400,21 @@ def _fill_raw(
 
 def _split_inline_stages(con: duckdb.DuckDBPyConnection) -> None:
     """A process record may carry its stages inline as `stages`: they become stage records."""
+    # Each element becomes a stage record, in list order; one that is not an object lands as
+    # it is, and the contract refuses it (`not_an_object`) as it would a line of a stage file.
     con.execute("""
         insert into landing (kind, file_path, line_no, raw)
         select 'stages', file_path, line_no,
-               json_merge_patch(json_object('interview_process_id', raw->>'id'), s)::varchar
-        from (select file_path, line_no, raw,
-                     unnest(from_json(raw->'stages', '["JSON"]')) as s
-              from landing
-              where kind = 'processes' and json_valid(raw) and json_type(raw) = 'OBJECT'
-                and json_type(raw, '$.stages') = 'ARRAY')
-        where json_type(s) = 'OBJECT';
+               case when json_type(s) = 'OBJECT' then
+                   json_merge_patch(json_object('interview_process_id', raw->>'id'), s)::varchar
+               else coalesce(s::varchar, 'null') end
+        from (select rec, file_path, line_no, raw, unnest(stages) as s,
+                     generate_subscripts(stages, 1) as position
+              from (select *, from_json(raw->'stages', '["JSON"]') as stages
+                    from landing
+                    where kind = 'processes' and json_valid(raw) and json_type(raw) = 'OBJECT'
+                      and json_type(raw, '$.stages') = 'ARRAY'))
+        order by rec, position;
         update landing set raw = json_merge_patch(raw, '{"stages": null}')::varchar
         where kind = 'processes' and json_valid(raw) and json_type(raw) = 'OBJECT'
           and json_type(raw, '$.stages') = 'ARRAY';
@@ -514,6 +524,14 @@ def _validate_kind(
 
 # ---------------------------------------------------------------- cross-record checks and merge
 
+# SQL: where a staged row `{row}` comes in this run, for "the first one wins": its file's place
+# among the run's files (0: a retried row of an earlier run's file), its line, then its place on
+# that line (the inline stages of one process record share its line: landed in list order).
+RUN_ORDER = (
+    "coalesce((select position from run_files f where f.file_path = {row}.file_path), 0), "
+    "{row}.line_no, {row}.rec"
+)
+
 
 def _reject_where(
     con: duckdb.DuckDBPyConnection,
@@ -563,9 +581,9 @@ def _dedupe_in_run(
         create or replace temp table ranked as
         select *, {content} as _h,
                rank() over (partition by id order by updated_at desc) as _rank,
-               row_number() over (partition by id order by updated_at desc, {content}, line_no)
-                   as _pos
-        from staged_{kind};
+               row_number() over (partition by id order by updated_at desc, {content},
+                                  {RUN_ORDER.format(row="staged")}) as _pos
+        from staged_{kind} staged;
         create or replace temp table conflicts as
         select id, string_agg(file_path || ':' || line_no, ', ' order by file_path, line_no)
                    as places  -- ordered: the message is the same on every run
@@ -583,10 +601,10 @@ def _dedupe_in_run(
                'id ' || r.id || ' appears more than once in this run with different contents '
                || 'and the same updated_at (' || c.places || ')', false
         from ranked r join conflicts c using (id) where r._rank = 1;
-        insert into outcomes
+        insert into outcomes  -- (an older copy of an id whose newest ones conflict: stale)
         select file_path, '{kind}', case when _rank > 1 then 'stale' else 'unchanged' end,
                count(*)
-        from ranked where _pos > 1 and id not in (select id from conflicts)
+        from ranked where _pos > 1 and (_rank > 1 or id not in (select id from conflicts))
         group by all;
         create or replace temp table staged_{kind} as
         select * exclude (_h, _rank, _pos) from ranked
@@ -649,14 +667,15 @@ def _check_references(
             con,
             kind,
             "duplicate_stage_order",
-            """exists (select 1 from (
-                   select id, interview_process_id, stage_order, null::bigint as line_no
+            f"""exists (select 1 from (
+                   select id, interview_process_id, stage_order, null as run_order
                    from interview_stages where id not in (select id from staged_stages)
-                   union all select id, interview_process_id, stage_order, line_no
-                   from staged_stages) o
+                   union all select id, interview_process_id, stage_order,
+                                    [{RUN_ORDER.format(row="st")}] as run_order
+                   from staged_stages st) o
                  where o.interview_process_id = s.interview_process_id
                    and o.stage_order = s.stage_order and o.id <> s.id
-                   and (o.line_no is null or o.line_no < s.line_no))""",
+                   and (o.run_order is null or o.run_order < [{RUN_ORDER.format(row="s")}]))""",
             "'stage_order ' || stage_order || ' is already taken by another stage of process '"
             " || interview_process_id",
             "stage_order",

@@ -576,3 +576,107 @@ def test_has_long_line_finds_exactly_the_lines_over_the_limit(
     path.write_bytes(data)
     expected = any(len(line) > limit for line in data.split(b"\n"))
     assert readers.has_long_line(path, limit, chunk) is expected  # reads `chunk` bytes at a time
+
+
+def _parents(folder: Path) -> Path:
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    write_jsonl(folder / "processes.jsonl", [process()])
+    return folder
+
+
+def _quarantined(store: dict) -> list[tuple]:
+    """(file name, line, record id, code, field) of each quarantined record."""
+    rows = [(Path(q[0]).name, q[1], q[3], q[5], q[6]) for q in store["quarantine"]]
+    return sorted(rows, key=lambda row: [str(x) for x in row])
+
+
+@pytest.mark.parametrize("first", ["x_stages.jsonl", "y_stages.jsonl"])
+def test_a_stage_order_taken_twice_on_the_same_line_of_two_files_keeps_the_first_files(
+    tmp_path, monkeypatch, first
+):
+    """Two files of one run, each one stage of one process with order 1 on line 1: the file
+    named first keeps it, the other is refused. Their equal line numbers refused neither, and
+    both were stored."""
+    parents = _parents(tmp_path / "parents")
+    write_jsonl(tmp_path / "x_stages.jsonl", [stage(id=S1)])
+    write_jsonl(tmp_path / "y_stages.jsonl", [stage(id=S2)])
+    second = "y_stages.jsonl" if first == "x_stages.jsonl" else "x_stages.jsonl"
+    steps = [([parents], None), ([tmp_path / first, tmp_path / second], None)]
+    fast, slow, used = run_both(tmp_path, steps, monkeypatch)
+    assert_same(fast, slow)
+    assert used[1] == {"x_stages.jsonl", "y_stages.jsonl"}
+    kept = S1 if first == "x_stages.jsonl" else S2
+    assert [str(s[0]) for s in slow["stages"]] == [kept]
+    refused = S2 if kept == S1 else S1
+    assert _quarantined(slow) == [(second, 1, refused, "duplicate_stage_order", "stage_order")]
+
+
+def test_inline_stages_that_are_not_objects_are_quarantined_and_a_repeated_order_refused(
+    tmp_path, monkeypatch
+):
+    """A process record's `stages` list: elements that are not objects were dropped without a
+    trace, and two order-1 stages (one line) were both stored."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    inline = [5, "phone screen", None, stage(id=S1), stage(id=S2, stage_name="Tech")]
+    for element in inline:
+        if isinstance(element, dict):
+            del element["interview_process_id"]
+    write_jsonl(folder / "processes.jsonl", [process(stages=inline)])
+    fast, slow, _ = run_both(tmp_path, [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert [(str(s[0]), str(s[1])) for s in slow["stages"]] == [(S1, P1)]
+    name = "processes.jsonl"
+    assert _quarantined(slow) == [
+        (name, 1, None, "not_an_object", None),
+        (name, 1, None, "not_an_object", None),
+        (name, 1, None, "not_an_object", None),
+        (name, 1, S2, "duplicate_stage_order", "stage_order"),
+    ]
+    assert sorted(q[4] for q in slow["quarantine"] if q[5] == "not_an_object") == [
+        '"phone screen"',
+        "5",
+        "null",
+    ]
+
+
+def test_an_older_copy_of_an_id_whose_newest_copies_conflict_is_counted_stale(
+    tmp_path, monkeypatch
+):
+    """Three copies of one id: the two newest differ (both refused as duplicate_id), the
+    oldest was counted nowhere (3 read, 2 refused). It is stale: superseded in the file."""
+    path = write_jsonl(
+        tmp_path / "candidates.jsonl",
+        [
+            candidate(full_name="A", updated_at="2025-03-02T00:00:00Z"),
+            candidate(full_name="B", updated_at="2025-03-03T00:00:00Z"),
+            candidate(full_name="C", updated_at="2025-03-03T00:00:00Z"),
+        ],
+    )
+    fast, slow, _ = run_both(tmp_path, [([path], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert slow["candidates"] == []
+    assert [(q[1], q[5]) for q in slow["quarantine"]] == [(2, "duplicate_id"), (3, "duplicate_id")]
+    files = query(
+        tmp_path / "slow" / "warehouse.duckdb",
+        "select rows_read, inserted, updated, unchanged, stale, rejected from ingest_files",
+    )
+    assert files == [(3, 0, 0, 0, 1, 2)]
+
+
+def test_a_file_named_twice_is_read_once(tmp_path, monkeypatch):
+    """The same file given twice (as itself, and inside its folder under another spelling) is
+    read once: twice, its rows were counted twice and the readers disagreed."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = write_jsonl(
+        folder / "candidates.jsonl", [candidate(), candidate(id="cand-2", full_name="")]
+    )
+    again = tmp_path / "in" / ".." / "in" / "candidates.jsonl"
+    fast, slow, _ = run_both(tmp_path, [([path, folder, again], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert [s[0] for s in slow["candidates"]] == ["cand-1"]
+    assert _quarantined(slow) == [("candidates.jsonl", 2, "cand-2", "empty_value", "full_name")]
+    assert slow["runs"] == [("completed", 2, 1, 1, 0, 0)]
