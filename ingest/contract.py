@@ -167,6 +167,19 @@ def _iso_datetime(value: Any) -> Any:
     return value
 
 
+def _iso_date(value: Any) -> Any:
+    """A date is ISO 8601 text too (a timestamp of midnight is that date): pydantic alone would
+    read a number, or a numeric string, as Unix time (0 is 1970-01-01)."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str) or not _ISO_DATETIME.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date, e.g. 2025-03-01")
+    return value
+
+
+Date = Annotated[dt.date, BeforeValidator(_iso_date)]
+
+
 # Business dates: a recruiting process happens between these (naive UTC, end exclusive). Far
 # tighter than what Python, DuckDB and PostgreSQL can hold, so no arithmetic on a stored
 # timestamp (one microsecond later, a zone shift) can ever overflow.
@@ -257,9 +270,9 @@ class OfferDetails(Record):
     bonus: Amount | None = None
     equity: Amount | None = None
     sign_on_bonus: Amount | None = None
-    offer_date: dt.date | None = None
-    start_date: dt.date | None = None
-    expiry_date: dt.date | None = None
+    offer_date: Date | None = None
+    start_date: Date | None = None
+    expiry_date: Date | None = None
 
     sql_checks: ClassVar[tuple[str, ...]] = (
         "{start_date} >= {offer_date}",

@@ -132,8 +132,11 @@ def _scalar_check(base: Any, metadata: list[Any]) -> tuple[str | None, str, str 
     parts: list[str] = []
     for item in metadata:
         if isinstance(item, (AfterValidator, BeforeValidator)):
-            if base is dt.datetime and item.func is contract._iso_datetime:
-                continue
+            if (base, item.func) in (
+                (dt.datetime, contract._iso_datetime),
+                (dt.date, contract._iso_date),
+            ):
+                continue  # the type's own SQL check below requires the ISO text
             sql = _VALIDATOR_SQL.get(item.func)
             if sql is None:
                 return None, "", None

@@ -254,6 +254,26 @@ def test_status_change_refusals(api):
     assert_error(api.put(f"/interviews/{pid}", json={}, headers=lead()), 422, "body.status")
 
 
+@pytest.mark.parametrize("date", [1767225600, 0, "86400", "2025-2-1"])
+def test_an_offer_date_that_is_not_iso_text_is_422(api, date):
+    """A number, or a numeric string, was read as Unix time (1767225600 stored as 2026-01-01,
+    0 as 1970-01-01); the contract says numbers are not dates. Both stores."""
+    pid = new_process(api)["id"]
+    err = assert_error(
+        api.put(
+            f"/interviews/{pid}",
+            json={"status": "offer_extended", "offer_details": {**OFFER, "start_date": date}},
+            headers=lead(),
+        ),
+        422,
+        "body.offer_details.start_date",
+    )
+    assert err["message"] == (
+        "invalid input: body.offer_details.start_date: must be an ISO 8601 date, e.g. 2025-03-01"
+    )
+    assert api.get(f"/interviews/{pid}", headers=lead()).json()["status"] == "in_progress"
+
+
 # -- stages ---------------------------------------------------------------------------------------
 
 
