@@ -114,6 +114,20 @@ def test_company_stats_and_unknown_company(api):
     )
 
 
+def test_company_stats_reach_a_company_name_with_a_slash(api):
+    """A name holding "/" reaches the endpoint (its own 404 naming the company), not the
+    router's 404 "Not Found" (found by an exploratory run)."""
+    for url in ("AC%2FDC", "AC/DC"):
+        assert_error(
+            api.get(f"/interviews/analytics/company-stats/{url}", headers=lead()),
+            404,
+            contains="no such company 'AC/DC'",
+        )
+    assert_error(
+        api.get("/interviews/analytics/company-stats/", headers=lead()), 422, "path.company"
+    )
+
+
 def test_funnel_with_filters(api):
     overall = api.get("/interviews/analytics/funnel", headers=lead()).json()
     assert (overall["funnel"]["total_started"], overall["funnel"]["offers_accepted"]) == (7, 1)

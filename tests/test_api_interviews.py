@@ -201,6 +201,20 @@ def test_company_and_candidate_endpoints(api):
     assert_error(api.get("/interviews/candidate/nobody", headers=lead()), 404, contains="nobody")
 
 
+def test_a_company_name_with_a_slash_is_reached_by_its_path(api):
+    """Starlette decodes %2F before routing: `{name}` (one segment) never matched "AC/DC", a
+    404 "Not Found" from the router (found by an exploratory run)."""
+    acdc = new_process(api, company_name="AC/DC")
+    new_process(api, company_name="AC")
+    for url in ("/interviews/company/AC%2FDC", "/interviews/company/AC/DC"):
+        r = api.get(url, headers=lead())
+        assert r.status_code == 200, r.text
+        assert [p["id"] for p in r.json()["items"]] == [acdc["id"]]
+    r = api.get("/interviews/company/AC%2FDC/x", headers=lead())
+    assert (r.status_code, r.json()["items"]) == (200, [])
+    assert_error(api.get("/interviews/company/", headers=lead()), 422, "path.name")
+
+
 # -- status changes ------------------------------------------------------------------------------
 
 

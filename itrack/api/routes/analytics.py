@@ -12,7 +12,7 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback.analytics import (
@@ -134,8 +134,12 @@ def stage_success_rates(request: Request, caller: Caller) -> dict[str, Any]:
     )
 
 
-@get("/company-stats/{company}", CompanyStats, "A company's hiring insights")
-def company_stats(request: Request, company: str, caller: Caller) -> dict[str, Any]:
+# `:path`: a company name may hold "/" (decoded from %2F before routing), as on
+# /interviews/company/{name}.
+@get("/company-stats/{company:path}", CompanyStats, "A company's hiring insights")
+def company_stats(
+    request: Request, company: Annotated[str, Path(min_length=1)], caller: Caller
+) -> dict[str, Any]:
     return _answer(
         request, "company", lambda con: get_company_hiring_insights(company, db=con).to_dict()
     )

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
 from ingest.ports import ProcessFilters
@@ -136,9 +136,15 @@ def _page(
 # -- processes: the literal paths first (company/, candidate/, stages/) --------------------------
 
 
-@get("/company/{name}", ProcessPage, "A company's interview processes")
+# `:path`: a company name is free text and may hold "/" ("AC/DC"); Starlette decodes %2F
+# before routing, so a plain `{name}` never matched it (404). This route comes before
+# `/{interview_id}...`, and every literal path under /interviews/company/ is a company.
+@get("/company/{name:path}", ProcessPage, "A company's interview processes")
 def company_interviews(
-    request: Request, name: str, caller: Caller, filters: Filters = Depends()
+    request: Request,
+    name: Annotated[str, Path(min_length=1)],
+    caller: Caller,
+    filters: Filters = Depends(),
 ) -> dict[str, Any]:
     return _page(request, caller, name, filters)
 
