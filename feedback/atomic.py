@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -29,6 +30,7 @@ import orjson
 
 from ingest.errors import UserError
 from ingest.pidlock import pid_lock
+from ingest.text import clip
 
 
 def resolve_target(path: Path) -> Path:
@@ -47,19 +49,30 @@ def resolve_target(path: Path) -> Path:
     return target
 
 
+class NameTooLongError(UserError):
+    """A path the system refuses as too long: no file can have it."""
+
+
 def read_regular(path: Path) -> bytes | None:
     """The bytes of a regular file (None if absent); never blocks on a FIFO."""
-    target = resolve_target(path)
     try:
-        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK)
+        # in the try: resolve_target's is_symlink() lets ENAMETOOLONG through (pathlib
+        # ignores only "absent" errors), which was the CLI's "cannot write: [Errno 36] ..."
+        fd = os.open(resolve_target(path), os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+        raise _cannot_read(path, exc) from None
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):  # swapped since the check
             raise UserError(f"{path}: not a regular file; not touched")
         return handle.read()
+
+
+def _cannot_read(path: Path, exc: OSError) -> UserError:
+    if exc.errno == errno.ENAMETOOLONG:  # not a name at all: shown cut, not echoed whole
+        return NameTooLongError(f"cannot read {clip(str(path))}: {exc.strerror}")
+    return UserError(f"cannot read {path}: {exc.strerror}")
 
 
 def write_atomic(path: Path, data: bytes, keep_backup: bool = True) -> bool:

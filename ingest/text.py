@@ -52,3 +52,9 @@ def printable(text: str) -> str:
     separators) and lone surrogates shown as escapes (`\\t`, `\\u202e`), the rest as is. Data
     that predates a rule, file names and refused values are shown this way, never raw."""
     return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """`text` cut to `limit` characters, ending in '...' when cut: a value a message echoes
+    (a refused cell, an argument) keeps its line readable however long the value is."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -241,6 +241,18 @@ def test_process_refusals(db, tmp_path):
     assert err.strip() == f"error: --offer: not a JSON object and no such file: {missing}"
 
 
+@pytest.mark.parametrize("offer", ["a" * 300, "a/" * 3000], ids=["name", "path"])
+def test_offer_too_long_to_name_a_file_is_one_line_naming_offer_cut(db, offer):
+    """Text no file can be named (a name over 255 bytes, a path over 4096) that is not a JSON
+    object: it was "error: cannot write: [Errno 36] File name too long: '<the whole text>'"
+    (found by an exploratory run). Now the --offer refusal, exit 2, the text cut."""
+    pid = run_json(
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
+    )["id"]
+    err = run(db, f"complete {pid} offer_extended --offer", offer, code=2)
+    assert err == f"error: --offer: not a JSON object and no such file: {offer[:57]}...\n"
+
+
 def test_unwritable_store_exits_2(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from feedback.atomic import read_regular
+from feedback.atomic import NameTooLongError, read_regular
 from ingest.errors import UserError
+from ingest.text import clip
 from itrack.cli.common import Target, with_target
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text, warn
 from itrack.errors import new_app
@@ -341,6 +342,8 @@ def _read_offer(value: str) -> str:
     path = Path(value)
     try:
         data = read_regular(path)  # a FIFO or device is refused, never read (it would hang)
+    except NameTooLongError:  # text no file can be named: echoed whole it filled the screen
+        raise UserError(f"--offer: not a JSON object and no such file: {clip(value)}") from None
     except UserError as exc:
         raise UserError(f"--offer: {exc}") from None
     if data is None:
