@@ -11,7 +11,7 @@ values, so a long-running server and the tests can hold several configurations a
 | `ITRACK_PG_DSN` | none | PostgreSQL/Supabase connection string when the store is `postgres` |
 | `ITRACK_DEBUG` | off | show tracebacks of unexpected errors |
 | `ITRACK_JWT_SECRET` | none | HTTP API: HS256 secret of bearer tokens (Supabase's JWT secret) |
-| `ITRACK_ORG_ID` | none | HTTP API: the organization an embedded (DuckDB) store belongs to |
+| `ITRACK_ORG_ID` | none | HTTP API: the organization (UUID) an embedded (DuckDB) store belongs to |
 | `ITRACK_PLAN_CACHE` | none | a folder where builds of other locations share their dbt plans |
 """
 

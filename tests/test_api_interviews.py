@@ -16,6 +16,7 @@ import pytest
 
 from ingest.store.duckdb.store import raw_store_path, store_lock
 from tests.api_support import (
+    ORG,
     RECRUITER_A,
     RECRUITER_B,
     StoreEnv,
@@ -462,6 +463,40 @@ def test_authentication_required(api):
         401,
         contains="Signature verification failed",
     )
+
+
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"sub": "not-a-uuid"}, "invalid bearer token: sub must be a UUID"),
+        ({"sub": "{" + RECRUITER_A + "}"}, "invalid bearer token: sub must be a UUID"),
+        (
+            {"organization_id": "not-a-uuid"},
+            "invalid bearer token: app_metadata.org_id must be a UUID",
+        ),
+        ({"organization_id": 7}, "invalid bearer token: app_metadata.org_id must be a UUID"),
+    ],
+)
+def test_a_token_whose_ids_are_not_uuids_is_401_on_both_stores(api, store, claims, message):
+    """sub and org_id are uuid columns in PostgreSQL: a bad one was 201 or 403 on DuckDB and the
+    database's 422 on PostgreSQL (found by an exploratory run)."""
+    body = {"candidate_id": "cand-1", "company_name": "A", "role_title": "B"}
+    for r in (
+        api.post("/interviews", json=body, headers=token(**claims)),
+        api.get("/interviews", headers=token(**claims)),
+    ):
+        err = assert_error(r, 401)
+        assert (err["code"], err["message"]) == ("unauthorized", message)
+        assert r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert api.get("/interviews", headers=lead()).json()["items"] == []
+
+
+def test_ids_in_a_token_in_capitals_are_the_same_ids_on_both_stores(api, store):
+    pid = new_process(api, headers=recruiter(RECRUITER_A.upper()))["id"]
+    upper = token(RECRUITER_A.upper(), "recruiter", organization_id=ORG.upper())
+    r = api.put(f"/interviews/{pid}", json={"status": "on_hold"}, headers=upper)
+    assert (r.status_code, r.json()["status"]) == (200, "on_hold")
+    assert [p["id"] for p in api.get("/interviews", headers=upper).json()["items"]] == [pid]
 
 
 def test_a_nul_character_in_a_filter_is_invalid_input_not_a_crash(api, store):

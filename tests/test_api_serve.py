@@ -54,6 +54,32 @@ def test_token_needs_the_secret_and_a_known_role():
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "extra", "message"),
+    [
+        (["token", "--org", "another-org"], {}, "error: --org: 'another-org' is not a UUID"),
+        (["token", "--sub", "bob"], {}, "error: --sub: 'bob' is not a UUID"),
+        (["token"], {"ITRACK_ORG_ID": "acme"}, "error: ITRACK_ORG_ID: 'acme' is not a UUID"),
+        (["serve"], {"ITRACK_ORG_ID": "acme"}, "error: ITRACK_ORG_ID: 'acme' is not a UUID"),
+    ],
+)
+def test_organization_and_user_ids_that_are_not_uuids_are_refused(args, extra, message):
+    """The server answers 401 to a token whose org_id or sub is not a UUID (PostgreSQL holds
+    them as uuid): `itrack token` printed such tokens, and a DuckDB store of a non-UUID
+    organization would have refused every token."""
+    done = run(*args, ITRACK_JWT_SECRET=SECRET, **extra)
+    assert (done.returncode, done.stderr, done.stdout) == (2, message + "\n", "")
+
+
+def test_token_ids_are_written_canonical():
+    from itrack.api.auth import decode
+
+    upper = "0D9C3F5E-1111-4AAA-8BBB-000000000001"
+    done = run("token", "--org", upper, "--sub", upper, ITRACK_JWT_SECRET=SECRET)
+    principal = decode(done.stdout.strip(), SECRET)
+    assert (principal.organization_id, principal.sub) == (upper.lower(), upper.lower())
+
+
 def serve(db: Path, *args: str, **extra: str):
     port = free_port()
     proc = subprocess.Popen(
@@ -102,7 +128,8 @@ def test_itrack_serve_with_tokens_from_itrack_token(tmp_path: Path):
         assert made.status_code == 201, made.text
         got = httpx.get(f"{base}{made.headers['location']}", headers=headers)
         assert got.json()["id"] == made.json()["id"]
-        other = run("token", "--org", "another-org", ITRACK_JWT_SECRET=SECRET).stdout.strip()
+        other_org = "0d9c3f5e-2222-4aaa-8bbb-000000000002"
+        other = run("token", "--org", other_org, ITRACK_JWT_SECRET=SECRET).stdout.strip()
         assert (
             httpx.get(
                 f"{base}/interviews", headers={"Authorization": f"Bearer {other}"}

@@ -124,12 +124,27 @@ def _verify(token: str, secret: str) -> Principal:
         raise _unauthorized(f"invalid bearer token: unknown {ROLE_CLAIM} '{app_role}'")
     org = meta.get(ORG_CLAIM)
     return Principal(
-        sub=str(claims["sub"]),
+        sub=_uuid_claim(claims["sub"], "sub"),
         role=str(claims["role"]),
-        organization_id=str(org) if org is not None else None,
+        organization_id=_uuid_claim(org, f"app_metadata.{ORG_CLAIM}") if org is not None else None,
         app_role=app_role,
         claims=claims,
     )
+
+
+def _uuid_claim(value: Any, name: str) -> str:
+    """A user or organization claim, canonical. PostgreSQL holds them as uuid (auth.uid(),
+    organization_id) and refused anything else with its own 422, while DuckDB compared them as
+    text (201 or 403): checked here, both stores answer 401. Only the hyphenated form
+    Supabase writes, in either case; UUID() alone also takes braces and `urn:uuid:`."""
+    text = value if isinstance(value, str) else ""
+    try:
+        canonical = str(uuid.UUID(text))
+    except ValueError:
+        canonical = ""
+    if not canonical or canonical != text.lower():
+        raise _unauthorized(f"invalid bearer token: {name} must be a UUID")
+    return canonical
 
 
 def _unauthorized(message: str) -> ApiError:

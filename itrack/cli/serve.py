@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
 from ingest.errors import UserError
+from ingest.text import clip
 from itrack.cli.common import DbOption
 from itrack.settings import get_settings
 
@@ -24,9 +26,22 @@ def _config(db: Path | None, no_auth: bool, threads: int | None):
         pg_dsn=settings.pg_dsn,
         jwt_secret=secret,
         no_auth=no_auth,
-        organization_id=settings.org_id,
+        organization_id=_uuid(settings.org_id, "ITRACK_ORG_ID"),
         **({"threads": threads} if threads else {}),  # else ApiConfig's default
     )
+
+
+def _uuid(value: str | None, name: str) -> str | None:
+    """An organization or user id, canonical. The server answers 401 to a token whose
+    app_metadata.org_id or sub is not a UUID (PostgreSQL holds them as uuid), so a store of a
+    non-UUID organization would refuse every token, and `itrack token` would print ones the
+    server refuses: both are refused here instead."""
+    if value is None:
+        return None
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise UserError(f"{name}: '{clip(value)}' is not a UUID") from None
 
 
 def serve(
@@ -76,8 +91,10 @@ def token(
     role: Annotated[
         str, typer.Option(help="App role: recruiter or lead (app_metadata.itrack_role).")
     ] = "lead",
-    org: Annotated[str | None, typer.Option(help="Organization id (app_metadata.org_id).")] = None,
-    sub: Annotated[str | None, typer.Option(help="User id (default: a new UUID).")] = None,
+    org: Annotated[
+        str | None, typer.Option(help="Organization id, a UUID (app_metadata.org_id).")
+    ] = None,
+    sub: Annotated[str | None, typer.Option(help="User id, a UUID (default: a new one).")] = None,
     hours: Annotated[float, typer.Option(min=0.01, help="Valid for this many hours.")] = 8.0,
 ) -> None:
     """Print a bearer token signed with ITRACK_JWT_SECRET (for local tries and scripts)."""
@@ -92,8 +109,8 @@ def token(
     typer.echo(
         make_token(
             settings.jwt_secret.get_secret_value(),
-            sub=sub,
-            organization_id=org or settings.org_id,
+            sub=_uuid(sub, "--sub") if sub else None,
+            organization_id=_uuid(org, "--org") if org else _uuid(settings.org_id, "ITRACK_ORG_ID"),
             app_role=app_role,
             expires_in=dt.timedelta(hours=hours),
         )
