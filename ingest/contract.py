@@ -118,7 +118,20 @@ ISO_4217 = frozenset(
 
 MAX_TEXT = 2_000_000  # characters; 1 MB notes are legitimate, 2M+ is a broken export
 
-NonEmptyStr = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT)]
+NUL_MESSAGE = "contains control characters: NUL (U+0000), which PostgreSQL text cannot hold"
+
+
+def _no_nul(value: str, info: ValidationInfo) -> str:
+    """Free text may hold line breaks and tabs, but not NUL: the team's store (PostgreSQL)
+    cannot hold it, and both stores take the same records."""
+    if not stored(info) and "\x00" in value:
+        raise ValueError(NUL_MESSAGE)
+    return value
+
+
+NonEmptyStr = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(_no_nul)
+]
 ShortStr = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Rating = Annotated[int, Field(strict=True, ge=1, le=5)]
 # Amounts keep their JSON spelling (150000 stays an integer) so offer details round-trip exactly.

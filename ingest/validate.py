@@ -42,6 +42,7 @@ _NOT_WHITESPACE = (
 _VALIDATOR_SQL: dict[Any, str] = {
     contract._not_blank: f"regexp_matches({{s}}, '{_NOT_WHITESPACE}')",
     contract._no_control_chars: f"not regexp_matches({{s}}, '{NAME_FORBIDDEN_SQL}')",
+    contract._no_nul: "not contains({s}, chr(0))",
     contract.naive_utc: "true",  # the range check below covers its overflow
     # now() is the transaction's start, before pydantic's clock: the SQL is the stricter
     contract._not_in_future: (

@@ -500,13 +500,46 @@ def test_ids_in_a_token_in_capitals_are_the_same_ids_on_both_stores(api, store):
 
 
 def test_a_nul_character_in_a_filter_is_invalid_input_not_a_crash(api, store):
-    """PostgreSQL text cannot hold NUL (found by schemathesis: it was a 500)."""
-    r = api.get("/interviews/company/a%00b", headers=lead())
-    if store.kind == "postgres":
-        assert_error(r, 422, contains="NUL")
-    else:  # DuckDB stores any text: no process has that company
-        assert r.status_code == 200, r.text
-        assert r.json()["items"] == []
+    """PostgreSQL text cannot hold NUL (found by schemathesis: it was a 500); then it was a 422
+    naming no field there and 200 on DuckDB. Now 422 naming the parameter on both stores."""
+    for url, field in [
+        ("/interviews/company/a%00b", "path.name"),
+        ("/interviews?company=a%00b", "query.company"),
+        ("/interviews?feeder=x&candidate=a%00b", "query.candidate"),
+        ("/interviews/candidate/a%00b", "path.candidate_id"),
+    ]:
+        err = assert_error(api.get(url, headers=lead()), 422, field)
+        assert err["message"] == (
+            f"invalid input: {field}: contains control characters: NUL (U+0000), which "
+            "PostgreSQL text cannot hold"
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("stage", {"next_steps": "a\u0000b"}, "body.next_steps"),
+        ("outcome", {"outcome": "passed", "feedback_notes": "x\u0000y"}, "body.feedback_notes"),
+        ("process", {"status": "on_hold", "final_outcome": "z\u0000"}, "body.final_outcome"),
+    ],
+)
+def test_a_nul_character_in_free_text_is_422_naming_the_field(api, store, path, body, field):
+    """Notes and outcomes may hold any text but NUL: DuckDB stored it (200) where PostgreSQL
+    refused it with a 422 naming no field. Both stores now answer the same."""
+    pid = new_process(api)["id"]
+    stage = api.post(
+        f"/interviews/{pid}/stages", json={"stage_name": "Phone", "stage_order": 1}, headers=lead()
+    ).json()
+    url = {
+        "stage": f"/interviews/stages/{stage['id']}",
+        "outcome": f"/interviews/stages/{stage['id']}/outcome",
+        "process": f"/interviews/{pid}",
+    }[path]
+    r = api.put(url, json=body, headers=lead())  # NUL sent as the JSON escape \u0000
+    err = assert_error(r, 422, field)
+    assert err["message"].endswith(
+        "contains control characters: NUL (U+0000), which PostgreSQL text cannot hold"
+    ), err["message"]
 
 
 def test_a_verified_token_is_remembered_only_until_it_expires():

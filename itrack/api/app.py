@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
+from ingest.contract import NUL_MESSAGE
 from itrack.api import errors
+from itrack.api.errors import ApiError
 from itrack.api.routes import analytics, feedback, health, interviews
 
 DESCRIPTION = """
@@ -66,6 +68,19 @@ def make_backend(config: ApiConfig):
     return DuckDBBackend(config.db, config.wait_seconds, config.organization_id)
 
 
+def refuse_nul_parameters(request: Request) -> None:
+    """A path or query parameter holding NUL is 422 naming it, on either store: no stored text
+    holds NUL (the contract refuses it), and PostgreSQL cannot even compare with it."""
+    given = [
+        *(("path", name, value) for name, value in request.path_params.items()),
+        *(("query", name, value) for name, value in request.query_params.multi_items()),
+    ]
+    for where, name, value in given:
+        if "\x00" in str(value):
+            field = f"{where}.{name}"
+            raise ApiError(422, f"invalid input: {field}: {NUL_MESSAGE}", field=field)
+
+
 def create_app(config: ApiConfig) -> FastAPI:
     if not config.no_auth and not config.jwt_secret:
         raise ValueError("set a JWT secret (ITRACK_JWT_SECRET) or run with --no-auth on loopback")
@@ -81,6 +96,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul_parameters)],
     )
     app.state.config = config
     app.state.workers = ThreadPoolExecutor(config.threads, thread_name_prefix="itrack-api")
