@@ -292,7 +292,7 @@ def _fast_parquet(
             picks.append(f"{x} as v_{f}, {x} as l_{f}")  # a list of strings, as it is
             given.add(f)
         else:
-            picks.append(f"to_json({x}) as v_{f}" if x else f"null::json as v_{f}")
+            picks.append(f"{_cell_json(f, types[f])} as v_{f}" if x else f"null::json as v_{f}")
     # A row over MAX_RECORD_BYTES as JSON marks itself (line_no -1) and the file takes the line
     # reader, which quarantines it as `record_too_large`. A row's line is its position, which
     # DuckDB gives (unless a column has the name it gives it).
@@ -331,11 +331,6 @@ def _columnar_keys(names: list[str], present: dict[str, str]) -> str:
     )
 
 
-def _parquet_columns(con: duckdb.DuckDBPyConnection, path: str) -> list[str]:
-    """The column names of a Parquet file, in file order."""
-    return list(_parquet_types(con, path))
-
-
 def _parquet_types(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, str]:
     """Column name -> DuckDB type of a Parquet file, in file order."""
     described = con.execute("describe select * from read_parquet(?)", [path]).fetchall()
@@ -351,26 +346,36 @@ def _json_key(name: str) -> str:
     return json.dumps(name, ensure_ascii=False)
 
 
-def _parquet_row_json(names: list[str], cell_chars: int | None = None) -> str:
-    """SQL: a Parquet row `t` as the JSON text the line reader lands, its present cells in file
-    order, each value as `to_json` spells it; a null cell is left out (absent). With
-    `cell_chars`, each value is cut to that many characters (a preview, not JSON)."""
-    present = _parquet_present(names)
+def _cell_json(name: str, column_type: str) -> str:
+    """SQL: the cell `name` of a Parquet row `t` as its JSON token (`to_json`), on every reader.
+    A timestamp with a time zone (how Spark and pandas write UTC instants) is ISO 8601 text in
+    UTC: to_json spells its offset `+00`, which ISO 8601 does not, and every row was refused."""
+    x = f"t.{_ident(name)}"
+    if column_type == "TIMESTAMP WITH TIME ZONE":
+        return f"to_json(strftime(timezone('UTC', {x}), '%Y-%m-%dT%H:%M:%S.%f') || 'Z')"
+    return f"to_json({x})"
+
+
+def _parquet_row_json(types: dict[str, str], cell_chars: int | None = None) -> str:
+    """SQL: a Parquet row `t` (its columns' `types`) as the JSON text the line reader lands,
+    its present cells in file order, each value as `_cell_json` spells it; a null cell is left
+    out (absent). With `cell_chars`, each value is cut to that many characters (a preview)."""
+    present = _parquet_present(list(types))
     members = []
-    for n in names:
-        value = f"to_json(t.{_ident(n)})"
+    for n, typ in types.items():
+        value = _cell_json(n, typ)
         if cell_chars is not None:
             value = f"left({value}, {cell_chars})"
         members.append(f"case when {present[n]} then {sql_text(_json_key(n) + ':')} || {value} end")
     return f"concat('{{', concat_ws(',', {', '.join(members) or 'null'}), '}}')"
 
 
-def _parquet_row_size(names: list[str]) -> str:
-    """SQL: the length in bytes of `_parquet_row_json(names)`, without building it (a cell may
+def _parquet_row_size(types: dict[str, str]) -> str:
+    """SQL: the length in bytes of `_parquet_row_json(types)`, without building it (a cell may
     be far over MAX_RECORD_BYTES)."""
     members = " + ".join(
-        f"coalesce({len(_json_key(n).encode()) + 2} + strlen(to_json(t.{_ident(n)})), 0)"
-        for n in names
+        f"coalesce({len(_json_key(n).encode()) + 2} + strlen({_cell_json(n, typ)}), 0)"
+        for n, typ in types.items()
     )
     # "{" + each present `"key":value,` + "}" minus the last comma; "{}" when none is present
     return f"greatest(2, 1 + {members or 0})"
@@ -384,10 +389,10 @@ def _parquet_row_too_large(types: dict[str, str]) -> str:
     cells = []
     for n, typ in types.items():
         x = f"t.{_ident(n)}"
-        size = f"6 * strlen({x}) + 2" if typ == "VARCHAR" else f"strlen(to_json({x}))"
+        size = f"6 * strlen({x}) + 2" if typ == "VARCHAR" else f"strlen({_cell_json(n, typ)})"
         cells.append(f"coalesce({len(_json_key(n).encode()) + 2} + {size}, 0)")
     bound = " + ".join(cells)
-    exact = f"{_parquet_row_size(list(types))} > {MAX_RECORD_BYTES}"
+    exact = f"{_parquet_row_size(types)} > {MAX_RECORD_BYTES}"
     return f"case when 1 + {bound or 0} > {MAX_RECORD_BYTES} then {exact} else false end"
 
 
@@ -519,9 +524,9 @@ def read_back(
             [path, lines],
         )
     elif source.fmt == "parquet":
-        names = _parquet_columns(con, path)
-        row = _parquet_row_json(names)
-        if "file_row_number" in names:  # DuckDB's own name for the row's position: numbered here
+        types = _parquet_types(con, path)
+        row = _parquet_row_json(types)
+        if "file_row_number" in types:  # DuckDB's own name for the row's position: numbered here
             con.execute(
                 f"""insert into {table}
                 select line_no, raw from (select row_number() over () as line_no,
@@ -974,13 +979,13 @@ def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str)
     out of memory filtering such a row before it is stored)."""
     path = str(source.path)
     try:
-        names = _parquet_columns(con, path)
-        preview = _parquet_row_json(names, 200)
+        types = _parquet_types(con, path)
+        preview = _parquet_row_json(types, 200)
         con.execute(
             f"""create or replace temp table parquet_rows as
-            select row_number() over () as line_no, {_parquet_row_size(names)} as size,
+            select row_number() over () as line_no, {_parquet_row_size(types)} as size,
                    case when size > {MAX_RECORD_BYTES} then left({preview}, 200)
-                        else {_parquet_row_json(names)} end as raw
+                        else {_parquet_row_json(types)} end as raw
             from read_parquet(?) as t""",
             [path],
         )

@@ -10,6 +10,7 @@ really have taken the files it can take (otherwise the comparison proves nothing
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 from pathlib import Path
@@ -680,3 +681,38 @@ def test_a_file_named_twice_is_read_once(tmp_path, monkeypatch):
     assert [s[0] for s in slow["candidates"]] == ["cand-1"]
     assert _quarantined(slow) == [("candidates.jsonl", 2, "cand-2", "empty_value", "full_name")]
     assert slow["runs"] == [("completed", 2, 1, 1, 0, 0)]
+
+
+def test_parquet_timestamps_with_a_time_zone_load_as_their_utc_instant(tmp_path, monkeypatch):
+    """Spark and pandas write UTC-adjusted timestamps (timestamp with a time zone): to_json
+    spelled them `2025-01-06 10:30:00+00`, an offset ISO 8601 does not have, so every row was
+    refused (invalid_date). Each is now its instant in UTC, on both readers; a refused row's
+    raw text spells it in ISO 8601."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _parents(tmp_path / "in")
+    berlin = dt.timezone(dt.timedelta(hours=1))
+    rows = [
+        {"id": S1, "stage_order": 1, "created_at": dt.datetime(2025, 1, 6, 11, 30, tzinfo=berlin)},
+        {"id": S2, "stage_order": 0, "created_at": dt.datetime(2025, 1, 6, 12, 0, tzinfo=dt.UTC)},
+    ]
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("stage_order", pa.int64()),
+            ("created_at", pa.timestamp("us", "UTC")),
+        ]
+    )
+    table = pa.Table.from_pylist(rows, schema=schema)
+    table = table.append_column("interview_process_id", pa.array([P1, P1]))
+    table = table.append_column("stage_name", pa.array(["Phone", "Tech"]))
+    pq.write_table(table, folder / "stages.parquet")
+    fast, slow, used = run_both(tmp_path, [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert "stages.parquet" in used[0]
+    assert [(str(s[0]), s[-2], s[-1]) for s in slow["stages"]] == [
+        (S1, dt.datetime(2025, 1, 6, 10, 30), dt.datetime(2025, 1, 6, 10, 30))
+    ]
+    assert [(q[1], q[5], q[6]) for q in slow["quarantine"]] == [(2, "invalid_value", "stage_order")]
+    assert json.loads(slow["quarantine"][0][4])["created_at"] == "2025-01-06T12:00:00.000000Z"
