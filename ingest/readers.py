@@ -332,9 +332,39 @@ def _columnar_keys(names: list[str], present: dict[str, str]) -> str:
 
 
 def _parquet_types(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, str]:
-    """Column name -> DuckDB type of a Parquet file, in file order."""
+    """Column name -> DuckDB type of a Parquet file, in file order. A file naming a column
+    twice (or two whose names differ only in case, which DuckDB cannot tell apart) is refused
+    whole, as a CSV header naming one twice is: DuckDB would read the second as `name_1`."""
+    names = _parquet_column_names(con, path)
+    folded = [name.lower() for name in names]
+    twice = sorted({name for name in names if folded.count(name.lower()) > 1})
+    if twice:
+        raise UserError(
+            f"{path}: column {', '.join(twice)} appears more than once in the schema (names "
+            "that differ only in case count as one; which value is meant?); nothing of this "
+            "file was read"
+        )
     described = con.execute("describe select * from read_parquet(?)", [path]).fetchall()
     return {r[0]: r[1] for r in described}
+
+
+def _parquet_column_names(con: duckdb.DuckDBPyConnection, path: str) -> list[str]:
+    """The top-level column names as the file's schema holds them (repeats kept): its schema
+    tree depth first, the root then each column with its nested fields after it."""
+    tree = con.execute("select name, num_children from parquet_schema(?)", [path]).fetchall()
+
+    def after(i: int) -> int:  # the index past the subtree starting at i
+        children = tree[i][1] or 0
+        i += 1
+        for _ in range(children):
+            i = after(i)
+        return i
+
+    names, i = [], 1
+    while i < len(tree):
+        names.append(tree[i][0])
+        i = after(i)
+    return names
 
 
 def _parquet_present(names: list[str]) -> dict[str, str]:

@@ -191,6 +191,30 @@ def test_duplicate_keys_are_refused(tmp_path):
     assert "column full_name appears more than once in the header" in refused.stderr
 
 
+def test_a_parquet_file_naming_a_column_twice_is_refused_whole(tmp_path):
+    """As a CSV header naming a column twice: DuckDB read the second as `full_name_1` and
+    every row was quarantined as unknown_field 'full_name_1', a name the file does not hold.
+    Names that differ only in case are one name to DuckDB (`Full_Name` was `Full_Name_1`)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    db = tmp_path / "warehouse.duckdb"
+    for second in ("full_name", "Full_Name"):
+        path = tmp_path / f"{second}_candidates.parquet"
+        columns = [pa.array(["c-1"]), pa.array(["Ann"]), pa.array(["Bob"]), pa.array(["2025"])]
+        names = ["id", "full_name", second, "created_at"]
+        pq.write_table(pa.Table.from_arrays(columns, names=names), path)
+        refused = ingest(path, db=db)
+        assert (refused.returncode, refused.stdout, refused.stderr) == (
+            2,
+            "",
+            f"error: {path}: column {', '.join(sorted({'full_name', second}))} appears more "
+            "than once in the schema (names that differ only in case count as one; which "
+            "value is meant?); nothing of this file was read\n",
+        )
+    assert rows(db, "select count(*) from candidates") == [(0,)]
+
+
 def test_fifos_are_refused_not_read(tmp_path):
     db = tmp_path / "warehouse.duckdb"
     fifo = tmp_path / "candidates.jsonl"
