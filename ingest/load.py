@@ -198,9 +198,9 @@ def _land(
     run = RunSummary(new_run_id())
     run.started = utc_now()
     _create_work_tables(con)
-    con.executemany(
-        "insert into run_files values (?, ?)",
-        [[source.label, position] for position, source in enumerate(files, start=1)],
+    con.execute(
+        "insert into run_files select unnest(?), unnest(?)",
+        [[source.label for source in files], list(range(1, len(files) + 1))],
     )
     by_stat, by_hash = _loaded_files(con)
     for index, source in enumerate(files):
