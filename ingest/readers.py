@@ -303,7 +303,7 @@ def _fast_parquet(
         f"""
         select case when {_parquet_row_too_large(types)} then -1 else {position} end as line_no,
                {_columnar_keys(names, present)} as keys, {", ".join(picks)}
-        from read_parquet({path}{options}) t""",
+        from read_parquet({path}, {PARQUET_OPTIONS}{options}) t""",
         frozenset(given),
         numbered,
     )
@@ -331,6 +331,12 @@ def _columnar_keys(names: list[str], present: dict[str, str]) -> str:
     )
 
 
+# A binary column without the string annotation (older writers store text so) is read as text:
+# as bytes to_json spelled é as the literal text \xC3\xA9. Bytes that are not UTF-8 make the file
+# unreadable (exit 2 naming it), as invalid UTF-8 in a JSON file leaves none of it loaded.
+PARQUET_OPTIONS = "binary_as_string = true"
+
+
 def _parquet_types(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, str]:
     """Column name -> DuckDB type of a Parquet file, in file order. A file naming a column
     twice (or two whose names differ only in case, which DuckDB cannot tell apart) is refused
@@ -344,7 +350,9 @@ def _parquet_types(con: duckdb.DuckDBPyConnection, path: str) -> dict[str, str]:
             "that differ only in case count as one; which value is meant?); nothing of this "
             "file was read"
         )
-    described = con.execute("describe select * from read_parquet(?)", [path]).fetchall()
+    described = con.execute(
+        f"describe select * from read_parquet(?, {PARQUET_OPTIONS})", [path]
+    ).fetchall()
     return {r[0]: r[1] for r in described}
 
 
@@ -560,7 +568,8 @@ def read_back(
             con.execute(
                 f"""insert into {table}
                 select line_no, raw from (select row_number() over () as line_no,
-                                                 {row} as raw from read_parquet(?) t)
+                                                 {row} as raw
+                                          from read_parquet(?, {PARQUET_OPTIONS}) t)
                 where line_no in (select unnest(?))""",
                 [path, lines],
             )
@@ -570,7 +579,7 @@ def read_back(
         con.execute(
             f"""insert into {table}
             select file_row_number + 1 as line_no, {row} as raw
-            from read_parquet(?, file_row_number = true) t
+            from read_parquet(?, {PARQUET_OPTIONS}, file_row_number = true) t
             where file_row_number + 1 in (select unnest(?))""",
             [path, lines],
         )
@@ -1016,7 +1025,7 @@ def _land_parquet(con: duckdb.DuckDBPyConnection, source: InputFile, table: str)
             select row_number() over () as line_no, {_parquet_row_size(types)} as size,
                    case when size > {MAX_RECORD_BYTES} then left({preview}, 200)
                         else {_parquet_row_json(types)} end as raw
-            from read_parquet(?) as t""",
+            from read_parquet(?, {PARQUET_OPTIONS}) as t""",
             [path],
         )
         too_large = con.execute(

@@ -716,3 +716,29 @@ def test_parquet_timestamps_with_a_time_zone_load_as_their_utc_instant(tmp_path,
     ]
     assert [(q[1], q[5], q[6]) for q in slow["quarantine"]] == [(2, "invalid_value", "stage_order")]
     assert json.loads(slow["quarantine"][0][4])["created_at"] == "2025-01-06T12:00:00.000000Z"
+
+
+def test_parquet_text_in_a_binary_column_loads_as_its_text(tmp_path, monkeypatch):
+    """Older writers store text as binary without the string annotation: read as bytes, to_json
+    spelled `é` as the literal text `\\xC3\\xA9` and that was stored. Now the text, on both
+    readers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = _parents(tmp_path / "in")
+    names = [b"Phone", "Entretien t\u00e9l\u00e9phonique".encode()]
+    table = pa.table(
+        {
+            "id": [S1, S2],
+            "interview_process_id": [P1, P1],
+            "stage_name": pa.array(names, pa.binary()),
+            "stage_order": [1, 2],
+            "created_at": ["2025-01-06T00:00:00Z"] * 2,
+        }
+    )
+    pq.write_table(table, folder / "stages.parquet")
+    fast, slow, used = run_both(tmp_path, [([folder], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert "stages.parquet" in used[0]
+    assert [s[2] for s in slow["stages"]] == ["Phone", "Entretien t\u00e9l\u00e9phonique"]
+    assert slow["quarantine"] == []

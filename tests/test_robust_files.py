@@ -215,6 +215,29 @@ def test_a_parquet_file_naming_a_column_twice_is_refused_whole(tmp_path):
     assert rows(db, "select count(*) from candidates") == [(0,)]
 
 
+def test_a_parquet_binary_column_holding_bytes_that_are_not_utf8_is_refused_whole(tmp_path):
+    """A binary column is read as text (older writers store text so); bytes that are not UTF-8
+    make the file unreadable, one line and exit 2, as invalid UTF-8 leaves none of a JSON file
+    loaded. They were stored as the literal text `\\xFF\\xFE`."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    db = tmp_path / "warehouse.duckdb"
+    path = tmp_path / "candidates.parquet"
+    names = pa.array([b"Ann", b"\xff\xfe"], pa.binary())
+    pq.write_table(
+        pa.table({"id": ["c-1", "c-2"], "full_name": names, "created_at": ["2025-01-01"] * 2}),
+        path,
+    )
+    refused = ingest(path, db=db)
+    assert (refused.returncode, refused.stdout, refused.stderr) == (
+        2,
+        "",
+        f"error: {path}: unreadable Parquet (Invalid Input Error: Invalid string encoding found "
+        f'in Parquet file "{path}": value "\\xFF\\xFE" is not valid UTF8!)\n',
+    )
+
+
 def test_fifos_are_refused_not_read(tmp_path):
     db = tmp_path / "warehouse.duckdb"
     fifo = tmp_path / "candidates.jsonl"
