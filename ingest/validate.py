@@ -75,7 +75,7 @@ class FieldSQL:
     # a rule the compiler does not know (the field is then fast-accepted only when absent)
     check: str | None
     typed: str  # SQL giving the column value for a fast-accepted row, over {s}, {v} and {c}
-    cast: str | None = None  # computed once per row over {s}, e.g. the timestamp value
+    cast: str | None = None  # computed once per row over {t}, {s} and {v}: a timestamp's value
     nested: str | None = None  # a nested model's struct type: {o} its fields, {k} its keys
     # a list of strings given as a native VARCHAR[] {l} (a Parquet list column), not a token:
     # the check and typed value over it
@@ -220,25 +220,36 @@ def _field_sql(model: type[BaseModel], name: str, info: FieldInfo) -> FieldSQL:
         typed = "coalesce(try(from_json({v}, '[\"VARCHAR\"]')), [])::varchar[]"
         if check is None:
             return FieldSQL(name, required, nullable, None, typed)
-        # from_json reads a JSON null element as SQL null, which no check may let through
-        # (its checks would be null, and the list's `true`): pydantic refuses it
-        element = _fill(check, t="json_type(x)", s="(x->>'$')")
-        token_check = (
-            "{t} = 'ARRAY' and coalesce(list_bool_and(list_transform("
-            f"from_json({{v}}, '[\"JSON\"]'), lambda x: x is not null and {element})), true)"
-        )
         if item_base is not str:
+            # from_json reads a JSON null element as SQL null, which no check may let through
+            # (its checks would be null, and the list's `true`): pydantic refuses it
+            element = _fill(check, t="json_type(x)", s="(x->>'$')")
+            token_check = (
+                "{t} = 'ARRAY' and coalesce(list_bool_and(list_transform("
+                f"from_json({{v}}, '[\"JSON\"]'), lambda x: x is not null and {element})), true)"
+            )
             return FieldSQL(name, required, nullable, token_check, typed)
-        # the same over a native list: a null element is JSON null there, never a string
+        # A list of strings is checked over its elements' text, as a native list is (Parquet):
+        # the token is read once as text (`cast`, kept as {c}) and once for the elements' JSON
+        # types, which must all be strings (as text a number, a null or a list reads as its
+        # JSON). Cheaper than each element's token parsed for its type and again for its text.
         native = _fill(check, t="'VARCHAR'", s="x")
+        list_check = (
+            "coalesce(list_bool_and(list_transform({l}, lambda x: x is not null"
+            f" and {native})), true)"
+        )
+        strings = (
+            "{t} = 'ARRAY' and coalesce(list_bool_and(list_transform("
+            "json_type({v}, '$[*]'), lambda y: y = 'VARCHAR')), true)"
+        )
         return FieldSQL(
             name,
             required,
             nullable,
-            token_check,
-            typed,
-            list_check="coalesce(list_bool_and(list_transform({l}, lambda x: x is not null"
-            f" and {native})), true)",
+            f"{strings} and {_fill(list_check, l='{c}')}",
+            "coalesce({c}, [])::varchar[]",
+            cast="case when {t} = 'ARRAY' then from_json({v}, '[\"VARCHAR\"]') end",
+            list_check=list_check,
             list_typed="coalesce({l}, [])::varchar[]",
         )
     if isinstance(base, type) and issubclass(base, Record):
@@ -295,19 +306,19 @@ def _nested_sql(model: type[Record]) -> tuple[str | None, str, str | None]:
     pieces = []
     for f in fields:
         token = f"{obj}.{f.name}"
-        value = _fill(f.check, t=f"json_type({token})", s=f"({token}->>'$')", v=token)
+        text = f"({_json_text(token)})"
+        value = _fill(f.check, t=_json_type(token), s=text, v=token)
         if f.required:
             checks.append(f"({token} is not null and {value})")
         else:
             checks.append(f"({token} is null or {value})")
-        text = f"({token}->>'$')"
         spelled = text
         if "'VARCHAR'" in f.check:  # text with nothing to escape, spelled in quotes
             checks.append(f"({token} is null or not regexp_matches({text}, '[\"\\\\\x00-\x1f]'))")
             spelled = f"'\"' || {text} || '\"'"
         pieces.append(f"'\"{f.name}\":' || {spelled}")
     for rule in model.sql_checks:
-        typed = {f.name: f"try_cast({obj}.{f.name}->>'$' as date)" for f in fields}
+        typed = {f.name: f"try_cast({_json_text(f'{obj}.{f.name}')} as date)" for f in fields}
         checks.append(f"coalesce({rule.format(**typed)}, true)")
     check = "coalesce(" + " and ".join(checks) + ", false)"
     # JSON, the raw table's type (the checked rows become the staged rows as they are)
@@ -373,8 +384,9 @@ class CompiledModel:
                 tokens += [v, f"t_{f.name}", f"s_{f.name}"]
             else:
                 tokens += [v, f"{_json_type(v)} as t_{f.name}", f"{_json_text(v)} as s_{f.name}"]
-            if f.cast:
-                casts.append(f"{_fill(f.cast, s=f's_{f.name}')} as c_{f.name}")
+            if f.cast and not (f.name in given and f.list_check):  # (a native list: no cast)
+                subs = {x: f"{x}_{f.name}" for x in ("t", "s", "v")}
+                casts.append(f"{_fill(f.cast, **subs)} as c_{f.name}")
             if f.nested:
                 obj = f"json_type({v}) = 'OBJECT'"
                 tokens += [
