@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 import duckdb
 
 from feedback.atomic import Staged, dumps_indented, orjson_safe, read_regular
-from ingest.errors import UserError
+from ingest.errors import UserError, refuse_duplicate_keys
 
 ROUND = 6  # decimals kept for rates: stable bytes across runs, far below any decision's noise
 WILSON_CONFIDENCE = 0.95
@@ -68,15 +68,6 @@ class Number(Decimal):
         return number
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    document: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in document:
-            raise ValueError(f"duplicate key {json.dumps(key)} (which value is meant?)")
-        document[key] = value
-    return document
-
-
 def _not_finite(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -95,7 +86,7 @@ def parse_json(data: bytes, path: Path | str) -> Any:
             text,
             parse_float=Number,
             parse_constant=_not_finite,
-            object_pairs_hook=_no_duplicates,
+            object_pairs_hook=refuse_duplicate_keys,
         )
     except json.JSONDecodeError as exc:
         reason = f"{exc.msg} at line {exc.lineno} column {exc.colno}"

@@ -6,6 +6,7 @@ They say nothing about exit codes or HTTP statuses: the application shell maps t
 
 import json
 import sys
+from typing import Any
 
 
 class UserError(Exception):
@@ -47,3 +48,24 @@ def json_reason(exc: ValueError) -> str:
             else f"a number of more than {sys.get_int_max_str_digits()} digits"
         )
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+class DuplicateKey(ValueError):
+    """A JSON object naming a key twice: ambiguous (which value is meant?)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {json.dumps(key)} (which value is meant?)")
+        self.key = key
+
+
+def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads(..., object_pairs_hook=...)`: an object with a key twice is refused, at any
+    depth (SQL would keep the first value, Python the last). The common case costs one dict."""
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(key)
+            seen.add(key)
+    return record

@@ -25,7 +25,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.contract import MODELS, Record
-from ingest.errors import UserError, json_reason
+from ingest.errors import DuplicateKey, UserError, json_reason, refuse_duplicate_keys
 from ingest.inputs import FileProblem, InputFile
 from ingest.sqltext import sql_text
 from ingest.text import storable
@@ -709,8 +709,8 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
     if not text.strip():
         return
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except (RecursionError, _DuplicateKey):  # split: each element is read (and judged) alone
+        data = json.loads(text, object_pairs_hook=refuse_duplicate_keys)
+    except (RecursionError, DuplicateKey):  # split: each element is read (and judged) alone
         _land_json_elements(con, source, table)
         return
     except json.JSONDecodeError as exc:
@@ -745,17 +745,6 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
         except RecursionError:
             source.problems.append(_too_deep(position))
     _insert(con, table, [p for p, _ in raws], [r for _, r in raws])
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    record = dict(pairs)
-    if len(record) != len(pairs):
-        raise _DuplicateKey()
-    return record
 
 
 def _too_deep(position: int | None) -> FileProblem:
@@ -1105,8 +1094,8 @@ def _parse_list(text: str) -> object:
 
 def _json_or_text(text: str) -> object:
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys)
-    except _DuplicateKey:
+        return json.loads(text, object_pairs_hook=refuse_duplicate_keys)
+    except DuplicateKey:
         return _Verbatim(text)
     except (ValueError, RecursionError):  # not JSON (or a number too long to read, or nested
         return text  # too deeply to read): the text fails validation

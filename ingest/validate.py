@@ -26,7 +26,7 @@ from pydantic.functional_validators import AfterValidator, BeforeValidator
 
 from ingest import contract
 from ingest.contract import EARLIEST, ISO_DATETIME_PATTERN, LATEST, RATING_FIELDS, Record, to_row
-from ingest.errors import json_reason
+from ingest.errors import DuplicateKey, json_reason, refuse_duplicate_keys
 from ingest.sqltext import sql_text
 from ingest.text import NAME_FORBIDDEN_SQL
 
@@ -504,27 +504,10 @@ def _code_for(error: dict[str, Any], field: str | None) -> str:
     return "invalid_value"
 
 
-class DuplicateKey(ValueError):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A record with a key twice is ambiguous (the SQL path would keep the first value,
-    pydantic the last): refused, at any depth."""
-    record: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in record:
-            raise DuplicateKey(key)
-        record[key] = value
-    return record
-
-
 def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejection | None]:
     """Validate one raw JSON record with pydantic: (row, None) if valid, else (None, why)."""
     try:
-        data = json.loads(raw, object_pairs_hook=_refuse_duplicates)
+        data = json.loads(raw, object_pairs_hook=refuse_duplicate_keys)
     except DuplicateKey as exc:
         return None, Rejection(
             "duplicate_key", exc.key, f"key '{exc.key}' appears more than once in the record"
