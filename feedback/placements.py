@@ -183,6 +183,12 @@ def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) 
     """Set `placement_history` on each candidate of a JSON (array or {"candidates": [...]}) or
     JSONL file; other fields untouched; the history is replaced, never appended, so re-running
     never duplicates a record."""
+    return write_atomic(path, merged_candidates(path, history))
+
+
+def merged_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> bytes:
+    """The candidates file's new bytes (`merge_into_candidates`), written nowhere: a file that
+    cannot be merged is refused (UserError) before a caller writes anything else."""
     text = _read_text(path)
     if text is None:
         raise UserError(f"{path}: no such candidates file")
@@ -195,16 +201,14 @@ def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) 
             record = _parse(line, path, number)
             _apply(record, history, path, number)
             lines.append(json.dumps(record, ensure_ascii=False))
-        return write_atomic(path, ("\n".join(lines) + "\n").encode("utf-8"))
+        return ("\n".join(lines) + "\n").encode("utf-8")
     document = _parse(text, path, None)
     records = document.get("candidates") if isinstance(document, dict) else document
     if not isinstance(records, list):
         raise UserError(f'{path}: expected an array of candidates or {{"candidates": [...]}}')
     for index, record in enumerate(records, start=1):
         _apply(record, history, path, index)
-    return write_atomic(
-        path, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    )
+    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def _parse(text: str, path: Path, line: int | None, **hooks: Any) -> Any:

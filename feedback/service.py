@@ -36,7 +36,14 @@ from feedback.analytics import (
     resolve_name,
 )
 from feedback.analytics import connect as connect_marts
-from feedback.atomic import Staged, locked, read_regular, resolve_target, write_atomic
+from feedback.atomic import (
+    Staged,
+    locked,
+    read_regular,
+    resolve_target,
+    sweep_temp_files,
+    write_atomic,
+)
 from feedback.feeders import (
     WILSON_CONFIDENCE,
     FeedersUpdate,
@@ -51,6 +58,7 @@ from feedback.feeders import (
 from feedback.marts import open_read_only, require_published
 from feedback.placements import (
     merge_into_candidates,
+    merged_candidates,
     patch_placements,
     placements_digest,
     placements_from_marts,
@@ -309,6 +317,10 @@ def run_feedback(
         )
     finally:
         con.close()
+    # the candidates file is merged here, so one that cannot be is refused before any write
+    merged = None
+    if candidates_path is not None and history is not None:
+        merged = merged_candidates(candidates_path, history)
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def merge(document: dict) -> list[str]:
@@ -316,7 +328,7 @@ def run_feedback(
         return merge_metrics(document, fresh, marked, now)
 
     result.marked_feeders = sorted(marked)
-    with locked(feeders_path, wait_seconds):  # the documented advisory lock
+    with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds):
         update = FeedersUpdate(feeders_path, merge)
         rendered = log.get_state(PLACEMENTS_KEY, "")
         if data is None and not _placements_current(rendered, placements_path, digest):
@@ -346,9 +358,27 @@ def run_feedback(
                 places.discard()
     result.updated_feeders = update.result
     result.placements = placements
-    if candidates_path is not None and history is not None:
-        result.candidates_written = merge_into_candidates(candidates_path, history)
+    if candidates_path is not None and merged is not None:
+        result.candidates_written = write_atomic(candidates_path, merged)
     return result
+
+
+@contextmanager
+def locked_outputs(
+    feeders_path: Path,
+    placements_path: Path,
+    candidates_path: Path | None = None,
+    wait_seconds: float | None = None,
+) -> Iterator[None]:
+    """feeders.json's advisory lock (`feedback.atomic.locked`), which every writer of the
+    feedback outputs holds: holding it, the temp files a killed writer left beside the
+    placements and candidates files are swept too, as beside feeders.json (a 1M placements
+    file's is 40 MB)."""
+    with locked(feeders_path, wait_seconds):
+        for companion in (placements_path, candidates_path):
+            if companion is not None:
+                sweep_temp_files(companion)
+        yield
 
 
 # ---- the Python API: one process, one feeder ----------------------------------------------------
@@ -516,8 +546,8 @@ class FeedbackService:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks, the
-        scoring job): feedback.atomic.locked, the documented advisory lock."""
-        with locked(self.feeders_path):
+        scoring job): `locked_outputs`, the documented advisory lock."""
+        with locked_outputs(self.feeders_path, self.placements_path, self.candidates_path):
             yield
 
     def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:

@@ -168,6 +168,49 @@ def test_placements_merge_into_candidates_files_without_duplicates(wh):
     ]
 
 
+def test_a_candidates_file_that_cannot_be_merged_is_refused_before_anything_is_written(wh):
+    """`itrack feedback --candidates BAD` said "left untouched" after it had written
+    feeders.json and the placements and committed its run: now nothing is written."""
+    import duckdb
+
+    from ingest.errors import UserError
+
+    def runs() -> int:
+        con = duckdb.connect(str(raw_store_path(wh)), read_only=True)
+        try:
+            return con.execute("select count(distinct run_id) from feedback_runs").fetchone()[0]
+        finally:
+            con.close()
+
+    before = runs()
+    bad = wh.parent / "candidates.jsonl"
+    bad.write_text('{"id": "c-1"}\n{"id": \n')
+    with pytest.raises(UserError) as refused:
+        feed(wh, candidates_path=bad)
+    assert str(refused.value) == (
+        f"{bad} line 2: not valid JSON (Expecting value at column 8); left untouched"
+    )
+    assert sorted(p.name for p in wh.parent.iterdir() if p.suffix == ".json") == []
+    assert bad.read_text() == '{"id": "c-1"}\n{"id": \n'
+    assert runs() == before
+
+
+def test_temp_files_a_killed_writer_left_beside_the_outputs_are_swept(wh):
+    """A build killed while renaming left `.candidate_placements.json.<pid>.tmp` (40 MB at
+    1M), and no later run removed it: only feeders.json's were swept."""
+    left = [
+        wh.parent / ".feeders.json.123.tmp",
+        wh.parent / ".placements.json.123.tmp",
+        wh.parent / ".candidates.jsonl.123.tmp",
+    ]
+    for tmp in left:
+        tmp.write_text("partial")
+    candidates = wh.parent / "candidates.jsonl"
+    candidates.write_text('{"id": "nobody"}\n')
+    feed(wh, candidates_path=candidates)
+    assert [tmp.exists() for tmp in left] == [False, False, False]
+
+
 def test_feedback_runs_record_what_was_written(wh):
     import duckdb
 
