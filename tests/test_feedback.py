@@ -550,3 +550,41 @@ def test_patched_placements_equal_a_full_render(tmp_path):
     _placement_rows(quoted, [*old_rows, row('cand-"q"', "Acme", 8)])
     assert patch_placements(con, "previous", render_placements(quoted)[1]) is None
     assert patch_placements(con, "previous", json.dumps(json.loads(old_file)).encode()) is None
+
+
+def test_itrack_feedback_waits_for_a_running_build_and_refuses_after_wait(wh):
+    """`itrack feedback` beside a build computed from the warehouse before it and overwrote the
+    outputs the build had just written: it now waits for the build (--wait), or refuses."""
+    import os
+    import threading
+
+    from itrack.pipeline import build_lock
+
+    runner = CliRunner()
+    with build_lock(wh):  # what `itrack build` holds from start to publish
+        refused = runner.invoke(app, ["feedback", "--db", str(wh), "--wait", "0"])
+    assert_exit(refused, 2)
+    lock = wh.parent / ".build" / "warehouse.build.lock"
+    assert refused.output == (
+        f"error: build is busy (held by PID {os.getpid()}): {lock.with_suffix('')}; retry later "
+        "or pass --wait SECONDS\n"
+    )
+    assert not (wh.parent / "feeders.json").exists()
+    taken, release = threading.Event(), threading.Event()
+    written_while_building = []
+
+    def build() -> None:
+        with build_lock(wh):
+            taken.set()
+            release.wait(30)
+            written_while_building.append((wh.parent / "feeders.json").exists())
+
+    holder = threading.Thread(target=build)
+    holder.start()
+    taken.wait(30)
+    threading.Timer(3.0, release.set).start()
+    waited = runner.invoke(app, ["feedback", "--db", str(wh), "--wait", "30"])
+    holder.join(30)
+    assert_exit(waited, 0)
+    assert written_while_building == [False]  # it ran once the build had let go
+    assert (wh.parent / "feeders.json").exists()

@@ -42,17 +42,22 @@ def feedback(
         return
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+    from itrack.pipeline import build_lock
 
     published = warehouse(db)
-    result = run_feedback(
-        warehouse=published,
-        log=DuckDBFeedbackLog(published, wait),
-        feeders_path=feeders or published.parent / "feeders.json",
-        placements_path=placements or published.parent / "candidate_placements.json",
-        candidates_path=candidates,
-        full=full,
-        wait_seconds=wait,
-    )
+    # A build writes these outputs itself, from the warehouse it publishes: a run beside it
+    # computed from the one before and overwrote them (the API's POST /feedback/run is 409).
+    # It waits for the build, as for any busy store (--wait), then reads what it published.
+    with build_lock(published, wait_seconds=wait):
+        result = run_feedback(
+            warehouse=published,
+            log=DuckDBFeedbackLog(published, wait),
+            feeders_path=feeders or published.parent / "feeders.json",
+            placements_path=placements or published.parent / "candidate_placements.json",
+            candidates_path=candidates,
+            full=full,
+            wait_seconds=wait,
+        )
     line(f"feedback: {result}")
 
 
