@@ -60,6 +60,7 @@ from feedback.placements import (
     merge_into_candidates,
     merged_candidates,
     patch_placements,
+    placements_bytes,
     placements_digest,
     placements_from_marts,
     read_placements,
@@ -276,8 +277,7 @@ def run_feedback(
     the log's transaction: `publish()` (the build renames its warehouse), rename the staged files
     (re-merging feeders.json if the scoring job wrote it meanwhile), commit the log. A failure
     before the renames leaves every file, the warehouse and the log as they were."""
-    if not Path(warehouse).exists():
-        raise UserError(f"{warehouse}: no warehouse yet; run `itrack build` first")
+    require_published(warehouse)
     result = FeedbackResult(new_run_id("feedback"))
     document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
     con = open_read_only(Path(warehouse))
@@ -320,6 +320,8 @@ def run_feedback(
     # the candidates file is merged here, so one that cannot be is refused before any write
     merged = None
     if candidates_path is not None and history is not None:
+        live_placed = _live_placements(log.get_state(LIVE_KEY, "{}"))
+        history = _with_live_placements(history, live_placed)
         merged = merged_candidates(candidates_path, history)
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -329,12 +331,21 @@ def run_feedback(
 
     result.marked_feeders = sorted(marked)
     with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds):
+        # read under the lock, which the live path holds when it adds an outcome to the ledger
+        ledger = log.get_state(LIVE_KEY, "{}")
+        live, ledger = _with_live_outcomes(Path(warehouse), ledger, fresh)
+        if live != fresh:  # the overall rate moved too: every feeder's smoothed rate with it
+            fresh.update(live)
+            marked |= set(live)
+            result.marked_feeders = sorted(marked)
         update = FeedersUpdate(feeders_path, merge)
         rendered = log.get_state(PLACEMENTS_KEY, "")
         if data is None and not _placements_current(rendered, placements_path, digest):
             data, result.placements_rendered = _placements_of(
                 warehouse, previous, rendered, placements_path
             )
+        if data is not None and (live_placed := _live_placements(ledger)):
+            data = placements_bytes(_with_live_placements(json.loads(data), live_placed))
         places = None if data is None else Staged(placements_path, data)
         if places is not None:
             rendered = _state(digest, places.data)
@@ -351,6 +362,7 @@ def run_feedback(
 
             # the log's transaction: metrics written, new watermark; committed after the files
             state = {"watermark": watermark, "prior": prior, PLACEMENTS_KEY: rendered}
+            state[LIVE_KEY] = ledger
             log.record_run(result.run_id, written, state, commit_files)
         finally:
             update.discard()
@@ -361,6 +373,37 @@ def run_feedback(
     if candidates_path is not None and merged is not None:
         result.candidates_written = write_atomic(candidates_path, merged)
     return result
+
+
+def _with_live_outcomes(
+    warehouse: Path, ledger: str, fresh: dict[str, dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """The marts' metrics `fresh` with the outcomes processed live since the build (`ledger`,
+    the FeedbackLog's LIVE_KEY state) that `warehouse` has not counted yet folded in, as
+    `FeedbackService` folds them; and the ledger left (outcomes the build counted as they are
+    now are dropped). A run of the nightly step wiped them from feeders.json until the next
+    build had them: `itrack feedback` right after a live outcome undid it."""
+    entries = json.loads(ledger)
+    if not entries:
+        return fresh, ledger
+    con = open_read_only(warehouse)
+    try:
+        built = _built_statuses(con, list(entries))
+        totals = con.execute(
+            "select placements, candidates_sourced, smoothed_conversion_rate "
+            "from mart_feeder_conversion"
+        ).fetchall()
+    finally:
+        con.close()
+    deltas, kept = _live_deltas(entries, built, list(fresh))
+    left = json.dumps(kept, sort_keys=True)
+    if not deltas:
+        return fresh, left
+    no_change = [0, 0, 0]
+    return {
+        feeder: live_metrics(metrics, deltas.get(feeder, no_change), deltas, totals, None)
+        for feeder, metrics in fresh.items()
+    }, left
 
 
 @contextmanager
@@ -555,7 +598,12 @@ class FeedbackService:
         ledger = json.loads(self._log.get_state(LIVE_KEY, "{}")) if self._log else {}
         before = dict(ledger)
         if outcome is not None:
-            ledger[outcome.interview_id] = [outcome.feeder_source or UNATTRIBUTED, outcome.status]
+            entry: list[Any] = [outcome.feeder_source or UNATTRIBUTED, outcome.status]
+            if outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
+                # the placement too: the nightly step re-renders the placements file from the
+                # marts, and keeps it there until a build counts the process (LIVE_KEY)
+                entry += [outcome.candidate_id, _placement_record(outcome)]
+            ledger[outcome.interview_id] = entry
         with connect_marts(self.warehouse) as con:
             _check_marts(con, Path(str(self.warehouse)))
             fresh = metrics_from_marts(con)
@@ -592,19 +640,14 @@ class FeedbackService:
             feeder_source=feeder,
             metrics=document["feeders"][feeder]["metrics"],
             feeders_updated=written,
-            live_processes=sum(1 for f, _ in ledger.values() if name_key(f) == name_key(feeder)),
+            live_processes=sum(1 for f, *_ in ledger.values() if name_key(f) == name_key(feeder)),
             logged=logged,
         )
 
     def _record_placement(self, outcome: ProcessOutcome) -> tuple[bool, bool]:
         """The candidate's whole placement history (the last build's, what the file already
         holds, and this one), written to the placements file and the candidates file."""
-        record = PlacementRecord(
-            company=outcome.company_name,
-            role=outcome.role_title,
-            placement_date=outcome.decided_at,
-            offer_details=outcome.offer_details,
-        ).model_dump(mode="json", exclude_none=True)
+        record = _placement_record(outcome)
         history, finite = read_placements(self.placements_path)
         with connect_marts(self.warehouse) as con:
             built = placements_from_marts(con, outcome.candidate_id).get(outcome.candidate_id, [])
@@ -612,7 +655,7 @@ class FeedbackService:
         for item in [*built, record]:
             if item not in records:
                 records.append(item)
-        records.sort(key=lambda r: (r["placement_date"], r["company"], r["role"]))
+        records.sort(key=_placement_order)
         # finite: no NaN or infinity in the file as read; the marts' records and this one
         # (OfferDetails' amounts are finite) hold none either
         written = write_placements(self.placements_path, history, finite)
@@ -625,6 +668,44 @@ class FeedbackService:
 
 
 UNATTRIBUTED = "unattributed"
+
+
+def _placement_record(outcome: ProcessOutcome) -> dict[str, Any]:
+    """An accepted offer as a placement history record (the marts' shape)."""
+    return PlacementRecord(
+        company=outcome.company_name,
+        role=outcome.role_title,
+        placement_date=outcome.decided_at,
+        offer_details=outcome.offer_details,
+    ).model_dump(mode="json", exclude_none=True)
+
+
+def _placement_order(record: dict[str, Any]) -> tuple[str, str, str]:
+    return record["placement_date"], record["company"], record["role"]
+
+
+def _live_placements(ledger: str) -> dict[str, list[dict[str, Any]]]:
+    """candidate id -> the placements of the ledger's accepted offers (no build counted yet)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for _feeder, _status, *placement in json.loads(ledger).values():
+        if placement:
+            candidate, record = placement
+            found.setdefault(candidate, []).append(record)
+    return found
+
+
+def _with_live_placements(
+    history: dict[str, list[dict[str, Any]]], live: dict[str, list[dict[str, Any]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The marts' placement `history` with the `live` ones added, each candidate's in order."""
+    merged = dict(history)
+    for candidate, records in live.items():
+        mine = list(merged.get(candidate, []))
+        mine += [r for r in records if r not in mine]
+        merged[candidate] = sorted(mine, key=_placement_order)
+    return merged
+
+
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
@@ -654,12 +735,12 @@ def _live_deltas(
     spelled = {name_key(f): f for f in feeders}
     deltas: dict[str, list[int]] = {}
     kept = {}
-    for pid, (feeder, status) in sorted(ledger.items()):
+    for pid, (feeder, status, *_placement) in sorted(ledger.items()):
         name = spelled.get(name_key(feeder), feeder)
         old = built.get(pid)
         if old is not None and (spelled.get(name_key(old[0]), old[0]), old[1]) == (name, status):
             continue  # the build has caught up with this outcome
-        kept[pid] = [feeder, status]
+        kept[pid] = ledger[pid]
         for target, sign, state in ((name, 1, status), *(((old[0], -1, old[1]),) if old else ())):
             add = deltas.setdefault(spelled.get(name_key(target), target), [0, 0, 0])
             for i, value in enumerate(_counts(state)):

@@ -171,6 +171,53 @@ def test_after_a_build_the_marts_speak_for_themselves(db):
     assert after.metrics["avg_days_to_hire"] != 14.0  # recomputed by the build with P5
 
 
+def test_the_nightly_step_keeps_the_outcomes_since_the_build(db):
+    """`itrack feedback` (the nightly step, no build) right after a live outcome computed from
+    the marts alone and wiped it from feeders.json (referral placements back to 1) until the
+    next build. It now folds in the outcomes the build has not counted, as the live path
+    does; once a build has them, the marts speak for themselves."""
+    from feedback.service import LIVE_KEY, run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
+    live = feedback_service(db).process_interview_outcome(pid(5)).metrics
+
+    def nightly() -> dict:
+        run_feedback(
+            warehouse=db,
+            log=DuckDBFeedbackLog(db),
+            feeders_path=db.parent / "feeders.json",
+            placements_path=db.parent / "candidate_placements.json",
+            full=True,
+        )
+        feeders = json.loads((db.parent / "feeders.json").read_text())["feeders"]
+        return {name: entry["metrics"] for name, entry in feeders.items()}
+
+    after = nightly()
+    counts = ("candidates_sourced", "placements", "decided_processes")
+    assert [after["referral"][k] for k in counts] == [3, 2, 3]
+    assert after["referral"]["smoothed_conversion_rate"] == live["smoothed_conversion_rate"]
+    # every feeder's smoothed rate uses the moved overall rate (2 placed of 7 sourced)
+    assert after["linkedin"]["smoothed_conversion_rate"] == rounded((0 + 10 * 2 / 7) / (3 + 10))
+    ledger = json.loads(DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}"))
+    assert list(ledger) == [str(pid(5))]
+    assert ledger[str(pid(5))][:3] == ["referral", "offer_accepted", "c1"]
+    placed = json.loads((db.parent / "candidate_placements.json").read_text())
+    # c1's placement at Acme (P1, the build's) and the live one at Beta (P5), kept
+    assert [(r["company"], r["offer_details"]["base_salary"]) for r in placed["c1"]] == [
+        ("Acme", 150000),
+        ("Beta", OFFER["base_salary"]),
+    ]
+    assert placed["c1"][1] == ledger[str(pid(5))][3]
+    build(db)
+    rebuilt = nightly()
+    assert [rebuilt["referral"][k] for k in counts] == [3, 2, 3]
+    assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
+    assert json.loads((db.parent / "candidate_placements.json").read_text())["c1"] == placed["c1"]
+
+
 def test_a_rejection_moves_the_counts_and_records_no_placement(db):
     InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
         pid(5), "candidate_withdrew"

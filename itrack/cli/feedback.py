@@ -40,11 +40,12 @@ def feedback(
     """Update feeders.json metrics and placement history from the published marts."""
     if ctx.invoked_subcommand:
         return
+    from feedback.marts import require_published
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
     from itrack.pipeline import build_lock
 
-    published = warehouse(db)
+    published = require_published(warehouse(db))  # before the lock: nothing made beside it
     # A build writes these outputs itself, from the warehouse it publishes: a run beside it
     # computed from the one before and overwrote them (the API's POST /feedback/run is 409).
     # It waits for the build, as for any busy store (--wait), then reads what it published.
