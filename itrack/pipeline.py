@@ -52,6 +52,7 @@ from ingest.store.duckdb.store import (
     raw_store_path,
     store_lock,
 )
+from itrack.settings import check_location
 
 if TYPE_CHECKING:
     from ingest.load import RunSummary
@@ -127,7 +128,7 @@ def run_build(
     a location without a plan for its project takes one recorded elsewhere, and a plan
     recorded here is shared there."""
     clock = time.monotonic()
-    warehouse = Path(db).absolute()
+    warehouse = check_location(Path(db)).absolute()  # before anything is written
     raw_store = raw_store_path(warehouse)
     result = BuildResult(warehouse)
 

@@ -50,8 +50,12 @@ class Settings(BaseModel):
     plan_cache: str | None = None
 
     def warehouse(self, override: Path | str | None = None) -> Path:
-        """The warehouse path: the command's `--db` if given, else `ITRACK_DB`, else the default."""
-        return Path(override) if override else self.db
+        """The warehouse path: the command's `--db` if given, else `ITRACK_DB`, else the default;
+        a location dbt or DuckDB would misread is refused here, before anything is written."""
+        if override:
+            return check_location(Path(override), "--db")
+        source = "ITRACK_DB" if "db" in self.model_fields_set else "the default warehouse"
+        return check_location(self.db, source)
 
     def raw_store(self, override: Path | str | None = None) -> Path:
         return raw_store_path(self.warehouse(override))
@@ -63,6 +67,32 @@ class Settings(BaseModel):
         if self.plan_cache is None or not self.plan_cache.strip():
             return None
         return Path(self.plan_cache).expanduser()
+
+
+# What a warehouse location may not hold, anywhere in its absolute path: dbt-duckdb reads the
+# path with urlparse (`#` starts a fragment, `?` a query: the rest is lost), DuckDB cuts a path at
+# `?` and reads `\` as a separator, and dbt renders the paths it is given as Jinja (`{{`, `{%`,
+# `{#` open a tag). Spaces, `%`, quotes in a folder name and non-ASCII letters work.
+_BREAKING_ANYWHERE = ("#", "?", "\\", "{{", "{%", "{#")
+# ...and in its file name, which DuckDB makes the catalog name: urlparse also cuts it at `;`,
+# and dbt-duckdb quotes that name in its SQL without escaping `'` and `"`.
+_BREAKING_IN_NAME = (";", "'", '"')
+
+
+def check_location(warehouse: Path, source: str = "the warehouse") -> Path:
+    """`warehouse`, unless its absolute path holds characters dbt or DuckDB misread
+    (`_BREAKING_ANYWHERE`, `_BREAKING_IN_NAME`): then a UserError naming `source` (the option or
+    variable that gave it), the path and the characters."""
+    path = Path(warehouse).absolute()  # a relative path: the working folder's name counts too
+    found = {c for c in _BREAKING_ANYWHERE if c in str(path)}
+    found |= {c for c in _BREAKING_IN_NAME if c in path.name}
+    if found:
+        shown = " ".join(f"`{c}`" for c in sorted(found))  # backticks: `'` is one of them
+        raise UserError(
+            f"{source}: {path} holds {shown}, which dbt and DuckDB misread "
+            "in a warehouse location; choose another folder or file name"
+        )
+    return warehouse
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
