@@ -52,7 +52,7 @@ from ingest.store.duckdb.store import (
     raw_store_path,
     store_lock,
 )
-from itrack.settings import check_location
+from itrack.settings import check_location, location
 
 if TYPE_CHECKING:
     from ingest.load import RunSummary
@@ -128,7 +128,10 @@ def run_build(
     a location without a plan for its project takes one recorded elsewhere, and a plan
     recorded here is shared there."""
     clock = time.monotonic()
-    warehouse = check_location(Path(db)).absolute()  # before anything is written
+    # one location however it is spelled (a symlinked folder, `..`): its fingerprint, notes,
+    # locks and dbt's paths are the same for every spelling, so a rerun through another one
+    # skips as through the first; checked before anything is written
+    warehouse = location(check_location(Path(db)))
     raw_store = raw_store_path(warehouse)
     result = BuildResult(warehouse)
 
@@ -394,7 +397,8 @@ def _fingerprint(state: dict[str, object], warehouse: Path, outputs: list[Path])
     for path in [warehouse, *outputs]:
         if not path.exists():
             return None
-        state[str(path)] = [path.stat().st_size, path.stat().st_mtime_ns]
+        # keyed by the location, not the spelling: `--feeders` through a symlink is the same file
+        state[str(location(path))] = [path.stat().st_size, path.stat().st_mtime_ns]
     return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
 
 

@@ -79,12 +79,25 @@ _BREAKING_ANYWHERE = ("#", "?", "\\", "{{", "{%", "{#")
 _BREAKING_IN_NAME = (";", "'", '"')
 
 
+def location(warehouse: Path | str) -> Path:
+    """One warehouse location however it is spelled: absolute, with the symlinks and `..` of its
+    folder resolved (what a build keys its fingerprint and notes by, and hands dbt). The file
+    name is kept, not followed if it is a symlink: every command finds the raw store, the lock
+    files and `.build/` beside that name, and the build publishes by renaming its new file over
+    that entry (replacing a link, not writing through it); following the link would put the
+    build's raw store and notes beside the target, where no other command looks."""
+    path = Path(warehouse).absolute()
+    return path.parent.resolve() / path.name
+
+
 def check_location(warehouse: Path, source: str = "the warehouse") -> Path:
-    """`warehouse`, unless its absolute path holds characters dbt or DuckDB misread
-    (`_BREAKING_ANYWHERE`, `_BREAKING_IN_NAME`): then a UserError naming `source` (the option or
-    variable that gave it), the path and the characters."""
+    """`warehouse`, unless its absolute path, or its `location` (the build's spelling), holds
+    characters dbt or DuckDB misread (`_BREAKING_ANYWHERE`, `_BREAKING_IN_NAME`): then a
+    UserError naming `source` (the option or variable that gave it), the path and the
+    characters."""
     path = Path(warehouse).absolute()  # a relative path: the working folder's name counts too
-    found = {c for c in _BREAKING_ANYWHERE if c in str(path)}
+    spellings = (str(path), str(location(path)))
+    found = {c for c in _BREAKING_ANYWHERE for spelled in spellings if c in spelled}
     found |= {c for c in _BREAKING_IN_NAME if c in path.name}
     if found:
         shown = " ".join(f"`{c}`" for c in sorted(found))  # backticks: `'` is one of them

@@ -4,14 +4,16 @@ dbt, no publish, no rewritten feedback file or report), while any new record reb
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ingest.errors import StoreBusyError
 from itrack.generate import generate
-from itrack.pipeline import run_build
+from itrack.pipeline import build_lock, run_build
 from tests.conftest import read
 
 QUIET = {"take_backup": False, "note": lambda _m: None}
@@ -389,3 +391,33 @@ def test_an_orphan_waiting_for_its_process_is_retried_by_a_build_of_loaded_files
     assert [(s.name, s.result) for s in third.steps if s.name == "ingest"] == [
         ("ingest", "skipped: every file is loaded already (same path, size and mtime)")
     ]
+
+
+def test_every_spelling_of_one_location_is_one_location(tmp_path, shared_plans):
+    """A rerun through a symlinked folder or a `..` spelling of the same warehouse finds what
+    the last build noted (its fingerprint was keyed by the path's spelling: each rebuilt and
+    republished), and a build through one spelling holds the lock of every other."""
+    generate(tmp_path / "day1", 20, seed=6)
+    real = tmp_path / "w"
+    db = real / "warehouse.duckdb"
+    run_build([tmp_path / "day1"], db=db, **QUIET, plan_cache=shared_plans)
+    (tmp_path / "link").symlink_to("w")
+    names = ["warehouse.duckdb", "report.html", "feeders.json", "candidate_placements.json"]
+    before = _stamps(real / name for name in names)
+    for spelling in (
+        tmp_path / "link" / "warehouse.duckdb",
+        real / ".." / "w" / "warehouse.duckdb",
+        tmp_path / "link" / ".." / "link" / "warehouse.duckdb",
+    ):
+        again = run_build(None, db=spelling, **QUIET)
+        assert [(s.name, s.result) for s in again.steps] == [
+            ("dbt build", "skipped: nothing changed since the last build")
+        ]
+        assert again.warehouse == db
+    assert _stamps(real / name for name in names) == before  # nothing published or rewritten
+    with build_lock(db), pytest.raises(StoreBusyError) as busy:
+        run_build(None, db=tmp_path / "link" / "warehouse.duckdb", **QUIET)
+    assert str(busy.value) == (
+        f"build is busy (held by PID {os.getpid()}): {real}/.build/warehouse.build; "
+        "retry later or pass --wait SECONDS"
+    )
