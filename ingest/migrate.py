@@ -31,6 +31,10 @@ class MigrationError(UserError):
     """A migration folder or ledger that cannot be applied as is (exit 2)."""
 
 
+class InvalidDsn(UserError):
+    """A connection string libpq cannot parse (exit 2, refused before any connection)."""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: str
@@ -94,11 +98,12 @@ def upgrade_postgres(
     """
     import psycopg
 
+    check_dsn(dsn)
     migrations = discover(folder)
     applied: list[str] = []
     try:
         conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
-    except psycopg.OperationalError as exc:
+    except psycopg.Error as exc:
         raise MigrationError(f"cannot connect to {display_dsn(dsn)}: {_first_line(exc)}") from None
     with conn:
         conn.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
@@ -119,6 +124,7 @@ def applied_postgres(dsn: str) -> list[str]:
     """Versions recorded in the database's ledger (none when it has no ledger yet)."""
     import psycopg
 
+    check_dsn(dsn)
     try:
         with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
             exists = conn.execute(
@@ -164,6 +170,36 @@ def _apply_postgres(
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def check_dsn(dsn: str) -> str:
+    """`dsn` when libpq can parse it, else `InvalidDsn` saying why (its password masked: libpq
+    quotes what it refuses). The one rule of every command that takes a DSN (`itrack db`, the
+    extract, the PostgreSQL store): a malformed one is one line at once, never a driver error
+    or a wait for a pool that can never connect."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(dsn)
+    except Exception as exc:  # psycopg raises ProgrammingError (a ValueError for a NUL)
+        reason = _first_line(exc)
+        for secret in _secrets(dsn):
+            reason = reason.replace(secret, "***")
+        raise InvalidDsn(f"not a valid PostgreSQL URL: {reason}") from None
+    return dsn
+
+
+def _secrets(dsn: str) -> list[str]:
+    """The password parts of a DSN as written (URI user info, `password=` in a query or in
+    key=value form), whether or not the rest parses."""
+    found = []
+    userinfo = re.match(r"[A-Za-z][A-Za-z0-9+.-]*://([^@/?#]*)@", dsn)
+    if userinfo and ":" in userinfo[1]:
+        found.append(userinfo[1].split(":", 1)[1])
+    found += re.findall(r"[?&]password=([^&#]*)", dsn)
+    for quoted, bare in re.findall(r"password\s*=\s*(?:'((?:[^'\\]|\\.)*)'|(\S+))", dsn):
+        found.append(quoted or bare)
+    return sorted({s for s in found if s}, key=len, reverse=True)
 
 
 def display_dsn(dsn: str) -> str:

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.errors import Refused, UserError
+from ingest.migrate import check_dsn
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.backup import (
     backup,
@@ -226,6 +227,7 @@ def _build_locked(
             raise UserError("build --from a database ingests no files: give one or the other")
         if not is_database_url(source):
             raise UserError(f"--from takes a postgresql:// URL, not '{source}'")
+        check_dsn(source)
         with _step(result, "ingest", note) as out:
             extracted = extract(source, warehouse, wait_seconds=wait_seconds)
             result.ingest = extracted.run

@@ -324,3 +324,52 @@ def test_itrack_build_from_a_database(source: str, tmp_path: Path) -> None:
     finally:
         con.close()
     assert rows == [(P1, "offer_extended")]
+
+
+MALFORMED = [
+    (
+        "postgresql://[::1",
+        'end of string reached when looking for matching "]" in IPv6 host address in URI: '
+        '"postgresql://[::1"',
+    ),
+    ("postgresql://postgres@127.0.0.1/x?foo=bar", 'invalid URI query parameter: "foo"'),
+    ("postgresql://postgres@127.0.0.1/hunt_%zz", 'invalid percent-encoded token: "hunt_%zz"'),
+    # libpq quotes what it refuses: the password is masked
+    (
+        "postgresql://u:s3cret@[::1",
+        'end of string reached when looking for matching "]" in IPv6 host address in URI: '
+        '"postgresql://u:***@[::1"',
+    ),
+]
+DSN_COMMANDS = {
+    "db upgrade": ("db", "upgrade", "--dsn"),
+    "db status": ("db", "status", "--dsn"),
+    "ingest": ("ingest",),
+    "build --from": ("build", "--no-backup", "--from"),
+}
+
+
+@pytest.mark.parametrize("dsn, reason", MALFORMED, ids=["ipv6", "query", "percent", "password"])
+@pytest.mark.parametrize("command", DSN_COMMANDS)
+def test_every_command_refuses_a_malformed_dsn_alike(
+    command: str, dsn: str, reason: str, tmp_path: Path
+) -> None:
+    """One rule (`ingest.migrate.check_dsn`): one line, exit 2, before any connection."""
+    result = invoke(*DSN_COMMANDS[command], dsn, "--db", str(tmp_path / "warehouse.duckdb"))
+    assert_exit(result, 2)
+    assert result.output == f"error: not a valid PostgreSQL URL: {reason}\n"
+
+
+def test_serve_refuses_a_malformed_dsn_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    from itrack.settings import get_settings
+
+    dsn, reason = MALFORMED[-1]
+    monkeypatch.setenv("ITRACK_STORE", "postgres")
+    monkeypatch.setenv("ITRACK_PG_DSN", dsn)
+    get_settings.cache_clear()
+    try:
+        result = invoke("serve", "--no-auth", "--port", "1")
+    finally:
+        get_settings.cache_clear()
+    assert_exit(result, 2)
+    assert result.output == f"error: not a valid PostgreSQL URL: {reason}\n"

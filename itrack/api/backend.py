@@ -321,6 +321,9 @@ def _with_lock_timeout(dsn: str | None, seconds: float) -> str | None:
         return dsn
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+    from ingest.migrate import check_dsn
+
+    check_dsn(dsn)  # a malformed DSN is one line (exit 2), never the parser's error below
     options = conninfo_to_dict(dsn).get("options") or ""
     timeout = f"-c lock_timeout={max(1, round(seconds * 1000))}"
     return make_conninfo(dsn, options=f"{options} {timeout}".strip())

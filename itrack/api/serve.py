@@ -37,6 +37,10 @@ def check(config: ApiConfig, host: str, workers: int) -> None:
             "no JWT secret: set ITRACK_JWT_SECRET (HS256, the Supabase project's JWT secret), "
             "or pass --no-auth for local use on 127.0.0.1"
         )
+    if config.store == "postgres" and config.pg_dsn:
+        from ingest.migrate import check_dsn
+
+        check_dsn(config.pg_dsn)  # exit 2 before any process starts, the password never shown
     if workers > 1 and config.store != "postgres":
         raise ServeError(
             f"--workers {workers} needs the PostgreSQL store (ITRACK_STORE=postgres): the "

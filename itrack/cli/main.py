@@ -127,7 +127,9 @@ def extract_command(
 ) -> None:
     """`itrack ingest postgresql://...`: the nightly extract (ingest/extract.py)."""
     from ingest.extract import extract
+    from ingest.migrate import check_dsn
 
+    check_dsn(url)  # the rule of every command taking a DSN (its password never shown)
     if overlap < 0:
         raise UserError("--overlap must be 0 or more minutes")
     with progress_bar() as bar:
