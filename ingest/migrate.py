@@ -106,17 +106,24 @@ def upgrade_postgres(
     except psycopg.Error as exc:
         raise MigrationError(f"cannot connect to {display_dsn(dsn)}: {_first_line(exc)}") from None
     with conn:
-        conn.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
-        try:
-            _apply_postgres(conn, migrations, auth_shim, applied, report)
+        try:  # the lock too: a connection lost while queued for it is one line as well
+            conn.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
+            try:
+                _apply_postgres(conn, migrations, auth_shim, applied, report)
+            finally:
+                if not conn.closed:
+                    conn.execute("select pg_advisory_unlock(%s)", [_PG_LOCK_KEY])
         except psycopg.Error as exc:
+            done = ", ".join(applied) or "none"
+            if conn.closed:  # the server ended the session: its open transaction rolled back
+                raise MigrationError(
+                    f"lost the connection to {display_dsn(dsn)} during the upgrade: "
+                    f"{_first_line(exc)} (applied: {done}; nothing else was written)"
+                ) from None
             raise MigrationError(
                 f"migration failed on {display_dsn(dsn)}: {_first_line(exc)} "
-                f"(applied before the failure: {', '.join(applied) or 'none'})"
+                f"(applied before the failure: {done})"
             ) from None
-        finally:
-            if not conn.closed:
-                conn.execute("select pg_advisory_unlock(%s)", [_PG_LOCK_KEY])
     return applied
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -18,6 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ingest.migrate import (
+    _PG_LOCK_KEY,
     POSTGRES_MIGRATIONS,
     MigrationError,
     discover,
@@ -373,3 +376,73 @@ def test_serve_refuses_a_malformed_dsn_before_it_starts(monkeypatch: pytest.Monk
         get_settings.cache_clear()
     assert_exit(result, 2)
     assert result.output == f"error: not a valid PostgreSQL URL: {reason}\n"
+
+
+def _terminate_when_waiting(dsn: str, holder: psycopg.Connection, what: str) -> None:
+    """Terminate the backend of `dsn`'s database waiting for a lock (not `holder`'s)."""
+    database = dsn.rsplit("/", 1)[1]
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        for _ in range(300):
+            found = admin.execute(
+                "select pid from pg_stat_activity where datname = %s and pid <> %s"
+                " and wait_event_type = 'Lock' and query like %s",
+                [database, holder.info.backend_pid, f"%{what}%"],
+            ).fetchall()
+            if found:
+                admin.execute("select pg_terminate_backend(%s)", [found[0][0]])
+                return
+            time.sleep(0.05)
+    raise AssertionError(f"no backend waited on {what}")
+
+
+def test_a_connection_lost_while_queued_for_the_upgrade_lock_is_one_line(empty_pg: str) -> None:
+    with psycopg.connect(empty_pg, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
+        results: list = []
+        upgrade = threading.Thread(
+            target=lambda: results.append(invoke("db", "upgrade", "--dsn", empty_pg))
+        )
+        upgrade.start()
+        _terminate_when_waiting(empty_pg, holder, "pg_advisory_lock")
+        upgrade.join(60)
+    assert_exit(results[0], 2)
+    assert results[0].output == (
+        f"error: lost the connection to {pg.display(empty_pg)} during the upgrade: "
+        "terminating connection due to administrator command "
+        "(applied: none; nothing else was written)\n"
+    )
+    with psycopg.connect(empty_pg) as conn:
+        ledger = "select to_regclass('supabase_migrations.schema_migrations')"
+        assert conn.execute(ledger).fetchone() == (None,)
+
+
+def test_a_connection_lost_inside_a_migration_rolls_it_back(empty_pg: str, tmp_path: Path) -> None:
+    folder = tmp_path / "migrations"
+    shutil.copytree(POSTGRES_MIGRATIONS, folder)
+    (folder / "20991231000000_slow.sql").write_text(
+        "create table public.half_done (a integer);\nselect pg_advisory_xact_lock(4242);\n"
+    )
+    with psycopg.connect(empty_pg, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(4242)")
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                upgrade_postgres(empty_pg, folder=folder, auth_shim=True)
+            except BaseException as exc:  # noqa: BLE001 - handed to the test
+                errors.append(exc)
+
+        upgrade = threading.Thread(target=run)
+        upgrade.start()
+        _terminate_when_waiting(empty_pg, holder, "half_done")
+        upgrade.join(60)
+    assert type(errors[0]) is MigrationError
+    assert str(errors[0]) == (
+        f"lost the connection to {pg.display(empty_pg)} during the upgrade: "
+        "terminating connection due to administrator command "
+        f"(applied: {', '.join(PG_LABELS)}; nothing else was written)"
+    )
+    with psycopg.connect(empty_pg) as conn:
+        assert conn.execute("select to_regclass('public.half_done')").fetchone() == (None,)
+        versions = conn.execute("select count(*) from supabase_migrations.schema_migrations")
+        assert versions.fetchone() == (len(PG_LABELS),)
