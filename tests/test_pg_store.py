@@ -9,15 +9,18 @@ refusal; reads are read-only transactions; `ITRACK_STORE=postgres` routes the CL
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from uuid import UUID
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from ingest.contract import InterviewStage
 from ingest.errors import NotFoundError, Refused, StoreError
+from ingest.migrate import POSTGRES_MIGRATIONS, upgrade_postgres
 from ingest.service import InterviewService
 from ingest.stamps import utc_now
 from ingest.store.postgres.repository import NotAllowed, PostgresInterviewStore
@@ -235,3 +238,78 @@ def test_health_says_reachable_and_migrated(store: PostgresInterviewStore, pg_se
             )
         finally:
             bare.close()
+
+
+@pytest.fixture
+def cli_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """`itrack <args>` with ITRACK_STORE=postgres and ITRACK_PG_DSN=dsn; the pool closed after."""
+    from itrack import services
+
+    def run(dsn: str, *args: str) -> Result:
+        monkeypatch.setenv("ITRACK_STORE", "postgres")
+        monkeypatch.setenv("ITRACK_PG_DSN", dsn)
+        get_settings.cache_clear()
+        services.postgres_store.cache_clear()
+        return CliRunner().invoke(app, list(args))
+
+    yield run
+    if services.postgres_store.cache_info().currsize:
+        services.postgres_store().close()
+    get_settings.cache_clear()
+    services.postgres_store.cache_clear()
+
+
+def test_an_unmigrated_database_says_what_to_run(cli_on, pg_server: str) -> None:
+    with pg.database(pg_server, migrate=False) as empty:
+        result = cli_on(empty, "interview", "list")
+        assert_exit(result, 2)
+        assert result.output == (
+            f"error: PostgreSQL {pg.display(empty)} is not migrated, or only partly "
+            '(relation "interview_processes" does not exist): run `itrack db upgrade --dsn ...`\n'
+        )
+
+
+def test_a_partly_migrated_database_says_what_to_run(
+    cli_on, pg_server: str, tmp_path: Path
+) -> None:
+    for migration in sorted(POSTGRES_MIGRATIONS.glob("*.sql"))[:3]:  # no service_calls yet
+        shutil.copy(migration, tmp_path)
+    with pg.database(pg_server, migrate=False) as partial:
+        upgrade_postgres(partial, folder=tmp_path, auth_shim=True)
+        with psycopg.connect(partial, autocommit=True) as conn:
+            conn.execute(
+                "insert into candidates (id, organization_id, full_name, feeder_source,"
+                " created_at) values ('ca', %s, 'Ann A', 'referral', '2025-01-01Z')",
+                [ORG_A],
+            )
+        result = cli_on(
+            partial, "interview", "create", "--candidate", "ca", "--company", "Acme",
+            "--role", "SWE", "--new-company",
+        )  # fmt: skip
+        assert_exit(result, 2)
+        assert result.output == (
+            f"error: PostgreSQL {pg.display(partial)} is not migrated, or only partly "
+            '(relation "service_calls" does not exist): run `itrack db upgrade --dsn ...`\n'
+        )
+
+
+def test_a_user_who_cannot_act_as_service_role_is_told_which_role(cli_on, dsn: str) -> None:
+    user = f"itrack_test_{uuid4().hex[:12]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"create role {user} login")
+    try:
+        result = cli_on(pg.with_user(dsn, user), "interview", "list")
+        assert_exit(result, 2)
+        assert result.output == (
+            f"error: PostgreSQL user {user} cannot act as service_role: permission denied to "
+            f'set role "service_role" (grant it: `grant service_role to {user}`; Supabase\'s '
+            "postgres user has it)\n"
+        )
+    finally:
+        from itrack import services
+
+        if services.postgres_store.cache_info().currsize:
+            services.postgres_store().close()
+            services.postgres_store.cache_clear()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(f"drop role {user}")

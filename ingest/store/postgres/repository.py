@@ -357,6 +357,14 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+# What a database with no migrations, or only some, answers: run `itrack db upgrade`.
+_UNMIGRATED = (
+    pg_errors.UndefinedTable,
+    pg_errors.UndefinedColumn,
+    pg_errors.UndefinedFunction,
+    pg_errors.InvalidSchemaName,
+)
+
 POOL_LOG = logging.getLogger("psycopg.pool")
 
 
@@ -463,15 +471,7 @@ class PostgresInterviewStore:
             with self.pool.connection() as conn:
                 conn.read_only = not writing  # BEGIN READ ONLY: no statement of its own
                 with conn.transaction():
-                    # one round trip: the role (= set local role; a name from ROLES, never
-                    # input), the caller's claims and the audit stamps, for this transaction
-                    conn.execute(
-                        "select set_config('role', %s, true),"
-                        " set_config('request.jwt.claims', %s, true),"
-                        " set_config('itrack.run_id', %s, true),"
-                        " set_config('itrack.source', %s, true)",
-                        [self.role, json.dumps(self.claims), run_id, HISTORY_SOURCE],
-                    )
+                    self._act(conn, run_id)
                     yield PostgresInterviewRepository(conn, run_id, writing)
         except PoolTimeout:
             raise StoreBusyError(
@@ -481,8 +481,42 @@ class PostgresInterviewStore:
             raise StoreBusyError("PostgreSQL: the change collided with another; retry") from None
         except psycopg.OperationalError as exc:
             raise StoreError(f"PostgreSQL unavailable: {_first_line(exc)}") from None
+        except _UNMIGRATED as exc:  # no migrations, or only some (a table, column, function)
+            raise StoreError(
+                f"PostgreSQL {display_dsn(self.pool.conninfo)} is not migrated, or only partly "
+                f"({_first_line(exc)}): run `itrack db upgrade --dsn ...`"
+            ) from None
+        except pg_errors.InsufficientPrivilege as exc:  # grants, not a rule (`_refusals`)
+            raise StoreError(
+                f"PostgreSQL refused {self.role}: {_first_line(exc)} (the migrations grant "
+                "what each role needs: run `itrack db upgrade --dsn ...`)"
+            ) from None
         except psycopg.DataError as exc:  # a value PostgreSQL cannot hold, e.g. a NUL in text
             raise UserError(f"invalid input: {_first_line(exc)}") from None
+
+    def _act(self, conn: psycopg.Connection, run_id: str) -> None:
+        """One round trip: the role (= set local role; a name from ROLES, never input), the
+        caller's claims and the audit stamps, for this transaction. A connecting user who may
+        not take the role, or a database without it, is one line naming the role."""
+        try:
+            conn.execute(
+                "select set_config('role', %s, true),"
+                " set_config('request.jwt.claims', %s, true),"
+                " set_config('itrack.run_id', %s, true),"
+                " set_config('itrack.source', %s, true)",
+                [self.role, json.dumps(self.claims), run_id, HISTORY_SOURCE],
+            )
+        except pg_errors.InsufficientPrivilege as exc:
+            user = conn.info.user
+            raise StoreError(
+                f"PostgreSQL user {user} cannot act as {self.role}: {_first_line(exc)} "
+                f"(grant it: `grant {self.role} to {user}`; Supabase's postgres user has it)"
+            ) from None
+        except pg_errors.InvalidParameterValue as exc:  # e.g. role "service_role" does not exist
+            raise StoreError(
+                f"PostgreSQL cannot act as {self.role}: {_first_line(exc)} (plain PostgreSQL: "
+                "run `itrack db upgrade --dsn ... --auth-shim`, which creates Supabase's roles)"
+            ) from None
 
 
 def _configure(conn: psycopg.Connection) -> None:
