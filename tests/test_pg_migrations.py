@@ -446,3 +446,24 @@ def test_a_connection_lost_inside_a_migration_rolls_it_back(empty_pg: str, tmp_p
         assert conn.execute("select to_regclass('public.half_done')").fetchone() == (None,)
         versions = conn.execute("select count(*) from supabase_migrations.schema_migrations")
         assert versions.fetchone() == (len(PG_LABELS),)
+
+
+@pytest.mark.parametrize(
+    "overlap, shown",
+    [("inf", "inf"), ("nan", "nan"), ("1e16", "1e+16"), ("525601", "525601"), ("-1", "-1")],
+)
+def test_the_extract_refuses_an_overlap_outside_0_to_a_year(
+    overlap: str, shown: str, db: Path
+) -> None:
+    url = "postgresql://nobody@127.0.0.1:1/x"  # refused before any connection
+    result = invoke("ingest", url, "--overlap", overlap, "--db", str(db))
+    assert_exit(result, 2)
+    assert result.output == (
+        f"error: --overlap must be from 0 to 525600 minutes (one year), not {shown}\n"
+    )
+
+
+def test_the_extract_takes_an_overlap_of_a_year(source: str, db: Path) -> None:
+    result = invoke("ingest", source, "--overlap", "525600", "--db", str(db), "--json")
+    assert_exit(result, 0)
+    assert json.loads(result.output)["extract"]["pulled"] == pg.SEED_PULLED

@@ -38,6 +38,11 @@ app = typer.Typer(
 console = Console(soft_wrap=True, markup=False)  # data is never markup; one line per path
 
 
+# --overlap's bound: one year is more than any late commit; more would only re-pull
+# everything (--full says that), and a huge one overflows the watermark arithmetic.
+MAX_OVERLAP_MINUTES = 525_600
+
+
 def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version
@@ -78,7 +83,8 @@ def ingest(
     overlap: Annotated[
         float,
         typer.Option(
-            help="Extract: minutes before the last watermark pulled again (late commits)."
+            help="Extract: minutes before the last watermark pulled again (late commits), "
+            f"0 to {MAX_OVERLAP_MINUTES} (one year)."
         ),
     ] = 15.0,
     full: Annotated[
@@ -129,9 +135,11 @@ def extract_command(
     from ingest.extract import extract
     from ingest.migrate import check_dsn
 
+    if not 0 <= overlap <= MAX_OVERLAP_MINUTES:  # nan too: never compares
+        raise UserError(
+            f"--overlap must be from 0 to {MAX_OVERLAP_MINUTES} minutes (one year), not {overlap:g}"
+        )
     check_dsn(url)  # the rule of every command taking a DSN (its password never shown)
-    if overlap < 0:
-        raise UserError("--overlap must be 0 or more minutes")
     with progress_bar() as bar:
         task = bar.add_task("extract", total=None)
 
