@@ -9,7 +9,10 @@ refusal; reads are read-only transactions; `ITRACK_STORE=postgres` routes the CL
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from uuid import UUID, uuid4
@@ -313,3 +316,34 @@ def test_a_user_who_cannot_act_as_service_role_is_told_which_role(cli_on, dsn: s
             services.postgres_store.cache_clear()
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(f"drop role {user}")
+
+
+def test_a_connection_the_server_kills_is_the_one_error_line(
+    cli_on, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing but the error line: not the pool's `discarding closed connection` warning,
+    which logging's last-resort handler prints on stderr when, as in a command, no logging is
+    configured (pytest configures some: taken away here)."""
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])
+    database = dsn.rsplit("/", 1)[1]
+    with psycopg.connect(dsn) as holder:
+        holder.execute("lock table interview_processes in access exclusive mode")
+        results: list[Result] = []
+        listing = threading.Thread(target=lambda: results.append(cli_on(dsn, "interview", "list")))
+        listing.start()
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            for _ in range(300):
+                waiting = admin.execute(
+                    "select pid from pg_stat_activity where datname = %s and pid <> %s"
+                    " and wait_event_type = 'Lock'",
+                    [database, holder.info.backend_pid],
+                ).fetchall()
+                if waiting:
+                    break
+                time.sleep(0.05)
+            admin.execute("select pg_terminate_backend(%s)", [waiting[0][0]])
+        listing.join(60)
+    assert_exit(results[0], 2)
+    assert results[0].output == (
+        "error: PostgreSQL unavailable: terminating connection due to administrator command\n"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -62,7 +63,19 @@ def _service(target: Target) -> InterviewService:
     """The service on the configured store (errors are the shared handler's job)."""
     from itrack.services import interview_service
 
+    _quiet_pool_log()
     return interview_service(target.db, target.wait)
+
+
+def _quiet_pool_log() -> None:
+    """A command's trouble is its one `error:` line: the PostgreSQL pool's warnings (e.g.
+    `discarding closed connection: ...` when the server killed one) would reach stderr before
+    it through logging's last-resort handler, as no logging is configured. A handler that
+    drops them stops that; handlers a caller configured still get them (and `itrack serve`,
+    whose log is a server log, never runs this)."""
+    pool_log = logging.getLogger("psycopg.pool")
+    if not any(isinstance(h, logging.NullHandler) for h in pool_log.handlers):
+        pool_log.addHandler(logging.NullHandler())
 
 
 def _by(by: str | None) -> str:
