@@ -347,3 +347,21 @@ def test_a_connection_the_server_kills_is_the_one_error_line(
     assert results[0].output == (
         "error: PostgreSQL unavailable: terminating connection due to administrator command\n"
     )
+
+
+@pytest.mark.parametrize(
+    "dsn, reason",
+    [
+        ("mysql://x", 'missing "=" after "mysql://x" in connection info string'),
+        ("postgresql://u:s3cret@[::1", 'end of string reached when looking for matching "]" in '
+         'IPv6 host address in URI: "postgresql://u:***@[::1"'),
+    ],
+)  # fmt: skip
+def test_a_dsn_that_cannot_be_parsed_is_refused_at_once(cli_on, dsn: str, reason: str) -> None:
+    """The rule of every command taking a DSN (`check_dsn`), before the pool would retry it
+    for its whole timeout (30 s)."""
+    started = time.monotonic()
+    result = cli_on(dsn, "interview", "list")
+    assert_exit(result, 2)
+    assert result.output == f"error: not a valid PostgreSQL URL: {reason}\n"
+    assert time.monotonic() - started < 5

@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import InterviewProcess, InterviewStage, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
-from ingest.migrate import display_dsn
+from ingest.migrate import check_dsn, display_dsn
 from ingest.ports import HISTORY_SOURCE, Correction
 from ingest.stamps import new_run_id
 from ingest.store.common import (
@@ -408,6 +408,7 @@ class PostgresInterviewStore:
         if pool is None:
             if not dsn:
                 raise StoreError("no PostgreSQL connection string: set ITRACK_PG_DSN")
+            check_dsn(dsn)  # at once: a pool would retry a DSN it cannot parse until timeout
             pool = ConnectionPool(
                 dsn,
                 min_size=1,
