@@ -425,6 +425,34 @@ def test_nobody_moves_a_row_to_another_organization(conn: psycopg.Connection) ->
     assert _as(conn, "lead_a", sql, [ORG_B, "cand-a0"]) == "denied"
 
 
+def test_a_correction_is_its_authors_about_its_process_and_dated_now(
+    conn: psycopg.Connection,
+) -> None:
+    """A recruiter appended corrections in another user's name, about another organization's
+    stage filed under their own process, and dated them at will (migration 20261127120000)."""
+    sql = (
+        "insert into corrections (organization_id, interview_process_id, record_kind,"
+        " record_id, field, reason, changed_by, changed_by_user, recorded_at)"
+        " values (%s, %s, %s, %s, 'outcome', 'typo', 'me', %s, %s) returning recorded_at > now()"
+        " - interval '1 minute'"
+    )
+    own = [ORG_A, IDS["pA1"], "stage", IDS["sA1"], RA1, "2001-01-01T00:00:00Z"]
+    assert _as(conn, "recruiter_a", sql, own) == "ok"
+    assert _as(conn, "recruiter_a", sql, [*own[:4], RA2, own[5]]) == "denied"
+    assert _as(conn, "recruiter_a", sql, [*own[:3], IDS["sB"], RA1, own[5]]) == "denied"
+    assert _as(conn, "recruiter_a", sql, [*own[:3], IDS["sA2"], RA1, own[5]]) == "denied"
+    process = [ORG_A, IDS["pA1"], "process", IDS["pA2"], RA1, own[5]]
+    assert _as(conn, "recruiter_a", sql, process) == "denied"
+    conn.execute("begin")
+    try:
+        conn.execute("set local role authenticated")
+        claims = json.dumps(ACTORS["recruiter_a"][1])
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [claims])
+        assert conn.execute(sql, own).fetchone() == (True,)  # dated now, not 2001
+    finally:
+        conn.execute("rollback")
+
+
 def test_claims_decide_not_the_role_name(conn: psycopg.Connection) -> None:
     """No organization claim, or one in user_metadata (which users can edit), sees nothing."""
     select = "select id from interview_processes"
