@@ -198,6 +198,11 @@ _OUT = {
 }
 _TEXT = ("{c}", "VARCHAR", "{c}")
 
+# How DuckDB reads what PostgreSQL's COPY (format csv) wrote, for the contract tables and the
+# logs alike: no header, the types given; an unquoted empty field is NULL and a quoted one ("")
+# the empty string, as COPY writes them (DuckDB's default reads both as NULL).
+_CSV_OPTIONS = "header = false, auto_detect = false, allow_quoted_nulls = false"
+
 
 def _column_types(conn: Any, kind: str) -> dict[str, str]:
     """The contract's columns of a table with their PostgreSQL types (nothing else leaves)."""
@@ -223,9 +228,8 @@ def _to_parquet(folder: Path, kind: str, columns: dict[str, str]) -> Path:
     con = duckdb.connect()
     try:
         con.execute(
-            f"copy (select {picks} from read_csv(?, header = false, auto_detect = false,"
-            f" allow_quoted_nulls = false, columns = {{{types}}})) to '{parquet}'"
-            " (format parquet)",
+            f"copy (select {picks} from read_csv(?, {_CSV_OPTIONS}, columns = {{{types}}}))"
+            f" to '{parquet}' (format parquet)",
             [str(csv)],
         )
     finally:
@@ -350,8 +354,8 @@ def _read_log(con: duckdb.DuckDBPyConnection, log: Log, csv: Path) -> None:
     if csv.stat().st_size:
         types = ", ".join(f"'{name}': '{kind}'" for name, kind in log.columns.items())
         con.execute(
-            f"insert into pulled_{log.table} select * from read_csv(?, header = false,"
-            f" auto_detect = false, columns = {{{types}}})",
+            f"insert into pulled_{log.table} select * from read_csv(?, {_CSV_OPTIONS},"
+            f" columns = {{{types}}})",
             [str(csv)],
         )
 

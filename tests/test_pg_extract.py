@@ -406,3 +406,17 @@ def test_text_survives_the_csv_transfer_exactly(source: str, db: Path) -> None:
     assert query(db, "select feedback_notes, interviewer_names from interview_stages") == [
         (notes, ["Dana", 'Lee "LJ" Jones'])
     ]
+
+
+def test_an_empty_corrected_value_stays_empty_not_null(source: str, db: Path) -> None:
+    sql(
+        source,
+        "insert into corrections (organization_id, interview_process_id, record_kind, record_id,"
+        " field, old_value, new_value, reason, changed_by, recorded_at) values"
+        " (%s, %s, 'stage', %s, 'next_steps', '', null, 'typo', 'rita', '2025-02-02T10:00Z')",
+        [ORG, P1, S1],
+    )
+    assert extract(source, db).corrections_added == 1
+    assert query(db, "select field, old_value, new_value from corrections") == [
+        ("next_steps", "", None)
+    ]
