@@ -32,6 +32,7 @@ from ingest.errors import UserError
 from ingest.inputs import InputFile, sha256_of
 from ingest.load import Progress, RunSummary, ingest_inputs
 from ingest.migrate import display_dsn
+from ingest.readers import MAX_RECORD_BYTES
 from ingest.stamps import utc_now
 from ingest.store.duckdb.store import connect, raw_store_path
 
@@ -200,8 +201,14 @@ _TEXT = ("{c}", "VARCHAR", "{c}")
 
 # How DuckDB reads what PostgreSQL's COPY (format csv) wrote, for the contract tables and the
 # logs alike: no header, the types given; an unquoted empty field is NULL and a quoted one ("")
-# the empty string, as COPY writes them (DuckDB's default reads both as NULL).
-_CSV_OPTIONS = "header = false, auto_detect = false, allow_quoted_nulls = false"
+# the empty string, as COPY writes them (DuckDB's default reads both as NULL). A row may be as
+# long as a record of a file (MAX_RECORD_BYTES), not DuckDB's default 2,000,000 bytes: the
+# contract allows 2,000,000 characters in a text field, up to 4 bytes each, and CSV doubles
+# every quote, so one valid stage can be several times that default.
+_CSV_OPTIONS = (
+    "header = false, auto_detect = false, allow_quoted_nulls = false,"
+    f" max_line_size = {MAX_RECORD_BYTES}"
+)
 
 
 def _column_types(conn: Any, kind: str) -> dict[str, str]:

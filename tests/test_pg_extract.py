@@ -420,3 +420,22 @@ def test_an_empty_corrected_value_stays_empty_not_null(source: str, db: Path) ->
     assert query(db, "select field, old_value, new_value from corrections") == [
         ("next_steps", "", None)
     ]
+
+
+def test_a_stage_with_the_longest_valid_text_extracts(source: str, db: Path) -> None:
+    """The contract allows 2,000,000 characters in a text field, up to 4 bytes each in UTF-8,
+    and CSV doubles a quote: one row of the pulled CSV is far over DuckDB's default line limit
+    (2,000,000 bytes), which failed the whole extract."""
+    notes = "😀" * 2_000_000  # 8,000,000 bytes
+    steps = '"' * 2_000_000  # 4,000,002 bytes as a CSV field
+    sql(
+        source,
+        "update interview_stages set feedback_notes = %s, next_steps = %s where id = %s",
+        [notes, steps, S1],
+    )
+    summary = extract(source, db)
+    assert (summary.run.accepted, summary.run.rejected) == (3, 0)
+    ((stored_notes, stored_steps),) = query(
+        db, "select feedback_notes, next_steps from interview_stages"
+    )
+    assert (stored_notes == notes, stored_steps == steps) == (True, True)
