@@ -34,7 +34,7 @@ from ingest.load import Progress, RunSummary, ingest_inputs
 from ingest.migrate import display_dsn
 from ingest.readers import MAX_RECORD_BYTES
 from ingest.stamps import utc_now
-from ingest.store.duckdb.store import connect, raw_store_path
+from ingest.store.duckdb.store import connect_waiting, raw_store_path
 
 DATABASE_SCHEMES = ("postgresql://", "postgres://")
 DEFAULT_OVERLAP = dt.timedelta(minutes=15)
@@ -125,12 +125,16 @@ def source_name(dsn: str) -> str:
     return display_dsn(dsn)
 
 
-def read_watermarks(db: Path | str, source: str) -> dict[str, dt.datetime]:
-    """The last successful extract's watermark per table (none before the first)."""
+def read_watermarks(
+    db: Path | str, source: str, wait_seconds: float = 0.0
+) -> dict[str, dt.datetime]:
+    """The last successful extract's watermark per table (none before the first), waiting up
+    to `wait_seconds` while another writer has the raw store open, as the ingest run that
+    follows does: `--wait` covers the whole extract."""
     path = raw_store_path(db)
     if not path.exists():
         return {}
-    con = connect(path, read_only=True)
+    con = connect_waiting(path, wait_seconds)
     try:
         exists = con.execute(
             "select count(*) from information_schema.tables where table_name = 'extract_watermarks'"
@@ -155,7 +159,7 @@ def extract(
 ) -> ExtractSummary:
     """Pull the changes since the last extract from `dsn` into the raw store beside `db`."""
     source = source_name(dsn)
-    previous = {} if full else read_watermarks(db, source)
+    previous = {} if full else read_watermarks(db, source, wait_seconds)
     with tempfile.TemporaryDirectory(prefix="itrack-extract-") as folder:
         pulled, marks, columns = _pull(dsn, Path(folder), previous, overlap)
         files = []

@@ -439,3 +439,24 @@ def test_a_stage_with_the_longest_valid_text_extracts(source: str, db: Path) -> 
         db, "select feedback_notes, next_steps from interview_stages"
     )
     assert (stored_notes == notes, stored_steps == steps) == (True, True)
+
+
+def test_the_extract_waits_for_a_busy_raw_store(source: str, db: Path) -> None:
+    """`--wait` covers the whole extract: reading the watermarks waited for no one (exit 2,
+    'database is busy', with the writer gone a second later)."""
+    extract(source, db)
+    script = (
+        "import sys, time; from ingest.store.duckdb.store import open_store\n"
+        "with open_store(sys.argv[1]):\n"
+        "    print('held', flush=True); time.sleep(2)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(db)], env=env, stdout=subprocess.PIPE, text=True
+    ) as writer:
+        assert writer.stdout is not None and writer.stdout.readline() == "held\n"
+        sql(source, "update interview_stages set feedback_notes = 'Strong' where id = %s", [S1])
+        summary = extract(source, db, wait_seconds=20, overlap=dt.timedelta(0))
+        assert writer.wait(timeout=30) == 0
+    assert summary.run.total("updated") == 2
+    assert query(db, "select feedback_notes from interview_stages") == [("Strong",)]
