@@ -51,9 +51,11 @@ class Log:
     table: str
     stamp: str
     columns: dict[str, str]  # name -> DuckDB type
+    computed: dict[str, str] = field(default_factory=dict)  # name -> PostgreSQL expression
 
     def copy_out(self) -> str:
-        return f"select {', '.join(self.columns)} from public.{self.table}"
+        picks = ", ".join(self.computed.get(name, name) for name in self.columns)
+        return f"select {picks} from public.{self.table}"
 
 
 LOGS = (
@@ -90,7 +92,29 @@ LOGS = (
     Log(
         DELETIONS,
         "deleted_at",
-        {"table_name": "VARCHAR", "record_id": "VARCHAR", "deleted_at": "TIMESTAMPTZ"},
+        {
+            "table_name": "VARCHAR",
+            "record_id": "VARCHAR",
+            "deleted_at": "TIMESTAMPTZ",
+            "gone": "BOOLEAN",
+        },
+        # Whether the id is absent from the source in the extract's snapshot: only then is it
+        # deleted from the raw store. An id inserted again (or changed back) after its deletion
+        # is there, and the raw store keeps it, whatever the row's timestamps say (they are
+        # business times a writer sets, not when the row came back).
+        {
+            "gone": "case table_name"
+            + "".join(
+                f" when '{table}' then not exists (select 1 from public.{table} x"
+                f" where x.id = record_id{cast})"
+                for table, cast in (
+                    ("candidates", ""),
+                    ("interview_processes", "::uuid"),
+                    ("interview_stages", "::uuid"),
+                )
+            )
+            + " end"
+        },
     ),
 )
 
@@ -173,7 +197,7 @@ def extract(
                 )
             )
         summary = ExtractSummary(source, RunSummary(""), pulled)
-        finish = _finisher(source, Path(folder), marks, summary)
+        start, finish = _finisher(source, Path(folder), marks, summary)
         summary.run = ingest_inputs(
             files,
             db,
@@ -182,6 +206,7 @@ def extract(
             force=True,
             derive_history=False,
             before_commit=finish,
+            before_merge=start,
         )
     summary.watermarks = marks
     return summary
@@ -338,24 +363,33 @@ def _max(conn: Any, table: str, column: str, previous: dt.datetime | None) -> dt
 # -- writing the raw store (inside the ingest run's transaction) ------------------------------
 
 
+_Hook = Callable[[duckdb.DuckDBPyConnection, RunSummary], None]
+
+
 def _finisher(
     source: str,
     folder: Path,
     marks: dict[str, dt.datetime | None],
     summary: ExtractSummary,
-) -> Callable[[duckdb.DuckDBPyConnection, RunSummary], None]:
-    def finish(con: duckdb.DuckDBPyConnection, run: RunSummary) -> None:
+) -> tuple[_Hook, _Hook]:
+    """What the extract writes in the ingest run's transaction: the logs read and the source's
+    deletions applied before the rows merge (a row taking a deleted row's stage order or id
+    then merges against a store without it), the rest after."""
+
+    def start(con: duckdb.DuckDBPyConnection, run: RunSummary) -> None:
         for log in LOGS:
             _read_log(con, log, folder / f"{log.table}.csv")
-        _forget_requarantined(con, source, run.run_id)
         summary.deleted = _apply_deletions(con, source, run.run_id)
+
+    def finish(con: duckdb.DuckDBPyConnection, run: RunSummary) -> None:
+        _forget_requarantined(con, source, run.run_id)
         summary.history_added = _load_history(con, run.run_id, source)
         summary.corrections_added = _load_corrections(con, run.run_id)
         _save_watermarks(con, source, marks, run.run_id)
         for log in LOGS:
             con.execute(f"drop table pulled_{log.table}")
 
-    return finish
+    return start, finish
 
 
 def _read_log(con: duckdb.DuckDBPyConnection, log: Log, csv: Path) -> None:
@@ -371,8 +405,8 @@ def _read_log(con: duckdb.DuckDBPyConnection, log: Log, csv: Path) -> None:
         )
 
 
-# A raw-store row is deleted when the source deleted it at or after its last change (an id
-# deleted and then inserted again at the source stays).
+# A raw-store row is deleted when the source deleted it (or changed its id) and the id is not
+# at the source in the extract's snapshot (an id deleted and then inserted again stays).
 _DELETED_TABLES = ("interview_stages", "interview_processes", "candidates")
 
 
@@ -385,8 +419,8 @@ def _apply_deletions(con: duckdb.DuckDBPyConnection, source: str, run_id: str) -
             f"""
             delete from {table} t where exists (
                 select 1 from pulled_deleted_rows d
-                where d.table_name = $table and d.record_id = cast(t.id as varchar)
-                  and timezone('UTC', d.deleted_at) >= t.updated_at)
+                where d.gone and d.table_name = $table
+                  and d.record_id = cast(t.id as varchar))
             """,
             {"table": table},
         ).fetchone()

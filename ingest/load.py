@@ -129,7 +129,9 @@ def ingest_paths(
 
 # Called inside the run's transaction, after the merge and before the audit is final: an
 # extract writes the source's status history and its watermark here, so they commit (or not)
-# with the rows.
+# with the rows. `before_merge` (the same signature) runs in the transaction before the merge:
+# an extract deletes there what the source deleted, so a row that takes a deleted row's place
+# (a stage order, an id changed) is merged against the store without it.
 BeforeCommit = Callable[[duckdb.DuckDBPyConnection, "RunSummary"], None]
 
 
@@ -142,6 +144,7 @@ def ingest_inputs(
     derive_history: bool = True,
     before_commit: BeforeCommit | None = None,
     memory_limit: str | None = "1GB",
+    before_merge: BeforeCommit | None = None,
 ) -> RunSummary:
     """Load prepared inputs (files, or local copies of a database's tables) as one run.
 
@@ -164,6 +167,8 @@ def ingest_inputs(
         run = _land(con, files, note, force)
         con.begin()
         try:
+            if before_merge is not None:
+                before_merge(con, run)
             summary = _run(con, run, note, derive_history)
             if before_commit is not None:
                 before_commit(con, summary)

@@ -7,6 +7,7 @@ SQL as the service or a user would, then extracted into a raw store in a tempora
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -460,3 +461,62 @@ def test_the_extract_waits_for_a_busy_raw_store(source: str, db: Path) -> None:
         assert writer.wait(timeout=30) == 0
     assert summary.run.total("updated") == 2
     assert query(db, "select feedback_notes from interview_stages") == [("Strong",)]
+
+
+RECRUITER = "0b000000-0000-4000-8000-00000000000b"
+
+
+def as_recruiter(dsn: str, statement: str, params: list | None = None) -> int:
+    """One statement as a signed-in recruiter of ORG (row-level security applies, as for a
+    Supabase client); the rows it changed."""
+    claims = {
+        "sub": RECRUITER,
+        "role": "authenticated",
+        "app_metadata": {"org_id": ORG, "itrack_role": "recruiter"},
+    }
+    with psycopg.connect(dsn) as conn:
+        conn.execute("set local role authenticated")
+        conn.execute("select set_config('request.jwt.claims', %s, true)", [json.dumps(claims)])
+        return conn.execute(statement, params).rowcount
+
+
+def test_an_id_changed_at_the_source_replaces_the_old_id(source: str, db: Path) -> None:
+    """A recruiter renames a candidate's id (the cascade moves its process): the raw store
+    holds the candidate once, under its new id, and notes the old id as deleted."""
+    extract(source, db)
+    assert as_recruiter(source, "update candidates set id = 'cand-0001' where id = 'cand-1'") == 1
+    summary = extract(source, db, overlap=dt.timedelta(0))
+    assert (summary.pulled["deleted_rows"], summary.deleted) == (1, {"candidates": 1})
+    assert query(db, "select id, full_name from candidates") == [("cand-0001", "Ann Lee")]
+    assert query(db, "select id::varchar, candidate_id from interview_processes") == [
+        (P1, "cand-0001")
+    ]
+    assert query(db, "select table_name, record_id from source_deletions") == [
+        ("candidates", "cand-1")
+    ]
+    # A stage's id changed by SQL: the same.
+    sql(source, "update interview_stages set id = %s where id = %s", [S2, S1])
+    assert extract(source, db, overlap=dt.timedelta(0)).deleted == {"interview_stages": 1}
+    assert query(db, "select id::varchar, stage_name from interview_stages") == [
+        (S2, "Phone Screen")
+    ]
+
+
+def test_an_id_inserted_again_with_its_old_times_stays(source: str, db: Path) -> None:
+    """Whether a deleted id is back is the source's answer in the same snapshot, not a
+    comparison of times: a stage inserted again with its original (business) times is older
+    than its deletion by the clock, and was deleted from the raw store though the source has it."""
+    extract(source, db)
+    sql(source, "delete from interview_stages where id = %s", [S1])
+    sql(
+        source,
+        "insert into interview_stages (id, organization_id, interview_process_id, stage_name,"
+        " stage_order, created_at) values (%s, %s, %s, 'Phone Screen', 1, '2025-01-06Z')",
+        [S1, ORG, P1],
+    )
+    summary = extract(source, db, overlap=dt.timedelta(0))
+    assert (summary.pulled["deleted_rows"], summary.deleted) == (1, {})
+    assert query(db, "select id::varchar from interview_stages") == [(S1,)]
+    assert query(db, "select table_name, record_id from source_deletions") == [
+        ("interview_stages", S1)
+    ]
