@@ -1,9 +1,13 @@
 """The nightly extract: rows changed in the operational PostgreSQL store, into the raw store.
 
 `itrack ingest postgresql://...` (and `itrack build --from postgresql://...`) run this. Per
-table it pulls the rows whose `updated_at` is past the last successful extract's watermark,
+table it pulls the rows whose change stamp is past the last successful extract's watermark,
 minus a safety overlap (a transaction still open at the last extract may commit rows stamped
-before its watermark), and the status history, corrections and deletions recorded since. The
+before its watermark), and the status history, corrections and deletions recorded since. Every
+stamp is the server's clock when the row was written (`_changed_at`, set by a trigger whatever
+the writer sends; the history's `recorded_at` and `deleted_at`, written by triggers), never a
+business time a writer sets (`updated_at`, `created_at`, a correction's `recorded_at`): a row
+backfilled with an old time, or dated in the future, is extracted like any other. The
 transfer is bulk: one `COPY (select <contract columns> ...) TO STDOUT (format csv)` per table,
 in one read-only repeatable-read transaction (every table from the same snapshot), streamed to
 a local CSV file that DuckDB turns into Parquet (typed so each value reads as its JSON value),
@@ -58,10 +62,13 @@ class Log:
         return f"select {picks} from public.{self.table}"
 
 
+# The change stamp of the contract tables (migration 20261127090100_change_stamps).
+CHANGED_AT = "_changed_at"
+
 LOGS = (
     Log(
         HISTORY,
-        "recorded_at",
+        "recorded_at",  # the server's clock: only a trigger writes the history
         {
             "id": "BIGINT",
             "interview_process_id": "UUID",
@@ -75,7 +82,7 @@ LOGS = (
     ),
     Log(
         CORRECTIONS,
-        "recorded_at",
+        CHANGED_AT,  # recorded_at is the writer's (a service run's time, a client's value)
         {
             "run_id": "VARCHAR",
             "record_kind": "VARCHAR",
@@ -91,7 +98,7 @@ LOGS = (
     ),
     Log(
         DELETIONS,
-        "deleted_at",
+        "deleted_at",  # the server's clock: only a trigger writes deletions
         {
             "table_name": "VARCHAR",
             "record_id": "VARCHAR",
@@ -296,10 +303,11 @@ def _pull(
             )
             conn.execute("set timezone = 'UTC'")
             with conn.transaction():
+                previous = _trusted(conn, previous)
                 for kind in LOAD_ORDER:
                     table = TABLES[kind]
                     since = _since(previous.get(table), overlap)
-                    where, params = _where("updated_at", since)
+                    where, params = _where(CHANGED_AT, since)
                     columns[kind] = _column_types(conn, kind)
                     pulled[table] = _copy_out(
                         conn,
@@ -307,7 +315,7 @@ def _pull(
                         params,
                         folder / f"{kind}.csv",
                     )
-                    marks[table] = _max(conn, table, "updated_at", previous.get(table))
+                    marks[table] = _max(conn, table, CHANGED_AT, previous.get(table))
                 for log in LOGS:
                     since = _since(previous.get(log.table), overlap)
                     where, params = _where(log.stamp, since)
@@ -333,6 +341,15 @@ def _pull(
     return pulled, marks, columns
 
 
+def _trusted(conn: Any, previous: dict[str, dt.datetime]) -> dict[str, dt.datetime]:
+    """The watermarks that can be stamps of this server's clock: one past its clock now was
+    taken from a business time (before the change stamps; a row dated in the future moved it
+    there), and the table is pulled whole once instead of nothing until that date."""
+    (now,) = conn.execute("select clock_timestamp()").fetchone()
+    now = now.astimezone(dt.UTC).replace(tzinfo=None)
+    return {table: mark for table, mark in previous.items() if mark <= now}
+
+
 def _since(mark: dt.datetime | None, overlap: dt.timedelta) -> dt.datetime | None:
     return None if mark is None else mark - overlap
 
@@ -353,11 +370,13 @@ def _copy_out(conn: Any, statement: str, params: list[Any], target: Path) -> int
 
 
 def _max(conn: Any, table: str, column: str, previous: dt.datetime | None) -> dt.datetime | None:
+    """The table's latest stamp in the snapshot (its index answers): the next extract pulls
+    what was stamped after it, less the overlap. Not kept at the previous mark when lower (the
+    latest row deleted): that only pulls a few rows again, and a mark never outruns the clock."""
     (latest,) = conn.execute(f"select max({column}) from public.{table}").fetchone()
     if latest is None:
         return previous
-    latest = latest.astimezone(dt.UTC).replace(tzinfo=None)
-    return latest if previous is None else max(previous, latest)
+    return latest.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 # -- writing the raw store (inside the ingest run's transaction) ------------------------------

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import psycopg
 import pytest
 
@@ -36,11 +37,15 @@ values ('cand-1', '{ORG}', 'Ann Lee', 'ex-amazon', '2025-01-01Z');
 insert into interview_processes
     (id, organization_id, candidate_id, company_name, role_title, created_at)
 values ('{P1}', '{ORG}', 'cand-1', 'Acme', 'SWE', '2025-01-05Z');
+-- as the service writes a stage: it moves the process itself (here, by the update below; the
+-- trigger would move it to now, and updated_at never moves back)
+select set_config('itrack.source', 'seed', false);
 insert into interview_stages (id, organization_id, interview_process_id, stage_name,
     stage_order, scheduled_date, completed_date, outcome, overall_rating, interviewer_names,
     created_at)
 values ('{S1}', '{ORG}', '{P1}', 'Phone Screen', 1, '2025-01-06T10:00Z', '2025-01-06T11:00Z',
         'passed', 4, '{{Dana,"Lee \\"LJ\\" Jones"}}', '2025-01-06Z');
+select set_config('itrack.source', '', false);
 update interview_processes set status = 'offer_extended', updated_at = '2025-02-01Z',
     offer_details = '{{"base_salary": 150000, "currency": "USD", "offer_date": "2025-02-01"}}'
 where id = '{P1}';
@@ -107,13 +112,20 @@ def test_first_extract_pulls_every_row_with_its_history(source: str, db: Path) -
         (f"{name}#interview_processes", "processes", 1),
         (f"{name}#interview_stages", "stages", 1),
     ]
-    assert read_watermarks(db, name) == {
-        "candidates": dt.datetime(2025, 1, 1),
-        "interview_processes": dt.datetime(2025, 2, 1),
-        "interview_stages": dt.datetime(2025, 1, 6),
-        "interview_status_history": sql(
-            source, "select max(recorded_at) at time zone 'UTC' from interview_status_history"
-        )[0][0],
+    # Watermarks are the server's clock when the rows were written, not their business times.
+    assert read_watermarks(db, name) == _latest_stamps(source)
+
+
+def _latest_stamps(dsn: str) -> dict[str, dt.datetime]:
+    stamps = {
+        "candidates": "_changed_at",
+        "interview_processes": "_changed_at",
+        "interview_stages": "_changed_at",
+        "interview_status_history": "recorded_at",
+    }
+    return {
+        table: sql(dsn, f"select max({stamp}) at time zone 'UTC' from {table}")[0][0]
+        for table, stamp in stamps.items()
     }
 
 
@@ -130,39 +142,39 @@ def test_repeating_the_extract_changes_nothing(source: str, db: Path) -> None:
 
 
 def test_only_rows_changed_since_the_watermark_are_pulled(source: str, db: Path) -> None:
-    sql(
-        source,
-        "insert into candidates (id, organization_id, full_name, created_at)"
-        " values ('cand-0', %s, 'Old Timer', '2024-06-01Z')",
-        [ORG],
-    )
-    assert extract(source, db).pulled["candidates"] == 2
+    assert extract(source, db).pulled == pg.SEED_PULLED
     # One stage changes now (the trigger touches its process); no candidate changes.
     sql(source, "update interview_stages set feedback_notes = 'Strong' where id = %s", [S1])
-    summary = extract(source, db, overlap=dt.timedelta(minutes=1))
-    # Within the overlap of a watermark: cand-1 (at the candidates' watermark) and the
-    # history recorded a moment ago; cand-0, older than watermark minus overlap, is not pulled.
-    assert summary.pulled == pg.SEED_PULLED
-    assert (summary.run.total("updated"), summary.run.total("unchanged")) == (2, 1)
-    assert summary.history_added == 0
+    summary = extract(source, db, overlap=dt.timedelta(0))
+    assert summary.pulled == {
+        "candidates": 0,
+        "interview_processes": 1,
+        "interview_stages": 1,
+        "interview_status_history": 0,
+        "corrections": 0,
+        "deleted_rows": 0,
+    }
+    assert (summary.run.total("updated"), summary.run.total("unchanged")) == (2, 0)
     assert query(db, "select feedback_notes from interview_stages") == [("Strong",)]
 
 
 def test_the_overlap_catches_a_late_commit(source: str, db: Path) -> None:
-    """A row committed after the extract but stamped before its watermark (a long transaction)
-    is pulled by the next extract when it falls within the overlap."""
+    """A row is stamped when written and visible when its transaction commits: one written
+    before a row the extract saw, and committed after the extract, is older than the watermark.
+    The next extract pulls it when the time from its write to its commit is within the overlap."""
     extract(source, db)
-    (mark,) = read_watermarks(db, source_name(source))["interview_stages"].timetuple()[:1]
-    assert mark == 2025
-    sql(
-        source,
-        "insert into interview_stages (id, organization_id, interview_process_id, stage_name,"
-        " stage_order, created_at, updated_at) values (%s, %s, %s, 'Onsite', 2,"
-        " '2025-01-05T12:00Z', '2025-01-05T12:00Z')",
-        [S2, ORG, P1],
-    )
+    with psycopg.connect(source) as late:
+        late.execute("select set_config('itrack.source', 'service', true)")  # no process touch
+        late.execute(
+            "insert into interview_stages (id, organization_id, interview_process_id,"
+            " stage_name, stage_order, created_at) values (%s, %s, %s, 'Onsite', 2, now())",
+            [S2, ORG, P1],
+        )
+        sql(source, "update interview_stages set feedback_notes = 'Strong' where id = %s", [S1])
+        assert extract(source, db, overlap=dt.timedelta(0)).pulled["interview_stages"] == 1
+        late.commit()
     assert extract(source, db, overlap=dt.timedelta(0)).pulled["interview_stages"] == 0
-    assert extract(source, db, overlap=dt.timedelta(days=2)).pulled["interview_stages"] == 2
+    assert extract(source, db, overlap=dt.timedelta(minutes=1)).pulled["interview_stages"] == 2
     assert query(db, "select stage_order from interview_stages order by 1") == [(1,), (2,)]
 
 
@@ -520,3 +532,159 @@ def test_an_id_inserted_again_with_its_old_times_stays(source: str, db: Path) ->
     assert query(db, "select table_name, record_id from source_deletions") == [
         ("interview_stages", S1)
     ]
+
+
+# -- change stamps: the server's clock, never a time a writer sets ----------------------------
+
+
+@pytest.fixture
+def service_on(source: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """`ITRACK_STORE=postgres ITRACK_PG_DSN=<source>` for in-process CLI calls."""
+    from itrack import services
+    from itrack.settings import get_settings
+
+    monkeypatch.setenv("ITRACK_STORE", "postgres")
+    monkeypatch.setenv("ITRACK_PG_DSN", source)
+    get_settings.cache_clear()
+    services.postgres_store.cache_clear()
+    yield source
+    get_settings.cache_clear()
+    services.postgres_store.cache_clear()
+
+
+def test_a_process_backfilled_with_at_is_extracted(service_on: str, db: Path) -> None:
+    """`itrack interview create --at` stamps the process with the backfill time, older than
+    the last extract's latest updated_at: it was never extracted, and its status-history row
+    was quarantined as orphan_history for good."""
+    from typer.testing import CliRunner
+
+    from itrack.cli.main import app
+
+    extract(service_on, db)
+    created = CliRunner().invoke(
+        app,
+        [
+            "interview",
+            "create",
+            "--candidate",
+            "cand-1",
+            "--company",
+            "Acme",
+            "--role",
+            "ML Engineer",
+            "--at",
+            "2025-01-20T09:00:00Z",
+        ],
+    )
+    assert created.exit_code == 0, created.output
+    summary = extract(service_on, db, overlap=dt.timedelta(0))
+    assert (summary.pulled["interview_processes"], summary.history_added) == (1, 1)
+    assert summary.run.rejects_by_code == {}
+    assert query(
+        db,
+        "select role_title, status, created_at, updated_at from interview_processes"
+        " where role_title = 'ML Engineer'",
+    ) == [("ML Engineer", "in_progress", dt.datetime(2025, 1, 20, 9), dt.datetime(2025, 1, 20, 9))]
+    assert query(db, "select count(*) from quarantine") == [(0,)]
+
+
+def test_a_future_dated_row_holds_nothing_back(source: str, db: Path) -> None:
+    """A candidate and a correction dated 2062 moved their tables' watermarks to 2062: nothing
+    of either table was extracted after, even once the row was deleted."""
+    extract(source, db)
+    sql(
+        source,
+        "insert into candidates (id, organization_id, full_name, created_at)"
+        " values ('cand-9', %s, 'Fu Ture', '2062-01-01Z')",
+        [ORG],
+    )
+    correction = (
+        "insert into corrections (organization_id, interview_process_id, record_kind, record_id,"
+        " field, old_value, new_value, reason, changed_by, recorded_at) values"
+        " (%s, %s, 'stage', %s, 'outcome', 'failed', 'passed', %s, 'rita', %s)"
+    )
+    sql(source, correction, [ORG, P1, S1, "typo", "2062-01-01Z"])
+    first = extract(source, db, overlap=dt.timedelta(0))
+    assert (first.run.rejects_by_code, first.corrections_added) == ({"future_date": 1}, 1)
+    sql(source, "delete from candidates where id = 'cand-9'")
+    sql(
+        source,
+        "insert into candidates (id, organization_id, full_name, created_at)"
+        " values ('cand-2', %s, 'Bo Ma', '2024-06-01Z')",
+        [ORG],
+    )
+    sql(source, correction, [ORG, P1, S1, "second look", "2025-02-03Z"])
+    summary = extract(source, db, overlap=dt.timedelta(0))
+    assert (summary.pulled["candidates"], summary.corrections_added) == (1, 1)
+    assert query(db, "select id from candidates order by id") == [("cand-1",), ("cand-2",)]
+    assert query(db, "select reason, recorded_at from corrections order by recorded_at") == [
+        ("second look", dt.datetime(2025, 2, 3)),
+        ("typo", dt.datetime(2062, 1, 1)),
+    ]
+    assert read_watermarks(db, source_name(source)) == {
+        **_latest_stamps(source),
+        "corrections": sql(source, "select max(_changed_at) at time zone 'UTC' from corrections")[
+            0
+        ][0],
+        "deleted_rows": sql(source, "select max(deleted_at) at time zone 'UTC' from deleted_rows")[
+            0
+        ][0],
+    }
+
+
+def test_a_watermark_past_the_servers_clock_pulls_its_table_whole(source: str, db: Path) -> None:
+    """A raw store extracted before the change stamps may hold a watermark in the future (a
+    row dated 2062): it is no stamp of the server's clock, and the table is pulled whole."""
+    extract(source, db)
+    con = duckdb.connect(str(db.parent / "warehouse.raw.duckdb"))
+    con.execute(
+        "update extract_watermarks set watermark = '2062-01-01' where table_name = 'candidates'"
+    )
+    con.close()
+    sql(
+        source,
+        "insert into candidates (id, organization_id, full_name, created_at)"
+        " values ('cand-2', %s, 'Bo Ma', '2024-06-01Z')",
+        [ORG],
+    )
+    summary = extract(source, db, overlap=dt.timedelta(0))
+    assert summary.pulled["candidates"] == 2
+    assert query(db, "select id from candidates order by id") == [("cand-1",), ("cand-2",)]
+
+
+def test_a_clients_change_behind_the_watermark_is_extracted_and_never_backwards(
+    source: str, db: Path
+) -> None:
+    """A recruiter (a Supabase client, under row-level security) sets updated_at themselves:
+    a time after the row's last change but before the table's watermark was never extracted
+    (its history row arrived, the process stayed in_progress); a time before the row's last
+    change is refused, for every writer, the service's transactions too (the raw store keeps
+    the latest updated_at per id, so a change dated back would never apply)."""
+    sql(
+        source,
+        "insert into interview_processes (id, organization_id, candidate_id, company_name,"
+        " role_title, created_at, recruiter_id) values"
+        " (%s, %s, 'cand-1', 'Initech', 'SRE', '2025-01-10Z', %s)",
+        [P2, ORG, RECRUITER],
+    )
+    extract(source, db)  # the processes' latest updated_at: 2025-02-01
+    moved = "update interview_processes set status = 'on_hold', updated_at = %s where id = %s"
+    assert as_recruiter(source, moved, ["2025-01-15Z", P2]) == 1
+    summary = extract(source, db, overlap=dt.timedelta(0))
+    assert (summary.pulled["interview_processes"], summary.history_added) == (1, 1)
+    assert query(db, f"select status, updated_at from interview_processes where id = '{P2}'") == [
+        ("on_hold", dt.datetime(2025, 1, 15))
+    ]
+    back = "update interview_processes set status = 'in_progress', updated_at = %s where id = %s"
+    message = (
+        r"^updated_at may not move backwards: 2025-01-12 00:00:00\+00 is before the row's last"
+        r" change \(2025-01-15 00:00:00\+00\)\n"
+    )
+    with pytest.raises(psycopg.errors.CheckViolation, match=message):
+        as_recruiter(source, back, ["2025-01-12Z", P2])
+    with psycopg.connect(source) as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("select set_config('itrack.source', 'service', true)")
+        conn.execute(back, ["2025-01-12Z", P2])
+    assert sql(
+        source, "select status, updated_at::text from interview_processes where id = %s", [P2]
+    ) == [("on_hold", "2025-01-15 00:00:00+00")]

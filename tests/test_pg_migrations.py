@@ -279,6 +279,9 @@ def source(pg_server: str):
                 " 'SWE', '2025-01-05Z')",
                 [P1, ORG],
             )
+            # as the service writes a stage: it moves the process itself (the update below);
+            # the trigger would move it to now, and updated_at never moves back
+            conn.execute("select set_config('itrack.source', 'seed', false)")
             conn.execute(
                 "insert into interview_stages (organization_id, interview_process_id,"
                 " stage_name, stage_order, outcome, created_at, completed_date,"
@@ -286,6 +289,7 @@ def source(pg_server: str):
                 " '2025-01-06T11:00Z', '2025-01-06T10:00Z')",
                 [ORG, P1],
             )
+            conn.execute("select set_config('itrack.source', '', false)")
             conn.execute(
                 "update interview_processes set status = 'offer_extended',"
                 " updated_at = '2025-02-01Z' where id = %s",
@@ -302,7 +306,12 @@ def test_itrack_ingest_a_database_url(source: str, db: Path) -> None:
     assert summary["extract"]["pulled"] == pg.SEED_PULLED
     assert summary["extract"]["history_added"] == 2
     assert (summary["extract"]["corrections_added"], summary["extract"]["deleted"]) == (0, {})
-    assert summary["extract"]["watermarks"]["interview_processes"] == "2025-02-01T00:00:00"
+    # the server's clock at the process's last write, not its updated_at (2025-02-01)
+    with psycopg.connect(source) as conn:
+        (stamp,) = conn.execute(
+            "select _changed_at at time zone 'UTC' from interview_processes"
+        ).fetchone()
+    assert summary["extract"]["watermarks"]["interview_processes"] == stamp.isoformat()
     assert query(db, "select status from interview_processes") == [("offer_extended",)]
 
 

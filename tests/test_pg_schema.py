@@ -97,13 +97,19 @@ def _columns(conn: psycopg.Connection, table: str) -> set[str]:
 
 
 def test_columns_are_the_contracts_plus_organization(conn: psycopg.Connection) -> None:
-    assert _columns(conn, "candidates") == set(Candidate.model_fields) | {"organization_id"}
+    """Plus `_changed_at`, the server's clock at the row's last write (the extract's stamp)."""
+    assert _columns(conn, "candidates") == set(Candidate.model_fields) | {
+        "organization_id",
+        "_changed_at",
+    }
     assert _columns(conn, "interview_processes") == set(InterviewProcess.model_fields) | {
         "organization_id",
         "recruiter_id",
+        "_changed_at",
     }
     assert _columns(conn, "interview_stages") == set(InterviewStage.model_fields) | {
-        "organization_id"
+        "organization_id",
+        "_changed_at",
     }
     types = dict(
         conn.execute(
@@ -225,7 +231,6 @@ def test_a_stage_change_touches_its_process(tx: psycopg.Connection) -> None:
 
 def test_status_history_follows_every_status_change(tx: psycopg.Connection) -> None:
     _process(tx)
-    tx.execute("update interview_processes set role_title = 'Staff SWE'")  # not a status change
     tx.execute(
         "update interview_processes set status = 'offer_extended', updated_at = '2025-02-01Z'"
     )
@@ -234,6 +239,7 @@ def test_status_history_follows_every_status_change(tx: psycopg.Connection) -> N
     tx.execute(
         "update interview_processes set status = 'offer_accepted', updated_at = '2025-02-03Z'"
     )
+    tx.execute("update interview_processes set role_title = 'Staff SWE'")  # not a status change
     rows = tx.execute(
         "select organization_id::text, interview_process_id::text, from_status, to_status,"
         " changed_at::text, run_id, source from interview_status_history order by id"
