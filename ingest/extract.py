@@ -146,14 +146,12 @@ class ExtractSummary:
 
 
 def source_name(dsn: str) -> str:
-    """The database as `postgresql://user@host:port/dbname`: no password, stable per source."""
-    from psycopg.conninfo import conninfo_to_dict
+    """The database as `postgresql://user@host:port/dbname`: no password, stable per source. A
+    malformed DSN is refused by the one rule for every command (`check_dsn`: its password
+    masked; this check of its own echoed it)."""
+    from ingest.migrate import check_dsn
 
-    try:
-        conninfo_to_dict(dsn)
-    except Exception as exc:  # psycopg raises ProgrammingError for a malformed DSN
-        raise ExtractError(f"not a valid PostgreSQL URL: {_first_line(exc)}") from None
-    return display_dsn(dsn)
+    return display_dsn(check_dsn(dsn))
 
 
 def read_watermarks(

@@ -688,3 +688,16 @@ def test_a_clients_change_behind_the_watermark_is_extracted_and_never_backwards(
     assert sql(
         source, "select status, updated_at::text from interview_processes where id = %s", [P2]
     ) == [("on_hold", "2025-01-15 00:00:00+00")]
+
+
+def test_a_malformed_source_url_is_refused_with_its_password_masked():
+    """The extract checked a DSN by its own rule and echoed it whole, password included; it
+    now takes the one rule of every command that takes a DSN (`check_dsn`)."""
+    from ingest.errors import UserError
+
+    with pytest.raises(UserError) as refused:
+        source_name("postgresql://u:s3cret@[::1/x")
+    assert str(refused.value) == (
+        'not a valid PostgreSQL URL: end of string reached when looking for matching "]" in '
+        'IPv6 host address in URI: "postgresql://u:***@[::1/x"'
+    )
