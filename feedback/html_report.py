@@ -18,6 +18,8 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from feedback.analytics import get_conversion_funnel, get_conversion_funnels, ge
 from feedback.atomic import write_atomic
 from feedback.feeders import wilson
 from feedback.marts import open_marts, records
+from ingest.errors import UserError
 from ingest.stamps import utc_now
 
 WIDTH = 560
@@ -446,5 +449,23 @@ header p {{ color: #555; }}
 
 
 def write_report(warehouse: Path, out: Path, cache: Path | None = None) -> Path:
+    _refuse_to_replace(out)
     write_atomic(out, render(warehouse, cache).encode("utf-8"), keep_backup=False)
     return out
+
+
+def _refuse_to_replace(out: Path) -> None:
+    """A report replaces only a report (or an empty file): `--out` naming the warehouse,
+    feeders.json or any other file by mistake replaced it with HTML, without a backup."""
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_NONBLOCK)  # never blocks on a FIFO
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return  # nothing there to lose (a folder is refused by the writer itself)
+    except OSError as exc:
+        raise UserError(f"cannot read {out}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            return  # not a file: the writer refuses it
+        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if head and not head.startswith((b"<!doctype html", b"<html")):
+        raise UserError(f"{out} exists and is not an HTML report; not replaced (--out)")

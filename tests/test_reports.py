@@ -135,6 +135,26 @@ def test_build_writes_a_self_contained_html_report(wh):
     assert not re.search(r"""(src|href)\s*=\s*["']?https?:|url\(\s*["']?https?:|<script""", html)
 
 
+def test_the_html_report_replaces_only_a_report(wh, tmp_path):
+    """`itrack report html --out` naming the warehouse replaced it with HTML (the next build
+    recovered); any file that is not a report is now left alone, one line, exit 2."""
+    before = wh.read_bytes()[:4096]
+    code, out = report(wh, "html", "--out", str(wh))
+    assert (code, out) == (
+        2,
+        f"error: {wh} exists and is not an HTML report; not replaced (--out)\n",
+    )
+    assert wh.read_bytes()[:4096] == before
+    feeders = tmp_path / "feeders.json"
+    feeders.write_text('{"feeders": {}}')
+    assert report(wh, "html", "--out", str(feeders))[0] == 2
+    assert feeders.read_text() == '{"feeders": {}}'
+    again = tmp_path / "report.html"
+    for _ in range(2):  # a new file, then the report it wrote
+        assert report(wh, "html", "--out", str(again)) == (0, f"report written: {again}\n")
+    assert again.read_text().startswith("<!doctype html>")
+
+
 def test_html_report_renders_in_headless_chromium(wh, tmp_path):
     chromium = shutil.which("chromium")
     assert chromium, "chromium is required: `make test` installs Debian's chromium"
