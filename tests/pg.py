@@ -158,3 +158,21 @@ def display(dsn: str) -> str:
     from ingest.migrate import display_dsn
 
     return display_dsn(dsn)
+
+
+@contextmanager
+def store_settings(dsn: str, monkeypatch) -> Iterator[str]:
+    """`ITRACK_STORE=postgres ITRACK_PG_DSN=<dsn>` for in-process CLI calls: the cached settings
+    and pooled store are read again on entry and dropped on exit."""
+    from itrack import services
+    from itrack.settings import get_settings
+
+    monkeypatch.setenv("ITRACK_STORE", "postgres")
+    monkeypatch.setenv("ITRACK_PG_DSN", dsn)
+    get_settings.cache_clear()
+    services.postgres_store.cache_clear()
+    try:
+        yield dsn
+    finally:
+        get_settings.cache_clear()
+        services.postgres_store.cache_clear()

@@ -179,15 +179,8 @@ def test_an_unreachable_server_is_one_line(caplog, pg_server: str) -> None:
 
 @pytest.fixture
 def postgres_settings(dsn: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    from itrack import services
-
-    monkeypatch.setenv("ITRACK_STORE", "postgres")
-    monkeypatch.setenv("ITRACK_PG_DSN", dsn)
-    get_settings.cache_clear()
-    services.postgres_store.cache_clear()
-    yield dsn
-    get_settings.cache_clear()
-    services.postgres_store.cache_clear()
+    with pg.store_settings(dsn, monkeypatch) as configured:
+        yield configured
 
 
 def test_itrack_store_postgres_routes_the_interview_commands(postgres_settings: str) -> None:
