@@ -275,6 +275,25 @@ def test_sql_opens_the_warehouse_read_only(built, tmp_path):
     )
 
 
+def test_sql_writes_no_file_and_runs_every_statement_it_is_given(built, tmp_path):
+    """Found by an exploratory run: `copy ... to` and `export database` wrote the warehouse's
+    rows (names, notes) to any path; `-c` with two statements printed only the last; an
+    apostrophe in a `--` comment swallowed the rest of a script; a statement of comments only
+    exited 3 (a bug by the CLI's codes)."""
+    _root, db, _log = built
+    written = tmp_path / "out.csv"
+    for statement in (f"copy (select 1) to '{written}'", f"export database '{tmp_path / 'x'}'"):
+        refused = invoke("sql", "--db", str(db), "-c", statement, code=1)
+        assert refused.stderr.startswith("error: Permission Error: Cannot access file")
+    assert sorted(tmp_path.iterdir()) == []
+    both = invoke("sql", "--db", str(db), "-c", "select 1 as a; select 2 as b").stdout
+    assert both == "1 row(s):\na\n1\n1 row(s):\nb\n2\n"
+    script = "select 1 as a -- it's a comment; not the end\n;\n/* ' */ select 2 as b;\n"
+    assert invoke("sql", "--db", str(db), stdin=script).stdout == both
+    for nothing in ("", "-- only a comment", ";"):
+        assert invoke("sql", "--db", str(db), "-c", nothing).stdout == ""
+
+
 def test_docs_catalog_has_every_model_and_column_type(built):
     _root, db, _log = built
     out = invoke("docs", "--db", str(db)).stdout

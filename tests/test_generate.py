@@ -142,3 +142,24 @@ def test_planted_feeder_ordering_is_visible_in_raw_placement_rates():
     rate = {f: placed[f] / started[f] for f in started}
     assert rate[PLANTED.best_feeder] > rate[PLANTED.worst_feeder] + 0.2
     assert max(rate, key=rate.get) == PLANTED.best_feeder
+
+
+def test_generate_refuses_what_it_cannot_hold_or_a_share_of_one(tmp_path):
+    """A huge --processes ran until memory ran out (leaving an empty folder); --invalid-share 1
+    was refused by "must be between 0 and 1" (found by an exploratory run)."""
+    from typer.testing import CliRunner
+
+    from itrack.cli.main import app
+    from tests.conftest import assert_exit
+
+    runner = CliRunner()
+    out = tmp_path / "g"
+    huge = runner.invoke(app, ["generate", "--out", str(out), "--processes", "99999999999"])
+    assert_exit(huge, 2)
+    assert "Invalid value for '--processes': Input should be less than or equal to 2000000" in (
+        huge.output
+    )
+    share = runner.invoke(app, ["generate", "--out", str(out), "--invalid-share", "1"])
+    assert_exit(share, 2)
+    assert share.output == "error: --invalid-share must be at least 0 and below 1, not 1.0\n"
+    assert not out.exists()

@@ -279,12 +279,17 @@ REJECT_COLUMNS = (
 )
 
 
+# --limit's bound: far past any quarantine, and within what DuckDB's LIMIT takes (a bigger
+# number was a DuckDB conversion error naming no option)
+MAX_ROWS = 1_000_000_000
+
+
 @app.command()
 @with_target()
 def rejects(
     run: Annotated[str | None, typer.Option("--run", help="Only this run's rejects.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Include resolved ones.")] = False,
-    limit: Annotated[int, typer.Option(min=1, help="Rows to show.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_ROWS, help="Rows to show.")] = 50,
     *,
     target: Target,
 ) -> None:
@@ -292,10 +297,10 @@ def rejects(
     from ingest.store.duckdb.store import open_store, raw_store_path
 
     where, params = [], []
-    if run:
+    if run is not None:  # (an empty --run is an unknown run, not no filter)
         where.append("run_id = ?")
         params.append(run)
-    if not all_ and not run:
+    if not all_ and run is None:
         where.append("resolved_run_id is null")
     sql = (
         f"select {', '.join(REJECT_COLUMNS)} from quarantine"
@@ -304,7 +309,7 @@ def rejects(
     )
     with open_store(target.warehouse, target.wait, read_only=True) as con:
         if (
-            run
+            run is not None
             and not con.execute(
                 "select count(*) from ingest_runs where run_id = ?", [run]
             ).fetchone()[0]
@@ -540,10 +545,16 @@ def sql(
     if not path.exists():
         raise UserError(f"{path}: no warehouse yet; run `itrack build PATH` first (or check --db)")
     con = connect_waiting(path, 0.0)
+    # read-only keeps the warehouse as built; no file access keeps `copy ... to`, `export
+    # database` and the file readers off the disk (they wrote personal data to any path)
+    con.execute("set enable_external_access = false")
     output = target.fmt
     try:
         if command is not None:
-            if not _run_sql(con, command, output):
+            ok = True
+            for statement in _statements(command):  # each statement's rows, as from stdin
+                ok = _run_sql(con, statement, output) and ok
+            if not ok:
                 raise typer.Exit(1)
         elif sys.stdin.isatty():
             _sql_prompt(con, path, output)
@@ -558,18 +569,24 @@ def sql(
 
 
 def _statements(script: str) -> list[str]:
-    """Split a script at `;` (outside quotes) into statements."""
-    statements, current, quote = [], [], ""
-    for char in script:
-        if quote:
-            quote = "" if char == quote else quote
-        elif char in "'\"":
-            quote = char
-        elif char == ";":
+    """Split a script at `;` outside quotes and comments (`-- ...` to the line's end, `/* */`:
+    an apostrophe in a comment opened no quote) into statements."""
+    statements, current, i = [], [], 0
+    closers = {"'": "'", '"': '"', "--": "\n", "/*": "*/"}
+    while i < len(script):
+        opener = next((o for o in closers if script.startswith(o, i)), None)
+        if opener is not None:  # copied whole up to its closer (or the script's end)
+            end = script.find(closers[opener], i + len(opener))
+            end = len(script) if end < 0 else end + len(closers[opener])
+            current.append(script[i:end])
+            i = end
+            continue
+        if script[i] == ";":
             statements.append("".join(current).strip())
             current = []
-            continue
-        current.append(char)
+        else:
+            current.append(script[i])
+        i += 1
     statements.append("".join(current).strip())
     return [s for s in statements if s]
 
@@ -580,6 +597,8 @@ def _run_sql(con: Any, statement: str, output: Format) -> bool:
 
     try:
         cursor = con.execute(statement)
+        if cursor is None:  # only comments: nothing ran, nothing to print
+            return True
         names = [d[0] for d in cursor.description] if cursor.description else []
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()] if names else []
     except duckdb.Error as exc:

@@ -132,7 +132,7 @@ def funnel(
     from feedback import analytics
 
     with analytics.connect(target.warehouse) as con:
-        if feeder or company or cohort:
+        if (feeder, company, cohort) != (None, None, None):  # an empty name is unknown
             funnels = [analytics.get_conversion_funnel(feeder, company, cohort=cohort, db=con)]
         else:
             funnels = [analytics.get_conversion_funnel(db=con)]
