@@ -463,9 +463,10 @@ def _refuse_to_replace(out: Path) -> None:
         return  # nothing there to lose (a folder is refused by the writer itself)
     except OSError as exc:
         raise UserError(f"cannot read {out}: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (fdopen refuses a folder's descriptor)
+        os.close(fd)
+        return  # not a file: the writer refuses it, naming it
     with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-            return  # not a file: the writer refuses it
         head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if head and not head.startswith((b"<!doctype html", b"<html")):
         raise UserError(f"{out} exists and is not an HTML report; not replaced (--out)")

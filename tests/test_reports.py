@@ -179,6 +179,13 @@ def test_the_html_report_replaces_only_a_report(wh, tmp_path):
     feeders.write_text('{"feeders": {}}')
     assert report(wh, "html", "--out", str(feeders))[0] == 2
     assert feeders.read_text() == '{"feeders": {}}'
+    folder = tmp_path / "a folder"
+    folder.mkdir()
+    assert report(wh, "html", "--out", str(folder)) == (
+        2,
+        f"error: {folder}: not a regular file (a FIFO, device or folder); not touched\n",
+    )  # it said "cannot write: [Errno 21] Is a directory: 3"
+    folder.rmdir()
     again = tmp_path / "report.html"
     for _ in range(2):  # a new file, then the report it wrote
         assert report(wh, "html", "--out", str(again)) == (0, f"report written: {again}\n")
