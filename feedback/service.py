@@ -321,7 +321,7 @@ def run_feedback(
     merged = None
     if candidates_path is not None and history is not None:
         live_placed = _live_placements(log.get_state(LIVE_KEY, "{}"))
-        history = _with_live_placements(history, live_placed)
+        history = _with_placements(history, live_placed)
         merged = merged_candidates(candidates_path, history)
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -332,12 +332,18 @@ def run_feedback(
     result.marked_feeders = sorted(marked)
     with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds):
         # read under the lock, which the live path holds when it adds an outcome to the ledger
-        ledger = log.get_state(LIVE_KEY, "{}")
-        live, ledger = _with_live_outcomes(Path(warehouse), ledger, fresh)
-        if live != fresh:  # the overall rate moved too: every feeder's smoothed rate with it
-            fresh.update(live)
-            marked |= set(live)
-            result.marked_feeders = sorted(marked)
+        entries = json.loads(log.get_state(LIVE_KEY, "{}"))
+        if entries:
+            con = open_read_only(Path(warehouse))
+            try:
+                live, entries = fold_live_outcomes(con, entries, fresh)
+            finally:
+                con.close()
+            if live is not fresh:  # the overall rate moved too: every feeder's smoothed rate
+                fresh.update(live)
+                marked |= set(live)
+                result.marked_feeders = sorted(marked)
+        ledger = json.dumps(entries, sort_keys=True)
         update = FeedersUpdate(feeders_path, merge)
         rendered = log.get_state(PLACEMENTS_KEY, "")
         if data is None and not _placements_current(rendered, placements_path, digest):
@@ -345,7 +351,7 @@ def run_feedback(
                 warehouse, previous, rendered, placements_path
             )
         if data is not None and (live_placed := _live_placements(ledger)):
-            data = placements_bytes(_with_live_placements(json.loads(data), live_placed))
+            data = placements_bytes(_with_placements(json.loads(data), live_placed))
         places = None if data is None else Staged(placements_path, data)
         if places is not None:
             rendered = _state(digest, places.data)
@@ -375,35 +381,34 @@ def run_feedback(
     return result
 
 
-def _with_live_outcomes(
-    warehouse: Path, ledger: str, fresh: dict[str, dict[str, Any]]
-) -> tuple[dict[str, dict[str, Any]], str]:
-    """The marts' metrics `fresh` with the outcomes processed live since the build (`ledger`,
-    the FeedbackLog's LIVE_KEY state) that `warehouse` has not counted yet folded in, as
-    `FeedbackService` folds them; and the ledger left (outcomes the build counted as they are
-    now are dropped). A run of the nightly step wiped them from feeders.json until the next
-    build had them: `itrack feedback` right after a live outcome undid it."""
-    entries = json.loads(ledger)
-    if not entries:
+def fold_live_outcomes(
+    con: duckdb.DuckDBPyConnection,
+    ledger: dict[str, list[Any]],
+    fresh: dict[str, dict[str, Any]],
+    prior_strength: float | None = None,
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[Any]]]:
+    """The marts' metrics `fresh` (of the warehouse `con` reads) with the outcomes processed
+    live since its build (`ledger`, the FeedbackLog's LIVE_KEY state) folded in: each replaces
+    its process's contribution to the counts, and the rates from counts alone are recomputed,
+    every feeder's smoothed rate with the moved overall rate. Also the ledger left: outcomes
+    the build counted as they are now are dropped. One rule for the live path
+    (`FeedbackService`) and the nightly step, which wiped them until a build had them."""
+    if not ledger:
         return fresh, ledger
-    con = open_read_only(warehouse)
-    try:
-        built = _built_statuses(con, list(entries))
-        totals = con.execute(
-            "select placements, candidates_sourced, smoothed_conversion_rate "
-            "from mart_feeder_conversion"
-        ).fetchall()
-    finally:
-        con.close()
-    deltas, kept = _live_deltas(entries, built, list(fresh))
-    left = json.dumps(kept, sort_keys=True)
+    built = _built_statuses(con, list(ledger))
+    deltas, kept = _live_deltas(ledger, built, list(fresh))
     if not deltas:
-        return fresh, left
+        return fresh, kept
+    totals = con.execute(
+        "select placements, candidates_sourced, smoothed_conversion_rate "
+        "from mart_feeder_conversion"
+    ).fetchall()
     no_change = [0, 0, 0]
-    return {
-        feeder: live_metrics(metrics, deltas.get(feeder, no_change), deltas, totals, None)
+    folded = {
+        feeder: live_metrics(metrics, deltas.get(feeder, no_change), deltas, totals, prior_strength)
         for feeder, metrics in fresh.items()
-    }, left
+    }
+    return folded, kept
 
 
 @contextmanager
@@ -616,16 +621,8 @@ class FeedbackService:
                     f"feeder '{feeder_source}' is not in the last build yet; the next build "
                     "adds it to feeders.json"
                 ) from None
-            totals = con.execute(
-                "select placements, candidates_sourced, smoothed_conversion_rate "
-                "from mart_feeder_conversion"
-            ).fetchall()
-            built = _built_statuses(con, list(ledger))
-        deltas, ledger = _live_deltas(ledger, built, list(fresh))
-        metrics = fresh[feeder]
-        if deltas:  # this feeder's counts, or only the prior, moved since the build
-            delta = deltas.get(feeder, [0, 0, 0])
-            metrics = live_metrics(metrics, delta, deltas, totals, self.prior_strength)
+            folded, ledger = fold_live_outcomes(con, ledger, fresh, self.prior_strength)
+        metrics = folded[feeder]
         run_id = new_run_id("feedback")
         changed = merge_metrics(document, {feeder: metrics}, {feeder}, self._clock())
         written = write_atomic(self.feeders_path, dumps(document)) if changed else False
@@ -651,11 +648,8 @@ class FeedbackService:
         history, finite = read_placements(self.placements_path)
         with connect_marts(self.warehouse) as con:
             built = placements_from_marts(con, outcome.candidate_id).get(outcome.candidate_id, [])
-        records = history.setdefault(outcome.candidate_id, [])
-        for item in [*built, record]:
-            if item not in records:
-                records.append(item)
-        records.sort(key=_placement_order)
+        history = _with_placements(history, {outcome.candidate_id: [*built, record]})
+        records = history[outcome.candidate_id]
         # finite: no NaN or infinity in the file as read; the marts' records and this one
         # (OfferDetails' amounts are finite) hold none either
         written = write_placements(self.placements_path, history, finite)
@@ -680,10 +674,6 @@ def _placement_record(outcome: ProcessOutcome) -> dict[str, Any]:
     ).model_dump(mode="json", exclude_none=True)
 
 
-def _placement_order(record: dict[str, Any]) -> tuple[str, str, str]:
-    return record["placement_date"], record["company"], record["role"]
-
-
 def _live_placements(ledger: str) -> dict[str, list[dict[str, Any]]]:
     """candidate id -> the placements of the ledger's accepted offers (no build counted yet)."""
     found: dict[str, list[dict[str, Any]]] = {}
@@ -694,15 +684,19 @@ def _live_placements(ledger: str) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-def _with_live_placements(
-    history: dict[str, list[dict[str, Any]]], live: dict[str, list[dict[str, Any]]]
+def _with_placements(
+    history: dict[str, list[dict[str, Any]]], added: dict[str, list[dict[str, Any]]]
 ) -> dict[str, list[dict[str, Any]]]:
-    """The marts' placement `history` with the `live` ones added, each candidate's in order."""
+    """Placement `history` with the `added` records it lacks, each candidate's in date order."""
     merged = dict(history)
-    for candidate, records in live.items():
+    for candidate, records in added.items():
         mine = list(merged.get(candidate, []))
-        mine += [r for r in records if r not in mine]
-        merged[candidate] = sorted(mine, key=_placement_order)
+        for record in records:
+            if record not in mine:
+                mine.append(record)
+        merged[candidate] = sorted(
+            mine, key=lambda r: (r["placement_date"], r["company"], r["role"])
+        )
     return merged
 
 
