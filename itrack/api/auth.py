@@ -135,16 +135,23 @@ def _verify(token: str, secret: str) -> Principal:
 def _uuid_claim(value: Any, name: str) -> str:
     """A user or organization claim, canonical. PostgreSQL holds them as uuid (auth.uid(),
     organization_id) and refused anything else with its own 422, while DuckDB compared them as
-    text (201 or 403): checked here, both stores answer 401. Only the hyphenated form
-    Supabase writes, in either case; UUID() alone also takes braces and `urn:uuid:`."""
+    text (201 or 403): checked here, both stores answer 401."""
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise _unauthorized(f"invalid bearer token: {name} must be a UUID")
+    return canonical
+
+
+def canonical_uuid(value: Any) -> str | None:
+    """A user or organization id in the one form both stores compare (lower case), or None if
+    it is not one: only the hyphenated form Supabase writes, in either case (UUID() alone also
+    takes braces and `urn:uuid:`). The rule of tokens and of the ids `itrack` puts in them."""
     text = value if isinstance(value, str) else ""
     try:
         canonical = str(uuid.UUID(text))
     except ValueError:
-        canonical = ""
-    if not canonical or canonical != text.lower():
-        raise _unauthorized(f"invalid bearer token: {name} must be a UUID")
-    return canonical
+        return None
+    return canonical if canonical == text.lower() else None
 
 
 def _unauthorized(message: str) -> ApiError:

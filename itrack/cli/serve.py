@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -36,12 +35,14 @@ def _uuid(value: str | None, name: str) -> str | None:
     app_metadata.org_id or sub is not a UUID (PostgreSQL holds them as uuid), so a store of a
     non-UUID organization would refuse every token, and `itrack token` would print ones the
     server refuses: both are refused here instead."""
+    from itrack.api.auth import canonical_uuid
+
     if value is None:
         return None
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise UserError(f"{name}: '{clip(value)}' is not a UUID") from None
+    canonical = canonical_uuid(value)
+    if canonical is None:
+        raise UserError(f"{name}: '{clip(value)}' is not a UUID")
+    return canonical
 
 
 def serve(
