@@ -738,10 +738,7 @@ def _land_json_array(con: duckdb.DuckDBPyConnection, source: InputFile, table: s
     raws = []
     for position, item in enumerate(data, start=1):
         try:
-            raw = json.dumps(item, ensure_ascii=False)
-            if raw != storable(raw):  # lone surrogates: kept as escapes, judged by the checks
-                raw = json.dumps(item)
-            raws.append((position, raw))
+            raws.append((position, _storable_json(item)))
         except RecursionError:
             source.problems.append(_too_deep(position))
     _insert(con, table, [p for p, _ in raws], [r for _, r in raws])
@@ -1111,21 +1108,19 @@ class _Verbatim:
 
 
 def _record_json(record: dict[str, object]) -> str:
-    """A CSV row's record as the JSON text the line reader lands: `_Verbatim` cells as written,
-    and lone surrogates (a cell's `\\ud800` escape) kept as escapes, as no UTF-8 store can
-    hold them (the checks refuse them)."""
-    verbatim = any(isinstance(v, _Verbatim) for v in record.values())
-    for ascii_only in (False, True):
-        if not verbatim:
-            raw = json.dumps(record, ensure_ascii=ascii_only)
-        else:  # json.dumps's own spelling, member by member
-            members = (
-                json.dumps(key, ensure_ascii=ascii_only)
-                + ": "
-                + (v.text if isinstance(v, _Verbatim) else json.dumps(v, ensure_ascii=ascii_only))
-                for key, v in record.items()
-            )
-            raw = "{" + ", ".join(members) + "}"
-        if raw == storable(raw):
-            break
-    return raw
+    """A CSV row's record as the JSON text the line reader lands (`_storable_json`), its
+    `_Verbatim` cells as written."""
+    if not any(isinstance(v, _Verbatim) for v in record.values()):
+        return _storable_json(record)
+    members = (
+        f"{_storable_json(key)}: {v.text if isinstance(v, _Verbatim) else _storable_json(v)}"
+        for key, v in record.items()
+    )
+    return "{" + ", ".join(members) + "}"  # json.dumps's own spelling
+
+
+def _storable_json(value: object) -> str:
+    """`value` as JSON text, lone surrogates (a `\\ud800` escape read) kept as escapes: no
+    UTF-8 store can hold them, and the checks refuse them."""
+    raw = json.dumps(value, ensure_ascii=False)
+    return raw if raw == storable(raw) else json.dumps(value)
