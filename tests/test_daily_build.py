@@ -10,6 +10,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -292,6 +293,31 @@ def test_sql_writes_no_file_and_runs_every_statement_it_is_given(built, tmp_path
     assert invoke("sql", "--db", str(db), stdin=script).stdout == both
     for nothing in ("", "-- only a comment", ";"):
         assert invoke("sql", "--db", str(db), "-c", nothing).stdout == ""
+
+
+def test_sql_json_prints_nan_and_infinity_as_null(tmp_path):
+    """Found by an exploratory run: `--format json` printed NaN, Infinity and -Infinity, which
+    no JSON reader takes (RFC 8259). They print as null at any depth, as orjson writes them;
+    the table format and text that spells NaN are unchanged. Any DuckDB file is a warehouse
+    to `itrack sql`: an empty one keeps this test off the build."""
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()
+    select = (
+        "select 'nan'::double as n, 'inf'::double as i, '-infinity'::double as m, "
+        "1.5::double as x, ['nan'::double, 2.0] as l, {'a': '-inf'::float} as s, 'NaN' as t"
+    )
+    out = invoke("sql", "--db", str(db), "--format", "json", "-c", select).stdout
+    assert out == (
+        "[\n  {\n"
+        '    "n": null,\n    "i": null,\n    "m": null,\n    "x": 1.5,\n'
+        '    "l": [\n      null,\n      2.0\n    ],\n'
+        '    "s": {\n      "a": null\n    },\n'
+        '    "t": "NaN"\n'
+        "  }\n]\n"
+    )
+    assert json.loads(out, parse_constant=lambda name: pytest.fail(name))[0]["n"] is None
+    table = invoke("sql", "--db", str(db), "-c", "select 'nan'::double as n, 'inf'::double as i")
+    assert table.stdout == "1 row(s):\n  n    i\nnan  inf\n"
 
 
 def test_docs_catalog_has_every_model_and_column_type(built):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import sys
 from collections.abc import Sequence
 from enum import StrEnum
@@ -66,7 +67,25 @@ def jsonable(value: Any) -> Any:
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False, default=jsonable) + "\n")
+    """`value` as indented JSON (RFC 8259). JSON has no NaN or infinity: a non-finite float
+    prints as null, as orjson writes it in the project's files (feedback/atomic.py), so any
+    JSON reader takes the output (`NaN`, the standard library's spelling, is not JSON)."""
+    try:
+        text = json.dumps(value, indent=2, ensure_ascii=False, default=jsonable, allow_nan=False)
+    except ValueError:  # a non-finite float somewhere: only then walk every value
+        text = json.dumps(finite(value), indent=2, ensure_ascii=False, default=jsonable)
+    sys.stdout.write(text + "\n")
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float, at any depth (lists, structs, maps), None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
 
 
 def line(message: str = "") -> None:
