@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.errors import UserError
 from ingest.sqltext import sql_text
+from ingest.store.duckdb.store import warehouse_beside
 
 if TYPE_CHECKING:  # imported where a connection is opened: a no-op build opens none
     import duckdb
@@ -94,8 +95,7 @@ def work_dir(raw_store: Path) -> Path:
 
 
 def _link_name(raw_store: Path) -> str:
-    name = Path(raw_store).name
-    return (name.removesuffix(".raw.duckdb") or "warehouse") + ".duckdb"
+    return warehouse_beside(Path(raw_store)).name
 
 
 @contextmanager

@@ -26,7 +26,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
 from ingest.errors import UserError
-from ingest.store.duckdb.store import raw_store_path
+from ingest.store.duckdb.store import (
+    RAW_SUFFIX,
+    RESTORING_SUFFIX,
+    raw_store_path,
+    warehouse_beside,
+)
 
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 ENV_PREFIX = "ITRACK_"
@@ -92,10 +97,19 @@ def location(warehouse: Path | str) -> Path:
 
 def check_location(warehouse: Path, source: str = "the warehouse") -> Path:
     """`warehouse`, unless its absolute path, or its `location` (the build's spelling), holds
-    characters dbt or DuckDB misread (`_BREAKING_ANYWHERE`, `_BREAKING_IN_NAME`): then a
-    UserError naming `source` (the option or variable that gave it), the path and the
-    characters."""
+    characters dbt or DuckDB misread (`_BREAKING_ANYWHERE`, `_BREAKING_IN_NAME`), or it is no
+    warehouse file (`_not_a_warehouse`): then a UserError naming `source` (the option or
+    variable that gave it), the path and why."""
     path = Path(warehouse).absolute()  # a relative path: the working folder's name counts too
+    _check_characters(path, source)
+    reason = _not_a_warehouse(path)
+    if reason is not None:
+        raise UserError(f"{source}: {path} {reason}")
+    return warehouse
+
+
+def _check_characters(path: Path, source: str) -> None:
+    """Refuse what dbt or DuckDB misread, in `path` (absolute) or in its `location`."""
     spellings = (str(path), str(location(path)))
     found = {c for c in _BREAKING_ANYWHERE for spelled in spellings if c in spelled}
     found |= {c for c in _BREAKING_IN_NAME if c in path.name}
@@ -105,7 +119,34 @@ def check_location(warehouse: Path, source: str = "the warehouse") -> Path:
             f"{source}: {path} holds {shown}, which dbt and DuckDB misread "
             "in a warehouse location; choose another folder or file name"
         )
-    return warehouse
+
+
+# Files kept beside a store, never a warehouse whatever their folder.
+_SIDE_FILES = {
+    ".wal": "a DuckDB write-ahead log",
+    ".lock": "a lock file",
+    RESTORING_SUFFIX: "the staging file of a restore",
+}
+
+
+def _not_a_warehouse(path: Path) -> str | None:
+    """Why `path` (absolute) cannot be a warehouse file, None when it can. A folder (`data/`,
+    a backup), the raw store beside a warehouse or a file kept beside a store, taken as a
+    warehouse, had writers make a raw store of its own beside it (`data.raw.duckdb`,
+    `warehouse.raw.raw.duckdb`) and readers open the wrong file; by name, as nothing exists
+    yet before a first write."""
+    if path.is_dir():
+        from ingest.store.duckdb.backup import MANIFEST  # only here: not on every command's start
+
+        if (path / MANIFEST).is_file():
+            return f"is a backup folder, not a warehouse; restore it with `itrack restore {path}`"
+        example = path / DEFAULT_WAREHOUSE.name
+        return f"is a folder, not a warehouse file; give a file such as {example}"
+    if path.name.endswith(RAW_SUFFIX):
+        return f"is a raw store, not a warehouse; give its warehouse ({warehouse_beside(path)})"
+    if path.suffix in _SIDE_FILES:
+        return f"is {_SIDE_FILES[path.suffix]}, not a warehouse; give the warehouse file"
+    return None
 
 
 def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:

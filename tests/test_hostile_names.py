@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from ingest.load import ingest_paths
@@ -109,6 +111,110 @@ def test_itrack_db_and_a_working_folder_that_would_be_misread_are_refused(tmp_pa
     )
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["c?d"]
     get_settings.cache_clear()
+
+
+P1 = "11111111-0000-4000-8000-000000000001"
+S1 = "51515151-0000-4000-8000-000000000001"
+# Every command that takes --db, with the arguments that take it as far as the warehouse
+# location (the test below checks this list against the commands themselves).
+DB_COMMANDS = {
+    "ingest": [str(SAMPLE)],
+    "rejects": [],
+    "build": [],
+    "backup": [],
+    "restore": [],  # its backup folder: added by the test
+    "export": ["--anonymize", "--out", "{tmp}/out"],
+    "docs": [],
+    "sql": ["-c", "select 1"],
+    "serve": ["--no-auth"],
+    "interview create": ["--candidate", "c-1", "--company", "Acme", "--role", "SWE"],
+    "interview add-stage": [P1, "--name", "phone_screen", "--order", "1"],
+    "interview outcome": [S1, "passed"],
+    "interview amend": [S1, "passed", "--reason", "typo"],
+    "interview reopen": [P1, "--reason", "typo"],
+    "interview audit": [P1],
+    "interview complete": [P1, "withdrawn"],
+    "interview show": [P1],
+    "interview list": [],
+    "interview history": ["c-1"],
+    "feedback report": ["referral"],
+    "report funnel": [],
+    "report company": ["Acme"],
+    "report stage": ["onsite"],
+    "report feeder": ["referral"],
+    "report html": [],
+    "db upgrade": [],
+    "db status": [],
+}
+
+
+def _commands_taking_db(command: Any = None, prefix: str = "") -> set[str]:
+    command = command or typer.main.get_command(app)
+    if hasattr(command, "commands"):
+        return {
+            name
+            for key, sub in command.commands.items()
+            for name in _commands_taking_db(sub, f"{prefix} {key}".strip())
+        }
+    return {prefix} if any("--db" in p.opts for p in command.params) else set()
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+def test_every_command_refuses_a_folder_a_raw_store_or_a_store_file_as_its_warehouse(tmp_path):
+    """Found by an exploratory run: `--db data/` and `--db data/warehouse.raw.duckdb` were taken
+    as warehouses (writers made `data.raw.duckdb`, `warehouse.raw.raw.duckdb` beside them).
+    Each such location is refused by every command, one line naming it and why, exit 2, on
+    real files (a raw store, its lock, a backup), and nothing is written or touched."""
+    assert set(DB_COMMANDS) == _commands_taking_db()
+    data = tmp_path / "data"
+    for args in (["db", "upgrade"], ["backup"]):
+        assert_exit(runner.invoke(app, [*args, "--db", str(data / "warehouse.duckdb")]), 0)
+    (backup,) = (data / "backups").iterdir()
+    raw = data / "warehouse.raw.duckdb"
+    for side in (data / "warehouse.duckdb.wal", data / "warehouse.raw.duckdb.restoring"):
+        side.write_bytes(b"")
+    refused = {
+        data: f"is a folder, not a warehouse file; give a file such as {data}/warehouse.duckdb",
+        backup: f"is a backup folder, not a warehouse; restore it with `itrack restore {backup}`",
+        raw: f"is a raw store, not a warehouse; give its warehouse ({data}/warehouse.duckdb)",
+        data / "warehouse.raw.duckdb.lock": "is a lock file, not a warehouse; "
+        "give the warehouse file",
+        data / "warehouse.duckdb.wal": "is a DuckDB write-ahead log, not a warehouse; "
+        "give the warehouse file",
+        data / "warehouse.raw.duckdb.restoring": "is the staging file of a restore, "
+        "not a warehouse; give the warehouse file",
+    }
+    before = _tree(tmp_path)
+    for name, args in DB_COMMANDS.items():
+        args = [a.format(tmp=tmp_path) for a in args] + ([str(backup)] if name == "restore" else [])
+        for db, why in refused.items():
+            result = runner.invoke(app, [*name.split(), *args, "--db", str(db)])
+            assert_exit(result, 2)
+            assert result.output == f"error: --db: {db} {why}\n", (name, db)
+    assert _tree(tmp_path) == before
+
+
+def test_itrack_db_naming_a_folder_or_a_raw_store_is_refused(tmp_path, monkeypatch):
+    for db, why in (
+        (
+            tmp_path,
+            f"is a folder, not a warehouse file; give a file such as {tmp_path}/warehouse.duckdb",
+        ),
+        (
+            tmp_path / "w.raw.duckdb",
+            f"is a raw store, not a warehouse; give its warehouse ({tmp_path}/w.duckdb)",
+        ),
+    ):
+        monkeypatch.setenv("ITRACK_DB", str(db))
+        get_settings.cache_clear()
+        result = runner.invoke(app, ["ingest", str(SAMPLE)])
+        assert_exit(result, 2)
+        assert result.output == f"error: ITRACK_DB: {db} {why}\n"
+    get_settings.cache_clear()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_spaces_percent_quotes_and_letters_in_a_folder_build(tmp_path):

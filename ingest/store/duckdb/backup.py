@@ -29,7 +29,14 @@ from ingest.errors import UserError
 from ingest.inputs import sha256_of
 from ingest.sqltext import sql_text
 from ingest.stamps import new_run_id, utc_now
-from ingest.store.duckdb.store import connect, open_store, raw_store_path, store_lock, upgrade
+from ingest.store.duckdb.store import (
+    RESTORING_SUFFIX,
+    connect,
+    open_store,
+    raw_store_path,
+    store_lock,
+    upgrade,
+)
 
 MANIFEST = "manifest.json"
 DEFAULT_KEEP = 7
@@ -305,7 +312,7 @@ def restore(
     with store_lock(target, wait_seconds):
         if target.exists() and not overwrite:
             raise UserError(f"{target} exists; pass --overwrite to replace it")
-        staging = target.with_name(target.name + ".restoring")
+        staging = target.with_name(target.name + RESTORING_SUFFIX)
         staging.unlink(missing_ok=True)
         staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
         try:

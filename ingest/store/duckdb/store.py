@@ -28,10 +28,22 @@ if TYPE_CHECKING:
 DEFAULT_WAIT_SECONDS = 30.0
 
 
+RAW_SUFFIX = ".raw.duckdb"
+# Beside a raw store while `itrack restore` fills its replacement (backup.py); here, not there,
+# so that what checks a warehouse location need not import the backup module.
+RESTORING_SUFFIX = ".restoring"
+
+
 def raw_store_path(db: Path | str) -> Path:
     """The raw store beside warehouse `db`: `<warehouse stem>.raw.duckdb`."""
     warehouse = Path(db)
-    return warehouse.with_name(f"{warehouse.stem}.raw.duckdb")
+    return warehouse.with_name(warehouse.stem + RAW_SUFFIX)
+
+
+def warehouse_beside(raw_store: Path) -> Path:
+    """The warehouse whose raw store `raw_store` is, as `raw_store_path` names it from a
+    `.duckdb` warehouse (the usual spelling; `raw_store_path` drops any suffix)."""
+    return raw_store.with_name((raw_store.name.removesuffix(RAW_SUFFIX) or "warehouse") + ".duckdb")
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
