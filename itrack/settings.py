@@ -13,6 +13,8 @@ values, so a long-running server and the tests can hold several configurations a
 | `ITRACK_JWT_SECRET` | none | HTTP API: HS256 secret of bearer tokens (Supabase's JWT secret) |
 | `ITRACK_ORG_ID` | none | HTTP API: the organization (UUID) an embedded (DuckDB) store belongs to |
 | `ITRACK_PLAN_CACHE` | none | a folder where builds of other locations share their dbt plans |
+
+A path setting set but blank (`ITRACK_DB=`, `ITRACK_PLAN_CACHE=`) is unset.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import os
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 from ingest.errors import UserError
 from ingest.store.duckdb.store import (
@@ -35,6 +37,7 @@ from ingest.store.duckdb.store import (
 
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 ENV_PREFIX = "ITRACK_"
+_PATH_SETTINGS = frozenset({"db", "plan_cache"})  # blank: unset (`_blank_paths_are_unset`)
 
 
 class Settings(BaseModel):
@@ -54,6 +57,20 @@ class Settings(BaseModel):
     org_id: str | None = None
     plan_cache: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_paths_are_unset(cls, given: Any) -> Any:
+        """A path setting set but blank (`ITRACK_DB=`, a script's empty variable) is unset:
+        the default warehouse, no shared plans. Pydantic read `ITRACK_DB=""` as `.`, the
+        working folder; the closed settings (`ITRACK_STORE`, `ITRACK_DEBUG`) refuse a blank."""
+        if not isinstance(given, dict):
+            return given
+        return {
+            name: value
+            for name, value in given.items()
+            if not (name in _PATH_SETTINGS and isinstance(value, str) and not value.strip())
+        }
+
     def warehouse(self, override: Path | str | None = None) -> Path:
         """The warehouse path: the command's `--db` if given, else `ITRACK_DB`, else the default;
         a location dbt or DuckDB would misread is refused here, before anything is written."""
@@ -67,9 +84,9 @@ class Settings(BaseModel):
 
     def plan_cache_dir(self) -> Path | None:
         """The folder where builds of different warehouse locations share dbt plans
-        (itrack/dbt_plan.py), `ITRACK_PLAN_CACHE`; None (unset or empty): each location
+        (itrack/dbt_plan.py), `ITRACK_PLAN_CACHE`; None (unset or blank): each location
         records its own."""
-        if self.plan_cache is None or not self.plan_cache.strip():
+        if self.plan_cache is None:
             return None
         return Path(self.plan_cache).expanduser()
 

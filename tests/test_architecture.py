@@ -14,8 +14,9 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
+from ingest.migrate import discover
 from ingest.service import InterviewService
-from ingest.store.duckdb.store import open_store
+from ingest.store.duckdb.store import MIGRATIONS, open_store
 from itrack.cli.main import app
 from itrack.settings import Settings, from_environment, get_settings
 from tests.conftest import assert_exit
@@ -93,6 +94,23 @@ def test_plans_are_shared_only_in_the_folder_itrack_plan_cache_names():
     assert from_environment({"itrack_plan_cache": "/srv/plans"}).plan_cache_dir() == Path(
         "/srv/plans"
     )
+
+
+def test_an_empty_itrack_db_is_unset_the_default_warehouse(monkeypatch, fresh_settings, tmp_path):
+    """Found by an exploratory run: `ITRACK_DB=""` was the working folder (`.`). Blank, like a
+    blank ITRACK_PLAN_CACHE, it is unset: the default warehouse, named as the default."""
+    for blank in ("", "  "):
+        assert from_environment({"ITRACK_DB": blank}) == Settings()
+        assert "db" not in from_environment({"ITRACK_DB": blank}).model_fields_set
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ITRACK_DB", "")
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert_exit(result, 0)
+    count = len(discover(MIGRATIONS))
+    last = f"data/warehouse.raw.duckdb: applied {count}; {count} migration(s) in place"
+    assert result.stdout.splitlines()[-1] == last
+    assert (tmp_path / "data" / "warehouse.raw.duckdb").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
 @pytest.mark.parametrize(
