@@ -51,6 +51,7 @@ from ingest.store.duckdb.store import (
     StoreError,
     connect,
     raw_store_path,
+    remove_database,
     store_lock,
 )
 from itrack.settings import check_location, location
@@ -305,7 +306,7 @@ def _build_locked(
         _remember_fingerprint(warehouse, build_fingerprint(warehouse, outputs, snapshot))
         _remember(warehouse, "project", project)
     finally:
-        _remove_db(building)
+        remove_database(building)
         shutil.rmtree(snapshot.parent, ignore_errors=True)
 
 
@@ -612,11 +613,6 @@ def snapshot_raw_store(raw_store: Path, snapshot: Path, wait_seconds: float = 0.
     connect(snapshot).close()  # replays a copied WAL into the private copy, if any
 
 
-def _remove_db(path: Path) -> None:
-    path.unlink(missing_ok=True)
-    path.with_name(path.name + ".wal").unlink(missing_ok=True)
-
-
 def _fresh_build_file(warehouse: Path, building: Path, keep_seeds: bool) -> bool:
     """A new, private build file; with `keep_seeds` it holds the published warehouse's seed
     tables (every table outside the models' schema `main`), which a build without
@@ -631,7 +627,7 @@ def _fresh_build_file(warehouse: Path, building: Path, keep_seeds: bool) -> bool
     from ingest.sqltext import sql_text
     from itrack.dbt_plan import copy_seed_tables
 
-    _remove_db(building)
+    remove_database(building)
     building.parent.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(str(building))
     try:

@@ -231,3 +231,61 @@ def test_signed_manifest_detects_tampering(tmp_path):
     assert refused.returncode == 2
     assert "signature does not match" in refused.stderr
     assert not raw_store_path(tmp_path / "b.duckdb").exists()
+
+
+# `itrack` in a child process that SIGKILLs itself when a restore reaches `step`.
+KILL_AT_RESTORE_STEP = """
+import os, signal, sys
+from ingest.store.duckdb import backup
+step = sys.argv.pop(1)
+backup.STEP_HOOKS.append(lambda reached: reached == step and os.kill(os.getpid(), signal.SIGKILL))
+from itrack.cli.main import app
+app(prog_name="itrack")
+"""
+
+
+def test_a_killed_restore_keeps_the_raw_store_and_the_next_writer_removes_its_staging_file(
+    tmp_path,
+):
+    """Found by an exploratory run: a restore killed with its staging file filled left
+    `warehouse.raw.duckdb.restoring` behind until a later restore got as far as filling one
+    (one without --overwrite refused first). The next command taking the writer lock, a
+    restore or a build, removes it; the raw store is the one from before the kill."""
+    generate(tmp_path / "in", 40, seed=3)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    snapshot = backup(db, tmp_path / "bk")
+    counts = json.loads((snapshot / MANIFEST).read_text())["row_counts"]
+    generate(tmp_path / "more", 20, seed=4)
+    ingest_paths([tmp_path / "more"], db=db)  # the raw store now differs from the backup
+    before = fingerprint(db)
+    raw = raw_store_path(db)
+    staging = tmp_path / "warehouse.raw.duckdb.restoring"
+    for args, code, stderr in (
+        (["restore", str(snapshot)], 2, f"error: {raw} exists; pass --overwrite to replace it\n"),
+        (["build", "--no-backup", "--no-html"], 0, None),
+    ):
+        killed = subprocess.run(
+            [sys.executable, "-c", KILL_AT_RESTORE_STEP, "staged", "restore", str(snapshot)]
+            + ["--db", str(db), "--overwrite"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert killed.returncode == -9, killed.stderr
+        assert _row_counts(staging, counts) == counts  # killed with the backup staged
+        assert fingerprint(db) == before
+        after = itrack(*args, "--db", str(db))
+        assert after.returncode == code, after.stderr
+        if stderr is not None:
+            assert after.stderr == stderr
+        assert sorted(p.name for p in tmp_path.iterdir() if ".restoring" in p.name) == []
+        assert fingerprint(db) == before
+
+
+def _row_counts(path: Path, tables: dict) -> dict[str, int]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in tables}
+    finally:
+        con.close()

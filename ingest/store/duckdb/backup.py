@@ -23,6 +23,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from ingest.errors import UserError
@@ -30,15 +31,19 @@ from ingest.inputs import sha256_of
 from ingest.sqltext import sql_text
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.store import (
-    RESTORING_SUFFIX,
     connect,
     open_store,
     raw_store_path,
+    remove_database,
+    restore_staging,
     store_lock,
     upgrade,
 )
 
 MANIFEST = "manifest.json"
+# Callables told when a restore reaches a step ("staged": the staging file filled and checked,
+# the raw store not yet replaced). The fault tests register one that kills the process there.
+STEP_HOOKS: list[Callable[[str], None]] = []
 DEFAULT_KEEP = 7
 PARTIAL = ".partial"
 _TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -309,19 +314,18 @@ def restore(
     by column name). Its own SQL (`schema.sql`, `load.sql` of older snapshots) is never run."""
     manifest = verify(snapshot, sign_key)
     target = raw_store_path(db)
-    with store_lock(target, wait_seconds):
+    with store_lock(target, wait_seconds):  # which removes a killed restore's staging file
         if target.exists() and not overwrite:
             raise UserError(f"{target} exists; pass --overwrite to replace it")
-        staging = target.with_name(target.name + RESTORING_SUFFIX)
-        staging.unlink(missing_ok=True)
-        staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
+        staging = restore_staging(target)
         try:
             _fill(staging, snapshot, manifest)
+            for hook in STEP_HOOKS:
+                hook("staged")
             staging.replace(target)
             target.with_name(target.name + ".wal").unlink(missing_ok=True)
         finally:
-            staging.unlink(missing_ok=True)
-            staging.with_name(staging.name + ".wal").unlink(missing_ok=True)
+            remove_database(staging)
     return target
 
 

@@ -29,8 +29,9 @@ DEFAULT_WAIT_SECONDS = 30.0
 
 
 RAW_SUFFIX = ".raw.duckdb"
-# Beside a raw store while `itrack restore` fills its replacement (backup.py); here, not there,
-# so that what checks a warehouse location need not import the backup module.
+# Beside a raw store while `itrack restore` fills its replacement (backup.py), only ever under
+# the raw store's writer lock; here, not there, so that `store_lock` and what checks a warehouse
+# location need not import the backup module.
 RESTORING_SUFFIX = ".restoring"
 
 
@@ -44,6 +45,17 @@ def warehouse_beside(raw_store: Path) -> Path:
     """The warehouse whose raw store `raw_store` is, as `raw_store_path` names it from a
     `.duckdb` warehouse (the usual spelling; `raw_store_path` drops any suffix)."""
     return raw_store.with_name((raw_store.name.removesuffix(RAW_SUFFIX) or "warehouse") + ".duckdb")
+
+
+def restore_staging(raw_store: Path) -> Path:
+    """Where a restore fills the replacement of `raw_store` before renaming it over it."""
+    return raw_store.with_name(raw_store.name + RESTORING_SUFFIX)
+
+
+def remove_database(path: Path) -> None:
+    """A DuckDB file and its WAL (a killed writer's), if there."""
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".wal").unlink(missing_ok=True)
 
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -74,7 +86,11 @@ def upgrade_store(
 
 @contextmanager
 def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") -> Iterator[None]:
-    """Exclusive writer lock on the raw store; busy -> StoreBusyError naming the holder's PID."""
+    """Exclusive writer lock on the raw store; busy -> StoreBusyError naming the holder's PID.
+
+    Once held, a restore's staging file beside the store (`restore_staging`) is a leftover of
+    a killed restore (a live one holds this lock): the next writer, whichever it is (restore,
+    build, ingest, ...), removes it. The build lock's file has none beside it."""
     lock_path = path.with_name(path.name + ".lock")
 
     def busy(holder: str) -> Exception:
@@ -86,6 +102,7 @@ def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") ->
         return StoreError(f"cannot create lock file {lock_path}: {exc.strerror}")
 
     with pid_lock(lock_path, wait_seconds, busy, cannot_open):
+        remove_database(restore_staging(path))
         yield
 
 
