@@ -129,7 +129,7 @@ class Staged:
             )
         try:
             os.replace(self.tmp, self.target)
-            _fsync_dir(self.target.parent)
+            fsync_dir(self.target.parent)
         except OSError as exc:
             raise UserError(
                 f"cannot write {self.path}: {exc.strerror}; the previous file is intact"
@@ -170,7 +170,7 @@ def _replace_with(target: Path, data: bytes, shown: Path, mode: int | None = Non
     tmp = _write_temp(target, data, shown, mode if mode is not None else _mode_for(target))
     try:
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise UserError(
@@ -179,6 +179,14 @@ def _replace_with(target: Path, data: bytes, shown: Path, mode: int | None = Non
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def keep_backup(target: Path) -> None:
+    """The file now at `target` kept as `<name>.bak` (the atomic way), before it is replaced by
+    a rename prepared elsewhere (the publish journal's)."""
+    previous = read_regular(target)
+    if previous is not None:
+        _replace_with(target.with_name(target.name + ".bak"), previous, target)
 
 
 def _read_only(path: Path) -> bool:
@@ -196,7 +204,8 @@ def _mode_for(path: Path) -> int:
     return 0o666 & ~umask
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Make the folder's entries (a rename, a new or removed file) survive a power loss."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -210,11 +219,13 @@ def lock_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def locked(path: Path, wait_seconds: float | None = None) -> Iterator[None]:
+def locked(path: Path, wait_seconds: float | None = None, sweep: bool = True) -> Iterator[None]:
     """The advisory lock of `path` (`flock(LOCK_EX)` on `.<name>.lock` beside its target).
 
     `wait_seconds` None waits as long as it takes; otherwise busy after that long -> UserError
-    (exit 2) naming the holder's PID. Holding it, temp files a killed writer left are swept."""
+    (exit 2) naming the holder's PID. Holding it, temp files a killed writer left are swept
+    (not with `sweep` False: the roll forward of a publish journal, whose staged files they
+    are)."""
     lock = lock_path(path)
 
     def busy(holder: str) -> Exception:
@@ -227,7 +238,8 @@ def locked(path: Path, wait_seconds: float | None = None) -> Iterator[None]:
         return UserError(f"cannot lock {path}: {exc.strerror}")
 
     with pid_lock(lock, wait_seconds, busy, cannot_open):
-        sweep_temp_files(path)
+        if sweep:
+            sweep_temp_files(path)
         yield
 
 

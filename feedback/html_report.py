@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
-from feedback.atomic import write_atomic
+from feedback.atomic import Staged, write_atomic
 from feedback.feeders import wilson
 from feedback.marts import open_marts, records
 from ingest.errors import UserError
@@ -405,9 +405,10 @@ def chart_specs(con) -> list[tuple[str, Spec, str]]:
     ]
 
 
-def render(warehouse: Path, cache: Path | None = None) -> str:
+def render(warehouse: Path, cache: Path | None = None, shown: str | None = None) -> str:
     """The report as one HTML string (inline SVG, no scripts, no external resources). `cache`:
-    a folder of the charts drawn last time (see the module's docstring)."""
+    a folder of the charts drawn last time (see the module's docstring). `shown`: the file
+    name it says it was built from (the build renders its private file before publishing it)."""
     figures = []
     used: set[Path] = set()
     with open_marts(warehouse) as con:
@@ -442,7 +443,7 @@ header p {{ color: #555; }}
 </style></head><body>
 <header><h1>Recruiting outcomes</h1>
 <p>{html.escape(summary)}. Built {utc_now():%Y-%m-%d %H:%M} UTC from
-{html.escape(warehouse.name)}.</p></header>
+{html.escape(shown or warehouse.name)}.</p></header>
 {"".join(figures)}
 </body></html>
 """
@@ -452,6 +453,14 @@ def write_report(warehouse: Path, out: Path, cache: Path | None = None) -> Path:
     _refuse_to_replace(out)
     write_atomic(out, render(warehouse, cache).encode("utf-8"), keep_backup=False)
     return out
+
+
+def stage_report(warehouse: Path, out: Path, cache: Path | None, shown: str) -> Staged:
+    """The report of `warehouse` staged for `out` (a synced temp file beside it, renamed by the
+    build's publish with the other outputs): rendered from the build file before it is
+    published, naming it `shown` (the published warehouse's name)."""
+    _refuse_to_replace(out)
+    return Staged(out, render(warehouse, cache, shown).encode("utf-8"), keep_backup=False)
 
 
 def _refuse_to_replace(out: Path) -> None:

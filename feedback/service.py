@@ -67,6 +67,16 @@ from feedback.placements import (
     render_placements,
     write_placements,
 )
+from feedback.publish import (
+    Journal,
+    Output,
+    Reached,
+    feeders_output,
+    journal_path,
+    pending,
+    publish,
+    staged_output,
+)
 from ingest.contract import (
     FEEDBACK_TRIGGER_STATUSES,
     STAGE_TYPES,
@@ -263,20 +273,24 @@ def run_feedback(
     full: bool = False,
     now: str | None = None,
     wait_seconds: float = 0.0,
-    before_publish: Callable[[str, dict[str, dict[str, Any]]], None] | None = None,
-    publish: Callable[[], None] | None = None,
+    before_publish: Callable[[str, dict[str, dict[str, Any]]], list[Output]] | None = None,
     previous: Path | None = None,
+    journal: Path | None = None,
+    reached: Reached | None = None,
 ) -> FeedbackResult:
     """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`.
     `previous`: the warehouse the placements file was last rendered from, if still there (the
     build's published one): then only the candidates whose placements changed are rendered.
 
     Order, so that nothing is ever half-done: compute; under feeders.json's advisory lock
-    (waiting up to `wait_seconds`) stage feeders.json and the placements (synced temp files);
-    `before_publish(run_id, metrics written)` (the build adds the run to its warehouse); then in
-    the log's transaction: `publish()` (the build renames its warehouse), rename the staged files
-    (re-merging feeders.json if the scoring job wrote it meanwhile), commit the log. A failure
-    before the renames leaves every file, the warehouse and the log as they were."""
+    (waiting up to `wait_seconds`) stage feeders.json, the placements and the candidates file
+    (synced temp files); `before_publish(run_id, metrics written)` stages the build's own
+    outputs (its warehouse, with the run added, and the report) and returns them; then the
+    publish journal (`journal`, default beside `previous or warehouse`) lists them all and is
+    carried out (feedback.publish): the renames (feeders.json merged again if the scoring job
+    wrote it meanwhile) inside the log's transaction. A failure before the journal leaves every
+    file, the warehouse and the log as they were; after it, the next command that takes the
+    build lock completes the publish. `reached`: told each step of the publish."""
     require_published(warehouse)
     result = FeedbackResult(new_run_id("feedback"))
     document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
@@ -355,30 +369,39 @@ def run_feedback(
         places = None if data is None else Staged(placements_path, data)
         if places is not None:
             rendered = _state(digest, places.data)
+        people = None if merged is None else Staged(candidates_path, merged)
+        path = journal or journal_path(previous or warehouse)
+        outputs: list[Output] = []
         try:
             written = {n: plain(update.document["feeders"][n]["metrics"]) for n in update.result}
             if before_publish is not None:
-                before_publish(result.run_id, written)
-
-            def commit_files() -> None:  # inside the log's transaction
-                if publish is not None:
-                    publish()
-                result.feeders_written = update.commit()
-                result.placements_written = places is not None and places.commit()
-
-            # the log's transaction: metrics written, new watermark; committed after the files
+                outputs += before_publish(result.run_id, written)
+            ours = {f: fresh[f] for f in sorted(marked & fresh.keys())}
+            outputs += [feeders_output(update, ours, now), *staged_output(places)]
+            outputs += staged_output(people)
+            # the log's record: metrics written, new watermark; committed after the renames
             state = {"watermark": watermark, "prior": prior, PLACEMENTS_KEY: rendered}
             state[LIVE_KEY] = ledger
-            log.record_run(result.run_id, written, state, commit_files)
+            done = publish(path, Journal(result.run_id, outputs, written, state), log, reached)
         finally:
-            update.discard()
-            if places is not None:
-                places.discard()
+            if not pending(path):  # else its staged files are the journal's, for the roll forward
+                discard_staged(outputs, update, places, people)
+    result.feeders_written = str(update.staged.target) in done if update.staged else False
+    result.placements_written = places is not None and str(places.target) in done
+    result.candidates_written = people is not None and str(people.target) in done
     result.updated_feeders = update.result
     result.placements = placements
-    if candidates_path is not None and merged is not None:
-        result.candidates_written = write_atomic(candidates_path, merged)
     return result
+
+
+def discard_staged(outputs: list[Output], *staged: Staged | FeedersUpdate | None) -> None:
+    """Remove what a publish that never got its journal written had staged."""
+    for item in staged:
+        if item is not None:
+            item.discard()
+    for output in outputs:
+        if output.staged is not None:
+            Path(output.staged).unlink(missing_ok=True)
 
 
 def fold_live_outcomes(
@@ -510,6 +533,7 @@ class FeedbackService:
       process, supplied by the shell.
     - `log` (`FeedbackLog`): the metrics run log and the state that remembers the outcomes
       processed since the last build, so their counts stay folded in until a build sees them.
+    - `settle()`: completes a publish a killed build left unfinished (feedback.publish), first.
 
     Live outcomes: the last build counted each process with the status it had then. A processed
     outcome replaces that process's contribution to its feeder's counts (`candidates_sourced`,
@@ -531,6 +555,7 @@ class FeedbackService:
         log: FeedbackLog | None = None,
         prior_strength: float | None = None,
         clock: Callable[[], str] | None = None,
+        settle: Callable[[], None] | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.feeders_path = Path(feeders_path)
@@ -540,6 +565,9 @@ class FeedbackService:
         self._log = log
         self.prior_strength = prior_strength  # dbt var feeder_prior_strength; None: derived
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        # completes a publish a killed build left unfinished (the shell's, which knows the
+        # build lock): before anything is read, so the outcome lands on that publish's files
+        self._settle = settle or (lambda: None)
 
     # -- the seed's calls ------------------------------------------------------------------------
 
@@ -550,6 +578,7 @@ class FeedbackService:
         writes nothing and logs nothing."""
         if self._read_process is None:
             raise UserError("FeedbackService needs `read_process` to look up a process")
+        self._settle()
         if not isinstance(self.warehouse, duckdb.DuckDBPyConnection):
             require_published(self.warehouse)  # no build yet: refuse before opening the store
         outcome = self._read_process(str(interview_id))
@@ -578,6 +607,7 @@ class FeedbackService:
         """The seed's five steps for one feeder: (1) its processes (2) candidates sourced
         (3) placements (4) conversion rate = placements / candidates sourced (5) feeders.json
         updated and the metrics logged, with the nightly step's merge and safety rules."""
+        self._settle()
         with self._locked():
             return self._update_feeder(feeder_source, None)
 

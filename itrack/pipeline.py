@@ -31,6 +31,7 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from feedback.atomic import sweep_temp_files
+from feedback.publish import journal_path
 from ingest.errors import Refused, UserError
 from ingest.migrate import check_dsn
 from ingest.stamps import new_run_id, utc_now
@@ -48,6 +51,7 @@ from ingest.store.duckdb.backup import (
     newest_fingerprint,
 )
 from ingest.store.duckdb.store import (
+    StoreBusyError,
     StoreError,
     connect,
     raw_store_path,
@@ -60,8 +64,8 @@ if TYPE_CHECKING:
     from ingest.load import RunSummary
     from itrack.dbt_runner import DbtOutcome
 
-# Callables told when a build reaches a step ("publish": every output staged, the writer lock
-# held, nothing renamed yet). The fault tests register one that kills the process there.
+# Callables told when a build reaches a step of its publish (`_reached`: "publish", "journal",
+# "renamed <name>", "logged"). The fault tests register one that kills the process there.
 STEP_HOOKS: list[Callable[[str], None]] = []
 
 
@@ -146,8 +150,10 @@ def run_build(
             f"no raw store at {raw_store}: nothing to build; name the files to ingest "
             "(itrack build PATH...) or check --db"
         )
-    with build_lock(warehouse, wait_seconds):
+    with build_lock(warehouse, wait_seconds, noted):  # an unfinished publish: completed first
         sweep_leftovers(warehouse)
+        if write_html:  # a report staged by a build killed before its journal was written
+            sweep_temp_files(report or warehouse.parent / "report.html")
         _build_locked(
             result,
             paths,
@@ -278,6 +284,7 @@ def _build_locked(
                 building, snapshot, warehouse, project, replay, plan_cache, noted, out
             )
             result.dbt_nodes = plan.ran
+        rendering: list[Step] = []  # the report, rendered in the feedback step, before publish
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
                 building,
@@ -286,8 +293,10 @@ def _build_locked(
                 feeders,
                 placements,
                 candidates,
+                (report or data / "report.html") if write_html else None,
                 wait_seconds,
                 plan.feedback_runs_sql,
+                rendering,
             )
             out.append(str(result.feedback))
             result.published["feeders"] = feeders or data / "feeders.json"
@@ -295,18 +304,18 @@ def _build_locked(
             if candidates is not None:
                 result.published["candidates"] = candidates
             result.published["warehouse"] = warehouse
-        with _step(result, "publish", note) as out:  # done with the feedback, in one step
+        with _step(result, "publish", note) as out:  # done with the feedback, in one journal
             out.append(str(warehouse))
-        if write_html:
-            with _step(result, "report", note) as out:
-                result.report = _report(warehouse, report)
-                result.published["report"] = result.report
-                out.append(str(result.report))
+        for step in rendering:  # published with the rest: said after the publish
+            result.report = result.published["report"] = Path(step.result)
+            result.steps.append(step)
+            note(f"report: {step.result} ({step.seconds:.1f} s)")
         # the snapshot now holds this run's feedback log too: what the next build compares
         _remember_fingerprint(warehouse, build_fingerprint(warehouse, outputs, snapshot))
         _remember(warehouse, "project", project)
     finally:
-        remove_database(building)
+        if not journal_path(warehouse).exists():  # else the journal's, for its roll forward
+            remove_database(building)
         shutil.rmtree(snapshot.parent, ignore_errors=True)
 
 
@@ -576,12 +585,53 @@ def _remember_fingerprint(warehouse: Path, fingerprint: str | None) -> None:
 
 
 @contextmanager
-def build_lock(warehouse: Path, wait_seconds: float = 0.0) -> Iterator[None]:
-    """One build per warehouse location; busy -> StoreBusyError (exit 2) naming the holder."""
+def build_lock(
+    warehouse: Path, wait_seconds: float = 0.0, note: Note | None = None
+) -> Iterator[None]:
+    """One build per warehouse location; busy -> StoreBusyError (exit 2) naming the holder.
+    Whoever takes it first completes a publish a killed build or feedback run left unfinished
+    (`finish_publish`), so what it reads and writes is one run's set of outputs."""
+    with _build_lock_file(warehouse, wait_seconds):
+        finish_publish(warehouse, wait_seconds, note)
+        yield
+
+
+def _build_lock_file(warehouse: Path, wait_seconds: float) -> contextlib.AbstractContextManager:
     folder = build_dir(warehouse)
     folder.mkdir(parents=True, exist_ok=True)
-    with store_lock(folder / f"{warehouse.stem}.build", wait_seconds, what="build"):
-        yield
+    return store_lock(folder / f"{warehouse.stem}.build", wait_seconds, what="build")
+
+
+def finish_publish(warehouse: Path, wait_seconds: float = 0.0, note: Note | None = None) -> None:
+    """Complete (roll forward) the publish journaled for `warehouse`, if one was left
+    unfinished, saying so in one line (`note`, default stderr). Call it holding the build lock:
+    every writer of the journal holds it while the journal exists, so its writer is gone."""
+    path = journal_path(warehouse)
+    if not path.exists():  # the usual case: one stat, nothing imported
+        return
+    from feedback.publish import roll_forward
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+
+    log = DuckDBFeedbackLog(warehouse, wait_seconds)
+    (note or _to_stderr)(roll_forward(path, log, wait_seconds))
+
+
+def settle_publish(warehouse: Path, wait_seconds: float = 0.0) -> None:
+    """For a writer of the outputs that does not hold the build lock (the live feedback path):
+    complete an unfinished publish first if no build runs (one that runs completed it when it
+    started, or is publishing it now: its journal is live, and the outputs' lock waits)."""
+    if not journal_path(warehouse).exists():
+        return
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(_build_lock_file(warehouse, 0))
+        except StoreBusyError:
+            return
+        finish_publish(warehouse, wait_seconds)
+
+
+def _to_stderr(message: str) -> None:
+    print(message, file=sys.stderr)
 
 
 def sweep_leftovers(warehouse: Path) -> list[Path]:
@@ -735,18 +785,26 @@ def _feedback(
     feeders: Path | None,
     placements: Path | None,
     candidates: Path | None,
+    report: Path | None,
     wait_seconds: float,
     feedback_runs_sql: str | None,
+    rendering: list[Step],
 ) -> object:
+    """The feedback step, which publishes: its files, the warehouse `building` becomes and the
+    `report` (None: none) are staged, then replaced as one set (feedback.publish)."""
+    from feedback.publish import file_output
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     data = warehouse.parent
 
-    def publish() -> None:  # under the writer lock, every output staged
-        for hook in STEP_HOOKS:  # the fault tests kill the build here
-            hook("publish")
-        building.replace(warehouse)  # the publish: atomic on one filesystem
+    def stage(run_id: str, written: dict[str, dict]) -> list:
+        """The build's own outputs, staged once the run is in its warehouse."""
+        _refresh_feedback_runs(building, snapshot, warehouse, run_id, written, feedback_runs_sql)
+        staged = [file_output(building, warehouse)]  # first: what analysts open
+        if report is not None:
+            staged += _stage_report(building, warehouse, report, rendering)
+        return staged
 
     return run_feedback(
         warehouse=building,
@@ -756,12 +814,19 @@ def _feedback(
         candidates_path=candidates,
         full=False,
         wait_seconds=wait_seconds,
-        before_publish=lambda run_id, written: _refresh_feedback_runs(
-            building, snapshot, warehouse, run_id, written, feedback_runs_sql
-        ),
-        publish=publish,
+        before_publish=stage,
         previous=warehouse,  # the published warehouse the placements file was rendered from
+        journal=journal_path(warehouse),
+        reached=_reached,
     )
+
+
+def _reached(step: str) -> None:
+    """A step of the publish reached: "publish" (every output staged, nothing written),
+    "journal" (the journal durable, nothing renamed), "renamed <name>" after each output,
+    "logged" (the log's record committed, the journal not yet removed)."""
+    for hook in STEP_HOOKS:  # the fault tests kill the build here
+        hook(step)
 
 
 def _refresh_feedback_runs(
@@ -791,9 +856,15 @@ def _refresh_feedback_runs(
     rebuild_table("stg_itrack__feedback_runs", building, snapshot, location, sql)
 
 
-def _report(warehouse: Path, report: Path | None) -> Path:
-    from feedback.html_report import write_report
+def _stage_report(building: Path, warehouse: Path, report: Path, rendering: list[Step]) -> list:
+    """The report of the build file, staged to be published with it (its time in `rendering`:
+    the summary's report step)."""
+    from feedback.html_report import stage_report
+    from feedback.publish import staged_output
 
+    started = time.monotonic()
     # the charts drawn by the last build's report, per warehouse location
     cache = build_dir(warehouse) / f"{warehouse.stem}.report-charts"
-    return write_report(warehouse, report or warehouse.parent / "report.html", cache)
+    staged = stage_report(building, report, cache, shown=warehouse.name)
+    rendering.append(Step("report", round(time.monotonic() - started, 2), str(report)))
+    return staged_output(staged)

@@ -80,7 +80,15 @@ def feedback_service(
         read_process=process_reader(store),
         log=DuckDBFeedbackLog(warehouse, wait_seconds),
         clock=clock,
+        settle=lambda: _settle_publish(warehouse, wait_seconds),
     )
+
+
+def _settle_publish(warehouse: Path, wait_seconds: float) -> None:
+    """A publish a killed build left unfinished, completed before a live outcome is written."""
+    from itrack.pipeline import settle_publish  # here: most commands never need the pipeline
+
+    settle_publish(warehouse, wait_seconds)
 
 
 def process_reader(store: InterviewStore) -> Callable[[str], ProcessOutcome]:
