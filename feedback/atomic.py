@@ -92,7 +92,8 @@ _UNREAD: Any = object()
 class Staged:
     """New content for `path`, already in a synced temp file beside its target: `commit()` is
     then only the `.bak` copy and a rename, so several files can be made ready first and
-    replaced together (the build publishes the warehouse and feeders.json as one step)."""
+    replaced together (the publish journal, feedback/publish.py, replaces a run's outputs as
+    one set)."""
 
     def __init__(
         self, path: Path, data: bytes, keep_backup: bool = True, previous: Any = _UNREAD

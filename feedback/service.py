@@ -344,7 +344,8 @@ def run_feedback(
         return merge_metrics(document, fresh, marked, now)
 
     result.marked_feeders = sorted(marked)
-    with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds):
+    path = journal or journal_path(previous or warehouse)
+    with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds, path):
         # read under the lock, which the live path holds when it adds an outcome to the ledger
         entries = json.loads(log.get_state(LIVE_KEY, "{}"))
         if entries:
@@ -370,7 +371,6 @@ def run_feedback(
         if places is not None:
             rendered = _state(digest, places.data)
         people = None if merged is None else Staged(candidates_path, merged)
-        path = journal or journal_path(previous or warehouse)
         outputs: list[Output] = []
         try:
             written = {n: plain(update.document["feeders"][n]["metrics"]) for n in update.result}
@@ -440,13 +440,16 @@ def locked_outputs(
     placements_path: Path,
     candidates_path: Path | None = None,
     wait_seconds: float | None = None,
+    journal: Path | None = None,
 ) -> Iterator[None]:
     """feeders.json's advisory lock (`feedback.atomic.locked`), which every writer of the
     feedback outputs holds: holding it, the temp files a killed writer left beside the
     placements and candidates files are swept too, as beside feeders.json (a 1M placements
-    file's is 40 MB)."""
-    with locked(feeders_path, wait_seconds):
-        for companion in (placements_path, candidates_path):
+    file's is 40 MB). Not while the publish `journal` of their location is pending: some of
+    them are its staged files, which its roll forward renames."""
+    sweep = journal is None or not pending(journal)
+    with locked(feeders_path, wait_seconds, sweep=sweep):
+        for companion in (placements_path, candidates_path) if sweep else ():
             if companion is not None:
                 sweep_temp_files(companion)
         yield
@@ -625,7 +628,11 @@ class FeedbackService:
     def _locked(self) -> Iterator[None]:
         """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks, the
         scoring job): `locked_outputs`, the documented advisory lock."""
-        with locked_outputs(self.feeders_path, self.placements_path, self.candidates_path):
+        journal = None
+        if not isinstance(self.warehouse, duckdb.DuckDBPyConnection):
+            journal = journal_path(Path(self.warehouse))
+        paths = (self.feeders_path, self.placements_path, self.candidates_path)
+        with locked_outputs(*paths, journal=journal):
             yield
 
     def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:

@@ -2,7 +2,8 @@
 
 backup raw store -> ingest -> snapshot of the raw store -> a new build file in data/.build/
 (with the published seeds) -> dbt build there (reading the snapshot) -> feedback (reads the build
-file) -> publish with one atomic rename, together with feeders.json -> HTML report.
+file) and the HTML report, staged -> publish: the warehouse, feeders.json, the placements and
+the report replaced as one set through a journal (feedback/publish.py).
 
 First, before it copies or writes anything, a build decides whether it can change anything:
 with every input file loaded already (path, size, mtime) and the raw store, the dbt project and
@@ -18,7 +19,9 @@ raw store. The build copies it under the writer lock (a file copy: writers wait 
 the build waits `--wait` for them, else exit 2 naming the holder) to
 `data/.build/<stem>.snapshot/<stem>.raw.duckdb`, and dbt reads that copy (its
 `raw_store_path`). The feedback step takes the writer lock again only to log its run and
-publish: the warehouse, feeders.json, the placements and the run log change together.
+publish: the warehouse, feeders.json, the placements, the report and the run log change
+together, or, after a kill, at the next command that takes the build lock (the journal's roll
+forward, `finish_publish`).
 
 One build per warehouse at a time (`data/.build/<stem>.build.lock`; busy: exit 2 naming the
 holder, or `--wait`). Holding it, the build sweeps what a killed or failed build left
@@ -639,7 +642,9 @@ def sweep_leftovers(warehouse: Path) -> list[Path]:
     `build_lock`: then no build of this warehouse is running)."""
     folder = build_dir(warehouse)
     swept = []
-    for pattern in (f"{warehouse.stem}.build-*.duckdb*", f"{warehouse.stem}.snapshot"):
+    patterns = [f"{warehouse.stem}.build-*.duckdb*", f"{warehouse.stem}.snapshot"]
+    patterns.append(f".{warehouse.stem}.publish.json.*.tmp")  # a journal being written
+    for pattern in patterns:
         for path in folder.glob(pattern):
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
