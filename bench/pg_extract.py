@@ -74,7 +74,9 @@ def generate(folder: Path, stages: int) -> None:
 
 
 def load_postgres(dsn: str, folder: Path) -> dict[str, int]:
-    """Bulk-load the Parquet files into the migrated database (COPY, triggers off)."""
+    """Bulk-load the Parquet files into the migrated database (COPY, triggers off). Every
+    column a record lacks is null after jsonb_populate_record (no default applies), so the
+    change stamp `_changed_at` (not null, normally set by a trigger) is given explicitly."""
     counts = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("set session_replication_role = replica")  # no triggers, no FK checks
@@ -96,7 +98,7 @@ def load_postgres(dsn: str, folder: Path) -> dict[str, int]:
             conn.execute(
                 f"insert into public.{table} select (jsonb_populate_record(null::public.{table},"
                 " raw || jsonb_build_object('organization_id', %s::text, 'updated_at',"
-                " coalesce(raw->'updated_at', raw->'created_at'))"
+                " coalesce(raw->'updated_at', raw->'created_at'), '_changed_at', now())"
                 " || case when jsonb_typeof(raw->'interviewer_names') = 'null'"
                 " then '{\"interviewer_names\": []}'::jsonb else '{}'::jsonb end)).*"
                 " from landing",
