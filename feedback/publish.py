@@ -137,12 +137,17 @@ def publish(
         fsync_dir(folder)  # the staged files' names survive a power loss too
     write_atomic(path, _dumps(path, journal), keep_backup=False)
     reached("journal")
-    return carry_out(path, journal, log, reached)
+    return carry_out(path, journal, log, reached, logged=False)  # a new run: not logged yet
 
 
-def carry_out(path: Path, journal: Journal, log: FeedbackLog, reached: Reached) -> set[str]:
+def carry_out(
+    path: Path, journal: Journal, log: FeedbackLog, reached: Reached, logged: bool | None = None
+) -> set[str]:
     """The renames and the log's record, each done once however often this is run (the rule
-    for the publish and its roll forward alike); then the journal is removed."""
+    for the publish and its roll forward alike); then the journal is removed. `logged`: whether
+    the log's record is committed already; None: asked of the log (a roll forward: the killed
+    run may have committed it; the publish itself knows it has not, and saves opening the
+    store)."""
     written: set[str] = set()
 
     def replace_all() -> None:
@@ -151,7 +156,9 @@ def carry_out(path: Path, journal: Journal, log: FeedbackLog, reached: Reached) 
                 written.add(output.target)
             reached(f"renamed {Path(output.target).name}")
 
-    if log.get_state(PUBLISHED_KEY, "") == journal.run_id:
+    if logged is None:
+        logged = log.get_state(PUBLISHED_KEY, "") == journal.run_id
+    if logged:
         replace_all()  # killed after the log's commit: only the renames may be left (none)
     else:  # the renames inside the log's transaction: committed after the last of them
         state = {**journal.state, PUBLISHED_KEY: journal.run_id}
