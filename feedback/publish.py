@@ -51,10 +51,16 @@ PUBLISHED_KEY = "published_run"
 Reached = Callable[[str], None]  # told each step of a publish; the fault tests kill there
 
 
+def build_dir(warehouse: Path) -> Path:
+    """`data/.build`: where the builds of the warehouses in `warehouse`'s folder keep their
+    files (build files, snapshots, dbt's state, locks, this journal). Defined here, the lowest
+    module that needs it: the pipeline and the dbt runner import it."""
+    return Path(warehouse).parent / ".build"
+
+
 def journal_path(warehouse: Path) -> Path:
-    """The journal of `warehouse`'s location, beside the build's other files (data/.build, as
-    itrack.pipeline.build_dir)."""
-    return Path(warehouse).parent / ".build" / f"{Path(warehouse).stem}.publish.json"
+    """The journal of `warehouse`'s location, beside the build's other files."""
+    return build_dir(warehouse) / f"{Path(warehouse).stem}.publish.json"
 
 
 @dataclass

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feedback.publish import build_dir
 from ingest.errors import UserError
 from ingest.sqltext import sql_text
 from ingest.store.duckdb.store import warehouse_beside
@@ -91,7 +92,7 @@ class DbtOutcome:
 
 def work_dir(raw_store: Path) -> Path:
     """Per warehouse location: dbt's link, target folder, logs and lock."""
-    return Path(raw_store).absolute().parent / ".build" / "dbt"
+    return build_dir(Path(raw_store).absolute()) / "dbt"
 
 
 def _link_name(raw_store: Path) -> str:

@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feedback.atomic import sweep_temp_files
-from feedback.publish import journal_path
+from feedback.publish import build_dir, journal_path
 from ingest.errors import Refused, UserError
 from ingest.migrate import check_dsn
 from ingest.stamps import new_run_id, utc_now
@@ -108,10 +108,6 @@ def _step(result: BuildResult, name: str, note: Note) -> Iterator[list[str]]:
     step = Step(name, round(time.monotonic() - started, 2), "; ".join(outcome) or "ok")
     result.steps.append(step)
     note(f"{name}: {step.result} ({step.seconds:.1f} s)")
-
-
-def build_dir(warehouse: Path) -> Path:
-    return warehouse.parent / ".build"
 
 
 def run_build(
