@@ -705,6 +705,9 @@ def test_pages_filters_and_feeder_fallback_are_exact(store):
         assert _ids(api, "/interviews?feeder=referral&limit=1") == [["1"], ["3"]]
         assert _ids(api, "/interviews?feeder=ex-amazon&limit=2") == [["6", "2"], ["5"]]
         assert _ids(api, "/interviews?company=Acme&feeder=ex-amazon") == [["6"]]
+        # a company or feeder matches whatever its case and spacing (the name key)
+        assert _ids(api, "/interviews?company=%20aCME&feeder=EX-Amazon%09") == [["6"]]
+        assert _ids(api, "/interviews/company/ACME?limit=2") == [["6", "1"], ["3", "4"]]
         assert _ids(api, "/interviews?feeder=nobody") == [[]]
         window = "created_from=2025-01-02T10:00:00.123456Z&created_to=2025-01-04T00:00:00Z"
         assert _ids(api, f"/interviews?{window}&limit=3") == [["1", "2", "3"], ["4"]]

@@ -26,6 +26,7 @@ from ingest.errors import NotFoundError, Refused, StoreError
 from ingest.migrate import POSTGRES_MIGRATIONS, upgrade_postgres
 from ingest.service import InterviewService
 from ingest.stamps import utc_now
+from ingest.store.common import process_filters
 from ingest.store.postgres.repository import NotAllowed, PostgresInterviewStore
 from itrack.cli.main import app
 from itrack.settings import get_settings
@@ -253,6 +254,24 @@ def cli_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
         services.postgres_store().close()
     get_settings.cache_clear()
     services.postgres_store.cache_clear()
+
+
+def test_the_company_filter_is_served_by_its_index(dsn: str) -> None:
+    """The list filter compares the company's name key (`name_key`); the index of migration
+    20261127140000 is on that expression, spelled alike, so the planner can use it (a
+    difference in spelling would leave every filtered list a scan of all processes)."""
+    where, params = process_filters("%s", " Stripe", "in_progress")
+    with psycopg.connect(dsn) as conn:
+        conn.execute("set enable_seqscan = off")  # a handful of rows: a scan would win
+        plan = conn.execute(f"explain select id from interview_processes {where}", params)
+        lines = [line for (line,) in plan.fetchall()]
+    # the name key is the index's condition (not a filter over a scan by status alone)
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("Index Scan using interview_processes_company_key_status_idx ")
+    assert lines[1].strip() == (
+        "Index Cond: ((lower(TRIM(BOTH FROM regexp_replace(company_name, '\\s+'::text, ' '::text,"
+        " 'g'::text))) = 'stripe'::text) AND (status = 'in_progress'::text))"
+    )
 
 
 def test_an_unmigrated_database_says_what_to_run(cli_on, pg_server: str) -> None:

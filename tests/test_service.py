@@ -455,6 +455,30 @@ def test_candidate_history_and_company_interviews(service):
     ]
 
 
+def test_company_filter_ignores_case_and_spacing(service):
+    """A list's company matches whatever the case and runs of whitespace (the name key
+    `itrack interview create` and the analytics compare by), never a longer name."""
+    ids = [
+        service.create_interview_process(candidate, company, "Engineer").id
+        for candidate, company in [
+            ("c1", "Stripe"),
+            ("c2", " stripe "),
+            ("c1", "Stripe Inc"),
+            ("c2", "STRIPE"),
+            ("c1", "Acme"),
+        ]
+    ]
+    assert [p.id for p in service.list_interviews(company_name="  sTRIPE")] == [
+        ids[0],
+        ids[1],
+        ids[3],
+    ]
+    assert [p.id for p in service.get_company_interviews("stripe\t inc")] == [ids[2]]
+    assert [p.id for p in service.list_interviews(company_name="acme", candidate_id="c1")] == [
+        ids[4]
+    ]
+
+
 # -- stage details, outcomes and corrections --------------------------------------------------
 
 

@@ -33,6 +33,15 @@ PROCESS_FEEDER_SQL = (
 )
 
 
+def name_key(expression: str) -> str:
+    """A company or feeder name as the list filters compare it: case and runs of whitespace do
+    not count ("Stripe", " stripe", "STRIPE" are one company, as `itrack interview create`
+    and the analytics tell spellings apart). Both sides of a comparison go through it, so they
+    fold alike on either engine; PostgreSQL indexes this expression of `company_name`
+    (migration 20261127140000): keep the two spelled the same."""
+    return f"lower(trim(regexp_replace({expression}, '\\s+', ' ', 'g')))"
+
+
 def process_filters(
     mark: str,
     company_name: str | None = None,
@@ -41,18 +50,23 @@ def process_filters(
     **filters: Unpack[ProcessFilters],
 ) -> tuple[str, list[Any]]:
     """`where ...` and its parameters for every filter given (`mark`: the driver's `?`/`%s`):
-    equality on company, status and candidate; `feeder` the process's feeder, else its
-    candidate's; created in [`created_from`, `created_to`); `after` a keyset cursor, the rows
-    after (created_at, id) in the stable order every list uses."""
+    equality on status and candidate; company and `feeder` (the process's feeder, else its
+    candidate's) by `name_key`; created in [`created_from`, `created_to`); `after` a keyset
+    cursor, the rows after (created_at, id) in the stable order every list uses."""
     clauses, params = [], []
     for column, value in (
-        ("company_name", company_name),
         ("status", InterviewStatus(status).value if status else None),
         ("candidate_id", candidate_id),
-        (PROCESS_FEEDER_SQL, filters.get("feeder")),
     ):
         if value is not None:
             clauses.append(f"{column} = {mark}")
+            params.append(value)
+    for column, value in (
+        ("company_name", company_name),
+        (PROCESS_FEEDER_SQL, filters.get("feeder")),
+    ):
+        if value is not None:
+            clauses.append(f"{name_key(column)} = {name_key(mark)}")
             params.append(value)
     for clause, value in (
         ("created_at >= ", filters.get("created_from")),

@@ -311,7 +311,9 @@ def show(process_id: ProcessArg, *, target: Target) -> None:
 @app.command("list")
 @with_target()
 def list_(
-    company: Annotated[str | None, typer.Option(help="Only this company.")] = None,
+    company: Annotated[
+        str | None, typer.Option(help="Only this company (whatever its case and spacing).")
+    ] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
     candidate: Annotated[str | None, typer.Option(help="Only this candidate.")] = None,
     *,
