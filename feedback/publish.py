@@ -33,9 +33,11 @@ from feedback.atomic import (
     Staged,
     fsync_dir,
     keep_backup,
+    lock_path,
     locked,
     read_regular,
     resolve_target,
+    sweep_temp_files,
     write_atomic,
 )
 from ingest.errors import UserError
@@ -49,6 +51,16 @@ if TYPE_CHECKING:  # not imported here: a no-op build imports this module, and n
 PUBLISHED_KEY = "published_run"
 
 Reached = Callable[[str], None]  # told each step of a publish; the fault tests kill there
+
+# Callables told when a publish reaches a step ("publish", "journal", "renamed <name>",
+# "logged"), whoever publishes (a build, `itrack feedback`, the live feedback path): the fault
+# tests register one that kills the process there (itrack.pipeline.STEP_HOOKS is this list).
+STEP_HOOKS: list[Reached] = []
+
+
+def _hooks(step: str) -> None:
+    for hook in STEP_HOOKS:
+        hook(step)
 
 
 def build_dir(warehouse: Path) -> Path:
@@ -133,27 +145,38 @@ def feeders_output(update: FeedersUpdate, metrics: dict[str, Any], now: str) -> 
 
 
 def publish(
-    path: Path, journal: Journal, log: FeedbackLog, reached: Reached | None = None
+    path: Path | None, journal: Journal, log: FeedbackLog | None, reached: Reached | None = None
 ) -> set[str]:
     """Write `journal` durably, then carry it out (the targets written are returned). A
-    failure after the journal is written leaves it and its staged files for the roll forward."""
-    reached = reached or (lambda _step: None)
+    failure after the journal is written leaves it and its staged files for the roll forward.
+    Call it holding feeders.json's advisory lock (`locked`) from before the staging to the
+    end, as every writer of a journal does: `roll_forward` relies on it. `log` None: nothing
+    to log (the live path's call that changed no metrics and no ledger). `path` None: no
+    location to journal in (the live path given its warehouse as a connection): the renames
+    and the log's record only."""
+    reached = reached or _hooks
     reached("publish")  # every output staged, nothing written yet
-    for folder in {Path(o.staged).parent for o in journal.outputs if o.staged}:
-        fsync_dir(folder)  # the staged files' names survive a power loss too
-    write_atomic(path, _dumps(path, journal), keep_backup=False)
+    if path is not None:
+        for folder in {Path(o.staged).parent for o in journal.outputs if o.staged}:
+            fsync_dir(folder)  # the staged files' names survive a power loss too
+        sweep_temp_files(path)  # a journal a killed writer was writing (it held our lock)
+        write_atomic(path, _dumps(path, journal), keep_backup=False)
     reached("journal")
     return carry_out(path, journal, log, reached, logged=False)  # a new run: not logged yet
 
 
 def carry_out(
-    path: Path, journal: Journal, log: FeedbackLog, reached: Reached, logged: bool | None = None
+    path: Path | None,
+    journal: Journal,
+    log: FeedbackLog | None,
+    reached: Reached,
+    logged: bool | None = None,
 ) -> set[str]:
     """The renames and the log's record, each done once however often this is run (the rule
     for the publish and its roll forward alike); then the journal is removed. `logged`: whether
     the log's record is committed already; None: asked of the log (a roll forward: the killed
     run may have committed it; the publish itself knows it has not, and saves opening the
-    store)."""
+    store). `log` None: the renames only."""
     written: set[str] = set()
 
     def replace_all() -> None:
@@ -162,16 +185,17 @@ def carry_out(
                 written.add(output.target)
             reached(f"renamed {Path(output.target).name}")
 
-    if logged is None:
+    if log is not None and logged is None:
         logged = log.get_state(PUBLISHED_KEY, "") == journal.run_id
-    if logged:
+    if log is None or logged:
         replace_all()  # killed after the log's commit: only the renames may be left (none)
     else:  # the renames inside the log's transaction: committed after the last of them
         state = {**journal.state, PUBLISHED_KEY: journal.run_id}
         log.record_run(journal.run_id, journal.metrics, state, replace_all)
     reached("logged")
-    path.unlink(missing_ok=True)
-    fsync_dir(path.parent)
+    if path is not None:
+        path.unlink(missing_ok=True)
+        fsync_dir(path.parent)
     return written
 
 
@@ -262,20 +286,28 @@ def read(path: Path) -> Journal:
         raise ValueError(f"{path} cannot be read ({exc})") from None
 
 
-def roll_forward(path: Path, log: FeedbackLog, wait_seconds: float | None = None) -> str:
-    """Complete the unfinished publish journaled at `path` (call it holding the build lock,
-    so that its writer is gone); returns the one line to show. Held: feeders.json's advisory
-    lock, without sweeping its temp files (some are staged here)."""
-    try:
-        journal = read(path)
-    except ValueError as exc:
-        _abandon(path, None)
-        return (
-            f"publish: an unfinished publish was abandoned: {exc}; the next build replaces "
-            "every output"
-        )
-    feeders = next((o.target for o in journal.outputs if o.metrics is not None), None)
-    with locked(Path(feeders), wait_seconds, sweep=False) if feeders else contextlib.nullcontext():
+def roll_forward(
+    path: Path, log: FeedbackLog, wait_seconds: float | None = None, held: Path | None = None
+) -> str | None:
+    """Complete the unfinished publish journaled at `path`; returns the one line to show, or
+    None when there was nothing left to complete (its writer finished it meanwhile).
+
+    Every writer of a journal holds feeders.json's advisory lock from before it writes the
+    journal until it removes it (a build, `itrack feedback` and the live feedback path alike),
+    so the journal is read again holding that lock: one still there then is one whose writer is
+    gone. `held`: the feeders.json whose lock the caller holds already (not taken again).
+    Its temp files are not swept (some are staged here)."""
+    first = _read_or_abandon(path)
+    if not isinstance(first, Journal):
+        return first
+    feeders = next((o.target for o in first.outputs if o.metrics is not None), None)
+    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+    if feeders and (held is None or lock_path(held) != lock_path(Path(feeders))):
+        lock = locked(Path(feeders), wait_seconds, sweep=False)
+    with lock:
+        journal = _read_or_abandon(path)  # its writer may have finished it (and another begun)
+        if not isinstance(journal, Journal):
+            return journal
         found = next(filter(None, map(problem, journal.outputs)), None)
         if found is not None:
             _abandon(path, journal)
@@ -290,6 +322,21 @@ def roll_forward(path: Path, log: FeedbackLog, wait_seconds: float | None = None
     return f"publish: completed the unfinished publish of {journal.run_id} ({names})"
 
 
+def _read_or_abandon(path: Path) -> Journal | str | None:
+    """The journal at `path`; None if there is none (any more); unreadable: removed, and the
+    line saying so."""
+    try:
+        return read(path)
+    except ValueError as exc:
+        if not path.exists():
+            return None  # removed by its writer, which finished
+        _abandon(path, None)
+        return (
+            f"publish: an unfinished publish was abandoned: {exc}; the next build replaces "
+            "every output"
+        )
+
+
 def _abandon(path: Path, journal: Journal | None) -> None:
     """Remove a journal that cannot be completed and the staged files it still lists."""
     for output in journal.outputs if journal else []:
@@ -297,6 +344,15 @@ def _abandon(path: Path, journal: Journal | None) -> None:
             Path(output.staged).unlink(missing_ok=True)
     path.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def stages(path: Path, staged: Path) -> bool:
+    """Whether the journal at `path` lists `staged` (then it is the journal's, for its roll
+    forward): a journal there may be another writer's (the live feedback path's)."""
+    try:
+        return any(o.staged == str(staged) for o in read(path).outputs)
+    except ValueError:  # none, or unreadable (its roll forward abandons it)
+        return False
 
 
 def pending(path: Path) -> bool:

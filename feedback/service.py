@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,13 +43,11 @@ from feedback.atomic import (
     read_regular,
     resolve_target,
     sweep_temp_files,
-    write_atomic,
 )
 from feedback.feeders import (
     WILSON_CONFIDENCE,
     FeedersUpdate,
     _rate,
-    dumps,
     load_feeders_file,
     merge_metrics,
     metrics_from_marts,
@@ -57,7 +56,6 @@ from feedback.feeders import (
 )
 from feedback.marts import open_read_only, require_published
 from feedback.placements import (
-    merge_into_candidates,
     merged_candidates,
     patch_placements,
     placements_bytes,
@@ -65,7 +63,6 @@ from feedback.placements import (
     placements_from_marts,
     read_placements,
     render_placements,
-    write_placements,
 )
 from feedback.publish import (
     Journal,
@@ -75,6 +72,7 @@ from feedback.publish import (
     journal_path,
     pending,
     publish,
+    roll_forward,
     staged_output,
 )
 from ingest.contract import (
@@ -277,6 +275,7 @@ def run_feedback(
     previous: Path | None = None,
     journal: Path | None = None,
     reached: Reached | None = None,
+    note: Callable[[str], None] | None = None,
 ) -> FeedbackResult:
     """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`.
     `previous`: the warehouse the placements file was last rendered from, if still there (the
@@ -290,7 +289,10 @@ def run_feedback(
     carried out (feedback.publish): the renames (feeders.json merged again if the scoring job
     wrote it meanwhile) inside the log's transaction. A failure before the journal leaves every
     file, the warehouse and the log as they were; after it, the next command that takes the
-    build lock completes the publish. `reached`: told each step of the publish."""
+    build lock completes the publish. `reached`: told each step of the publish (default
+    feedback.publish.STEP_HOOKS). A journal found pending once the lock is held (a live
+    feedback run killed since this command completed the last one) is completed first, said
+    in one line to `note` (default stderr)."""
     require_published(warehouse)
     result = FeedbackResult(new_run_id("feedback"))
     document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
@@ -345,7 +347,13 @@ def run_feedback(
 
     result.marked_feeders = sorted(marked)
     path = journal or journal_path(previous or warehouse)
-    with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds, path):
+
+    def settle(held: Path) -> None:
+        line = roll_forward(path, log, wait_seconds, held)
+        if line is not None:
+            (note or _to_stderr)(line)
+
+    with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds, path, settle):
         # read under the lock, which the live path holds when it adds an outcome to the ledger
         entries = json.loads(log.get_state(LIVE_KEY, "{}"))
         if entries:
@@ -392,6 +400,10 @@ def run_feedback(
     result.updated_feeders = update.result
     result.placements = placements
     return result
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def discard_staged(outputs: list[Output], *staged: Staged | FeedersUpdate | None) -> None:
@@ -441,17 +453,28 @@ def locked_outputs(
     candidates_path: Path | None = None,
     wait_seconds: float | None = None,
     journal: Path | None = None,
+    settle: Callable[[Path], None] | None = None,
 ) -> Iterator[None]:
     """feeders.json's advisory lock (`feedback.atomic.locked`), which every writer of the
-    feedback outputs holds: holding it, the temp files a killed writer left beside the
-    placements and candidates files are swept too, as beside feeders.json (a 1M placements
-    file's is 40 MB). Not while the publish `journal` of their location is pending: some of
-    them are its staged files, which its roll forward renames."""
-    sweep = journal is None or not pending(journal)
-    with locked(feeders_path, wait_seconds, sweep=sweep):
-        for companion in (placements_path, candidates_path) if sweep else ():
-            if companion is not None:
-                sweep_temp_files(companion)
+    feedback outputs holds, and every writer of a publish `journal` from before it writes it
+    until it removes it. Holding it, a journal still pending is one whose writer is gone:
+    `settle(feeders_path)` completes it first (its roll forward, not taking the lock again), so
+    this writer works on that publish's files and never writes its own journal over it (one
+    still pending then is refused, exit 2). Then the temp files a killed writer left beside
+    feeders.json, the placements and the candidates file are swept (a 1M placements file's is
+    40 MB): with no journal pending, none of them is a staged file its roll forward renames."""
+    with locked(feeders_path, wait_seconds, sweep=False):
+        if journal is not None and pending(journal):
+            if settle is not None:
+                settle(feeders_path)
+            if pending(journal):  # never written over: its staged files would be lost
+                raise UserError(
+                    f"{journal}: an unfinished publish is pending; run `itrack feedback` to "
+                    "complete it"
+                )
+        for path in (feeders_path, placements_path, candidates_path):
+            if path is not None:
+                sweep_temp_files(path)
         yield
 
 
@@ -536,7 +559,14 @@ class FeedbackService:
       process, supplied by the shell.
     - `log` (`FeedbackLog`): the metrics run log and the state that remembers the outcomes
       processed since the last build, so their counts stay folded in until a build sees them.
-    - `settle()`: completes a publish a killed build left unfinished (feedback.publish), first.
+    - `settle(held)`: completes a publish a killed build or live run left unfinished
+      (feedback.publish), first; `held`: the feeders.json whose advisory lock the caller holds
+      (None: none yet).
+
+    The outputs of one outcome (feeders.json, the placements, the candidates file) are
+    published as one set, as a build's are: staged, then the publish journal, the renames
+    inside the log's transaction, the journal removed; a run killed between two renames is
+    completed by the next command that writes them.
 
     Live outcomes: the last build counted each process with the status it had then. A processed
     outcome replaces that process's contribution to its feeder's counts (`candidates_sourced`,
@@ -558,7 +588,7 @@ class FeedbackService:
         log: FeedbackLog | None = None,
         prior_strength: float | None = None,
         clock: Callable[[], str] | None = None,
-        settle: Callable[[], None] | None = None,
+        settle: Callable[[Path | None], None] | None = None,
     ) -> None:
         self.warehouse = warehouse
         self.feeders_path = Path(feeders_path)
@@ -568,9 +598,10 @@ class FeedbackService:
         self._log = log
         self.prior_strength = prior_strength  # dbt var feeder_prior_strength; None: derived
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-        # completes a publish a killed build left unfinished (the shell's, which knows the
-        # build lock): before anything is read, so the outcome lands on that publish's files
-        self._settle = settle or (lambda: None)
+        # completes a publish a killed build or live run left unfinished (the shell's, which
+        # knows the build lock): before anything is read, so the outcome lands on that
+        # publish's files
+        self._settle = settle or (lambda _held: None)
 
     # -- the seed's calls ------------------------------------------------------------------------
 
@@ -581,7 +612,7 @@ class FeedbackService:
         writes nothing and logs nothing."""
         if self._read_process is None:
             raise UserError("FeedbackService needs `read_process` to look up a process")
-        self._settle()
+        self._settle(None)
         if not isinstance(self.warehouse, duckdb.DuckDBPyConnection):
             require_published(self.warehouse)  # no build yet: refuse before opening the store
         outcome = self._read_process(str(interview_id))
@@ -593,24 +624,15 @@ class FeedbackService:
             )
         with self._locked():
             result = self._update_feeder(outcome.feeder_source or UNATTRIBUTED, outcome)
-            if outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
-                recorded, candidates = self._record_placement(outcome)
-            else:
-                recorded, candidates = False, False
         return result.model_copy(
-            update={
-                "interview_id": outcome.interview_id,
-                "status": outcome.status,
-                "placement_recorded": recorded,
-                "candidates_updated": candidates,
-            }
+            update={"interview_id": outcome.interview_id, "status": outcome.status}
         )
 
     def update_feeder_conversion_rates(self, feeder_source: str) -> OutcomeResult:
         """The seed's five steps for one feeder: (1) its processes (2) candidates sourced
         (3) placements (4) conversion rate = placements / candidates sourced (5) feeders.json
         updated and the metrics logged, with the nightly step's merge and safety rules."""
-        self._settle()
+        self._settle(None)
         with self._locked():
             return self._update_feeder(feeder_source, None)
 
@@ -628,15 +650,21 @@ class FeedbackService:
     def _locked(self) -> Iterator[None]:
         """One read-merge-write of feeders.json at a time (API workers, CLI, notebooks, the
         scoring job): `locked_outputs`, the documented advisory lock."""
-        journal = None
-        if not isinstance(self.warehouse, duckdb.DuckDBPyConnection):
-            journal = journal_path(Path(self.warehouse))
         paths = (self.feeders_path, self.placements_path, self.candidates_path)
-        with locked_outputs(*paths, journal=journal):
+        with locked_outputs(*paths, journal=self._journal(), settle=self._settle):
             yield
 
+    def _journal(self) -> Path | None:
+        """The publish journal of the warehouse's location (None: given as a connection, no
+        location: the outputs are replaced in order, without a journal)."""
+        if isinstance(self.warehouse, duckdb.DuckDBPyConnection):
+            return None
+        return journal_path(Path(self.warehouse))
+
     def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:
-        document = load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
+        """The feeder's live metrics and, for an accepted offer, the candidate's placement
+        history, staged and published as one set (feedback.publish) with the log's record."""
+        load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
         ledger = json.loads(self._log.get_state(LIVE_KEY, "{}")) if self._log else {}
         before = dict(ledger)
         if outcome is not None:
@@ -660,27 +688,48 @@ class FeedbackService:
                 ) from None
             folded, ledger = fold_live_outcomes(con, ledger, fresh, self.prior_strength)
         metrics = folded[feeder]
-        run_id = new_run_id("feedback")
-        changed = merge_metrics(document, {feeder: metrics}, {feeder}, self._clock())
-        written = write_atomic(self.feeders_path, dumps(document)) if changed else False
-        logged = False
-        if self._log is not None and (changed or ledger != before):
-            state = {LIVE_KEY: json.dumps(ledger, sort_keys=True)}
-            entry = {feeder: document["feeders"][feeder]["metrics"]} if changed else {}
-            self._log.record_run(run_id, entry, state)
-            logged = bool(changed)
+        run_id, now = new_run_id("feedback"), self._clock()
+        record = self._log is not None and ledger != before
+        outputs: list[Output] = []
+        update: FeedersUpdate[list[str]] | None = None
+        places: Staged | None = None
+        people: Staged | None = None
+        journal = self._journal()
+        try:
+            update = FeedersUpdate(
+                self.feeders_path, lambda doc: merge_metrics(doc, {feeder: metrics}, {feeder}, now)
+            )
+            if not update.result:
+                update.discard()  # our metrics are there already: the file is not rewritten
+            if outcome is not None and outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
+                places, people = self._stage_placement(outcome)
+            outputs = [feeders_output(update, {feeder: metrics}, now)]
+            outputs += [*staged_output(places), *staged_output(people)]
+            document = update.document
+            logged = {feeder: document["feeders"][feeder]["metrics"]} if update.result else {}
+            record = self._log is not None and (bool(logged) or record)
+            done: set[str] = set()
+            if record or any(o.staged for o in outputs):
+                state = {LIVE_KEY: json.dumps(ledger, sort_keys=True)} if record else {}
+                run = Journal(run_id, outputs, logged, state)
+                done = publish(journal, run, self._log if record else None)
+        finally:
+            if journal is None or not pending(journal):  # else the journal's, to roll forward
+                discard_staged(outputs, update, places, people)
         return OutcomeResult(
             run_id=run_id,
             feeder_source=feeder,
             metrics=document["feeders"][feeder]["metrics"],
-            feeders_updated=written,
+            feeders_updated=str(update.staged.target) in done if update.staged else False,
             live_processes=sum(1 for f, *_ in ledger.values() if name_key(f) == name_key(feeder)),
-            logged=logged,
+            logged=bool(logged) and record,
+            placement_recorded=places is not None and str(places.target) in done,
+            candidates_updated=people is not None and str(people.target) in done,
         )
 
-    def _record_placement(self, outcome: ProcessOutcome) -> tuple[bool, bool]:
+    def _stage_placement(self, outcome: ProcessOutcome) -> tuple[Staged, Staged | None]:
         """The candidate's whole placement history (the last build's, what the file already
-        holds, and this one), written to the placements file and the candidates file."""
+        holds, and this one), staged for the placements file and the candidates file."""
         record = _placement_record(outcome)
         history, finite = read_placements(self.placements_path)
         with connect_marts(self.warehouse) as con:
@@ -689,13 +738,16 @@ class FeedbackService:
         records = history[outcome.candidate_id]
         # finite: no NaN or infinity in the file as read; the marts' records and this one
         # (OfferDetails' amounts are finite) hold none either
-        written = write_placements(self.placements_path, history, finite)
-        candidates = False
+        places = Staged(self.placements_path, placements_bytes(history, finite))
+        people = None
         if self.candidates_path is not None:
-            candidates = merge_into_candidates(
-                self.candidates_path, {outcome.candidate_id: records}
-            )
-        return written, candidates
+            try:
+                merged = merged_candidates(self.candidates_path, {outcome.candidate_id: records})
+                people = Staged(self.candidates_path, merged)
+            except BaseException:
+                places.discard()
+                raise
+        return places, people
 
 
 UNATTRIBUTED = "unattributed"

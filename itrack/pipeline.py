@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feedback.atomic import sweep_temp_files
-from feedback.publish import build_dir, journal_path
+from feedback.publish import STEP_HOOKS as STEP_HOOKS
+from feedback.publish import build_dir, journal_path, stages
 from ingest.errors import Refused, UserError
 from ingest.migrate import check_dsn
 from ingest.stamps import new_run_id, utc_now
@@ -67,9 +68,10 @@ if TYPE_CHECKING:
     from ingest.load import RunSummary
     from itrack.dbt_runner import DbtOutcome
 
-# Callables told when a build reaches a step of its publish (`_reached`: "publish", "journal",
-# "renamed <name>", "logged"). The fault tests register one that kills the process there.
-STEP_HOOKS: list[Callable[[str], None]] = []
+# Callables told when a publish reaches a step ("publish", "journal", "renamed <name>",
+# "logged"): STEP_HOOKS, imported above, is feedback.publish's list, told by every publisher
+# (a build, `itrack feedback`, the live feedback path). The fault tests register one that kills
+# the process there.
 
 
 @dataclass
@@ -313,7 +315,7 @@ def _build_locked(
         _remember_fingerprint(warehouse, build_fingerprint(warehouse, outputs, snapshot))
         _remember(warehouse, "project", project)
     finally:
-        if not journal_path(warehouse).exists():  # else the journal's, for its roll forward
+        if not stages(journal_path(warehouse), building):  # else the journal's, to roll forward
             remove_database(building)
         shutil.rmtree(snapshot.parent, ignore_errors=True)
 
@@ -601,10 +603,13 @@ def _build_lock_file(warehouse: Path, wait_seconds: float) -> contextlib.Abstrac
     return store_lock(folder / f"{warehouse.stem}.build", wait_seconds, what="build")
 
 
-def finish_publish(warehouse: Path, wait_seconds: float = 0.0, note: Note | None = None) -> None:
+def finish_publish(
+    warehouse: Path, wait_seconds: float = 0.0, note: Note | None = None, held: Path | None = None
+) -> None:
     """Complete (roll forward) the publish journaled for `warehouse`, if one was left
-    unfinished, saying so in one line (`note`, default stderr). Call it holding the build lock:
-    every writer of the journal holds it while the journal exists, so its writer is gone."""
+    unfinished, saying so in one line (`note`, default stderr). Its writer is gone once
+    feeders.json's advisory lock is free (every writer of the journal holds it while the journal
+    exists), which the roll forward takes, unless the caller holds it already (`held`)."""
     path = journal_path(warehouse)
     if not path.exists():  # the usual case: one stat, nothing imported
         return
@@ -612,18 +617,26 @@ def finish_publish(warehouse: Path, wait_seconds: float = 0.0, note: Note | None
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     log = DuckDBFeedbackLog(warehouse, wait_seconds)
-    (note or _to_stderr)(roll_forward(path, log, wait_seconds))
+    line = roll_forward(path, log, wait_seconds, held)
+    if line is not None:
+        (note or _to_stderr)(line)
 
 
-def settle_publish(warehouse: Path, wait_seconds: float = 0.0) -> None:
+def settle_publish(warehouse: Path, wait_seconds: float = 0.0, held: Path | None = None) -> None:
     """For a writer of the outputs that does not hold the build lock (the live feedback path):
-    complete an unfinished publish first if no build runs (one that runs completed it when it
-    started, or is publishing it now: its journal is live, and the outputs' lock waits)."""
+    complete an unfinished publish first. Not holding feeders.json's advisory lock (`held`
+    None), only if no build runs (one that runs completed it when it started, or is publishing
+    it now, holding that lock: it would be waited for). Holding it, a journal still there is
+    one whose writer is gone (a build's or another live run's): completed now, before this
+    writer stages its own outputs and journal."""
     if not journal_path(warehouse).exists():
         return
-    with contextlib.ExitStack() as held:
+    if held is not None:
+        finish_publish(warehouse, wait_seconds, held=held)
+        return
+    with contextlib.ExitStack() as building:
         try:
-            held.enter_context(_build_lock_file(warehouse, 0))
+            building.enter_context(_build_lock_file(warehouse, 0))
         except StoreBusyError:
             return
         finish_publish(warehouse, wait_seconds)
@@ -638,8 +651,9 @@ def sweep_leftovers(warehouse: Path) -> list[Path]:
     `build_lock`: then no build of this warehouse is running)."""
     folder = build_dir(warehouse)
     swept = []
+    # (not a journal's temp file: the live feedback path writes journals without the build
+    # lock; the next publish sweeps a killed writer's, holding feeders.json's lock)
     patterns = [f"{warehouse.stem}.build-*.duckdb*", f"{warehouse.stem}.snapshot"]
-    patterns.append(f".{warehouse.stem}.publish.json.*.tmp")  # a journal being written
     for pattern in patterns:
         for path in folder.glob(pattern):
             if path.is_dir():
@@ -818,16 +832,7 @@ def _feedback(
         before_publish=stage,
         previous=warehouse,  # the published warehouse the placements file was rendered from
         journal=journal_path(warehouse),
-        reached=_reached,
     )
-
-
-def _reached(step: str) -> None:
-    """A step of the publish reached: "publish" (every output staged, nothing written),
-    "journal" (the journal durable, nothing renamed), "renamed <name>" after each output,
-    "logged" (the log's record committed, the journal not yet removed)."""
-    for hook in STEP_HOOKS:  # the fault tests kill the build here
-        hook(step)
 
 
 def _refresh_feedback_runs(

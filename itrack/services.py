@@ -80,15 +80,16 @@ def feedback_service(
         read_process=process_reader(store),
         log=DuckDBFeedbackLog(warehouse, wait_seconds),
         clock=clock,
-        settle=lambda: _settle_publish(warehouse, wait_seconds),
+        settle=lambda held: _settle_publish(warehouse, wait_seconds, held),
     )
 
 
-def _settle_publish(warehouse: Path, wait_seconds: float) -> None:
-    """A publish a killed build left unfinished, completed before a live outcome is written."""
+def _settle_publish(warehouse: Path, wait_seconds: float, held: Path | None) -> None:
+    """A publish a killed build or live run left unfinished, completed before a live outcome
+    is written (`held`: the feeders.json whose advisory lock the caller holds)."""
     from itrack.pipeline import settle_publish  # here: most commands never need the pipeline
 
-    settle_publish(warehouse, wait_seconds)
+    settle_publish(warehouse, wait_seconds, held)
 
 
 def process_reader(store: InterviewStore) -> Callable[[str], ProcessOutcome]:

@@ -251,6 +251,86 @@ def test_the_live_feedback_path_completes_it_first(tmp_path, inputs, reference, 
     assert not publish.journal_path(db).exists()
 
 
+# `itrack interview complete` reaching an outcome runs the live feedback path, which publishes
+# feeders.json and the placements (and a --candidates file) through the journal too
+LIVE = ("feeders.json", "candidate_placements.json")
+LIVE_STEPS = ["journal", "renamed feeders.json", "renamed candidate_placements.json"]
+
+
+def offered_process(db: Path) -> str:
+    """A process of the published build with an offer on the table (offer_extended)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(
+            "select interview_process_id::varchar from fct_interview_processes "
+            "where status = 'offer_extended' order by 1 limit 1"
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
+def ledger_of(db: Path) -> dict[str, list]:
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    try:
+        row = con.execute("select value from feedback_state where key = 'live_outcomes'").fetchone()
+    finally:
+        con.close()
+    return json.loads(row[0]) if row else {}
+
+
+@pytest.mark.parametrize("step", LIVE_STEPS)
+def test_a_live_outcome_killed_between_its_writes_is_completed_by_the_next_command(
+    tmp_path, inputs, shared_plans, step
+):
+    db = day1_location(tmp_path, inputs, shared_plans)
+    before = current(db)
+    process = offered_process(db)
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_AT, step, "interview", "complete", process, "offer_accepted"]
+        + ["--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr
+    journal = publish.read(publish.journal_path(db))
+    assert [Path(o.target).name for o in journal.outputs] == list(LIVE)
+    staged = staged_contents(journal)
+    # the mixed state: the outputs renamed before the kill are new, the rest as they were
+    done = LIVE[: LIVE_STEPS.index(step)]
+    assert sorted(staged) == sorted(set(LIVE) - set(done))
+    assert {n: v for n, v in current(db).items() if n not in done} == {
+        n: v for n, v in before.items() if n not in done
+    }
+    assert process not in ledger_of(db)  # the log's record is committed after the renames
+    [feeder] = next(o.metrics for o in journal.outputs if o.metrics is not None)
+
+    # the next writer of the outputs (here one feeder's rates, as the API's) completes it first
+    probe = (
+        "import sys; from pathlib import Path; from itrack.services import feedback_service; "
+        "print(feedback_service(Path(sys.argv[1])).update_feeder_conversion_rates(sys.argv[2]))"
+    )
+    live = subprocess.run(
+        [sys.executable, "-c", probe, str(db), feeder], capture_output=True, text=True, timeout=300
+    )
+    assert live.returncode == 0, live.stderr
+    left = ", ".join(n for n in LIVE if n in staged) or "nothing was left to replace"
+    assert (
+        live.stderr == f"publish: completed the unfinished publish of {journal.run_id} ({left})\n"
+    )
+    assert live.stdout == f"feeders.json already current for {feeder}\n"
+    assert not publish.journal_path(db).exists()
+    now = current(db)
+    assert {name: now[name] for name in staged} == staged  # exactly what was staged
+    assert now["warehouse.duckdb"] == before["warehouse.duckdb"]
+    assert logged_rows(db, journal.run_id) == 1  # the feeder's metrics, logged once
+    assert ledger_of(db)[process][:2] == [feeder, "offer_accepted"]
+    candidate = ledger_of(db)[process][2]
+    placements = json.loads((db.parent / "candidate_placements.json").read_text())
+    assert ledger_of(db)[process][3] in placements[candidate]
+    assert [p.name for p in db.parent.glob(".*.tmp")] == []
+
+
 def test_an_unreadable_journal_is_said_and_removed(tmp_path, inputs, shared_plans):
     db = day1_location(tmp_path, inputs, shared_plans)
     before = current(db)
