@@ -6,6 +6,7 @@ damaged is said in one line and the previous outputs are kept."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -249,6 +250,29 @@ def test_the_live_feedback_path_completes_it_first(tmp_path, inputs, reference, 
     assert {name: now[name] for name in staged} == staged
     assert published(db) == reference
     assert not publish.journal_path(db).exists()
+
+
+def test_report_html_completes_it_before_rendering_the_published_warehouse(
+    tmp_path, inputs, shared_plans
+):
+    db = day1_location(tmp_path, inputs, shared_plans)
+    journal = killed_build(db, inputs["day2"], "journal")  # the new warehouse not renamed yet
+    staged = staged_contents(journal)
+    report = db.parent / "report.html"
+
+    again = itrack("report", "html", "--db", str(db), "--out", str(report))
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == (
+        f"publish: completed the unfinished publish of {journal.run_id} ({', '.join(OUTPUTS)})\n"
+    )
+    assert again.stdout == f"report written: {report}\n"
+    assert not publish.journal_path(db).exists()
+    now = current(db)
+    assert now["warehouse.duckdb"] == staged["warehouse.duckdb"]
+    # rendered again from the warehouse the build published: what the build had staged, but
+    # for the minute it says it was built
+    built = re.compile(rb"Built \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+    assert built.sub(b"Built", report.read_bytes()) == built.sub(b"Built", staged["report.html"])
 
 
 # `itrack interview complete` reaching an outcome runs the live feedback path, which publishes

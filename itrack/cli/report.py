@@ -200,8 +200,14 @@ def html(
     """One self-contained HTML report with charts (opens offline)."""
 
     from feedback.html_report import write_report
+    from itrack.pipeline import settle_publish
 
-    path = write_report(warehouse(db), out)
+    published = warehouse(db)
+    # a publish a killed build left unfinished, completed first (unless a build runs, which
+    # completed it when it started): the report is of the warehouse it publishes, and is not
+    # replaced afterwards by the staged report of the journal's roll forward
+    settle_publish(published)
+    path = write_report(published, out)
     line(f"report written: {path}")
 
 
