@@ -99,6 +99,10 @@ class Journal:
     outputs: list[Output] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)  # the feedback log's record
     state: dict[str, str] = field(default_factory=dict)
+    # a build's: the fingerprint it records once these outputs are published (its sources, the
+    # dbt project, the outputs' sizes and mtimes, which a rename keeps), so that a roll forward
+    # records it too and the next build of the same inputs does nothing (itrack.pipeline)
+    fingerprint: str | None = None
 
 
 def _sha256(data: bytes | None) -> str | None:
@@ -287,7 +291,11 @@ def read(path: Path) -> Journal:
 
 
 def roll_forward(
-    path: Path, log: FeedbackLog, wait_seconds: float | None = None, held: Path | None = None
+    path: Path,
+    log: FeedbackLog,
+    wait_seconds: float | None = None,
+    held: Path | None = None,
+    completed: Callable[[Journal], None] | None = None,
 ) -> str | None:
     """Complete the unfinished publish journaled at `path`; returns the one line to show, or
     None when there was nothing left to complete (its writer finished it meanwhile).
@@ -296,7 +304,8 @@ def roll_forward(
     journal until it removes it (a build, `itrack feedback` and the live feedback path alike),
     so the journal is read again holding that lock: one still there then is one whose writer is
     gone. `held`: the feeders.json whose lock the caller holds already (not taken again).
-    Its temp files are not swept (some are staged here)."""
+    `completed(journal)`: told once its outputs are in place and its record logged (not when
+    it is abandoned). Its temp files are not swept (some are staged here)."""
     first = _read_or_abandon(path)
     if not isinstance(first, Journal):
         return first
@@ -317,6 +326,8 @@ def roll_forward(
                 "replaces every output)"
             )
         written = carry_out(path, journal, log, lambda _step: None)
+        if completed is not None:
+            completed(journal)
     names = ", ".join(Path(o.target).name for o in journal.outputs if o.target in written)
     names = names or "nothing was left to replace"
     return f"publish: completed the unfinished publish of {journal.run_id} ({names})"

@@ -276,6 +276,7 @@ def run_feedback(
     journal: Path | None = None,
     reached: Reached | None = None,
     note: Callable[[str], None] | None = None,
+    fingerprint: Callable[[list[Output]], str | None] | None = None,
 ) -> FeedbackResult:
     """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`.
     `previous`: the warehouse the placements file was last rendered from, if still there (the
@@ -292,7 +293,8 @@ def run_feedback(
     build lock completes the publish. `reached`: told each step of the publish (default
     feedback.publish.STEP_HOOKS). A journal found pending once the lock is held (a live
     feedback run killed since this command completed the last one) is completed first, said
-    in one line to `note` (default stderr)."""
+    in one line to `note` (default stderr). `fingerprint(outputs)`: what the build records
+    once `outputs` are published, carried by the journal for its roll forward."""
     require_published(warehouse)
     result = FeedbackResult(new_run_id("feedback"))
     document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
@@ -390,7 +392,9 @@ def run_feedback(
             # the log's record: metrics written, new watermark; committed after the renames
             state = {"watermark": watermark, "prior": prior, PLACEMENTS_KEY: rendered}
             state[LIVE_KEY] = ledger
-            done = publish(path, Journal(result.run_id, outputs, written, state), log, reached)
+            run = Journal(result.run_id, outputs, written, state)
+            run.fingerprint = fingerprint(outputs) if fingerprint is not None else None
+            done = publish(path, run, log, reached)
         finally:
             if not pending(path):  # else its staged files are the journal's, for the roll forward
                 discard_staged(outputs, update, places, people)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import sys
 import time
@@ -286,6 +287,16 @@ def _build_locked(
             )
             result.dbt_nodes = plan.ran
         rendering: list[Step] = []  # the report, rendered in the feedback step, before publish
+        sources: list[dict[str, object]] = []  # the snapshot's digests, taken once
+
+        def fingerprint(staged: list) -> str | None:
+            """What this build records once `staged` (feedback.publish.Output) are published,
+            carried by its journal: the snapshot holds this run's feedback log rows by now,
+            and a rename keeps a file's size and mtime."""
+            sources.append(_raw_digests(snapshot, warehouse))
+            moved = {os.path.realpath(o.target): Path(o.staged) for o in staged if o.staged}
+            return _fingerprint(sources[-1], warehouse, outputs, moved)
+
         with _step(result, "feedback", note) as out:
             result.feedback = _feedback(
                 building,
@@ -298,6 +309,7 @@ def _build_locked(
                 wait_seconds,
                 plan.feedback_runs_sql,
                 rendering,
+                fingerprint,
             )
             out.append(str(result.feedback))
             result.published["feeders"] = feeders or data / "feeders.json"
@@ -311,8 +323,11 @@ def _build_locked(
             result.report = result.published["report"] = Path(step.result)
             result.steps.append(step)
             note(f"report: {step.result} ({step.seconds:.1f} s)")
-        # the snapshot now holds this run's feedback log too: what the next build compares
-        _remember_fingerprint(warehouse, build_fingerprint(warehouse, outputs, snapshot))
+        # the snapshot now holds this run's feedback log too: what the next build compares (the
+        # outputs as published: feeders.json merged again if the scoring job wrote it meanwhile)
+        state = sources[-1] if sources else _raw_digests(snapshot, warehouse)
+        _remember_fingerprint(warehouse, _fingerprint(state, warehouse, outputs))
+        _source_tables(warehouse)  # noted for the next no-op (a first build's: only now)
         _remember(warehouse, "project", project)
     finally:
         if not stages(journal_path(warehouse), building):  # else the journal's, to roll forward
@@ -332,14 +347,18 @@ def build_fingerprint(
     raw_store = raw_store or raw_store_path(warehouse)
     if not raw_store.exists() or not warehouse.exists():
         return None
+    return _fingerprint(_raw_digests(raw_store, warehouse), warehouse, outputs)
+
+
+def _raw_digests(raw_store: Path, warehouse: Path) -> dict[str, object]:
+    """`_source_digests` of the raw store (or a build's snapshot of it) at `raw_store`."""
     import duckdb
 
     con = duckdb.connect(str(raw_store), read_only=True)
     try:
-        state = _source_digests(con, warehouse)
+        return _source_digests(con, warehouse)
     finally:
         con.close()
-    return _fingerprint(state, warehouse, outputs)
 
 
 def _source_digests(
@@ -395,9 +414,15 @@ def _source_tables(warehouse: Path) -> list[str]:
     return tables
 
 
-def _fingerprint(state: dict[str, object], warehouse: Path, outputs: list[Path]) -> str | None:
+def _fingerprint(
+    state: dict[str, object],
+    warehouse: Path,
+    outputs: list[Path],
+    staged: dict[str, Path] | None = None,
+) -> str | None:
     """The build fingerprint of raw-store digests `state`: with the dbt project's files and the
-    published outputs' sizes and mtimes (None: an output is missing)."""
+    published outputs' sizes and mtimes (None: an output is missing). `staged`: the files to be
+    renamed over some of them (by real path), whose sizes and mtimes they will have."""
     import hashlib
     import json
 
@@ -408,10 +433,11 @@ def _fingerprint(state: dict[str, object], warehouse: Path, outputs: list[Path])
         if path.is_file() and not {"target", "logs"} & set(path.relative_to(PROJECT_DIR).parts):
             state[str(path.relative_to(PROJECT_DIR))] = path.stat().st_mtime_ns
     for path in [warehouse, *outputs]:
-        if not path.exists():
+        found = (staged or {}).get(os.path.realpath(path), path)
+        if not found.exists():
             return None
         # keyed by the location, not the spelling: `--feeders` through a symlink is the same file
-        state[str(location(path))] = [path.stat().st_size, path.stat().st_mtime_ns]
+        state[str(location(path))] = [found.stat().st_size, found.stat().st_mtime_ns]
     return hashlib.sha256(json.dumps(state, default=str).encode()).hexdigest()
 
 
@@ -613,11 +639,17 @@ def finish_publish(
     path = journal_path(warehouse)
     if not path.exists():  # the usual case: one stat, nothing imported
         return
-    from feedback.publish import roll_forward
+    from feedback.publish import Journal, roll_forward
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
+    def completed(journal: Journal) -> None:
+        """A build's publish completed: its fingerprint recorded as the build would have, so
+        the next build of the same inputs does nothing."""
+        if journal.fingerprint is not None:
+            _remember_fingerprint(warehouse, journal.fingerprint)
+
     log = DuckDBFeedbackLog(warehouse, wait_seconds)
-    line = roll_forward(path, log, wait_seconds, held)
+    line = roll_forward(path, log, wait_seconds, held, completed)
     if line is not None:
         (note or _to_stderr)(line)
 
@@ -804,9 +836,11 @@ def _feedback(
     wait_seconds: float,
     feedback_runs_sql: str | None,
     rendering: list[Step],
+    fingerprint: Callable[[list], str | None],
 ) -> object:
     """The feedback step, which publishes: its files, the warehouse `building` becomes and the
-    `report` (None: none) are staged, then replaced as one set (feedback.publish)."""
+    `report` (None: none) are staged, then replaced as one set (feedback.publish), the journal
+    carrying the build's `fingerprint` of them."""
     from feedback.publish import file_output
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
@@ -832,6 +866,7 @@ def _feedback(
         before_publish=stage,
         previous=warehouse,  # the published warehouse the placements file was rendered from
         journal=journal_path(warehouse),
+        fingerprint=fingerprint,
     )
 
 

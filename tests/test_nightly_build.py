@@ -251,19 +251,19 @@ def test_a_build_on_a_published_warehouse_builds_a_new_file_with_its_seeds(tmp_p
         ("technical", 2),
     ]
 
-    fingerprints = []
+    scans = []  # of the raw store or its snapshot, for the fingerprint
 
     def counted(*args, **kwargs):
-        fingerprints.append(args)
-        return build_fingerprint(*args, **kwargs)
+        scans.append(args)
+        return raw_digests(*args, **kwargs)
 
-    build_fingerprint = pipeline.build_fingerprint
-    monkeypatch.setattr(pipeline, "build_fingerprint", counted)
+    raw_digests = pipeline._raw_digests
+    monkeypatch.setattr(pipeline, "_raw_digests", counted)
     generate(tmp_path / "day2", 130, seed=4)  # the same 120 processes and 10 new ones
     second = run_build([tmp_path / "day2"], db=db, **quiet)
     assert second.ingest is not None and second.ingest.total("inserted") > 0
     assert [n for n in second.dbt_nodes if n.startswith("seed.")] == []
-    assert len(fingerprints) == 1
+    assert len(scans) == 1
     after, free_blocks = _seeds_and_free_blocks(db)
     assert after == seeds
     # a copy of the first file would leave every rebuilt table's old blocks free (about as

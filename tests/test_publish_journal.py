@@ -275,6 +275,47 @@ def test_report_html_completes_it_before_rendering_the_published_warehouse(
     assert built.sub(b"Built", report.read_bytes()) == built.sub(b"Built", staged["report.html"])
 
 
+def test_the_journal_carries_the_fingerprint_the_build_records(tmp_path, inputs, shared_plans):
+    db = tmp_path / "warehouse.duckdb"
+    carried: list[str | None] = []
+
+    def hook(step: str) -> None:  # the log's record committed, the journal not yet removed
+        if step == "logged":
+            carried.append(publish.read(publish.journal_path(db)).fingerprint)
+
+    publish.STEP_HOOKS.append(hook)
+    try:
+        run_build([inputs["day1"]], db=db, **QUIET, plan_cache=shared_plans)
+    finally:
+        publish.STEP_HOOKS.remove(hook)
+    assert carried == [(build_dir(db) / "warehouse.duckdb.fingerprint").read_text().strip()]
+
+
+def test_after_a_roll_forward_the_next_build_of_the_same_inputs_does_nothing(
+    tmp_path, inputs, shared_plans
+):
+    db = day1_location(tmp_path, inputs, shared_plans)
+    journal = killed_build(db, inputs["day2"], "renamed report.html")
+    rolled = itrack("report", "html", "--db", str(db), "--out", str(tmp_path / "elsewhere.html"))
+    assert rolled.returncode == 0, rolled.stderr
+    assert rolled.stderr == (
+        f"publish: completed the unfinished publish of {journal.run_id} "
+        "(feeders.json, candidate_placements.json)\n"
+    )
+    before = current(db)
+
+    again = itrack("build", str(inputs["day2"]), "--db", str(db), NO_BACKUP)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ""
+    # each step's line, without its clock time and its duration
+    steps = [line.split(" ", 1)[1].rsplit(" (", 1)[0] for line in again.stdout.splitlines()[:2]]
+    assert steps == [
+        "ingest: skipped: every file is loaded already (same path, size and mtime)",
+        "dbt build: skipped: nothing changed since the last build",
+    ]
+    assert current(db) == before  # nothing rewritten
+
+
 # `itrack interview complete` reaching an outcome runs the live feedback path, which publishes
 # feeders.json and the placements (and a --candidates file) through the journal too
 LIVE = ("feeders.json", "candidate_placements.json")
