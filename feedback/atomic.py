@@ -124,17 +124,8 @@ class Staged:
         """Rename the temp file over the target (after the `.bak` copy); False if unchanged."""
         if self.tmp is None:
             return False
-        if self.keep_backup and self.previous is not None:
-            _replace_with(
-                self.target.with_name(self.target.name + ".bak"), self.previous, self.path
-            )
-        try:
-            os.replace(self.tmp, self.target)
-            fsync_dir(self.target.parent)
-        except OSError as exc:
-            raise UserError(
-                f"cannot write {self.path}: {exc.strerror}; the previous file is intact"
-            ) from None
+        backup = self.previous if self.keep_backup else None
+        rename_into_place(self.tmp, self.target, backup, self.path, "the previous file is intact")
         self.tmp = None
         return True
 
@@ -182,12 +173,20 @@ def _replace_with(target: Path, data: bytes, shown: Path, mode: int | None = Non
         raise
 
 
-def keep_backup(target: Path) -> None:
-    """The file now at `target` kept as `<name>.bak` (the atomic way), before it is replaced by
-    a rename prepared elsewhere (the publish journal's)."""
-    previous = read_regular(target)
-    if previous is not None:
-        _replace_with(target.with_name(target.name + ".bak"), previous, target)
+def rename_into_place(
+    staged: Path, target: Path, backup: bytes | None, shown: Path, otherwise: str
+) -> None:
+    """Rename the synced file `staged` over `target` and fsync the folder, `backup` (None: no
+    backup) kept first as `<name>.bak` (written the atomic way). A failure is one line:
+    `cannot write <shown>: <why>; <otherwise>`. `Staged.commit` and the publish journal's
+    renames (feedback/publish.py, of files staged here or by the build) both go through it."""
+    if backup is not None:
+        _replace_with(target.with_name(target.name + ".bak"), backup, shown)
+    try:
+        os.replace(staged, target)
+        fsync_dir(target.parent)
+    except OSError as exc:
+        raise UserError(f"cannot write {shown}: {exc.strerror}; {otherwise}") from None
 
 
 def _read_only(path: Path) -> bool:

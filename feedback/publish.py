@@ -32,15 +32,14 @@ from typing import TYPE_CHECKING, Any
 from feedback.atomic import (
     Staged,
     fsync_dir,
-    keep_backup,
     lock_path,
     locked,
     read_regular,
+    rename_into_place,
     resolve_target,
     sweep_temp_files,
     write_atomic,
 )
-from ingest.errors import UserError
 
 if TYPE_CHECKING:  # not imported here: a no-op build imports this module, and never DuckDB
     from feedback.feeders import FeedersUpdate
@@ -210,16 +209,9 @@ def _replace(output: Output) -> bool:
     staged, target = Path(output.staged or ""), Path(output.target)
     if not staged.exists():
         return False  # renamed by the run that was killed (`problem` checked the inode)
-    if output.backup:
-        keep_backup(target)
-    try:
-        os.replace(staged, target)
-        fsync_dir(target.parent)
-    except OSError as exc:
-        raise UserError(
-            f"cannot replace {target}: {exc.strerror}; the publish completes at the next "
-            "build or feedback run"
-        ) from None
+    backup = read_regular(target) if output.backup else None
+    then = "the publish completes at the next build or feedback run"
+    rename_into_place(staged, target, backup, target, then)
     return True
 
 
