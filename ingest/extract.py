@@ -31,9 +31,10 @@ from typing import Any
 
 import duckdb
 
+from ingest.checksum import sha256_of
 from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus
 from ingest.errors import UserError
-from ingest.inputs import InputFile, sha256_of
+from ingest.inputs import InputFile
 from ingest.load import Progress, RunSummary, ingest_inputs
 from ingest.migrate import display_dsn
 from ingest.readers import MAX_RECORD_BYTES

@@ -1,12 +1,12 @@
 """Which files an ingest reads: found in folders, their format and record kind by name, their
-size and mtime (and sha256, `sha256_of`). Nothing here parses a file or opens the raw store, and
-nothing imports DuckDB or the contract's models: a no-op `itrack build` lists its inputs with
-this module alone (see README, "Speed"). The readers (`ingest.readers`) read what it found.
+size and mtime (their sha256: `ingest.checksum`). Nothing here parses a file or opens the raw
+store, and nothing imports DuckDB or the contract's models: a no-op `itrack build` lists its
+inputs with this module alone (see README, "Speed"). The readers (`ingest.readers`) read what it
+found.
 """
 
 from __future__ import annotations
 
-import hashlib
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,15 +164,3 @@ def prepare_files(
         )
     files.sort(key=lambda f: KINDS.index(f.kind))
     return files
-
-
-def sha256_of(path: Path) -> str:
-    """The file's sha256, read in 1 MB chunks (a backup's checksums, an extract's files)."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    return digest.hexdigest()

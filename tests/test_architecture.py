@@ -27,7 +27,8 @@ SAMPLE = ROOT / "data" / "sample"
 
 def test_import_contracts_are_kept():
     """import-linter (pyproject.toml [tool.importlinter]): itrack -> feedback -> ingest, feedback
-    sees only ingest's contract, errors and file lock, the service sees ports only."""
+    sees only ingest's contract, errors, file lock and file checksum, the service sees ports
+    only."""
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lint-imports")],
         cwd=ROOT,

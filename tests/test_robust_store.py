@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.inputs import sha256_of
+from ingest.checksum import sha256_of
 from ingest.load import ingest_paths
 from ingest.store.duckdb.backup import MANIFEST, backup
 from ingest.store.duckdb.store import raw_store_path

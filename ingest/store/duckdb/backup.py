@@ -26,8 +26,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+from ingest.checksum import sha256_of
 from ingest.errors import UserError
-from ingest.inputs import sha256_of
 from ingest.sqltext import sql_text
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.store import (
