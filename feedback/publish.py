@@ -1,7 +1,9 @@
 """The publish journal: one run's outputs replaced as a set, rolled forward after a crash.
 
 A build publishes several files (the warehouse, feeders.json, the placements, the candidates
-file, the HTML report); `itrack feedback` the last three. Renames are atomic one at a time, not
+file, the HTML report); `itrack feedback` the middle three, the live feedback path
+(FeedbackService) feeders.json and an accepted offer's placements. Renames are atomic one at a
+time, not
 together: a process killed between two of them left, say, the new warehouse beside the previous
 night's feeders.json. So, once every output is staged (a synced temp file beside its target):
 
@@ -11,10 +13,12 @@ night's feeders.json. So, once every output is staged (a synced temp file beside
 2. the outputs are replaced in order and the log's record committed (`carry_out`);
 3. the journal is removed.
 
-A journal found later is a publish that did not finish: the next command that takes the build
-lock (or the live feedback path, see itrack.pipeline.finish_publish) completes it first with the
-same `carry_out` (roll forward), or, when a staged file is missing or not what was staged,
-removes it and says so in one line, leaving the outputs it had not replaced yet as they were.
+Every writer holds feeders.json's advisory lock from before it stages until the journal is
+removed. A journal found by whoever holds that lock is a publish that did not finish: the next
+command that takes the build lock, or writes the outputs (the live feedback path, see
+itrack.pipeline.finish_publish), completes it first with the same `carry_out` (roll forward),
+or, when a staged file is missing or not what was staged, removes it and says so in one line,
+leaving the outputs it had not replaced yet as they were.
 """
 
 from __future__ import annotations
