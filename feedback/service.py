@@ -713,10 +713,12 @@ class FeedbackService:
             logged = {feeder: document["feeders"][feeder]["metrics"]} if update.result else {}
             record = self._log is not None and (bool(logged) or record)
             done: set[str] = set()
-            if record or any(o.staged for o in outputs):
+            staged = any(o.staged for o in outputs)
+            if record or staged:
                 state = {LIVE_KEY: json.dumps(ledger, sort_keys=True)} if record else {}
                 run = Journal(run_id, outputs, logged, state)
-                done = publish(journal, run, self._log if record else None)
+                # no file to replace: the log's record alone, one transaction, no journal
+                done = publish(journal if staged else None, run, self._log if record else None)
         finally:
             if journal is None or not pending(journal):  # else the journal's, to roll forward
                 discard_staged(outputs, update, places, people)
