@@ -179,16 +179,12 @@ def write_placements(
     return write_atomic(path, placements_bytes(history, finite))
 
 
-def merge_into_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> bool:
-    """Set `placement_history` on each candidate of a JSON (array or {"candidates": [...]}) or
-    JSONL file; other fields untouched; the history is replaced, never appended, so re-running
-    never duplicates a record."""
-    return write_atomic(path, merged_candidates(path, history))
-
-
 def merged_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> bytes:
-    """The candidates file's new bytes (`merge_into_candidates`), written nowhere: a file that
-    cannot be merged is refused (UserError) before a caller writes anything else."""
+    """The candidates file's new bytes, written nowhere (the caller stages and publishes them):
+    `placement_history` set on each candidate of a JSON (array or {"candidates": [...]}) or
+    JSONL file, other fields untouched; the history is replaced, never appended, so re-running
+    never duplicates a record. A file that cannot be merged is refused (UserError) before a
+    caller writes anything else."""
     text = _read_text(path)
     if text is None:
         raise UserError(f"{path}: no such candidates file")
