@@ -140,6 +140,28 @@ def test_process_interview_outcome_is_idempotent(db):
     assert again.metrics["updated_at"] == NOW  # nothing changed, so the time did not move
 
 
+def test_an_accepted_offer_sets_the_candidates_files_history_in_the_same_publish(db):
+    people = db.parent / "candidates.json"
+    people.write_text(json.dumps([{"id": "c1", "name": "Ann"}, {"id": "c2", "name": "Bo"}]))
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
+    service = feedback_service(db, candidates=people, clock=lambda: NOW)
+    result = service.process_interview_outcome(pid(5))
+    assert (result.feeders_updated, result.placement_recorded, result.candidates_updated) == (
+        True,
+        True,
+        True,
+    )
+    history = json.loads((db.parent / "candidate_placements.json").read_text())["c1"]
+    assert json.loads(people.read_text()) == [
+        {"id": "c1", "name": "Ann", "placement_history": history},
+        {"id": "c2", "name": "Bo"},
+    ]
+    assert not (db.parent / ".build" / "warehouse.publish.json").exists()  # published, removed
+    assert [p.name for p in db.parent.glob(".*.tmp")] == []
+
+
 def test_every_outcome_since_the_build_stays_folded_in(db):
     """Two outcomes of one feeder on the same day: the second call keeps the first."""
     service = InterviewService(DuckDBInterviewStore(db))
