@@ -13,8 +13,10 @@ night's feeders.json. So, once every output is staged (a synced temp file beside
 2. the outputs are replaced in order and the log's record committed (`carry_out`);
 3. the journal is removed.
 
-Every writer holds feeders.json's advisory lock from before it stages until the journal is
-removed. A journal found by whoever holds that lock is a publish that did not finish: the next
+Every writer holds the journal's advisory lock (`locked(journal path)`), then feeders.json's,
+from before it stages until the journal is removed: the journal's lock serialises the writers
+of one warehouse whichever feeders.json each writes. A journal found by whoever holds the
+journal's lock is a publish that did not finish: the next
 command that takes the build lock, or writes the outputs (the live feedback path, see
 itrack.pipeline.finish_publish), completes it first with the same `carry_out` (roll forward),
 or, when a staged file is missing or not what was staged, removes it and says so in one line,
@@ -157,8 +159,9 @@ def publish(
 ) -> set[str]:
     """Write `journal` durably, then carry it out (the targets written are returned). A
     failure after the journal is written leaves it and its staged files for the roll forward.
-    Call it holding feeders.json's advisory lock (`locked`) from before the staging to the
-    end, as every writer of a journal does: `roll_forward` relies on it. `log` None: nothing
+    Call it holding the journal's advisory lock, then feeders.json's (`locked`, as
+    feedback.service.locked_outputs takes them) from before the staging to the end, as every
+    writer of a journal does: `roll_forward` relies on it. `log` None: nothing
     to log (the live path's call that changed no metrics and no ledger). `path` None: no
     location to journal in (the live path given its warehouse as a connection): the renames
     and the log's record only."""
@@ -297,23 +300,23 @@ def roll_forward(
     """Complete the unfinished publish journaled at `path`; returns the one line to show, or
     None when there was nothing left to complete (its writer finished it meanwhile).
 
-    Every writer of a journal holds feeders.json's advisory lock from before it writes the
-    journal until it removes it (a build, `itrack feedback` and the live feedback path alike),
-    so the journal is read again holding that lock: one still there then is one whose writer is
-    gone. `held`: the feeders.json whose lock the caller holds already (not taken again).
-    `completed(journal)`: told once its outputs are in place and its record logged (not when
-    it is abandoned). Its temp files are not swept (some are staged here)."""
-    first = _read_or_abandon(path)
-    if not isinstance(first, Journal):
-        return first
-    feeders = next((o.target for o in first.outputs if o.metrics is not None), None)
-    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
-    if feeders and (held is None or lock_path(held) != lock_path(Path(feeders))):
-        lock = locked(Path(feeders), wait_seconds, sweep=False)
-    with lock:
-        journal = _read_or_abandon(path)  # its writer may have finished it (and another begun)
+    Every writer of a journal holds the journal's advisory lock (`locked(path)`), then
+    feeders.json's, from before it stages until it has removed the journal (a build, `itrack
+    feedback` and the live feedback path alike, whichever feeders.json each writes), so the
+    journal is read holding the journal's lock: one there then is one whose writer is gone.
+    feeders.json's lock is taken too, for the merge with the scoring job's edits. `held`: the
+    caller holds the journal's lock and the lock of this feeders.json already (not taken
+    again). `completed(journal)`: told once its outputs are in place and its record logged (not
+    when it is abandoned). Its temp files are not swept (some are staged here)."""
+    with contextlib.ExitStack() as locks:
+        if held is None:
+            locks.enter_context(locked(path, wait_seconds, sweep=False))
+        journal = _read_or_abandon(path)  # its writer may have finished it meanwhile
         if not isinstance(journal, Journal):
             return journal
+        feeders = next((o.target for o in journal.outputs if o.metrics is not None), None)
+        if feeders and (held is None or lock_path(held) != lock_path(Path(feeders))):
+            locks.enter_context(locked(Path(feeders), wait_seconds, sweep=False))
         found = next(filter(None, map(problem, journal.outputs)), None)
         if found is not None:
             _abandon(path, journal)

@@ -282,19 +282,19 @@ def run_feedback(
     `previous`: the warehouse the placements file was last rendered from, if still there (the
     build's published one): then only the candidates whose placements changed are rendered.
 
-    Order, so that nothing is ever half-done: compute; under feeders.json's advisory lock
-    (waiting up to `wait_seconds`) stage feeders.json, the placements and the candidates file
-    (synced temp files); `before_publish(run_id, metrics written)` stages the build's own
-    outputs (its warehouse, with the run added, and the report) and returns them; then the
-    publish journal (`journal`, default beside `previous or warehouse`) lists them all and is
-    carried out (feedback.publish): the renames (feeders.json merged again if the scoring job
-    wrote it meanwhile) inside the log's transaction. A failure before the journal leaves every
-    file, the warehouse and the log as they were; after it, the next command that takes the
-    build lock completes the publish. `reached`: told each step of the publish (default
-    feedback.publish.STEP_HOOKS). A journal found pending once the lock is held (a live
-    feedback run killed since this command completed the last one) is completed first, said
-    in one line to `note` (default stderr). `fingerprint(outputs)`: what the build records
-    once `outputs` are published, carried by the journal for its roll forward."""
+    Order, so that nothing is ever half-done: compute; under the journal's and feeders.json's
+    advisory locks (`locked_outputs`, waiting up to `wait_seconds`) stage feeders.json, the
+    placements and the candidates file (synced temp files); `before_publish(run_id, metrics
+    written)` stages the build's own outputs (its warehouse, with the run added, and the
+    report) and returns them; then the publish journal (`journal`, default beside `previous or
+    warehouse`) lists them all and is carried out (feedback.publish): the renames (feeders.json
+    merged again if the scoring job wrote it meanwhile) inside the log's transaction. A failure
+    before the journal leaves every file, the warehouse and the log as they were; after it, the
+    next command that takes the build lock completes the publish. `reached`: told each step of
+    the publish (default feedback.publish.STEP_HOOKS). A journal found pending once the locks
+    are held (a live feedback run killed since this command completed the last one) is
+    completed first, said in one line to `note` (default stderr). `fingerprint(outputs)`: what
+    the build records once `outputs` are published, carried by the journal for its roll forward."""
     require_published(warehouse)
     result = FeedbackResult(new_run_id("feedback"))
     document = load_feeders_file(feeders_path)  # refuse a corrupt file before any work
@@ -459,15 +459,22 @@ def locked_outputs(
     journal: Path | None = None,
     settle: Callable[[Path], None] | None = None,
 ) -> Iterator[None]:
-    """feeders.json's advisory lock (`feedback.atomic.locked`), which every writer of the
-    feedback outputs holds, and every writer of a publish `journal` from before it writes it
-    until it removes it. Holding it, a journal still pending is one whose writer is gone:
-    `settle(feeders_path)` completes it first (its roll forward, not taking the lock again), so
-    this writer works on that publish's files and never writes its own journal over it (one
-    still pending then is refused, exit 2). Then the temp files a killed writer left beside
-    feeders.json, the placements and the candidates file are swept (a 1M placements file's is
-    40 MB): with no journal pending, none of them is a staged file its roll forward renames."""
-    with locked(feeders_path, wait_seconds, sweep=False):
+    """The publish `journal`'s advisory lock, then feeders.json's (`feedback.atomic.locked`),
+    which every writer of the feedback outputs holds, and every writer of a publish journal from
+    before it stages until it has removed the journal: the journal's lock serialises the
+    writers of one warehouse's journal whichever feeders.json each writes (`itrack feedback
+    --feeders` elsewhere than the API's). Holding them, a journal still pending is one whose
+    writer is gone: `settle(feeders_path)` completes it first (its roll forward, not taking the
+    locks again), so this writer works on that publish's files and never writes its own
+    journal over it (one still pending then is refused, exit 2). Then the temp files a killed
+    writer left beside feeders.json, the placements and the candidates file are swept (a 1M
+    placements file's is 40 MB): with no journal pending, none of them is a staged file its
+    roll forward renames."""
+    with contextlib.ExitStack() as locks:
+        if journal is not None and journal.parent.parent.is_dir():  # (the warehouse's folder)
+            journal.parent.mkdir(exist_ok=True)  # data/.build: the lock file's place
+            locks.enter_context(locked(journal, wait_seconds, sweep=False))
+        locks.enter_context(locked(feeders_path, wait_seconds, sweep=False))
         if journal is not None and pending(journal):
             if settle is not None:
                 settle(feeders_path)

@@ -633,9 +633,10 @@ def finish_publish(
     warehouse: Path, wait_seconds: float = 0.0, note: Note | None = None, held: Path | None = None
 ) -> None:
     """Complete (roll forward) the publish journaled for `warehouse`, if one was left
-    unfinished, saying so in one line (`note`, default stderr). Its writer is gone once
-    feeders.json's advisory lock is free (every writer of the journal holds it while the journal
-    exists), which the roll forward takes, unless the caller holds it already (`held`)."""
+    unfinished, saying so in one line (`note`, default stderr). Its writer is gone once the
+    journal's advisory lock is free (every writer of the journal holds it while the journal
+    exists), which the roll forward takes, with feeders.json's, unless the caller holds both
+    already (`held`: that feeders.json)."""
     path = journal_path(warehouse)
     if not path.exists():  # the usual case: one stat, nothing imported
         return
@@ -656,9 +657,10 @@ def finish_publish(
 
 def settle_publish(warehouse: Path, wait_seconds: float = 0.0, held: Path | None = None) -> None:
     """For a writer of the outputs that does not hold the build lock (the live feedback path):
-    complete an unfinished publish first. Not holding feeders.json's advisory lock (`held`
+    complete an unfinished publish first. Not holding the journal's advisory lock (`held`
     None), only if no build runs (one that runs completed it when it started, or is publishing
-    it now, holding that lock: it would be waited for). Holding it, a journal still there is
+    it now, holding that lock: it would be waited for). Holding it (and `held`, feeders.json's),
+    a journal still there is
     one whose writer is gone (a build's or another live run's): completed now, before this
     writer stages its own outputs and journal."""
     if not journal_path(warehouse).exists():
@@ -684,7 +686,7 @@ def sweep_leftovers(warehouse: Path) -> list[Path]:
     folder = build_dir(warehouse)
     swept = []
     # (not a journal's temp file: the live feedback path writes journals without the build
-    # lock; the next publish sweeps a killed writer's, holding feeders.json's lock)
+    # lock; the next publish sweeps a killed writer's, holding the journal's lock)
     patterns = [f"{warehouse.stem}.build-*.duckdb*", f"{warehouse.stem}.snapshot"]
     for pattern in patterns:
         for path in folder.glob(pattern):

@@ -15,6 +15,8 @@ import duckdb
 import pytest
 
 from feedback import publish
+from feedback.service import locked_outputs
+from ingest.errors import UserError
 from ingest.store.duckdb.store import raw_store_path
 from itrack.generate import generate
 from itrack.pipeline import build_dir, run_build
@@ -394,6 +396,74 @@ def test_a_live_outcome_killed_between_its_writes_is_completed_by_the_next_comma
     placements = json.loads((db.parent / "candidate_placements.json").read_text())
     assert ledger_of(db)[process][3] in placements[candidate]
     assert [p.name for p in db.parent.glob(".*.tmp")] == []
+
+
+# `itrack` in a child process that, when its publish reaches `step`, says so in file `paused`
+# and waits until file `go` exists (a writer caught mid-publish, holding its locks)
+PAUSE_AT = """
+import sys, time
+from pathlib import Path
+from itrack import pipeline
+step, paused, go = sys.argv.pop(1), Path(sys.argv.pop(1)), Path(sys.argv.pop(1))
+
+def pause(reached):
+    if reached == step:
+        paused.touch()
+        while not go.exists():
+            time.sleep(0.05)
+
+pipeline.STEP_HOOKS.append(pause)
+from itrack.cli.main import app
+app(prog_name="itrack")
+"""
+
+
+def test_writers_of_one_journal_wait_for_each_other_whichever_feeders_file(
+    tmp_path, inputs, shared_plans
+):
+    """`itrack feedback --feeders` elsewhere and the live path (data/feeders.json, as the API
+    given its own) hold different feeders.json locks, but write one journal: the journal's lock
+    (taken by `locked_outputs`, which every writer of a journal goes through) keeps the live
+    writer out while the run's outputs are staged and its journal not yet written, so neither
+    writes its journal over the other's (nor removes it)."""
+    db = day1_location(tmp_path, inputs, shared_plans)
+    paused, go = tmp_path / "paused", tmp_path / "go"
+    elsewhere = tmp_path / "scoring" / "feeders.json"
+    elsewhere.parent.mkdir()
+    run = subprocess.Popen(
+        [sys.executable, "-c", PAUSE_AT, "publish", str(paused), str(go), "feedback"]
+        + ["--db", str(db), "--feeders", str(elsewhere)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(6000):  # up to 5 minutes on a loaded machine
+            if paused.exists() or run.poll() is not None:
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        assert paused.exists(), run.communicate()[1]
+        journal = publish.journal_path(db)
+        outputs = (db.parent / "feeders.json", db.parent / "candidate_placements.json")
+        with pytest.raises(UserError) as busy:
+            with locked_outputs(*outputs, wait_seconds=0, journal=journal):
+                pass
+        assert str(busy.value) == (
+            f"{journal} is busy (locked by PID {run.pid} via .{journal.name}.lock); "
+            "retry later or pass --wait SECONDS"
+        )
+        assert not journal.exists()  # the run's: not written yet
+    finally:
+        go.touch()
+        _out, err = run.communicate(timeout=300)
+    assert run.returncode == 0, err
+    assert not publish.journal_path(db).exists()
+    with locked_outputs(*outputs, wait_seconds=0, journal=journal):
+        pass  # free once the run is done
+    assert (
+        json.loads(elsewhere.read_text())["feeders"].keys()
+        == json.loads((db.parent / "feeders.json").read_text())["feeders"].keys()
+    )  # the run published its own feeders.json
 
 
 def test_an_unreadable_journal_is_said_and_removed(tmp_path, inputs, shared_plans):
