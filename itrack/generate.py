@@ -18,6 +18,8 @@ from typing import Annotated, Any
 
 import typer
 
+from itrack.cli.common import path_option
+
 
 @dataclass(frozen=True)
 class Planted:
@@ -437,7 +439,7 @@ MAX_PROCESSES = 2_000_000
 
 
 def generate_command(
-    out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
+    out: Annotated[Path, path_option("--out", help="Folder to write the files into.")],
     processes: Annotated[
         int,
         typer.Option(

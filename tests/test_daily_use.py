@@ -685,6 +685,53 @@ def test_version_and_refused_negative_numbers(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["ingest", ""], "paths"),
+        (["ingest", "in", ""], "paths"),
+        (["build", ""], "paths"),
+        (["generate", "--out", ""], "--out"),
+        (["backup", "--to", ""], "--to"),
+        (["backup", "--key-file", ""], "--key-file"),
+        (["restore", "", "--overwrite"], "snapshot"),
+        (["export", "--anonymize", "--out", ""], "--out"),
+        (["report", "html", "--out", ""], "--out"),
+        (["feedback", "--feeders", ""], "--feeders"),
+        (["sql", "--db", "", "-c", "select 1"], "--db"),
+        (["interview", "list", "--db", ""], "--db"),
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_as_the_current_folder(day1, args, option):
+    """`itrack build "$EXPORTS"` with the variable unset: `Path("")` is `.`, so the current
+    folder was ingested (the nightly job that lost its argument loaded whatever was there),
+    generated over (`generate --out ""` replaced its candidates.jsonl) or exported into."""
+    before = {p: p.read_bytes() for p in Path(".").rglob("*") if p.is_file()}
+    message = err(*args, code=2)
+    assert message.splitlines()[-1] == (
+        f"Error: Invalid value for '{option}': an empty path names no file or folder "
+        "(an unset variable?)"
+    )
+    assert {p: p.read_bytes() for p in Path(".").rglob("*") if p.is_file()} == before
+
+
+def test_an_empty_offer_is_refused_not_read_as_the_current_folder(store):
+    process = create(store, "--candidate c1 --company Acme --role SWE --new-company")
+    message = err(
+        "interview complete",
+        process["id"],
+        "offer_extended",
+        "--offer",
+        "",
+        "--db",
+        str(store),
+        code=2,
+    )
+    assert message == (
+        "error: --offer: empty; give a JSON object or the path of a file holding one\n"
+    )
+
+
 def test_malformed_json_message_says_at_once(tmp_path):
     bad = tmp_path / "candidates.jsonl"
     bad.write_text('{"id": "c1", "full_name": "unterminated\n')

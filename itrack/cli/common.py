@@ -23,9 +23,27 @@ from itrack.settings import get_settings
 
 console = Console(soft_wrap=True, markup=False)  # data is never markup; one line per path
 
+
+def path_value(value: str | Path) -> Path:
+    """A file or folder argument as given. An empty one is refused, never taken as the current
+    folder (what `Path("")` means): it is an unset shell variable (`--out "$DIR"`), and as `.` it
+    made `ingest`/`build` read and `generate` overwrite whatever the current folder held."""
+    if isinstance(value, Path):  # a default
+        return value
+    if not value:
+        raise typer.BadParameter("an empty path names no file or folder (an unset variable?)")
+    return Path(value)
+
+
+def path_option(*names: str, help: str, **options: Any) -> Any:
+    """`typer.Option` for a file or folder: refuses an empty one (`path_value`), shown as
+    `<path>` as Typer shows a plain `Path` option."""
+    return typer.Option(*names, parser=path_value, metavar="<path>", help=help, **options)
+
+
 DbOption = Annotated[
     Path | None,
-    typer.Option(
+    path_option(
         "--db",
         help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb); "
         "the raw store lives beside it.",

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
-from itrack.cli.common import DbOption, Target, WaitOption, warehouse, with_target
+from itrack.cli.common import DbOption, Target, WaitOption, path_option, warehouse, with_target
 from itrack.cli.output import line, print_json, print_record
 from itrack.errors import HandledGroup
 
@@ -23,13 +23,11 @@ app = typer.Typer(
 @app.callback()
 def feedback(
     ctx: typer.Context,
-    feeders: Annotated[Path | None, typer.Option(help="feeders.json to update.")] = None,
-    placements: Annotated[
-        Path | None, typer.Option(help="Placement history output (JSON).")
-    ] = None,
+    feeders: Annotated[Path | None, path_option(help="feeders.json to update.")] = None,
+    placements: Annotated[Path | None, path_option(help="Placement history output (JSON).")] = None,
     candidates: Annotated[
         Path | None,
-        typer.Option(help="Candidates JSON/JSONL file to merge placement_history into."),
+        path_option(help="Candidates JSON/JSONL file to merge placement_history into."),
     ] = None,
     full: Annotated[
         bool, typer.Option(help="Recompute every feeder, not only changed ones.")

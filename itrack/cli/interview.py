@@ -354,6 +354,8 @@ def _read_offer(value: str) -> str:
     """`--offer` is JSON text when it starts with '{', else a file holding it."""
     if value.lstrip().startswith("{"):
         return value
+    if not value:  # an unset variable: `Path("")` would be the current folder
+        raise UserError("--offer: empty; give a JSON object or the path of a file holding one")
     path = Path(value)
     try:
         data = read_regular(path)  # a FIFO or device is refused, never read (it would hang)

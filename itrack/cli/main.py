@@ -18,7 +18,15 @@ from itrack.cli import feedback as feedback_cli
 from itrack.cli import interview as interview_cli
 from itrack.cli import report as report_cli
 from itrack.cli import serve as serve_cli
-from itrack.cli.common import DbOption, Target, WaitOption, warehouse, with_target
+from itrack.cli.common import (
+    DbOption,
+    Target,
+    WaitOption,
+    path_option,
+    path_value,
+    warehouse,
+    with_target,
+)
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text
 from itrack.errors import HandledGroup, err_console, fail
 from itrack.generate import generate_command
@@ -63,12 +71,19 @@ def _root(
     """interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes."""
 
 
+def _path_or_url(value: str) -> str:
+    """An ingest argument as given (a file, a folder or a URL); an empty one is refused."""
+    path_value(value)
+    return value
+
+
 @app.command()
 @with_target()
 def ingest(
     paths: Annotated[
         list[str],
         typer.Argument(
+            parser=_path_or_url,
             help="Files or folders (JSONL, JSON, CSV, Parquet), or one postgresql:// URL: the "
             "nightly extract of the rows changed there since the last extract.",
             show_default=False,
@@ -339,7 +354,9 @@ def rejects(
 def build(
     paths: Annotated[
         list[Path] | None,
-        typer.Argument(help="Files or folders to ingest first (none: only rebuild)."),
+        typer.Argument(
+            parser=path_value, help="Files or folders to ingest first (none: only rebuild)."
+        ),
     ] = None,
     backup: Annotated[bool, typer.Option(help="Back up the raw store first.")] = True,
     html: Annotated[bool, typer.Option(help="Write the HTML report.")] = True,
@@ -430,7 +447,7 @@ def print_build_summary(summary: dict[str, Any], result: Any) -> None:
 
 KeyFileOption = Annotated[
     Path | None,
-    typer.Option(
+    path_option(
         "--key-file",
         help="Secret key (kept outside the backup folder) to sign the manifest with HMAC-SHA256; "
         "restore with the same key refuses a snapshot whose signature does not match.",
@@ -440,7 +457,10 @@ KeyFileOption = Annotated[
 
 @app.command("backup")
 def backup_command(
-    to: Annotated[Path | None, typer.Option("--to", help="Folder (default data/backups/).")] = None,
+    to: Annotated[
+        Path | None,
+        path_option("--to", help="Folder (default data/backups/)."),
+    ] = None,
     keep: Annotated[int, typer.Option(min=1, help="Snapshots to keep (at least 1).")] = 7,
     db: DbOption = None,
     wait: WaitOption = DEFAULT_WAIT_SECONDS,
@@ -467,7 +487,10 @@ def _read_key(path: Path | None) -> bytes | None:
 
 @app.command()
 def restore(
-    snapshot: Annotated[Path, typer.Argument(help="A backup folder (or a folder of backups).")],
+    snapshot: Annotated[
+        Path,
+        typer.Argument(parser=path_value, help="A backup folder (or a folder of backups)."),
+    ],
     db: DbOption = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing raw store.")] = False,
     wait: WaitOption = DEFAULT_WAIT_SECONDS,
@@ -488,7 +511,7 @@ def restore(
 
 @app.command()
 def export(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the files.")],
+    out: Annotated[Path, path_option("--out", help="Folder for the files.")],
     anonymize: Annotated[
         bool, typer.Option("--anonymize", help="Drop names and free text (required).")
     ] = False,

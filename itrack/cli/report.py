@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from itrack.cli.common import DbOption, Target, warehouse, with_target
+from itrack.cli.common import DbOption, Target, path_option, warehouse, with_target
 from itrack.cli.output import jsonable, line, print_json, print_table
 from itrack.errors import new_app
 
@@ -192,7 +192,7 @@ def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")], *, targe
 
 @app.command()
 def html(
-    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+    out: Annotated[Path, path_option("--out", help="HTML file to write.")] = Path(
         "data/report.html"
     ),
     db: DbOption = None,
