@@ -42,7 +42,7 @@ from ingest.contract import (
     is_valid_move,
     stage_date_error,
 )
-from ingest.errors import NotFoundError, Refused, json_reason
+from ingest.errors import NotFoundError, Refused, json_reason, refuse_duplicate_keys
 from ingest.ports import CORRECTION_SOURCE, Correction, InterviewRepository, InterviewStore
 from ingest.stamps import utc_now
 
@@ -832,7 +832,7 @@ def _offer(value: OfferDetails | Mapping[str, Any] | str | None) -> OfferDetails
         return value
     if isinstance(value, str):
         try:
-            value = json.loads(value)
+            value = json.loads(value, object_pairs_hook=refuse_duplicate_keys)
         except ValueError as exc:  # malformed, or a number too long to read
             raise Refused(f"offer details are not valid JSON: {json_reason(exc)}") from None
         except RecursionError:

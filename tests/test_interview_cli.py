@@ -241,6 +241,27 @@ def test_process_refusals(db, tmp_path):
     assert err.strip() == f"error: --offer: not a JSON object and no such file: {missing}"
 
 
+@pytest.mark.parametrize("inline", [True, False], ids=["text", "file"])
+def test_offer_with_a_key_twice_is_refused_not_the_last_value_kept(db, tmp_path, inline):
+    """`{"base_salary": 100, ..., "base_salary": 200}` recorded an offer of 200: json.loads keeps
+    the last value, where ingest quarantines such a record (`duplicate_key`) and feeders.json
+    refuses it. Now refused, nothing recorded."""
+    pid = run_json(
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
+    )["id"]
+    offer = '{"base_salary": 100, "currency": "GBP", "base_salary": 200}'
+    if not inline:
+        (tmp_path / "offer.json").write_text(offer)
+        offer = str(tmp_path / "offer.json")
+    err = run(db, f"complete {pid} offer_extended --offer", offer, code=1)
+    assert err == (
+        'error: offer details are not valid JSON: duplicate key "base_salary" '
+        "(which value is meant?)\n"
+    )
+    shown = run_json(db, f"show {pid}")
+    assert (shown["status"], shown["offer_details"]) == ("in_progress", None)
+
+
 @pytest.mark.parametrize("offer", ["a" * 300, "a/" * 3000], ids=["name", "path"])
 def test_offer_too_long_to_name_a_file_is_one_line_naming_offer_cut(db, offer):
     """Text no file can be named (a name over 255 bytes, a path over 4096) that is not a JSON
