@@ -125,6 +125,35 @@ def test_create_body_not_json_is_422(api):
     assert_error(r, 422)
 
 
+def test_a_body_naming_a_key_twice_is_422_not_the_last_value_kept(api, store):
+    """The framework's JSON parser keeps the last value: a process was created with feeder
+    bootcamp from `{"feeder_source": "referral", ..., "feeder_source": "bootcamp"}`, and an
+    offer recorded with the second salary, where ingest quarantines such a record
+    (`duplicate_key`). Now 422 naming the key; nothing is written."""
+    json_type = {**lead(), "content-type": "application/json"}
+    twice = (
+        b'{"candidate_id": "cand-1", "company_name": "Acme", "role_title": "SWE", '
+        b'"feeder_source": "referral", "feeder_source": "bootcamp"}'
+    )
+    err = assert_error(api.post("/interviews", content=twice, headers=json_type), 422)
+    message = (
+        'invalid input: body.feeder_source: duplicate key "feeder_source" (which value is meant?)'
+    )
+    assert (err["message"], err["field"]) == (message, "body.feeder_source")
+    assert api.get("/interviews", headers=lead()).json()["items"] == []
+    pid = new_process(api)["id"]
+    offer = (
+        b'{"status": "offer_extended", '
+        b'"offer_details": {"base_salary": 100, "currency": "GBP", "base_salary": 200}}'
+    )
+    err = assert_error(api.put(f"/interviews/{pid}", content=offer, headers=json_type), 422)
+    message = 'invalid input: body: duplicate key "base_salary" (which value is meant?)'
+    assert (err["message"], err["field"]) == (message, "body")
+    got = api.get(f"/interviews/{pid}", headers=lead()).json()
+    assert (got["status"], got["offer_details"]) == ("in_progress", None)
+    assert store.history(pid) == [(None, "in_progress")]
+
+
 def test_get_unknown_id_is_404_and_malformed_id_is_422(api):
     pid = random_id()
     assert_error(api.get(f"/interviews/{pid}", headers=lead()), 404, contains=pid)

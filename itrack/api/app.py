@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from typing import Literal
 from fastapi import Depends, FastAPI, Request
 
 from ingest.contract import NUL_MESSAGE
+from ingest.errors import DuplicateKey, refuse_duplicate_keys
 from itrack.api import errors
 from itrack.api.errors import ApiError
 from itrack.api.routes import analytics, feedback, health, interviews
@@ -81,6 +83,29 @@ def refuse_nul_parameters(request: Request) -> None:
             raise ApiError(422, f"invalid input: {field}: {NUL_MESSAGE}", field=field)
 
 
+class _Pairs(list):
+    """A JSON object's (key, value) pairs, as read (`object_pairs_hook`)."""
+
+
+async def refuse_duplicate_body_keys(request: Request) -> None:
+    """A JSON body naming a key twice is 422, as ingest quarantines such a record
+    (`duplicate_key`) and feeders.json refuses it: the framework's parser keeps the last value,
+    so `{"feeder_source": "referral", ..., "feeder_source": "bootcamp"}` was stored as bootcamp.
+    A body that is not JSON is left to the framework's own error."""
+    body = await request.body()
+    if not body:
+        return
+    try:
+        json.loads(body, object_pairs_hook=refuse_duplicate_keys)
+    except DuplicateKey as exc:
+        top = json.loads(body, object_pairs_hook=_Pairs)
+        keys = [key for key, _ in top] if isinstance(top, _Pairs) else []
+        field = f"body.{exc.key}" if keys.count(exc.key) > 1 else "body"
+        raise ApiError(422, f"invalid input: {field}: {exc}", field=field) from None
+    except (ValueError, RecursionError):  # not JSON: the framework says so
+        return
+
+
 def create_app(config: ApiConfig) -> FastAPI:
     if not config.no_auth and not config.jwt_secret:
         raise ValueError("set a JWT secret (ITRACK_JWT_SECRET) or run with --no-auth on loopback")
@@ -96,7 +121,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        dependencies=[Depends(refuse_nul_parameters)],
+        dependencies=[Depends(refuse_nul_parameters), Depends(refuse_duplicate_body_keys)],
     )
     app.state.config = config
     app.state.workers = ThreadPoolExecutor(config.threads, thread_name_prefix="itrack-api")
