@@ -435,6 +435,33 @@ def test_stage_details_update(api):
     )
 
 
+@pytest.mark.parametrize(
+    "field", ["stage_name", "scheduled_date", "interviewer_names", "next_steps"]
+)
+def test_a_null_stage_detail_is_422_not_a_200_that_changed_nothing(api, field):
+    """Absent means unchanged; an explicit null was taken as absent: `{"scheduled_date": null}`
+    (meant to unschedule) answered 200 with the date still there and `updated_at` moved."""
+    pid = new_process(api)["id"]
+    given = {
+        "stage_name": "Onsite",
+        "stage_order": 1,
+        "scheduled_date": "2099-02-01T14:00:00Z",
+    }
+    sid = api.post(f"/interviews/{pid}/stages", json=given, headers=lead()).json()["id"]
+    details = {"interviewer_names": ["Bo Chen"], "next_steps": "send the brief"}
+    before = api.put(f"/interviews/stages/{sid}", json=details, headers=lead()).json()
+    err = assert_error(
+        api.put(f"/interviews/stages/{sid}", json={field: None}, headers=lead()), 422
+    )
+    message = "null is not a value here: leave the field out to keep it as it is"
+    assert (err["message"], err["field"], err["errors"]) == (
+        f"invalid input: body.{field}: {message}",
+        f"body.{field}",
+        [{"field": f"body.{field}", "message": message}],
+    )
+    assert api.get(f"/interviews/stages/{sid}", headers=lead()).json() == before
+
+
 def test_failed_outcome_closes_the_process_and_then_everything_is_409(api, store):
     pid = new_process(api)["id"]
     sid = api.post(

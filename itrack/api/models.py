@@ -11,7 +11,15 @@ import datetime as dt
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, create_model, field_serializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    create_model,
+    field_serializer,
+    field_validator,
+)
 
 from ingest.contract import (
     InterviewProcess,
@@ -68,6 +76,17 @@ def with_example(body: dict[str, Any], forbid: bool = True) -> ConfigDict:
     return config
 
 
+NULL_IS_NOT_A_CHANGE = "null is not a value here: leave the field out to keep it as it is"
+
+
+def _refuse_null(value: Any) -> Any:
+    """An explicit null where absent means "unchanged": refused, never taken as absent (a 200
+    that changed nothing) nor as "clear it" (the service has no such change)."""
+    if value is None:
+        raise ValueError(NULL_IS_NOT_A_CHANGE)
+    return value
+
+
 def _from_contract(
     name: str,
     model: type[Record],
@@ -75,10 +94,12 @@ def _from_contract(
     optional: tuple[str, ...] = (),
     example: dict[str, Any] | None = None,
     doc: str = "",
+    null_refused: bool = False,
     **extra: Any,
 ) -> type[Record]:
     """A request model made of contract fields: same annotation and validators, unknown fields
-    refused. `optional` fields default to None (absent = unchanged / not given)."""
+    refused. `optional` fields default to None (absent = unchanged / not given); with
+    `null_refused` an explicit null is 422 naming the field."""
     fields: dict[str, Any] = {}
     for field in required:
         fields[field] = (_annotated(model, field), ...)
@@ -86,7 +107,12 @@ def _from_contract(
         fields[field] = (_annotated(model, field) | None, None)
     fields.update(extra)
     config = with_example(example or {})
-    created = create_model(name, __base__=Record, __doc__=doc, **fields)  # type: ignore[call-overload]
+    validators = (
+        {"refuse_null": field_validator("*", mode="before")(_refuse_null)} if null_refused else {}
+    )
+    created = create_model(  # type: ignore[call-overload]
+        name, __base__=Record, __doc__=doc, __validators__=validators, **fields
+    )
     created.model_config.update(config)
     created.model_rebuild(force=True)
     return created
@@ -172,8 +198,9 @@ StageUpdate = _from_contract(
         "interviewer_names": ["Priya Natarajan", "Bo Chen"],
         "next_steps": "Send the take-home brief the day before",
     },
-    doc="Change a stage's name, schedule, interviewers or next steps (absent: unchanged); the "
-    "outcome has its own endpoint.",
+    doc="Change a stage's name, schedule, interviewers or next steps (absent: unchanged; null "
+    "refused); the outcome has its own endpoint.",
+    null_refused=True,
 )
 
 StageOutcomeUpdate = _from_contract(
