@@ -147,8 +147,9 @@ def test_a_body_naming_a_key_twice_is_422_not_the_last_value_kept(api, store):
         b'"offer_details": {"base_salary": 100, "currency": "GBP", "base_salary": 200}}'
     )
     err = assert_error(api.put(f"/interviews/{pid}", content=offer, headers=json_type), 422)
-    message = 'invalid input: body: duplicate key "base_salary" (which value is meant?)'
-    assert (err["message"], err["field"]) == (message, "body")
+    reason = 'duplicate key "base_salary" (which value is meant?)'
+    assert (err["message"], err["field"]) == (f"invalid input: body: {reason}", "body")
+    assert err["errors"] == [{"field": "body", "message": reason}]
     got = api.get(f"/interviews/{pid}", headers=lead()).json()
     assert (got["status"], got["offer_details"]) == ("in_progress", None)
     assert store.history(pid) == [(None, "in_progress")]
@@ -192,6 +193,11 @@ def test_list_pages_through_every_process_once_in_a_stable_order(api):
         pages += 1
     assert seen == made  # creation order, each exactly once
     assert pages == 3
+    err = assert_error(api.get("/interviews?cursor=garbage", headers=lead()), 422)
+    assert (err["message"], err["errors"]) == (
+        "invalid input: query.cursor: not a cursor this API returned",
+        [{"field": "query.cursor", "message": "not a cursor this API returned"}],
+    )
 
 
 def test_list_filters(api):
@@ -565,10 +571,10 @@ def test_a_nul_character_in_a_filter_is_invalid_input_not_a_crash(api, store):
         ("/interviews/candidate/a%00b", "path.candidate_id"),
     ]:
         err = assert_error(api.get(url, headers=lead()), 422, field)
-        assert err["message"] == (
-            f"invalid input: {field}: contains control characters: NUL (U+0000), which "
-            "PostgreSQL text cannot hold"
-        )
+        reason = "contains control characters: NUL (U+0000), which PostgreSQL text cannot hold"
+        assert err["message"] == f"invalid input: {field}: {reason}"
+        # each field's own message, as for every other 422: the summary said once
+        assert err["errors"] == [{"field": field, "message": reason}]
 
 
 @pytest.mark.parametrize(

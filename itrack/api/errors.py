@@ -133,7 +133,10 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
         return _response(422, f"invalid input: {summary}", errors)
     if isinstance(exc, ApiError):
-        errors = [FieldError(field=exc.field, message=str(exc))] if exc.field else None
+        # `errors` holds each field's own message, as for validation errors; the summary
+        # ("invalid input: <field>: ...") is `message`'s alone
+        detail = str(exc).removeprefix(f"invalid input: {exc.field}: ")
+        errors = [FieldError(field=exc.field, message=detail)] if exc.field else None
         return _response(exc.status, str(exc), errors, headers=exc.headers)
     if isinstance(exc, StarletteHTTPException):
         if exc.status_code == 400:  # the framework could not parse the body (not UTF-8 JSON)
