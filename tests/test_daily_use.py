@@ -283,6 +283,23 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     assert reader.stderr.read() == ""
 
 
+@pytest.mark.parametrize("args", [["db", "status"], ["db", "upgrade"], ["--version"]])
+def test_a_reader_gone_before_the_first_line_is_141_for_every_command(tmp_path, args):
+    """`itrack db status | head -0`: rich's console (db status, db upgrade) handles a broken
+    pipe itself with exit 1, and `--version` runs before any command's error handling, where
+    typer made it exit 1: neither was the documented 141. The pipe is closed before the
+    command writes, so the first line already finds the reader gone."""
+    db = tmp_path / "w.duckdb"
+    out("db upgrade --db", str(db))
+    command = [str(ROOT / ".venv" / "bin" / "itrack"), *args]
+    if args[0] == "db":
+        command += ["--db", str(db)]
+    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    reader.stdout.close()
+    assert reader.wait(timeout=120) == 141
+    assert reader.stderr.read() == ""
+
+
 def test_reads_do_not_take_the_writer_lock(day1):
     out("ingest in --db w.duckdb")
     with store_lock(raw_store_path("w.duckdb")):  # a writer between two transactions

@@ -1,4 +1,4 @@
-"""Options and consoles shared by every `itrack` command.
+"""Options shared by every `itrack` command.
 
 Most data commands take the same tail of options: `--db` (the warehouse), `--wait` (how long to
 wait for a busy store), `--format` (table or json) and the hidden `--json` alias. They are
@@ -15,13 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
 
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.output import Format, FormatOption, JsonAlias
 from itrack.settings import get_settings
-
-console = Console(soft_wrap=True, markup=False)  # data is never markup; one line per path
 
 
 def path_value(value: str | Path) -> Path:

@@ -22,8 +22,8 @@ from ingest.migrate import (
     upgrade_postgres,
 )
 from ingest.store.duckdb.store import MIGRATIONS, open_store, raw_store_path, upgrade_store
-from itrack.cli.common import DbOption, Target, WaitOption, console, warehouse, with_target
-from itrack.cli.output import print_json
+from itrack.cli.common import DbOption, Target, WaitOption, warehouse, with_target
+from itrack.cli.output import line, print_json
 from itrack.errors import new_app
 from itrack.settings import get_settings
 
@@ -75,7 +75,7 @@ def upgrade(
         total = len(discover(MIGRATIONS))
         where = str(raw_store_path(warehouse(db)))
     state = f"applied {len(applied)}" if applied else "nothing to apply"
-    console.print(f"{where}: {state}; {total} migration(s) in place", highlight=False)
+    line(f"{where}: {state}; {total} migration(s) in place")
 
 
 @app.command()
@@ -98,8 +98,8 @@ def status(dsn: DsnOption = None, *, target: Target) -> None:
         print_json(rows)
         return
     for row in rows:
-        console.print(f"{row['state']:8} {row['migration']}", highlight=False)
+        line(f"{row['state']:8} {row['migration']}")
 
 
 def _applied(label: str) -> None:
-    console.print(f"applied {label}", highlight=False)
+    line(f"applied {label}")

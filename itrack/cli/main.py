@@ -28,7 +28,7 @@ from itrack.cli.common import (
     with_target,
 )
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text
-from itrack.errors import HandledGroup, err_console, fail
+from itrack.errors import HandledGroup, err_console, fail, reader_left
 from itrack.generate import generate_command
 from itrack.settings import get_settings
 
@@ -55,7 +55,10 @@ def _version(value: bool) -> None:
     if value:
         from importlib.metadata import version
 
-        line(f"itrack {version('interview-tracking')}")
+        try:  # an eager option runs before any command, outside HandledGroup.invoke
+            line(f"itrack {version('interview-tracking')}")
+        except BrokenPipeError:
+            reader_left()
         raise typer.Exit(0)
 
 
