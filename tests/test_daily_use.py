@@ -749,6 +749,28 @@ def test_an_empty_offer_is_refused_not_read_as_the_current_folder(store):
     )
 
 
+def test_a_memory_limit_duckdb_cannot_read_is_named_not_blamed_on_the_store(day1, monkeypatch):
+    """`ITRACK_MEMORY_LIMIT=1,5GB`: DuckDB refuses it when the raw store opens, and the one line
+    said "cannot open .../w.raw.duckdb: Parser Error: ...", sending the operator to the store.
+    Now it names the setting; nothing is written."""
+    from itrack.settings import get_settings
+
+    monkeypatch.setenv("ITRACK_MEMORY_LIMIT", "1,5GB")
+    get_settings.cache_clear()
+    try:
+        message = err("ingest in --db w.duckdb", code=2)
+    finally:
+        monkeypatch.delenv("ITRACK_MEMORY_LIMIT")
+        get_settings.cache_clear()
+    assert message == (
+        "error: ITRACK_MEMORY_LIMIT='1,5GB' is not a memory size: Unknown unit for memory: "
+        "',5gb' (expected: KB, MB, GB, TB for 1000^i units or KiB, MiB, GiB, TiB for 1024^i "
+        "units)\n"
+    )
+    assert not raw_store_path(Path("w.duckdb")).exists()
+    out("ingest in --db w.duckdb")  # with the default limit the same files load
+
+
 def test_malformed_json_message_says_at_once(tmp_path):
     bad = tmp_path / "candidates.jsonl"
     bad.write_text('{"id": "c1", "full_name": "unterminated\n')

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
-from ingest.errors import Refused, UserError
+from ingest.errors import Refused, StoreError, UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli import db as db_cli
 from itrack.cli import feedback as feedback_cli
@@ -129,21 +129,39 @@ def ingest(
         def step(message: str, done: int, total: int) -> None:
             bar.update(task, description=message, completed=done, total=total)
 
-        summary = ingest_paths(
-            [Path(p) for p in paths],
-            db=target.warehouse,
-            kind=kind,
-            wait_seconds=target.wait,
-            force=force,
-            progress=step,
-            memory_limit=get_settings().memory_limit,
-        )
+        limit = get_settings().memory_limit
+        try:
+            summary = ingest_paths(
+                [Path(p) for p in paths],
+                db=target.warehouse,
+                kind=kind,
+                wait_seconds=target.wait,
+                force=force,
+                progress=step,
+                memory_limit=limit,
+            )
+        except StoreError:
+            _check_memory_limit(limit)  # the store would not open: was it the setting?
+            raise
     if target.json:
         print_json(summary_dict(summary))
     else:
         print_summary(summary)
     if strict and summary.rejected:
         fail(f"{summary.rejected} record(s) rejected (--strict); see `itrack rejects`", 1)
+
+
+def _check_memory_limit(limit: str) -> None:
+    """Refuse an `ITRACK_MEMORY_LIMIT` DuckDB cannot read, naming it: DuckDB refuses it when
+    the raw store opens, which read as the store's fault ("cannot open ...warehouse.raw.duckdb:
+    Parser Error: Memory must have a number"). Checked only after a failure: no cost else."""
+    import duckdb
+
+    try:
+        duckdb.connect(config={"memory_limit": limit}).close()
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0].removeprefix("Parser Error: ")
+        raise UserError(f"ITRACK_MEMORY_LIMIT={limit!r} is not a memory size: {reason}") from None
 
 
 def extract_command(
