@@ -409,8 +409,8 @@ class InterviewService:
                 before = call.repo.status_before(process.id, S.REJECTED_BY_COMPANY)
                 process = self._reopen(call, process, before or S.IN_PROGRESS, reason, changed_by)
             elif closed := self._close_on_failure(call, stage, process, said):
-                status = ["status"]
-                _record_changes(call.repo, "process", process, closed, status, reason, changed_by)
+                fields = ["status", "final_outcome"]  # both change, as a reopen records both
+                _record_changes(call.repo, "process", process, closed, fields, reason, changed_by)
                 process = closed
             else:
                 process = self._touch(call, process)

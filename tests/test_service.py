@@ -622,9 +622,12 @@ def test_amend_to_failed_closes_and_needs_a_reason_and_a_change(service, process
         "Failed Phone Screen",
     )
     audit = service.get_audit(process.id)
+    # every field the correction changed, final_outcome too (it was missing: the trail did
+    # not say where "Failed Phone Screen" came from, though a reopen records its removal)
     assert _corrections(audit) == [
         ("stage", "outcome", "passed", "failed", "misheard", "rita"),
         ("process", "status", "in_progress", "rejected_by_company", "misheard", "rita"),
+        ("process", "final_outcome", None, "Failed Phone Screen", "misheard", "rita"),
     ]
     assert _moves(audit)[-1] == ("in_progress", "rejected_by_company", "correction")
 
