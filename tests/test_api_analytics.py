@@ -141,6 +141,20 @@ def test_funnel_with_filters(api):
     assert overall["build"] == referral["build"] == both["build"]
 
 
+def test_a_query_parameter_the_endpoint_does_not_take_is_422_not_ignored(api):
+    """`?cohort=2025-03` (the CLI's and Python's filter, not this endpoint's) answered the
+    overall funnel as if it were the cohort's, and a typo (`?feedr=`) everyone's."""
+    for url, name, takes in [
+        ("/interviews/analytics/funnel?cohort=2025-03", "cohort", "feeder, company"),
+        ("/interviews/analytics/funnel?feedr=referral", "feedr", "feeder, company"),
+        ("/interviews/analytics/stage-success-rates?stage=onsite", "stage", "none"),
+    ]:
+        err = assert_error(api.get(url, headers=lead()), 422, f"query.{name}")
+        assert err["message"] == (
+            f"invalid input: query.{name}: not a parameter of this endpoint (it takes: {takes})"
+        )
+
+
 def test_analytics_need_auth_and_a_warehouse(api, db):
     assert_error(api.get("/interviews/analytics/funnel"), 401)
     assert_error(

@@ -200,6 +200,22 @@ def test_list_pages_through_every_process_once_in_a_stable_order(api):
     )
 
 
+def test_an_unknown_or_repeated_query_parameter_is_422_not_ignored(api):
+    """`?compnay=Acme` listed every company's processes and `?limit=1&limit=2` took the last
+    value: silent wrong answers. Now 422 naming the parameter."""
+    new_process(api, company_name="Acme")
+    new_process(api, company_name="Beta")
+    err = assert_error(api.get("/interviews?compnay=Acme", headers=lead()), 422, "query.compnay")
+    assert err["message"] == (
+        "invalid input: query.compnay: not a parameter of this endpoint (it takes: company, "
+        "status, feeder, candidate, created_from, created_to, limit, cursor)"
+    )
+    err = assert_error(api.get("/interviews?limit=1&limit=2", headers=lead()), 422, "query.limit")
+    assert err["message"] == "invalid input: query.limit: given 2 times (which value is meant?)"
+    r = api.get("/interviews/company/Acme?limit=1&status=in_progress", headers=lead())
+    assert [p["company_name"] for p in r.json()["items"]] == ["Acme"]
+
+
 def test_list_filters(api):
     a = new_process(api, company_name="Acme", feeder_source="ex-amazon")
     b = new_process(api, candidate_id="cand-2", company_name="Beta")

@@ -83,6 +83,46 @@ def refuse_nul_parameters(request: Request) -> None:
             raise ApiError(422, f"invalid input: {field}: {NUL_MESSAGE}", field=field)
 
 
+def refuse_unknown_query_parameters(request: Request) -> None:
+    """A query parameter the endpoint does not take, or one given twice, is 422 naming it:
+    both were ignored (`?compnay=Stripe` listed every company's processes, `?cohort=2025-03`
+    answered the overall funnel, `?limit=1&limit=2` took the last), a silent wrong answer.
+    The parameters each endpoint takes are those its OpenAPI operation declares."""
+    if not request.query_params:
+        return
+    route = request.scope.get("route")
+    path = getattr(route, "path_format", None)
+    if path is None:
+        return
+    taken = _query_parameters(request.app).get((path, request.method.lower()), ())
+    seen = request.query_params.multi_items()
+    names = [name for name, _ in seen]
+    for name in dict.fromkeys(names):
+        field = f"query.{name}"
+        if name not in taken:
+            takes = ", ".join(taken) if taken else "none"
+            message = f"not a parameter of this endpoint (it takes: {takes})"
+            raise ApiError(422, f"invalid input: {field}: {message}", field=field)
+        if names.count(name) > 1:
+            message = f"given {names.count(name)} times (which value is meant?)"
+            raise ApiError(422, f"invalid input: {field}: {message}", field=field)
+
+
+def _query_parameters(app: FastAPI) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(path, method) -> the query parameters its OpenAPI operation declares; built once."""
+    known = getattr(app.state, "query_parameters", None)
+    if known is None:
+        known = {
+            (path, method): tuple(
+                p["name"] for p in operation.get("parameters", []) if p.get("in") == "query"
+            )
+            for path, operations in app.openapi()["paths"].items()
+            for method, operation in operations.items()
+        }
+        app.state.query_parameters = known
+    return known
+
+
 class _Pairs(list):
     """A JSON object's (key, value) pairs, as read (`object_pairs_hook`)."""
 
@@ -121,7 +161,11 @@ def create_app(config: ApiConfig) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        dependencies=[Depends(refuse_nul_parameters), Depends(refuse_duplicate_body_keys)],
+        dependencies=[
+            Depends(refuse_nul_parameters),
+            Depends(refuse_unknown_query_parameters),
+            Depends(refuse_duplicate_body_keys),
+        ],
     )
     app.state.config = config
     app.state.workers = ThreadPoolExecutor(config.threads, thread_name_prefix="itrack-api")
