@@ -275,6 +275,17 @@ def _encode(value: Any, level: int) -> str:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+def dumps_line(value: Any) -> str:
+    """One JSON Lines record, as `json.dumps(ensure_ascii=False)` spells it, but numbers as
+    read and lone surrogates escaped (the compact twin of `dumps`)."""
+    if isinstance(value, dict):
+        items = (f"{_string(str(k))}: {dumps_line(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(dumps_line(v) for v in value) + "]"
+    return _encode(value, 0)
+
+
 def dumps(document: dict[str, Any]) -> bytes:
     """As `json.dumps(indent=2, ensure_ascii=False)` would (orjson's fast path when it spells
     the same bytes), but numbers as read and lone surrogates escaped (always valid UTF-8)."""

@@ -13,8 +13,9 @@ import duckdb
 import orjson
 
 from feedback.atomic import dumps_indented, read_regular, write_atomic
+from feedback.feeders import Number, dumps, dumps_line
 from ingest.contract import OfferDetails
-from ingest.errors import UserError, json_reason
+from ingest.errors import UserError, json_reason, refuse_duplicate_keys
 
 
 def placement_rows(catalog: str | None = None) -> str:
@@ -194,17 +195,17 @@ def merged_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> b
             if not line.strip():
                 lines.append(line)
                 continue
-            record = _parse(line, path, number)
+            record = _parse(line, path, number, **_UNTOUCHED)
             _apply(record, history, path, number)
-            lines.append(json.dumps(record, ensure_ascii=False))
+            lines.append(dumps_line(record))
         return ("\n".join(lines) + "\n").encode("utf-8")
-    document = _parse(text, path, None)
+    document = _parse(text, path, None, **_UNTOUCHED)
     records = document.get("candidates") if isinstance(document, dict) else document
     if not isinstance(records, list):
         raise UserError(f'{path}: expected an array of candidates or {{"candidates": [...]}}')
     for index, record in enumerate(records, start=1):
         _apply(record, history, path, index)
-    return (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return dumps(document)
 
 
 def _parse(text: str, path: Path, line: int | None, **hooks: Any) -> Any:
@@ -216,6 +217,21 @@ def _parse(text: str, path: Path, line: int | None, **hooks: Any) -> Any:
     except RecursionError:
         reason = "nested too deeply"
     raise UserError(f"{path}{where}: not valid JSON ({reason}); left untouched")
+
+
+def _not_a_number(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+# The scoring job's candidates file is read as feeders.json is (its fields are written back
+# untouched): numbers keep their spelling (`1e400` came back as `Infinity`, which is not JSON,
+# and `0.30000000000000000001` as `0.3`); a key given twice or `NaN` is refused, not resolved
+# by dropping a value.
+_UNTOUCHED: dict[str, Any] = {
+    "parse_float": Number,
+    "parse_constant": _not_a_number,
+    "object_pairs_hook": refuse_duplicate_keys,
+}
 
 
 def _read_text(path: Path) -> str | None:

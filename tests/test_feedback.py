@@ -168,6 +168,57 @@ def test_placements_merge_into_candidates_files_without_duplicates(wh):
     ]
 
 
+def test_a_candidates_file_keeps_its_fields_exactly_as_feeders_json_does(wh):
+    """README: the candidates' other fields untouched, "the same careful way" as feeders.json.
+    They were parsed and dumped by the json module: `1e400` came back as `Infinity` (not JSON:
+    the scoring job's strict parser then failed on its own file), `0.30000000000000000001` as
+    `0.3`, `1E2` as `100.0`, a lone surrogate escape failed the write (exit 3), and of a key
+    given twice the first value was silently dropped. Now numbers keep their spelling, strings
+    every code point, and a duplicate key or NaN is refused with the file untouched."""
+    feed(wh)
+    history = json.loads((wh.parent / "placements.json").read_text())
+    placed = next(iter(history))
+    as_json = wh.parent / "candidates.json"
+    as_json.write_text(
+        f'[{{"id": "{placed}", "score": 1e400, "w": 0.30000000000000000001, "s": "\\ud800"}}]'
+    )
+    jsonl = wh.parent / "candidates.jsonl"
+    jsonl.write_text(f'{{"id": "{placed}", "score": 1E2}}\n{{"id": "nobody", "v": -0.0}}\n')
+    feed(wh, candidates_path=as_json)
+    feed(wh, candidates_path=jsonl)
+    # the history as the merge writes it (its keys in the merge's order), checked by value
+    [written] = json.loads(as_json.read_text())
+    ph = written["placement_history"]
+    assert ph == history[placed]
+    spelled = {"score": "1e400", "w": "0.30000000000000000001", "s": '"\\ud800"'}
+    expected = json.dumps(
+        [{"id": placed, **{k: f"@{k}" for k in spelled}, "placement_history": ph}],
+        indent=2,
+        ensure_ascii=False,
+    )
+    for key, text in spelled.items():
+        expected = expected.replace(f'"@{key}"', text)
+    assert as_json.read_text() == expected + "\n"
+    line = json.loads(jsonl.read_text().splitlines()[0])
+    assert line["placement_history"] == history[placed]
+    placements = json.dumps(line["placement_history"], ensure_ascii=False)
+    assert jsonl.read_text() == (
+        f'{{"id": "{placed}", "score": 1E2, "placement_history": {placements}}}\n'
+        '{"id": "nobody", "v": -0.0}\n'
+    )
+    from ingest.errors import UserError
+
+    for text, reason in [
+        ('[{"id": "c-1", "n": "a", "n": "b"}]', 'duplicate key "n" (which value is meant?)'),
+        ('[{"id": "c-1", "n": NaN}]', "NaN is not a JSON number"),
+    ]:
+        as_json.write_text(text)
+        with pytest.raises(UserError) as refused:
+            feed(wh, candidates_path=as_json)
+        assert str(refused.value) == f"{as_json}: not valid JSON ({reason}); left untouched"
+        assert as_json.read_text() == text
+
+
 def test_a_candidates_file_that_cannot_be_merged_is_refused_before_anything_is_written(wh):
     """`itrack feedback --candidates BAD` said "left untouched" after it had written
     feeders.json and the placements and committed its run: now nothing is written."""
