@@ -283,6 +283,26 @@ def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     assert reader.stderr.read() == ""
 
 
+def test_sql_on_stdin_that_is_not_utf8_is_refused_before_anything_runs(tmp_path):
+    """Piped SQL was read as text: bytes that are not UTF-8 reached DuckDB as lone surrogates
+    after the statements before them had run, "error: Invalid Input Error: Python Conversion
+    Failure: cannot encode str as UTF-8, surrogate '\\udcff' ...". A byte order mark failed
+    as a syntax error."""
+    import duckdb
+
+    db = str(tmp_path / "w.duckdb")
+    duckdb.connect(db).close()
+    result = runner.invoke(app, ["sql", "--db", db], input=b"select 1 as x;\xff\n")
+    assert_exit(result, 2)
+    assert (result.stdout, result.stderr) == (
+        "",
+        "error: stdin: not valid UTF-8 (byte 14); nothing was run\n",
+    )
+    result = runner.invoke(app, ["sql", "--db", db], input=b"\xef\xbb\xbfselect 1 as x;")
+    assert_exit(result, 0)
+    assert result.stdout == "1 row(s):\nx\n1\n"
+
+
 @pytest.mark.parametrize("args", [["db", "status"], ["db", "upgrade"], ["--version"]])
 def test_a_reader_gone_before_the_first_line_is_141_for_every_command(tmp_path, args):
     """`itrack db status | head -0`: rich's console (db status, db upgrade) handles a broken

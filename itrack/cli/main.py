@@ -604,12 +604,23 @@ def sql(
             _sql_prompt(con, path, output)
         else:
             ok = True
-            for statement in _statements(sys.stdin.read()):
+            for statement in _statements(_stdin_text()):
                 ok = _run_sql(con, statement, output) and ok
             if not ok:
                 raise typer.Exit(1)
     finally:
         con.close()
+
+
+def _stdin_text() -> str:
+    """SQL piped in, as UTF-8 (a byte order mark dropped). Bytes that are not UTF-8 are refused
+    before anything runs: read as text they reached DuckDB as lone surrogates, after the
+    statements before them had run ("Python Conversion Failure: cannot encode str ...")."""
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"stdin: not valid UTF-8 (byte {exc.start}); nothing was run") from None
 
 
 def _statements(script: str) -> list[str]:
