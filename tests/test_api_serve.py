@@ -71,6 +71,19 @@ def test_organization_and_user_ids_that_are_not_uuids_are_refused(args, extra, m
     assert (done.returncode, done.stderr, done.stdout) == (2, message + "\n", "")
 
 
+@pytest.mark.parametrize("hours", ["1e10", "inf", "8785"])
+def test_a_token_valid_longer_than_a_year_is_refused_not_a_crash(hours):
+    """`itrack token --hours 1e10` (or inf) overflowed the expiry date: "unexpected
+    OverflowError", exit 3, which no input may cause. Now a usage error, exit 2."""
+    done = run("token", "--org", ORG, "--hours", hours, ITRACK_JWT_SECRET=SECRET)
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--hours': Input should be less than or equal to 8784"
+    )
+    year = run("token", "--org", ORG, "--hours", "8784", ITRACK_JWT_SECRET=SECRET)
+    assert (year.returncode, year.stderr, year.stdout.count(".")) == (0, "", 2)
+
+
 def test_token_ids_are_written_canonical():
     from itrack.api.auth import decode
 

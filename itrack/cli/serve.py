@@ -88,6 +88,11 @@ def serve(
         raise UserError(str(exc)) from None
 
 
+# A token for tries lives at most a year; a longer --hours (1e10, inf) overflowed the expiry
+# date: "unexpected OverflowError", exit 3.
+MAX_TOKEN_HOURS = 366 * 24
+
+
 def token(
     role: Annotated[
         str, typer.Option(help="App role: recruiter or lead (app_metadata.itrack_role).")
@@ -96,7 +101,14 @@ def token(
         str | None, typer.Option(help="Organization id, a UUID (app_metadata.org_id).")
     ] = None,
     sub: Annotated[str | None, typer.Option(help="User id, a UUID (default: a new one).")] = None,
-    hours: Annotated[float, typer.Option(min=0.01, help="Valid for this many hours.")] = 8.0,
+    hours: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            max=MAX_TOKEN_HOURS,
+            help=f"Valid for this many hours (at most {MAX_TOKEN_HOURS}, a year).",
+        ),
+    ] = 8.0,
 ) -> None:
     """Print a bearer token signed with ITRACK_JWT_SECRET (for local tries and scripts)."""
     from itrack.api.auth import make_token
