@@ -63,7 +63,7 @@ from ingest.store.duckdb.store import (
     remove_database,
     store_lock,
 )
-from itrack.settings import check_location, location
+from itrack.settings import check_location, check_memory_limit, get_settings, location
 
 if TYPE_CHECKING:
     from ingest.load import RunSummary
@@ -253,7 +253,14 @@ def _build_locked(
             out.append(_ALL_LOADED)
     elif paths:
         with _step(result, "ingest", note) as out:
-            result.ingest = ingest_paths(paths, db=warehouse, wait_seconds=wait_seconds)
+            limit = get_settings().memory_limit  # as `itrack ingest` is bounded
+            try:
+                result.ingest = ingest_paths(
+                    paths, db=warehouse, wait_seconds=wait_seconds, memory_limit=limit
+                )
+            except StoreError:
+                check_memory_limit(limit)  # the store would not open: was it the setting?
+                raise
             out.append(
                 f"run {result.ingest.run_id}: {result.ingest.accepted} accepted, "
                 f"{result.ingest.rejected} rejected"

@@ -188,3 +188,16 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
 def get_settings() -> Settings:
     """The settings of this process, read from the environment the first time they are needed."""
     return from_environment()
+
+
+def check_memory_limit(limit: str) -> None:
+    """Refuse an `ITRACK_MEMORY_LIMIT` DuckDB cannot read, naming it: DuckDB refuses it when
+    the raw store opens, which read as the store's fault ("cannot open ...warehouse.raw.duckdb:
+    Parser Error: Memory must have a number"). Checked only after a failure: no cost else."""
+    import duckdb
+
+    try:
+        duckdb.connect(config={"memory_limit": limit}).close()
+    except duckdb.Error as exc:
+        reason = str(exc).splitlines()[0].removeprefix("Parser Error: ")
+        raise UserError(f"ITRACK_MEMORY_LIMIT={limit!r} is not a memory size: {reason}") from None

@@ -779,6 +779,8 @@ def test_a_memory_limit_duckdb_cannot_read_is_named_not_blamed_on_the_store(day1
     get_settings.cache_clear()
     try:
         message = err("ingest in --db w.duckdb", code=2)
+        # the build's ingest is bounded by the same setting (it once ignored it)
+        built = err("build in --db w.duckdb --no-html", code=2)
     finally:
         monkeypatch.delenv("ITRACK_MEMORY_LIMIT")
         get_settings.cache_clear()
@@ -787,7 +789,9 @@ def test_a_memory_limit_duckdb_cannot_read_is_named_not_blamed_on_the_store(day1
         "',5gb' (expected: KB, MB, GB, TB for 1000^i units or KiB, MiB, GiB, TiB for 1024^i "
         "units)\n"
     )
+    assert built.splitlines()[-1] == message.strip()
     assert not raw_store_path(Path("w.duckdb")).exists()
+    assert not Path("w.duckdb").exists()
     out("ingest in --db w.duckdb")  # with the default limit the same files load
 
 

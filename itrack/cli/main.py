@@ -30,7 +30,7 @@ from itrack.cli.common import (
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text
 from itrack.errors import HandledGroup, err_console, fail, reader_left
 from itrack.generate import generate_command
-from itrack.settings import get_settings
+from itrack.settings import check_memory_limit, get_settings
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -141,7 +141,7 @@ def ingest(
                 memory_limit=limit,
             )
         except StoreError:
-            _check_memory_limit(limit)  # the store would not open: was it the setting?
+            check_memory_limit(limit)  # the store would not open: was it the setting?
             raise
     if target.json:
         print_json(summary_dict(summary))
@@ -149,19 +149,6 @@ def ingest(
         print_summary(summary)
     if strict and summary.rejected:
         fail(f"{summary.rejected} record(s) rejected (--strict); see `itrack rejects`", 1)
-
-
-def _check_memory_limit(limit: str) -> None:
-    """Refuse an `ITRACK_MEMORY_LIMIT` DuckDB cannot read, naming it: DuckDB refuses it when
-    the raw store opens, which read as the store's fault ("cannot open ...warehouse.raw.duckdb:
-    Parser Error: Memory must have a number"). Checked only after a failure: no cost else."""
-    import duckdb
-
-    try:
-        duckdb.connect(config={"memory_limit": limit}).close()
-    except duckdb.Error as exc:
-        reason = str(exc).splitlines()[0].removeprefix("Parser Error: ")
-        raise UserError(f"ITRACK_MEMORY_LIMIT={limit!r} is not a memory size: {reason}") from None
 
 
 def extract_command(
