@@ -180,12 +180,17 @@ def write_placements(
     return write_atomic(path, placements_bytes(history, finite))
 
 
-def merged_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> bytes:
+def merged_candidates(
+    path: Path, history: dict[str, list[dict[str, Any]]], complete: bool = False
+) -> bytes:
     """The candidates file's new bytes, written nowhere (the caller stages and publishes them):
     `placement_history` set on each candidate of a JSON (array or {"candidates": [...]}) or
     JSONL file, other fields untouched; the history is replaced, never appended, so re-running
-    never duplicates a record. A file that cannot be merged is refused (UserError) before a
-    caller writes anything else."""
+    never duplicates a record. `complete`: `history` holds every placed candidate (a feedback
+    run's), so one absent from it has no placement any more (its offer_accepted process was
+    reopened or corrected) and loses the `placement_history` an earlier run wrote; else (the
+    live path's one candidate) the others are left as they are. A file that cannot be merged
+    is refused (UserError) before a caller writes anything else."""
     text = _read_text(path)
     if text is None:
         raise UserError(f"{path}: no such candidates file")
@@ -196,7 +201,7 @@ def merged_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> b
                 lines.append(line)
                 continue
             record = _parse(line, path, number, **_UNTOUCHED)
-            _apply(record, history, path, number)
+            _apply(record, history, path, number, complete)
             lines.append(dumps_line(record))
         return ("\n".join(lines) + "\n").encode("utf-8")
     document = _parse(text, path, None, **_UNTOUCHED)
@@ -204,7 +209,7 @@ def merged_candidates(path: Path, history: dict[str, list[dict[str, Any]]]) -> b
     if not isinstance(records, list):
         raise UserError(f'{path}: expected an array of candidates or {{"candidates": [...]}}')
     for index, record in enumerate(records, start=1):
-        _apply(record, history, path, index)
+        _apply(record, history, path, index, complete)
     return dumps(document)
 
 
@@ -246,9 +251,13 @@ def _read_text(path: Path) -> str | None:
         raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}); left untouched") from None
 
 
-def _apply(record: Any, history: dict[str, list[dict[str, Any]]], path: Path, where: int) -> None:
+def _apply(
+    record: Any, history: dict[str, list[dict[str, Any]]], path: Path, where: int, complete: bool
+) -> None:
     if not isinstance(record, dict) or "id" not in record:
         raise UserError(f"{path}: candidate {where} is not an object with an 'id'; left untouched")
     placements = history.get(str(record["id"]))
     if placements:
         record["placement_history"] = placements
+    elif complete:  # placed no more: as a candidate never placed
+        record.pop("placement_history", None)

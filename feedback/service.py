@@ -340,7 +340,7 @@ def run_feedback(
     if candidates_path is not None and history is not None:
         live_placed = _live_placements(log.get_state(LIVE_KEY, "{}"))
         history = _with_placements(history, live_placed)
-        merged = merged_candidates(candidates_path, history)
+        merged = merged_candidates(candidates_path, history, complete=True)
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def merge(document: dict) -> list[str]:

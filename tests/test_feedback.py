@@ -168,6 +168,29 @@ def test_placements_merge_into_candidates_files_without_duplicates(wh):
     ]
 
 
+def test_a_placement_no_longer_in_the_warehouse_leaves_the_candidates_file(wh):
+    """A candidate an earlier run gave a placement_history whose offer_accepted process was
+    since reopened or corrected has no placement now: a feedback run (which knows every
+    placement) takes the stale history out, as for a candidate never placed; the placed
+    candidate's history and everyone's other fields are untouched."""
+    feed(wh)
+    history = json.loads((wh.parent / "placements.json").read_text())
+    placed = next(iter(history))
+    stale = [{"company": "Gone", "role": "SWE", "placement_date": "2025-01-01T00:00:00Z"}]
+    jsonl = wh.parent / "candidates.jsonl"
+    jsonl.write_text(
+        json.dumps({"id": placed, "score": 0.7, "placement_history": stale})
+        + "\n"
+        + json.dumps({"id": "nobody", "score": 0.1, "placement_history": stale})
+        + "\n"
+    )
+    feed(wh, candidates_path=jsonl)
+    assert [json.loads(line) for line in jsonl.read_text().splitlines()] == [
+        {"id": placed, "score": 0.7, "placement_history": history[placed]},
+        {"id": "nobody", "score": 0.1},
+    ]
+
+
 def test_a_candidates_file_keeps_its_fields_exactly_as_feeders_json_does(wh):
     """README: the candidates' other fields untouched, "the same careful way" as feeders.json.
     They were parsed and dumped by the json module: `1e400` came back as `Infinity` (not JSON:
