@@ -10,6 +10,7 @@ import atexit
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feedback.service import FeedbackService, OutcomeResult, ProcessOutcome
 from ingest.errors import UserError
@@ -19,19 +20,22 @@ from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 from ingest.store.duckdb.repository import DuckDBInterviewStore
 from itrack.settings import get_settings
 
+if TYPE_CHECKING:  # imported when used: the embedded store's commands never load psycopg
+    from ingest.store.postgres.repository import PostgresInterviewStore
+
 
 def interview_store(db: Path | None = None, wait_seconds: float = 0.0) -> InterviewStore:
     """The configured store: `ITRACK_STORE=duckdb` (default: the raw store beside the
     warehouse `db`) or `postgres` (`ITRACK_PG_DSN`, acting as service_role; the HTTP API acts
     for each user with `postgres_store().as_user(claims)`)."""
     settings = get_settings()
-    if settings.store == "postgres":
-        return postgres_store()
+    if settings.store == "postgres":  # one pool; each unit of work waits `wait_seconds` for a row
+        return postgres_store().waiting(wait_seconds)
     return DuckDBInterviewStore(settings.warehouse(db), wait_seconds)
 
 
 @cache
-def postgres_store() -> InterviewStore:
+def postgres_store() -> PostgresInterviewStore:
     """One connection pool per process on `ITRACK_PG_DSN`, closed at exit."""
     from ingest.store.postgres.repository import PostgresInterviewStore
 

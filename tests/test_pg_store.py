@@ -274,6 +274,32 @@ def test_the_company_filter_is_served_by_its_index(dsn: str) -> None:
     )
 
 
+def test_a_record_another_session_is_changing_is_waited_for_wait_seconds_then_busy(
+    cli_on, dsn: str, store: PostgresInterviewStore
+) -> None:
+    """The CLI's --wait bounds the wait for a row another session holds, as it bounds the wait
+    for the embedded store's writer lock: busy after that long, one line, exit 2 (it waited for
+    as long as the other session took: for ever, were it not for the database's own default
+    below, which stands in for a session that never ends)."""
+    process = InterviewService(store).create_interview_process("ca", "Acme", "SWE")
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        name = admin.info.dbname
+        admin.execute(f"alter database \"{name}\" set lock_timeout = '60s'")
+    with psycopg.connect(dsn) as holder:  # mid-change, its transaction open
+        holder.execute("select 1 from interview_processes where id = %s for update", [process.id])
+        result = cli_on(dsn, "interview", "complete", str(process.id), "on_hold", "--wait", "0.2")
+    assert_exit(result, 2)
+    assert result.output == (
+        "error: PostgreSQL: a record this change needs is being changed by another session "
+        "(lock timeout after 0.2 s); retry later or pass --wait SECONDS\n"
+    )
+    result = cli_on(dsn, "interview", "complete", str(process.id), "on_hold", "--wait", "0")
+    assert_exit(result, 0)  # free again: done
+    assert _rows(dsn, "select status from interview_processes where id = %s", [process.id]) == [
+        ("on_hold",)
+    ]
+
+
 def test_an_unmigrated_database_says_what_to_run(cli_on, pg_server: str) -> None:
     with pg.database(pg_server, migrate=False) as empty:
         result = cli_on(empty, "interview", "list")

@@ -402,6 +402,7 @@ class PostgresInterviewStore:
         claims: Mapping[str, Any] | None = None,
         max_size: int = 10,
         timeout: float = 30.0,
+        lock_wait: float | None = None,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {sorted(ROLES)}")
@@ -433,11 +434,23 @@ class PostgresInterviewStore:
         self.pool = pool
         self.role = role
         self.claims = dict(claims or {"role": role})
+        # how long a unit of work waits for a row another session is changing (the CLI's
+        # --wait, as the embedded store waits for its writer lock); None: as long as it takes
+        self.lock_wait = lock_wait
 
     def as_user(self, claims: Mapping[str, Any]) -> PostgresInterviewStore:
         """The same pool acting for the user whose verified JWT claims these are."""
         role = str(claims.get("role") or "authenticated")
-        return PostgresInterviewStore(pool=self.pool, role=role, claims=claims)
+        return PostgresInterviewStore(
+            pool=self.pool, role=role, claims=claims, lock_wait=self.lock_wait
+        )
+
+    def waiting(self, seconds: float) -> PostgresInterviewStore:
+        """The same pool and role, each unit of work waiting at most `seconds` for a row lock
+        (0: not at all) before it is refused as busy."""
+        return PostgresInterviewStore(
+            pool=self.pool, role=self.role, claims=self.claims, lock_wait=seconds
+        )
 
     def close(self) -> None:
         self.pool.close()
@@ -480,6 +493,13 @@ class PostgresInterviewStore:
             ) from None
         except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
             raise StoreBusyError("PostgreSQL: the change collided with another; retry") from None
+        except pg_errors.LockNotAvailable:  # lock_timeout: this store's, else the server's
+            waited = "" if self.lock_wait is None else f" after {self.lock_wait:g} s"
+            more = "" if self.lock_wait is None else " or pass --wait SECONDS"
+            raise StoreBusyError(
+                "PostgreSQL: a record this change needs is being changed by another session "
+                f"(lock timeout{waited}); retry later{more}"
+            ) from None
         except psycopg.OperationalError as exc:
             raise StoreError(f"PostgreSQL unavailable: {_first_line(exc)}") from None
         except _UNMIGRATED as exc:  # no migrations, or only some (a table, column, function)
@@ -499,13 +519,18 @@ class PostgresInterviewStore:
         """One round trip: the role (= set local role; a name from ROLES, never input), the
         caller's claims and the audit stamps, for this transaction. A connecting user who may
         not take the role, or a database without it, is one line naming the role."""
+        settings = [self.role, json.dumps(self.claims), run_id, HISTORY_SOURCE]
+        # lock_timeout 0 is PostgreSQL's "for ever": no wait at all is 1 ms
+        bounded = ", set_config('lock_timeout', %s, true)" if self.lock_wait is not None else ""
+        if self.lock_wait is not None:
+            settings.append(f"{max(1, round(self.lock_wait * 1000))}ms")
         try:
             conn.execute(
                 "select set_config('role', %s, true),"
                 " set_config('request.jwt.claims', %s, true),"
                 " set_config('itrack.run_id', %s, true),"
-                " set_config('itrack.source', %s, true)",
-                [self.role, json.dumps(self.claims), run_id, HISTORY_SOURCE],
+                f" set_config('itrack.source', %s, true){bounded}",
+                settings,
             )
         except pg_errors.InsufficientPrivilege as exc:
             user = conn.info.user
