@@ -131,6 +131,12 @@ class OutcomeResult:
         return record
 
 
+def _first_failed(stages: Sequence[InterviewStage], besides: UUID) -> InterviewStage | None:
+    """The failed stage of the lowest stage_order other than `besides` (None: none failed)."""
+    failed = [s for s in stages if s.id != besides and s.outcome == StageOutcome.FAILED]
+    return min(failed, key=lambda s: s.stage_order, default=None)
+
+
 def _record_changes(
     repo: InterviewRepository,
     kind: str,
@@ -380,7 +386,9 @@ class InterviewService:
         Every changed field is written to `corrections` (old value, new value, reason, who).
         If the process was closed by this stage's failure (the stage had failed and the process
         is rejected_by_company, "Failed <stage name>") and the stage no longer failed, the
-        process is reopened to the status it had before; if the amended
+        process is reopened to the status it had before, unless another of its stages failed
+        (amended to failed meanwhile): then it stays closed by the first of those ("Failed
+        <its name>"), as the interviews would have ended there; if the amended
         outcome is `failed` on an in_progress process, it closes as a recorded failure would.
         Status changes of the call are history rows with source `correction`.
         """
@@ -405,7 +413,15 @@ class InterviewService:
                 and process.status is S.REJECTED_BY_COMPANY
                 and process.final_outcome == f"Failed {stage.stage_name}"
             )
-            if closed_by_it and said.outcome is not StageOutcome.FAILED:
+            reopening = closed_by_it and said.outcome is not StageOutcome.FAILED
+            stages = call.repo.get_stages_by_interview(process.id) if reopening else []
+            if failing := _first_failed(stages, stage.id):
+                # closed still, by the failure that remains (never in_progress with one)
+                refailed = self._touch(call, process, final_outcome=f"Failed {failing.stage_name}")
+                fields = ["final_outcome"]
+                _record_changes(call.repo, "process", process, refailed, fields, reason, changed_by)
+                process = refailed
+            elif reopening:
                 before = call.repo.status_before(process.id, S.REJECTED_BY_COMPANY)
                 process = self._reopen(call, process, before or S.IN_PROGRESS, reason, changed_by)
             elif closed := self._close_on_failure(call, stage, process, said):
@@ -614,11 +630,12 @@ class InterviewService:
         _record_changes(call.repo, "process", process, saved, fields, reason, changed_by)
         return saved
 
-    def _touch(self, call: _Call, process: InterviewProcess) -> InterviewProcess:
-        """Save the process with its updated_at moved strictly forward."""
+    def _touch(self, call: _Call, process: InterviewProcess, **changes: Any) -> InterviewProcess:
+        """Save the process (with `changes`, no status among them) with its updated_at moved
+        strictly forward."""
         when = _next_time(call.now, process.updated_at)
         touched = _build(
-            InterviewProcess, "process", **{**process.model_dump(), "updated_at": when}
+            InterviewProcess, "process", **{**process.model_dump(), **changes, "updated_at": when}
         )
         return call.repo.update_interview(touched)
 

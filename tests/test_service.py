@@ -588,6 +588,38 @@ def test_amend_leaves_closed_a_process_another_stage_closed(service, process):
     assert _moves(audit)[-1] == ("in_progress", "rejected_by_company", "service")
 
 
+def test_amend_of_the_closing_failure_keeps_closed_a_process_another_failure_holds(
+    service, process
+):
+    """The second stage's failure closed the process; the first was amended to failed since
+    (the process, closed, stayed so). Amending the second to passed does not reopen it with a
+    failed stage: it stays closed, by the first failure, and the trail says so."""
+    first = service.add_interview_stage(process.id, "Phone Screen", 1)
+    second = service.add_interview_stage(process.id, "Onsite", 2)
+    service.update_stage_outcome(first.id, "passed")
+    service.update_stage_outcome(second.id, "failed")
+    service.amend_stage_outcome(first.id, "failed", "misheard", "rita")
+    result = service.amend_stage_outcome(second.id, "passed", "wrong candidate", "bo")
+    assert (result.process.status, result.process.final_outcome) == (
+        "rejected_by_company",
+        "Failed Phone Screen",
+    )
+    audit = service.get_audit(process.id)
+    assert _corrections(audit) == [
+        ("stage", "outcome", "passed", "failed", "misheard", "rita"),
+        ("stage", "outcome", "failed", "passed", "wrong candidate", "bo"),
+        (
+            "process",
+            "final_outcome",
+            "Failed Onsite",
+            "Failed Phone Screen",
+            "wrong candidate",
+            "bo",
+        ),
+    ]
+    assert _moves(audit)[-1] == ("in_progress", "rejected_by_company", "service")
+
+
 def test_amend_leaves_closed_a_process_closed_by_hand(service, process):
     """A close by hand whose reason reads like a stage's failure is not that stage's: adding a
     rating to the passed stage leaves the process closed."""
