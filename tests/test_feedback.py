@@ -168,6 +168,29 @@ def test_placements_merge_into_candidates_files_without_duplicates(wh):
     ]
 
 
+def test_a_candidate_whose_history_is_unchanged_keeps_its_bytes(wh):
+    """Only a line whose placement_history changes is written anew (numbers as spelled); the
+    others keep their bytes, spacing included, so a nightly run over a large file reads each
+    line once with the fast parser and rewrites only what changed."""
+    feed(wh)
+    history = json.loads((wh.parent / "placements.json").read_text())
+    placed = next(iter(history))
+    jsonl = wh.parent / "candidates.jsonl"
+    compact = '{"id":"nobody","score":1.50,"n":1E2}'
+    jsonl.write_text(f'{{"id":"{placed}","score":1.50}}\n{compact}\n')
+    feed(wh, candidates_path=jsonl)
+    first, second = jsonl.read_text().splitlines()
+    assert json.loads(first)["placement_history"] == history[placed]
+    placements = json.dumps(json.loads(first)["placement_history"], ensure_ascii=False)
+    assert first == f'{{"id": "{placed}", "score": 1.50, "placement_history": {placements}}}'
+    assert second == compact
+    as_json = wh.parent / "candidates.json"
+    document = f"[ {compact} ]\n"
+    as_json.write_text(document)
+    feed(wh, candidates_path=as_json)  # nobody placed: not one byte changes
+    assert as_json.read_text() == document
+
+
 def test_a_placement_no_longer_in_the_warehouse_leaves_the_candidates_file(wh):
     """A candidate an earlier run gave a placement_history whose offer_accepted process was
     since reopened or corrected has no placement now: a feedback run (which knows every
