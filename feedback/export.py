@@ -22,7 +22,7 @@ import json
 import secrets
 from pathlib import Path
 
-from feedback.marts import open_marts
+from feedback.marts import open_marts, require_marts
 from ingest.errors import UserError
 from ingest.sqltext import sql_text
 
@@ -111,22 +111,23 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
         raise UserError(f"--format must be parquet or csv, not '{fmt}'")
     if not Path(db).exists():  # before creating anything: a wrong --db leaves no folder behind
         raise UserError(f"{db}: no warehouse yet; run `itrack build` first")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create {out}: {exc.strerror}") from None
     key = secrets.token_hex(16)
     counts: dict[str, int] = {}
     policies: dict[str, dict[str, list[str]]] = {}
     with open_marts(db) as con:
+        # a file that is not a built warehouse (the raw store, an empty file) exported nothing
+        # and said "exported 0 tables", exit 0; refused before the folder is created
+        require_marts(con, db, TABLES)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot create {out}: {exc.strerror}") from None
         for table in TABLES:
             columns = con.execute(
                 "select column_name, data_type from information_schema.columns "
                 "where table_name = ? and table_schema = 'main' order by ordinal_position",
                 [table],
             ).fetchall()
-            if not columns:
-                continue
             grains = ", ".join(f"'{g}'" for g in CLOSED_GRAINS)
             select = []
             policy: dict[str, list[str]] = {"kept": [], "pseudonymized": [], "dropped": []}

@@ -26,7 +26,7 @@ from typing import Any
 from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
 from feedback.atomic import Staged, write_atomic
 from feedback.feeders import wilson
-from feedback.marts import open_marts, records
+from feedback.marts import open_marts, records, require_marts
 from ingest.errors import UserError
 from ingest.stamps import utc_now
 
@@ -221,6 +221,15 @@ def heatmap_chart(con) -> Spec:
 
 
 MAX_BINS = 30
+# What the charts read: a warehouse file without them (the raw store, an empty file) is refused
+# in one line instead of an "unexpected CatalogException"
+REPORT_TABLES = (
+    "fct_interview_processes",
+    "mart_conversion_funnel",
+    "mart_feeder_conversion",
+    "mart_stage_performance",
+    "stg_itrack__feedback_runs",
+)
 
 
 def nice_step(lo: float, hi: float) -> int:
@@ -412,6 +421,7 @@ def render(warehouse: Path, cache: Path | None = None, shown: str | None = None)
     figures = []
     used: set[Path] = set()
     with open_marts(warehouse) as con:
+        require_marts(con, warehouse, REPORT_TABLES)
         totals = records(
             con,
             "select count(*) as processes, count(*) filter (where "

@@ -39,6 +39,21 @@ def open_marts(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
+def require_marts(con: duckdb.DuckDBPyConnection, db: Path | str, tables: tuple[str, ...]) -> None:
+    """UserError naming the `tables` a warehouse file lacks (a DuckDB file that is not a built
+    warehouse: the raw store named by mistake, an empty file): said in one line, before any
+    output is written, instead of an unexpected catalog error or an empty result."""
+    present = {
+        r[0]
+        for r in con.execute(
+            "select table_name from information_schema.tables where table_schema = 'main'"
+        ).fetchall()
+    }
+    missing = [t for t in tables if t not in present]
+    if missing:
+        raise UserError(f"{db}: no {', '.join(missing)}; run `itrack build` first")
+
+
 def records(
     con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
 ) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -215,6 +216,28 @@ def test_warehouse_commands_on_a_wrong_db_create_nothing(tmp_path, args, message
     expected = message.format(raw=raw_store_path(db), db=db)
     assert err(*args, "--db", str(db), code=2) == f"error: {expected}\n"
     assert not (tmp_path / "typo").exists()
+
+
+def test_report_html_and_export_of_a_file_without_marts_are_refused_in_one_line(tmp_path):
+    """A DuckDB file that is not a built warehouse (the raw store named by mistake, an empty
+    file): `report html` failed with "unexpected CatalogException", and `export` wrote an empty
+    folder and a manifest, said "exported 0 tables (0 rows)" and exited 0."""
+    db = tmp_path / "raw.duckdb"
+    duckdb.connect(str(db)).close()
+    assert err("report html --out", str(tmp_path / "r.html"), "--db", str(db), code=2) == (
+        f"error: {db}: no fct_interview_processes, mart_conversion_funnel, "
+        "mart_feeder_conversion, mart_stage_performance, stg_itrack__feedback_runs; "
+        "run `itrack build` first\n"
+    )
+    assert not (tmp_path / "r.html").exists()
+    exported = tmp_path / "shared"
+    assert err("export --anonymize --out", str(exported), "--db", str(db), code=2) == (
+        f"error: {db}: no fct_interview_processes, fct_interview_stages, "
+        "fct_process_status_history, mart_conversion_funnel, mart_stage_performance, "
+        "mart_company_insights, mart_feeder_conversion, mart_interviewer_calibration; "
+        "run `itrack build` first\n"
+    )
+    assert not exported.exists()
 
 
 def test_docs_before_a_build_is_refused(day1):
