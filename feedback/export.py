@@ -19,8 +19,13 @@ cell starting with `=`, `+`, `-`, `@`, TAB or CR gets a leading `'`), as `itrack
 from __future__ import annotations
 
 import json
+import os
 import secrets
+import shutil
+import tempfile
 from pathlib import Path
+
+import duckdb
 
 from feedback.marts import open_marts, require_marts
 from ingest.errors import UserError
@@ -83,6 +88,8 @@ KEPT_TYPES = (
     "INTERVAL",
 )
 FORMULA_START = r"^[=+\-@\t\r]"
+MANIFEST = "manifest.json"
+STAGING_PREFIX = ".export-"  # the staging folder inside --out (hidden)
 
 
 def column_policy(name: str, data_type: str) -> str:
@@ -106,14 +113,18 @@ def _quote(name: str) -> str:
 
 
 def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[str, int]:
-    """Write one Parquet (or CSV) file per mart into `out` plus a manifest; rows per table."""
+    """Write one Parquet (or CSV) file per mart into `out` plus a manifest; rows per table.
+
+    All or nothing: the files are written into a hidden staging folder inside `out` and moved
+    into place only once every one is complete, the manifest last (an earlier export's manifest
+    is removed first, so no manifest ever describes a mix of two exports). A failure leaves
+    `out` as it was (it used to leave the tables before the failing one written over an
+    earlier export's, and say "nothing of this run was written")."""
     if fmt not in ("parquet", "csv"):
         raise UserError(f"--format must be parquet or csv, not '{fmt}'")
     if not Path(db).exists():  # before creating anything: a wrong --db leaves no folder behind
         raise UserError(f"{db}: no warehouse yet; run `itrack build` first")
-    key = secrets.token_hex(16)
-    counts: dict[str, int] = {}
-    policies: dict[str, dict[str, list[str]]] = {}
+    names = [f"{table}.{fmt}" for table in TABLES] + [MANIFEST]
     with open_marts(db) as con:
         # a file that is not a built warehouse (the raw store, an empty file) exported nothing
         # and said "exported 0 tables", exit 0; refused before the folder is created
@@ -122,45 +133,79 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"cannot create {out}: {exc.strerror}") from None
-        for table in TABLES:
-            columns = con.execute(
-                "select column_name, data_type from information_schema.columns "
-                "where table_name = ? and table_schema = 'main' order by ordinal_position",
-                [table],
-            ).fetchall()
-            grains = ", ".join(f"'{g}'" for g in CLOSED_GRAINS)
-            select = []
-            policy: dict[str, list[str]] = {"kept": [], "pseudonymized": [], "dropped": []}
-            for name, data_type in columns:
-                rule = column_policy(name, data_type)
-                col = _quote(name)
-                if rule == "drop":
-                    policy["dropped"].append(name)
-                    continue
-                if rule == "keep":
-                    expr = col
-                    policy["kept"].append(name)
-                elif rule == "group":
-                    expr = f"case when grain in ({grains}) then {col} else md5(? || {col}) end"
-                    policy["pseudonymized"].append(f"{name} (unless grain is closed)")
-                else:
-                    expr = f"md5(? || {col}::varchar)"
-                    policy["pseudonymized"].append(name)
-                if fmt == "csv" and (rule != "keep" or data_type.upper() == "VARCHAR"):
-                    expr = (
-                        f"case when regexp_matches({expr}, '{FORMULA_START}') "
-                        f"then '''' || {expr} else {expr} end"
-                    )
-                select.append(f"{expr} as {col}")
-            target = sql_text(str(out / f"{table}.{fmt}"))
-            options = "format parquet" if fmt == "parquet" else "format csv, header true"
-            query = f"select {', '.join(select)} from {table}"
-            con.execute(f"copy ({query}) to {target} ({options})", _params(query, key))
-            counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
-            policies[table] = policy
-    manifest = {"anonymized": True, "format": fmt, "tables": counts, "columns": policies}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        for name in names:  # what the export replaces must be a file (or nothing)
+            target = out / name
+            if target.is_symlink() or (target.exists() and not target.is_file()):
+                raise UserError(f"cannot export to {target}: not a regular file; nothing exported")
+        for leftover in out.glob(f"{STAGING_PREFIX}*"):  # a killed export's staging folder
+            shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+        except OSError as exc:
+            raise UserError(f"cannot write in {out}: {exc.strerror}; nothing exported") from None
+        try:
+            counts, policies = _write_tables(con, stage, fmt)
+            manifest = {"anonymized": True, "format": fmt, "tables": counts, "columns": policies}
+            (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        except (OSError, duckdb.Error) as exc:
+            shutil.rmtree(stage, ignore_errors=True)
+            detail = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
+            raise UserError(f"cannot export to {out}: {detail}; nothing exported") from None
+    try:
+        (out / MANIFEST).unlink(missing_ok=True)
+        for name in names:  # the manifest last
+            os.replace(stage / name, out / name)
+    except OSError as exc:
+        raise UserError(f"cannot export to {out}: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return counts
+
+
+def _write_tables(
+    con: duckdb.DuckDBPyConnection, folder: Path, fmt: str
+) -> tuple[dict[str, int], dict[str, dict[str, list[str]]]]:
+    """Each table of TABLES by the allow-list into `folder`: (rows, column policy) per table."""
+    key = secrets.token_hex(16)
+    counts: dict[str, int] = {}
+    policies: dict[str, dict[str, list[str]]] = {}
+    for table in TABLES:
+        columns = con.execute(
+            "select column_name, data_type from information_schema.columns "
+            "where table_name = ? and table_schema = 'main' order by ordinal_position",
+            [table],
+        ).fetchall()
+        grains = ", ".join(f"'{g}'" for g in CLOSED_GRAINS)
+        select = []
+        policy: dict[str, list[str]] = {"kept": [], "pseudonymized": [], "dropped": []}
+        for name, data_type in columns:
+            rule = column_policy(name, data_type)
+            col = _quote(name)
+            if rule == "drop":
+                policy["dropped"].append(name)
+                continue
+            if rule == "keep":
+                expr = col
+                policy["kept"].append(name)
+            elif rule == "group":
+                expr = f"case when grain in ({grains}) then {col} else md5(? || {col}) end"
+                policy["pseudonymized"].append(f"{name} (unless grain is closed)")
+            else:
+                expr = f"md5(? || {col}::varchar)"
+                policy["pseudonymized"].append(name)
+            if fmt == "csv" and (rule != "keep" or data_type.upper() == "VARCHAR"):
+                expr = (
+                    f"case when regexp_matches({expr}, '{FORMULA_START}') "
+                    f"then '''' || {expr} else {expr} end"
+                )
+            select.append(f"{expr} as {col}")
+        target = sql_text(str(folder / f"{table}.{fmt}"))
+        options = "format parquet" if fmt == "parquet" else "format csv, header true"
+        query = f"select {', '.join(select)} from {table}"
+        con.execute(f"copy ({query}) to {target} ({options})", _params(query, key))
+        counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
+        policies[table] = policy
+    return counts, policies
 
 
 def _params(query: str, key: str) -> list[str]:

@@ -409,6 +409,38 @@ def test_anonymized_export_has_no_names_or_free_text(wh, tmp_path):
     assert refused.exit_code == 2 and "--anonymize" in refused.output
 
 
+def test_an_export_that_cannot_be_completed_writes_nothing(wh, tmp_path):
+    """All or nothing: a folder where one file cannot be written (here a folder in its place)
+    is refused before anything is written. The export wrote the tables before it over
+    whatever was there, then said "nothing of this run was written"."""
+    out = tmp_path / "share"
+    ok = CliRunner().invoke(app, ["export", "--anonymize", "--out", str(out), "--db", str(wh)])
+    assert_exit(ok, 0)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(before) == [
+        "fct_interview_processes.parquet",
+        "fct_interview_stages.parquet",
+        "fct_process_status_history.parquet",
+        "manifest.json",
+        "mart_company_insights.parquet",
+        "mart_conversion_funnel.parquet",
+        "mart_feeder_conversion.parquet",
+        "mart_interviewer_calibration.parquet",
+        "mart_stage_performance.parquet",
+    ]
+    blocked = out / "mart_interviewer_calibration.parquet"
+    blocked.unlink()
+    blocked.mkdir()
+    del before[blocked.name]
+    result = CliRunner().invoke(app, ["export", "--anonymize", "--out", str(out), "--db", str(wh)])
+    assert_exit(result, 2)
+    assert result.stderr == (
+        f"error: cannot export to {blocked}: not a regular file; nothing exported\n"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir() if not p.is_file()) == [blocked.name]
+
+
 def test_outputs_are_readable_by_other_users(wh):
     feed(wh)
     for name in ("feeders.json", "placements.json"):
