@@ -153,6 +153,45 @@ def test_hostile_names_are_only_values(wh, name):
     assert mart(wh, "select count(*) from mart_company_insights")[0][0] == 10
 
 
+def test_a_feeder_named_like_json_stays_its_name(tmp_path, shared_plans):
+    """Only the mart's JSON column (top_rejection_reasons) is decoded: feeders named `[1]` and
+    `{}` came out of `report feeder` as a list and an object (and as `1` in the table)."""
+    from itrack.pipeline import run_build
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "candidates.jsonl").write_text(
+        '{"id": "c1", "full_name": "Ann", "feeder_source": "[1]", '
+        '"created_at": "2025-01-01T00:00:00Z"}\n'
+        '{"id": "c2", "full_name": "Bo", "feeder_source": "{}", '
+        '"created_at": "2025-01-01T00:00:00Z"}\n'
+    )
+    (src / "processes.jsonl").write_text(
+        '{"id": "11111111-1111-4111-8111-111111111111", "candidate_id": "c1", '
+        '"company_name": "Acme", "role_title": "SWE", "created_at": "2025-02-01T10:00:00Z", '
+        '"status": "rejected_by_company", "updated_at": "2025-02-11T10:00:00Z", '
+        '"final_outcome": "weak sql"}\n'
+        '{"id": "22222222-2222-4222-8222-222222222222", "candidate_id": "c2", '
+        '"company_name": "Acme", "role_title": "SWE", "created_at": "2025-02-01T10:00:00Z", '
+        '"status": "in_progress", "updated_at": "2025-02-01T10:00:00Z"}\n'
+    )
+    db = tmp_path / "warehouse.duckdb"
+    run_build([src], db=db, take_backup=False, note=lambda _m: None, plan_cache=shared_plans)
+    code, out = report(db, "feeder", "[1]", "--format", "json")
+    assert code == 0, out
+    [row] = json.loads(out)
+    assert (row["feeder_source"], row["feeder_key"]) == ("[1]", "[1]")
+    assert row["top_rejection_reasons"] == [{"reason": "weak sql", "count": 1}]
+    code, out = report(db, "feeder", "{}", "--format", "csv")
+    assert code == 0, out
+    [row] = csv.DictReader(io.StringIO(out))
+    assert (row["feeder_source"], row["top_rejection_reasons"]) == ("{}", "[]")
+    code, out = report(db, "feeder", "[1]")
+    assert code == 0, out
+    assert out.splitlines()[:2] == ["feeder [1]:", "- feeder_source: [1]"]
+    assert "  top_rejection_reasons: weak sql 1" in out.splitlines()
+
+
 def test_build_writes_a_self_contained_html_report(wh):
     html = (wh.parent / "report.html").read_text()
     for chart in CHARTS:

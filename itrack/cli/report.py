@@ -55,6 +55,8 @@ FUNNEL_COLUMNS = (
 # candidates_sourced (= processes_started). Tables show one name; JSON and CSV every column.
 COMPANY_ALIASES = ("processes", "acceptance_rate")
 FEEDER_ALIASES = ("candidates_sourced",)
+# mart_feeder_conversion's JSON columns (data_type json in the model YAML)
+FEEDER_JSON_COLUMNS = ("top_rejection_reasons",)
 
 
 def one_name(rows: list[dict[str, Any]], aliases: tuple[str, ...], fmt: Format) -> list[dict]:
@@ -212,16 +214,15 @@ def html(
 
 
 def _decode_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """JSON columns (preferred feeders, reasons, terms) as values, not strings."""
-    decoded = []
-    for row in rows:
-        out = {}
-        for key, value in row.items():
-            if isinstance(value, str) and value[:1] in "[{":
-                try:
-                    value = json.loads(value)
-                except json.JSONDecodeError:
-                    pass
-            out[key] = value
-        decoded.append(out)
-    return decoded
+    """The JSON columns of mart_feeder_conversion (the reasons) as values, not strings. Only
+    those: a name that happens to be JSON text (a feeder called `[1]` or `{}`) stays the text
+    (it came out as a list or an object, and `1` in the table)."""
+    return [
+        {
+            key: json.loads(value)
+            if key in FEEDER_JSON_COLUMNS and isinstance(value, str)
+            else value
+            for key, value in row.items()
+        }
+        for row in rows
+    ]
