@@ -502,7 +502,9 @@ class Reference:
                 "cancelled": sum(x["outcome"] == "cancelled" for x in m),
                 "no_show": sum(x["outcome"] == "no_show" for x in m),
                 "pass_rate": _ratio(passed, passed + failed),
-                "median_days_scheduled_to_completed": _median_days([x["span"] for x in m]),
+                "median_days_scheduled_to_completed": _median_days(
+                    [x["span"] for x in m if x["completed"]]
+                ),
             }
             for r in ("overall", "technical", "culture_fit", "communication"):
                 row[f"avg_{r}_rating"] = _mean([x[f"{r}_rating"] for x in m])

@@ -92,7 +92,10 @@ aggregated as (
         avg(technical_rating) as avg_technical_rating,
         avg(culture_fit_rating) as avg_culture_fit_rating,
         avg(communication_rating) as avg_communication_rating,
-        {{ median_elapsed_days(elapsed_microseconds('scheduled_date', 'completed_date')) }}
+        -- over the stages that took place (is_completed): a cancelled or no-show stage's
+        -- dates time nothing that happened
+        {{ median_elapsed_days("case when is_completed then "
+                               ~ elapsed_microseconds('scheduled_date', 'completed_date') ~ " end") }}
             as median_days_scheduled_to_completed
     from stages
     group by grouping sets ((stage_type), (stage_type, stage_name_normalized))
