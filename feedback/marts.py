@@ -39,10 +39,13 @@ def open_marts(db: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def require_marts(con: duckdb.DuckDBPyConnection, db: Path | str, tables: tuple[str, ...]) -> None:
+def require_marts(
+    con: duckdb.DuckDBPyConnection, db: Path | str, tables: tuple[str, ...], why: str = ""
+) -> None:
     """UserError naming the `tables` a warehouse file lacks (a DuckDB file that is not a built
     warehouse: the raw store named by mistake, an empty file): said in one line, before any
-    output is written, instead of an unexpected catalog error or an empty result."""
+    output is written, instead of an unexpected catalog error or an empty result (`why`:
+    added to it)."""
     present = {
         r[0]
         for r in con.execute(
@@ -51,7 +54,7 @@ def require_marts(con: duckdb.DuckDBPyConnection, db: Path | str, tables: tuple[
     }
     missing = [t for t in tables if t not in present]
     if missing:
-        raise UserError(f"{db}: no {', '.join(missing)}; run `itrack build` first")
+        raise UserError(f"{db}: no {', '.join(missing)}; run `itrack build` first{why}")
 
 
 def records(

@@ -54,7 +54,7 @@ from feedback.feeders import (
     plain,
     wilson,
 )
-from feedback.marts import open_read_only, require_published
+from feedback.marts import open_read_only, require_marts, require_published
 from feedback.placements import (
     merged_candidates,
     patch_placements,
@@ -119,18 +119,8 @@ class FeedbackResult:
 
 
 def _check_marts(con: duckdb.DuckDBPyConnection, warehouse: Path) -> None:
-    present = {
-        r[0]
-        for r in con.execute(
-            "select table_name from information_schema.tables where table_schema = 'main'"
-        ).fetchall()
-    }
-    missing = [m for m in REQUIRED_MARTS if m not in present]
-    if missing:
-        raise UserError(
-            f"{warehouse}: no {', '.join(missing)}; run `itrack build` first "
-            "(feedback is never written from a failed or missing build)"
-        )
+    why = " (feedback is never written from a failed or missing build)"
+    require_marts(con, warehouse, REQUIRED_MARTS, why)
 
 
 class FeedbackLog(Protocol):

@@ -238,6 +238,11 @@ def test_report_html_and_export_of_a_file_without_marts_are_refused_in_one_line(
         "run `itrack build` first\n"
     )
     assert not exported.exists()
+    assert err("feedback --db", str(db), code=2) == (  # the same check, its own reason
+        f"error: {db}: no fct_interview_processes, mart_feeder_conversion; run `itrack build` "
+        "first (feedback is never written from a failed or missing build)\n"
+    )
+    assert not (tmp_path / "feeders.json").exists()
 
 
 def test_docs_before_a_build_is_refused(day1):
