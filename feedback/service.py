@@ -18,7 +18,6 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -72,7 +71,6 @@ from feedback.publish import (
     journal_path,
     pending,
     publish,
-    roll_forward,
     staged_output,
 )
 from ingest.contract import (
@@ -265,7 +263,7 @@ def run_feedback(
     previous: Path | None = None,
     journal: Path | None = None,
     reached: Reached | None = None,
-    note: Callable[[str], None] | None = None,
+    settle: Callable[[Path], None] | None = None,
     fingerprint: Callable[[list[Output]], str | None] | None = None,
 ) -> FeedbackResult:
     """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`.
@@ -283,7 +281,8 @@ def run_feedback(
     next command that takes the build lock completes the publish. `reached`: told each step of
     the publish (default feedback.publish.STEP_HOOKS). A journal found pending once the locks
     are held (a live feedback run killed since this command completed the last one) is
-    completed first, said in one line to `note` (default stderr). `fingerprint(outputs)`: what
+    completed first by `settle(feeders_path)`, the shell's roll forward (as FeedbackService's;
+    None: refused as pending). `fingerprint(outputs)`: what
     the build records once `outputs` are published, carried by the journal for its roll forward."""
     require_published(warehouse)
     result = FeedbackResult(new_run_id("feedback"))
@@ -340,11 +339,6 @@ def run_feedback(
     result.marked_feeders = sorted(marked)
     path = journal or journal_path(previous or warehouse)
 
-    def settle(held: Path) -> None:
-        line = roll_forward(path, log, wait_seconds, held)
-        if line is not None:
-            (note or _to_stderr)(line)
-
     with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds, path, settle):
         # read under the lock, which the live path holds when it adds an outcome to the ledger
         entries = json.loads(log.get_state(LIVE_KEY, "{}"))
@@ -394,10 +388,6 @@ def run_feedback(
     result.updated_feeders = update.result
     result.placements = placements
     return result
-
-
-def _to_stderr(line: str) -> None:
-    print(line, file=sys.stderr)
 
 
 def discard_staged(outputs: list[Output], *staged: Staged | FeedersUpdate | None) -> None:

@@ -876,6 +876,7 @@ def _feedback(
         previous=warehouse,  # the published warehouse the placements file was rendered from
         journal=journal_path(warehouse),
         fingerprint=fingerprint,
+        settle=lambda held: finish_publish(warehouse, wait_seconds, held=held),
     )
 
 

@@ -41,7 +41,7 @@ def feedback(
     from feedback.marts import require_published
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
-    from itrack.pipeline import build_lock
+    from itrack.pipeline import build_lock, finish_publish
 
     published = require_published(warehouse(db))  # before the lock: nothing made beside it
     # A build writes these outputs itself, from the warehouse it publishes: a run beside it
@@ -56,6 +56,7 @@ def feedback(
             candidates_path=candidates,
             full=full,
             wait_seconds=wait,
+            settle=lambda held: finish_publish(published, wait, held=held),
         )
     line(f"feedback: {result}")
 
