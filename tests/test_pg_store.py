@@ -257,7 +257,7 @@ def cli_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
 
 
 def test_the_company_filter_is_served_by_its_index(dsn: str) -> None:
-    """The list filter compares the company's name key (`name_key`); the index of migration
+    """The list filter compares the company's name key (`name_key_sql`); the index of migration
     20261127140000 is on that expression, spelled alike, so the planner can use it (a
     difference in spelling would leave every filtered list a scan of all processes)."""
     where, params = process_filters("%s", " Stripe", "in_progress")

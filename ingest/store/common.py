@@ -33,7 +33,7 @@ PROCESS_FEEDER_SQL = (
 )
 
 
-def name_key(expression: str) -> str:
+def name_key_sql(expression: str) -> str:
     """A company or feeder name as the list filters compare it: case and runs of whitespace do
     not count ("Stripe", " stripe", "STRIPE" are one company, as `itrack interview create`
     and the analytics tell spellings apart). Both sides of a comparison go through it, so they
@@ -51,7 +51,7 @@ def process_filters(
 ) -> tuple[str, list[Any]]:
     """`where ...` and its parameters for every filter given (`mark`: the driver's `?`/`%s`):
     equality on status and candidate; company and `feeder` (the process's feeder, else its
-    candidate's) by `name_key`; created in [`created_from`, `created_to`); `after` a keyset
+    candidate's) by `name_key_sql`; created in [`created_from`, `created_to`); `after` a keyset
     cursor, the rows after (created_at, id) in the stable order every list uses."""
     clauses, params = [], []
     for column, value in (
@@ -66,7 +66,7 @@ def process_filters(
         (PROCESS_FEEDER_SQL, filters.get("feeder")),
     ):
         if value is not None:
-            clauses.append(f"{name_key(column)} = {name_key(mark)}")
+            clauses.append(f"{name_key_sql(column)} = {name_key_sql(mark)}")
             params.append(value)
     for clause, value in (
         ("created_at >= ", filters.get("created_from")),

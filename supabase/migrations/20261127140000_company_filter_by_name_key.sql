@@ -1,4 +1,4 @@
--- The process lists filter a company by its name key (ingest/store/common.py `name_key`): case
+-- The process lists filter a company by its name key (ingest/store/common.py `name_key_sql`): case
 -- and runs of whitespace do not count, as `itrack interview create` and the analytics tell
 -- spellings apart ("Stripe", " stripe", "STRIPE" are one company). The index of 20261125140000
 -- served only the exact spelling; this one is on the expression the filter compares (the two
