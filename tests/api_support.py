@@ -151,7 +151,9 @@ def recruiter(sub: str = RECRUITER_A) -> dict[str, str]:
 def client(db: Path, **config) -> Iterator[TestClient]:
     config.setdefault("jwt_secret", SECRET)
     config.setdefault("organization_id", ORG)
-    config.setdefault("wait_seconds", 0.5)
+    # long enough that a loaded machine (CI: the suite on two workers beside PostgreSQL) never
+    # answers "busy" to a test that means no contention; a test of busy passes its own short wait
+    config.setdefault("wait_seconds", 10)
     app = create_app(ApiConfig(db=db, **config))
     with TestClient(app) as c:
         yield c

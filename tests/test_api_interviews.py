@@ -744,7 +744,10 @@ def test_app_without_secret_refuses_to_start(tmp_path):
 
 def test_store_held_by_another_writer_is_503_with_retry_after(tmp_path):
     """The embedded store's writer lock (PostgreSQL has none: its pool is tested below)."""
-    with store_env("duckdb", tmp_path) as duck, client(duck.db, **duck.config) as api:
+    with (
+        store_env("duckdb", tmp_path) as duck,
+        client(duck.db, **duck.config, wait_seconds=0.5) as api,
+    ):
         pid = new_process(api)["id"]
         _busy(api, duck, pid)
 
