@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -113,11 +114,19 @@ def logged_rows(db: Path, run_id: str) -> int:
         con.close()
 
 
-def day1_location(tmp_path: Path, inputs, shared_plans) -> Path:
-    db = tmp_path / "warehouse.duckdb"
+@pytest.fixture(scope="module")
+def day1_built(tmp_path_factory, inputs, shared_plans) -> Path:
+    """A location after an uninterrupted build of day1 (built once: each test takes a copy)."""
+    db = tmp_path_factory.mktemp("day1") / "location" / "warehouse.duckdb"
     run_build([inputs["day1"]], db=db, **QUIET, plan_cache=shared_plans)
     assert not publish.journal_path(db).exists()  # a complete publish removes its journal
     return db
+
+
+def day1_location(tmp_path: Path, day1_built: Path) -> Path:
+    """A copy of the day1 location in `tmp_path` (a location holds no path of its own)."""
+    shutil.copytree(day1_built.parent, tmp_path, dirs_exist_ok=True)
+    return tmp_path / day1_built.name
 
 
 # each step the publish passes; "journal": the journal written, nothing renamed yet
@@ -136,9 +145,9 @@ SLOW = {
     "step", [pytest.param(s, marks=pytest.mark.slow) if s in SLOW else s for s in STEPS]
 )
 def test_a_publish_killed_at_each_step_is_completed_by_the_next_feedback_run(
-    tmp_path, inputs, reference, shared_plans, step
+    tmp_path, day1_built, inputs, reference, step
 ):
-    db = day1_location(tmp_path, inputs, shared_plans)
+    db = day1_location(tmp_path, day1_built)
     before = current(db)
     journal = killed_build(db, inputs["day2"], step)
     staged = staged_contents(journal)
@@ -164,9 +173,9 @@ def test_a_publish_killed_at_each_step_is_completed_by_the_next_feedback_run(
 
 
 def test_the_next_build_completes_it_merging_the_scoring_jobs_edit(
-    tmp_path, inputs, reference, shared_plans
+    tmp_path, day1_built, inputs, reference
 ):
-    db = day1_location(tmp_path, inputs, shared_plans)
+    db = day1_location(tmp_path, day1_built)
     journal = killed_build(db, inputs["day2"], "renamed warehouse.duckdb")
     staged = staged_contents(journal)
     # the scoring job writes feeders.json meanwhile (the previous night's, with its weight)
@@ -198,9 +207,9 @@ def test_the_next_build_completes_it_merging_the_scoring_jobs_edit(
 
 @pytest.mark.parametrize("fault", ["missing warehouse", "damaged placements"])
 def test_a_staged_file_missing_or_damaged_is_said_and_the_previous_outputs_kept(
-    tmp_path, inputs, reference, shared_plans, fault
+    tmp_path, day1_built, inputs, reference, fault
 ):
-    db = day1_location(tmp_path, inputs, shared_plans)
+    db = day1_location(tmp_path, day1_built)
     before = current(db)
     journal = killed_build(db, inputs["day2"], "journal")
     target = "warehouse.duckdb" if fault == "missing warehouse" else "candidate_placements.json"
@@ -230,8 +239,8 @@ def test_a_staged_file_missing_or_damaged_is_said_and_the_previous_outputs_kept(
     assert published(db) == reference
 
 
-def test_the_live_feedback_path_completes_it_first(tmp_path, inputs, reference, shared_plans):
-    db = day1_location(tmp_path, inputs, shared_plans)
+def test_the_live_feedback_path_completes_it_first(tmp_path, day1_built, inputs, reference):
+    db = day1_location(tmp_path, day1_built)
     journal = killed_build(db, inputs["day2"], "renamed warehouse.duckdb")
     staged = staged_contents(journal)
     # `itrack interview ...` and the API run this service when a process reaches an outcome
@@ -255,9 +264,9 @@ def test_the_live_feedback_path_completes_it_first(tmp_path, inputs, reference, 
 
 
 def test_report_html_completes_it_before_rendering_the_published_warehouse(
-    tmp_path, inputs, shared_plans
+    tmp_path, day1_built, inputs
 ):
-    db = day1_location(tmp_path, inputs, shared_plans)
+    db = day1_location(tmp_path, day1_built)
     journal = killed_build(db, inputs["day2"], "journal")  # the new warehouse not renamed yet
     staged = staged_contents(journal)
     report = db.parent / "report.html"
@@ -294,9 +303,9 @@ def test_the_journal_carries_the_fingerprint_the_build_records(tmp_path, inputs,
 
 
 def test_after_a_roll_forward_the_next_build_of_the_same_inputs_does_nothing(
-    tmp_path, inputs, shared_plans
+    tmp_path, day1_built, inputs
 ):
-    db = day1_location(tmp_path, inputs, shared_plans)
+    db = day1_location(tmp_path, day1_built)
     journal = killed_build(db, inputs["day2"], "renamed report.html")
     rolled = itrack("report", "html", "--db", str(db), "--out", str(tmp_path / "elsewhere.html"))
     assert rolled.returncode == 0, rolled.stderr
@@ -347,9 +356,9 @@ def ledger_of(db: Path) -> dict[str, list]:
 
 @pytest.mark.parametrize("step", LIVE_STEPS)
 def test_a_live_outcome_killed_between_its_writes_is_completed_by_the_next_command(
-    tmp_path, inputs, shared_plans, step
+    tmp_path, day1_built, step
 ):
-    db = day1_location(tmp_path, inputs, shared_plans)
+    db = day1_location(tmp_path, day1_built)
     before = current(db)
     process = offered_process(db)
     killed = subprocess.run(
@@ -418,15 +427,13 @@ app(prog_name="itrack")
 """
 
 
-def test_writers_of_one_journal_wait_for_each_other_whichever_feeders_file(
-    tmp_path, inputs, shared_plans
-):
+def test_writers_of_one_journal_wait_for_each_other_whichever_feeders_file(tmp_path, day1_built):
     """`itrack feedback --feeders` elsewhere and the live path (data/feeders.json, as the API
     given its own) hold different feeders.json locks, but write one journal: the journal's lock
     (taken by `locked_outputs`, which every writer of a journal goes through) keeps the live
     writer out while the run's outputs are staged and its journal not yet written, so neither
     writes its journal over the other's (nor removes it)."""
-    db = day1_location(tmp_path, inputs, shared_plans)
+    db = day1_location(tmp_path, day1_built)
     paused, go = tmp_path / "paused", tmp_path / "go"
     elsewhere = tmp_path / "scoring" / "feeders.json"
     elsewhere.parent.mkdir()
@@ -466,8 +473,8 @@ def test_writers_of_one_journal_wait_for_each_other_whichever_feeders_file(
     )  # the run published its own feeders.json
 
 
-def test_an_unreadable_journal_is_said_and_removed(tmp_path, inputs, shared_plans):
-    db = day1_location(tmp_path, inputs, shared_plans)
+def test_an_unreadable_journal_is_said_and_removed(tmp_path, day1_built):
+    db = day1_location(tmp_path, day1_built)
     before = current(db)
     path = publish.journal_path(db)
     path.write_text("{not json")
