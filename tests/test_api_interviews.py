@@ -425,6 +425,31 @@ def test_stage_refusals(api):
     assert_error(api.get(f"/interviews/{random_id()}/stages", headers=lead()), 404)
 
 
+def test_an_id_of_the_other_kind_is_named_so_on_every_write_on_both_stores(api, store):
+    """A process id where a stage id belongs (and the reverse) is 404 saying what the id is,
+    on both stores, for a lead and a recruiter: the DuckDB API's own access check looked the
+    id up itself and said only 'not found' (found by the exploratory ops run)."""
+    pid = new_process(api, headers=recruiter())["id"]
+    added = api.post(
+        f"/interviews/{pid}/stages",
+        json={"stage_name": "Phone Screen", "stage_order": 1},
+        headers=lead(),
+    )
+    sid = added.json()["id"]
+    next_stage = {"stage_name": "X", "stage_order": 2}
+    as_stage = f"'{pid}' is an interview process id, not an interview stage id"
+    as_process = f"'{sid}' is an interview stage id, not an interview process id"
+    for headers in (lead(), recruiter()):
+        for method, url, body, message in (
+            ("PUT", f"/interviews/stages/{pid}", {"next_steps": "call"}, as_stage),
+            ("PUT", f"/interviews/stages/{pid}/outcome", {"outcome": "passed"}, as_stage),
+            ("PUT", f"/interviews/{sid}", {"status": "on_hold"}, as_process),
+            ("POST", f"/interviews/{sid}/stages", next_stage, as_process),
+        ):
+            r = api.request(method, url, json=body, headers=headers)
+            assert assert_error(r, 404)["message"] == message, (method, url)
+
+
 def test_stage_details_update(api):
     pid = new_process(api)["id"]
     sid = api.post(

@@ -18,11 +18,10 @@ from uuid import UUID
 import duckdb
 
 from ingest.contract import InterviewStage
-from ingest.errors import NotFoundError
 from ingest.ports import InterviewStore
 from ingest.service import FeedbackStatus, FeedbackTrigger, InterviewService, run_feedback_callbacks
 from ingest.stamps import utc_now
-from ingest.store.duckdb.repository import DuckDBInterviewStore, InterviewRepository, parse_id
+from ingest.store.duckdb.repository import DuckDBInterviewStore, InterviewRepository
 from ingest.store.duckdb.store import open_store
 from itrack.api.auth import Principal
 from itrack.api.duckdb_gate import DuckDBGate
@@ -95,27 +94,20 @@ class DuckDBSession(_RoleRules):
             return
         if p.app_role != "recruiter":
             raise ApiError(403, "only recruiters and leads may change interview processes")
-        pid = parse_id(process_id, "process")
+        # the repository's lookup: its 'not found' names an id of another kind as such
+        pid = InterviewRepository(self.con).get_interview_by_id(process_id).id
         row = self.con.execute(
-            "select p.id, a.recruiter_id from interview_processes p "
-            "left join api_process_assignments a on a.interview_process_id = p.id where p.id = ?",
+            "select recruiter_id from api_process_assignments where interview_process_id = ?",
             [pid],
         ).fetchone()
-        if row is None:
-            raise NotFoundError(f"interview process '{process_id}' not found")
-        if row[1] != p.sub:
+        if row is None or row[0] != p.sub:
             raise ApiError(
                 403, f"process {pid} is not assigned to you: a recruiter changes only their own"
             )
 
     def check_can_change_stage(self, stage_id: UUID | str) -> None:
-        sid = parse_id(stage_id, "stage")
-        row = self.con.execute(
-            "select interview_process_id from interview_stages where id = ?", [sid]
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"interview stage '{stage_id}' not found")
-        self.check_can_change(row[0])
+        stage = InterviewRepository(self.con).get_stage_by_id(stage_id)
+        self.check_can_change(stage.interview_process_id)
 
     def get_stage(self, stage_id: UUID | str) -> InterviewStage:
         return InterviewRepository(self.con).get_stage_by_id(stage_id)
