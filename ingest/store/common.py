@@ -33,13 +33,21 @@ PROCESS_FEEDER_SQL = (
 )
 
 
+# A run of ASCII whitespace (space, tab, LF, VT, FF, CR): the escapes read alike in both engines.
+_NAME_KEY_SPACES = r"[ \t\n\v\f\r]+"
+
+
 def name_key_sql(expression: str) -> str:
     """A company or feeder name as the list filters compare it: case and runs of whitespace do
     not count ("Stripe", " stripe", "STRIPE" are one company, as `itrack interview create`
     and the analytics tell spellings apart). Both sides of a comparison go through it, so they
     fold alike on either engine; PostgreSQL indexes this expression of `company_name`
-    (migration 20261127140000): keep the two spelled the same."""
-    return f"lower(trim(regexp_replace({expression}, '\\s+', ' ', 'g')))"
+    (migration 20261127150000): keep the two spelled the same.
+
+    Whitespace is the ASCII set, spelled out: `\\s` is ASCII in DuckDB's regex engine but the
+    locale's spaces in PostgreSQL's (U+3000 and U+2003 among them), so one name matched on one
+    store and not on the other."""
+    return f"lower(trim(regexp_replace({expression}, '{_NAME_KEY_SPACES}', ' ', 'g')))"
 
 
 def process_filters(
