@@ -27,7 +27,7 @@ from ingest.migrate import POSTGRES_MIGRATIONS, upgrade_postgres
 from ingest.service import InterviewService
 from ingest.stamps import utc_now
 from ingest.store.common import process_filters
-from ingest.store.postgres.repository import NotAllowed, PostgresInterviewStore
+from ingest.store.postgres.repository import NotAllowed, PostgresInterviewStore, lock_timeout_ms
 from itrack.cli.main import app
 from itrack.settings import get_settings
 from tests import pg
@@ -299,6 +299,24 @@ def test_a_record_another_session_is_changing_is_waited_for_wait_seconds_then_bu
     assert _rows(dsn, "select status from interview_processes where id = %s", [process.id]) == [
         ("on_hold",)
     ]
+
+
+@pytest.mark.parametrize("wait", ["inf", "3000000"])
+def test_a_wait_longer_than_postgresql_holds_is_its_longest_not_a_crash(
+    cli_on, dsn: str, store: PostgresInterviewStore, wait: str
+) -> None:
+    """--wait takes any number of seconds, `inf` too (the embedded store waits for ever);
+    PostgreSQL's lock_timeout holds at most INT_MAX ms (24.8 days), so a longer wait is that.
+    It was 'unexpected OverflowError' for inf, and for 35 days 'PostgreSQL cannot act as
+    service_role: invalid value for parameter "lock_timeout"' with advice to install the
+    auth shim, exit 2 (found by the exploratory ops run)."""
+    process = InterviewService(store).create_interview_process("ca", "Acme", "SWE")
+    result = cli_on(dsn, "interview", "complete", str(process.id), "on_hold", "--wait", wait)
+    assert_exit(result, 0)
+    assert _rows(dsn, "select status from interview_processes where id = %s", [process.id]) == [
+        ("on_hold",)
+    ]
+    assert lock_timeout_ms(float(wait)) == 2**31 - 1
 
 
 def test_an_unmigrated_database_says_what_to_run(cli_on, pg_server: str) -> None:

@@ -314,8 +314,9 @@ def _with_lock_timeout(dsn: str | None, seconds: float) -> str | None:
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     from ingest.migrate import check_dsn
+    from ingest.store.postgres.repository import lock_timeout_ms
 
     check_dsn(dsn)  # a malformed DSN is one line (exit 2), never the parser's error below
     options = conninfo_to_dict(dsn).get("options") or ""
-    timeout = f"-c lock_timeout={max(1, round(seconds * 1000))}"
+    timeout = f"-c lock_timeout={lock_timeout_ms(seconds)}"
     return make_conninfo(dsn, options=f"{options} {timeout}".strip())

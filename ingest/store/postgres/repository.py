@@ -46,6 +46,8 @@ from ingest.store.common import (
 )
 
 # Roles a call may act as (the ones the migrations grant to).
+# lock_timeout is an int of milliseconds; a larger value is refused as invalid
+PG_MAX_LOCK_TIMEOUT_MS = 2**31 - 1
 ROLES = frozenset({"anon", "authenticated", "service_role", "itrack_extract"})
 
 
@@ -520,10 +522,9 @@ class PostgresInterviewStore:
         caller's claims and the audit stamps, for this transaction. A connecting user who may
         not take the role, or a database without it, is one line naming the role."""
         settings = [self.role, json.dumps(self.claims), run_id, HISTORY_SOURCE]
-        # lock_timeout 0 is PostgreSQL's "for ever": no wait at all is 1 ms
         bounded = ", set_config('lock_timeout', %s, true)" if self.lock_wait is not None else ""
         if self.lock_wait is not None:
-            settings.append(f"{max(1, round(self.lock_wait * 1000))}ms")
+            settings.append(f"{lock_timeout_ms(self.lock_wait)}ms")
         try:
             conn.execute(
                 "select set_config('role', %s, true),"
@@ -543,6 +544,13 @@ class PostgresInterviewStore:
                 f"PostgreSQL cannot act as {self.role}: {_first_line(exc)} (plain PostgreSQL: "
                 "run `itrack db upgrade --dsn ... --auth-shim`, which creates Supabase's roles)"
             ) from None
+
+
+def lock_timeout_ms(seconds: float) -> int:
+    """A wait for a row lock as PostgreSQL's `lock_timeout` (milliseconds): 0 is its "for
+    ever", so no wait at all is 1 ms; it holds at most INT_MAX ms (24.8 days), so a longer
+    wait (`--wait inf` among them, which the embedded store takes as for ever) is that."""
+    return max(1, round(min(seconds * 1000, PG_MAX_LOCK_TIMEOUT_MS)))
 
 
 def _configure(conn: psycopg.Connection) -> None:
