@@ -491,7 +491,11 @@ class InterviewService:
             _check_at(call, process)
             extended = False  # moved to offer_extended with the details in this call
             if offer is not None:
-                process = process.model_copy(update={"offer_details": offer})
+                update: dict[str, Any] = {"offer_details": offer}
+                if target is S.OFFER_EXTENDED and final_outcome is not None:
+                    # saved with the details below, as a move without details saves it
+                    update["final_outcome"] = final_outcome
+                process = process.model_copy(update=update)
                 if process.status is not S.OFFER_EXTENDED:
                     process, extended = self._move(call, process, S.OFFER_EXTENDED), True
             if offer is not None and target is S.OFFER_EXTENDED:

@@ -333,6 +333,23 @@ def test_status_change_through_the_state_machine(api, store):
     )
 
 
+def test_a_final_outcome_sent_with_offer_details_is_kept(api, store):
+    """`final_outcome` with offer details is saved as it is without them: the extension with
+    details (and a revision of them) dropped it without a word, 200 and null (found by the
+    exploratory ops run)."""
+    pid = new_process(api)["id"]
+    extended = move(api, pid, "offer_extended", offer_details=OFFER, final_outcome="verbal offer")
+    assert (extended["final_outcome"], extended["offer_details"]["base_salary"]) == (
+        "verbal offer",
+        150000,
+    )
+    revised = {**OFFER, "base_salary": 160000}
+    move(api, pid, "offer_extended", offer_details=revised, final_outcome="offer raised")
+    got = api.get(f"/interviews/{pid}", headers=lead()).json()
+    assert (got["final_outcome"], got["offer_details"]["base_salary"]) == ("offer raised", 160000)
+    assert store.history(pid) == [(None, "in_progress"), ("in_progress", "offer_extended")]
+
+
 def test_status_change_refusals(api):
     pid = new_process(api)["id"]
     err = assert_error(
