@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -620,6 +621,19 @@ def test_authentication_required(api):
         401,
         contains="Signature verification failed",
     )
+
+
+def test_a_token_from_an_auth_server_whose_clock_is_ahead_is_accepted(api, store):
+    """A Supabase session token is used the moment it is issued; an auth server whose clock
+    runs ahead of ours stamps an `iat` in our future. It was 401 'invalid bearer token: The
+    token is not yet valid (iat)' until our clock caught up (found by the exploratory ops
+    run); `iat` says when it was issued, `exp` bounds it (an expired token is still 401)."""
+    ahead = int(time.time()) + 60
+    r = api.get("/interviews", headers=token(iat=ahead))
+    assert r.status_code == 200, r.text
+    assert r.json()["items"] == []
+    expired = token(iat=ahead, exp=int(time.time()) - 10)
+    assert_error(api.get("/interviews", headers=expired), 401, contains="expired")
 
 
 @pytest.mark.parametrize(

@@ -110,7 +110,10 @@ def _verify(token: str, secret: str) -> Principal:
             secret,
             algorithms=[ALGORITHM],
             audience=AUDIENCE,
-            options={"require": ["exp", "sub", "role"]},
+            # `iat` only says when it was issued (RFC 7519): PyJWT refuses one in the future,
+            # so a token from an auth server whose clock is a second ahead failed until ours
+            # caught up. Its validity is `exp` (and `nbf` if given), checked as before.
+            options={"require": ["exp", "sub", "role"], "verify_iat": False},
         )
     except jwt.ExpiredSignatureError:
         raise _unauthorized("the bearer token has expired") from None
