@@ -305,6 +305,25 @@ def test_a_company_name_with_a_slash_is_reached_by_its_path(api):
     assert_error(api.get("/interviews/company/", headers=lead()), 422, "path.name")
 
 
+@pytest.mark.parametrize(
+    ("name", "encoded"),
+    [("50% Off", "50%25%20Off"), ("Ström", "Str%C3%B6m"), ("Q?A", "Q%3FA"), ("AC/DC", "AC/DC")],
+)
+def test_the_next_page_of_a_company_is_a_valid_url_of_that_company(api, name, encoded):
+    """`next` is the company's path percent-encoded: it was Starlette's `request.url`, which
+    re-encodes only ?, # and backslash of the decoded path, so '50% Off' came back with a bare
+    '%' and space (curl sent it cut at the space: page 2 was the first 50 of everything) and,
+    on a real server, 'A%41' as a link to company 'AA' (found by the exploratory ops run)."""
+    ids = [new_process(api, company_name=name)["id"] for _ in range(3)]
+    first = api.get(f"/interviews/company/{encoded}?limit=2", headers=lead()).json()
+    cursor = first["next_cursor"]
+    assert first["next"] == (
+        f"http://testserver/interviews/company/{encoded}?limit=2&cursor={cursor}"
+    )
+    second = api.get(first["next"], headers=lead()).json()
+    assert [p["id"] for p in first["items"] + second["items"]] == ids
+
+
 # -- status changes ------------------------------------------------------------------------------
 
 

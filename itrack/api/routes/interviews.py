@@ -7,6 +7,7 @@ import binascii
 import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
+from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -124,13 +125,21 @@ def _page(
         )
     items = found[: filters.limit]
     next_cursor = _encode_cursor(items[-1]) if len(found) > filters.limit else None
-    next_url = str(request.url.include_query_params(cursor=next_cursor)) if next_cursor else None
+    next_url = _next_url(request, next_cursor) if next_cursor else None
     return {
         "items": [p.model_dump(mode="json") for p in items],
         "limit": filters.limit,
         "next_cursor": next_cursor,
         "next": next_url,
     }
+
+
+def _next_url(request: Request, cursor: str) -> str:
+    """This page's URL with the next cursor. The path is percent-encoded again from the
+    decoded one: Starlette's `request.url` re-encodes only ?, # and \\, so a company named
+    'A%41' got a link to 'AA' and one named '50% Off' a link with a bare space in it."""
+    path = quote(request.scope["path"], safe="/")
+    return str(request.url.replace(path=path).include_query_params(cursor=cursor))
 
 
 # -- processes: the literal paths first (company/, candidate/, stages/) --------------------------
