@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from ingest import readers
 from ingest.load import ingest_paths
+from ingest.store.duckdb.store import raw_store_path
 from itrack.generate import generate, generate_delta
 from tests.conftest import query
 from tests.factories import P1, P2, S1, S2, S3, candidate, offer, process, stage, write_jsonl
@@ -43,7 +44,11 @@ SNAPSHOT = {
 
 
 def snapshot(db: Path) -> dict[str, list[tuple]]:
-    return {name: query(db, sql) for name, sql in SNAPSHOT.items()}
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)  # one connection for all
+    try:
+        return {name: con.execute(sql).fetchall() for name, sql in SNAPSHOT.items()}
+    finally:
+        con.close()
 
 
 def run_both(
