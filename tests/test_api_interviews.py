@@ -583,6 +583,29 @@ def test_a_null_stage_detail_is_422_not_a_200_that_changed_nothing(api, field):
     assert api.get(f"/interviews/stages/{sid}", headers=lead()).json() == before
 
 
+@pytest.mark.parametrize("field", ["feedback_notes", "interviewer_names"])
+def test_a_null_note_or_interviewer_list_on_an_outcome_is_422_not_kept(api, field):
+    """On the outcome endpoint a null rating clears it, but a null `feedback_notes` or
+    `interviewer_names` was taken as absent: 200 with the old notes and names still there
+    (found by the exploratory ops run). Refused as on PUT /interviews/stages/{id}."""
+    pid = new_process(api)["id"]
+    stage = {"stage_name": "Onsite", "stage_order": 1}
+    sid = api.post(f"/interviews/{pid}/stages", json=stage, headers=lead()).json()["id"]
+    said = {"outcome": "pending", "feedback_notes": "strong", "interviewer_names": ["Bo Chen"]}
+    url = f"/interviews/stages/{sid}/outcome"
+    assert api.put(url, json=said, headers=lead()).status_code == 200
+    before = api.get(f"/interviews/stages/{sid}", headers=lead()).json()
+    err = assert_error(api.put(url, json={"outcome": "pending", field: None}, headers=lead()), 422)
+    message = "null is not a value here: leave the field out to keep it as it is"
+    assert (err["message"], err["field"]) == (
+        f"invalid input: body.{field}: {message}",
+        f"body.{field}",
+    )
+    assert api.get(f"/interviews/stages/{sid}", headers=lead()).json() == before
+    cleared = api.put(url, json={"outcome": "pending", "overall_rating": None}, headers=lead())
+    assert (cleared.status_code, cleared.json()["overall_rating"]) == (200, None)
+
+
 def test_failed_outcome_closes_the_process_and_then_everything_is_409(api, store):
     pid = new_process(api)["id"]
     sid = api.post(

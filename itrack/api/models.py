@@ -94,11 +94,11 @@ def _from_contract(
     optional: tuple[str, ...] = (),
     example: dict[str, Any] | None = None,
     doc: str = "",
-    null_refused: bool = False,
+    null_refused: tuple[str, ...] = (),
     **extra: Any,
 ) -> type[Record]:
     """A request model made of contract fields: same annotation and validators, unknown fields
-    refused. `optional` fields default to None (absent = unchanged / not given); with
+    refused. `optional` fields default to None (absent = unchanged / not given); for a field in
     `null_refused` an explicit null is 422 naming the field."""
     fields: dict[str, Any] = {}
     for field in required:
@@ -108,7 +108,9 @@ def _from_contract(
     fields.update(extra)
     config = with_example(example or {})
     validators = (
-        {"refuse_null": field_validator("*", mode="before")(_refuse_null)} if null_refused else {}
+        {"refuse_null": field_validator(*null_refused, mode="before")(_refuse_null)}
+        if null_refused
+        else {}
     )
     created = create_model(  # type: ignore[call-overload]
         name, __base__=Record, __doc__=doc, __validators__=validators, **fields
@@ -200,7 +202,7 @@ StageUpdate = _from_contract(
     },
     doc="Change a stage's name, schedule, interviewers or next steps (absent: unchanged; null "
     "refused); the outcome has its own endpoint.",
-    null_refused=True,
+    null_refused=("stage_name", "scheduled_date", "next_steps", "interviewer_names"),
 )
 
 StageOutcomeUpdate = _from_contract(
@@ -233,7 +235,10 @@ StageOutcomeUpdate = _from_contract(
         )
     },
     doc="A stage's outcome with ratings and notes; failed closes an in_progress process as "
-    "rejected_by_company.",
+    "rejected_by_company. Notes and interviewers left out stay as they are (null refused); a "
+    "null rating clears it; a null completed_date is the outcome's default.",
+    # the service keeps notes and interviewers it is not given: a null was a 200 that kept them
+    null_refused=("feedback_notes", "interviewer_names"),
 )
 
 
