@@ -477,6 +477,9 @@ class InterviewService:
         `complete(id, 'offer_accepted', offer)` from in_progress records both moves. With
         status offer_extended on an offer_extended process, the details are revised.
 
+        `final_outcome` is this move's reason; a move without one leaves none (a reason given
+        with an earlier move is not carried into this one).
+
         Reaching offer_accepted, rejected_by_company or candidate_withdrew runs the registered
         feedback step after the commit; `result.feedback` says whether it ran or was deferred
         to the next build (the move itself stands either way).
@@ -502,7 +505,11 @@ class InterviewService:
                 # the move saved the details; else they revise an extended offer
                 saved = process if extended else self._touch(call, process)
             else:
-                saved = self._move(call, process, target, final_outcome=final_outcome)
+                # the reason belongs to the move that gives it: one given earlier (an on_hold's
+                # "waiting on budget") is not this move's, and a rejection without a reason
+                # must not report it as the reason the company gave
+                unexplained = process.model_copy(update={"final_outcome": None})
+                saved = self._move(call, unexplained, target, final_outcome=final_outcome)
         return CompletedProcess.model_validate({**saved.model_dump(), "feedback": call.feedback})
 
     # -- reads --------------------------------------------------------------------------------

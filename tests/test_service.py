@@ -247,6 +247,25 @@ def test_valid_moves_written_to_history(service, db, process):
     assert changed_at == [(back.updated_at,)]
 
 
+def test_a_reason_belongs_to_its_move_and_is_not_carried_into_the_next(service, db, process):
+    """An on_hold's reason stayed in final_outcome: the rejection after it, given no reason,
+    reported "waiting on budget" as the company's reason (found by the exploratory ops run)."""
+    held = service.complete_interview_process(process.id, "on_hold", final_outcome="budget")
+    assert held.final_outcome == "budget"
+    back = service.complete_interview_process(process.id, "in_progress")
+    assert back.final_outcome is None
+    service.complete_interview_process(process.id, "on_hold", final_outcome="budget")
+    rejected = service.complete_interview_process(process.id, "rejected_by_company")
+    assert rejected.final_outcome is None
+    assert query(db, "select final_outcome from interview_processes") == [(None,)]
+    other = service.create_interview_process("c2", "Beta", "Engineer")
+    service.complete_interview_process(other.id, "on_hold", final_outcome="budget")
+    given = service.complete_interview_process(
+        other.id, "candidate_withdrew", final_outcome="moved"
+    )
+    assert given.final_outcome == "moved"
+
+
 def test_terminal_status_is_final(service, process):
     service.complete_interview_process(process.id, "candidate_withdrew")
     with pytest.raises(Refused, match="allowed next: none, candidate_withdrew is final"):
