@@ -320,6 +320,21 @@ def test_sql_json_prints_nan_and_infinity_as_null(tmp_path):
     assert table.stdout == "1 row(s):\n  n    i\nnan  inf\n"
 
 
+def test_sql_keeps_every_column_of_a_name_given_twice(tmp_path):
+    """Found by the exploratory analytics run: rows were dicts keyed by column name, so a name
+    given twice (a join's `select *`, `p.company_name, s.company_name`) kept only its last
+    copy: `--format json` dropped the others and the table printed the last value under each.
+    A repeat is now `name_1`, `name_2`, ... (the first name not already a column)."""
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()
+    select = "select 1 as a, 2 as a, 3 as a_1, 4 as a"
+    table = invoke("sql", "--db", str(db), "-c", select).stdout
+    assert table == "1 row(s):\na  a_2  a_1  a_3\n1    2    3    4\n"
+    joined = "select * from (select 1 as x) as l, (select 2 as x) as r"
+    out = invoke("sql", "--db", str(db), "--format", "json", "-c", joined).stdout
+    assert json.loads(out) == [{"x": 1, "x_1": 2}]
+
+
 def test_docs_catalog_has_every_model_and_column_type(built):
     _root, db, _log = built
     out = invoke("docs", "--db", str(db)).stdout

@@ -641,7 +641,7 @@ def _run_sql(con: Any, statement: str, output: Format) -> bool:
         cursor = con.execute(statement)
         if cursor is None:  # only comments: nothing ran, nothing to print
             return True
-        names = [d[0] for d in cursor.description] if cursor.description else []
+        names = _distinct_names([d[0] for d in cursor.description or ()])
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()] if names else []
     except duckdb.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -652,6 +652,24 @@ def _run_sql(con: Any, statement: str, output: Format) -> bool:
     elif names:
         print_table(rows, f"{len(rows)} row(s)", names)
     return True
+
+
+def _distinct_names(names: list[str]) -> list[str]:
+    """Column names as row keys: a name given again (`select p.company_name, s.company_name`,
+    `select *` over a join) becomes `name_1`, `name_2`, ... (the first free one). As dict keys
+    the repeats collapsed: JSON lost every copy but the last and the table printed the last
+    copy's value under each."""
+    taken = set(names)
+    distinct: list[str] = []
+    for name in names:
+        if name in distinct:
+            suffix = 1
+            while f"{name}_{suffix}" in taken:
+                suffix += 1
+            name = f"{name}_{suffix}"
+            taken.add(name)
+        distinct.append(name)
+    return distinct
 
 
 def _sql_prompt(con: Any, path: Path, output: Format) -> None:
