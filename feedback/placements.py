@@ -200,12 +200,12 @@ def merged_candidates(
     # their bytes.
     if path.suffix.lower() in (".jsonl", ".ndjson"):
         lines = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        for number, line in enumerate(_jsonl_lines(text), start=1):
             checked = _parse(line, path, number, **_CHECKED) if line.strip() else None
             if checked is not None and _apply(checked, history, path, number, complete):
                 record = _parse(line, path, number, **_UNTOUCHED)
                 _apply(record, history, path, number, complete)
-                line = dumps_line(record)
+                line = dumps_line(record) + ("\r" if line.endswith("\r") else "")
             lines.append(line)
         return ("\n".join(lines) + "\n").encode("utf-8")
     checked = _records(_parse(text, path, None, **_CHECKED), path)
@@ -215,6 +215,14 @@ def merged_candidates(
     for record, index in _records(document, path):
         _apply(record, history, path, index, complete)
     return dumps(document)
+
+
+def _jsonl_lines(text: str) -> list[str]:
+    """The lines of a JSON Lines text, split at LF only, each with its CR if it had one (kept,
+    so a CRLF file stays CRLF). `str.splitlines` also split at U+2028, U+2029, U+0085 and other
+    separators a JSON string may hold unescaped (`json.dumps(ensure_ascii=False)` writes
+    them): a valid record was cut in two and the whole file refused as not JSON."""
+    return (text[:-1] if text.endswith("\n") else text).split("\n")
 
 
 def _records(document: Any, path: Path) -> list[tuple[Any, int]]:

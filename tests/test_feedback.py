@@ -191,6 +191,23 @@ def test_a_candidate_whose_history_is_unchanged_keeps_its_bytes(wh):
     assert as_json.read_text() == document
 
 
+def test_a_jsonl_candidates_file_is_split_at_line_feeds_only(wh):
+    """Found by the exploratory analytics run: the JSONL candidates file was split with
+    `str.splitlines`, which also cuts at U+2028, U+2029 and U+0085, characters a JSON string
+    may hold unescaped (`json.dumps(ensure_ascii=False)` writes them): a valid file was refused
+    as not JSON, exit 2. It is split at LF only, and a CRLF file keeps its CRs."""
+    feed(wh)
+    history = json.loads((wh.parent / "placements.json").read_text())
+    placed = next(iter(history))
+    jsonl = wh.parent / "candidates.jsonl"
+    other = '{"id": "nobody", "note": "a\u2028b\u2029c\x85d"}'
+    jsonl.write_text(f'{{"id": "{placed}"}}\r\n{other}\r\n', newline="")
+    feed(wh, candidates_path=jsonl)
+    first, second, end = jsonl.read_bytes().decode().split("\r\n")
+    assert json.loads(first) == {"id": placed, "placement_history": history[placed]}
+    assert (second, end) == (other, "")
+
+
 def test_a_placement_no_longer_in_the_warehouse_leaves_the_candidates_file(wh):
     """A candidate an earlier run gave a placement_history whose offer_accepted process was
     since reopened or corrected has no placement now: a feedback run (which knows every
