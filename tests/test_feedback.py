@@ -350,6 +350,34 @@ def test_report_command(wh):
     assert "no such feeder 'refferal'; closest: referral" in unknown.output
 
 
+def test_feedback_options_given_before_report_are_used_or_refused(wh, tmp_path, monkeypatch):
+    """Found by the exploratory analytics run: `itrack feedback --db X report F` dropped the
+    group's --db and reported on the default warehouse ($ITRACK_DB), silently; --feeders,
+    --placements, --candidates and --full before `report` were ignored as silently. The
+    group's --db is now report's default; the run's own options are refused, exit 2."""
+    from itrack.settings import get_settings
+
+    monkeypatch.setenv("ITRACK_DB", str(tmp_path / "elsewhere" / "warehouse.duckdb"))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        after = runner.invoke(app, ["feedback", "report", "referral", "--db", str(wh)])
+        assert_exit(after, 0)
+        before = runner.invoke(app, ["feedback", "--db", str(wh), "report", "referral"])
+        assert_exit(before, 0)
+        assert before.stdout == after.stdout
+        refused = runner.invoke(
+            app, ["feedback", "--full", "--feeders", "f.json", "report", "referral"]
+        )
+        assert_exit(refused, 2)
+        assert refused.stderr == (
+            "error: --feeders, --full: options of the feedback run, not of "
+            "`itrack feedback report`; nothing was run\n"
+        )
+    finally:
+        get_settings.cache_clear()
+
+
 def test_accepted_offer_triggers_that_feeder_and_default_equals_full(wh, tmp_path):
     """After the service API accepts an offer, the next feedback run is triggered by exactly
     that feeder, changes exactly that candidate's placements, and writes what --full writes."""

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ingest.errors import UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.common import DbOption, Target, WaitOption, path_option, warehouse, with_target
 from itrack.cli.output import line, print_json, print_record
@@ -37,6 +38,7 @@ def feedback(
 ) -> None:
     """Update feeders.json metrics and placement history from the published marts."""
     if ctx.invoked_subcommand:
+        _hand_on(ctx, db, feeders=feeders, placements=placements, candidates=candidates, full=full)
         return
     from feedback.marts import require_published
     from feedback.service import run_feedback
@@ -61,15 +63,31 @@ def feedback(
     line(f"feedback: {result}")
 
 
+def _hand_on(ctx: typer.Context, db: Path | None, **run_options: object) -> None:
+    """Before a subcommand: the group's `--db` is the subcommand's default (`itrack feedback
+    --db X report F` reported on the default warehouse, silently, not on X); the options of the
+    feedback run itself, which a subcommand does not do, are refused (they were ignored)."""
+    given = [f"--{name}" for name, value in run_options.items() if value]
+    if given:
+        raise UserError(
+            f"{', '.join(given)}: options of the feedback run, not of "
+            f"`itrack feedback {ctx.invoked_subcommand}`; nothing was run"
+        )
+    ctx.obj = db
+
+
 @app.command()
 @with_target(wait=False)
 def report(
-    feeder: Annotated[str, typer.Argument(help="Feeder source, e.g. ex-amazon.")], *, target: Target
+    ctx: typer.Context,
+    feeder: Annotated[str, typer.Argument(help="Feeder source, e.g. ex-amazon.")],
+    *,
+    target: Target,
 ) -> None:
     """The feeder performance report: sourced, success by stage, time to hire, rejections."""
     from itrack.services import feedback_service
 
-    service = feedback_service(target.warehouse)
+    service = feedback_service(warehouse(target.db or ctx.obj))
     metrics = service.get_feeder_performance_report(feeder).to_dict()
     feeder = metrics["feeder_source"]  # as the marts spell it
     if target.json:
