@@ -137,6 +137,7 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
             target = out / name
             if target.is_symlink() or (target.exists() and not target.is_file()):
                 raise UserError(f"cannot export to {target}: not a regular file; nothing exported")
+        _refuse_foreign_manifest(out / MANIFEST)
         for leftover in out.glob(f"{STAGING_PREFIX}*"):  # a killed export's staging folder
             shutil.rmtree(leftover, ignore_errors=True)
         try:
@@ -160,6 +161,19 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return counts
+
+
+def _refuse_foreign_manifest(path: Path) -> None:
+    """An export replaces only an export's manifest: `--out` naming a folder that holds some
+    other `manifest.json` (a web app's, dbt's target/) replaced it, without a backup."""
+    try:
+        document = json.loads(path.read_bytes())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        document = None  # unreadable or not JSON: not an export's
+    if not (isinstance(document, dict) and document.get("anonymized") is True):
+        raise UserError(f"{path} exists and is not an export's manifest; nothing exported (--out)")
 
 
 def _write_tables(

@@ -486,6 +486,28 @@ def test_an_export_that_cannot_be_completed_writes_nothing(wh, tmp_path):
     assert sorted(p.name for p in out.iterdir() if not p.is_file()) == [blocked.name]
 
 
+def test_an_export_never_replaces_a_manifest_it_did_not_write(wh, tmp_path):
+    """Found by the exploratory analytics run: `--out` naming a folder that holds some other
+    `manifest.json` (a web app's, dbt's target/) replaced it with the export's, no backup.
+    The export refuses, exit 2, before writing anything; an earlier export's is replaced."""
+    out = tmp_path / "site"
+    out.mkdir()
+    theirs = out / "manifest.json"
+    theirs.write_text('{"name": "app", "icons": []}\n')
+    args = ["export", "--anonymize", "--out", str(out), "--db", str(wh)]
+    refused = CliRunner().invoke(app, args)
+    assert_exit(refused, 2)
+    assert refused.stderr == (
+        f"error: {theirs} exists and is not an export's manifest; nothing exported (--out)\n"
+    )
+    assert [p.name for p in out.iterdir()] == ["manifest.json"]
+    assert theirs.read_text() == '{"name": "app", "icons": []}\n'
+    theirs.unlink()
+    assert_exit(CliRunner().invoke(app, args), 0)
+    assert_exit(CliRunner().invoke(app, args), 0)  # its own manifest it replaces
+    assert json.loads(theirs.read_text())["anonymized"] is True
+
+
 def test_outputs_are_readable_by_other_users(wh):
     feed(wh)
     for name in ("feeders.json", "placements.json"):
