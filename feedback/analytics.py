@@ -89,6 +89,19 @@ class UnknownNameError(NotFoundError):
         super().__init__(f"no such {kind} '{name}'{hint}")
 
 
+class AmbiguousNameError(UnknownNameError):
+    """A name that matches several known ones only as people type names (`name_key`): the
+    marts keep them apart (their key is lower-cased, not Unicode-folded: `Straße`, `STRASSE`;
+    `Café` composed and decomposed), so none of them is meant more than another."""
+
+    def __init__(self, kind: str, name: str, matches: list[str]) -> None:
+        listed = ", ".join(matches)
+        NotFoundError.__init__(
+            self, f"{kind} '{name}' matches {len(matches)}: {listed}; give one as spelled"
+        )
+        self.kind, self.name, self.closest = kind, name, matches
+
+
 def name_key(value: str) -> str:
     """How names are compared: Unicode-normalized, case-folded, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", value)
@@ -101,10 +114,13 @@ def stage_key(value: str) -> str:
 
 
 def resolve_name(name: str, known: list[str], kind: str, key=name_key) -> str:
-    """The known spelling of `name` (exact first, then by `key`), else `UnknownNameError`."""
+    """The known spelling of `name` (exact first, then by `key`, which must find one), else
+    `UnknownNameError` (`AmbiguousNameError` when `key` finds several)."""
     if name in known:
         return name
     matches = sorted(k for k in known if key(k) == key(name))
+    if len(matches) > 1:  # the first of them was taken, silently: the others' figures hidden
+        raise AmbiguousNameError(kind, name, matches)
     if matches:
         return matches[0]
     by_key = {key(k): k for k in sorted(known, reverse=True)}

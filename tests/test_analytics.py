@@ -302,6 +302,21 @@ def test_unknown_names_name_the_closest(wh, call, message, closest):
     assert isinstance(caught.value, NotFoundError)  # exit 1, HTTP 404
 
 
+def test_a_name_matching_several_known_ones_is_refused_not_resolved_to_the_first():
+    """Found by the exploratory analytics run: the marts key names by lower-casing, the
+    reports match them Unicode-folded, so `strasse` matched both companies `STRASSE` and
+    `Straße` (and `Café` composed and decomposed are two companies): the report took the
+    first, silently, and hid the other's figures. Several matches are refused, naming them;
+    a name as spelled still finds its own."""
+    known = ["STRASSE", "Straße", "Stripe"]
+    with pytest.raises(UnknownNameError) as caught:  # exit 1, HTTP 404
+        analytics.resolve_name("strasse", known, "company")
+    assert str(caught.value) == "company 'strasse' matches 2: STRASSE, Straße; give one as spelled"
+    assert caught.value.closest == ["STRASSE", "Straße"]
+    assert analytics.resolve_name("Straße", known, "company") == "Straße"
+    assert analytics.resolve_name("STRIPE", known, "company") == "Stripe"
+
+
 def test_any_connection_or_path(wh):
     con = duckdb.connect(str(wh), read_only=True)
     try:
