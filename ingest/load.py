@@ -546,23 +546,36 @@ def _reject_where(
     message_sql: str,
     field_name: str | None = None,
     fast_files: dict[str, InputFile] | None = None,
+    field_sql: str | None = None,
 ) -> None:
-    """Move staged rows matching `condition` to the rejects, with a per-row message.
+    """Move staged rows matching `condition` to the rejects, with a per-row message and field
+    (`field_name`, or `field_sql` when it depends on the row).
     The condition is evaluated once; the (usually empty) result drives insert and delete."""
+    field = field_sql or (f"'{field_name}'" if field_name else "null")
     con.execute(f"""
         create or replace temp table failing as
-        select rec, file_path, line_no, id::varchar as record_id, {message_sql} as message
+        select rec, file_path, line_no, id::varchar as record_id, {message_sql} as message,
+               {field} as field
         from staged_{kind} s where {condition}""")
     if not con.execute("select count(*) from failing").fetchone()[0]:
         return
     _fill_raw(con, "select rec from failing", fast_files or {})
     con.execute(f"""
         insert into rejects
-        select f.file_path, f.line_no, '{kind}', f.record_id, l.raw, '{code}',
-               {f"'{field_name}'" if field_name else "null"}, f.message,
+        select f.file_path, f.line_no, '{kind}', f.record_id, l.raw, '{code}', f.field,
+               f.message,
                {code in RETRYABLE_CODES}
         from failing f join landing l using (rec)""")
     con.execute(f"delete from staged_{kind} where rec in (select rec from failing)")
+
+
+def _iso(separator: str, timestamp: str) -> str:
+    """SQL spelling a naive timestamp as Python does (`isoformat(separator)`): seconds always,
+    microseconds only when there are any, so a message is the one the service writes."""
+    return (
+        f"strftime({timestamp}, '%Y-%m-%d{separator}%H:%M:%S') || case when "
+        f"epoch_us({timestamp}) % 1000000 <> 0 then strftime({timestamp}, '.%f') else '' end"
+    )
 
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -656,17 +669,22 @@ def _check_references(
             "retried on the next run'",
             "interview_process_id",
         )
+        # contract.stage_date_error's rule, field and message (the service's), in SQL
+        created = """(select p.created_at from (select id, created_at from staged_processes
+                   union all select id, created_at from interview_processes
+                   where id not in (select id from staged_processes)) p
+                 where p.id = s.interview_process_id)"""
+        early = f"s.scheduled_date < {created}"
+        date = f"case when {early} then s.scheduled_date else s.completed_date end"
         reject(
             con,
             kind,
             "date_before_process",
-            """exists (select 1 from (select id, created_at from staged_processes union all
-                   select id, created_at from interview_processes
-                   where id not in (select id from staged_processes)) p
-                 where p.id = s.interview_process_id
-                   and least(s.scheduled_date, s.completed_date) < p.created_at)""",
-            "'stage date is before its process was created'",
-            "scheduled_date",
+            f"least(s.scheduled_date, s.completed_date) < {created}",
+            f"case when {early} then 'scheduled_date' else 'completed_date' end || ' ' || "
+            f"{_iso('T', date)} || ' is before the process was created (' || "
+            f"{_iso(' ', created)} || ')'",
+            field_sql=f"case when {early} then 'scheduled_date' else 'completed_date' end",
         )
         reject(
             con,

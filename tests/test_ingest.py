@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from ingest.contract import InterviewProcess, InterviewStage, stage_date_error
 from ingest.load import ingest_paths
 from itrack.cli.main import app
 from tests.conftest import assert_exit, query
@@ -138,6 +139,55 @@ def test_each_rule_rejects_with_its_code_and_the_valid_rows_load(
         "(select count(*) from interview_stages)",
     )
     assert counts == [(1, 1, 1)]
+
+
+def test_a_stage_date_before_its_process_names_the_date_that_is(tmp_path, db):
+    """Found by the exploratory analytics run: `date_before_process` always named field
+    `scheduled_date` with "stage date is before its process was created", also when the
+    scheduled date was absent or fine and the completed date was the early one. The field and
+    the message are now the service's (`contract.stage_date_error`): the date that is early,
+    its value and the process's creation."""
+    early_completion = stage(
+        id=S2,
+        stage_order=2,
+        scheduled_date=None,
+        completed_date="2025-01-04T12:30:00.25Z",
+        outcome="passed",
+    )
+    early_schedule = stage(
+        id=S3,
+        stage_order=3,
+        scheduled_date="2025-01-01T00:00:00Z",
+        completed_date="2025-01-02T00:00:00Z",
+        outcome="passed",
+    )
+    summary = load(
+        tmp_path, db, [candidate()], [process()], [stage(), early_completion, early_schedule]
+    )
+    assert summary.rejects_by_code == {"date_before_process": 2}
+    assert quarantined(db) == [
+        (
+            "stages",
+            2,
+            "date_before_process",
+            "completed_date",
+            "completed_date 2025-01-04T12:30:00.250000 is before the process was created "
+            "(2025-01-05 00:00:00)",
+        ),
+        (
+            "stages",
+            3,
+            "date_before_process",
+            "scheduled_date",
+            "scheduled_date 2025-01-01T00:00:00 is before the process was created "
+            "(2025-01-05 00:00:00)",
+        ),
+    ]
+    created = InterviewProcess.model_validate(process()).created_at
+    assert [
+        stage_date_error(InterviewStage.model_validate(record), created)
+        for record in (early_completion, early_schedule)
+    ] == [message for *_, message in quarantined(db)]
 
 
 def test_clean_records_load_with_exact_values(tmp_path, db):
