@@ -335,6 +335,22 @@ def test_sql_keeps_every_column_of_a_name_given_twice(tmp_path):
     assert json.loads(out) == [{"x": 1, "x_1": 2}]
 
 
+def test_sql_json_prints_decimals_as_numbers(tmp_path):
+    """Found by the exploratory analytics run: `--format json` printed a DECIMAL (`select
+    1.5`, `count(*) * 1.0`) as the text "1.5": a script reading a number got a string. It is
+    now a JSON number, as DuckDB's own JSON writes it; the table is unchanged."""
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()
+    select = "select 1.5 as d, 2.00 as two, 0.1 + 0.2 as s, [1.25] as l, 'x' as t"
+    out = invoke("sql", "--db", str(db), "--format", "json", "-c", select).stdout
+    assert out == (
+        '[\n  {\n    "d": 1.5,\n    "two": 2.0,\n    "s": 0.3,\n'
+        '    "l": [\n      1.25\n    ],\n    "t": "x"\n  }\n]\n'
+    )
+    table = invoke("sql", "--db", str(db), "-c", "select 1.5 as d, 2.00 as two").stdout
+    assert table == "1 row(s):\nd    two\n1.5  2.00\n"
+
+
 def test_docs_catalog_has_every_model_and_column_type(built):
     _root, db, _log = built
     out = invoke("docs", "--db", str(db)).stdout

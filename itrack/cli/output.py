@@ -10,6 +10,7 @@ records print as `key: value` blocks. Values never wrap and never lose character
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import json
 import math
 import sys
@@ -63,7 +64,14 @@ def text(value: Any) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.date | dt.datetime) else str(value)
+    """A value JSON has no type for: dates as ISO 8601 text; a DECIMAL (`select 1.5`,
+    `count(*) * 1.0`) as a number, as DuckDB's own JSON writes it (it came out as the text
+    "1.5"); anything else as its text."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):  # a double, as a JSON reader takes any number
+        return float(value)
+    return str(value)
 
 
 def print_json(value: Any) -> None:
