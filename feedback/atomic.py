@@ -22,7 +22,7 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,28 @@ def resolve_target(path: Path) -> Path:
     if not stat.S_ISREG(mode):
         raise UserError(f"{path}: not a regular file (a FIFO, device or folder); not touched")
     return target
+
+
+def refuse_to_replace(
+    out: Path, looks_right: Callable[[bytes], bool], what: str, option: str
+) -> None:
+    """An output replaces only its own kind of file (or an empty one): `looks_right` judges the
+    file's first bytes (a byte order mark and leading whitespace dropped). A path naming the
+    warehouse, the raw store, feeders.json or any other file by mistake replaced it, without
+    a backup. Absent, or not a regular file (the writer refuses that, naming it): nothing."""
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_NONBLOCK)  # never blocks on a FIFO
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return
+    except OSError as exc:
+        raise _cannot_read(out, exc) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (fdopen refuses a folder's descriptor)
+        os.close(fd)
+        return
+    with os.fdopen(fd, "rb") as handle:
+        head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head and not looks_right(head):
+        raise UserError(f"{out} exists and is not {what}; not replaced ({option})")
 
 
 class NameTooLongError(UserError):

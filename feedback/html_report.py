@@ -18,16 +18,13 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
-from feedback.atomic import Staged, write_atomic
+from feedback.atomic import Staged, refuse_to_replace, write_atomic
 from feedback.feeders import wilson
 from feedback.marts import open_marts, records, require_marts
-from ingest.errors import UserError
 from ingest.stamps import utc_now
 
 WIDTH = 560
@@ -476,16 +473,8 @@ def stage_report(warehouse: Path, out: Path, cache: Path | None, shown: str) -> 
 def _refuse_to_replace(out: Path) -> None:
     """A report replaces only a report (or an empty file): `--out` naming the warehouse,
     feeders.json or any other file by mistake replaced it with HTML, without a backup."""
-    try:
-        fd = os.open(out, os.O_RDONLY | os.O_NONBLOCK)  # never blocks on a FIFO
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-        return  # nothing there to lose (a folder is refused by the writer itself)
-    except OSError as exc:
-        raise UserError(f"cannot read {out}: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # (fdopen refuses a folder's descriptor)
-        os.close(fd)
-        return  # not a file: the writer refuses it, naming it
-    with os.fdopen(fd, "rb") as handle:
-        head = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head and not head.startswith((b"<!doctype html", b"<html")):
-        raise UserError(f"{out} exists and is not an HTML report; not replaced (--out)")
+    refuse_to_replace(out, _is_html, "an HTML report", "--out")
+
+
+def _is_html(head: bytes) -> bool:
+    return head.lower().startswith((b"<!doctype html", b"<html"))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import heapq
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import orjson
 
-from feedback.atomic import dumps_indented, read_regular, write_atomic
+from feedback.atomic import dumps_indented, read_regular, refuse_to_replace, write_atomic
 from feedback.feeders import Number, dumps, dumps_line
 from ingest.contract import OfferDetails
 from ingest.errors import UserError, json_reason, refuse_duplicate_keys
@@ -178,6 +179,21 @@ def write_placements(
 ) -> bool:
     """Write the file (`finite`: no NaN or infinite float in `history`, see `dumps_indented`)."""
     return write_atomic(path, placements_bytes(history, finite))
+
+
+# How a placements file starts, as this module writes it: `{}`, or `{"<candidate id>": [`.
+_PLACEMENTS_START = re.compile(rb'\{\s*(\}|"(?:[^"\\]|\\.)*"\s*:\s*\[)')
+
+
+def refuse_foreign_placements(path: Path) -> None:
+    """The placements file replaces only a placements file (or an empty one): `--placements`
+    naming the warehouse, the raw store or feeders.json replaced it with JSON, exit 0."""
+    refuse_to_replace(
+        path,
+        lambda head: _PLACEMENTS_START.match(head) is not None,
+        "a placements file",
+        "--placements",
+    )
 
 
 def merged_candidates(

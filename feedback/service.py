@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from feedback.placements import (
     placements_digest,
     placements_from_marts,
     read_placements,
+    refuse_foreign_placements,
     render_placements,
 )
 from feedback.publish import (
@@ -430,6 +432,35 @@ def fold_live_outcomes(
     return folded, kept
 
 
+def check_outputs(feeders: Path, placements: Path, candidates: Path | None) -> None:
+    """Refuse, before anything is locked or written, outputs that would overwrite each other
+    or a file that is not theirs: one path given for two of them (`--placements feeders.json`
+    replaced the scoring job's file with the placements), or a placements path naming another
+    file (the warehouse, the raw store: replaced with JSON, exit 0)."""
+    seen: dict[object, str] = {}
+    for name, path in (
+        ("feeders.json", feeders),
+        ("the placements file", placements),
+        ("the candidates file", candidates),
+    ):
+        if path is None:
+            continue
+        other = seen.setdefault(_file_identity(path), name)
+        if other != name:
+            raise UserError(f"{other} and {name} are one file ({path}); each needs its own")
+    refuse_foreign_placements(placements)
+
+
+def _file_identity(path: Path) -> object:
+    """One file however it is named (links, `..`, a relative path): its device and inode, or
+    where it would be created."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (found.st_dev, found.st_ino)
+
+
 @contextmanager
 def locked_outputs(
     feeders_path: Path,
@@ -450,6 +481,7 @@ def locked_outputs(
     writer left beside feeders.json, the placements and the candidates file are swept (a 1M
     placements file's is 40 MB): with no journal pending, none of them is a staged file its
     roll forward renames."""
+    check_outputs(feeders_path, placements_path, candidates_path)
     with contextlib.ExitStack() as locks:
         if journal is not None and journal.parent.parent.is_dir():  # (the warehouse's folder)
             journal.parent.mkdir(exist_ok=True)  # data/.build: the lock file's place

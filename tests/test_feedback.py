@@ -508,6 +508,39 @@ def test_an_export_never_replaces_a_manifest_it_did_not_write(wh, tmp_path):
     assert json.loads(theirs.read_text())["anonymized"] is True
 
 
+def test_feedback_never_writes_its_outputs_over_each_other_or_a_store(wh):
+    """Found by the exploratory analytics run: `itrack feedback --placements` replaced whatever
+    file it named: the raw store (the only copy of the interviews) and the published warehouse
+    became placements JSON, exit 0, and `--placements feeders.json` (or one path for both)
+    replaced the scoring job's file. Both are refused, exit 2, before anything is written."""
+    feed(wh)
+    raw = raw_store_path(wh)
+    feeders = wh.parent / "feeders.json"
+    before = {path: path.read_bytes() for path in (wh, raw, feeders)}
+    runner = CliRunner()
+    for target in (raw, wh):
+        refused = runner.invoke(app, ["feedback", "--db", str(wh), "--placements", str(target)])
+        assert_exit(refused, 2)
+        assert refused.stderr == (
+            f"error: {target} exists and is not a placements file; not replaced (--placements)\n"
+        )
+    refused = runner.invoke(
+        app, ["feedback", "--db", str(wh), "--feeders", str(feeders), "--placements", str(feeders)]
+    )
+    assert_exit(refused, 2)
+    assert refused.stderr == (
+        f"error: feeders.json and the placements file are one file ({feeders}); "
+        "each needs its own\n"
+    )
+    assert {path: path.read_bytes() for path in before} == before
+    placements = wh.parent / "placements.json"
+    ok = runner.invoke(
+        app,
+        ["feedback", "--db", str(wh), "--feeders", str(feeders), "--placements", str(placements)],
+    )
+    assert_exit(ok, 0)  # its own file it replaces
+
+
 def test_outputs_are_readable_by_other_users(wh):
     feed(wh)
     for name in ("feeders.json", "placements.json"):
