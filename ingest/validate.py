@@ -524,8 +524,7 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
     try:
         record = model.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in error["loc"]) or None
+        error, field = _first_error(model, exc)
         got = error.get("input")
         shown = "" if error["type"] == "missing" else f" (got {_short(got)})"
         message = error["msg"].removeprefix("Value error, ")
@@ -534,6 +533,44 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
             _code_for(error, field), field, f"{where}{message}{shown}", record_id
         )
     return to_row(record), None
+
+
+def _first_error(model: type[Record], exc: ValidationError) -> tuple[dict[str, Any], str | None]:
+    """The error a rejection reports, and its field as the record spells it. A value no member
+    of a union takes (an amount, `int | float`) fails once per member, located with the
+    member's tag (`offer_details.base_salary.int`, a field no record has, and "should be a
+    valid integer" for `1e400` or `"abc"`): the tags are dropped and the last member's error
+    is the one reported (`should be a finite number`, `a valid number`)."""
+    errors = exc.errors(include_url=False)
+    field, tagged = _field_path(model, errors[0]["loc"])
+    if tagged:
+        errors = [e for e in errors if _field_path(model, e["loc"])[0] == field]
+    return errors[-1] if tagged else errors[0], field or None
+
+
+def _field_path(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, bool]:
+    """An error location as a field path (`offer_details.currency`, `interviewer_names.2`)
+    without the tags of union members, and whether it had any."""
+    parts: list[str] = []
+    current: type[BaseModel] | None = model
+    tagged = False
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(str(part))
+        elif current is None:  # past a field's own type: a union member's tag
+            tagged = True
+        else:
+            parts.append(part)
+            info = current.model_fields.get(part)
+            current = _model_in(info.annotation) if info is not None else None
+    return ".".join(parts), tagged
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a field holds (`OfferDetails | None`: OfferDetails), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next(filter(None, (_model_in(arg) for arg in typing.get_args(annotation))), None)
 
 
 def _short(value: Any) -> str:

@@ -141,6 +141,35 @@ def test_each_rule_rejects_with_its_code_and_the_valid_rows_load(
     assert counts == [(1, 1, 1)]
 
 
+def test_an_amount_no_number_type_takes_names_its_field_and_the_number_rule(tmp_path, db):
+    """Found by the exploratory analytics run: an amount is `int | float`, and a value neither
+    takes failed once per member, so the quarantine named field `offer_details.base_salary.int`
+    (no record has it) with "should be a valid integer", for `1e400` and `"abc"` alike. The
+    field is the record's and the message the number rule's."""
+    infinite = json.dumps(process(id=P2, offer_details=offer(base_salary=1))).replace(
+        '"base_salary": 1', '"base_salary": 1e400'
+    )
+    text = process(id="33333333-3333-4333-8333-333333333333", offer_details=offer(bonus="abc"))
+    summary = load(tmp_path, db, [candidate()], [process(), infinite, text])
+    assert summary.rejects_by_code == {"invalid_offer": 2}
+    assert quarantined(db) == [
+        (
+            "processes",
+            2,
+            "invalid_offer",
+            "offer_details.base_salary",
+            "field 'offer_details.base_salary': Input should be a finite number (got Infinity)",
+        ),
+        (
+            "processes",
+            3,
+            "invalid_offer",
+            "offer_details.bonus",
+            "field 'offer_details.bonus': Input should be a valid number (got \"abc\")",
+        ),
+    ]
+
+
 def test_a_stage_date_before_its_process_names_the_date_that_is(tmp_path, db):
     """Found by the exploratory analytics run: `date_before_process` always named field
     `scheduled_date` with "stage date is before its process was created", also when the
