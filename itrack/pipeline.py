@@ -179,6 +179,18 @@ def run_build(
 _ALL_LOADED = "skipped: every file is loaded already (same path, size and mtime)"
 
 
+def _check_source(source: str, paths: list[Path] | None) -> None:
+    """`--from` as the build can use it, refused before anything is done: these were checked
+    after the backup, so a build that could not run took a snapshot first."""
+    from ingest.extract import is_database_url
+
+    if paths:
+        raise UserError("build --from a database ingests no files: give one or the other")
+    if not is_database_url(source):
+        raise UserError(f"--from takes a postgresql:// URL, not '{source}'")
+    check_dsn(source)
+
+
 def _build_locked(
     result: BuildResult,
     paths: list[Path] | None,
@@ -196,6 +208,8 @@ def _build_locked(
     noted: Note,
 ) -> None:
     """The build, holding the build lock (one per warehouse)."""
+    if source is not None:
+        _check_source(source, paths)
     warehouse = result.warehouse
     raw_store = raw_store_path(warehouse)
     data = warehouse.parent
@@ -224,7 +238,7 @@ def _build_locked(
             out.append("skipped: nothing changed since the last build")
         return
     # here, not at the top: a no-op build imports neither DuckDB nor the contract's models
-    from ingest.extract import extract, is_database_url
+    from ingest.extract import extract
     from ingest.load import ingest_paths
 
     if take_backup and raw_store.exists():
@@ -232,11 +246,6 @@ def _build_locked(
             result.backup = backup(warehouse, wait_seconds=wait_seconds)
             out.append(str(result.backup))
     if source is not None:
-        if paths:
-            raise UserError("build --from a database ingests no files: give one or the other")
-        if not is_database_url(source):
-            raise UserError(f"--from takes a postgresql:// URL, not '{source}'")
-        check_dsn(source)
         with _step(result, "ingest", note) as out:
             extracted = extract(source, warehouse, wait_seconds=wait_seconds)
             result.ingest = extracted.run

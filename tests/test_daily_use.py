@@ -889,3 +889,26 @@ def test_quiet_prints_only_the_new_id_for_scripts(store):
     )
     [(stored,)] = rows(raw_store_path(store), "select id::varchar from interview_stages")
     assert sid == stored + "\n"
+
+
+def test_a_build_whose_from_cannot_be_used_is_refused_before_its_backup(tmp_path):
+    """Found by the exploratory analytics run: `itrack build --from URL PATH` (or a --from that
+    is no URL) took a backup of the raw store, printed its step line, and only then said it
+    could not run. The arguments are checked first: nothing is done, exit 2."""
+    db = tmp_path / "warehouse.duckdb"
+    exports = tmp_path / "candidates.jsonl"
+    exports.write_text('{"id": "c1", "full_name": "Ann", "created_at": "2025-01-01"}\n')
+    invoke("ingest", str(exports), "--db", str(db))
+    both = invoke(
+        "build", "--db", str(db), "--from", "postgresql://u@localhost:1/x", str(exports), code=2
+    )
+    assert (both.stdout, both.stderr) == (
+        "",
+        "error: build --from a database ingests no files: give one or the other\n",
+    )
+    other = invoke("build", "--db", str(db), "--from", "exports/", code=2)
+    assert (other.stdout, other.stderr) == (
+        "",
+        "error: --from takes a postgresql:// URL, not 'exports/'\n",
+    )
+    assert not (tmp_path / "backups").exists()
