@@ -189,11 +189,16 @@ def check_dsn(dsn: str) -> str:
     try:
         conninfo_to_dict(dsn)
     except Exception as exc:  # psycopg raises ProgrammingError (a ValueError for a NUL)
-        reason = _first_line(exc)
-        for secret in _secrets(dsn):
-            reason = reason.replace(secret, "***")
-        raise InvalidDsn(f"not a valid PostgreSQL URL: {reason}") from None
+        raise InvalidDsn(f"not a valid PostgreSQL URL: {masked(_first_line(exc), dsn)}") from None
     return dsn
+
+
+def masked(text: str, dsn: str) -> str:
+    """`text` with every password part of `dsn` (`_secrets`) as `***`: for messages that quote
+    a DSN, or what a driver said about it, whole."""
+    for secret in _secrets(dsn):
+        text = text.replace(secret, "***")
+    return text
 
 
 def _secrets(dsn: str) -> list[str]:

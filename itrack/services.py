@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from feedback.service import FeedbackService, OutcomeResult, ProcessOutcome
-from ingest.errors import UserError
 from ingest.ports import InterviewStore
 from ingest.service import FeedbackTrigger, InterviewService
 from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
@@ -39,10 +38,7 @@ def postgres_store() -> PostgresInterviewStore:
     """One connection pool per process on `ITRACK_PG_DSN`, closed at exit."""
     from ingest.store.postgres.repository import PostgresInterviewStore
 
-    dsn = get_settings().pg_dsn
-    if not dsn:
-        raise UserError("ITRACK_STORE=postgres needs ITRACK_PG_DSN (a postgresql:// URL)")
-    store = PostgresInterviewStore(dsn)
+    store = PostgresInterviewStore(get_settings().postgres_dsn())
     atexit.register(store.close)
     return store
 

@@ -82,6 +82,13 @@ class Settings(BaseModel):
     def raw_store(self, override: Path | str | None = None) -> Path:
         return raw_store_path(self.warehouse(override))
 
+    def postgres_dsn(self) -> str:
+        """`ITRACK_PG_DSN`, which `ITRACK_STORE=postgres` needs: unset or blank, a UserError
+        naming it (the commands would else fall back to the DuckDB store or fail in libpq)."""
+        if not self.pg_dsn or not self.pg_dsn.strip():
+            raise UserError("ITRACK_STORE=postgres needs ITRACK_PG_DSN (a postgresql:// URL)")
+        return self.pg_dsn
+
     def plan_cache_dir(self) -> Path | None:
         """The folder where builds of different warehouse locations share dbt plans
         (itrack/dbt_plan.py), `ITRACK_PLAN_CACHE`; None (unset or blank): each location

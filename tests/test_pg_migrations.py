@@ -12,6 +12,7 @@ import multiprocessing
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -370,6 +371,54 @@ def test_every_command_refuses_a_malformed_dsn_alike(
     result = invoke(*DSN_COMMANDS[command], dsn, "--db", str(tmp_path / "warehouse.duckdb"))
     assert_exit(result, 2)
     assert result.output == f"error: not a valid PostgreSQL URL: {reason}\n"
+
+
+@pytest.fixture
+def postgres_store_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """`ITRACK_STORE=postgres`, `ITRACK_PG_DSN` unset: the test sets it as it needs."""
+    from itrack.settings import get_settings
+
+    monkeypatch.setenv("ITRACK_STORE", "postgres")
+    monkeypatch.delenv("ITRACK_PG_DSN", raising=False)
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+@pytest.mark.parametrize("given", [None, "", "  "], ids=["unset", "empty", "blank"])
+@pytest.mark.parametrize("command", ["upgrade", "status"])
+def test_db_on_the_postgres_store_needs_its_dsn(
+    command: str, given: str | None, postgres_store_env: pytest.MonkeyPatch, db: Path
+) -> None:
+    """Found by trying `ITRACK_STORE=postgres itrack db upgrade` without ITRACK_PG_DSN: it
+    created and upgraded a DuckDB raw store (exit 0), where `itrack interview` refuses."""
+    if given is not None:
+        postgres_store_env.setenv("ITRACK_PG_DSN", given)
+    result = invoke("db", command, "--db", str(db))
+    assert_exit(result, 2)
+    assert (
+        result.output == "error: ITRACK_STORE=postgres needs ITRACK_PG_DSN (a postgresql:// URL)\n"
+    )
+    assert not db.parent.joinpath("warehouse.raw.duckdb").exists()
+
+
+def test_a_dsn_that_is_no_url_is_refused_naming_its_source_without_its_password(
+    postgres_store_env: pytest.MonkeyPatch, db: Path
+) -> None:
+    """The line goes to logs: it printed the password of a mistyped scheme in clear."""
+    typo = "postgresq://u:s3cret@127.0.0.1/x"
+    given = invoke("db", "status", "--dsn", typo, "--db", str(db))
+    assert_exit(given, 2)
+    assert (
+        given.output
+        == "error: --dsn takes a postgresql:// URL, not 'postgresq://u:***@127.0.0.1/x'\n"
+    )
+    postgres_store_env.setenv("ITRACK_PG_DSN", typo)
+    configured = invoke("db", "upgrade", "--db", str(db))
+    assert_exit(configured, 2)
+    assert configured.output == (
+        "error: ITRACK_PG_DSN takes a postgresql:// URL, not 'postgresq://u:***@127.0.0.1/x'\n"
+    )
 
 
 def test_serve_refuses_a_malformed_dsn_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:

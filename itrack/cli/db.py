@@ -19,6 +19,7 @@ from ingest.migrate import (
     applied_postgres,
     discover,
     duckdb_applied,
+    masked,
     upgrade_postgres,
 )
 from ingest.store.duckdb.store import MIGRATIONS, open_store, raw_store_path, upgrade_store
@@ -40,11 +41,18 @@ DsnOption = Annotated[
 
 
 def _dsn(dsn: str | None) -> str | None:
-    settings = get_settings()
-    if dsn is None and settings.store == "postgres":
-        dsn = settings.pg_dsn
-    if dsn is not None and not dsn.startswith(("postgresql://", "postgres://")):
-        raise UserError(f"--dsn takes a postgresql:// URL, not '{dsn}'")
+    """The PostgreSQL database to work on: `--dsn`, else `ITRACK_PG_DSN` when
+    `ITRACK_STORE=postgres` (which then needs it: never the DuckDB store instead); None for the
+    DuckDB raw store. A value that is no URL is refused naming where it came from, its password
+    masked (the line goes to logs)."""
+    source = "--dsn"
+    if dsn is None:
+        settings = get_settings()
+        if settings.store != "postgres":
+            return None
+        dsn, source = settings.postgres_dsn(), "ITRACK_PG_DSN"
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        raise UserError(f"{source} takes a postgresql:// URL, not '{masked(dsn, dsn)}'")
     return dsn
 
 
