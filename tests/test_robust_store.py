@@ -15,8 +15,9 @@ import duckdb
 
 from ingest.checksum import sha256_of
 from ingest.load import ingest_paths
+from ingest.migrate import discover
 from ingest.store.duckdb.backup import MANIFEST, backup
-from ingest.store.duckdb.store import raw_store_path
+from ingest.store.duckdb.store import MIGRATIONS, raw_store_path
 from itrack.generate import generate
 from tests.test_faults import ITRACK, fingerprint, itrack, small_mount  # noqa: F401 - fixture
 
@@ -89,6 +90,26 @@ def test_restore_takes_the_writer_lock_busy_exit_2_or_wait(tmp_path):
     # the restore ran after the writer committed, so it replaced a store nobody was writing
     assert con.execute("select count(*) from feedback_state where key = 'held'").fetchone() == (0,)
     con.close()
+
+
+def test_db_upgrade_waits_for_a_writer_as_every_writer_does(tmp_path):
+    """Found by reading `itrack db upgrade --help`: its --wait defaulted to 0, so an upgrade
+    started during a nightly build failed at once (exit 2, busy) where the README says writers
+    wait up to 30 s. Without --wait it now queues behind the holder and applies once it lets go."""
+    db = tmp_path / "warehouse.duckdb"
+    holder = hold_lock(db)
+    waiter = subprocess.Popen(
+        [ITRACK, "db", "upgrade", "--db", str(db)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until_waiting(waiter, writer_lock(db))
+    release(holder)
+    out, err = waiter.communicate(timeout=300)
+    assert waiter.returncode == 0, err
+    total = len(discover(MIGRATIONS))
+    assert out == f"{raw_store_path(db)}: nothing to apply; {total} migration(s) in place\n"
 
 
 def test_restore_started_during_an_ingest_never_loses_its_rows(tmp_path):

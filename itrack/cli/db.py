@@ -22,7 +22,13 @@ from ingest.migrate import (
     masked,
     upgrade_postgres,
 )
-from ingest.store.duckdb.store import MIGRATIONS, open_store, raw_store_path, upgrade_store
+from ingest.store.duckdb.store import (
+    DEFAULT_WAIT_SECONDS,
+    MIGRATIONS,
+    open_store,
+    raw_store_path,
+    upgrade_store,
+)
 from itrack.cli.common import DbOption, Target, WaitOption, warehouse, with_target
 from itrack.cli.output import line, print_json
 from itrack.errors import new_app
@@ -68,7 +74,7 @@ def upgrade(
             "service_role and the auth.uid()/auth.jwt() helpers Supabase provides.",
         ),
     ] = False,
-    wait: WaitOption = 0.0,
+    wait: WaitOption = DEFAULT_WAIT_SECONDS,
 ) -> None:
     """Apply the pending migrations (each one with its ledger row, or not at all)."""
     url = _dsn(dsn)
