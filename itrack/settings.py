@@ -89,6 +89,12 @@ class Settings(BaseModel):
             raise UserError("ITRACK_STORE=postgres needs ITRACK_PG_DSN (a postgresql:// URL)")
         return self.pg_dsn
 
+    def jwt_key(self) -> str | None:
+        """The value of `ITRACK_JWT_SECRET`, None when it is unset or empty: an empty key signs
+        nothing (PyJWT refuses it) and verifies nothing."""
+        key = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+        return key or None
+
     def plan_cache_dir(self) -> Path | None:
         """The folder where builds of different warehouse locations share dbt plans
         (itrack/dbt_plan.py), `ITRACK_PLAN_CACHE`; None (unset or blank): each location

@@ -54,12 +54,26 @@ def test_token_needs_the_secret_and_a_known_role():
     )
 
 
+def test_token_with_an_empty_secret_is_refused_not_a_crash():
+    """`ITRACK_JWT_SECRET=` (set, empty) reached PyJWT: "unexpected InvalidKeyError", exit 3.
+    Empty is unset, as `itrack serve` already read it."""
+    done = run("token", ITRACK_JWT_SECRET="")
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "error: no ITRACK_JWT_SECRET set: the token must be signed with the server's\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "extra", "message"),
     [
         (["token", "--org", "another-org"], {}, "error: --org: 'another-org' is not a UUID"),
         (["token", "--sub", "bob"], {}, "error: --sub: 'bob' is not a UUID"),
         (["token"], {"ITRACK_ORG_ID": "acme"}, "error: ITRACK_ORG_ID: 'acme' is not a UUID"),
+        # an unset shell variable (`--org "$ORG"`) made a token of no organization, or of
+        # ITRACK_ORG_ID's, and `--sub ""` one of a new user, without a word
+        (["token", "--org", ""], {"ITRACK_ORG_ID": ORG}, "error: --org: '' is not a UUID"),
+        (["token", "--sub", ""], {}, "error: --sub: '' is not a UUID"),
         (["serve"], {"ITRACK_ORG_ID": "acme"}, "error: ITRACK_ORG_ID: 'acme' is not a UUID"),
     ],
 )

@@ -18,12 +18,11 @@ def _config(db: Path | None, no_auth: bool, threads: int | None):
     from itrack.api import ApiConfig
 
     settings = get_settings()
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
     return ApiConfig(
         db=settings.warehouse(db),
         store=settings.store,
         pg_dsn=settings.pg_dsn,
-        jwt_secret=secret,
+        jwt_secret=settings.jwt_key(),
         no_auth=no_auth,
         organization_id=_uuid(settings.org_id, "ITRACK_ORG_ID"),
         **({"threads": threads} if threads else {}),  # else ApiConfig's default
@@ -116,14 +115,18 @@ def token(
     if role not in ("recruiter", "lead"):
         raise UserError(f"--role: '{role}' is not recruiter or lead")
     settings = get_settings()
-    if settings.jwt_secret is None:
+    key = settings.jwt_key()
+    if key is None:
         raise UserError("no ITRACK_JWT_SECRET set: the token must be signed with the server's")
     app_role: Literal["recruiter", "lead"] = "lead" if role == "lead" else "recruiter"
     typer.echo(
         make_token(
-            settings.jwt_secret.get_secret_value(),
-            sub=_uuid(sub, "--sub") if sub else None,
-            organization_id=_uuid(org, "--org") if org else _uuid(settings.org_id, "ITRACK_ORG_ID"),
+            key,
+            # an empty --org/--sub (an unset shell variable) is refused, not taken as absent
+            sub=_uuid(sub, "--sub"),
+            organization_id=(
+                _uuid(org, "--org") if org is not None else _uuid(settings.org_id, "ITRACK_ORG_ID")
+            ),
             app_role=app_role,
             expires_in=dt.timedelta(hours=hours),
         )
