@@ -254,6 +254,26 @@ def test_signed_manifest_detects_tampering(tmp_path):
     assert not raw_store_path(tmp_path / "b.duckdb").exists()
 
 
+def test_a_key_given_for_an_unsigned_backup_says_it_is_unsigned(tmp_path):
+    """Found by exploratory testing: restoring a backup taken without --key-file, with one,
+    said "the manifest's signature does not match the key", sending the operator after another
+    key; the manifest has no signature at all."""
+    generate(tmp_path / "in", 40, seed=3)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    snapshot = backup(db, tmp_path / "bk")
+    key = tmp_path / "backup.key"
+    key.write_text("s3cret\n")
+    target = tmp_path / "b.duckdb"
+    refused = itrack("restore", str(snapshot), "--db", str(target), "--key-file", str(key))
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr == (
+        f"error: {snapshot}: the manifest is not signed (backed up without --key-file), "
+        "so the key cannot vouch for it; not restored\n"
+    )
+    assert not raw_store_path(target).exists()
+
+
 # `itrack` in a child process that SIGKILLs itself when a restore reaches `step`.
 KILL_AT_RESTORE_STEP = """
 import os, signal, sys

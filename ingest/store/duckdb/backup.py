@@ -289,6 +289,11 @@ def verify(snapshot: Path, sign_key: bytes | None = None) -> dict:
     manifest = _read_manifest(snapshot)
     if manifest is None:
         raise UserError(f"{snapshot}: {MANIFEST} is unreadable or incomplete; not restored")
+    if sign_key is not None and "signature" not in manifest:  # not a wrong key: no signature
+        raise UserError(
+            f"{snapshot}: the manifest is not signed (backed up without --key-file), "
+            "so the key cannot vouch for it; not restored"
+        )
     if sign_key is not None and not _signed_by(manifest, sign_key):
         raise UserError(f"{snapshot}: the manifest's signature does not match the key")
     for name, digest in manifest["files"].items():
