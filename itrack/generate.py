@@ -450,7 +450,7 @@ def generate_command(
     ] = 300,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 42,
     invalid_share: Annotated[
-        float, typer.Option(help="Share of records made invalid on purpose (0-1).")
+        float, typer.Option(help="Share of records made invalid on purpose (at least 0, below 1).")
     ] = 0.0,
     fmt: Annotated[str, typer.Option("--format", help="jsonl, json, csv or parquet.")] = "jsonl",
 ) -> None:

@@ -467,7 +467,7 @@ KeyFileOption = Annotated[
 def backup_command(
     to: Annotated[
         Path | None,
-        path_option("--to", help="Folder (default data/backups/)."),
+        path_option("--to", help="Folder (default: backups/ beside the warehouse)."),
     ] = None,
     keep: Annotated[int, typer.Option(min=1, help="Snapshots to keep (at least 1).")] = 7,
     db: DbOption = None,
