@@ -381,15 +381,26 @@ def _cell(value: Any, fmt: str) -> Any:
 def generate(
     out_dir: Path, processes: int, seed: int, invalid_share: float = 0.0, fmt: str = "jsonl"
 ) -> dict[str, int]:
-    """Write candidates/processes/stages files in `fmt`; returns the records written per file."""
+    """Write candidates/processes/stages files in `fmt`; returns the records written per file.
+
+    Each file is written beside its name (a hidden `.partial` file, which ingest skips) and all
+    are renamed into place once every one is whole: a full disk or an interrupt in the middle
+    left the files written before it and a truncated one, mixed with an earlier run's, under
+    an error saying nothing was written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     data = build_records(processes, seed, invalid_share)
-    counts = {}
-    for kind, records in data.items():
-        path = out_dir / f"{kind}.{fmt}"
-        write_records(records, path, fmt)
-        counts[path.name] = len(records)
-    return counts
+    paths = {kind: out_dir / f"{kind}.{fmt}" for kind in data}
+    staged = {kind: path.with_name(f".{path.name}.partial") for kind, path in paths.items()}
+    try:
+        for kind, records in data.items():
+            write_records(records, staged[kind], fmt)
+    except BaseException:
+        for partial in staged.values():
+            partial.unlink(missing_ok=True)
+        raise
+    for kind, path in paths.items():
+        staged[kind].replace(path)
+    return {path.name: len(data[kind]) for kind, path in paths.items()}
 
 
 def generate_delta(

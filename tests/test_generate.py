@@ -13,6 +13,7 @@ from ingest.contract import ISO_4217, MODELS
 from ingest.load import ingest_paths
 from itrack.generate import CURRENCIES, PLANTED, build_records, generate
 from tests.conftest import query
+from tests.test_faults import small_mount  # noqa: F401 - fixture
 
 
 def test_same_seed_same_bytes(tmp_path):
@@ -189,3 +190,31 @@ def test_help_states_the_bound_and_default_the_command_applies(command, option, 
     assert_exit(shown, 0)
     [line] = [row for row in shown.output.splitlines() if row.strip().startswith(option + " ")]
     assert line.split(">", 1)[1].strip().split("  [")[0] == text
+
+
+def test_a_generate_that_fills_the_disk_leaves_the_folder_as_it_was(small_mount):  # noqa: F811
+    """Found by exploratory testing on a small disk: `itrack generate` said "nothing of this
+    run was written" (exit 2) but left the new candidates and processes files and a truncated
+    stages file, mixed with the files of the earlier run in the folder."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = small_mount / "gen"
+    generate(out, 10, seed=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    stat = os.statvfs(small_mount)
+    (small_mount / "filler").write_bytes(b"\0" * (stat.f_bavail * stat.f_frsize - (1 << 20)))
+    itrack = Path(sys.executable).parent / "itrack"
+    full = subprocess.run(
+        [itrack, "generate", "--out", str(out), "--processes", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert (full.returncode, full.stdout) == (2, "")
+    assert full.stderr == (
+        "error: cannot write: [Errno 28] No space left on device; nothing of this run was written\n"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
