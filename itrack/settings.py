@@ -14,7 +14,8 @@ values, so a long-running server and the tests can hold several configurations a
 | `ITRACK_ORG_ID` | none | HTTP API: the organization (UUID) an embedded (DuckDB) store belongs to |
 | `ITRACK_PLAN_CACHE` | none | a folder where builds of other locations share their dbt plans |
 
-A path setting set but blank (`ITRACK_DB=`, `ITRACK_PLAN_CACHE=`) is unset.
+A path or size setting set but blank (`ITRACK_DB=`, `ITRACK_PLAN_CACHE=`,
+`ITRACK_MEMORY_LIMIT=`) is unset.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from ingest.store.duckdb.store import (
 
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 ENV_PREFIX = "ITRACK_"
-_PATH_SETTINGS = frozenset({"db", "plan_cache"})  # blank: unset (`_blank_paths_are_unset`)
+# blank: unset (`_blank_is_unset`)
+_BLANK_IS_UNSET = frozenset({"db", "plan_cache", "memory_limit"})
 
 
 class Settings(BaseModel):
@@ -59,16 +61,17 @@ class Settings(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _blank_paths_are_unset(cls, given: Any) -> Any:
-        """A path setting set but blank (`ITRACK_DB=`, a script's empty variable) is unset:
-        the default warehouse, no shared plans. Pydantic read `ITRACK_DB=""` as `.`, the
-        working folder; the closed settings (`ITRACK_STORE`, `ITRACK_DEBUG`) refuse a blank."""
+    def _blank_is_unset(cls, given: Any) -> Any:
+        """A path or size setting set but blank (`ITRACK_DB=`, a script's empty variable) is
+        unset: the default warehouse, no shared plans, the default memory limit. Pydantic read
+        `ITRACK_DB=""` as `.`, the working folder, and DuckDB an empty memory limit as none at
+        all; the closed settings (`ITRACK_STORE`, `ITRACK_DEBUG`) refuse a blank."""
         if not isinstance(given, dict):
             return given
         return {
             name: value
             for name, value in given.items()
-            if not (name in _PATH_SETTINGS and isinstance(value, str) and not value.strip())
+            if not (name in _BLANK_IS_UNSET and isinstance(value, str) and not value.strip())
         }
 
     def warehouse(self, override: Path | str | None = None) -> Path:

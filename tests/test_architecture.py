@@ -114,6 +114,18 @@ def test_an_empty_itrack_db_is_unset_the_default_warehouse(monkeypatch, fresh_se
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+def test_an_empty_memory_limit_is_unset_the_default_bound():
+    """Found by exploratory testing: `ITRACK_MEMORY_LIMIT=` reached DuckDB as no limit at all
+    (ingest ran unbounded, exit 0) while `ITRACK_MEMORY_LIMIT=' '` was refused. Blank, like a
+    blank ITRACK_DB, it is unset: the documented 1GB."""
+    for blank in ("", "  "):
+        settings = from_environment({"ITRACK_MEMORY_LIMIT": blank})
+        assert (settings.memory_limit, "memory_limit" in settings.model_fields_set) == (
+            "1GB",
+            False,
+        )
+
+
 @pytest.mark.parametrize(
     "variable, value, why",
     [
