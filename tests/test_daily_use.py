@@ -780,6 +780,19 @@ def test_an_empty_path_is_refused_not_taken_as_the_current_folder(day1, args, op
     assert {p: p.read_bytes() for p in Path(".").rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("option", ["--company", "--status", "--candidate"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_a_blank_list_filter_is_refused_not_a_list_of_nothing(store, option, value):
+    """`interview list --company "$COMPANY"` with the variable unset said "0 interview
+    processes" (the HTTP API answers 422 for an empty filter; found by the exploratory ops
+    run)."""
+    create(store, "--candidate c1 --company Acme --role SWE --new-company")
+    message = err("interview list", option, value, "--db", str(store), code=2)
+    assert message.splitlines()[-1] == (
+        f"Error: Invalid value for '{option}': a blank filter matches nothing (an unset variable?)"
+    )
+
+
 def test_an_empty_offer_is_refused_not_read_as_the_current_folder(store):
     process = create(store, "--candidate c1 --company Acme --role SWE --new-company")
     message = err(

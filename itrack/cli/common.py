@@ -32,6 +32,15 @@ def path_value(value: str | Path) -> Path:
     return Path(value)
 
 
+def filter_value(value: str) -> str:
+    """A list filter as given. A blank one is refused: it is an unset shell variable
+    (`--company "$COMPANY"`), and it matched nothing, so the list said "0 processes" where the
+    HTTP API answers 422."""
+    if not value.strip():
+        raise typer.BadParameter("a blank filter matches nothing (an unset variable?)")
+    return value
+
+
 def path_option(*names: str, help: str, **options: Any) -> Any:
     """`typer.Option` for a file or folder: refuses an empty one (`path_value`), shown as
     `<path>` as Typer shows a plain `Path` option."""

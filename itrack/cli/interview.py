@@ -21,7 +21,7 @@ import typer
 from feedback.atomic import NameTooLongError, read_regular
 from ingest.errors import UserError
 from ingest.text import clip
-from itrack.cli.common import Target, with_target
+from itrack.cli.common import Target, filter_value, with_target
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text, warn
 from itrack.errors import new_app
 
@@ -312,10 +312,17 @@ def show(process_id: ProcessArg, *, target: Target) -> None:
 @with_target()
 def list_(
     company: Annotated[
-        str | None, typer.Option(help="Only this company (whatever its case and spacing).")
+        str | None,
+        typer.Option(
+            parser=filter_value, help="Only this company (whatever its case and spacing)."
+        ),
     ] = None,
-    status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
-    candidate: Annotated[str | None, typer.Option(help="Only this candidate.")] = None,
+    status: Annotated[
+        str | None, typer.Option(parser=filter_value, help="Only this status.")
+    ] = None,
+    candidate: Annotated[
+        str | None, typer.Option(parser=filter_value, help="Only this candidate.")
+    ] = None,
     *,
     target: Target,
 ) -> None:
