@@ -21,6 +21,7 @@ from ingest.contract import (
     InterviewStage,
     InterviewStatus,
     StageOutcome,
+    reachable,
 )
 from ingest.migrate import POSTGRES_MIGRATIONS, discover, upgrade_postgres
 
@@ -249,6 +250,44 @@ def test_status_history_follows_every_status_change(tx: psycopg.Connection) -> N
         (ORG, P1, "in_progress", "offer_extended", "2025-02-01 00:00:00+00", None, "postgres"),
         (ORG, P1, "offer_extended", "offer_accepted", "2025-02-03 00:00:00+00", "api-1", "service"),
     ]
+
+
+def test_other_writers_move_a_status_only_where_ingest_would_take_it(
+    tx: psycopg.Connection,
+) -> None:
+    """A Supabase client (no `itrack.source`) moved a rejected process back to in_progress:
+    every pair of statuses is tried, and the database takes exactly the moves ingest takes
+    from a snapshot (`reachable`); the service (source set) is not checked here (found by the
+    exploratory ops run)."""
+    _process(tx)
+    taken = set()
+    for old in InterviewStatus:
+        for new in InterviewStatus:
+            if old == new:
+                continue
+            tx.execute("savepoint move")
+            tx.execute("select set_config('itrack.source', 'service', true)")
+            tx.execute("update interview_processes set status = %s", [old.value])
+            tx.execute("select set_config('itrack.source', '', true)")
+            try:
+                tx.execute("update interview_processes set status = %s", [new.value])
+                taken.add((old, new))
+            except errors.CheckViolation as refused:
+                assert refused.diag.message_primary == (
+                    f"interview process {P1}: status cannot go from {old.value} to {new.value}"
+                )
+            tx.execute("rollback to savepoint move")
+    assert taken == {(a, b) for a in InterviewStatus for b in reachable(a) if a != b}
+
+
+def test_a_refused_move_says_why(tx: psycopg.Connection) -> None:
+    _process(tx, status="rejected_by_company")
+    with pytest.raises(errors.CheckViolation) as refused:
+        tx.execute("update interview_processes set status = 'in_progress'")
+    assert refused.value.diag.message_hint == (
+        "rejected_by_company is final; a lead reopens a process with `itrack interview "
+        "reopen` (a correction, with its reason)"
+    )
 
 
 def test_rls_enabled_and_forced_on_every_table(conn: psycopg.Connection) -> None:
