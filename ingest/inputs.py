@@ -84,7 +84,9 @@ def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Pa
     A file named on the command line must be readable as records (else exit 2, naming it). In a
     folder, a file that is not .jsonl/.json/.csv/.parquet, or whose name does not tell its kind
     (without --kind), is skipped with a warning: one stray README or lock file does not stop the
-    night's ingest, and the summary names it. Hidden files (".name") are skipped the same way.
+    night's ingest, and the summary names it. Hidden files (".name") are skipped the same way,
+    and so is a folder inside (its files are not read: a night's files put one level down were
+    left out, "0 accepted", without a word).
     """
     files: list[Path] = []
     skipped: list[str] = []
@@ -101,7 +103,8 @@ def expand_paths_reporting(paths: list[Path], kind: str | None) -> tuple[list[Pa
     for path in paths:
         if path.is_dir():
             for entry in sorted(path.iterdir()):
-                if entry.is_dir():
+                if entry.is_dir():  # its files are not read: said, never silently
+                    skipped.append(f"{entry}: a folder (not read: name it to ingest its files)")
                     continue
                 if entry.suffix.lower() in FORMATS and not entry.name.startswith("."):
                     _require_regular(entry)

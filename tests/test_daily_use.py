@@ -131,6 +131,21 @@ def test_orphan_retries_say_resolved_and_waiting_since_when(day1):
     assert rows(raw_store_path("w.duckdb"), "select count(*) from interview_processes") == [(1,)]
 
 
+def test_a_folder_inside_an_input_folder_is_named_as_not_read(day1):
+    """Found by the exploratory analytics run: an input folder's subfolders were passed over
+    without a word (a night's files one level down, `exports/2025-03-01/`, gave "0 accepted"),
+    though the summary lists every file that was not read. Each is named as skipped."""
+    jsonl(Path("in/2025-03-01/candidates.jsonl"), {"id": "c9", "full_name": "Di", "created_at": T0})
+    text, _run = since(out("ingest in --db w.duckdb"))
+    assert text.splitlines()[4:6] == [
+        "skipped in/2025-03-01: a folder (not read: name it to ingest its files)",
+        "skipped in/notes.txt: not a data file (.jsonl, .json, .csv or .parquet)",
+    ]
+    assert rows(raw_store_path("w.duckdb"), "select count(*) from candidates where id = 'c9'") == [
+        (0,)
+    ]
+
+
 def test_named_file_of_unknown_kind_is_refused_but_a_folder_skips_it(day1):
     Path("in/export.jsonl").write_text('{"id": "x"}\n')
     text = out("ingest in --db w.duckdb")
