@@ -351,6 +351,19 @@ def test_sql_json_prints_decimals_as_numbers(tmp_path):
     assert table == "1 row(s):\nd    two\n1.5  2.00\n"
 
 
+def test_sql_never_splits_a_dollar_quote_or_an_escape_string(tmp_path):
+    """Found by the exploratory analytics run: statements were split at every `;` outside
+    '...', "...", and comments, so DuckDB's dollar quotes (`$$a;b$$`, `$t$...$t$`) and escape
+    strings (`E'a\\';b'`) were cut in two: two parser errors, exit 1, for valid SQL. They are
+    one token now, as DuckDB reads them; `-c` and stdin split alike."""
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()
+    script = "select $$a;b$$ as x; select $t$c;d$t$ as y; select E'e\\';f' as z; select 'g;' as w"
+    expected = "1 row(s):\nx\na;b\n1 row(s):\ny\nc;d\n1 row(s):\nz\ne';f\n1 row(s):\nw\ng;\n"
+    assert invoke("sql", "--db", str(db), "-c", script).stdout == expected
+    assert invoke("sql", "--db", str(db), stdin=script + ";\n").stdout == expected
+
+
 def test_docs_catalog_has_every_model_and_column_type(built):
     _root, db, _log = built
     out = invoke("docs", "--db", str(db)).stdout

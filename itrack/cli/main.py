@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -611,15 +612,11 @@ def _stdin_text() -> str:
 
 
 def _statements(script: str) -> list[str]:
-    """Split a script at `;` outside quotes and comments (`-- ...` to the line's end, `/* */`:
-    an apostrophe in a comment opened no quote) into statements."""
+    """Split a script at `;` outside quotes and comments (`_span_end`) into statements."""
     statements, current, i = [], [], 0
-    closers = {"'": "'", '"': '"', "--": "\n", "/*": "*/"}
     while i < len(script):
-        opener = next((o for o in closers if script.startswith(o, i)), None)
-        if opener is not None:  # copied whole up to its closer (or the script's end)
-            end = script.find(closers[opener], i + len(opener))
-            end = len(script) if end < 0 else end + len(closers[opener])
+        end = _span_end(script, i)
+        if end is not None:  # copied whole up to its closer (or the script's end)
             current.append(script[i:end])
             i = end
             continue
@@ -631,6 +628,29 @@ def _statements(script: str) -> list[str]:
         i += 1
     statements.append("".join(current).strip())
     return [s for s in statements if s]
+
+
+# What DuckDB reads as one token in which `;` ends nothing: quotes, comments (an apostrophe in a
+# `--` comment opens no quote), dollar quotes (`$$a;b$$`, `$tag$...$tag$`) and escape strings
+# (`E'it\'s'`, where a backslash escapes the quote); the last two were cut at their `;`.
+_DOLLAR_QUOTE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)?\$")
+_ESCAPE_STRING = re.compile(r"(?<![A-Za-z0-9_])[eE]'(?:[^'\\]|\\.)*'?", re.S)
+_CLOSERS = {"'": "'", '"': '"', "--": "\n", "/*": "*/"}
+
+
+def _span_end(script: str, i: int) -> int | None:
+    """The end of the quoted string or comment that starts at `i`, if one does (its closer
+    included; the script's end when it has none)."""
+    if escaped := _ESCAPE_STRING.match(script, i):
+        return escaped.end()
+    if dollar := _DOLLAR_QUOTE.match(script, i):
+        end = script.find(dollar.group(), dollar.end())
+        return len(script) if end < 0 else end + len(dollar.group())
+    opener = next((o for o in _CLOSERS if script.startswith(o, i)), None)
+    if opener is None:
+        return None
+    end = script.find(_CLOSERS[opener], i + len(opener))
+    return len(script) if end < 0 else end + len(_CLOSERS[opener])
 
 
 def _run_sql(con: Any, statement: str, output: Format) -> bool:
