@@ -364,6 +364,23 @@ def test_sql_never_splits_a_dollar_quote_or_an_escape_string(tmp_path):
     assert invoke("sql", "--db", str(db), stdin=script + ";\n").stdout == expected
 
 
+def test_sql_tables_show_timestamps_to_their_last_digit(tmp_path):
+    """Found by the exploratory analytics run: the table cut timestamps to the second, so
+    10:00:00.25 and 10:00:00.75 printed alike (status changes recorded within a second looked
+    simultaneous), while a TIME kept its fraction. A timestamp shows every digit it has."""
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()
+    select = (
+        "select timestamp '2025-01-01 10:00:00.25' as a, timestamp '2025-01-01 10:00:00.75' as b, "
+        "timestamp '2025-01-01 10:00:00' as c"
+    )
+    assert invoke("sql", "--db", str(db), "-c", select).stdout == (
+        "1 row(s):\n"
+        "a                           b                           c\n"
+        "2025-01-01 10:00:00.250000  2025-01-01 10:00:00.750000  2025-01-01 10:00:00\n"
+    )
+
+
 def test_docs_catalog_has_every_model_and_column_type(built):
     _root, db, _log = built
     out = invoke("docs", "--db", str(db)).stdout

@@ -670,8 +670,14 @@ def _run_sql(con: Any, statement: str, output: Format) -> bool:
     if output is Format.json:
         print_json(rows)
     elif names:
-        print_table(rows, f"{len(rows)} row(s)", names)
+        print_table(rows, f"{len(rows)} row(s)", names, shown=_exact_cell)
     return True
+
+
+def _exact_cell(_name: str, value: Any) -> str:
+    """A cell of a query's answer: a timestamp to its last digit (the reports' tables show
+    seconds, which made 10:00:00.25 and 10:00:00.75 print alike, as a TIME did not)."""
+    return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else text(value)
 
 
 def _distinct_names(names: list[str]) -> list[str]:
