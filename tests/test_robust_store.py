@@ -112,6 +112,42 @@ def test_db_upgrade_waits_for_a_writer_as_every_writer_does(tmp_path):
     assert out == f"{raw_store_path(db)}: nothing to apply; {total} migration(s) in place\n"
 
 
+def test_a_restore_checks_the_snapshot_once_it_holds_the_lock(tmp_path):
+    """Found by reading restore against the lock: it checked the snapshot's files, then waited
+    for the writer lock, then read them. A file changed while it waited (a table swapped for
+    rows of someone's choosing, same row count) was restored unchecked, exit 0. Now it is
+    checked under the lock: exit 2 naming the file, the raw store untouched."""
+    generate(tmp_path / "in", 40, seed=3)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    snapshot = backup(db, tmp_path / "bk")
+    holder = hold_lock(db)
+    waiter = subprocess.Popen(
+        [ITRACK, "restore", str(snapshot), "--db", str(db), "--overwrite", "--wait", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until_waiting(waiter, writer_lock(db))
+    table = snapshot / "candidates.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"copy (select * replace ('Mallory' as full_name) from read_parquet('{table}'))"
+        f" to '{tmp_path / 'swapped.parquet'}' (format parquet)"
+    )
+    con.close()
+    table.write_bytes((tmp_path / "swapped.parquet").read_bytes())
+    release(holder)
+    out, err = waiter.communicate(timeout=300)
+    assert (waiter.returncode, out) == (2, "")
+    assert err == f"error: {snapshot}: candidates.parquet does not match the manifest checksum\n"
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    names = con.execute("select count(*) from candidates where full_name = 'Mallory'").fetchone()
+    held = con.execute("select count(*) from feedback_state where key = 'held'").fetchone()
+    con.close()
+    assert (names, held) == ((0,), (1,))  # the holder's write stands; nothing was restored
+
+
 def test_restore_started_during_an_ingest_never_loses_its_rows(tmp_path):
     """The reported loss: an ingest started 0.2 s before a restore said `accepted` and its rows
     were gone. Now the restore finds the store busy (exit 2, the ingest's PID named) and the

@@ -316,10 +316,12 @@ def restore(
     lock: a writer that started first finishes before, one that starts later waits or exits 2.
 
     The tables come from the code's schema; the snapshot only contributes rows (Parquet read
-    by column name). Its own SQL (`schema.sql`, `load.sql` of older snapshots) is never run."""
-    manifest = verify(snapshot, sign_key)
+    by column name). Its own SQL (`schema.sql`, `load.sql` of older snapshots) is never run.
+    The snapshot is verified under the lock, right before it is read: while a restore waits,
+    a backup's retention may prune it, or a file may change after a check made earlier."""
     target = raw_store_path(db)
     with store_lock(target, wait_seconds):  # which removes a killed restore's staging file
+        manifest = verify(snapshot, sign_key)
         if target.exists() and not overwrite:
             raise UserError(f"{target} exists; pass --overwrite to replace it")
         staging = restore_staging(target)
