@@ -329,6 +329,20 @@ def rebuild_table(
         con.close()
 
 
+def _require_built(warehouse: Path) -> None:
+    """Refuse a file that is no built warehouse, in one line, before dbt runs: an empty
+    DuckDB file gave a catalog of no model (exit 0), a file DuckDB cannot open dbt's
+    tracebacks. The marks of a build are those the feedback step requires."""
+    from feedback.marts import open_read_only, require_marts
+    from feedback.service import REQUIRED_MARTS
+
+    con = open_read_only(warehouse)
+    try:
+        require_marts(con, warehouse, REQUIRED_MARTS, " (the catalog describes the built tables)")
+    finally:
+        con.close()
+
+
 def docs_generate(warehouse: Path, raw_store: Path) -> Path:
     """`dbt docs generate --static` (one self-contained index.html with the lineage of every
     model) into dbt_project/target/; returns that folder."""
@@ -345,6 +359,7 @@ def docs_generate(warehouse: Path, raw_store: Path) -> Path:
             f"{warehouse}: no warehouse yet; the catalog describes the built tables: run "
             "`itrack build` first"
         )
+    _require_built(warehouse)
     scratch = work_dir(raw_store) / "docs" / _link_name(raw_store)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     scratch.unlink(missing_ok=True)

@@ -272,6 +272,26 @@ def test_docs_before_a_build_is_refused(day1):
     assert (catalog.stat().st_mtime_ns if catalog.exists() else None) == before
 
 
+def test_docs_refuses_a_file_that_is_no_built_warehouse(day1):
+    """Found by exploratory testing: with an empty DuckDB file as the warehouse, `itrack docs`
+    wrote a catalog of no model and said where to open it (exit 0); with a file DuckDB cannot
+    open, dbt printed pages of tracebacks. Both are one line now, exit 2, before dbt runs."""
+    out("ingest in --db w.duckdb")
+    duckdb.connect("w.duckdb").close()
+    catalog = ROOT / "dbt_project" / "target" / "catalog.json"
+    before = catalog.stat().st_mtime_ns if catalog.exists() else None
+    assert err("docs --db w.duckdb", code=2) == (
+        "error: w.duckdb: no fct_interview_processes, mart_feeder_conversion; run `itrack build` "
+        "first (the catalog describes the built tables)\n"
+    )
+    Path("w.duckdb").write_bytes(b"")
+    assert err("docs --db w.duckdb", code=2) == (
+        f'error: cannot open w.duckdb: IO Error: The file "{day1 / "w.duckdb"}" exists, but it '
+        "is not a valid DuckDB database file!\n"
+    )
+    assert (catalog.stat().st_mtime_ns if catalog.exists() else None) == before
+
+
 def test_rejects_all_says_which_run_resolved_each(day1):
     first = out("ingest in --db w.duckdb")
     jsonl(Path("day2/candidates.jsonl"), {"id": "c9", "full_name": "Di", "created_at": T0})
