@@ -12,6 +12,7 @@ what has been applied).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -187,10 +188,23 @@ def check_dsn(dsn: str) -> str:
     from psycopg.conninfo import conninfo_to_dict
 
     try:
-        conninfo_to_dict(dsn)
+        parts = conninfo_to_dict(dsn)
     except Exception as exc:  # psycopg raises ProgrammingError (a ValueError for a NUL)
         raise InvalidDsn(f"not a valid PostgreSQL URL: {masked(_first_line(exc), dsn)}") from None
+    if not _names_a_database(parts):
+        raise InvalidDsn(
+            f"{display_dsn(dsn)} names no database (an unset variable?): libpq would take the "
+            "one named after the user; give it, e.g. postgresql://host:5432/dbname"
+        )
     return dsn
+
+
+def _names_a_database(parts: dict[str, Any]) -> bool:
+    """Whether a parsed DSN says which database, itself or through what libpq reads besides
+    (a service file entry, PGDATABASE, PGSERVICE). Without any, libpq connects to the database
+    named after the user: `postgresql://$HOST/$DB` with DB unset migrated `postgres`."""
+    given = parts.get("dbname") or parts.get("service")
+    return bool(given or os.environ.get("PGDATABASE") or os.environ.get("PGSERVICE"))
 
 
 def masked(text: str, dsn: str) -> str:

@@ -373,6 +373,43 @@ def test_every_command_refuses_a_malformed_dsn_alike(
     assert result.output == f"error: not a valid PostgreSQL URL: {reason}\n"
 
 
+@pytest.mark.parametrize(
+    "dsn, shown",
+    [
+        ("postgresql://", "postgresql://localhost:5432/"),
+        ("postgresql://postgres:s3cret@127.0.0.1:1/", "postgresql://postgres@127.0.0.1:1/"),
+    ],
+    ids=["bare", "no-database"],
+)
+@pytest.mark.parametrize("command", DSN_COMMANDS)
+def test_every_command_refuses_a_dsn_naming_no_database(
+    command: str, dsn: str, shown: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`postgresql://$HOST/$DB` with DB unset: libpq took the database named after the user,
+    and `itrack db upgrade` migrated the server's `postgres` (or `root`) database (found by the
+    exploratory ops run). Refused, one line, exit 2, before any connection."""
+    monkeypatch.delenv("PGDATABASE", raising=False)
+    monkeypatch.delenv("PGSERVICE", raising=False)
+    monkeypatch.setenv("PGPORT", "1")  # had the check let one through: no server, nothing done
+    result = invoke(*DSN_COMMANDS[command], dsn, "--db", str(tmp_path / "warehouse.duckdb"))
+    assert_exit(result, 2)
+    assert result.output == (
+        f"error: {shown} names no database (an unset variable?): libpq would take the one "
+        "named after the user; give it, e.g. postgresql://host:5432/dbname\n"
+    )
+
+
+def test_a_dsn_without_a_database_is_taken_where_libpq_is_told_which(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, db: Path
+) -> None:
+    """PGDATABASE (or a service entry) says which database: such a DSN stays valid."""
+    server, _, database = pg_dsn.partition("?")[0].rpartition("/")
+    monkeypatch.setenv("PGDATABASE", database)
+    result = invoke("db", "status", "--dsn", f"{server}/", "--db", str(db))
+    assert_exit(result, 0)
+    assert "pending" not in result.output
+
+
 @pytest.fixture
 def postgres_store_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """`ITRACK_STORE=postgres`, `ITRACK_PG_DSN` unset: the test sets it as it needs."""
