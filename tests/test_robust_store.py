@@ -148,6 +148,59 @@ def test_a_restore_checks_the_snapshot_once_it_holds_the_lock(tmp_path):
     assert (names, held) == ((0,), (1,))  # the holder's write stands; nothing was restored
 
 
+READ = (
+    "import sys, duckdb\n"
+    "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+    "print('reading', flush=True); sys.stdin.readline()\n"
+)
+
+
+def wait_until_retrying(proc: subprocess.Popen, lock: Path) -> None:
+    """Return once `proc` holds the writer `lock` (its PID is in it) and sleeps: after taking
+    the lock, the only sleep is between two tries to open the store, so one try has failed
+    (or once it has exited). No guessing with sleeps on a loaded machine."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return
+        with contextlib.suppress(OSError):
+            held = lock.read_text().strip() == str(proc.pid)
+            if held and Path(f"/proc/{proc.pid}/wchan").read_text() == "hrtimer_nanosleep":
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"{proc.args} never retried opening the store")
+
+
+def test_a_writer_waits_for_a_reader_that_has_the_store_open(tmp_path):
+    """Found by exploratory testing: `itrack backup --wait 10` while another process read the
+    raw store (`itrack rejects`, `itrack interview list`, the API) failed at once, "database is
+    busy (held by PID <the reader>)", exit 2: writers waited for the writer lock only, and DuckDB
+    lets no process write a file another one has open. Now a writer waits for the file too, as
+    readers wait for a writer, up to --wait."""
+    generate(tmp_path / "in", 40, seed=3)
+    db = tmp_path / "warehouse.duckdb"
+    ingest_paths([tmp_path / "in"], db=db)
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READ, str(raw_store_path(db))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout.readline().strip() == "reading"
+    waiter = subprocess.Popen(
+        [ITRACK, "backup", "--db", str(db), "--to", str(tmp_path / "bk"), "--wait", "300"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_until_retrying(waiter, writer_lock(db))
+    reader.communicate("go\n", timeout=120)
+    out, err = waiter.communicate(timeout=300)
+    assert (waiter.returncode, err) == (0, ""), out
+    [snapshot] = (tmp_path / "bk").iterdir()
+    assert out == f"backup written: {snapshot}\n"
+
+
 def test_restore_started_during_an_ingest_never_loses_its_rows(tmp_path):
     """The reported loss: an ingest started 0.2 s before a restore said `accepted` and its rows
     were gone. Now the restore finds the store busy (exit 2, the ingest's PID named) and the

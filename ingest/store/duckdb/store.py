@@ -162,7 +162,9 @@ def open_store(
             con.close()
         return
     with store_lock(path, wait_seconds):
-        con = connect(path, memory_limit=memory_limit)
+        # a reader may have the file open (DuckDB then lets no process write it): wait for it
+        # as readers wait for a writer, rather than fail at once naming the reader
+        con = connect_waiting(path, wait_seconds, read_only=False, memory_limit=memory_limit)
         try:
             upgrade(con)  # versioned migrations; no DDL when the store is current
             yield con
@@ -170,12 +172,15 @@ def open_store(
             con.close()
 
 
-def connect_waiting(path: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
-    """A read-only connection, retried while a writer holds the file (up to `wait_seconds`)."""
+def connect_waiting(
+    path: Path, wait_seconds: float, read_only: bool = True, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection (read-only by default), retried while another process holds the file in a
+    way that excludes it (a writer; for a writer, a reader too) up to `wait_seconds`."""
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            return connect(path, read_only=True)
+            return connect(path, read_only=read_only, memory_limit=memory_limit)
         except StoreBusyError:
             if time.monotonic() >= deadline:
                 raise
