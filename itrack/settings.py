@@ -76,11 +76,14 @@ class Settings(BaseModel):
 
     def warehouse(self, override: Path | str | None = None) -> Path:
         """The warehouse path: the command's `--db` if given, else `ITRACK_DB`, else the default;
-        a location dbt or DuckDB would misread is refused here, before anything is written."""
+        a location dbt or DuckDB would misread is refused here, before anything is written.
+        A leading `~` is the home folder, as in ITRACK_PLAN_CACHE: no shell expands it in a
+        crontab's or a unit file's variables nor in `--db=~/...`, and taken as written it made
+        a folder named `~` in the working folder."""
         if override:
-            return check_location(Path(override), "--db")
+            return check_location(Path(override).expanduser(), "--db")
         source = "ITRACK_DB" if "db" in self.model_fields_set else "the default warehouse"
-        return check_location(self.db, source)
+        return check_location(self.db.expanduser(), source)
 
     def raw_store(self, override: Path | str | None = None) -> Path:
         return raw_store_path(self.warehouse(override))

@@ -114,6 +114,33 @@ def test_an_empty_itrack_db_is_unset_the_default_warehouse(monkeypatch, fresh_se
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 
+@pytest.mark.parametrize("given", ["ITRACK_DB", "--db=~/wh/warehouse.duckdb"])
+def test_a_warehouse_under_tilde_is_in_the_home_folder(
+    monkeypatch, fresh_settings, tmp_path, given
+):
+    """Found by exploratory testing of the variables: `ITRACK_DB=~/wh/warehouse.duckdb` as a
+    crontab sets it (no shell expands `~` there, nor in `--db=~/...`) made a folder named `~`
+    in the working folder and a store in it; ITRACK_PLAN_CACHE expanded `~`."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    args = ["db", "upgrade"]
+    if given == "ITRACK_DB":
+        monkeypatch.setenv("ITRACK_DB", "~/wh/warehouse.duckdb")
+    else:
+        args.append(given)
+    result = CliRunner().invoke(app, args)
+    assert_exit(result, 0)
+    count = len(discover(MIGRATIONS))
+    raw = home / "wh" / "warehouse.raw.duckdb"
+    assert (
+        result.stdout.splitlines()[-1] == f"{raw}: applied {count}; {count} migration(s) in place"
+    )
+    assert raw.is_file()
+    assert list(work.iterdir()) == []
+
+
 def test_an_empty_memory_limit_is_unset_the_default_bound():
     """Found by exploratory testing: `ITRACK_MEMORY_LIMIT=` reached DuckDB as no limit at all
     (ingest ran unbounded, exit 0) while `ITRACK_MEMORY_LIMIT=' '` was refused. Blank, like a
