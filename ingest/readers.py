@@ -1065,7 +1065,9 @@ def _readable_int(text: str) -> bool:
 
 def coerce_text_row(model: type[Record], row: dict[str, str]) -> dict[str, object]:
     """Type the text cells of a CSV row by the contract: integers, lists and objects parsed,
-    empty cells absent. Anything that does not parse stays text and fails validation."""
+    empty cells absent; a process's `stages` cell holding a JSON list is its inline stages (it
+    stayed text, and the process was refused as `unknown_field`, in CSV only). Anything that
+    does not parse stays text and fails validation."""
     record: dict[str, object] = {}
     for key, text in row.items():
         if text == "":
@@ -1078,6 +1080,8 @@ def coerce_text_row(model: type[Record], row: dict[str, str]) -> dict[str, objec
             record[key] = _parse_list(text)
         elif isinstance(base, type) and issubclass(base, Record) and text.lstrip().startswith("{"):
             record[key] = _json_or_text(text)
+        elif key == "stages" and model is MODELS["processes"] and text.lstrip().startswith("["):
+            record[key] = _json_or_text(text)  # inline stages, as in a JSON record
         else:
             record[key] = text
     return record

@@ -219,6 +219,38 @@ def test_a_stage_date_before_its_process_names_the_date_that_is(tmp_path, db):
     ] == [message for *_, message in quarantined(db)]
 
 
+def test_inline_stages_in_a_csv_process_row_load_as_in_jsonl(tmp_path):
+    """Found by the exploratory analytics run: a process's inline `stages` list loaded from
+    JSONL, JSON and Parquet, but a CSV `stages` cell (JSON text, as `offer_details` cells are)
+    stayed text: the process was refused as `unknown_field` and its stages lost. The cell is
+    read as the list, so CSV gives the same stages and quarantine (its line is the row's)."""
+    from itrack.generate import write_records
+
+    inline = [stage(id=S2, stage_order=1), "not a stage", stage(id=S3, stage_order=2)]
+    for record in inline[::2]:
+        del record["interview_process_id"]  # taken from the process
+    stores = {}
+    for fmt in ("jsonl", "csv"):
+        folder = tmp_path / fmt
+        folder.mkdir()
+        write_records([candidate()], folder / f"candidates.{fmt}", fmt)
+        write_records([process(stages=inline)], folder / f"processes.{fmt}", fmt)
+        db = tmp_path / f"{fmt}.duckdb"
+        ingest_paths([folder], db=db)
+        stores[fmt] = (
+            query(
+                db,
+                "select id::varchar, interview_process_id::varchar from interview_stages "
+                "order by id",
+            ),
+            query(db, "select count(*) from interview_processes"),
+            query(db, "select kind, line_number, error_code, error_message from quarantine"),
+        )
+    refused = "stages", "not_an_object", "expected a JSON object, got str"
+    assert stores["jsonl"] == ([(S2, P1), (S3, P1)], [(1,)], [(refused[0], 1, *refused[1:])])
+    assert stores["csv"] == ([(S2, P1), (S3, P1)], [(1,)], [(refused[0], 2, *refused[1:])])
+
+
 def test_clean_records_load_with_exact_values(tmp_path, db):
     notes = 'Strong on \'); drop table interview_stages; -- and =HYPERLINK("x")\nline two 🚀'
     summary = load(
