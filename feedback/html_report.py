@@ -68,10 +68,17 @@ Spec = dict[str, Any]  # a Vega-Lite spec (JSON)
 
 
 def feeder_colors(con) -> dict[str, str]:
-    """feeder -> colour, the same in every chart (and in the legend of each)."""
+    """feeder -> colour, the same in every chart (and in the legend of each). Every feeder a
+    chart shows: the trend also has feeders of earlier feedback runs that the marts no longer
+    know (all their processes moved, or their spelling changed); left out, each took the
+    colour of another feeder (Vega's ordinal scale cycles its range), with no legend entry."""
     feeders = [
         r["feeder_source"]
-        for r in records(con, "select feeder_source from mart_feeder_conversion order by 1")
+        for r in records(
+            con,
+            "select feeder_source from mart_feeder_conversion "
+            "union select feeder_source from stg_itrack__feedback_runs order by 1",
+        )
     ]
     return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(feeders)}
 

@@ -145,6 +145,55 @@ def test_each_feeder_has_one_colour_in_every_chart(report):
         assert seen == expected, chart
 
 
+def test_a_feeder_only_earlier_feedback_runs_know_keeps_its_own_colour(tmp_path, shared_plans):
+    """Found by the exploratory analytics run: the colours were given to the feeders of the
+    marts only, so a feeder the trend still shows from earlier feedback runs (its processes
+    since moved to another feeder) took another feeder's colour, unlisted in the legend. Every
+    feeder a chart shows has its own colour, in name order."""
+    import json
+
+    def write(folder: Path, name: str, *records: dict) -> None:
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in records))
+
+    day = {"created_at": "2025-01-01T00:00:00Z"}
+    write(
+        tmp_path / "in",
+        "candidates.jsonl",
+        {"id": "c1", "full_name": "A", "feeder_source": "alpha", **day},
+        {"id": "c2", "full_name": "B", "feeder_source": "beta", **day},
+    )
+    write(
+        tmp_path / "in",
+        "processes.jsonl",
+        *(
+            {
+                "id": f"00000000-0000-4000-8000-00000000000{n}",
+                "candidate_id": f"c{n}",
+                "company_name": "X",
+                "role_title": "R",
+                **day,
+            }
+            for n in (1, 2)
+        ),
+    )
+    moved = {"id": "c2", "full_name": "B", "feeder_source": "gamma", **day}
+    write(tmp_path / "next", "candidates.jsonl", {**moved, "updated_at": "2025-01-02T00:00:00Z"})
+    db = tmp_path / "warehouse.duckdb"
+    for folder in ("in", "next"):
+        run_build(
+            [tmp_path / folder],
+            db=db,
+            take_backup=False,
+            write_html=False,
+            note=lambda _m: None,
+            plan_cache=shared_plans,
+        )
+    html = write_report(db, tmp_path / "report.html").read_text()
+    seen = mark_colors(figure(html, "feeder-trend"), "feeder")
+    assert seen == {"alpha": {PALETTE[0]}, "beta": {PALETTE[1]}, "gamma": {PALETTE[2]}}
+
+
 def test_interval_chart_is_sorted_by_rate(report):
     db, html = report
     svg = figure(html, "feeder-conversion")
