@@ -960,3 +960,17 @@ def test_a_build_whose_from_cannot_be_used_is_refused_before_its_backup(tmp_path
         "error: --from takes a postgresql:// URL, not 'exports/'\n",
     )
     assert not (tmp_path / "backups").exists()
+
+
+def test_a_database_url_given_to_build_as_a_path_points_to_from(tmp_path):
+    """Found by the exploratory analytics run: `itrack build postgresql://...` read the URL as
+    a path, which lost a `/`: "postgresql:/u@host/db: no such file or directory". It is
+    refused as a usage error naming --from, before anything is done."""
+    db = tmp_path / "warehouse.duckdb"
+    result = invoke("build", "--db", str(db), "postgresql://u@localhost:1/x", code=2)
+    assert result.stdout == ""
+    assert result.stderr == (
+        "Usage: root build [OPTIONS] [paths]...\nTry 'root build --help' for help.\n\n"
+        "Error: Invalid value for 'paths': a database is extracted with --from URL, not as a path\n"
+    )
+    assert sorted(tmp_path.iterdir()) == []
