@@ -653,6 +653,11 @@ def _read_line(handle, line_no: int, source: InputFile) -> bytes | None:
     return None
 
 
+_UTF16_FILE = (
+    "file is not valid UTF-8 (byte 0: a UTF-16 byte order mark); no record of this file was loaded"
+)
+
+
 def _land_jsonl_python(con: duckdb.DuckDBPyConnection, source: InputFile, table: str) -> None:
     lines, raws = [], []
     with source.path.open("rb") as handle:
@@ -666,6 +671,11 @@ def _land_jsonl_python(con: duckdb.DuckDBPyConnection, source: InputFile, table:
                 break
             if line_no == 1 and data.startswith(b"\xef\xbb\xbf"):
                 data = data[3:]
+            if line_no == 1 and data.startswith((b"\xff\xfe", b"\xfe\xff")):
+                # UTF-16 (or 32): every line is bytes of it, the line breaks included; refused
+                # whole as a JSON or CSV file is, not as one bad line and one "malformed" more
+                source.problems.append(FileProblem(None, "invalid_utf8", _UTF16_FILE))
+                return
             try:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:

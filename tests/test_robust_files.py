@@ -364,3 +364,27 @@ def test_offer_files_that_are_fifos_are_refused_without_hanging(tmp_path):
     assert big.stderr == (
         "error: offer details are not valid JSON: a number of 5000 digits (at most 4300 are read)\n"
     )
+
+
+def test_a_utf16_jsonl_file_is_refused_whole_as_a_csv_or_json_file_is(tmp_path):
+    """Found by the exploratory analytics run: a JSON Lines file saved as UTF-16 (Windows'
+    "Unicode") was read line by line: line 1 "not valid UTF-8", then its line break's second
+    byte made a line 2 "malformed JSON", 2 rows read for 1 record; a UTF-16 CSV or JSON file is
+    refused whole. JSON Lines now too, in one reject naming the byte order mark."""
+    from ingest.load import ingest_paths
+    from tests.conftest import query
+
+    path = tmp_path / "candidates.jsonl"
+    record = '{"id": "c1", "full_name": "Ann", "created_at": "2025-01-01"}\n'
+    path.write_bytes(record.encode("utf-16"))
+    db = tmp_path / "warehouse.duckdb"
+    summary = ingest_paths([path], db=db)
+    assert (summary.accepted, summary.rejects_by_code) == (0, {"invalid_utf8": 1})
+    assert query(db, "select line_number, error_code, error_message from quarantine") == [
+        (
+            None,
+            "invalid_utf8",
+            "file is not valid UTF-8 (byte 0: a UTF-16 byte order mark); "
+            "no record of this file was loaded",
+        )
+    ]
