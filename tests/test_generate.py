@@ -218,3 +218,28 @@ def test_a_generate_that_fills_the_disk_leaves_the_folder_as_it_was(small_mount)
         "error: cannot write: [Errno 28] No space left on device; nothing of this run was written\n"
     )
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_out_under_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """Found by exploratory testing: `itrack generate --out=~/demo` (no shell expands `~`
+    after `--out=`) wrote ./~/demo/ in the working folder."""
+    from typer.testing import CliRunner
+
+    from itrack.cli.main import app
+    from tests.conftest import assert_exit
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    made = CliRunner().invoke(app, ["generate", "--out=~/demo", "--processes", "2", "--seed", "1"])
+    assert_exit(made, 0)
+    assert made.output == (
+        f"candidates.jsonl: 2, processes.jsonl: 2, stages.jsonl: 3 -> {home / 'demo'}\n"
+    )
+    assert sorted(p.name for p in (home / "demo").iterdir()) == [
+        "candidates.jsonl",
+        "processes.jsonl",
+        "stages.jsonl",
+    ]
+    assert list(work.iterdir()) == []

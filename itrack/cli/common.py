@@ -24,12 +24,14 @@ from itrack.settings import get_settings
 def path_value(value: str | Path) -> Path:
     """A file or folder argument as given. An empty one is refused, never taken as the current
     folder (what `Path("")` means): it is an unset shell variable (`--out "$DIR"`), and as `.` it
-    made `ingest`/`build` read and `generate` overwrite whatever the current folder held."""
+    made `ingest`/`build` read and `generate` overwrite whatever the current folder held.
+    A leading `~` is the home folder: no shell expands it in `--out=~/demo`, and taken as
+    written it made a folder named `~` in the current one."""
     if isinstance(value, Path):  # a default
         return value
     if not value:
         raise typer.BadParameter("an empty path names no file or folder (an unset variable?)")
-    return Path(value)
+    return Path(value).expanduser()
 
 
 def filter_value(value: str) -> str:
