@@ -343,17 +343,19 @@ def build_records(
     return out
 
 
-def write_records(records: list[dict[str, Any] | str], path: Path, fmt: str) -> None:
+def write_records(records: list[dict[str, Any] | str], path: Path, fmt: str) -> int:
+    """Write `records` to `path` in `fmt`; returns how many were written (JSONL holds them all,
+    the other formats no malformed line)."""
     if fmt == "jsonl":
         with path.open("w", encoding="utf-8") as handle:
             for record in records:
                 text = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
                 handle.write(text + "\n")
-        return
+        return len(records)
     rows = [r for r in records if not isinstance(r, str)]  # malformed lines exist in JSONL only
     if fmt == "json":
         path.write_text(json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-        return
+        return len(rows)
     import polars as pl  # here: every `itrack` command imports this module, few write CSV
 
     columns = sorted({key for row in rows for key in row})
@@ -367,6 +369,7 @@ def write_records(records: list[dict[str, Any] | str], path: Path, fmt: str) -> 
         frame.write_csv(path)
     else:
         frame.write_parquet(path)
+    return len(rows)
 
 
 def _cell(value: Any, fmt: str) -> Any:
@@ -391,16 +394,16 @@ def generate(
     data = build_records(processes, seed, invalid_share)
     paths = {kind: out_dir / f"{kind}.{fmt}" for kind in data}
     staged = {kind: path.with_name(f".{path.name}.partial") for kind, path in paths.items()}
+    written = {}
     try:
         for kind, records in data.items():
-            write_records(records, staged[kind], fmt)
-    except BaseException:
+            written[paths[kind].name] = write_records(records, staged[kind], fmt)
+        for kind, path in paths.items():
+            staged[kind].replace(path)
+    finally:  # after an error or an interrupt: no partial file stays
         for partial in staged.values():
             partial.unlink(missing_ok=True)
-        raise
-    for kind, path in paths.items():
-        staged[kind].replace(path)
-    return {path.name: len(data[kind]) for kind, path in paths.items()}
+    return written
 
 
 def generate_delta(

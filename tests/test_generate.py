@@ -243,3 +243,21 @@ def test_out_under_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
         "stages.jsonl",
     ]
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "parquet"])
+def test_the_summary_counts_what_the_files_hold(tmp_path, fmt):
+    """Found by exploratory testing: `itrack generate --format json --invalid-share 0.1` said
+    "processes.json: 50, stages.json: 115" while the files held 49 and 112: the counts included
+    the malformed lines only JSONL can hold."""
+    counts = generate(tmp_path, 50, seed=7, invalid_share=0.1, fmt=fmt)
+    assert counts == {f"candidates.{fmt}": 37, f"processes.{fmt}": 49, f"stages.{fmt}": 112}
+    held = {
+        name: len(json.loads((tmp_path / name).read_text()))
+        if fmt == "json"
+        else pl.read_csv(tmp_path / name, infer_schema_length=0).height
+        if fmt == "csv"
+        else pl.read_parquet(tmp_path / name).height
+        for name in counts
+    }
+    assert held == counts
