@@ -67,6 +67,24 @@ def test_duckdb_upgrade_creates_then_has_nothing_to_do(db: Path) -> None:
     ]
 
 
+def test_status_lists_a_migration_applied_by_a_newer_itrack(db: Path) -> None:
+    """Found by exploratory testing: a store a newer itrack had upgraded (a ledger row this
+    version has no file for) was listed as every migration applied, nothing more."""
+    assert_exit(invoke("db", "upgrade", "--db", str(db)), 0)
+    con = duckdb.connect(str(raw_store_path(db)))
+    con.execute("insert into schema_migrations values ('20991231000000', 'later', 'x', now())")
+    con.close()
+    status = invoke("db", "status", "--db", str(db))
+    assert_exit(status, 0)
+    assert status.output.splitlines() == [
+        *(f"applied  {label}" for label in DUCKDB_LABELS),
+        "unknown  20991231000000",
+        "unknown: applied by a newer itrack than this one; upgrade itrack before using it",
+    ]
+    as_json = invoke("db", "status", "--db", str(db), "--format", "json")
+    assert json.loads(as_json.output)[-1] == {"migration": "20991231000000", "state": "unknown"}
+
+
 def test_a_store_from_before_versioned_migrations_is_adopted_with_its_rows(db: Path) -> None:
     """The seed created tables at every connect and kept no ledger: the baseline applies as a
     no-op, the rows stay, later migrations are added."""

@@ -104,15 +104,21 @@ def status(dsn: DsnOption = None, *, target: Target) -> None:
         # a read: a missing raw store (a mistyped --db) is exit 2 naming it, never created
         with open_store(target.warehouse, target.wait, read_only=True) as con:
             done = set(duckdb_applied(con) or {})
+    known = {m.version for m in migrations}
     rows = [
         {"migration": m.label, "state": "applied" if m.version in done else "pending"}
         for m in migrations
     ]
+    # applied by a newer itrack: listed, not left out (status said "all applied" on a database
+    # ahead of the code reading it)
+    rows += [{"migration": version, "state": "unknown"} for version in sorted(done - known)]
     if target.json:
         print_json(rows)
         return
     for row in rows:
         line(f"{row['state']:8} {row['migration']}")
+    if done - known:
+        line("unknown: applied by a newer itrack than this one; upgrade itrack before using it")
 
 
 def _applied(label: str) -> None:
