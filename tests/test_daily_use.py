@@ -974,3 +974,30 @@ def test_a_database_url_given_to_build_as_a_path_points_to_from(tmp_path):
         "Error: Invalid value for 'paths': a database is extracted with --from URL, not as a path\n"
     )
     assert sorted(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "text"),
+    [
+        (
+            "generate",
+            "--invalid-share",
+            "Share of records made invalid on purpose (at least 0, below 1).",
+        ),
+        ("backup", "--to", "Folder (default: backups/ beside the warehouse)."),
+        (
+            "token",
+            "--org",
+            "Organization id, a UUID (app_metadata.org_id; default: $ITRACK_ORG_ID).",
+        ),
+    ],
+)
+def test_help_states_the_bound_and_default_the_command_applies(command, option, text):
+    """Found comparing help with behaviour: `--invalid-share` said "(0-1)" but 1 is refused;
+    `backup --to` said "default data/backups/" but the default is `backups/` beside the
+    warehouse (`--db`, $ITRACK_DB), elsewhere for any other warehouse; `token --org` did not
+    say that ITRACK_ORG_ID is taken without it."""
+    shown = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
+    assert_exit(shown, 0)
+    [line] = [row for row in shown.output.splitlines() if row.strip().startswith(option + " ")]
+    assert line.split(">", 1)[1].strip().split("  [")[0] == text

@@ -166,32 +166,6 @@ def test_generate_refuses_what_it_cannot_hold_or_a_share_of_one(tmp_path):
     assert not out.exists()
 
 
-@pytest.mark.parametrize(
-    ("command", "option", "text"),
-    [
-        (
-            "generate",
-            "--invalid-share",
-            "Share of records made invalid on purpose (at least 0, below 1).",
-        ),
-        ("backup", "--to", "Folder (default: backups/ beside the warehouse)."),
-    ],
-)
-def test_help_states_the_bound_and_default_the_command_applies(command, option, text):
-    """Found comparing help with behaviour: `--invalid-share` said "(0-1)" but 1 is refused;
-    `backup --to` said "default data/backups/" but the default is `backups/` beside the
-    warehouse (`--db`, $ITRACK_DB), elsewhere for any other warehouse."""
-    from typer.testing import CliRunner
-
-    from itrack.cli.main import app
-    from tests.conftest import assert_exit
-
-    shown = CliRunner().invoke(app, [command, "--help"], terminal_width=200)
-    assert_exit(shown, 0)
-    [line] = [row for row in shown.output.splitlines() if row.strip().startswith(option + " ")]
-    assert line.split(">", 1)[1].strip().split("  [")[0] == text
-
-
 def test_a_generate_that_fills_the_disk_leaves_the_folder_as_it_was(small_mount):  # noqa: F811
     """Found by exploratory testing on a small disk: `itrack generate` said "nothing of this
     run was written" (exit 2) but left the new candidates and processes files and a truncated

@@ -97,7 +97,10 @@ def token(
         str, typer.Option(help="App role: recruiter or lead (app_metadata.itrack_role).")
     ] = "lead",
     org: Annotated[
-        str | None, typer.Option(help="Organization id, a UUID (app_metadata.org_id).")
+        str | None,
+        typer.Option(
+            help="Organization id, a UUID (app_metadata.org_id; default: $ITRACK_ORG_ID)."
+        ),
     ] = None,
     sub: Annotated[str | None, typer.Option(help="User id, a UUID (default: a new one).")] = None,
     hours: Annotated[
