@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -361,6 +362,53 @@ def test_a_key_given_for_an_unsigned_backup_says_it_is_unsigned(tmp_path):
         "so the key cannot vouch for it; not restored\n"
     )
     assert not raw_store_path(target).exists()
+
+
+def _has_open(proc: subprocess.Popen, path: Path) -> bool:
+    with contextlib.suppress(OSError):  # an fd closed while we looked
+        for fd in Path(f"/proc/{proc.pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd) == str(path):
+                    return True
+    return False
+
+
+def test_ctrl_c_during_a_restore_is_an_interrupt_not_a_bad_backup(tmp_path):
+    """Found by exploratory testing: Ctrl-C while a restore read a table said "<backup>:
+    quarantine.parquet does not fit table quarantine: Query interrupted", exit 2, blaming a
+    sound backup (DuckDB raises its own InterruptException). Now: interrupted, exit 130, and
+    nothing of the restore is left."""
+    db = tmp_path / "warehouse.duckdb"
+    assert itrack("db", "upgrade", "--db", str(db)).returncode == 0
+    con = duckdb.connect(str(raw_store_path(db)))  # a table that takes a while to read back
+    con.execute(
+        "insert into quarantine select 'run', 'f', i, 'candidates', md5(i::varchar),"
+        " md5(i::varchar) || md5((i + 1)::varchar), 'malformed_json', null, 'm', false, null,"
+        " now() from range(500000) t(i)"
+    )
+    con.close()
+    snapshot = backup(db, tmp_path / "bk")
+    target = tmp_path / "restored" / "warehouse.duckdb"
+    restoring = subprocess.Popen(
+        [ITRACK, "restore", str(snapshot), "--db", str(target)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    staging = tmp_path / "restored" / "warehouse.raw.duckdb.restoring"
+    deadline = time.monotonic() + 240
+    # filling the staging file and reading the table (not hashing it, before): inside DuckDB
+    while not (staging.exists() and _has_open(restoring, snapshot / "quarantine.parquet")):
+        assert restoring.poll() is None and time.monotonic() < deadline, restoring.communicate()
+        time.sleep(0.005)
+    restoring.send_signal(signal.SIGINT)
+    out, err = restoring.communicate(timeout=120)
+    assert (restoring.returncode, out, err) == (
+        130,
+        "",
+        "error: interrupted; nothing of this run was written\n",
+    )
+    assert sorted(p.name for p in target.parent.iterdir()) == ["warehouse.raw.duckdb.lock"]
 
 
 # `itrack` in a child process that SIGKILLs itself when a restore reaches `step`.

@@ -163,6 +163,7 @@ def backup(
             raise
         except Exception as exc:  # disk full, read-only folder: nothing half-written stays
             shutil.rmtree(partial, ignore_errors=True)
+            _reraise_interrupt(exc)
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
             raise UserError(
                 f"backup failed writing {partial}: {reason}; no snapshot was written"
@@ -172,6 +173,19 @@ def backup(
             raise
     _prune(root, keep)
     return target
+
+
+def _reraise_interrupt(exc: Exception) -> None:
+    """Ctrl-C during a DuckDB query arrives as DuckDB's own error (`RuntimeError('Query
+    interrupted')` from its Python client, `InterruptException` from an interrupt()): raise it
+    as the interrupt it is (exit 130, "interrupted"), not as a backup file that "does not fit"
+    or a failed write, which sent the operator after a sound backup."""
+    import duckdb  # loaded already: a DuckDB query raised `exc`
+
+    if isinstance(exc, duckdb.InterruptException) or (
+        type(exc) is RuntimeError and str(exc) == "Query interrupted"
+    ):
+        raise KeyboardInterrupt from None
 
 
 def _columns(con) -> dict[str, str]:
@@ -354,6 +368,7 @@ def _fill(staging: Path, snapshot: Path, manifest: dict) -> None:
                     f'insert into "{table}" by name select * from read_parquet(?)', [str(source)]
                 )
             except Exception as exc:  # duckdb.Error: columns or types that do not fit
+                _reraise_interrupt(exc)
                 reason = str(exc).strip().splitlines()[0]
                 raise UserError(
                     f"{snapshot}: {source.name} does not fit table {table}: {reason}"
