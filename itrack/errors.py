@@ -18,6 +18,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
+from ingest.store.duckdb.store import interrupted
 from ingest.text import printable, storable
 from itrack.settings import get_settings
 
@@ -125,6 +126,8 @@ class HandledGroup(TyperGroup):
         except BrokenPipeError:  # `itrack ... | head`: the reader left; what ran stands
             reader_left()
         except Exception as exc:
+            if interrupted(exc):  # Ctrl-C inside a DuckDB query: was "unexpected", exit 3
+                fail("interrupted; nothing of this run was written", 130)
             code = exit_code(exc)
             if code == 3 and _debugging():
                 raise

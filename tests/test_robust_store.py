@@ -376,7 +376,7 @@ def _has_open(proc: subprocess.Popen, path: Path) -> bool:
 def test_ctrl_c_during_a_restore_is_an_interrupt_not_a_bad_backup(tmp_path):
     """Found by exploratory testing: Ctrl-C while a restore read a table said "<backup>:
     quarantine.parquet does not fit table quarantine: Query interrupted", exit 2, blaming a
-    sound backup (DuckDB raises its own InterruptException). Now: interrupted, exit 130, and
+    sound backup (DuckDB raises its own error for it). Now: interrupted, exit 130, and
     nothing of the restore is left."""
     db = tmp_path / "warehouse.duckdb"
     assert itrack("db", "upgrade", "--db", str(db)).returncode == 0
@@ -409,6 +409,41 @@ def test_ctrl_c_during_a_restore_is_an_interrupt_not_a_bad_backup(tmp_path):
         "error: interrupted; nothing of this run was written\n",
     )
     assert sorted(p.name for p in target.parent.iterdir()) == ["warehouse.raw.duckdb.lock"]
+
+
+def _cpu_ticks(proc: subprocess.Popen) -> int:
+    """CPU time `proc` has used (user + system, in clock ticks)."""
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def test_ctrl_c_during_any_query_is_an_interrupt_not_a_bug(tmp_path):
+    """Found by exploratory testing: Ctrl-C during a DuckDB query outside backup and restore
+    (an ingest's load, `itrack sql -c` here) ended in "unexpected RuntimeError: Query
+    interrupted (set ITRACK_DEBUG=1 ...)", exit 3, the code of a bug. The one handler of every
+    command now says interrupted, exit 130."""
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()
+    querying = subprocess.Popen(
+        [ITRACK, "sql", "--db", str(db), "-c"]
+        + ["select 41 + 1 as answer; select count(*) from range(100000000000) a, range(10) b"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    printed = [querying.stdout.readline() for _ in range(3)]
+    assert printed == ["1 row(s):\n", "answer\n", "    42\n"]  # the long query runs next
+    start = _cpu_ticks(querying)
+    while _cpu_ticks(querying) < start + 50:  # half a CPU second: inside the long query
+        assert querying.poll() is None, querying.communicate()
+        time.sleep(0.01)
+    querying.send_signal(signal.SIGINT)
+    out, err = querying.communicate(timeout=120)
+    assert (querying.returncode, out, err) == (
+        130,
+        "",
+        "error: interrupted; nothing of this run was written\n",
+    )
 
 
 # `itrack` in a child process that SIGKILLs itself when a restore reaches `step`.

@@ -32,6 +32,7 @@ from ingest.sqltext import sql_text
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.store import (
     connect,
+    interrupted,
     open_store,
     raw_store_path,
     remove_database,
@@ -176,15 +177,10 @@ def backup(
 
 
 def _reraise_interrupt(exc: Exception) -> None:
-    """Ctrl-C during a DuckDB query arrives as DuckDB's own error (`RuntimeError('Query
-    interrupted')` from its Python client, `InterruptException` from an interrupt()): raise it
-    as the interrupt it is (exit 130, "interrupted"), not as a backup file that "does not fit"
-    or a failed write, which sent the operator after a sound backup."""
-    import duckdb  # loaded already: a DuckDB query raised `exc`
-
-    if isinstance(exc, duckdb.InterruptException) or (
-        type(exc) is RuntimeError and str(exc) == "Query interrupted"
-    ):
+    """Ctrl-C during a DuckDB query (`interrupted`) is the interrupt it is (exit 130,
+    "interrupted"), not a backup file that "does not fit" or a failed write, which sent the
+    operator after a sound backup."""
+    if interrupted(exc):
         raise KeyboardInterrupt from None
 
 

@@ -11,6 +11,7 @@ Layout (see README "Where the data lives"):
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -104,6 +105,18 @@ def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") ->
     with pid_lock(lock_path, wait_seconds, busy, cannot_open):
         remove_database(restore_staging(path))
         yield
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether `exc` is DuckDB's word for Ctrl-C during a query: its Python client raises
+    `RuntimeError('Query interrupted')` on SIGINT (`InterruptException` after an interrupt()),
+    not KeyboardInterrupt, so handlers took it for a failure or a bug."""
+    duckdb = sys.modules.get("duckdb")  # not loaded: no query ran, so no DuckDB interrupt
+    if duckdb is None:
+        return False
+    return isinstance(exc, duckdb.InterruptException) or (
+        type(exc) is RuntimeError and str(exc) == "Query interrupted"
+    )
 
 
 def connect(
