@@ -47,7 +47,7 @@ from feedback.atomic import sweep_temp_files
 from feedback.publish import STEP_HOOKS as STEP_HOOKS
 from feedback.publish import build_dir, journal_path, stages
 from ingest.errors import Refused, UserError
-from ingest.migrate import check_dsn
+from ingest.migrate import check_dsn, masked
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.backup import (
     backup,
@@ -187,7 +187,7 @@ def _check_source(source: str, paths: list[Path] | None) -> None:
     if paths:
         raise UserError("build --from a database ingests no files: give one or the other")
     if not is_database_url(source):
-        raise UserError(f"--from takes a postgresql:// URL, not '{source}'")
+        raise UserError(f"--from takes a postgresql:// URL, not '{masked(source, source)}'")
     check_dsn(source)
 
 

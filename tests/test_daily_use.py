@@ -828,6 +828,31 @@ def test_a_blank_list_filter_is_refused_not_a_list_of_nothing(store, option, val
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["ingest", "postgresq://u:s3cret@db/x"], "paths"),
+        (["build", "postgresq://u:s3cret@db/x"], "paths"),
+        (["generate", "--out", "postgresq://u:s3cret@db/x"], "--out"),
+        (["interview", "list", "--db", "postgresq://u:s3cret@db/x"], "--db"),
+    ],
+)
+def test_a_mistyped_url_is_refused_as_a_path_without_its_password(day1, args, option):
+    """`itrack ingest postgresq://u:pw@host/db` (a scheme typo) was read as a path and said
+    "postgresq:/u:pw@host/db: no such file or directory", the password in the log (found by the
+    exploratory run of backup, db and settings). Any value holding `://` is no file or folder."""
+    message = err(*args, code=2)
+    assert message.splitlines()[-1] == (
+        f"Error: Invalid value for '{option}': 'postgresq://u:***@db/x' is a URL, not a file "
+        "or folder"
+    )
+
+
+def test_a_mistyped_from_url_is_refused_without_its_password(day1):
+    message = err("build", "--from", "postgresq://u:s3cret@db/x", "--db", "w.duckdb", code=2)
+    assert message == "error: --from takes a postgresql:// URL, not 'postgresq://u:***@db/x'\n"
+
+
 def test_an_empty_offer_is_refused_not_read_as_the_current_folder(store):
     process = create(store, "--candidate c1 --company Acme --role SWE --new-company")
     message = err(

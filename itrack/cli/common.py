@@ -31,6 +31,10 @@ def path_value(value: str | Path) -> Path:
         return value
     if not value:
         raise typer.BadParameter("an empty path names no file or folder (an unset variable?)")
+    if "://" in value:  # a mistyped URL: as a path it lost a '/' and was printed whole
+        from ingest.migrate import masked
+
+        raise typer.BadParameter(f"'{masked(value, value)}' is a URL, not a file or folder")
     return Path(value).expanduser()
 
 
