@@ -163,7 +163,16 @@ def _apply_postgres(
     done = [
         row[0] for row in conn.execute("select version from supabase_migrations.schema_migrations")
     ]
-    for migration in pending(migrations, done):
+    todo = pending(migrations, done)
+    if todo and not _has_supabase_auth(conn):
+        # the policies need auth.uid()/auth.jwt(): refused before the first migration, not
+        # after two of them ('schema "auth" does not exist', half an upgrade applied)
+        raise MigrationError(
+            "this database has no Supabase auth schema (auth.uid(), auth.jwt()); on plain "
+            "PostgreSQL run `itrack db upgrade --auth-shim` to create what Supabase provides "
+            "(nothing was applied)"
+        )
+    for migration in todo:
         with conn.transaction():
             conn.execute(migration.sql)
             conn.execute(
@@ -174,6 +183,14 @@ def _apply_postgres(
         applied.append(migration.label)
         if report:
             report(migration.label)
+
+
+def _has_supabase_auth(conn: Any) -> bool:
+    found = conn.execute(
+        "select to_regprocedure('auth.uid()') is not null"
+        " and to_regprocedure('auth.jwt()') is not null"
+    ).fetchone()
+    return bool(found and found[0])
 
 
 def _first_line(exc: BaseException) -> str:

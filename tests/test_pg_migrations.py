@@ -220,6 +220,23 @@ def empty_pg(pg_server: str):
         yield dsn
 
 
+def test_plain_postgres_without_the_auth_shim_is_refused_before_any_migration(
+    empty_pg: str,
+) -> None:
+    """On plain PostgreSQL `db upgrade` without --auth-shim applied two migrations, then
+    failed on 'schema "auth" does not exist' without naming the flag (found by the
+    exploratory run of backup, db and settings). Refused first, naming it; nothing applied."""
+    refused = invoke("db", "upgrade", "--dsn", empty_pg)
+    assert_exit(refused, 2)
+    assert refused.output == (
+        "error: this database has no Supabase auth schema (auth.uid(), auth.jwt()); on plain "
+        "PostgreSQL run `itrack db upgrade --auth-shim` to create what Supabase provides "
+        "(nothing was applied)\n"
+    )
+    status = invoke("db", "status", "--dsn", empty_pg)
+    assert status.output.splitlines() == [f"pending  {label}" for label in PG_LABELS]
+
+
 def test_postgres_upgrade_applies_once_and_reports(empty_pg: str) -> None:
     status = invoke("db", "status", "--dsn", empty_pg)
     assert_exit(status, 0)
