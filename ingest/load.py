@@ -724,7 +724,7 @@ def _check_and_merge(
             create or replace temp table classified as
             select *, null::varchar as _outcome, null::varchar as status_before
             from staged_{kind} limit 0""")
-        new = f"staged_{kind}"
+        new = accepted = f"staged_{kind}"
     else:
         same = " and ".join(f"s.{c} is not distinct from t.{c}" for c in cols)
         con.execute(f"""
@@ -738,6 +738,8 @@ def _check_and_merge(
             from staged_{kind} s
             left join (select *, {status} as status_before from {table}) t using (id)""")
         new = "(select * from classified where _outcome = 'inserted')"
+        accepted = "(select id from classified where _outcome <> 'stale')"
+    _resolve_rejects_of_accepted(con, kind, run_id, accepted)
     con.execute(
         f"""
         insert into outcomes select file_path, ?, 'inserted', count(*) from {new} group by all
@@ -762,6 +764,25 @@ def _check_and_merge(
         con.execute(f"insert {write} classified where _outcome = 'updated'", [run_id, utc_now()])
     _reached("load")
     con.execute("drop table classified")
+
+
+def _resolve_rejects_of_accepted(
+    con: duckdb.DuckDBPyConnection, kind: str, run_id: str, accepted: str
+) -> None:
+    """Earlier runs' rejects of a record this run accepts (`accepted`: their ids) are resolved by
+    it: the corrected copy loaded, so `itrack rejects` no longer lists the broken one as
+    waiting for attention. (Orphans are settled by their retry, `_settle_retries`.)"""
+    waiting = "not retryable and resolved_run_id is null and kind = ?"
+    if not con.execute(f"select count(*) > 0 from quarantine where {waiting}", [kind]).fetchone()[
+        0
+    ]:
+        return  # the common case: nothing to look up among the accepted ids
+    con.execute(  # an id as the record spelled it may differ in case (a UUID)
+        f"""
+        update quarantine set resolved_run_id = ?
+        where {waiting} and lower(record_id) in (select lower(id::varchar) from {accepted})""",
+        [run_id, kind],
+    )
 
 
 @contextlib.contextmanager

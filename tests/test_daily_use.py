@@ -322,6 +322,30 @@ def test_rejects_all_says_which_run_resolved_each(day1):
     assert out("db status --db w.duckdb").splitlines()[0] == "applied  20261125000000_raw_store"
 
 
+def test_a_reject_is_resolved_by_the_run_that_loads_its_corrected_record(day1):
+    """Candidate c3 was rejected (no full_name); a later run loads it corrected, and the
+    reject stayed in `itrack rejects` as waiting for attention, for ever (found by two
+    exploratory runs). The run that accepts a record resolves the earlier rejects of its id;
+    a run that accepts another id resolves nothing."""
+    out("ingest in --db w.duckdb")
+    jsonl(Path("day2/candidates.jsonl"), {"id": "c5", "full_name": "Eve", "created_at": T0})
+    out("ingest day2 --db w.duckdb")
+    assert [r["record_id"] for r in json.loads(out("rejects --db w.duckdb --format json"))] == [
+        "c3",
+        PROCESS_ORPHAN,
+    ]
+    jsonl(Path("day3/candidates.jsonl"), {"id": "c3", "full_name": "Cy", "created_at": T0})
+    _text, resolver = since(out("ingest day3 --db w.duckdb"))
+    assert [r["record_id"] for r in json.loads(out("rejects --db w.duckdb --format json"))] == [
+        PROCESS_ORPHAN
+    ]
+    resolved = json.loads(out("rejects --all --db w.duckdb --format json"))
+    assert [(r["record_id"], r["resolved_run_id"]) for r in resolved] == [
+        ("c3", resolver),
+        (PROCESS_ORPHAN, None),
+    ]
+
+
 def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
     """`itrack sql ... | head -1`: exit 141 (as if killed by SIGPIPE), no error line."""
     import duckdb
