@@ -88,9 +88,11 @@ class Plan:
 
 
 def stamped(sql: str, as_of: dt.datetime) -> str:
-    """Recorded SQL with the build time `as_of` (UTC) where dbt's run used its start."""
+    """Recorded SQL with the build time `as_of` (UTC) where dbt's run used its start, to the
+    microsecond as the raw timestamps: cut to the second, changes recorded earlier in the
+    build's first second looked later than the build."""
     return sql.replace(
-        RUN_START_TOKEN, f"cast('{as_of:%Y-%m-%d %H:%M:%S}' as timestamp) {RUN_START_MARKER}"
+        RUN_START_TOKEN, f"cast('{as_of:%Y-%m-%d %H:%M:%S.%f}' as timestamp) {RUN_START_MARKER}"
     )
 
 

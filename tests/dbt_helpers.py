@@ -84,6 +84,15 @@ def write_raw_store(path: Path, data: RawData) -> Path:
     return path
 
 
+def add_process(path: Path, p: Process) -> None:
+    """Add process `p` (its stages and history) to the raw store at `path`."""
+    con = duckdb.connect(str(path))
+    try:
+        _insert_process(con, p)
+    finally:
+        con.close()
+
+
 def _insert_process(con: duckdb.DuckDBPyConnection, p: Process) -> None:
     con.execute(
         "insert into interview_processes values (?, ?, ?, 'Engineer', ?, ?, 'Rae', ?, ?, ?, ?, "

@@ -16,7 +16,7 @@ from ingest.store.duckdb.store import raw_store_path
 from itrack import dbt_plan
 from itrack.dbt_runner import PROJECT_DIR, FailedNode, run_dbt
 from itrack.pipeline import project_state, run_build
-from tests.dbt_helpers import catalog
+from tests.dbt_helpers import Process, RawData, add_process, catalog, query, write_raw_store
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 QUIET = {"take_backup": False, "write_html": False, "note": lambda _m: None}
@@ -206,3 +206,41 @@ def test_the_plan_is_valid_for_its_project_only(tmp_path):
     assert dbt_plan.load(raw_store, "another key") is None
     dbt_plan.seeds_path(raw_store).unlink()  # no seeds: no plan, dbt runs
     assert dbt_plan.load(raw_store, plan.key) is None
+
+
+def test_the_build_time_keeps_its_fraction_of_a_second(tmp_path, monkeypatch):
+    """A process created and put on hold at 12:30:05.25, built at 12:30:05.75: half a second
+    in its status, nothing out of order. The build time was cut to 12:30:05, so the change
+    looked later than the build: days_in_status null and counted in mart_data_quality as
+    out of order and started in the future (found by the exploratory marts run)."""
+    db = tmp_path / "data" / "warehouse.duckdb"
+    db.parent.mkdir()
+    changed = "2026-06-01 12:30:05.250000"
+    held = Process(1, "c1", "Acme", "referral", "on_hold", changed, changed)
+    held.history = [("in_progress", changed), ("on_hold", changed)]
+    write_raw_store(raw_store_path(db), RawData(candidates={"c1": "referral"}, processes=[]))
+    run_build(None, db=db, replay=False, **QUIET)  # records the plan
+    add_process(raw_store_path(db), held)
+    built_at = dt.datetime(2026, 6, 1, 12, 30, 5, 750000)
+    monkeypatch.setattr("itrack.pipeline.utc_now", lambda: built_at)
+    result = run_build(None, db=db, **QUIET)
+    assert [s.result for s in result.steps if s.name == "dbt build"][0].startswith("ok: replayed")
+    history = query(
+        db,
+        "select status, days_in_status, elapsed_days_in_status * 86400 as seconds, "
+        "is_out_of_order from fct_process_status_history order by status_sequence",
+    )
+    assert history == [
+        {"status": "in_progress", "days_in_status": 0, "seconds": 0.0, "is_out_of_order": False},
+        {"status": "on_hold", "days_in_status": 0, "seconds": 0.5, "is_out_of_order": False},
+    ]
+    checks = query(db, "select check_name, affected from mart_data_quality order by 1")
+    assert {c["check_name"]: c["affected"] for c in checks} == {
+        "decided_before_start": 0,
+        "started_in_future": 0,
+        "status_history_out_of_order": 0,
+        "unmapped_stage_names": 0,
+    }
+    assert dbt_plan.stamped(dbt_plan.RUN_START_TOKEN, built_at) == (
+        "cast('2026-06-01 12:30:05.750000' as timestamp) /* itrack:run_started_at */"
+    )

@@ -170,11 +170,12 @@
 
 {# The build time as a naive-UTC timestamp literal: var `as_of` when given, else the run's start.
    The run's start carries a marker: a replay of the compiled build (itrack/dbt_plan.py) puts
-   its own start in its place. #}
+   its own start in its place. Microseconds kept: cut to the second, a status change or a
+   process recorded earlier in the build's first second looked later than the build. #}
 {% macro as_of() -%}
   {%- if var('as_of', none) -%}
   cast('{{ var('as_of') }}' as timestamp)
   {%- else -%}
-  cast('{{ run_started_at.strftime('%Y-%m-%d %H:%M:%S') }}' as timestamp) /* itrack:run_started_at */
+  cast('{{ run_started_at.strftime('%Y-%m-%d %H:%M:%S.%f') }}' as timestamp) /* itrack:run_started_at */
   {%- endif -%}
 {%- endmacro %}
