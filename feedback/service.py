@@ -267,8 +267,10 @@ def run_feedback(
     reached: Reached | None = None,
     settle: Callable[[Path], None] | None = None,
     fingerprint: Callable[[list[Output]], str | None] | None = None,
+    prior_strength: float | None = None,
 ) -> FeedbackResult:
     """Compute from `warehouse` (a built file) and write the outputs; state kept in `log`.
+    `prior_strength`: dbt var feeder_prior_strength, for live outcomes (`live_metrics`).
     `previous`: the warehouse the placements file was last rendered from, if still there (the
     build's published one): then only the candidates whose placements changed are rendered.
 
@@ -347,7 +349,7 @@ def run_feedback(
         if entries:
             con = open_read_only(Path(warehouse))
             try:
-                live, entries = fold_live_outcomes(con, entries, fresh)
+                live, entries = fold_live_outcomes(con, entries, fresh, prior_strength)
             finally:
                 con.close()
             if live is not fresh:  # the overall rate moved too: every feeder's smoothed rate
@@ -619,7 +621,8 @@ class FeedbackService:
         self.candidates_path = Path(candidates_path) if candidates_path else None
         self._read_process = read_process
         self._log = log
-        self.prior_strength = prior_strength  # dbt var feeder_prior_strength; None: derived
+        # dbt var feeder_prior_strength: the smoothing when the build's rows cannot tell it
+        self.prior_strength = prior_strength
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
         # completes a publish a killed build or live run left unfinished (the shell's, which
         # knows the build lock): before anything is read, so the outcome lands on that
@@ -864,11 +867,13 @@ def live_metrics(
     prior_strength: float | None,
 ) -> dict[str, Any]:
     """A feeder's built metrics with its live `delta` folded into the counts, and the rates
-    that follow from counts alone recomputed with the marts' formulas."""
+    that follow from counts alone recomputed with the marts' formulas. The smoothing strength
+    is solved from the build's rows; when none moved from the overall rate, it is
+    `prior_strength` (dbt var feeder_prior_strength), without which smoothed rates stay."""
     placed_all, sourced_all = sum(r[0] for r in totals), sum(r[1] for r in totals)
-    k = prior_strength
-    if k is None:
-        k = derive_prior_strength(totals, placed_all / sourced_all if sourced_all else None)
+    k = derive_prior_strength(totals, placed_all / sourced_all if sourced_all else None)
+    if k is None:  # every built feeder at the overall rate (no placement yet, one feeder)
+        k = prior_strength
     placed_all += sum(d[1] for d in deltas.values())
     sourced_all += sum(d[0] for d in deltas.values())
     n = metrics["candidates_sourced"] + delta[0]

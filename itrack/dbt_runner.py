@@ -51,6 +51,16 @@ def _project_dir() -> Path:
 
 
 PROJECT_DIR = _project_dir()
+
+
+def project_var(name: str) -> Any:
+    """A var as dbt_project.yml sets it: what every build runs with (itrack passes no --vars)."""
+    import yaml  # here: most commands never read the project
+
+    project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    return project["vars"][name]
+
+
 FAILED_STATUSES = ("fail", "error", "runtime error")
 
 

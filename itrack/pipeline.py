@@ -862,6 +862,7 @@ def _feedback(
     from feedback.publish import file_output
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+    from itrack.dbt_runner import project_var
 
     data = warehouse.parent
 
@@ -884,6 +885,7 @@ def _feedback(
         before_publish=stage,
         previous=warehouse,  # the published warehouse the placements file was rendered from
         journal=journal_path(warehouse),
+        prior_strength=project_var("feeder_prior_strength"),
         fingerprint=fingerprint,
         settle=lambda held: finish_publish(warehouse, wait_seconds, held=held),
     )

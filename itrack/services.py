@@ -17,6 +17,7 @@ from ingest.ports import InterviewStore
 from ingest.service import FeedbackTrigger, InterviewService
 from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 from ingest.store.duckdb.repository import DuckDBInterviewStore
+from itrack.dbt_runner import project_var
 from itrack.settings import get_settings
 
 if TYPE_CHECKING:  # imported when used: the embedded store's commands never load psycopg
@@ -79,6 +80,7 @@ def feedback_service(
         candidates_path=candidates,
         read_process=process_reader(store),
         log=DuckDBFeedbackLog(warehouse, wait_seconds),
+        prior_strength=project_var("feeder_prior_strength"),
         clock=clock,
         settle=lambda held: _settle_publish(warehouse, wait_seconds, held),
     )

@@ -21,7 +21,7 @@ from ingest.store.duckdb.repository import DuckDBInterviewStore
 from ingest.store.duckdb.store import raw_store_path
 from itrack.dbt_runner import run_dbt
 from itrack.services import feedback_service, interview_service
-from tests.dbt_helpers import pid, private_copy, write_raw_store
+from tests.dbt_helpers import Process, RawData, pid, private_copy, write_raw_store
 from tests.lib_data import DATA
 
 OFFER = {"base_salary": 120000, "currency": "EUR"}
@@ -393,3 +393,36 @@ def test_interview_complete_prints_what_feedback_did(db):
     )
     assert result.exit_code == 0 and result.exception is None, result.output
     assert result.output.endswith("feedback ran: feeders.json updated for referral\n")
+
+
+def test_live_smoothing_before_any_placement_is_the_builds(tmp_path):
+    """No placement in the build: every feeder's smoothed rate is the overall 0, so the build's
+    rows cannot tell the smoothing strength. A live acceptance left smoothed_conversion_rate at
+    0.0 beside a conversion_rate of 0.5 (found by the exploratory marts run); it is now smoothed
+    with the dbt var (10) as the next build does: referral (1 + 10 x 1/3) / (2 + 10)."""
+    data = RawData(
+        candidates={"c1": "referral", "c2": "ex-amazon"},
+        processes=[
+            Process(1, "c1", "Acme", None, "offer_extended", "2025-01-01", "2025-01-05"),
+            Process(2, "c1", "Beta", None, "in_progress", "2025-01-02", "2025-01-02"),
+            Process(3, "c2", "Acme", None, "rejected_by_company", "2025-01-03", "2025-01-04"),
+        ],
+    )
+    for p in data.processes:
+        p.history = [("in_progress", p.created)] + (
+            [(p.status, p.updated)] if p.status != "in_progress" else []
+        )
+    db = tmp_path / "warehouse.duckdb"
+    write_raw_store(raw_store_path(db), data)
+    build(db)
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(1), "offer_accepted", OFFER
+    )
+    live = feedback_service(db).process_interview_outcome(pid(1)).metrics
+    assert (live["conversion_rate"], live["smoothed_conversion_rate"]) == (
+        0.5,
+        rounded((1 + 10 * 1 / 3) / (2 + 10)),
+    )
+    build(db)
+    rebuilt = feedback_service(db).get_feeder_performance_report("referral").to_dict()
+    assert rebuilt["smoothed_conversion_rate"] == live["smoothed_conversion_rate"]

@@ -43,6 +43,7 @@ def feedback(
     from feedback.marts import require_published
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+    from itrack.dbt_runner import project_var
     from itrack.pipeline import build_lock, finish_publish
 
     published = require_published(warehouse(db))  # before the lock: nothing made beside it
@@ -59,6 +60,7 @@ def feedback(
             full=full,
             wait_seconds=wait,
             settle=lambda held: finish_publish(published, wait, held=held),
+            prior_strength=project_var("feeder_prior_strength"),
         )
     line(f"feedback: {result}")
 
