@@ -694,7 +694,8 @@ class FeedbackService:
         ledger = json.loads(self._log.get_state(LIVE_KEY, "{}")) if self._log else {}
         before = dict(ledger)
         if outcome is not None:
-            entry: list[Any] = [outcome.feeder_source or UNATTRIBUTED, outcome.status]
+            decided = outcome.decided_at.isoformat() if outcome.decided_at else None
+            entry: list[Any] = [outcome.feeder_source or UNATTRIBUTED, outcome.status, decided]
             if outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
                 # the placement too: the nightly step re-renders the placements file from the
                 # marts, and keeps it there until a build counts the process (LIVE_KEY)
@@ -794,8 +795,8 @@ def _placement_record(outcome: ProcessOutcome) -> dict[str, Any]:
 def _live_placements(ledger: str) -> dict[str, list[dict[str, Any]]]:
     """candidate id -> the placements of the ledger's accepted offers (no build counted yet)."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for _feeder, _status, *placement in json.loads(ledger).values():
-        if placement:
+    for values in json.loads(ledger).values():
+        if placement := _ledger_entry(values)[3]:
             candidate, record = placement
             found.setdefault(candidate, []).append(record)
     return found
@@ -820,17 +821,28 @@ def _with_placements(
 TERMINAL = frozenset(s.value for s in TERMINAL_STATUSES)
 
 
-def _built_statuses(con: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, tuple[str, str]]:
-    """process id -> (feeder, status) as the last build counted it."""
+def _ledger_entry(values: list[Any]) -> tuple[str, str, str | None, list[Any]]:
+    """(feeder, status, decided_at, placement) of a ledger entry `[feeder, status, decided_at,
+    *placement]`, placement `[candidate id, record]` or none; entries written before decided_at
+    was kept lack it (an even length)."""
+    feeder, status, *rest = values
+    decided = rest.pop(0) if len(rest) % 2 else None
+    return feeder, status, decided, rest
+
+
+def _built_statuses(
+    con: duckdb.DuckDBPyConnection, ids: list[str]
+) -> dict[str, tuple[str, str, dt.datetime]]:
+    """process id -> (feeder, status, updated_at) as the last build counted it."""
     if not ids:
         return {}
     found = con.execute(
-        "select interview_process_id::varchar, feeder_source, status "
+        "select interview_process_id::varchar, feeder_source, status, updated_at "
         "from fct_interview_processes where interview_process_id::varchar in "
         "(select unnest(?::varchar[]))",
         [ids],
     ).fetchall()
-    return {r[0]: (r[1], r[2]) for r in found}
+    return {r[0]: (r[1], r[2], r[3]) for r in found}
 
 
 def _counts(status: str) -> tuple[int, int, int]:
@@ -839,17 +851,22 @@ def _counts(status: str) -> tuple[int, int, int]:
 
 
 def _live_deltas(
-    ledger: dict[str, list[str]], built: dict[str, tuple[str, str]], feeders: list[str]
-) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
+    ledger: dict[str, list[Any]], built: dict[str, tuple[str, str, dt.datetime]], feeders: list[str]
+) -> tuple[dict[str, list[int]], dict[str, list[Any]]]:
     """Per feeder (as the marts spell it), what the live outcomes add to the built counts;
-    outcomes the build already counted as they are now are dropped from the ledger."""
+    outcomes the build already counted are dropped from the ledger: as they are now, or
+    superseded by a later change the build saw (a reopen: the build's status is the truth)."""
     spelled = {name_key(f): f for f in feeders}
     deltas: dict[str, list[int]] = {}
     kept = {}
-    for pid, (feeder, status, *_placement) in sorted(ledger.items()):
+    for pid, values in sorted(ledger.items()):
+        feeder, status, decided, _placement = _ledger_entry(values)
         name = spelled.get(name_key(feeder), feeder)
         old = built.get(pid)
-        if old is not None and (spelled.get(name_key(old[0]), old[0]), old[1]) == (name, status):
+        if old is not None and (
+            (spelled.get(name_key(old[0]), old[0]), old[1]) == (name, status)
+            or (decided is not None and old[2] >= dt.datetime.fromisoformat(decided))
+        ):
             continue  # the build has caught up with this outcome
         kept[pid] = ledger[pid]
         for target, sign, state in ((name, 1, status), *(((old[0], -1, old[1]),) if old else ())):

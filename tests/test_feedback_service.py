@@ -225,19 +225,50 @@ def test_the_nightly_step_keeps_the_outcomes_since_the_build(db):
     assert after["linkedin"]["smoothed_conversion_rate"] == rounded((0 + 10 * 2 / 7) / (3 + 10))
     ledger = json.loads(DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}"))
     assert list(ledger) == [str(pid(5))]
-    assert ledger[str(pid(5))][:3] == ["referral", "offer_accepted", "c1"]
+    assert ledger[str(pid(5))][:2] == ["referral", "offer_accepted"]
+    assert ledger[str(pid(5))][3] == "c1"  # after the time it was decided
     placed = json.loads((db.parent / "candidate_placements.json").read_text())
     # c1's placement at Acme (P1, the build's) and the live one at Beta (P5), kept
     assert [(r["company"], r["offer_details"]["base_salary"]) for r in placed["c1"]] == [
         ("Acme", 150000),
         ("Beta", OFFER["base_salary"]),
     ]
-    assert placed["c1"][1] == ledger[str(pid(5))][3]
+    assert placed["c1"][1] == ledger[str(pid(5))][4]
     build(db)
     rebuilt = nightly()
     assert [rebuilt["referral"][k] for k in counts] == [3, 2, 3]
     assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
     assert json.loads((db.parent / "candidate_placements.json").read_text())["c1"] == placed["c1"]
+
+
+def test_an_outcome_undone_by_a_reopen_leaves_with_the_next_build(db):
+    """P5 accepted live, then reopened (a correction, no feedback trigger) and built as
+    offer_extended: the ledger kept the acceptance because the built status differed, so every
+    later feeders.json counted referral's placements as 2 of 3 (the marts: 1) and the placements
+    file kept the undone placement (found by the exploratory marts run). An outcome the build
+    has seen (its updated_at at or after the outcome's time) now leaves the ledger."""
+    from feedback.service import LIVE_KEY, run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+
+    service = InterviewService(DuckDBInterviewStore(db))
+    service.complete_interview_process(pid(5), "offer_accepted", OFFER)
+    feedback_service(db).process_interview_outcome(pid(5))
+    service.reopen_interview_process(pid(5), "entered on the wrong process", "rita")
+    build(db)
+    run_feedback(
+        warehouse=db,
+        log=DuckDBFeedbackLog(db),
+        feeders_path=db.parent / "feeders.json",
+        placements_path=db.parent / "candidate_placements.json",
+        full=True,
+    )
+    referral = json.loads((db.parent / "feeders.json").read_text())["feeders"]["referral"]
+    counts = ("candidates_sourced", "placements", "decided_processes")
+    # P1 placed, P2 rejected, P5 offer_extended again
+    assert [referral["metrics"][k] for k in counts] == [3, 1, 2]
+    assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
+    placed = json.loads((db.parent / "candidate_placements.json").read_text())
+    assert [r["company"] for r in placed["c1"]] == ["Acme"]
 
 
 def test_a_rejection_moves_the_counts_and_records_no_placement(db):

@@ -401,9 +401,9 @@ def test_a_live_outcome_killed_between_its_writes_is_completed_by_the_next_comma
     assert now["warehouse.duckdb"] == before["warehouse.duckdb"]
     assert logged_rows(db, journal.run_id) == 1  # the feeder's metrics, logged once
     assert ledger_of(db)[process][:2] == [feeder, "offer_accepted"]
-    candidate = ledger_of(db)[process][2]
+    candidate = ledger_of(db)[process][3]  # after the time it was decided
     placements = json.loads((db.parent / "candidate_placements.json").read_text())
-    assert ledger_of(db)[process][3] in placements[candidate]
+    assert ledger_of(db)[process][4] in placements[candidate]
     assert [p.name for p in db.parent.glob(".*.tmp")] == []
 
 
