@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ingest.store.duckdb.store import open_store
+from itrack.services import feedback_service
 from tests import test_feedback_service as by_hand
 from tests.api_support import (
     assert_error,
@@ -24,7 +25,13 @@ from tests.api_support import (
 )
 from tests.dbt_helpers import pid, ts
 from tests.lib_data import DATA
-from tests.test_feedback_service import REFERRAL_BUILT, rounded, wilson_by_hand
+from tests.test_feedback_service import (
+    REFERRAL_BUILT,
+    SMOOTHED_LIVE,
+    no_placement_yet,
+    rounded,
+    wilson_by_hand,
+)
 
 OFFER = {"base_salary": 120000, "currency": "EUR"}
 # the built warehouse of tests/lib_data.py and a private copy of it per test
@@ -146,3 +153,17 @@ def test_without_a_warehouse_the_change_stands_and_feedback_is_deferred(tmp_path
         }
         assert env.history(process_id)[-1] == ("in_progress", "candidate_withdrew")
     assert not (tmp_path / "feeders.json").exists()
+
+
+def test_a_feedback_run_smooths_live_outcomes_as_the_cli_does(tmp_path):
+    """POST /feedback/run folded a live acceptance into feeders.json without the dbt var
+    feeder_prior_strength, which `itrack feedback`, the build and the live path pass: with no
+    placement in the build, referral's smoothed rate stayed 0.0 beside a conversion rate of
+    0.5 (found by the exploratory marts run)."""
+    db = no_placement_yet(tmp_path)
+    feedback_service(db).process_interview_outcome(pid(1))  # the live step, as the CLI runs it
+    with client(db) as api:
+        r = api.post("/feedback/run", headers=lead())
+        assert r.status_code == 200, r.text
+    metrics = _feeders(db)["referral"]["metrics"]
+    assert (metrics["conversion_rate"], metrics["smoothed_conversion_rate"]) == (0.5, SMOOTHED_LIVE)

@@ -426,11 +426,9 @@ def test_interview_complete_prints_what_feedback_did(db):
     assert result.output.endswith("feedback ran: feeders.json updated for referral\n")
 
 
-def test_live_smoothing_before_any_placement_is_the_builds(tmp_path):
-    """No placement in the build: every feeder's smoothed rate is the overall 0, so the build's
-    rows cannot tell the smoothing strength. A live acceptance left smoothed_conversion_rate at
-    0.0 beside a conversion_rate of 0.5 (found by the exploratory marts run); it is now smoothed
-    with the dbt var (10) as the next build does: referral (1 + 10 x 1/3) / (2 + 10)."""
+def no_placement_yet(tmp_path: Path) -> Path:
+    """A built warehouse with no placement (referral: P1 offer_extended, P2 in progress;
+    ex-amazon: P3 rejected), then P1 accepted live: its outcome waits in the live ledger."""
     data = RawData(
         candidates={"c1": "referral", "c2": "ex-amazon"},
         processes=[
@@ -449,11 +447,22 @@ def test_live_smoothing_before_any_placement_is_the_builds(tmp_path):
     InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
         pid(1), "offer_accepted", OFFER
     )
+    return db
+
+
+# referral after P1's acceptance, smoothed with the dbt var feeder_prior_strength (10) toward
+# the overall 1 of 3, as the next build gives it
+SMOOTHED_LIVE = rounded((1 + 10 * 1 / 3) / (2 + 10))
+
+
+def test_live_smoothing_before_any_placement_is_the_builds(tmp_path):
+    """No placement in the build: every feeder's smoothed rate is the overall 0, so the build's
+    rows cannot tell the smoothing strength. A live acceptance left smoothed_conversion_rate at
+    0.0 beside a conversion_rate of 0.5 (found by the exploratory marts run); it is now smoothed
+    with the dbt var (10) as the next build does: referral (1 + 10 x 1/3) / (2 + 10)."""
+    db = no_placement_yet(tmp_path)
     live = feedback_service(db).process_interview_outcome(pid(1)).metrics
-    assert (live["conversion_rate"], live["smoothed_conversion_rate"]) == (
-        0.5,
-        rounded((1 + 10 * 1 / 3) / (2 + 10)),
-    )
+    assert (live["conversion_rate"], live["smoothed_conversion_rate"]) == (0.5, SMOOTHED_LIVE)
     build(db)
     rebuilt = feedback_service(db).get_feeder_performance_report("referral").to_dict()
     assert rebuilt["smoothed_conversion_rate"] == live["smoothed_conversion_rate"]

@@ -77,6 +77,7 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
         raise ApiError(403, "only leads may run the feedback step")
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+    from itrack.dbt_runner import project_var
     from itrack.pipeline import finish_publish
 
     config = request.app.state.config
@@ -91,6 +92,7 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
                 feeders_path=feeders,
                 placements_path=placements,
                 settle=lambda held: finish_publish(warehouse, held=held),
+                prior_strength=project_var("feeder_prior_strength"),
             )
     return {
         "run_id": result.run_id,
