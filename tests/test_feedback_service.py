@@ -198,7 +198,7 @@ def test_the_nightly_step_keeps_the_outcomes_since_the_build(db):
     the marts alone and wiped it from feeders.json (referral placements back to 1) until the
     next build. It now folds in the outcomes the build has not counted, as the live path
     does; once a build has them, the marts speak for themselves."""
-    from feedback.service import LIVE_KEY, run_feedback
+    from feedback.service import LIVE_KEY
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
@@ -206,18 +206,7 @@ def test_the_nightly_step_keeps_the_outcomes_since_the_build(db):
     )
     live = feedback_service(db).process_interview_outcome(pid(5)).metrics
 
-    def nightly() -> dict:
-        run_feedback(
-            warehouse=db,
-            log=DuckDBFeedbackLog(db),
-            feeders_path=db.parent / "feeders.json",
-            placements_path=db.parent / "candidate_placements.json",
-            full=True,
-        )
-        feeders = json.loads((db.parent / "feeders.json").read_text())["feeders"]
-        return {name: entry["metrics"] for name, entry in feeders.items()}
-
-    after = nightly()
+    after = nightly_feedback(db)
     counts = ("candidates_sourced", "placements", "decided_processes")
     assert [after["referral"][k] for k in counts] == [3, 2, 3]
     assert after["referral"]["smoothed_conversion_rate"] == live["smoothed_conversion_rate"]
@@ -235,10 +224,26 @@ def test_the_nightly_step_keeps_the_outcomes_since_the_build(db):
     ]
     assert placed["c1"][1] == ledger[str(pid(5))][4]
     build(db)
-    rebuilt = nightly()
+    rebuilt = nightly_feedback(db)
     assert [rebuilt["referral"][k] for k in counts] == [3, 2, 3]
     assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
     assert json.loads((db.parent / "candidate_placements.json").read_text())["c1"] == placed["c1"]
+
+
+def nightly_feedback(db: Path) -> dict[str, dict]:
+    """The nightly feedback step (`--full`) on `db`: each feeder's metrics in feeders.json."""
+    from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+
+    run_feedback(
+        warehouse=db,
+        log=DuckDBFeedbackLog(db),
+        feeders_path=db.parent / "feeders.json",
+        placements_path=db.parent / "candidate_placements.json",
+        full=True,
+    )
+    feeders = json.loads((db.parent / "feeders.json").read_text())["feeders"]
+    return {name: entry["metrics"] for name, entry in feeders.items()}
 
 
 def test_an_outcome_undone_by_a_reopen_leaves_with_the_next_build(db):
@@ -247,7 +252,7 @@ def test_an_outcome_undone_by_a_reopen_leaves_with_the_next_build(db):
     later feeders.json counted referral's placements as 2 of 3 (the marts: 1) and the placements
     file kept the undone placement (found by the exploratory marts run). An outcome the build
     has seen (its updated_at at or after the outcome's time) now leaves the ledger."""
-    from feedback.service import LIVE_KEY, run_feedback
+    from feedback.service import LIVE_KEY
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     service = InterviewService(DuckDBInterviewStore(db))
@@ -255,17 +260,10 @@ def test_an_outcome_undone_by_a_reopen_leaves_with_the_next_build(db):
     feedback_service(db).process_interview_outcome(pid(5))
     service.reopen_interview_process(pid(5), "entered on the wrong process", "rita")
     build(db)
-    run_feedback(
-        warehouse=db,
-        log=DuckDBFeedbackLog(db),
-        feeders_path=db.parent / "feeders.json",
-        placements_path=db.parent / "candidate_placements.json",
-        full=True,
-    )
-    referral = json.loads((db.parent / "feeders.json").read_text())["feeders"]["referral"]
+    referral = nightly_feedback(db)["referral"]
     counts = ("candidates_sourced", "placements", "decided_processes")
     # P1 placed, P2 rejected, P5 offer_extended again
-    assert [referral["metrics"][k] for k in counts] == [3, 1, 2]
+    assert [referral[k] for k in counts] == [3, 1, 2]
     assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
     placed = json.loads((db.parent / "candidate_placements.json").read_text())
     assert [r["company"] for r in placed["c1"]] == ["Acme"]
