@@ -117,6 +117,12 @@ def _response(
     )
 
 
+def body_error(status: int, message: str) -> JSONResponse:
+    """A refusal of the request body as a whole (not JSON, too large): `field` is `body`."""
+    error = FieldError(field="body", message=message)
+    return _response(status, f"invalid input: body: {message}", [error])
+
+
 def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
     found = []
     for error in exc.errors():
@@ -140,8 +146,9 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
         return _response(exc.status, str(exc), errors, headers=exc.headers)
     if isinstance(exc, StarletteHTTPException):
         if exc.status_code == 400:  # the framework could not parse the body (not UTF-8 JSON)
-            error = FieldError(field="body", message=f"{exc.detail} (expected UTF-8 JSON)")
-            return _response(422, f"invalid input: body: {error.message}", [error])
+            return body_error(422, f"{exc.detail} (expected UTF-8 JSON)")
+        if exc.status_code == 413:  # itrack.api.limits: the body grew past the limit
+            return body_error(413, str(exc.detail))
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not just one route's
             headers["Allow"] = ", ".join(_allowed_methods(request))
