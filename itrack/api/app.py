@@ -17,6 +17,7 @@ from ingest.contract import NUL_MESSAGE
 from ingest.errors import DuplicateKey, refuse_duplicate_keys
 from itrack.api import errors
 from itrack.api.errors import ApiError
+from itrack.api.head import HeadAsGet
 from itrack.api.limits import BodyLimit
 from itrack.api.routes import analytics, feedback, health, interviews
 
@@ -178,6 +179,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.workers = ThreadPoolExecutor(config.threads, thread_name_prefix="itrack-api")
     app.state.backend = make_backend(config)
     app.add_middleware(BodyLimit)
+    app.add_middleware(HeadAsGet)
     errors.install(app)
     app.include_router(health.router)
     app.include_router(analytics.router)

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
+from itrack.api.head import runs_as
 from itrack.api.warehouse import WarehouseMissing
 from itrack.errors import http_status
 
@@ -191,7 +192,8 @@ def _allowed_methods(request: Request) -> list[str]:
         method
         for method in HTTP_METHODS
         if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes
+            route.matches({**request.scope, "method": runs_as(method)})[0] == Match.FULL
+            for route in routes
         )
     ]
 
