@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ingest.store.duckdb.store import raw_store_path
+from itrack.api import ApiConfig, create_app
 from itrack.dbt_runner import run_dbt
 from itrack.pipeline import build_lock
-from tests.api_support import assert_error, client, lead, recruiter, token
+from tests.api_server import serve
+from tests.api_support import ORG, SECRET, assert_error, client, lead, recruiter, token
 from tests.dbt_helpers import write_raw_store
 from tests.lib_data import DATA
 
@@ -212,3 +216,37 @@ def test_feedback_run_is_409_while_a_build_runs(api, db):
     with build_lock(db):  # what `itrack build` holds from start to publish
         assert_error(api.post("/feedback/run", headers=lead()), 409, contains="a build is running")
     assert not (db.parent / "feeders.json").exists()
+
+
+def test_feedback_runs_at_once_queue_for_each_other_not_409(db, monkeypatch):
+    """Two leads asking for the feedback step together: the second was 409 "a build is
+    running" (the runs share the build lock) though no build ran. The first run is held inside
+    until the second has its answer (or a bound, once the second queues behind it)."""
+    import feedback.service
+
+    real = feedback.service.run_feedback
+    inside, second_answered, calls = threading.Event(), threading.Event(), []
+
+    def held_run(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            inside.set()
+            second_answered.wait(2)
+        return real(**kwargs)
+
+    monkeypatch.setattr(feedback.service, "run_feedback", held_run)
+    app = create_app(ApiConfig(db=db, jwt_secret=SECRET, organization_id=ORG, wait_seconds=10))
+    with serve(app) as base:
+        first: list[httpx.Response] = []
+        thread = threading.Thread(
+            target=lambda: first.append(
+                httpx.post(f"{base}/feedback/run", headers=lead(), timeout=60)
+            )
+        )
+        thread.start()
+        assert inside.wait(30)
+        second = httpx.post(f"{base}/feedback/run", headers=lead(), timeout=60)
+        second_answered.set()
+        thread.join()
+    assert (first[0].status_code, second.status_code) == (200, 200), second.text
+    assert (first[0].json()["feeders_written"], second.json()["feeders_written"]) == (True, False)

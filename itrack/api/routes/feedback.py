@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,6 +67,19 @@ def no_build_running(warehouse: Path) -> Iterator[None]:
         ) from None
 
 
+@contextmanager
+def one_run_at_a_time(request: Request) -> Iterator[None]:
+    """This server's feedback runs queue for each other (one takes a fraction of a second): the
+    build lock they share told a second concurrent run "a build is running" (409)."""
+    lock: threading.Lock = request.app.state.feedback_runs
+    if not lock.acquire(timeout=request.app.state.config.wait_seconds):
+        raise StoreBusyError("another feedback run is still running; retry later")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 @router.post(
     "/run",
     response_model=FeedbackRun,
@@ -84,7 +98,14 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
     warehouse = Path(config.db)
     feeders = Path(config.feeders_path or warehouse.parent / "feeders.json")
     placements = warehouse.parent / "candidate_placements.json"
-    with no_build_running(warehouse), open_warehouse(warehouse) as (_, build):
+    with (
+        one_run_at_a_time(request),
+        no_build_running(warehouse),
+        open_warehouse(warehouse) as (
+            _,
+            build,
+        ),
+    ):
         with request.app.state.backend.released():
             result = run_feedback(
                 warehouse=warehouse,
