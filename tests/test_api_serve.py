@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -361,3 +362,34 @@ def test_one_process_says_where_it_listens(tmp_path: Path):
         code, out = stop(proc)
     assert code == 0, out
     assert f"INFO:     Uvicorn running on http://localhost:{port} (Press CTRL+C to quit)\n" in out
+
+
+def test_sigterm_stops_the_server_while_a_client_stalls_mid_request(tmp_path: Path):
+    """A request whose body never completes held `itrack serve` up after SIGTERM for as long as
+    its client kept the connection open; now it is answered 503 after the grace period, and the
+    server exits while the client still holds the connection."""
+    proc, base = serve(tmp_path / "warehouse.duckdb", ITRACK_JWT_SECRET=SECRET, ITRACK_ORG_ID=ORG)
+    port = int(base.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as stalled:
+        stalled.sendall(
+            b"POST /interviews HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        assert httpx.get(f"{base}/health").status_code == 200  # up, the stalled one read
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, _ = proc.communicate(timeout=40)
+        finally:
+            proc.kill()  # a server that did not stop (nothing once it has exited)
+        answer = stalled.recv(65536)
+    assert proc.returncode == -signal.SIGTERM, out  # uvicorn ends by the signal it stopped for
+    assert "Traceback" not in out
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 503 Service Unavailable"
+    assert json.loads(body)["error"] == {
+        "status": 503,
+        "code": "busy",
+        "message": "the server is stopping; retry in a moment",
+        "field": None,
+        "errors": [],
+    }

@@ -21,6 +21,7 @@ from itrack.api.errors import ApiError
 from itrack.api.head import HeadAsGet
 from itrack.api.limits import BodyLimit
 from itrack.api.routes import analytics, feedback, health, interviews
+from itrack.api.shutdown import AnswerWhenCancelled
 
 DESCRIPTION = """
 Interview processes and stages over the interview service, analytics from the published
@@ -182,6 +183,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.feedback_runs = threading.Lock()  # routes/feedback.py: one run at a time
     app.add_middleware(BodyLimit)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(AnswerWhenCancelled)  # last added: outermost
     errors.install(app)
     app.include_router(health.router)
     app.include_router(analytics.router)

@@ -118,6 +118,11 @@ def _response(
     )
 
 
+def refusal(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error answered outside the handler (ASGI middleware), in the one shape."""
+    return _response(status, message, headers=headers)
+
+
 def body_error(status: int, message: str) -> JSONResponse:
     """A refusal of the request body as a whole (not JSON, too large): `field` is `body`."""
     error = FieldError(field="body", message=message)

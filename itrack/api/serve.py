@@ -22,6 +22,25 @@ from itrack.api.app import ApiConfig, create_app, is_loopback
 CONFIG_VARIABLE = "ITRACK_API_CONFIG"
 
 
+# On SIGINT/SIGTERM, how long requests in flight may take to finish before they are cancelled:
+# a client that stalls mid-request (a body never completed) held the server up for as long as
+# it liked. A request waits at most `wait_seconds` for the store; this leaves room for its work.
+SHUTDOWN_GRACE_SECONDS = 10
+
+
+def _uvicorn_config(app: Any, **where: Any) -> Any:
+    """The one uvicorn configuration of every server process (`where`: host and port)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+        **where,
+    )
+
+
 class ServeError(ValueError):
     """The server cannot start as asked (one line for the CLI)."""
 
@@ -60,9 +79,7 @@ def run(config: ApiConfig, host: str = "127.0.0.1", port: int = 8000, workers: i
         return
     app = create_app(config)
     sockets = _listening_sockets(host, port)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False)
-    )
+    server = uvicorn.Server(_uvicorn_config(app, host=host, port=port))
     # uvicorn says where it listens only for the sockets it bound itself
     shown = f"[{host}]" if ":" in host else host
     logging.getLogger("uvicorn.error").info(
@@ -183,9 +200,8 @@ def _serve_worker(fd: int, parent: int) -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    config = uvicorn.Config(app, log_level="info", access_log=False)
     try:
-        uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
+        uvicorn.Server(_uvicorn_config(app)).run(sockets=[socket.socket(fileno=fd)])
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it stopped for, as uvicorn.run
         pass
 
