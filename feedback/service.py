@@ -328,12 +328,6 @@ def run_feedback(
         )
     finally:
         con.close()
-    # the candidates file is merged here, so one that cannot be is refused before any write
-    merged = None
-    if candidates_path is not None and history is not None:
-        live_placed = _live_placements(log.get_state(LIVE_KEY, "{}"))
-        history = _with_placements(history, live_placed)
-        merged = merged_candidates(candidates_path, history, complete=True)
     now = now or dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def merge(document: dict) -> list[str]:
@@ -357,6 +351,9 @@ def run_feedback(
                 marked |= set(live)
                 result.marked_feeders = sorted(marked)
         ledger = json.dumps(entries, sort_keys=True)
+        # merged from the ledger the build left (an outcome it saw undone is gone), before
+        # anything is staged, so a candidates file that cannot be merged is refused unwritten
+        merged = _merged_candidates(candidates_path, history, ledger)
         update = FeedersUpdate(feeders_path, merge)
         rendered = log.get_state(PLACEMENTS_KEY, "")
         if data is None and not _placements_current(rendered, placements_path, digest):
@@ -392,6 +389,17 @@ def run_feedback(
     result.updated_feeders = update.result
     result.placements = placements
     return result
+
+
+def _merged_candidates(
+    path: Path | None, history: dict[str, list[dict[str, Any]]] | None, ledger: str
+) -> bytes | None:
+    """The candidates file at `path` with the built placement `history` and the live ones of
+    `ledger` (outcomes no build has counted yet) as each candidate's placement_history."""
+    if path is None or history is None:
+        return None
+    placed = _with_placements(history, _live_placements(ledger))
+    return merged_candidates(path, placed, complete=True)
 
 
 def discard_staged(outputs: list[Output], *staged: Staged | FeedersUpdate | None) -> None:

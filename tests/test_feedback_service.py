@@ -464,3 +464,42 @@ def test_live_smoothing_before_any_placement_is_the_builds(tmp_path):
     build(db)
     rebuilt = feedback_service(db).get_feeder_performance_report("referral").to_dict()
     assert rebuilt["smoothed_conversion_rate"] == live["smoothed_conversion_rate"]
+
+
+def test_a_placement_undone_by_a_reopen_leaves_the_candidates_file_with_the_next_build(db):
+    """P5 accepted live with a candidates file, then reopened and built as offer_extended:
+    `itrack feedback --candidates` merged the file from the ledger as read, before the build's
+    pruning, so c1 kept the undone placement at Beta for one more run while the placements
+    file had lost it (found by checking the live path against a fresh build). The file is now
+    merged from the ledger the build left."""
+    from feedback.service import LIVE_KEY, run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+
+    people = db.parent / "candidates.json"
+    people.write_text(json.dumps([{"id": "c1", "name": "Ann"}, {"id": "c2", "name": "Bo"}]))
+    service = InterviewService(DuckDBInterviewStore(db))
+    service.complete_interview_process(pid(5), "offer_accepted", OFFER)
+    feedback_service(db, candidates=people).process_interview_outcome(pid(5))
+    service.reopen_interview_process(pid(5), "entered on the wrong process", "rita")
+    build(db)
+    run_feedback(
+        warehouse=db,
+        log=DuckDBFeedbackLog(db),
+        feeders_path=db.parent / "feeders.json",
+        placements_path=db.parent / "candidate_placements.json",
+        candidates_path=people,
+        full=True,
+    )
+    assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
+    placed = json.loads((db.parent / "candidate_placements.json").read_text())
+    acme = {
+        "company": "Acme",
+        "role": "Engineer",
+        "placement_date": "2025-01-15T10:00:00",
+        "offer_details": {"base_salary": 150000, "currency": "USD"},
+    }
+    assert placed["c1"] == [acme]
+    assert json.loads(people.read_text()) == [
+        {"id": "c1", "name": "Ann", "placement_history": [acme]},
+        {"id": "c2", "name": "Bo"},
+    ]
