@@ -737,7 +737,7 @@ class FeedbackService:
             if not update.result:
                 update.discard()  # our metrics are there already: the file is not rewritten
             if outcome is not None and outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
-                places, people = self._stage_placement(outcome)
+                places, people = self._stage_placement(outcome, ledger)
             outputs = [feeders_output(update, {feeder: metrics}, now)]
             outputs += [*staged_output(places), *staged_output(people)]
             document = update.document
@@ -764,22 +764,26 @@ class FeedbackService:
             candidates_updated=people is not None and str(people.target) in done,
         )
 
-    def _stage_placement(self, outcome: ProcessOutcome) -> tuple[Staged, Staged | None]:
-        """The candidate's whole placement history (the last build's, what the file already
-        holds, and this one), staged for the placements file and the candidates file."""
-        record = _placement_record(outcome)
+    def _stage_placement(
+        self, outcome: ProcessOutcome, ledger: dict[str, list[Any]]
+    ) -> tuple[Staged, Staged | None]:
+        """The candidate's whole placement history, as the nightly step takes it: the last
+        build's and those of the `ledger`'s outcomes (this one included; an acceptance undone
+        since is no longer there), staged for the placements file and the candidates file."""
+        candidate = outcome.candidate_id
         history, finite = read_placements(self.placements_path)
         with connect_marts(self.warehouse) as con:
-            built = placements_from_marts(con, outcome.candidate_id).get(outcome.candidate_id, [])
-        history = _with_placements(history, {outcome.candidate_id: [*built, record]})
-        records = history[outcome.candidate_id]
+            built = placements_from_marts(con, candidate)
+        live = _live_placements(json.dumps(ledger)).get(candidate, [])
+        records = _with_placements({candidate: built.get(candidate, [])}, {candidate: live})
+        history[candidate] = records[candidate]
         # finite: no NaN or infinity in the file as read; the marts' records and this one
         # (OfferDetails' amounts are finite) hold none either
         places = Staged(self.placements_path, placements_bytes(history, finite))
         people = None
         if self.candidates_path is not None:
             try:
-                merged = merged_candidates(self.candidates_path, {outcome.candidate_id: records})
+                merged = merged_candidates(self.candidates_path, {candidate: history[candidate]})
                 people = Staged(self.candidates_path, merged)
             except BaseException:
                 places.discard()

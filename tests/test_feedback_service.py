@@ -503,3 +503,39 @@ def test_a_placement_undone_by_a_reopen_leaves_the_candidates_file_with_the_next
         {"id": "c1", "name": "Ann", "placement_history": [acme]},
         {"id": "c2", "name": "Bo"},
     ]
+
+
+def test_a_placement_accepted_again_after_a_reopen_is_recorded_once(db):
+    """P5 accepted live, reopened (a correction, no feedback run), accepted again live: the
+    live path built c1's history from the placements file as it stood, so the undone
+    acceptance stayed beside the new one (c1 placed twice at Beta by one process) in the
+    placements file and the candidates file, where `itrack feedback` right after wrote it once
+    (found by checking the live path against the nightly step). The live path now takes the
+    history as the nightly step does: the build's placements and the ledger's."""
+    people = db.parent / "candidates.json"
+    people.write_text(json.dumps([{"id": "c1", "name": "Ann"}]))
+    service = InterviewService(DuckDBInterviewStore(db))
+    live = feedback_service(db, candidates=people)
+    service.complete_interview_process(pid(5), "offer_accepted", OFFER, at="2025-02-01T10:00Z")
+    live.process_interview_outcome(pid(5))
+    service.reopen_interview_process(pid(5), "wrong process", "rita", at="2025-02-02T10:00Z")
+    service.complete_interview_process(pid(5), "offer_accepted", OFFER, at="2025-02-03T10:00Z")
+    live.process_interview_outcome(pid(5))
+    expected = [
+        {
+            "company": "Acme",
+            "offer_details": {"base_salary": 150000, "currency": "USD"},
+            "placement_date": "2025-01-15T10:00:00",
+            "role": "Engineer",
+        },
+        {
+            "company": "Beta",
+            "offer_details": {"base_salary": 120000, "currency": "EUR"},
+            "placement_date": "2025-02-03T10:00:00",
+            "role": "Engineer",
+        },
+    ]
+    assert json.loads((db.parent / "candidate_placements.json").read_text())["c1"] == expected
+    assert json.loads(people.read_text()) == [
+        {"id": "c1", "name": "Ann", "placement_history": expected}
+    ]
