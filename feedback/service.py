@@ -701,16 +701,16 @@ class FeedbackService:
         load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
         ledger = json.loads(self._log.get_state(LIVE_KEY, "{}")) if self._log else {}
         before = dict(ledger)
-        if outcome is not None:
-            decided = outcome.decided_at.isoformat() if outcome.decided_at else None
-            entry: list[Any] = [outcome.feeder_source or UNATTRIBUTED, outcome.status, decided]
-            if outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
-                # the placement too: the nightly step re-renders the placements file from the
-                # marts, and keeps it there until a build counts the process (LIVE_KEY)
-                entry += [outcome.candidate_id, _placement_record(outcome)]
-            ledger[outcome.interview_id] = entry
         with connect_marts(self.warehouse) as con:
             _check_marts(con, Path(str(self.warehouse)))
+            if outcome is not None:
+                decided = outcome.decided_at.isoformat() if outcome.decided_at else None
+                entry: list[Any] = [outcome.feeder_source or UNATTRIBUTED, outcome.status, decided]
+                if outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
+                    # the placement too: the nightly step re-renders the placements file from
+                    # the marts, and keeps it there until a build counts the process (LIVE_KEY)
+                    entry += [outcome.candidate_id, _placement_record(outcome, con)]
+                ledger[outcome.interview_id] = entry
             fresh = metrics_from_marts(con)
             try:
                 feeder = resolve_name(feeder_source, list(fresh), "feeder")
@@ -794,11 +794,23 @@ class FeedbackService:
 UNATTRIBUTED = "unattributed"
 
 
-def _placement_record(outcome: ProcessOutcome) -> dict[str, Any]:
-    """An accepted offer as a placement history record (the marts' shape)."""
+def _built_names(con: duckdb.DuckDBPyConnection, outcome: ProcessOutcome) -> tuple[str, str]:
+    """(company, role) of the process as the last build shows them (the company by its display
+    name, the most frequent spelling of its key); a process the build lacks keeps its own."""
+    found = con.execute(
+        "select company_name, role_title from fct_interview_processes "
+        "where interview_process_id::varchar = ?",
+        [outcome.interview_id],
+    ).fetchone()
+    return (found[0], found[1]) if found else (outcome.company_name, outcome.role_title)
+
+
+def _placement_record(outcome: ProcessOutcome, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """An accepted offer as a placement history record (the marts' shape and names)."""
+    company, role = _built_names(con, outcome)
     return PlacementRecord(
-        company=outcome.company_name,
-        role=outcome.role_title,
+        company=company,
+        role=role,
         placement_date=outcome.decided_at,
         offer_details=outcome.offer_details,
     ).model_dump(mode="json", exclude_none=True)

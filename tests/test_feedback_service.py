@@ -539,3 +539,50 @@ def test_a_placement_accepted_again_after_a_reopen_is_recorded_once(db):
     assert json.loads(people.read_text()) == [
         {"id": "c1", "name": "Ann", "placement_history": expected}
     ]
+
+
+def test_a_live_placement_names_the_company_as_the_build_does(tmp_path):
+    """Acme spelled `acme ` on P2: the build shows the company by its most frequent spelling
+    (Acme), but a live acceptance of P2 wrote the process's own spelling into the placements
+    file (`acme `, until the next build said Acme; found by comparing the live placements file
+    with the next build's). A process the build knows is now named as the build names it."""
+    data = RawData(
+        candidates={"c1": "referral", "c2": "ex-amazon"},
+        processes=[
+            Process(1, "c1", "Acme", None, "offer_extended", "2025-01-01", "2025-01-05"),
+            Process(2, "c1", "acme ", None, "in_progress", "2025-01-02", "2025-01-02"),
+            Process(3, "c2", "Acme", None, "rejected_by_company", "2025-01-03", "2025-01-04"),
+        ],
+    )
+    for p in data.processes:
+        p.history = [("in_progress", p.created)] + (
+            [(p.status, p.updated)] if p.status != "in_progress" else []
+        )
+    db = tmp_path / "warehouse.duckdb"
+    write_raw_store(raw_store_path(db), data)
+    build(db)
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(2), "offer_accepted", OFFER, at="2025-02-01T10:00Z"
+    )
+    feedback_service(db).process_interview_outcome(pid(2))
+    expected = {
+        "c1": [
+            {
+                "company": "Acme",
+                "offer_details": OFFER,
+                # one tick after offer_extended, which the acceptance passed through
+                "placement_date": "2025-02-01T10:00:00.000001",
+                "role": "Engineer",
+            }
+        ]
+    }
+    assert json.loads((db.parent / "candidate_placements.json").read_text()) == expected
+    build(db)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        built = con.execute(
+            "select company_name from fct_interview_processes where status = 'offer_accepted'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert built == [("Acme",)]
