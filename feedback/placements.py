@@ -15,7 +15,7 @@ import orjson
 
 from feedback.atomic import dumps_indented, read_regular, refuse_to_replace, write_atomic
 from feedback.feeders import Number, dumps, dumps_line
-from ingest.contract import OfferDetails
+from ingest.contract import OfferDetails, PlacementRecord
 from ingest.errors import UserError, json_reason, refuse_duplicate_keys
 
 
@@ -147,6 +147,19 @@ def _offer_details(text: str) -> dict[str, Any]:
     if any(type(v) is float and "e" in repr(v) for v in values.values()):
         values = json.loads(text)
     return {k: values[k] for k in _OFFER_FIELDS if values.get(k) is not None}
+
+
+# a placement record's fields in the order PlacementRecord dumps them (the marts' records)
+_RECORD_FIELDS = tuple(PlacementRecord.model_fields)
+
+
+def in_record_order(record: dict[str, Any]) -> dict[str, Any]:
+    """`record` (a placement history record read back from JSON with sorted keys) with its
+    fields, and its offer's, in the order the build writes them."""
+    ordered = {k: record[k] for k in _RECORD_FIELDS if k in record}
+    if isinstance(offer := ordered.get("offer_details"), dict):
+        ordered["offer_details"] = {k: offer[k] for k in _OFFER_FIELDS if k in offer}
+    return ordered
 
 
 def read_placements(path: Path) -> tuple[dict[str, list[dict[str, Any]]], bool]:

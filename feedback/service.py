@@ -56,6 +56,7 @@ from feedback.feeders import (
 )
 from feedback.marts import open_read_only, require_marts, require_published
 from feedback.placements import (
+    in_record_order,
     merged_candidates,
     patch_placements,
     placements_bytes,
@@ -822,7 +823,7 @@ def _live_placements(ledger: str) -> dict[str, list[dict[str, Any]]]:
     for values in json.loads(ledger).values():
         if placement := _ledger_entry(values)[3]:
             candidate, record = placement
-            found.setdefault(candidate, []).append(record)
+            found.setdefault(candidate, []).append(in_record_order(record))
     return found
 
 

@@ -586,3 +586,39 @@ def test_a_live_placement_names_the_company_as_the_build_does(tmp_path):
     finally:
         con.close()
     assert built == [("Acme",)]
+
+
+def test_a_live_placement_keeps_the_builds_key_order_in_the_candidates_file(db):
+    """The ledger keeps its outcomes as JSON with sorted keys, so `itrack feedback
+    --candidates` after a live acceptance wrote c1's live placement as company, offer_details,
+    placement_date, role; the build's records are company, role, placement_date,
+    offer_details, and a later run keeps a history equal in value as bytes, so the file never
+    became what a fresh build writes (found by comparing it byte for byte with a fresh build's).
+    Live records now take the build's order."""
+    from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+
+    people = db.parent / "candidates.jsonl"
+    people.write_text('{"id": "c1", "name": "Ann"}\n')
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER, at="2025-02-01T10:00Z"
+    )
+    feedback_service(db).process_interview_outcome(pid(5))
+    run_feedback(
+        warehouse=db,
+        log=DuckDBFeedbackLog(db),
+        feeders_path=db.parent / "feeders.json",
+        placements_path=db.parent / "candidate_placements.json",
+        candidates_path=people,
+        full=True,
+    )
+    acme = (
+        '{"company": "Acme", "role": "Engineer", "placement_date": "2025-01-15T10:00:00", '
+        '"offer_details": {"base_salary": 150000, "currency": "USD"}}'
+    )
+    beta = (
+        '{"company": "Beta", "role": "Engineer", "placement_date": "2025-02-01T10:00:00.000002", '
+        '"offer_details": {"base_salary": 120000, "currency": "EUR"}}'
+    )
+    expected = f'{{"id": "c1", "name": "Ann", "placement_history": [{acme}, {beta}]}}\n'
+    assert people.read_text() == expected
