@@ -220,6 +220,14 @@ def _state(digest: str, data: bytes) -> str:
     return f"{digest} {hashlib.sha256(data).hexdigest()}"
 
 
+def _rendered_state(digest: str, data: bytes, live: dict[str, list[dict[str, Any]]]) -> str:
+    """What the log keeps of the placements file written as `data`: that it is exactly the
+    rendering of the rows of `digest` (later runs keep or patch it), unless `live` placements
+    of the ledger were folded in: then none, so the next run renders it whole (a build that
+    counts them, or a reopen that undoes one, may leave the rows' digest unchanged)."""
+    return "" if live else _state(digest, data)
+
+
 def _placements_current(stored: str, path: Path, digest: str) -> bool:
     """Whether `path` holds exactly what placement rows of `digest` render to: the last run
     logged (`stored`) that digest with the sha256 of the bytes it wrote (or found), and the
@@ -357,15 +365,18 @@ def run_feedback(
         merged = _merged_candidates(candidates_path, history, ledger)
         update = FeedersUpdate(feeders_path, merge)
         rendered = log.get_state(PLACEMENTS_KEY, "")
-        if data is None and not _placements_current(rendered, placements_path, digest):
+        live_placed = _live_placements(ledger)
+        if data is None and (
+            live_placed or not _placements_current(rendered, placements_path, digest)
+        ):
             data, result.placements_rendered = _placements_of(
                 warehouse, previous, rendered, placements_path
             )
-        if data is not None and (live_placed := _live_placements(ledger)):
+        if data is not None and live_placed:
             data = placements_bytes(_with_placements(json.loads(data), live_placed))
         places = None if data is None else Staged(placements_path, data)
         if places is not None:
-            rendered = _state(digest, places.data)
+            rendered = _rendered_state(digest, places.data, live_placed)
         people = None if merged is None else Staged(candidates_path, merged)
         outputs: list[Output] = []
         try:

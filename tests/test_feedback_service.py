@@ -622,3 +622,38 @@ def test_a_live_placement_keeps_the_builds_key_order_in_the_candidates_file(db):
     )
     expected = f'{{"id": "c1", "name": "Ann", "placement_history": [{acme}, {beta}]}}\n'
     assert people.read_text() == expected
+
+
+def test_a_placement_undone_by_a_reopen_leaves_the_placements_file_of_a_default_run(db):
+    """P5 accepted live, a default `itrack feedback` (its placement folded into the file from
+    the ledger), P5 reopened, built as offer_extended: the log said the file was exactly what
+    the build's placement rows render to, and those rows had not changed, so every later run
+    kept the undone placement at Beta (found by comparing `itrack build`'s placements file with
+    a fresh build's). A file with live placements folded in is now rendered again next time."""
+    from feedback.service import LIVE_KEY, run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+
+    def nightly() -> dict:
+        run_feedback(
+            warehouse=db,
+            log=DuckDBFeedbackLog(db),
+            feeders_path=db.parent / "feeders.json",
+            placements_path=db.parent / "candidate_placements.json",
+        )
+        return json.loads((db.parent / "candidate_placements.json").read_text())
+
+    service = InterviewService(DuckDBInterviewStore(db))
+    service.complete_interview_process(pid(5), "offer_accepted", OFFER)
+    feedback_service(db).process_interview_outcome(pid(5))
+    assert [r["company"] for r in nightly()["c1"]] == ["Acme", "Beta"]
+    service.reopen_interview_process(pid(5), "entered on the wrong process", "rita")
+    build(db)
+    acme = {
+        "company": "Acme",
+        "offer_details": {"base_salary": 150000, "currency": "USD"},
+        "placement_date": "2025-01-15T10:00:00",
+        "role": "Engineer",
+    }
+    assert nightly()["c1"] == [acme]
+    assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
+    assert nightly()["c1"] == [acme]
