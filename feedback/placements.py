@@ -44,7 +44,9 @@ def placements_digest(
 
 
 def placements_from_marts(
-    con: duckdb.DuckDBPyConnection, candidate_id: str | list[str] | None = None
+    con: duckdb.DuckDBPyConnection,
+    candidate_id: str | list[str] | None = None,
+    process_ids: list[str] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """candidate id -> placement records sorted by date (then company, role); only the given
     candidate's (or candidates') when `candidate_id` is given. Each record is what
@@ -57,6 +59,9 @@ def placements_from_marts(
     else:
         ids = [candidate_id] if isinstance(candidate_id, str) else candidate_id
         where, params = " and candidate_id in (select unnest(?::varchar[]))", [ids]
+    if process_ids is not None:  # only these processes' placements
+        where += " and interview_process_id::varchar in (select unnest(?::varchar[]))"
+        params.append(process_ids)
     rows = con.execute(
         f"{PLACEMENT_ROWS}{where} order by candidate_id, placed_at, company_name, role_title",
         params,

@@ -220,12 +220,12 @@ def _state(digest: str, data: bytes) -> str:
     return f"{digest} {hashlib.sha256(data).hexdigest()}"
 
 
-def _rendered_state(digest: str, data: bytes, live: dict[str, list[dict[str, Any]]]) -> str:
+def _rendered_state(digest: str, data: bytes, folded: bool) -> str:
     """What the log keeps of the placements file written as `data`: that it is exactly the
-    rendering of the rows of `digest` (later runs keep or patch it), unless `live` placements
-    of the ledger were folded in: then none, so the next run renders it whole (a build that
+    rendering of the rows of `digest` (later runs keep or patch it), unless the ledger's
+    outcomes were `folded` in: then none, so the next run renders it whole (a build that
     counts them, or a reopen that undoes one, may leave the rows' digest unchanged)."""
-    return "" if live else _state(digest, data)
+    return "" if folded else _state(digest, data)
 
 
 def _placements_current(stored: str, path: Path, digest: str) -> bool:
@@ -349,10 +349,12 @@ def run_feedback(
     with locked_outputs(feeders_path, placements_path, candidates_path, wait_seconds, path, settle):
         # read under the lock, which the live path holds when it adds an outcome to the ledger
         entries = json.loads(log.get_state(LIVE_KEY, "{}"))
+        undone: dict[str, list[dict[str, Any]]] = {}
         if entries:
             con = open_read_only(Path(warehouse))
             try:
                 live, entries = fold_live_outcomes(con, entries, fresh, prior_strength)
+                undone = _undone_placements(con, entries)
             finally:
                 con.close()
             if live is not fresh:  # the overall rate moved too: every feeder's smoothed rate
@@ -362,21 +364,19 @@ def run_feedback(
         ledger = json.dumps(entries, sort_keys=True)
         # merged from the ledger the build left (an outcome it saw undone is gone), before
         # anything is staged, so a candidates file that cannot be merged is refused unwritten
-        merged = _merged_candidates(candidates_path, history, ledger)
+        merged = _merged_candidates(candidates_path, history, ledger, undone)
         update = FeedersUpdate(feeders_path, merge)
         rendered = log.get_state(PLACEMENTS_KEY, "")
-        live_placed = _live_placements(ledger)
-        if data is None and (
-            live_placed or not _placements_current(rendered, placements_path, digest)
-        ):
+        folded = bool(_live_placements(ledger) or undone)
+        if data is None and (folded or not _placements_current(rendered, placements_path, digest)):
             data, result.placements_rendered = _placements_of(
                 warehouse, previous, rendered, placements_path
             )
-        if data is not None and live_placed:
-            data = placements_bytes(_with_placements(json.loads(data), live_placed))
+        if data is not None and folded:
+            data = placements_bytes(_ledger_history(json.loads(data), ledger, undone))
         places = None if data is None else Staged(placements_path, data)
         if places is not None:
-            rendered = _rendered_state(digest, places.data, live_placed)
+            rendered = _rendered_state(digest, places.data, folded)
         people = None if merged is None else Staged(candidates_path, merged)
         outputs: list[Output] = []
         try:
@@ -404,14 +404,41 @@ def run_feedback(
 
 
 def _merged_candidates(
-    path: Path | None, history: dict[str, list[dict[str, Any]]] | None, ledger: str
+    path: Path | None,
+    history: dict[str, list[dict[str, Any]]] | None,
+    ledger: str,
+    undone: dict[str, list[dict[str, Any]]],
 ) -> bytes | None:
-    """The candidates file at `path` with the built placement `history` and the live ones of
-    `ledger` (outcomes no build has counted yet) as each candidate's placement_history."""
+    """The candidates file at `path` with the built placement `history`, as the `ledger`
+    leaves it (`_ledger_history`), as each candidate's placement_history."""
     if path is None or history is None:
         return None
-    placed = _with_placements(history, _live_placements(ledger))
-    return merged_candidates(path, placed, complete=True)
+    return merged_candidates(path, _ledger_history(history, ledger, undone), complete=True)
+
+
+def _ledger_history(
+    history: dict[str, list[dict[str, Any]]],
+    ledger: str,
+    undone: dict[str, list[dict[str, Any]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The built placement `history` with the outcomes no build has counted yet: the `undone`
+    built placements (`_undone_placements`) out, the `ledger`'s accepted offers in."""
+    kept: dict[str, list[dict[str, Any]]] = {}
+    for candidate, records in history.items():
+        left = [r for r in records if r not in undone.get(candidate, [])]
+        if left:
+            kept[candidate] = left
+    return _with_placements(kept, _live_placements(ledger))
+
+
+def _undone_placements(
+    con: duckdb.DuckDBPyConnection, ledger: dict[str, list[Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The build's placements of processes the ledger holds a later outcome for that is not
+    an accepted offer (reopened and withdrawn or rejected live): candidate id -> records."""
+    accepted = InterviewStatus.OFFER_ACCEPTED.value
+    ids = [pid for pid, values in ledger.items() if _ledger_entry(values)[1] != accepted]
+    return placements_from_marts(con, process_ids=ids) if ids else {}
 
 
 def discard_staged(outputs: list[Output], *staged: Staged | FeedersUpdate | None) -> None:
@@ -780,15 +807,14 @@ class FeedbackService:
         self, outcome: ProcessOutcome, ledger: dict[str, list[Any]]
     ) -> tuple[Staged, Staged | None]:
         """The candidate's whole placement history, as the nightly step takes it: the last
-        build's and those of the `ledger`'s outcomes (this one included; an acceptance undone
+        build's as the `ledger`'s outcomes leave it (this one included; an acceptance undone
         since is no longer there), staged for the placements file and the candidates file."""
         candidate = outcome.candidate_id
         history, finite = read_placements(self.placements_path)
         with connect_marts(self.warehouse) as con:
             built = placements_from_marts(con, candidate)
-        live = _live_placements(json.dumps(ledger)).get(candidate, [])
-        records = _with_placements({candidate: built.get(candidate, [])}, {candidate: live})
-        history[candidate] = records[candidate]
+            undone = _undone_placements(con, ledger)
+        history[candidate] = _ledger_history(built, json.dumps(ledger), undone)[candidate]
         # finite: no NaN or infinity in the file as read; the marts' records and this one
         # (OfferDetails' amounts are finite) hold none either
         places = Staged(self.placements_path, placements_bytes(history, finite))

@@ -657,3 +657,31 @@ def test_a_placement_undone_by_a_reopen_leaves_the_placements_file_of_a_default_
     assert nightly()["c1"] == [acme]
     assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
     assert nightly()["c1"] == [acme]
+
+
+def test_a_built_placement_withdrawn_live_leaves_the_placements_of_the_nightly_step(db):
+    """P1 (c1 placed at Acme in the build) reopened and withdrawn live: `itrack feedback`
+    folded the withdrawal into referral's counts (placements 1 -> 0) but kept the Acme
+    placement in the placements file and the candidates file until the next build (found by
+    comparing the nightly step's outputs after live operations). A built placement whose
+    process the ledger says is no longer accepted now leaves them in the same run."""
+    from feedback.service import run_feedback
+    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
+
+    people = db.parent / "candidates.jsonl"
+    people.write_text('{"id": "c1", "name": "Ann"}\n')
+    service = InterviewService(DuckDBInterviewStore(db))
+    service.reopen_interview_process(pid(1), "accepted elsewhere", "rita")
+    service.complete_interview_process(pid(1), "candidate_withdrew")
+    feedback_service(db).process_interview_outcome(pid(1))
+    run_feedback(
+        warehouse=db,
+        log=DuckDBFeedbackLog(db),
+        feeders_path=db.parent / "feeders.json",
+        placements_path=db.parent / "candidate_placements.json",
+        candidates_path=people,
+    )
+    referral = json.loads((db.parent / "feeders.json").read_text())["feeders"]["referral"]
+    assert referral["metrics"]["placements"] == 0
+    assert "c1" not in json.loads((db.parent / "candidate_placements.json").read_text())
+    assert people.read_text() == '{"id": "c1", "name": "Ann"}\n'  # as for one never placed
