@@ -21,6 +21,7 @@ from ingest.store.duckdb.repository import DuckDBInterviewStore
 from ingest.store.duckdb.store import raw_store_path
 from itrack.dbt_runner import run_dbt
 from itrack.services import feedback_service, interview_service
+from tests.conftest import read
 from tests.dbt_helpers import Process, RawData, pid, private_copy, write_raw_store
 from tests.lib_data import DATA
 
@@ -230,8 +231,11 @@ def test_the_nightly_step_keeps_the_outcomes_since_the_build(db):
     assert json.loads((db.parent / "candidate_placements.json").read_text())["c1"] == placed["c1"]
 
 
-def nightly_feedback(db: Path) -> dict[str, dict]:
-    """The nightly feedback step (`--full`) on `db`: each feeder's metrics in feeders.json."""
+def nightly_feedback(
+    db: Path, candidates: Path | None = None, full: bool = True
+) -> dict[str, dict]:
+    """The feedback step of `itrack feedback` on `db` (`--full` unless told; `--candidates`):
+    each feeder's metrics in feeders.json."""
     from feedback.service import run_feedback
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
@@ -240,7 +244,8 @@ def nightly_feedback(db: Path) -> dict[str, dict]:
         log=DuckDBFeedbackLog(db),
         feeders_path=db.parent / "feeders.json",
         placements_path=db.parent / "candidate_placements.json",
-        full=True,
+        candidates_path=candidates,
+        full=full,
     )
     feeders = json.loads((db.parent / "feeders.json").read_text())["feeders"]
     return {name: entry["metrics"] for name, entry in feeders.items()}
@@ -424,14 +429,14 @@ def test_interview_complete_prints_what_feedback_did(db):
     assert result.output.endswith("feedback ran: feeders.json updated for referral\n")
 
 
-def no_placement_yet(tmp_path: Path) -> Path:
-    """A built warehouse with no placement (referral: P1 offer_extended, P2 in progress;
-    ex-amazon: P3 rejected), then P1 accepted live: its outcome waits in the live ledger."""
+def three_processes_built(tmp_path: Path, p2_company: str = "Beta") -> Path:
+    """A built warehouse with no placement: referral's P1 offer_extended at Acme and P2 in
+    progress at `p2_company`, ex-amazon's P3 rejected at Acme."""
     data = RawData(
         candidates={"c1": "referral", "c2": "ex-amazon"},
         processes=[
             Process(1, "c1", "Acme", None, "offer_extended", "2025-01-01", "2025-01-05"),
-            Process(2, "c1", "Beta", None, "in_progress", "2025-01-02", "2025-01-02"),
+            Process(2, "c1", p2_company, None, "in_progress", "2025-01-02", "2025-01-02"),
             Process(3, "c2", "Acme", None, "rejected_by_company", "2025-01-03", "2025-01-04"),
         ],
     )
@@ -442,6 +447,12 @@ def no_placement_yet(tmp_path: Path) -> Path:
     db = tmp_path / "warehouse.duckdb"
     write_raw_store(raw_store_path(db), data)
     build(db)
+    return db
+
+
+def no_placement_yet(tmp_path: Path) -> Path:
+    """`three_processes_built`, then P1 accepted live: its outcome waits in the live ledger."""
+    db = three_processes_built(tmp_path)
     InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
         pid(1), "offer_accepted", OFFER
     )
@@ -472,7 +483,7 @@ def test_a_placement_undone_by_a_reopen_leaves_the_candidates_file_with_the_next
     pruning, so c1 kept the undone placement at Beta for one more run while the placements
     file had lost it (found by checking the live path against a fresh build). The file is now
     merged from the ledger the build left."""
-    from feedback.service import LIVE_KEY, run_feedback
+    from feedback.service import LIVE_KEY
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     people = db.parent / "candidates.json"
@@ -482,14 +493,7 @@ def test_a_placement_undone_by_a_reopen_leaves_the_candidates_file_with_the_next
     feedback_service(db, candidates=people).process_interview_outcome(pid(5))
     service.reopen_interview_process(pid(5), "entered on the wrong process", "rita")
     build(db)
-    run_feedback(
-        warehouse=db,
-        log=DuckDBFeedbackLog(db),
-        feeders_path=db.parent / "feeders.json",
-        placements_path=db.parent / "candidate_placements.json",
-        candidates_path=people,
-        full=True,
-    )
+    nightly_feedback(db, candidates=people)
     assert DuckDBFeedbackLog(db).get_state(LIVE_KEY, "{}") == "{}"
     placed = json.loads((db.parent / "candidate_placements.json").read_text())
     acme = {
@@ -546,21 +550,7 @@ def test_a_live_placement_names_the_company_as_the_build_does(tmp_path):
     (Acme), but a live acceptance of P2 wrote the process's own spelling into the placements
     file (`acme `, until the next build said Acme; found by comparing the live placements file
     with the next build's). A process the build knows is now named as the build names it."""
-    data = RawData(
-        candidates={"c1": "referral", "c2": "ex-amazon"},
-        processes=[
-            Process(1, "c1", "Acme", None, "offer_extended", "2025-01-01", "2025-01-05"),
-            Process(2, "c1", "acme ", None, "in_progress", "2025-01-02", "2025-01-02"),
-            Process(3, "c2", "Acme", None, "rejected_by_company", "2025-01-03", "2025-01-04"),
-        ],
-    )
-    for p in data.processes:
-        p.history = [("in_progress", p.created)] + (
-            [(p.status, p.updated)] if p.status != "in_progress" else []
-        )
-    db = tmp_path / "warehouse.duckdb"
-    write_raw_store(raw_store_path(db), data)
-    build(db)
+    db = three_processes_built(tmp_path, p2_company="acme ")
     InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
         pid(2), "offer_accepted", OFFER, at="2025-02-01T10:00Z"
     )
@@ -578,13 +568,9 @@ def test_a_live_placement_names_the_company_as_the_build_does(tmp_path):
     }
     assert json.loads((db.parent / "candidate_placements.json").read_text()) == expected
     build(db)
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        built = con.execute(
-            "select company_name from fct_interview_processes where status = 'offer_accepted'"
-        ).fetchall()
-    finally:
-        con.close()
+    built = read(
+        db, "select company_name from fct_interview_processes where status = 'offer_accepted'"
+    )
     assert built == [("Acme",)]
 
 
@@ -595,8 +581,6 @@ def test_a_live_placement_keeps_the_builds_key_order_in_the_candidates_file(db):
     offer_details, and a later run keeps a history equal in value as bytes, so the file never
     became what a fresh build writes (found by comparing it byte for byte with a fresh build's).
     Live records now take the build's order."""
-    from feedback.service import run_feedback
-    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     people = db.parent / "candidates.jsonl"
     people.write_text('{"id": "c1", "name": "Ann"}\n')
@@ -604,14 +588,7 @@ def test_a_live_placement_keeps_the_builds_key_order_in_the_candidates_file(db):
         pid(5), "offer_accepted", OFFER, at="2025-02-01T10:00Z"
     )
     feedback_service(db).process_interview_outcome(pid(5))
-    run_feedback(
-        warehouse=db,
-        log=DuckDBFeedbackLog(db),
-        feeders_path=db.parent / "feeders.json",
-        placements_path=db.parent / "candidate_placements.json",
-        candidates_path=people,
-        full=True,
-    )
+    nightly_feedback(db, candidates=people)
     acme = (
         '{"company": "Acme", "role": "Engineer", "placement_date": "2025-01-15T10:00:00", '
         '"offer_details": {"base_salary": 150000, "currency": "USD"}}'
@@ -630,16 +607,11 @@ def test_a_placement_undone_by_a_reopen_leaves_the_placements_file_of_a_default_
     the build's placement rows render to, and those rows had not changed, so every later run
     kept the undone placement at Beta (found by comparing `itrack build`'s placements file with
     a fresh build's). A file with live placements folded in is now rendered again next time."""
-    from feedback.service import LIVE_KEY, run_feedback
+    from feedback.service import LIVE_KEY
     from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     def nightly() -> dict:
-        run_feedback(
-            warehouse=db,
-            log=DuckDBFeedbackLog(db),
-            feeders_path=db.parent / "feeders.json",
-            placements_path=db.parent / "candidate_placements.json",
-        )
+        nightly_feedback(db, full=False)
         return json.loads((db.parent / "candidate_placements.json").read_text())
 
     service = InterviewService(DuckDBInterviewStore(db))
@@ -665,8 +637,6 @@ def test_a_built_placement_withdrawn_live_leaves_the_placements_of_the_nightly_s
     placement in the placements file and the candidates file until the next build (found by
     comparing the nightly step's outputs after live operations). A built placement whose
     process the ledger says is no longer accepted now leaves them in the same run."""
-    from feedback.service import run_feedback
-    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
 
     people = db.parent / "candidates.jsonl"
     people.write_text('{"id": "c1", "name": "Ann"}\n')
@@ -674,13 +644,7 @@ def test_a_built_placement_withdrawn_live_leaves_the_placements_of_the_nightly_s
     service.reopen_interview_process(pid(1), "accepted elsewhere", "rita")
     service.complete_interview_process(pid(1), "candidate_withdrew")
     feedback_service(db).process_interview_outcome(pid(1))
-    run_feedback(
-        warehouse=db,
-        log=DuckDBFeedbackLog(db),
-        feeders_path=db.parent / "feeders.json",
-        placements_path=db.parent / "candidate_placements.json",
-        candidates_path=people,
-    )
+    nightly_feedback(db, candidates=people, full=False)
     referral = json.loads((db.parent / "feeders.json").read_text())["feeders"]["referral"]
     assert referral["metrics"]["placements"] == 0
     assert "c1" not in json.loads((db.parent / "candidate_placements.json").read_text())

@@ -8,9 +8,10 @@ checked, so without a bound anyone reaching the port could make the server hold 
 from __future__ import annotations
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ingest.contract import MAX_TEXT
+from itrack.api.asgi import HttpMiddleware
 from itrack.api.errors import body_error
 
 # The largest text field (MAX_TEXT characters) with every character JSON-escaped as a
@@ -32,17 +33,11 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-class BodyLimit:
+class BodyLimit(HttpMiddleware):
     """ASGI middleware: a declared Content-Length over the limit is answered at once; a body
     that grows past it as it arrives (chunked) stops the request with the same 413."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _declared_length(scope)
         if declared is not None and declared > MAX_BODY_BYTES:
             await body_error(413, too_large_message())(scope, receive, send)

@@ -7,24 +7,19 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from itrack.api.asgi import HttpMiddleware
 from itrack.api.errors import RETRY_AFTER_SECONDS, refusal
 
 STOPPING = "the server is stopping; retry in a moment"
 
 
-class AnswerWhenCancelled:
+class AnswerWhenCancelled(HttpMiddleware):
     """ASGI middleware, outermost: a request cancelled before its answer started gets 503; one
     cancelled mid-answer just ends (the connection closes)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = False
 
         async def watched(message: Message) -> None:
