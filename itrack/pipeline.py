@@ -860,11 +860,7 @@ def _feedback(
     `report` (None: none) are staged, then replaced as one set (feedback.publish), the journal
     carrying the build's `fingerprint` of them."""
     from feedback.publish import file_output
-    from feedback.service import run_feedback
-    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
-    from itrack.dbt_runner import project_var
-
-    data = warehouse.parent
+    from itrack.services import run_feedback_step
 
     def stage(run_id: str, written: dict[str, dict]) -> list:
         """The build's own outputs, staged once the run is in its warehouse."""
@@ -874,20 +870,18 @@ def _feedback(
             staged += _stage_report(building, warehouse, report, rendering)
         return staged
 
-    return run_feedback(
-        warehouse=building,
-        log=DuckDBFeedbackLog(warehouse, wait_seconds),
-        feeders_path=feeders or data / "feeders.json",
-        placements_path=placements or data / "candidate_placements.json",
+    return run_feedback_step(
+        warehouse,
+        wait_seconds,
+        built=building,
+        feeders=feeders,
+        placements=placements,
         candidates_path=candidates,
         full=False,
-        wait_seconds=wait_seconds,
         before_publish=stage,
         previous=warehouse,  # the published warehouse the placements file was rendered from
         journal=journal_path(warehouse),
-        prior_strength=project_var("feeder_prior_strength"),
         fingerprint=fingerprint,
-        settle=lambda held: finish_publish(warehouse, wait_seconds, held=held),
     )
 
 

@@ -10,9 +10,9 @@ import atexit
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from feedback.service import FeedbackService, OutcomeResult, ProcessOutcome
+from feedback.service import FeedbackResult, FeedbackService, OutcomeResult, ProcessOutcome
 from ingest.ports import InterviewStore
 from ingest.service import FeedbackTrigger, InterviewService
 from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
@@ -56,6 +56,36 @@ def interview_service(
     if feedback:
         service.on_feedback_trigger(feedback_trigger(db, wait_seconds, store))
     return service
+
+
+def run_feedback_step(
+    published: Path,
+    wait_seconds: float = 0.0,
+    *,
+    built: Path | None = None,
+    feeders: Path | None = None,
+    placements: Path | None = None,
+    **options: Any,
+) -> FeedbackResult:
+    """The nightly feedback step (`feedback.service.run_feedback`) as `itrack feedback`, the
+    build and POST /feedback/run run it: from `built` (default: the published warehouse), its
+    log in the raw store beside `published`, the outputs beside it unless given, an unfinished
+    publish completed first, live outcomes smoothed with the dbt var feeder_prior_strength.
+    One wiring: the POST route had missed the var."""
+    from feedback.service import run_feedback
+    from itrack.pipeline import finish_publish  # here: most commands never need the pipeline
+
+    data = published.parent
+    return run_feedback(
+        warehouse=built or published,
+        log=DuckDBFeedbackLog(published, wait_seconds),
+        feeders_path=feeders or data / "feeders.json",
+        placements_path=placements or data / "candidate_placements.json",
+        wait_seconds=wait_seconds,
+        settle=lambda held: finish_publish(published, wait_seconds, held=held),
+        prior_strength=project_var("feeder_prior_strength"),
+        **options,
+    )
 
 
 def feedback_service(

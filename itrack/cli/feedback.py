@@ -41,26 +41,21 @@ def feedback(
         _hand_on(ctx, db, feeders=feeders, placements=placements, candidates=candidates, full=full)
         return
     from feedback.marts import require_published
-    from feedback.service import run_feedback
-    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
-    from itrack.dbt_runner import project_var
-    from itrack.pipeline import build_lock, finish_publish
+    from itrack.pipeline import build_lock
+    from itrack.services import run_feedback_step
 
     published = require_published(warehouse(db))  # before the lock: nothing made beside it
     # A build writes these outputs itself, from the warehouse it publishes: a run beside it
     # computed from the one before and overwrote them (the API's POST /feedback/run is 409).
     # It waits for the build, as for any busy store (--wait), then reads what it published.
     with build_lock(published, wait_seconds=wait):
-        result = run_feedback(
-            warehouse=published,
-            log=DuckDBFeedbackLog(published, wait),
-            feeders_path=feeders or published.parent / "feeders.json",
-            placements_path=placements or published.parent / "candidate_placements.json",
+        result = run_feedback_step(
+            published,
+            wait,
+            feeders=feeders,
+            placements=placements,
             candidates_path=candidates,
             full=full,
-            wait_seconds=wait,
-            settle=lambda held: finish_publish(published, wait, held=held),
-            prior_strength=project_var("feeder_prior_strength"),
         )
     line(f"feedback: {result}")
 

@@ -89,15 +89,11 @@ def one_run_at_a_time(request: Request) -> Iterator[None]:
 def run(request: Request, caller: Caller) -> dict[str, Any]:
     if not caller.is_lead:
         raise ApiError(403, "only leads may run the feedback step")
-    from feedback.service import run_feedback
-    from ingest.store.duckdb.feedback_log import DuckDBFeedbackLog
-    from itrack.dbt_runner import project_var
-    from itrack.pipeline import finish_publish
+    from itrack.services import run_feedback_step
 
     config = request.app.state.config
     warehouse = Path(config.db)
     feeders = Path(config.feeders_path or warehouse.parent / "feeders.json")
-    placements = warehouse.parent / "candidate_placements.json"
     with (
         one_run_at_a_time(request),
         no_build_running(warehouse),
@@ -107,14 +103,7 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
         ),
     ):
         with request.app.state.backend.released():
-            result = run_feedback(
-                warehouse=warehouse,
-                log=DuckDBFeedbackLog(warehouse),
-                feeders_path=feeders,
-                placements_path=placements,
-                settle=lambda held: finish_publish(warehouse, held=held),
-                prior_strength=project_var("feeder_prior_strength"),
-            )
+            result = run_feedback_step(warehouse, feeders=feeders)
     return {
         "run_id": result.run_id,
         "build": build.model_dump(),
