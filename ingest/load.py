@@ -547,16 +547,18 @@ def _reject_where(
     field_name: str | None = None,
     fast_files: dict[str, InputFile] | None = None,
     field_sql: str | None = None,
+    join: str = "",
 ) -> None:
     """Move staged rows matching `condition` to the rejects, with a per-row message and field
-    (`field_name`, or `field_sql` when it depends on the row).
+    (`field_name`, or `field_sql` when it depends on the row); `join` adds a table to the
+    staged rows `s` that all three may read (one join instead of a subquery in each).
     The condition is evaluated once; the (usually empty) result drives insert and delete."""
     field = field_sql or (f"'{field_name}'" if field_name else "null")
     con.execute(f"""
         create or replace temp table failing as
         select rec, file_path, line_no, id::varchar as record_id, {message_sql} as message,
                {field} as field
-        from staged_{kind} s where {condition}""")
+        from staged_{kind} s {join} where {condition}""")
     if not con.execute("select count(*) from failing").fetchone()[0]:
         return
     _fill_raw(con, "select rec from failing", fast_files or {})
@@ -669,11 +671,14 @@ def _check_references(
             "retried on the next run'",
             "interview_process_id",
         )
-        # contract.stage_date_error's rule, field and message (the service's), in SQL
-        created = """(select p.created_at from (select id, created_at from staged_processes
+        # contract.stage_date_error's rule, field and message (the service's), in SQL; each
+        # stage's process is known by now (orphans are rejected above): an inner join
+        processes = """join (select id as process_id, created_at as process_created_at
+                   from staged_processes
                    union all select id, created_at from interview_processes
                    where id not in (select id from staged_processes)) p
-                 where p.id = s.interview_process_id)"""
+                 on p.process_id = s.interview_process_id"""
+        created = "p.process_created_at"
         early = f"s.scheduled_date < {created}"
         date = f"case when {early} then s.scheduled_date else s.completed_date end"
         reject(
@@ -685,6 +690,7 @@ def _check_references(
             f"{_iso('T', date)} || ' is before the process was created (' || "
             f"{_iso(' ', created)} || ')'",
             field_sql=f"case when {early} then 'scheduled_date' else 'completed_date' end",
+            join=processes,
         )
         reject(
             con,
