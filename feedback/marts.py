@@ -11,12 +11,13 @@ from typing import Any
 import duckdb
 
 from ingest.errors import StoreError, UserError
+from ingest.interrupts import interruptible
 
 
 def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
     """A read-only connection to a built warehouse file, failures worded for people."""
     try:
-        return duckdb.connect(str(path), read_only=True)
+        return interruptible(duckdb.connect(str(path), read_only=True))
     except (OSError, duckdb.Error) as exc:
         raise StoreError(f"cannot open {path}: {str(exc).splitlines()[0]}") from None
 

@@ -35,6 +35,7 @@ from ingest.checksum import sha256_of
 from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus
 from ingest.errors import UserError
 from ingest.inputs import InputFile
+from ingest.interrupts import interruptible
 from ingest.load import Progress, RunSummary, ingest_inputs
 from ingest.migrate import display_dsn
 from ingest.readers import MAX_RECORD_BYTES
@@ -267,7 +268,7 @@ def _to_parquet(folder: Path, kind: str, columns: dict[str, str]) -> Path:
     csv, parquet = folder / f"{kind}.csv", folder / f"{kind}.parquet"
     types = ", ".join(f"'{c}': '{_OUT.get(t, _TEXT)[1]}'" for c, t in columns.items())
     picks = ", ".join(f"{_OUT.get(t, _TEXT)[2].format(c=c)} as {c}" for c, t in columns.items())
-    con = duckdb.connect()
+    con = interruptible(duckdb.connect())
     try:
         con.execute(
             f"copy (select {picks} from read_csv(?, {_CSV_OPTIONS}, columns = {{{types}}}))"

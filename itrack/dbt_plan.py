@@ -36,6 +36,7 @@ from typing import Any
 
 import duckdb
 
+from ingest.interrupts import interruptible
 from ingest.sqltext import sql_text
 from itrack.dbt_runner import (
     DbtOutcome,
@@ -234,7 +235,7 @@ def save(plan: Plan, location: Path, building: Path) -> None:
     plan_path(location).parent.mkdir(parents=True, exist_ok=True)
 
     def write_seeds(staged: Path) -> None:
-        con = duckdb.connect(str(staged))
+        con = interruptible(duckdb.connect(str(staged)))
         try:
             con.execute(f"attach {sql_text(str(Path(building).absolute()))} as built (read_only)")
             copy_seed_tables(con, "built")
@@ -366,7 +367,7 @@ def replay(
     be read (nothing was run)."""
     sqls = {n.unique_id: stamped(n.sql, as_of) for n in plan.nodes}
     outcome = DbtOutcome(ok=True)
-    con = duckdb.connect(str(building))
+    con = interruptible(duckdb.connect(str(building)))
     try:
         (catalog,) = con.execute("select current_database()").fetchone()
         if {n.database for n in plan.nodes} != {catalog}:
@@ -415,7 +416,7 @@ def _run_all(
     results: dict[str, tuple[str, str]] = {}
     finished: set[str] = set()
     blocked: set[str] = set()  # failed or skipped: what waits for them is skipped
-    cursors = [con.cursor() for _ in range(WORKERS)]
+    cursors = [interruptible(con.cursor()) for _ in range(WORKERS)]  # their own queries
     try:
         for cursor in cursors:
             cursor.execute("set TimeZone = 'UTC'")  # a connection setting: on each cursor

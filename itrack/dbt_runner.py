@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from feedback.publish import build_dir
 from ingest.errors import UserError
+from ingest.interrupts import interruptible
 from ingest.sqltext import sql_text
 from ingest.store.duckdb.store import warehouse_beside
 
@@ -255,7 +256,7 @@ def name_failed_checks(
         return
     import duckdb
 
-    con = duckdb.connect(str(link), read_only=True)
+    con = interruptible(duckdb.connect(str(link), read_only=True))
     try:
         con.execute("set TimeZone = 'UTC'")
         con.execute(f"attach {sql_text(str(Path(raw_store).absolute()))} as raw_store (read_only)")
@@ -328,7 +329,7 @@ def rebuild_table(
         sql = found[0].read_text(encoding="utf-8")
     import duckdb
 
-    con = duckdb.connect(str(warehouse))
+    con = interruptible(duckdb.connect(str(warehouse)))
     try:
         con.execute("set TimeZone = 'UTC'")  # as the profile sets it
         con.execute(f"attach {sql_text(str(Path(raw_store).absolute()))} as raw_store (read_only)")

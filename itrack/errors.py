@@ -18,7 +18,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
-from ingest.store.duckdb.store import interrupted
+from ingest.interrupts import ctrl_c_stops_queries, interrupted
 from ingest.text import printable, storable
 from itrack.settings import get_settings
 
@@ -116,7 +116,8 @@ class HandledGroup(TyperGroup):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with ctrl_c_stops_queries():  # DuckDB alone noticed Ctrl-C only when a query returned
+                return super().invoke(ctx)
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.Abort, click.ClickException):
             raise
         except _TYPER_CLICK_ERRORS:  # usage errors of typer's own click (exit 2, its message)

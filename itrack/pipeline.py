@@ -47,6 +47,7 @@ from feedback.atomic import sweep_temp_files
 from feedback.publish import STEP_HOOKS as STEP_HOOKS
 from feedback.publish import build_dir, journal_path, stages
 from ingest.errors import Refused, UserError
+from ingest.interrupts import interruptible
 from ingest.migrate import check_dsn, masked
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.backup import (
@@ -370,7 +371,7 @@ def _raw_digests(raw_store: Path, warehouse: Path) -> dict[str, object]:
     """`_source_digests` of the raw store (or a build's snapshot of it) at `raw_store`."""
     import duckdb
 
-    con = duckdb.connect(str(raw_store), read_only=True)
+    con = interruptible(duckdb.connect(str(raw_store), read_only=True))
     try:
         return _source_digests(con, warehouse)
     finally:
@@ -744,7 +745,7 @@ def _fresh_build_file(warehouse: Path, building: Path, keep_seeds: bool) -> bool
 
     remove_database(building)
     building.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(building))
+    con = interruptible(duckdb.connect(str(building)))
     try:
         if not (keep_seeds and warehouse.exists()):
             return False

@@ -426,8 +426,6 @@ def test_ctrl_c_during_any_query_is_an_interrupt_not_a_bug(tmp_path):
     duckdb.connect(str(db)).close()
     querying = subprocess.Popen(
         [ITRACK, "sql", "--db", str(db), "-c"]
-        # DuckDB notices the interrupt only when the aggregate returns (its Python client
-        # checks for signals between result chunks): a query of seconds, not of minutes
         + ["select 41 + 1 as answer; select count(*) from range(3000000000) a, range(10) b"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -441,6 +439,39 @@ def test_ctrl_c_during_any_query_is_an_interrupt_not_a_bug(tmp_path):
         time.sleep(0.01)
     querying.send_signal(signal.SIGINT)
     out, err = querying.communicate(timeout=120)
+    assert (querying.returncode, out, err) == (
+        130,
+        "",
+        "error: interrupted; nothing of this run was written\n",
+    )
+
+
+def test_ctrl_c_stops_a_query_that_returns_one_row_at_once(tmp_path):
+    """Found by exploratory testing: Ctrl-C during a query whose answer is one row (`sum` over
+    a big table) was noticed only when the query returned, minutes later: DuckDB's Python
+    client checks for signals only between result chunks. A watcher woken by the signal now
+    interrupts the command's DuckDB connections (ingest.interrupts). The query below would run
+    for hours; the 60 s bound only catches the old behaviour (it stops within a second)."""
+    db = tmp_path / "warehouse.duckdb"
+    duckdb.connect(str(db)).close()
+    querying = subprocess.Popen(
+        [ITRACK, "sql", "--db", str(db), "-c"]
+        + ["select 41 + 1 as answer; select sum(i) from range(10000000000000) t(i)"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        printed = [querying.stdout.readline() for _ in range(3)]
+        assert printed == ["1 row(s):\n", "answer\n", "    42\n"]  # the long query runs next
+        start = _cpu_ticks(querying)
+        while _cpu_ticks(querying) < start + 50:  # half a CPU second: inside the long query
+            assert querying.poll() is None, querying.communicate()
+            time.sleep(0.01)
+        querying.send_signal(signal.SIGINT)
+        out, err = querying.communicate(timeout=60)
+    finally:
+        querying.kill()  # the old code still running (the timeout failed the test): stop it
     assert (querying.returncode, out, err) == (
         130,
         "",

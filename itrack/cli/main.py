@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from ingest.errors import Refused, StoreError, UserError
+from ingest.interrupts import interrupted
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli import db as db_cli
 from itrack.cli import feedback as feedback_cli
@@ -681,6 +682,8 @@ def _run_sql(con: Any, statement: str, output: Format) -> bool:
         names = _distinct_names([d[0] for d in cursor.description or ()])
         rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()] if names else []
     except duckdb.Error as exc:
+        if interrupted(exc):  # Ctrl-C: the command stops (exit 130), not this statement alone
+            raise
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         sys.stderr.write(f"error: {reason}\n")
         return False

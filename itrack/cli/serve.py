@@ -78,11 +78,13 @@ def serve(
 
     Store: ITRACK_STORE (duckdb: the raw store beside --db; postgres: ITRACK_PG_DSN). Tokens:
     HS256 JWTs signed with ITRACK_JWT_SECRET (Supabase-compatible claims)."""
+    from ingest.interrupts import ctrl_c_left_alone
     from itrack.api.serve import ServeError, run
 
     config = _config(db, no_auth, threads)
     try:
-        run(config, host, port, workers)
+        with ctrl_c_left_alone():  # uvicorn stops gracefully: requests in flight finish
+            run(config, host, port, workers)
     except ServeError as exc:
         raise UserError(str(exc)) from None
 

@@ -28,11 +28,11 @@ from pathlib import Path
 
 from ingest.checksum import sha256_of
 from ingest.errors import UserError
+from ingest.interrupts import interrupted
 from ingest.sqltext import sql_text
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.store import (
     connect,
-    interrupted,
     open_store,
     raw_store_path,
     remove_database,

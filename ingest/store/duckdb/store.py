@@ -11,7 +11,6 @@ Layout (see README "Where the data lives"):
 from __future__ import annotations
 
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest.errors import StoreBusyError, StoreError, StoreMissingError
+from ingest.interrupts import interruptible
 from ingest.migrate import discover, upgrade_duckdb
 from ingest.pidlock import pid_lock
 
@@ -107,18 +107,6 @@ def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") ->
         yield
 
 
-def interrupted(exc: BaseException) -> bool:
-    """Whether `exc` is DuckDB's word for Ctrl-C during a query: its Python client raises
-    `RuntimeError('Query interrupted')` on SIGINT (`InterruptException` after an interrupt()),
-    not KeyboardInterrupt, so handlers took it for a failure or a bug."""
-    duckdb = sys.modules.get("duckdb")  # not loaded: no query ran, so no DuckDB interrupt
-    if duckdb is None:
-        return False
-    return isinstance(exc, duckdb.InterruptException) or (
-        type(exc) is RuntimeError and str(exc) == "Query interrupted"
-    )
-
-
 def connect(
     path: Path, read_only: bool = False, memory_limit: str | None = None
 ) -> duckdb.DuckDBPyConnection:
@@ -132,7 +120,7 @@ def connect(
     try:
         if not read_only:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(str(path), read_only=read_only, config=config)
+        return interruptible(duckdb.connect(str(path), read_only=read_only, config=config))
     except duckdb.IOException as exc:
         message = str(exc)
         if "lock" in message.lower():
