@@ -390,6 +390,25 @@ def test_sql_on_stdin_that_is_not_utf8_is_refused_before_anything_runs(tmp_path)
     assert result.stdout == "1 row(s):\nx\n1\n"
 
 
+def test_sql_json_of_several_statements_is_refused_not_two_documents(tmp_path):
+    """`itrack sql --format json -c "select 1; select 2"` printed two JSON arrays one after the
+    other, exit 0: no JSON reader takes that. Several statements are refused with JSON output,
+    before any runs; a statement of comments alone does not count; tables print each one."""
+    db = str(tmp_path / "w.duckdb")
+    duckdb.connect(db).close()
+    two = "select 1 as a; select 2 as b"
+    refused = "holds 2 statements; --format json prints one statement's rows (one JSON document)"
+    tail = ": run them one at a time; nothing was run\n"
+    assert err("sql", "--db", db, "--format", "json", "-c", two, code=2) == (
+        f"error: -c {refused}{tail}"
+    )
+    result = invoke("sql --db", db, "--format", "json", stdin=two, code=2)
+    assert (result.stdout, result.stderr) == ("", f"error: stdin {refused}{tail}")
+    printed = out("sql", "--db", db, "--format", "json", "-c", "select 1 as a; -- the answer")
+    assert json.loads(printed) == [{"a": 1}]
+    assert out("sql", "--db", db, "-c", two) == "1 row(s):\na\n1\n1 row(s):\nb\n2\n"
+
+
 @pytest.mark.parametrize("args", [["db", "status"], ["db", "upgrade"], ["--version"]])
 def test_a_reader_gone_before_the_first_line_is_141_for_every_command(tmp_path, args):
     """`itrack db status | head -0`: rich's console (db status, db upgrade) handles a broken

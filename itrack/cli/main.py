@@ -588,7 +588,9 @@ def sql(
     Uses the same DuckDB as the build, so it reads every warehouse the build writes (the
     separate DuckDB CLI must be of the same version or newer). Statements end with `;`. At the
     prompt, `.tables` lists the tables and views, `.quit` (or Ctrl-D) leaves. Writing is
-    refused: the warehouse is opened read-only and the nightly build replaces it whole."""
+    refused: the warehouse is opened read-only and the nightly build replaces it whole. With
+    `--format json`, `-c` or stdin holds one statement (comments aside), whose rows print as one
+    JSON document; several are refused (exit 2) before any runs: run each on its own."""
     from ingest.store.duckdb.store import connect_waiting
 
     path = target.warehouse
@@ -601,21 +603,50 @@ def sql(
     output = target.fmt
     try:
         if command is not None:
-            ok = True
-            for statement in _statements(command):  # each statement's rows, as from stdin
-                ok = _run_sql(con, statement, output) and ok
-            if not ok:
-                raise typer.Exit(1)
+            _run_script(con, command, "-c", output)
         elif sys.stdin.isatty():
             _sql_prompt(con, path, output)
         else:
-            ok = True
-            for statement in _statements(_stdin_text()):
-                ok = _run_sql(con, statement, output) and ok
-            if not ok:
-                raise typer.Exit(1)
+            _run_script(con, _stdin_text(), "stdin", output)
     finally:
         con.close()
+
+
+def _run_script(con: Any, script: str, source: str, output: Format) -> None:
+    """Each statement's rows in order (`-c` or stdin); exit 1 when one failed (the rest ran)."""
+    statements = _statements(script)
+    _refuse_several_for_json(statements, source, output)
+    ok = True
+    for statement in statements:
+        ok = _run_sql(con, statement, output) and ok
+    if not ok:
+        raise typer.Exit(1)
+
+
+def _refuse_several_for_json(statements: list[str], source: str, output: Format) -> None:
+    """JSON output is one document: each statement printed its own, so `select 1; select 2`
+    printed two arrays one after the other, which no JSON reader takes. Refused before any runs
+    (a statement of comments alone prints nothing and does not count)."""
+    count = sum(1 for statement in statements if _has_code(statement))
+    if output is Format.json and count > 1:
+        raise UserError(
+            f"{source} holds {count} statements; --format json prints one statement's rows "
+            "(one JSON document): run them one at a time; nothing was run"
+        )
+
+
+def _has_code(statement: str) -> bool:
+    """Whether a statement holds more than comments and blanks (DuckDB runs nothing for it)."""
+    i = 0
+    while i < len(statement):
+        end = _span_end(statement, i)
+        if end is not None and statement.startswith(("--", "/*"), i):
+            i = end  # a comment: skipped
+        elif end is not None or not statement[i].isspace():
+            return True  # a quoted string or any other character: code
+        else:
+            i += 1
+    return False
 
 
 def _stdin_text() -> str:
