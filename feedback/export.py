@@ -89,6 +89,7 @@ KEPT_TYPES = (
 )
 FORMULA_START = r"^[=+\-@\t\r]"
 MANIFEST = "manifest.json"
+FORMATS = ("parquet", "csv")
 STAGING_PREFIX = ".export-"  # the staging folder inside --out (hidden)
 
 
@@ -117,10 +118,12 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
 
     All or nothing: the files are written into a hidden staging folder inside `out` and moved
     into place only once every one is complete, the manifest last (an earlier export's manifest
-    is removed first, so no manifest ever describes a mix of two exports). A failure leaves
-    `out` as it was (it used to leave the tables before the failing one written over an
-    earlier export's, and say "nothing of this run was written")."""
-    if fmt not in ("parquet", "csv"):
+    is removed first, so no manifest ever describes a mix of two exports), and the files an
+    earlier export listed in its manifest that this one does not write (the other format's) are
+    removed with it: nothing else in `out` is touched. A failure leaves `out` as it was (it used
+    to leave the tables before the failing one written over an earlier export's, and say
+    "nothing of this run was written")."""
+    if fmt not in FORMATS:
         raise UserError(f"--format must be parquet or csv, not '{fmt}'")
     if not Path(db).exists():  # before creating anything: a wrong --db leaves no folder behind
         raise UserError(f"{db}: no warehouse yet; run `itrack build` first")
@@ -137,7 +140,7 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
             target = out / name
             if target.is_symlink() or (target.exists() and not target.is_file()):
                 raise UserError(f"cannot export to {target}: not a regular file; nothing exported")
-        _refuse_foreign_manifest(out / MANIFEST)
+        earlier = _earlier_files(out / MANIFEST)
         for leftover in out.glob(f"{STAGING_PREFIX}*"):  # a killed export's staging folder
             shutil.rmtree(leftover, ignore_errors=True)
         try:
@@ -154,6 +157,8 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
             raise UserError(f"cannot export to {out}: {detail}; nothing exported") from None
     try:
         (out / MANIFEST).unlink(missing_ok=True)
+        # a Parquet export over a CSV one left both sets, so readers of `out` saw stale tables
+        _remove_files(out, earlier - set(names))
         for name in names:  # the manifest last
             os.replace(stage / name, out / name)
     except OSError as exc:
@@ -163,17 +168,36 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
     return counts
 
 
-def _refuse_foreign_manifest(path: Path) -> None:
-    """An export replaces only an export's manifest: `--out` naming a folder that holds some
+def _earlier_files(path: Path) -> set[str]:
+    """The table files an earlier export wrote beside its manifest `path` (none without one).
+    An export replaces only an export's manifest: `--out` naming a folder that holds some
     other `manifest.json` (a web app's, dbt's target/) replaced it, without a backup."""
     try:
         document = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return
+        return set()
     except (OSError, ValueError):
         document = None  # unreadable or not JSON: not an export's
     if not (isinstance(document, dict) and document.get("anonymized") is True):
         raise UserError(f"{path} exists and is not an export's manifest; nothing exported (--out)")
+    return _table_files(document)
+
+
+def _table_files(manifest: dict) -> set[str]:
+    """`<table>.<format>` for each table a manifest counts. Plain names of a format an export
+    writes only: an edited manifest cannot name a file elsewhere (`../x`) for removal."""
+    fmt, tables = manifest.get("format"), manifest.get("tables")
+    if fmt not in FORMATS or not isinstance(tables, dict):
+        return set()
+    return {f"{t}.{fmt}" for t in tables if isinstance(t, str) and t and Path(t).name == t}
+
+
+def _remove_files(out: Path, names: set[str]) -> None:
+    """The regular files `names` in `out`, where there (a link or a folder is never followed)."""
+    for name in sorted(names):
+        path = out / name
+        if path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
 
 
 def _write_tables(

@@ -508,6 +508,36 @@ def test_an_export_never_replaces_a_manifest_it_did_not_write(wh, tmp_path):
     assert json.loads(theirs.read_text())["anonymized"] is True
 
 
+EXPORTED = [
+    "fct_interview_processes",
+    "fct_interview_stages",
+    "fct_process_status_history",
+    "mart_company_insights",
+    "mart_conversion_funnel",
+    "mart_feeder_conversion",
+    "mart_interviewer_calibration",
+    "mart_stage_performance",
+]
+
+
+def test_an_export_of_the_other_format_leaves_only_its_own_files(wh, tmp_path):
+    """A CSV export into a folder holding a Parquet export (or the reverse) left both sets of
+    tables, so a reader of the folder saw the stale ones beside the manifest's. The files the
+    earlier export's manifest lists go with it; files no export wrote stay."""
+    out = tmp_path / "share"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    (out / "budget.csv").write_text("mine\n")
+    args = ["export", "--anonymize", "--out", str(out), "--db", str(wh)]
+    for fmt in ("parquet", "csv", "parquet"):
+        assert_exit(CliRunner().invoke(app, [*args, "--format", fmt]), 0)
+        assert sorted(p.name for p in out.iterdir()) == sorted(
+            ["budget.csv", "manifest.json", "notes.txt", *(f"{t}.{fmt}" for t in EXPORTED)]
+        ), fmt
+        assert json.loads((out / "manifest.json").read_text())["format"] == fmt
+    assert (out / "notes.txt").read_text() == (out / "budget.csv").read_text() == "mine\n"
+
+
 def test_feedback_never_writes_its_outputs_over_each_other_or_a_store(wh):
     """Found by the exploratory analytics run: `itrack feedback --placements` replaced whatever
     file it named: the raw store (the only copy of the interviews) and the published warehouse

@@ -548,7 +548,10 @@ def export(
         typer.Option("--format", help="parquet or csv (text cells starting with = + - @ get a ')."),
     ] = "parquet",
 ) -> None:
-    """Export the marts without personal data (names, notes), for sharing outside the team."""
+    """Export the marts without personal data (names, notes), for sharing outside the team.
+
+    The folder ends with this export's files: an earlier export's tables there (the other
+    format's too, as its manifest lists them) are replaced or removed; other files stay."""
     from feedback.export import export_anonymized
 
     if not anonymize:
