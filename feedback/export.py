@@ -151,8 +151,10 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
             counts, policies = _write_tables(con, stage, fmt)
             manifest = {"anonymized": True, "format": fmt, "tables": counts, "columns": policies}
             (stage / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        except (OSError, duckdb.Error) as exc:
+        except BaseException as exc:  # Ctrl-C between two tables too: no staging folder stays
             shutil.rmtree(stage, ignore_errors=True)
+            if not isinstance(exc, (OSError, duckdb.Error)):
+                raise
             detail = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
             raise UserError(f"cannot export to {out}: {detail}; nothing exported") from None
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from feedback import export
 from ingest.store.duckdb.store import raw_store_path
 from itrack.cli.main import app
 from itrack.generate import generate
@@ -536,6 +537,29 @@ def test_an_export_of_the_other_format_leaves_only_its_own_files(wh, tmp_path):
         ), fmt
         assert json.loads((out / "manifest.json").read_text())["format"] == fmt
     assert (out / "notes.txt").read_text() == (out / "budget.csv").read_text() == "mine\n"
+
+
+def test_an_export_stopped_by_ctrl_c_leaves_no_staging_folder(wh, tmp_path, monkeypatch):
+    """Found by the Ctrl-C review: an export interrupted between two tables (KeyboardInterrupt
+    in Python, not a DuckDB error) said "nothing of this run was written" but left its hidden
+    `.export-*` staging folder, with the tables written so far, inside --out until the next
+    export."""
+    out = tmp_path / "share"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine\n")
+    written = []
+
+    def stop_after_one(con, stage, fmt):
+        (stage / f"{EXPORTED[0]}.{fmt}").write_text("partial\n")
+        written.append(stage)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "_write_tables", stop_after_one)
+    result = CliRunner().invoke(app, ["export", "--anonymize", "--out", str(out), "--db", str(wh)])
+    assert_exit(result, 130)
+    assert result.stderr == "error: interrupted; nothing of this run was written\n"
+    assert len(written) == 1 and not written[0].exists()
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
 def test_feedback_never_writes_its_outputs_over_each_other_or_a_store(wh):
