@@ -43,6 +43,7 @@ from ingest.contract import (
     stage_date_error,
 )
 from ingest.errors import NotFoundError, Refused, json_reason, refuse_duplicate_keys
+from ingest.field_errors import field_errors
 from ingest.ports import CORRECTION_SOURCE, Correction, InterviewRepository, InterviewStore
 from ingest.stamps import utc_now
 
@@ -821,17 +822,14 @@ def _build(model: type[_M], what: str, **fields: Any) -> _M:
     try:
         return model(**fields)
     except ValidationError as exc:
-        raise Refused(f"{what} refused: {describe(exc)}") from None
+        raise Refused(f"{what} refused: {describe(exc, model)}") from None
 
 
-def describe(exc: ValidationError) -> str:
-    """A pydantic error as one line: `field: message; ...`."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
+def describe(exc: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """A pydantic error as one line, `field: message; ...`, each field as the input spells it
+    (`base_salary`, never a union member's `base_salary.int`)."""
+    found = field_errors(exc.errors(include_url=False), model)
+    return "; ".join(f"{e.field}: {e.message}" if e.field else e.message for e in found)
 
 
 def _parse_enum(enum: type[_E], value: Any, what: str) -> _E:

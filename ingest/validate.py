@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -27,6 +28,7 @@ from pydantic.functional_validators import AfterValidator, BeforeValidator
 from ingest import contract
 from ingest.contract import EARLIEST, ISO_DATETIME_PATTERN, LATEST, RATING_FIELDS, Record, to_row
 from ingest.errors import DuplicateKey, json_reason, refuse_duplicate_keys
+from ingest.field_errors import field_errors
 from ingest.sqltext import sql_text
 from ingest.text import NAME_FORBIDDEN_SQL
 
@@ -473,7 +475,7 @@ class Rejection:
     record_id: str | None = None
 
 
-def _code_for(error: dict[str, Any], field: str | None) -> str:
+def _code_for(error: Mapping[str, Any], field: str | None) -> str:
     kind = error["type"]
     if kind == "missing":
         return "missing_field"
@@ -524,53 +526,14 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
     try:
         record = model.model_validate(data)
     except ValidationError as exc:
-        error, field = _first_error(model, exc)
-        got = error.get("input")
-        shown = "" if error["type"] == "missing" else f" (got {_short(got)})"
-        message = error["msg"].removeprefix("Value error, ")
+        first = field_errors(exc.errors(include_url=False), model)[0]
+        error, field = first.error, first.field or None
+        shown = "" if error["type"] == "missing" else f" (got {_short(error.get('input'))})"
         where = f"field '{field}': " if field else ""
         return None, Rejection(
-            _code_for(error, field), field, f"{where}{message}{shown}", record_id
+            _code_for(error, field), field, f"{where}{first.message}{shown}", record_id
         )
     return to_row(record), None
-
-
-def _first_error(model: type[Record], exc: ValidationError) -> tuple[dict[str, Any], str | None]:
-    """The error a rejection reports, and its field as the record spells it. A value no member
-    of a union takes (an amount, `int | float`) fails once per member, located with the
-    member's tag (`offer_details.base_salary.int`, a field no record has, and "should be a
-    valid integer" for `1e400` or `"abc"`): the tags are dropped and the last member's error
-    is the one reported (`should be a finite number`, `a valid number`)."""
-    errors = exc.errors(include_url=False)
-    field, tagged = _field_path(model, errors[0]["loc"])
-    if tagged:
-        errors = [e for e in errors if _field_path(model, e["loc"])[0] == field]
-    return errors[-1] if tagged else errors[0], field or None
-
-
-def _field_path(model: type[BaseModel], loc: tuple[int | str, ...]) -> tuple[str, bool]:
-    """An error location as a field path (`offer_details.currency`, `interviewer_names.2`)
-    without the tags of union members, and whether it had any."""
-    parts: list[str] = []
-    current: type[BaseModel] | None = model
-    tagged = False
-    for part in loc:
-        if isinstance(part, int):
-            parts.append(str(part))
-        elif current is None:  # past a field's own type: a union member's tag
-            tagged = True
-        else:
-            parts.append(part)
-            info = current.model_fields.get(part)
-            current = _model_in(info.annotation) if info is not None else None
-    return ".".join(parts), tagged
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The model a field holds (`OfferDetails | None`: OfferDetails), if any."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    return next(filter(None, (_model_in(arg) for arg in typing.get_args(annotation))), None)
 
 
 def _short(value: Any) -> str:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
 
 from ingest.errors import UserError
+from ingest.field_errors import field_errors
 from ingest.store.duckdb.store import (
     RAW_SUFFIX,
     RESTORING_SUFFIX,
@@ -197,9 +198,9 @@ def from_environment(environ: Mapping[str, str] = os.environ) -> Settings:
     try:
         return Settings.model_validate(given)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = str(first["loc"][0])
-        message = f"{ENV_PREFIX}{field.upper()}={given[field]!r} is not valid: {first['msg']}"
+        first = field_errors(exc.errors(include_url=False), Settings)[0]
+        field = first.field.split(".")[0]  # a variable: a flat field
+        message = f"{ENV_PREFIX}{field.upper()}={given[field]!r} is not valid: {first.message}"
         raise UserError(message) from None
 
 

@@ -414,6 +414,29 @@ def test_an_offer_date_that_is_not_iso_text_is_422(api, date):
     assert api.get(f"/interviews/{pid}", headers=lead()).json()["status"] == "in_progress"
 
 
+@pytest.mark.parametrize(
+    ("amount", "why"),
+    [("abc", "Input should be a valid number"), (True, "Input should be a valid number")],
+)
+def test_an_offer_amount_that_is_not_a_number_is_422_naming_the_amount(api, amount, why):
+    """An amount is `int | float`: pydantic fails it once per member, located with the
+    member's tag, and the 422 named `body.offer_details.base_salary.int` (a field no body has)
+    twice over. Now the field as sent, once, with the rule ingest reports (both stores)."""
+    pid = new_process(api)["id"]
+    offer = {**OFFER, "base_salary": amount}
+    r = api.put(
+        f"/interviews/{pid}",
+        json={"status": "offer_extended", "offer_details": offer},
+        headers=lead(),
+    )
+    err = assert_error(r, 422, "body.offer_details.base_salary")
+    assert (err["message"], err["errors"]) == (
+        f"invalid input: body.offer_details.base_salary: {why}",
+        [{"field": "body.offer_details.base_salary", "message": why}],
+    )
+    assert api.get(f"/interviews/{pid}", headers=lead()).json()["status"] == "in_progress"
+
+
 # -- stages ---------------------------------------------------------------------------------------
 
 

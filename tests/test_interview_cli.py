@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from ingest.store.duckdb.store import open_store
 from itrack.cli.interview import app
+from itrack.cli.main import app as main_app
 from tests.conftest import assert_exit
 
 T0 = dt.datetime(2025, 1, 1)
@@ -280,3 +281,21 @@ def test_unwritable_store_exits_2(tmp_path):
     result = runner.invoke(app, ["list", "--db", str(blocker / "warehouse.duckdb")])
     assert_exit(result, 2)
     assert result.stderr.startswith("error: ")
+
+
+def test_an_offer_amount_that_is_not_a_number_names_the_amount(db):
+    """`itrack interview complete --offer` with an amount that is not a number named fields no
+    offer has: "base_salary.int: ...; base_salary.float: ..." (the union members' tags).
+    Through the main app, as a user runs it: the field once, exit 1, one line."""
+    pid = run_json(
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
+    )["id"]
+    offer = '{"base_salary": "150k", "currency": "USD"}'
+    result = runner.invoke(
+        main_app,
+        ["interview", "complete", pid, "offer_extended", "--offer", offer, "--db", str(db)],
+    )
+    assert_exit(result, 1)
+    assert result.stderr == (
+        "error: offer details refused: base_salary: Input should be a valid number\n"
+    )

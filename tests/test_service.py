@@ -370,6 +370,19 @@ def test_offer_details_refused(service, db, process):
     assert service.get_interview(process.id).process.offer_details is None
 
 
+def test_an_offer_amount_that_is_not_a_number_is_refused_naming_the_amount(service, process):
+    """`int | float` fails once per member: the refusal read "base_salary.int: Input should be
+    a valid integer; base_salary.float: Input should be a valid number", fields no offer has.
+    Now each field once, as ingest reports it."""
+    offer = {**OFFER, "base_salary": "abc", "bonus": 1e400}
+    with pytest.raises(Refused) as refused:
+        service.complete_interview_process(process.id, "offer_extended", offer)
+    assert str(refused.value) == (
+        "offer details refused: base_salary: Input should be a valid number; "
+        "bonus: Input should be a finite number"
+    )
+
+
 # -- ratings ----------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
+from ingest.field_errors import field_errors
 from itrack.api.head import runs_as
 from itrack.api.warehouse import WarehouseMissing
 from itrack.errors import http_status
@@ -129,19 +130,25 @@ def body_error(status: int, message: str) -> JSONResponse:
     return _response(status, f"invalid input: body: {message}", [error])
 
 
-def _validation_errors(exc: RequestValidationError) -> list[FieldError]:
-    found = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error.get("loc", ()))
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        found.append(FieldError(field=where or "body", message=message))
-    return found
+def _validation_errors(request: Request, exc: RequestValidationError) -> list[FieldError]:
+    """Each offending input once, named as the client spelled it (`body.offer_details.
+    base_salary`, not a union member's `...base_salary.int`): the rule ingest and the CLI
+    follow, walking the route's body model."""
+    found = field_errors(exc.errors(), _body_model(request), under=("body",))
+    return [FieldError(field=e.field or "body", message=e.message) for e in found]
+
+
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The model the matched route reads its JSON body into, if it reads one."""
+    body = getattr(request.scope.get("route"), "body_field", None)
+    model = body.field_info.annotation if body is not None else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """The one handler: every exception that reaches the app boundary becomes ErrorResponse."""
     if isinstance(exc, RequestValidationError):
-        errors = _validation_errors(exc)
+        errors = _validation_errors(request, exc)
         summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
         return _response(422, f"invalid input: {summary}", errors)
     if isinstance(exc, ApiError):
