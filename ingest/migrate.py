@@ -12,6 +12,7 @@ what has been applied).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import re
 from collections.abc import Callable, Iterable
@@ -214,6 +215,22 @@ def check_dsn(dsn: str) -> str:
             "one named after the user; give it, e.g. postgresql://host:5432/dbname"
         )
     return dsn
+
+
+# libpq's floor: a connect_timeout of 1 is taken as 2 (and 0 as no limit at all)
+MIN_CONNECT_SECONDS = 2
+# libpq reads connect_timeout as an int: a longer wait (`--wait inf`) is that long
+MAX_CONNECT_SECONDS = 2**31 - 1
+
+
+def connect_seconds(wait: float) -> int:
+    """How long connecting to PostgreSQL may take for a command that waits `wait` seconds
+    (its --wait): whole seconds, as libpq's connect_timeout counts, and at least libpq's floor,
+    so `--wait 0` (do not queue behind a busy store) still reaches a server that answers.
+    The pool waited 30 s for the server whatever --wait said."""
+    if not wait <= MAX_CONNECT_SECONDS:  # inf (and nan, which compares false)
+        return MAX_CONNECT_SECONDS
+    return max(MIN_CONNECT_SECONDS, math.ceil(wait))
 
 
 def _names_a_database(parts: dict[str, Any]) -> bool:

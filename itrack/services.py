@@ -29,17 +29,19 @@ def interview_store(db: Path | None = None, wait_seconds: float = 0.0) -> Interv
     warehouse `db`) or `postgres` (`ITRACK_PG_DSN`, acting as service_role; the HTTP API acts
     for each user with `postgres_store().as_user(claims)`)."""
     settings = get_settings()
-    if settings.store == "postgres":  # one pool; each unit of work waits `wait_seconds` for a row
-        return postgres_store().waiting(wait_seconds)
+    if settings.store == "postgres":  # one pool, connected within `wait_seconds` (the command's
+        # --wait, not the pool's 30 s); each unit of work waits as long for a row
+        return postgres_store().connected(wait_seconds).waiting(wait_seconds)
     return DuckDBInterviewStore(settings.warehouse(db), wait_seconds)
 
 
 @cache
 def postgres_store() -> PostgresInterviewStore:
-    """One connection pool per process on `ITRACK_PG_DSN`, closed at exit."""
+    """One connection pool per process on `ITRACK_PG_DSN`, closed at exit; it connects when
+    a command first uses it (`interview_store`), within that command's wait."""
     from ingest.store.postgres.repository import PostgresInterviewStore
 
-    store = PostgresInterviewStore(get_settings().postgres_dsn())
+    store = PostgresInterviewStore(get_settings().postgres_dsn(), connect=False)
     atexit.register(store.close)
     return store
 

@@ -163,9 +163,9 @@ def test_an_unreachable_server_is_one_line(caplog, pg_server: str) -> None:
     failed attempt (several lines each, on stderr in a command) is folded into it."""
     caplog.set_level("WARNING", logger="psycopg.pool")
     with pytest.raises(StoreError) as refused:
-        PostgresInterviewStore("postgresql://nobody@127.0.0.1:1/none", timeout=1)
+        PostgresInterviewStore("postgresql://nobody@127.0.0.1:1/none", timeout=2)
     assert str(refused.value) == (
-        "cannot connect to PostgreSQL within 1 s: postgresql://nobody@127.0.0.1:1/none: "
+        "cannot connect to PostgreSQL within 2 s: postgresql://nobody@127.0.0.1:1/none: "
         'connection failed: connection to server at "127.0.0.1", port 1 failed: '
         "Connection refused"
     )
@@ -254,6 +254,21 @@ def cli_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
         services.postgres_store().close()
     get_settings.cache_clear()
     services.postgres_store.cache_clear()
+
+
+@pytest.mark.parametrize(("wait", "within"), [("2", 2), ("0", 2), ("2.5", 3)])
+def test_a_command_connects_within_its_wait(cli_on, wait: str, within: int) -> None:
+    """`itrack interview list --wait 2` on ITRACK_STORE=postgres with no server at the port
+    waited 30 s, the pool's own wait, whatever --wait said. The connect honours the command's
+    wait now (whole seconds, at least libpq's 2: `--wait 0` still reaches a server that
+    answers), and says so in one line naming the server."""
+    result = cli_on("postgresql://postgres@127.0.0.1:1/x", "interview", "list", "--wait", wait)
+    assert_exit(result, 2)
+    assert result.stderr == (
+        f"error: cannot connect to PostgreSQL within {within} s: "
+        "postgresql://postgres@127.0.0.1:1/x: connection failed: connection to server at "
+        '"127.0.0.1", port 1 failed: Connection refused\n'
+    )
 
 
 def test_the_company_filter_is_served_by_its_index(dsn: str) -> None:

@@ -34,7 +34,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import InterviewProcess, InterviewStage, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
-from ingest.migrate import check_dsn, display_dsn
+from ingest.migrate import check_dsn, connect_seconds, display_dsn
 from ingest.ports import HISTORY_SOURCE, Correction
 from ingest.stamps import new_run_id
 from ingest.store.common import (
@@ -405,40 +405,54 @@ class PostgresInterviewStore:
         max_size: int = 10,
         timeout: float = 30.0,
         lock_wait: float | None = None,
+        connect: bool = True,
     ) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; one of {sorted(ROLES)}")
-        if pool is None:
-            if not dsn:
-                raise StoreError("no PostgreSQL connection string: set ITRACK_PG_DSN")
-            check_dsn(dsn)  # at once: a pool would retry a DSN it cannot parse until timeout
-            pool = ConnectionPool(
-                dsn,
-                min_size=1,
-                max_size=max_size,
-                timeout=timeout,
-                open=False,
-                configure=_configure,
-                name="itrack",
-            )
-            failures = _ConnectFailures()
-            POOL_LOG.addFilter(failures)
-            try:
-                pool.open(wait=True, timeout=timeout)
-            except PoolTimeout:
-                pool.close()
-                why = f": {failures.last}" if failures.last else ""
-                raise StoreError(
-                    f"cannot connect to PostgreSQL within {timeout:g} s: {display_dsn(dsn)}{why}"
-                ) from None
-            finally:
-                POOL_LOG.removeFilter(failures)
-        self.pool = pool
         self.role = role
         self.claims = dict(claims or {"role": role})
         # how long a unit of work waits for a row another session is changing (the CLI's
         # --wait, as the embedded store waits for its writer lock); None: as long as it takes
         self.lock_wait = lock_wait
+        if pool is not None:
+            self.pool = pool
+            return
+        if not dsn:
+            raise StoreError("no PostgreSQL connection string: set ITRACK_PG_DSN")
+        check_dsn(dsn)  # at once: a pool would retry a DSN it cannot parse until timeout
+        self.pool = ConnectionPool(
+            dsn,
+            min_size=1,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            configure=_configure,
+            name="itrack",
+        )
+        if connect:
+            self.connected(timeout)
+
+    def connected(self, within: float) -> PostgresInterviewStore:
+        """This store with its pool open. Opening waits for the server at most `within`
+        seconds (a command's --wait; `connect_seconds`), then a StoreError naming it and why:
+        the pool retries a server that refuses until then. An open pool is left as it is."""
+        if not self.pool.closed:
+            return self
+        seconds = connect_seconds(within)
+        failures = _ConnectFailures()
+        POOL_LOG.addFilter(failures)
+        try:
+            self.pool.open(wait=True, timeout=seconds)
+        except PoolTimeout:
+            self.pool.close()
+            why = f": {failures.last}" if failures.last else ""
+            raise StoreError(
+                f"cannot connect to PostgreSQL within {seconds} s: "
+                f"{display_dsn(self.pool.conninfo)}{why}"
+            ) from None
+        finally:
+            POOL_LOG.removeFilter(failures)
+        return self
 
     def as_user(self, claims: Mapping[str, Any]) -> PostgresInterviewStore:
         """The same pool acting for the user whose verified JWT claims these are."""
