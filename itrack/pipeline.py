@@ -49,6 +49,7 @@ from feedback.publish import build_dir, journal_path, stages
 from ingest.errors import Refused, UserError
 from ingest.interrupts import interruptible
 from ingest.migrate import check_dsn, masked
+from ingest.pidlock import pid_lock
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.backup import (
     backup,
@@ -637,6 +638,33 @@ def build_lock(
     (`finish_publish`), so what it reads and writes is one run's set of outputs."""
     with _build_lock_file(warehouse, wait_seconds):
         finish_publish(warehouse, wait_seconds, note)
+        yield
+
+
+class FeedbackRunning(StoreBusyError):
+    """Another feedback run on the warehouse held its feedback lock for the whole wait."""
+
+
+@contextmanager
+def feedback_lock(published: Path, wait_seconds: float) -> Iterator[None]:
+    """One feedback run outside a build at a time per warehouse, whatever process asks
+    (`itrack feedback`, POST /feedback/run on any server worker): a run waits for another up to
+    `wait_seconds`, then FeedbackRunning naming it. A file lock beside the build's: each API
+    server queued only its own runs (a thread lock), so a run of another worker or of the CLI
+    was taken for a build (409 "a build is running"). Taken before the build lock, which a
+    build holds alone: waiting here never waits for a build."""
+    lock = build_dir(published) / f"{published.stem}.feedback.lock"
+
+    def busy(holder: str) -> Exception:
+        return FeedbackRunning(
+            f"another feedback run on {published} is still running (PID {holder}) after "
+            f"{wait_seconds:g} s; retry later or pass --wait SECONDS"
+        )
+
+    def cannot_open(exc: OSError) -> Exception:
+        return StoreError(f"cannot create lock file {lock}: {exc.strerror}")
+
+    with pid_lock(lock, wait_seconds, busy, cannot_open):
         yield
 
 

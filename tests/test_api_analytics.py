@@ -9,20 +9,32 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import subprocess
+import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from feedback.atomic import locked
+from feedback.publish import build_dir
 from ingest.store.duckdb.store import raw_store_path
 from itrack.api import ApiConfig, create_app
+from itrack.cli.main import app as cli_app
 from itrack.dbt_runner import run_dbt
 from itrack.pipeline import build_lock
 from tests.api_server import serve
 from tests.api_support import ORG, SECRET, assert_error, client, lead, recruiter, token
+from tests.conftest import assert_exit
 from tests.dbt_helpers import write_raw_store
 from tests.lib_data import DATA
+
+ITRACK = str(Path(sys.executable).with_name("itrack"))
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +262,66 @@ def test_feedback_runs_at_once_queue_for_each_other_not_409(db, monkeypatch):
         thread.join()
     assert (first[0].status_code, second.status_code) == (200, 200), second.text
     assert (first[0].json()["feeders_written"], second.json()["feeders_written"]) == (True, False)
+
+
+@contextmanager
+def feedback_run_elsewhere(db: Path) -> Iterator[subprocess.Popen]:
+    """`itrack feedback` in a process of its own, held inside its run for the block: the test
+    holds feeders.json's lock, which the run takes after its feedback and build locks (it
+    holds the build lock, naming its PID, once the block starts). It ends well after."""
+    hold = build_dir(db) / f"{db.stem}.build.lock"
+    with locked(db.parent / "feeders.json"):
+        command = [ITRACK, "feedback", "--db", str(db), "--wait", "120"]
+        cli = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            while not (hold.exists() and hold.read_text().strip() == str(cli.pid)):
+                assert cli.poll() is None, cli.communicate()
+                time.sleep(0.05)
+            yield cli
+        except BaseException:
+            cli.kill()
+            raise
+    _, err = cli.communicate(timeout=120)
+    assert (cli.returncode, err) == (0, "")
+
+
+def test_a_feedback_run_of_another_process_is_waited_for_not_409(db):
+    """A second server worker's or the CLI's feedback run running: POST /feedback/run answered
+    409 "a build is running" (each server queued only its own runs; another process's took the
+    build lock, as a build does). It waits for that run now, then runs: one after the other.
+    The POST is given until that run ends, or a bound once it queues behind it."""
+    app = create_app(ApiConfig(db=db, jwt_secret=SECRET, organization_id=ORG, wait_seconds=120))
+    answer: list[httpx.Response] = []
+    with serve(app) as base:
+        post = threading.Thread(
+            target=lambda: answer.append(
+                httpx.post(f"{base}/feedback/run", headers=lead(), timeout=180)
+            )
+        )
+        with feedback_run_elsewhere(db):
+            post.start()
+            post.join(3)  # answered at once only when refused
+        post.join()
+    assert answer[0].status_code == 200, answer[0].text
+    assert answer[0].json()["feeders_written"] is False  # the other run wrote these metrics
+
+
+def test_a_feedback_run_still_running_past_the_wait_is_503(db):
+    app = create_app(ApiConfig(db=db, jwt_secret=SECRET, organization_id=ORG, wait_seconds=1))
+    with serve(app) as base, feedback_run_elsewhere(db):
+        r = httpx.post(f"{base}/feedback/run", headers=lead(), timeout=60)
+    err = assert_error(r, 503)
+    assert err["message"] == "another feedback run is still running after 1 s; retry later"
+    assert r.headers["retry-after"] == "2"
+
+
+def test_itrack_feedback_waits_for_another_run_then_says_which(db):
+    """`itrack feedback --wait 1` beside another process's feedback run said "build is busy"
+    though no build ran. It names the other feedback run now, with what to do."""
+    with feedback_run_elsewhere(db) as other:
+        result = CliRunner().invoke(cli_app, ["feedback", "--db", str(db), "--wait", "1"])
+    assert_exit(result, 2)
+    assert result.stderr == (
+        f"error: another feedback run on {db} is still running (PID {other.pid}) after 1 s; "
+        "retry later or pass --wait SECONDS\n"
+    )

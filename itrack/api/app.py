@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -180,7 +179,6 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.config = config
     app.state.workers = ThreadPoolExecutor(config.threads, thread_name_prefix="itrack-api")
     app.state.backend = make_backend(config)
-    app.state.feedback_runs = threading.Lock()  # routes/feedback.py: one run at a time
     app.add_middleware(BodyLimit)
     app.add_middleware(HeadAsGet)
     app.add_middleware(AnswerWhenCancelled)  # last added: outermost

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -41,14 +42,20 @@ def feedback(
         _hand_on(ctx, db, feeders=feeders, placements=placements, candidates=candidates, full=full)
         return
     from feedback.marts import require_published
-    from itrack.pipeline import build_lock
+    from itrack.pipeline import build_lock, feedback_lock
     from itrack.services import run_feedback_step
 
     published = require_published(warehouse(db))  # before the lock: nothing made beside it
-    # A build writes these outputs itself, from the warehouse it publishes: a run beside it
-    # computed from the one before and overwrote them (the API's POST /feedback/run is 409).
-    # It waits for the build, as for any busy store (--wait), then reads what it published.
-    with build_lock(published, wait_seconds=wait):
+    # Another feedback run (this command or POST /feedback/run, any process): waited for up to
+    # --wait. A build writes these outputs itself, from the warehouse it publishes: a run beside
+    # it computed from the one before and overwrote them (the API's POST /feedback/run is 409).
+    # It waits for the build, as for any busy store, then reads what it published: the two
+    # waits together no longer than --wait.
+    deadline = time.monotonic() + wait
+    with (
+        feedback_lock(published, wait),
+        build_lock(published, wait_seconds=max(0.0, deadline - time.monotonic())),
+    ):
         result = run_feedback_step(
             published,
             wait,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,32 +51,29 @@ class FeedbackRun(BaseModel):
 
 
 @contextmanager
-def no_build_running(warehouse: Path) -> Iterator[None]:
-    """Hold the build lock for the duration (a build waits for us), or refuse: one running."""
-    from itrack.pipeline import build_lock
+def one_feedback_run(warehouse: Path, wait_seconds: float) -> Iterator[None]:
+    """Hold the feedback lock and the build lock for the duration. Another feedback run, of any
+    process (another server worker, `itrack feedback`), is waited for up to the server's wait
+    (then 503); a build is refused at once (409): it writes feeders.json itself. Only taking
+    the locks is translated, never what the run itself raises."""
+    from itrack.pipeline import FeedbackRunning, build_lock, feedback_lock
 
-    try:
-        with build_lock(warehouse, wait_seconds=0):
-            yield
-    except StoreBusyError as exc:
-        if "build" not in str(exc):
-            raise
-        raise BuildRunning(
-            "a build is running: it writes feeders.json itself; retry when it has finished"
-        ) from None
-
-
-@contextmanager
-def one_run_at_a_time(request: Request) -> Iterator[None]:
-    """This server's feedback runs queue for each other (one takes a fraction of a second): the
-    build lock they share told a second concurrent run "a build is running" (409)."""
-    lock: threading.Lock = request.app.state.feedback_runs
-    if not lock.acquire(timeout=request.app.state.config.wait_seconds):
-        raise StoreBusyError("another feedback run is still running; retry later")
-    try:
+    with ExitStack() as held:
+        try:
+            held.enter_context(feedback_lock(warehouse, wait_seconds))
+        except FeedbackRunning:
+            raise StoreBusyError(
+                f"another feedback run is still running after {wait_seconds:g} s; retry later"
+            ) from None
+        try:
+            held.enter_context(build_lock(warehouse, wait_seconds=0))
+        except StoreBusyError as exc:
+            if not str(exc).startswith("build is busy"):
+                raise
+            raise BuildRunning(
+                "a build is running: it writes feeders.json itself; retry when it has finished"
+            ) from None
         yield
-    finally:
-        lock.release()
 
 
 @router.post(
@@ -95,12 +91,8 @@ def run(request: Request, caller: Caller) -> dict[str, Any]:
     warehouse = Path(config.db)
     feeders = Path(config.feeders_path or warehouse.parent / "feeders.json")
     with (
-        one_run_at_a_time(request),
-        no_build_running(warehouse),
-        open_warehouse(warehouse) as (
-            _,
-            build,
-        ),
+        one_feedback_run(warehouse, config.wait_seconds),
+        open_warehouse(warehouse) as (_, build),
     ):
         with request.app.state.backend.released():
             result = run_feedback_step(warehouse, feeders=feeders)
