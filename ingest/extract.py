@@ -37,7 +37,7 @@ from ingest.errors import UserError
 from ingest.inputs import InputFile
 from ingest.interrupts import interruptible
 from ingest.load import Progress, RunSummary, ingest_inputs
-from ingest.migrate import display_dsn
+from ingest.migrate import connect_within, display_dsn
 from ingest.readers import MAX_RECORD_BYTES
 from ingest.stamps import utc_now
 from ingest.store.duckdb.store import connect_waiting, raw_store_path
@@ -192,7 +192,7 @@ def extract(
     source = source_name(dsn)
     previous = {} if full else read_watermarks(db, source, wait_seconds)
     with tempfile.TemporaryDirectory(prefix="itrack-extract-") as folder:
-        pulled, marks, columns = _pull(dsn, Path(folder), previous, overlap)
+        pulled, marks, columns = _pull(dsn, Path(folder), previous, overlap, wait_seconds)
         files = []
         for kind in LOAD_ORDER:
             if not pulled[TABLES[kind]]:  # a table without changes is not an empty file
@@ -282,17 +282,22 @@ def _to_parquet(folder: Path, kind: str, columns: dict[str, str]) -> Path:
 
 
 def _pull(
-    dsn: str, folder: Path, previous: dict[str, dt.datetime], overlap: dt.timedelta
+    dsn: str,
+    folder: Path,
+    previous: dict[str, dt.datetime],
+    overlap: dt.timedelta,
+    wait_seconds: float,
 ) -> tuple[dict[str, int], dict[str, dt.datetime | None], dict[str, dict[str, str]]]:
     """Every table's changes as CSV files in `folder`, from one snapshot: rows pulled per
-    table, the new watermarks, and the contract tables' column types."""
+    table, the new watermarks, and the contract tables' column types. Connecting waits as
+    long as the command does (`connect_within`)."""
     import psycopg
 
     pulled: dict[str, int] = {}
     marks: dict[str, dt.datetime | None] = {}
     columns: dict[str, dict[str, str]] = {}
     try:
-        conn = psycopg.connect(dsn, connect_timeout=10)
+        conn = connect_within(dsn, wait_seconds)
     except psycopg.OperationalError as exc:
         raise ExtractError(f"cannot connect to {source_name(dsn)}: {_first_line(exc)}") from None
     try:

@@ -18,9 +18,12 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import UserError
+
+if TYPE_CHECKING:  # imported when used: the embedded store's commands never load psycopg
+    import psycopg
 
 _FILE = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 POSTGRES_MIGRATIONS = Path(__file__).parent / "store" / "postgres" / "migrations"
@@ -91,12 +94,14 @@ def upgrade_postgres(
     folder: Path = POSTGRES_MIGRATIONS,
     auth_shim: bool = False,
     report: Callable[[str], None] | None = None,
+    wait_seconds: float = 10.0,
 ) -> list[str]:
     """Apply the pending migrations to the database at `dsn`; returns the labels applied.
 
     `auth_shim` first creates what Supabase provides and plain PostgreSQL lacks (roles anon,
     authenticated, service_role and the auth.uid()/auth.jwt() helpers). Concurrent upgrades
     serialize on an advisory lock; each migration commits with its ledger row or not at all.
+    Connecting waits for the server as a command waits (`wait_seconds`, its --wait).
     """
     import psycopg
 
@@ -104,7 +109,7 @@ def upgrade_postgres(
     migrations = discover(folder)
     applied: list[str] = []
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        conn = connect_within(dsn, wait_seconds, autocommit=True)
     except psycopg.Error as exc:
         raise MigrationError(f"cannot connect to {display_dsn(dsn)}: {_first_line(exc)}") from None
     with conn:
@@ -129,13 +134,13 @@ def upgrade_postgres(
     return applied
 
 
-def applied_postgres(dsn: str) -> list[str]:
+def applied_postgres(dsn: str, wait_seconds: float = 10.0) -> list[str]:
     """Versions recorded in the database's ledger (none when it has no ledger yet)."""
     import psycopg
 
     check_dsn(dsn)
     try:
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
+        with connect_within(dsn, wait_seconds, autocommit=True) as conn:
             exists = conn.execute(
                 "select to_regclass('supabase_migrations.schema_migrations') is not null"
             ).fetchone()[0]
@@ -227,10 +232,24 @@ def connect_seconds(wait: float) -> int:
     """How long connecting to PostgreSQL may take for a command that waits `wait` seconds
     (its --wait): whole seconds, as libpq's connect_timeout counts, and at least libpq's floor,
     so `--wait 0` (do not queue behind a busy store) still reaches a server that answers.
-    The pool waited 30 s for the server whatever --wait said."""
+    The pool waited 30 s, `itrack db` and the extract 10 s, whatever --wait said."""
     if not wait <= MAX_CONNECT_SECONDS:  # inf (and nan, which compares false)
         return MAX_CONNECT_SECONDS
     return max(MIN_CONNECT_SECONDS, math.ceil(wait))
+
+
+def connect_within(dsn: str, wait_seconds: float, **options: Any) -> psycopg.Connection[Any]:
+    """A connection of its own to `dsn` (no pool: `itrack db`, the extract), waiting for the
+    server at most `connect_seconds(wait_seconds)`: each waited a fixed 10 s whatever --wait
+    said. A server that does not answer in time is an OperationalError saying how long was
+    waited (psycopg's own "connection timeout expired" said neither that nor how long)."""
+    import psycopg
+
+    seconds = connect_seconds(wait_seconds)
+    try:
+        return psycopg.connect(dsn, connect_timeout=seconds, **options)
+    except psycopg.errors.ConnectionTimeout:
+        raise psycopg.OperationalError(f"no answer within {seconds} s") from None
 
 
 def _names_a_database(parts: dict[str, Any]) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -295,6 +296,37 @@ def test_upgrade_without_a_server_is_one_line_exit_2() -> None:
         "error: cannot connect to postgresql://nobody@127.0.0.1:1/x: connection"
     )
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never answers: the kernel completes the handshake
+    for a socket that listens; nobody reads what the client sends."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("command", "what"),
+    [
+        ("db status --dsn", "cannot read"),
+        ("db upgrade --dsn", "cannot connect to"),
+        ("ingest", "cannot connect to"),
+    ],
+)
+def test_a_server_that_never_answers_is_given_the_commands_wait(
+    silent_port: int, tmp_path: Path, command: str, what: str
+) -> None:
+    """`itrack db` and the extract connected with a fixed 10 s timeout whatever --wait said,
+    then "connection timeout expired" (neither how long nor that it was the wait). They wait
+    as the command does now, and say so in one line naming the server."""
+    url = f"postgresql://postgres@127.0.0.1:{silent_port}/x"
+    db = str(tmp_path / "warehouse.duckdb")
+    result = invoke(*command.split(), url, "--db", db, "--wait", "2")
+    assert_exit(result, 2)
+    assert result.stderr == f"error: {what} {url}: no answer within 2 s\n"
 
 
 # -- the extract through the CLI --------------------------------------------------------------

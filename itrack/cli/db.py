@@ -79,7 +79,7 @@ def upgrade(
     """Apply the pending migrations (each one with its ledger row, or not at all)."""
     url = _dsn(dsn)
     if url is not None:
-        applied = upgrade_postgres(url, auth_shim=auth_shim, report=_applied)
+        applied = upgrade_postgres(url, auth_shim=auth_shim, report=_applied, wait_seconds=wait)
         total = len(discover(POSTGRES_MIGRATIONS))
         where = "PostgreSQL"
     else:
@@ -98,7 +98,8 @@ def status(dsn: DsnOption = None, *, target: Target) -> None:
     """List the migrations: applied or pending."""
     url = _dsn(dsn)
     if url is not None:
-        migrations, done = discover(POSTGRES_MIGRATIONS), set(applied_postgres(url))
+        migrations = discover(POSTGRES_MIGRATIONS)
+        done = set(applied_postgres(url, target.wait))
     else:
         migrations = discover(MIGRATIONS)
         # a read: a missing raw store (a mistyped --db) is exit 2 naming it, never created
