@@ -519,7 +519,7 @@ def _unchanged(
         ingest_idle=idle,
         build_current=_fingerprint(facts["sources"], warehouse, outputs) == last,
         backup_current=take_backup
-        and newest_fingerprint(default_backup_dir(warehouse))
+        and newest_fingerprint(default_backup_dir(warehouse), warehouse)
         == content_fingerprint(facts["digests"]),
     )
 

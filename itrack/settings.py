@@ -33,6 +33,7 @@ from ingest.field_errors import field_errors
 from ingest.store.duckdb.store import (
     RAW_SUFFIX,
     RESTORING_SUFFIX,
+    location,
     raw_store_path,
     warehouse_beside,
 )
@@ -119,17 +120,6 @@ _BREAKING_ANYWHERE = ("#", "?", "\\", "{{", "{%", "{#")
 # ...and in its file name, which DuckDB makes the catalog name: urlparse also cuts it at `;`,
 # and dbt-duckdb quotes that name in its SQL without escaping `'` and `"`.
 _BREAKING_IN_NAME = (";", "'", '"')
-
-
-def location(warehouse: Path | str) -> Path:
-    """One warehouse location however it is spelled: absolute, with the symlinks and `..` of its
-    folder resolved (what a build keys its fingerprint and notes by, and hands dbt). The file
-    name is kept, not followed if it is a symlink: every command finds the raw store, the lock
-    files and `.build/` beside that name, and the build publishes by renaming its new file over
-    that entry (replacing a link, not writing through it); following the link would put the
-    build's raw store and notes beside the target, where no other command looks."""
-    path = Path(warehouse).absolute()
-    return path.parent.resolve() / path.name
 
 
 def check_location(warehouse: Path, source: str = "the warehouse") -> Path:

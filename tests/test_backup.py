@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -10,12 +11,45 @@ from typer.testing import CliRunner
 
 from ingest.errors import UserError
 from ingest.load import ingest_paths
-from ingest.store.duckdb.backup import MANIFEST, backup, restore
-from ingest.store.duckdb.store import raw_store_path
+from ingest.store.duckdb.backup import MANIFEST, backup, newest_fingerprint, restore
+from ingest.store.duckdb.store import open_store, raw_store_path
 from itrack.cli.main import app
 from itrack.generate import generate
 from itrack.pipeline import run_build
 from tests.conftest import assert_exit
+
+runner = CliRunner()
+
+
+def out(*args: str) -> str:
+    """`itrack ARGS...` through the main app: exit 0, its stdout."""
+    result = runner.invoke(app, list(args))
+    assert_exit(result, 0)
+    return result.stdout
+
+
+def err(*args: str, code: int = 2) -> str:
+    """`itrack ARGS...` refused: exit `code`, nothing on stdout, its stderr."""
+    result = runner.invoke(app, list(args))
+    assert_exit(result, code)
+    assert result.stdout == ""
+    return result.stderr
+
+
+def new_store(db, watermarks: int = 0) -> None:
+    """A raw store, its schema current, with `watermarks` rows (stores of other contents)."""
+    with open_store(db) as con:
+        con.execute(
+            "insert into extract_watermarks select 'src', 't' || i, null, 'run', now()"
+            " from range(?) r(i)",
+            [watermarks],
+        )
+
+
+def backed_up(db, to, *args: str) -> str:
+    """`itrack backup --db DB --to TO ARGS...`: the name of the backup it wrote."""
+    written = out("backup", "--db", str(db), "--to", str(to), *args)
+    return written.removeprefix(f"backup written: {to}/").strip()
 
 
 def marts(db) -> dict[str, list]:
@@ -150,3 +184,51 @@ def test_a_table_unchanged_since_the_newest_backup_is_copied_from_it(tmp_path):
     after = backup(db, tmp_path / "bk", sign_key=b"k")
     assert (after / "interview_stages.parquet").read_bytes() != recoded
     restore(after, tmp_path / "after.duckdb", sign_key=b"k")
+
+
+def test_backups_of_two_stores_in_one_folder_keep_each_other(tmp_path):
+    """Found by backing up two raw stores into one `--to` folder: retention kept the newest
+    `--keep` backups of the folder, whoever they were of, so `itrack backup --db b --keep 1`
+    removed every backup of store a (and the nightly build's backup does the same to the
+    stores beside its warehouse). Fails before the fix (a's backups were pruned)."""
+    first, second, bk = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "bk"
+    new_store(first)
+    new_store(second, watermarks=1)
+    a1 = backed_up(first, bk, "--keep", "2")
+    b1 = backed_up(second, bk, "--keep", "1")
+    a2 = backed_up(first, bk, "--keep", "2")
+    b2 = backed_up(second, bk, "--keep", "1")
+    assert sorted(p.name for p in bk.iterdir()) == sorted([a1, a2, b2])
+    # the build's "the newest backup holds the raw store as it is" is of its own store too
+    assert (
+        newest_fingerprint(bk, first) == json.loads((bk / a2 / MANIFEST).read_text())["fingerprint"]
+    )
+    a3 = backed_up(first, bk, "--keep", "2")
+    assert sorted(p.name for p in bk.iterdir()) == sorted([a2, a3, b2])
+    assert b1 not in (a1, a2, a3)
+    manifest = json.loads((bk / a3 / MANIFEST).read_text())
+    assert (manifest["source"], manifest["store"]) == (
+        str(raw_store_path(first)),
+        str(tmp_path.resolve() / "a.raw.duckdb"),
+    )
+
+
+def test_backups_from_before_the_store_was_recorded_restore_and_are_pruned(tmp_path, monkeypatch):
+    """Backups written before manifests recorded `store` name their raw store by `source`, as
+    the command spelled it (relative with the default --db): from the folder they were written
+    in they are the store's own, pruned with its newer backups and restored as ever; another
+    store's backups beside them stay."""
+    monkeypatch.chdir(tmp_path)
+    mine, other, bk = Path("data/warehouse.duckdb"), Path("other/warehouse.duckdb"), Path("bk")
+    new_store(mine)
+    new_store(other)
+    old = [backed_up(mine, bk, "--keep", "9"), backed_up(other, bk, "--keep", "9")]
+    for name in old:  # as the code before wrote them: no `store`
+        manifest = json.loads((bk / name / MANIFEST).read_text())
+        del manifest["store"]
+        (bk / name / MANIFEST).write_text(json.dumps(manifest))
+    assert out("restore", str(bk / old[0]), "--db", "restored.duckdb") == (
+        f"restored {bk / old[0]} -> restored.raw.duckdb\n"
+    )
+    newer = backed_up(mine, bk, "--keep", "1")
+    assert sorted(p.name for p in bk.iterdir()) == sorted([old[1], newer])

@@ -33,6 +33,7 @@ from ingest.sqltext import sql_text
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.store import (
     connect,
+    location,
     open_store,
     raw_store_path,
     remove_database,
@@ -83,10 +84,32 @@ def content_fingerprint(digests: dict[str, list]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def newest_fingerprint(root: Path) -> str | None:
-    """The content fingerprint of the newest complete backup in `root` (None: no backup, or
-    one written before backups recorded it)."""
-    snapshots = _snapshots(root)
+def store_of(db: Path | str) -> str:
+    """What a manifest names its raw store by (`store`): the raw store's location, one however
+    `--db` spells it. Backups of several stores may share a folder (`--to`): retention, the copy
+    of unchanged tables and the build's newest backup are each store's own (`_snapshots`)."""
+    return str(location(raw_store_path(db)))
+
+
+def _store_in(manifest: dict) -> str | None:
+    """The raw store a backup is of. Backups written before `store` was recorded have only
+    `source`, the raw store's path as the command spelled it (relative to the folder it ran in,
+    with the default --db): it is taken from the working folder, where the nightly job that
+    wrote them runs again, so they restore as before and are pruned with the newer backups of
+    the store they name from here (a relative `source` written elsewhere that names another
+    store from here would be taken as that store's, as every backup was before). None (no
+    `source`): kept, never pruned by a guess."""
+    store = manifest.get("store")
+    if isinstance(store, str):
+        return store
+    source = manifest.get("source")
+    return str(location(source)) if isinstance(source, str) and source else None
+
+
+def newest_fingerprint(root: Path, db: Path | str) -> str | None:
+    """The content fingerprint of the newest complete backup of `db`'s raw store in `root`
+    (None: no backup, or one written before backups recorded it)."""
+    snapshots = _snapshots(root, store_of(db))
     if not snapshots:
         return None
     fingerprint = _read_manifest(snapshots[-1]).get("fingerprint")  # type: ignore[union-attr]
@@ -130,7 +153,7 @@ def backup(
             digests = table_digests(con)  # what the next build compares the store with
             columns = _columns(con)
             counts = {table: count for table, (count, _) in digests.items()}
-            reusable = _reusable(root, digests, columns, sign_key)
+            reusable = _reusable(_snapshots(root, store_of(db)), digests, columns, sign_key)
             # a table's rows in any order (a restore compares contents, never positions): the
             # Parquet writer then runs on every core (1.2 -> 0.9 s at 1M records)
             con.execute("set preserve_insertion_order = false")
@@ -147,6 +170,7 @@ def backup(
             manifest = {
                 "created_at": utc_now().isoformat(),
                 "source": str(raw_store_path(db)),
+                "store": store_of(db),
                 "row_counts": counts,
                 "fingerprint": content_fingerprint(digests),
                 "digests": digests,
@@ -172,7 +196,7 @@ def backup(
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-    _prune(root, keep)
+    _prune(root, keep, store_of(db))
     return target
 
 
@@ -196,15 +220,15 @@ def _columns(con) -> dict[str, str]:
 
 
 def _reusable(
-    root: Path, digests: dict[str, list], columns: dict[str, str], sign_key: bytes | None
+    snapshots: list[Path], digests: dict[str, list], columns: dict[str, str], sign_key: bytes | None
 ) -> dict[str, tuple[Path, str]]:
-    """Table -> (its Parquet file in the newest backup, that file's sha256) for every table
+    """Table -> (its Parquet file in the newest of the store's `snapshots`, that file's sha256)
+    for every table
     whose contents (digest) and columns are the same now: a nightly build backs up a raw store
     whose big tables have not changed since the last build's backup (only its audit rows
     have), and copying those files replaces writing them again. With a key, only from a backup
     whose signature matches it, so a checksum of someone else's making is never signed anew
     (`_copied` checks each file against its checksum)."""
-    snapshots = _snapshots(root)
     manifest = _read_manifest(snapshots[-1]) if snapshots else None
     if manifest is None or not isinstance(manifest.get("digests"), dict):
         return {}
@@ -274,18 +298,20 @@ def _read_manifest(snapshot: Path) -> dict | None:
     return manifest
 
 
-def _snapshots(root: Path) -> list[Path]:
-    """Complete, readable snapshots in `root`, oldest first (by the manifest's creation time)."""
+def _snapshots(root: Path, store: str | None = None) -> list[Path]:
+    """Complete, readable snapshots in `root` (given a `store`, only those of that raw store:
+    see `store_of`), oldest first (by the manifest's creation time)."""
     found = []
     for path in root.iterdir() if root.is_dir() else []:
         manifest = _read_manifest(path)
-        if manifest is not None:
+        if manifest is not None and (store is None or _store_in(manifest) == store):
             found.append((manifest["created_at"], path.name, path))
     return [path for _, _, path in sorted(found)]
 
 
-def _prune(root: Path, keep: int) -> None:
-    snapshots = _snapshots(root)
+def _prune(root: Path, keep: int, store: str) -> None:
+    """Keep the newest `keep` backups of `store`; another store's in the folder are its own."""
+    snapshots = _snapshots(root, store)
     for old in snapshots[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
 

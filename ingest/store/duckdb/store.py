@@ -42,6 +42,18 @@ def raw_store_path(db: Path | str) -> Path:
     return warehouse.with_name(warehouse.stem + RAW_SUFFIX)
 
 
+def location(warehouse: Path | str) -> Path:
+    """One warehouse location however it is spelled: absolute, with the symlinks and `..` of its
+    folder resolved (what a build keys its fingerprint and notes by, and hands dbt). The file
+    name is kept, not followed if it is a symlink: every command finds the raw store, the lock
+    files and `.build/` beside that name, and the build publishes by renaming its new file over
+    that entry (replacing a link, not writing through it); following the link would put the
+    build's raw store and notes beside the target, where no other command looks. Here, beside
+    `raw_store_path`, so that a backup's manifest names its raw store by the same rule."""
+    path = Path(warehouse).absolute()
+    return path.parent.resolve() / path.name
+
+
 def warehouse_beside(raw_store: Path) -> Path:
     """The warehouse whose raw store `raw_store` is, as `raw_store_path` names it from a
     `.duckdb` warehouse (the usual spelling; `raw_store_path` drops any suffix)."""
