@@ -232,3 +232,45 @@ def test_backups_from_before_the_store_was_recorded_restore_and_are_pruned(tmp_p
     )
     newer = backed_up(mine, bk, "--keep", "1")
     assert sorted(p.name for p in bk.iterdir()) == sorted([old[1], newer])
+
+
+def test_a_key_file_inside_the_backup_folder_is_refused(tmp_path):
+    """Found by reading the --key-file help ("kept outside the backup folder"): nothing checked
+    it, so `itrack backup --to bk --key-file bk/backup.key` signed with a key that travels with
+    the backups, and whoever can change a backup could sign it anew. Backup and restore refuse
+    it, exit 2 as every bad input, before anything is written. Fails before the fix (exit 0)."""
+    db, bk = tmp_path / "data" / "warehouse.duckdb", tmp_path / "data" / "backups"
+    new_store(db)
+    bk.mkdir()
+    key = bk / "backup.key"
+    key.write_text("s3cret\n")
+    refusal = (
+        f"error: --key-file {key} is inside the backup folder {{}}: keep the key outside it, "
+        "or it travels with the backups it signs\n"
+    )
+    assert err("backup", "--db", str(db), "--to", str(bk), "--key-file", str(key)) == (
+        refusal.format(bk)
+    )
+    assert err("backup", "--db", str(db), "--key-file", str(key)) == refusal.format(bk)
+    assert [p.name for p in bk.iterdir()] == ["backup.key"]  # no backup written
+
+    outside = tmp_path / "backup.key"
+    outside.write_text("s3cret\n")
+    snapshot = bk / backed_up(db, bk, "--key-file", str(outside))
+    restored = tmp_path / "restored.duckdb"
+    assert err("restore", str(bk), "--db", str(restored), "--key-file", str(key)) == (
+        refusal.format(bk)
+    )
+    assert err("restore", str(snapshot), "--db", str(restored), "--key-file", str(key)) == (
+        refusal.format(bk)
+    )
+    linked = snapshot / "key"  # a link inside the folder is refused as the file it names
+    linked.symlink_to(outside)
+    assert err("restore", str(snapshot), "--db", str(restored), "--key-file", str(linked)) == (
+        f"error: --key-file {linked} is inside the backup folder {bk}: keep the key outside "
+        "it, or it travels with the backups it signs\n"
+    )
+    assert not raw_store_path(restored).exists()
+    assert out("restore", str(snapshot), "--db", str(restored), "--key-file", str(outside)) == (
+        f"restored {snapshot} -> {raw_store_path(restored)}\n"
+    )

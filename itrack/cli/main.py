@@ -476,8 +476,9 @@ KeyFileOption = Annotated[
     Path | None,
     path_option(
         "--key-file",
-        help="Secret key (kept outside the backup folder) to sign the manifest with HMAC-SHA256; "
-        "restore with the same key refuses a snapshot whose signature does not match.",
+        help="Secret key to sign the manifest with HMAC-SHA256 (a key inside the backup folder "
+        "is refused: it would travel with the backups); restore with the same key refuses a "
+        "snapshot whose signature does not match.",
     ),
 ]
 
@@ -494,15 +495,20 @@ def backup_command(
     key_file: KeyFileOption = None,
 ) -> None:
     """Snapshot the raw store (Parquet + manifest of row counts and checksums)."""
-    from ingest.store.duckdb.backup import backup
+    from ingest.store.duckdb.backup import backup, default_backup_dir
 
-    target = backup(warehouse(db), to, keep, wait, sign_key=_read_key(key_file))
+    key = _read_key(key_file, to or default_backup_dir(warehouse(db)))
+    target = backup(warehouse(db), to, keep, wait, sign_key=key)
     line(f"backup written: {target}")
 
 
-def _read_key(path: Path | None) -> bytes | None:
+def _read_key(path: Path | None, folder: Path) -> bytes | None:
+    """The signing key in `path` (None: no --key-file), kept outside the backup `folder`."""
+    from ingest.store.duckdb.backup import check_key_outside
+
     if path is None:
         return None
+    check_key_outside(path, folder)
     try:
         key = path.read_bytes().strip()
     except OSError as exc:
@@ -530,9 +536,11 @@ def restore(
 
     if not snapshot.is_dir():
         raise UserError(f"{snapshot}: no such backup folder")
-    if not (snapshot / MANIFEST).exists() and not snapshot.name.endswith(PARTIAL):
+    one = (snapshot / MANIFEST).exists() or snapshot.name.endswith(PARTIAL)
+    key = _read_key(key_file, snapshot.parent if one else snapshot)  # the folder of backups
+    if not one:
         snapshot = latest(snapshot)
-    target = restore(snapshot, warehouse(db), overwrite, wait, sign_key=_read_key(key_file))
+    target = restore(snapshot, warehouse(db), overwrite, wait, sign_key=key)
     line(f"restored {snapshot} -> {target}")
 
 

@@ -122,6 +122,19 @@ def _signature(manifest: dict, key: bytes) -> str:
     return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
+def check_key_outside(key_file: Path, folder: Path) -> None:
+    """Refuse a signing key inside the backup folder: it would travel with every copy of the
+    backups, and whoever can change a backup could sign it anew, so the signature would vouch
+    for nothing. Both the path as given (its folder's symlinks resolved) and the file it links
+    to count: a link inside the folder is copied along as the key by `cp -rL`."""
+    inside = folder.resolve()
+    if any(path.is_relative_to(inside) for path in (location(key_file), key_file.resolve())):
+        raise UserError(
+            f"--key-file {key_file} is inside the backup folder {folder}: keep the key "
+            "outside it, or it travels with the backups it signs"
+        )
+
+
 def _signed_by(manifest: dict, key: bytes) -> bool:
     """Whether the manifest carries the signature `key` gives its contents."""
     given = manifest.get("signature")
