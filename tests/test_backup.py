@@ -274,3 +274,37 @@ def test_a_key_file_inside_the_backup_folder_is_refused(tmp_path):
     assert out("restore", str(snapshot), "--db", str(restored), "--key-file", str(outside)) == (
         f"restored {snapshot} -> {raw_store_path(restored)}\n"
     )
+
+
+def test_restore_with_a_key_takes_the_newest_backup_the_key_signed(tmp_path):
+    """Found by restoring a folder where the nightly build (unsigned) and `itrack backup
+    --key-file` both write: `itrack restore bk --key-file K` took the newest backup, unsigned,
+    and stopped there (exit 2), so no restore with the key ever got past a newer unsigned or
+    otherwise signed backup. Now the newest the key signed is restored and the newer ones are
+    named; none signed is one line naming the folder. Fails before the fix (exit 2)."""
+    db, bk = tmp_path / "warehouse.duckdb", tmp_path / "bk"
+    new_store(db, watermarks=2)
+    key, other = tmp_path / "backup.key", tmp_path / "other.key"
+    key.write_text("s3cret\n")
+    other.write_text("another\n")
+    signed = backed_up(db, bk, "--key-file", str(key))
+    with open_store(db) as con:
+        con.execute("delete from extract_watermarks")
+    unsigned = backed_up(db, bk)
+    signed_otherwise = backed_up(db, bk, "--key-file", str(other))
+    restored = tmp_path / "restored.duckdb"
+    assert out("restore", str(bk), "--db", str(restored), "--key-file", str(key)) == (
+        f"restored {bk / signed} -> {raw_store_path(restored)}\n"
+        f"passed over 2 newer backup(s) not signed with the key: {unsigned}, {signed_otherwise}\n"
+    )
+    con = duckdb.connect(str(raw_store_path(restored)), read_only=True)
+    names = con.execute("select table_name from extract_watermarks order by 1").fetchall()
+    con.close()
+    assert names == [("t0",), ("t1",)]  # the signed backup's rows (the store has none now)
+
+    (bk / signed).rename(tmp_path / signed)  # only backups the key did not sign are left
+    assert err("restore", str(bk), "--db", str(tmp_path / "x.duckdb"), "--key-file", str(key)) == (
+        f"error: no backup in {bk} is signed with the key (2 complete, the newest "
+        f"{signed_otherwise}); not restored\n"
+    )
+    assert not raw_store_path(tmp_path / "x.duckdb").exists()

@@ -531,6 +531,10 @@ def restore(
 ) -> None:
     """Restore a backup as the raw store, verifying its manifest; then run `itrack build`.
 
+    From a folder of backups: the newest complete one; with --key-file, the newest one the key
+    signed (newer ones it did not sign are passed over and named; none signed: exit 2). A
+    backup whose files do not match its manifest is refused, never replaced by an older one.
+
     Takes the writer lock like every writer: busy -> exit 2 naming the holder (or --wait)."""
     from ingest.store.duckdb.backup import MANIFEST, PARTIAL, latest, restore
 
@@ -538,10 +542,14 @@ def restore(
         raise UserError(f"{snapshot}: no such backup folder")
     one = (snapshot / MANIFEST).exists() or snapshot.name.endswith(PARTIAL)
     key = _read_key(key_file, snapshot.parent if one else snapshot)  # the folder of backups
+    passed_over: list[Path] = []
     if not one:
-        snapshot = latest(snapshot)
+        snapshot, passed_over = latest(snapshot, key)
     target = restore(snapshot, warehouse(db), overwrite, wait, sign_key=key)
     line(f"restored {snapshot} -> {target}")
+    if passed_over:  # said, not silent: the raw store is older than the newest backup
+        names = ", ".join(p.name for p in passed_over)
+        line(f"passed over {len(passed_over)} newer backup(s) not signed with the key: {names}")
 
 
 @app.command()

@@ -419,8 +419,25 @@ def _fill(staging: Path, snapshot: Path, manifest: dict) -> None:
             con.close()
 
 
-def latest(root: Path) -> Path:
+def _snapshot_signed_by(snapshot: Path, key: bytes) -> bool:
+    manifest = _read_manifest(snapshot)  # None: removed since it was listed (pruned)
+    return manifest is not None and _signed_by(manifest, key)
+
+
+def latest(root: Path, sign_key: bytes | None = None) -> tuple[Path, list[Path]]:
+    """The backup `itrack restore <folder>` restores, and the newer ones it passes over: the
+    newest complete one; with a key, the newest whose manifest the key signed. A backup the key
+    did not sign (taken without a key, as the build's are, or with another key, or planted) is
+    never restored with it, and one newer than every signed backup would else stop every
+    restore with the key. Only the signature decides: a chosen backup whose files do not match
+    its manifest is refused by `verify`, as without a key, never replaced by an older one."""
     snapshots = _snapshots(root)
     if not snapshots:
         raise UserError(f"no complete backup in {root}")
-    return snapshots[-1]
+    signed = [s for s in snapshots if sign_key is None or _snapshot_signed_by(s, sign_key)]
+    if not signed:
+        raise UserError(
+            f"no backup in {root} is signed with the key ({len(snapshots)} complete, the newest "
+            f"{snapshots[-1].name}); not restored"
+        )
+    return signed[-1], snapshots[snapshots.index(signed[-1]) + 1 :]
