@@ -368,7 +368,9 @@ def test_sigterm_stops_the_server_while_a_client_stalls_mid_request(tmp_path: Pa
     """A request whose body never completes held `itrack serve` up after SIGTERM for as long as
     its client kept the connection open; now it is answered 503 after the grace period, and the
     server exits while the client still holds the connection."""
-    proc, base = serve(tmp_path / "warehouse.duckdb", ITRACK_JWT_SECRET=SECRET, ITRACK_ORG_ID=ORG)
+    db = tmp_path / "warehouse.duckdb"
+    seed_candidates(db)  # `itrack serve` refuses a missing raw store
+    proc, base = serve(db, ITRACK_JWT_SECRET=SECRET, ITRACK_ORG_ID=ORG)
     port = int(base.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port)) as stalled:
         stalled.sendall(

@@ -105,7 +105,7 @@ def test_an_empty_itrack_db_is_unset_the_default_warehouse(monkeypatch, fresh_se
         assert "db" not in from_environment({"ITRACK_DB": blank}).model_fields_set
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ITRACK_DB", "")
-    result = CliRunner().invoke(app, ["db", "upgrade"])
+    result = CliRunner().invoke(app, ["db", "upgrade", "--create"])
     assert_exit(result, 0)
     count = len(discover(MIGRATIONS))
     last = f"data/warehouse.raw.duckdb: applied {count}; {count} migration(s) in place"
@@ -125,7 +125,7 @@ def test_a_warehouse_under_tilde_is_in_the_home_folder(
     work.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(work)
-    args = ["db", "upgrade"]
+    args = ["db", "upgrade", "--create"]
     if given == "ITRACK_DB":
         monkeypatch.setenv("ITRACK_DB", "~/wh/warehouse.duckdb")
     else:

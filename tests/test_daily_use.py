@@ -233,6 +233,50 @@ def test_warehouse_commands_on_a_wrong_db_create_nothing(tmp_path, args, message
     assert not (tmp_path / "typo").exists()
 
 
+@pytest.mark.parametrize("where", ["typo/warehouse.duckdb", "warehuose.duckdb"])
+def test_db_upgrade_of_a_missing_store_is_refused_unless_create(tmp_path, where):
+    """Found by upgrading a mistyped --db: `itrack db upgrade --db data/warehuose.duckdb` (or
+    into a folder that does not exist) made a new empty raw store and said "applied 7", and
+    the real store stayed as it was. A missing store is refused, naming it, and made only with
+    --create. Fails before the fix (exit 0, a new store)."""
+    db = tmp_path / where
+    assert err("db upgrade --db", str(db), code=2) == (
+        f"error: no raw store at {raw_store_path(db)}: check --db (or $ITRACK_DB), or pass "
+        "--create to make a new, empty one\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    made = out("db upgrade --create --db", str(db)).splitlines()[-1]
+    assert made.startswith(f"{raw_store_path(db)}: applied ")
+    assert out("db upgrade --create --db", str(db)).startswith(
+        f"{raw_store_path(db)}: nothing to apply;"
+    )
+    assert err("db upgrade --create --dsn", "postgresql://u@127.0.0.1:1/x", code=2) == (
+        "error: --create is for the DuckDB raw store, not PostgreSQL\n"
+    )
+
+
+def test_serve_of_a_missing_store_is_refused(tmp_path):
+    """Found by serving a mistyped --db: `itrack serve --db typo/warehouse.duckdb` started,
+    and its first request made an empty raw store there, so the API answered with no
+    interviews instead of an error. It is refused before the server starts. The port is taken,
+    so that the code before the fix stops at binding it instead of serving: it fails there
+    (a port in use, not the missing store)."""
+    import socket
+
+    db = tmp_path / "typo" / "warehouse.duckdb"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        message = err("serve --no-auth --port", port, "--db", str(db), code=2)
+    assert message == (
+        f"error: no raw store at {raw_store_path(db)}: check --db (or $ITRACK_DB), or make it "
+        "first (`itrack build PATH` loads data, `itrack db upgrade --create` makes an empty "
+        "one)\n"
+    )
+    assert not (tmp_path / "typo").exists()
+
+
 def test_report_html_and_export_of_a_file_without_marts_are_refused_in_one_line(tmp_path):
     """A DuckDB file that is not a built warehouse (the raw store named by mistake, an empty
     file): `report html` failed with "unexpected CatalogException", and `export` wrote an empty
@@ -416,7 +460,7 @@ def test_a_reader_gone_before_the_first_line_is_141_for_every_command(tmp_path, 
     typer made it exit 1: neither was the documented 141. The pipe is closed before the
     command writes, so the first line already finds the reader gone."""
     db = tmp_path / "w.duckdb"
-    out("db upgrade --db", str(db))
+    out("db upgrade --create --db", str(db))
     command = [str(ROOT / ".venv" / "bin" / "itrack"), *args]
     if args[0] == "db":
         command += ["--db", str(db)]

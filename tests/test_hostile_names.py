@@ -170,7 +170,7 @@ def test_every_command_refuses_a_folder_a_raw_store_or_a_store_file_as_its_wareh
     real files (a raw store, its lock, a backup), and nothing is written or touched."""
     assert set(DB_COMMANDS) == _commands_taking_db()
     data = tmp_path / "data"
-    for args in (["db", "upgrade"], ["backup"]):
+    for args in (["db", "upgrade", "--create"], ["backup"]):
         assert_exit(runner.invoke(app, [*args, "--db", str(data / "warehouse.duckdb")]), 0)
     (backup,) = (data / "backups").iterdir()
     raw = data / "warehouse.raw.duckdb"

@@ -379,7 +379,7 @@ def test_ctrl_c_during_a_restore_is_an_interrupt_not_a_bad_backup(tmp_path):
     sound backup (DuckDB raises its own error for it). Now: interrupted, exit 130, and
     nothing of the restore is left."""
     db = tmp_path / "warehouse.duckdb"
-    assert itrack("db", "upgrade", "--db", str(db)).returncode == 0
+    assert itrack("db", "upgrade", "--db", str(db), "--create").returncode == 0
     con = duckdb.connect(str(raw_store_path(db)))  # a table that takes a while to read back
     con.execute(
         "insert into quarantine select 'run', 'f', i, 'candidates', md5(i::varchar),"

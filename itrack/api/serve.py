@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ingest.store.duckdb.store import raw_store_path, require_store
 from itrack.api.app import ApiConfig, create_app, is_loopback
 
 # How `run` hands the configuration to its worker processes (they start afresh and build the
@@ -64,6 +65,12 @@ def check(config: ApiConfig, host: str, workers: int) -> None:
         raise ServeError(
             f"--workers {workers} needs the PostgreSQL store (ITRACK_STORE=postgres): the "
             "embedded DuckDB store has one writing process, so it is served by one"
+        )
+    if config.store == "duckdb":  # a mistyped --db: refused, not served as a new empty store
+        require_store(
+            raw_store_path(config.db),
+            "or make it first (`itrack build PATH` loads data, `itrack db upgrade --create` "
+            "makes an empty one)",
         )
 
 

@@ -75,17 +75,27 @@ def upgrade(
         ),
     ] = False,
     wait: WaitOption = DEFAULT_WAIT_SECONDS,
+    create: Annotated[
+        bool,
+        typer.Option(
+            "--create",
+            help="DuckDB raw store only: make a new, empty one where there is none (without it "
+            "a missing store, a mistyped --db, is refused).",
+        ),
+    ] = False,
 ) -> None:
     """Apply the pending migrations (each one with its ledger row, or not at all)."""
     url = _dsn(dsn)
     if url is not None:
+        if create:  # a PostgreSQL database is made by its server, never by itrack
+            raise UserError("--create is for the DuckDB raw store, not PostgreSQL")
         applied = upgrade_postgres(url, auth_shim=auth_shim, report=_applied, wait_seconds=wait)
         total = len(discover(POSTGRES_MIGRATIONS))
         where = "PostgreSQL"
     else:
         if auth_shim:
             raise UserError("--auth-shim is for PostgreSQL: give --dsn")
-        applied = upgrade_store(warehouse(db), wait, report=_applied)
+        applied = upgrade_store(warehouse(db), wait, report=_applied, create=create)
         total = len(discover(MIGRATIONS))
         where = str(raw_store_path(warehouse(db)))
     state = f"applied {len(applied)}" if applied else "nothing to apply"

@@ -85,16 +85,31 @@ def upgrade(
 
 
 def upgrade_store(
-    db: Path | str, wait_seconds: float = 0.0, report: Callable[[str], None] | None = None
+    db: Path | str,
+    wait_seconds: float = 0.0,
+    report: Callable[[str], None] | None = None,
+    create: bool = False,
 ) -> list[str]:
-    """`itrack db upgrade`: create or upgrade the raw store beside warehouse `db`."""
+    """`itrack db upgrade`: upgrade the raw store beside warehouse `db`; a missing one only
+    with `create` (an upgrade of a mistyped --db made a new empty store and said "applied")."""
     path = raw_store_path(db)
+    if not create:
+        require_store(path, "or pass --create to make a new, empty one")
     with store_lock(path, wait_seconds):
         con = connect(path)
         try:
             return upgrade(con, report)
         finally:
             con.close()
+
+
+LOAD_FIRST = "or load data first with `itrack ingest` / `itrack build PATH`"
+
+
+def require_store(path: Path, remedy: str = LOAD_FIRST) -> None:
+    """The one refusal of a missing raw store (a mistyped --db), naming it and the `remedy`."""
+    if not path.exists():
+        raise StoreMissingError(f"no raw store at {path}: check --db (or $ITRACK_DB), {remedy}")
 
 
 @contextmanager
@@ -162,11 +177,8 @@ def open_store(
     no other process open a file that one process writes).
     """
     path = raw_store_path(db)
-    if (read_only or not create) and not path.exists():
-        raise StoreMissingError(
-            f"no raw store at {path}: check --db (or $ITRACK_DB), or load data first "
-            "with `itrack ingest` / `itrack build PATH`"
-        )
+    if read_only or not create:
+        require_store(path)
     if read_only:
         con = connect_waiting(path, wait_seconds)
         try:
