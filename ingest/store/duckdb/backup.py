@@ -43,8 +43,10 @@ from ingest.store.duckdb.store import (
 )
 
 MANIFEST = "manifest.json"
-# Callables told when a restore reaches a step ("staged": the staging file filled and checked,
-# the raw store not yet replaced). The fault tests register one that kills the process there.
+# Callables told when a restore or a backup reaches a step ("staged": the restore's staging
+# file filled and checked, the raw store not yet replaced; "writing": a backup's `.partial`
+# folder made, nothing in it yet). The fault tests register one that kills the process there,
+# or that backs up another store into the same folder meanwhile.
 STEP_HOOKS: list[Callable[[str], None]] = []
 DEFAULT_KEEP = 7
 PARTIAL = ".partial"
@@ -163,6 +165,8 @@ def backup(
         _sweep_partials(root)  # under the lock: no other backup of this store is running
         try:
             partial.mkdir()
+            for hook in STEP_HOOKS:
+                hook("writing")
             digests = table_digests(con)  # what the next build compares the store with
             columns = _columns(con)
             counts = {table: count for table, (count, _) in digests.items()}
