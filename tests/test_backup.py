@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from ingest.errors import UserError
 from ingest.load import ingest_paths
+from ingest.store.duckdb import backup as backups
 from ingest.store.duckdb.backup import MANIFEST, backup, newest_fingerprint, restore
 from ingest.store.duckdb.store import open_store, raw_store_path
 from itrack.cli.main import app
@@ -308,3 +309,30 @@ def test_restore_with_a_key_takes_the_newest_backup_the_key_signed(tmp_path):
         f"{signed_otherwise}); not restored\n"
     )
     assert not raw_store_path(tmp_path / "x.duckdb").exists()
+
+
+def test_a_backup_never_sweeps_the_one_another_store_is_writing_into_the_folder(tmp_path):
+    """Found by backing up two raw stores into one folder at the same time: each backup
+    sweeps the `.partial` folders of the folder, leftovers of killed runs, under its own
+    store's lock, which does not stop another store's backup, so store a's backup removed the
+    one store b was writing and b's failed ("backup failed writing ..."). A backup sweeps
+    only its own store's leftovers. Fails before the fix (b's backup failed)."""
+    first, second, bk = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "bk"
+    new_store(first)
+    new_store(second, watermarks=1)
+    written: list[str] = []
+
+    def meanwhile(step: str) -> None:  # b's partial made: back up a into the same folder
+        if step == "writing" and meanwhile in backups.STEP_HOOKS:
+            backups.STEP_HOOKS.remove(meanwhile)  # (a's own backup reaches "writing" too)
+            written.append(backed_up(first, bk))
+
+    backups.STEP_HOOKS.append(meanwhile)
+    try:
+        b = backed_up(second, bk)
+    finally:
+        if meanwhile in backups.STEP_HOOKS:
+            backups.STEP_HOOKS.remove(meanwhile)
+    assert len(written) == 1
+    assert sorted(p.name for p in bk.iterdir()) == sorted([*written, b])
+    assert json.loads((bk / b / MANIFEST).read_text())["row_counts"]["extract_watermarks"] == 1

@@ -8,10 +8,10 @@ a backup folder is ever executed. With a key (`sign_key`, kept outside the backu
 manifest carries an HMAC-SHA256 signature and restore refuses a snapshot whose signature does not
 match: the checksums alone detect corruption, the signature detects tampering.
 
-Crash safety: a snapshot is written as `<id>.partial/` and renamed when complete; readers
-(`latest`, retention) see only complete snapshots with a readable manifest, and every backup
-sweeps the `.partial` folders a killed or failed run left (under the writer lock, so never one
-that is being written).
+Crash safety: a snapshot is written as `<id>.<store tag>.partial/` and renamed when complete;
+readers (`latest`, retention) see only complete snapshots with a readable manifest, and every
+backup sweeps the `.partial` folders a killed or failed run of its store left (under the
+store's writer lock, so never one that is being written; another store's are left to it).
 """
 
 from __future__ import annotations
@@ -151,9 +151,9 @@ def backup(
     sign_key: bytes | None = None,
 ) -> Path:
     """Snapshot the raw store into `<to>/<backup id>/` and keep the newest `keep` snapshots."""
-    root = to or default_backup_dir(db)
+    root, store = to or default_backup_dir(db), store_of(db)
     target = root / new_run_id("backup")
-    partial = target.with_name(target.name + PARTIAL)
+    partial = target.with_name(f"{target.name}.{_tag(store)}{PARTIAL}")
     if not raw_store_path(db).exists():  # a wrong --db: no empty backup folder, no new store
         with open_store(db, wait_seconds, create=False):
             pass
@@ -162,7 +162,7 @@ def backup(
     except OSError as exc:
         raise UserError(f"cannot create backup folder {root}: {exc.strerror}") from None
     with open_store(db, wait_seconds, create=False) as con:
-        _sweep_partials(root)  # under the lock: no other backup of this store is running
+        _sweep_partials(root, store)  # under the lock: no backup of this store runs
         try:
             partial.mkdir()
             for hook in STEP_HOOKS:
@@ -170,7 +170,7 @@ def backup(
             digests = table_digests(con)  # what the next build compares the store with
             columns = _columns(con)
             counts = {table: count for table, (count, _) in digests.items()}
-            reusable = _reusable(_snapshots(root, store_of(db)), digests, columns, sign_key)
+            reusable = _reusable(_snapshots(root, store), digests, columns, sign_key)
             # a table's rows in any order (a restore compares contents, never positions): the
             # Parquet writer then runs on every core (1.2 -> 0.9 s at 1M records)
             con.execute("set preserve_insertion_order = false")
@@ -187,7 +187,7 @@ def backup(
             manifest = {
                 "created_at": utc_now().isoformat(),
                 "source": str(raw_store_path(db)),
-                "store": store_of(db),
+                "store": store,
                 "row_counts": counts,
                 "fingerprint": content_fingerprint(digests),
                 "digests": digests,
@@ -213,7 +213,7 @@ def backup(
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
-    _prune(root, keep, store_of(db))
+    _prune(root, keep, store)
     return target
 
 
@@ -292,9 +292,20 @@ def _write_synced(path: Path, text: str) -> None:
         os.fsync(handle.fileno())
 
 
-def _sweep_partials(root: Path) -> None:
+def _tag(store: str) -> str:
+    """A store's mark in the names of its `.partial` folders (`<id>.<tag>.partial`)."""
+    return hashlib.sha256(store.encode()).hexdigest()[:12]
+
+
+def _sweep_partials(root: Path, store: str) -> None:
+    """Remove the `.partial` folders killed backups of `store` left. Only its own: the writer
+    lock held is this store's, and another store's backup may be writing its `.partial` into
+    the same folder right now. One named without a tag (`<id>.partial`, by the code before)
+    is anyone's leftover, as it always was."""
     for stale in root.glob(f"*{PARTIAL}"):
-        shutil.rmtree(stale, ignore_errors=True)
+        stem = stale.name.removesuffix(PARTIAL)
+        if "." not in stem or stem.endswith(f".{_tag(store)}"):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _read_manifest(snapshot: Path) -> dict | None:
