@@ -157,7 +157,7 @@ def run_build(
     with build_lock(warehouse, wait_seconds, noted):  # an unfinished publish: completed first
         sweep_leftovers(warehouse)
         if write_html:  # a report staged by a build killed before its journal was written
-            sweep_temp_files(report or warehouse.parent / "report.html")
+            sweep_temp_files(report or default_report(warehouse))
         _build_locked(
             result,
             paths,
@@ -217,7 +217,7 @@ def _build_locked(
     data = warehouse.parent
     outputs = [feeders or data / "feeders.json", placements or data / "candidate_placements.json"]
     outputs += [candidates] if candidates else []
-    outputs += [report or data / "report.html"] if write_html else []
+    outputs += [report or default_report(warehouse)] if write_html else []
     # Before anything is copied or written: can this build change anything at all?
     check = _unchanged(warehouse, paths, source, outputs, take_backup, wait_seconds)
     if check.inputs_loaded and check.build_current:
@@ -323,7 +323,7 @@ def _build_locked(
                 feeders,
                 placements,
                 candidates,
-                (report or data / "report.html") if write_html else None,
+                (report or default_report(warehouse)) if write_html else None,
                 wait_seconds,
                 plan.feedback_runs_sql,
                 rendering,
@@ -698,6 +698,12 @@ def finish_publish(
     line = roll_forward(path, log, wait_seconds, held, completed)
     if line is not None:
         (note or _to_stderr)(line)
+
+
+def default_report(warehouse: Path) -> Path:
+    """Where the HTML report of `warehouse` goes unless told otherwise: beside it (the build's
+    and `itrack report html`'s one default)."""
+    return warehouse.parent / "report.html"
 
 
 def settle_publish(warehouse: Path, wait_seconds: float = 0.0, held: Path | None = None) -> None:

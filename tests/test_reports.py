@@ -258,3 +258,17 @@ def test_html_report_renders_in_headless_chromium(wh, tmp_path):
         timeout=120,
     )
     assert shot.exists() and shot.stat().st_size > 50_000  # drawn charts, not a blank page
+
+
+def test_the_html_report_goes_beside_the_warehouse_by_default(wh, tmp_path, monkeypatch):
+    """Without --out, `itrack report html --db W` wrote ./data/report.html, relative to the
+    working folder (a stray data/ folder there), not where the build publishes W's report."""
+    copy = tmp_path / "elsewhere" / "warehouse.duckdb"
+    copy.parent.mkdir()
+    shutil.copyfile(wh, copy)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    assert report(copy, "html") == (0, f"report written: {copy.parent / 'report.html'}\n")
+    assert (copy.parent / "report.html").read_text().startswith("<!doctype html>")
+    assert list(work.iterdir()) == []

@@ -194,17 +194,26 @@ def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")], *, targe
 
 @app.command()
 def html(
-    out: Annotated[Path, path_option("--out", help="HTML file to write.")] = Path(
-        "data/report.html"
-    ),
+    out: Annotated[
+        Path | None,
+        path_option(
+            "--out",
+            help="HTML file to write (default: report.html beside the warehouse, where the "
+            "build writes it: data/report.html).",
+        ),
+    ] = None,
     db: DbOption = None,
 ) -> None:
     """One self-contained HTML report with charts (opens offline)."""
 
     from feedback.html_report import write_report
-    from itrack.pipeline import settle_publish
+    from itrack.pipeline import default_report, settle_publish
 
     published = warehouse(db)
+    # beside the warehouse, as the build publishes it: a fixed data/report.html was relative to
+    # the working folder, so with --db or $ITRACK_DB elsewhere it wrote a stray ./data/ folder
+    # and left the report next to the warehouse stale
+    out = out or default_report(published)
     # a publish a killed build left unfinished, completed first (unless a build runs, which
     # completed it when it started): the report is of the warehouse it publishes, and is not
     # replaced afterwards by the staged report of the journal's roll forward
