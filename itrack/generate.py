@@ -319,12 +319,16 @@ def _spoil(rng: random.Random, record: dict[str, Any], kind: str) -> dict[str, A
     return bad
 
 
+FORMATS = ("jsonl", "json", "csv", "parquet")
+KINDS = ("candidates", "processes", "stages")  # the files a run writes, one per kind
+
+
 def build_records(
     processes: int, seed: int, invalid_share: float = 0.0
 ) -> dict[str, list[dict[str, Any] | str]]:
     rng = random.Random(seed)
     feeders = list(PLANTED.feeder_pass)
-    out: dict[str, list] = {"candidates": [], "processes": [], "stages": []}
+    out: dict[str, list] = {kind: [] for kind in KINDS}
     candidate = None
     for _ in range(processes):
         if candidate is None or rng.random() < 0.77:  # ~1.3 processes per candidate
@@ -381,6 +385,27 @@ def _cell(value: Any, fmt: str) -> Any:
     return str(value)
 
 
+def _refuse_other_formats(out_dir: Path, fmt: str) -> None:
+    """A folder holding a run's files in another format is refused before anything is written:
+    the new files landed beside them, and ingesting the folder loaded both runs (their
+    candidate ids overlap, so one run's candidates silently replaced the other's). Files of
+    the same format are replaced, as before; other files are left alone."""
+    from ingest.errors import UserError
+
+    others = [
+        out_dir / f"{kind}.{other}"
+        for other in FORMATS
+        if other != fmt
+        for kind in KINDS
+        if (out_dir / f"{kind}.{other}").exists()
+    ]
+    if others:
+        raise UserError(
+            f"{out_dir} holds {', '.join(p.name for p in others)} of another --format; "
+            "ingesting the folder would load both: remove them or choose another --out"
+        )
+
+
 def generate(
     out_dir: Path, processes: int, seed: int, invalid_share: float = 0.0, fmt: str = "jsonl"
 ) -> dict[str, int]:
@@ -390,6 +415,7 @@ def generate(
     are renamed into place once every one is whole: a full disk or an interrupt in the middle
     left the files written before it and a truncated one, mixed with an earlier run's, under
     an error saying nothing was written."""
+    _refuse_other_formats(out_dir, fmt)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = build_records(processes, seed, invalid_share)
     paths = {kind: out_dir / f"{kind}.{fmt}" for kind in data}
@@ -471,7 +497,7 @@ def generate_command(
     """Generate synthetic candidates, processes and stages with planted signal."""
     from ingest.errors import UserError
 
-    if fmt not in ("jsonl", "json", "csv", "parquet"):
+    if fmt not in FORMATS:
         raise UserError(f"--format must be jsonl, json, csv or parquet, not '{fmt}'")
     if not 0 <= invalid_share < 1:  # (nan fails both)
         raise UserError(f"--invalid-share must be at least 0 and below 1, not {invalid_share}")

@@ -235,3 +235,30 @@ def test_the_summary_counts_what_the_files_hold(tmp_path, fmt):
         for name in counts
     }
     assert held == counts
+
+
+def test_a_folder_holding_another_formats_run_is_refused(tmp_path):
+    """Found by exploratory testing: `itrack generate --format csv` into a folder holding an
+    earlier JSONL run wrote beside it, and `itrack ingest` of the folder loaded both runs (20
+    processes instead of 10; the runs' candidate ids overlap, so one's candidates replaced the
+    other's). Now refused before anything is written; the same format is replaced as before."""
+    from typer.testing import CliRunner
+
+    from itrack.cli.main import app
+    from tests.conftest import assert_exit
+
+    out = tmp_path / "g"
+    generate(out, 5, seed=1)
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    runner = CliRunner()
+    other = runner.invoke(app, ["generate", "--out", str(out), "--format", "csv", "--seed", "2"])
+    assert_exit(other, 2)
+    assert other.output == (
+        f"error: {out} holds candidates.jsonl, processes.jsonl, stages.jsonl of another "
+        "--format; ingesting the folder would load both: remove them or choose another --out\n"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    same = runner.invoke(app, ["generate", "--out", str(out), "--processes", "5", "--seed", "2"])
+    assert_exit(same, 0)
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
