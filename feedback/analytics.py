@@ -147,10 +147,20 @@ def rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = No
         cursor = con.execute(sql, params or [])
     except duckdb.CatalogException as exc:
         raise UserError(
-            f"the warehouse has no marts yet ({str(exc).splitlines()[0]}); run `itrack build`"
+            f"{_file_of(con)}the warehouse has no marts yet ({str(exc).splitlines()[0]}); "
+            "run `itrack build`"
         ) from None
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def _file_of(con: duckdb.DuckDBPyConnection) -> str:
+    """`PATH: ` of the database `con` reads (empty in memory): a `--db` naming a DuckDB file
+    that is not a warehouse was refused without saying which file."""
+    [(path,)] = con.execute(
+        "select path from duckdb_databases() where database_name = current_database()"
+    ).fetchall()
+    return f"{path}: " if path else ""
 
 
 def _column(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> list:

@@ -304,6 +304,28 @@ def test_report_html_and_export_of_a_file_without_marts_are_refused_in_one_line(
     assert not (tmp_path / "feeders.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("command", "mart"),
+    [
+        ("report funnel", "mart_conversion_funnel"),
+        ("report company Acme", "mart_company_insights"),
+        ("report stage onsite", "mart_stage_performance"),
+        ("report feeder referral", "mart_feeder_conversion"),
+        ("feedback report referral", "mart_feeder_conversion"),
+    ],
+)
+def test_reports_of_a_file_without_marts_name_the_file(tmp_path, command, mart):
+    """Found by exploratory testing: `itrack report company X --db other.duckdb` (a DuckDB file
+    that is not a warehouse) said only "the warehouse has no marts yet (...)", not which file,
+    unlike `report html` and `export`."""
+    db = tmp_path / "other.duckdb"
+    duckdb.connect(str(db)).close()
+    assert err(command, "--db", str(db), code=2) == (
+        f"error: {db}: the warehouse has no marts yet (Catalog Error: Table with name {mart} "
+        "does not exist!); run `itrack build`\n"
+    )
+
+
 def test_docs_before_a_build_is_refused(day1):
     """A raw store but no built warehouse: a catalog would describe no model; say so."""
     out("ingest in --db w.duckdb")
