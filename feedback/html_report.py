@@ -443,10 +443,7 @@ def render(warehouse: Path, cache: Path | None = None, shown: str | None = None)
     for stale in cache.glob("*.svg") if cache is not None and cache.is_dir() else []:
         if stale not in used:  # only this report's charts are kept
             stale.unlink(missing_ok=True)
-    summary = (
-        f"{totals['processes']} interview processes, {totals['placements']} placements, "
-        f"{totals['companies']} companies"
-    )
+    summary = summary_text(totals)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>interview-tracking report</title>
@@ -461,6 +458,19 @@ header p {{ color: #555; }}
 {"".join(figures)}
 </body></html>
 """
+
+
+def summary_text(totals: dict[str, int]) -> str:
+    """The header's counts, singular for one: a one-process warehouse (a first build) read
+    "1 interview processes, 0 placements, 1 companies"."""
+    return ", ".join(
+        f"{totals[key]} {one if totals[key] == 1 else many}"
+        for key, one, many in (
+            ("processes", "interview process", "interview processes"),
+            ("placements", "placement", "placements"),
+            ("companies", "company", "companies"),
+        )
+    )
 
 
 def write_report(warehouse: Path, out: Path, cache: Path | None = None) -> Path:

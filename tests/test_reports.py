@@ -11,6 +11,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -272,3 +273,21 @@ def test_the_html_report_goes_beside_the_warehouse_by_default(wh, tmp_path, monk
     assert report(copy, "html") == (0, f"report written: {copy.parent / 'report.html'}\n")
     assert (copy.parent / "report.html").read_text().startswith("<!doctype html>")
     assert list(work.iterdir()) == []
+
+
+def test_the_html_report_header_counts_one_in_the_singular(wh, tmp_path):
+    """Found by exploratory testing on a first build with one interview: the header read
+    "1 interview processes, 0 placements, 1 companies"."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(wh, copy)
+    con = duckdb.connect(str(copy))
+    try:  # the header counts fct_interview_processes: keep one placement
+        con.execute(
+            "delete from fct_interview_processes where interview_process_id <> (select "
+            "min(interview_process_id) from fct_interview_processes where is_placement)"
+        )
+    finally:
+        con.close()
+    out = tmp_path / "one.html"
+    assert report(copy, "html", "--out", str(out)) == (0, f"report written: {out}\n")
+    assert "<p>1 interview process, 1 placement, 1 company. Built " in out.read_text()
