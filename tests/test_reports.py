@@ -291,3 +291,22 @@ def test_the_html_report_header_counts_one_in_the_singular(wh, tmp_path):
     out = tmp_path / "one.html"
     assert report(copy, "html", "--out", str(out)) == (0, f"report written: {out}\n")
     assert "<p>1 interview process, 1 placement, 1 company. Built " in out.read_text()
+
+
+def test_the_company_table_shows_preferred_feeders_offer_rate_as_a_percentage(wh):
+    """Found by exploratory testing: `itrack report company Stripe` printed
+    "preferred_feeders: university 5 0.4", the offer rate as a fraction beside percentages
+    everywhere else in the table (0.4 read as 0.4%)."""
+    company, preferred = next(
+        (name, json.loads(text))
+        for name, text in mart(
+            wh, "select company_name, preferred_feeders from mart_company_insights order by 1"
+        )
+        if json.loads(text)
+    )
+    code, out = report(wh, "company", company)
+    assert code == 0, out
+    shown = "; ".join(
+        f"{f['feeder_source']} {f['processes']} {f['offer_rate']:.1%}" for f in preferred
+    )
+    assert f"  preferred_feeders: {shown}" in out.splitlines()

@@ -111,9 +111,13 @@ def _shown(name: str, value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.1%}" if any(w in name for w in RATE_WORDS) else f"{value:.2f}"
     if isinstance(value, list):  # decoded JSON lists: items separated by "; " on one line
+        # each field shown by its own name's rule: a preferred feeder's offer_rate read 0.4
+        # (a fraction, beside percentages everywhere else in the table)
         return (
             "; ".join(
-                " ".join(f"{v}" for v in item.values()) if isinstance(item, dict) else str(item)
+                " ".join(_shown(k, v) for k, v in item.items())
+                if isinstance(item, dict)
+                else str(item)
                 for item in value
             )
             or "-"
