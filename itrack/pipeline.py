@@ -633,12 +633,16 @@ def _remember_fingerprint(warehouse: Path, fingerprint: str | None) -> None:
 def build_lock(
     warehouse: Path, wait_seconds: float = 0.0, note: Note | None = None
 ) -> Iterator[None]:
-    """One build per warehouse location; busy -> StoreBusyError (exit 2) naming the holder.
+    """One build per warehouse location; busy -> BuildBusy (exit 2) naming the holder.
     Whoever takes it first completes a publish a killed build or feedback run left unfinished
     (`finish_publish`), so what it reads and writes is one run's set of outputs."""
     with _build_lock_file(warehouse, wait_seconds):
         finish_publish(warehouse, wait_seconds, note)
         yield
+
+
+class BuildBusy(StoreBusyError):
+    """Another build of the warehouse held the build lock for the whole wait."""
 
 
 class FeedbackRunning(StoreBusyError):
@@ -671,7 +675,9 @@ def feedback_lock(published: Path, wait_seconds: float) -> Iterator[None]:
 def _build_lock_file(warehouse: Path, wait_seconds: float) -> contextlib.AbstractContextManager:
     folder = build_dir(warehouse)
     folder.mkdir(parents=True, exist_ok=True)
-    return store_lock(folder / f"{warehouse.stem}.build", wait_seconds, what="build")
+    return store_lock(
+        folder / f"{warehouse.stem}.build", wait_seconds, what="build", busy_error=BuildBusy
+    )
 
 
 def finish_publish(

@@ -89,7 +89,7 @@ def content_fingerprint(digests: dict[str, list]) -> str:
 def store_of(db: Path | str) -> str:
     """What a manifest names its raw store by (`store`): the raw store's location, one however
     `--db` spells it. Backups of several stores may share a folder (`--to`): retention, the copy
-    of unchanged tables and the build's newest backup are each store's own (`_snapshots`)."""
+    of unchanged tables and the build's newest backup are each store's own (`_complete`)."""
     return str(location(raw_store_path(db)))
 
 
@@ -111,10 +111,10 @@ def _store_in(manifest: dict) -> str | None:
 def newest_fingerprint(root: Path, db: Path | str) -> str | None:
     """The content fingerprint of the newest complete backup of `db`'s raw store in `root`
     (None: no backup, or one written before backups recorded it)."""
-    snapshots = _snapshots(root, store_of(db))
+    snapshots = _complete(root, store_of(db))
     if not snapshots:
         return None
-    fingerprint = _read_manifest(snapshots[-1]).get("fingerprint")  # type: ignore[union-attr]
+    fingerprint = snapshots[-1][1].get("fingerprint")
     return fingerprint if isinstance(fingerprint, str) else None
 
 
@@ -170,7 +170,7 @@ def backup(
             digests = table_digests(con)  # what the next build compares the store with
             columns = _columns(con)
             counts = {table: count for table, (count, _) in digests.items()}
-            reusable = _reusable(_snapshots(root, store), digests, columns, sign_key)
+            reusable = _reusable(_complete(root, store), digests, columns, sign_key)
             # a table's rows in any order (a restore compares contents, never positions): the
             # Parquet writer then runs on every core (1.2 -> 0.9 s at 1M records)
             con.execute("set preserve_insertion_order = false")
@@ -237,7 +237,10 @@ def _columns(con) -> dict[str, str]:
 
 
 def _reusable(
-    snapshots: list[Path], digests: dict[str, list], columns: dict[str, str], sign_key: bytes | None
+    snapshots: list[tuple[Path, dict]],
+    digests: dict[str, list],
+    columns: dict[str, str],
+    sign_key: bytes | None,
 ) -> dict[str, tuple[Path, str]]:
     """Table -> (its Parquet file in the newest of the store's `snapshots`, that file's sha256)
     for every table
@@ -246,8 +249,10 @@ def _reusable(
     have), and copying those files replaces writing them again. With a key, only from a backup
     whose signature matches it, so a checksum of someone else's making is never signed anew
     (`_copied` checks each file against its checksum)."""
-    manifest = _read_manifest(snapshots[-1]) if snapshots else None
-    if manifest is None or not isinstance(manifest.get("digests"), dict):
+    if not snapshots:
+        return {}
+    newest, manifest = snapshots[-1]
+    if not isinstance(manifest.get("digests"), dict):
         return {}
     if sign_key is not None and not _signed_by(manifest, sign_key):
         return {}
@@ -261,7 +266,7 @@ def _reusable(
             and old_columns.get(table) == columns.get(table)
             and isinstance(checksum, str)
         ):
-            reusable[table] = (snapshots[-1] / f"{table}.parquet", checksum)
+            reusable[table] = (newest / f"{table}.parquet", checksum)
     return reusable
 
 
@@ -326,20 +331,21 @@ def _read_manifest(snapshot: Path) -> dict | None:
     return manifest
 
 
-def _snapshots(root: Path, store: str | None = None) -> list[Path]:
-    """Complete, readable snapshots in `root` (given a `store`, only those of that raw store:
-    see `store_of`), oldest first (by the manifest's creation time)."""
+def _complete(root: Path, store: str | None = None) -> list[tuple[Path, dict]]:
+    """Complete, readable snapshots in `root` with their manifests, read once (given a `store`,
+    only those of that raw store: see `store_of`), oldest first (by the manifest's creation
+    time)."""
     found = []
     for path in root.iterdir() if root.is_dir() else []:
         manifest = _read_manifest(path)
         if manifest is not None and (store is None or _store_in(manifest) == store):
-            found.append((manifest["created_at"], path.name, path))
-    return [path for _, _, path in sorted(found)]
+            found.append((manifest["created_at"], path.name, path, manifest))
+    return [(path, manifest) for _, _, path, manifest in sorted(found, key=lambda f: f[:2])]
 
 
 def _prune(root: Path, keep: int, store: str) -> None:
     """Keep the newest `keep` backups of `store`; another store's in the folder are its own."""
-    snapshots = _snapshots(root, store)
+    snapshots = [path for path, _ in _complete(root, store)]
     for old in snapshots[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -434,11 +440,6 @@ def _fill(staging: Path, snapshot: Path, manifest: dict) -> None:
             con.close()
 
 
-def _snapshot_signed_by(snapshot: Path, key: bytes) -> bool:
-    manifest = _read_manifest(snapshot)  # None: removed since it was listed (pruned)
-    return manifest is not None and _signed_by(manifest, key)
-
-
 def latest(root: Path, sign_key: bytes | None = None) -> tuple[Path, list[Path]]:
     """The backup `itrack restore <folder>` restores, and the newer ones it passes over: the
     newest complete one; with a key, the newest whose manifest the key signed. A backup the key
@@ -446,10 +447,11 @@ def latest(root: Path, sign_key: bytes | None = None) -> tuple[Path, list[Path]]
     never restored with it, and one newer than every signed backup would else stop every
     restore with the key. Only the signature decides: a chosen backup whose files do not match
     its manifest is refused by `verify`, as without a key, never replaced by an older one."""
-    snapshots = _snapshots(root)
-    if not snapshots:
+    found = _complete(root)
+    if not found:
         raise UserError(f"no complete backup in {root}")
-    signed = [s for s in snapshots if sign_key is None or _snapshot_signed_by(s, sign_key)]
+    snapshots = [path for path, _ in found]
+    signed = [path for path, m in found if sign_key is None or _signed_by(m, sign_key)]
     if not signed:
         raise UserError(
             f"no backup in {root} is signed with the key ({len(snapshots)} complete, the newest "

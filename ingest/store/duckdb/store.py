@@ -113,8 +113,14 @@ def require_store(path: Path, remedy: str = LOAD_FIRST) -> None:
 
 
 @contextmanager
-def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") -> Iterator[None]:
-    """Exclusive writer lock on the raw store; busy -> StoreBusyError naming the holder's PID.
+def store_lock(
+    path: Path,
+    wait_seconds: float = 0.0,
+    what: str = "database",
+    busy_error: type[StoreBusyError] = StoreBusyError,
+) -> Iterator[None]:
+    """Exclusive writer lock on the raw store; busy -> `busy_error` naming the holder's PID (a
+    lock of its own kind raises its own subclass, which a caller tells from other busy errors).
 
     Once held, a restore's staging file beside the store (`restore_staging`) is a leftover of
     a killed restore (a live one holds this lock): the next writer, whichever it is (restore,
@@ -122,7 +128,7 @@ def store_lock(path: Path, wait_seconds: float = 0.0, what: str = "database") ->
     lock_path = path.with_name(path.name + ".lock")
 
     def busy(holder: str) -> Exception:
-        return StoreBusyError(
+        return busy_error(
             f"{what} is busy (held by PID {holder}): {path}; retry later or pass --wait SECONDS"
         )
 

@@ -56,7 +56,7 @@ def one_feedback_run(warehouse: Path, wait_seconds: float) -> Iterator[None]:
     process (another server worker, `itrack feedback`), is waited for up to the server's wait
     (then 503); a build is refused at once (409): it writes feeders.json itself. Only taking
     the locks is translated, never what the run itself raises."""
-    from itrack.pipeline import FeedbackRunning, build_lock, feedback_lock
+    from itrack.pipeline import BuildBusy, FeedbackRunning, build_lock, feedback_lock
 
     with ExitStack() as held:
         try:
@@ -67,9 +67,7 @@ def one_feedback_run(warehouse: Path, wait_seconds: float) -> Iterator[None]:
             ) from None
         try:
             held.enter_context(build_lock(warehouse, wait_seconds=0))
-        except StoreBusyError as exc:
-            if not str(exc).startswith("build is busy"):
-                raise
+        except BuildBusy:
             raise BuildRunning(
                 "a build is running: it writes feeders.json itself; retry when it has finished"
             ) from None
