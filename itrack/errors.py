@@ -15,7 +15,7 @@ import click
 import typer
 from rich.console import Console
 from rich.text import Text
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from ingest.interrupts import ctrl_c_stops_queries, interrupted
@@ -103,10 +103,52 @@ def reader_left() -> None:
 BROKEN_PIPE = 141
 
 
-class HandledGroup(TyperGroup):
+class OnceEach:
+    """Every `itrack` command and group: an option that takes one value (or a flag) given more
+    than once is refused, one line naming it, exit 2. Click kept the last one silently:
+    `report html --out a.html --out b.html` wrote b.html, `--strict --no-strict` ran without
+    --strict. Options that take a list (`--interviewer A --interviewer B`) are given once per
+    item, and eager ones (`--help`, `--version`) end the run before any value is used."""
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)  # type: ignore[misc]
+        parse = parser.parse_args
+
+        def parse_once(args: list[str]) -> Any:
+            opts, rest, order = parse(args=args)  # `order`: each option once per occurrence
+            if not ctx.resilient_parsing:  # shell completion parses half-typed lines
+                _refuse_repeats(order)
+            return opts, rest, order
+
+        parser.parse_args = parse_once
+        return parser
+
+
+def _refuse_repeats(order: list[Any]) -> None:
+    """`order`: the parameters as the parser met them, once per occurrence."""
+    single = [
+        p
+        for p in order
+        if p.param_type_name == "option" and not (p.multiple or p.count or p.is_eager)
+    ]
+    for param in single:
+        given = sum(p is param for p in single)
+        if given > 1:
+            names = [*(o for o in param.opts if o.startswith("--")), *param.secondary_opts]
+            takes = "" if param.is_flag else " (it takes one value)"
+            name = "/".join(names) or param.opts[0]
+            fail(f"{name} was given {given} times; give it once{takes}", 2)
+
+
+class HandledCommand(OnceEach, TyperCommand):
+    """Every `itrack` command (`HandledTyper.command`): options given once (`OnceEach`)."""
+
+
+class HandledGroup(OnceEach, TyperGroup):
     """Every `itrack` command group: errors become one line and an exit code, never a
-    traceback. Registered on each Typer app (`cls=HandledGroup`), so sub-apps invoked on their
-    own (tests, `python -m`) behave as under the root."""
+    traceback; its own options given once (`OnceEach`). Registered on each Typer app
+    (`new_app`), so sub-apps invoked on their own (tests, `python -m`) behave as under the
+    root."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         for arg in args:  # bytes that are not UTF-8 reach Python as lone surrogates
@@ -143,8 +185,19 @@ def _debugging() -> bool:
         return False
 
 
-def new_app(help: str) -> typer.Typer:
-    """A Typer app with the shared error handling."""
-    return typer.Typer(
-        help=help, no_args_is_help=True, pretty_exceptions_enable=False, cls=HandledGroup
+class HandledTyper(typer.Typer):
+    """A Typer app whose commands are `HandledCommand`s (Typer's default is `TyperCommand`)."""
+
+    def command(self, *args: Any, cls: Any = None, **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or HandledCommand, **kwargs)
+
+
+def new_app(help: str, **settings: Any) -> typer.Typer:
+    """Every `itrack` app and sub-app: the shared error handling (`HandledGroup`) and options
+    given once (`OnceEach`); `settings` are Typer's (no_args_is_help by default)."""
+    return HandledTyper(
+        help=help,
+        pretty_exceptions_enable=False,
+        cls=HandledGroup,
+        **{"no_args_is_help": True, **settings},
     )

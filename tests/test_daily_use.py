@@ -894,6 +894,63 @@ def test_version_and_refused_negative_numbers(tmp_path):
     )
 
 
+def _options(command=None, path=()):
+    """(command path, option) for every option of every `itrack` command and group."""
+    import typer
+
+    command = command or typer.main.get_command(app)
+    for param in command.params:
+        if param.param_type_name == "option":
+            yield path, param
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _options(sub, (*path, name))
+
+
+def test_an_option_given_twice_is_refused_by_every_command(store, monkeypatch):
+    """Found by an exploratory run: `report html --out a.html --out b.html` wrote b.html and
+    `ingest --db X --db Y` loaded into Y, silently (click keeps the last value). Every option
+    that takes one value, and every flag, given twice is now one line naming it, exit 2,
+    before anything runs; options that take a list still take one item each time."""
+    monkeypatch.chdir(store.parent)
+    before = sorted(store.parent.rglob("*"))
+    assert err("report html --out a.html --out b.html --db w.duckdb", code=2) == (
+        "error: --out was given 2 times; give it once (it takes one value)\n"
+    )
+    assert err("ingest in --db x.duckdb --strict --db y.duckdb --no-strict", code=2) == (
+        "error: --db was given 2 times; give it once (it takes one value)\n"
+    )
+    assert err("ingest in --strict --no-strict --strict", code=2) == (
+        "error: --strict/--no-strict was given 3 times; give it once\n"
+    )
+    assert err("feedback --feeders a.json --feeders=b.json", code=2) == (  # a group's own
+        "error: --feeders was given 2 times; give it once (it takes one value)\n"
+    )
+    assert err("sql -c 1 --command 2", code=2) == (
+        "error: --command was given 2 times; give it once (it takes one value)\n"
+    )
+    checked = 0
+    for path, option in _options():
+        if option.multiple or option.count or option.is_eager:
+            continue
+        given = [option.opts[0]] * 2 if option.is_flag else [option.opts[0], "x"] * 2
+        message = err(*path, *given, code=2)
+        name = "/".join([*(o for o in option.opts if o.startswith("--")), *option.secondary_opts])
+        takes = "" if option.is_flag else " (it takes one value)"
+        assert message == f"error: {name} was given 2 times; give it once{takes}\n", path
+        checked += 1
+    assert checked > 50
+    assert sorted(store.parent.rglob("*")) == before  # nothing ran
+    p = create(store, "--candidate c1 --company Acme --role SWE --new-company")
+    stage = add_stage(store, p["id"], "Onsite")
+    done = out(
+        f"interview outcome {stage['id']} passed --interviewer Bo --interviewer Zoe --db",
+        str(store),
+        "--format",
+        "json",
+    )
+    assert json.loads(done)["stage"]["interviewer_names"] == ["Bo", "Zoe"]
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [

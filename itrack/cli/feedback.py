@@ -12,13 +12,12 @@ from ingest.errors import UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.common import DbOption, Target, WaitOption, path_option, warehouse, with_target
 from itrack.cli.output import line, print_json, print_record
-from itrack.errors import HandledGroup
+from itrack.errors import new_app
 
-app = typer.Typer(
-    help="Write metrics back to feeders.json and placement history.",
+app = new_app(
+    "Write metrics back to feeders.json and placement history.",
     invoke_without_command=True,
-    pretty_exceptions_enable=False,
-    cls=HandledGroup,
+    no_args_is_help=False,
 )
 
 

@@ -30,20 +30,18 @@ from itrack.cli.common import (
     with_target,
 )
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text
-from itrack.errors import HandledGroup, err_console, fail, reader_left
+from itrack.errors import err_console, fail, new_app, reader_left
 from itrack.generate import generate_command
 from itrack.settings import check_memory_limit, get_settings
 
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-app = typer.Typer(
-    help="interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+# every command: one line and an exit code, options given once (itrack/errors.py)
+app = new_app(
+    "interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes.",
     # usage errors as one plain line in logs; rich panels only for a person at a terminal
     rich_markup_mode="rich" if sys.stderr.isatty() else None,
-    cls=HandledGroup,  # every command: one line and an exit code (itrack/errors.py)
 )
 console = Console(soft_wrap=True, markup=False)  # data is never markup; one line per path
 
