@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from feedback.marts import open_marts, require_marts
-from ingest.errors import UserError
+from ingest.errors import UserError, make_folder
 from ingest.sqltext import sql_text
 
 TABLES = (
@@ -132,10 +132,7 @@ def export_anonymized(out: Path, db: Path | str, fmt: str = "parquet") -> dict[s
         # a file that is not a built warehouse (the raw store, an empty file) exported nothing
         # and said "exported 0 tables", exit 0; refused before the folder is created
         require_marts(con, db, TABLES)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise UserError(f"cannot create {out}: {exc.strerror}") from None
+        make_folder(out, "--out")
         for name in names:  # what the export replaces must be a file (or nothing)
             target = out / name
             if target.is_symlink() or (target.exists() and not target.is_file()):

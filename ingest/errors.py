@@ -6,6 +6,7 @@ They say nothing about exit codes or HTTP statuses: the application shell maps t
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -69,3 +70,23 @@ def refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise DuplicateKey(key)
             seen.add(key)
     return record
+
+
+def make_folder(path: Path, name: str) -> None:
+    """Create the folder `path` a command writes into (and its parents), unless it is one. A
+    path that cannot be a folder is a UserError naming `name` (the option, or what the folder
+    is for), the path and why, before anything is written: a file there or above it said
+    "cannot write: [Errno 17] File exists" (or "[Errno 20] Not a directory")."""
+    for place in (path, *path.parents):
+        if place.is_dir():
+            break
+        if place.exists() or place.is_symlink():  # a file, a FIFO, a dangling link
+            what = f"{place} is {'a file, ' if place.is_file() else ''}not a folder"
+            made = "" if place == path else f"{path} cannot be made: "
+            raise UserError(f"{name}: {made}{what}; nothing was written")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(
+            f"{name}: cannot create folder {path}: {exc.strerror}; nothing was written"
+        ) from None

@@ -415,8 +415,10 @@ def generate(
     are renamed into place once every one is whole: a full disk or an interrupt in the middle
     left the files written before it and a truncated one, mixed with an earlier run's, under
     an error saying nothing was written."""
+    from ingest.errors import make_folder
+
     _refuse_other_formats(out_dir, fmt)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, "--out")
     data = build_records(processes, seed, invalid_share)
     paths = {kind: out_dir / f"{kind}.{fmt}" for kind in data}
     staged = {kind: path.with_name(f".{path.name}.partial") for kind, path in paths.items()}

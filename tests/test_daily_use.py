@@ -894,6 +894,18 @@ def test_version_and_refused_negative_numbers(tmp_path):
     )
 
 
+def test_a_backup_folder_that_is_a_file_is_refused_naming_it(store):
+    """`itrack backup --to FILE` said "cannot create backup folder FILE: File exists"; the
+    folders a command writes into are refused by one rule (ingest.errors.make_folder), as
+    `generate --out` (tests/test_generate.py) and `export --out` are."""
+    file = store.parent / "notes.txt"
+    file.write_text("mine")
+    assert err("backup --to", str(file), "--db", str(store), code=2) == (
+        f"error: --to: {file} is a file, not a folder; nothing was written\n"
+    )
+    assert file.read_text() == "mine"
+
+
 def _options(command=None, path=()):
     """(command path, option) for every option of every `itrack` command and group."""
     import typer

@@ -262,3 +262,29 @@ def test_a_folder_holding_another_formats_run_is_refused(tmp_path):
     same = runner.invoke(app, ["generate", "--out", str(out), "--processes", "5", "--seed", "2"])
     assert_exit(same, 0)
     assert sorted(p.name for p in out.iterdir()) == sorted(before)
+
+
+def test_an_out_that_is_a_file_is_refused_naming_it(tmp_path):
+    """Found by an exploratory run: `itrack generate --out FILE` said "cannot write: [Errno 17]
+    File exists: 'FILE'; nothing of this run was written" (and under a file "[Errno 20] Not a
+    directory"): now one line naming the path and what is wrong, exit 2, the file untouched."""
+    from typer.testing import CliRunner
+
+    from itrack.cli.main import app
+    from tests.conftest import assert_exit
+
+    runner = CliRunner()
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    for out, message in (
+        (file, f"error: --out: {file} is a file, not a folder; nothing was written\n"),
+        (
+            file / "g",
+            f"error: --out: {file / 'g'} cannot be made: {file} is a file, not a folder; "
+            "nothing was written\n",
+        ),
+    ):
+        result = runner.invoke(app, ["generate", "--out", str(out), "--processes", "2"])
+        assert_exit(result, 2)
+        assert result.output == message
+    assert [(p.name, p.read_text()) for p in tmp_path.iterdir()] == [("notes.txt", "mine")]

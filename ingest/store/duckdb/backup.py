@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.checksum import sha256_of
-from ingest.errors import UserError
+from ingest.errors import UserError, make_folder
 from ingest.interrupts import interrupted
 from ingest.sqltext import sql_text
 from ingest.stamps import new_run_id, utc_now
@@ -157,10 +157,7 @@ def backup(
     if not raw_store_path(db).exists():  # a wrong --db: no empty backup folder, no new store
         with open_store(db, wait_seconds, create=False):
             pass
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create backup folder {root}: {exc.strerror}") from None
+    make_folder(root, "--to" if to else "backup folder")
     with open_store(db, wait_seconds, create=False) as con:
         _sweep_partials(root, store)  # under the lock: no backup of this store runs
         try:
