@@ -906,6 +906,29 @@ def test_a_backup_folder_that_is_a_file_is_refused_naming_it(store):
     assert file.read_text() == "mine"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["feedback", "--placements", "p.json/"],
+        ["feedback", "--feeders", "feeders.json/"],
+        ["feedback", "--candidates", "c.jsonl/"],
+        ["backup", "--key-file", "key/"],
+        ["sql", "-c", "select 1", "--db", "w.duckdb/"],
+        ["interview", "list", "--db", "w.duckdb/"],
+    ],
+)
+def test_a_file_option_spelled_as_a_folder_is_refused(day1, args):
+    """`itrack feedback --placements p.json/` wrote p.json and `--db w.duckdb/` made w.duckdb
+    (`Path` drops the trailing '/'; found with `report html --out`, tests/test_reports.py):
+    every option naming a file refuses a path spelled as a folder, one line, exit 2."""
+    before = sorted(Path(".").rglob("*"))
+    option, value = args[-2:]
+    assert err(*args, code=2) == (
+        f"error: {option}: {value} ends with '/', so it names a folder, not a file\n"
+    )
+    assert sorted(Path(".").rglob("*")) == before
+
+
 def _options(command=None, path=()):
     """(command path, option) for every option of every `itrack` command and group."""
     import typer

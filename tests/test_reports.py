@@ -232,6 +232,27 @@ def test_the_html_report_replaces_only_a_report(wh, tmp_path):
     assert again.read_text().startswith("<!doctype html>")
 
 
+@pytest.mark.parametrize(
+    ("given", "why"),
+    [
+        ("report.html/", "ends with '/', so it names a folder, not a file"),
+        ("sub/report.html/", "ends with '/', so it names a folder, not a file"),
+        ("/", "ends with '/', so it names a folder, not a file"),
+        (".", "names a folder ('.'), not a file"),
+        ("..", "names a folder ('..'), not a file"),
+        ("sub/.", "names a folder ('.'), not a file"),
+        ("sub/..", "names a folder ('..'), not a file"),
+    ],
+)
+def test_the_html_report_refuses_an_out_spelled_as_a_folder(wh, tmp_path, monkeypatch, given, why):
+    """Found by an exploratory run: `itrack report html --out report.html/` wrote report.html
+    (`Path` drops a trailing '/', and a last `.`: `--out sub/.` wrote a file named sub), exit 0,
+    where the shell and every other tool take a folder. Refused, one line, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    assert report(wh, "html", "--out", given) == (2, f"error: --out: {given} {why}\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_html_report_renders_in_headless_chromium(wh, tmp_path):
     chromium = shutil.which("chromium")
     assert chromium, "chromium is required: `make test` installs Debian's chromium"

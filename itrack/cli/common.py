@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ingest.errors import UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.output import Format, FormatOption, JsonAlias
 from itrack.settings import get_settings
@@ -38,6 +40,22 @@ def path_value(value: str | Path) -> Path:
     return Path(value).expanduser()
 
 
+def file_value(value: str | Path, option: str) -> Path:
+    """A file argument as given (`path_value`), refused when its spelling names a folder: a
+    trailing `/` (`--out report.html/`), or `.` or `..` as its last part. `Path` drops a
+    trailing `/` and `/.`, so `report html --out report.html/` wrote report.html and
+    `feedback --placements p.json/` p.json, where the shell, `ls` and `cp` take a folder."""
+    path = path_value(value)
+    if isinstance(value, Path):  # a default
+        return path
+    last = value.rsplit(os.sep, 1)[-1]
+    if not last:
+        raise UserError(f"{option}: {value} ends with '{os.sep}', so it names a folder, not a file")
+    if last in (os.curdir, os.pardir):
+        raise UserError(f"{option}: {value} names a folder ('{last}'), not a file")
+    return path
+
+
 def filter_value(value: str) -> str:
     """A list filter as given. A blank one is refused: it is an unset shell variable
     (`--company "$COMPANY"`), and it matched nothing, so the list said "0 processes" where the
@@ -53,9 +71,21 @@ def path_option(*names: str, help: str, **options: Any) -> Any:
     return typer.Option(*names, parser=path_value, metavar="<path>", help=help, **options)
 
 
+def file_option(name: str, help: str, **options: Any) -> Any:
+    """`typer.Option` for a file: as `path_option`, also refusing a path spelled as a folder
+    (`file_value`), one line naming the option `name`."""
+    return typer.Option(
+        name,
+        parser=functools.partial(file_value, option=name),
+        metavar="<path>",
+        help=help,
+        **options,
+    )
+
+
 DbOption = Annotated[
     Path | None,
-    path_option(
+    file_option(
         "--db",
         help="Warehouse path (default: $ITRACK_DB or data/warehouse.duckdb); "
         "the raw store lives beside it.",

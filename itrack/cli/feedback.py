@@ -10,7 +10,7 @@ import typer
 
 from ingest.errors import UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
-from itrack.cli.common import DbOption, Target, WaitOption, path_option, warehouse, with_target
+from itrack.cli.common import DbOption, Target, WaitOption, file_option, warehouse, with_target
 from itrack.cli.output import line, print_json, print_record
 from itrack.errors import new_app
 
@@ -24,11 +24,17 @@ app = new_app(
 @app.callback()
 def feedback(
     ctx: typer.Context,
-    feeders: Annotated[Path | None, path_option(help="feeders.json to update.")] = None,
-    placements: Annotated[Path | None, path_option(help="Placement history output (JSON).")] = None,
+    feeders: Annotated[
+        Path | None, file_option("--feeders", help="feeders.json to update.")
+    ] = None,
+    placements: Annotated[
+        Path | None, file_option("--placements", help="Placement history output (JSON).")
+    ] = None,
     candidates: Annotated[
         Path | None,
-        path_option(help="Candidates JSON/JSONL file to merge placement_history into."),
+        file_option(
+            "--candidates", help="Candidates JSON/JSONL file to merge placement_history into."
+        ),
     ] = None,
     full: Annotated[
         bool, typer.Option(help="Recompute every feeder, not only changed ones.")

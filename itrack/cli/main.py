@@ -24,6 +24,7 @@ from itrack.cli.common import (
     DbOption,
     Target,
     WaitOption,
+    file_option,
     path_option,
     path_value,
     warehouse,
@@ -472,7 +473,7 @@ def print_build_summary(summary: dict[str, Any], result: Any) -> None:
 
 KeyFileOption = Annotated[
     Path | None,
-    path_option(
+    file_option(
         "--key-file",
         help="Secret key to sign the manifest with HMAC-SHA256 (a key inside the backup folder "
         "is refused: it would travel with the backups); restore with the same key refuses a "

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from itrack.cli.common import DbOption, Target, path_option, warehouse, with_target
+from itrack.cli.common import DbOption, Target, file_option, warehouse, with_target
 from itrack.cli.output import jsonable, line, print_json, print_table
 from itrack.errors import new_app
 
@@ -200,7 +200,7 @@ def feeder(name: Annotated[str, typer.Argument(help="Feeder source.")], *, targe
 def html(
     out: Annotated[
         Path | None,
-        path_option(
+        file_option(
             "--out",
             help="HTML file to write (default: report.html beside the warehouse, where the "
             "build writes it: data/report.html).",
