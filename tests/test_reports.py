@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from itrack.cli.main import app
-from tests.conftest import CHARTS, read
+from tests.conftest import CHARTS, assert_exit, read
 
 runner = CliRunner()
 
@@ -191,6 +191,80 @@ def test_a_feeder_named_like_json_stays_its_name(tmp_path, shared_plans):
     assert code == 0, out
     assert out.splitlines()[:2] == ["feeder [1]:", "- feeder_source: [1]"]
     assert "  top_rejection_reasons: weak sql 1" in out.splitlines()
+
+
+def plain_records(text: str) -> list[list[tuple[str, str]]]:
+    """The `key: value` blocks of a report printed to a log (not a terminal)."""
+    records: list[list[tuple[str, str]]] = []
+    for row in text.splitlines()[1:]:
+        if row.startswith("- "):
+            records.append([])
+        key, _, value = row[2:].partition(":")
+        records[-1].append((key, value.strip()))
+    return records
+
+
+def on_terminal(wh: Path, monkeypatch, columns: int, *args: str) -> str:
+    """`itrack report ARGS` as drawn on a terminal `columns` wide."""
+    monkeypatch.setattr("itrack.cli.output.is_terminal", lambda: True)
+    result = runner.invoke(
+        app,
+        ["report", *args, "--db", str(wh)],
+        env={"COLUMNS": str(columns)},
+        terminal_width=columns,
+    )
+    assert_exit(result, 0)
+    return result.output
+
+
+def drawn_records(text: str) -> list[list[tuple[str, str]]]:
+    """The field/value rows of a table drawn by `print_table`'s narrow layout; a value wrapped
+    over several lines is joined with spaces."""
+    records: list[list[tuple[str, str]]] = [[]]
+    for row in text.splitlines()[2:-1]:
+        if row.startswith("├"):
+            records.append([])
+            continue
+        _, key, value, _ = row.split("│")
+        if key.strip():
+            records[-1].append((key.strip(), value.strip()))
+        else:
+            records[-1][-1] = (records[-1][-1][0], f"{records[-1][-1][1]} {value.strip()}")
+    return records
+
+
+def test_the_funnel_and_company_tables_are_readable_in_80_columns(wh, monkeypatch):
+    """Found by an exploratory run: on an 80-column terminal `itrack report funnel` drew its 12
+    columns 3 to 6 characters wide ("feed/er_s/ourc/e", "67.6/%"), and `report company` its
+    11 columns with each rejection reason over a dozen lines. A table wider than the terminal
+    now prints each record as field/value rows, a rule between records, the values exactly
+    those the plain text shows; a terminal wide enough still gets the table."""
+    funnel = plain_records(report(wh, "funnel")[1])
+    company = plain_records(report(wh, "company", "Stripe")[1])
+    key_width = max(len(k) for record in funnel for k, _ in record)
+    value_width = max(len(v) for record in funnel for _, v in record)
+    width = key_width + value_width + 7
+    left = (width - len("conversion funnel")) // 2
+
+    def rule(ends: str) -> str:
+        return f"{ends[0]}{'─' * (key_width + 2)}{ends[1]}{'─' * (value_width + 2)}{ends[2]}"
+
+    expected = [" " * left + "conversion funnel" + " " * (width - left - 17), rule("┌┬┐")]
+    for i, record in enumerate(funnel):
+        if i:
+            expected.append(rule("├┼┤"))
+        expected += [f"│ {k.ljust(key_width)} │ {v.ljust(value_width)} │" for k, v in record]
+    expected.append(rule("└┴┘"))
+    assert on_terminal(wh, monkeypatch, 80, "funnel").splitlines() == expected
+    assert len(funnel) == 7 and width <= 80
+
+    drawn = on_terminal(wh, monkeypatch, 80, "company", "Stripe")
+    assert max(len(row) for row in drawn.splitlines()) <= 80
+    assert drawn_records(drawn) == company
+
+    wide = on_terminal(wh, monkeypatch, 250, "funnel").splitlines()
+    assert wide[2].split() == ["┃", *" ┃ ".join(k for k, _ in funnel[0]).split(), "┃"]
+    assert len(wide) == 3 + 1 + len(funnel) + 1  # title, rules, header, one line per record
 
 
 def test_build_writes_a_self_contained_html_report(wh):

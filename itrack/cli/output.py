@@ -1,8 +1,10 @@
 """Output of every `itrack` command: rich tables on a terminal, plain complete text in logs, JSON
 for scripts (`--format json` everywhere; `--json` is kept as a hidden alias).
 
-On a terminal tables are drawn by rich. When stdout is not a terminal (cron, a pipe, a test) the
-output is plain: no colour codes, no box drawing, nothing cut to 80 columns, no blank lines.
+On a terminal tables are drawn by rich; a table wider than the terminal (`report funnel` at 80
+columns) prints each record as a block of field/value rows instead. When stdout is not a
+terminal (cron, a pipe, a test) the output is plain: no colour codes, no box drawing, nothing
+cut to 80 columns, no blank lines.
 Tables of a few columns print one record per line under one header line; wide tables and single
 records print as `key: value` blocks. Values never wrap and never lose characters.
 """
@@ -107,21 +109,35 @@ def warn(message: str) -> None:
 
 def print_record(record: dict[str, Any], title: str, shown: Any = text) -> None:
     """One record as a key/value block (a two-column table on a terminal)."""
+    pairs = [
+        (key, shown(key, value) if shown is not text else text(value))
+        for key, value in record.items()
+    ]
     if is_terminal():
         from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
 
-        table = Table(title=Text(title), show_header=False)
-        table.add_column("field", style="bold")
-        table.add_column("value", overflow="fold")
-        for key, value in record.items():
-            table.add_row(key, shown(key, value) if shown is not text else text(value))
-        Console(markup=False).print(table)  # data is never markup
+        _print_blocks(Console(markup=False), [pairs], title)  # data is never markup
         return
     line(f"{title}:")
-    for key, value in record.items():
-        line(_pair("  ", key, shown(key, value) if shown is not text else text(value)))
+    for key, value in pairs:
+        line(_pair("  ", key, value))
+
+
+def _print_blocks(console: Any, records: Sequence[Sequence[tuple[str, str]]], title: str) -> None:
+    """Records on a terminal as one two-column table of field/value rows, a rule between
+    records; a long value wraps in its column."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(title), show_header=False)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value", overflow="fold")
+    for i, pairs in enumerate(records):
+        if i:
+            table.add_section()
+        for key, value in pairs:
+            table.add_row(key, value)
+    console.print(table)
 
 
 def print_table(
@@ -140,12 +156,18 @@ def print_table(
         from rich.table import Table
         from rich.text import Text
 
+        console = Console(markup=False)  # data is never markup
         table = Table(title=Text(title))
         for n in names:
             table.add_column(n, justify="right" if n in numeric else "left", overflow="fold")
         for values in cells:
             table.add_row(*values)
-        Console(markup=False).print(table)  # data is never markup
+        if rows and table.__rich_measure__(console, console.options).maximum > console.width:
+            # wider than the terminal: its columns were folded to a few characters each
+            # (`report funnel` at 80 columns), so each record is a block of field/value rows
+            _print_blocks(console, [list(zip(names, v, strict=True)) for v in cells], title)
+            return
+        console.print(table)
         return
     line(f"{title}:")
     if not rows:
