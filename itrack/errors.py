@@ -9,7 +9,9 @@ classes (the API uses `http_status`).
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
 
 import click
 import typer
@@ -157,24 +159,45 @@ class HandledGroup(OnceEach, TyperGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        try:
-            with ctrl_c_stops_queries():  # DuckDB alone noticed Ctrl-C only when a query returned
-                return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.Abort, click.ClickException):
-            raise
-        except _TYPER_CLICK_ERRORS:  # usage errors of typer's own click (exit 2, its message)
-            raise
-        except KeyboardInterrupt:
+        with handled():
+            return super().invoke(ctx)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Errors inside become one line on stderr and an exit code (`typer.Exit`), never a
+    traceback: the one handling of every command (`HandledGroup.invoke`) and script
+    (`run_script`)."""
+    try:
+        with ctrl_c_stops_queries():  # DuckDB alone noticed Ctrl-C only when a query returned
+            yield
+    except (typer.Exit, typer.Abort, click.exceptions.Exit, click.Abort, click.ClickException):
+        raise
+    except _TYPER_CLICK_ERRORS:  # usage errors of typer's own click (exit 2, its message)
+        raise
+    except KeyboardInterrupt:
+        fail("interrupted; nothing of this run was written", 130)
+    except BrokenPipeError:  # `itrack ... | head`: the reader left; what ran stands
+        reader_left()
+    except Exception as exc:
+        if interrupted(exc):  # Ctrl-C inside a DuckDB query: was "unexpected", exit 3
             fail("interrupted; nothing of this run was written", 130)
-        except BrokenPipeError:  # `itrack ... | head`: the reader left; what ran stands
-            reader_left()
-        except Exception as exc:
-            if interrupted(exc):  # Ctrl-C inside a DuckDB query: was "unexpected", exit 3
-                fail("interrupted; nothing of this run was written", 130)
-            code = exit_code(exc)
-            if code == 3 and _debugging():
-                raise
-            fail(message(exc), code)
+        code = exit_code(exc)
+        if code == 3 and _debugging():
+            raise
+        fail(message(exc), code)
+
+
+def run_script(main: Callable[[], object]) -> NoReturn:
+    """Run a script's `main` (examples/) as `itrack` runs a command: an error is one line on
+    stderr and the command's exit code (1 refused, 2 cannot run, 3 a bug, 130 interrupted),
+    never a traceback."""
+    try:
+        with handled():
+            main()
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(0)
 
 
 def _debugging() -> bool:

@@ -13,7 +13,8 @@ from pathlib import Path
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
-def run(script: str, *args: str, db: Path) -> str:
+def run(script: str, *args: str, db: Path, code: int = 0) -> str:
+    """The script's stdout (its stderr when `code` is not 0: then stdout is empty)."""
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / script), *args],
         text=True,
@@ -21,7 +22,10 @@ def run(script: str, *args: str, db: Path) -> str:
         env={**os.environ, "ITRACK_DB": str(db)},
         timeout=300,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == code, result.stderr
+    if code:
+        assert result.stdout == ""
+        return result.stderr
     return result.stdout
 
 
@@ -37,6 +41,8 @@ def test_examples_run_end_to_end(tmp_path):
         == "funnel: 1 started, 1 in flight, offers accepted - (0 of 0 answered)"
     )
     assert "  referral             sourced    1  placements    0  conversion 0.0%" in before
+    assert before.splitlines()[-1] == f"HTML report: {tmp_path / 'report.html'}"
+    assert (tmp_path / "report.html").read_text().startswith("<!doctype html>")
 
     updated = run("update_stage_outcome.py", process_id, db=db)
     assert updated.splitlines()[-2:] == [
@@ -53,4 +59,24 @@ def test_examples_run_end_to_end(tmp_path):
     assert lines[0] == "funnel: 1 started, 0 in flight, offers accepted 100.0% (1 of 1 answered)"
     assert "  referral             sourced    1  placements    1  conversion 100.0%" in report
     assert "  Acme Robotics        sent    1  offer rate 100.0%  time to decision 0 days" in lines
-    assert "  technical               1 stages  pass rate 100.0%  avg rating 4.0" in lines
+    assert "  technical               1 stages  pass rate 100.0%  avg rating 4.00" in lines
+    assert lines[-1] == f"HTML report: {tmp_path / 'report.html'}"
+    assert "<p>1 interview process, 1 placement, 1 company. Built " in (
+        (tmp_path / "report.html").read_text()
+    )  # the report of this build, not of the first
+
+
+def test_the_conversion_report_refuses_bad_input_in_one_line(tmp_path):
+    """Found by an exploratory run: examples/generate_conversion_report.py ended in a
+    traceback for ITRACK_DB naming a folder or a warehouse with no raw store yet; it now says
+    so in one line with `itrack`'s exit code (itrack.errors.run_script)."""
+    assert run("generate_conversion_report.py", db=tmp_path, code=2) == (
+        f"error: ITRACK_DB: {tmp_path} is a folder, not a warehouse file; give a file such as "
+        f"{tmp_path / 'warehouse.duckdb'}\n"
+    )
+    missing = tmp_path / "new" / "warehouse.duckdb"
+    assert run("generate_conversion_report.py", db=missing, code=2) == (
+        f"error: no raw store at {tmp_path / 'new' / 'warehouse.raw.duckdb'}: nothing to build; "
+        "name the files to ingest (itrack build PATH...) or check --db\n"
+    )
+    assert list(tmp_path.iterdir()) == []

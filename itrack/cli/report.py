@@ -79,7 +79,7 @@ def emit(rows: list[dict[str, Any]], fmt: Format, title: str) -> None:
             writer.writerows({k: _cell(v) for k, v in row.items()} for row in rows)
         sys.stdout.write(buffer.getvalue())
         return
-    print_table(rows, title, shown=_shown)
+    print_table(rows, title, shown=shown)
 
 
 _jsonable = jsonable
@@ -105,7 +105,10 @@ def _cell(value: Any) -> Any:
 RATE_WORDS = ("rate", "wilson", "depth", "adherence")
 
 
-def _shown(name: str, value: Any) -> str:
+def shown(name: str, value: Any) -> str:
+    """A report value as every report table prints it (and examples/): a rate (a name holding a
+    `RATE_WORDS` word) as a percentage with one decimal, another fractional number (a rating,
+    days) with two, none as `-`, a JSON list's items on one line."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -115,7 +118,7 @@ def _shown(name: str, value: Any) -> str:
         # (a fraction, beside percentages everywhere else in the table)
         return (
             "; ".join(
-                " ".join(_shown(k, v) for k, v in item.items())
+                " ".join(shown(k, v) for k, v in item.items())
                 if isinstance(item, dict)
                 else str(item)
                 for item in value
