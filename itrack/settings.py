@@ -26,7 +26,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ingest.errors import UserError
 from ingest.field_errors import field_errors
@@ -76,6 +83,16 @@ class Settings(BaseModel):
             if not (name in _BLANK_IS_UNSET and isinstance(value, str) and not value.strip())
         }
 
+    @field_validator("db", mode="before")
+    @classmethod
+    def _a_file(cls, value: Any) -> Any:
+        """`ITRACK_DB=data/warehouse.duckdb/` is refused as `--db` is (`folder_spelling`): a
+        `Path` drops the trailing '/', and a new warehouse file was made there."""
+        why = folder_spelling(value) if isinstance(value, str) else None
+        if why:
+            raise ValueError(why)
+        return value
+
     def warehouse(self, override: Path | str | None = None) -> Path:
         """The warehouse path: the command's `--db` if given, else `ITRACK_DB`, else the default;
         a location dbt or DuckDB would misread is refused here, before anything is written.
@@ -110,6 +127,20 @@ class Settings(BaseModel):
         if self.plan_cache is None:
             return None
         return Path(self.plan_cache).expanduser()
+
+
+def folder_spelling(value: str) -> str | None:
+    """Why the path `value`, as spelled, names a folder and cannot name a file (a trailing
+    separator, or `.` or `..` as its last part); None when it can. `Path` drops a trailing '/'
+    and a last '.', so `report.html/` became report.html, where the shell and every other tool
+    take a folder: every option and variable naming a file refuses it (`cli.common.file_value`,
+    `Settings.db`)."""
+    last = value.rsplit(os.sep, 1)[-1]
+    if not last:
+        return f"ends with '{os.sep}', so it names a folder, not a file"
+    if last in (os.curdir, os.pardir):
+        return f"names a folder ('{last}'), not a file"
+    return None
 
 
 # What a warehouse location may not hold, anywhere in its absolute path: dbt-duckdb reads the

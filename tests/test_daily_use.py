@@ -929,6 +929,29 @@ def test_a_file_option_spelled_as_a_folder_is_refused(day1, args):
     assert sorted(Path(".").rglob("*")) == before
 
 
+@pytest.mark.parametrize("value", ["w.duckdb/", "data/."])
+def test_itrack_db_spelled_as_a_folder_is_refused(day1, monkeypatch, value):
+    """`ITRACK_DB=w.duckdb/ itrack ingest in` loaded into w.duckdb (and `data/.` into a file
+    named data), as `--db w.duckdb/` did: refused by the same rule, one line, exit 2."""
+    from itrack.settings import get_settings
+
+    monkeypatch.setenv("ITRACK_DB", value)
+    get_settings.cache_clear()
+    try:
+        before = sorted(Path(".").rglob("*"))
+        why = (
+            "ends with '/', so it names a folder"
+            if value.endswith("/")
+            else ("names a folder ('.')")
+        )
+        assert err("ingest in", code=2) == (
+            f"error: ITRACK_DB={value!r} is not valid: {why}, not a file\n"
+        )
+        assert sorted(Path(".").rglob("*")) == before
+    finally:
+        get_settings.cache_clear()
+
+
 def _options(command=None, path=()):
     """(command path, option) for every option of every `itrack` command and group."""
     import typer

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import typer
 from ingest.errors import UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.output import Format, FormatOption, JsonAlias
-from itrack.settings import get_settings
+from itrack.settings import folder_spelling, get_settings
 
 
 def path_value(value: str | Path) -> Path:
@@ -41,18 +40,12 @@ def path_value(value: str | Path) -> Path:
 
 
 def file_value(value: str | Path, option: str) -> Path:
-    """A file argument as given (`path_value`), refused when its spelling names a folder: a
-    trailing `/` (`--out report.html/`), or `.` or `..` as its last part. `Path` drops a
-    trailing `/` and `/.`, so `report html --out report.html/` wrote report.html and
-    `feedback --placements p.json/` p.json, where the shell, `ls` and `cp` take a folder."""
+    """A file argument as given (`path_value`), refused, one line naming `option`, when its
+    spelling names a folder (`folder_spelling`: `--out report.html/` wrote report.html)."""
     path = path_value(value)
-    if isinstance(value, Path):  # a default
-        return path
-    last = value.rsplit(os.sep, 1)[-1]
-    if not last:
-        raise UserError(f"{option}: {value} ends with '{os.sep}', so it names a folder, not a file")
-    if last in (os.curdir, os.pardir):
-        raise UserError(f"{option}: {value} names a folder ('{last}'), not a file")
+    why = None if isinstance(value, Path) else folder_spelling(value)  # a Path: a default
+    if why:
+        raise UserError(f"{option}: {value} {why}")
     return path
 
 
