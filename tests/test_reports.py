@@ -218,18 +218,20 @@ def on_terminal(wh: Path, monkeypatch, columns: int, *args: str) -> str:
 
 
 def drawn_records(text: str) -> list[list[tuple[str, str]]]:
-    """The field/value rows of a table drawn by `print_table`'s narrow layout; a value wrapped
-    over several lines is joined with spaces."""
+    """The field/value rows of a table drawn by `print_table`'s narrow layout: a value wrapped
+    over several lines is joined with spaces, a field name folded (a line without a value:
+    report values are never empty) without."""
     records: list[list[tuple[str, str]]] = [[]]
     for row in text.splitlines()[2:-1]:
         if row.startswith("├"):
             records.append([])
             continue
-        _, key, value, _ = row.split("│")
-        if key.strip():
-            records[-1].append((key.strip(), value.strip()))
-        else:
-            records[-1][-1] = (records[-1][-1][0], f"{records[-1][-1][1]} {value.strip()}")
+        key, value = (part.strip() for part in row.split("│")[1:3])
+        if key and value:
+            records[-1].append((key, value))
+            continue
+        last_key, last_value = records[-1][-1]
+        records[-1][-1] = (last_key + key, f"{last_value} {value}" if value else last_value)
     return records
 
 
@@ -265,6 +267,15 @@ def test_the_funnel_and_company_tables_are_readable_in_80_columns(wh, monkeypatc
     wide = on_terminal(wh, monkeypatch, 250, "funnel").splitlines()
     assert wide[2].split() == ["┃", *" ┃ ".join(k for k, _ in funnel[0]).split(), "┃"]
     assert len(wide) == 3 + 1 + len(funnel) + 1  # title, rules, header, one line per record
+
+
+def test_a_narrow_terminal_folds_field_names_and_cuts_nothing(wh, monkeypatch):
+    """At 40 columns the field names of `report stage` were cut ("avg_overall_rat…"): they
+    fold now, as the values do; every name and value is whole."""
+    plain = plain_records(report(wh, "stage", "technical")[1])
+    drawn = on_terminal(wh, monkeypatch, 40, "stage", "technical")
+    assert "…" not in drawn and max(len(row) for row in drawn.splitlines()) <= 40
+    assert drawn_records(drawn) == plain
 
 
 def test_build_writes_a_self_contained_html_report(wh):

@@ -130,7 +130,7 @@ def _print_blocks(console: Any, records: Sequence[Sequence[tuple[str, str]]], ti
     from rich.text import Text
 
     table = Table(title=Text(title), show_header=False)
-    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("field", style="bold", overflow="fold")
     table.add_column("value", overflow="fold")
     for i, pairs in enumerate(records):
         if i:
