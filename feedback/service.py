@@ -205,6 +205,14 @@ def empty_metrics() -> dict[str, Any]:
     }
 
 
+def gone_feeders(document: dict[str, Any], fresh: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Feeders feeders.json (`document`) has metrics for but the marts (`fresh`) no longer
+    know (every process moved to another feeder, or its spelling changed): their metrics become
+    those of no processes, in a default run, with --full and live alike."""
+    entries = document.get("feeders", {})
+    return {f: empty_metrics() for f, e in entries.items() if "metrics" in e and f not in fresh}
+
+
 def _stored_metrics(entries: dict[str, Any], feeder: str) -> dict[str, Any] | None:
     metrics = entries.get(feeder, {}).get("metrics")
     if metrics is None:
@@ -315,12 +323,7 @@ def run_feedback(
         since = log.get_state("watermark", EPOCH)
         result.triggered_feeders = sorted(triggered_feeders(con, since))
         entries = document.get("feeders", {})
-        # feeders the file has metrics for but the marts no longer know (every process moved
-        # to another feeder, or its spelling changed): their metrics become those of no
-        # processes, in a default run and with --full alike
-        fresh |= {
-            f: empty_metrics() for f, e in entries.items() if "metrics" in e and f not in fresh
-        }
+        fresh |= gone_feeders(document, fresh)
         if full or log.get_state("prior", "") != prior:
             marked = set(fresh)
         else:
@@ -680,8 +683,9 @@ class FeedbackService:
 
     def process_interview_outcome(self, interview_id: str | Any) -> OutcomeResult:
         """For a process that reached offer_accepted, rejected_by_company or
-        candidate_withdrew: update its feeder's metrics in feeders.json, the candidate's
-        placement history (on acceptance), and log the metrics. Idempotent: a second call
+        candidate_withdrew: update every feeder's metrics in feeders.json as the nightly step
+        writes them from the same store, the candidate's placement history (on acceptance), and
+        log the metrics that changed. Idempotent: a second call
         writes nothing and logs nothing."""
         if self._read_process is None:
             raise UserError("FeedbackService needs `read_process` to look up a process")
@@ -735,9 +739,12 @@ class FeedbackService:
         return journal_path(Path(self.warehouse))
 
     def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:
-        """The feeder's live metrics and, for an accepted offer, the candidate's placement
-        history, staged and published as one set (feedback.publish) with the log's record."""
-        load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
+        """Every feeder's metrics, as the nightly step writes them from the last build and the
+        ledger (`fold_live_outcomes`: its rule, not a copy; every feeder: an outcome moves the
+        overall rate, the prior of each smoothed rate) and, for an accepted offer, the
+        candidate's placement history, staged and published as one set (feedback.publish) with
+        the log's record."""
+        document = load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
         ledger = json.loads(self._log.get_state(LIVE_KEY, "{}")) if self._log else {}
         before = dict(ledger)
         with connect_marts(self.warehouse) as con:
@@ -760,8 +767,8 @@ class FeedbackService:
                     f"feeder '{feeder_source}' is not in the last build yet; the next build "
                     "adds it to feeders.json"
                 ) from None
+            fresh |= gone_feeders(document, fresh)
             folded, ledger = fold_live_outcomes(con, ledger, fresh, self.prior_strength)
-        metrics = folded[feeder]
         run_id, now = new_run_id("feedback"), self._clock()
         record = self._log is not None and ledger != before
         outputs: list[Output] = []
@@ -771,16 +778,16 @@ class FeedbackService:
         journal = self._journal()
         try:
             update = FeedersUpdate(
-                self.feeders_path, lambda doc: merge_metrics(doc, {feeder: metrics}, {feeder}, now)
+                self.feeders_path, lambda doc: merge_metrics(doc, folded, set(folded), now)
             )
             if not update.result:
                 update.discard()  # our metrics are there already: the file is not rewritten
             if outcome is not None and outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
                 places, people = self._stage_placement(outcome, ledger)
-            outputs = [feeders_output(update, {feeder: metrics}, now)]
+            outputs = [feeders_output(update, folded, now)]
             outputs += [*staged_output(places), *staged_output(people)]
             document = update.document
-            logged = {feeder: document["feeders"][feeder]["metrics"]} if update.result else {}
+            logged = {n: plain(document["feeders"][n]["metrics"]) for n in update.result}
             record = self._log is not None and (bool(logged) or record)
             done: set[str] = set()
             staged = any(o.staged for o in outputs)
@@ -795,7 +802,7 @@ class FeedbackService:
         return OutcomeResult(
             run_id=run_id,
             feeder_source=feeder,
-            metrics=document["feeders"][feeder]["metrics"],
+            metrics=plain(document["feeders"][feeder]["metrics"]),  # as read, if not rewritten
             feeders_updated=str(update.staged.target) in done if update.staged else False,
             live_processes=sum(1 for f, *_ in ledger.values() if name_key(f) == name_key(feeder)),
             logged=bool(logged) and record,

@@ -90,7 +90,10 @@ def test_offer_accepted_through_the_api_runs_the_feedback_step(db, store):
             ("Acme", {"base_salary": 150000, "currency": "USD"}),
             ("Beta", OFFER),
         ]
-        assert _runs(db) == [("referral", metrics)]
+        # every feeder's metrics logged: the overall rate moved each smoothed rate
+        written = _feeders(db)
+        assert sorted(_runs(db)) == [(n, written[n]["metrics"]) for n in sorted(written)]
+        assert list(written) == ["agency", "linkedin", "referral"]  # appended in name order
 
         # the same call again: refused by the state machine, and nothing changes
         files = _files(db)
@@ -101,7 +104,7 @@ def test_offer_accepted_through_the_api_runs_the_feedback_step(db, store):
         )
         assert_error(again, 409, contains="offer_accepted is final")
         assert _files(db) == files
-        assert len(_runs(db)) == 1
+        assert len(_runs(db)) == 3
         # the server still serves after letting go of the store for the step
         assert api.get(f"/interviews/{pid(5)}", headers=lead()).status_code == 200
 

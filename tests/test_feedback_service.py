@@ -122,8 +122,13 @@ def test_accepted_offer_updates_the_feeder_placements_and_log(db):
             },
         ]
     }
-    [(run_id, feeder, logged)] = runs(db)
-    assert (run_id, feeder, json.loads(logged)) == (result.run_id, "referral", metrics)
+    # every feeder's metrics written and logged: the overall rate moved each smoothed rate
+    written = json.loads((db.parent / "feeders.json").read_text())["feeders"]
+    assert sorted((r, f, json.loads(m)) for r, f, m in runs(db)) == [
+        (result.run_id, name, written[name]["metrics"])
+        for name in ("agency", "linkedin", "referral")
+    ]
+    assert written["referral"]["metrics"] == metrics
 
 
 def test_process_interview_outcome_is_idempotent(db):
@@ -132,12 +137,13 @@ def test_process_interview_outcome_is_idempotent(db):
     )
     feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
     files = {p.name: p.read_bytes() for p in db.parent.glob("*.json")}
+    logged = runs(db)
     again = feedback_service(db, clock=lambda: "2030-01-01T00:00:00Z").process_interview_outcome(
         pid(5)
     )
     assert (again.feeders_updated, again.placement_recorded, again.logged) == (False, False, False)
     assert {p.name: p.read_bytes() for p in db.parent.glob("*.json")} == files
-    assert len(runs(db)) == 1
+    assert runs(db) == logged
     assert again.metrics["updated_at"] == NOW  # nothing changed, so the time did not move
 
 
@@ -314,7 +320,7 @@ def test_scoring_job_fields_are_kept_and_a_corrupt_file_is_refused(db):
     feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
     document = json.loads(feeders.read_text())
     assert document["version"] == 2 and document["feeders"]["referral"]["weight"] == 1.5
-    assert list(document["feeders"]) == ["referral"]
+    assert list(document["feeders"]) == ["referral", "agency", "linkedin"]  # new ones appended
     feeders.write_text("{not json")
     with pytest.raises(UserError, match="not valid JSON"):
         feedback_service(db).update_feeder_conversion_rates("linkedin")
@@ -649,3 +655,31 @@ def test_a_built_placement_withdrawn_live_leaves_the_placements_of_the_nightly_s
     assert referral["metrics"]["placements"] == 0
     assert "c1" not in json.loads((db.parent / "candidate_placements.json").read_text())
     assert people.read_text() == '{"id": "c1", "name": "Ann"}\n'  # as for one never placed
+
+
+def test_a_live_outcome_moves_every_feeders_smoothed_rate_as_the_nightly_step_does(db):
+    """An accepted offer moves the overall rate (the prior of every smoothed rate: 1 of 7
+    placed -> 2 of 7), but the live path rewrote only referral's metrics: linkedin and agency
+    kept smoothed rates from the old prior until the next `itrack feedback` (found by comparing
+    the live feeders.json with the nightly step's for the same store). Every feeder whose
+    metrics moved is now written, and logged, as the nightly step does."""
+    nightly_feedback(db)  # the outputs a build leaves
+    InterviewService(DuckDBInterviewStore(db)).complete_interview_process(
+        pid(5), "offer_accepted", OFFER
+    )
+    result = feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
+    live = json.loads((db.parent / "feeders.json").read_text())["feeders"]
+    # k = 10, prior 2 / 7: agency 0 of 1, linkedin 0 of 3, referral 2 of 3
+    assert {name: e["metrics"]["smoothed_conversion_rate"] for name, e in live.items()} == {
+        "agency": rounded((0 + 10 * 2 / 7) / (1 + 10)),
+        "linkedin": rounded((0 + 10 * 2 / 7) / (3 + 10)),
+        "referral": rounded((2 + 10 * 2 / 7) / (3 + 10)),
+    }
+    assert {name: e["metrics"]["updated_at"] for name, e in live.items()} == dict.fromkeys(
+        ("agency", "linkedin", "referral"), NOW
+    )
+    assert sorted((f, json.loads(m)) for r, f, m in runs(db) if r == result.run_id) == sorted(
+        (name, e["metrics"]) for name, e in live.items()
+    )
+    nightly_feedback(db, full=False)
+    assert json.loads((db.parent / "feeders.json").read_text())["feeders"] == live

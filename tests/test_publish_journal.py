@@ -345,6 +345,29 @@ def offered_process(db: Path) -> str:
         con.close()
 
 
+def built_feeders(db: Path) -> list[str]:
+    """The feeders of the published build, in name order."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("select feeder_source from mart_feeder_conversion order by 1")
+        return [name for (name,) in rows.fetchall()]
+    finally:
+        con.close()
+
+
+def feeder_of(db: Path, process: str) -> str:
+    """The feeder the published build counts `process` under."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(
+            "select feeder_source from fct_interview_processes "
+            "where interview_process_id::varchar = ?",
+            [process],
+        ).fetchone()[0]
+    finally:
+        con.close()
+
+
 def ledger_of(db: Path) -> dict[str, list]:
     con = duckdb.connect(str(raw_store_path(db)), read_only=True)
     try:
@@ -379,7 +402,10 @@ def test_a_live_outcome_killed_between_its_writes_is_completed_by_the_next_comma
         n: v for n, v in before.items() if n not in done
     }
     assert process not in ledger_of(db)  # the log's record is committed after the renames
-    [feeder] = next(o.metrics for o in journal.outputs if o.metrics is not None)
+    # every feeder's metrics: the acceptance moved the overall rate, each smoothed rate's prior
+    metrics = next(o.metrics for o in journal.outputs if o.metrics is not None)
+    assert sorted(metrics) == sorted(journal.metrics) == built_feeders(db)
+    feeder = feeder_of(db, process)
 
     # the next writer of the outputs (here one feeder's rates, as the API's) completes it first
     probe = (
@@ -399,7 +425,7 @@ def test_a_live_outcome_killed_between_its_writes_is_completed_by_the_next_comma
     now = current(db)
     assert {name: now[name] for name in staged} == staged  # exactly what was staged
     assert now["warehouse.duckdb"] == before["warehouse.duckdb"]
-    assert logged_rows(db, journal.run_id) == 1  # the feeder's metrics, logged once
+    assert logged_rows(db, journal.run_id) == len(metrics)  # each feeder's metrics, once
     assert ledger_of(db)[process][:2] == [feeder, "offer_accepted"]
     candidate = ledger_of(db)[process][3]  # after the time it was decided
     placements = json.loads((db.parent / "candidate_placements.json").read_text())
