@@ -223,7 +223,8 @@ def merged_candidates(
     never duplicates a record. `complete`: `history` holds every placed candidate (a feedback
     run's), so one absent from it has no placement any more (its offer_accepted process was
     reopened or corrected) and loses the `placement_history` an earlier run wrote; else (the
-    live path's one candidate) the others are left as they are. A file that cannot be merged
+    live path's candidates) the others are left as they are. A candidate given with no records
+    (`[]`) loses it either way. A file that cannot be merged
     is refused (UserError) before a caller writes anything else."""
     text = _read_text(path)
     if text is None:
@@ -317,7 +318,9 @@ def _apply(
         changed = record.get("placement_history") != placements
         record["placement_history"] = placements
         return changed
-    if complete and "placement_history" in record:  # placed no more: as one never placed
+    # placed no more (absent from a complete `history`, or given with no records): as one
+    # never placed
+    if (complete or placements is not None) and "placement_history" in record:
         del record["placement_history"]
         return True
     return False

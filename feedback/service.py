@@ -582,14 +582,15 @@ class OutcomeResult(Result):
     logged: bool  # the metrics were appended to the run log (only when they changed)
     interview_id: str | None = None
     status: str | None = None
-    placement_recorded: bool = False  # the candidate's placement history changed
+    placement_recorded: bool = False  # the placements file changed (a candidate's history)
     candidates_updated: bool = False
 
     def __str__(self) -> str:
         what = "feeders.json updated" if self.feeders_updated else "feeders.json already current"
         text = f"{what} for {self.feeder_source}"
-        if self.placement_recorded:
-            text += "; placement recorded"
+        if self.placement_recorded:  # an acceptance's, else one taken out (or a missing file)
+            accepted = self.status == InterviewStatus.OFFER_ACCEPTED.value
+            text += "; placement recorded" if accepted else "; placement history updated"
         return text
 
 
@@ -683,8 +684,8 @@ class FeedbackService:
 
     def process_interview_outcome(self, interview_id: str | Any) -> OutcomeResult:
         """For a process that reached offer_accepted, rejected_by_company or
-        candidate_withdrew: update every feeder's metrics in feeders.json as the nightly step
-        writes them from the same store, the candidate's placement history (on acceptance), and
+        candidate_withdrew: update every feeder's metrics in feeders.json and each placement
+        history the outcome changes, as the nightly step writes them from the same store, and
         log the metrics that changed. Idempotent: a second call
         writes nothing and logs nothing."""
         if self._read_process is None:
@@ -739,11 +740,12 @@ class FeedbackService:
         return journal_path(Path(self.warehouse))
 
     def _update_feeder(self, feeder_source: str, outcome: ProcessOutcome | None) -> OutcomeResult:
-        """Every feeder's metrics, as the nightly step writes them from the last build and the
-        ledger (`fold_live_outcomes`: its rule, not a copy; every feeder: an outcome moves the
-        overall rate, the prior of each smoothed rate) and, for an accepted offer, the
-        candidate's placement history, staged and published as one set (feedback.publish) with
-        the log's record."""
+        """Every feeder's metrics and the placement histories the outcome changes, as the
+        nightly step writes them from the last build and the ledger (`fold_live_outcomes`,
+        `_ledger_history`: its rules, not a copy), staged and published as one set
+        (feedback.publish) with the log's record. Every feeder: an outcome moves the overall
+        rate, the prior of each smoothed rate; each candidate whose history moves: an
+        acceptance adds one, a rejection or withdrawal of a process that had one takes it out."""
         document = load_feeders_file(self.feeders_path)  # refuse a corrupt file before any work
         ledger = json.loads(self._log.get_state(LIVE_KEY, "{}")) if self._log else {}
         before = dict(ledger)
@@ -769,6 +771,7 @@ class FeedbackService:
                 ) from None
             fresh |= gone_feeders(document, fresh)
             folded, ledger = fold_live_outcomes(con, ledger, fresh, self.prior_strength)
+            changes = self._placement_changes(con, before, ledger)
         run_id, now = new_run_id("feedback"), self._clock()
         record = self._log is not None and ledger != before
         outputs: list[Output] = []
@@ -782,8 +785,8 @@ class FeedbackService:
             )
             if not update.result:
                 update.discard()  # our metrics are there already: the file is not rewritten
-            if outcome is not None and outcome.status == InterviewStatus.OFFER_ACCEPTED.value:
-                places, people = self._stage_placement(outcome, ledger)
+            if changes is not None:
+                places, people = self._stage_placements(*changes)
             outputs = [feeders_output(update, folded, now)]
             outputs += [*staged_output(places), *staged_output(people)]
             document = update.document
@@ -810,30 +813,68 @@ class FeedbackService:
             candidates_updated=people is not None and str(people.target) in done,
         )
 
-    def _stage_placement(
-        self, outcome: ProcessOutcome, ledger: dict[str, list[Any]]
+    def _placement_changes(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        before: dict[str, list[Any]],
+        ledger: dict[str, list[Any]],
+    ) -> tuple[dict[str, list[dict[str, Any]]], bool] | None:
+        """(candidate id -> placement history, whole) that the ledger's change from `before`
+        to `ledger` makes in the nightly step's placements file (`_ledger_history`; [] for a
+        candidate placed no more), reading only the candidates of the processes whose entries
+        changed, and the file not at all: it holds `before`'s rendering, as the last live run
+        or build left it. A missing file is rendered whole (`whole`), as the nightly step
+        renders it. None: nothing changes."""
+        if not resolve_target(self.placements_path).exists():
+            built = placements_from_marts(con)
+            return _ledger_history(built, json.dumps(ledger), _undone_placements(con, ledger)), True
+        moved = sorted(p for p in before.keys() | ledger.keys() if before.get(p) != ledger.get(p))
+        if not moved:
+            return None
+        candidates = set(placements_from_marts(con, process_ids=moved))  # the build placed
+        for values in [before.get(p) for p in moved] + [ledger.get(p) for p in moved]:
+            if values is not None and (placement := _ledger_entry(values)[3]):
+                candidates.add(placement[0])  # accepted live
+        if not candidates:
+            return None
+        old, new = (_histories_of(con, sorted(candidates), side) for side in (before, ledger))
+        changed = {c: new.get(c, []) for c in sorted(candidates) if new.get(c) != old.get(c)}
+        return (changed, False) if changed else None
+
+    def _stage_placements(
+        self, changes: dict[str, list[dict[str, Any]]], whole: bool
     ) -> tuple[Staged, Staged | None]:
-        """The candidate's whole placement history, as the nightly step takes it: the last
-        build's as the `ledger`'s outcomes leave it (this one included; an acceptance undone
-        since is no longer there), staged for the placements file and the candidates file."""
-        candidate = outcome.candidate_id
+        """The placements file with the histories `changes` sets (a candidate with [] left
+        out, as the nightly step leaves one never placed), staged, and the candidates file with
+        them as `placement_history` (`whole`: `changes` holds every placed candidate)."""
         history, finite = read_placements(self.placements_path)
-        with connect_marts(self.warehouse) as con:
-            built = placements_from_marts(con, candidate)
-            undone = _undone_placements(con, ledger)
-        history[candidate] = _ledger_history(built, json.dumps(ledger), undone)[candidate]
-        # finite: no NaN or infinity in the file as read; the marts' records and this one
+        for candidate, records in changes.items():
+            if records:
+                history[candidate] = records
+            else:
+                history.pop(candidate, None)
+        # finite: no NaN or infinity in the file as read; the marts' records and the ledger's
         # (OfferDetails' amounts are finite) hold none either
         places = Staged(self.placements_path, placements_bytes(history, finite))
         people = None
         if self.candidates_path is not None:
             try:
-                merged = merged_candidates(self.candidates_path, {candidate: history[candidate]})
+                merged = merged_candidates(self.candidates_path, changes, complete=whole)
                 people = Staged(self.candidates_path, merged)
             except BaseException:
                 places.discard()
                 raise
         return places, people
+
+
+def _histories_of(
+    con: duckdb.DuckDBPyConnection, candidates: list[str], ledger: dict[str, list[Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The placement histories of `candidates` in the nightly step's placements file with the
+    `ledger`'s outcomes folded in (`_ledger_history`; a candidate placed nowhere is absent)."""
+    built = placements_from_marts(con, candidates)
+    history = _ledger_history(built, json.dumps(ledger), _undone_placements(con, ledger))
+    return {c: history[c] for c in candidates if c in history}
 
 
 UNATTRIBUTED = "unattributed"

@@ -287,8 +287,9 @@ def test_a_rejection_moves_the_counts_and_records_no_placement(db):
     result = feedback_service(db, clock=lambda: NOW).process_interview_outcome(pid(5))
     assert (result.metrics["placements"], result.metrics["decided_processes"]) == (1, 3)
     assert result.metrics["decided_conversion_rate"] == rounded(1 / 3)
-    assert not result.placement_recorded
-    assert not (db.parent / "candidate_placements.json").exists()
+    # no placement for P5; the missing file is written as the nightly step writes it
+    assert result.placement_recorded
+    assert json.loads((db.parent / "candidate_placements.json").read_text()) == {"c1": [ACME]}
 
 
 def test_live_values_equal_what_the_next_build_computes(db):
@@ -432,7 +433,9 @@ def test_interview_complete_prints_what_feedback_did(db):
         app, ["interview", "complete", pid(5), "candidate_withdrew", "--db", str(db)]
     )
     assert result.exit_code == 0 and result.exception is None, result.output
-    assert result.output.endswith("feedback ran: feeders.json updated for referral\n")
+    # the placements file was missing: written whole, as the nightly step writes it
+    last = "feedback ran: feeders.json updated for referral; placement history updated\n"
+    assert result.output.endswith(last)
 
 
 def three_processes_built(tmp_path: Path, p2_company: str = "Beta") -> Path:
@@ -657,6 +660,16 @@ def test_a_built_placement_withdrawn_live_leaves_the_placements_of_the_nightly_s
     assert people.read_text() == '{"id": "c1", "name": "Ann"}\n'  # as for one never placed
 
 
+def outputs(db: Path, *others: Path) -> dict[str, object]:
+    """feeders.json, the placements file and `others`, parsed (JSON Lines line by line)."""
+    found: dict[str, object] = {}
+    for path in (db.parent / "feeders.json", db.parent / "candidate_placements.json", *others):
+        text = path.read_text()
+        lines = [json.loads(line) for line in text.splitlines()] if path.suffix == ".jsonl" else []
+        found[path.name] = lines or json.loads(text)
+    return found
+
+
 def test_a_live_outcome_moves_every_feeders_smoothed_rate_as_the_nightly_step_does(db):
     """An accepted offer moves the overall rate (the prior of every smoothed rate: 1 of 7
     placed -> 2 of 7), but the live path rewrote only referral's metrics: linkedin and agency
@@ -683,3 +696,122 @@ def test_a_live_outcome_moves_every_feeders_smoothed_rate_as_the_nightly_step_do
     )
     nightly_feedback(db, full=False)
     assert json.loads((db.parent / "feeders.json").read_text())["feeders"] == live
+
+
+def _close_p5(db: Path, outcome: str) -> None:
+    """P5 (c1's, referral) closed with `outcome` on 2025-02-03, feedback not run."""
+    service = interview_service(db, feedback=False)
+    at = "2025-02-03T10:00Z"
+    if outcome == "failed stage":
+        stage = service.get_interview(pid(5)).stages[0]  # Phone Screen, pending
+        closed = service.record_stage_outcome(stage.id, "failed", at=at).process
+        assert (closed.status, closed.final_outcome) == (
+            "rejected_by_company",
+            "Failed Phone Screen",
+        )
+    elif outcome == "offer_accepted":
+        service.complete_interview_process(
+            pid(5), outcome, {"base_salary": 1, "currency": "EUR"}, at=at
+        )
+    else:
+        service.complete_interview_process(pid(5), outcome, at=at)
+
+
+ACME = {
+    "company": "Acme",
+    "role": "Engineer",
+    "placement_date": "2025-01-15T10:00:00",
+    "offer_details": {"base_salary": 150000, "currency": "USD"},
+}
+
+
+@pytest.mark.parametrize(
+    "outcome", ["offer_accepted", "rejected_by_company", "candidate_withdrew", "failed stage"]
+)
+def test_every_closing_leaves_the_outputs_the_nightly_step_writes(db, outcome):
+    """P5 accepted live (c1 placed at Beta), reopened by a correction (no feedback run), then
+    closed again live: a rejection, a withdrawal or a failed stage left c1's Beta placement in
+    the placements file and the candidates file (only an acceptance rewrote them) until the
+    next `itrack feedback` took it out, and every closing left the other feeders' smoothed rates
+    stale (found by comparing the live outputs with the nightly step's for the same store).
+    After any closing the outputs are now what the nightly step writes from the same store."""
+    people = db.parent / "candidates.jsonl"
+    people.write_text('{"id": "c1", "name": "Ann"}\n')
+    nightly_feedback(db, candidates=people)  # the outputs a build leaves
+    live = feedback_service(db, candidates=people, clock=lambda: NOW)
+    service = interview_service(db, feedback=False)
+    service.complete_interview_process(pid(5), "offer_accepted", OFFER, at="2025-02-01T10:00Z")
+    live.process_interview_outcome(pid(5))
+    service.reopen_interview_process(
+        pid(5), "wrong process", "rita", "in_progress", at="2025-02-02T10:00Z"
+    )
+    _close_p5(db, outcome)
+    result = live.process_interview_outcome(pid(5))
+
+    accepted = outcome == "offer_accepted"
+    beta = {
+        "company": "Beta",
+        "role": "Engineer",
+        # one tick after offer_extended, which the acceptance passed through
+        "placement_date": "2025-02-03T10:00:00.000001",
+        "offer_details": {"base_salary": 1, "currency": "EUR"},
+    }
+    expected = [ACME, beta] if accepted else [ACME]
+    after = outputs(db, people)
+    assert after["candidate_placements.json"] == {"c1": expected}
+    assert after["candidates.jsonl"] == [{"id": "c1", "name": "Ann", "placement_history": expected}]
+    referral = after["feeders.json"]["feeders"]["referral"]["metrics"]
+    placed = 2 if accepted else 1
+    assert (referral["candidates_sourced"], referral["placements"]) == (3, placed)
+    assert referral["decided_processes"] == 3
+    assert result.placement_recorded  # c1's Beta placement went, or moved to 2025-02-03
+    nightly_feedback(db, candidates=people, full=False)
+    assert outputs(db, people) == after
+
+
+def test_a_live_acceptance_without_a_placements_file_writes_it_whole(db):
+    """No placements file (deleted, or never written: this warehouse was built without the
+    feedback step): a live acceptance of c3's new process wrote a file holding c3 alone, where
+    the nightly step writes every placed candidate (c1's Acme placement was missing). The live
+    path now renders a missing file whole, as the nightly step does."""
+    service = interview_service(db, feedback=False)
+    process = service.create_interview_process("c3", "Gamma", "Analyst", at="2025-02-01T10:00Z")
+    offer = {"base_salary": 90000, "currency": "GBP"}
+    service.complete_interview_process(process.id, "offer_accepted", offer, at="2025-02-03T10:00Z")
+    result = feedback_service(db, clock=lambda: NOW).process_interview_outcome(process.id)
+    gamma = {
+        "company": "Gamma",
+        "role": "Analyst",
+        # one tick after offer_extended, which the acceptance passed through
+        "placement_date": "2025-02-03T10:00:00.000001",
+        "offer_details": offer,
+    }
+    assert result.placement_recorded and str(result).endswith("; placement recorded")
+    placed = json.loads((db.parent / "candidate_placements.json").read_text())
+    assert placed == {"c1": [ACME], "c3": [gamma]}
+    nightly_feedback(db, full=False)
+    assert json.loads((db.parent / "candidate_placements.json").read_text()) == placed
+
+
+def test_a_live_withdrawal_takes_a_built_placement_out_of_the_candidates_file(db):
+    """P1 (c1 placed at Acme in the build) reopened and withdrawn live: the live path left
+    c1's Acme placement in the placements file and in the candidates file's
+    `placement_history` until the next `itrack feedback` (found by comparing the live outputs
+    with the nightly step's). c1, placed no more, now leaves both at once, as one never placed."""
+    people = db.parent / "candidates.jsonl"
+    people.write_text('{"id": "c1", "name": "Ann"}\n')
+    nightly_feedback(db, candidates=people)  # the outputs a build leaves
+    assert outputs(db, people)["candidates.jsonl"] == [
+        {"id": "c1", "name": "Ann", "placement_history": [ACME]}
+    ]
+    service = interview_service(db, feedback=False)
+    service.reopen_interview_process(pid(1), "accepted elsewhere", "rita")
+    service.complete_interview_process(pid(1), "candidate_withdrew")
+    result = feedback_service(db, candidates=people).process_interview_outcome(pid(1))
+    assert (result.placement_recorded, result.candidates_updated) == (True, True)
+    assert str(result) == "feeders.json updated for referral; placement history updated"
+    assert (db.parent / "candidate_placements.json").read_text() == "{}\n"
+    assert people.read_text() == '{"id": "c1", "name": "Ann"}\n'
+    after = outputs(db, people)
+    nightly_feedback(db, candidates=people, full=False)
+    assert outputs(db, people) == after
