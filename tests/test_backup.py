@@ -296,6 +296,8 @@ def test_restore_with_a_key_takes_the_newest_backup_the_key_signed(tmp_path):
     restored = tmp_path / "restored.duckdb"
     assert out("restore", str(bk), "--db", str(restored), "--key-file", str(key)) == (
         f"restored {bk / signed} -> {raw_store_path(restored)}\n"
+        f"the folder holds no backup of {tmp_path.resolve() / 'restored.raw.duckdb'}: this one "
+        f"is of {tmp_path.resolve() / 'warehouse.raw.duckdb'}, the one store it holds\n"
         f"passed over 2 newer backup(s) not signed with the key: {unsigned}, {signed_otherwise}\n"
     )
     con = duckdb.connect(str(raw_store_path(restored)), read_only=True)
@@ -336,3 +338,50 @@ def test_a_backup_never_sweeps_the_one_another_store_is_writing_into_the_folder(
     assert len(written) == 1
     assert sorted(p.name for p in bk.iterdir()) == sorted([*written, b])
     assert json.loads((bk / b / MANIFEST).read_text())["row_counts"]["extract_watermarks"] == 1
+
+
+def test_restore_of_a_folder_takes_only_the_backups_of_the_store_restored(tmp_path):
+    """Found by restoring a folder two raw stores back up into: `itrack restore bk --db a
+    --overwrite` restored the newest backup of the folder, b's, so store a silently held b's
+    rows. Now only a's backups are restored over a; a folder with none of the store's is
+    refused in one line naming the stores there and their newest backups, except that a
+    restore replacing nothing (no --overwrite: a copy, a new machine) takes the backups of the
+    one store a folder holds, and says so. Fails before the fix (a got b's rows)."""
+    first, second, bk = tmp_path / "a.duckdb", tmp_path / "b.duckdb", tmp_path / "bk"
+    new_store(first, watermarks=1)
+    new_store(second, watermarks=3)
+    a1 = backed_up(first, bk)
+    b1 = backed_up(second, bk)
+    assert out("restore", str(bk), "--db", str(first), "--overwrite") == (
+        f"restored {bk / a1} -> {raw_store_path(first)}\n"
+    )
+    con = duckdb.connect(str(raw_store_path(first)), read_only=True)
+    names = con.execute("select table_name from extract_watermarks").fetchall()
+    con.close()
+    assert names == [("t0",)]  # a's one row, not b's three
+
+    here = tmp_path.resolve()
+    third = tmp_path / "c.duckdb"
+    assert err("restore", str(bk), "--db", str(third)) == (
+        f"error: no backup in {bk} is of the raw store {here / 'c.raw.duckdb'}; it holds "
+        f"backups of {here / 'a.raw.duckdb'} (newest {a1}), {here / 'b.raw.duckdb'} (newest "
+        f"{b1}): to restore one of them, name it (itrack restore {bk}/<backup>)\n"
+    )
+    assert not raw_store_path(third).exists()
+    assert out("restore", str(bk / b1), "--db", str(third)) == (
+        f"restored {bk / b1} -> {raw_store_path(third)}\n"
+    )
+
+    only_b = tmp_path / "only-b"
+    b2 = backed_up(second, only_b)
+    assert err("restore", str(only_b), "--db", str(first), "--overwrite") == (
+        f"error: no backup in {only_b} is of the raw store {here / 'a.raw.duckdb'}; it holds "
+        f"backups of {here / 'b.raw.duckdb'} (newest {b2}): to restore one of them, name it "
+        f"(itrack restore {only_b}/<backup>)\n"
+    )
+    copy = tmp_path / "copy.duckdb"
+    assert out("restore", str(only_b), "--db", str(copy)) == (
+        f"restored {only_b / b2} -> {raw_store_path(copy)}\n"
+        f"the folder holds no backup of {here / 'copy.raw.duckdb'}: this one is of "
+        f"{here / 'b.raw.duckdb'}, the one store it holds\n"
+    )

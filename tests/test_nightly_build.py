@@ -166,7 +166,7 @@ def test_a_noop_rerun_makes_no_backup_and_a_changed_raw_store_does(
     assert sorted(backups.iterdir()) == taken and raw.stat().st_mtime_ns == stamp
     # and the backup it did not take would have been the newest one: restored, it holds the
     # raw store exactly, table by table
-    restore(latest(backups)[0], tmp_path / "restored" / "warehouse.duckdb")
+    restore(latest(backups, db)[0], tmp_path / "restored" / "warehouse.duckdb")
     live = duckdb.connect(str(raw), read_only=True)
     back = duckdb.connect(str(tmp_path / "restored" / "warehouse.raw.duckdb"), read_only=True)
     try:

@@ -530,22 +530,31 @@ def restore(
 ) -> None:
     """Restore a backup as the raw store, verifying its manifest; then run `itrack build`.
 
-    From a folder of backups: the newest complete one; with --key-file, the newest one the key
-    signed (newer ones it did not sign are passed over and named; none signed: exit 2). A
-    backup whose files do not match its manifest is refused, never replaced by an older one.
+    From a folder of backups: the newest complete backup of this raw store (a folder holding
+    none: exit 2 naming the stores it holds, unless a restore without --overwrite can take the
+    backups of the one store there); with --key-file, the newest one the key signed (newer ones
+    it did not sign are passed over and named; none signed: exit 2). A backup whose files do
+    not match its manifest is refused, never replaced by an older one.
 
     Takes the writer lock like every writer: busy -> exit 2 naming the holder (or --wait)."""
-    from ingest.store.duckdb.backup import MANIFEST, PARTIAL, latest, restore
+    from ingest.store.duckdb.backup import MANIFEST, PARTIAL, latest, restore, store_of
 
     if not snapshot.is_dir():
         raise UserError(f"{snapshot}: no such backup folder")
     one = (snapshot / MANIFEST).exists() or snapshot.name.endswith(PARTIAL)
     key = _read_key(key_file, snapshot.parent if one else snapshot)  # the folder of backups
     passed_over: list[Path] = []
+    store = of = store_of(warehouse(db))
     if not one:
-        snapshot, passed_over = latest(snapshot, key)
+        # another store's backups only into a new raw store (nothing replaced), and said
+        snapshot, passed_over, of = latest(snapshot, warehouse(db), key, elsewhere=not overwrite)
     target = restore(snapshot, warehouse(db), overwrite, wait, sign_key=key)
     line(f"restored {snapshot} -> {target}")
+    if of != store:
+        line(
+            f"the folder holds no backup of {store}: this one is of "
+            f"{of or 'a store its manifest does not name'}, the one store it holds"
+        )
     if passed_over:  # said, not silent: the raw store is older than the newest backup
         names = ", ".join(p.name for p in passed_over)
         line(f"passed over {len(passed_over)} newer backup(s) not signed with the key: {names}")

@@ -25,6 +25,7 @@ import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from ingest.checksum import sha256_of
 from ingest.errors import UserError, make_folder
@@ -437,16 +438,45 @@ def _fill(staging: Path, snapshot: Path, manifest: dict) -> None:
             con.close()
 
 
-def latest(root: Path, sign_key: bytes | None = None) -> tuple[Path, list[Path]]:
-    """The backup `itrack restore <folder>` restores, and the newer ones it passes over: the
-    newest complete one; with a key, the newest whose manifest the key signed. A backup the key
-    did not sign (taken without a key, as the build's are, or with another key, or planted) is
-    never restored with it, and one newer than every signed backup would else stop every
-    restore with the key. Only the signature decides: a chosen backup whose files do not match
-    its manifest is refused by `verify`, as without a key, never replaced by an older one."""
-    found = _complete(root)
-    if not found:
+class Chosen(NamedTuple):
+    """What `latest` takes from a folder of backups."""
+
+    snapshot: Path
+    passed_over: list[Path]  # the store's newer backups the key did not sign
+    store: str | None  # the raw store the snapshot is a backup of
+
+
+def latest(
+    root: Path, db: Path | str, sign_key: bytes | None = None, elsewhere: bool = False
+) -> Chosen:
+    """The backup `itrack restore <folder> --db DB` restores, and the newer ones it passes over:
+    the newest complete backup of `db`'s raw store (see `store_of`); with a key, the newest of
+    them whose manifest the key signed. Another store's backups in the folder are never taken
+    in its place: a folder with none of the store's is refused, naming the stores it holds and
+    the newest backup of each (`itrack restore <backup folder>` restores one by name), except
+    that with `elsewhere` (a restore that replaces nothing: a copy, a new machine) the backups
+    of the one store the folder holds are taken. A backup the key did not sign (taken without a
+    key, or with another key, or planted) is never restored with it, and one newer than every
+    signed backup would else stop every restore with the key. Only the signature decides: a
+    chosen backup whose files do not match its manifest is refused by `verify`, as without a
+    key, never replaced by an older one."""
+    everyone = _complete(root)
+    if not everyone:
         raise UserError(f"no complete backup in {root}")
+    store = store_of(db)
+    found = [(path, m) for path, m in everyone if _store_in(m) == store]
+    if not found:
+        newest = {_store_in(m): path.name for path, m in everyone}
+        if not (elsewhere and len(newest) == 1):
+            held = ", ".join(
+                f"{name or 'an unrecorded store'} (newest {backup})"
+                for name, backup in newest.items()
+            )
+            raise UserError(
+                f"no backup in {root} is of the raw store {store}; it holds backups of {held}: "
+                f"to restore one of them, name it (itrack restore {root}/<backup>)"
+            )
+        found, [store] = everyone, newest
     snapshots = [path for path, _ in found]
     signed = [path for path, m in found if sign_key is None or _signed_by(m, sign_key)]
     if not signed:
@@ -454,4 +484,4 @@ def latest(root: Path, sign_key: bytes | None = None) -> tuple[Path, list[Path]]
             f"no backup in {root} is signed with the key ({len(snapshots)} complete, the newest "
             f"{snapshots[-1].name}); not restored"
         )
-    return signed[-1], snapshots[snapshots.index(signed[-1]) + 1 :]
+    return Chosen(signed[-1], snapshots[snapshots.index(signed[-1]) + 1 :], store)
