@@ -214,25 +214,72 @@ def test_backups_of_two_stores_in_one_folder_keep_each_other(tmp_path):
     )
 
 
+def _unrecorded(snapshot: Path) -> None:
+    """Make `snapshot`'s manifest as the code before wrote it: no `store`."""
+    manifest = json.loads((snapshot / MANIFEST).read_text())
+    del manifest["store"]
+    (snapshot / MANIFEST).write_text(json.dumps(manifest))
+
+
 def test_backups_from_before_the_store_was_recorded_restore_and_are_pruned(tmp_path, monkeypatch):
     """Backups written before manifests recorded `store` name their raw store by `source`, as
-    the command spelled it (relative with the default --db): from the folder they were written
-    in they are the store's own, pruned with its newer backups and restored as ever; another
-    store's backups beside them stay."""
+    the command spelled it (relative with the default --db): in the store's own backup folder
+    (`backups/` beside it) they are the store's own, pruned with its newer backups and restored
+    as ever; another store's backups beside them stay."""
     monkeypatch.chdir(tmp_path)
-    mine, other, bk = Path("data/warehouse.duckdb"), Path("other/warehouse.duckdb"), Path("bk")
+    mine, other = Path("data/warehouse.duckdb"), Path("other/warehouse.duckdb")
+    bk = Path("data/backups")  # mine's own backup folder (see the next test)
     new_store(mine)
     new_store(other)
     old = [backed_up(mine, bk, "--keep", "9"), backed_up(other, bk, "--keep", "9")]
-    for name in old:  # as the code before wrote them: no `store`
-        manifest = json.loads((bk / name / MANIFEST).read_text())
-        del manifest["store"]
-        (bk / name / MANIFEST).write_text(json.dumps(manifest))
+    for name in old:
+        _unrecorded(bk / name)
     assert out("restore", str(bk / old[0]), "--db", "restored.duckdb") == (
         f"restored {bk / old[0]} -> restored.raw.duckdb\n"
     )
     newer = backed_up(mine, bk, "--keep", "1")
     assert sorted(p.name for p in bk.iterdir()) == sorted([old[1], newer])
+
+
+def test_a_relative_source_names_the_store_beside_its_backup_folder_wherever_one_runs(
+    tmp_path, monkeypatch
+):
+    """Found by running commands from another folder on a backup folder of older backups
+    (manifests with only `source`, relative with the default --db): `source` was read from the
+    working folder, so there the backups of data/warehouse were taken as x/data/warehouse's:
+    `itrack restore ../data/backups --db data/warehouse.duckdb --overwrite` run in x/ put them
+    into x's store, and x's `backup --keep 1` into that folder pruned them. A relative `source`
+    now names the store beside its backup folder when that is its own (`backups/` beside it),
+    else no store. Fails before the fix (x's store got the other store's backup)."""
+    monkeypatch.chdir(tmp_path)
+    mine, bk, x = Path("data/warehouse.duckdb"), Path("data/backups"), tmp_path / "x"
+    new_store(mine, watermarks=1)
+    new_store(x / mine, watermarks=2)
+    old = backed_up(mine, bk)
+    elsewhere = backed_up(mine, Path("bk"))  # a relative source in a folder not its own
+    _unrecorded(bk / old)
+    _unrecorded(Path("bk") / elsewhere)
+    here = tmp_path.resolve()
+
+    monkeypatch.chdir(x)  # where `data/warehouse.duckdb` is another store
+    assert err("restore", "../data/backups", "--db", str(mine), "--overwrite") == (
+        f"error: no backup in ../data/backups is of the raw store "
+        f"{here / 'x/data/warehouse.raw.duckdb'}; it holds backups of "
+        f"{here / 'data/warehouse.raw.duckdb'} (newest {old}): to restore one of them, name it "
+        "(itrack restore ../data/backups/<backup>)\n"
+    )
+    assert err("restore", "../bk", "--db", str(mine), "--overwrite") == (
+        f"error: no backup in ../bk is of the raw store {here / 'x/data/warehouse.raw.duckdb'}; "
+        f"it holds backups of an unrecorded store (newest {elsewhere}): to restore one of them, "
+        "name it (itrack restore ../bk/<backup>)\n"
+    )
+    x_backup = backed_up(mine, Path("../data/backups"), "--keep", "1")
+    assert sorted(p.name for p in (tmp_path / bk).iterdir()) == sorted([old, x_backup])
+
+    monkeypatch.chdir(tmp_path)
+    newer = backed_up(mine, bk, "--keep", "1")  # the old backup is mine's: pruned, x's kept
+    assert sorted(p.name for p in bk.iterdir()) == sorted([x_backup, newer])
+    assert [p.name for p in Path("bk").iterdir()] == [elsewhere]
 
 
 def test_a_key_file_inside_the_backup_folder_is_refused(tmp_path):

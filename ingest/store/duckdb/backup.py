@@ -94,19 +94,28 @@ def store_of(db: Path | str) -> str:
     return str(location(raw_store_path(db)))
 
 
-def _store_in(manifest: dict) -> str | None:
-    """The raw store a backup is of. Backups written before `store` was recorded have only
-    `source`, the raw store's path as the command spelled it (relative to the folder it ran in,
-    with the default --db): it is taken from the working folder, where the nightly job that
-    wrote them runs again, so they restore as before and are pruned with the newer backups of
-    the store they name from here (a relative `source` written elsewhere that names another
-    store from here would be taken as that store's, as every backup was before). None (no
-    `source`): kept, never pruned by a guess."""
+def _store_in(manifest: dict, root: Path) -> str | None:
+    """The raw store a backup in folder `root` is of. Backups written before `store` was
+    recorded have only `source`, the raw store's path as the command spelled it: an absolute
+    one names its store; a relative one (the default --db) was relative to a working folder
+    nobody recorded, so it is read from where the backup is, never from where a command runs
+    now: the store beside `root` when `root` is that path's own backup folder (`backups/`
+    beside it, `default_backup_dir`, where the nightly build and `itrack backup` without `--to`
+    write), else None. None (no `source`, or a relative one in another folder): kept, never
+    pruned by a guess, restored only by name."""
     store = manifest.get("store")
     if isinstance(store, str):
         return store
     source = manifest.get("source")
-    return str(location(source)) if isinstance(source, str) and source else None
+    if not isinstance(source, str) or not source:
+        return None
+    if Path(source).is_absolute():
+        return str(location(source))
+    own = default_backup_dir(source).parts  # e.g. ("data", "backups")
+    for folder in (root.absolute(), location(root)):  # as given, or its folders' links resolved
+        if ".." not in own and folder.parts[-len(own) :] == own:
+            return str(location(folder.parent / Path(source).name))
+    return None
 
 
 def newest_fingerprint(root: Path, db: Path | str) -> str | None:
@@ -336,7 +345,7 @@ def _complete(root: Path, store: str | None = None) -> list[tuple[Path, dict]]:
     found = []
     for path in root.iterdir() if root.is_dir() else []:
         manifest = _read_manifest(path)
-        if manifest is not None and (store is None or _store_in(manifest) == store):
+        if manifest is not None and (store is None or _store_in(manifest, root) == store):
             found.append((manifest["created_at"], path.name, path, manifest))
     return [(path, manifest) for _, _, path, manifest in sorted(found, key=lambda f: f[:2])]
 
@@ -464,9 +473,9 @@ def latest(
     if not everyone:
         raise UserError(f"no complete backup in {root}")
     store = store_of(db)
-    found = [(path, m) for path, m in everyone if _store_in(m) == store]
+    found = [(path, m) for path, m in everyone if _store_in(m, root) == store]
     if not found:
-        newest = {_store_in(m): path.name for path, m in everyone}
+        newest = {_store_in(m, root): path.name for path, m in everyone}
         if not (elsewhere and len(newest) == 1):
             held = ", ".join(
                 f"{name or 'an unrecorded store'} (newest {backup})"
