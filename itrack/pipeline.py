@@ -129,6 +129,7 @@ def run_build(
     note: Note = print,
     replay: bool = True,
     plan_cache: Path | None = None,
+    sign_key: bytes | None = None,
 ) -> BuildResult:
     """Backup, ingest `paths` (none: nothing is ingested, the marts are rebuilt from the raw
     store as it is), dbt build, feedback, publish, HTML report. `note` gets one line per step
@@ -136,7 +137,8 @@ def run_build(
     compiled plan of the last dbt run when the project is unchanged (False: dbt runs).
     `plan_cache`: a folder of plans shared between warehouse locations (`ITRACK_PLAN_CACHE`):
     a location without a plan for its project takes one recorded elsewhere, and a plan
-    recorded here is shared there."""
+    recorded here is shared there. `sign_key` (`ITRACK_BACKUP_KEY_FILE`'s): the backup's
+    manifest is signed with it, and a newest backup it did not sign is not taken as current."""
     clock = time.monotonic()
     # one location however it is spelled (a symlinked folder, `..`): its fingerprint, notes,
     # locks and dbt's paths are the same for every spelling, so a rerun through another one
@@ -173,6 +175,7 @@ def run_build(
             plan_cache,
             note,
             noted,
+            sign_key,
         )
     result.seconds = round(time.monotonic() - clock, 2)
     return result
@@ -208,6 +211,7 @@ def _build_locked(
     plan_cache: Path | None,
     note: Note,
     noted: Note,
+    sign_key: bytes | None,
 ) -> None:
     """The build, holding the build lock (one per warehouse)."""
     if source is not None:
@@ -219,7 +223,7 @@ def _build_locked(
     outputs += [candidates] if candidates else []
     outputs += [report or default_report(warehouse)] if write_html else []
     # Before anything is copied or written: can this build change anything at all?
-    check = _unchanged(warehouse, paths, source, outputs, take_backup, wait_seconds)
+    check = _unchanged(warehouse, paths, source, outputs, take_backup, wait_seconds, sign_key)
     if check.inputs_loaded and check.build_current:
         # Every input file is loaded already (same path, size and mtime), and the raw store,
         # the dbt project and the outputs are as the last published build left them: ingest
@@ -231,7 +235,7 @@ def _build_locked(
                 if check.backup_current:
                     out.append("skipped: the newest backup holds the raw store as it is")
                 else:
-                    result.backup = backup(warehouse, wait_seconds=wait_seconds)
+                    result.backup = backup(warehouse, wait_seconds=wait_seconds, sign_key=sign_key)
                     out.append(str(result.backup))
         if paths:
             with _step(result, "ingest", note) as out:
@@ -245,7 +249,7 @@ def _build_locked(
 
     if take_backup and raw_store.exists():
         with _step(result, "backup", note) as out:
-            result.backup = backup(warehouse, wait_seconds=wait_seconds)
+            result.backup = backup(warehouse, wait_seconds=wait_seconds, sign_key=sign_key)
             out.append(str(result.backup))
     if source is not None:
         with _step(result, "ingest", note) as out:
@@ -481,6 +485,7 @@ def _unchanged(
     outputs: list[Path],
     take_backup: bool,
     wait_seconds: float,
+    sign_key: bytes | None = None,
 ) -> Unchanged:
     """Whether the inputs are loaded already and the raw store (one scan of its tables, under
     the writer lock so no write is half done), the project and the outputs are as the last
@@ -519,7 +524,7 @@ def _unchanged(
         ingest_idle=idle,
         build_current=_fingerprint(facts["sources"], warehouse, outputs) == last,
         backup_current=take_backup
-        and newest_fingerprint(default_backup_dir(warehouse), warehouse)
+        and newest_fingerprint(default_backup_dir(warehouse), warehouse, sign_key)
         == content_fingerprint(facts["digests"]),
     )
 

@@ -13,9 +13,10 @@ values, so a long-running server and the tests can hold several configurations a
 | `ITRACK_JWT_SECRET` | none | HTTP API: HS256 secret of bearer tokens (Supabase's JWT secret) |
 | `ITRACK_ORG_ID` | none | HTTP API: the organization (UUID) an embedded (DuckDB) store belongs to |
 | `ITRACK_PLAN_CACHE` | none | a folder where builds of other locations share their dbt plans |
+| `ITRACK_BACKUP_KEY_FILE` | none | the key build backups are signed with; `--key-file` default |
 
 A path or size setting set but blank (`ITRACK_DB=`, `ITRACK_PLAN_CACHE=`,
-`ITRACK_MEMORY_LIMIT=`) is unset.
+`ITRACK_MEMORY_LIMIT=`, `ITRACK_BACKUP_KEY_FILE=`) is unset.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from ingest.store.duckdb.store import (
 DEFAULT_WAREHOUSE = Path("data/warehouse.duckdb")
 ENV_PREFIX = "ITRACK_"
 # blank: unset (`_blank_is_unset`)
-_BLANK_IS_UNSET = frozenset({"db", "plan_cache", "memory_limit"})
+_BLANK_IS_UNSET = frozenset({"db", "plan_cache", "memory_limit", "backup_key_file"})
 
 
 class Settings(BaseModel):
@@ -67,6 +68,7 @@ class Settings(BaseModel):
     jwt_secret: SecretStr | None = None
     org_id: str | None = None
     plan_cache: str | None = None
+    backup_key_file: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -127,6 +129,13 @@ class Settings(BaseModel):
         if self.plan_cache is None:
             return None
         return Path(self.plan_cache).expanduser()
+
+    def backup_key_path(self) -> Path | None:
+        """The key file that signs the build's backups and is the default `--key-file` of
+        `itrack backup` and `itrack restore`, `ITRACK_BACKUP_KEY_FILE`; None: unset or blank."""
+        if self.backup_key_file is None:
+            return None
+        return Path(self.backup_key_file).expanduser()
 
 
 def folder_spelling(value: str) -> str | None:

@@ -80,6 +80,7 @@ def test_settings_are_the_itrack_variables_in_any_case():
         "jwt_secret": settings.jwt_secret,
         "org_id": None,
         "plan_cache": None,
+        "backup_key_file": None,
     }
     assert settings.jwt_secret.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(settings)

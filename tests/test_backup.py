@@ -12,11 +12,12 @@ from typer.testing import CliRunner
 from ingest.errors import UserError
 from ingest.load import ingest_paths
 from ingest.store.duckdb import backup as backups
-from ingest.store.duckdb.backup import MANIFEST, backup, newest_fingerprint, restore
+from ingest.store.duckdb.backup import MANIFEST, backup, newest_fingerprint, restore, verify
 from ingest.store.duckdb.store import open_store, raw_store_path
 from itrack.cli.main import app
 from itrack.generate import generate
 from itrack.pipeline import run_build
+from itrack.settings import from_environment, get_settings
 from tests.conftest import assert_exit
 
 runner = CliRunner()
@@ -432,3 +433,63 @@ def test_restore_of_a_folder_takes_only_the_backups_of_the_store_restored(tmp_pa
         f"the folder holds no backup of {here / 'copy.raw.duckdb'}: this one is of "
         f"{here / 'b.raw.duckdb'}, the one store it holds\n"
     )
+
+
+def _backup_step(*args: str) -> str | None:
+    """`itrack build ARGS... --format json`: what its backup step did (None: no backup step)."""
+    steps = json.loads(out("build", *args, "--no-html", "--format", "json"))["steps"]
+    return next((step["result"] for step in steps if step["name"] == "backup"), None)
+
+
+def test_the_nightly_build_signs_its_backups_with_the_configured_key(tmp_path, monkeypatch):
+    """Found by configuring signed backups for a nightly job: only `itrack backup --key-file`
+    signed, the build's own backups never, so `itrack restore --key-file` passed over every
+    nightly backup. With ITRACK_BACKUP_KEY_FILE the build signs its backups (and a newest
+    backup the key did not sign is not taken as current); restore verifies them with that key
+    (its default --key-file) and refuses them with another. Fails before the fix (unsigned)."""
+    generate(tmp_path / "in", 40, seed=7)
+    db, bk = tmp_path / "data" / "warehouse.duckdb", tmp_path / "data" / "backups"
+    build = (str(tmp_path / "in"), "--db", str(db))
+    key, wrong = tmp_path / "backup.key", tmp_path / "wrong.key"
+    key.write_text("s3cret\n")
+    wrong.write_text("another\n")
+    assert _backup_step(*build) is None  # a first build: no raw store before it
+    unsigned = Path(_backup_step(*build))  # no key configured: an unsigned backup
+    assert "signature" not in json.loads((unsigned / MANIFEST).read_text())
+
+    monkeypatch.setenv("ITRACK_BACKUP_KEY_FILE", str(key))
+    get_settings.cache_clear()
+    try:
+        signed = Path(_backup_step(*build))  # the raw store as backed up, but not signed
+        assert sorted(bk.iterdir()) == sorted([unsigned, signed])
+        assert verify(signed, b"s3cret")["fingerprint"] == newest_fingerprint(bk, db, b"s3cret")
+        assert _backup_step(*build) == "skipped: the newest backup holds the raw store as it is"
+        copy = tmp_path / "copy.duckdb"
+        assert out("restore", str(bk), "--db", str(copy)) == (
+            f"restored {signed} -> {raw_store_path(copy)}\n"
+            f"the folder holds no backup of {tmp_path.resolve() / 'copy.raw.duckdb'}: this one "
+            f"is of {raw_store_path(db)}, the one store it holds\n"
+        )
+        assert (
+            err(
+                "restore", str(signed), "--db", str(tmp_path / "x.duckdb"), "--key-file", str(wrong)
+            )
+            == f"error: {signed}: the manifest's signature does not match the key\n"
+        )
+        assert err(
+            "restore", str(bk), "--db", str(db), "--overwrite", "--key-file", str(wrong)
+        ) == (
+            f"error: no backup in {bk} is signed with the key (2 complete, the newest "
+            f"{signed.name}); not restored\n"
+        )
+        inside = bk / "backup.key"
+        inside.write_text("s3cret\n")
+        monkeypatch.setenv("ITRACK_BACKUP_KEY_FILE", str(inside))
+        get_settings.cache_clear()
+        assert err("build", *build, "--no-html") == (
+            f"error: ITRACK_BACKUP_KEY_FILE={inside} is inside the backup folder {bk}: keep "
+            "the key outside it, or it travels with the backups it signs\n"
+        )
+    finally:
+        get_settings.cache_clear()
+    assert from_environment({"ITRACK_BACKUP_KEY_FILE": " "}).backup_key_path() is None  # unset

@@ -407,7 +407,11 @@ def build(
 
     Without PATHs nothing is ingested: the marts are rebuilt from the raw store as it is. Each
     step prints one timestamped line as it finishes; a summary for the log follows."""
+    from ingest.store.duckdb.backup import default_backup_dir
     from itrack.pipeline import run_build
+
+    # the key of ITRACK_BACKUP_KEY_FILE, read (or refused) before anything is written
+    key = _read_key(None, default_backup_dir(target.warehouse)) if backup else None
 
     def live(message: str) -> None:  # progress lines: stdout for logs, stderr beside JSON
         stamped = f"{dt.datetime.now(dt.UTC):%H:%M:%S} {message}\n"
@@ -419,6 +423,7 @@ def build(
         db=target.warehouse,
         wait_seconds=target.wait,
         take_backup=backup,
+        sign_key=key,
         write_html=html,
         note=live,
         replay=replay,
@@ -477,7 +482,8 @@ KeyFileOption = Annotated[
         "--key-file",
         help="Secret key to sign the manifest with HMAC-SHA256 (a key inside the backup folder "
         "is refused: it would travel with the backups); restore with the same key refuses a "
-        "snapshot whose signature does not match.",
+        "snapshot whose signature does not match. Default: $ITRACK_BACKUP_KEY_FILE, the key "
+        "the build signs its backups with.",
     ),
 ]
 
@@ -502,18 +508,23 @@ def backup_command(
 
 
 def _read_key(path: Path | None, folder: Path) -> bytes | None:
-    """The signing key in `path` (None: no --key-file), kept outside the backup `folder`."""
+    """The signing key in `path` (--key-file), else in `ITRACK_BACKUP_KEY_FILE` (None: neither
+    given), kept outside the backup `folder`. The build signs its backups with the same."""
     from ingest.store.duckdb.backup import check_key_outside
 
+    named = f"--key-file {path}"
+    if path is None:
+        path = get_settings().backup_key_path()
+        named = f"ITRACK_BACKUP_KEY_FILE={path}"
     if path is None:
         return None
-    check_key_outside(path, folder)
+    check_key_outside(path, folder, named)
     try:
         key = path.read_bytes().strip()
     except OSError as exc:
-        raise UserError(f"cannot read key file {path}: {exc.strerror}") from None
+        raise UserError(f"{named}: cannot read the key file: {exc.strerror}") from None
     if not key:
-        raise UserError(f"key file {path} is empty")
+        raise UserError(f"{named}: the key file is empty")
     return key
 
 

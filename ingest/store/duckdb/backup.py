@@ -118,11 +118,12 @@ def _store_in(manifest: dict, root: Path) -> str | None:
     return None
 
 
-def newest_fingerprint(root: Path, db: Path | str) -> str | None:
+def newest_fingerprint(root: Path, db: Path | str, sign_key: bytes | None = None) -> str | None:
     """The content fingerprint of the newest complete backup of `db`'s raw store in `root`
-    (None: no backup, or one written before backups recorded it)."""
+    (None: no backup, or one written before backups recorded it, or, given a key, one the key
+    did not sign: a restore with the key would pass it over)."""
     snapshots = _complete(root, store_of(db))
-    if not snapshots:
+    if not snapshots or (sign_key is not None and not _signed_by(snapshots[-1][1], sign_key)):
         return None
     fingerprint = snapshots[-1][1].get("fingerprint")
     return fingerprint if isinstance(fingerprint, str) else None
@@ -134,16 +135,17 @@ def _signature(manifest: dict, key: bytes) -> str:
     return hmac.new(key, text, hashlib.sha256).hexdigest()
 
 
-def check_key_outside(key_file: Path, folder: Path) -> None:
+def check_key_outside(key_file: Path, folder: Path, named: str | None = None) -> None:
     """Refuse a signing key inside the backup folder: it would travel with every copy of the
     backups, and whoever can change a backup could sign it anew, so the signature would vouch
     for nothing. Both the path as given (its folder's symlinks resolved) and the file it links
-    to count: a link inside the folder is copied along as the key by `cp -rL`."""
+    to count: a link inside the folder is copied along as the key by `cp -rL`. `named`: how
+    the error names the key (default `--key-file <path>`)."""
     inside = folder.resolve()
     if any(path.is_relative_to(inside) for path in (location(key_file), key_file.resolve())):
         raise UserError(
-            f"--key-file {key_file} is inside the backup folder {folder}: keep the key "
-            "outside it, or it travels with the backups it signs"
+            f"{named or f'--key-file {key_file}'} is inside the backup folder {folder}: keep "
+            "the key outside it, or it travels with the backups it signs"
         )
 
 
