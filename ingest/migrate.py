@@ -101,7 +101,8 @@ def upgrade_postgres(
     `auth_shim` first creates what Supabase provides and plain PostgreSQL lacks (roles anon,
     authenticated, service_role and the auth.uid()/auth.jwt() helpers). Concurrent upgrades
     serialize on an advisory lock; each migration commits with its ledger row or not at all.
-    Connecting waits for the server as a command waits (`wait_seconds`, its --wait).
+    Connecting waits for the server as a command waits (`wait_seconds`, its --wait), and so
+    does queueing behind another upgrade (`_lock_within`).
     """
     import psycopg
 
@@ -114,7 +115,7 @@ def upgrade_postgres(
         raise MigrationError(f"cannot connect to {display_dsn(dsn)}: {_first_line(exc)}") from None
     with conn:
         try:  # the lock too: a connection lost while queued for it is one line as well
-            conn.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
+            _lock_within(conn, wait_seconds, dsn)
             try:
                 _apply_postgres(conn, migrations, auth_shim, applied, report)
             finally:
@@ -132,6 +133,37 @@ def upgrade_postgres(
                 f"(applied before the failure: {done})"
             ) from None
     return applied
+
+
+def _lock_within(conn: Any, wait_seconds: float, dsn: str) -> None:
+    """Take the upgrade lock, waiting for another upgrade at most `wait_seconds` (the command's
+    --wait, as PostgreSQL's `lock_timeout` for this one statement): it waited for ever, so an
+    upgrade stuck behind a hung one (or a session holding the lock) never ended. Busy past the
+    wait: a MigrationError naming the lock, the database and the backend holding it."""
+    import psycopg
+
+    from ingest.store.postgres.repository import lock_timeout_ms
+
+    conn.execute(
+        "select set_config('lock_timeout', %s, false)", [f"{lock_timeout_ms(wait_seconds)}ms"]
+    )
+    try:
+        conn.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
+    except psycopg.errors.LockNotAvailable:
+        holder = conn.execute(
+            "select string_agg(pid::text, ', ') from pg_locks where locktype = 'advisory'"
+            " and granted and classid = %s and objid = %s and objsubid = 1",
+            [_PG_LOCK_KEY >> 32, _PG_LOCK_KEY & 0xFFFFFFFF],
+        ).fetchone()[0]
+        by = f" (held by PostgreSQL backend {holder})" if holder else ""
+        raise MigrationError(
+            f"waited {wait_seconds:g} s for the upgrade lock on {display_dsn(dsn)}: another "
+            f"`itrack db upgrade` is migrating it{by}; nothing was applied: run again when it "
+            "is done, or pass --wait SECONDS"
+        ) from None
+    finally:
+        if not conn.closed:
+            conn.execute("reset lock_timeout")  # the migrations wait as the server says
 
 
 def applied_postgres(dsn: str, wait_seconds: float = 10.0) -> list[str]:

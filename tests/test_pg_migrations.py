@@ -578,6 +578,34 @@ def test_a_connection_lost_while_queued_for_the_upgrade_lock_is_one_line(empty_p
         assert conn.execute(ledger).fetchone() == (None,)
 
 
+def test_an_upgrade_waits_for_another_upgrade_only_as_long_as_its_wait(empty_pg: str) -> None:
+    """Found by running `itrack db upgrade --dsn ... --wait 1` while another upgrade held the
+    upgrade lock: it waited for ever (pg_advisory_lock, whatever --wait said). It waits --wait
+    now, then exit 2 in one line naming the lock, the database and the backend holding it;
+    nothing is applied. Fails before the fix (it waited until the holder let go, then exit 0)."""
+    results: list = []
+    with psycopg.connect(empty_pg, autocommit=True) as holder:
+        holder.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
+        pid = holder.info.backend_pid
+        upgrade = threading.Thread(
+            target=lambda: results.append(
+                invoke("db", "upgrade", "--dsn", empty_pg, "--auth-shim", "--wait", "1")
+            )
+        )
+        upgrade.start()
+        upgrade.join(60)  # (the code before waited for the holder: it lets go below)
+    upgrade.join()
+    assert_exit(results[0], 2)
+    assert results[0].output == (
+        f"error: waited 1 s for the upgrade lock on {pg.display(empty_pg)}: another `itrack db "
+        f"upgrade` is migrating it (held by PostgreSQL backend {pid}); nothing was applied: "
+        "run again when it is done, or pass --wait SECONDS\n"
+    )
+    with psycopg.connect(empty_pg) as conn:
+        ledger = "select to_regclass('supabase_migrations.schema_migrations')"
+        assert conn.execute(ledger).fetchone() == (None,)
+
+
 def test_a_connection_lost_inside_a_migration_rolls_it_back(empty_pg: str, tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     shutil.copytree(POSTGRES_MIGRATIONS, folder)
