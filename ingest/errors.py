@@ -34,6 +34,11 @@ class StoreMissingError(StoreError):
     """A command that only uses an existing store was pointed at a path with none."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, saying what of the run stands (exit 130 with this message): an ingest that
+    committed before it, for one. A bare KeyboardInterrupt says nothing of the run was written."""
+
+
 def json_reason(exc: ValueError) -> str:
     """Why `json.loads` refused a text, in words: its JSONDecodeError with the column, or the
     plain ValueError it raises for an integer of more than `sys.get_int_max_str_digits()` digits

@@ -18,7 +18,7 @@ import socket
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 Connection = TypeVar("Connection")
@@ -77,6 +77,32 @@ def ctrl_c_stops_queries() -> Iterator[None]:
         writer.close()  # the watcher reads the end of the stream and returns
         watcher.join()
         reader.close()
+
+
+@contextlib.contextmanager
+def ctrl_c_noticed() -> Iterator[Callable[[], bool]]:
+    """Within: a function telling whether Ctrl-C was pressed, true before the KeyboardInterrupt
+    it raises reaches any handler (dbt catches it and prints a traceback of it, which
+    `itrack.dbt_runner` then holds back). Only the main thread receives signals: elsewhere it
+    stays false, and the signal's handling is left as it was."""
+    pressed = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed.is_set
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def notice(signum: int, frame: Any) -> None:
+        pressed.set()
+        if callable(previous):
+            previous(signum, frame)  # Python's default handler raises KeyboardInterrupt
+        elif previous != signal.SIG_IGN:
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, notice)
+    try:
+        yield pressed.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

@@ -23,9 +23,11 @@ safe and fast:
 from __future__ import annotations
 
 import fcntl
+import io
 import json
 import shutil
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from feedback.publish import build_dir
 from ingest.errors import UserError
-from ingest.interrupts import interruptible
+from ingest.interrupts import ctrl_c_noticed, interrupted, interruptible
 from ingest.sqltext import sql_text
 from ingest.store.duckdb.store import warehouse_beside
 
@@ -212,12 +214,59 @@ def run_dbt(
         _parsed_here(target)
         flags += ["--vars", dbt_vars(link, raw_store, variables)]
         try:
-            result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
+            with _console_until_ctrl_c():
+                result = dbtRunner().invoke([*args, *flags])  # options after the subcommand
         finally:
             close_dbt_connections()
+        _reraise_interrupt(getattr(result, "exception", None))
         outcome = _outcome(result, folder / "logs" / "dbt.log")
         name_failed_checks(outcome, _invariants_sql(outcome.results), link, raw_store)
     return outcome
+
+
+class _UntilCtrlC(io.TextIOBase):
+    """dbt's console: what dbt prints goes to stdout as it comes, until Ctrl-C; after it, dbt's
+    cancel notices and its "Encountered an error" with a traceback of the KeyboardInterrupt
+    are held back (the command says "interrupted" in one line, exit 130)."""
+
+    def __init__(self, pressed: Callable[[], bool]) -> None:
+        super().__init__()
+        self.pressed = pressed
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not self.pressed():
+            sys.stdout.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.pressed():
+            sys.stdout.flush()
+
+
+@contextmanager
+def _console_until_ctrl_c() -> Iterator[None]:
+    """Within: dbt prints through `_UntilCtrlC` (dbt's own hook for where its console goes)."""
+    from dbt_common.events.functions import capture_stdout_logs, stop_capture_stdout_logs
+
+    with ctrl_c_noticed() as pressed:
+        capture_stdout_logs(_UntilCtrlC(pressed))
+        try:
+            yield
+        finally:
+            stop_capture_stdout_logs()
+
+
+def _reraise_interrupt(exception: BaseException | None) -> None:
+    """Ctrl-C while dbt runs is the interrupt it is (exit 130, "interrupted"): dbt's runner
+    catches the KeyboardInterrupt (or its DuckDB query's interrupt) and returns it as a failed
+    invocation, which the build reported as a failed dbt build (exit 1, "dbt failed")."""
+    if exception is not None and (
+        isinstance(exception, KeyboardInterrupt) or interrupted(exception)
+    ):
+        raise KeyboardInterrupt from None
 
 
 PARSED_FROM = "itrack-project-dir"  # beside dbt's partial_parse.msgpack: the folder it parsed

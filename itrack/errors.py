@@ -19,7 +19,14 @@ from rich.console import Console
 from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
-from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
+from ingest.errors import (
+    Interrupted,
+    NotFoundError,
+    Refused,
+    StoreBusyError,
+    StoreError,
+    UserError,
+)
 from ingest.interrupts import ctrl_c_stops_queries, interrupted
 from ingest.text import printable, storable
 from itrack.settings import get_settings
@@ -175,6 +182,8 @@ def handled() -> Iterator[None]:
         raise
     except _TYPER_CLICK_ERRORS:  # usage errors of typer's own click (exit 2, its message)
         raise
+    except Interrupted as exc:  # Ctrl-C after part of the run was written: which part
+        fail(str(exc), 130)
     except KeyboardInterrupt:
         fail("interrupted; nothing of this run was written", 130)
     except BrokenPipeError:  # `itrack ... | head`: the reader left; what ran stands

@@ -46,8 +46,8 @@ from typing import TYPE_CHECKING
 from feedback.atomic import sweep_temp_files
 from feedback.publish import STEP_HOOKS as STEP_HOOKS
 from feedback.publish import build_dir, journal_path, stages
-from ingest.errors import Refused, UserError
-from ingest.interrupts import interruptible
+from ingest.errors import Interrupted, Refused, UserError
+from ingest.interrupts import interrupted, interruptible
 from ingest.migrate import check_dsn, masked
 from ingest.pidlock import pid_lock
 from ingest.stamps import new_run_id, utc_now
@@ -160,28 +160,47 @@ def run_build(
         sweep_leftovers(warehouse)
         if write_html:  # a report staged by a build killed before its journal was written
             sweep_temp_files(report or default_report(warehouse))
-        _build_locked(
-            result,
-            paths,
-            source,
-            wait_seconds,
-            feeders,
-            placements,
-            candidates,
-            report,
-            take_backup,
-            write_html,
-            replay,
-            plan_cache,
-            note,
-            noted,
-            sign_key,
-        )
+        with _saying_what_stands(result):
+            _build_locked(
+                result,
+                paths,
+                source,
+                wait_seconds,
+                feeders,
+                placements,
+                candidates,
+                report,
+                take_backup,
+                write_html,
+                replay,
+                plan_cache,
+                note,
+                noted,
+                sign_key,
+            )
     result.seconds = round(time.monotonic() - clock, 2)
     return result
 
 
 _ALL_LOADED = "skipped: every file is loaded already (same path, size and mtime)"
+
+
+@contextmanager
+def _saying_what_stands(result: BuildResult) -> Iterator[None]:
+    """Ctrl-C after the build's ingest (or extract) committed says that its rows stay in the
+    raw store: the plain "nothing of this run was written" was not true of them."""
+    try:
+        yield
+    except BaseException as exc:
+        ctrl_c = isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, Exception) and interrupted(exc)
+        )
+        if ctrl_c and result.ingest is not None:
+            raise Interrupted(
+                f"interrupted; ingest run {result.ingest.run_id} ({result.ingest.accepted} "
+                "accepted) is in the raw store and stays: run the build again to publish it"
+            ) from None
+        raise
 
 
 def _check_source(source: str, paths: list[Path] | None) -> None:

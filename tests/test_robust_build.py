@@ -50,6 +50,25 @@ app(prog_name="itrack")
 """
 
 
+# `itrack` in a child process that presses Ctrl-C (SIGINT to itself) when dbt starts its first
+# node: inside dbt's own run, on dbt-duckdb's connections (a dbt event callback: the hook dbt
+# offers, added to every dbtRunner the build makes).
+CTRL_C_IN_DBT = """
+import os, signal
+from dbt.cli import main as dbt_main
+runner_init, sent = dbt_main.dbtRunner.__init__, []
+def ctrl_c_at_the_first_node(event):
+    if event.info.name == "NodeStart" and not sent:
+        sent.append(event)
+        os.kill(os.getpid(), signal.SIGINT)
+def init(self, manifest=None, callbacks=None):
+    runner_init(self, manifest, [*(callbacks or []), ctrl_c_at_the_first_node])
+dbt_main.dbtRunner.__init__ = init
+from itrack.cli.main import app
+app(prog_name="itrack")
+"""
+
+
 def state_of(db: Path) -> dict[str, str]:
     """Digests of the published outputs."""
     files = [db, db.parent / "feeders.json", db.parent / "candidate_placements.json"]
@@ -239,3 +258,38 @@ def test_full_disk_build_fails_cleanly_and_the_next_one_works(disk, inputs, shar
     ok = itrack("build", str(inputs["day2"]), "--db", str(db), "--no-html")
     assert ok.returncode == 0, ok.stderr
     assert state_of(db)["feeders.json"] != before["feeders.json"]
+
+
+def test_ctrl_c_while_dbt_runs_a_first_build_is_one_line_exit_130(tmp_path, inputs):
+    """Found by pressing Ctrl-C while a first build's dbt ran (dbt itself, no plan to replay):
+    dbt caught the KeyboardInterrupt and printed "Encountered an error:" and its traceback on
+    stdout, and the build said "dbt build failed, nothing published and no feedback written:
+    dbt failed; see ..." (exit 1). Now exit 130, one line saying the ingest run committed before
+    stays, no traceback; nothing is published, no build file is left, and the next build
+    publishes. Fails before the fix (exit 1 and the traceback)."""
+    db = tmp_path / "warehouse.duckdb"
+    build = ["build", str(inputs["day1"]), "--db", str(db), "--no-replay", *NO_EXTRAS]
+    stopped = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_DBT, *build],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    con = duckdb.connect(str(raw_store_path(db)), read_only=True)
+    runs = con.execute("select run_id, accepted, status from ingest_runs").fetchall()
+    con.close()
+    [(run_id, accepted, status)] = runs
+    assert status == "completed"
+    assert (stopped.returncode, stopped.stderr) == (
+        130,
+        f"error: interrupted; ingest run {run_id} ({accepted} accepted) is in the raw store and "
+        "stays: run the build again to publish it\n",
+    )
+    # the ingest step's line, then nothing of dbt's
+    [ingest_line] = stopped.stdout.splitlines()
+    assert ingest_line[9:].startswith(f"ingest: run {run_id}: {accepted} accepted, 0 rejected (")
+    assert not db.exists()
+    assert sorted(p.name for p in build_dir(db).iterdir()) == ["dbt", "warehouse.build.lock"]
+    again = itrack(*build)
+    assert again.returncode == 0, again.stderr
+    assert db.exists()
