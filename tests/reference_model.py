@@ -13,6 +13,7 @@ import datetime as dt
 import math
 import re
 import statistics
+import unicodedata
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,10 +33,13 @@ def clean_text(value: str) -> str:
 
 
 def normalize_name(value: str, fold_separators: bool = False) -> str:
-    """The grouping key: clean_text, lower case; for stage names `_` and `-` are spaces too."""
+    """The grouping key: clean_text, lower case, Unicode NFC; for stage names and rejection
+    reasons `_` and `-` are spaces too."""
     if fold_separators:
-        return _SPACES_AND_SEPARATORS.sub(" ", value).strip(" ").lower()
-    return clean_text(value).lower()
+        key = _SPACES_AND_SEPARATORS.sub(" ", value).strip(" ").lower()
+    else:
+        key = clean_text(value).lower()
+    return unicodedata.normalize("NFC", key)
 
 
 # ---- the definitions, in plain Python -------------------------------------------------------
@@ -131,8 +135,12 @@ def _display(spellings: list[str]) -> str:
     return min(counts, key=lambda s: (-counts[s], s))
 
 
-def phrases(text: str) -> set[str]:
-    return {p for p in (normalize_name(x) for x in _PHRASE_END.split(text)) if p}
+def phrases(text: str) -> set[tuple[str, str]]:
+    """The (key, spelling) of each rejection-reason phrase: keyed as stage names are."""
+    found = {
+        (normalize_name(x, fold_separators=True), clean_text(x)) for x in _PHRASE_END.split(text)
+    }
+    return {(key, spelling) for key, spelling in found if key}
 
 
 @dataclass
@@ -364,8 +372,9 @@ class Reference:
 
     # -- rejection reasons ---------------------------------------------------------------
     def reasons(self) -> dict[str, set[str]]:
-        """Rejected process id -> its reasons."""
-        out = {}
+        """Rejected process id -> its reasons, each shown by its key's most frequent spelling
+        (a spelling counted once per process using it)."""
+        spelled = {}
         for pid, d in self.p.items():
             if d["status"] != "rejected_by_company":
                 continue
@@ -378,8 +387,13 @@ class Reference:
                         and st["feedback_notes"] is not None
                     ):
                         found |= phrases(st["feedback_notes"])
-            out[pid] = found or {"unspecified"}
-        return out
+            spelled[pid] = found or {("unspecified", "unspecified")}
+        spellings: dict[str, list[str]] = defaultdict(list)
+        for found in spelled.values():
+            for key, spelling in found:
+                spellings[key].append(spelling)
+        display = {key: _display(v) for key, v in spellings.items()}
+        return {pid: {display[key] for key, _ in found} for pid, found in spelled.items()}
 
     def _reason_list(self, pids: list[str], top: int | None = None) -> list[dict[str, Any]]:
         reasons = self.reasons()
@@ -553,8 +567,8 @@ class Reference:
                 spelling = clean_text(name)
                 if not spelling:
                     continue
-                spellings[spelling.lower()].append(spelling)
-                sat[spelling.lower()][str(x["id"])] = x
+                spellings[normalize_name(spelling)].append(spelling)
+                sat[normalize_name(spelling)][str(x["id"])] = x
         out = {}
         for key, by_stage in sat.items():
             m = list(by_stage.values())

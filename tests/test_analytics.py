@@ -241,7 +241,7 @@ def test_company_insights_by_hand(wh):
         ],
         # P2's reason is its final_outcome; its failed stage's notes are not counted again
         # (one definition for the company and feeder marts, issue #12)
-        "rejection_reasons": [{"reason": "failed technical interview", "count": 1}],
+        "rejection_reasons": [{"reason": "Failed technical interview", "count": 1}],
     }
 
 

@@ -126,7 +126,7 @@ def test_data_quality_never_blocks_publishing_and_is_named_in_the_summary(tmp_pa
         "select rejection_reasons from mart_company_insights where company_name = 'Acme'",
     )
     assert json.loads(acme["rejection_reasons"]) == [
-        {"reason": "failed node.js exercise", "count": 1}
+        {"reason": "Failed Node.js exercise", "count": 1}
     ]
 
 

@@ -301,7 +301,7 @@ def test_feeder_conversion_by_hand(warehouse):
     assert referral["pipeline_depth"] == pytest.approx(1.25 / 3)
     assert none["pipeline_depth"] is None
     assert json.loads(google["top_rejection_reasons"]) == [
-        {"reason": "failed technical interview", "count": 1}
+        {"reason": "Failed Technical Interview", "count": 1}
     ]
     assert json.loads(none["top_rejection_reasons"]) == []
 
@@ -395,10 +395,10 @@ def test_company_insights_by_hand(warehouse):
         "referral",
         "unattributed",
     ]
-    # P2 and P6 (whitespace and case folded); P2's failed-stage notes are not counted again:
-    # the final_outcome gives its reason
+    # P2 and P6 (whitespace and case folded), shown by the smaller of the two spellings seen
+    # once each; P2's failed-stage notes are not counted again: the final_outcome gives its reason
     assert json.loads(rows["Beta"]["rejection_reasons"]) == [
-        {"reason": "failed technical interview", "count": 2}
+        {"reason": "Failed Technical Interview", "count": 2}
     ]
 
 
@@ -507,3 +507,103 @@ def test_every_model_and_column_is_documented(warehouse):
             )
         ]
         assert sorted(columns) == sorted(actual), name
+
+
+# ---- one key per name: spelling, case, separators and Unicode form --------------------------
+
+CAFE_NFC, CAFE_NFD = "Caf\u00e9", "Cafe\u0301"  # one name, composed and decomposed
+JOSE_NFC, JOSE_NFD = "Jos\u00e9 Referrals", "Jose\u0301 Referrals"
+ZOE_NFC, ZOE_NFD = "Zo\u00eb", "Zoe\u0308"
+RESUME_NFC, RESUME_NFD = "Poor r\u00e9sum\u00e9", "Poor re\u0301sume\u0301"
+# Four processes rejected at a failed phone screen, the reason spelled as auto-close writes it
+# from the stage's name ("Failed <stage name>") and by hand
+SPELLED = RawData(
+    candidates={"c1": None},
+    processes=[
+        Process(
+            n,
+            "c1",
+            company,
+            feeder,
+            "rejected_by_company",
+            f"2025-01-0{n}",
+            f"2025-01-1{n}",
+            stages=[Stage(stage, "failed", 2, None, interviewers)],
+            final_outcome=outcome,
+        )
+        for n, company, feeder, stage, interviewers, outcome in (
+            (1, CAFE_NFC, JOSE_NFC, "Phone Screen", [ZOE_NFC], "Failed phone_screen"),
+            (2, CAFE_NFD, JOSE_NFD, "phone_screen", [ZOE_NFD], "Failed Phone Screen"),
+            (
+                3,
+                CAFE_NFC,
+                JOSE_NFD,
+                "Phone-Screen",
+                [ZOE_NFD],
+                f"failed  phone-screen; {RESUME_NFC}",
+            ),
+            (
+                4,
+                CAFE_NFC,
+                JOSE_NFD,
+                "phone screen",
+                [ZOE_NFC, ZOE_NFD],
+                f"Failed Phone Screen. {RESUME_NFD}",
+            ),
+        )
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def spelled(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("spelled")
+    raw = write_raw_store(root / "warehouse.raw.duckdb", SPELLED)
+    db = root / "warehouse.duckdb"
+    outcome = run_dbt(["build", "--exclude-resource-type", "unit_test"], db, raw)
+    assert outcome.ok, outcome.failures
+    duckdb.connect(str(db)).close()
+    return db
+
+
+def test_names_in_either_unicode_form_are_one_company_feeder_and_interviewer(spelled):
+    """Found by an exploratory run: `Café` composed (NFC) and decomposed (NFD) were two
+    companies, two feeders, two interviewers. Every key is NFC: one of each, shown by the most
+    frequent spelling (company NFC 3 of 4, feeder NFD 3 of 4, interviewer listings NFD 3 of 5:
+    P4 lists Zoë in both forms and sat in its stage once)."""
+    [company] = query(spelled, "select company_name, processes from mart_company_insights")
+    assert company == {"company_name": CAFE_NFC, "processes": 4}
+    [feeder] = query(
+        spelled, "select feeder_source, candidates_sourced from mart_feeder_conversion"
+    )
+    assert feeder == {"feeder_source": JOSE_NFD, "candidates_sourced": 4}
+    funnel = query(
+        spelled,
+        "select grain, group_key, total_started from mart_conversion_funnel "
+        "where grain in ('company_name', 'feeder_source', 'feeder_company') order by grain",
+    )
+    assert funnel == [
+        {"grain": "company_name", "group_key": CAFE_NFC, "total_started": 4},
+        {"grain": "feeder_company", "group_key": f"{JOSE_NFD} @ {CAFE_NFC}", "total_started": 4},
+        {"grain": "feeder_source", "group_key": JOSE_NFD, "total_started": 4},
+    ]
+    [zoe] = query(spelled, "select interviewer_name, stages from mart_interviewer_calibration")
+    assert zoe == {"interviewer_name": ZOE_NFD, "stages": 4}
+
+
+def test_rejection_reasons_are_grouped_like_names_and_shown_by_their_most_frequent_spelling(
+    spelled,
+):
+    """Found by an exploratory run: `Failed phone_screen` (auto-close on a failed stage writes
+    the stage's name) and `Failed Phone Screen` were two reasons, as were `résumé` in NFC and
+    NFD. Reasons are keyed as stage names are (case, whitespace, `_`/`-`, Unicode form folded):
+    one reason of 4 processes, shown as `Failed Phone Screen` (2 processes spell it so, the
+    others once each); the résumé reason's two spellings tie 1-1: the smaller (NFD) is shown."""
+    expected = [
+        {"reason": "Failed Phone Screen", "count": 4},
+        {"reason": RESUME_NFD, "count": 2},
+    ]
+    [company] = query(spelled, "select rejection_reasons from mart_company_insights")
+    assert json.loads(company["rejection_reasons"]) == expected
+    [feeder] = query(spelled, "select top_rejection_reasons from mart_feeder_conversion")
+    assert json.loads(feeder["top_rejection_reasons"]) == expected

@@ -53,8 +53,29 @@ AS_OF = dt.datetime(2026, 1, 1, 12, 0)
 VARS = {"as_of": AS_OF.strftime("%Y-%m-%d %H:%M:%S"), "preferred_feeder_min_processes": 2}
 BASE = dt.datetime(2025, 3, 1, 23, 0)  # near midnight: day boundaries are crossed often
 
-COMPANIES = ["Stripe", "stripe", "Stripe ", "  STRIPE", "Acme\u00a0Corp", "Acme Corp", "acme  corp"]
-FEEDERS = [None, "referral", "Referral", "referral ", "LinkedIn", "linkedin", "ex-google"]
+# each name also composed and decomposed (NFC, NFD): one key
+COMPANIES = [
+    "Stripe",
+    "stripe",
+    "Stripe ",
+    "  STRIPE",
+    "Acme\u00a0Corp",
+    "Acme Corp",
+    "acme  corp",
+    "Caf\u00e9",
+    "CAFE\u0301",
+]
+FEEDERS = [
+    None,
+    "referral",
+    "Referral",
+    "referral ",
+    "LinkedIn",
+    "linkedin",
+    "ex-google",
+    "Jos\u00e9",
+    "jose\u0301",
+]
 STAGE_NAMES = [
     "Phone Screen",
     "phone_screen",
@@ -71,7 +92,7 @@ STAGE_NAMES = [
     "take home",
     "Take_Home",
 ]
-INTERVIEWERS = ["Dana", "dana", "Dana ", "Lee", "LEE", "Zoë"]
+INTERVIEWERS = ["Dana", "dana", "Dana ", "Lee", "LEE", "Zo\u00eb", "zoe\u0308"]
 NOTES = [
     None,
     "Strong Node.js skills; weak SQL.",
@@ -79,6 +100,7 @@ NOTES = [
     "poor culture fit",
     "Great system design.\nClear answers",
     "Weak SQL; weak SQL.",
+    "Failed phone_screen.",
 ]
 OUTCOMES_TEXT = [
     None,
@@ -86,6 +108,12 @@ OUTCOMES_TEXT = [
     "failed  Technical interview.",
     " . ; ",
     "Weak Node.js",
+    # reasons naming a stage as auto-close writes them, and composed / decomposed
+    "Failed phone_screen",
+    "Failed Phone Screen",
+    "failed phone-screen; Poor re\u0301sume\u0301",
+    "Poor r\u00e9sum\u00e9",
+    "-",
 ]
 OFFER = {"base_salary": 100000, "currency": "EUR"}
 

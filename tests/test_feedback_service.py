@@ -74,7 +74,7 @@ REFERRAL_BUILT = {
     "success_rate_by_stage": {"phone_screen": 1.0, "technical": 0.5, "onsite": 1.0},
     "avg_days_to_hire": 14.0,  # P1: 2025-01-01 -> 2025-01-15
     "pipeline_depth": 0.625,  # finished: P1 accepted (4/4), P2 reached technical (1/4)
-    "top_rejection_reasons": [{"reason": "failed technical interview", "count": 1}],
+    "top_rejection_reasons": [{"reason": "Failed technical interview", "count": 1}],
 }
 
 

@@ -1,7 +1,8 @@
 {#
   Per `key` (company_key, feeder_key) of `from_relation` (int_processes_rejection_reasons): the
-  JSON array of {reason, count}, most frequent first, ties by reason; only the first `top` when
-  given. One definition of the reason lists of the company and feeder marts.
+  JSON array of {reason, count}, one per reason key (shown by its display spelling), most
+  frequent first, ties by reason; only the first `top` when given. One definition of the reason
+  lists of the company and feeder marts.
 #}
 {% macro rejection_reason_lists(from_relation, key, column, top=none) %}
     select
@@ -11,11 +12,12 @@
     from (
         select
             {{ key }},
+            reason_key,
             reason,
             count(*) as n,
             row_number() over (partition by {{ key }} order by count(*) desc, reason) as reason_rank
         from {{ from_relation }}
-        group by {{ key }}, reason
+        group by {{ key }}, reason_key, reason
     ) as counted
     {% if top is not none -%} where reason_rank <= {{ top }} {%- endif %}
     group by {{ key }}

@@ -6,7 +6,11 @@
   - normalize_name: clean_text, lower-cased: the grouping key of companies, feeders and
     interviewers ("Stripe", "stripe", "Stripe " -> "stripe").
   - normalize_name(..., fold_separators=true): also treats `_` and `-` as spaces: the key of
-    stage names ("Phone-Screen", "phone_screen", "Phone Screen\t" -> "phone screen").
+    stage names ("Phone-Screen", "phone_screen", "Phone Screen\t" -> "phone screen") and of
+    rejection reasons, which name stages ("Failed phone_screen" -> "failed phone screen").
+  Every key is in Unicode NFC, so a name typed composed ("Café", U+00E9) and decomposed
+  ("Cafe" + U+0301) is one key: one rule for every grouping key of the marts (companies,
+  feeders, interviewers, stage names, rejection reasons).
   The plain-Python twin used by the tests is tests/reference_model.py `normalize_name`.
 #}
 {% macro clean_text(column) -%}
@@ -23,7 +27,21 @@
 {%- endmacro %}
 
 {% macro normalize_name(column, fold_separators=false) -%}
-  {{ return(adapter.dispatch('normalize_name', 'interview_tracking')(column, fold_separators)) }}
+  {{ return(nfc_normalize(
+      adapter.dispatch('normalize_name', 'interview_tracking')(column, fold_separators))) }}
+{%- endmacro %}
+
+{# Unicode normalisation form C (composed) of a text #}
+{% macro nfc_normalize(expression) -%}
+  {{ return(adapter.dispatch('nfc_normalize', 'interview_tracking')(expression)) }}
+{%- endmacro %}
+
+{% macro default__nfc_normalize(expression) -%}
+  nfc_normalize({{ expression }})
+{%- endmacro %}
+
+{% macro postgres__nfc_normalize(expression) -%}
+  normalize({{ expression }}, NFC)
 {%- endmacro %}
 
 {% macro default__normalize_name(column, fold_separators=false) -%}
