@@ -21,7 +21,12 @@ import math
 from pathlib import Path
 from typing import Any
 
-from feedback.analytics import get_conversion_funnel, get_conversion_funnels, get_stage_performances
+from feedback.analytics import (
+    get_conversion_funnel,
+    get_conversion_funnels,
+    get_stage_performances,
+    name_key,
+)
 from feedback.atomic import Staged, refuse_to_replace, write_atomic
 from feedback.feeders import wilson
 from feedback.marts import open_marts, records, require_marts
@@ -83,9 +88,22 @@ def feeder_colors(con) -> dict[str, str]:
     return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(feeders)}
 
 
-def _feeder_scale(colors: dict[str, str], with_all: bool = False) -> Spec:
-    domain = [*colors, *([ALL_FEEDERS] if with_all else [])]
-    colours = [*colors.values(), *([ALL_FEEDERS_COLOR] if with_all else [])]
+def overall_label(feeders: list[str]) -> str:
+    """The label of the funnel's overall line: `all feeders`, or `all feeders (overall)`,
+    `all feeders (overall 2)`, ... when a feeder has that name as names are matched (any case,
+    spacing or Unicode form): never a feeder's name, so a feeder called "All Feeders" keeps its
+    own line, colour and legend entry instead of being drawn into the overall line."""
+    taken = {name_key(f) for f in feeders}
+    label, n = ALL_FEEDERS, 1
+    while name_key(label) in taken:
+        label = f"{ALL_FEEDERS} (overall{f' {n}' if n > 1 else ''})"
+        n += 1
+    return label
+
+
+def _feeder_scale(colors: dict[str, str], overall: str | None = None) -> Spec:
+    domain = [*colors, *([overall] if overall is not None else [])]
+    colours = [*colors.values(), *([ALL_FEEDERS_COLOR] if overall is not None else [])]
     return {"domain": domain, "range": colours}
 
 
@@ -117,9 +135,10 @@ def _spec(rows: list[dict[str, Any]], title: str, height: int, **body: Any) -> S
 def funnel_chart(con, colors: dict[str, str]) -> Spec:
     funnels = [get_conversion_funnel(db=con), *get_conversion_funnels("feeder_source", db=con)]
     rows = [f.to_dict() for f in funnels if f.total_started]
+    overall = overall_label(list(colors))
     long = [
         {
-            "group": ALL_FEEDERS if r["grain"] == "overall" else r["group_key"],
+            "group": overall if r["grain"] == "overall" else r["group_key"],
             "step": label,
             "order": i,
             "share": r[step] / r["processes_started"],
@@ -129,7 +148,7 @@ def funnel_chart(con, colors: dict[str, str]) -> Spec:
         for i, (step, label) in enumerate(zip(STEPS, STEP_LABELS, strict=True))
     ]
     base = {
-        "color": _field("group:N", scale=_feeder_scale(colors, with_all=True), title="feeder"),
+        "color": _field("group:N", scale=_feeder_scale(colors, overall), title="feeder"),
         "x": _field("step:N", axis={"labelAngle": 0}, sort=list(STEP_LABELS), title=None),
         "y": _field("share:Q", axis={"format": "%"}, title="share of processes started"),
     }
@@ -137,7 +156,7 @@ def funnel_chart(con, colors: dict[str, str]) -> Spec:
     counts = {
         "mark": {"type": "text", "dy": -8, "fontSize": 9},
         "encoding": {**base, "text": _field("processes:Q")},
-        "transform": [{"filter": f"datum.group == '{ALL_FEEDERS}'"}],
+        "transform": [{"filter": f"datum.group == '{overall}'"}],
     }
     return _spec(long, "Conversion funnel, overall and per feeder", 280, layer=[line, counts])
 

@@ -25,6 +25,7 @@ from feedback.html_report import (
     chart_specs,
     feeder_colors,
     funnel_chart,
+    overall_label,
     write_report,
 )
 from feedback.html_report import CHARTS as REPORT_CHARTS
@@ -192,6 +193,59 @@ def test_a_feeder_only_earlier_feedback_runs_know_keeps_its_own_colour(tmp_path,
     html = write_report(db, tmp_path / "report.html").read_text()
     seen = mark_colors(figure(html, "feeder-trend"), "feeder")
     assert seen == {"alpha": {PALETTE[0]}, "beta": {PALETTE[1]}, "gamma": {PALETTE[2]}}
+
+
+def test_a_feeder_named_all_feeders_is_not_drawn_into_the_overall_line(tmp_path, shared_plans):
+    """Found by an exploratory run: the funnel's overall line is labelled `all feeders`, so a
+    feeder of that name (here typed `all  feeders`) shared its label: one line zigzagged
+    through both rows in one colour. The overall line takes a label no feeder has (as names
+    are matched: any case or spacing): each line keeps its own colour."""
+    assert overall_label(["alpha"]) == "all feeders"
+    assert overall_label(["All Feeders"]) == "all feeders (overall)"
+    assert overall_label(["ALL FEEDERS", "all feeders (Overall)"]) == "all feeders (overall 2)"
+    import json
+
+    day = {"created_at": "2025-01-01T00:00:00Z"}
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "processes.jsonl").write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"00000000-0000-4000-8000-00000000000{n}",
+                    "candidate_id": f"c{n}",
+                    "company_name": "X",
+                    "role_title": "R",
+                    "feeder_source": feeder,
+                    **day,
+                }
+            )
+            + "\n"
+            for n, feeder in ((1, "all  feeders"), (2, "alpha"), (3, "alpha"))
+        )
+    )
+    (folder / "candidates.jsonl").write_text(
+        "".join(json.dumps({"id": f"c{n}", "full_name": "A", **day}) + "\n" for n in (1, 2, 3))
+    )
+    db = tmp_path / "warehouse.duckdb"
+    run_build(
+        [folder],
+        db=db,
+        take_backup=False,
+        write_html=False,
+        note=lambda _m: None,
+        plan_cache=shared_plans,
+    )
+    html = write_report(db, tmp_path / "report.html").read_text()
+    assert mark_colors(figure(html, "funnel"), "feeder") == {
+        "all feeders": {PALETTE[0]},
+        "alpha": {PALETTE[1]},
+        "all feeders (overall)": {ALL_FEEDERS_COLOR},
+    }
+    with open_marts(db) as con:
+        spec = funnel_chart(con, feeder_colors(con))
+    started = {(r["group"], r["processes"]) for r in spec["data"]["values"] if r["order"] == 0}
+    assert started == {("all feeders (overall)", 3), ("all feeders", 1), ("alpha", 2)}
 
 
 def test_interval_chart_is_sorted_by_rate(report):
