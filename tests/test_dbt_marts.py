@@ -12,6 +12,7 @@ import math
 import re
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -136,16 +137,27 @@ DATA = RawData(
 )
 
 
+def built(root: Path, data: RawData, args: list[str], **options) -> tuple[Path, Any]:
+    """`data` as a raw store in `root` and `dbt <args>` of it: the warehouse and dbt's outcome
+    (which must be ok)."""
+    raw = write_raw_store(root / "warehouse.raw.duckdb", data)
+    db = root / "warehouse.duckdb"
+    outcome = run_dbt(args, db, raw, **options)
+    assert outcome.ok, outcome.failures
+    duckdb.connect(str(db)).close()  # dbt's connection is closed: the file opens read-write
+    return db, outcome
+
+
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("dbt")
-    raw = write_raw_store(root / "warehouse.raw.duckdb", DATA)
-    db = root / "warehouse.duckdb"
-    outcome = run_dbt(["build"], db, raw, variables={"preferred_feeder_min_processes": 1})
-    assert outcome.ok, outcome.failures
+    db, outcome = built(
+        tmp_path_factory.mktemp("dbt"),
+        DATA,
+        ["build"],
+        variables={"preferred_feeder_min_processes": 1},
+    )
     # the unmapped "Take-home Project" is reported, as a warning only
     assert [w.name for w in outcome.warned] == ["assert_stage_names_mapped"]
-    duckdb.connect(str(db)).close()  # dbt's connection is closed: the file opens read-write
     return db
 
 
@@ -557,13 +569,12 @@ SPELLED = RawData(
 
 @pytest.fixture(scope="module")
 def spelled(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("spelled")
-    raw = write_raw_store(root / "warehouse.raw.duckdb", SPELLED)
-    db = root / "warehouse.duckdb"
-    outcome = run_dbt(["build", "--exclude-resource-type", "unit_test"], db, raw)
-    assert outcome.ok, outcome.failures
-    duckdb.connect(str(db)).close()
-    return db
+    args = [
+        "build",
+        "--exclude-resource-type",
+        "unit_test",
+    ]  # the warehouse fixture's build runs them
+    return built(tmp_path_factory.mktemp("spelled"), SPELLED, args)[0]
 
 
 def test_names_in_either_unicode_form_are_one_company_feeder_and_interviewer(spelled):

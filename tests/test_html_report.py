@@ -33,23 +33,14 @@ from feedback.marts import open_marts
 from itrack.generate import generate
 from itrack.pipeline import run_build
 from tests.conftest import CHARTS, read
+from tests.factories import write_jsonl
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, shared_plans: Path) -> tuple[Path, str]:
     root = tmp_path_factory.mktemp("html")
     generate(root / "in", 700, seed=11)
-    db = root / "warehouse.duckdb"
-    run_build(
-        [root / "in"],
-        db=db,
-        take_backup=False,
-        write_html=False,
-        note=lambda _m: None,
-        plan_cache=shared_plans,
-    )
-    out = write_report(db, root / "report.html")
-    return db, out.read_text()
+    return built_report(root, [root / "in"], shared_plans)
 
 
 def vega_lite_errors(spec: dict) -> list[str]:
@@ -146,51 +137,55 @@ def test_each_feeder_has_one_colour_in_every_chart(report):
         assert seen == expected, chart
 
 
+DAY = {"created_at": "2025-01-01T00:00:00Z"}
+
+
+def small_process(n: int, **fields: str) -> dict:
+    """Process n (1-9) of candidate `c<n>` at company X."""
+    return {
+        "id": f"00000000-0000-4000-8000-00000000000{n}",
+        "candidate_id": f"c{n}",
+        "company_name": "X",
+        "role_title": "R",
+        **DAY,
+        **fields,
+    }
+
+
+def built_report(tmp_path: Path, folders: list[Path], plans: Path) -> tuple[Path, str]:
+    """The folders ingested and built in turn into one warehouse, then its HTML report."""
+    db = tmp_path / "warehouse.duckdb"
+    for folder in folders:
+        run_build(
+            [folder],
+            db=db,
+            take_backup=False,
+            write_html=False,
+            note=lambda _m: None,
+            plan_cache=plans,
+        )
+    return db, write_report(db, tmp_path / "report.html").read_text()
+
+
 def test_a_feeder_only_earlier_feedback_runs_know_keeps_its_own_colour(tmp_path, shared_plans):
     """Found by the exploratory analytics run: the colours were given to the feeders of the
     marts only, so a feeder the trend still shows from earlier feedback runs (its processes
     since moved to another feeder) took another feeder's colour, unlisted in the legend. Every
     feeder a chart shows has its own colour, in name order."""
-    import json
-
-    def write(folder: Path, name: str, *records: dict) -> None:
-        folder.mkdir(exist_ok=True)
-        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in records))
-
-    day = {"created_at": "2025-01-01T00:00:00Z"}
-    write(
-        tmp_path / "in",
-        "candidates.jsonl",
-        {"id": "c1", "full_name": "A", "feeder_source": "alpha", **day},
-        {"id": "c2", "full_name": "B", "feeder_source": "beta", **day},
+    first, then = tmp_path / "in", tmp_path / "next"
+    first.mkdir()
+    then.mkdir()
+    write_jsonl(
+        first / "candidates.jsonl",
+        [
+            {"id": "c1", "full_name": "A", "feeder_source": "alpha", **DAY},
+            {"id": "c2", "full_name": "B", "feeder_source": "beta", **DAY},
+        ],
     )
-    write(
-        tmp_path / "in",
-        "processes.jsonl",
-        *(
-            {
-                "id": f"00000000-0000-4000-8000-00000000000{n}",
-                "candidate_id": f"c{n}",
-                "company_name": "X",
-                "role_title": "R",
-                **day,
-            }
-            for n in (1, 2)
-        ),
-    )
-    moved = {"id": "c2", "full_name": "B", "feeder_source": "gamma", **day}
-    write(tmp_path / "next", "candidates.jsonl", {**moved, "updated_at": "2025-01-02T00:00:00Z"})
-    db = tmp_path / "warehouse.duckdb"
-    for folder in ("in", "next"):
-        run_build(
-            [tmp_path / folder],
-            db=db,
-            take_backup=False,
-            write_html=False,
-            note=lambda _m: None,
-            plan_cache=shared_plans,
-        )
-    html = write_report(db, tmp_path / "report.html").read_text()
+    write_jsonl(first / "processes.jsonl", [small_process(1), small_process(2)])
+    moved = {"id": "c2", "full_name": "B", "feeder_source": "gamma", **DAY}
+    write_jsonl(then / "candidates.jsonl", [{**moved, "updated_at": "2025-01-02T00:00:00Z"}])
+    _db, html = built_report(tmp_path, [first, then], shared_plans)
     seen = mark_colors(figure(html, "feeder-trend"), "feeder")
     assert seen == {"alpha": {PALETTE[0]}, "beta": {PALETTE[1]}, "gamma": {PALETTE[2]}}
 
@@ -203,40 +198,17 @@ def test_a_feeder_named_all_feeders_is_not_drawn_into_the_overall_line(tmp_path,
     assert overall_label(["alpha"]) == "all feeders"
     assert overall_label(["All Feeders"]) == "all feeders (overall)"
     assert overall_label(["ALL FEEDERS", "all feeders (Overall)"]) == "all feeders (overall 2)"
-    import json
-
-    day = {"created_at": "2025-01-01T00:00:00Z"}
     folder = tmp_path / "in"
     folder.mkdir()
-    (folder / "processes.jsonl").write_text(
-        "".join(
-            json.dumps(
-                {
-                    "id": f"00000000-0000-4000-8000-00000000000{n}",
-                    "candidate_id": f"c{n}",
-                    "company_name": "X",
-                    "role_title": "R",
-                    "feeder_source": feeder,
-                    **day,
-                }
-            )
-            + "\n"
-            for n, feeder in ((1, "all  feeders"), (2, "alpha"), (3, "alpha"))
-        )
+    feeders = {1: "all  feeders", 2: "alpha", 3: "alpha"}
+    write_jsonl(
+        folder / "processes.jsonl",
+        [small_process(n, feeder_source=f) for n, f in feeders.items()],
     )
-    (folder / "candidates.jsonl").write_text(
-        "".join(json.dumps({"id": f"c{n}", "full_name": "A", **day}) + "\n" for n in (1, 2, 3))
+    write_jsonl(
+        folder / "candidates.jsonl", [{"id": f"c{n}", "full_name": "A", **DAY} for n in feeders]
     )
-    db = tmp_path / "warehouse.duckdb"
-    run_build(
-        [folder],
-        db=db,
-        take_backup=False,
-        write_html=False,
-        note=lambda _m: None,
-        plan_cache=shared_plans,
-    )
-    html = write_report(db, tmp_path / "report.html").read_text()
+    db, html = built_report(tmp_path, [folder], shared_plans)
     assert mark_colors(figure(html, "funnel"), "feeder") == {
         "all feeders": {PALETTE[0]},
         "alpha": {PALETTE[1]},
