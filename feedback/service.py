@@ -205,6 +205,29 @@ def empty_metrics() -> dict[str, Any]:
     }
 
 
+def keep_file_keys(
+    document: dict[str, Any], fresh: dict[str, dict[str, Any]]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """`fresh` (keyed as the marts spell each feeder: its most frequent spelling) keyed as
+    feeders.json (`document`) already keys the feeder, and the renames made. The scoring job
+    keeps its settings (weights, patterns) under the file's key: when more processes arrive
+    spelled `referral` than `Referral`, the marts' spelling flips, and the metrics moved to a
+    new key `referral` while `Referral` kept the weight with the metrics of no processes. An
+    entry the marts no longer spell is the feeder's when its name compares equal
+    (`name_key`: case, whitespace, Unicode form) to exactly one marts spelling that has no
+    entry of its own; otherwise it is a feeder gone (`gone_feeders`)."""
+    entries = document.get("feeders", {})
+    spellings: dict[str, list[str]] = {}
+    for name in fresh:
+        spellings.setdefault(name_key(name), []).append(name)
+    renames: dict[str, str] = {}
+    for name in sorted(entries):
+        same = spellings.get(name_key(name), [])
+        if name not in fresh and len(same) == 1 and same[0] not in entries:
+            renames.setdefault(same[0], name)  # two old spellings of one feeder: the first
+    return {renames.get(f, f): m for f, m in fresh.items()}, renames
+
+
 def gone_feeders(document: dict[str, Any], fresh: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Feeders feeders.json (`document`) has metrics for but the marts (`fresh`) no longer
     know (every process moved to another feeder, or its spelling changed): their metrics become
@@ -311,7 +334,7 @@ def run_feedback(
     con = open_read_only(Path(warehouse))
     try:
         _check_marts(con, warehouse)
-        fresh = metrics_from_marts(con)
+        fresh, renames = keep_file_keys(document, metrics_from_marts(con))
         prior = (
             con.execute(
                 "select sum(placements) || '/' || sum(candidates_sourced) "
@@ -321,13 +344,14 @@ def run_feedback(
         )
         watermark = _new_watermark(con)
         since = log.get_state("watermark", EPOCH)
-        result.triggered_feeders = sorted(triggered_feeders(con, since))
+        result.triggered_feeders = sorted(renames.get(f, f) for f in triggered_feeders(con, since))
         entries = document.get("feeders", {})
         fresh |= gone_feeders(document, fresh)
         if full or log.get_state("prior", "") != prior:
             marked = set(fresh)
         else:
-            marked = set(result.triggered_feeders) | changed_feeders(con, since)
+            changed = {renames.get(f, f) for f in changed_feeders(con, since)}
+            marked = set(result.triggered_feeders) | changed
             # feeders the file has no metrics for yet, and feeders whose stored metrics no
             # longer match the marts although none of their rows changed (a process or a
             # candidate moved to another feeder: the old feeder lost it): so a default run
@@ -759,7 +783,7 @@ class FeedbackService:
                     # the marts, and keeps it there until a build counts the process (LIVE_KEY)
                     entry += [outcome.candidate_id, _placement_record(outcome, con)]
                 ledger[outcome.interview_id] = entry
-            fresh = metrics_from_marts(con)
+            fresh, _ = keep_file_keys(document, metrics_from_marts(con))
             try:
                 feeder = resolve_name(feeder_source, list(fresh), "feeder")
             except UnknownNameError:

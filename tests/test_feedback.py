@@ -871,3 +871,56 @@ def test_itrack_feedback_waits_for_a_running_build_and_refuses_after_wait(wh):
     assert_exit(waited, 0)
     assert written_while_building == [False]  # it ran once the build had let go
     assert (wh.parent / "feeders.json").exists()
+
+
+def test_a_feeder_keeps_its_feeders_json_key_when_its_most_frequent_spelling_changes(
+    tmp_path, shared_plans
+):
+    """Night 1: 'Referral' twice, 'referral' once: the marts and feeders.json spell the feeder
+    'Referral', and the scoring job gives it a weight. Night 2 brings two more 'referral': the
+    marts now spell it 'referral', and the metrics stay under the file's key 'Referral', with
+    the weight (they moved to a new key 'referral', 'Referral' left with those of no process)."""
+    from tests.factories import candidate, process, write_jsonl
+
+    def night(folder: str, spellings: list[str], first: int) -> Path:
+        ids = range(first, first + len(spellings))
+        (tmp_path / folder).mkdir()
+        write_jsonl(
+            tmp_path / folder / "candidates.jsonl", [candidate(id=f"cand-{i}") for i in ids]
+        )
+        processes = [
+            process(
+                id=f"{i:08d}-1111-4111-8111-111111111111",
+                candidate_id=f"cand-{i}",
+                feeder_source=name,
+            )
+            for i, name in zip(ids, spellings, strict=True)
+        ]
+        write_jsonl(tmp_path / folder / "processes.jsonl", processes)
+        return tmp_path / folder
+
+    db = tmp_path / "warehouse.duckdb"
+    feeders = tmp_path / "feeders.json"
+    run_build(
+        [night("n1", ["Referral", "Referral", "referral"], 1)],
+        db=db,
+        **QUIET,
+        plan_cache=shared_plans,
+    )
+    document = json.loads(feeders.read_text())
+    assert list(document["feeders"]) == ["Referral"]
+    document["feeders"]["Referral"]["weight"] = 1.5
+    feeders.write_text(json.dumps(document))
+    run_build([night("n2", ["referral", "referral"], 4)], db=db, **QUIET, plan_cache=shared_plans)
+    entries = json.loads(feeders.read_text())["feeders"]
+    assert list(entries) == ["Referral"]
+    assert entries["Referral"]["weight"] == 1.5
+    assert entries["Referral"]["metrics"]["candidates_sourced"] == 5
+    # the live path (an outcome recorded between builds) keys it as the file does too
+    from itrack.services import feedback_service
+
+    feedback_service(db).update_feeder_conversion_rates("referral")
+    entries = json.loads(feeders.read_text())["feeders"]
+    assert list(entries) == ["Referral"]
+    assert entries["Referral"]["weight"] == 1.5
+    assert entries["Referral"]["metrics"]["candidates_sourced"] == 5
