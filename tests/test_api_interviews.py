@@ -317,11 +317,28 @@ def test_the_next_page_of_a_company_is_a_valid_url_of_that_company(api, name, en
     ids = [new_process(api, company_name=name)["id"] for _ in range(3)]
     first = api.get(f"/interviews/company/{encoded}?limit=2", headers=lead()).json()
     cursor = first["next_cursor"]
-    assert first["next"] == (
-        f"http://testserver/interviews/company/{encoded}?limit=2&cursor={cursor}"
-    )
+    assert first["next"] == f"/interviews/company/{encoded}?limit=2&cursor={cursor}"
     second = api.get(first["next"], headers=lead()).json()
     assert [p["id"] for p in first["items"] + second["items"]] == ids
+
+
+def test_links_are_relative_and_never_name_the_host_the_client_sent(api):
+    """`next` and the trailing-slash redirect were absolute URLs built from the request's Host
+    header (and X-Forwarded-Proto): `Host: evil.example` got links to http://evil.example/...
+    (found by an exploratory run). Both are now the path and query alone."""
+    ids = [new_process(api)["id"] for _ in range(2)]
+    spoofed = {**lead(), "Host": "evil.example", "X-Forwarded-Proto": "https"}
+    first = api.get("/interviews?limit=1", headers=spoofed).json()
+    assert first["next"] == f"/interviews?limit=1&cursor={first['next_cursor']}"
+    second = api.get(first["next"], headers=lead()).json()
+    assert [p["id"] for p in first["items"] + second["items"]] == ids
+    for path, location in [
+        ("/interviews/?limit=1", "/interviews?limit=1"),
+        ("/health/", "/health"),
+        (f"/interviews/{ids[0]}/stages/", f"/interviews/{ids[0]}/stages"),
+    ]:
+        r = api.get(path, headers=spoofed, follow_redirects=False)
+        assert (r.status_code, r.headers["location"]) == (307, location), path
 
 
 # -- status changes ------------------------------------------------------------------------------

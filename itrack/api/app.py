@@ -19,6 +19,7 @@ from itrack.api import errors
 from itrack.api.errors import ApiError
 from itrack.api.head import HeadAsGet
 from itrack.api.limits import BodyLimit
+from itrack.api.links import redirect_slashes_relatively
 from itrack.api.routes import analytics, feedback, health, interviews
 from itrack.api.shutdown import AnswerWhenCancelled
 
@@ -187,4 +188,5 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.include_router(analytics.router)
     app.include_router(interviews.router)
     app.include_router(feedback.router)
+    redirect_slashes_relatively(app.router)
     return app

@@ -329,7 +329,11 @@ class ProcessPage(BaseModel):
     items: list[Process]
     limit: int
     next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
-    next: str | None = Field(None, description="The next page's URL; null on the last page.")
+    next: str | None = Field(
+        None,
+        description="The next page's path and query, a relative reference (resolve it against "
+        "the address called); null on the last page.",
+    )
 
 
 class StageList(BaseModel):

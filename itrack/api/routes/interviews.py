@@ -7,7 +7,6 @@ import binascii
 import datetime as dt
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar, cast
-from urllib.parse import quote
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -26,6 +25,7 @@ from itrack.api.deps import (
     writes,
 )
 from itrack.api.errors import ApiError
+from itrack.api.links import relative_url
 from itrack.api.models import (
     CandidateHistory,
     InterviewCreate,
@@ -135,11 +135,10 @@ def _page(
 
 
 def _next_url(request: Request, cursor: str) -> str:
-    """This page's URL with the next cursor. The path is percent-encoded again from the
-    decoded one: Starlette's `request.url` re-encodes only ?, # and \\, so a company named
-    'A%41' got a link to 'AA' and one named '50% Off' a link with a bare space in it."""
-    path = quote(request.scope["path"], safe="/")
-    return str(request.url.replace(path=path).include_query_params(cursor=cursor))
+    """This page's path and query with the next cursor: a relative reference (`links`)."""
+    return relative_url(
+        request.scope["path"], request.url.include_query_params(cursor=cursor).query
+    )
 
 
 # -- processes: the literal paths first (company/, candidate/, stages/) --------------------------
