@@ -79,6 +79,7 @@ from feedback.publish import (
 from ingest.contract import (
     FEEDBACK_TRIGGER_STATUSES,
     STAGE_TYPES,
+    STORED,
     TERMINAL_STATUSES,
     InterviewStatus,
     PlacementRecord,
@@ -918,12 +919,16 @@ def _built_names(con: duckdb.DuckDBPyConnection, outcome: ProcessOutcome) -> tup
 def _placement_record(outcome: ProcessOutcome, con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """An accepted offer as a placement history record (the marts' shape and names)."""
     company, role = _built_names(con, outcome)
-    return PlacementRecord(
-        company=company,
-        role=role,
-        placement_date=outcome.decided_at,
-        offer_details=outcome.offer_details,
-    ).model_dump(mode="json", exclude_none=True)
+    record = {
+        "company": company,
+        "role": role,
+        "placement_date": outcome.decided_at,
+        "offer_details": outcome.offer_details,
+    }
+    # the stored process's offer, accepted under the rules of its day
+    return PlacementRecord.model_validate(record, context=STORED).model_dump(
+        mode="json", exclude_none=True
+    )
 
 
 def _live_placements(ledger: str) -> dict[str, list[dict[str, Any]]]:

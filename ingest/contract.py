@@ -134,17 +134,38 @@ NonEmptyStr = Annotated[
 ]
 ShortStr = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Rating = Annotated[int, Field(strict=True, ge=1, le=5)]
+
+
+# Rows read back from a store were accepted under the rules of their day: reading them never
+# fails on a rule added since (`model_validate(row, context=STORED)`).
+STORED: dict[str, Any] = {"stored": True}
+
+
+def stored(info: ValidationInfo | None) -> bool:
+    """Whether the value is being read back from a store (`STORED`)."""
+    return bool(info is not None and info.context and info.context.get("stored"))
+
+
+# The largest offer amount, in any currency: the exact-integer range of a double (2**53) rounded
+# down to a power of ten, so every amount reads back exactly in any JSON reader (JavaScript's,
+# DuckDB's double). Far above a year's pay in the weakest currency (a million US dollars is
+# about 2.6e10 Vietnamese dong); what lies above is a broken export (1e22, 10**30, 1e300).
+MAX_AMOUNT = 10**15
+AMOUNT_MESSAGE = f"is more than {MAX_AMOUNT:,} (an amount in the currency's units)"
+
+
+def _amount_bound(value: float, info: ValidationInfo) -> float:
+    if not stored(info) and value > MAX_AMOUNT:
+        raise ValueError(f"{value} {AMOUNT_MESSAGE}")
+    return value
+
+
 # Amounts keep their JSON spelling (150000 stays an integer) so offer details round-trip exactly.
 Amount = Annotated[
     Annotated[int, Field(strict=True)] | Annotated[float, Field(strict=True, allow_inf_nan=False)],
     Field(ge=0),
+    AfterValidator(_amount_bound),
 ]
-
-
-def stored(info: ValidationInfo | None) -> bool:
-    """Rows read back from a store were accepted under the rules of their day: reading them
-    never fails on a rule added since (`model_validate(row, context={"stored": True})`)."""
-    return bool(info is not None and info.context and info.context.get("stored"))
 
 
 def _no_control_chars(value: str, info: ValidationInfo) -> str:
@@ -190,15 +211,22 @@ def _iso_date(value: Any) -> Any:
     return value
 
 
-Date = Annotated[dt.date, BeforeValidator(_iso_date)]
-
-
 # Business dates: a recruiting process happens between these (naive UTC, end exclusive). Far
 # tighter than what Python, DuckDB and PostgreSQL can hold, so no arithmetic on a stored
 # timestamp (one microsecond later, a zone shift) can ever overflow.
 EARLIEST = dt.datetime(1970, 1, 1)
 LATEST = dt.datetime(2100, 1, 1)
 RANGE_MESSAGE = "is outside the business date range 1970-01-01 to 2099-12-31 (UTC)"
+
+
+def _business_date(value: dt.date, info: ValidationInfo) -> dt.date:
+    """An offer's dates lie in the business date range too (year 1 and 9999 were taken)."""
+    if not stored(info) and not EARLIEST.date() <= value < LATEST.date():
+        raise ValueError(f"{value.isoformat()} {RANGE_MESSAGE.removesuffix(' (UTC)')}")
+    return value
+
+
+Date = Annotated[dt.date, BeforeValidator(_iso_date), AfterValidator(_business_date)]
 
 
 def naive_utc(value: dt.datetime) -> dt.datetime:
@@ -240,7 +268,9 @@ def _not_in_future(value: dt.datetime, info: ValidationInfo) -> dt.datetime:
     return value
 
 
-CreatedAt = Annotated[Timestamp, AfterValidator(_not_in_future)]
+# When something happened (a record's creation, a stage's completion): never in the future.
+PastTimestamp = Annotated[Timestamp, AfterValidator(_not_in_future)]
+CreatedAt = PastTimestamp
 
 # Names and ids: no control characters, not blank. Free text (notes) may hold any printable text.
 Name = Annotated[ShortStr, AfterValidator(_not_blank), AfterValidator(_no_control_chars)]
@@ -287,9 +317,16 @@ class OfferDetails(Record):
     start_date: Date | None = None
     expiry_date: Date | None = None
 
+    # How long after the offer its start and its expiry may be (an offer accepted a year ahead
+    # for a graduate's start; anything further is a mistyped year)
+    START_WITHIN_DAYS: ClassVar[int] = 731  # two years
+    EXPIRY_WITHIN_DAYS: ClassVar[int] = 366  # one year
+
     sql_checks: ClassVar[tuple[str, ...]] = (
         "{start_date} >= {offer_date}",
         "{expiry_date} >= {offer_date}",
+        f"{{start_date}} - {{offer_date}} <= {START_WITHIN_DAYS}",
+        f"{{expiry_date}} - {{offer_date}} <= {EXPIRY_WITHIN_DAYS}",
     )
 
     @field_validator("currency")
@@ -300,11 +337,16 @@ class OfferDetails(Record):
         return value
 
     @model_validator(mode="after")
-    def _dates_in_order(self) -> OfferDetails:
-        if self.offer_date and self.start_date and self.start_date < self.offer_date:
-            raise ValueError("start_date is before offer_date")
-        if self.offer_date and self.expiry_date and self.expiry_date < self.offer_date:
-            raise ValueError("expiry_date is before offer_date")
+    def _dates_in_order(self, info: ValidationInfo) -> OfferDetails:
+        windows = (("start_date", self.START_WITHIN_DAYS), ("expiry_date", self.EXPIRY_WITHIN_DAYS))
+        for name, within in windows:
+            value = getattr(self, name)
+            if not (self.offer_date and value):
+                continue
+            if value < self.offer_date:
+                raise ValueError(f"{name} is before offer_date")
+            if not stored(info) and (value - self.offer_date).days > within:
+                raise ValueError(f"{name} is more than {within} days after offer_date")
         return self
 
 
@@ -342,7 +384,7 @@ class InterviewStage(Record):
     stage_name: Name
     stage_order: Annotated[int, Field(strict=True, ge=1, le=1000)]
     scheduled_date: Timestamp | None = None
-    completed_date: Timestamp | None = None
+    completed_date: PastTimestamp | None = None
     outcome: StageOutcome = StageOutcome.PENDING
     overall_rating: Rating | None = None
     technical_rating: Rating | None = None

@@ -55,6 +55,11 @@ _VALIDATOR_SQL: dict[Any, str] = {
         f"try_cast({{s}} as timestamptz) >= '{EARLIEST.isoformat()}+00:00'::timestamptz"
         f" and try_cast({{s}} as timestamptz) < '{LATEST.isoformat()}+00:00'::timestamptz"
     ),
+    # a date's text is checked as YYYY-MM-DD first: as text, the order is the dates'
+    contract._business_date: (
+        f"{{s}} >= '{EARLIEST.date().isoformat()}' and {{s}} < '{LATEST.date().isoformat()}'"
+    ),
+    contract._amount_bound: f"try_cast({{s}} as double) <= {contract.MAX_AMOUNT}",
     contract.OfferDetails._iso_currency.__func__: "{s} in ("
     + ", ".join(sql_text(c) for c in sorted(contract.ISO_4217))
     + ")",

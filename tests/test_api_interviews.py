@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from ingest.store.duckdb.store import raw_store_path, store_lock
+from ingest.store.duckdb.store import open_store, raw_store_path, store_lock
 from tests.api_support import (
     ORG,
     RECRUITER_A,
@@ -454,17 +454,91 @@ def test_an_offer_amount_that_is_not_a_number_is_422_naming_the_amount(api, amou
     assert api.get(f"/interviews/{pid}", headers=lead()).json()["status"] == "in_progress"
 
 
+@pytest.mark.parametrize(
+    ("offer", "field", "why"),
+    [
+        (
+            {**OFFER, "base_salary": 1e300},
+            "body.offer_details.base_salary",
+            "1e+300 is more than 1,000,000,000,000,000 (an amount in the currency's units)",
+        ),
+        (
+            {**OFFER, "offer_date": "0001-01-01"},
+            "body.offer_details.offer_date",
+            "0001-01-01 is outside the business date range 1970-01-01 to 2099-12-31",
+        ),
+        (
+            {**OFFER, "start_date": "2090-01-01"},
+            "body.offer_details",
+            "start_date is more than 731 days after offer_date",
+        ),
+    ],
+)
+def test_an_offer_past_the_contract_bounds_is_422_and_not_stored(api, store, offer, field, why):
+    """An amount of 1e300, an offer dated year 1 or a start 65 years after the offer were
+    stored (found by an exploratory run): the contract's bounds, on both stores."""
+    pid = new_process(api)["id"]
+    r = api.put(
+        f"/interviews/{pid}",
+        json={"status": "offer_extended", "offer_details": offer},
+        headers=lead(),
+    )
+    err = assert_error(r, 422, field)
+    assert (err["message"], err["errors"]) == (
+        f"invalid input: {field}: {why}",
+        [{"field": field, "message": why}],
+    )
+    got = api.get(f"/interviews/{pid}", headers=lead()).json()
+    assert (got["status"], got["offer_details"]) == ("in_progress", None)
+    assert store.history(pid) == [(None, "in_progress")]
+
+
+def test_an_offer_stored_before_the_bounds_is_still_read_and_can_be_revised(api, store):
+    """Rows were accepted under the rules of their day: an offer of 10**20 stored before
+    amounts were bounded is read back as stored (PostgreSQL's repository validated the rows it
+    read as new input: a 500). A change revalidates the whole process, so accepting that offer
+    is refused naming the amount until the offer is revised."""
+    pid = new_process(api)["id"]
+    offer = '{"base_salary":100000000000000000000,"currency":"USD"}'
+    sql = (
+        "update interview_processes set status = 'offer_extended', offer_details = {} where id = {}"
+    )
+    if store.kind == "postgres":
+        with psycopg.connect(store.dsn) as conn:
+            conn.execute(sql.format("%s::jsonb", "%s"), [offer, pid])
+    else:
+        with open_store(store.db, wait_seconds=5) as con:
+            con.execute(sql.format("?", "?"), [offer, pid])
+    unset = ("bonus", "equity", "sign_on_bonus", "offer_date", "start_date", "expiry_date")
+    stored = {"base_salary": 10**20, "currency": "USD", **dict.fromkeys(unset)}
+    got = api.get(f"/interviews/{pid}", headers=lead())
+    assert got.status_code == 200, got.text
+    assert got.json()["offer_details"] == stored
+    err = assert_error(
+        api.put(f"/interviews/{pid}", json={"status": "offer_accepted"}, headers=lead()), 409
+    )
+    assert err["message"] == (
+        "process refused: offer_details.base_salary: 100000000000000000000 is more than "
+        "1,000,000,000,000,000 (an amount in the currency's units)"
+    )
+    move(api, pid, "offer_extended", offer_details=OFFER)
+    assert move(api, pid, "offer_accepted")["offer_details"]["base_salary"] == 150000
+
+
 # -- stages ---------------------------------------------------------------------------------------
 
 
 def test_stages_add_list_get_and_outcome(api, store):
-    pid = new_process(api)["id"]
+    created = new_process(api)
+    # a stage is neither before its process nor completed in the future: it happened as the
+    # process was created (the API creates processes now)
+    pid, when = created["id"], created["created_at"]
     r = api.post(
         f"/interviews/{pid}/stages",
         json={
             "stage_name": "Phone Screen",
             "stage_order": 1,
-            "scheduled_date": "2099-01-06T10:00:00Z",
+            "scheduled_date": when,
         },
         headers=lead(),
     )
@@ -472,7 +546,7 @@ def test_stages_add_list_get_and_outcome(api, store):
     stage = r.json()
     assert r.headers["location"] == f"/interviews/stages/{stage['id']}"
     assert api.get(r.headers["location"], headers=lead()).json() == stage
-    assert stage["scheduled_date"] == "2099-01-06T10:00:00Z"
+    assert stage["scheduled_date"] == when
     listed = api.get(f"/interviews/{pid}/stages", headers=lead()).json()
     assert listed == {"interview_process_id": pid, "stages": [stage]}
 
@@ -484,7 +558,7 @@ def test_stages_add_list_get_and_outcome(api, store):
             "technical_rating": 5,
             "feedback_notes": "solid",
             "interviewer_names": ["Dana"],
-            "completed_date": "2099-01-06T11:00:00Z",
+            "completed_date": when,
         },
         headers=lead(),
     )
@@ -492,7 +566,7 @@ def test_stages_add_list_get_and_outcome(api, store):
     got = r.json()
     assert (got["outcome"], got["overall_rating"], got["technical_rating"]) == ("passed", 4, 5)
     assert (got["feedback_notes"], got["interviewer_names"]) == ("solid", ["Dana"])
-    assert got["completed_date"] == "2099-01-06T11:00:00Z"
+    assert got["completed_date"] == when
 
 
 def test_stage_refusals(api):
@@ -548,7 +622,7 @@ def test_an_id_of_the_other_kind_is_named_so_on_every_write_on_both_stores(api, 
 
 
 def test_stage_details_update(api):
-    pid = new_process(api)["id"]
+    pid, created = (new_process(api)[k] for k in ("id", "created_at"))
     sid = api.post(
         f"/interviews/{pid}/stages", json={"stage_name": "Onsite", "stage_order": 1}, headers=lead()
     ).json()["id"]
@@ -586,7 +660,9 @@ def test_stage_details_update(api):
         api.put(f"/interviews/stages/{sid}", json={"next_steps": "x"}, headers=recruiter()),
         403,
     )
-    failed = {"outcome": "failed", "completed_date": "2099-02-01T15:00:00Z"}
+    # completed now, so scheduled before (not in 2099)
+    api.put(f"/interviews/stages/{sid}", json={"scheduled_date": created}, headers=lead())
+    failed = {"outcome": "failed", "completed_date": created}
     r = api.put(f"/interviews/stages/{sid}/outcome", json=failed, headers=lead())
     assert r.status_code == 200, r.text
     assert_error(
@@ -621,6 +697,27 @@ def test_a_null_stage_detail_is_422_not_a_200_that_changed_nothing(api, field):
         [{"field": f"body.{field}", "message": message}],
     )
     assert api.get(f"/interviews/stages/{sid}", headers=lead()).json() == before
+
+
+def test_an_outcome_completed_in_the_future_is_422_and_not_stored(api):
+    """A stage could be recorded as completed in 2099 (found by an exploratory run)."""
+    pid = new_process(api)["id"]
+    r = api.post(
+        f"/interviews/{pid}/stages",
+        json={"stage_name": "Phone Screen", "stage_order": 1},
+        headers=lead(),
+    )
+    sid = r.json()["id"]
+    r = api.put(
+        f"/interviews/stages/{sid}/outcome",
+        json={"outcome": "passed", "completed_date": "2099-01-01T00:00:00Z"},
+        headers=lead(),
+    )
+    why = "2099-01-01T00:00:00 is in the future (more than 5 minutes after now, UTC)"
+    err = assert_error(r, 422, "body.completed_date")
+    assert err["message"] == f"invalid input: body.completed_date: {why}"
+    got = api.get(f"/interviews/stages/{sid}", headers=lead()).json()
+    assert (got["outcome"], got["completed_date"]) == ("pending", None)
 
 
 @pytest.mark.parametrize("field", ["feedback_notes", "interviewer_names"])

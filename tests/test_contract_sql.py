@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from ingest.contract import MODELS, to_row
 from ingest.load import validate_lines
-from tests.factories import candidate, process, stage
+from tests.factories import candidate, offer, process, stage
 
 MISSING = object()
 # The business date range [1970-01-01, 2100-01-01) UTC at its edges, zone offsets included; and
@@ -200,6 +200,7 @@ def test_candidate_records_agree(records):
 
 AMOUNTS = st.sampled_from(
     [0, 7, 150000, 1.5, 2.5, 1000.0, 1e-5, 1e20, 10**20, -1, -0.5, "5", True, None, 1234.5678]
+    + [10**15, 10**15 + 1, 999999999999999.9, 1e300]
 )
 DATES = st.sampled_from(
     [
@@ -211,6 +212,9 @@ DATES = st.sampled_from(
         "2025-02-01T00:00:00",
         20250201,
         None,
+        "1969-12-31",
+        "2100-01-01",
+        "2027-02-01",
     ]
 )
 OFFER_FIELDS = {
@@ -258,6 +262,64 @@ def test_date_range_edges_agree_and_are_exact(value, valid, field):
     assert (pydantic_row("candidates", record) is not None) == valid
     loaded, rejected = run_bulk("candidates", [record])
     assert (1 in loaded, 1 in rejected) == (valid, not valid)
+
+
+# The bounds of an offer (amounts, its dates' range, how long after the offer its start and
+# expiry may be) and of a stage's completion (not in the future), at their edges.
+OFFER_EDGES = [
+    (offer(base_salary=10**15), None),
+    (offer(base_salary=10**15 + 1), "1000000000000001 is more than 1,000,000,000,000,000"),
+    (offer(bonus=1e300), "1e+300 is more than 1,000,000,000,000,000"),
+    (offer(offer_date="1970-01-01"), None),
+    (offer(offer_date="1969-12-31"), "1969-12-31 is outside the business date range"),
+    (offer(offer_date=None, start_date="2099-12-31"), None),
+    (offer(offer_date=None, expiry_date="2100-01-01"), "2100-01-01 is outside the business"),
+    (offer(offer_date="2025-01-01", start_date="2027-01-02"), None),
+    (offer(offer_date="2025-01-01", start_date="2027-01-03"), "start_date is more than 731 days"),
+    (offer(offer_date="2025-01-01", expiry_date="2026-01-02"), None),
+    (offer(offer_date="2025-01-01", expiry_date="2026-01-03"), "expiry_date is more than 366 days"),
+]
+
+
+@pytest.mark.parametrize(("details", "refused"), OFFER_EDGES)
+def test_offer_bounds_agree_and_are_exact(details, refused):
+    """Offer amounts and dates had no bounds: 1e300, a start in 2090, an offer dated year 1
+    were all stored (found by an exploratory run). Both paths refuse exactly past the edges."""
+    from ingest.validate import explain
+
+    record = process(status="offer_extended", offer_details=details)
+    assert (pydantic_row("processes", record) is None) == (refused is not None)
+    loaded, rejected = run_bulk("processes", [record])
+    assert (1 in loaded, 1 in rejected) == (refused is None, refused is not None)
+    if refused:
+        _, why = explain(MODELS["processes"], json.dumps(record))
+        assert why is not None and why.code == "invalid_offer"
+        assert refused in why.message
+
+
+@pytest.mark.parametrize(
+    ("completed", "code"), [("2025-01-06T11:00:00Z", None), ("2099-01-01T00:00:00Z", "future_date")]
+)
+def test_a_completed_date_in_the_future_is_refused_by_both_paths(completed, code):
+    """A stage could be completed in 2099 (found by an exploratory run): a completion happened,
+    so it is never in the future, as a record's created_at (5 minutes' tolerance)."""
+    from ingest.validate import explain
+
+    record = stage(completed_date=completed)
+    assert (pydantic_row("stages", record) is None) == (code is not None)
+    loaded, rejected = run_bulk("stages", [record])
+    assert (1 in loaded, 1 in rejected) == (code is None, code is not None)
+    _, why = explain(MODELS["stages"], json.dumps(record))
+    if code is None:
+        assert why is None
+        return
+    assert why is not None
+    assert (why.code, why.field, why.message) == (
+        code,
+        "completed_date",
+        "field 'completed_date': 2099-01-01T00:00:00 is in the future (more than 5 minutes "
+        'after now, UTC) (got "2099-01-01T00:00:00Z")',
+    )
 
 
 @pytest.mark.parametrize(("value", "valid"), CLOCK_EDGES.items())

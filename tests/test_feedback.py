@@ -690,7 +690,7 @@ def test_placements_are_what_the_contract_model_dumps():
     import duckdb
 
     from feedback.placements import placements_from_marts, render_placements
-    from ingest.contract import PlacementRecord
+    from ingest.contract import STORED, PlacementRecord
 
     at = dt.datetime(2025, 3, 1, 9, 30)
     rows = [
@@ -717,11 +717,16 @@ def test_placements_are_what_the_contract_model_dumps():
         rows, key=lambda r: (r[0], r[3])
     ):
         if placed:
-            record = PlacementRecord(
-                company=company,
-                role=role,
-                placement_date=placed_at,
-                offer_details=json.loads(offer) if offer else None,
+            # stored offers, read as the store reads them: under the rules of their day (an
+            # amount past today's MAX_AMOUNT was accepted before it was bounded)
+            record = PlacementRecord.model_validate(
+                {
+                    "company": company,
+                    "role": role,
+                    "placement_date": placed_at,
+                    "offer_details": json.loads(offer) if offer else None,
+                },
+                context=STORED,
             )
             reference.setdefault(candidate, []).append(
                 record.model_dump(mode="json", exclude_none=True)

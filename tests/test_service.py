@@ -311,8 +311,15 @@ def test_outcome_completed_date_rules(service, process):
         service.update_stage_outcome(future.id, "passed")  # it has not happened yet
     cancelled = service.update_stage_outcome(future.id, "cancelled")
     assert (cancelled.outcome, cancelled.completed_date) == ("cancelled", None)
-    held = service.update_stage_outcome(future.id, "no_show", completed_date=later)
-    assert held.completed_date == later
+    # a stage completes when it happens, never in the future
+    done_later = (
+        f"stage refused: completed_date: {later.isoformat()} is in the future (more than 5 "
+        "minutes after now, UTC)"
+    )
+    with pytest.raises(Refused) as refused:
+        service.update_stage_outcome(future.id, "no_show", completed_date=later)
+    assert str(refused.value) == done_later
+    assert service.get_interview(process.id).stages[0].outcome == "cancelled"
     with pytest.raises(Refused, match="unknown outcome 'great'; expected one of: pending"):
         service.update_stage_outcome(future.id, "great")
 

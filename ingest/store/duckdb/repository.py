@@ -22,6 +22,7 @@ from uuid import UUID
 import duckdb
 
 from ingest.contract import (
+    STORED,
     InterviewProcess,
     InterviewStage,
     InterviewStatus,
@@ -38,9 +39,6 @@ from ingest.store.common import (
     select_sql,
 )
 from ingest.store.duckdb.store import open_store
-
-# Rows read back were accepted under the rules of their day (see contract.stored).
-STORED = {"stored": True}
 
 
 def parse_id(value: UUID | str, what: str) -> UUID:
