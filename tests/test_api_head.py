@@ -1,5 +1,6 @@
-"""HEAD wherever GET: the GET's status and headers, no body. A real server on loopback (uvicorn
-leaves the body out of a HEAD answer)."""
+"""HEAD wherever GET: the GET's status and headers, no body; OPTIONS wherever a path exists:
+204 and the path's methods. A real server on loopback (uvicorn leaves the body out of a HEAD
+answer)."""
 
 from __future__ import annotations
 
@@ -35,4 +36,24 @@ def test_head_answers_as_get_without_the_body(base: str, path: str, headers: dic
 
 def test_head_where_get_is_not_taken_is_405_listing_the_methods(base: str):
     head = httpx.head(f"{base}/feedback/run", headers=lead())
-    assert (head.status_code, head.headers["allow"], head.content) == (405, "POST", b"")
+    assert (head.status_code, head.headers["allow"], head.content) == (405, "OPTIONS, POST", b"")
+
+
+def test_options_is_204_listing_the_methods_of_the_path(base: str):
+    """OPTIONS was 405 on every path (found by an exploratory run). No token needed: the 405
+    of another method lists the same methods to anyone. A path that does not exist is 404."""
+    pid = "0e6f2d7a-91b4-4c3e-8a5d-7f1e2c9b4a60"
+    cases = {
+        "/interviews": "GET, HEAD, OPTIONS, POST",
+        f"/interviews/{pid}": "GET, HEAD, OPTIONS, PUT",
+        f"/interviews/stages/{pid}/outcome": "OPTIONS, PUT",
+        "/interviews/company/AC/DC": "GET, HEAD, OPTIONS",
+        "/health": "GET, HEAD, OPTIONS",
+        "/feedback/run": "OPTIONS, POST",
+    }
+    for path, allowed in cases.items():
+        r = httpx.options(f"{base}{path}")
+        assert (r.status_code, r.headers.get("allow"), r.content) == (204, allowed, b""), path
+        assert "content-type" not in r.headers
+    r = httpx.options(f"{base}/nowhere")
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "not_found")

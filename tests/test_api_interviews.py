@@ -182,11 +182,11 @@ def test_get_unknown_id_is_404_and_malformed_id_is_422(api):
 def test_a_method_the_path_does_not_take_is_405_listing_those_it_does(api):
     pid = random_id()
     cases = {
-        f"/interviews/{pid}": "GET, HEAD, PUT",
-        f"/interviews/{pid}/stages": "GET, HEAD, POST",
-        "/interviews": "GET, HEAD, POST",
-        f"/interviews/stages/{pid}/outcome": "PUT",
-        "/feedback/run": "POST",
+        f"/interviews/{pid}": "GET, HEAD, OPTIONS, PUT",
+        f"/interviews/{pid}/stages": "GET, HEAD, OPTIONS, POST",
+        "/interviews": "GET, HEAD, OPTIONS, POST",
+        f"/interviews/stages/{pid}/outcome": "OPTIONS, PUT",
+        "/feedback/run": "OPTIONS, POST",
     }
     for path, allowed in cases.items():
         r = api.delete(path, headers=lead())

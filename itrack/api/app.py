@@ -20,6 +20,7 @@ from itrack.api.errors import ApiError
 from itrack.api.head import HeadAsGet
 from itrack.api.limits import BodyLimit
 from itrack.api.links import redirect_slashes_relatively
+from itrack.api.options import AnswerOptions
 from itrack.api.routes import analytics, feedback, health, interviews
 from itrack.api.shutdown import AnswerWhenCancelled
 
@@ -182,6 +183,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.backend = make_backend(config)
     app.add_middleware(BodyLimit)
     app.add_middleware(HeadAsGet)
+    app.add_middleware(AnswerOptions)
     app.add_middleware(AnswerWhenCancelled)  # last added: outermost
     errors.install(app)
     app.include_router(health.router)

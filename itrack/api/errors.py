@@ -21,11 +21,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from ingest.field_errors import field_errors
-from itrack.api.head import runs_as
+from itrack.api.options import allowed_methods
 from itrack.api.warehouse import WarehouseMissing
 from itrack.errors import http_status
 
@@ -164,7 +163,7 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
             return body_error(413, str(exc.detail))
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # every method of the path, not just one route's
-            headers["Allow"] = ", ".join(_allowed_methods(request))
+            headers["Allow"] = ", ".join(allowed_methods(request.scope))
         return _response(exc.status_code, str(exc.detail), headers=headers)
     status = http_status_of(exc)
     if status is None:
@@ -190,24 +189,6 @@ def http_status_of(exc: BaseException) -> int | None:
             return status
     status = http_status(exc)
     return None if status == 500 else status
-
-
-HTTP_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
-
-
-def _allowed_methods(request: Request) -> list[str]:
-    """The methods a route answers at the request's path. Each route is asked whether it would
-    take the request with that method (`matches`, public), not for its method list: FastAPI
-    0.165 keeps an included router as one route, which has none."""
-    routes = request.app.router.routes
-    return [
-        method
-        for method in HTTP_METHODS
-        if any(
-            route.matches({**request.scope, "method": runs_as(method)})[0] == Match.FULL
-            for route in routes
-        )
-    ]
 
 
 def _one_line(exc: BaseException) -> str:
