@@ -208,6 +208,26 @@ def test_health_reports_store_and_warehouse(api, db):
     assert body["build"] is None
 
 
+def test_health_on_postgres_is_the_store_check_bounded_by_the_server_wait(db, pg_fresh):
+    """`GET /health` on PostgreSQL said only "postgresql" (no word of an unmigrated database)
+    while PostgresInterviewStore.health, which says it, waited a fixed 5 s: one check now,
+    waiting for a pooled connection as long as any request (`wait_seconds`)."""
+    config = {"store": "postgres", "pg_dsn": pg_fresh, "pg_pool_size": 1, "wait_seconds": 0.5}
+    with client(db, **config) as api:
+        body = api.get("/health").json()
+        assert (body["status"], body["store"]) == (
+            "ok",
+            {"ok": True, "detail": "PostgreSQL reachable"},
+        )
+        with api.app.state.backend.store.pool.connection():  # the pool's only connection
+            r = api.get("/health")
+        assert r.status_code == 503
+        assert r.json()["store"] == {
+            "ok": False,
+            "detail": "PostgreSQL unavailable: couldn't get a connection after 0.50 sec",
+        }
+
+
 def test_feedback_run_writes_feeders_json(api, db):
     feeders = db.parent / "feeders.json"
     assert not feeders.exists()

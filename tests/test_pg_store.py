@@ -237,6 +237,26 @@ def test_health_says_reachable_and_migrated(store: PostgresInterviewStore, pg_se
             bare.close()
 
 
+def test_health_waits_for_a_pooled_connection_as_long_as_the_store_does(dsn: str) -> None:
+    """health() waited a fixed 5 s for a connection of the pool, whatever wait the store was
+    made with (the server's `wait_seconds`): a busy pool now answers after the store's own
+    wait, or the one given. What it says names the wait; no clock is read here."""
+    store = PostgresInterviewStore(dsn, max_size=1, timeout=0.25)
+    try:
+        with store.pool.connection():  # the pool's only connection, held
+            assert store.health() == (
+                False,
+                "PostgreSQL unavailable: couldn't get a connection after 0.25 sec",
+            )
+            assert store.health(0.5) == (
+                False,
+                "PostgreSQL unavailable: couldn't get a connection after 0.50 sec",
+            )
+        assert store.health() == (True, "PostgreSQL reachable")
+    finally:
+        store.close()
+
+
 @pytest.fixture
 def cli_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
     """`itrack <args>` with ITRACK_STORE=postgres and ITRACK_PG_DSN=dsn; the pool closed after."""

@@ -479,10 +479,12 @@ class PostgresInterviewStore:
     def close(self) -> None:
         self.pool.close()
 
-    def health(self) -> tuple[bool, str]:
-        """(reachable and migrated, one line saying so) for a health endpoint."""
-        try:
-            with self.pool.connection(timeout=5) as conn:
+    def health(self, wait_seconds: float | None = None) -> tuple[bool, str]:
+        """(reachable and migrated, one line saying so) for a health endpoint. Waits for a
+        connection of the pool at most `wait_seconds`, by default as long as every unit of work
+        of this store (the pool's timeout: the server's `wait_seconds`); it waited a fixed 5 s."""
+        try:  # None: the pool's timeout
+            with self.pool.connection(timeout=wait_seconds) as conn:
                 row = conn.execute(
                     "select to_regclass('public.interview_processes') is not null"
                 ).fetchone()
