@@ -865,6 +865,28 @@ def test_a_nul_character_in_a_filter_is_invalid_input_not_a_crash(api, store):
         assert err["errors"] == [{"field": field, "message": reason}]
 
 
+def test_a_percent_escape_that_is_not_utf8_is_invalid_input_not_a_search(api, store):
+    """`%FF` is no UTF-8 text: the server decoded it to U+FFFD and the endpoint searched for
+    that character (200, listing a company named "\ufffd"; found by an exploratory run). Now
+    422 naming the parameter; a real U+FFFD, sent as its UTF-8 escapes, is still searched."""
+    new_process(api, company_name="\ufffd")
+    for url, field in [
+        ("/interviews/company/%FF", "path.name"),
+        ("/interviews?company=%FF", "query.company"),
+        ("/interviews?feeder=x&candidate=a%C3", "query.candidate"),
+        ("/interviews/candidate/%E9t%E9", "path.candidate_id"),
+    ]:
+        err = assert_error(api.get(url, headers=lead()), 422, field)
+        reason = "is not UTF-8 text once its %-escapes are decoded"
+        assert err["message"] == f"invalid input: {field}: {reason}"
+        assert err["errors"] == [{"field": field, "message": reason}]
+    found = api.get("/interviews?company=%EF%BF%BD", headers=lead())
+    assert (found.status_code, [p["company_name"] for p in found.json()["items"]]) == (
+        200,
+        ["\ufffd"],
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [

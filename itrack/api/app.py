@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -76,17 +77,48 @@ def make_backend(config: ApiConfig):
     return DuckDBBackend(config.db, config.wait_seconds, config.organization_id)
 
 
-def refuse_nul_parameters(request: Request) -> None:
+NOT_UTF8_MESSAGE = "is not UTF-8 text once its %-escapes are decoded"
+
+
+def _escapes_utf8(escaped: str) -> bool:
+    """Whether `escaped` (a URL's path or a query part, %-escaped) decodes to UTF-8 text."""
+    try:
+        urllib.parse.unquote_to_bytes(escaped.replace("+", " ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _not_utf8(request: Request) -> set[tuple[str, str]]:
+    """The parameters whose %-escapes are not UTF-8 (`/company/%FF`): the server decodes them
+    to U+FFFD and the endpoint searched for that character, answering 200 for a name nobody
+    sent."""
+    found = set()
+    raw_path = request.scope.get("raw_path", b"").decode("latin-1")
+    if not _escapes_utf8(raw_path):  # a path value with a U+FFFD the client did not send
+        found |= {("path", n) for n, v in request.path_params.items() if "\ufffd" in str(v)}
+    for part in request.scope.get("query_string", b"").decode("latin-1").split("&"):
+        name, _, value = part.partition("=")
+        if not _escapes_utf8(value):
+            found.add(("query", urllib.parse.unquote_plus(name)))
+    return found
+
+
+def refuse_unreadable_parameters(request: Request) -> None:
     """A path or query parameter holding NUL is 422 naming it, on either store: no stored text
-    holds NUL (the contract refuses it), and PostgreSQL cannot even compare with it."""
+    holds NUL (the contract refuses it), and PostgreSQL cannot even compare with it. So is one
+    whose %-escapes are not UTF-8 text (`_not_utf8`)."""
+    not_utf8 = _not_utf8(request)
     given = [
         *(("path", name, value) for name, value in request.path_params.items()),
         *(("query", name, value) for name, value in request.query_params.multi_items()),
     ]
     for where, name, value in given:
+        field = f"{where}.{name}"
         if "\x00" in str(value):
-            field = f"{where}.{name}"
             raise ApiError(422, f"invalid input: {field}: {NUL_MESSAGE}", field=field)
+        if (where, name) in not_utf8:
+            raise ApiError(422, f"invalid input: {field}: {NOT_UTF8_MESSAGE}", field=field)
 
 
 def refuse_unknown_query_parameters(request: Request) -> None:
@@ -173,7 +205,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         dependencies=[
-            Depends(refuse_nul_parameters),
+            Depends(refuse_unreadable_parameters),
             Depends(refuse_unknown_query_parameters),
             Depends(refuse_duplicate_body_keys),
         ],
