@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -132,3 +134,21 @@ def pg_dsn(pg_server: str) -> Iterator[str]:
     """A migrated throw-away database for one test module, dropped afterwards."""
     with pg.database(pg_server) as dsn:
         yield dsn
+
+
+@contextmanager
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """Children started inside get SIGINT as a shell starts a command: handled, not ignored or
+    blocked, whatever the test worker's own state (a child inherits an ignored or blocked
+    signal through exec). Once, in one pytest-xdist worker, every Ctrl-C test's child ran on
+    untouched (a restore to its end, exit 0; a query until the test's 60 s timeout), as if its
+    SIGINT were ignored, while the same tests passed in the other worker and in every other
+    run: the tests of Ctrl-C must not depend on what ran before them in the worker."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: a handler not set from Python, left as it is
+            signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)

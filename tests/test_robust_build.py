@@ -17,6 +17,7 @@ import pytest
 from ingest.store.duckdb.store import raw_store_path
 from itrack.generate import generate
 from itrack.pipeline import build_dir, run_build
+from tests.conftest import ctrl_c_reaches_children
 from tests.test_faults import itrack
 from tests.test_robust_store import hold_lock, release, wait_until_waiting, writer_lock
 
@@ -269,12 +270,13 @@ def test_ctrl_c_while_dbt_runs_a_first_build_is_one_line_exit_130(tmp_path, inpu
     publishes. Fails before the fix (exit 1 and the traceback)."""
     db = tmp_path / "warehouse.duckdb"
     build = ["build", str(inputs["day1"]), "--db", str(db), "--no-replay", *NO_EXTRAS]
-    stopped = subprocess.run(
-        [sys.executable, "-c", CTRL_C_IN_DBT, *build],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    with ctrl_c_reaches_children():
+        stopped = subprocess.run(
+            [sys.executable, "-c", CTRL_C_IN_DBT, *build],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     con = duckdb.connect(str(raw_store_path(db)), read_only=True)
     runs = con.execute("select run_id, accepted, status from ingest_runs").fetchall()
     con.close()

@@ -21,6 +21,7 @@ from ingest.migrate import discover
 from ingest.store.duckdb.backup import MANIFEST, backup
 from ingest.store.duckdb.store import MIGRATIONS, raw_store_path
 from itrack.generate import generate
+from tests.conftest import ctrl_c_reaches_children
 from tests.test_faults import ITRACK, fingerprint, itrack, small_mount  # noqa: F401 - fixture
 
 HOLD = (
@@ -390,12 +391,13 @@ def test_ctrl_c_during_a_restore_is_an_interrupt_not_a_bad_backup(tmp_path):
     con.close()
     snapshot = backup(db, tmp_path / "bk")
     target = tmp_path / "restored" / "warehouse.duckdb"
-    restoring = subprocess.Popen(
-        [ITRACK, "restore", str(snapshot), "--db", str(target)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with ctrl_c_reaches_children():
+        restoring = subprocess.Popen(
+            [ITRACK, "restore", str(snapshot), "--db", str(target)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     staging = tmp_path / "restored" / "warehouse.raw.duckdb.restoring"
     deadline = time.monotonic() + 240
     # filling the staging file and reading the table (not hashing it, before): inside DuckDB
@@ -437,12 +439,13 @@ def test_ctrl_c_during_a_query_stops_it_as_an_interrupt(tmp_path, query):
     hours; the 60 s bound only catches the old behaviour (they stop within a second)."""
     db = tmp_path / "warehouse.duckdb"
     duckdb.connect(str(db)).close()
-    querying = subprocess.Popen(
-        [ITRACK, "sql", "--db", str(db), "-c", f"select 41 + 1 as answer; {query}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with ctrl_c_reaches_children():
+        querying = subprocess.Popen(
+            [ITRACK, "sql", "--db", str(db), "-c", f"select 41 + 1 as answer; {query}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     try:
         printed = [querying.stdout.readline() for _ in range(3)]
         assert printed == ["1 row(s):\n", "answer\n", "    42\n"]  # the long query runs next
