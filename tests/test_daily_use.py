@@ -1250,3 +1250,30 @@ def test_help_states_the_bound_and_default_the_command_applies(command, option, 
     assert_exit(shown, 0)
     [line] = [row for row in shown.output.splitlines() if row.strip().startswith(option + " ")]
     assert line.split(">", 1)[1].strip().split("  [")[0] == text
+
+
+def test_no_connection_prints_duckdbs_progress_bar(tmp_path):
+    """DuckDB's own progress bar is on by default in a command's process: a 1M ingest printed
+    `97% ▕████▏` lines with carriage returns on stdout, into cron logs and pipes (found by a
+    benchmark run). Every connection a command opens (the raw store's, a cursor of it, a
+    warehouse's read-only one) has it off; the command's own bar is on stderr, for people.
+    In a new interpreter, as a command runs: under pytest DuckDB starts with it off."""
+    script = textwrap.dedent("""
+        import sys
+        from pathlib import Path
+        from feedback.marts import open_read_only
+        from ingest.store.duckdb.store import connect
+        setting = "select current_setting('enable_progress_bar')"
+        path = Path(sys.argv[1])
+        store = connect(path)
+        print(store.execute(setting).fetchone()[0], store.cursor().execute(setting).fetchone()[0])
+        store.close()
+        print(open_read_only(path).execute(setting).fetchone()[0])
+        """)
+    shown = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "w.raw.duckdb")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (shown.stdout, shown.stderr) == ("False False\nFalse\n", "")
