@@ -261,6 +261,7 @@ def test_full_disk_build_fails_cleanly_and_the_next_one_works(disk, inputs, shar
     assert state_of(db)["feeders.json"] != before["feeders.json"]
 
 
+@pytest.mark.slow  # fault injection, a first build running dbt itself (~12 s): `make test-all`
 def test_ctrl_c_while_dbt_runs_a_first_build_is_one_line_exit_130(tmp_path, inputs):
     """Found by pressing Ctrl-C while a first build's dbt ran (dbt itself, no plan to replay):
     dbt caught the KeyboardInterrupt and printed "Encountered an error:" and its traceback on
