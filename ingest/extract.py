@@ -23,6 +23,8 @@ as they were, and rows pulled twice (the overlap) are merged as unchanged.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -180,6 +182,30 @@ def read_watermarks(
     return {table: mark for table, mark in rows if mark is not None}
 
 
+def _staging(raw_store: Path) -> tempfile.TemporaryDirectory[str]:
+    """The private folder an extract stages the pulled tables in (names, notes: personal
+    data): beside the raw store they go into, `.<store>.extract-<pid>-*`, not the system's
+    temporary folder, where an extract killed mid-way left them for good. Such leftovers (their
+    process gone) are removed first; a running extract's are left alone."""
+    prefix = f".{raw_store.name}.extract-"
+    for left in raw_store.parent.glob(f"{prefix}*-*"):
+        pid = left.name.removeprefix(prefix).split("-")[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    raw_store.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=f"{prefix}{os.getpid()}-", dir=raw_store.parent)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: running
+        return True
+    return True
+
+
 def extract(
     dsn: str,
     db: Path | str,
@@ -191,7 +217,7 @@ def extract(
     """Pull the changes since the last extract from `dsn` into the raw store beside `db`."""
     source = source_name(dsn)
     previous = {} if full else read_watermarks(db, source, wait_seconds)
-    with tempfile.TemporaryDirectory(prefix="itrack-extract-") as folder:
+    with _staging(raw_store_path(db)) as folder:
         pulled, marks, columns = _pull(dsn, Path(folder), previous, overlap, wait_seconds)
         files = []
         for kind in LOAD_ORDER:

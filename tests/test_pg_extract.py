@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from ingest.extract import ExtractError, extract, read_watermarks, source_name
+from ingest.store.duckdb.store import raw_store_path
 from tests import pg
 from tests.conftest import query
 
@@ -245,16 +246,27 @@ def test_a_killed_extract_leaves_store_and_watermark_as_they_were(source: str, d
         "extract(sys.argv[1], sys.argv[2])"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    killed = subprocess.run(
-        [sys.executable, "-c", script, source, str(db)], env=env, timeout=120, check=False
-    )
-    assert killed.returncode == -9
+    killed = subprocess.Popen([sys.executable, "-c", script, source, str(db)], env=env)
+    assert killed.wait(timeout=120) == -9
     assert query(db, "select * from extract_watermarks order by table_name") == before
     assert query(db, "select feedback_notes from interview_stages") == [(None,)]
     assert query(db, "select count(*) from ingest_runs") == [(1,)]
+    # the tables it pulled (names, notes) stay beside the raw store, not in the system's /tmp
+    # (each killed extract left one there for good), until the next extract removes them
+    staged = f".{raw_store_path(db).name}.extract-{killed.pid}-*"
+    [left] = db.parent.glob(staged)
+    assert sorted(p.name for p in left.iterdir()) == [
+        "candidates.parquet",
+        "corrections.csv",
+        "deleted_rows.csv",
+        "interview_status_history.csv",
+        "processes.parquet",
+        "stages.parquet",
+    ]
     summary = extract(source, db, overlap=dt.timedelta(minutes=1))  # the next one catches up
     assert summary.run.total("updated") == 2
     assert query(db, "select feedback_notes from interview_stages") == [("Strong",)]
+    assert list(db.parent.glob(".*.extract-*")) == []
 
 
 def test_the_extract_role_reads_everything_and_writes_nothing(source: str, db: Path) -> None:
