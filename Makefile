@@ -57,7 +57,7 @@ postgres: ## Install Debian's postgresql for the throw-away test server (if no s
 # file's module fixtures (built warehouses) are built once.
 PYTEST := $(BIN)/pytest -n auto --dist loadfile
 
-test: $(STAMP) browser postgres ## Run the test suite (fast tier, 5-6 minutes on 2 cores); installs chromium first if missing
+test: $(STAMP) browser postgres ## Run the test suite (fast tier, about 7 minutes on 2 cores); installs chromium first if missing
 	$(PYTEST) -m "not slow"
 
 test-all: $(STAMP) browser postgres ## Run every test, the slow fault-injection ones included (installs chromium if missing)
