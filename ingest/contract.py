@@ -15,7 +15,7 @@ import datetime as dt
 import re
 from enum import StrEnum
 from functools import cache
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 from uuid import UUID
 
 from pydantic import (
@@ -295,6 +295,12 @@ class Record(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False, frozen=False)
     sql_checks: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def from_store(cls, row: Any) -> Self:
+        """A row read back from a store (either repository, the feedback step): validated
+        under the rules of its day (`STORED`), never failing on a rule added since."""
+        return cls.model_validate(row, context=STORED)
 
     @model_validator(mode="after")
     def _default_updated_at(self) -> Record:

@@ -22,7 +22,6 @@ from uuid import UUID
 import duckdb
 
 from ingest.contract import (
-    STORED,
     InterviewProcess,
     InterviewStage,
     InterviewStatus,
@@ -220,12 +219,12 @@ class InterviewRepository(SharedQueries):
         for row in rows:
             if row["offer_details"] is not None:
                 row["offer_details"] = json.loads(row["offer_details"])
-        return [InterviewProcess.model_validate(row, context=STORED) for row in rows]
+        return [InterviewProcess.from_store(row) for row in rows]
 
     def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
         sql = select_sql("interview_stages", STAGE_COLUMNS, where, "stage_order")
         rows = self._dicts(sql, params)
-        return [InterviewStage.model_validate(row, context=STORED) for row in rows]
+        return [InterviewStage.from_store(row) for row in rows]
 
 
 class DuckDBInterviewStore:

@@ -32,7 +32,7 @@ from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ingest.contract import STORED, InterviewProcess, InterviewStage, to_row
+from ingest.contract import InterviewProcess, InterviewStage, to_row
 from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from ingest.migrate import check_dsn, connect_seconds, display_dsn
 from ingest.ports import HISTORY_SOURCE, Correction
@@ -102,7 +102,7 @@ class PostgresInterviewRepository(SharedQueries):
         if inserted is None:
             raise NotFoundError(f"candidate '{process.candidate_id}' not found")
         # the new row is this transaction's until it commits
-        return self._hold(InterviewProcess.model_validate(inserted, context=STORED))
+        return self._hold(InterviewProcess.from_store(inserted))
 
     def get_interview_by_id(self, interview_id: UUID | str) -> InterviewProcess:
         """A process; in a write, with its row lock held until the transaction ends; in a
@@ -124,7 +124,7 @@ class PostgresInterviewRepository(SharedQueries):
     def update_interview(self, process: InterviewProcess) -> InterviewProcess:
         """Save a process; a status change gets its history row from the database's trigger."""
         row = self._update("interview_processes", PROCESS_COLUMNS, to_row(process), "process")
-        return self._hold(InterviewProcess.model_validate(row, context=STORED))
+        return self._hold(InterviewProcess.from_store(row))
 
     # -- stages -------------------------------------------------------------------------------
 
@@ -143,7 +143,7 @@ class PostgresInterviewRepository(SharedQueries):
             )
         if inserted is None:  # the process went away between the check and the insert
             raise self._not_found("process", stage.interview_process_id)
-        return InterviewStage.model_validate(inserted, context=STORED)
+        return InterviewStage.from_store(inserted)
 
     def get_stage_by_id(self, stage_id: UUID | str) -> InterviewStage:
         """A stage; in a write, its process's row lock is taken in the same statement (one
@@ -158,12 +158,8 @@ class PostgresInterviewRepository(SharedQueries):
             if row is None:
                 self._refuse_if_visible("interview_stages", sid, "interview stage")
                 raise self._not_found("stage", stage_id)
-            self._hold(
-                InterviewProcess.model_validate(
-                    _columns(row, PROCESS_COLUMNS, "p_"), context=STORED
-                )
-            )
-            return InterviewStage.model_validate(_columns(row, STAGE_COLUMNS, "s_"), context=STORED)
+            self._hold(InterviewProcess.from_store(_columns(row, PROCESS_COLUMNS, "p_")))
+            return InterviewStage.from_store(_columns(row, STAGE_COLUMNS, "s_"))
         found = self._select_stages("where id = %s", [sid])
         if not found:
             raise self._not_found("stage", stage_id)
@@ -180,7 +176,7 @@ class PostgresInterviewRepository(SharedQueries):
 
     def update_stage(self, stage: InterviewStage) -> InterviewStage:
         row = self._update("interview_stages", STAGE_COLUMNS, to_row(stage), "stage", stage)
-        return InterviewStage.model_validate(row, context=STORED)
+        return InterviewStage.from_store(row)
 
     def record_call(self, command: str, started_at: dt.datetime) -> None:
         """Audit one completed write call in `service_calls` (the user and organization are
@@ -311,7 +307,7 @@ class PostgresInterviewRepository(SharedQueries):
         if lock:  # row-level security lets a user lock only the rows they may change
             sql += " for update"
         rows = self._all(sql, params)
-        return [InterviewProcess.model_validate(row, context=STORED) for row in rows]
+        return [InterviewProcess.from_store(row) for row in rows]
 
     def _hold(self, process: InterviewProcess) -> InterviewProcess:
         self._held[process.id] = process
@@ -328,20 +324,16 @@ class PostgresInterviewRepository(SharedQueries):
         if not rows:
             return []
         self._stages[process_id] = [
-            InterviewStage.model_validate(_columns(row, STAGE_COLUMNS, "s_"), context=STORED)
+            InterviewStage.from_store(_columns(row, STAGE_COLUMNS, "s_"))
             for row in rows
             if row["s_id"] is not None
         ]
-        return [
-            InterviewProcess.model_validate(
-                _columns(rows[0], PROCESS_COLUMNS, "p_"), context=STORED
-            )
-        ]
+        return [InterviewProcess.from_store(_columns(rows[0], PROCESS_COLUMNS, "p_"))]
 
     def _select_stages(self, where: str, params: list[Any]) -> list[InterviewStage]:
         sql = select_sql("interview_stages", STAGE_COLUMNS, where, "stage_order")
         rows = self._all(sql, params)
-        return [InterviewStage.model_validate(row, context=STORED) for row in rows]
+        return [InterviewStage.from_store(row) for row in rows]
 
 
 def _naive(value: dt.datetime | None) -> dt.datetime | None:
