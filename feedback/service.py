@@ -79,6 +79,7 @@ from feedback.publish import (
 from ingest.contract import (
     FEEDBACK_TRIGGER_STATUSES,
     STAGE_TYPES,
+    STORED,
     TERMINAL_STATUSES,
     InterviewStatus,
     PlacementRecord,
@@ -925,7 +926,9 @@ def _placement_record(outcome: ProcessOutcome, con: duckdb.DuckDBPyConnection) -
         "offer_details": outcome.offer_details,
     }
     # the stored process's offer, accepted under the rules of its day
-    return PlacementRecord.from_store(record).model_dump(mode="json", exclude_none=True)
+    return PlacementRecord.model_validate(record, context=STORED).model_dump(
+        mode="json", exclude_none=True
+    )
 
 
 def _live_placements(ledger: str) -> dict[str, list[dict[str, Any]]]:
