@@ -75,26 +75,29 @@ def _root(
     """interview-tracking: validated ingest, dbt marts and feedback for recruiting outcomes."""
 
 
+def _names_database(value: str) -> bool:
+    """Whether an argument is a postgresql:// URL. The extract's rule is imported only for a
+    value holding `://`: its import costs a no-op build 0.2 s."""
+    if "://" not in value:
+        return False
+    from ingest.extract import is_database_url
+
+    return is_database_url(value)
+
+
 def _path_or_url(value: str) -> str:
     """An ingest argument as given (a file, a folder or a postgresql:// URL); an empty one, or
     a URL of another scheme, is refused (`path_value`)."""
-    if "://" in value:  # only then the extract's rule (its import costs a no-op build 0.2 s)
-        from ingest.extract import is_database_url
-
-        if is_database_url(value):
-            return value
-    path_value(value)
+    if not _names_database(value):
+        path_value(value)
     return value
 
 
 def _build_path(value: str) -> Path:
     """A build argument: a file or folder. A postgresql:// URL is refused, pointing to
     `--from` (as a path it lost a `/` and was "no such file or directory")."""
-    if "://" in value:  # only then the extract's rule (its import costs a no-op build 0.2 s)
-        from ingest.extract import is_database_url
-
-        if is_database_url(value):
-            raise typer.BadParameter("a database is extracted with --from URL, not as a path")
+    if _names_database(value):
+        raise typer.BadParameter("a database is extracted with --from URL, not as a path")
     return path_value(value)
 
 
