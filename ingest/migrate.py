@@ -151,8 +151,10 @@ def _lock_within(conn: Any, wait_seconds: float, dsn: str) -> None:
         conn.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
     except psycopg.errors.LockNotAvailable:
         holder = conn.execute(
+            # advisory locks are per database: a holder in another one is not in the way
             "select string_agg(pid::text, ', ') from pg_locks where locktype = 'advisory'"
-            " and granted and classid = %s and objid = %s and objsubid = 1",
+            " and granted and classid = %s and objid = %s and objsubid = 1 and database ="
+            " (select oid from pg_database where datname = current_database())",
             [_PG_LOCK_KEY >> 32, _PG_LOCK_KEY & 0xFFFFFFFF],
         ).fetchone()[0]
         by = f" (held by PostgreSQL backend {holder})" if holder else ""

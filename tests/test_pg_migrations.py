@@ -606,6 +606,38 @@ def test_an_upgrade_waits_for_another_upgrade_only_as_long_as_its_wait(empty_pg:
         assert conn.execute(ledger).fetchone() == (None,)
 
 
+def test_a_busy_upgrade_names_only_the_holder_in_its_own_database(
+    empty_pg: str, pg_server: str
+) -> None:
+    """Advisory locks are per database, but the holder was looked up in pg_locks across the
+    server: an upgrade of another database running at the same time (the test suite's workers
+    do so) was named too, "held by PostgreSQL backend 81, 95" (the test above failed once so).
+    Only this database's holder is named."""
+    results: list = []
+    with (
+        pg.database(pg_server, migrate=False) as other,
+        psycopg.connect(other, autocommit=True) as elsewhere,
+        psycopg.connect(empty_pg, autocommit=True) as holder,
+    ):
+        elsewhere.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])  # not this database's
+        holder.execute("select pg_advisory_lock(%s)", [_PG_LOCK_KEY])
+        pid = holder.info.backend_pid
+        upgrade = threading.Thread(
+            target=lambda: results.append(
+                invoke("db", "upgrade", "--dsn", empty_pg, "--auth-shim", "--wait", "1")
+            )
+        )
+        upgrade.start()
+        upgrade.join(60)
+    upgrade.join()
+    assert_exit(results[0], 2)
+    assert results[0].output == (
+        f"error: waited 1 s for the upgrade lock on {pg.display(empty_pg)}: another `itrack db "
+        f"upgrade` is migrating it (held by PostgreSQL backend {pid}); nothing was applied: "
+        "run again when it is done, or pass --wait SECONDS\n"
+    )
+
+
 def test_a_connection_lost_inside_a_migration_rolls_it_back(empty_pg: str, tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     shutil.copytree(POSTGRES_MIGRATIONS, folder)
