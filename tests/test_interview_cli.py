@@ -242,6 +242,22 @@ def test_process_refusals(db, tmp_path):
     assert err.strip() == f"error: --offer: not a JSON object and no such file: {missing}"
 
 
+@pytest.mark.parametrize("suffix", ["/", "/."])
+def test_an_offer_file_spelled_as_a_folder_is_refused(db, tmp_path, suffix):
+    """`--offer offer.json/` read offer.json and recorded its offer (Path drops a trailing '/'
+    and '.'), where the shell and every other file option take a folder. Refused, exit 2,
+    nothing recorded."""
+    pid = run_json(
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
+    )["id"]
+    offer = tmp_path / "offer.json"
+    offer.write_text('{"base_salary": 100, "currency": "GBP"}')
+    err = run(db, f"complete {pid} offer_extended --offer", f"{offer}{suffix}", code=2)
+    why = "ends with '/', so it names a folder" if suffix == "/" else "names a folder ('.')"
+    assert err == f"error: --offer: {offer}{suffix} {why}, not a file\n"
+    assert run_json(db, f"show {pid}")["status"] == "in_progress"
+
+
 @pytest.mark.parametrize("inline", [True, False], ids=["text", "file"])
 def test_offer_with_a_key_twice_is_refused_not_the_last_value_kept(db, tmp_path, inline):
     """`{"base_salary": 100, ..., "base_salary": 200}` recorded an offer of 200: json.loads keeps

@@ -24,6 +24,7 @@ from ingest.text import clip
 from itrack.cli.common import Target, filter_value, with_target
 from itrack.cli.output import Format, line, print_json, print_record, print_table, text, warn
 from itrack.errors import new_app
+from itrack.settings import folder_spelling
 
 if TYPE_CHECKING:  # the service and its store are imported when a command runs: every other
     # `itrack` command (the nightly build among them) starts without them
@@ -363,6 +364,9 @@ def _read_offer(value: str) -> str:
         return value
     if not value:  # an unset variable: `Path("")` would be the current folder
         raise UserError("--offer: empty; give a JSON object or the path of a file holding one")
+    why = folder_spelling(value)  # `offer.json/`: Path drops the '/' and read offer.json
+    if why:
+        raise UserError(f"--offer: {value} {why}")
     path = Path(value)
     try:
         data = read_regular(path)  # a FIFO or device is refused, never read (it would hang)
