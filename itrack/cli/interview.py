@@ -364,9 +364,6 @@ def _read_offer(value: str) -> str:
         return value
     if not value:  # an unset variable: `Path("")` would be the current folder
         raise UserError("--offer: empty; give a JSON object or the path of a file holding one")
-    why = folder_spelling(value)  # `offer.json/`: Path drops the '/' and read offer.json
-    if why:
-        raise UserError(f"--offer: {value} {why}")
     path = Path(value)
     try:
         data = read_regular(path)  # a FIFO or device is refused, never read (it would hang)
@@ -376,6 +373,9 @@ def _read_offer(value: str) -> str:
         raise UserError(f"--offer: {exc}") from None
     if data is None:
         raise UserError(f"--offer: not a JSON object and no such file: {path}")
+    why = folder_spelling(value)  # `offer.json/`: Path dropped the '/' and offer.json was read
+    if why:
+        raise UserError(f"--offer: {value} {why}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
