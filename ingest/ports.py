@@ -49,6 +49,8 @@ class InterviewRepository(Protocol):
 
     run_id: str  # stamped on every row written and on status-history rows
     history_source: str  # HISTORY_SOURCE, or CORRECTION_SOURCE while correcting
+    # how candidates get into this store, the hint when a process names an unknown one
+    candidates_come_from: str
 
     def candidate_feeder(self, candidate_id: str) -> str | None:
         """The candidate's feeder source; NotFoundError when the candidate is unknown."""

@@ -235,8 +235,8 @@ class InterviewService:
                 call.repo.candidate_feeder(candidate_id)
             except NotFoundError:
                 raise NotFoundError(
-                    f"candidate '{candidate_id}' not found: load the candidate first "
-                    "(itrack ingest); a process without its candidate is an orphan"
+                    f"candidate '{candidate_id}' not found: {call.repo.candidates_come_from}; "
+                    "a process without its candidate is an orphan"
                 ) from None
             if check_names:
                 _check_name(

@@ -211,6 +211,22 @@ def test_itrack_store_postgres_routes_the_interview_commands(postgres_settings: 
     assert stored == ("Acme", ORG_A)
 
 
+def test_an_unknown_candidate_is_explained_for_this_store(postgres_settings: str) -> None:
+    """On PostgreSQL the hint for a process naming an unknown candidate said "load the
+    candidate first (itrack ingest)", which loads the embedded DuckDB store: following it,
+    the same refusal came again. It names this store's way now."""
+    refused = CliRunner().invoke(
+        app,
+        ["interview", "create", "--candidate", "ghost", "--company", "Acme", "--role", "SWE"],
+    )
+    assert_exit(refused, 1)
+    assert refused.output == (
+        "error: candidate 'ghost' not found: add the candidate to the database's candidates "
+        "table first (a Supabase client or SQL; itrack ingest loads the embedded store, not "
+        "this database); a process without its candidate is an orphan\n"
+    )
+
+
 def test_only_a_lead_assigns_a_process(store: PostgresInterviewStore, dsn: str) -> None:
     process = as_user(store, RA1, ORG_A, "recruiter").create_interview_process("ca", "Acme", "SWE")
     with pytest.raises(NotAllowed, match="refused: new row violates row-level security"):

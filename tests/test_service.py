@@ -143,9 +143,22 @@ def test_the_embedded_store_stamps_rows_with_the_call(duck):
     ]
 
 
+HOW_CANDIDATES_COME = {
+    DuckStore: "load the candidate first (itrack ingest)",
+    PgStore: "add the candidate to the database's candidates table first (a Supabase client or "
+    "SQL; itrack ingest loads the embedded store, not this database)",
+}
+
+
 def test_create_process_for_unknown_candidate_refused(service, db):
-    with pytest.raises(NotFoundError, match="candidate 'ghost' not found: load the candidate"):
+    """The hint says how candidates get into this store (on PostgreSQL it sent people to
+    `itrack ingest`, which loads the embedded store)."""
+    with pytest.raises(NotFoundError) as refused:
         service.create_interview_process("ghost", "Acme", "Engineer")
+    assert str(refused.value) == (
+        f"candidate 'ghost' not found: {HOW_CANDIDATES_COME[type(db)]}; a process without its "
+        "candidate is an orphan"
+    )
     assert query(db, "select count(*) from interview_processes") == [(0,)]
 
 

@@ -57,6 +57,8 @@ class InterviewRepository(SharedQueries):
     `run_id` is stamped on every row written (`_run_id`) and on status-history rows.
     """
 
+    candidates_come_from = "load the candidate first (itrack ingest)"
+
     def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> None:
         self.con = con
         self.run_id = run_id or new_run_id("api")

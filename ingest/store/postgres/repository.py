@@ -60,6 +60,11 @@ class PostgresInterviewRepository(SharedQueries):
     (ids by prefix, visible names and look-alike processes: `SharedQueries`)."""
 
     MARK = "%s"
+    # `itrack ingest` loads the embedded store, never this one: the hint it gave sent people there
+    candidates_come_from = (
+        "add the candidate to the database's candidates table first (a Supabase client or "
+        "SQL; itrack ingest loads the embedded store, not this database)"
+    )
 
     def __init__(self, conn: psycopg.Connection, run_id: str, writing: bool) -> None:
         self.conn = conn
