@@ -115,6 +115,42 @@ def _step(result: BuildResult, name: str, note: Note) -> Iterator[list[str]]:
     note(f"{name}: {step.result} ({step.seconds:.1f} s)")
 
 
+@dataclass(frozen=True)
+class BuildRequest:
+    """What one build was asked to do (`run_build`'s arguments, documented there)."""
+
+    paths: list[Path] | None
+    source: str | None
+    wait_seconds: float
+    feeders: Path | None
+    placements: Path | None
+    candidates: Path | None
+    report: Path | None
+    take_backup: bool
+    write_html: bool
+    replay: bool
+    plan_cache: Path | None
+    sign_key: bytes | None
+
+    def report_path(self, warehouse: Path) -> Path | None:
+        """Where the HTML report goes; None when the build writes none."""
+        return (self.report or default_report(warehouse)) if self.write_html else None
+
+    def feedback_files(self, warehouse: Path) -> dict[str, Path]:
+        """The feedback step's files by output name, where they go."""
+        data = warehouse.parent
+        files = {
+            "feeders": self.feeders or data / "feeders.json",
+            "placements": self.placements or data / "candidate_placements.json",
+        }
+        return files | ({"candidates": self.candidates} if self.candidates else {})
+
+    def outputs(self, warehouse: Path) -> list[Path]:
+        """Every file the build publishes besides the warehouse."""
+        report = self.report_path(warehouse)
+        return [*self.feedback_files(warehouse).values(), *([report] if report else [])]
+
+
 def run_build(
     paths: list[Path] | None,
     db: Path | str,
@@ -140,6 +176,20 @@ def run_build(
     recorded here is shared there. `sign_key` (`ITRACK_BACKUP_KEY_FILE`'s): the backup's
     manifest is signed with it, and a newest backup it did not sign is not taken as current."""
     clock = time.monotonic()
+    request = BuildRequest(
+        paths,
+        source,
+        wait_seconds,
+        feeders,
+        placements,
+        candidates,
+        report,
+        take_backup,
+        write_html,
+        replay,
+        plan_cache,
+        sign_key,
+    )
     # one location however it is spelled (a symlinked folder, `..`): its fingerprint, notes,
     # locks and dbt's paths are the same for every spelling, so a rerun through another one
     # skips as through the first; checked before anything is written
@@ -159,25 +209,9 @@ def run_build(
     with build_lock(warehouse, wait_seconds, noted):  # an unfinished publish: completed first
         sweep_leftovers(warehouse)
         if write_html:  # a report staged by a build killed before its journal was written
-            sweep_temp_files(report or default_report(warehouse))
+            sweep_temp_files(request.report_path(warehouse))
         with _saying_what_stands(result):
-            _build_locked(
-                result,
-                paths,
-                source,
-                wait_seconds,
-                feeders,
-                placements,
-                candidates,
-                report,
-                take_backup,
-                write_html,
-                replay,
-                plan_cache,
-                note,
-                noted,
-                sign_key,
-            )
+            _build_locked(result, request, note, noted)
     result.seconds = round(time.monotonic() - clock, 2)
     return result
 
@@ -215,64 +249,72 @@ def _check_source(source: str, paths: list[Path] | None) -> None:
     check_dsn(source)
 
 
-def _build_locked(
-    result: BuildResult,
-    paths: list[Path] | None,
-    source: str | None,
-    wait_seconds: float,
-    feeders: Path | None,
-    placements: Path | None,
-    candidates: Path | None,
-    report: Path | None,
-    take_backup: bool,
-    write_html: bool,
-    replay: bool,
-    plan_cache: Path | None,
-    note: Note,
-    noted: Note,
-    sign_key: bytes | None,
-) -> None:
+def _build_locked(result: BuildResult, request: BuildRequest, note: Note, noted: Note) -> None:
     """The build, holding the build lock (one per warehouse)."""
-    if source is not None:
-        _check_source(source, paths)
+    if request.source is not None:
+        _check_source(request.source, request.paths)
     warehouse = result.warehouse
-    raw_store = raw_store_path(warehouse)
-    data = warehouse.parent
-    outputs = [feeders or data / "feeders.json", placements or data / "candidate_placements.json"]
-    outputs += [candidates] if candidates else []
-    outputs += [report or default_report(warehouse)] if write_html else []
+    outputs = request.outputs(warehouse)
     # Before anything is copied or written: can this build change anything at all?
-    check = _unchanged(warehouse, paths, source, outputs, take_backup, wait_seconds, sign_key)
+    check = _unchanged(
+        warehouse,
+        request.paths,
+        request.source,
+        outputs,
+        request.take_backup,
+        request.wait_seconds,
+        request.sign_key,
+    )
     if check.inputs_loaded and check.build_current:
-        # Every input file is loaded already (same path, size and mtime), and the raw store,
-        # the dbt project and the outputs are as the last published build left them: ingest
-        # would find nothing, dbt and feedback would rebuild the same. Back up only if the
-        # raw store differs from the newest backup (the last build's own ingest and feedback
-        # log changed it after its backup); no snapshot, nothing rewritten.
-        if take_backup:
-            with _step(result, "backup", note) as out:
-                if check.backup_current:
-                    out.append("skipped: the newest backup holds the raw store as it is")
-                else:
-                    result.backup = backup(warehouse, wait_seconds=wait_seconds, sign_key=sign_key)
-                    out.append(str(result.backup))
-        if paths:
-            with _step(result, "ingest", note) as out:
-                out.append(_ALL_LOADED)
-        with _step(result, "dbt build", note) as out:
-            out.append("skipped: nothing changed since the last build")
+        _nothing_to_build(result, request, check, note)
         return
+    if request.take_backup and raw_store_path(warehouse).exists():
+        with _step(result, "backup", note) as out:
+            out.append(_take_backup(result, request))
+    _ingest(result, request, check, note)
+    _rebuild(result, request, check, outputs, note, noted)
+
+
+def _nothing_to_build(
+    result: BuildResult, request: BuildRequest, check: Unchanged, note: Note
+) -> None:
+    """Every input file is loaded already (same path, size and mtime), and the raw store, the
+    dbt project and the outputs are as the last published build left them: ingest would find
+    nothing, dbt and feedback would rebuild the same. Back up only if the raw store differs
+    from the newest backup (the last build's own ingest and feedback log changed it after its
+    backup); no snapshot, nothing rewritten."""
+    if request.take_backup:
+        with _step(result, "backup", note) as out:
+            if check.backup_current:
+                out.append("skipped: the newest backup holds the raw store as it is")
+            else:
+                out.append(_take_backup(result, request))
+    if request.paths:
+        with _step(result, "ingest", note) as out:
+            out.append(_ALL_LOADED)
+    with _step(result, "dbt build", note) as out:
+        out.append("skipped: nothing changed since the last build")
+
+
+def _take_backup(result: BuildResult, request: BuildRequest) -> str:
+    """Back the raw store up (signed with the request's key); where the backup went."""
+    result.backup = backup(
+        result.warehouse, wait_seconds=request.wait_seconds, sign_key=request.sign_key
+    )
+    return str(result.backup)
+
+
+def _ingest(result: BuildResult, request: BuildRequest, check: Unchanged, note: Note) -> None:
+    """The ingest step: the extract of `--from`, or the files (skipped when every one is
+    loaded and no orphan waits: the ingest would only record an empty run)."""
     # here, not at the top: a no-op build imports neither DuckDB nor the contract's models
     from ingest.extract import extract
     from ingest.load import ingest_paths
 
-    if take_backup and raw_store.exists():
-        with _step(result, "backup", note) as out:
-            result.backup = backup(warehouse, wait_seconds=wait_seconds, sign_key=sign_key)
-            out.append(str(result.backup))
-    if source is not None:
+    warehouse, wait_seconds = result.warehouse, request.wait_seconds
+    if request.source is not None:
         with _step(result, "ingest", note) as out:
-            extracted = extract(source, warehouse, wait_seconds=wait_seconds)
+            extracted = extract(request.source, warehouse, wait_seconds=wait_seconds)
             result.ingest = extracted.run
             pulled = ", ".join(f"{n} {table}" for table, n in extracted.pulled.items())
             out.append(
@@ -280,34 +322,47 @@ def _build_locked(
                 f"{extracted.run.run_id}: {extracted.run.accepted} accepted, "
                 f"{extracted.run.rejected} rejected"
             )
-    if paths and check.ingest_idle:
-        # every file loaded, no orphan waiting: the ingest would only record an empty run (the
-        # raw store changed otherwise, by hand or through the interview service)
-        with _step(result, "ingest", note) as out:
+    if not request.paths:
+        return
+    with _step(result, "ingest", note) as out:
+        if check.ingest_idle:  # (the raw store changed otherwise: by hand or by the service)
             out.append(_ALL_LOADED)
-    elif paths:
-        with _step(result, "ingest", note) as out:
-            limit = get_settings().memory_limit  # as `itrack ingest` is bounded
-            try:
-                result.ingest = ingest_paths(
-                    paths, db=warehouse, wait_seconds=wait_seconds, memory_limit=limit
-                )
-            except StoreError:
-                check_memory_limit(limit)  # the store would not open: was it the setting?
-                raise
-            out.append(
-                f"run {result.ingest.run_id}: {result.ingest.accepted} accepted, "
-                f"{result.ingest.rejected} rejected"
+            return
+        limit = get_settings().memory_limit  # as `itrack ingest` is bounded
+        try:
+            result.ingest = ingest_paths(
+                request.paths, db=warehouse, wait_seconds=wait_seconds, memory_limit=limit
             )
-            if result.ingest.changed == 0:
-                out.append("no new records")
+        except StoreError:
+            check_memory_limit(limit)  # the store would not open: was it the setting?
+            raise
+        out.append(
+            f"run {result.ingest.run_id}: {result.ingest.accepted} accepted, "
+            f"{result.ingest.rejected} rejected"
+        )
+        if result.ingest.changed == 0:
+            out.append("no new records")
+
+
+def _rebuild(
+    result: BuildResult,
+    request: BuildRequest,
+    check: Unchanged,
+    outputs: list[Path],
+    note: Note,
+    noted: Note,
+) -> None:
+    """Snapshot the raw store, build a new warehouse file from it (unless nothing the outputs
+    are made from changed), then feedback, publish and the report."""
+    warehouse = result.warehouse
+    raw_store = raw_store_path(warehouse)
     run_id = new_run_id("build")
     # a fixed path per warehouse (one build at a time holds it): dbt's vars stay the same from
     # one build to the next, so its partial parsing keeps working
     snapshot = build_dir(warehouse) / f"{warehouse.stem}.snapshot" / raw_store.name
     building = build_dir(warehouse) / f"{warehouse.stem}.{run_id}.duckdb"
     try:
-        snapshot_raw_store(raw_store, snapshot, wait_seconds)
+        snapshot_raw_store(raw_store, snapshot, request.wait_seconds)
         # No second scan when the answer is known: the raw store differed from the last
         # build's before ingest, or this ingest inserted or changed rows of the sources
         fingerprint = (
@@ -324,49 +379,21 @@ def _build_locked(
         with _step(result, "dbt build", note) as out:
             project = project_state()
             plan = _dbt_build(
-                building, snapshot, warehouse, project, replay, plan_cache, noted, out
-            )
-            result.dbt_nodes = plan.ran
-        rendering: list[Step] = []  # the report, rendered in the feedback step, before publish
-        sources: list[dict[str, object]] = []  # the snapshot's digests, taken once
-
-        def fingerprint(staged: list) -> str | None:
-            """What this build records once `staged` (feedback.publish.Output) are published,
-            carried by its journal: the snapshot holds this run's feedback log rows by now,
-            and a rename keeps a file's size and mtime."""
-            sources.append(_raw_digests(snapshot, warehouse))
-            moved = {os.path.realpath(o.target): Path(o.staged) for o in staged if o.staged}
-            return _fingerprint(sources[-1], warehouse, outputs, moved)
-
-        with _step(result, "feedback", note) as out:
-            result.feedback = _feedback(
                 building,
                 snapshot,
                 warehouse,
-                feeders,
-                placements,
-                candidates,
-                (report or default_report(warehouse)) if write_html else None,
-                wait_seconds,
-                plan.feedback_runs_sql,
-                rendering,
-                fingerprint,
+                project,
+                request.replay,
+                request.plan_cache,
+                noted,
+                out,
             )
-            out.append(str(result.feedback))
-            result.published["feeders"] = feeders or data / "feeders.json"
-            result.published["placements"] = placements or data / "candidate_placements.json"
-            if candidates is not None:
-                result.published["candidates"] = candidates
-            result.published["warehouse"] = warehouse
-        with _step(result, "publish", note) as out:  # done with the feedback, in one journal
-            out.append(str(warehouse))
-        for step in rendering:  # published with the rest: said after the publish
-            result.report = result.published["report"] = Path(step.result)
-            result.steps.append(step)
-            note(f"report: {step.result} ({step.seconds:.1f} s)")
+            result.dbt_nodes = plan.ran
+        state = _feedback_and_publish(result, request, building, snapshot, plan, outputs, note)
         # the snapshot now holds this run's feedback log too: what the next build compares (the
         # outputs as published: feeders.json merged again if the scoring job wrote it meanwhile)
-        state = sources[-1] if sources else _raw_digests(snapshot, warehouse)
+        if state is None:  # (nothing published: the digests were not taken)
+            state = _raw_digests(snapshot, warehouse)
         _remember_fingerprint(warehouse, _fingerprint(state, warehouse, outputs))
         _source_tables(warehouse)  # noted for the next no-op (a first build's: only now)
         _remember(warehouse, "project", project)
@@ -374,6 +401,56 @@ def _build_locked(
         if not stages(journal_path(warehouse), building):  # else the journal's, to roll forward
             remove_database(building)
         shutil.rmtree(snapshot.parent, ignore_errors=True)
+
+
+def _feedback_and_publish(
+    result: BuildResult,
+    request: BuildRequest,
+    building: Path,
+    snapshot: Path,
+    plan: _DbtRun,
+    outputs: list[Path],
+    note: Note,
+) -> dict[str, object] | None:
+    """The feedback step, which publishes the warehouse `building` with its files and the
+    report as one set; the snapshot's digests it took for the journal's fingerprint (None when
+    it published nothing)."""
+    warehouse = result.warehouse
+    rendering: list[Step] = []  # the report, rendered in the feedback step, before publish
+    sources: list[dict[str, object]] = []  # the snapshot's digests, taken once
+
+    def fingerprint(staged: list) -> str | None:
+        """What this build records once `staged` (feedback.publish.Output) are published,
+        carried by its journal: the snapshot holds this run's feedback log rows by now, and
+        a rename keeps a file's size and mtime."""
+        sources.append(_raw_digests(snapshot, warehouse))
+        moved = {os.path.realpath(o.target): Path(o.staged) for o in staged if o.staged}
+        return _fingerprint(sources[-1], warehouse, outputs, moved)
+
+    with _step(result, "feedback", note) as out:
+        result.feedback = _feedback(
+            building,
+            snapshot,
+            warehouse,
+            request.feeders,
+            request.placements,
+            request.candidates,
+            request.report_path(warehouse),
+            request.wait_seconds,
+            plan.feedback_runs_sql,
+            rendering,
+            fingerprint,
+        )
+        out.append(str(result.feedback))
+        result.published |= request.feedback_files(warehouse)
+        result.published["warehouse"] = warehouse
+    with _step(result, "publish", note) as out:  # done with the feedback, in one journal
+        out.append(str(warehouse))
+    for step in rendering:  # published with the rest: said after the publish
+        result.report = result.published["report"] = Path(step.result)
+        result.steps.append(step)
+        note(f"report: {step.result} ({step.seconds:.1f} s)")
+    return sources[-1] if sources else None
 
 
 def build_fingerprint(
