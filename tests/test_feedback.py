@@ -929,3 +929,82 @@ def test_a_feeder_keeps_its_feeders_json_key_when_its_most_frequent_spelling_cha
     assert list(entries) == ["Referral"]
     assert entries["Referral"]["weight"] == 1.5
     assert entries["Referral"]["metrics"]["candidates_sourced"] == 5
+
+
+def test_the_feedback_report_shows_values_as_the_report_tables_do(tmp_path, shared_plans):
+    """`itrack feedback report` had its own rules: days to hire with one decimal (10.25 read
+    10.2 where `itrack report feeder` reads 10.25) and reasons as "reason (count)". Its table
+    now shows each value by the report tables' rule (itrack.cli.report.shown)."""
+    from tests.factories import candidate, process, stage, write_jsonl
+
+    src = tmp_path / "in"
+    src.mkdir()
+    ids = [f"{n}{n}{n}{n}{n}{n}{n}{n}-0000-4000-8000-00000000000{n}" for n in (1, 2, 3)]
+    write_jsonl(
+        src / "candidates.jsonl",
+        [candidate(id=f"c{n}", feeder_source="referral") for n in (1, 2, 3)],
+    )
+    closed = {  # process -> status, updated_at, final_outcome
+        0: ("offer_accepted", "2025-01-11T06:00:00Z", None),
+        1: ("rejected_by_company", "2025-01-20T00:00:00Z", "Failed Onsite"),
+        2: ("in_progress", "2025-01-01T00:00:00Z", None),
+    }
+    write_jsonl(
+        src / "processes.jsonl",
+        [
+            process(
+                id=ids[p],
+                candidate_id=f"c{p + 1}",
+                feeder_source="referral",
+                status=status,
+                created_at="2025-01-01T00:00:00Z",
+                updated_at=updated,
+                **({"final_outcome": outcome} if outcome else {}),
+            )
+            for p, (status, updated, outcome) in closed.items()
+        ],
+    )
+    stages = [
+        (0, 1, "Phone Screen", "passed"),
+        (0, 2, "Technical Interview", "passed"),
+        (0, 3, "Onsite", "passed"),
+        (1, 1, "Phone Screen", "passed"),
+        (1, 2, "Technical Interview", "failed"),
+        (2, 1, "Phone Screen", "passed"),
+    ]
+    write_jsonl(
+        src / "stages.jsonl",
+        [
+            stage(
+                id=f"aaaaaaaa-0000-4000-8000-0000000000{p}{n}",
+                interview_process_id=ids[p],
+                stage_name=name,
+                stage_order=n,
+                outcome=outcome,
+            )
+            for p, n, name, outcome in stages
+        ],
+    )
+    db = tmp_path / "warehouse.duckdb"
+    run_build([src], db=db, **QUIET, plan_cache=shared_plans)
+    result = CliRunner().invoke(app, ["feedback", "report", "referral", "--db", str(db)])
+    assert_exit(result, 0)
+    # by hand: 1 placement of 3 (prior 1/3: smoothed 33.3%), Wilson 1/3, phone 3/3,
+    # technical 1/2, onsite 1/1, hired after 10 days 6 hours, one rejection
+    assert result.stdout == (
+        "feeder referral:\n"
+        "  candidates sourced: 3\n"
+        "  placements: 1\n"
+        "  conversion rate: 33.3%\n"
+        "  95% interval: 6.1% - 79.2%\n"
+        "  smoothed rate: 33.3%\n"
+        "  success rate: phone_screen: 100.0%\n"
+        "  success rate: technical: 50.0%\n"
+        "  success rate: onsite: 100.0%\n"
+        "  average days to hire: 10.25\n"
+        "  rejection reasons: Failed Onsite 1\n"
+    )
+    feeder = CliRunner().invoke(app, ["report", "feeder", "referral", "--db", str(db)])
+    assert_exit(feeder, 0)
+    assert "  avg_days_to_hire: 10.25\n" in feeder.stdout
+    assert "  top_rejection_reasons: Failed Onsite 1\n" in feeder.stdout

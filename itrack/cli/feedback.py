@@ -102,26 +102,24 @@ def report(
     if target.json:
         print_json(metrics)
         return
+    from itrack.cli.report import shown  # the rule of every report table
+
     wilson = metrics["wilson_interval"]
-    days = metrics["avg_days_to_hire"]
     record = {
         "candidates sourced": metrics["candidates_sourced"],
         "placements": metrics["placements"],
-        "conversion rate": _pct(metrics["conversion_rate"]),
-        "95% interval": f"{_pct(wilson['lower'])} - {_pct(wilson['upper'])}",
-        "smoothed rate": _pct(metrics["smoothed_conversion_rate"]),
+        "conversion rate": metrics["conversion_rate"],
+        "95% interval": (
+            f"{shown('wilson_lower', wilson['lower'])} - {shown('wilson_upper', wilson['upper'])}"
+        ),
+        "smoothed rate": metrics["smoothed_conversion_rate"],
         **{
-            f"success rate: {stage}": _pct(rate)
+            f"success rate: {stage}": rate
             for stage, rate in metrics["success_rate_by_stage"].items()
         },
-        "average days to hire": "-" if days is None else f"{days:.1f}",
-        "rejection reasons": "; ".join(
-            f"{r['reason']} ({r['count']})" for r in metrics["top_rejection_reasons"]
-        )
-        or "-",
+        "average days to hire": metrics["avg_days_to_hire"],
+        "rejection reasons": metrics["top_rejection_reasons"],
     }
-    print_record(record, f"feeder {feeder}")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+    # each value shown as `itrack report feeder` shows it (rates as percentages with one
+    # decimal, days with two, reasons as "reason count"): this table had its own rules
+    print_record(record, f"feeder {feeder}", shown=shown)
