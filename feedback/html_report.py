@@ -77,15 +77,46 @@ def feeder_colors(con) -> dict[str, str]:
     chart shows: the trend also has feeders of earlier feedback runs that the marts no longer
     know (all their processes moved, or their spelling changed); left out, each took the
     colour of another feeder (Vega's ordinal scale cycles its range), with no legend entry."""
-    feeders = [
-        r["feeder_source"]
-        for r in records(
-            con,
-            "select feeder_source from mart_feeder_conversion "
-            "union select feeder_source from stg_itrack__feedback_runs order by 1",
-        )
-    ]
+    feeders = sorted(set(_marts_feeders(con)) | {r["feeder_source"] for r in trend_rows(con)})
     return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(feeders)}
+
+
+def _marts_feeders(con) -> list[str]:
+    return [
+        r["feeder_source"] for r in records(con, "select feeder_source from mart_feeder_conversion")
+    ]
+
+
+def trend_rows(con) -> list[dict[str, Any]]:
+    """(feeder_source, written_at, conversion_rate) of every feedback run, each feeder named as
+    the marts spell it now. feeders.json, and so the run log, keeps the key the file has for a
+    feeder when the marts' most frequent spelling of it changes (`Referral` -> `referral`,
+    feedback.service.keep_file_keys): the trend drew it as `Referral`, in another colour than
+    `referral` in every other chart. A logged name the marts no longer spell is the one marts
+    spelling equal to it by name_key (none or several: kept as logged); a run that logged
+    both names keeps the row logged under the marts' spelling."""
+    current = _marts_feeders(con)
+    spellings: dict[str, list[str]] = {}
+    for name in current:
+        spellings.setdefault(name_key(name), []).append(name)
+
+    def spelled(name: str) -> str:
+        same = spellings.get(name_key(name), [])
+        return same[0] if name not in current and len(same) == 1 else name
+
+    logged = records(
+        con,
+        "select feedback_run_id, feeder_source, written_at, "
+        "(metrics->>'conversion_rate')::double as conversion_rate "
+        "from stg_itrack__feedback_runs order by written_at, feeder_source, feedback_run_id",
+    )
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in logged:
+        run, name = row.pop("feedback_run_id"), row["feeder_source"]
+        row["feeder_source"] = spelled(name)
+        if (run, row["feeder_source"]) not in kept or name == row["feeder_source"]:
+            kept[run, row["feeder_source"]] = row
+    return sorted(kept.values(), key=lambda r: (r["written_at"], r["feeder_source"]))
 
 
 def overall_label(feeders: list[str]) -> str:
@@ -341,12 +372,7 @@ def stage_pass_chart(con) -> Spec:
 
 
 def trend_chart(con, colors: dict[str, str]) -> Spec:
-    rows = records(
-        con,
-        "select feeder_source, written_at, "
-        "(metrics->>'conversion_rate')::double as conversion_rate "
-        "from stg_itrack__feedback_runs order by written_at, feeder_source",
-    )
+    rows = trend_rows(con)
     encoding = {
         "color": _field("feeder_source:N", scale=_feeder_scale(colors), title="feeder"),
         "x": _field(

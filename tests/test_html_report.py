@@ -190,6 +190,51 @@ def test_a_feeder_only_earlier_feedback_runs_know_keeps_its_own_colour(tmp_path,
     assert seen == {"alpha": {PALETTE[0]}, "beta": {PALETTE[1]}, "gamma": {PALETTE[2]}}
 
 
+def test_a_feeder_whose_spelling_changed_keeps_its_name_and_colour_in_the_trend(
+    tmp_path, shared_plans
+):
+    """Found by checking the report by hand: feeders.json, and so the feedback runs' log,
+    keeps the key it has for a feeder when the marts' most frequent spelling of it changes
+    (`Referral` twice, `referral` once; then two more `referral`), so the trend drew the feeder
+    as `Referral` in one colour while every other chart drew `referral` in another, two legend
+    entries for one feeder. The trend names each logged feeder as the marts spell it now."""
+    first, then = tmp_path / "in", tmp_path / "next"
+    first.mkdir()
+    then.mkdir()
+    feeders = {
+        1: "Referral",
+        2: "Referral",
+        3: "referral",
+        4: "alpha",
+        5: "referral",
+        6: "referral",
+    }
+    write_jsonl(
+        first / "candidates.jsonl",
+        [{"id": f"c{n}", "full_name": "A", **DAY} for n in feeders],
+    )
+    for folder, numbers in ((first, (1, 2, 3, 4)), (then, (5, 6))):
+        write_jsonl(
+            folder / "processes.jsonl",
+            [small_process(n, feeder_source=feeders[n]) for n in numbers],
+        )
+    db, html = built_report(tmp_path, [first, then], shared_plans)
+    runs = read(db, "select distinct feeder_source from stg_itrack__feedback_runs order by 1")
+    assert runs == [("Referral",), ("alpha",)]  # logged under feeders.json's key, kept
+    expected = {"alpha": {PALETTE[0]}, "referral": {PALETTE[1]}}
+    assert mark_colors(figure(html, "feeder-trend"), "feeder") == expected
+    assert mark_colors(figure(html, "feeder-conversion"), "feeder_source") == expected
+    assert mark_colors(figure(html, "funnel"), "feeder") == {
+        **expected,
+        "all feeders": {ALL_FEEDERS_COLOR},
+    }
+    with open_marts(db) as con:
+        [trend] = [spec for chart, spec, _caption in chart_specs(con) if chart == "feeder-trend"]
+    # night 1 logged both feeders, night 2 the one that changed (3 -> 5 processes)
+    points = [r["feeder_source"] for r in trend["data"]["values"]]
+    assert points == ["alpha", "referral", "referral"]
+
+
 def test_a_feeder_named_all_feeders_is_not_drawn_into_the_overall_line(tmp_path, shared_plans):
     """Found by an exploratory run: the funnel's overall line is labelled `all feeders`, so a
     feeder of that name (here typed `all  feeders`) shared its label: one line zigzagged
