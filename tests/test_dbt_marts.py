@@ -496,6 +496,57 @@ def test_failing_test_is_named_and_the_file_released(tmp_path):
     assert not (tmp_path / ".build" / "dbt" / "w.duckdb").exists()  # the stable link is gone
 
 
+def test_a_feedback_run_logging_one_feeder_twice_fails_the_build(tmp_path):
+    """stg_itrack__feedback_runs is one row per feeder per feedback run, but its invariants
+    tested no key (the only table model with a key that had none): a run logged twice for a
+    feeder (its publish carried out twice) passed unnoticed. The grain's key is tested, as
+    every table's; a violation stops the build naming the check."""
+    raw = write_raw_store(tmp_path / "w.raw.duckdb", RawData(candidates={"c1": None}, processes=[]))
+    con = duckdb.connect(str(raw))
+    try:
+        con.execute(
+            "insert into feedback_runs values ('run-1', 'referral', '{}', '2025-01-01'), "
+            "('run-1', 'referral', '{}', '2025-01-01'), ('run-1', 'alpha', '{}', '2025-01-01'), "
+            "('run-2', 'referral', '{}', '2025-01-02')"
+        )
+    finally:
+        con.close()
+    outcome = run_dbt(
+        ["build", "--select", "stg_itrack__feedback_runs"], tmp_path / "w.duckdb", raw
+    )
+    assert not outcome.ok
+    assert outcome.failures == [
+        "stg_itrack__feedback_runs_invariants (fail: "
+        "unique_combination(feedback_run_id, feeder_source): 1 row(s))"
+    ]
+
+
+def test_every_table_model_tests_the_key_of_its_grain():
+    """Each model built as a table (staging, marts, the rejection reasons) names its key in its
+    invariants test: `unique` on a column or `unique_combination`. The raw status history has
+    none (one raw row per change; int_status_changes_sequenced numbers them and
+    fct_process_status_history tests that key); the intermediate views are tested through the
+    tables built from them."""
+    import yaml
+
+    keyed, keyless = set(), set()
+    for path in (PROJECT_DIR / "models").rglob("_*__models.yml"):
+        for model in yaml.safe_load(path.read_text(encoding="utf-8"))["models"]:
+            if model["name"].startswith("int_") and model["name"] != (
+                "int_processes_rejection_reasons"
+            ):
+                continue
+            checks = [
+                test["invariants"].get("arguments", {})
+                for test in model.get("data_tests", [])
+                if isinstance(test, dict) and "invariants" in test
+            ]
+            has_key = any(c.get("unique") or c.get("unique_combination") for c in checks)
+            (keyed if has_key else keyless).add(model["name"])
+    assert keyless == {"stg_itrack__interview_status_history"}
+    assert len(keyed) == 14
+
+
 def test_every_model_and_column_is_documented(warehouse):
     """Each model's YAML describes the model and exactly the columns it has."""
     import yaml
