@@ -934,7 +934,9 @@ def test_a_feeder_keeps_its_feeders_json_key_when_its_most_frequent_spelling_cha
 def test_the_feedback_report_shows_values_as_the_report_tables_do(tmp_path, shared_plans):
     """`itrack feedback report` had its own rules: days to hire with one decimal (10.25 read
     10.2 where `itrack report feeder` reads 10.25) and reasons as "reason (count)". Its table
-    now shows each value by the report tables' rule (itrack.cli.report.shown)."""
+    now shows each value by the report tables' rule (itrack.cli.report.shown). It also left out
+    three metrics its JSON gives (decided processes, decided conversion rate, pipeline depth:
+    the finished processes scored 1 and 0.25)."""
     from tests.factories import candidate, process, stage, write_jsonl
 
     src = tmp_path / "in"
@@ -996,12 +998,15 @@ def test_the_feedback_report_shows_values_as_the_report_tables_do(tmp_path, shar
         "  candidates sourced: 3\n"
         "  placements: 1\n"
         "  conversion rate: 33.3%\n"
+        "  decided processes: 2\n"
+        "  decided conversion rate: 50.0%\n"
         "  95% interval: 6.1% - 79.2%\n"
         "  smoothed rate: 33.3%\n"
         "  success rate: phone_screen: 100.0%\n"
         "  success rate: technical: 50.0%\n"
         "  success rate: onsite: 100.0%\n"
         "  average days to hire: 10.25\n"
+        "  pipeline depth: 62.5%\n"
         "  rejection reasons: Failed Onsite 1\n"
     )
     feeder = CliRunner().invoke(app, ["report", "feeder", "referral", "--db", str(db)])

@@ -109,6 +109,8 @@ def report(
         "candidates sourced": metrics["candidates_sourced"],
         "placements": metrics["placements"],
         "conversion rate": metrics["conversion_rate"],
+        "decided processes": metrics["decided_processes"],
+        "decided conversion rate": metrics["decided_conversion_rate"],
         "95% interval": (
             f"{shown('wilson_lower', wilson['lower'])} - {shown('wilson_upper', wilson['upper'])}"
         ),
@@ -118,6 +120,7 @@ def report(
             for stage, rate in metrics["success_rate_by_stage"].items()
         },
         "average days to hire": metrics["avg_days_to_hire"],
+        "pipeline depth": metrics["pipeline_depth"],
         "rejection reasons": metrics["top_rejection_reasons"],
     }
     # each value shown as `itrack report feeder` shows it (rates as percentages with one
