@@ -627,7 +627,9 @@ def _feeder_doc(*columns: str) -> Any:
 
 class FeederPerformanceReport(Result):
     """`itrack feedback report FEEDER`: the feeder's metrics as the last build computed them
-    (the same object feeders.json holds, without `updated_at`)."""
+    (the object a build writes to feeders.json, without `updated_at`). Read from the published
+    warehouse only: the counts of outcomes processed live since (the log's ledger, folded into
+    feeders.json) are not in it until the next build."""
 
     feeder_source: str = _feeder_doc("feeder_source")
     candidates_sourced: int = _feeder_doc("candidates_sourced")
