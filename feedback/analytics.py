@@ -91,8 +91,8 @@ class UnknownNameError(NotFoundError):
 
 class AmbiguousNameError(UnknownNameError):
     """A name that matches several known ones only as people type names (`name_key`): the
-    marts keep them apart (their key is lower-cased, not Unicode-folded: `Straße`, `STRASSE`;
-    `Café` composed and decomposed), so none of them is meant more than another."""
+    marts keep them apart (their key is lower-cased and in NFC, not case-folded or in NFKC:
+    `Straße` and `STRASSE`; `ﬁle` and `file`), so none of them is meant more than another."""
 
     def __init__(self, kind: str, name: str, matches: list[str]) -> None:
         listed = ", ".join(matches)
