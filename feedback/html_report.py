@@ -413,7 +413,8 @@ CHARTS = (
     (
         "stage-pass-rates",
         stage_pass_chart,
-        "Passed / (passed + failed) per canonical stage, with the 95% Wilson interval; "
+        "Passed / (passed + failed) per stage type (other: names not mapped in seed stage_types), "
+        "with the 95% Wilson interval; "
         f"n is the number of decided stages (* fewer than {SMALL_N}).",
     ),
     (

@@ -317,6 +317,13 @@ def test_stage_bars_show_n_and_an_interval(report):
         )
     )
     assert sorted(whiskers) == sorted(r[0] for r in rows)  # one interval per bar
+    # the unmapped names' bar is among them, and the caption says what it is (it said "per
+    # canonical stage" above a bar named other)
+    assert "other" in whiskers
+    caption = re.search(r'id="chart-stage-pass-rates".*?<figcaption>(.*?)</figcaption>', html, re.S)
+    assert caption.group(1).startswith(
+        "Passed / (passed + failed) per stage type (other: names not mapped in seed stage_types)"
+    )
     for stage, passed, decided in rows:
         assert f">n={decided}{'*' if decided < SMALL_N else ''}</text>" in svg
         low, high = map(
