@@ -22,6 +22,20 @@ class NotFoundError(Refused):
     """The record asked for does not exist."""
 
 
+class NotAllowed(Refused):
+    """The caller may see the record but not change it (row-level security on PostgreSQL, the
+    API's own rules on the embedded store)."""
+
+
+def not_yours(what: str, row_id: object) -> NotAllowed:
+    """A recruiter's change of a process assigned to someone else (or of its stage), worded
+    alike on every store: the API answers it 403 on PostgreSQL and DuckDB."""
+    return NotAllowed(
+        f"{what} '{row_id}' is not yours to change: it is assigned to another recruiter "
+        "(a lead of the organization may change it)"
+    )
+
+
 class StoreBusyError(UserError):
     """Another process holds the store; retry later or wait."""
 

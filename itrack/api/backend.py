@@ -18,6 +18,7 @@ from uuid import UUID
 import duckdb
 
 from ingest.contract import InterviewStage
+from ingest.errors import not_yours
 from ingest.ports import InterviewStore
 from ingest.service import FeedbackStatus, FeedbackTrigger, InterviewService, run_feedback_callbacks
 from ingest.stamps import utc_now
@@ -88,26 +89,29 @@ class DuckDBSession(_RoleRules):
             raise ApiError(403, "this store belongs to another organization than the token's")
 
     def check_can_change(self, process_id: UUID | str) -> None:
+        # the repository's lookup: its 'not found' names an id of another kind as such
+        repo = InterviewRepository(self.con)
+        self._refuse_unless_mine(repo.get_interview_by_id(process_id).id, "interview process")
+
+    def check_can_change_stage(self, stage_id: UUID | str) -> None:
+        stage = InterviewRepository(self.con).get_stage_by_id(stage_id)
+        self._refuse_unless_mine(stage.interview_process_id, "interview stage", stage.id)
+
+    def _refuse_unless_mine(self, pid: UUID, what: str, row_id: UUID | None = None) -> None:
+        """A lead changes any process; a recruiter only those assigned to them, else refused as
+        row-level security refuses it on PostgreSQL (`not_yours`, naming the row changed)."""
         self.check_org()
         p = self.principal
         if p.is_lead:
             return
         if p.app_role != "recruiter":
             raise ApiError(403, "only recruiters and leads may change interview processes")
-        # the repository's lookup: its 'not found' names an id of another kind as such
-        pid = InterviewRepository(self.con).get_interview_by_id(process_id).id
         row = self.con.execute(
             "select recruiter_id from api_process_assignments where interview_process_id = ?",
             [pid],
         ).fetchone()
         if row is None or row[0] != p.sub:
-            raise ApiError(
-                403, f"process {pid} is not assigned to you: a recruiter changes only their own"
-            )
-
-    def check_can_change_stage(self, stage_id: UUID | str) -> None:
-        stage = InterviewRepository(self.con).get_stage_by_id(stage_id)
-        self.check_can_change(stage.interview_process_id)
+            raise not_yours(what, row_id or pid)
 
     def get_stage(self, stage_id: UUID | str) -> InterviewStage:
         return InterviewRepository(self.con).get_stage_by_id(stage_id)

@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
+from ingest.errors import NotAllowed, NotFoundError, Refused, StoreBusyError, StoreError, UserError
 from ingest.field_errors import field_errors
 from itrack.api.options import allowed_methods
 from itrack.api.warehouse import WarehouseMissing
@@ -177,7 +177,6 @@ def _api_statuses() -> tuple[tuple[type[BaseException], int], ...]:
     """Where HTTP says more than the exit code can: refusals that are about rights (403) or an
     unknown name (404); a warehouse not published yet (503). Everything else: itrack.errors."""
     from feedback.analytics import UnknownNameError
-    from ingest.store.postgres.repository import NotAllowed
 
     return ((UnknownNameError, 404), (NotAllowed, 403), (WarehouseMissing, 503))
 

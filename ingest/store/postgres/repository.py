@@ -33,7 +33,15 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingest.contract import InterviewProcess, InterviewStage, to_row
-from ingest.errors import NotFoundError, Refused, StoreBusyError, StoreError, UserError
+from ingest.errors import (
+    NotAllowed,
+    NotFoundError,
+    Refused,
+    StoreBusyError,
+    StoreError,
+    UserError,
+    not_yours,
+)
 from ingest.migrate import check_dsn, connect_seconds, display_dsn
 from ingest.ports import HISTORY_SOURCE, Correction
 from ingest.stamps import new_run_id
@@ -49,10 +57,6 @@ from ingest.store.common import (
 # lock_timeout is an int of milliseconds; a larger value is refused as invalid
 PG_MAX_LOCK_TIMEOUT_MS = 2**31 - 1
 ROLES = frozenset({"anon", "authenticated", "service_role", "itrack_extract"})
-
-
-class NotAllowed(Refused):
-    """Row-level security refused a change the user may see but not make."""
 
 
 class PostgresInterviewRepository(SharedQueries):
@@ -278,10 +282,7 @@ class PostgresInterviewRepository(SharedQueries):
         if self.writing:
             visible = self._one(f"select 1 as found from {table} where id = %s", [row_id])
             if visible is not None:
-                raise NotAllowed(
-                    f"{what} '{row_id}' is not yours to change: it is assigned to another "
-                    "recruiter (a lead of the organization may change it)"
-                )
+                raise not_yours(what, row_id)
 
     @contextmanager
     def _refusals(self, what: str, stage: InterviewStage | None = None) -> Iterator[None]:
