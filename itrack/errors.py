@@ -74,6 +74,19 @@ def http_status(exc: BaseException) -> int:
     return 500
 
 
+BLANK_FILTER = "a blank filter matches nothing (an unset variable?)"
+
+
+def nonblank_filter(value: str) -> str:
+    """A list filter as given (a company, a feeder, a candidate); a blank one is refused
+    (ValueError): it is an unset shell variable (`--company "$COMPANY"`, `?company=$COMPANY`)
+    and matches nothing, so the list said "0 processes". `itrack interview list` and the HTTP
+    API's lists both refuse it with this rule."""
+    if not value.strip():
+        raise ValueError(BLANK_FILTER)
+    return value
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -881,6 +881,30 @@ def test_a_filter_that_is_no_text_is_invalid_input_naming_it(api, store):
     )
 
 
+BLANK_REASON = "a blank filter matches nothing (an unset variable?)"
+
+
+def test_a_blank_filter_is_invalid_input_naming_it_as_the_cli_refuses_it(api, store):
+    """`?company=$COMPANY` with the variable holding spaces (or `%20`, a tab) listed nothing,
+    200, where `itrack interview list --company ' '` refuses it (exit 2, "a blank filter
+    matches nothing"): the same rule now (found by the API helper's exploratory run). An
+    empty one was already 422 (at least 1 character)."""
+    new_process(api, company_name="Acme")
+    for url, field in [
+        ("/interviews?company=%20", "query.company"),
+        ("/interviews?feeder=%20%09", "query.feeder"),
+        ("/interviews?candidate=%20%20", "query.candidate"),
+        ("/interviews/company/%20", "path.name"),
+        ("/interviews/company/%20?feeder=referral", "path.name"),
+    ]:
+        err = assert_error(api.get(url, headers=lead()), 422, field)
+        assert err["message"] == f"invalid input: {field}: {BLANK_REASON}"
+        assert err["errors"] == [{"field": field, "message": BLANK_REASON}]
+    # a name around spaces still finds its own
+    found = api.get("/interviews?company=%20Acme%20", headers=lead()).json()["items"]
+    assert [p["company_name"] for p in found] == ["Acme"]
+
+
 @pytest.mark.parametrize(
     ("path", "body", "field"),
     [

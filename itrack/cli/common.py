@@ -19,6 +19,7 @@ import typer
 from ingest.errors import UserError
 from ingest.store.duckdb.store import DEFAULT_WAIT_SECONDS
 from itrack.cli.output import Format, FormatOption, JsonAlias
+from itrack.errors import nonblank_filter
 from itrack.settings import folder_spelling, get_settings
 
 
@@ -50,12 +51,12 @@ def file_value(value: str | Path, option: str) -> Path:
 
 
 def filter_value(value: str) -> str:
-    """A list filter as given. A blank one is refused: it is an unset shell variable
-    (`--company "$COMPANY"`), and it matched nothing, so the list said "0 processes" where the
-    HTTP API answers 422."""
-    if not value.strip():
-        raise typer.BadParameter("a blank filter matches nothing (an unset variable?)")
-    return value
+    """A list filter as given; a blank one is refused (`nonblank_filter`, the HTTP API's rule
+    too)."""
+    try:
+        return nonblank_filter(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 def path_option(*names: str, help: str, **options: Any) -> Any:

@@ -10,6 +10,7 @@ from typing import Annotated, Any, TypeVar, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import AfterValidator
 
 from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
 from ingest.ports import ProcessFilters
@@ -41,11 +42,15 @@ from itrack.api.models import (
     StageOutcomeUpdate,
     StageUpdate,
 )
+from itrack.errors import nonblank_filter
 
 router = APIRouter(prefix="/interviews", tags=["interviews"])
 get, put, post = reads(router), writes(router, "put"), writes(router, "post")
 MAX_LIMIT = 500
 _T = TypeVar("_T")
+# a blank company, feeder or candidate is refused (422 naming it), as `itrack interview list`
+# refuses it: an unset variable (`?company=$COMPANY`) that matched nothing, a 200 listing none
+NotBlank = AfterValidator(nonblank_filter)
 
 
 class Filters:
@@ -62,8 +67,9 @@ class Filters:
                 max_length=500,
                 description="The process's feeder source, else its candidate's.",
             ),
+            NotBlank,
         ] = None,
-        candidate: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+        candidate: Annotated[str | None, Query(min_length=1, max_length=64), NotBlank] = None,
         created_from: Annotated[
             Timestamp | None, Query(description="Created at or after (ISO 8601).")
         ] = None,
@@ -150,7 +156,7 @@ def _next_url(request: Request, cursor: str) -> str:
 @get("/company/{name:path}", ProcessPage, "A company's interview processes")
 def company_interviews(
     request: Request,
-    name: Annotated[str, Path(min_length=1)],
+    name: Annotated[str, Path(min_length=1), NotBlank],
     caller: Caller,
     filters: Filters = Depends(),
 ) -> dict[str, Any]:
@@ -225,7 +231,7 @@ def list_interviews(
     request: Request,
     caller: Caller,
     filters: Filters = Depends(),
-    company: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+    company: Annotated[str | None, Query(min_length=1, max_length=500), NotBlank] = None,
 ) -> dict[str, Any]:
     return _page(request, caller, company, filters)
 
