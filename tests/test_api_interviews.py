@@ -256,6 +256,18 @@ def test_list_filters(api):
     assert_error(api.get("/interviews?cursor=zzz", headers=lead()), 422, "query.cursor")
 
 
+def test_an_empty_cursor_is_not_a_cursor_and_never_the_first_page_again(api):
+    """`?cursor=` (a script passing `next_cursor` of the last page, null, as `cursor=$NEXT`)
+    answered the first page again, so a client paging until `next_cursor` is null never
+    stopped (found by the API helper's exploratory run). It is 422 as any cursor this API did
+    not return, on both list endpoints."""
+    new_process(api, company_name="Acme")
+    message = "invalid input: query.cursor: not a cursor this API returned"
+    for url in ("/interviews?cursor=", "/interviews/company/Acme?limit=1&cursor="):
+        err = assert_error(api.get(url, headers=lead()), 422, "query.cursor")
+        assert err["message"] == message
+
+
 def test_the_company_and_feeder_filters_fold_the_same_whitespace_on_both_stores(api):
     """Runs of ASCII whitespace (a vertical tab among them) fold to one space on both stores,
     and nothing else does: PostgreSQL's `\\s` also took the locale's spaces (U+3000, U+2003)

@@ -92,7 +92,7 @@ class Filters:
             "feeder": self.feeder,
             "created_from": self.created_from,
             "created_to": self.created_to,
-            "after": _decode_cursor(self.cursor) if self.cursor else None,
+            "after": _decode_cursor(self.cursor) if self.cursor is not None else None,
         }
         return cast(ProcessFilters, {k: v for k, v in given.items() if v is not None})
 
