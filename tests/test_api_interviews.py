@@ -127,6 +127,45 @@ def test_create_body_not_json_is_422(api):
     assert_error(r, 422)
 
 
+def test_a_json_body_sent_without_a_json_content_type_is_415_naming_the_header(api, store):
+    """`curl -d '{...}'` without `-H 'Content-Type: application/json'` sends the JSON object as
+    a form; the framework does not parse it then and answered 422 "body: Input should be a
+    valid dictionary or object to extract fields from" for a valid object (found by the API
+    helper's exploratory run with curl). Now 415 naming the header, on every endpoint that
+    reads a body; nothing is written. A JSON type with parameters or a +json suffix is JSON."""
+    body = b'{"candidate_id": "cand-1", "company_name": "Acme", "role_title": "SWE"}'
+    field = "header.content-type"
+    for content_type, got in [
+        ("application/x-www-form-urlencoded", "got application/x-www-form-urlencoded"),
+        ("text/plain", "got text/plain"),
+        (None, "none was given"),
+    ]:
+        headers = {**lead(), **({"content-type": content_type} if content_type else {})}
+        reason = f"the body must be JSON sent as Content-Type: application/json ({got})"
+        err = assert_error(api.post("/interviews", content=body, headers=headers), 415, field)
+        assert (err["code"], err["message"]) == (
+            "unsupported_media_type",
+            f"invalid input: {field}: {reason}",
+        )
+        assert err["errors"] == [{"field": field, "message": reason}]
+    assert api.get("/interviews", headers=lead()).json()["items"] == []
+    pid = new_process(api)["id"]
+    form = {**lead(), "content-type": "application/x-www-form-urlencoded"}
+    r = api.put(f"/interviews/{pid}", content=b'{"status": "on_hold"}', headers=form)
+    assert_error(r, 415, field)
+    for json_type in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        r = api.put(
+            f"/interviews/{pid}",
+            content=b'{"status": "on_hold"}',
+            headers={**lead(), "content-type": json_type},
+        )
+        assert (r.status_code, r.json()["status"]) == (200, "on_hold")
+        move(api, pid, "in_progress")
+    # no body at all is still the body that is missing
+    err = assert_error(api.post("/interviews", headers=lead()), 422, "body")
+    assert err["message"] == "invalid input: body: Field required"
+
+
 def test_a_client_gone_before_its_body_is_no_traceback():
     """The duplicate-key check reads every request's body; a client that disconnected first
     (a load test's, or one timing out) raised ClientDisconnect out of it: a traceback in the

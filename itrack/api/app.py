@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.message
 import ipaddress
 import json
 import urllib.parse
@@ -161,6 +162,40 @@ def _query_parameters(app: FastAPI) -> dict[tuple[str, str], tuple[str, ...]]:
     return known
 
 
+def _is_json(content_type: str | None) -> bool:
+    """Whether a Content-Type names JSON, as the framework reads it (application/json or
+    application/<anything>+json, any parameters)."""
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
+
+
+async def refuse_body_not_json(request: Request) -> None:
+    """A body sent to an endpoint that reads JSON without a JSON Content-Type is 415 naming the
+    header: the framework does not parse it then, and answered 422 "body: Input should be a
+    valid dictionary or object" for the JSON object `curl -d '{...}'` sends as a form."""
+    if getattr(request.scope.get("route"), "body_field", None) is None:
+        return
+    content_type = request.headers.get("content-type")
+    if _is_json(content_type):
+        return
+    try:
+        body = await request.body()
+    except ClientDisconnect:
+        return
+    if not body:  # nothing sent: the framework's "Field required" names the body
+        return
+    field = "header.content-type"
+    got = f"got {content_type}" if content_type else "none was given"
+    message = f"the body must be JSON sent as Content-Type: application/json ({got})"
+    raise ApiError(415, f"invalid input: {field}: {message}", field=field)
+
+
 class _Pairs(list):
     """A JSON object's (key, value) pairs, as read (`object_pairs_hook`)."""
 
@@ -207,6 +242,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         dependencies=[
             Depends(refuse_unreadable_parameters),
             Depends(refuse_unknown_query_parameters),
+            Depends(refuse_body_not_json),
             Depends(refuse_duplicate_body_keys),
         ],
     )

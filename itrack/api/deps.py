@@ -24,7 +24,7 @@ from itrack.api.errors import error_responses
 Caller = Annotated[Principal, Depends(current_principal)]
 _M = TypeVar("_M", bound=BaseModel)
 READ_ERRORS = error_responses(401, 403, 404, 422, 503)
-WRITE_ERRORS = error_responses(401, 403, 404, 409, 422, 503)
+WRITE_ERRORS = error_responses(401, 403, 404, 409, 415, 422, 503)
 
 
 def one_hop(endpoint: Callable[..., Any]) -> Callable[..., Any]:

@@ -211,6 +211,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         403: "The token's role may not do this",
         404: "Unknown id",
         409: "Refused by a business rule (the message names the rule)",
+        415: "A body sent without Content-Type: application/json (field header.content-type)",
         422: "Invalid input (the error names the field)",
         503: "The store is busy (another writer or a build); retry after Retry-After seconds",
     }
