@@ -853,6 +853,24 @@ def test_authentication_required(api):
     )
 
 
+def test_two_authorization_headers_are_401_not_the_first_token_taken(api, store):
+    """Two Authorization headers (a proxy adding its own, a client merging defaults) were
+    answered as the first token, the other ignored, so a request with a lead's and a
+    recruiter's token acted as whichever came first (found by the API helper's exploratory
+    run with curl). Which token is meant? Now 401 naming the header, nothing done."""
+    a_lead = lead()["Authorization"]
+    a_recruiter = recruiter()["Authorization"]
+    message = "the Authorization header was given 2 times (which token is meant?)"
+    for order in ((a_lead, a_recruiter), (a_lead, a_lead)):
+        headers = [("Authorization", value) for value in order]
+        body = {"candidate_id": "cand-1", "company_name": "Acme", "role_title": "SWE"}
+        r = api.post("/interviews", json=body, headers=headers)
+        err = assert_error(r, 401)
+        assert err["message"] == message
+        assert r.headers["www-authenticate"] == 'Bearer error="invalid_token"'
+    assert api.get("/interviews", headers=lead()).json()["items"] == []
+
+
 def test_a_token_from_an_auth_server_whose_clock_is_ahead_is_accepted(api, store):
     """A Supabase session token is used the moment it is issued; an auth server whose clock
     runs ahead of ours stamps an `iat` in our future. It was 401 'invalid bearer token: The

@@ -166,7 +166,12 @@ async def current_principal(request: Request) -> Principal:
     blocks on nothing (a signature check, microseconds): FastAPI runs a sync dependency in the
     thread pool, a hop per request that costs more than the check."""
     config = request.app.state.config
-    header = request.headers.get("authorization")
+    given = request.headers.getlist("authorization")
+    if len(given) > 1:  # the first was taken and the others ignored: which one is meant?
+        raise _unauthorized(
+            f"the Authorization header was given {len(given)} times (which token is meant?)"
+        )
+    header = given[0] if given else None
     if header is None:
         if config.no_auth:
             return LOCAL_USER
