@@ -205,8 +205,16 @@ def test_a_body_naming_a_key_twice_is_422_not_the_last_value_kept(api, store):
     )
     err = assert_error(api.put(f"/interviews/{pid}", content=offer, headers=json_type), 422)
     reason = 'duplicate key "base_salary" (which value is meant?)'
-    assert (err["message"], err["field"]) == (f"invalid input: body: {reason}", "body")
-    assert err["errors"] == [{"field": "body", "message": reason}]
+    # named where it is (it was `body`: only a key of the body itself was named)
+    field = "body.offer_details.base_salary"
+    assert (err["message"], err["field"]) == (f"invalid input: {field}: {reason}", field)
+    assert err["errors"] == [{"field": field, "message": reason}]
+    both = (
+        b'{"status": "offer_extended", "status": "on_hold", '
+        b'"offer_details": {"base_salary": 100, "currency": "GBP", "base_salary": 200}}'
+    )
+    err = assert_error(api.put(f"/interviews/{pid}", content=both, headers=json_type), 422)
+    assert (err["message"], err["field"]) == (f"invalid input: {field}: {reason}", field)
     got = api.get(f"/interviews/{pid}", headers=lead()).json()
     assert (got["status"], got["offer_details"]) == ("in_progress", None)
     assert store.history(pid) == [(None, "in_progress")]

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from starlette.requests import ClientDisconnect
@@ -200,6 +200,26 @@ class _Pairs(list):
     """A JSON object's (key, value) pairs, as read (`object_pairs_hook`)."""
 
 
+def _duplicated(value: Any, path: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Where the first key given twice is, as a field (`body.offer_details.base_salary`,
+    `body.0.x` in a list), in the order the parser meets them: the innermost object first, as
+    `refuse_duplicate_keys` refuses it. None: no key is given twice."""
+    if isinstance(value, _Pairs):
+        keys = [key for key, _ in value]
+        for key, item in value:
+            found = _duplicated(item, (*path, key))
+            if found:
+                return found
+        twice = next((key for key in keys if keys.count(key) > 1), None)
+        return (*path, twice) if twice is not None else None
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _duplicated(item, (*path, str(index)))
+            if found:
+                return found
+    return None
+
+
 async def refuse_duplicate_body_keys(request: Request) -> None:
     """A JSON body naming a key twice is 422, as ingest quarantines such a record
     (`duplicate_key`) and feeders.json refuses it: the framework's parser keeps the last value,
@@ -216,9 +236,8 @@ async def refuse_duplicate_body_keys(request: Request) -> None:
     try:
         json.loads(body, object_pairs_hook=refuse_duplicate_keys)
     except DuplicateKey as exc:
-        top = json.loads(body, object_pairs_hook=_Pairs)
-        keys = [key for key, _ in top] if isinstance(top, _Pairs) else []
-        field = f"body.{exc.key}" if keys.count(exc.key) > 1 else "body"
+        where = _duplicated(json.loads(body, object_pairs_hook=_Pairs), ("body",))
+        field = ".".join(where) if where else "body"
         raise ApiError(422, f"invalid input: {field}: {exc}", field=field) from None
     except (ValueError, RecursionError):  # not JSON: the framework says so
         return
