@@ -132,7 +132,11 @@ def _no_nul(value: str, info: ValidationInfo) -> str:
 NonEmptyStr = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_TEXT), AfterValidator(_no_nul)
 ]
-ShortStr = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+# The longest name (company, role, feeder, person) and candidate id; the API bounds its filters by
+# them too.
+MAX_NAME = 500
+MAX_CANDIDATE_ID = 64
+ShortStr = Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)]
 Rating = Annotated[int, Field(strict=True, ge=1, le=5)]
 
 
@@ -275,7 +279,10 @@ CreatedAt = PastTimestamp
 # Names and ids: no control characters, not blank. Free text (notes) may hold any printable text.
 Name = Annotated[ShortStr, AfterValidator(_not_blank), AfterValidator(_no_control_chars)]
 CandidateId = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=MAX_CANDIDATE_ID, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$"
+    ),
 ]
 RATING_FIELDS: tuple[str, ...] = (
     "overall_rating",

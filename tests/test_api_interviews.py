@@ -303,6 +303,26 @@ def test_list_filters(api):
     assert_error(api.get("/interviews?cursor=zzz", headers=lead()), 422, "query.cursor")
 
 
+def test_a_name_in_the_path_is_bounded_as_the_same_name_in_the_query(api, store):
+    """`?company=` takes at most 500 characters (the contract's longest name) and `?candidate=`
+    64, but the same name in the path had no bound: /interviews/company/<7000 characters> was
+    200 with no processes, and company-stats/<...> and candidate/<...> 404 echoing the whole
+    name (found by the API helper's exploratory run). Now the same 422 naming the parameter."""
+    for url, field, most in [
+        ("/interviews?company=" + "A" * 501, "query.company", 500),
+        ("/interviews/company/" + "A" * 501, "path.name", 500),
+        ("/interviews/analytics/company-stats/" + "A" * 501, "path.company", 500),
+        ("/interviews?candidate=" + "c" * 65, "query.candidate", 64),
+        ("/interviews/candidate/" + "c" * 65, "path.candidate_id", 64),
+    ]:
+        err = assert_error(api.get(url, headers=lead()), 422, field)
+        assert err["errors"] == [
+            {"field": field, "message": f"String should have at most {most} characters"}
+        ]
+    r = api.get("/interviews/company/" + "A" * 500, headers=lead())
+    assert (r.status_code, r.json()["items"]) == (200, [])
+
+
 def test_an_empty_cursor_is_not_a_cursor_and_never_the_first_page_again(api):
     """`?cursor=` (a script passing `next_cursor` of the last page, null, as `cursor=$NEXT`)
     answered the first page again, so a client paging until `next_cursor` is null never

@@ -25,6 +25,7 @@ from feedback.analytics import (
     resolve_feeder,
     rows,
 )
+from ingest.contract import MAX_NAME
 from itrack.api.deps import Caller, reads
 from itrack.api.models import with_example
 from itrack.api.warehouse import BuildInfo, open_warehouse
@@ -112,7 +113,7 @@ def _answer(request: Request, key: str, read: Callable[[Any], Any]) -> dict[str,
 def conversion_rates(
     request: Request,
     caller: Caller,
-    feeder: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+    feeder: Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)] = None,
 ) -> dict[str, Any]:
     def read(con: Any) -> list[dict[str, Any]]:
         name = resolve_feeder(con, feeder) if feeder is not None else None
@@ -138,7 +139,9 @@ def stage_success_rates(request: Request, caller: Caller) -> dict[str, Any]:
 # /interviews/company/{name}.
 @get("/company-stats/{company:path}", CompanyStats, "A company's hiring insights")
 def company_stats(
-    request: Request, company: Annotated[str, Path(min_length=1)], caller: Caller
+    request: Request,
+    company: Annotated[str, Path(min_length=1, max_length=MAX_NAME)],
+    caller: Caller,
 ) -> dict[str, Any]:
     return _answer(
         request, "company", lambda con: get_company_hiring_insights(company, db=con).to_dict()
@@ -149,8 +152,8 @@ def company_stats(
 def funnel(
     request: Request,
     caller: Caller,
-    feeder: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
-    company: Annotated[str | None, Query(min_length=1, max_length=500)] = None,
+    feeder: Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)] = None,
+    company: Annotated[str | None, Query(min_length=1, max_length=MAX_NAME)] = None,
 ) -> dict[str, Any]:
     return _answer(
         request,

@@ -12,7 +12,13 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import AfterValidator
 
-from ingest.contract import InterviewProcess, InterviewStatus, Timestamp
+from ingest.contract import (
+    MAX_CANDIDATE_ID,
+    MAX_NAME,
+    InterviewProcess,
+    InterviewStatus,
+    Timestamp,
+)
 from ingest.ports import ProcessFilters
 from itrack.api.auth import Principal
 from itrack.api.deps import (
@@ -64,12 +70,14 @@ class Filters:
             str | None,
             Query(
                 min_length=1,
-                max_length=500,
+                max_length=MAX_NAME,
                 description="The process's feeder source, else its candidate's.",
             ),
             NotBlank,
         ] = None,
-        candidate: Annotated[str | None, Query(min_length=1, max_length=64), NotBlank] = None,
+        candidate: Annotated[
+            str | None, Query(min_length=1, max_length=MAX_CANDIDATE_ID), NotBlank
+        ] = None,
         created_from: Annotated[
             Timestamp | None, Query(description="Created at or after (ISO 8601).")
         ] = None,
@@ -156,7 +164,7 @@ def _next_url(request: Request, cursor: str) -> str:
 @get("/company/{name:path}", ProcessPage, "A company's interview processes")
 def company_interviews(
     request: Request,
-    name: Annotated[str, Path(min_length=1), NotBlank],
+    name: Annotated[str, Path(min_length=1, max_length=MAX_NAME), NotBlank],
     caller: Caller,
     filters: Filters = Depends(),
 ) -> dict[str, Any]:
@@ -164,7 +172,11 @@ def company_interviews(
 
 
 @get("/candidate/{candidate_id}", CandidateHistory, "A candidate's interview history")
-def candidate_history(request: Request, candidate_id: str, caller: Caller) -> dict[str, Any]:
+def candidate_history(
+    request: Request,
+    candidate_id: Annotated[str, Path(max_length=MAX_CANDIDATE_ID)],
+    caller: Caller,
+) -> dict[str, Any]:
     history = _read(
         request, caller, lambda s: s.service.get_candidate_interview_history(candidate_id)
     )
@@ -231,7 +243,7 @@ def list_interviews(
     request: Request,
     caller: Caller,
     filters: Filters = Depends(),
-    company: Annotated[str | None, Query(min_length=1, max_length=500), NotBlank] = None,
+    company: Annotated[str | None, Query(min_length=1, max_length=MAX_NAME), NotBlank] = None,
 ) -> dict[str, Any]:
     return _page(request, caller, company, filters)
 
