@@ -244,6 +244,19 @@ def test_feedback_run_writes_feeders_json(api, db):
     assert_error(api.post("/feedback/run", headers=recruiter()), 403, contains="only leads")
 
 
+def test_a_body_sent_to_feedback_run_is_422_not_ignored(api, db):
+    """POST /feedback/run reads no body: `{"feeder": "referral"}` was ignored and the step ran
+    for every feeder, 200 (found by the API helper's exploratory run), where a query parameter
+    it does not take is 422. Now 422 naming the body, nothing run; an empty body still runs."""
+    for body in (b'{"feeder": "referral"}', b"{}", b"feeder=referral"):
+        r = api.post("/feedback/run", content=body, headers=lead())
+        err = assert_error(r, 422, "body")
+        assert err["message"] == "invalid input: body: this endpoint takes no body (send none)"
+    assert not (db.parent / "feeders.json").exists()
+    r = api.post("/feedback/run", content=b"", headers=lead())
+    assert (r.status_code, r.json()["feeders_written"]) == (200, True)
+
+
 def test_feedback_run_is_409_while_a_build_runs(api, db):
     with build_lock(db):  # what `itrack build` holds from start to publish
         assert_error(api.post("/feedback/run", headers=lead()), 409, contains="a build is running")

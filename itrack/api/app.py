@@ -178,11 +178,15 @@ def _is_json(content_type: str | None) -> bool:
 async def refuse_body_not_json(request: Request) -> None:
     """A body sent to an endpoint that reads JSON without a JSON Content-Type is 415 naming the
     header: the framework does not parse it then, and answered 422 "body: Input should be a
-    valid dictionary or object" for the JSON object `curl -d '{...}'` sends as a form."""
-    if getattr(request.scope.get("route"), "body_field", None) is None:
-        return
+    valid dictionary or object" for the JSON object `curl -d '{...}'` sends as a form. A body
+    sent with POST or PUT to an endpoint that reads none (POST /feedback/run) is 422: it was
+    ignored, so `{"feeder": "referral"}` ran the step for every feeder, a silent wrong answer
+    (as a query parameter the endpoint does not take)."""
+    reads_body = getattr(request.scope.get("route"), "body_field", None) is not None
     content_type = request.headers.get("content-type")
-    if _is_json(content_type):
+    if reads_body and _is_json(content_type):
+        return
+    if not reads_body and request.method not in ("POST", "PUT", "PATCH"):
         return
     try:
         body = await request.body()
@@ -190,6 +194,9 @@ async def refuse_body_not_json(request: Request) -> None:
         return
     if not body:  # nothing sent: the framework's "Field required" names the body
         return
+    if not reads_body:
+        message = "this endpoint takes no body (send none)"
+        raise ApiError(422, f"invalid input: body: {message}", field="body")
     field = "header.content-type"
     got = f"got {content_type}" if content_type else "none was given"
     message = f"the body must be JSON sent as Content-Type: application/json ({got})"
