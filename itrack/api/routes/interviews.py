@@ -95,7 +95,17 @@ class Filters:
         self.limit, self.cursor = limit, cursor
 
     def query(self) -> ProcessFilters:
-        """The repository's filters beyond company, status and candidate (those given)."""
+        """The repository's filters beyond company, status and candidate (those given). A
+        range that holds no time (`created_to` not after `created_from`: swapped, or the same
+        day twice) is 422: it listed nothing, 200, as if no process had been created then."""
+        start, end = self.created_from, self.created_to
+        if start is not None and end is not None and end <= start:
+            field = "query.created_to"
+            message = (
+                f"{end.isoformat()}Z is not after created_from {start.isoformat()}Z: "
+                "the range [created_from, created_to) holds no time"
+            )
+            raise ApiError(422, f"invalid input: {field}: {message}", field=field)
         given: dict[str, Any] = {
             "feeder": self.feeder,
             "created_from": self.created_from,
