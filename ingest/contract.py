@@ -161,7 +161,9 @@ AMOUNT_MESSAGE = f"is more than {MAX_AMOUNT:,} (an amount in the currency's unit
 def _amount_bound(value: float, info: ValidationInfo) -> float:
     if not stored(info) and value > MAX_AMOUNT:
         raise ValueError(f"{value} {AMOUNT_MESSAGE}")
-    return value
+    # -0.0 is 0.0: PostgreSQL's jsonb (numeric) has no negative zero, so the two stores gave
+    # back -0.0 and 0.0 for one offer
+    return 0.0 if value == 0 and isinstance(value, float) else value
 
 
 # Amounts keep their JSON spelling (150000 stays an integer) so offer details round-trip exactly.
