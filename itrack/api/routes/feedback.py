@@ -77,7 +77,7 @@ def one_feedback_run(warehouse: Path, wait_seconds: float) -> Iterator[None]:
 @router.post(
     "/run",
     response_model=FeedbackRun,
-    responses=error_responses(401, 403, 409, 503),
+    responses=error_responses(401, 403, 409, 422, 503),
     summary="Recompute feeder metrics from the published build and write feeders.json",
 )
 def run(request: Request, caller: Caller) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from itrack.api.errors import error_responses
 from itrack.api.models import with_example
 from itrack.api.warehouse import BuildInfo, open_warehouse
 
@@ -47,7 +48,10 @@ class Health(BaseModel):
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health, "description": "The store is not reachable"}},
+    responses={
+        **error_responses(422),  # a query parameter it does not take (it takes none)
+        503: {"model": Health, "description": "The store is not reachable"},
+    },
     summary="Store and warehouse reachability (no authentication)",
 )
 def health(request: Request) -> Any:
