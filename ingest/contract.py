@@ -474,9 +474,11 @@ def to_row(record: Record) -> dict[str, Any]:
         elif isinstance(value, StrEnum):
             row[key] = value.value
     if isinstance(record, InterviewProcess):
-        row["offer_details"] = (
-            record.offer_details.model_dump_json(exclude_none=True)
-            if record.offer_details
-            else None
-        )
+        row["offer_details"] = offer_json(record.offer_details)
     return row
+
+
+def offer_json(offer: OfferDetails | None) -> str | None:
+    """Offer details as the stores hold them (and the corrections audit writes them): compact
+    JSON of the fields given, in the contract's order."""
+    return offer.model_dump_json(exclude_none=True) if offer else None

@@ -744,6 +744,29 @@ def test_reopen_returns_to_the_status_before_closing(service, process):
     ]
 
 
+def test_a_reopen_that_clears_the_offer_audits_it_as_stored_json(service, process):
+    """The corrections audit holds the offer a reopen took away as the process's column held
+    it (JSON), not the Python repr of the contract's model ("base_salary=150000 ...")."""
+    service.complete_interview_process(process.id, "offer_extended", OFFER)
+    service.complete_interview_process(process.id, "offer_accepted", final_outcome="signed")
+    reopened = service.reopen_interview_process(
+        process.id, "wrong candidate", "rita", "in_progress"
+    )
+    assert (reopened.status, reopened.offer_details) == ("in_progress", None)
+    why = ("wrong candidate", "rita")
+    assert _corrections(service.get_audit(process.id)) == [
+        ("process", "status", "offer_accepted", "in_progress", *why),
+        ("process", "final_outcome", "signed", None, *why),
+        (
+            "process",
+            "offer_details",
+            '{"base_salary":150000,"currency":"USD","offer_date":"2025-03-01"}',
+            None,
+            *why,
+        ),
+    ]
+
+
 # -- duplicates, names and ids ----------------------------------------------------------------
 
 

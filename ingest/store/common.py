@@ -11,7 +11,13 @@ from collections.abc import Sequence
 from typing import Any, Unpack
 from uuid import UUID
 
-from ingest.contract import InterviewProcess, InterviewStage, InterviewStatus
+from ingest.contract import (
+    InterviewProcess,
+    InterviewStage,
+    InterviewStatus,
+    OfferDetails,
+    offer_json,
+)
 from ingest.errors import NotFoundError, Refused
 from ingest.ports import ProcessFilters
 
@@ -98,6 +104,8 @@ def audit_text(value: Any) -> str | None:
         return value.isoformat()
     if isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, OfferDetails):  # as the process's column holds it, never its repr
+        return offer_json(value)
     return str(getattr(value, "value", value))
 
 
