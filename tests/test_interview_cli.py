@@ -279,6 +279,22 @@ def test_offer_with_a_key_twice_is_refused_not_the_last_value_kept(db, tmp_path,
     assert (shown["status"], shown["offer_details"]) == ("in_progress", None)
 
 
+def test_an_offer_file_with_a_byte_order_mark_is_read(db, tmp_path):
+    """A file saved by Notepad or PowerShell starts with a UTF-8 byte order mark: it was
+    "offer details are not valid JSON: Unexpected UTF-8 BOM (decode using utf-8-sig)", exit 1,
+    where ingest, feeders.json and the placements file all read such files."""
+    pid = run_json(
+        db, "create --new-company --new-feeder --candidate c1 --company Acme --role SWE"
+    )["id"]
+    offer_file = tmp_path / "offer.json"
+    offer_file.write_bytes(b'\xef\xbb\xbf{"base_salary": 90000, "currency": "EUR"}\r\n')
+    extended = run_json(db, f"complete {pid} offer_extended --offer", str(offer_file))
+    assert (extended["status"], extended["offer_details"]["base_salary"]) == (
+        "offer_extended",
+        90000,
+    )
+
+
 @pytest.mark.parametrize("offer", ["a" * 300, "a/" * 3000], ids=["name", "path"])
 def test_offer_too_long_to_name_a_file_is_one_line_naming_offer_cut(db, offer):
     """Text no file can be named (a name over 255 bytes, a path over 4096) that is not a JSON

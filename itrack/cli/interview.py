@@ -376,8 +376,8 @@ def _read_offer(value: str) -> str:
     why = folder_spelling(value)  # `offer.json/`: Path dropped the '/' and offer.json was read
     if why:
         raise UserError(f"--offer: {value} {why}")
-    try:
-        return data.decode("utf-8")
+    try:  # a byte order mark (Notepad's, PowerShell's) dropped, as every file read drops it
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise UserError(f"--offer: {path} is not UTF-8 text") from None
 
