@@ -213,6 +213,9 @@ def _land(
         if not force and stat in by_stat:
             source.sha256 = by_stat[stat]
         counts = FileCounts(source.label, source.kind, source.fmt, source.sha256)
+        # the path, size and mtime are recorded for every file, skipped or a copy: the audit
+        # says what was seen, and the next run skips a copy unread
+        counts.size_bytes, counts.mtime_ns = source.size, source.mtime_ns
         run.files.append(counts)
         if not force and source.sha256 and (source.kind, source.sha256) in by_hash:
             counts.skipped = True
@@ -221,8 +224,6 @@ def _land(
         note(f"read {source.label}")
         fast = _land_file(con, source, index + 1)
         counts.sha256 = source.sha256
-        # the path, size and mtime are recorded even for a copy: the next run skips it unread
-        counts.size_bytes, counts.mtime_ns = source.size, source.mtime_ns
         if not force and (source.kind, source.sha256) in by_hash:  # a copy, hashed while read
             con.execute("delete from landing where file_path = ?", [source.label])
             for kind in LOAD_ORDER:

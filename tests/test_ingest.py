@@ -331,6 +331,25 @@ def test_same_files_twice_change_nothing(tmp_path, db):
     assert query(db, "select count(*) from ingest_runs") == [(3,)]
 
 
+def test_a_file_skipped_unread_is_audited_with_its_size_and_mtime(tmp_path, db):
+    """ingest_files audits every file of a run with its sha256, size and mtime: a file skipped
+    because its path, size and mtime were loaded before had neither (NULL, null in the
+    --format json summary), where a copy skipped by its sha256 had both."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    path = write_jsonl(folder / "candidates.jsonl", [candidate()])
+    ingest_paths([folder], db=db)
+    again = ingest_paths([folder], db=db)
+    stat = path.stat()
+    assert [(f.skipped, f.size_bytes, f.mtime_ns) for f in again.files] == [
+        (True, stat.st_size, stat.st_mtime_ns)
+    ]
+    assert query(db, "select skipped, size_bytes, mtime_ns from ingest_files order by skipped") == [
+        (False, stat.st_size, stat.st_mtime_ns),
+        (True, stat.st_size, stat.st_mtime_ns),
+    ]
+
+
 def test_a_copy_of_loaded_files_is_read_once_then_skipped_unread(tmp_path, db):
     """The same files under another path (a nightly job naming them differently, yesterday's
     export copied into today's folder): read once to find they are copies, loaded nothing, and
