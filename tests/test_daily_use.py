@@ -475,6 +475,34 @@ def test_sql_json_of_several_statements_is_refused_not_two_documents(tmp_path):
     assert out("sql", "--db", db, "-c", two) == "1 row(s):\na\n1\n1 row(s):\nb\n2\n"
 
 
+def test_sql_prints_intervals_as_duckdb_spells_them(tmp_path):
+    """`select completed_date - scheduled_date` is an INTERVAL, which reached the output as
+    Python's timedelta text: minus one hour and a half printed "-2 days, 22:30:00" (it is
+    -1 day -01:30:00), in the table and in JSON alike (found by an exploratory query). Now
+    DuckDB's own spelling, in lists too."""
+    db = str(tmp_path / "w.duckdb")
+    duckdb.connect(db).close()
+    query = (
+        "select timestamp '2025-01-01 10:00' - timestamp '2025-01-02 11:30' as early, "
+        "interval '-1 hour' as hour, interval '2 days' as days, interval '0 seconds' as zero, "
+        "interval '1 day 00:00:00.5' as half, [interval '1 day 1 hour'] as listed"
+    )
+    assert out("sql", "--db", db, "-c", query).splitlines()[1:] == [
+        "early             hour       days    zero      half              listed",
+        '-1 day -01:30:00  -01:00:00  2 days  00:00:00  1 day 00:00:00.5  ["1 day 01:00:00"]',
+    ]
+    assert json.loads(out("sql", "--db", db, "--format", "json", "-c", query)) == [
+        {
+            "early": "-1 day -01:30:00",
+            "hour": "-01:00:00",
+            "days": "2 days",
+            "zero": "00:00:00",
+            "half": "1 day 00:00:00.5",
+            "listed": ["1 day 01:00:00"],
+        }
+    ]
+
+
 @pytest.mark.parametrize("args", [["db", "status"], ["db", "upgrade"], ["--version"]])
 def test_a_reader_gone_before_the_first_line_is_141_for_every_command(tmp_path, args):
     """`itrack db status | head -0`: rich's console (db status, db upgrade) handles a broken

@@ -60,9 +60,36 @@ def text(value: Any) -> str:
         return value.isoformat(sep=" ", timespec="seconds")
     if isinstance(value, dt.date):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return interval_text(value)
     if isinstance(value, list | dict):
-        return printable(json.dumps(value, ensure_ascii=False, default=str))
+        return printable(json.dumps(value, ensure_ascii=False, default=_in_cell))
     return printable(" ".join(str(value).splitlines()))
+
+
+def _in_cell(value: Any) -> str:
+    """A value inside a list or struct of a cell: an INTERVAL as DuckDB spells it, anything
+    else as its text."""
+    return interval_text(value) if isinstance(value, dt.timedelta) else str(value)
+
+
+_DAY = dt.timedelta(days=1)
+
+
+def interval_text(value: dt.timedelta) -> str:
+    """A DuckDB INTERVAL (a `timedelta` in Python) as DuckDB spells it: `-1 day -01:30:00`,
+    `2 days`, `00:00:00.5`. Python's own spelling reads wrong to anyone else: minus one hour
+    is "-1 day, 23:00:00". (DuckDB hands Python a month as 30 days: "30 days".)"""
+    sign = "-" if value < dt.timedelta(0) else ""
+    days, rest = divmod(abs(value), _DAY)
+    seconds, micros = rest.seconds, rest.microseconds
+    clock = f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    if micros:
+        clock += "." + f"{micros:06d}".rstrip("0")
+    parts = [f"{sign}{days} day{'' if days == 1 else 's'}"] if days else []
+    if rest or not days:
+        parts.append(f"{sign}{clock}")
+    return " ".join(parts)
 
 
 def jsonable(value: Any) -> Any:
@@ -73,6 +100,8 @@ def jsonable(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, decimal.Decimal):  # a double, as a JSON reader takes any number
         return float(value)
+    if isinstance(value, dt.timedelta):  # an INTERVAL: DuckDB's own text, as its JSON writes it
+        return interval_text(value)
     return str(value)
 
 
