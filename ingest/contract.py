@@ -189,9 +189,11 @@ def _not_blank(value: str) -> str:
 # ISO 8601 timestamps only: a date, or a date and time with optional seconds, fraction and zone.
 # Numbers and numeric strings (which pydantic would read as Unix time) are refused.
 # Hours 00-23, minutes and seconds 00-59, zone offsets below 24 hours: what pydantic accepts
-# (DuckDB's cast would also take 24:00:00, +24:00 or +23:60, which pydantic refuses).
+# (DuckDB's cast would also take 24:00:00, +24:00 or +23:60, which pydantic refuses). A
+# fraction may have any number of digits (.NET writes 7, Java and Go 9): pydantic and DuckDB
+# both keep the microseconds and drop the rest (truncated, never rounded).
 ISO_DATETIME_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}([T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]+)?)?"
     r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])?)?$"
 )
 _ISO_DATETIME = re.compile(ISO_DATETIME_PATTERN)

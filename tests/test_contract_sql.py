@@ -9,6 +9,7 @@ never neither.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -329,6 +330,27 @@ def test_clock_and_zone_edges_agree(value, valid):
     assert (pydantic_row("candidates", record) is not None) == valid
     loaded, rejected = run_bulk("candidates", [record])
     assert (1 in loaded, 1 in rejected) == (valid, not valid)
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("2025-01-06T10:00:00.1234567Z", dt.datetime(2025, 1, 6, 10, 0, 0, 123456)),  # .NET "o"
+        ("2025-01-06T10:00:00.123456789+01:00", dt.datetime(2025, 1, 6, 9, 0, 0, 123456)),
+        ("2025-01-06 10:00:00.9999999", dt.datetime(2025, 1, 6, 10, 0, 0, 999999)),
+        ("2025-01-06T10:00:00.0000000Z", dt.datetime(2025, 1, 6, 10, 0, 0)),
+    ],
+)
+def test_a_fraction_finer_than_a_microsecond_is_kept_to_the_microsecond(value, stored):
+    """A timestamp with 7 (.NET's round-trip format) or 9 (Java's Instant, Go) digits of a
+    second is ISO 8601, yet both paths refused it: "must be an ISO 8601 date or timestamp"
+    (found by ingesting such an export). Both now keep the microseconds and drop the rest,
+    never rounding (.9999999 stays in its second)."""
+    record = candidate(created_at="2025-01-01T00:00:00Z", updated_at=value)
+    check_agreement("candidates", [record])
+    assert (pydantic_row("candidates", record) or {}).get("updated_at") == stored
+    loaded, _ = run_bulk("candidates", [record])
+    assert loaded.get(1, {}).get("updated_at") == stored
 
 
 @pytest.mark.parametrize("element", [None, 5, 2.5, True, ["x"], {}, "", " ", "a\x07b", "Ann"])
