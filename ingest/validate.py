@@ -517,7 +517,10 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
         data = json.loads(raw, object_pairs_hook=refuse_duplicate_keys)
     except DuplicateKey as exc:
         return None, Rejection(
-            "duplicate_key", exc.key, f"key '{exc.key}' appears more than once in the record"
+            "duplicate_key",
+            exc.key,
+            f"key '{exc.key}' appears more than once in the record",
+            _unambiguous_id(raw),
         )
     except RecursionError:
         return None, Rejection("too_deeply_nested", None, "the record is nested too deeply to read")
@@ -539,6 +542,21 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
             _code_for(error, field), field, f"{where}{first.message}{shown}", record_id
         )
     return to_row(record), None
+
+
+def _unambiguous_id(raw: str) -> str | None:
+    """The id of a record refused for a key given twice, when its own `id` is given once (as
+    text): the reject names its record, and the run that loads the corrected copy resolves it.
+    An `id` given twice names no record (which one is meant?)."""
+    objects: list[list[tuple[str, Any]]] = []
+
+    def keep(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        objects.append(pairs)  # the record itself closes last
+        return dict(pairs)
+
+    data = json.loads(raw, object_pairs_hook=keep)
+    ids = [value for key, value in objects[-1] if key == "id"] if isinstance(data, dict) else []
+    return ids[0] if len(ids) == 1 and isinstance(ids[0], str) else None
 
 
 def _short(value: Any) -> str:

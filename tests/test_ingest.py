@@ -502,6 +502,28 @@ def test_orphans_are_retried_automatically_by_the_next_run(tmp_path, db):
     assert query(db, "select count(*) from quarantine where resolved_run_id is null") == [(0,)]
 
 
+def test_a_record_with_a_key_twice_is_resolved_by_its_corrected_copy(tmp_path, db):
+    """A record refused for a key given twice (`duplicate_key`) was quarantined without its
+    id, so the run that loaded its corrected copy never resolved it: `itrack rejects` listed it
+    for ever (found by an exploratory run). Its id is recorded when the record gives it once;
+    an `id` given twice names no record."""
+    twice = (
+        '{"id": "c2", "full_name": "Bo", "created_at": "2025-01-01", "created_at": "2025-01-02"}'
+    )
+    nested = json.dumps(process()).replace(
+        '"role_title"', '"offer_details": {"x": 1, "x": 2}, "role_title"'
+    )
+    load(
+        tmp_path, db, [candidate(), twice, '{"id": "c3", "id": "c4", "full_name": "Cy"}'], [nested]
+    )
+    unresolved = (
+        "select kind, record_id from quarantine where resolved_run_id is null order by 1, 2"
+    )
+    assert query(db, unresolved) == [("candidates", "c2"), ("candidates", None), ("processes", P1)]
+    load(tmp_path, db, [candidate(id="c2", full_name="Bo")], [process()])
+    assert query(db, unresolved) == [("candidates", None)]
+
+
 def test_csv_json_and_parquet_inputs(tmp_path, db):
     folder = tmp_path / "mixed"
     folder.mkdir()
