@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
 import duckdb
 
@@ -784,10 +785,15 @@ def _resolve_rejects_of_accepted(
         0
     ]:
         return  # the common case: nothing to look up among the accepted ids
-    con.execute(  # an id as the record spelled it may differ in case (a UUID)
+    # an id as the record spelled it may differ in case, and a UUID in form too (no dashes,
+    # braces: the contract takes them): compared as the UUID it reads as, as it is stored
+    spelled = "lower(record_id)"
+    if readers.field_base(MODELS[kind], "id") is UUID:
+        spelled = f"coalesce(try_cast(record_id as uuid)::varchar, {spelled})"
+    con.execute(
         f"""
         update quarantine set resolved_run_id = ?
-        where {waiting} and lower(record_id) in (select lower(id::varchar) from {accepted})""",
+        where {waiting} and {spelled} in (select lower(id::varchar) from {accepted})""",
         [run_id, kind],
     )
 

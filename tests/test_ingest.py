@@ -524,6 +524,20 @@ def test_a_record_with_a_key_twice_is_resolved_by_its_corrected_copy(tmp_path, d
     assert query(db, unresolved) == [("candidates", None)]
 
 
+def test_a_reject_of_a_uuid_spelled_without_dashes_is_resolved_by_its_corrected_copy(tmp_path, db):
+    """The contract takes a UUID without dashes or in braces (stored in its canonical form),
+    but a reject was resolved only by an accepted id spelled as the record spelled it, case
+    aside: a process refused for its status, corrected the next day, stayed in `itrack
+    rejects` for ever (found by an exploratory run)."""
+    bare = P1.replace("-", "").upper()
+    load(tmp_path, db, [candidate()], [process(id=bare, status="bogus")])
+    load(tmp_path, db, stages=[stage(id="{" + S1 + "}", stage_order=0)])
+    unresolved = "select kind, record_id from quarantine where resolved_run_id is null order by 1"
+    assert query(db, unresolved) == [("processes", bare), ("stages", "{" + S1 + "}")]
+    load(tmp_path, db, processes=[process(id=bare)], stages=[stage()])
+    assert query(db, unresolved) == []
+
+
 def test_csv_json_and_parquet_inputs(tmp_path, db):
     folder = tmp_path / "mixed"
     folder.mkdir()
