@@ -785,15 +785,16 @@ def _resolve_rejects_of_accepted(
         0
     ]:
         return  # the common case: nothing to look up among the accepted ids
-    # an id as the record spelled it may differ in case, and a UUID in form too (no dashes,
-    # braces: the contract takes them): compared as the UUID it reads as, as it is stored
-    spelled = "lower(record_id)"
+    # a UUID as the record spelled it may differ from the stored one in case and form (no
+    # dashes, braces: the contract takes them), so it is compared as the UUID it reads as; a
+    # text id (a candidate's) is compared exactly: CAND-1 and cand-1 are two candidates
+    spelled = "record_id"
     if readers.field_base(MODELS[kind], "id") is UUID:
-        spelled = f"coalesce(try_cast(record_id as uuid)::varchar, {spelled})"
+        spelled = "try_cast(record_id as uuid)::varchar"
     con.execute(
         f"""
         update quarantine set resolved_run_id = ?
-        where {waiting} and {spelled} in (select lower(id::varchar) from {accepted})""",
+        where {waiting} and {spelled} in (select id::varchar from {accepted})""",
         [run_id, kind],
     )
 

@@ -538,6 +538,19 @@ def test_a_reject_of_a_uuid_spelled_without_dashes_is_resolved_by_its_corrected_
     assert query(db, unresolved) == []
 
 
+def test_a_reject_of_a_candidate_is_not_resolved_by_another_candidate_of_another_case(tmp_path, db):
+    """Candidate ids are text and case counts (CAND-7 and cand-7 are two candidates, and a
+    process naming Cand-7 is an orphan), but a reject of CAND-7 was resolved by the run that
+    loaded cand-7: it left `itrack rejects` while CAND-7 was never loaded (found by an
+    exploratory run). A text id resolves only the rejects of that exact id."""
+    load(tmp_path, db, [candidate(id="CAND-7", full_name=" ")])
+    load(tmp_path, db, [candidate(id="cand-7")])
+    unresolved = "select record_id from quarantine where resolved_run_id is null"
+    assert query(db, unresolved) == [("CAND-7",)]
+    load(tmp_path, db, [candidate(id="CAND-7")])
+    assert query(db, unresolved) == []
+
+
 def test_csv_json_and_parquet_inputs(tmp_path, db):
     folder = tmp_path / "mixed"
     folder.mkdir()
