@@ -19,7 +19,7 @@ import duckdb
 
 from ingest import readers
 from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus, reachable
-from ingest.errors import StoreError
+from ingest.errors import StoreError, UserError
 from ingest.inputs import InputFile, prepare_files
 from ingest.stamps import new_run_id, utc_now
 from ingest.store.duckdb.store import SCHEMA, open_store, raw_store_path
@@ -345,15 +345,18 @@ def _land_file(con: duckdb.DuckDBPyConnection, source: InputFile, index: int) ->
     `parsed_<kind>` directly). The sha256 is computed in a thread while DuckDB reads."""
     with ThreadPoolExecutor(1) as pool:
         scan = pool.submit(readers.scan, source.path)
-        fast = readers.land_fast(con, source, index, scan)
-        if not fast:
-            con.execute("delete from file_landing")
-            readers.land(con, source, "file_landing")
-            con.execute(
-                "insert into landing (kind, file_path, line_no, raw) "
-                "select ?, ?, line_no, raw from file_landing",
-                [source.kind, source.label],
-            )
+        try:
+            fast = readers.land_fast(con, source, index, scan)
+            if not fast:
+                con.execute("delete from file_landing")
+                readers.land(con, source, "file_landing")
+                con.execute(
+                    "insert into landing (kind, file_path, line_no, raw) "
+                    "select ?, ?, line_no, raw from file_landing",
+                    [source.kind, source.label],
+                )
+        except OSError as exc:  # gone or unreadable since it was listed: not the store's fault
+            raise UserError(f"{source.path}: cannot read ({exc.strerror or exc})") from None
         source.sha256 = scan.result().sha256
     problems = [Rejection(p.code, None, p.message) for p in source.problems]
     _add_rejects(

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from ingest.readers import MAX_RECORD_BYTES
 from ingest.store.duckdb.store import raw_store_path
@@ -388,3 +389,32 @@ def test_a_utf16_jsonl_file_is_refused_whole_as_a_csv_or_json_file_is(tmp_path):
             "no record of this file was loaded",
         )
     ]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_a_file_gone_after_it_was_listed_is_named_as_unreadable_not_a_store_error(tmp_path, fmt):
+    """A file removed (or made unreadable) between the listing of its folder and its reading
+    (an export job still rotating files) ended the run with "cannot write: [Errno 2] No such
+    file or directory: '...'", the words of a store that cannot be written (found by an
+    exploratory run). Now one line naming the file as unreadable; nothing is written."""
+    from ingest.errors import UserError
+    from ingest.load import ingest_paths
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_jsonl(folder / "candidates.jsonl", [candidate()])
+    gone = folder / f"processes.{fmt}"
+    if fmt == "jsonl":
+        write_jsonl(gone, [process()])
+    else:
+        gone.write_text(",".join(process()) + "\n" + ",".join(process().values()) + "\n")
+
+    def vanish(message: str, _done: int, _total: int) -> None:
+        if message == f"read {gone}":  # the file is about to be read
+            gone.unlink()
+
+    db = tmp_path / "w.duckdb"
+    with pytest.raises(UserError) as info:
+        ingest_paths([folder], db=db, progress=vanish)
+    assert str(info.value) == f"{gone}: cannot read (No such file or directory)"
+    assert query(db, "select count(*) from ingest_runs") == [(0,)]
