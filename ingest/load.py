@@ -596,11 +596,12 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 def _dedupe_in_run(
     con: duckdb.DuckDBPyConnection, kind: str, cols: list[str], fast_files: dict[str, InputFile]
-) -> None:
+) -> bool:
     """Same id twice in one run: the newest `updated_at` wins (older copies are stale);
-    copies with the same `updated_at` but different contents are ambiguous and rejected."""
+    copies with the same `updated_at` but different contents are ambiguous and rejected;
+    copies of the winner's contents go to `copies` (True: there may be some)."""
     if con.execute(f"select count(*) = count(distinct id) from staged_{kind}").fetchone()[0]:
-        return  # the common case: nothing to rank
+        return False  # the common case: nothing to rank
     content = f"hash({', '.join(cols)})"
     con.execute(f"""
         create or replace temp table ranked as
@@ -627,14 +628,43 @@ def _dedupe_in_run(
                || 'and the same updated_at (' || c.places || ')', false
         from ranked r join conflicts c using (id) where r._rank = 1;
         insert into outcomes  -- (an older copy of an id whose newest ones conflict: stale)
-        select file_path, '{kind}', case when _rank > 1 then 'stale' else 'unchanged' end,
-               count(*)
-        from ranked where _pos > 1 and (_rank > 1 or id not in (select id from conflicts))
-        group by all;
+        select file_path, '{kind}', 'stale', count(*)
+        from ranked where _pos > 1 and _rank > 1 group by all;
+        -- copies of the winner, same contents: they share its fate (_settle_copies)
+        create or replace temp table copies as
+        select c.rec, c.file_path, c.line_no, w.file_path as winner_file,
+               w.line_no as winner_line, c.id
+        from ranked c join ranked w on w.id = c.id and w._pos = 1
+        where c._pos > 1 and c._rank = 1 and c.id not in (select id from conflicts);
         create or replace temp table staged_{kind} as
         select * exclude (_h, _rank, _pos) from ranked
         where _pos = 1 and id not in (select id from conflicts);
         drop table ranked; drop table conflicts;""")
+    return True
+
+
+def _settle_copies(
+    con: duckdb.DuckDBPyConnection, kind: str, fast_files: dict[str, InputFile]
+) -> None:
+    """Copies of a record with the winner's contents (`_dedupe_in_run`) share its fate once the
+    references are checked: unchanged beside a winner that stays, rejected with its reason (at
+    their own line, retried alike when it is an orphan) beside one that was rejected. They were
+    counted unchanged, accepted, beside an orphan that was stored nowhere."""
+    con.execute(f"""
+        insert into outcomes select file_path, '{kind}', 'unchanged', count(*)
+        from copies where id in (select id from staged_{kind}) group by all;
+        delete from copies where id in (select id from staged_{kind})""")
+    if con.execute("select count(*) > 0 from copies").fetchone()[0]:
+        _fill_raw(con, "select rec from copies", fast_files)
+        con.execute(f"""
+            insert into rejects
+            select c.file_path, c.line_no, '{kind}', r.record_id, l.raw, r.error_code, r.field,
+                   r.error_message, r.retryable
+            from copies c join landing l using (rec)
+            join rejects r on r.kind = '{kind}' and r.file_path = c.winner_file
+                 and r.line_no = c.winner_line and r.record_id = c.id::varchar
+            qualify row_number() over (partition by c.rec) = 1""")
+    con.execute("drop table copies")
 
 
 def _check_references(
@@ -725,8 +755,10 @@ def _check_and_merge(
 ) -> None:
     table = TABLES[kind]
     cols = _columns(con, table)
-    _dedupe_in_run(con, kind, cols, fast_files or {})
+    copies = _dedupe_in_run(con, kind, cols, fast_files or {})
     _check_references(con, kind, fast_files or {})
+    if copies:
+        _settle_copies(con, kind, fast_files or {})
     status = "status" if kind == "processes" else "null"
     if con.execute(f"select count(*) = 0 from {table}").fetchone()[0]:
         # A first load: every staged row is new, written straight from the staged rows

@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import shutil
 from pathlib import Path
+from uuid import UUID
 
 import duckdb
 import pytest
@@ -747,3 +748,35 @@ def test_parquet_text_in_a_binary_column_loads_as_its_text(tmp_path, monkeypatch
     assert "stages.parquet" in used[0]
     assert [s[2] for s in slow["stages"]] == ["Phone", "Entretien t\u00e9l\u00e9phonique"]
     assert slow["quarantine"] == []
+
+
+def test_copies_of_a_rejected_record_are_rejected_with_it_not_counted_accepted(
+    tmp_path, monkeypatch
+):
+    """The same record twice in a run (two exports holding it, a line repeated) is loaded
+    once and its copy counted unchanged; but when the one loaded was then refused (an orphan
+    here), the copy was still counted unchanged: "1 accepted" for a record stored nowhere
+    (found by an exploratory run). A copy now shares the record's fate: rejected with its
+    reason at its own line, and, an orphan, retried and resolved with it."""
+    day1, day2, again = tmp_path / "day1", tmp_path / "day2", tmp_path / "again"
+    for folder in (day1, day2, again):
+        folder.mkdir()
+    write_jsonl(day1 / "processes.jsonl", [process()])
+    write_jsonl(day1 / "stages.jsonl", [stage(), stage()])
+    write_jsonl(again / "processes.jsonl", [process()])
+    write_jsonl(day2 / "candidates.jsonl", [candidate()])
+    fast, slow, used = run_both(tmp_path, [([day1, again], None), ([day2], None)], monkeypatch)
+    assert_same(fast, slow)
+    assert used[0] == {"processes.jsonl", "stages.jsonl"}
+    orphans = [(q[0].split("/")[-2], q[1], q[5]) for q in slow["quarantine"]]
+    assert sorted(orphans) == [
+        ("again", 1, "orphan_process"),
+        ("day1", 1, "orphan_process"),
+        ("day1", 1, "orphan_stage"),
+        ("day1", 2, "orphan_stage"),
+    ]
+    assert all(q[-1] is False for q in slow["quarantine"])  # all resolved by day 2
+    # (status, rows_read, accepted, rejected, stale, unchanged)
+    assert slow["runs"] == [("completed", 4, 0, 4, 0, 0), ("completed", 1, 1, 0, 0, 0)]
+    assert [r[0] for r in slow["processes"]] == [UUID(P1)]
+    assert [r[0] for r in slow["stages"]] == [UUID(S1)]
