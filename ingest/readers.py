@@ -387,9 +387,10 @@ def _json_key(name: str) -> str:
 def _cell_json(name: str, column_type: str) -> str:
     """SQL: the cell `name` of a Parquet row `t` as its JSON token (`to_json`), on every reader.
     A timestamp with a time zone (how Spark and pandas write UTC instants) is ISO 8601 text in
-    UTC: to_json spells its offset `+00`, which ISO 8601 does not, and every row was refused."""
+    UTC: to_json spells its offset `+00`, which ISO 8601 does not, and every row was refused.
+    (In nanoseconds, pandas' unit, DuckDB reads it as TIMESTAMPTZ_NS.)"""
     x = f"t.{_ident(name)}"
-    if column_type == "TIMESTAMP WITH TIME ZONE":
+    if column_type in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ_NS"):
         return f"to_json(strftime(timezone('UTC', {x}), '%Y-%m-%dT%H:%M:%S.%f') || 'Z')"
     return f"to_json({x})"
 
