@@ -536,7 +536,12 @@ def explain(model: type[Record], raw: str) -> tuple[dict[str, Any] | None, Rejec
     except ValidationError as exc:
         first = field_errors(exc.errors(include_url=False), model)[0]
         error, field = first.error, first.field or None
-        shown = "" if error["type"] == "missing" else f" (got {_short(error.get('input'))})"
+        # a missing field has no value, and a rule over the whole record (dates out of order)
+        # says what it saw: "(got an object)" after either said nothing
+        whole = error["type"] == "value_error" and isinstance(error.get("input"), dict)
+        shown = (
+            "" if error["type"] == "missing" or whole else f" (got {_short(error.get('input'))})"
+        )
         where = f"field '{field}': " if field else ""
         return None, Rejection(
             _code_for(error, field), field, f"{where}{first.message}{shown}", record_id

@@ -331,6 +331,27 @@ def test_same_files_twice_change_nothing(tmp_path, db):
     assert query(db, "select count(*) from ingest_runs") == [(3,)]
 
 
+def test_a_rule_over_the_whole_record_says_what_it_saw_and_no_more(tmp_path, db):
+    """Dates out of order (a rule over the whole record, or the whole offer) were quarantined
+    as "updated_at is before created_at (got an object)": the record itself was the input,
+    and "an object" said nothing (found by an exploratory run). A value given to a field is
+    still shown."""
+    load(
+        tmp_path,
+        db,
+        [candidate(), candidate(id="c2", full_name={"first": "Bo"})],
+        [
+            process(updated_at="2025-01-01T00:00:00Z"),
+            process(id=P2, offer_details=offer(start_date="2025-01-01")),
+        ],
+    )
+    assert query(db, "select record_id, field, error_message from quarantine order by 1") == [
+        (P1, None, "updated_at is before created_at"),
+        (P2, "offer_details", "field 'offer_details': start_date is before offer_date"),
+        ("c2", "full_name", "field 'full_name': Input should be a valid string (got an object)"),
+    ]
+
+
 def test_a_file_skipped_unread_is_audited_with_its_size_and_mtime(tmp_path, db):
     """ingest_files audits every file of a run with its sha256, size and mtime: a file skipped
     because its path, size and mtime were loaded before had neither (NULL, null in the
