@@ -440,15 +440,21 @@ def retries_waiting(con: duckdb.DuckDBPyConnection) -> bool:
 
 def _queue_retries(con: duckdb.DuckDBPyConnection) -> int:
     """Unresolved orphans from earlier runs are validated again in this one (unless their file
-    is being read again anyway)."""
+    is being read again anyway); how many this run sees again, either way: each is settled
+    by `_settle_retries`, and the summary's "N retried, M resolved" counts both alike (an
+    orphan whose file was read again was resolved but not retried: "-1 still waiting")."""
     if not retries_waiting(con):
         return 0  # the common case: no scan of the landed rows
-    return con.execute("""
+    landed = """exists (select 1 from landing l where l.kind = q.kind
+                and l.file_path = q.file_path and l.line_no = q.line_number)"""
+    waiting = "retryable and resolved_run_id is null"
+    con.execute(f"""
         insert into landing (kind, file_path, line_no, raw)
         select kind, file_path, line_number, raw_payload from quarantine q
-        where retryable and resolved_run_id is null and not exists (
-            select 1 from landing l where l.kind = q.kind and l.file_path = q.file_path
-              and l.line_no = q.line_number)""").fetchone()[0]
+        where {waiting} and not {landed}""")
+    return con.execute(
+        f"select count(*) from quarantine q where {waiting} and {landed}"
+    ).fetchone()[0]
 
 
 def _settle_retries(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

@@ -572,6 +572,23 @@ def test_a_reject_of_a_candidate_is_not_resolved_by_another_candidate_of_another
     assert query(db, unresolved) == []
 
 
+def test_orphans_whose_file_is_read_again_count_as_retried(tmp_path, db):
+    """An orphan whose file a later run reads again (a cumulative export, --force) is settled
+    with that file's lines, not queued as a retry, so it was resolved but not counted retried:
+    "orphans from earlier runs: 1 retried, 2 resolved, -1 still waiting" (found by an
+    exploratory run). Both kinds of second look now count as retried."""
+    first = tmp_path / "a"
+    first.mkdir()
+    again = write_jsonl(first / "stages.jsonl", [stage()])
+    load(tmp_path, db, [candidate()], stages=[stage(id=S2, stage_order=2)])
+    day1 = ingest_paths([again], db=db)
+    assert day1.rejects_by_code == {"orphan_stage": 1}
+    write_jsonl(tmp_path / "processes.jsonl", [process()])
+    day2 = ingest_paths([tmp_path / "processes.jsonl", again], db=db, force=True)
+    assert (day2.retried, day2.retry_resolved) == (2, 2)
+    assert query(db, "select count(*) from interview_stages") == [(2,)]
+
+
 def test_csv_json_and_parquet_inputs(tmp_path, db):
     folder = tmp_path / "mixed"
     folder.mkdir()
