@@ -55,12 +55,20 @@ class InputFile:
         return self.origin or str(self.path)
 
 
+# what a compressed export ends with: read by no reader, so said how to give it
+COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip", ".7z", ".tgz")
+
+
 def detect_format(path: Path) -> str:
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
+        *others, last = FORMATS  # every suffix a reader takes (.ndjson and .pq were not named)
+        hint = "; a compressed file is not read: decompress it first" * (
+            path.suffix.lower() in COMPRESSED
+        )
         raise UserError(
             f"{path}: unknown format '{path.suffix or '(none)'}'; "
-            "expected .jsonl, .json, .csv or .parquet"
+            f"expected {', '.join(others)} or {last}{hint}"
         )
     return fmt
 

@@ -667,7 +667,20 @@ def test_exit_codes(tmp_path, db):
     assert "nope.jsonl: no such file or directory" in missing.output
     (tmp_path / "candidates.xml").write_text("<x/>")
     unknown = runner.invoke(app, ["ingest", str(tmp_path / "candidates.xml"), "--db", str(db)])
-    assert unknown.exit_code == 2 and "unknown format '.xml'" in unknown.output
+    assert_exit(unknown, 2)
+    assert unknown.output == (
+        f"error: {tmp_path / 'candidates.xml'}: unknown format '.xml'; expected .jsonl, "
+        ".ndjson, .json, .csv, .parquet or .pq\n"
+    )
+    # a compressed export: said how to give it (the message named neither .ndjson nor .pq)
+    (tmp_path / "candidates.jsonl.gz").write_bytes(b"\x1f\x8b")
+    packed = runner.invoke(app, ["ingest", str(tmp_path / "candidates.jsonl.gz"), "--db", str(db)])
+    assert_exit(packed, 2)
+    assert packed.output == (
+        f"error: {tmp_path / 'candidates.jsonl.gz'}: unknown format '.gz'; expected .jsonl, "
+        ".ndjson, .json, .csv, .parquet or .pq; a compressed file is not read: decompress it "
+        "first\n"
+    )
     (tmp_path / "people.jsonl").write_text("{}\n")
     nokind = runner.invoke(app, ["ingest", str(tmp_path / "people.jsonl"), "--db", str(db)])
     assert nokind.exit_code == 2 and "--kind" in nokind.output
