@@ -240,6 +240,7 @@ def _land(
     _split_inline_stages(con)
     run.retried = _queue_retries(con)
     _parse_landed(con)
+    _drop_superseded_retries(con)
     return run
 
 
@@ -306,7 +307,8 @@ def _create_work_tables(con: duckdb.DuckDBPyConnection) -> None:
         create or replace temp sequence landing_rec;
         create or replace temp table landing (
             rec bigint default nextval('landing_rec'), kind varchar, file_path varchar,
-            line_no bigint, raw varchar, fast boolean default false);
+            line_no bigint, raw varchar, fast boolean default false,
+            retry boolean default false);
         create or replace temp table rejects (
             file_path varchar, line_no bigint, kind varchar, record_id varchar, raw varchar,
             error_code varchar, field varchar, error_message varchar, retryable boolean);
@@ -439,34 +441,44 @@ def retries_waiting(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _queue_retries(con: duckdb.DuckDBPyConnection) -> int:
-    """Unresolved orphans from earlier runs are validated again in this one (unless their file
-    is being read again anyway); how many this run sees again, either way: each is settled
-    by `_settle_retries`, and the summary's "N retried, M resolved" counts both alike (an
-    orphan whose file was read again was resolved but not retried: "-1 still waiting")."""
+    """Every unresolved orphan of earlier runs is validated again in this one, as a `retry`
+    row. Its file may be read again in this run, holding another record at its line (the
+    nightly export at the same path, an extract's table): a line is no record's identity, so
+    only a copy of the same record, by id, stands for it (`_drop_superseded_retries`)."""
     if not retries_waiting(con):
         return 0  # the common case: no scan of the landed rows
-    landed = """exists (select 1 from landing l where l.kind = q.kind
-                and l.file_path = q.file_path and l.line_no = q.line_number)"""
-    waiting = "retryable and resolved_run_id is null"
-    con.execute(f"""
-        insert into landing (kind, file_path, line_no, raw)
-        select kind, file_path, line_number, raw_payload from quarantine q
-        where {waiting} and not {landed}""")
-    return con.execute(
-        f"select count(*) from quarantine q where {waiting} and {landed}"
-    ).fetchone()[0]
+    return con.execute("""
+        insert into landing (kind, file_path, line_no, raw, retry)
+        select kind, file_path, line_number, raw_payload, true from quarantine
+        where retryable and resolved_run_id is null""").fetchone()[0]
+
+
+def _drop_superseded_retries(con: duckdb.DuckDBPyConnection) -> None:
+    """A retried orphan whose record this run reads again (the same id: its current copy) is
+    not validated twice: the copy read stands for it, and settles it (`_settle_retries`)."""
+    if not con.execute("select count(*) > 0 from landing where retry").fetchone()[0]:
+        return
+    for kind in LOAD_ORDER:
+        con.execute(f"""
+            delete from checked_{kind} where rec in (
+                select c.rec from checked_{kind} c join landing l using (rec)
+                where l.retry and c.id in (
+                    select f.id from checked_{kind} f join landing n using (rec)
+                    where not n.retry))""")
 
 
 def _settle_retries(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
-    """A quarantined orphan seen again with the same problem keeps its row (no pile-up);
-    one that loaded, or now fails for another reason, is resolved by this run."""
+    """A quarantined orphan (every one was retried, `_queue_retries`) refused again for the
+    same reason, as the same record at the same place, keeps its row (no pile-up); one that
+    loaded, was read again elsewhere, or now fails for another reason is resolved by this run
+    (a new refusal is quarantined as such)."""
     same = """q.kind = r.kind and q.file_path is not distinct from r.file_path
-              and q.line_number is not distinct from r.line_no"""
+              and q.line_number is not distinct from r.line_no
+              and q.record_id is not distinct from r.record_id"""
     con.execute(
         f"""
         update quarantine q set resolved_run_id = $run
         where retryable and resolved_run_id is null
-          and exists (select 1 from landing r where {same})
           and not exists (select 1 from rejects r where {same} and r.error_code = q.error_code)
         """,
         {"run": run_id},

@@ -589,6 +589,36 @@ def test_orphans_whose_file_is_read_again_count_as_retried(tmp_path, db):
     assert query(db, "select count(*) from interview_stages") == [(2,)]
 
 
+def test_an_orphan_is_settled_by_its_own_record_not_by_another_at_its_line(tmp_path, db):
+    """The nightly job reads the same folder every night (/srv/exports/latest): tonight's line 1
+    of stages.jsonl is another record than last night's orphan at line 1. The orphan waits, and
+    loads with its process; it was marked resolved by the other record and lost."""
+    exports = tmp_path / "latest"
+    exports.mkdir()
+    write_jsonl(exports / "candidates.jsonl", [candidate()])
+    write_jsonl(exports / "processes.jsonl", [process()])
+    write_jsonl(exports / "stages.jsonl", [stage(id=S2, interview_process_id=P2)])
+    assert ingest_paths([exports], db=db).rejects_by_code == {"orphan_stage": 1}
+    write_jsonl(exports / "stages.jsonl", [stage(id=S1)])
+    second = ingest_paths([exports], db=db)
+    assert (second.retried, second.retry_resolved, second.waiting) == (1, 0, 1)
+    assert quarantined(db) == [
+        (
+            "stages",
+            1,
+            "orphan_stage",
+            "interview_process_id",
+            f"interview process {P2} is not known yet; retried on the next run",
+        )
+    ]
+    (exports / "stages.jsonl").unlink()
+    write_jsonl(exports / "processes.jsonl", [process(id=P2)])
+    third = ingest_paths([exports], db=db)
+    assert (third.retried, third.retry_resolved, third.waiting) == (1, 1, 0)
+    assert query(db, "select id::varchar from interview_stages order by 1") == [(S1,), (S2,)]
+    assert quarantined(db) == []
+
+
 def test_csv_json_and_parquet_inputs(tmp_path, db):
     folder = tmp_path / "mixed"
     folder.mkdir()
