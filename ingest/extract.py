@@ -462,7 +462,20 @@ _DELETED_TABLES = ("interview_stages", "interview_processes", "candidates")
 
 def _apply_deletions(con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> dict[str, int]:
     """Delete from the raw store what the source deleted (children first), and note each
-    deletion in `source_deletions`; status history and corrections are kept."""
+    deletion in `source_deletions`; status history and corrections are kept. A row of the
+    source refused earlier and still waiting in the quarantine is resolved by its deletion:
+    nothing is left to fix, and an orphan must not load from the quarantine once its parent
+    arrives (the ingest run drops its retry)."""
+    con.execute(
+        """
+        update quarantine q set resolved_run_id = $run
+        where q.resolved_run_id is null and exists (
+            select 1 from pulled_deleted_rows d
+            where d.gone and q.file_path = $source || '#' || d.table_name
+              and q.record_id = d.record_id)
+        """,
+        {"source": source, "run": run_id},
+    )
     deleted = {}
     for table in _DELETED_TABLES:
         (deleted[table],) = con.execute(

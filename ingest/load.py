@@ -170,6 +170,7 @@ def ingest_inputs(
         try:
             if before_merge is not None:
                 before_merge(con, run)
+                _drop_settled_retries(con, run.run_id)
             summary = _run(con, run, note, derive_history)
             if before_commit is not None:
                 before_commit(con, summary)
@@ -465,6 +466,25 @@ def _drop_superseded_retries(con: duckdb.DuckDBPyConnection) -> None:
                 where l.retry and c.id in (
                     select f.id from checked_{kind} f join landing n using (rec)
                     where not n.retry))""")
+
+
+def _drop_settled_retries(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """A retried orphan that this run settled before the merge (an extract: the source deleted
+    the record) is not loaded: its quarantine entry is resolved, and a record the source no
+    longer has must not arrive from the quarantine."""
+    if not con.execute("select count(*) > 0 from landing where retry").fetchone()[0]:
+        return
+    for kind in LOAD_ORDER:
+        con.execute(
+            f"""
+            delete from checked_{kind} where rec in (
+                select l.rec from landing l join checked_{kind} c using (rec)
+                join quarantine q on q.kind = l.kind and q.file_path = l.file_path
+                  and q.line_number is not distinct from l.line_no
+                  and q.record_id = c.id::varchar
+                where l.retry and q.retryable and q.resolved_run_id = $run)""",
+            {"run": run_id},
+        )
 
 
 def _settle_retries(con: duckdb.DuckDBPyConnection, run_id: str) -> None:

@@ -410,6 +410,54 @@ def test_deletions_at_the_source_are_deleted_from_the_raw_store(source: str, db:
     assert _rows(db, "select id::varchar from interview_processes") == {(P2,)}
 
 
+def test_a_quarantined_row_deleted_at_the_source_is_resolved_and_never_loaded(
+    source: str, db: Path
+) -> None:
+    """A stage waiting for its quarantined process, then deleted at the source, was retried
+    from the quarantine and loaded once its process was fixed: a stage the source no longer
+    has. A refused candidate deleted at the source stayed in `itrack rejects` for good. Both
+    are resolved by the extract that brings their deletion, and nothing of them loads."""
+    sql(
+        source,
+        "insert into candidates (id, organization_id, full_name, created_at) values"
+        " ('cand-bad', %s, E'Bo\tMa', '2025-01-01Z')",
+        [ORG],
+    )
+    sql(
+        source,
+        "insert into interview_processes (id, organization_id, candidate_id, company_name,"
+        " role_title, created_at, offer_details) values (%s, %s, 'cand-1', 'Initech', 'SRE',"
+        ' \'2025-03-01Z\', \'{"base_salary": 1, "currency": "ZZZ"}\')',
+        [P2, ORG],
+    )
+    sql(
+        source,
+        "insert into interview_stages (id, organization_id, interview_process_id, stage_name,"
+        " stage_order, created_at) values (%s, %s, %s, 'Onsite', 1, '2025-03-02Z')",
+        [S2, ORG, P2],
+    )
+    first = extract(source, db)
+    assert first.run.rejects_by_code == {
+        "control_character": 1,
+        "invalid_offer": 1,
+        "orphan_stage": 1,
+    }
+    sql(source, "delete from interview_stages where id = %s", [S2])
+    sql(source, "delete from candidates where id = 'cand-bad'")
+    gone = extract(source, db, overlap=dt.timedelta(0))
+    assert query(
+        db,
+        "select kind, record_id from quarantine where resolved_run_id = ? order by kind",
+        [gone.run.run_id],
+    ) == [("candidates", "cand-bad"), ("stages", S2)]
+    sql(source, "update interview_processes set offer_details = null where id = %s", [P2])
+    fixed = extract(source, db, overlap=dt.timedelta(0))
+    assert (fixed.run.retried, fixed.run.total("inserted")) == (0, 1)
+    assert _rows(db, "select id::varchar from interview_processes") == {(P1,), (P2,)}
+    assert _rows(db, "select id::varchar from interview_stages") == {(S1,)}
+    assert query(db, "select count(*) from quarantine where resolved_run_id is null") == [(0,)]
+
+
 def test_text_survives_the_csv_transfer_exactly(source: str, db: Path) -> None:
     """Newlines, quotes, commas, backslashes and non-ASCII text come through the CSV and
     Parquet steps unchanged."""
