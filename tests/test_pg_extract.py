@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from ingest.extract import ExtractError, extract, read_watermarks, source_name
+from ingest.load import ingest_paths
 from ingest.store.duckdb.store import raw_store_path
 from tests import pg
 from tests.conftest import query
@@ -456,6 +457,53 @@ def test_a_quarantined_row_deleted_at_the_source_is_resolved_and_never_loaded(
     assert _rows(db, "select id::varchar from interview_processes") == {(P1,), (P2,)}
     assert _rows(db, "select id::varchar from interview_stages") == {(S1,)}
     assert query(db, "select count(*) from quarantine where resolved_run_id is null") == [(0,)]
+
+
+def test_a_process_inserted_closed_has_the_history_a_file_gives_it(
+    source: str, db: Path, tmp_path: Path
+) -> None:
+    """A process a client inserts already closed (an import by SQL, a backfill) got one history
+    row, NULL -> rejected_by_company at created_at: the marts took it as closed the day it was
+    created (0 days to close) where the same record from a file closes at its updated_at.
+    Its history is now the one ingest gives the record: in_progress at created_at, then the
+    status at updated_at, so both sources build the same warehouse."""
+    record = {
+        "id": P2,
+        "candidate_id": "cand-1",
+        "company_name": "Initech",
+        "role_title": "SRE",
+        "status": "rejected_by_company",
+        "created_at": "2025-03-01T00:00:00Z",
+        "updated_at": "2025-03-20T00:00:00Z",
+    }
+    sql(
+        source,
+        "insert into interview_processes (id, organization_id, candidate_id, company_name,"
+        " role_title, status, created_at, updated_at) values (%s, %s, %s, %s, %s, %s, %s, %s)",
+        [P2, ORG, *(record[k] for k in list(record)[1:])],
+    )
+    extract(source, db)
+    from_file = tmp_path / "from_file" / "warehouse.duckdb"
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    (exports / "candidates.jsonl").write_text(
+        json.dumps({"id": "cand-1", "full_name": "Ann Lee", "created_at": "2025-01-01T00:00:00Z"})
+        + "\n"
+    )
+    (exports / "processes.jsonl").write_text(json.dumps(record) + "\n")
+    ingest_paths([exports], db=from_file)
+    history = (
+        "select from_status, to_status, changed_at from interview_status_history"
+        f" where interview_process_id = '{P2}' order by changed_at"
+    )
+    assert (
+        query(db, history)
+        == query(from_file, history)
+        == [
+            (None, "in_progress", dt.datetime(2025, 3, 1)),
+            ("in_progress", "rejected_by_company", dt.datetime(2025, 3, 20)),
+        ]
+    )
 
 
 def test_text_survives_the_csv_transfer_exactly(source: str, db: Path) -> None:
