@@ -268,7 +268,7 @@ def _run(
         _validate_kind(con, kind, run.fast_files)
         _reached("validate")
         note(f"load {kind}")
-        _check_and_merge(con, kind, run.run_id, run.fast_files, derive_history)
+        _check_and_merge(con, kind, run.run_id, run.fast_files, derive_history, run.retried > 0)
     _finish(con, run, run.started)
     return run
 
@@ -632,8 +632,21 @@ def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in rows if not r[0].startswith("_")]
 
 
+def _counted_path(retried: bool) -> str:
+    """SQL: the file a staged row's outcome counts for. A retried orphan (a `retry` row of
+    landing) counts for none: its file may be read again in this run, and its rows are what
+    was read now (the summary counts the orphan as retried and resolved instead)."""
+    if not retried:
+        return "file_path"  # the common case: no lookup
+    return "case when rec in (select rec from landing where retry) then null else file_path end"
+
+
 def _dedupe_in_run(
-    con: duckdb.DuckDBPyConnection, kind: str, cols: list[str], fast_files: dict[str, InputFile]
+    con: duckdb.DuckDBPyConnection,
+    kind: str,
+    cols: list[str],
+    fast_files: dict[str, InputFile],
+    counted: str = "file_path",
 ) -> bool:
     """Same id twice in one run: the newest `updated_at` wins (older copies are stale);
     copies with the same `updated_at` but different contents are ambiguous and rejected;
@@ -666,7 +679,7 @@ def _dedupe_in_run(
                || 'and the same updated_at (' || c.places || ')', false
         from ranked r join conflicts c using (id) where r._rank = 1;
         insert into outcomes  -- (an older copy of an id whose newest ones conflict: stale)
-        select file_path, '{kind}', 'stale', count(*)
+        select {counted}, '{kind}', 'stale', count(*)
         from ranked where _pos > 1 and _rank > 1 group by all;
         -- copies of the winner, same contents: they share its fate (_settle_copies)
         create or replace temp table copies as
@@ -790,10 +803,12 @@ def _check_and_merge(
     run_id: str,
     fast_files: dict[str, InputFile] | None = None,
     derive_history: bool = True,
+    retried: bool = False,
 ) -> None:
     table = TABLES[kind]
     cols = _columns(con, table)
-    copies = _dedupe_in_run(con, kind, cols, fast_files or {})
+    counted = _counted_path(retried)
+    copies = _dedupe_in_run(con, kind, cols, fast_files or {}, counted)
     _check_references(con, kind, fast_files or {})
     if copies:
         _settle_copies(con, kind, fast_files or {})
@@ -823,9 +838,9 @@ def _check_and_merge(
     _resolve_rejects_of_accepted(con, kind, run_id, accepted)
     con.execute(
         f"""
-        insert into outcomes select file_path, ?, 'inserted', count(*) from {new} group by all
+        insert into outcomes select {counted}, ?, 'inserted', count(*) from {new} group by all
         union all
-        select file_path, ?, _outcome, count(*) from classified where _outcome <> 'inserted'
+        select {counted}, ?, _outcome, count(*) from classified where _outcome <> 'inserted'
         group by all""",
         [kind, kind],
     )

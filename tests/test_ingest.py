@@ -619,6 +619,33 @@ def test_an_orphan_is_settled_by_its_own_record_not_by_another_at_its_line(tmp_p
     assert quarantined(db) == []
 
 
+def test_a_retried_orphan_is_not_counted_as_a_row_of_the_file_read_again(tmp_path, db):
+    """Last night's orphan stage loads tonight from the quarantine while tonight's stages.jsonl,
+    at the same path, holds one other stage: the file read 1 row and inserted 1 (it said 2,
+    in the summary and in ingest_files); the orphan is counted as retried and resolved."""
+    exports = tmp_path / "latest"
+    exports.mkdir()
+    write_jsonl(exports / "candidates.jsonl", [candidate()])
+    write_jsonl(exports / "processes.jsonl", [process()])
+    write_jsonl(exports / "stages.jsonl", [stage(id=S2, interview_process_id=P2)])
+    ingest_paths([exports], db=db)
+    write_jsonl(exports / "processes.jsonl", [process(id=P2)])
+    write_jsonl(exports / "stages.jsonl", [stage(id=S1)])
+    run = ingest_paths([exports], db=db)
+    assert [(f.rows_read, f.inserted, f.rejected) for f in run.files if not f.skipped] == [
+        (1, 1, 0),
+        (1, 1, 0),
+    ]
+    assert (run.accepted, run.retried, run.retry_resolved) == (2, 1, 1)
+    assert query(
+        db,
+        "select rows_read, inserted from ingest_files where run_id = ? and not skipped"
+        " order by kind",
+        [run.run_id],
+    ) == [(1, 1), (1, 1)]
+    assert query(db, "select id::varchar from interview_stages order by 1") == [(S1,), (S2,)]
+
+
 def test_csv_json_and_parquet_inputs(tmp_path, db):
     folder = tmp_path / "mixed"
     folder.mkdir()
