@@ -148,6 +148,12 @@ class ExtractSummary:
     deleted: dict[str, int] = field(default_factory=dict)  # raw-store table -> rows deleted
     watermarks: dict[str, dt.datetime | None] = field(default_factory=dict)
 
+    @property
+    def still_refused(self) -> int:
+        """Rows pulled again (the overlap) and refused again as an earlier run quarantined
+        them: that entry stays, and they are no reject of this run."""
+        return self.run.still_refused
+
 
 def source_name(dsn: str) -> str:
     """The database as `postgresql://user@host:port/dbname`: no password, stable per source. A
@@ -240,6 +246,7 @@ def extract(
             derive_history=False,
             before_commit=finish,
             before_merge=start,
+            refused_again_once=True,  # the overlap pulls rows again
         )
     summary.watermarks = marks
     return summary
@@ -432,7 +439,6 @@ def _finisher(
         summary.deleted = _apply_deletions(con, source, run.run_id)
 
     def finish(con: duckdb.DuckDBPyConnection, run: RunSummary) -> None:
-        _forget_requarantined(con, source, run.run_id)
         summary.history_added = _load_history(con, run.run_id, source)
         summary.corrections_added = _load_corrections(con, run.run_id)
         _save_watermarks(con, source, marks, run.run_id)
@@ -522,24 +528,6 @@ def _load_corrections(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
         {"run": run_id},
     ).fetchone()
     return int(added)
-
-
-def _forget_requarantined(con: duckdb.DuckDBPyConnection, source: str, run_id: str) -> None:
-    """A row pulled again (the overlap) and refused again for the same reason keeps its one
-    quarantine entry instead of piling up one per extract."""
-    con.execute(
-        """
-        delete from quarantine q
-        where q.run_id = $run and starts_with(q.file_path, $source || '#') and exists (
-            select 1 from quarantine o
-            where o.run_id <> $run and o.resolved_run_id is null
-              and o.file_path = q.file_path and o.kind = q.kind
-              and o.record_id is not distinct from q.record_id
-              and o.error_code = q.error_code
-              and o.raw_payload is not distinct from q.raw_payload)
-        """,
-        {"run": run_id, "source": source},
-    )
 
 
 def _load_history(con: duckdb.DuckDBPyConnection, run_id: str, source: str) -> int:

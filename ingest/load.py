@@ -67,6 +67,9 @@ class RunSummary:
     retry_resolved: int = 0  # of those, how many this run resolved (loaded, or another error)
     waiting: int = 0  # orphans still waiting for their parent after this run (new ones too)
     waiting_since: dt.datetime | None = None  # when the oldest of those was quarantined
+    # records refused again exactly as an unresolved quarantine entry of an earlier run (a
+    # database extract's overlap pulls them again): that entry stays, no reject of this run
+    still_refused: int = 0
     skipped_paths: list[str] = field(default_factory=list)  # unrecognised files in folders
     started: dt.datetime | None = None
     # files read by a fast reader (no raw text landed): their lines are read back on demand
@@ -146,11 +149,17 @@ def ingest_inputs(
     before_commit: BeforeCommit | None = None,
     memory_limit: str | None = "1GB",
     before_merge: BeforeCommit | None = None,
+    refused_again_once: bool = False,
 ) -> RunSummary:
     """Load prepared inputs (files, or local copies of a database's tables) as one run.
 
     `derive_history=False` when the source brings its own status history (a database
     extract): the merge then does not infer history rows from the status changes it sees.
+    `refused_again_once` when the source is pulled with an overlap (a database extract): a
+    record refused again exactly as an unresolved quarantine entry of an earlier run (same
+    file or table, record, reason and payload; its row in a pull has no fixed line) keeps that
+    one entry and is counted as `still_refused`,
+    not as this run's reject.
     """
     steps = iter(range(len(files) + 2 * len(LOAD_ORDER) + 1))
     total = len(files) + 2 * len(LOAD_ORDER)
@@ -171,7 +180,7 @@ def ingest_inputs(
             if before_merge is not None:
                 before_merge(con, run)
                 _drop_settled_retries(con, run.run_id)
-            summary = _run(con, run, note, derive_history)
+            summary = _run(con, run, note, derive_history, refused_again_once)
             if before_commit is not None:
                 before_commit(con, summary)
             _reached("commit")
@@ -262,6 +271,7 @@ def _run(
     run: RunSummary,
     note: Callable[[str], None],
     derive_history: bool = True,
+    refused_again_once: bool = False,
 ) -> RunSummary:
     for kind in LOAD_ORDER:
         note(f"validate {kind}")
@@ -269,7 +279,7 @@ def _run(
         _reached("validate")
         note(f"load {kind}")
         _check_and_merge(con, kind, run.run_id, run.fast_files, derive_history, run.retried > 0)
-    _finish(con, run, run.started)
+    _finish(con, run, run.started, refused_again_once)
     return run
 
 
@@ -922,8 +932,22 @@ def _record_status_history(con: duckdb.DuckDBPyConnection, run_id: str, new: str
 # ---------------------------------------------------------------- audit
 
 
-def _finish(con: duckdb.DuckDBPyConnection, run: RunSummary, started: dt.datetime) -> None:
+def _finish(
+    con: duckdb.DuckDBPyConnection,
+    run: RunSummary,
+    started: dt.datetime,
+    refused_again_once: bool = False,
+) -> None:
     _settle_retries(con, run.run_id)
+    if refused_again_once:
+        (run.still_refused,) = con.execute("""
+            delete from rejects r where exists (
+                select 1 from quarantine o
+                where o.resolved_run_id is null and o.kind = r.kind
+                  and o.file_path is not distinct from r.file_path
+                  and o.record_id is not distinct from r.record_id
+                  and o.error_code = r.error_code
+                  and o.raw_payload is not distinct from r.raw)""").fetchone()
     # Counted per file across kinds: inline stages count on their process file.
     counts = {
         (f, o): n

@@ -18,12 +18,14 @@ from pathlib import Path
 import duckdb
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from ingest.extract import ExtractError, extract, read_watermarks, source_name
 from ingest.load import ingest_paths
 from ingest.store.duckdb.store import raw_store_path
+from itrack.cli.main import app
 from tests import pg
-from tests.conftest import query
+from tests.conftest import assert_exit, query
 
 ORG = "0a000000-0000-4000-8000-00000000000a"
 P1 = "11111111-1111-4111-8111-111111111111"
@@ -504,6 +506,35 @@ def test_a_process_inserted_closed_has_the_history_a_file_gives_it(
             ("in_progress", "rejected_by_company", dt.datetime(2025, 3, 20)),
         ]
     )
+
+
+def test_a_row_pulled_again_and_still_refused_is_not_a_new_reject(source: str, db: Path) -> None:
+    """The overlap pulls a refused row again: it keeps its one quarantine entry, and the run
+    does not count it as its own reject. It said '1 rejected ... details: itrack rejects --run
+    <run>', which listed nothing, and --strict failed every night the row was in the overlap."""
+    sql(
+        source,
+        "insert into candidates (id, organization_id, full_name, created_at) values"
+        " ('cand-bad', %s, E'Bo\\tMa', '2025-01-01Z')",
+        [ORG],
+    )
+    first = extract(source, db)
+    assert first.run.rejects_by_code == {"control_character": 1}
+    again = extract(source, db)  # the default overlap pulls every row again
+    assert (again.run.rejected, again.run.rejects_by_code) == (0, {})
+    assert (first.still_refused, again.still_refused) == (0, 1)
+    assert [(f.rows_read, f.rejected) for f in again.run.files if f.kind == "candidates"] == [
+        (2, 0)
+    ]
+    assert query(db, "select rejected from ingest_runs where run_id = ?", [again.run.run_id]) == [
+        (0,)
+    ]
+    assert query(
+        db, "select run_id, resolved_run_id from quarantine where record_id = 'cand-bad'"
+    ) == [(first.run.run_id, None)]
+    strict = CliRunner().invoke(app, ["ingest", source, "--db", str(db), "--strict"])
+    assert_exit(strict, 0)
+    assert "still refused: 1 row(s) pulled again, quarantined by an earlier run" in strict.stdout
 
 
 def test_text_survives_the_csv_transfer_exactly(source: str, db: Path) -> None:

@@ -208,12 +208,18 @@ def extract_command(
             "history_added": result.history_added,
             "corrections_added": result.corrections_added,
             "deleted": result.deleted,
+            "still_refused": result.still_refused,
         }
         print_json({**summary_dict(summary), "extract": details})
     else:
         pulled = ", ".join(f"{n} {table}" for table, n in result.pulled.items())
         line(f"extract from {result.source}: pulled {pulled}")
         print_summary(summary)
+        if result.still_refused:
+            line(
+                f"still refused: {result.still_refused} row(s) pulled again, quarantined by an "
+                "earlier run (see itrack rejects)"
+            )
         deleted = sum(result.deleted.values())
         line(
             f"status history: {result.history_added} new row(s); corrections: "
