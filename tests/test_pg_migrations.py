@@ -685,6 +685,40 @@ def test_the_extract_refuses_an_overlap_outside_0_to_a_year(
     )
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["data/sample", "--full"],
+            "--full and --overlap apply to a postgresql:// extract, not to files",
+        ),
+        (
+            ["data/sample", "--overlap", "30"],
+            "--full and --overlap apply to a postgresql:// extract, not to files",
+        ),
+        (
+            ["postgresql://nobody@127.0.0.1:1/x", "--kind", "stages"],
+            "--kind and --force apply to files, not to a postgresql:// extract"
+            " (it reads each table as its kind; --full pulls every row again)",
+        ),
+        (
+            ["postgresql://nobody@127.0.0.1:1/x", "--force"],
+            "--kind and --force apply to files, not to a postgresql:// extract"
+            " (it reads each table as its kind; --full pulls every row again)",
+        ),
+    ],
+)
+def test_ingest_refuses_the_options_of_the_other_source(
+    args: list[str], message: str, db: Path
+) -> None:
+    """`itrack ingest exports --full` loaded the files as without it (exit 0), and an extract
+    ignored --kind and --force: an option that does nothing there is refused, nothing read."""
+    result = invoke("ingest", *args, "--db", str(db))
+    assert_exit(result, 2)
+    assert result.output == f"error: {message}\n"
+    assert not raw_store_path(db).exists()
+
+
 def test_the_extract_takes_an_overlap_of_a_year(source: str, db: Path) -> None:
     result = invoke("ingest", source, "--overlap", "525600", "--db", str(db), "--json")
     assert_exit(result, 0)

@@ -120,12 +120,13 @@ def ingest(
     strict: Annotated[bool, typer.Option(help="Exit 1 if any record was rejected.")] = False,
     force: Annotated[bool, typer.Option(help="Load files whose sha256 was loaded.")] = False,
     overlap: Annotated[
-        float,
+        float | None,
         typer.Option(
             help="Extract: minutes before the last watermark pulled again (late commits), "
-            f"0 to {MAX_OVERLAP_MINUTES} (one year)."
+            f"0 to {MAX_OVERLAP_MINUTES} (one year); default 15.",
+            show_default=False,
         ),
-    ] = 15.0,
+    ] = None,
     full: Annotated[
         bool, typer.Option(help="Extract: pull every row, ignoring the watermark.")
     ] = False,
@@ -142,8 +143,15 @@ def ingest(
     if urls:
         if len(paths) > 1:
             raise UserError("a postgresql:// URL is extracted on its own: ingest files separately")
+        if kind is not None or force:
+            raise UserError(
+                "--kind and --force apply to files, not to a postgresql:// extract"
+                " (it reads each table as its kind; --full pulls every row again)"
+            )
         extract_command(urls[0], target.warehouse, target.wait, overlap, full, strict, target.json)
         return
+    if full or overlap is not None:
+        raise UserError("--full and --overlap apply to a postgresql:// extract, not to files")
     with progress_bar() as bar:
         task = bar.add_task("ingest", total=None)
 
@@ -173,13 +181,20 @@ def ingest(
 
 
 def extract_command(
-    url: str, db: Path, wait: float, overlap: float, full: bool, strict: bool, as_json: bool
+    url: str,
+    db: Path,
+    wait: float,
+    overlap: float | None,
+    full: bool,
+    strict: bool,
+    as_json: bool,
 ) -> None:
-    """`itrack ingest postgresql://...`: the nightly extract (ingest/extract.py)."""
+    """`itrack ingest postgresql://...`: the nightly extract (ingest/extract.py); `overlap`
+    None is the extract's default."""
     from ingest.extract import extract
     from ingest.migrate import check_dsn
 
-    if not 0 <= overlap <= MAX_OVERLAP_MINUTES:  # nan too: never compares
+    if overlap is not None and not 0 <= overlap <= MAX_OVERLAP_MINUTES:  # nan: never compares
         raise UserError(
             f"--overlap must be from 0 to {MAX_OVERLAP_MINUTES} minutes (one year), not {overlap:g}"
         )
@@ -195,8 +210,8 @@ def extract_command(
             db,
             wait_seconds=wait,
             progress=step,
-            overlap=dt.timedelta(minutes=overlap),
             full=full,
+            **({} if overlap is None else {"overlap": dt.timedelta(minutes=overlap)}),
         )
     summary = result.run
     if as_json:
