@@ -38,7 +38,7 @@ from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus
 from ingest.errors import UserError
 from ingest.inputs import InputFile
 from ingest.interrupts import interruptible
-from ingest.load import Progress, RunSummary, ingest_inputs
+from ingest.load import Progress, RunSummary, _reached, ingest_inputs
 from ingest.migrate import connect_within, display_dsn
 from ingest.readers import MAX_RECORD_BYTES
 from ingest.stamps import utc_now
@@ -170,22 +170,37 @@ def read_watermarks(
     """The last successful extract's watermark per table (none before the first), waiting up
     to `wait_seconds` while another writer has the raw store open, as the ingest run that
     follows does: `--wait` covers the whole extract."""
+    return _read_state(db, source, wait_seconds)[0]
+
+
+def _read_state(
+    db: Path | str, source: str, wait_seconds: float
+) -> tuple[dict[str, dt.datetime], frozenset[str]]:
+    """The watermarks of the source and the runs that wrote them (`_written_runs`)."""
     path = raw_store_path(db)
     if not path.exists():
-        return {}
+        return {}, frozenset()
     con = connect_waiting(path, wait_seconds)
     try:
         exists = con.execute(
             "select count(*) from information_schema.tables where table_name = 'extract_watermarks'"
         ).fetchone()[0]
         if not exists:
-            return {}
+            return {}, frozenset()
         rows = con.execute(
             "select table_name, watermark from extract_watermarks where source = ?", [source]
         ).fetchall()
+        runs = _written_runs(con, source)
     finally:
         con.close()
-    return {table: mark for table, mark in rows if mark is not None}
+    return {table: mark for table, mark in rows if mark is not None}, runs
+
+
+def _written_runs(con: duckdb.DuckDBPyConnection, source: str) -> frozenset[str]:
+    rows = con.execute(
+        "select distinct run_id from extract_watermarks where source = ?", [source]
+    ).fetchall()
+    return frozenset(run for (run,) in rows)
 
 
 def _staging(raw_store: Path) -> tempfile.TemporaryDirectory[str]:
@@ -222,9 +237,12 @@ def extract(
 ) -> ExtractSummary:
     """Pull the changes since the last extract from `dsn` into the raw store beside `db`."""
     source = source_name(dsn)
-    previous = {} if full else read_watermarks(db, source, wait_seconds)
+    previous, runs = _read_state(db, source, wait_seconds)
+    if full:
+        previous = {}
     with _staging(raw_store_path(db)) as folder:
         pulled, marks, columns = _pull(dsn, Path(folder), previous, overlap, wait_seconds)
+        _reached("pulled")  # (the fault tests' hook: another extract may commit from here)
         files = []
         for kind in LOAD_ORDER:
             if not pulled[TABLES[kind]]:  # a table without changes is not an empty file
@@ -236,7 +254,7 @@ def extract(
                 )
             )
         summary = ExtractSummary(source, RunSummary(""), pulled)
-        start, finish = _finisher(source, Path(folder), marks, summary)
+        start, finish = _finisher(source, Path(folder), marks, summary, runs)
         summary.run = ingest_inputs(
             files,
             db,
@@ -428,12 +446,26 @@ def _finisher(
     folder: Path,
     marks: dict[str, dt.datetime | None],
     summary: ExtractSummary,
+    runs: frozenset[str],
 ) -> tuple[_Hook, _Hook]:
     """What the extract writes in the ingest run's transaction: the logs read and the source's
     deletions applied before the rows merge (a row taking a deleted row's stage order or id
-    then merges against a store without it), the rest after."""
+    then merges against a store without it), the rest after.
+
+    First, that no other extract of the source was written since this one read its
+    watermarks (`runs`): two at once (a nightly job and a hand-run one) pull concurrently and
+    wait for the raw store in turn, and the second to write may hold the older snapshot, whose
+    rows would bring back what the other's deletions removed and whose watermarks would move
+    back. The second writes nothing; the next extract goes on from the first's watermarks."""
 
     def start(con: duckdb.DuckDBPyConnection, run: RunSummary) -> None:
+        written = _written_runs(con, source) - runs
+        if written:
+            raise ExtractError(
+                f"another extract from {source} (run {', '.join(sorted(written))}) was written "
+                "while this one pulled: nothing of this run was written; the next extract goes "
+                "on from its watermarks"
+            )
         for log in LOGS:
             _read_log(con, log, folder / f"{log.table}.csv")
         summary.deleted = _apply_deletions(con, source, run.run_id)

@@ -537,6 +537,40 @@ def test_a_row_pulled_again_and_still_refused_is_not_a_new_reject(source: str, d
     assert "still refused: 1 row(s) pulled again, quarantined by an earlier run" in strict.stdout
 
 
+def test_an_extract_overtaken_by_another_writes_nothing(source: str, db: Path) -> None:
+    """Two extracts at once pull concurrently and write in turn: the second to write held the
+    older snapshot, and brought back the stage the first had deleted (and moved the
+    watermarks back). It now writes nothing, in one line; the next extract goes on."""
+    from ingest import load
+
+    extract(source, db)
+    sql(source, "update interview_stages set feedback_notes = 'Strong' where id = %s", [S1])
+    overtaking = []
+
+    def overtake(step: str) -> None:
+        if step == "pulled" and not overtaking:  # this extract's snapshot holds the stage
+            overtaking.append(None)
+            sql(source, "delete from interview_processes where id = %s", [P1])
+            overtaking.append(extract(source, db))  # another extract: the deletion
+
+    load.STEP_HOOKS.append(overtake)
+    try:
+        with pytest.raises(ExtractError) as refused:
+            extract(source, db)
+    finally:
+        load.STEP_HOOKS.remove(overtake)
+    other = overtaking[1].run.run_id
+    assert str(refused.value) == (
+        f"another extract from {source_name(source)} (run {other}) was written while this one"
+        " pulled: nothing of this run was written; the next extract goes on from its watermarks"
+    )
+    assert query(db, "select count(*) from interview_stages") == [(0,)]
+    assert query(db, "select count(*) from interview_processes") == [(0,)]
+    assert query(db, "select distinct run_id from extract_watermarks") == [(other,)]
+    assert extract(source, db).run.rejected == 0
+    assert query(db, "select count(*) from interview_stages") == [(0,)]
+
+
 def test_text_survives_the_csv_transfer_exactly(source: str, db: Path) -> None:
     """Newlines, quotes, commas, backslashes and non-ASCII text come through the CSV and
     Parquet steps unchanged."""
