@@ -158,8 +158,7 @@ def ingest_inputs(
     `refused_again_once` when the source is pulled with an overlap (a database extract): a
     record refused again exactly as an unresolved quarantine entry of an earlier run (same
     file or table, record, reason and payload; its row in a pull has no fixed line) keeps that
-    one entry and is counted as `still_refused`,
-    not as this run's reject.
+    one entry and is counted as `still_refused`, not as this run's reject.
     """
     steps = iter(range(len(files) + 2 * len(LOAD_ORDER) + 1))
     total = len(files) + 2 * len(LOAD_ORDER)
