@@ -38,7 +38,7 @@ from ingest.contract import LOAD_ORDER, MODELS, TABLES, InterviewStatus
 from ingest.errors import UserError
 from ingest.inputs import InputFile
 from ingest.interrupts import interruptible
-from ingest.load import Progress, RunSummary, _reached, ingest_inputs
+from ingest.load import Progress, RunSummary, ingest_inputs, reached
 from ingest.migrate import connect_within, display_dsn
 from ingest.readers import MAX_RECORD_BYTES
 from ingest.stamps import utc_now
@@ -242,7 +242,7 @@ def extract(
         previous = {}
     with _staging(raw_store_path(db)) as folder:
         pulled, marks, columns = _pull(dsn, Path(folder), previous, overlap, wait_seconds)
-        _reached("pulled")  # (the fault tests' hook: another extract may commit from here)
+        reached("pulled")  # (the fault tests' hook: another extract may commit from here)
         files = []
         for kind in LOAD_ORDER:
             if not pulled[TABLES[kind]]:  # a table without changes is not an empty file

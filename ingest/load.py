@@ -92,13 +92,14 @@ class RunSummary:
         return sum(self.rejects_by_code.values())
 
 
-# Callables told when a run reaches each step: read, validate, load, history, commit. The fault
-# tests register one that kills the process there, proving a run killed at any step leaves the
-# store as it was.
+# Callables told when a run reaches each step: read, validate, load, history, commit (and an
+# extract's pulled). The fault tests register one that kills the process there, proving a run
+# killed at any step leaves the store as it was.
 STEP_HOOKS: list[Callable[[str], None]] = []
 
 
-def _reached(step: str) -> None:
+def reached(step: str) -> None:
+    """Tell STEP_HOOKS that the run reached `step` (ingest's own steps, and the extract's)."""
     for hook in STEP_HOOKS:
         hook(step)
 
@@ -182,7 +183,7 @@ def ingest_inputs(
             summary = _run(con, run, note, derive_history, refused_again_once)
             if before_commit is not None:
                 before_commit(con, summary)
-            _reached("commit")
+            reached("commit")
             con.commit()
         except (duckdb.IOException, duckdb.TransactionException) as exc:
             _rollback(con)  # a full or read-only disk surfaces here, or at the commit
@@ -245,7 +246,7 @@ def _land(
         counts.rows_read = con.execute(
             "select count(*) from landing where file_path = ?", [source.label]
         ).fetchone()[0] + len(source.problems)
-    _reached("read")
+    reached("read")
     _split_inline_stages(con)
     run.retried = _queue_retries(con)
     _parse_landed(con)
@@ -275,7 +276,7 @@ def _run(
     for kind in LOAD_ORDER:
         note(f"validate {kind}")
         _validate_kind(con, kind, run.fast_files)
-        _reached("validate")
+        reached("validate")
         note(f"load {kind}")
         _check_and_merge(con, kind, run.run_id, run.fast_files, derive_history, run.retried > 0)
     _finish(con, run, run.started, refused_again_once)
@@ -856,7 +857,7 @@ def _check_and_merge(
     with _rows_in_any_order(con):
         if kind == "processes" and derive_history:
             _record_status_history(con, run_id, new)
-            _reached("history")
+            reached("history")
         col_list = ", ".join(cols)
         write = f"into {table} ({col_list}, _run_id, _loaded_at) select {col_list}, ?, ? from"
         con.execute(f"insert {write} {new}", [run_id, utc_now()])
@@ -867,7 +868,7 @@ def _check_and_merge(
             "(select id from classified where _outcome = 'updated')"
         )
         con.execute(f"insert {write} classified where _outcome = 'updated'", [run_id, utc_now()])
-    _reached("load")
+    reached("load")
     con.execute("drop table classified")
 
 
