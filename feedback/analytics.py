@@ -34,6 +34,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
 from feedback.marts import open_marts
+from ingest.contract import STAGE_TYPES
 from ingest.errors import NotFoundError, UserError
 
 Db = Path | str | duckdb.DuckDBPyConnection
@@ -477,7 +478,8 @@ def resolve_stage(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str]:
     """(grain, group_key) of a stage type or any spelling of one; a raw name of no canonical
     type resolves to its own stage_name row."""
     groups = rows(con, f"select grain, group_key, stage_type from {STAGES}")
-    types = {g["group_key"] for g in groups if g["grain"] == "stage_type"}
+    # a canonical type with no stage yet is still a stage type (zero stages), never unknown
+    types = {g["group_key"] for g in groups if g["grain"] == "stage_type"} | set(STAGE_TYPES)
     key = stage_key(name)
     for stage_type in sorted(types):
         if key == stage_key(stage_type):
@@ -497,12 +499,14 @@ def resolve_stage(con: duckdb.DuckDBPyConnection, name: str) -> tuple[str, str]:
 
 
 def _stage(con: duckdb.DuckDBPyConnection, grain: str, group_key: str) -> StagePerformance:
-    [row] = rows(
+    found = rows(
         con,
         f"select stage_type, {', '.join(STAGE_COLUMNS)}, top_terms_passed, top_terms_failed "
         f"from {STAGES} where grain = ? and group_key = ?",
         [grain, group_key],
     )
+    # a canonical stage type no process reached yet: its counts are zero, its rates unknown
+    (row,) = found or [_no_stages(group_key)]
     by_name = []
     if grain == "stage_type":
         by_name = rows(
@@ -522,6 +526,14 @@ def _stage(con: duckdb.DuckDBPyConnection, grain: str, group_key: str) -> StageP
         stage_names=by_name,
         **row,
     )
+
+
+def _no_stages(stage_type: str) -> dict[str, Any]:
+    """The mart row of a stage type without stages (the mart has none): counts 0, the rest
+    null, no feedback terms."""
+    counts = {"stages", "passed", "failed", "pending", "cancelled", "no_show"}
+    row: dict[str, Any] = {c: 0 if c in counts else None for c in STAGE_COLUMNS}
+    return row | {"stage_type": stage_type, "top_terms_passed": [], "top_terms_failed": []}
 
 
 def get_stage_performance(stage_name: str, *, db: Db) -> StagePerformance:

@@ -153,6 +153,53 @@ def test_known_feeder_and_company_that_never_met_give_zeros(wh):
 # ---- stages -------------------------------------------------------------------------------------
 
 
+def test_a_stage_type_no_process_reached_gives_zeros(tmp_path, shared_plans):
+    """`itrack report stage onsite` (and get_stage_performance) on a warehouse where no process
+    reached an onsite said "no such stage 'onsite'; known: ...", as if the canonical type were a
+    typo; its counts are zero and its rates unknown, as for a feeder and a company that never
+    met. Any spelling the seed maps to it too; an unknown name is still refused."""
+    from typer.testing import CliRunner
+
+    from itrack.cli.main import app
+    from itrack.pipeline import run_build
+    from tests.conftest import assert_exit
+    from tests.dbt_helpers import Process, RawData, Stage
+
+    data = RawData(
+        {"c1": "referral"},
+        [
+            Process(
+                1, "c1", "Acme", None, "in_progress", "2025-01-02", "2025-01-03",
+                [Stage("Phone Screen", "passed", 4, completed="2025-01-02 11:00")],
+            )
+        ],
+    )  # fmt: skip
+    db = tmp_path / "warehouse.duckdb"
+    write_raw_store(tmp_path / "warehouse.raw.duckdb", data)
+    run_build(None, db=db, take_backup=False, write_html=False, note=lambda _m: None,
+              plan_cache=shared_plans)  # fmt: skip
+    for spelling in ("onsite", "ONSITE", "Final Round"):
+        onsite = analytics.get_stage_performance(spelling, db=db)
+        assert (onsite.grain, onsite.name, onsite.stage_type) == ("stage_type", "onsite", "onsite")
+        assert (onsite.stages, onsite.passed, onsite.failed, onsite.pending) == (0, 0, 0, 0)
+        assert (onsite.cancelled, onsite.no_show) == (0, 0)
+        assert onsite.pass_rate is None and onsite.fail_rate is None
+        assert (
+            onsite.avg_overall_rating is None and onsite.median_days_scheduled_to_completed is None
+        )
+        assert onsite.stage_names == [] and onsite.common_feedback_themes.passed == []
+    shown = CliRunner().invoke(
+        app, ["report", "stage", "onsite", "--db", str(db), "--format", "json"]
+    )
+    assert_exit(shown, 0)
+    assert json.loads(shown.output)[0]["stages"] == 0
+    with pytest.raises(analytics.UnknownNameError) as unknown:
+        analytics.get_stage_performance("zzzz", db=db)
+    assert str(unknown.value) == (
+        "no such stage 'zzzz'; known: Phone Screen, onsite, phone_screen, technical"
+    )
+
+
 def test_stage_type_performance_by_hand(wh):
     stage = get_stage_performance("technical", db=wh)
     # P1 Technical Interview passed (5), P2 Technical Interview failed (2), P4 Coding passed (4)
